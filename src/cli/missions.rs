@@ -1,0 +1,97 @@
+//! `spectacular missions list|show|eject`: the missions that can be run by name.
+
+use super::{Context, Exit, Failure, Outcome};
+use crate::load::{self, Origin};
+use crate::project::Project;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Sub,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Sub {
+    /// List missions by name with their origin (project, user, built-in).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a mission's file.
+    Show {
+        /// The mission's name.
+        name: String,
+    },
+    /// Copy a built-in mission into `.spectacular/missions/<name>/` to customise it.
+    Eject {
+        /// The built-in mission's name.
+        name: String,
+        /// Overwrite files that already exist.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+pub fn run(context: &Context, args: Args) -> Outcome {
+    match args.command {
+        Sub::List { json } => list(context, json),
+        Sub::Show { name } => show(context, &name),
+        Sub::Eject { name, force } => eject(context, &name, force),
+    }
+}
+
+fn list(context: &Context, json: bool) -> Outcome {
+    let missions = load::list(&context.cwd);
+    if json {
+        let text = serde_json::to_string_pretty(&missions).map_err(|e| Failure::internal(e.to_string()))?;
+        println!("{text}");
+        return Ok(Exit::Success);
+    }
+    let width = missions.iter().map(|m| m.name.len()).max().unwrap_or(4).max(4);
+    println!("{:width$}  {:8}  LOCATION", "NAME", "ORIGIN");
+    for m in &missions {
+        let note = if m.shadowed { "  (shadowed)" } else { "" };
+        println!("{:width$}  {:8}  {}{note}", m.name, m.origin.to_string(), m.location);
+    }
+    Ok(Exit::Success)
+}
+
+fn show(context: &Context, name: &str) -> Outcome {
+    let located = load::locate(name, &context.cwd)?;
+    let loaded = load::load(located)?;
+    print!("{}", loaded.source.text);
+    Ok(Exit::Success)
+}
+
+fn eject(context: &Context, name: &str, force: bool) -> Outcome {
+    let files = load::builtin_files(name);
+    if files.is_empty() {
+        let names: Vec<String> =
+            load::list(&context.cwd).into_iter().filter(|m| m.origin == Origin::Builtin).map(|m| m.name).collect();
+        return Err(Failure::usage(format!("no built-in mission named `{name}` (built-in: {})", names.join(", "))));
+    }
+    let target = Project::discover(&context.cwd).dot_dir().join("missions").join(name);
+    for (relative, _) in &files {
+        let path = target.join(relative);
+        if path.exists() && !force {
+            return Err(Failure::usage(format!(
+                "`{}` already exists; pass --force to overwrite",
+                crate::project::display_path(&path, &context.cwd)
+            )));
+        }
+    }
+    for (relative, text) in files {
+        let path = target.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Failure::internal(format!("failed to create `{}`: {e}", parent.display())))?;
+        }
+        std::fs::write(&path, text).map_err(|e| Failure::internal(format!("failed to write `{}`: {e}", path.display())))?;
+    }
+    println!(
+        "ejected `{name}` into `{}`; it now shadows the built-in mission",
+        crate::project::display_path(&target, &context.cwd)
+    );
+    Ok(Exit::Success)
+}

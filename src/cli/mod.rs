@@ -1,0 +1,175 @@
+//! The command line: clap definitions, one file per subcommand. The only module that prints.
+
+mod completions;
+mod exit;
+mod graph;
+mod missions;
+mod schema;
+mod validate;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub use exit::{Exit, EXIT_CODES};
+
+use crate::diag::{render_text, Diagnostics, RenderOptions};
+use crate::load;
+use crate::validate::Validated;
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 success · 1 the run failed · 2 usage error · 3 suspended (waiting for an approval)
+            65 invalid input · 70 internal error · 130 canceled
+
+Docs: the book in `book/`; `spectacular <command> --help` for each command.";
+
+/// Spectacular: an embedded workflow engine for spec-driven AI coding.
+#[derive(Debug, Parser)]
+#[command(name = "spectacular", version, about, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// When to use colour: auto (only on a terminal, never with NO_COLOR), always, never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    pub color: ColorChoice,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a mission and report every problem, with its location and a fix.
+    Validate(validate::Args),
+    /// Draw a mission's phase graph (Graphviz DOT or Mermaid).
+    Graph(graph::Args),
+    /// Print a JSON Schema (for editors and tools).
+    Schema(schema::Args),
+    /// Missions that can be run by name: list, show, eject.
+    Missions(missions::Args),
+    /// Print a shell completion script.
+    Completions(completions::Args),
+}
+
+/// Parse the command line, run the command, return the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let context = Context::new(cli.color);
+    let result = match cli.command {
+        Command::Validate(args) => validate::run(&context, args),
+        Command::Graph(args) => graph::run(&context, args),
+        Command::Schema(args) => schema::run(args),
+        Command::Missions(args) => missions::run(&context, args),
+        Command::Completions(args) => completions::run(args),
+    };
+    match result {
+        Ok(exit) => exit.into(),
+        Err(failure) => {
+            eprintln!("{}", context.error_line(&failure.message));
+            failure.exit.into()
+        }
+    }
+}
+
+/// A command that could not do its job: what to tell the user and how to exit.
+#[derive(Debug)]
+pub struct Failure {
+    pub exit: Exit,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure { exit: Exit::Usage, message: message.into() }
+    }
+
+    pub fn internal(message: impl Into<String>) -> Failure {
+        Failure { exit: Exit::Internal, message: message.into() }
+    }
+}
+
+impl From<load::Error> for Failure {
+    fn from(error: load::Error) -> Failure {
+        let mut message = error.to_string();
+        if let load::Error::NotFound { suggestion: Some(s), .. } = &error {
+            message.push_str(&format!("\n  help: {s}"));
+        } else if let load::Error::NotFound { .. } = &error {
+            message.push_str("\n  help: `spectacular missions list` shows the missions that can be run by name");
+        }
+        Failure::usage(message)
+    }
+}
+
+pub type Outcome = Result<Exit, Failure>;
+
+/// What every command needs to know about its surroundings.
+pub struct Context {
+    pub cwd: PathBuf,
+    /// Colour on stdout.
+    pub color_stdout: bool,
+    /// Colour on stderr.
+    pub color_stderr: bool,
+}
+
+impl Context {
+    fn new(choice: ColorChoice) -> Context {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let decide = |is_terminal: bool| match choice {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => is_terminal && !no_color,
+        };
+        Context {
+            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            color_stdout: decide(std::io::stdout().is_terminal()),
+            color_stderr: decide(std::io::stderr().is_terminal()),
+        }
+    }
+
+    fn error_line(&self, message: &str) -> String {
+        if self.color_stderr {
+            let style = anstyle::AnsiColor::Red.on_default().bold();
+            format!("{style}error{style:#}: {message}")
+        } else {
+            format!("error: {message}")
+        }
+    }
+
+    /// Find, load and validate a mission given by path or name.
+    pub fn validate(&self, mission: &str) -> Result<Validated, Failure> {
+        let located = load::locate(mission, &self.cwd)?;
+        let loaded = load::load(located)?;
+        Ok(crate::validate::validate(&loaded, &self.cwd))
+    }
+
+    /// Diagnostics as text for stderr.
+    pub fn render_stderr(&self, diagnostics: &Diagnostics) -> String {
+        render_text(diagnostics, RenderOptions { color: self.color_stderr })
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "spectacular=info",
+        2 => "spectacular=debug",
+        _ => "spectacular=trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .try_init();
+}

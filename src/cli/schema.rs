@@ -1,0 +1,24 @@
+//! `spectacular schema <name>`: the JSON Schemas of the formats users write.
+
+use super::{Exit, Outcome};
+use crate::model::schema::mission_schema_text;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Which schema.
+    #[arg(value_enum)]
+    pub name: Name,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Name {
+    /// mission.yaml
+    Mission,
+}
+
+pub fn run(args: Args) -> Outcome {
+    match args.name {
+        Name::Mission => print!("{}", mission_schema_text()),
+    }
+    Ok(Exit::Success)
+}

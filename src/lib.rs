@@ -1,0 +1,25 @@
+//! Spectacular: an embedded workflow engine for spec-driven AI coding.
+//!
+//! A mission (`mission.yaml`) flows through the stages `load → validate → plan`, each in its
+//! own module; the command line (`cli`) sits on top. The small public API:
+//!
+//! ```no_run
+//! let cwd = std::env::current_dir().unwrap();
+//! let located = spectacular::load::locate("software-dev", &cwd).unwrap();
+//! let loaded = spectacular::load::load(located).unwrap();
+//! let validated = spectacular::validate::validate(&loaded, &cwd);
+//! if let Some(mission) = validated.mission {
+//!     let plan = spectacular::plan::plan(mission);
+//!     println!("{} phases in {} layers", plan.len(), plan.layers().len());
+//! }
+//! ```
+
+pub mod cli;
+pub mod diag;
+pub mod load;
+pub mod model;
+pub mod plan;
+pub mod policy;
+pub mod project;
+pub mod prompt;
+pub mod validate;

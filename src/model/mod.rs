@@ -1,0 +1,182 @@
+//! The validated mission: ids checked, kinds resolved, durations parsed. Only the validate
+//! stage constructs these types, so holding a [`Mission`] means it passed every check.
+
+pub mod builtins;
+pub mod raw;
+pub mod schema;
+
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+pub use raw::{FailureKind, InputType, OnTimeout, Workspace};
+
+use crate::load::Base;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Mission {
+    pub id: String,
+    pub description: Option<String>,
+    pub inputs: IndexMap<String, Input>,
+    pub vars: IndexMap<String, serde_json::Value>,
+    pub budget: Budget,
+    pub policies: Vec<String>,
+    pub defaults: Defaults,
+    pub phases: IndexMap<String, Phase>,
+    /// The mission's source text, exactly as read.
+    #[serde(skip)]
+    pub source_text: String,
+    /// The display name of the mission file.
+    pub source_name: String,
+    /// Where relative paths resolve.
+    #[serde(skip)]
+    pub base: Base,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Input {
+    pub kind: InputType,
+    pub required: bool,
+    pub default: Option<serde_json::Value>,
+    pub description: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Budget {
+    pub max_usd: Option<f64>,
+    pub soft_usd: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Defaults {
+    pub agent: Option<String>,
+    pub model: Option<String>,
+    #[serde(with = "humantime_serde_opt")]
+    pub timeout: Option<Duration>,
+    #[serde(with = "humantime_serde_opt")]
+    pub deadline: Option<Duration>,
+    pub retry: Retry,
+    pub workspace: Option<Workspace>,
+    pub continue_on_error: Option<bool>,
+}
+
+/// Retry settings as written; `None` fields inherit.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Retry {
+    pub max_attempts: Option<u32>,
+    #[serde(with = "humantime_serde_opt")]
+    pub initial: Option<Duration>,
+    pub factor: Option<f64>,
+    #[serde(with = "humantime_serde_opt")]
+    pub max: Option<Duration>,
+    pub non_retryable: Option<Vec<FailureKind>>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Phase {
+    pub id: String,
+    pub description: Option<String>,
+    pub kind: PhaseKind,
+    pub needs: Vec<String>,
+    /// The `if` expression (Rhai).
+    pub condition: Option<String>,
+    pub for_each: Option<ForEach>,
+    pub max_parallel: Option<u32>,
+    pub retry: Retry,
+    #[serde(with = "humantime_serde_opt")]
+    pub timeout: Option<Duration>,
+    #[serde(with = "humantime_serde_opt")]
+    pub deadline: Option<Duration>,
+    pub continue_on_error: Option<bool>,
+    pub always: bool,
+    pub outputs: IndexMap<String, Output>,
+    pub workspace: Option<Workspace>,
+    pub on_failure: Option<OnFailure>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum PhaseKind {
+    Agent {
+        role: Option<String>,
+        agent: Option<String>,
+        model: Option<String>,
+        prompt: Option<String>,
+    },
+    Run {
+        argv: Vec<String>,
+    },
+    Shell {
+        script: String,
+    },
+    Uses {
+        step: String,
+        with: IndexMap<String, serde_json::Value>,
+    },
+    Approval {
+        reason: String,
+        #[serde(with = "humantime_serde_opt")]
+        timeout: Option<Duration>,
+        on_timeout: OnTimeout,
+    },
+}
+
+impl PhaseKind {
+    /// The kind's name as used in messages and graphs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PhaseKind::Agent { .. } => "agent",
+            PhaseKind::Run { .. } => "run",
+            PhaseKind::Shell { .. } => "shell",
+            PhaseKind::Uses { .. } => "uses",
+            PhaseKind::Approval { .. } => "approval",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForEach {
+    Expression(String),
+    Items(Vec<serde_json::Value>),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Output {
+    pub path: String,
+    pub schema: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OnFailure {
+    pub goto: String,
+    pub max_loops: u32,
+}
+
+/// Parse a humantime duration as mission files write them.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(format!("`{trimmed}` has no unit"));
+    }
+    humantime::parse_duration(trimmed).map_err(|e| e.to_string())
+}
+
+/// Format a duration the way users write them (`1h 30m`).
+pub fn format_duration(duration: Duration) -> String {
+    humantime::format_duration(duration).to_string()
+}
+
+mod humantime_serde_opt {
+    use std::time::Duration;
+
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(d) => s.serialize_str(&super::format_duration(*d)),
+            None => s.serialize_none(),
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Validate: a loaded YAML tree becomes a [`Mission`], or a list of every problem found.
+//!
+//! Passes, in order: the structural pass against the generated JSON Schema
+//! ([`structure`]), then semantic passes that read the tree leniently, skipping parts with the
+//! wrong shape (already reported), so that one run reports *all* problems: ids and kinds
+//! ([`semantic`]), the `needs` graph, durations and ranges, and finally expressions, templates
+//! and referenced files ([`exprs`]). A [`Mission`] is built only when no error was found.
+
+mod exprs;
+mod semantic;
+mod structure;
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::diag::{Code, Diagnostic, Diagnostics, Span};
+use crate::load::yaml::Node;
+use crate::load::{Base, Loaded};
+use crate::model::raw::RawMission;
+use crate::model::Mission;
+
+/// One step of a YAML path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// `phases.review.needs[0]`
+pub fn path_text(path: &[Seg]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Seg::Index(i) => {
+                let _ = write!(out, "[{i}]");
+            }
+        }
+    }
+    out
+}
+
+/// A node found by path, with the span of the key that holds it (if it is a map value).
+pub(crate) struct Found<'a> {
+    pub node: &'a Node,
+    pub key_span: Option<Span>,
+}
+
+pub(crate) fn lookup<'a>(root: &'a Node, path: &[Seg]) -> Option<Found<'a>> {
+    let mut found = Found { node: root, key_span: None };
+    for seg in path {
+        found = match seg {
+            Seg::Key(k) => {
+                let entry = found.node.entry(k)?;
+                Found { node: &entry.value, key_span: Some(entry.key_span) }
+            }
+            Seg::Index(i) => Found { node: found.node.items().get(*i)?, key_span: None },
+        };
+    }
+    Some(found)
+}
+
+/// Shared state of the passes.
+pub(crate) struct Ctx<'a> {
+    pub file: &'a str,
+    pub text: &'a str,
+    pub base: &'a Base,
+    pub cwd: &'a Path,
+    pub diagnostics: Diagnostics,
+}
+
+impl Ctx<'_> {
+    pub fn push(&mut self, diagnostic: Diagnostic) {
+        self.diagnostics.push(diagnostic);
+    }
+}
+
+/// The result of validation: the mission when there were no errors, and every diagnostic.
+#[derive(Debug)]
+pub struct Validated {
+    pub mission: Option<Mission>,
+    pub diagnostics: Diagnostics,
+}
+
+/// Validate a loaded mission. `cwd` is used to display paths of referenced files.
+pub fn validate(loaded: &Loaded, cwd: &Path) -> Validated {
+    let mut diagnostics = loaded.diagnostics.clone();
+    let Some(root) = &loaded.root else {
+        return Validated { mission: None, diagnostics };
+    };
+    let mut ctx = Ctx {
+        file: &loaded.source.name,
+        text: &loaded.source.text,
+        base: &loaded.located.base,
+        cwd,
+        diagnostics: Diagnostics::new(),
+    };
+    let json = root.to_json();
+    let conforms = structure::check(&mut ctx, root, &json);
+    let graph = semantic::check(&mut ctx, root);
+    exprs::check(&mut ctx, root, &graph);
+
+    let mut mission = None;
+    if conforms && !ctx.diagnostics.has_errors() && !diagnostics.has_errors() {
+        match serde_json::from_value::<RawMission>(json) {
+            Ok(raw) => match semantic::build(raw, loaded) {
+                Ok(m) => mission = Some(m),
+                Err(message) => ctx.push(bug(ctx.file, &message)),
+            },
+            Err(e) => ctx.push(bug(ctx.file, &e.to_string())),
+        }
+    }
+    diagnostics.extend(ctx.diagnostics);
+    Validated { mission, diagnostics }
+}
+
+fn bug(file: &str, detail: &str) -> Diagnostic {
+    Diagnostic::new(
+        Code::WrongType,
+        format!("the mission passed validation but could not be read ({detail}); this is a bug in spectacular, please report it"),
+    )
+    .at(file, None, "")
+}

@@ -1,0 +1,332 @@
+//! The structural pass: the YAML tree is checked against the generated JSON Schema, and each
+//! schema error becomes a located diagnostic with a message written for people (unknown keys
+//! with a suggestion, wrong types naming both sides, values outside their choices or ranges).
+
+use std::sync::OnceLock;
+
+use jsonschema::error::{TypeKind, ValidationErrorKind};
+use jsonschema::{ValidationError, Validator};
+use serde_json::Value;
+
+use super::{Ctx, Seg};
+use crate::diag::{did_you_mean, one_of, Code, Diagnostic};
+use crate::load::yaml::Node;
+use crate::model::schema::mission_schema;
+
+struct Compiled {
+    schema: Value,
+    validator: Option<Validator>,
+}
+
+fn compiled() -> &'static Compiled {
+    static COMPILED: OnceLock<Compiled> = OnceLock::new();
+    COMPILED.get_or_init(|| {
+        let schema = mission_schema();
+        let validator = jsonschema::validator_for(&schema).ok();
+        Compiled { schema, validator }
+    })
+}
+
+/// Check the document against the schema; returns whether it conforms.
+pub(super) fn check(ctx: &mut Ctx<'_>, root: &Node, json: &Value) -> bool {
+    let compiled = compiled();
+    let Some(validator) = &compiled.validator else {
+        ctx.push(Diagnostic::new(
+            Code::WrongType,
+            "the built-in mission schema does not compile; this is a bug in spectacular, please report it",
+        ));
+        return false;
+    };
+    let mut ok = true;
+    for error in validator.iter_errors(json) {
+        ok = false;
+        report(ctx, root, &compiled.schema, &error);
+    }
+    ok
+}
+
+fn segments(error: &ValidationError<'_>) -> Vec<Seg> {
+    error
+        .instance_path()
+        .segments()
+        .map(|s| match s {
+            jsonschema::paths::LocationSegment::Property(p) => Seg::Key(p.to_string()),
+            jsonschema::paths::LocationSegment::Index(i) => Seg::Index(i),
+        })
+        .collect()
+}
+
+fn report(ctx: &mut Ctx<'_>, root: &Node, schema: &Value, error: &ValidationError<'_>) {
+    let path = segments(error);
+    let Some(found) = super::lookup(root, &path) else { return };
+    let shown = super::path_text(&path);
+    let field = path
+        .iter()
+        .rev()
+        .find_map(|s| match s {
+            Seg::Key(k) => Some(k.as_str()),
+            Seg::Index(_) => None,
+        })
+        .unwrap_or("mission");
+    let node = found.node;
+    match error.kind() {
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            let allowed = allowed_keys(schema, error.schema_path().as_str());
+            let place = place_name(&path);
+            for key in unexpected {
+                let Some(entry) = node.entry(key) else { continue };
+                let mut child = path.clone();
+                child.push(Seg::Key(key.clone()));
+                let help = did_you_mean(key, allowed.iter().map(String::as_str)).or_else(|| {
+                    (!allowed.is_empty()).then(|| {
+                        let names: Vec<&str> = allowed.iter().map(String::as_str).collect();
+                        format!("{place} accepts {}", one_of(&names))
+                    })
+                });
+                ctx.push(
+                    Diagnostic::new(Code::UnknownKey, format!("unknown key `{key}` in {place}"))
+                        .at(ctx.file, Some(entry.key_span), super::path_text(&child))
+                        .label("not a known key here")
+                        .maybe_help(help),
+                );
+            }
+        }
+        ValidationErrorKind::Required { property } => {
+            let name = property.as_str().unwrap_or_default();
+            let place = place_name(&path);
+            let span = found.key_span.unwrap_or(node.span);
+            ctx.push(
+                Diagnostic::new(Code::MissingField, format!("{place} is missing the required key `{name}`"))
+                    .at(ctx.file, Some(span), shown)
+                    .label(format!("`{name}` is required here"))
+                    .help(format!("add `{name}:`")),
+            );
+        }
+        ValidationErrorKind::Type { kind } => {
+            let expected = type_names(kind);
+            if is_duration(&path) && matches!(node.value, crate::load::yaml::Value::Int(_) | crate::load::yaml::Value::Float(_)) {
+                let number = node.to_json();
+                ctx.push(
+                    Diagnostic::new(
+                        Code::InvalidDuration,
+                        format!("`{field}` is the bare number `{number}`; durations need a unit"),
+                    )
+                    .at(ctx.file, Some(node.span), shown)
+                    .label("no unit")
+                    .help(format!("write `{number}s` or `{number}m` (units: ms, s, m, h, d)")),
+                );
+                return;
+            }
+            ctx.push(
+                Diagnostic::new(
+                    Code::WrongType,
+                    format!("`{field}` must be {expected}, not {}", node.type_name()),
+                )
+                .at(ctx.file, Some(node.span), shown)
+                .label(format!("expected {expected}"))
+                .maybe_help(type_help(field, &path)),
+            );
+        }
+        ValidationErrorKind::Enum { options } => {
+            let choices: Vec<&str> = options
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let value = node.to_json();
+            let text = value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
+            let help = did_you_mean(&text, choices.iter().copied())
+                .unwrap_or_else(|| format!("use {}", one_of(&choices)));
+            ctx.push(
+                Diagnostic::new(Code::InvalidValue, format!("`{text}` is not a valid `{field}`"))
+                    .at(ctx.file, Some(node.span), shown)
+                    .label(format!("expected {}", one_of(&choices)))
+                    .help(help),
+            );
+        }
+        ValidationErrorKind::Minimum { limit } | ValidationErrorKind::ExclusiveMinimum { limit } => {
+            let value = node.to_json();
+            ctx.push(
+                Diagnostic::new(Code::OutOfRange, format!("`{field}` must be at least {limit}, not {value}"))
+                    .at(ctx.file, Some(node.span), shown)
+                    .label(format!("below the minimum of {limit}"))
+                    .maybe_help(range_help(field)),
+            );
+        }
+        ValidationErrorKind::Maximum { limit } | ValidationErrorKind::ExclusiveMaximum { limit } => {
+            let value = node.to_json();
+            ctx.push(
+                Diagnostic::new(Code::OutOfRange, format!("`{field}` must be at most {limit}, not {value}"))
+                    .at(ctx.file, Some(node.span), shown)
+                    .label(format!("above the maximum of {limit}")),
+            );
+        }
+        ValidationErrorKind::MinItems { limit } => {
+            ctx.push(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    format!("`{field}` needs at least {limit} item{}", if *limit == 1 { "" } else { "s" }),
+                )
+                .at(ctx.file, Some(node.span), shown)
+                .label("empty")
+                .maybe_help((field == "run").then(|| "give the program to run and its arguments, like `run: [cargo, test]`".to_string())),
+            );
+        }
+        ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
+            // Keep the alternatives whose type fits; if exactly one does, its errors are the
+            // real story. Otherwise the value has none of the accepted types.
+            let here = error.instance_path();
+            let fitting: Vec<&Vec<ValidationError<'static>>> = context
+                .iter()
+                .filter(|branch| {
+                    !branch.iter().any(|e| {
+                        e.instance_path() == here && matches!(e.kind(), ValidationErrorKind::Type { .. })
+                    })
+                })
+                .collect();
+            if let [branch] = fitting.as_slice() {
+                for inner in branch.iter() {
+                    report(ctx, root, schema, inner);
+                }
+                return;
+            }
+            let mut expected: Vec<String> = Vec::new();
+            for e in context.iter().flatten() {
+                if let ValidationErrorKind::Type { kind } = e.kind() {
+                    if e.instance_path() == here {
+                        let name = type_names(kind);
+                        if !expected.contains(&name) {
+                            expected.push(name);
+                        }
+                    }
+                }
+            }
+            let expected = if expected.is_empty() { "another type".to_string() } else { expected.join(" or ") };
+            ctx.push(
+                Diagnostic::new(Code::WrongType, format!("`{field}` must be {expected}, not {}", node.type_name()))
+                    .at(ctx.file, Some(node.span), shown)
+                    .label(format!("expected {expected}"))
+                    .maybe_help(type_help(field, &path)),
+            );
+        }
+        _ => {
+            ctx.push(
+                Diagnostic::new(Code::WrongType, format!("`{field}` is not valid here: {error}"))
+                    .at(ctx.file, Some(node.span), shown),
+            );
+        }
+    }
+}
+
+/// Human words for a JSON Schema type set: "a string", "a list", "a mapping"...
+fn type_names(kind: &TypeKind) -> String {
+    let name = |t: &jsonschema::JsonType| -> &'static str {
+        match t.to_string().as_str() {
+            "string" => "a string",
+            "array" => "a list",
+            "object" => "a mapping",
+            "integer" => "a whole number",
+            "number" => "a number",
+            "boolean" => "`true` or `false`",
+            "null" => "empty",
+            _ => "another type",
+        }
+    };
+    match kind {
+        TypeKind::Single(t) => name(t).to_string(),
+        TypeKind::Multiple(set) => {
+            let names: Vec<&str> = set.iter().map(|t| name(&t)).collect();
+            names.join(" or ")
+        }
+    }
+}
+
+fn type_help(field: &str, path: &[Seg]) -> Option<String> {
+    let in_phase = matches!(path.first(), Some(Seg::Key(k)) if k == "phases");
+    Some(match field {
+        "needs" => "write `needs: [build, test]` or `needs: build`".into(),
+        "run" if in_phase => "`run` takes an argv list, like `run: [cargo, test]`; use `shell:` for a shell script".into(),
+        "phases" => "`phases` is a mapping from phase id to phase, like `phases: { build: { run: [make] } }`".into(),
+        "for_each" => "give a Rhai expression (`outputs.plan.tasks`) or a list of items".into(),
+        "if" => "give a Rhai expression as a string, like `if: inputs.deploy == true`".into(),
+        _ => return None,
+    })
+}
+
+fn range_help(field: &str) -> Option<String> {
+    Some(match field {
+        "max_attempts" => "`max_attempts` counts all attempts: 1 means no retry".into(),
+        "max_parallel" => "use 1 to run the items one at a time".into(),
+        "max_loops" => "use 1 for a single rework pass".into(),
+        "max_usd" | "soft_usd" => "budgets are amounts in US dollars, 0 or more".into(),
+        "factor" => "a factor of 1 keeps the wait constant; 2 doubles it each attempt".into(),
+        _ => return None,
+    })
+}
+
+/// Is this the path of a duration value?
+fn is_duration(path: &[Seg]) -> bool {
+    let keys: Vec<&str> = path
+        .iter()
+        .filter_map(|s| match s {
+            Seg::Key(k) => Some(k.as_str()),
+            Seg::Index(_) => None,
+        })
+        .collect();
+    match keys.as_slice() {
+        [.., "timeout"] | [.., "deadline"] => true,
+        [.., "backoff", "initial"] | [.., "backoff", "max"] => true,
+        _ => false,
+    }
+}
+
+/// "the mission", "phase `build`", "`retry` of phase `build`"...
+fn place_name(path: &[Seg]) -> String {
+    match path {
+        [] => "the mission".into(),
+        [Seg::Key(p), Seg::Key(id)] if p == "phases" => format!("phase `{id}`"),
+        [Seg::Key(p), Seg::Key(id), rest @ ..] if p == "phases" => {
+            format!("`{}` of phase `{id}`", super::path_text(rest))
+        }
+        [Seg::Key(p), Seg::Key(name)] if p == "inputs" => format!("input `{name}`"),
+        _ => format!("`{}`", super::path_text(path)),
+    }
+}
+
+/// The property names allowed by the schema object holding the keyword at `schema_path`.
+fn allowed_keys(schema: &Value, schema_path: &str) -> Vec<String> {
+    let mut node = schema;
+    let mut parts: Vec<String> = schema_path
+        .split('/')
+        .skip(1)
+        .map(|p| p.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    parts.pop(); // the keyword itself (`additionalProperties`)
+    for part in parts {
+        node = follow_ref(schema, node);
+        let next = match node {
+            Value::Object(map) => map.get(&part),
+            Value::Array(items) => part.parse::<usize>().ok().and_then(|i| items.get(i)),
+            _ => None,
+        };
+        let Some(next) = next else { return Vec::new() };
+        node = next;
+    }
+    node = follow_ref(schema, node);
+    node.get("properties")
+        .and_then(Value::as_object)
+        .map(|props| props.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn follow_ref<'a>(schema: &'a Value, node: &'a Value) -> &'a Value {
+    let mut node = node;
+    for _ in 0..8 {
+        let Some(reference) = node.get("$ref").and_then(Value::as_str) else { return node };
+        let Some(pointer) = reference.strip_prefix('#') else { return node };
+        match schema.pointer(pointer) {
+            Some(target) => node = target,
+            None => return node,
+        }
+    }
+    node
+}
