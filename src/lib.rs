@@ -22,4 +22,5 @@ pub mod plan;
 pub mod policy;
 pub mod project;
 pub mod prompt;
+pub mod record;
 pub mod validate;

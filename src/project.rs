@@ -17,7 +17,10 @@ impl Project {
     /// nearest holding `.git`, else `cwd` itself.
     pub fn discover(cwd: &Path) -> Project {
         let find = |marker: &str| cwd.ancestors().find(|dir| dir.join(marker).exists());
-        let root = find(DOT_DIR).or_else(|| find(".git")).unwrap_or(cwd).to_path_buf();
+        let root = find(DOT_DIR)
+            .or_else(|| find(".git"))
+            .unwrap_or(cwd)
+            .to_path_buf();
         Project { root }
     }
 
@@ -30,7 +33,11 @@ impl Project {
 /// The user's configuration directory: `$SPECTACULAR_CONFIG_DIR`, else
 /// `$XDG_CONFIG_HOME/spectacular`, else `~/.config/spectacular`.
 pub fn user_config_dir() -> Option<PathBuf> {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     var("SPECTACULAR_CONFIG_DIR")
         .or_else(|| var("XDG_CONFIG_HOME").map(|d| d.join("spectacular")))
         .or_else(|| var("HOME").map(|d| d.join(".config").join("spectacular")))
@@ -38,5 +45,8 @@ pub fn user_config_dir() -> Option<PathBuf> {
 
 /// `path` relative to `base` when it lies below it, for shorter messages.
 pub fn display_path(path: &Path, base: &Path) -> String {
-    path.strip_prefix(base).unwrap_or(path).display().to_string()
+    path.strip_prefix(base)
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }

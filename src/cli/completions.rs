@@ -25,6 +25,11 @@ pub fn run(args: Args) -> Outcome {
         CompletionShell::Zsh => Shell::Zsh,
         CompletionShell::Fish => Shell::Fish,
     };
-    clap_complete::generate(shell, &mut Cli::command(), "spectacular", &mut std::io::stdout());
+    clap_complete::generate(
+        shell,
+        &mut Cli::command(),
+        "spectacular",
+        &mut std::io::stdout(),
+    );
     Ok(Exit::Success)
 }

@@ -23,13 +23,37 @@ pub enum Exit {
 
 /// (code, name, meaning) for the book and `--help`.
 pub const EXIT_CODES: &[(u8, &str, &str)] = &[
-    (0, "success", "the command succeeded (a valid mission, a successful run)"),
+    (
+        0,
+        "success",
+        "the command succeeded (a valid mission, a successful run)",
+    ),
     (1, "run failed", "the run failed"),
-    (2, "usage", "bad arguments, or a mission that cannot be found"),
-    (3, "suspended", "the run waits for an approval; `spectacular approve` continues it"),
-    (65, "invalid input", "a mission, policy, spec or config has errors"),
-    (70, "internal error", "a bug in spectacular, or the machine refused (disk full, fsync failed)"),
-    (130, "canceled", "the user canceled (Ctrl-C or `spectacular cancel`)"),
+    (
+        2,
+        "usage",
+        "bad arguments, or a mission that cannot be found",
+    ),
+    (
+        3,
+        "suspended",
+        "the run waits for an approval; `spectacular approve` continues it",
+    ),
+    (
+        65,
+        "invalid input",
+        "a mission, policy, spec or config has errors",
+    ),
+    (
+        70,
+        "internal error",
+        "a bug in spectacular, or the machine refused (disk full, fsync failed)",
+    ),
+    (
+        130,
+        "canceled",
+        "the user canceled (Ctrl-C or `spectacular cancel`)",
+    ),
 ];
 
 impl From<Exit> for ExitCode {

@@ -44,15 +44,26 @@ pub fn run(context: &Context, args: Args) -> Outcome {
 fn list(context: &Context, json: bool) -> Outcome {
     let missions = load::list(&context.cwd);
     if json {
-        let text = serde_json::to_string_pretty(&missions).map_err(|e| Failure::internal(e.to_string()))?;
+        let text = serde_json::to_string_pretty(&missions)
+            .map_err(|e| Failure::internal(e.to_string()))?;
         println!("{text}");
         return Ok(Exit::Success);
     }
-    let width = missions.iter().map(|m| m.name.len()).max().unwrap_or(4).max(4);
+    let width = missions
+        .iter()
+        .map(|m| m.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     println!("{:width$}  {:8}  LOCATION", "NAME", "ORIGIN");
     for m in &missions {
         let note = if m.shadowed { "  (shadowed)" } else { "" };
-        println!("{:width$}  {:8}  {}{note}", m.name, m.origin.to_string(), m.location);
+        println!(
+            "{:width$}  {:8}  {}{note}",
+            m.name,
+            m.origin.to_string(),
+            m.location
+        );
     }
     Ok(Exit::Success)
 }
@@ -67,11 +78,20 @@ fn show(context: &Context, name: &str) -> Outcome {
 fn eject(context: &Context, name: &str, force: bool) -> Outcome {
     let files = load::builtin_files(name);
     if files.is_empty() {
-        let names: Vec<String> =
-            load::list(&context.cwd).into_iter().filter(|m| m.origin == Origin::Builtin).map(|m| m.name).collect();
-        return Err(Failure::usage(format!("no built-in mission named `{name}` (built-in: {})", names.join(", "))));
+        let names: Vec<String> = load::list(&context.cwd)
+            .into_iter()
+            .filter(|m| m.origin == Origin::Builtin)
+            .map(|m| m.name)
+            .collect();
+        return Err(Failure::usage(format!(
+            "no built-in mission named `{name}` (built-in: {})",
+            names.join(", ")
+        )));
     }
-    let target = Project::discover(&context.cwd).dot_dir().join("missions").join(name);
+    let target = Project::discover(&context.cwd)
+        .dot_dir()
+        .join("missions")
+        .join(name);
     for (relative, _) in &files {
         let path = target.join(relative);
         if path.exists() && !force {
@@ -84,10 +104,12 @@ fn eject(context: &Context, name: &str, force: bool) -> Outcome {
     for (relative, text) in files {
         let path = target.join(relative);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| Failure::internal(format!("failed to create `{}`: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|e| {
+                Failure::internal(format!("failed to create `{}`: {e}", parent.display()))
+            })?;
         }
-        std::fs::write(&path, text).map_err(|e| Failure::internal(format!("failed to write `{}`: {e}", path.display())))?;
+        std::fs::write(&path, text)
+            .map_err(|e| Failure::internal(format!("failed to write `{}`: {e}", path.display())))?;
     }
     println!(
         "ejected `{name}` into `{}`; it now shadows the built-in mission",

@@ -90,21 +90,33 @@ pub struct Failure {
 
 impl Failure {
     pub fn usage(message: impl Into<String>) -> Failure {
-        Failure { exit: Exit::Usage, message: message.into() }
+        Failure {
+            exit: Exit::Usage,
+            message: message.into(),
+        }
     }
 
     pub fn internal(message: impl Into<String>) -> Failure {
-        Failure { exit: Exit::Internal, message: message.into() }
+        Failure {
+            exit: Exit::Internal,
+            message: message.into(),
+        }
     }
 }
 
 impl From<load::Error> for Failure {
     fn from(error: load::Error) -> Failure {
         let mut message = error.to_string();
-        if let load::Error::NotFound { suggestion: Some(s), .. } = &error {
+        if let load::Error::NotFound {
+            suggestion: Some(s),
+            ..
+        } = &error
+        {
             message.push_str(&format!("\n  help: {s}"));
         } else if let load::Error::NotFound { .. } = &error {
-            message.push_str("\n  help: `spectacular missions list` shows the missions that can be run by name");
+            message.push_str(
+                "\n  help: `spectacular missions list` shows the missions that can be run by name",
+            );
         }
         Failure::usage(message)
     }
@@ -154,7 +166,12 @@ impl Context {
 
     /// Diagnostics as text for stderr.
     pub fn render_stderr(&self, diagnostics: &Diagnostics) -> String {
-        render_text(diagnostics, RenderOptions { color: self.color_stderr })
+        render_text(
+            diagnostics,
+            RenderOptions {
+                color: self.color_stderr,
+            },
+        )
     }
 }
 

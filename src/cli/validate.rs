@@ -24,11 +24,20 @@ pub enum Format {
 pub fn run(context: &Context, args: Args) -> Outcome {
     let validated = context.validate(&args.mission)?;
     let diagnostics = &validated.diagnostics;
-    let failed = diagnostics.has_errors() || (args.deny_warnings && diagnostics.warning_count() > 0);
+    let failed =
+        diagnostics.has_errors() || (args.deny_warnings && diagnostics.warning_count() > 0);
     match args.format {
         Format::Json => print!("{}", render_json(diagnostics)),
         Format::Text => {
-            print!("{}", render_text(diagnostics, RenderOptions { color: context.color_stdout }));
+            print!(
+                "{}",
+                render_text(
+                    diagnostics,
+                    RenderOptions {
+                        color: context.color_stdout
+                    }
+                )
+            );
             if let Some(mission) = &validated.mission {
                 if !failed {
                     let plan = crate::plan::plan(mission.clone());

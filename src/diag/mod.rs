@@ -43,7 +43,11 @@ pub struct Span {
 
 impl Span {
     pub fn new(line: u32, col: u32, len: u32) -> Span {
-        Span { line, col, len: len.max(1) }
+        Span {
+            line,
+            col,
+            len: len.max(1),
+        }
     }
 }
 
@@ -58,7 +62,10 @@ pub struct SourceFile {
 
 impl SourceFile {
     pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> SourceFile {
-        SourceFile { name: name.into(), text: text.into() }
+        SourceFile {
+            name: name.into(),
+            text: text.into(),
+        }
     }
 
     /// The text of 1-based line `line`, without its line terminator.

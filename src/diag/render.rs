@@ -24,7 +24,12 @@ impl Palette {
     fn new(color: bool) -> Palette {
         if !color {
             let plain = Style::new();
-            return Palette { error: plain, warning: plain, accent: plain, bold: plain };
+            return Palette {
+                error: plain,
+                warning: plain,
+                accent: plain,
+                bold: plain,
+            };
         }
         Palette {
             error: AnsiColor::Red.on_default().bold(),
@@ -64,8 +69,16 @@ pub fn render_text(diagnostics: &Diagnostics, options: RenderOptions) -> String 
         if warnings > 0 {
             parts.push(plural(warnings, "warning"));
         }
-        let style = if errors > 0 { palette.error } else { palette.warning };
-        let _ = writeln!(out, "{}", paint(style, &format!("found {}", parts.join(" and "))));
+        let style = if errors > 0 {
+            palette.error
+        } else {
+            palette.warning
+        };
+        let _ = writeln!(
+            out,
+            "{}",
+            paint(style, &format!("found {}", parts.join(" and ")))
+        );
     }
     out
 }
@@ -86,9 +99,11 @@ fn render_one(out: &mut String, all: &Diagnostics, d: &Diagnostic, palette: &Pal
         paint(palette.severity(d.severity), &head),
         paint(palette.bold, &format!(": {}", d.message))
     );
-    let source_line = d
-        .span
-        .and_then(|span| all.source(&d.file).and_then(|s| s.line_text(span.line)).map(|t| (span, t)));
+    let source_line = d.span.and_then(|span| {
+        all.source(&d.file)
+            .and_then(|s| s.line_text(span.line))
+            .map(|t| (span, t))
+    });
     let gutter = d.span.map(|s| s.line.to_string().len()).unwrap_or(1);
     let pad = " ".repeat(gutter);
     let arrow = paint(palette.accent, "-->");

@@ -101,9 +101,16 @@ pub struct Located {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("no mission named `{name}`; looked in {}", searched.join(", "))]
-    NotFound { name: String, searched: Vec<String>, suggestion: Option<String> },
+    NotFound {
+        name: String,
+        searched: Vec<String>,
+        suggestion: Option<String>,
+    },
     #[error("failed to read `{path}`: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// The parsed mission document: its source, its YAML tree (absent when unparseable) and the
@@ -133,7 +140,10 @@ pub fn locate(arg: &str, cwd: &Path) -> Result<Located, Error> {
         if path.is_dir() {
             path = path.join("mission.yaml");
         }
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_else(|| cwd.to_path_buf());
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| cwd.to_path_buf());
         return Ok(Located {
             display: project::display_path(&path, cwd),
             origin: Origin::Path,
@@ -170,19 +180,28 @@ pub fn locate(arg: &str, cwd: &Path) -> Result<Located, Error> {
     searched.push("the built-in missions".into());
     let names: Vec<String> = list(cwd).into_iter().map(|m| m.name).collect();
     let suggestion = crate::diag::did_you_mean(arg, names.iter().map(String::as_str));
-    Err(Error::NotFound { name: arg.to_string(), searched, suggestion })
+    Err(Error::NotFound {
+        name: arg.to_string(),
+        searched,
+        suggestion,
+    })
 }
 
 fn builtin_text(name: &str) -> Option<&'static str> {
     let wanted = format!("{name}/mission.yaml");
-    builtin::FILES.iter().find(|(path, _)| *path == wanted).map(|(_, text)| *text)
+    builtin::FILES
+        .iter()
+        .find(|(path, _)| *path == wanted)
+        .map(|(_, text)| *text)
 }
 
 /// Read and parse a located mission. Oversized, non-UTF-8 and empty files become diagnostics.
 pub fn load(located: Located) -> Result<Loaded, Error> {
     let bytes: Vec<u8> = match (&located.path, &located.base) {
-        (Some(path), _) => std::fs::read(path)
-            .map_err(|source| Error::Read { path: located.display.clone(), source })?,
+        (Some(path), _) => std::fs::read(path).map_err(|source| Error::Read {
+            path: located.display.clone(),
+            source,
+        })?,
         (None, Base::Builtin(name)) => builtin_text(name).unwrap_or_default().as_bytes().to_vec(),
         (None, Base::Dir(_)) => Vec::new(),
     };
@@ -231,7 +250,10 @@ pub fn load_bytes(located: Located, bytes: &[u8]) -> Loaded {
             return finish(shown, None, diagnostics);
         }
     };
-    let text = text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text);
+    let text = text
+        .strip_prefix('\u{feff}')
+        .map(str::to_string)
+        .unwrap_or(text);
     diagnostics.add_source(SourceFile::new(name.clone(), text.clone()));
     let parsed = yaml::parse(&text, &name);
     for d in parsed.diagnostics {
@@ -285,11 +307,18 @@ pub fn list(cwd: &Path) -> Vec<Listed> {
     let project = Project::discover(cwd);
     let mut found = Vec::new();
     let mut scan = |origin: Origin, dir: PathBuf| {
-        let Ok(entries) = std::fs::read_dir(&dir) else { return };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
         let mut names: Vec<(String, PathBuf)> = entries
             .flatten()
             .filter(|e| e.path().join("mission.yaml").is_file())
-            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path().join("mission.yaml")))
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    e.path().join("mission.yaml"),
+                )
+            })
             .collect();
         names.sort();
         for (name, file) in names {
@@ -306,7 +335,10 @@ pub fn list(cwd: &Path) -> Vec<Listed> {
         scan(Origin::User, user.join("missions"));
     }
     for (path, _) in builtin::FILES {
-        if let Some(name) = path.strip_suffix("/mission.yaml").filter(|n| !n.contains('/')) {
+        if let Some(name) = path
+            .strip_suffix("/mission.yaml")
+            .filter(|n| !n.contains('/'))
+        {
             found.push(Listed {
                 name: name.to_string(),
                 origin: Origin::Builtin,

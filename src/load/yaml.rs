@@ -75,12 +75,24 @@ pub fn parse(text: &str, file: &str) -> Parsed {
             builder.root = None;
         }
     }
-    Parsed { root: builder.root, diagnostics: builder.diagnostics }
+    Parsed {
+        root: builder.root,
+        diagnostics: builder.diagnostics,
+    }
 }
 
 enum Frame {
-    Seq { node: Node, anchor: usize, items: Vec<Node> },
-    Map { node: Node, anchor: usize, entries: Vec<Entry>, key: Option<(String, Span)> },
+    Seq {
+        node: Node,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        node: Node,
+        anchor: usize,
+        entries: Vec<Entry>,
+        key: Option<(String, Span)>,
+    },
 }
 
 struct Builder<'a> {
@@ -164,13 +176,22 @@ impl<'a> Builder<'a> {
                     self.count(1, &mark)?;
                     self.open(&mark)?;
                     let node = self.collection(&mark, Value::Seq(Vec::new()));
-                    self.stack.push(Frame::Seq { node, anchor, items: Vec::new() });
+                    self.stack.push(Frame::Seq {
+                        node,
+                        anchor,
+                        items: Vec::new(),
+                    });
                 }
                 Event::MappingStart(anchor, _) => {
                     self.count(1, &mark)?;
                     self.open(&mark)?;
                     let node = self.collection(&mark, Value::Map(Vec::new()));
-                    self.stack.push(Frame::Map { node, anchor, entries: Vec::new(), key: None });
+                    self.stack.push(Frame::Map {
+                        node,
+                        anchor,
+                        entries: Vec::new(),
+                        key: None,
+                    });
                 }
                 Event::SequenceEnd | Event::MappingEnd => {
                     let Some(frame) = self.stack.pop() else {
@@ -181,11 +202,20 @@ impl<'a> Builder<'a> {
                         ));
                     };
                     let (node, anchor) = match frame {
-                        Frame::Seq { mut node, anchor, items } => {
+                        Frame::Seq {
+                            mut node,
+                            anchor,
+                            items,
+                        } => {
                             node.value = Value::Seq(items);
                             (node, anchor)
                         }
-                        Frame::Map { mut node, anchor, entries, .. } => {
+                        Frame::Map {
+                            mut node,
+                            anchor,
+                            entries,
+                            ..
+                        } => {
                             node.value = Value::Map(entries);
                             (node, anchor)
                         }
@@ -221,7 +251,12 @@ impl<'a> Builder<'a> {
     }
 
     fn collection(&self, mark: &Marker, value: Value) -> Node {
-        Node { value, span: self.span_at(mark, 1), offset: mark.index(), style: Style::Collection }
+        Node {
+            value,
+            span: self.span_at(mark, 1),
+            offset: mark.index(),
+            style: Style::Collection,
+        }
     }
 
     fn scalar(
@@ -246,7 +281,12 @@ impl<'a> Builder<'a> {
         } else {
             Value::Str(value)
         };
-        Node { value: resolved, span: self.span_at(mark, len), offset: mark.index(), style }
+        Node {
+            value: resolved,
+            span: self.span_at(mark, len),
+            offset: mark.index(),
+            style,
+        }
     }
 
     /// Attach a finished node to its parent (or make it the root).
@@ -286,10 +326,16 @@ impl<'a> Builder<'a> {
                             Diagnostic::new(Code::DuplicateKey, format!("duplicate key `{name}`"))
                                 .at(file, Some(key_span), "")
                                 .label(format!("`{name}` is already defined on line {first_line}"))
-                                .help("YAML keeps only one of two equal keys; remove or rename one"),
+                                .help(
+                                    "YAML keeps only one of two equal keys; remove or rename one",
+                                ),
                         );
                     } else {
-                        entries.push(Entry { key: name, key_span, value: node });
+                        entries.push(Entry {
+                            key: name,
+                            key_span,
+                            value: node,
+                        });
                     }
                 }
             },
@@ -301,7 +347,12 @@ impl<'a> Builder<'a> {
 fn node_count(node: &Node) -> usize {
     match &node.value {
         Value::Seq(items) => 1 + items.iter().map(node_count).sum::<usize>(),
-        Value::Map(entries) => 1 + entries.iter().map(|e| 1 + node_count(&e.value)).sum::<usize>(),
+        Value::Map(entries) => {
+            1 + entries
+                .iter()
+                .map(|e| 1 + node_count(&e.value))
+                .sum::<usize>()
+        }
         _ => 1,
     }
 }
@@ -324,7 +375,11 @@ fn scalar_width(text: &str, offset: usize, style: Style, value: &str) -> usize {
     match style {
         Style::Plain => value.lines().next().unwrap_or("").chars().count().max(1),
         Style::SingleQuoted | Style::DoubleQuoted => {
-            let quote = if style == Style::SingleQuoted { '\'' } else { '"' };
+            let quote = if style == Style::SingleQuoted {
+                '\''
+            } else {
+                '"'
+            };
             let mut escaped = false;
             for (i, c) in line.char_indices().skip(1) {
                 if style == Style::DoubleQuoted && c == '\\' && !escaped {
@@ -348,7 +403,9 @@ fn resolve_plain(s: &str) -> Value {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),
         "false" | "False" | "FALSE" => return Value::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Value::Float(f64::INFINITY),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Value::Float(f64::INFINITY)
+        }
         "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
         _ => {}
@@ -367,12 +424,20 @@ fn resolve_plain(s: &str) -> Value {
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         return match s.parse::<i64>() {
             Ok(i) => Value::Int(i),
-            Err(_) => s.parse::<f64>().map(Value::Float).unwrap_or_else(|_| Value::Str(s.into())),
+            Err(_) => s
+                .parse::<f64>()
+                .map(Value::Float)
+                .unwrap_or_else(|_| Value::Str(s.into())),
         };
     }
     let looks_float = digits.bytes().any(|b| b.is_ascii_digit())
-        && digits.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
-        && digits.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'.');
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
+        && digits
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_digit() || b == b'.');
     if looks_float {
         if let Ok(f) = s.parse::<f64>() {
             return Value::Float(f);
@@ -404,7 +469,10 @@ impl Node {
     }
 
     pub fn get(&self, key: &str) -> Option<&Node> {
-        self.entries().iter().find(|e| e.key == key).map(|e| &e.value)
+        self.entries()
+            .iter()
+            .find(|e| e.key == key)
+            .map(|e| &e.value)
     }
 
     pub fn entry(&self, key: &str) -> Option<&Entry> {
@@ -437,7 +505,10 @@ impl Node {
             Value::Str(s) => J::String(s.clone()),
             Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
             Value::Map(entries) => J::Object(
-                entries.iter().map(|e| (e.key.clone(), e.value.to_json())).collect(),
+                entries
+                    .iter()
+                    .map(|e| (e.key.clone(), e.value.to_json()))
+                    .collect(),
             ),
         }
     }
@@ -449,7 +520,10 @@ impl Node {
         let len = len.max(1) as u32;
         match self.style {
             Style::Plain | Style::SingleQuoted | Style::DoubleQuoted | Style::Collection => {
-                let quote = u32::from(matches!(self.style, Style::SingleQuoted | Style::DoubleQuoted));
+                let quote = u32::from(matches!(
+                    self.style,
+                    Style::SingleQuoted | Style::DoubleQuoted
+                ));
                 if line == 0 {
                     Span::new(self.span.line, self.span.col + quote + col as u32, len)
                 } else {
@@ -546,7 +620,10 @@ mod tests {
         let text = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         let parsed = parse(&text, "t.yaml");
         assert!(parsed.root.is_none());
-        assert!(matches!(parsed.diagnostics[0].code, Code::TooDeep | Code::YamlSyntax));
+        assert!(matches!(
+            parsed.diagnostics[0].code,
+            Code::TooDeep | Code::YamlSyntax
+        ));
     }
 
     #[test]
@@ -554,7 +631,7 @@ mod tests {
         let text = "if: 'a && b'\nx: |\n  line one\n  line two\n";
         let node = root(text);
         let cond = node.get("if").unwrap();
-        assert_eq!(cond.position_in_scalar(text, 0, 2, 2), Span::new(1, 7, 2));
+        assert_eq!(cond.position_in_scalar(text, 0, 2, 2), Span::new(1, 8, 2));
         let block = node.get("x").unwrap();
         assert_eq!(block.position_in_scalar(text, 1, 5, 3), Span::new(4, 8, 3));
     }

@@ -3,17 +3,38 @@
 
 /// (name, what it does). Names are used as `uses: builtin/<name>`.
 pub const BUILTIN_STEPS: &[(&str, &str)] = &[
-    ("noop", "does nothing and succeeds; a join point or a placeholder"),
+    (
+        "noop",
+        "does nothing and succeeds; a join point or a placeholder",
+    ),
     ("echo", "prints `with.message` (rendered) to its stdout log"),
-    ("fail", "fails with `with.message`; for testing failure paths"),
-    ("sleep", "waits `with.duration` (a humantime duration); for testing timeouts"),
-    ("write", "writes `with.content` (rendered) to the output file `with.path`"),
-    ("analyse-spec", "scores a Markdown spec's size and complexity into `analysis.json`"),
-    ("report", "writes `report.md`: every phase, its outcome, attempts and artifacts"),
+    (
+        "fail",
+        "fails with `with.message`; for testing failure paths",
+    ),
+    (
+        "sleep",
+        "waits `with.duration` (a humantime duration); for testing timeouts",
+    ),
+    (
+        "write",
+        "writes `with.content` (rendered) to the output file `with.path`",
+    ),
+    (
+        "analyse-spec",
+        "scores a Markdown spec's size and complexity into `analysis.json`",
+    ),
+    (
+        "report",
+        "writes `report.md`: every phase, its outcome, attempts and artifacts",
+    ),
 ];
 
 /// The step name of `builtin/<name>`, if `uses` names a known built-in.
 pub fn builtin_step(uses: &str) -> Option<&'static str> {
     let name = uses.strip_prefix("builtin/")?;
-    BUILTIN_STEPS.iter().find(|(n, _)| *n == name).map(|(n, _)| *n)
+    BUILTIN_STEPS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(n, _)| *n)
 }

@@ -37,7 +37,7 @@ pub struct RawMission {
 
 /// A declared input.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "Input")]
 pub struct RawInput {
     /// The input's type; `file` values must name an existing file. Defaults to `string`.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
@@ -78,7 +78,7 @@ impl InputType {
 
 /// Spending limits in US dollars.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "Budget")]
 pub struct RawBudget {
     /// The hard cap: a phase that would take the run past it is not started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,7 +92,7 @@ pub struct RawBudget {
 
 /// Settings inherited by every phase that does not set its own.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "Defaults")]
 pub struct RawDefaults {
     /// The agent used by agent phases that name none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,7 +139,7 @@ impl JsonSchema for Duration {
 
 /// How failed attempts are retried.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "Retry")]
 pub struct RawRetry {
     /// Attempts in all, the first one included (1 means no retry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -155,7 +155,7 @@ pub struct RawRetry {
 
 /// Exponential backoff: `initial`, multiplied by `factor` after each attempt, at most `max`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "Backoff")]
 pub struct RawBackoff {
     /// The first wait.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -203,7 +203,7 @@ pub enum Workspace {
 /// step), `run` (a command), `shell` (a shell script), `uses` (a built-in step) or `approval`
 /// (a human gate).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "Phase")]
 pub struct RawPhase {
     /// What the phase does, in one line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -307,7 +307,7 @@ pub enum ForEach {
 
 /// A human gate.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "Approval")]
 pub struct RawApproval {
     /// Why approval is needed, shown to the approver.
     pub reason: String,
@@ -329,7 +329,7 @@ pub enum OnTimeout {
 
 /// A declared output file.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "Output")]
 pub struct RawOutput {
     /// The file's path, relative to the attempt's output directory.
     pub path: String,
@@ -340,7 +340,7 @@ pub struct RawOutput {
 
 /// A rework loop.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "OnFailure")]
 pub struct RawOnFailure {
     /// The upstream phase to re-run from.
     pub goto: String,

@@ -4,8 +4,7 @@
 use serde_json::Value;
 
 /// The schema's `$id`.
-pub const MISSION_SCHEMA_ID: &str =
-    "https://spectacular.dev/schemas/mission.schema.json";
+pub const MISSION_SCHEMA_ID: &str = "https://spectacular.dev/schemas/mission.schema.json";
 
 /// The mission JSON Schema (draft 2020-12), as pretty JSON with a trailing newline.
 pub fn mission_schema_text() -> String {

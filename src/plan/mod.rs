@@ -87,10 +87,26 @@ pub fn plan(mission: Mission) -> Plan {
     for phase in mission.phases.values() {
         let defaults = &mission.defaults;
         let retry = RetryPolicy {
-            max_attempts: phase.retry.max_attempts.or(defaults.retry.max_attempts).unwrap_or(DEFAULT_MAX_ATTEMPTS),
-            initial: phase.retry.initial.or(defaults.retry.initial).unwrap_or(DEFAULT_BACKOFF_INITIAL),
-            factor: phase.retry.factor.or(defaults.retry.factor).unwrap_or(DEFAULT_BACKOFF_FACTOR),
-            max: phase.retry.max.or(defaults.retry.max).unwrap_or(DEFAULT_BACKOFF_MAX),
+            max_attempts: phase
+                .retry
+                .max_attempts
+                .or(defaults.retry.max_attempts)
+                .unwrap_or(DEFAULT_MAX_ATTEMPTS),
+            initial: phase
+                .retry
+                .initial
+                .or(defaults.retry.initial)
+                .unwrap_or(DEFAULT_BACKOFF_INITIAL),
+            factor: phase
+                .retry
+                .factor
+                .or(defaults.retry.factor)
+                .unwrap_or(DEFAULT_BACKOFF_FACTOR),
+            max: phase
+                .retry
+                .max
+                .or(defaults.retry.max)
+                .unwrap_or(DEFAULT_BACKOFF_MAX),
             non_retryable: phase
                 .retry
                 .non_retryable
@@ -99,9 +115,20 @@ pub fn plan(mission: Mission) -> Plan {
                 .unwrap_or_default(),
         };
         let kind = match &phase.kind {
-            PhaseKind::Agent { role, agent, model, prompt } => PhaseKind::Agent {
+            PhaseKind::Agent {
+                role,
+                agent,
+                model,
+                prompt,
+            } => PhaseKind::Agent {
                 role: role.clone(),
-                agent: agent.clone().or_else(|| if role.is_none() { defaults.agent.clone() } else { None }),
+                agent: agent.clone().or_else(|| {
+                    if role.is_none() {
+                        defaults.agent.clone()
+                    } else {
+                        None
+                    }
+                }),
                 model: model.clone().or_else(|| defaults.model.clone()),
                 prompt: prompt.clone(),
             },
@@ -118,10 +145,16 @@ pub fn plan(mission: Mission) -> Plan {
             retry,
             timeout: phase.timeout.or(defaults.timeout),
             deadline: phase.deadline.or(defaults.deadline),
-            continue_on_error: phase.continue_on_error.or(defaults.continue_on_error).unwrap_or(false),
+            continue_on_error: phase
+                .continue_on_error
+                .or(defaults.continue_on_error)
+                .unwrap_or(false),
             always: phase.always,
             outputs: phase.outputs.clone(),
-            workspace: phase.workspace.or(defaults.workspace).unwrap_or(Workspace::Attempt),
+            workspace: phase
+                .workspace
+                .or(defaults.workspace)
+                .unwrap_or(Workspace::Attempt),
             on_failure: phase.on_failure.clone(),
             layer: 0,
         };
@@ -129,7 +162,9 @@ pub fn plan(mission: Mission) -> Plan {
         index.insert(phase.id.clone(), node);
     }
     for phase in mission.phases.values() {
-        let Some(&to) = index.get(&phase.id) else { continue };
+        let Some(&to) = index.get(&phase.id) else {
+            continue;
+        };
         for need in &phase.needs {
             if let Some(&from) = index.get(need) {
                 if graph.find_edge(from, to).is_none() {
@@ -140,7 +175,8 @@ pub fn plan(mission: Mission) -> Plan {
     }
     // Validation rejects cycles; should one slip through, its phases keep layer 0 rather
     // than failing here.
-    let order = petgraph::algo::toposort(&graph, None).unwrap_or_else(|_| graph.node_indices().collect());
+    let order =
+        petgraph::algo::toposort(&graph, None).unwrap_or_else(|_| graph.node_indices().collect());
     for node in &order {
         let layer = graph
             .neighbors_directed(*node, Direction::Incoming)
@@ -154,7 +190,12 @@ pub fn plan(mission: Mission) -> Plan {
     for (_, &node) in &index {
         layers[graph[node].layer].push(node);
     }
-    Plan { mission: Arc::new(mission), graph, index, layers }
+    Plan {
+        mission: Arc::new(mission),
+        graph,
+        index,
+        layers,
+    }
 }
 
 impl Plan {
@@ -185,7 +226,9 @@ impl Plan {
 
     /// The phases that need `id` directly.
     pub fn dependents(&self, id: &str) -> Vec<&str> {
-        let Some(&node) = self.index.get(id) else { return Vec::new() };
+        let Some(&node) = self.index.get(id) else {
+            return Vec::new();
+        };
         let mut out: Vec<&str> = self
             .graph
             .neighbors_directed(node, Direction::Outgoing)
@@ -206,7 +249,9 @@ impl Plan {
     }
 
     fn reachable(&self, id: &str, direction: Direction) -> Vec<&str> {
-        let Some(&start) = self.index.get(id) else { return Vec::new() };
+        let Some(&start) = self.index.get(id) else {
+            return Vec::new();
+        };
         let mut seen = vec![false; self.graph.node_count()];
         let mut stack = vec![start];
         while let Some(n) = stack.pop() {

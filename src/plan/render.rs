@@ -9,7 +9,9 @@ use crate::model::{ForEach, PhaseKind};
 
 fn summary(phase: &PlannedPhase) -> String {
     match &phase.kind {
-        PhaseKind::Agent { role, agent, model, .. } => {
+        PhaseKind::Agent {
+            role, agent, model, ..
+        } => {
             let mut s = match (role, agent) {
                 (Some(role), Some(agent)) => format!("{role} ({agent})"),
                 (Some(role), None) => format!("role: {role}"),
@@ -74,7 +76,11 @@ pub fn to_dot(plan: &Plan) -> String {
     for phase in plan.phases() {
         let mut label = vec![title(phase), truncate(&summary(phase), 48)];
         label.extend(extra_lines(phase).into_iter().map(|l| truncate(&l, 48)));
-        let label = label.iter().map(|l| dot_escape(l)).collect::<Vec<_>>().join("\\n");
+        let label = label
+            .iter()
+            .map(|l| dot_escape(l))
+            .collect::<Vec<_>>()
+            .join("\\n");
         let shape = if phase.is_approval() {
             "shape=octagon, style=filled, fillcolor=\"#fff3c4\""
         } else if phase.for_each.is_some() {
@@ -84,11 +90,20 @@ pub fn to_dot(plan: &Plan) -> String {
         } else {
             "shape=box, style=rounded"
         };
-        let _ = writeln!(out, "  \"{}\" [label=\"{label}\", {shape}];", dot_escape(&phase.id));
+        let _ = writeln!(
+            out,
+            "  \"{}\" [label=\"{label}\", {shape}];",
+            dot_escape(&phase.id)
+        );
     }
     for phase in plan.phases() {
         for need in &phase.needs {
-            let _ = writeln!(out, "  \"{}\" -> \"{}\";", dot_escape(need), dot_escape(&phase.id));
+            let _ = writeln!(
+                out,
+                "  \"{}\" -> \"{}\";",
+                dot_escape(need),
+                dot_escape(&phase.id)
+            );
         }
     }
     for phase in plan.phases() {
@@ -107,7 +122,9 @@ pub fn to_dot(plan: &Plan) -> String {
 }
 
 fn mermaid_escape(text: &str) -> String {
-    text.replace('"', "#quot;").replace('<', "#lt;").replace('>', "#gt;")
+    text.replace('"', "#quot;")
+        .replace('<', "#lt;")
+        .replace('>', "#gt;")
 }
 
 /// Mermaid flowchart.
@@ -115,7 +132,11 @@ pub fn to_mermaid(plan: &Plan) -> String {
     let mut ids = std::collections::HashMap::new();
     let mut used = HashSet::new();
     for (i, phase) in plan.phases().enumerate() {
-        let mut id: String = phase.id.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        let mut id: String = phase
+            .id
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
         if !used.insert(id.clone()) {
             id = format!("{id}_{i}");
             used.insert(id.clone());
@@ -127,7 +148,11 @@ pub fn to_mermaid(plan: &Plan) -> String {
     for phase in plan.phases() {
         let mut label = vec![title(phase), truncate(&summary(phase), 48)];
         label.extend(extra_lines(phase).into_iter().map(|l| truncate(&l, 48)));
-        let label = label.iter().map(|l| mermaid_escape(l)).collect::<Vec<_>>().join("<br/>");
+        let label = label
+            .iter()
+            .map(|l| mermaid_escape(l))
+            .collect::<Vec<_>>()
+            .join("<br/>");
         let id = node_id(&phase.id);
         let _ = if phase.is_approval() {
             writeln!(out, "  {id}{{{{\"{label}\"}}}}")
@@ -153,7 +178,11 @@ pub fn to_mermaid(plan: &Plan) -> String {
             );
         }
     }
-    let gates: Vec<String> = plan.phases().filter(|p| p.is_approval()).map(|p| node_id(&p.id)).collect();
+    let gates: Vec<String> = plan
+        .phases()
+        .filter(|p| p.is_approval())
+        .map(|p| node_id(&p.id))
+        .collect();
     if !gates.is_empty() {
         out.push_str("  classDef gate fill:#fff3c4,stroke:#b58900\n");
         let _ = writeln!(out, "  class {} gate", gates.join(","));

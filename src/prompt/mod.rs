@@ -44,8 +44,16 @@ pub fn check_template(source: &str) -> Result<BTreeSet<String>, TemplateError> {
                 }
                 None => (e.line().unwrap_or(1).saturating_sub(1), 0, 1),
             };
-            let message = e.detail().map(str::to_string).unwrap_or_else(|| e.kind().to_string());
-            Err(TemplateError { message, line, col, len })
+            let message = e
+                .detail()
+                .map(str::to_string)
+                .unwrap_or_else(|| e.kind().to_string());
+            Err(TemplateError {
+                message,
+                line,
+                col,
+                len,
+            })
         }
     }
 }

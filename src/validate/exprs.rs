@@ -12,7 +12,18 @@ use crate::policy;
 use crate::prompt::{self, TEMPLATE_ROOTS};
 
 /// Functions and names minijinja provides on its own.
-const TEMPLATE_GLOBALS: &[&str] = &["range", "dict", "namespace", "debug", "loop", "self", "super", "caller", "varargs", "kwargs"];
+const TEMPLATE_GLOBALS: &[&str] = &[
+    "range",
+    "dict",
+    "namespace",
+    "debug",
+    "loop",
+    "self",
+    "super",
+    "caller",
+    "varargs",
+    "kwargs",
+];
 
 struct Declared {
     inputs: Vec<String>,
@@ -21,18 +32,27 @@ struct Declared {
 
 pub(super) fn check(ctx: &mut Ctx<'_>, root: &Node, _graph: &GraphInfo) {
     let keys = |name: &str| -> Vec<String> {
-        root.get(name).map(|n| n.entries().iter().map(|e| e.key.clone()).collect()).unwrap_or_default()
+        root.get(name)
+            .map(|n| n.entries().iter().map(|e| e.key.clone()).collect())
+            .unwrap_or_default()
     };
-    let declared = Declared { inputs: keys("inputs"), vars: keys("vars") };
+    let declared = Declared {
+        inputs: keys("inputs"),
+        vars: keys("vars"),
+    };
     let engine = policy::expression_engine();
-    let Some(phases) = root.get("phases") else { return };
+    let Some(phases) = root.get("phases") else {
+        return;
+    };
     for entry in phases.entries() {
         let id = entry.key.as_str();
         let phase = &entry.value;
         let fans_out = phase.get("for_each").is_some();
         for key in ["if", "for_each"] {
             let Some(node) = phase.get(key) else { continue };
-            let Some(expression) = node.as_str() else { continue };
+            let Some(expression) = node.as_str() else {
+                continue;
+            };
             if let Err(e) = policy::check_expression(&engine, expression) {
                 let span = node.position_in_scalar(ctx.text, e.line, e.col, 1);
                 ctx.push(
@@ -61,7 +81,11 @@ pub(super) fn check(ctx: &mut Ctx<'_>, root: &Node, _graph: &GraphInfo) {
         if let Some(outputs) = phase.get("outputs") {
             for output in outputs.entries() {
                 if let Some(path) = output.value.get("path") {
-                    collect_strings(path, format!("phases.{id}.outputs.{}.path", output.key), &mut strings);
+                    collect_strings(
+                        path,
+                        format!("phases.{id}.outputs.{}.path", output.key),
+                        &mut strings,
+                    );
                 }
             }
         }
@@ -72,7 +96,9 @@ pub(super) fn check(ctx: &mut Ctx<'_>, root: &Node, _graph: &GraphInfo) {
             }
             let file = ctx.file.to_string();
             let text_owned = ctx.text.to_string();
-            let locate = |line: usize, col: usize, len: usize| node.position_in_scalar(&text_owned, line, col, len);
+            let locate = |line: usize, col: usize, len: usize| {
+                node.position_in_scalar(&text_owned, line, col, len)
+            };
             check_template(ctx, text, &file, &path, &locate, &declared, fans_out);
         }
         if let Some(prompt_node) = phase.get("prompt") {
@@ -131,7 +157,9 @@ fn check_template(
             return;
         }
     };
-    check_variables(ctx, source, file, path, locate, declared, fans_out, &variables);
+    check_variables(
+        ctx, source, file, path, locate, declared, fans_out, &variables,
+    );
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -150,28 +178,36 @@ fn check_variables(
         let root = parts.next().unwrap_or_default();
         let second = parts.next();
         let at = |name: &str| {
-            prompt::find_variable(source, name).map(|(line, col)| locate(line, col, name.chars().count()))
+            prompt::find_variable(source, name)
+                .map(|(line, col)| locate(line, col, name.chars().count()))
         };
         if TEMPLATE_GLOBALS.contains(&root) {
             continue;
         }
         if root == "item" && !fans_out {
             ctx.push(
-                Diagnostic::new(Code::UnknownTemplateVariable, "`item` is only defined in `for_each` phases")
-                    .at(file, at(root), path)
-                    .label("no `for_each` here")
-                    .help("add `for_each:` to the phase, or remove the use of `item`"),
+                Diagnostic::new(
+                    Code::UnknownTemplateVariable,
+                    "`item` is only defined in `for_each` phases",
+                )
+                .at(file, at(root), path)
+                .label("no `for_each` here")
+                .help("add `for_each:` to the phase, or remove the use of `item`"),
             );
             continue;
         }
         if !TEMPLATE_ROOTS.contains(&root) {
-            let help = did_you_mean(root, TEMPLATE_ROOTS.iter().copied())
-                .unwrap_or_else(|| "templates see `inputs`, `vars`, `outputs`, `run`, `phase` and `item`".into());
+            let help = did_you_mean(root, TEMPLATE_ROOTS.iter().copied()).unwrap_or_else(|| {
+                "templates see `inputs`, `vars`, `outputs`, `run`, `phase` and `item`".into()
+            });
             ctx.push(
-                Diagnostic::new(Code::UnknownTemplateVariable, format!("template uses unknown variable `{root}`"))
-                    .at(file, at(root), path)
-                    .label("not defined while a mission runs")
-                    .help(help),
+                Diagnostic::new(
+                    Code::UnknownTemplateVariable,
+                    format!("template uses unknown variable `{root}`"),
+                )
+                .at(file, at(root), path)
+                .label("not defined while a mission runs")
+                .help(help),
             );
             continue;
         }
@@ -184,7 +220,13 @@ fn check_variables(
         if !list.iter().any(|d| d == name) {
             let dotted = format!("{root}.{name}");
             let help = did_you_mean(name, list.iter().map(String::as_str))
-                .map(|h| h.replace('`', "`").replacen("did you mean `", &format!("did you mean `{root}."), 1))
+                .map(|h| {
+                    h.replace('`', "`").replacen(
+                        "did you mean `",
+                        &format!("did you mean `{root}."),
+                        1,
+                    )
+                })
                 .unwrap_or_else(|| format!("declare it under `{root}:`"));
             ctx.push(
                 Diagnostic::new(code, format!("template uses undeclared {what} `{name}`"))
@@ -196,23 +238,38 @@ fn check_variables(
     }
 }
 
-fn check_prompt_file(ctx: &mut Ctx<'_>, id: &str, relative: &str, node: &Node, declared: &Declared, fans_out: bool) {
+fn check_prompt_file(
+    ctx: &mut Ctx<'_>,
+    id: &str,
+    relative: &str,
+    node: &Node,
+    declared: &Declared,
+    fans_out: bool,
+) {
     let path = format!("phases.{id}.prompt");
     let shown = ctx.base.display(relative, ctx.cwd);
     let source = match ctx.base.read(relative) {
         Ok(text) => text,
         Err(_) => {
             ctx.push(
-                Diagnostic::new(Code::TemplateMissing, format!("prompt template `{relative}` of phase `{id}` does not exist"))
-                    .at(ctx.file, Some(node.span), path)
-                    .label(format!("no file at `{shown}`"))
-                    .help("create the file, or fix the path (relative to the mission file's directory)"),
+                Diagnostic::new(
+                    Code::TemplateMissing,
+                    format!("prompt template `{relative}` of phase `{id}` does not exist"),
+                )
+                .at(ctx.file, Some(node.span), path)
+                .label(format!("no file at `{shown}`"))
+                .help(
+                    "create the file, or fix the path (relative to the mission file's directory)",
+                ),
             );
             return;
         }
     };
-    ctx.diagnostics.add_source(SourceFile::new(shown.clone(), source.clone()));
-    let locate = |line: usize, col: usize, len: usize| Span::new(line as u32 + 1, col as u32 + 1, len as u32);
+    ctx.diagnostics
+        .add_source(SourceFile::new(shown.clone(), source.clone()));
+    let locate = |line: usize, col: usize, len: usize| {
+        Span::new(line as u32 + 1, col as u32 + 1, len as u32)
+    };
     check_template(ctx, &source, &shown, &path, &locate, declared, fans_out);
 }
 
@@ -228,23 +285,34 @@ fn check_output_schema(ctx: &mut Ctx<'_>, id: &str, output: &str, relative: &str
         );
         return;
     };
-    ctx.diagnostics.add_source(SourceFile::new(shown.clone(), text.clone()));
+    ctx.diagnostics
+        .add_source(SourceFile::new(shown.clone(), text.clone()));
     let value: serde_json::Value = match serde_json::from_str(&text) {
         Ok(v) => v,
         Err(e) => {
             ctx.push(
-                Diagnostic::new(Code::InvalidOutputSchema, format!("schema `{relative}` is not valid JSON: {e}"))
-                    .at(&shown, Some(Span::new(e.line() as u32, e.column().max(1) as u32, 1)), path)
-                    .help("fix the JSON syntax at the position shown"),
+                Diagnostic::new(
+                    Code::InvalidOutputSchema,
+                    format!("schema `{relative}` is not valid JSON: {e}"),
+                )
+                .at(
+                    &shown,
+                    Some(Span::new(e.line() as u32, e.column().max(1) as u32, 1)),
+                    path,
+                )
+                .help("fix the JSON syntax at the position shown"),
             );
             return;
         }
     };
     if let Err(e) = jsonschema::validator_for(&value) {
         ctx.push(
-            Diagnostic::new(Code::InvalidOutputSchema, format!("schema `{relative}` is not a valid JSON Schema: {e}"))
-                .at(&shown, Some(Span::new(1, 1, 1)), path)
-                .help("check the schema against the JSON Schema 2020-12 specification"),
+            Diagnostic::new(
+                Code::InvalidOutputSchema,
+                format!("schema `{relative}` is not a valid JSON Schema: {e}"),
+            )
+            .at(&shown, Some(Span::new(1, 1, 1)), path)
+            .help("check the schema against the JSON Schema 2020-12 specification"),
         );
     }
 }

@@ -52,14 +52,23 @@ pub(crate) struct Found<'a> {
 }
 
 pub(crate) fn lookup<'a>(root: &'a Node, path: &[Seg]) -> Option<Found<'a>> {
-    let mut found = Found { node: root, key_span: None };
+    let mut found = Found {
+        node: root,
+        key_span: None,
+    };
     for seg in path {
         found = match seg {
             Seg::Key(k) => {
                 let entry = found.node.entry(k)?;
-                Found { node: &entry.value, key_span: Some(entry.key_span) }
+                Found {
+                    node: &entry.value,
+                    key_span: Some(entry.key_span),
+                }
             }
-            Seg::Index(i) => Found { node: found.node.items().get(*i)?, key_span: None },
+            Seg::Index(i) => Found {
+                node: found.node.items().get(*i)?,
+                key_span: None,
+            },
         };
     }
     Some(found)
@@ -91,7 +100,10 @@ pub struct Validated {
 pub fn validate(loaded: &Loaded, cwd: &Path) -> Validated {
     let mut diagnostics = loaded.diagnostics.clone();
     let Some(root) = &loaded.root else {
-        return Validated { mission: None, diagnostics };
+        return Validated {
+            mission: None,
+            diagnostics,
+        };
     };
     let mut ctx = Ctx {
         file: &loaded.source.name,
@@ -116,7 +128,10 @@ pub fn validate(loaded: &Loaded, cwd: &Path) -> Validated {
         }
     }
     diagnostics.extend(ctx.diagnostics);
-    Validated { mission, diagnostics }
+    Validated {
+        mission,
+        diagnostics,
+    }
 }
 
 fn bug(file: &str, detail: &str) -> Diagnostic {

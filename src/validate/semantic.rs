@@ -14,8 +14,8 @@ use crate::load::Loaded;
 use crate::model::builtins::{builtin_step, BUILTIN_STEPS};
 use crate::model::raw::{self, RawMission, RawPhase, RawRetry};
 use crate::model::{
-    parse_duration, Budget, Defaults, ForEach, Input, InputType, Mission, OnFailure, OnTimeout, Output,
-    Phase, PhaseKind, Retry,
+    parse_duration, Budget, Defaults, ForEach, Input, InputType, Mission, OnFailure, OnTimeout,
+    Output, Phase, PhaseKind, Retry,
 };
 
 /// What later passes need to know about the graph.
@@ -93,7 +93,12 @@ pub(super) fn check(ctx: &mut Ctx<'_>, root: &Node) -> GraphInfo {
 fn is_kebab(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
-        && id.split('-').all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && id.split('-').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
         && id.as_bytes()[0].is_ascii_lowercase()
 }
 
@@ -101,7 +106,9 @@ fn is_snake(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && (name.as_bytes()[0].is_ascii_lowercase() || name.as_bytes()[0] == b'_')
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// Phase ids: lowercase letters, digits, `-` and `_`, starting with a letter or digit.
@@ -109,7 +116,9 @@ pub fn is_phase_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
         && id.as_bytes()[0].is_ascii_alphanumeric()
-        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 fn suggest_id(id: &str, sep: char) -> String {
@@ -128,15 +137,20 @@ fn suggest_id(id: &str, sep: char) -> String {
 }
 
 fn check_mission_id(ctx: &mut Ctx<'_>, root: &Node) {
-    let Some(node) = root.get("mission") else { return };
+    let Some(node) = root.get("mission") else {
+        return;
+    };
     let Some(id) = node.as_str() else { return };
     if !is_kebab(id) {
         let suggestion = suggest_id(id, '-');
         ctx.push(
-            Diagnostic::new(Code::InvalidId, format!("mission id `{id}` is not kebab-case"))
-                .at(ctx.file, Some(node.span), "mission")
-                .label("lowercase words joined by `-` expected")
-                .maybe_help(is_kebab(&suggestion).then(|| format!("did you mean `{suggestion}`?"))),
+            Diagnostic::new(
+                Code::InvalidId,
+                format!("mission id `{id}` is not kebab-case"),
+            )
+            .at(ctx.file, Some(node.span), "mission")
+            .label("lowercase words joined by `-` expected")
+            .maybe_help(is_kebab(&suggestion).then(|| format!("did you mean `{suggestion}`?"))),
         );
     }
 }
@@ -145,32 +159,42 @@ fn check_phase_id(ctx: &mut Ctx<'_>, id: &str, span: Span) {
     if !is_phase_id(id) {
         let suggestion = suggest_id(id, '-');
         ctx.push(
-            Diagnostic::new(Code::InvalidId, format!("phase id `{id}` is not a valid id"))
-                .at(ctx.file, Some(span), format!("phases.{id}"))
-                .label("lowercase letters, digits, `-` and `_` expected")
-                .maybe_help(is_phase_id(&suggestion).then(|| format!("did you mean `{suggestion}`?"))),
+            Diagnostic::new(
+                Code::InvalidId,
+                format!("phase id `{id}` is not a valid id"),
+            )
+            .at(ctx.file, Some(span), format!("phases.{id}"))
+            .label("lowercase letters, digits, `-` and `_` expected")
+            .maybe_help(is_phase_id(&suggestion).then(|| format!("did you mean `{suggestion}`?"))),
         );
     }
 }
 
 fn check_inputs(ctx: &mut Ctx<'_>, root: &Node) {
-    let Some(inputs) = root.get("inputs") else { return };
+    let Some(inputs) = root.get("inputs") else {
+        return;
+    };
     for entry in inputs.entries() {
         let name = entry.key.as_str();
         let path = format!("inputs.{name}");
         if !is_snake(name) {
             let suggestion = suggest_id(name, '_');
             ctx.push(
-                Diagnostic::new(Code::InvalidId, format!("input name `{name}` is not snake_case"))
-                    .at(ctx.file, Some(entry.key_span), path.clone())
-                    .label("templates read it as `inputs.<name>`, so it must be an identifier")
-                    .maybe_help(is_snake(&suggestion).then(|| format!("did you mean `{suggestion}`?"))),
+                Diagnostic::new(
+                    Code::InvalidId,
+                    format!("input name `{name}` is not snake_case"),
+                )
+                .at(ctx.file, Some(entry.key_span), path.clone())
+                .label("templates read it as `inputs.<name>`, so it must be an identifier")
+                .maybe_help(is_snake(&suggestion).then(|| format!("did you mean `{suggestion}`?"))),
             );
         }
         let input = &entry.value;
         let kind = match input.get("type").map(|t| &t.value) {
             None => Some(InputType::String),
-            Some(Value::Str(t)) => serde_json::from_value::<InputType>(serde_json::Value::String(t.clone())).ok(),
+            Some(Value::Str(t)) => {
+                serde_json::from_value::<InputType>(serde_json::Value::String(t.clone())).ok()
+            }
             _ => None,
         };
         if let (Some(kind), Some(default)) = (kind, input.entry("default")) {
@@ -192,20 +216,30 @@ fn check_inputs(ctx: &mut Ctx<'_>, root: &Node) {
                             kind.as_str()
                         ),
                     )
-                    .at(ctx.file, Some(default.value.span), format!("{path}.default"))
+                    .at(
+                        ctx.file,
+                        Some(default.value.span),
+                        format!("{path}.default"),
+                    )
                     .label(format!("not a `{}`", kind.as_str()))
                     .help("change the default, or declare the input's `type` to match it"),
                 );
             }
         }
-        let required = matches!(input.get("required").map(|r| &r.value), Some(Value::Bool(true)));
+        let required = matches!(
+            input.get("required").map(|r| &r.value),
+            Some(Value::Bool(true))
+        );
         if required && input.get("default").is_some() {
             let span = input.entry("required").map(|e| e.key_span);
             ctx.push(
-                Diagnostic::new(Code::RequiredWithDefault, format!("input `{name}` is required but also has a default"))
-                    .at(ctx.file, span, format!("{path}.required"))
-                    .label("never enforced, since the default fills in")
-                    .help("remove `required: true`, or remove the default"),
+                Diagnostic::new(
+                    Code::RequiredWithDefault,
+                    format!("input `{name}` is required but also has a default"),
+                )
+                .at(ctx.file, span, format!("{path}.required"))
+                .label("never enforced, since the default fills in")
+                .help("remove `required: true`, or remove the default"),
             );
         }
     }
@@ -218,10 +252,13 @@ fn check_vars(ctx: &mut Ctx<'_>, root: &Node) {
         if !is_snake(name) {
             let suggestion = suggest_id(name, '_');
             ctx.push(
-                Diagnostic::new(Code::InvalidId, format!("var name `{name}` is not snake_case"))
-                    .at(ctx.file, Some(entry.key_span), format!("vars.{name}"))
-                    .label("templates read it as `vars.<name>`, so it must be an identifier")
-                    .maybe_help(is_snake(&suggestion).then(|| format!("did you mean `{suggestion}`?"))),
+                Diagnostic::new(
+                    Code::InvalidId,
+                    format!("var name `{name}` is not snake_case"),
+                )
+                .at(ctx.file, Some(entry.key_span), format!("vars.{name}"))
+                .label("templates read it as `vars.<name>`, so it must be an identifier")
+                .maybe_help(is_snake(&suggestion).then(|| format!("did you mean `{suggestion}`?"))),
             );
         }
     }
@@ -236,7 +273,9 @@ fn number(node: &Node) -> Option<f64> {
 }
 
 fn check_budget(ctx: &mut Ctx<'_>, root: &Node) {
-    let Some(budget) = root.get("budget") else { return };
+    let Some(budget) = root.get("budget") else {
+        return;
+    };
     let max = budget.get("max_usd").and_then(number);
     let soft = budget.get("soft_usd");
     if let (Some(max), Some(soft_node)) = (max, soft) {
@@ -309,11 +348,17 @@ fn check_kind(ctx: &mut Ctx<'_>, id: &str, id_span: Span, phase: &Node) {
         [one] => *one,
         [first, ..] => {
             let keys: Vec<&str> = present.iter().map(|(k, _, _)| *k).collect();
-            let second = present.iter().find(|(_, k, _)| k != first).map(|(_, _, s)| *s);
+            let second = present
+                .iter()
+                .find(|(_, k, _)| k != first)
+                .map(|(_, _, s)| *s);
             ctx.push(
                 Diagnostic::new(
                     Code::PhaseWithSeveralKinds,
-                    format!("phase `{id}` has several kinds: {}", one_of(&keys).replace(" or ", " and ")),
+                    format!(
+                        "phase `{id}` has several kinds: {}",
+                        one_of(&keys).replace(" or ", " and ")
+                    ),
                 )
                 .at(ctx.file, second, format!("phases.{id}"))
                 .label("a second kind")
@@ -341,14 +386,20 @@ fn check_kind(ctx: &mut Ctx<'_>, id: &str, id_span: Span, phase: &Node) {
     if let Some(uses) = phase.get("uses") {
         if let Some(text) = uses.as_str() {
             if builtin_step(text).is_none() {
-                let names: Vec<String> = BUILTIN_STEPS.iter().map(|(n, _)| format!("builtin/{n}")).collect();
+                let names: Vec<String> = BUILTIN_STEPS
+                    .iter()
+                    .map(|(n, _)| format!("builtin/{n}"))
+                    .collect();
                 let help = did_you_mean(text, names.iter().map(String::as_str))
                     .unwrap_or_else(|| format!("built-in steps: {}", names.join(", ")));
                 ctx.push(
-                    Diagnostic::new(Code::InvalidValue, format!("phase `{id}` uses unknown step `{text}`"))
-                        .at(ctx.file, Some(uses.span), format!("phases.{id}.uses"))
-                        .label("no such built-in step")
-                        .help(help),
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        format!("phase `{id}` uses unknown step `{text}`"),
+                    )
+                    .at(ctx.file, Some(uses.span), format!("phases.{id}.uses"))
+                    .label("no such built-in step")
+                    .help(help),
                 );
             }
         }
@@ -376,7 +427,10 @@ fn need_path(id: &str, index: usize) -> String {
 fn check_graph(ctx: &mut Ctx<'_>, ids: &[String], needs: &Needs, gotos: &[(String, String, Span)]) {
     let known: HashSet<&str> = ids.iter().map(String::as_str).collect();
     let mut graph: DiGraph<&str, Span> = DiGraph::new();
-    let index: HashMap<&str, NodeIndex> = ids.iter().map(|id| (id.as_str(), graph.add_node(id.as_str()))).collect();
+    let index: HashMap<&str, NodeIndex> = ids
+        .iter()
+        .map(|id| (id.as_str(), graph.add_node(id.as_str())))
+        .collect();
     for (id, list) in needs {
         let mut seen: HashSet<&str> = HashSet::new();
         for (need, span, i) in list {
@@ -389,22 +443,35 @@ fn check_graph(ctx: &mut Ctx<'_>, ids: &[String], needs: &Needs, gotos: &[(Strin
                 );
             } else if !known.contains(need.as_str()) {
                 ctx.push(
-                    Diagnostic::new(Code::UnknownNeed, format!("phase `{id}` needs unknown phase `{need}`"))
-                        .at(ctx.file, Some(*span), need_path(id, *i))
-                        .label(format!("no phase named `{need}`"))
-                        .maybe_help(
-                            did_you_mean(need, ids.iter().map(String::as_str).filter(|p| p != id))
-                                .or_else(|| Some(format!("phases: {}", one_of(&ids.iter().map(String::as_str).collect::<Vec<_>>())))),
-                        ),
+                    Diagnostic::new(
+                        Code::UnknownNeed,
+                        format!("phase `{id}` needs unknown phase `{need}`"),
+                    )
+                    .at(ctx.file, Some(*span), need_path(id, *i))
+                    .label(format!("no phase named `{need}`"))
+                    .maybe_help(
+                        did_you_mean(need, ids.iter().map(String::as_str).filter(|p| p != id))
+                            .or_else(|| {
+                                Some(format!(
+                                    "phases: {}",
+                                    one_of(&ids.iter().map(String::as_str).collect::<Vec<_>>())
+                                ))
+                            }),
+                    ),
                 );
             } else if !seen.insert(need.as_str()) {
                 ctx.push(
-                    Diagnostic::new(Code::DuplicateNeed, format!("phase `{id}` lists `{need}` twice in `needs`"))
-                        .at(ctx.file, Some(*span), need_path(id, *i))
-                        .label("already listed")
-                        .help("list each phase once"),
+                    Diagnostic::new(
+                        Code::DuplicateNeed,
+                        format!("phase `{id}` lists `{need}` twice in `needs`"),
+                    )
+                    .at(ctx.file, Some(*span), need_path(id, *i))
+                    .label("already listed")
+                    .help("list each phase once"),
                 );
-            } else if let (Some(&from), Some(&to)) = (index.get(need.as_str()), index.get(id.as_str())) {
+            } else if let (Some(&from), Some(&to)) =
+                (index.get(need.as_str()), index.get(id.as_str()))
+            {
                 graph.add_edge(from, to, *span);
             }
         }
@@ -415,7 +482,11 @@ fn check_graph(ctx: &mut Ctx<'_>, ids: &[String], needs: &Needs, gotos: &[(Strin
     for scc in sccs.into_iter().filter(|scc| scc.len() > 1) {
         has_cycle = true;
         let members: HashSet<NodeIndex> = scc.iter().copied().collect();
-        let start = scc.iter().copied().min_by_key(|n| n.index()).unwrap_or(scc[0]);
+        let start = scc
+            .iter()
+            .copied()
+            .min_by_key(|n| n.index())
+            .unwrap_or(scc[0]);
         // Walk "needs" edges inside the component until a phase repeats.
         let mut walk = vec![start];
         let mut spans = Vec::new();
@@ -449,24 +520,31 @@ fn check_graph(ctx: &mut Ctx<'_>, ids: &[String], needs: &Needs, gotos: &[(Strin
         let path = format!("phases.{id}.on_failure.goto");
         if !known.contains(target.as_str()) {
             ctx.push(
-                Diagnostic::new(Code::UnknownGoto, format!("phase `{id}` loops back to unknown phase `{target}`"))
-                    .at(ctx.file, Some(*span), path)
-                    .label(format!("no phase named `{target}`"))
-                    .maybe_help(did_you_mean(target, ids.iter().map(String::as_str))),
+                Diagnostic::new(
+                    Code::UnknownGoto,
+                    format!("phase `{id}` loops back to unknown phase `{target}`"),
+                )
+                .at(ctx.file, Some(*span), path)
+                .label(format!("no phase named `{target}`"))
+                .maybe_help(did_you_mean(target, ids.iter().map(String::as_str))),
             );
             continue;
         }
         if has_cycle {
             continue;
         }
-        let (Some(&from), Some(&to)) = (index.get(id.as_str()), index.get(target.as_str())) else { continue };
+        let (Some(&from), Some(&to)) = (index.get(id.as_str()), index.get(target.as_str())) else {
+            continue;
+        };
         let upstream = from != to && petgraph::algo::has_path_connecting(&graph, to, from, None);
         if !upstream {
             let ancestors: Vec<&str> = ids
                 .iter()
                 .map(String::as_str)
                 .filter(|a| {
-                    index.get(a).is_some_and(|&n| n != from && petgraph::algo::has_path_connecting(&graph, n, from, None))
+                    index.get(a).is_some_and(|&n| {
+                        n != from && petgraph::algo::has_path_connecting(&graph, n, from, None)
+                    })
                 })
                 .collect();
             let help = if target == id {
@@ -474,13 +552,19 @@ fn check_graph(ctx: &mut Ctx<'_>, ids: &[String], needs: &Needs, gotos: &[(Strin
             } else if ancestors.is_empty() {
                 format!("phase `{id}` has no upstream phases; add `needs: [{target}]` or remove `on_failure`")
             } else {
-                format!("loop back to a phase upstream of `{id}`: {}", one_of(&ancestors))
+                format!(
+                    "loop back to a phase upstream of `{id}`: {}",
+                    one_of(&ancestors)
+                )
             };
             ctx.push(
-                Diagnostic::new(Code::GotoNotUpstream, format!("phase `{id}` loops back to `{target}`, which is not upstream of it"))
-                    .at(ctx.file, Some(*span), path)
-                    .label(format!("`{id}` does not (transitively) need `{target}`"))
-                    .help(help),
+                Diagnostic::new(
+                    Code::GotoNotUpstream,
+                    format!("phase `{id}` loops back to `{target}`, which is not upstream of it"),
+                )
+                .at(ctx.file, Some(*span), path)
+                .label(format!("`{id}` does not (transitively) need `{target}`"))
+                .help(help),
             );
         }
     }
@@ -492,7 +576,9 @@ pub(super) fn build(raw: RawMission, loaded: &Loaded) -> Result<Mission, String>
         d.as_ref().map(|d| parse_duration(&d.0)).transpose()
     };
     let retry = |r: &Option<RawRetry>| -> Result<Retry, String> {
-        let Some(r) = r else { return Ok(Retry::default()) };
+        let Some(r) = r else {
+            return Ok(Retry::default());
+        };
         let backoff = r.backoff.clone().unwrap_or_default();
         Ok(Retry {
             max_attempts: r.max_attempts,
@@ -537,7 +623,10 @@ pub(super) fn build(raw: RawMission, loaded: &Loaded) -> Result<Mission, String>
         budget: raw
             .budget
             .as_ref()
-            .map(|b| Budget { max_usd: b.max_usd, soft_usd: b.soft_usd })
+            .map(|b| Budget {
+                max_usd: b.max_usd,
+                soft_usd: b.soft_usd,
+            })
             .unwrap_or_default(),
         policies: raw.policies.clone(),
         defaults,
@@ -548,18 +637,34 @@ pub(super) fn build(raw: RawMission, loaded: &Loaded) -> Result<Mission, String>
     })
 }
 
-type DurationFn<'a> = dyn Fn(&Option<raw::Duration>) -> Result<Option<std::time::Duration>, String> + 'a;
+type DurationFn<'a> =
+    dyn Fn(&Option<raw::Duration>) -> Result<Option<std::time::Duration>, String> + 'a;
 type RetryFn<'a> = dyn Fn(&Option<RawRetry>) -> Result<Retry, String> + 'a;
 
-fn build_phase(id: &str, p: &RawPhase, duration: &DurationFn<'_>, retry: &RetryFn<'_>) -> Result<Phase, String> {
+fn build_phase(
+    id: &str,
+    p: &RawPhase,
+    duration: &DurationFn<'_>,
+    retry: &RetryFn<'_>,
+) -> Result<Phase, String> {
     let kind = if p.role.is_some() || p.agent.is_some() {
-        PhaseKind::Agent { role: p.role.clone(), agent: p.agent.clone(), model: p.model.clone(), prompt: p.prompt.clone() }
+        PhaseKind::Agent {
+            role: p.role.clone(),
+            agent: p.agent.clone(),
+            model: p.model.clone(),
+            prompt: p.prompt.clone(),
+        }
     } else if let Some(argv) = &p.run {
         PhaseKind::Run { argv: argv.clone() }
     } else if let Some(script) = &p.shell {
-        PhaseKind::Shell { script: script.clone() }
+        PhaseKind::Shell {
+            script: script.clone(),
+        }
     } else if let Some(step) = &p.uses {
-        PhaseKind::Uses { step: step.clone(), with: p.with.clone().unwrap_or_default() }
+        PhaseKind::Uses {
+            step: step.clone(),
+            with: p.with.clone().unwrap_or_default(),
+        }
     } else if let Some(a) = &p.approval {
         PhaseKind::Approval {
             reason: a.reason.clone(),
@@ -573,7 +678,11 @@ fn build_phase(id: &str, p: &RawPhase, duration: &DurationFn<'_>, retry: &RetryF
         id: id.to_string(),
         description: p.description.clone(),
         kind,
-        needs: p.needs.as_ref().map(raw::OneOrMany::to_vec).unwrap_or_default(),
+        needs: p
+            .needs
+            .as_ref()
+            .map(raw::OneOrMany::to_vec)
+            .unwrap_or_default(),
         condition: p.if_.clone(),
         for_each: p.for_each.as_ref().map(|f| match f {
             raw::ForEach::Expression(e) => ForEach::Expression(e.clone()),
@@ -588,12 +697,20 @@ fn build_phase(id: &str, p: &RawPhase, duration: &DurationFn<'_>, retry: &RetryF
         outputs: p
             .outputs
             .iter()
-            .map(|(name, o)| (name.clone(), Output { path: o.path.clone(), schema: o.schema.clone() }))
+            .map(|(name, o)| {
+                (
+                    name.clone(),
+                    Output {
+                        path: o.path.clone(),
+                        schema: o.schema.clone(),
+                    },
+                )
+            })
             .collect(),
         workspace: p.workspace,
-        on_failure: p
-            .on_failure
-            .as_ref()
-            .map(|o| OnFailure { goto: o.goto.clone(), max_loops: o.max_loops.unwrap_or(1) }),
+        on_failure: p.on_failure.as_ref().map(|o| OnFailure {
+            goto: o.goto.clone(),
+            max_loops: o.max_loops.unwrap_or(1),
+        }),
     })
 }

@@ -58,7 +58,9 @@ fn segments(error: &ValidationError<'_>) -> Vec<Seg> {
 
 fn report(ctx: &mut Ctx<'_>, root: &Node, schema: &Value, error: &ValidationError<'_>) {
     let path = segments(error);
-    let Some(found) = super::lookup(root, &path) else { return };
+    let Some(found) = super::lookup(root, &path) else {
+        return;
+    };
     let shown = super::path_text(&path);
     let field = path
         .iter()
@@ -74,7 +76,9 @@ fn report(ctx: &mut Ctx<'_>, root: &Node, schema: &Value, error: &ValidationErro
             let allowed = allowed_keys(schema, error.schema_path().as_str());
             let place = place_name(&path);
             for key in unexpected {
-                let Some(entry) = node.entry(key) else { continue };
+                let Some(entry) = node.entry(key) else {
+                    continue;
+                };
                 let mut child = path.clone();
                 child.push(Seg::Key(key.clone()));
                 let help = did_you_mean(key, allowed.iter().map(String::as_str)).or_else(|| {
@@ -96,15 +100,23 @@ fn report(ctx: &mut Ctx<'_>, root: &Node, schema: &Value, error: &ValidationErro
             let place = place_name(&path);
             let span = found.key_span.unwrap_or(node.span);
             ctx.push(
-                Diagnostic::new(Code::MissingField, format!("{place} is missing the required key `{name}`"))
-                    .at(ctx.file, Some(span), shown)
-                    .label(format!("`{name}` is required here"))
-                    .help(format!("add `{name}:`")),
+                Diagnostic::new(
+                    Code::MissingField,
+                    format!("{place} is missing the required key `{name}`"),
+                )
+                .at(ctx.file, Some(span), shown)
+                .label(format!("`{name}` is required here"))
+                .help(format!("add `{name}:`")),
             );
         }
         ValidationErrorKind::Type { kind } => {
             let expected = type_names(kind);
-            if is_duration(&path) && matches!(node.value, crate::load::yaml::Value::Int(_) | crate::load::yaml::Value::Float(_)) {
+            if is_duration(&path)
+                && matches!(
+                    node.value,
+                    crate::load::yaml::Value::Int(_) | crate::load::yaml::Value::Float(_)
+                )
+            {
                 let number = node.to_json();
                 ctx.push(
                     Diagnostic::new(
@@ -113,7 +125,9 @@ fn report(ctx: &mut Ctx<'_>, root: &Node, schema: &Value, error: &ValidationErro
                     )
                     .at(ctx.file, Some(node.span), shown)
                     .label("no unit")
-                    .help(format!("write `{number}s` or `{number}m` (units: ms, s, m, h, d)")),
+                    .help(format!(
+                        "write `{number}s` or `{number}m` (units: ms, s, m, h, d)"
+                    )),
                 );
                 return;
             }
@@ -133,42 +147,62 @@ fn report(ctx: &mut Ctx<'_>, root: &Node, schema: &Value, error: &ValidationErro
                 .map(|a| a.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
             let value = node.to_json();
-            let text = value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
+            let text = value
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| value.to_string());
             let help = did_you_mean(&text, choices.iter().copied())
                 .unwrap_or_else(|| format!("use {}", one_of(&choices)));
             ctx.push(
-                Diagnostic::new(Code::InvalidValue, format!("`{text}` is not a valid `{field}`"))
-                    .at(ctx.file, Some(node.span), shown)
-                    .label(format!("expected {}", one_of(&choices)))
-                    .help(help),
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    format!("`{text}` is not a valid `{field}`"),
+                )
+                .at(ctx.file, Some(node.span), shown)
+                .label(format!("expected {}", one_of(&choices)))
+                .help(help),
             );
         }
-        ValidationErrorKind::Minimum { limit } | ValidationErrorKind::ExclusiveMinimum { limit } => {
+        ValidationErrorKind::Minimum { limit }
+        | ValidationErrorKind::ExclusiveMinimum { limit } => {
             let value = node.to_json();
             ctx.push(
-                Diagnostic::new(Code::OutOfRange, format!("`{field}` must be at least {limit}, not {value}"))
-                    .at(ctx.file, Some(node.span), shown)
-                    .label(format!("below the minimum of {limit}"))
-                    .maybe_help(range_help(field)),
+                Diagnostic::new(
+                    Code::OutOfRange,
+                    format!("`{field}` must be at least {limit}, not {value}"),
+                )
+                .at(ctx.file, Some(node.span), shown)
+                .label(format!("below the minimum of {limit}"))
+                .maybe_help(range_help(field)),
             );
         }
-        ValidationErrorKind::Maximum { limit } | ValidationErrorKind::ExclusiveMaximum { limit } => {
+        ValidationErrorKind::Maximum { limit }
+        | ValidationErrorKind::ExclusiveMaximum { limit } => {
             let value = node.to_json();
             ctx.push(
-                Diagnostic::new(Code::OutOfRange, format!("`{field}` must be at most {limit}, not {value}"))
-                    .at(ctx.file, Some(node.span), shown)
-                    .label(format!("above the maximum of {limit}")),
+                Diagnostic::new(
+                    Code::OutOfRange,
+                    format!("`{field}` must be at most {limit}, not {value}"),
+                )
+                .at(ctx.file, Some(node.span), shown)
+                .label(format!("above the maximum of {limit}")),
             );
         }
         ValidationErrorKind::MinItems { limit } => {
             ctx.push(
                 Diagnostic::new(
                     Code::InvalidValue,
-                    format!("`{field}` needs at least {limit} item{}", if *limit == 1 { "" } else { "s" }),
+                    format!(
+                        "`{field}` needs at least {limit} item{}",
+                        if *limit == 1 { "" } else { "s" }
+                    ),
                 )
                 .at(ctx.file, Some(node.span), shown)
                 .label("empty")
-                .maybe_help((field == "run").then(|| "give the program to run and its arguments, like `run: [cargo, test]`".to_string())),
+                .maybe_help((field == "run").then(|| {
+                    "give the program to run and its arguments, like `run: [cargo, test]`"
+                        .to_string()
+                })),
             );
         }
         ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
@@ -179,7 +213,8 @@ fn report(ctx: &mut Ctx<'_>, root: &Node, schema: &Value, error: &ValidationErro
                 .iter()
                 .filter(|branch| {
                     !branch.iter().any(|e| {
-                        e.instance_path() == here && matches!(e.kind(), ValidationErrorKind::Type { .. })
+                        e.instance_path() == here
+                            && matches!(e.kind(), ValidationErrorKind::Type { .. })
                     })
                 })
                 .collect();
@@ -200,18 +235,28 @@ fn report(ctx: &mut Ctx<'_>, root: &Node, schema: &Value, error: &ValidationErro
                     }
                 }
             }
-            let expected = if expected.is_empty() { "another type".to_string() } else { expected.join(" or ") };
+            let expected = if expected.is_empty() {
+                "another type".to_string()
+            } else {
+                expected.join(" or ")
+            };
             ctx.push(
-                Diagnostic::new(Code::WrongType, format!("`{field}` must be {expected}, not {}", node.type_name()))
-                    .at(ctx.file, Some(node.span), shown)
-                    .label(format!("expected {expected}"))
-                    .maybe_help(type_help(field, &path)),
+                Diagnostic::new(
+                    Code::WrongType,
+                    format!("`{field}` must be {expected}, not {}", node.type_name()),
+                )
+                .at(ctx.file, Some(node.span), shown)
+                .label(format!("expected {expected}"))
+                .maybe_help(type_help(field, &path)),
             );
         }
         _ => {
             ctx.push(
-                Diagnostic::new(Code::WrongType, format!("`{field}` is not valid here: {error}"))
-                    .at(ctx.file, Some(node.span), shown),
+                Diagnostic::new(
+                    Code::WrongType,
+                    format!("`{field}` is not valid here: {error}"),
+                )
+                .at(ctx.file, Some(node.span), shown),
             );
         }
     }
@@ -321,8 +366,12 @@ fn allowed_keys(schema: &Value, schema_path: &str) -> Vec<String> {
 fn follow_ref<'a>(schema: &'a Value, node: &'a Value) -> &'a Value {
     let mut node = node;
     for _ in 0..8 {
-        let Some(reference) = node.get("$ref").and_then(Value::as_str) else { return node };
-        let Some(pointer) = reference.strip_prefix('#') else { return node };
+        let Some(reference) = node.get("$ref").and_then(Value::as_str) else {
+            return node;
+        };
+        let Some(pointer) = reference.strip_prefix('#') else {
+            return node;
+        };
         match schema.pointer(pointer) {
             Some(target) => node = target,
             None => return node,

@@ -1,0 +1,3 @@
+//! The integration tests: one binary, shared helpers in `support`.
+
+mod support;
