@@ -23,4 +23,5 @@ pub mod policy;
 pub mod project;
 pub mod prompt;
 pub mod record;
+pub mod schedule;
 pub mod validate;

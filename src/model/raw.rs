@@ -185,6 +185,25 @@ pub enum FailureKind {
     OutputInvalid,
     /// The process could not be started.
     Spawn,
+    /// The phase's `if` or `for_each` could not be evaluated.
+    Expression,
+    /// An approval gate was rejected.
+    Rejected,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Exit => "exit",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Canceled => "canceled",
+            FailureKind::Interrupted => "interrupted",
+            FailureKind::OutputInvalid => "output_invalid",
+            FailureKind::Spawn => "spawn",
+            FailureKind::Expression => "expression",
+            FailureKind::Rejected => "rejected",
+        }
+    }
 }
 
 /// Where a phase's attempts run.
