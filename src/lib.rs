@@ -16,6 +16,7 @@
 
 pub mod cli;
 pub mod diag;
+pub mod execute;
 pub mod load;
 pub mod model;
 pub mod plan;

@@ -17,6 +17,24 @@ pub fn environment() -> Environment<'static> {
     env
 }
 
+/// Render a template against a context (the recorded facts). A missing variable is an error.
+pub fn render(source: &str, context: &serde_json::Value) -> Result<String, String> {
+    if !is_template(source) {
+        return Ok(source.to_string());
+    }
+    let env = environment();
+    let template = env.template_from_str(source).map_err(|e| e.to_string())?;
+    template.render(context).map_err(|e| {
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(inner) = source {
+            message.push_str(&format!(": {inner}"));
+            source = inner.source();
+        }
+        message
+    })
+}
+
 /// Does this string contain template syntax?
 pub fn is_template(text: &str) -> bool {
     text.contains("{{") || text.contains("{%") || text.contains("{#")

@@ -1,0 +1,819 @@
+//! Execute: the event loop of a run, and the only place with processes, timers, signals and
+//! the clock. It asks the scheduler what to do, records each decision durably *before* acting
+//! on it, runs attempts (processes, built-in steps, agents), and turns every outcome into an
+//! event.
+
+mod agents;
+mod builtin;
+pub mod inbox;
+mod outputs;
+pub mod pin;
+pub mod process;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+
+use crate::load::{self, Base, Located, Origin};
+use crate::model::{FailureKind, Mission, PhaseKind, Workspace};
+use crate::plan::{self, Plan};
+use crate::record::event::*;
+use crate::record::{self, Event, Projection, RunLog, Store};
+use crate::schedule::{Action, Options, Scheduler, State};
+
+/// Why the engine could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Record(#[from] record::Error),
+    #[error("run `{0}` has no `run.started` event; its log is not a run")]
+    NotARun(String),
+    #[error("run `{run_id}` already {status}; there is nothing to resume")]
+    Finished { run_id: String, status: &'static str },
+    #[error("the mission `{source_name}` changed since run `{run_id}` started ({pinned} → {current}); resume with `--upgrade` to continue with the changed mission, or restore it")]
+    Drift { run_id: String, source_name: String, pinned: String, current: String },
+    #[error("the mission pinned by run `{run_id}` does not validate any more: {detail}")]
+    PinnedInvalid { run_id: String, detail: String },
+    #[error("failed to prepare `{path}`: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+/// How a run ended (or paused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    Suspended,
+    Canceled,
+}
+
+/// Settings of the engine itself.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Time between SIGINT, SIGTERM and SIGKILL when stopping an attempt.
+    pub grace: Duration,
+    /// How often the inbox is checked.
+    pub inbox_poll: Duration,
+    /// Listen to Ctrl-C / SIGTERM (off in tests that drive the engine in-process).
+    pub signals: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        let grace = std::env::var("SPECTACULAR_KILL_GRACE")
+            .ok()
+            .and_then(|g| crate::model::parse_duration(&g).ok())
+            .unwrap_or(Duration::from_secs(3));
+        Settings { grace, inbox_poll: Duration::from_millis(100), signals: true }
+    }
+}
+
+/// Called with every event once it is durable.
+pub type Observer = Box<dyn FnMut(&Event) + Send>;
+
+enum Msg {
+    Done { phase: String, result: AttemptResult },
+    RetryDue(String),
+    ApprovalTimeout { phase: String, approve: bool },
+    Inbox,
+    Interrupt,
+}
+
+enum AttemptResult {
+    Succeeded { attempt: u32, exit_code: Option<i32>, duration_ms: u64, artifacts: BTreeMap<String, String>, values: BTreeMap<String, Value> },
+    Failed { attempt: u32, kind: FailureKind, message: String, exit_code: Option<i32>, duration_ms: u64 },
+}
+
+/// A run being driven.
+pub struct Engine {
+    store: Store,
+    log: RunLog,
+    scheduler: Scheduler,
+    plan: Arc<Plan>,
+    run_dir: PathBuf,
+    project_root: PathBuf,
+    settings: Settings,
+    projection: Option<Projection>,
+    observer: Observer,
+    uncommitted: Vec<Event>,
+    running: HashMap<String, watch::Sender<bool>>,
+    tx: mpsc::UnboundedSender<Msg>,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    interrupts: u32,
+}
+
+/// What `start` needs.
+pub struct StartRequest {
+    pub store: Store,
+    pub mission: Mission,
+    pub inputs: BTreeMap<String, Value>,
+    pub max_parallel: u32,
+    pub project_root: PathBuf,
+    pub settings: Settings,
+    pub observer: Observer,
+}
+
+impl Engine {
+    pub fn run_id(&self) -> &str {
+        self.log.run_id()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Create a new run: its directory, its log, and the pinning `run.started` event.
+    pub fn start(request: StartRequest) -> Result<Engine, Error> {
+        let run_id = ulid::Ulid::new().to_string();
+        let log = RunLog::create(&request.store, &run_id)?;
+        let run_dir = request.store.run_dir(&run_id);
+        let lock_file = run_dir.join("mission.lock.yaml");
+        std::fs::write(&lock_file, &request.mission.source_text)
+            .map_err(|source| Error::Io { path: lock_file.display().to_string(), source })?;
+        let (digest, files) = pin::digest(&request.mission);
+        let started = RunStarted {
+            mission: request.mission.id.clone(),
+            mission_source: request.mission.source_name.clone(),
+            mission_digest: digest,
+            mission_text: request.mission.source_text.clone(),
+            files,
+            inputs: request.inputs.clone(),
+            max_parallel: request.max_parallel,
+            engine_version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        let plan = Arc::new(plan::plan(request.mission));
+        let scheduler = Scheduler::new(plan.clone(), Options { max_parallel: request.max_parallel });
+        let mut engine = Engine::new(request.store, log, scheduler, plan, run_dir, request.project_root, request.settings, request.observer);
+        engine.record(EventData::RunStarted(started), "engine");
+        engine.flush()?;
+        Ok(engine)
+    }
+
+    /// Take over an existing run: fold its log, check the pinned mission, mark attempts that
+    /// were in flight as interrupted.
+    pub fn resume(
+        store: Store,
+        run_id: &str,
+        cwd: &Path,
+        upgrade: bool,
+        settings: Settings,
+        observer: Observer,
+    ) -> Result<Engine, Error> {
+        let (log, events) = RunLog::open(&store, run_id)?;
+        let Some(started) = events.iter().find_map(|e| match &e.data {
+            EventData::RunStarted(s) => Some(s.clone()),
+            _ => None,
+        }) else {
+            return Err(Error::NotARun(run_id.to_string()));
+        };
+        if let Some(last) = events.iter().rev().find(|e| e.data.is_terminal() || matches!(e.data, EventData::RunResumed(_))) {
+            match last.data {
+                EventData::RunSucceeded(_) => return Err(Error::Finished { run_id: run_id.into(), status: "succeeded" }),
+                EventData::RunFailed(_) => return Err(Error::Finished { run_id: run_id.into(), status: "failed" }),
+                _ => {}
+            }
+        }
+        // The pinned mission, or the latest upgrade of it.
+        let mut pinned_text = started.mission_text.clone();
+        let mut pinned_digest = started.mission_digest.clone();
+        for e in &events {
+            if let EventData::RunResumed(RunResumed { upgraded: true, mission_text: Some(t), mission_digest: Some(d), .. }) = &e.data {
+                pinned_text = t.clone();
+                pinned_digest = d.clone();
+            }
+        }
+        let located = locate_source(&started.mission_source, cwd);
+        let pinned = validate_text(located.clone(), &pinned_text, cwd)
+            .map_err(|detail| Error::PinnedInvalid { run_id: run_id.into(), detail })?;
+        let (current_digest, current) = match load::load(located.clone()) {
+            Ok(loaded) => match crate::validate::validate(&loaded, cwd).mission {
+                Some(mission) => (pin::digest(&mission).0, Some(mission)),
+                None => ("an invalid file".to_string(), None),
+            },
+            Err(_) => ("a missing file".to_string(), None),
+        };
+        let drifted = current_digest != pinned_digest;
+        let mut upgraded = None;
+        let mission = if drifted {
+            if !upgrade {
+                return Err(Error::Drift {
+                    run_id: run_id.into(),
+                    source_name: started.mission_source.clone(),
+                    pinned: short(&pinned_digest),
+                    current: short(&current_digest),
+                });
+            }
+            match current {
+                Some(mission) => {
+                    upgraded = Some((current_digest.clone(), mission.source_text.clone()));
+                    mission
+                }
+                None => {
+                    return Err(Error::PinnedInvalid {
+                        run_id: run_id.into(),
+                        detail: format!("`{}` is {current_digest}; fix it and run `spectacular validate` first", started.mission_source),
+                    })
+                }
+            }
+        } else {
+            pinned
+        };
+        let project_root = crate::project::Project::discover(cwd).root;
+        let plan = Arc::new(plan::plan(mission));
+        let mut scheduler = Scheduler::new(plan.clone(), Options { max_parallel: started.max_parallel });
+        for e in &events {
+            scheduler.apply(e);
+        }
+        let run_dir = store.run_dir(run_id);
+        let mut engine = Engine::new(store, log, scheduler, plan, run_dir, project_root, settings, observer);
+        let interrupted = engine.scheduler.running();
+        for (phase, attempt) in &interrupted {
+            process::kill_orphan_group(&engine.attempt_dir(phase, *attempt).join("pid"));
+        }
+        engine.record(
+            EventData::RunResumed(RunResumed {
+                interrupted: interrupted.iter().map(|(p, _)| p.clone()).collect(),
+                upgraded: upgraded.is_some(),
+                mission_digest: upgraded.as_ref().map(|u| u.0.clone()),
+                mission_text: upgraded.map(|u| u.1),
+            }),
+            &inbox::actor(),
+        );
+        for (phase, attempt) in interrupted {
+            engine.record(
+                EventData::AttemptFailed(AttemptFailed {
+                    phase,
+                    attempt,
+                    kind: FailureKind::Interrupted,
+                    message: "the engine stopped while this attempt ran".into(),
+                    exit_code: None,
+                    duration_ms: 0,
+                }),
+                "engine",
+            );
+        }
+        engine.flush()?;
+        Ok(engine)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        store: Store,
+        log: RunLog,
+        scheduler: Scheduler,
+        plan: Arc<Plan>,
+        run_dir: PathBuf,
+        project_root: PathBuf,
+        settings: Settings,
+        observer: Observer,
+    ) -> Engine {
+        let projection = match store.projection() {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!("the SQLite projection is unavailable ({e}); the log stays the authority");
+                None
+            }
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        Engine {
+            store,
+            log,
+            scheduler,
+            plan,
+            run_dir,
+            project_root,
+            settings,
+            projection,
+            observer,
+            uncommitted: Vec::new(),
+            running: HashMap::new(),
+            tx,
+            rx,
+            interrupts: 0,
+        }
+    }
+
+    fn attempt_dir(&self, instance: &str, attempt: u32) -> PathBuf {
+        self.run_dir.join("attempts").join(instance).join(attempt.to_string())
+    }
+
+    /// Append an event and apply it to the scheduler (durable at the next `flush`).
+    fn record(&mut self, data: EventData, actor: &str) {
+        let causation = self.log.last_event_id().map(str::to_string);
+        let event = self.log.append(data, actor, causation.as_deref());
+        self.scheduler.apply(&event);
+        self.uncommitted.push(event);
+    }
+
+    /// Make every appended event durable, then update the projection and the observer.
+    fn flush(&mut self) -> Result<(), Error> {
+        if self.uncommitted.is_empty() {
+            return Ok(());
+        }
+        self.log.commit()?;
+        let events = std::mem::take(&mut self.uncommitted);
+        if let Some(projection) = &mut self.projection {
+            if let Err(e) = projection.apply(&events) {
+                tracing::warn!("could not update the projection ({e}); it will be rebuilt from the log");
+                self.projection = None;
+            }
+        }
+        for e in &events {
+            (self.observer)(e);
+        }
+        Ok(())
+    }
+
+    /// Drive the run until it ends, is suspended, or is canceled.
+    pub async fn drive(mut self) -> Result<Outcome, Error> {
+        let result = self.drive_inner().await;
+        if result.is_err() {
+            // The log refused a write: stop every attempt, record nothing more.
+            for (_, cancel) in self.running.drain() {
+                let _ = cancel.send(true);
+            }
+        }
+        result
+    }
+
+    async fn drive_inner(&mut self) -> Result<Outcome, Error> {
+        self.spawn_watchers();
+        loop {
+            self.step()?;
+            if let Some(status) = self.scheduler.finished() {
+                return Ok(match status {
+                    "succeeded" => Outcome::Succeeded,
+                    "canceled" => Outcome::Canceled,
+                    _ => Outcome::Failed,
+                });
+            }
+            if self.scheduler.is_suspended() && self.running.is_empty() {
+                return Ok(Outcome::Suspended);
+            }
+            let Some(msg) = self.rx.recv().await else { return Ok(Outcome::Failed) };
+            self.handle(msg);
+            while let Ok(msg) = self.rx.try_recv() {
+                self.handle(msg);
+            }
+            self.flush()?;
+        }
+    }
+
+    fn spawn_watchers(&self) {
+        let tx = self.tx.clone();
+        let inbox_dir = self.run_dir.join("inbox");
+        let poll = self.settings.inbox_poll;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(poll).await;
+                let waiting = std::fs::read_dir(&inbox_dir)
+                    .map(|mut d| d.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))))
+                    .unwrap_or(false);
+                if waiting && tx.send(Msg::Inbox).is_err() {
+                    return;
+                }
+            }
+        });
+        if self.settings.signals {
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                loop {
+                    let term_recv = async {
+                        match term.as_mut() {
+                            Some(t) => {
+                                t.recv().await;
+                            }
+                            None => std::future::pending::<()>().await,
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term_recv => {}
+                    }
+                    if tx.send(Msg::Interrupt).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Done { phase, result } => {
+                self.running.remove(&phase);
+                let data = match result {
+                    AttemptResult::Succeeded { attempt, exit_code, duration_ms, artifacts, values } => {
+                        EventData::AttemptSucceeded(AttemptSucceeded { phase, attempt, exit_code, duration_ms, artifacts, values })
+                    }
+                    AttemptResult::Failed { attempt, kind, message, exit_code, duration_ms } => {
+                        EventData::AttemptFailed(AttemptFailed { phase, attempt, kind, message, exit_code, duration_ms })
+                    }
+                };
+                self.record(data, "engine");
+            }
+            Msg::RetryDue(phase) => self.scheduler.retry_due(&phase),
+            Msg::ApprovalTimeout { phase, approve } => {
+                if self.scheduler.state(&phase) == Some(&State::Waiting) {
+                    self.record(
+                        EventData::ApprovalDecided(ApprovalDecided { phase, approved: approve, comment: None, timed_out: true }),
+                        "engine",
+                    );
+                }
+            }
+            Msg::Inbox => {
+                for command in inbox::drain(&self.run_dir) {
+                    match command {
+                        inbox::Command::Approve { phase, approved, comment, actor } => {
+                            if self.scheduler.state(&phase) == Some(&State::Waiting) {
+                                self.record(
+                                    EventData::ApprovalDecided(ApprovalDecided { phase, approved, comment, timed_out: false }),
+                                    &actor,
+                                );
+                            } else {
+                                tracing::warn!("ignoring a decision for `{phase}`, which is not waiting for approval");
+                            }
+                        }
+                        inbox::Command::Cancel { actor, reason } => {
+                            if !self.scheduler.cancel_requested() {
+                                self.record(EventData::CancelRequested(CancelRequested { reason }), &actor);
+                            }
+                        }
+                    }
+                }
+            }
+            Msg::Interrupt => {
+                self.interrupts += 1;
+                if self.interrupts == 1 {
+                    self.record(
+                        EventData::CancelRequested(CancelRequested { reason: Some("interrupted (Ctrl-C or SIGTERM)".into()) }),
+                        &inbox::actor(),
+                    );
+                } else {
+                    // A second interrupt: stop waiting politely.
+                    self.settings.grace = Duration::ZERO;
+                    for cancel in self.running.values() {
+                        let _ = cancel.send(true);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ask the scheduler, record its decisions, then act on them, until it only waits.
+    fn step(&mut self) -> Result<(), Error> {
+        for _ in 0..100_000 {
+            self.scheduler.set_now(SystemTime::now());
+            let actions = self.scheduler.decide();
+            if actions.is_empty() {
+                break;
+            }
+            let mut starts = Vec::new();
+            let mut effects = Vec::new();
+            let mut recorded = false;
+            for action in actions {
+                match action {
+                    Action::Record(data) => {
+                        self.record(data, "engine");
+                        recorded = true;
+                    }
+                    Action::Start { phase, attempt, timeout } => starts.push((phase, attempt, timeout)),
+                    other => effects.push(other),
+                }
+            }
+            let mut prepared = Vec::new();
+            for (phase, attempt, timeout) in starts {
+                let (started, job) = self.prepare(&phase, attempt, timeout);
+                self.record(EventData::AttemptStarted(started), "engine");
+                match job {
+                    Ok(job) => prepared.push(job),
+                    Err((kind, message)) => self.record(
+                        EventData::AttemptFailed(AttemptFailed { phase, attempt, kind, message, exit_code: None, duration_ms: 0 }),
+                        "engine",
+                    ),
+                }
+            }
+            // Durable first, then the effects that depend on it.
+            self.flush()?;
+            for effect in effects {
+                self.effect(effect);
+            }
+            let launched = !prepared.is_empty();
+            for job in prepared {
+                self.launch(job);
+            }
+            if !recorded && !launched {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn effect(&mut self, action: Action) {
+        match action {
+            Action::RetryAfter { phase, delay } => {
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = tx.send(Msg::RetryDue(phase));
+                });
+            }
+            Action::Cancel { phase, .. } => {
+                if let Some(cancel) = self.running.get(&phase) {
+                    let _ = cancel.send(true);
+                }
+            }
+            Action::ApprovalTimer { phase, after, approve } => {
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    let _ = tx.send(Msg::ApprovalTimeout { phase, approve });
+                });
+            }
+            Action::Record(_) | Action::Start { .. } => {}
+        }
+    }
+}
+
+/// Everything an attempt needs, prepared (rendered) before `attempt.started` is recorded.
+struct Job {
+    phase: String,
+    attempt: u32,
+    dir: PathBuf,
+    timeout: Option<Duration>,
+    work: Work,
+    outputs: indexmap::IndexMap<String, crate::model::Output>,
+    output_paths: BTreeMap<String, String>,
+    base: Base,
+    run_dir: PathBuf,
+}
+
+enum Work {
+    Process(process::Spec),
+    Builtin { step: String, with: Value, project_root: PathBuf, stdout: PathBuf, run_id: String, mission: String, report: Vec<builtin::ReportRow> },
+}
+
+type Prepared = (AttemptStarted, Result<Job, (FailureKind, String)>);
+
+impl Engine {
+    fn prepare(&mut self, instance: &str, attempt: u32, timeout: Option<Duration>) -> Prepared {
+        let dir = self.attempt_dir(instance, attempt);
+        let mut started = AttemptStarted {
+            phase: instance.to_string(),
+            attempt,
+            workdir: dir.strip_prefix(&self.run_dir).unwrap_or(&dir).display().to_string(),
+            argv: None,
+            prompt_digest: None,
+            timeout_ms: timeout.map(|t| t.as_millis() as u64),
+        };
+        let job = self.prepare_job(instance, attempt, timeout, &dir, &mut started);
+        (started, job)
+    }
+
+    fn prepare_job(
+        &mut self,
+        instance: &str,
+        attempt: u32,
+        timeout: Option<Duration>,
+        dir: &Path,
+        started: &mut AttemptStarted,
+    ) -> Result<Job, (FailureKind, String)> {
+        let phase = self
+            .scheduler
+            .phase_of(instance)
+            .cloned()
+            .ok_or((FailureKind::Spawn, format!("unknown phase `{instance}`; this is a bug in spectacular")))?;
+        std::fs::create_dir_all(dir).map_err(|e| (FailureKind::Spawn, format!("creating `{}`: {e}", dir.display())))?;
+        let context = self.scheduler.context(instance, attempt);
+        let render = |text: &str| crate::prompt::render(text, &context).map_err(|e| (FailureKind::Expression, e));
+        let mut output_paths = BTreeMap::new();
+        for (name, output) in &phase.outputs {
+            output_paths.insert(name.clone(), render(&output.path)?);
+        }
+        let cwd = match phase.workspace {
+            Workspace::Repo => self.project_root.clone(),
+            Workspace::Attempt | Workspace::Worktree => dir.to_path_buf(),
+        };
+        let mut env = vec![
+            ("SPECTACULAR_RUN_ID".to_string(), self.log.run_id().to_string()),
+            ("SPECTACULAR_PHASE".to_string(), instance.to_string()),
+            ("SPECTACULAR_ATTEMPT".to_string(), attempt.to_string()),
+            ("SPECTACULAR_OUTPUT_DIR".to_string(), dir.display().to_string()),
+        ];
+        if let Some(item) = self.scheduler.item_of(instance) {
+            env.push(("SPECTACULAR_ITEM".to_string(), item.to_string()));
+        }
+        let spec = |argv: Vec<String>, stdin: Option<Vec<u8>>| process::Spec {
+            argv,
+            cwd: cwd.clone(),
+            env: env.clone(),
+            stdin,
+            stdout: dir.join("stdout.log"),
+            stderr: dir.join("stderr.log"),
+            pid_file: dir.join("pid"),
+            timeout,
+            grace: self.settings.grace,
+        };
+        let work = match &phase.kind {
+            PhaseKind::Run { argv } => {
+                let argv = argv.iter().map(|a| render(a)).collect::<Result<Vec<_>, _>>()?;
+                started.argv = Some(argv.clone());
+                Work::Process(spec(argv, None))
+            }
+            PhaseKind::Shell { script } => {
+                let argv = vec!["sh".to_string(), "-c".to_string(), render(script)?];
+                started.argv = Some(argv.clone());
+                Work::Process(spec(argv, None))
+            }
+            PhaseKind::Uses { step, with } => {
+                let with = render_value(&Value::Object(with.clone().into_iter().collect()), &context)
+                    .map_err(|e| (FailureKind::Expression, e))?;
+                let report = self
+                    .scheduler
+                    .instances()
+                    .filter(|(name, _, _)| *name != instance)
+                    .map(|(name, state, attempts)| builtin::ReportRow {
+                        phase: name.to_string(),
+                        state: state.name().to_string(),
+                        attempts,
+                        artifacts: self.scheduler.artifacts_of(name).map(|a| a.values().cloned().collect()).unwrap_or_default(),
+                    })
+                    .collect();
+                Work::Builtin {
+                    step: step.strip_prefix("builtin/").unwrap_or(step).to_string(),
+                    with,
+                    project_root: self.project_root.clone(),
+                    stdout: dir.join("stdout.log"),
+                    run_id: self.log.run_id().to_string(),
+                    mission: self.plan.mission.id.clone(),
+                    report,
+                }
+            }
+            PhaseKind::Agent { role, agent, prompt, .. } => {
+                let template = match prompt {
+                    Some(p) => self.plan.mission.base.read(p).map_err(|e| (FailureKind::Spawn, format!("prompt template: {e}")))?,
+                    None => format!("You are the {} of this mission.\n", role.as_deref().unwrap_or("agent")),
+                };
+                let text = render(&template)?;
+                let prompt_file = dir.join("prompt.md");
+                std::fs::write(&prompt_file, &text).map_err(|e| (FailureKind::Spawn, format!("writing the prompt: {e}")))?;
+                started.prompt_digest = Some(pin::sha256(text.as_bytes()));
+                let dot_dir = self.store.dir.clone();
+                let configured = agents::load(self.plan.mission.base.dir(), &dot_dir).map_err(|e| (FailureKind::Spawn, e))?;
+                let (_, chosen) = agents::choose(&configured, agent.as_deref(), role.as_deref()).map_err(|e| (FailureKind::Spawn, e))?;
+                let (argv, stdin) = agents::invocation(chosen, &context, &prompt_file, &text).map_err(|e| (FailureKind::Spawn, e))?;
+                started.argv = Some(argv.clone());
+                Work::Process(spec(argv, stdin))
+            }
+            PhaseKind::Approval { .. } => {
+                return Err((FailureKind::Spawn, "an approval gate has no attempt; this is a bug in spectacular".into()));
+            }
+        };
+        Ok(Job {
+            phase: instance.to_string(),
+            attempt,
+            dir: dir.to_path_buf(),
+            timeout,
+            work,
+            outputs: phase.outputs.clone(),
+            output_paths,
+            base: self.plan.mission.base.clone(),
+            run_dir: self.run_dir.clone(),
+        })
+    }
+
+    fn launch(&mut self, job: Job) {
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        self.running.insert(job.phase.clone(), cancel_tx);
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let phase = job.phase.clone();
+            let result = run_job(job, cancel_rx).await;
+            let _ = tx.send(Msg::Done { phase, result });
+        });
+    }
+}
+
+async fn run_job(job: Job, mut cancel: watch::Receiver<bool>) -> AttemptResult {
+    let began = Instant::now();
+    let attempt = job.attempt;
+    let fail = |kind, message: String, exit_code, began: Instant| AttemptResult::Failed {
+        attempt,
+        kind,
+        message,
+        exit_code,
+        duration_ms: began.elapsed().as_millis() as u64,
+    };
+    let mut exit_code = None;
+    match &job.work {
+        Work::Process(spec) => match process::run(spec.clone(), cancel).await {
+            process::Ended::Exited { code: Some(0), .. } => exit_code = Some(0),
+            process::Ended::Exited { code: Some(code), .. } => {
+                let tail = tail(&spec.stderr);
+                return fail(FailureKind::Exit, format!("exited with code {code}{tail}"), Some(code), began);
+            }
+            process::Ended::Exited { signal, .. } => {
+                return fail(FailureKind::Exit, format!("killed by signal {}", signal.unwrap_or(0)), None, began);
+            }
+            process::Ended::TimedOut => {
+                let limit = job.timeout.map(crate::model::format_duration).unwrap_or_default();
+                return fail(FailureKind::Timeout, format!("timed out after {limit}"), None, began);
+            }
+            process::Ended::Canceled => return fail(FailureKind::Canceled, "canceled".into(), None, began),
+            process::Ended::SpawnFailed(message) => return fail(FailureKind::Spawn, message, None, began),
+        },
+        Work::Builtin { step, with, project_root, stdout, run_id, mission, report } => {
+            let ctx = builtin::Ctx { attempt_dir: &job.dir, project_root, with, stdout, run_id, mission, report };
+            let timeout = job.timeout.unwrap_or(Duration::from_secs(u64::MAX / 4));
+            let canceled = async {
+                loop {
+                    if *cancel.borrow() {
+                        return;
+                    }
+                    if cancel.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            };
+            tokio::select! {
+                result = builtin::run(step, ctx) => {
+                    if let Err((kind, message)) = result {
+                        return fail(kind, message, None, began);
+                    }
+                }
+                _ = tokio::time::sleep(timeout) => {
+                    let limit = job.timeout.map(crate::model::format_duration).unwrap_or_default();
+                    return fail(FailureKind::Timeout, format!("timed out after {limit}"), None, began);
+                }
+                _ = canceled => return fail(FailureKind::Canceled, "canceled".into(), None, began),
+            }
+        }
+    }
+    match outputs::promote(&job.outputs, &job.output_paths, &job.dir, &job.run_dir, &job.phase, &job.base) {
+        Ok(promoted) => AttemptResult::Succeeded {
+            attempt,
+            exit_code,
+            duration_ms: began.elapsed().as_millis() as u64,
+            artifacts: promoted.artifacts,
+            values: promoted.values,
+        },
+        Err(message) => fail(FailureKind::OutputInvalid, message, exit_code, began),
+    }
+}
+
+/// The last lines of a captured stream, for failure messages.
+fn tail(path: &Path) -> String {
+    let Ok(text) = std::fs::read_to_string(path) else { return String::new() };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let start = lines.len().saturating_sub(3);
+    format!(": {}", lines[start..].join(" / "))
+}
+
+fn render_value(value: &Value, context: &Value) -> Result<Value, String> {
+    Ok(match value {
+        Value::String(s) => Value::String(crate::prompt::render(s, context)?),
+        Value::Array(items) => Value::Array(items.iter().map(|v| render_value(v, context)).collect::<Result<_, _>>()?),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), render_value(v, context)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+fn short(digest: &str) -> String {
+    digest.strip_prefix("sha256:").map(|d| d.chars().take(12).collect()).unwrap_or_else(|| digest.to_string())
+}
+
+/// Where a run's mission came from, for re-reading it.
+fn locate_source(source: &str, cwd: &Path) -> Located {
+    if let Some(rest) = source.strip_prefix("builtin:missions/") {
+        let name = rest.split('/').next().unwrap_or(rest).to_string();
+        return Located { display: source.to_string(), origin: Origin::Builtin, base: Base::Builtin(name), path: None };
+    }
+    let path = cwd.join(source);
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_else(|| cwd.to_path_buf());
+    Located { display: source.to_string(), origin: Origin::Path, base: Base::Dir(base), path: Some(path) }
+}
+
+fn validate_text(located: Located, text: &str, cwd: &Path) -> Result<Mission, String> {
+    let loaded = load::load_bytes(located, text.as_bytes());
+    let validated = crate::validate::validate(&loaded, cwd);
+    validated.mission.ok_or_else(|| {
+        validated
+            .diagnostics
+            .iter()
+            .find(|d| d.is_error())
+            .map(|d| d.message.clone())
+            .unwrap_or_else(|| "invalid".into())
+    })
+}

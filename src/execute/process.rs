@@ -1,0 +1,176 @@
+//! Child processes: each attempt in its own process group, stdout/stderr captured to files
+//! with a size cap, a timeout, and cancellation by SIGINT → SIGTERM → SIGKILL to the whole
+//! group, so that no process of the phase survives.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+/// Captured output larger than this is truncated (with a marker line).
+pub const OUTPUT_CAP: u64 = 8 * 1024 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub argv: Vec<String>,
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub stdin: Option<Vec<u8>>,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+    /// Where the process group id is written, so that a later engine can kill an orphan.
+    pub pid_file: PathBuf,
+    pub timeout: Option<Duration>,
+    /// Time between SIGINT, SIGTERM and SIGKILL.
+    pub grace: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ended {
+    Exited { code: Option<i32>, signal: Option<i32> },
+    TimedOut,
+    Canceled,
+    SpawnFailed(String),
+}
+
+fn signal_group(pgid: i32, signal: i32) -> bool {
+    // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
+    unsafe { libc::kill(-pgid, signal) == 0 }
+}
+
+/// Kill what is left of a process group recorded in a pid file (an orphan of a dead engine).
+pub fn kill_orphan_group(pid_file: &std::path::Path) {
+    if let Ok(text) = std::fs::read_to_string(pid_file) {
+        if let Ok(pgid) = text.trim().parse::<i32>() {
+            if pgid > 1 {
+                signal_group(pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+async fn copy_capped(reader: Option<impl AsyncRead + Unpin>, path: PathBuf) -> std::io::Result<u64> {
+    let mut file = tokio::fs::File::create(&path).await?;
+    let Some(mut reader) = reader else { return Ok(0) };
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut written: u64 = 0;
+    let mut truncated = false;
+    loop {
+        let n = reader.read(&mut buffer).await?;
+        if n == 0 {
+            break;
+        }
+        if truncated {
+            continue;
+        }
+        let room = OUTPUT_CAP.saturating_sub(written) as usize;
+        if n <= room {
+            file.write_all(&buffer[..n]).await?;
+            written += n as u64;
+        } else {
+            file.write_all(&buffer[..room]).await?;
+            written += room as u64;
+            let marker = format!("\n[spectacular: output truncated at {OUTPUT_CAP} bytes]\n");
+            file.write_all(marker.as_bytes()).await?;
+            truncated = true;
+        }
+    }
+    file.flush().await?;
+    Ok(written)
+}
+
+/// Run a process to its end, its timeout, or cancellation.
+pub async fn run(spec: Spec, mut cancel: watch::Receiver<bool>) -> Ended {
+    let Some(program) = spec.argv.first() else {
+        return Ended::SpawnFailed("empty command".into());
+    };
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(&spec.argv[1..])
+        .current_dir(&spec.cwd)
+        .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(if spec.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            let hint = if e.kind() == std::io::ErrorKind::NotFound {
+                format!("`{program}` was not found on PATH")
+            } else {
+                format!("could not start `{program}`: {e}")
+            };
+            return Ended::SpawnFailed(hint);
+        }
+    };
+    let pgid = child.id().map(|p| p as i32).unwrap_or(0);
+    let _ = std::fs::write(&spec.pid_file, pgid.to_string());
+    let out = tokio::spawn(copy_capped(child.stdout.take(), spec.stdout.clone()));
+    let err = tokio::spawn(copy_capped(child.stderr.take(), spec.stderr.clone()));
+    if let (Some(mut stdin), Some(data)) = (child.stdin.take(), spec.stdin.clone()) {
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&data).await;
+            let _ = stdin.shutdown().await;
+        });
+    }
+    let timeout = spec.timeout.unwrap_or(Duration::from_secs(u64::MAX / 4));
+    let ended = {
+        let wait = child.wait();
+        tokio::pin!(wait);
+        let canceled = async {
+            loop {
+                if *cancel.borrow() {
+                    return;
+                }
+                if cancel.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            status = &mut wait => match status {
+                Ok(status) => {
+                    use std::os::unix::process::ExitStatusExt;
+                    Ended::Exited { code: status.code(), signal: status.signal() }
+                }
+                Err(e) => Ended::SpawnFailed(format!("waiting for `{program}` failed: {e}")),
+            },
+            _ = tokio::time::sleep(timeout) => {
+                stop(pgid, &mut wait, &[libc::SIGTERM, libc::SIGKILL], spec.grace).await;
+                Ended::TimedOut
+            }
+            _ = canceled => {
+                stop(pgid, &mut wait, &[libc::SIGINT, libc::SIGTERM, libc::SIGKILL], spec.grace).await;
+                Ended::Canceled
+            }
+        }
+    };
+    // Whatever the leader did, nothing of its group outlives the attempt.
+    if pgid > 1 {
+        signal_group(pgid, libc::SIGKILL);
+    }
+    let drain = Duration::from_secs(2);
+    let _ = tokio::time::timeout(drain, out).await;
+    let _ = tokio::time::timeout(drain, err).await;
+    let _ = std::fs::remove_file(&spec.pid_file);
+    ended
+}
+
+async fn stop<F>(pgid: i32, wait: &mut std::pin::Pin<&mut F>, signals: &[i32], grace: Duration)
+where
+    F: std::future::Future<Output = std::io::Result<std::process::ExitStatus>>,
+{
+    for &signal in signals {
+        if pgid > 1 {
+            signal_group(pgid, signal);
+        }
+        if tokio::time::timeout(grace, wait.as_mut()).await.is_ok() {
+            return;
+        }
+    }
+    let _ = wait.as_mut().await;
+}
