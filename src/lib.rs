@@ -23,6 +23,7 @@ pub mod plan;
 pub mod policy;
 pub mod project;
 pub mod prompt;
+pub mod query;
 pub mod record;
 pub mod schedule;
 pub mod validate;

@@ -1,9 +1,13 @@
 //! The command line: clap definitions, one file per subcommand. The only module that prints.
 
 mod completions;
+mod control;
 mod exit;
 mod graph;
 mod missions;
+mod progress;
+mod query;
+mod run;
 mod schema;
 mod validate;
 
@@ -35,6 +39,10 @@ pub struct Cli {
     /// When to use colour: auto (only on a terminal, never with NO_COLOR), always, never.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
     pub color: ColorChoice,
+    /// The store directory (default: the nearest `.spectacular/` above the working directory,
+    /// else the git root's, else the working directory's).
+    #[arg(long, global = true, env = "SPECTACULAR_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -48,6 +56,22 @@ pub enum ColorChoice {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a mission (a path or a name) to its end.
+    Run(run::RunArgs),
+    /// Continue a run that was interrupted, canceled or suspended.
+    Resume(run::ResumeArgs),
+    /// Approve (or reject) an approval gate of a run.
+    Approve(control::ApproveArgs),
+    /// Cancel a run: its attempts are stopped; it can be resumed later.
+    Cancel(control::CancelArgs),
+    /// The phases of a run: state, attempts, duration.
+    Status(query::StatusArgs),
+    /// The runs in the store.
+    Runs(query::RunsArgs),
+    /// The events of a run.
+    Events(query::EventsArgs),
+    /// Re-fold a run's log without side effects and print its timeline.
+    Replay(query::ReplayArgs),
     /// Check a mission and report every problem, with its location and a fix.
     Validate(validate::Args),
     /// Draw a mission's phase graph (Graphviz DOT or Mermaid).
@@ -64,8 +88,16 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
-    let context = Context::new(cli.color);
+    let context = Context::new(cli.color, cli.store);
     let result = match cli.command {
+        Command::Run(args) => run::run(&context, args),
+        Command::Resume(args) => run::resume(&context, args),
+        Command::Approve(args) => control::approve(&context, args),
+        Command::Cancel(args) => control::cancel(&context, args),
+        Command::Status(args) => query::status(&context, args),
+        Command::Runs(args) => query::runs(&context, args),
+        Command::Events(args) => query::events(&context, args),
+        Command::Replay(args) => query::replay(&context, args),
         Command::Validate(args) => validate::run(&context, args),
         Command::Graph(args) => graph::run(&context, args),
         Command::Schema(args) => schema::run(args),
@@ -131,10 +163,12 @@ pub struct Context {
     pub color_stdout: bool,
     /// Colour on stderr.
     pub color_stderr: bool,
+    /// `--store DIR` / `SPECTACULAR_STORE`.
+    pub store_override: Option<PathBuf>,
 }
 
 impl Context {
-    fn new(choice: ColorChoice) -> Context {
+    fn new(choice: ColorChoice, store_override: Option<PathBuf>) -> Context {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let decide = |is_terminal: bool| match choice {
             ColorChoice::Always => true,
@@ -145,6 +179,7 @@ impl Context {
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             color_stdout: decide(std::io::stdout().is_terminal()),
             color_stderr: decide(std::io::stderr().is_terminal()),
+            store_override,
         }
     }
 

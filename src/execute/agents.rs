@@ -41,13 +41,16 @@ pub fn load(mission_dir: Option<&Path>, dot_dir: &Path) -> Result<AgentsFile, St
     let mut merged = AgentsFile::default();
     for dir in [Some(dot_dir), mission_dir].into_iter().flatten() {
         let path = dir.join("agents.yaml");
-        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
         let parsed = crate::load::yaml::parse(&text, &path.display().to_string());
         if let Some(d) = parsed.diagnostics.first() {
             return Err(format!("{}: {}", path.display(), d.message));
         }
         let json = parsed.root.map(|r| r.to_json()).unwrap_or(Value::Null);
-        let file: AgentsFile = serde_json::from_value(json).map_err(|e| format!("{}: {e}", path.display()))?;
+        let file: AgentsFile =
+            serde_json::from_value(json).map_err(|e| format!("{}: {e}", path.display()))?;
         for (name, agent) in file.agents {
             merged.agents.insert(name, agent);
         }
@@ -56,7 +59,11 @@ pub fn load(mission_dir: Option<&Path>, dot_dir: &Path) -> Result<AgentsFile, St
 }
 
 /// Pick the agent for a phase: the pinned one, else the first serving its role.
-pub fn choose<'a>(file: &'a AgentsFile, agent: Option<&str>, role: Option<&str>) -> Result<(&'a str, &'a AgentConfig), String> {
+pub fn choose<'a>(
+    file: &'a AgentsFile,
+    agent: Option<&str>,
+    role: Option<&str>,
+) -> Result<(&'a str, &'a AgentConfig), String> {
     if let Some(name) = agent {
         return file
             .agents
@@ -73,9 +80,17 @@ pub fn choose<'a>(file: &'a AgentsFile, agent: Option<&str>, role: Option<&str>)
 }
 
 /// The argv and stdin of a `command` agent call.
-pub fn invocation(agent: &AgentConfig, context: &Value, prompt_file: &Path, prompt: &str) -> Result<(Vec<String>, Option<Vec<u8>>), String> {
+pub fn invocation(
+    agent: &AgentConfig,
+    context: &Value,
+    prompt_file: &Path,
+    prompt: &str,
+) -> Result<(Vec<String>, Option<Vec<u8>>), String> {
     if agent.adapter != "command" {
-        return Err(format!("adapter `{}` is not available yet; use `adapter: command`", agent.adapter));
+        return Err(format!(
+            "adapter `{}` is not available yet; use `adapter: command`",
+            agent.adapter
+        ));
     }
     if agent.argv.is_empty() {
         return Err("a `command` agent needs a non-empty `argv`".into());

@@ -37,13 +37,24 @@ fn text<'a>(with: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 fn write(path: &Path, content: &str) -> Result<(), Failure> {
-    std::fs::write(path, content).map_err(|e| (FailureKind::Exit, format!("writing `{}`: {e}", path.display())))
+    std::fs::write(path, content).map_err(|e| {
+        (
+            FailureKind::Exit,
+            format!("writing `{}`: {e}", path.display()),
+        )
+    })
 }
 
 fn inside(ctx: &Ctx<'_>, relative: &str) -> Result<std::path::PathBuf, Failure> {
     let path = Path::new(relative);
-    if relative.is_empty() || path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err((FailureKind::Exit, format!("`{relative}` must be a relative path inside the attempt directory")));
+    if relative.is_empty()
+        || path.is_absolute()
+        || path.components().any(|c| matches!(c, Component::ParentDir))
+    {
+        return Err((
+            FailureKind::Exit,
+            format!("`{relative}` must be a relative path inside the attempt directory"),
+        ));
     }
     let full = ctx.attempt_dir.join(path);
     if let Some(parent) = full.parent() {
@@ -56,7 +67,10 @@ fn inside(ctx: &Ctx<'_>, relative: &str) -> Result<std::path::PathBuf, Failure> 
 pub async fn run(name: &str, ctx: Ctx<'_>) -> Result<(), Failure> {
     match name {
         "noop" => write(ctx.stdout, ""),
-        "echo" => write(ctx.stdout, &format!("{}\n", text(ctx.with, "message").unwrap_or(""))),
+        "echo" => write(
+            ctx.stdout,
+            &format!("{}\n", text(ctx.with, "message").unwrap_or("")),
+        ),
         "fail" => {
             let message = text(ctx.with, "message").unwrap_or("builtin/fail always fails");
             write(ctx.stdout, &format!("{message}\n"))?;
@@ -64,14 +78,20 @@ pub async fn run(name: &str, ctx: Ctx<'_>) -> Result<(), Failure> {
         }
         "sleep" => {
             let duration = match ctx.with.get("duration") {
-                Some(Value::String(d)) => crate::model::parse_duration(d).map_err(|e| (FailureKind::Exit, e))?,
+                Some(Value::String(d)) => {
+                    crate::model::parse_duration(d).map_err(|e| (FailureKind::Exit, e))?
+                }
                 _ => Duration::from_secs(1),
             };
             tokio::time::sleep(duration).await;
-            write(ctx.stdout, &format!("slept {}\n", crate::model::format_duration(duration)))
+            write(
+                ctx.stdout,
+                &format!("slept {}\n", crate::model::format_duration(duration)),
+            )
         }
         "write" => {
-            let path = text(ctx.with, "path").ok_or((FailureKind::Exit, "builtin/write needs `with.path`".into()))?;
+            let path = text(ctx.with, "path")
+                .ok_or((FailureKind::Exit, "builtin/write needs `with.path`".into()))?;
             let content = match ctx.with.get("content") {
                 Some(Value::String(s)) => s.clone(),
                 Some(other) => serde_json::to_string_pretty(other).unwrap_or_default(),
@@ -81,35 +101,90 @@ pub async fn run(name: &str, ctx: Ctx<'_>) -> Result<(), Failure> {
         }
         "analyse-spec" => analyse_spec(&ctx),
         "report" => report(&ctx),
-        other => Err((FailureKind::Spawn, format!("unknown built-in step `builtin/{other}`"))),
+        other => Err((
+            FailureKind::Spawn,
+            format!("unknown built-in step `builtin/{other}`"),
+        )),
     }
 }
 
 const RISK_WORDS: &[&str] = &[
-    "auth", "login", "password", "token", "payment", "billing", "admin", "secret", "encrypt", "migration",
-    "database", "concurren", "security", "permission", "compliance", "privacy",
+    "auth",
+    "login",
+    "password",
+    "token",
+    "payment",
+    "billing",
+    "admin",
+    "secret",
+    "encrypt",
+    "migration",
+    "database",
+    "concurren",
+    "security",
+    "permission",
+    "compliance",
+    "privacy",
 ];
-const VAGUE_WORDS: &[&str] = &["maybe", "somehow", "etc", "tbd", "todo", "probably", "some", "should probably", "as needed"];
+const VAGUE_WORDS: &[&str] = &[
+    "maybe",
+    "somehow",
+    "etc",
+    "tbd",
+    "todo",
+    "probably",
+    "some",
+    "should probably",
+    "as needed",
+];
 
 /// Scores a Markdown spec: size, structure, requirements, risky areas and vagueness.
 fn analyse_spec(ctx: &Ctx<'_>) -> Result<(), Failure> {
-    let spec = text(ctx.with, "spec").ok_or((FailureKind::Exit, "builtin/analyse-spec needs `with.spec`".into()))?;
-    let path = if Path::new(spec).is_absolute() { Path::new(spec).to_path_buf() } else { ctx.project_root.join(spec) };
-    let source = std::fs::read_to_string(&path)
-        .map_err(|e| (FailureKind::Exit, format!("cannot read the spec `{}`: {e}", path.display())))?;
+    let spec = text(ctx.with, "spec").ok_or((
+        FailureKind::Exit,
+        "builtin/analyse-spec needs `with.spec`".into(),
+    ))?;
+    let path = if Path::new(spec).is_absolute() {
+        Path::new(spec).to_path_buf()
+    } else {
+        ctx.project_root.join(spec)
+    };
+    let source = std::fs::read_to_string(&path).map_err(|e| {
+        (
+            FailureKind::Exit,
+            format!("cannot read the spec `{}`: {e}", path.display()),
+        )
+    })?;
     let lower = source.to_lowercase();
     let words = source.split_whitespace().count();
-    let sections = source.lines().filter(|l| l.trim_start().starts_with('#')).count();
+    let sections = source
+        .lines()
+        .filter(|l| l.trim_start().starts_with('#'))
+        .count();
     let requirements = source
         .lines()
         .map(str::trim_start)
         .filter(|l| {
-            l.starts_with("- ") || l.starts_with("* ") || l.split_once(". ").is_some_and(|(n, _)| n.parse::<u32>().is_ok())
+            l.starts_with("- ")
+                || l.starts_with("* ")
+                || l.split_once(". ")
+                    .is_some_and(|(n, _)| n.parse::<u32>().is_ok())
         })
         .count();
-    let musts = ["must", "shall", "required"].iter().map(|w| lower.matches(w).count()).sum::<usize>();
-    let risks: Vec<&str> = RISK_WORDS.iter().copied().filter(|w| lower.contains(w)).collect();
-    let vague = VAGUE_WORDS.iter().map(|w| lower.matches(w).count()).sum::<usize>() + lower.matches('?').count();
+    let musts = ["must", "shall", "required"]
+        .iter()
+        .map(|w| lower.matches(w).count())
+        .sum::<usize>();
+    let risks: Vec<&str> = RISK_WORDS
+        .iter()
+        .copied()
+        .filter(|w| lower.contains(w))
+        .collect();
+    let vague = VAGUE_WORDS
+        .iter()
+        .map(|w| lower.matches(w).count())
+        .sum::<usize>()
+        + lower.matches('?').count();
     let ratio = |n: usize, full: f64| (n as f64 / full).min(1.0);
     let complexity = (0.1
         + 0.25 * ratio(words, 2000.0)
@@ -139,7 +214,10 @@ fn analyse_spec(ctx: &Ctx<'_>) -> Result<(), Failure> {
     });
     let text = serde_json::to_string_pretty(&analysis).unwrap_or_default();
     write(&ctx.attempt_dir.join("analysis.json"), &format!("{text}\n"))?;
-    write(ctx.stdout, &format!("complexity {complexity} ({tier}), {words} words, {requirements} requirements\n"))
+    write(
+        ctx.stdout,
+        &format!("complexity {complexity} ({tier}), {words} words, {requirements} requirements\n"),
+    )
 }
 
 fn report(ctx: &Ctx<'_>) -> Result<(), Failure> {
@@ -148,7 +226,14 @@ fn report(ctx: &Ctx<'_>) -> Result<(), Failure> {
     let _ = writeln!(out, "| phase | state | attempts | artifacts |");
     let _ = writeln!(out, "|---|---|---|---|");
     for row in ctx.report {
-        let _ = writeln!(out, "| {} | {} | {} | {} |", row.phase, row.state, row.attempts, row.artifacts.join(", "));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            row.phase,
+            row.state,
+            row.attempts,
+            row.artifacts.join(", ")
+        );
     }
     write(&ctx.attempt_dir.join("report.md"), &out)?;
     write(ctx.stdout, &out)

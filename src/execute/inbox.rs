@@ -10,8 +10,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
-    Approve { phase: String, approved: bool, comment: Option<String>, actor: String },
-    Cancel { actor: String, reason: Option<String> },
+    Approve {
+        phase: String,
+        approved: bool,
+        comment: Option<String>,
+        actor: String,
+    },
+    Cancel {
+        actor: String,
+        reason: Option<String>,
+    },
 }
 
 fn dir(run_dir: &Path) -> PathBuf {
@@ -31,7 +39,9 @@ pub fn send(run_dir: &Path, command: &Command) -> std::io::Result<()> {
 
 /// Take every waiting command, oldest first.
 pub fn drain(run_dir: &Path) -> Vec<Command> {
-    let Ok(entries) = std::fs::read_dir(dir(run_dir)) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir(run_dir)) else {
+        return Vec::new();
+    };
     let mut files: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
@@ -43,7 +53,9 @@ pub fn drain(run_dir: &Path) -> Vec<Command> {
         if let Ok(text) = std::fs::read_to_string(&file) {
             match serde_json::from_str(&text) {
                 Ok(command) => commands.push(command),
-                Err(e) => tracing::warn!("ignoring unreadable inbox file `{}`: {e}", file.display()),
+                Err(e) => {
+                    tracing::warn!("ignoring unreadable inbox file `{}`: {e}", file.display())
+                }
             }
         }
         let _ = std::fs::remove_file(&file);
@@ -56,6 +68,11 @@ pub fn actor() -> String {
     std::env::var("SPECTACULAR_ACTOR")
         .ok()
         .filter(|a| !a.is_empty())
-        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()).map(|u| format!("user:{u}")))
+        .or_else(|| {
+            std::env::var("USER")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .map(|u| format!("user:{u}"))
+        })
         .unwrap_or_else(|| "user".into())
 }

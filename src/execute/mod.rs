@@ -33,13 +33,24 @@ pub enum Error {
     #[error("run `{0}` has no `run.started` event; its log is not a run")]
     NotARun(String),
     #[error("run `{run_id}` already {status}; there is nothing to resume")]
-    Finished { run_id: String, status: &'static str },
+    Finished {
+        run_id: String,
+        status: &'static str,
+    },
     #[error("the mission `{source_name}` changed since run `{run_id}` started ({pinned} → {current}); resume with `--upgrade` to continue with the changed mission, or restore it")]
-    Drift { run_id: String, source_name: String, pinned: String, current: String },
+    Drift {
+        run_id: String,
+        source_name: String,
+        pinned: String,
+        current: String,
+    },
     #[error("the mission pinned by run `{run_id}` does not validate any more: {detail}")]
     PinnedInvalid { run_id: String, detail: String },
     #[error("failed to prepare `{path}`: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// How a run ended (or paused).
@@ -68,7 +79,11 @@ impl Default for Settings {
             .ok()
             .and_then(|g| crate::model::parse_duration(&g).ok())
             .unwrap_or(Duration::from_secs(3));
-        Settings { grace, inbox_poll: Duration::from_millis(100), signals: true }
+        Settings {
+            grace,
+            inbox_poll: Duration::from_millis(100),
+            signals: true,
+        }
     }
 }
 
@@ -76,16 +91,34 @@ impl Default for Settings {
 pub type Observer = Box<dyn FnMut(&Event) + Send>;
 
 enum Msg {
-    Done { phase: String, result: AttemptResult },
+    Done {
+        phase: String,
+        result: AttemptResult,
+    },
     RetryDue(String),
-    ApprovalTimeout { phase: String, approve: bool },
+    ApprovalTimeout {
+        phase: String,
+        approve: bool,
+    },
     Inbox,
     Interrupt,
 }
 
 enum AttemptResult {
-    Succeeded { attempt: u32, exit_code: Option<i32>, duration_ms: u64, artifacts: BTreeMap<String, String>, values: BTreeMap<String, Value> },
-    Failed { attempt: u32, kind: FailureKind, message: String, exit_code: Option<i32>, duration_ms: u64 },
+    Succeeded {
+        attempt: u32,
+        exit_code: Option<i32>,
+        duration_ms: u64,
+        artifacts: BTreeMap<String, String>,
+        values: BTreeMap<String, Value>,
+    },
+    Failed {
+        attempt: u32,
+        kind: FailureKind,
+        message: String,
+        exit_code: Option<i32>,
+        duration_ms: u64,
+    },
 }
 
 /// A run being driven.
@@ -132,8 +165,10 @@ impl Engine {
         let log = RunLog::create(&request.store, &run_id)?;
         let run_dir = request.store.run_dir(&run_id);
         let lock_file = run_dir.join("mission.lock.yaml");
-        std::fs::write(&lock_file, &request.mission.source_text)
-            .map_err(|source| Error::Io { path: lock_file.display().to_string(), source })?;
+        std::fs::write(&lock_file, &request.mission.source_text).map_err(|source| Error::Io {
+            path: lock_file.display().to_string(),
+            source,
+        })?;
         let (digest, files) = pin::digest(&request.mission);
         let started = RunStarted {
             mission: request.mission.id.clone(),
@@ -146,8 +181,22 @@ impl Engine {
             engine_version: env!("CARGO_PKG_VERSION").to_string(),
         };
         let plan = Arc::new(plan::plan(request.mission));
-        let scheduler = Scheduler::new(plan.clone(), Options { max_parallel: request.max_parallel });
-        let mut engine = Engine::new(request.store, log, scheduler, plan, run_dir, request.project_root, request.settings, request.observer);
+        let scheduler = Scheduler::new(
+            plan.clone(),
+            Options {
+                max_parallel: request.max_parallel,
+            },
+        );
+        let mut engine = Engine::new(
+            request.store,
+            log,
+            scheduler,
+            plan,
+            run_dir,
+            request.project_root,
+            request.settings,
+            request.observer,
+        );
         engine.record(EventData::RunStarted(started), "engine");
         engine.flush()?;
         Ok(engine)
@@ -170,10 +219,24 @@ impl Engine {
         }) else {
             return Err(Error::NotARun(run_id.to_string()));
         };
-        if let Some(last) = events.iter().rev().find(|e| e.data.is_terminal() || matches!(e.data, EventData::RunResumed(_))) {
+        if let Some(last) = events
+            .iter()
+            .rev()
+            .find(|e| e.data.is_terminal() || matches!(e.data, EventData::RunResumed(_)))
+        {
             match last.data {
-                EventData::RunSucceeded(_) => return Err(Error::Finished { run_id: run_id.into(), status: "succeeded" }),
-                EventData::RunFailed(_) => return Err(Error::Finished { run_id: run_id.into(), status: "failed" }),
+                EventData::RunSucceeded(_) => {
+                    return Err(Error::Finished {
+                        run_id: run_id.into(),
+                        status: "succeeded",
+                    })
+                }
+                EventData::RunFailed(_) => {
+                    return Err(Error::Finished {
+                        run_id: run_id.into(),
+                        status: "failed",
+                    })
+                }
                 _ => {}
             }
         }
@@ -181,14 +244,24 @@ impl Engine {
         let mut pinned_text = started.mission_text.clone();
         let mut pinned_digest = started.mission_digest.clone();
         for e in &events {
-            if let EventData::RunResumed(RunResumed { upgraded: true, mission_text: Some(t), mission_digest: Some(d), .. }) = &e.data {
+            if let EventData::RunResumed(RunResumed {
+                upgraded: true,
+                mission_text: Some(t),
+                mission_digest: Some(d),
+                ..
+            }) = &e.data
+            {
                 pinned_text = t.clone();
                 pinned_digest = d.clone();
             }
         }
         let located = locate_source(&started.mission_source, cwd);
-        let pinned = validate_text(located.clone(), &pinned_text, cwd)
-            .map_err(|detail| Error::PinnedInvalid { run_id: run_id.into(), detail })?;
+        let pinned = validate_text(located.clone(), &pinned_text, cwd).map_err(|detail| {
+            Error::PinnedInvalid {
+                run_id: run_id.into(),
+                detail,
+            }
+        })?;
         let (current_digest, current) = match load::load(located.clone()) {
             Ok(loaded) => match crate::validate::validate(&loaded, cwd).mission {
                 Some(mission) => (pin::digest(&mission).0, Some(mission)),
@@ -198,38 +271,54 @@ impl Engine {
         };
         let drifted = current_digest != pinned_digest;
         let mut upgraded = None;
-        let mission = if drifted {
-            if !upgrade {
-                return Err(Error::Drift {
-                    run_id: run_id.into(),
-                    source_name: started.mission_source.clone(),
-                    pinned: short(&pinned_digest),
-                    current: short(&current_digest),
-                });
-            }
-            match current {
-                Some(mission) => {
-                    upgraded = Some((current_digest.clone(), mission.source_text.clone()));
-                    mission
-                }
-                None => {
-                    return Err(Error::PinnedInvalid {
+        let mission =
+            if drifted {
+                if !upgrade {
+                    return Err(Error::Drift {
                         run_id: run_id.into(),
-                        detail: format!("`{}` is {current_digest}; fix it and run `spectacular validate` first", started.mission_source),
-                    })
+                        source_name: started.mission_source.clone(),
+                        pinned: short(&pinned_digest),
+                        current: short(&current_digest),
+                    });
                 }
-            }
-        } else {
-            pinned
-        };
+                match current {
+                    Some(mission) => {
+                        upgraded = Some((current_digest.clone(), mission.source_text.clone()));
+                        mission
+                    }
+                    None => return Err(Error::PinnedInvalid {
+                        run_id: run_id.into(),
+                        detail: format!(
+                            "`{}` is {current_digest}; fix it and run `spectacular validate` first",
+                            started.mission_source
+                        ),
+                    }),
+                }
+            } else {
+                pinned
+            };
         let project_root = crate::project::Project::discover(cwd).root;
         let plan = Arc::new(plan::plan(mission));
-        let mut scheduler = Scheduler::new(plan.clone(), Options { max_parallel: started.max_parallel });
+        let mut scheduler = Scheduler::new(
+            plan.clone(),
+            Options {
+                max_parallel: started.max_parallel,
+            },
+        );
         for e in &events {
             scheduler.apply(e);
         }
         let run_dir = store.run_dir(run_id);
-        let mut engine = Engine::new(store, log, scheduler, plan, run_dir, project_root, settings, observer);
+        let mut engine = Engine::new(
+            store,
+            log,
+            scheduler,
+            plan,
+            run_dir,
+            project_root,
+            settings,
+            observer,
+        );
         let interrupted = engine.scheduler.running();
         for (phase, attempt) in &interrupted {
             process::kill_orphan_group(&engine.attempt_dir(phase, *attempt).join("pid"));
@@ -274,7 +363,9 @@ impl Engine {
         let projection = match store.projection() {
             Ok(p) => Some(p),
             Err(e) => {
-                tracing::warn!("the SQLite projection is unavailable ({e}); the log stays the authority");
+                tracing::warn!(
+                    "the SQLite projection is unavailable ({e}); the log stays the authority"
+                );
                 None
             }
         };
@@ -298,7 +389,10 @@ impl Engine {
     }
 
     fn attempt_dir(&self, instance: &str, attempt: u32) -> PathBuf {
-        self.run_dir.join("attempts").join(instance).join(attempt.to_string())
+        self.run_dir
+            .join("attempts")
+            .join(instance)
+            .join(attempt.to_string())
     }
 
     /// Append an event and apply it to the scheduler (durable at the next `flush`).
@@ -318,7 +412,9 @@ impl Engine {
         let events = std::mem::take(&mut self.uncommitted);
         if let Some(projection) = &mut self.projection {
             if let Err(e) = projection.apply(&events) {
-                tracing::warn!("could not update the projection ({e}); it will be rebuilt from the log");
+                tracing::warn!(
+                    "could not update the projection ({e}); it will be rebuilt from the log"
+                );
                 self.projection = None;
             }
         }
@@ -354,7 +450,9 @@ impl Engine {
             if self.scheduler.is_suspended() && self.running.is_empty() {
                 return Ok(Outcome::Suspended);
             }
-            let Some(msg) = self.rx.recv().await else { return Ok(Outcome::Failed) };
+            let Some(msg) = self.rx.recv().await else {
+                return Ok(Outcome::Failed);
+            };
             self.handle(msg);
             while let Ok(msg) = self.rx.try_recv() {
                 self.handle(msg);
@@ -371,7 +469,11 @@ impl Engine {
             loop {
                 tokio::time::sleep(poll).await;
                 let waiting = std::fs::read_dir(&inbox_dir)
-                    .map(|mut d| d.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))))
+                    .map(|mut d| {
+                        d.any(|e| {
+                            e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))
+                        })
+                    })
                     .unwrap_or(false);
                 if waiting && tx.send(Msg::Inbox).is_err() {
                     return;
@@ -381,7 +483,8 @@ impl Engine {
         if self.settings.signals {
             let tx = self.tx.clone();
             tokio::spawn(async move {
-                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
                 loop {
                     let term_recv = async {
                         match term.as_mut() {
@@ -408,12 +511,34 @@ impl Engine {
             Msg::Done { phase, result } => {
                 self.running.remove(&phase);
                 let data = match result {
-                    AttemptResult::Succeeded { attempt, exit_code, duration_ms, artifacts, values } => {
-                        EventData::AttemptSucceeded(AttemptSucceeded { phase, attempt, exit_code, duration_ms, artifacts, values })
-                    }
-                    AttemptResult::Failed { attempt, kind, message, exit_code, duration_ms } => {
-                        EventData::AttemptFailed(AttemptFailed { phase, attempt, kind, message, exit_code, duration_ms })
-                    }
+                    AttemptResult::Succeeded {
+                        attempt,
+                        exit_code,
+                        duration_ms,
+                        artifacts,
+                        values,
+                    } => EventData::AttemptSucceeded(AttemptSucceeded {
+                        phase,
+                        attempt,
+                        exit_code,
+                        duration_ms,
+                        artifacts,
+                        values,
+                    }),
+                    AttemptResult::Failed {
+                        attempt,
+                        kind,
+                        message,
+                        exit_code,
+                        duration_ms,
+                    } => EventData::AttemptFailed(AttemptFailed {
+                        phase,
+                        attempt,
+                        kind,
+                        message,
+                        exit_code,
+                        duration_ms,
+                    }),
                 };
                 self.record(data, "engine");
             }
@@ -421,7 +546,12 @@ impl Engine {
             Msg::ApprovalTimeout { phase, approve } => {
                 if self.scheduler.state(&phase) == Some(&State::Waiting) {
                     self.record(
-                        EventData::ApprovalDecided(ApprovalDecided { phase, approved: approve, comment: None, timed_out: true }),
+                        EventData::ApprovalDecided(ApprovalDecided {
+                            phase,
+                            approved: approve,
+                            comment: None,
+                            timed_out: true,
+                        }),
                         "engine",
                     );
                 }
@@ -429,10 +559,20 @@ impl Engine {
             Msg::Inbox => {
                 for command in inbox::drain(&self.run_dir) {
                     match command {
-                        inbox::Command::Approve { phase, approved, comment, actor } => {
+                        inbox::Command::Approve {
+                            phase,
+                            approved,
+                            comment,
+                            actor,
+                        } => {
                             if self.scheduler.state(&phase) == Some(&State::Waiting) {
                                 self.record(
-                                    EventData::ApprovalDecided(ApprovalDecided { phase, approved, comment, timed_out: false }),
+                                    EventData::ApprovalDecided(ApprovalDecided {
+                                        phase,
+                                        approved,
+                                        comment,
+                                        timed_out: false,
+                                    }),
                                     &actor,
                                 );
                             } else {
@@ -441,7 +581,10 @@ impl Engine {
                         }
                         inbox::Command::Cancel { actor, reason } => {
                             if !self.scheduler.cancel_requested() {
-                                self.record(EventData::CancelRequested(CancelRequested { reason }), &actor);
+                                self.record(
+                                    EventData::CancelRequested(CancelRequested { reason }),
+                                    &actor,
+                                );
                             }
                         }
                     }
@@ -451,7 +594,9 @@ impl Engine {
                 self.interrupts += 1;
                 if self.interrupts == 1 {
                     self.record(
-                        EventData::CancelRequested(CancelRequested { reason: Some("interrupted (Ctrl-C or SIGTERM)".into()) }),
+                        EventData::CancelRequested(CancelRequested {
+                            reason: Some("interrupted (Ctrl-C or SIGTERM)".into()),
+                        }),
                         &inbox::actor(),
                     );
                 } else {
@@ -482,7 +627,11 @@ impl Engine {
                         self.record(data, "engine");
                         recorded = true;
                     }
-                    Action::Start { phase, attempt, timeout } => starts.push((phase, attempt, timeout)),
+                    Action::Start {
+                        phase,
+                        attempt,
+                        timeout,
+                    } => starts.push((phase, attempt, timeout)),
                     other => effects.push(other),
                 }
             }
@@ -493,7 +642,14 @@ impl Engine {
                 match job {
                     Ok(job) => prepared.push(job),
                     Err((kind, message)) => self.record(
-                        EventData::AttemptFailed(AttemptFailed { phase, attempt, kind, message, exit_code: None, duration_ms: 0 }),
+                        EventData::AttemptFailed(AttemptFailed {
+                            phase,
+                            attempt,
+                            kind,
+                            message,
+                            exit_code: None,
+                            duration_ms: 0,
+                        }),
                         "engine",
                     ),
                 }
@@ -528,7 +684,11 @@ impl Engine {
                     let _ = cancel.send(true);
                 }
             }
-            Action::ApprovalTimer { phase, after, approve } => {
+            Action::ApprovalTimer {
+                phase,
+                after,
+                approve,
+            } => {
                 let tx = self.tx.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(after).await;
@@ -555,7 +715,15 @@ struct Job {
 
 enum Work {
     Process(process::Spec),
-    Builtin { step: String, with: Value, project_root: PathBuf, stdout: PathBuf, run_id: String, mission: String, report: Vec<builtin::ReportRow> },
+    Builtin {
+        step: String,
+        with: Value,
+        project_root: PathBuf,
+        stdout: PathBuf,
+        run_id: String,
+        mission: String,
+        report: Vec<builtin::ReportRow>,
+    },
 }
 
 type Prepared = (AttemptStarted, Result<Job, (FailureKind, String)>);
@@ -566,7 +734,11 @@ impl Engine {
         let mut started = AttemptStarted {
             phase: instance.to_string(),
             attempt,
-            workdir: dir.strip_prefix(&self.run_dir).unwrap_or(&dir).display().to_string(),
+            workdir: dir
+                .strip_prefix(&self.run_dir)
+                .unwrap_or(&dir)
+                .display()
+                .to_string(),
             argv: None,
             prompt_digest: None,
             timeout_ms: timeout.map(|t| t.as_millis() as u64),
@@ -583,14 +755,20 @@ impl Engine {
         dir: &Path,
         started: &mut AttemptStarted,
     ) -> Result<Job, (FailureKind, String)> {
-        let phase = self
-            .scheduler
-            .phase_of(instance)
-            .cloned()
-            .ok_or((FailureKind::Spawn, format!("unknown phase `{instance}`; this is a bug in spectacular")))?;
-        std::fs::create_dir_all(dir).map_err(|e| (FailureKind::Spawn, format!("creating `{}`: {e}", dir.display())))?;
+        let phase = self.scheduler.phase_of(instance).cloned().ok_or((
+            FailureKind::Spawn,
+            format!("unknown phase `{instance}`; this is a bug in spectacular"),
+        ))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            (
+                FailureKind::Spawn,
+                format!("creating `{}`: {e}", dir.display()),
+            )
+        })?;
         let context = self.scheduler.context(instance, attempt);
-        let render = |text: &str| crate::prompt::render(text, &context).map_err(|e| (FailureKind::Expression, e));
+        let render = |text: &str| {
+            crate::prompt::render(text, &context).map_err(|e| (FailureKind::Expression, e))
+        };
         let mut output_paths = BTreeMap::new();
         for (name, output) in &phase.outputs {
             output_paths.insert(name.clone(), render(&output.path)?);
@@ -600,10 +778,20 @@ impl Engine {
             Workspace::Attempt | Workspace::Worktree => dir.to_path_buf(),
         };
         let mut env = vec![
-            ("SPECTACULAR_RUN_ID".to_string(), self.log.run_id().to_string()),
+            (
+                "SPECTACULAR_RUN_ID".to_string(),
+                self.log.run_id().to_string(),
+            ),
             ("SPECTACULAR_PHASE".to_string(), instance.to_string()),
             ("SPECTACULAR_ATTEMPT".to_string(), attempt.to_string()),
-            ("SPECTACULAR_OUTPUT_DIR".to_string(), dir.display().to_string()),
+            (
+                "SPECTACULAR_OUTPUT_DIR".to_string(),
+                dir.display().to_string(),
+            ),
+            (
+                "SPECTACULAR_RUN_DIR".to_string(),
+                self.run_dir.display().to_string(),
+            ),
         ];
         if let Some(item) = self.scheduler.item_of(instance) {
             env.push(("SPECTACULAR_ITEM".to_string(), item.to_string()));
@@ -621,7 +809,10 @@ impl Engine {
         };
         let work = match &phase.kind {
             PhaseKind::Run { argv } => {
-                let argv = argv.iter().map(|a| render(a)).collect::<Result<Vec<_>, _>>()?;
+                let argv = argv
+                    .iter()
+                    .map(|a| render(a))
+                    .collect::<Result<Vec<_>, _>>()?;
                 started.argv = Some(argv.clone());
                 Work::Process(spec(argv, None))
             }
@@ -631,8 +822,9 @@ impl Engine {
                 Work::Process(spec(argv, None))
             }
             PhaseKind::Uses { step, with } => {
-                let with = render_value(&Value::Object(with.clone().into_iter().collect()), &context)
-                    .map_err(|e| (FailureKind::Expression, e))?;
+                let with =
+                    render_value(&Value::Object(with.clone().into_iter().collect()), &context)
+                        .map_err(|e| (FailureKind::Expression, e))?;
                 let report = self
                     .scheduler
                     .instances()
@@ -641,7 +833,11 @@ impl Engine {
                         phase: name.to_string(),
                         state: state.name().to_string(),
                         attempts,
-                        artifacts: self.scheduler.artifacts_of(name).map(|a| a.values().cloned().collect()).unwrap_or_default(),
+                        artifacts: self
+                            .scheduler
+                            .artifacts_of(name)
+                            .map(|a| a.values().cloned().collect())
+                            .unwrap_or_default(),
                     })
                     .collect();
                 Work::Builtin {
@@ -654,24 +850,48 @@ impl Engine {
                     report,
                 }
             }
-            PhaseKind::Agent { role, agent, prompt, .. } => {
+            PhaseKind::Agent {
+                role,
+                agent,
+                prompt,
+                ..
+            } => {
                 let template = match prompt {
-                    Some(p) => self.plan.mission.base.read(p).map_err(|e| (FailureKind::Spawn, format!("prompt template: {e}")))?,
-                    None => format!("You are the {} of this mission.\n", role.as_deref().unwrap_or("agent")),
+                    Some(p) => self
+                        .plan
+                        .mission
+                        .base
+                        .read(p)
+                        .map_err(|e| (FailureKind::Spawn, format!("prompt template: {e}")))?,
+                    None => format!(
+                        "You are the {} of this mission.\n",
+                        role.as_deref().unwrap_or("agent")
+                    ),
                 };
                 let text = render(&template)?;
                 let prompt_file = dir.join("prompt.md");
-                std::fs::write(&prompt_file, &text).map_err(|e| (FailureKind::Spawn, format!("writing the prompt: {e}")))?;
+                std::fs::write(&prompt_file, &text)
+                    .map_err(|e| (FailureKind::Spawn, format!("writing the prompt: {e}")))?;
                 started.prompt_digest = Some(pin::sha256(text.as_bytes()));
                 let dot_dir = self.store.dir.clone();
-                let configured = agents::load(self.plan.mission.base.dir(), &dot_dir).map_err(|e| (FailureKind::Spawn, e))?;
-                let (_, chosen) = agents::choose(&configured, agent.as_deref(), role.as_deref()).map_err(|e| (FailureKind::Spawn, e))?;
-                let (argv, stdin) = agents::invocation(chosen, &context, &prompt_file, &text).map_err(|e| (FailureKind::Spawn, e))?;
+                let configured = agents::load(self.plan.mission.base.dir(), &dot_dir)
+                    .map_err(|e| (FailureKind::Spawn, e))?;
+                let (_, chosen) = agents::choose(&configured, agent.as_deref(), role.as_deref())
+                    .map_err(|e| (FailureKind::Spawn, e))?;
+                let mut agent_context = context.clone();
+                if let Some(mission_dir) = self.plan.mission.base.dir() {
+                    agent_context["mission_dir"] = Value::String(mission_dir.display().to_string());
+                }
+                let (argv, stdin) = agents::invocation(chosen, &agent_context, &prompt_file, &text)
+                    .map_err(|e| (FailureKind::Spawn, e))?;
                 started.argv = Some(argv.clone());
                 Work::Process(spec(argv, stdin))
             }
             PhaseKind::Approval { .. } => {
-                return Err((FailureKind::Spawn, "an approval gate has no attempt; this is a bug in spectacular".into()));
+                return Err((
+                    FailureKind::Spawn,
+                    "an approval gate has no attempt; this is a bug in spectacular".into(),
+                ));
             }
         };
         Ok(Job {
@@ -713,22 +933,62 @@ async fn run_job(job: Job, mut cancel: watch::Receiver<bool>) -> AttemptResult {
     match &job.work {
         Work::Process(spec) => match process::run(spec.clone(), cancel).await {
             process::Ended::Exited { code: Some(0), .. } => exit_code = Some(0),
-            process::Ended::Exited { code: Some(code), .. } => {
+            process::Ended::Exited {
+                code: Some(code), ..
+            } => {
                 let tail = tail(&spec.stderr);
-                return fail(FailureKind::Exit, format!("exited with code {code}{tail}"), Some(code), began);
+                return fail(
+                    FailureKind::Exit,
+                    format!("exited with code {code}{tail}"),
+                    Some(code),
+                    began,
+                );
             }
             process::Ended::Exited { signal, .. } => {
-                return fail(FailureKind::Exit, format!("killed by signal {}", signal.unwrap_or(0)), None, began);
+                return fail(
+                    FailureKind::Exit,
+                    format!("killed by signal {}", signal.unwrap_or(0)),
+                    None,
+                    began,
+                );
             }
             process::Ended::TimedOut => {
-                let limit = job.timeout.map(crate::model::format_duration).unwrap_or_default();
-                return fail(FailureKind::Timeout, format!("timed out after {limit}"), None, began);
+                let limit = job
+                    .timeout
+                    .map(crate::model::format_duration)
+                    .unwrap_or_default();
+                return fail(
+                    FailureKind::Timeout,
+                    format!("timed out after {limit}"),
+                    None,
+                    began,
+                );
             }
-            process::Ended::Canceled => return fail(FailureKind::Canceled, "canceled".into(), None, began),
-            process::Ended::SpawnFailed(message) => return fail(FailureKind::Spawn, message, None, began),
+            process::Ended::Canceled => {
+                return fail(FailureKind::Canceled, "canceled".into(), None, began)
+            }
+            process::Ended::SpawnFailed(message) => {
+                return fail(FailureKind::Spawn, message, None, began)
+            }
         },
-        Work::Builtin { step, with, project_root, stdout, run_id, mission, report } => {
-            let ctx = builtin::Ctx { attempt_dir: &job.dir, project_root, with, stdout, run_id, mission, report };
+        Work::Builtin {
+            step,
+            with,
+            project_root,
+            stdout,
+            run_id,
+            mission,
+            report,
+        } => {
+            let ctx = builtin::Ctx {
+                attempt_dir: &job.dir,
+                project_root,
+                with,
+                stdout,
+                run_id,
+                mission,
+                report,
+            };
             let timeout = job.timeout.unwrap_or(Duration::from_secs(u64::MAX / 4));
             let canceled = async {
                 loop {
@@ -754,7 +1014,14 @@ async fn run_job(job: Job, mut cancel: watch::Receiver<bool>) -> AttemptResult {
             }
         }
     }
-    match outputs::promote(&job.outputs, &job.output_paths, &job.dir, &job.run_dir, &job.phase, &job.base) {
+    match outputs::promote(
+        &job.outputs,
+        &job.output_paths,
+        &job.dir,
+        &job.run_dir,
+        &job.phase,
+        &job.base,
+    ) {
         Ok(promoted) => AttemptResult::Succeeded {
             attempt,
             exit_code,
@@ -768,7 +1035,9 @@ async fn run_job(job: Job, mut cancel: watch::Receiver<bool>) -> AttemptResult {
 
 /// The last lines of a captured stream, for failure messages.
 fn tail(path: &Path) -> String {
-    let Ok(text) = std::fs::read_to_string(path) else { return String::new() };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return String::new();
+    };
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     if lines.is_empty() {
         return String::new();
@@ -780,7 +1049,12 @@ fn tail(path: &Path) -> String {
 fn render_value(value: &Value, context: &Value) -> Result<Value, String> {
     Ok(match value {
         Value::String(s) => Value::String(crate::prompt::render(s, context)?),
-        Value::Array(items) => Value::Array(items.iter().map(|v| render_value(v, context)).collect::<Result<_, _>>()?),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| render_value(v, context))
+                .collect::<Result<_, _>>()?,
+        ),
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| Ok((k.clone(), render_value(v, context)?)))
@@ -791,18 +1065,34 @@ fn render_value(value: &Value, context: &Value) -> Result<Value, String> {
 }
 
 fn short(digest: &str) -> String {
-    digest.strip_prefix("sha256:").map(|d| d.chars().take(12).collect()).unwrap_or_else(|| digest.to_string())
+    digest
+        .strip_prefix("sha256:")
+        .map(|d| d.chars().take(12).collect())
+        .unwrap_or_else(|| digest.to_string())
 }
 
 /// Where a run's mission came from, for re-reading it.
 fn locate_source(source: &str, cwd: &Path) -> Located {
     if let Some(rest) = source.strip_prefix("builtin:missions/") {
         let name = rest.split('/').next().unwrap_or(rest).to_string();
-        return Located { display: source.to_string(), origin: Origin::Builtin, base: Base::Builtin(name), path: None };
+        return Located {
+            display: source.to_string(),
+            origin: Origin::Builtin,
+            base: Base::Builtin(name),
+            path: None,
+        };
     }
     let path = cwd.join(source);
-    let base = path.parent().map(Path::to_path_buf).unwrap_or_else(|| cwd.to_path_buf());
-    Located { display: source.to_string(), origin: Origin::Path, base: Base::Dir(base), path: Some(path) }
+    let base = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| cwd.to_path_buf());
+    Located {
+        display: source.to_string(),
+        origin: Origin::Path,
+        base: Base::Dir(base),
+        path: Some(path),
+    }
 }
 
 fn validate_text(located: Located, text: &str, cwd: &Path) -> Result<Mission, String> {

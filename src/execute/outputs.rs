@@ -32,36 +32,61 @@ pub fn promote(
 ) -> Result<Promoted, String> {
     let mut artifacts = BTreeMap::new();
     let mut values = BTreeMap::new();
-    let root = attempt_dir.canonicalize().map_err(|e| format!("attempt directory: {e}"))?;
+    let root = attempt_dir
+        .canonicalize()
+        .map_err(|e| format!("attempt directory: {e}"))?;
     for (name, output) in outputs {
-        let relative = rendered_paths.get(name).cloned().unwrap_or_else(|| output.path.clone());
+        let relative = rendered_paths
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| output.path.clone());
         let path = Path::new(&relative);
-        if path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir | Component::RootDir)) {
-            return Err(format!("output `{name}` path `{relative}` must stay inside the attempt directory"));
+        if path.is_absolute()
+            || path
+                .components()
+                .any(|c| matches!(c, Component::ParentDir | Component::RootDir))
+        {
+            return Err(format!(
+                "output `{name}` path `{relative}` must stay inside the attempt directory"
+            ));
         }
         let full = attempt_dir.join(path);
         if !full.exists() {
-            return Err(format!("output `{name}` was not produced: `{relative}` does not exist"));
+            return Err(format!(
+                "output `{name}` was not produced: `{relative}` does not exist"
+            ));
         }
-        let real = full.canonicalize().map_err(|e| format!("output `{name}`: {e}"))?;
+        let real = full
+            .canonicalize()
+            .map_err(|e| format!("output `{name}`: {e}"))?;
         if !real.starts_with(&root) {
             return Err(format!("output `{name}` (`{relative}`) is a link that points outside the attempt directory"));
         }
         if !real.is_file() {
-            return Err(format!("output `{name}` (`{relative}`) is not a regular file"));
+            return Err(format!(
+                "output `{name}` (`{relative}`) is not a regular file"
+            ));
         }
         let size = real.metadata().map(|m| m.len()).unwrap_or(0);
         let json: Option<Value> = if output.schema.is_some() || size <= VALUE_LIMIT {
-            std::fs::read(&real).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            std::fs::read(&real)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         } else {
             None
         };
         if let Some(schema_path) = &output.schema {
-            let schema_text = base.read(schema_path).map_err(|e| format!("output `{name}` schema: {e}"))?;
-            let schema: Value = serde_json::from_str(&schema_text).map_err(|e| format!("output `{name}` schema: {e}"))?;
-            let validator = jsonschema::validator_for(&schema).map_err(|e| format!("output `{name}` schema: {e}"))?;
+            let schema_text = base
+                .read(schema_path)
+                .map_err(|e| format!("output `{name}` schema: {e}"))?;
+            let schema: Value = serde_json::from_str(&schema_text)
+                .map_err(|e| format!("output `{name}` schema: {e}"))?;
+            let validator = jsonschema::validator_for(&schema)
+                .map_err(|e| format!("output `{name}` schema: {e}"))?;
             let Some(instance_value) = &json else {
-                return Err(format!("output `{name}` (`{relative}`) is not valid JSON, but it has a schema"));
+                return Err(format!(
+                    "output `{name}` (`{relative}`) is not valid JSON, but it has a schema"
+                ));
             };
             let problems: Vec<String> = validator
                 .iter_errors(instance_value)
@@ -69,7 +94,10 @@ pub fn promote(
                 .map(|e| format!("at `{}`: {e}", e.instance_path()))
                 .collect();
             if !problems.is_empty() {
-                return Err(format!("output `{name}` does not match `{schema_path}`: {}", problems.join("; ")));
+                return Err(format!(
+                    "output `{name}` does not match `{schema_path}`: {}",
+                    problems.join("; ")
+                ));
             }
         }
         let target_rel = PathBuf::from("artifacts").join(instance).join(path);
@@ -79,7 +107,9 @@ pub fn promote(
         }
         let temp = target.with_extension("promoting");
         std::fs::copy(&real, &temp).map_err(|e| format!("promoting `{name}`: {e}"))?;
-        std::fs::File::open(&temp).and_then(|f| f.sync_all()).map_err(|e| format!("promoting `{name}`: {e}"))?;
+        std::fs::File::open(&temp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| format!("promoting `{name}`: {e}"))?;
         std::fs::rename(&temp, &target).map_err(|e| format!("promoting `{name}`: {e}"))?;
         artifacts.insert(name.clone(), target_rel.to_string_lossy().into_owned());
         match json {

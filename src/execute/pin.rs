@@ -20,7 +20,11 @@ pub fn sha256(bytes: &[u8]) -> String {
 pub fn referenced_files(mission: &Mission) -> Vec<String> {
     let mut files = Vec::new();
     for phase in mission.phases.values() {
-        if let PhaseKind::Agent { prompt: Some(prompt), .. } = &phase.kind {
+        if let PhaseKind::Agent {
+            prompt: Some(prompt),
+            ..
+        } = &phase.kind
+        {
             files.push(prompt.clone());
         }
         for output in phase.outputs.values() {

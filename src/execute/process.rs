@@ -29,7 +29,10 @@ pub struct Spec {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ended {
-    Exited { code: Option<i32>, signal: Option<i32> },
+    Exited {
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
     TimedOut,
     Canceled,
     SpawnFailed(String),
@@ -51,9 +54,14 @@ pub fn kill_orphan_group(pid_file: &std::path::Path) {
     }
 }
 
-async fn copy_capped(reader: Option<impl AsyncRead + Unpin>, path: PathBuf) -> std::io::Result<u64> {
+async fn copy_capped(
+    reader: Option<impl AsyncRead + Unpin>,
+    path: PathBuf,
+) -> std::io::Result<u64> {
     let mut file = tokio::fs::File::create(&path).await?;
-    let Some(mut reader) = reader else { return Ok(0) };
+    let Some(mut reader) = reader else {
+        return Ok(0);
+    };
     let mut buffer = vec![0u8; 64 * 1024];
     let mut written: u64 = 0;
     let mut truncated = false;
@@ -91,7 +99,11 @@ pub async fn run(spec: Spec, mut cancel: watch::Receiver<bool>) -> Ended {
         .args(&spec.argv[1..])
         .current_dir(&spec.cwd)
         .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(if spec.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if spec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)

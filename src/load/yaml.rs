@@ -535,7 +535,9 @@ impl Node {
             }
             Style::Literal | Style::Folded => {
                 // The parser marks either the `|`/`>` indicator or the first content line.
-                let at_indicator = text.get(self.offset..).is_some_and(|t| t.starts_with(['|', '>']));
+                let at_indicator = text
+                    .get(self.offset..)
+                    .is_some_and(|t| t.starts_with(['|', '>']));
                 let first = self.span.line as usize + usize::from(at_indicator);
                 let indent = (first..first + 64)
                     .find_map(|l| {

@@ -259,15 +259,7 @@ fn attempt_entry<'a>(
 
 /// The snake_case name of a failure kind, as in the log.
 pub fn failure_kind_str(kind: crate::model::FailureKind) -> &'static str {
-    use crate::model::FailureKind as K;
-    match kind {
-        K::Exit => "exit",
-        K::Timeout => "timeout",
-        K::Canceled => "canceled",
-        K::Interrupted => "interrupted",
-        K::OutputInvalid => "output_invalid",
-        K::Spawn => "spawn",
-    }
+    kind.as_str()
 }
 
 /// The parent of a fan-out child: `impl[wp-1]` → `impl`.

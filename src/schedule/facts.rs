@@ -13,7 +13,11 @@ use crate::record::event::Child;
 /// step writes it), else 0.
 fn complexity(s: &Scheduler) -> f64 {
     let mut found = 0.0;
-    for inst in s.instances.iter().filter(|i| !i.dropped && i.state == State::Succeeded) {
+    for inst in s
+        .instances
+        .iter()
+        .filter(|i| !i.dropped && i.state == State::Succeeded)
+    {
         for value in inst.values.values() {
             if let Some(c) = value.get("complexity").and_then(Value::as_f64) {
                 found = c;
@@ -26,8 +30,16 @@ fn complexity(s: &Scheduler) -> f64 {
 fn outputs(s: &Scheduler) -> Value {
     let mut outputs = Map::new();
     for inst in s.instances.iter().filter(|i| !i.dropped) {
-        if matches!(inst.state, State::Succeeded | State::Failed { continued: true }) && !inst.values.is_empty() {
-            let values: Map<String, Value> = inst.values.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        if matches!(
+            inst.state,
+            State::Succeeded | State::Failed { continued: true }
+        ) && !inst.values.is_empty()
+        {
+            let values: Map<String, Value> = inst
+                .values
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             outputs.insert(inst.name.clone(), Value::Object(values));
         }
     }
@@ -36,8 +48,18 @@ fn outputs(s: &Scheduler) -> Value {
 
 /// The template context of an instance (or the run, for `None`).
 pub(super) fn context(s: &Scheduler, i: Option<usize>, attempt: u32) -> Value {
-    let inputs: Map<String, Value> = s.inputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let vars: Map<String, Value> = s.plan.mission.vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let inputs: Map<String, Value> = s
+        .inputs
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let vars: Map<String, Value> = s
+        .plan
+        .mission
+        .vars
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let mut context = json!({
         "inputs": inputs,
         "vars": vars,
@@ -74,7 +96,8 @@ pub(super) fn eval(s: &Scheduler, i: usize, expression: &str) -> Result<Value, S
         .engine
         .eval_expression_with_scope(&mut scope, expression)
         .map_err(|e| format!("`{expression}` failed: {e}"))?;
-    rhai::serde::from_dynamic::<Value>(&result).map_err(|e| format!("`{expression}` gave a value that is not data: {e}"))
+    rhai::serde::from_dynamic::<Value>(&result)
+        .map_err(|e| format!("`{expression}` gave a value that is not data: {e}"))
 }
 
 /// Turn `for_each` items into children: keys from `id` (else the index), edges from
@@ -89,7 +112,9 @@ pub(super) fn children(items: Vec<Value>) -> Result<Vec<Child>, String> {
             _ => index.to_string(),
         };
         if key.is_empty() || key.contains(['[', ']']) {
-            return Err(format!("item {index} has the id `{key}`; ids must be non-empty and without brackets"));
+            return Err(format!(
+                "item {index} has the id `{key}`; ids must be non-empty and without brackets"
+            ));
         }
         if !keys.insert(key.clone()) {
             return Err(format!("two items have the id `{key}`"));
@@ -97,24 +122,42 @@ pub(super) fn children(items: Vec<Value>) -> Result<Vec<Child>, String> {
         let depends_on: Vec<String> = match item.get("depends_on") {
             Some(Value::Array(deps)) => deps
                 .iter()
-                .map(|d| d.as_str().map(str::to_string).unwrap_or_else(|| d.to_string()))
+                .map(|d| {
+                    d.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| d.to_string())
+                })
                 .collect(),
             Some(Value::String(one)) => vec![one.clone()],
             _ => Vec::new(),
         };
-        children.push(Child { key, item, depends_on });
+        children.push(Child {
+            key,
+            item,
+            depends_on,
+        });
     }
     for child in &children {
         for dep in &child.depends_on {
             if !keys.contains(dep) {
-                return Err(format!("item `{}` depends on `{dep}`, which is not an item", child.key));
+                return Err(format!(
+                    "item `{}` depends on `{dep}`, which is not an item",
+                    child.key
+                ));
             }
         }
     }
     // Kahn's algorithm: every item must be reachable without a cycle.
-    let mut remaining: HashMap<&str, usize> = children.iter().map(|c| (c.key.as_str(), c.depends_on.len())).collect();
+    let mut remaining: HashMap<&str, usize> = children
+        .iter()
+        .map(|c| (c.key.as_str(), c.depends_on.len()))
+        .collect();
     let mut done = 0;
-    let mut ready: Vec<&str> = remaining.iter().filter(|(_, n)| **n == 0).map(|(k, _)| *k).collect();
+    let mut ready: Vec<&str> = remaining
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(k, _)| *k)
+        .collect();
     while let Some(key) = ready.pop() {
         done += 1;
         for child in &children {

@@ -17,8 +17,8 @@ use serde_json::Value;
 use crate::model::{FailureKind, ForEach, OnTimeout, PhaseKind};
 use crate::plan::{Plan, PlannedPhase};
 use crate::record::event::{
-    ApprovalRequested, Child, EventData, LoopStarted, PhaseExpanded, PhaseFailed, PhaseRef, PhaseSkipped,
-    PhaseSucceeded, RunFinished, RunSuspended, SkipReason,
+    ApprovalRequested, Child, EventData, LoopStarted, PhaseExpanded, PhaseFailed, PhaseRef,
+    PhaseSkipped, PhaseSucceeded, RunFinished, RunSuspended, SkipReason,
 };
 use crate::record::Event;
 
@@ -28,13 +28,21 @@ pub enum Action {
     /// Record this event (then apply it and ask again).
     Record(EventData),
     /// Start attempt `attempt` of `phase`: record `attempt.started`, then run it.
-    Start { phase: String, attempt: u32, timeout: Option<Duration> },
+    Start {
+        phase: String,
+        attempt: u32,
+        timeout: Option<Duration>,
+    },
     /// Call [`Scheduler::retry_due`] for `phase` after `delay`.
     RetryAfter { phase: String, delay: Duration },
     /// Stop the running attempt of `phase`; it ends as an `attempt.failed` of `kind`.
     Cancel { phase: String, kind: FailureKind },
     /// Decide the gate `phase` by its `on_timeout` after `after` (record `approval.decided`).
-    ApprovalTimer { phase: String, after: Duration, approve: bool },
+    ApprovalTimer {
+        phase: String,
+        after: Duration,
+        approve: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -48,9 +56,13 @@ enum Outcome {
 pub enum State {
     Pending,
     Ready,
-    Running { attempt: u32 },
+    Running {
+        attempt: u32,
+    },
     /// Waiting for the backoff of a retry.
-    RetryWait { delay: Duration },
+    RetryWait {
+        delay: Duration,
+    },
     /// The backoff passed; start the next attempt when there is room.
     RetryDue,
     /// An approval gate waiting for a decision.
@@ -60,7 +72,9 @@ pub enum State {
     /// The last attempt ended; the phase outcome is not recorded yet.
     Settling(SettleOutcome),
     Succeeded,
-    Failed { continued: bool },
+    Failed {
+        continued: bool,
+    },
     Skipped(SkipReason),
 }
 
@@ -85,12 +99,20 @@ impl State {
     }
 
     fn is_settled(&self) -> bool {
-        matches!(self, State::Succeeded | State::Failed { .. } | State::Skipped(_))
+        matches!(
+            self,
+            State::Succeeded | State::Failed { .. } | State::Skipped(_)
+        )
     }
 
     /// Settled in a way that lets dependents run.
     fn satisfies(&self) -> bool {
-        matches!(self, State::Succeeded | State::Failed { continued: true } | State::Skipped(SkipReason::Condition))
+        matches!(
+            self,
+            State::Succeeded
+                | State::Failed { continued: true }
+                | State::Skipped(SkipReason::Condition)
+        )
     }
 }
 
@@ -146,7 +168,11 @@ pub struct Scheduler {
 impl Scheduler {
     pub fn new(plan: Arc<Plan>, options: Options) -> Scheduler {
         let phases: Vec<PlannedPhase> = plan.phases().cloned().collect();
-        let positions: HashMap<&str, usize> = phases.iter().enumerate().map(|(i, p)| (p.id.as_str(), i)).collect();
+        let positions: HashMap<&str, usize> = phases
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id.as_str(), i))
+            .collect();
         let instances: Vec<Instance> = phases
             .iter()
             .enumerate()
@@ -156,7 +182,11 @@ impl Scheduler {
                 parent: None,
                 key: None,
                 item: None,
-                needs: p.needs.iter().filter_map(|n| positions.get(n.as_str()).copied()).collect(),
+                needs: p
+                    .needs
+                    .iter()
+                    .filter_map(|n| positions.get(n.as_str()).copied())
+                    .collect(),
                 state: State::Pending,
                 attempts: 0,
                 round_attempts: 0,
@@ -169,11 +199,17 @@ impl Scheduler {
                 waiting_since: None,
             })
             .collect();
-        let index = instances.iter().enumerate().map(|(i, inst)| (inst.name.clone(), i)).collect();
+        let index = instances
+            .iter()
+            .enumerate()
+            .map(|(i, inst)| (inst.name.clone(), i))
+            .collect();
         Scheduler {
             plan,
             phases,
-            options: Options { max_parallel: options.max_parallel.max(1) },
+            options: Options {
+                max_parallel: options.max_parallel.max(1),
+            },
             instances,
             index,
             run_id: String::new(),
@@ -211,7 +247,10 @@ impl Scheduler {
 
     /// Every live instance: (name, state, attempts).
     pub fn instances(&self) -> impl Iterator<Item = (&str, &State, u32)> {
-        self.instances.iter().filter(|i| !i.dropped).map(|i| (i.name.as_str(), &i.state, i.attempts))
+        self.instances
+            .iter()
+            .filter(|i| !i.dropped)
+            .map(|i| (i.name.as_str(), &i.state, i.attempts))
     }
 
     /// Instances with an attempt in flight (for resume: they become interrupted).
@@ -228,12 +267,16 @@ impl Scheduler {
 
     /// The planned phase behind an instance (a child's is its parent's).
     pub fn phase_of(&self, name: &str) -> Option<&PlannedPhase> {
-        self.index.get(name).map(|&i| &self.phases[self.instances[i].phase])
+        self.index
+            .get(name)
+            .map(|&i| &self.phases[self.instances[i].phase])
     }
 
     /// The `for_each` item of a child instance.
     pub fn item_of(&self, name: &str) -> Option<&Value> {
-        self.index.get(name).and_then(|&i| self.instances[i].item.as_ref())
+        self.index
+            .get(name)
+            .and_then(|&i| self.instances[i].item.as_ref())
     }
 
     /// Artifacts recorded for an instance.
@@ -300,7 +343,12 @@ impl Scheduler {
             }
             EventData::AttemptFailed(d) => self.attempt_failed(&d.phase, d.kind, &d.message),
             EventData::PhaseSucceeded(d) => self.set_state(&d.phase, State::Succeeded),
-            EventData::PhaseFailed(d) => self.set_state(&d.phase, State::Failed { continued: d.continued }),
+            EventData::PhaseFailed(d) => self.set_state(
+                &d.phase,
+                State::Failed {
+                    continued: d.continued,
+                },
+            ),
             EventData::PhaseSkipped(d) => self.set_state(&d.phase, State::Skipped(d.reason)),
             EventData::LoopStarted(d) => self.start_loop(d),
             EventData::ApprovalRequested(_) => {
@@ -321,9 +369,20 @@ impl Scheduler {
                         inst.state = State::Settling(SettleOutcome(if d.approved {
                             Outcome::Ok
                         } else {
-                            let why = d.comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default();
-                            let how = if d.timed_out { "rejected on timeout" } else { "rejected" };
-                            Outcome::Failed { kind: FailureKind::Rejected, message: format!("{how}{why}") }
+                            let why = d
+                                .comment
+                                .as_deref()
+                                .map(|c| format!(": {c}"))
+                                .unwrap_or_default();
+                            let how = if d.timed_out {
+                                "rejected on timeout"
+                            } else {
+                                "rejected"
+                            };
+                            Outcome::Failed {
+                                kind: FailureKind::Rejected,
+                                message: format!("{how}{why}"),
+                            }
                         }));
                     }
                 }
@@ -351,7 +410,9 @@ impl Scheduler {
     fn attempt_failed(&mut self, name: &str, kind: FailureKind, message: &str) {
         let now = self.now;
         let cancel = self.cancel_requested;
-        let Some(&i) = self.index.get(name) else { return };
+        let Some(&i) = self.index.get(name) else {
+            return;
+        };
         let phase = &self.phases[self.instances[i].phase];
         let retry = phase.retry.clone();
         let deadline = phase.deadline;
@@ -369,8 +430,10 @@ impl Scheduler {
             inst.state = State::RetryDue;
             return;
         }
-        let retryable = !matches!(kind, FailureKind::Canceled | FailureKind::Expression | FailureKind::Rejected)
-            && !retry.non_retryable.contains(&kind);
+        let retryable = !matches!(
+            kind,
+            FailureKind::Canceled | FailureKind::Expression | FailureKind::Rejected
+        ) && !retry.non_retryable.contains(&kind);
         let next = inst.round_attempts + 1;
         let delay = retry.backoff(next);
         let past_deadline = match (deadline, inst.round_started, now) {
@@ -380,7 +443,8 @@ impl Scheduler {
         if retryable && inst.round_attempts < retry.max_attempts && !past_deadline {
             inst.state = State::RetryWait { delay };
         } else {
-            let message = if past_deadline && retryable && inst.round_attempts < retry.max_attempts {
+            let message = if past_deadline && retryable && inst.round_attempts < retry.max_attempts
+            {
                 format!("{message} (no retry: the phase deadline would pass)")
             } else {
                 message.to_string()
@@ -390,7 +454,9 @@ impl Scheduler {
     }
 
     fn expand(&mut self, d: &PhaseExpanded) {
-        let Some(&parent) = self.index.get(&d.phase) else { return };
+        let Some(&parent) = self.index.get(&d.phase) else {
+            return;
+        };
         self.drop_children(parent);
         let phase = self.instances[parent].phase;
         let mut created = Vec::new();
@@ -444,7 +510,9 @@ impl Scheduler {
     fn start_loop(&mut self, d: &LoopStarted) {
         self.loops.insert(d.from.clone(), d.iteration);
         for name in &d.reset {
-            let Some(&i) = self.index.get(name) else { continue };
+            let Some(&i) = self.index.get(name) else {
+                continue;
+            };
             self.drop_children(i);
             let inst = &mut self.instances[i];
             inst.state = State::Pending;
@@ -497,7 +565,10 @@ impl Scheduler {
                     running = true;
                     if !inst.requested {
                         inst.requested = true;
-                        actions.push(Action::Cancel { phase: inst.name.clone(), kind: FailureKind::Canceled });
+                        actions.push(Action::Cancel {
+                            phase: inst.name.clone(),
+                            kind: FailureKind::Canceled,
+                        });
                     }
                 }
             }
@@ -530,45 +601,66 @@ impl Scheduler {
                         })));
                         continue;
                     }
-                    let condition = if self.instances[i].parent.is_none() { phase.condition.clone() } else { None };
+                    let condition = if self.instances[i].parent.is_none() {
+                        phase.condition.clone()
+                    } else {
+                        None
+                    };
                     match condition.map(|c| self.eval_condition(i, &c)) {
-                        None | Some(Ok(true)) => actions.push(Action::Record(EventData::PhaseReady(PhaseRef { phase: name }))),
-                        Some(Ok(false)) => actions.push(Action::Record(EventData::PhaseSkipped(PhaseSkipped {
-                            phase: name,
-                            reason: SkipReason::Condition,
-                            detail: phase.condition.clone(),
-                        }))),
-                        Some(Err(message)) => actions.push(Action::Record(EventData::PhaseFailed(PhaseFailed {
-                            phase: name,
-                            attempts: 0,
-                            kind: FailureKind::Expression,
-                            message,
-                            continued: false,
-                        }))),
-                    }
-                }
-                State::Ready => {
-                    let inst = &self.instances[i];
-                    let phase = &self.phases[inst.phase];
-                    if let PhaseKind::Approval { reason, timeout, .. } = &phase.kind {
-                        actions.push(Action::Record(EventData::ApprovalRequested(ApprovalRequested {
-                            phase: name,
-                            reason: reason.clone(),
-                            timeout_ms: timeout.map(|t| t.as_millis() as u64),
-                        })));
-                    } else if phase.for_each.is_some() && inst.parent.is_none() {
-                        match self.expand_items(i) {
-                            Ok(children) => actions.push(Action::Record(EventData::PhaseExpanded(PhaseExpanded {
+                        None | Some(Ok(true)) => {
+                            actions.push(Action::Record(EventData::PhaseReady(PhaseRef {
                                 phase: name,
-                                children,
-                            }))),
-                            Err(message) => actions.push(Action::Record(EventData::PhaseFailed(PhaseFailed {
+                            })))
+                        }
+                        Some(Ok(false)) => {
+                            actions.push(Action::Record(EventData::PhaseSkipped(PhaseSkipped {
+                                phase: name,
+                                reason: SkipReason::Condition,
+                                detail: phase.condition.clone(),
+                            })))
+                        }
+                        Some(Err(message)) => {
+                            actions.push(Action::Record(EventData::PhaseFailed(PhaseFailed {
                                 phase: name,
                                 attempts: 0,
                                 kind: FailureKind::Expression,
                                 message,
                                 continued: false,
-                            }))),
+                            })))
+                        }
+                    }
+                }
+                State::Ready => {
+                    let inst = &self.instances[i];
+                    let phase = &self.phases[inst.phase];
+                    if let PhaseKind::Approval {
+                        reason, timeout, ..
+                    } = &phase.kind
+                    {
+                        actions.push(Action::Record(EventData::ApprovalRequested(
+                            ApprovalRequested {
+                                phase: name,
+                                reason: reason.clone(),
+                                timeout_ms: timeout.map(|t| t.as_millis() as u64),
+                            },
+                        )));
+                    } else if phase.for_each.is_some() && inst.parent.is_none() {
+                        match self.expand_items(i) {
+                            Ok(children) => actions.push(Action::Record(EventData::PhaseExpanded(
+                                PhaseExpanded {
+                                    phase: name,
+                                    children,
+                                },
+                            ))),
+                            Err(message) => {
+                                actions.push(Action::Record(EventData::PhaseFailed(PhaseFailed {
+                                    phase: name,
+                                    attempts: 0,
+                                    kind: FailureKind::Expression,
+                                    message,
+                                    continued: false,
+                                })))
+                            }
                         }
                     } else {
                         startable.push(i);
@@ -583,11 +675,18 @@ impl Scheduler {
                 }
                 State::Waiting => {
                     let phase = &self.phases[self.instances[i].phase];
-                    if let PhaseKind::Approval { timeout: Some(timeout), on_timeout, .. } = &phase.kind {
+                    if let PhaseKind::Approval {
+                        timeout: Some(timeout),
+                        on_timeout,
+                        ..
+                    } = &phase.kind
+                    {
                         if !self.instances[i].requested {
                             self.instances[i].requested = true;
                             let waited = match (self.now, self.instances[i].waiting_since) {
-                                (Some(now), Some(since)) => now.duration_since(since).unwrap_or_default(),
+                                (Some(now), Some(since)) => {
+                                    now.duration_since(since).unwrap_or_default()
+                                }
                                 _ => Duration::ZERO,
                             };
                             actions.push(Action::ApprovalTimer {
@@ -600,7 +699,10 @@ impl Scheduler {
                 }
                 State::FanOut => {
                     let children = &self.instances[i].children;
-                    if children.iter().all(|&c| self.instances[c].state.is_settled()) {
+                    if children
+                        .iter()
+                        .all(|&c| self.instances[c].state.is_settled())
+                    {
                         let failed: Vec<String> = children
                             .iter()
                             .filter(|&&c| !self.instances[c].state.satisfies())
@@ -611,14 +713,22 @@ impl Scheduler {
                         } else {
                             Outcome::Failed {
                                 kind: FailureKind::Exit,
-                                message: format!("{} of {} items failed: {}", failed.len(), children.len(), failed.join(", ")),
+                                message: format!(
+                                    "{} of {} items failed: {}",
+                                    failed.len(),
+                                    children.len(),
+                                    failed.join(", ")
+                                ),
                             }
                         };
                         actions.push(self.settle(i, outcome));
                     }
                 }
                 State::Settling(SettleOutcome(outcome)) => actions.push(self.settle(i, outcome)),
-                State::Running { .. } | State::Succeeded | State::Failed { .. } | State::Skipped(_) => {}
+                State::Running { .. }
+                | State::Succeeded
+                | State::Failed { .. }
+                | State::Skipped(_) => {}
             }
         }
         let (mut running, mut per_parent) = self.running_count();
@@ -628,7 +738,9 @@ impl Scheduler {
             }
             let inst = &self.instances[i];
             if let Some(p) = inst.parent {
-                let limit = self.phases[self.instances[p].phase].max_parallel.unwrap_or(u32::MAX);
+                let limit = self.phases[self.instances[p].phase]
+                    .max_parallel
+                    .unwrap_or(u32::MAX);
                 let count = per_parent.entry(p).or_insert(0);
                 if *count >= limit {
                     continue;
@@ -638,9 +750,11 @@ impl Scheduler {
             running += 1;
             let phase = &self.phases[inst.phase];
             let remaining = match (phase.deadline, inst.round_started, self.now) {
-                (Some(deadline), Some(started), Some(now)) => {
-                    Some((started + deadline).duration_since(now).unwrap_or(Duration::ZERO))
-                }
+                (Some(deadline), Some(started), Some(now)) => Some(
+                    (started + deadline)
+                        .duration_since(now)
+                        .unwrap_or(Duration::ZERO),
+                ),
                 (Some(deadline), None, _) => Some(deadline),
                 _ => None,
             };
@@ -648,7 +762,11 @@ impl Scheduler {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            actions.push(Action::Start { phase: inst.name.clone(), attempt: inst.attempts + 1, timeout });
+            actions.push(Action::Start {
+                phase: inst.name.clone(),
+                attempt: inst.attempts + 1,
+                timeout,
+            });
         }
         if actions.is_empty() {
             self.finish(&mut actions);
@@ -672,10 +790,9 @@ impl Scheduler {
                     if done < on_failure.max_loops && kind != FailureKind::Canceled {
                         let mut reset = vec![on_failure.goto.clone()];
                         for id in self.plan.downstream(&on_failure.goto) {
-                            let running = self
-                                .index
-                                .get(id)
-                                .is_some_and(|&j| matches!(self.instances[j].state, State::Running { .. }));
+                            let running = self.index.get(id).is_some_and(|&j| {
+                                matches!(self.instances[j].state, State::Running { .. })
+                            });
                             if !running {
                                 reset.push(id.to_string());
                             }
@@ -703,15 +820,26 @@ impl Scheduler {
     fn finish(&mut self, actions: &mut Vec<Action>) {
         let live = || self.instances.iter().filter(|i| !i.dropped);
         let busy = live().any(|i| {
-            matches!(i.state, State::Running { .. } | State::RetryWait { .. } | State::RetryDue | State::Settling(_))
+            matches!(
+                i.state,
+                State::Running { .. }
+                    | State::RetryWait { .. }
+                    | State::RetryDue
+                    | State::Settling(_)
+            )
         });
         if busy {
             return;
         }
-        let waiting: Vec<String> = live().filter(|i| i.state == State::Waiting).map(|i| i.name.clone()).collect();
+        let waiting: Vec<String> = live()
+            .filter(|i| i.state == State::Waiting)
+            .map(|i| i.name.clone())
+            .collect();
         if !waiting.is_empty() {
             if !self.suspended {
-                actions.push(Action::Record(EventData::RunSuspended(RunSuspended { waiting })));
+                actions.push(Action::Record(EventData::RunSuspended(RunSuspended {
+                    waiting,
+                })));
             }
             return;
         }
@@ -719,7 +847,10 @@ impl Scheduler {
             .filter(|i| i.parent.is_none() && matches!(i.state, State::Failed { continued: false }))
             .map(|i| i.name.clone())
             .collect();
-        let unsettled: Vec<String> = live().filter(|i| !i.state.is_settled()).map(|i| i.name.clone()).collect();
+        let unsettled: Vec<String> = live()
+            .filter(|i| !i.state.is_settled())
+            .map(|i| i.name.clone())
+            .collect();
         if !unsettled.is_empty() {
             actions.push(Action::Record(EventData::RunFailed(RunFinished {
                 failed,
@@ -729,9 +860,15 @@ impl Scheduler {
                 )),
             })));
         } else if failed.is_empty() {
-            actions.push(Action::Record(EventData::RunSucceeded(RunFinished { failed, reason: None })));
+            actions.push(Action::Record(EventData::RunSucceeded(RunFinished {
+                failed,
+                reason: None,
+            })));
         } else {
-            actions.push(Action::Record(EventData::RunFailed(RunFinished { failed, reason: None })));
+            actions.push(Action::Record(EventData::RunFailed(RunFinished {
+                failed,
+                reason: None,
+            })));
         }
     }
 
@@ -743,7 +880,9 @@ impl Scheduler {
 
     fn eval_condition(&self, i: usize, expression: &str) -> Result<bool, String> {
         let value = facts::eval(self, i, expression)?;
-        value.as_bool().ok_or_else(|| format!("`if: {expression}` gave {value}, not true or false"))
+        value
+            .as_bool()
+            .ok_or_else(|| format!("`if: {expression}` gave {value}, not true or false"))
     }
 
     fn expand_items(&self, i: usize) -> Result<Vec<Child>, String> {

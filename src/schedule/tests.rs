@@ -20,7 +20,10 @@ fn plan(yaml: &str) -> Arc<crate::plan::Plan> {
     let loaded = load::load_bytes(located, yaml.as_bytes());
     let validated = crate::validate::validate(&loaded, &PathBuf::from("."));
     let mission = validated.mission.unwrap_or_else(|| {
-        panic!("{}", crate::diag::render_text(&validated.diagnostics, Default::default()))
+        panic!(
+            "{}",
+            crate::diag::render_text(&validated.diagnostics, Default::default())
+        )
     });
     Arc::new(crate::plan::plan(mission))
 }
@@ -35,7 +38,12 @@ struct Harness {
 
 impl Harness {
     fn new(yaml: &str, max_parallel: u32) -> Harness {
-        let mut h = Harness { s: Scheduler::new(plan(yaml), Options { max_parallel }), seq: 0, millis: 0, log: Vec::new() };
+        let mut h = Harness {
+            s: Scheduler::new(plan(yaml), Options { max_parallel }),
+            seq: 0,
+            millis: 0,
+            log: Vec::new(),
+        };
         h.record(EventData::RunStarted(RunStarted {
             mission: "t".into(),
             mission_source: "test.yaml".into(),
@@ -53,7 +61,9 @@ impl Harness {
         self.seq += 1;
         let secs = self.millis / 1000;
         let ts = humantime::format_rfc3339_millis(
-            std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs) + Duration::from_millis(self.millis % 1000),
+            std::time::UNIX_EPOCH
+                + Duration::from_secs(1_800_000_000 + secs)
+                + Duration::from_millis(self.millis % 1000),
         )
         .to_string();
         let event = Event {
@@ -73,7 +83,9 @@ impl Harness {
     fn advance(&mut self, d: Duration) {
         self.millis += d.as_millis() as u64;
         self.s.set_now(
-            std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000) + Duration::from_millis(self.millis),
+            std::time::UNIX_EPOCH
+                + Duration::from_secs(1_800_000_000)
+                + Duration::from_millis(self.millis),
         );
     }
 
@@ -81,8 +93,9 @@ impl Harness {
     fn effects(&mut self) -> Vec<Action> {
         for _ in 0..1000 {
             let actions = self.s.decide();
-            let (records, effects): (Vec<Action>, Vec<Action>) =
-                actions.into_iter().partition(|a| matches!(a, Action::Record(_)));
+            let (records, effects): (Vec<Action>, Vec<Action>) = actions
+                .into_iter()
+                .partition(|a| matches!(a, Action::Record(_)));
             if records.is_empty() {
                 return effects;
             }
@@ -118,7 +131,12 @@ impl Harness {
         self.succeed_with(phase, attempt, Default::default());
     }
 
-    fn succeed_with(&mut self, phase: &str, attempt: u32, values: std::collections::BTreeMap<String, serde_json::Value>) {
+    fn succeed_with(
+        &mut self,
+        phase: &str,
+        attempt: u32,
+        values: std::collections::BTreeMap<String, serde_json::Value>,
+    ) {
         self.record(EventData::AttemptSucceeded(AttemptSucceeded {
             phase: phase.into(),
             attempt,
@@ -172,7 +190,11 @@ fn a_chain_runs_in_order_and_succeeds() {
     h.succeed("c", 1);
     assert!(h.starts().is_empty());
     assert_eq!(h.s.finished(), Some("succeeded"));
-    let succeeded = h.types().iter().filter(|t| **t == "phase.succeeded").count();
+    let succeeded = h
+        .types()
+        .iter()
+        .filter(|t| **t == "phase.succeeded")
+        .count();
     assert_eq!(succeeded, 3);
     assert!(matches!(h.last(), EventData::RunSucceeded(_)));
 }
@@ -209,10 +231,16 @@ phases:
     );
     h.starts();
     let mut values = std::collections::BTreeMap::new();
-    values.insert("analysis".to_string(), serde_json::json!({"complexity": 0.5}));
+    values.insert(
+        "analysis".to_string(),
+        serde_json::json!({"complexity": 0.5}),
+    );
     h.succeed_with("analyse", 1, values);
     assert_eq!(Harness::names(&h.starts()), vec!["review"]);
-    assert_eq!(h.s.state("deep"), Some(&State::Skipped(SkipReason::Condition)));
+    assert_eq!(
+        h.s.state("deep"),
+        Some(&State::Skipped(SkipReason::Condition))
+    );
 }
 
 #[test]
@@ -231,8 +259,14 @@ phases:
     h.starts();
     h.fail("a", 1, FailureKind::Exit);
     assert_eq!(h.starts(), vec![("report".to_string(), 1)]);
-    assert_eq!(h.s.state("b"), Some(&State::Skipped(SkipReason::UpstreamFailed)));
-    assert_eq!(h.s.state("c"), Some(&State::Skipped(SkipReason::UpstreamFailed)));
+    assert_eq!(
+        h.s.state("b"),
+        Some(&State::Skipped(SkipReason::UpstreamFailed))
+    );
+    assert_eq!(
+        h.s.state("c"),
+        Some(&State::Skipped(SkipReason::UpstreamFailed))
+    );
     h.succeed("report", 1);
     h.starts();
     assert_eq!(h.s.finished(), Some("failed"));
@@ -275,12 +309,24 @@ phases:
     );
     assert_eq!(h.starts(), vec![("a".to_string(), 1)]);
     h.fail("a", 1, FailureKind::Exit);
-    assert_eq!(h.effects(), vec![Action::RetryAfter { phase: "a".into(), delay: Duration::from_secs(1) }]);
+    assert_eq!(
+        h.effects(),
+        vec![Action::RetryAfter {
+            phase: "a".into(),
+            delay: Duration::from_secs(1)
+        }]
+    );
     assert!(h.effects().is_empty(), "the timer is requested once");
     h.s.retry_due("a");
     assert_eq!(h.starts(), vec![("a".to_string(), 2)]);
     h.fail("a", 2, FailureKind::Timeout);
-    assert_eq!(h.effects(), vec![Action::RetryAfter { phase: "a".into(), delay: Duration::from_secs(3) }]);
+    assert_eq!(
+        h.effects(),
+        vec![Action::RetryAfter {
+            phase: "a".into(),
+            delay: Duration::from_secs(3)
+        }]
+    );
     h.s.retry_due("a");
     assert_eq!(h.starts(), vec![("a".to_string(), 3)]);
     h.fail("a", 3, FailureKind::Exit);
@@ -326,7 +372,9 @@ phases:
         4,
     );
     let effects = h.effects();
-    assert!(matches!(&effects[0], Action::Start { timeout: Some(t), .. } if *t == Duration::from_secs(60)));
+    assert!(
+        matches!(&effects[0], Action::Start { timeout: Some(t), .. } if *t == Duration::from_secs(60))
+    );
     h.starts();
     h.advance(Duration::from_secs(30));
     h.fail("a", 1, FailureKind::Exit);
@@ -334,7 +382,11 @@ phases:
     h.advance(Duration::from_secs(20));
     let effects = h.effects();
     match &effects[0] {
-        Action::Start { attempt: 2, timeout: Some(t), .. } => assert!(*t <= Duration::from_secs(10)),
+        Action::Start {
+            attempt: 2,
+            timeout: Some(t),
+            ..
+        } => assert!(*t <= Duration::from_secs(10)),
         other => panic!("{other:?}"),
     }
     h.starts();
@@ -390,7 +442,10 @@ phases:
         ]),
     );
     h.succeed_with("plan", 1, values);
-    assert_eq!(Harness::names(&h.starts()), vec!["implement[wp-1]", "implement[wp-3]"]);
+    assert_eq!(
+        Harness::names(&h.starts()),
+        vec!["implement[wp-1]", "implement[wp-3]"]
+    );
     h.succeed("implement[wp-1]", 1);
     assert_eq!(Harness::names(&h.starts()), vec!["implement[wp-2]"]);
     h.succeed("implement[wp-3]", 1);
@@ -471,7 +526,10 @@ phases:
     h.fail("check", 3, FailureKind::Exit);
     assert!(h.starts().is_empty(), "max_loops reached");
     assert_eq!(h.s.finished(), Some("failed"));
-    assert_eq!(h.types().iter().filter(|t| **t == "loop.started").count(), 2);
+    assert_eq!(
+        h.types().iter().filter(|t| **t == "loop.started").count(),
+        2
+    );
 }
 
 const GATED: &str = "
@@ -493,7 +551,11 @@ fn an_approval_gate_suspends_then_continues_when_approved() {
     let effects = h.effects();
     assert_eq!(
         effects,
-        vec![Action::ApprovalTimer { phase: "gate".into(), after: Duration::from_secs(3600), approve: false }]
+        vec![Action::ApprovalTimer {
+            phase: "gate".into(),
+            after: Duration::from_secs(3600),
+            approve: false
+        }]
     );
     assert_eq!(h.s.state("gate"), Some(&State::Waiting));
     assert!(h.types().contains(&"approval.requested"));
@@ -501,7 +563,9 @@ fn an_approval_gate_suspends_then_continues_when_approved() {
     h.succeed("side", 1);
     h.effects();
     assert!(h.s.is_suspended());
-    assert!(matches!(h.last(), EventData::RunSuspended(s) if s.waiting == vec!["gate".to_string()]));
+    assert!(
+        matches!(h.last(), EventData::RunSuspended(s) if s.waiting == vec!["gate".to_string()])
+    );
     h.record(EventData::ApprovalDecided(ApprovalDecided {
         phase: "gate".into(),
         approved: true,
@@ -528,7 +592,10 @@ fn a_rejected_gate_fails_its_branch() {
         timed_out: false,
     }));
     assert!(h.starts().is_empty());
-    assert_eq!(h.s.state("deploy"), Some(&State::Skipped(SkipReason::UpstreamFailed)));
+    assert_eq!(
+        h.s.state("deploy"),
+        Some(&State::Skipped(SkipReason::UpstreamFailed))
+    );
     assert_eq!(h.s.finished(), Some("failed"));
 }
 
@@ -537,7 +604,13 @@ fn cancel_stops_running_attempts_and_resume_reruns_them() {
     let mut h = Harness::new(CHAIN, 4);
     h.starts();
     h.record(EventData::CancelRequested(CancelRequested { reason: None }));
-    assert_eq!(h.effects(), vec![Action::Cancel { phase: "a".into(), kind: FailureKind::Canceled }]);
+    assert_eq!(
+        h.effects(),
+        vec![Action::Cancel {
+            phase: "a".into(),
+            kind: FailureKind::Canceled
+        }]
+    );
     assert!(h.effects().is_empty(), "cancel is asked once");
     h.fail("a", 1, FailureKind::Canceled);
     h.effects();
@@ -585,9 +658,19 @@ fn replaying_a_log_reaches_the_same_state_without_new_decisions() {
     for e in &h.log {
         replayed.apply(e);
     }
-    let live: Vec<(String, String)> = h.s.instances().map(|(n, s, _)| (n.to_string(), s.name().to_string())).collect();
-    let again: Vec<(String, String)> = replayed.instances().map(|(n, s, _)| (n.to_string(), s.name().to_string())).collect();
+    let live: Vec<(String, String)> =
+        h.s.instances()
+            .map(|(n, s, _)| (n.to_string(), s.name().to_string()))
+            .collect();
+    let again: Vec<(String, String)> = replayed
+        .instances()
+        .map(|(n, s, _)| (n.to_string(), s.name().to_string()))
+        .collect();
     assert_eq!(live, again);
-    let records: Vec<Action> = replayed.decide().into_iter().filter(|a| matches!(a, Action::Record(_))).collect();
+    let records: Vec<Action> = replayed
+        .decide()
+        .into_iter()
+        .filter(|a| matches!(a, Action::Record(_)))
+        .collect();
     assert!(records.is_empty(), "{records:?}");
 }

@@ -1,0 +1,304 @@
+//! `spectacular run <mission>` and `spectacular resume <run>`: drive a run to its end and map
+//! how it ended to an exit code, telling the user how to continue.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use super::progress::{Mode, Progress};
+use super::{Context, Exit, Failure, Outcome};
+use crate::execute::{self, Engine, Settings, StartRequest};
+use crate::model::{InputType, Mission};
+use crate::record::Store;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// A mission file or directory, or a mission name.
+    pub mission: String,
+    /// An input, as `name=value` (repeatable). `file` inputs must exist; `list` inputs take
+    /// `a,b,c` or a JSON array.
+    #[arg(short, long = "input", value_name = "NAME=VALUE")]
+    pub inputs: Vec<String>,
+    /// At most this many attempts run at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_parallel: u32,
+    /// Stream the run's events as JSON lines on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ResumeArgs {
+    /// The run id (a unique prefix, or `last`).
+    pub run: String,
+    /// Continue with the mission as it is now, even though it changed since the run started.
+    #[arg(long)]
+    pub upgrade: bool,
+    /// Stream the run's events as JSON lines on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::internal(format!("cannot start the async runtime: {e}")))
+}
+
+pub fn run(context: &Context, args: RunArgs) -> Outcome {
+    let validated = context.validate(&args.mission)?;
+    let Some(mission) = validated.mission else {
+        eprint!("{}", context.render_stderr(&validated.diagnostics));
+        return Ok(Exit::Invalid);
+    };
+    let inputs = parse_inputs(&mission, &args.inputs, context)?;
+    let store = context.store();
+    let progress = Arc::new(Mutex::new(Progress::new(
+        Mode::choose(args.json),
+        context.color_stderr,
+    )));
+    let runtime = runtime()?;
+    let observer_progress = progress.clone();
+    let project_root = crate::project::Project::discover(&context.cwd).root;
+    let mission_id = mission.id.clone();
+    let engine = runtime.block_on(async {
+        Engine::start(StartRequest {
+            store,
+            mission,
+            inputs,
+            max_parallel: args.max_parallel,
+            project_root,
+            settings: Settings::default(),
+            observer: Box::new(move |e| {
+                if let Ok(mut p) = observer_progress.lock() {
+                    p.event(e);
+                }
+            }),
+        })
+    });
+    let engine = engine.map_err(|e| Failure::internal(e.to_string()))?;
+    if !args.json {
+        eprintln!("run {} of `{mission_id}`", engine.run_id());
+    }
+    drive(context, &runtime, engine, &progress, args.json)
+}
+
+pub fn resume(context: &Context, args: ResumeArgs) -> Outcome {
+    let store = context.store();
+    let run_id = store
+        .resolve_run(&args.run)
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let progress = Arc::new(Mutex::new(Progress::new(
+        Mode::choose(args.json),
+        context.color_stderr,
+    )));
+    let observer_progress = progress.clone();
+    let runtime = runtime()?;
+    let engine = runtime.block_on(async {
+        Engine::resume(
+            store,
+            &run_id,
+            &context.cwd,
+            args.upgrade,
+            Settings::default(),
+            Box::new(move |e| {
+                if let Ok(mut p) = observer_progress.lock() {
+                    p.event(e);
+                }
+            }),
+        )
+    });
+    let engine = match engine {
+        Ok(engine) => engine,
+        Err(
+            e @ (execute::Error::Drift { .. }
+            | execute::Error::Finished { .. }
+            | execute::Error::NotARun(_)),
+        ) => return Err(Failure::usage(e.to_string())),
+        Err(e @ execute::Error::PinnedInvalid { .. }) => {
+            return Err(Failure {
+                exit: Exit::Invalid,
+                message: e.to_string(),
+            })
+        }
+        Err(execute::Error::Record(e @ crate::record::Error::Locked { .. })) => {
+            return Err(Failure::usage(e.to_string()))
+        }
+        Err(e) => return Err(Failure::internal(e.to_string())),
+    };
+    if !args.json {
+        eprintln!("resuming run {run_id}");
+    }
+    drive(context, &runtime, engine, &progress, args.json)
+}
+
+fn drive(
+    _context: &Context,
+    runtime: &tokio::runtime::Runtime,
+    engine: Engine,
+    progress: &Arc<Mutex<Progress>>,
+    json: bool,
+) -> Outcome {
+    let run_id = engine.run_id().to_string();
+    let outcome = runtime.block_on(engine.drive());
+    if let Ok(mut p) = progress.lock() {
+        p.finish();
+    }
+    let outcome = outcome.map_err(|e| {
+        Failure::internal(format!("{e}\nthe engine stopped; the log keeps everything recorded so far: `spectacular resume {run_id}` continues"))
+    })?;
+    let say = |text: String| {
+        if !json {
+            eprintln!("{text}");
+        }
+    };
+    Ok(match outcome {
+        execute::Outcome::Succeeded => {
+            say(format!("run {run_id} succeeded"));
+            Exit::Success
+        }
+        execute::Outcome::Failed => {
+            say(format!(
+                "run {run_id} failed; `spectacular status {run_id}` shows what happened"
+            ));
+            Exit::RunFailed
+        }
+        execute::Outcome::Suspended => {
+            say(format!(
+                "run {run_id} is waiting for approval; continue with `spectacular approve {run_id} <phase> --resume` (or `--reject`); `spectacular status {run_id}` shows the gates"
+            ));
+            Exit::Suspended
+        }
+        execute::Outcome::Canceled => {
+            say(format!(
+                "run {run_id} canceled; resume it with `spectacular resume {run_id}`"
+            ));
+            Exit::Canceled
+        }
+    })
+}
+
+/// Check `--input name=value` against the mission's inputs; apply defaults.
+pub fn parse_inputs(
+    mission: &Mission,
+    raw: &[String],
+    context: &Context,
+) -> Result<BTreeMap<String, Value>, Failure> {
+    let mut values = BTreeMap::new();
+    let names: Vec<&str> = mission.inputs.keys().map(String::as_str).collect();
+    for item in raw {
+        let Some((name, text)) = item.split_once('=') else {
+            return Err(Failure::usage(format!(
+                "`--input {item}` is not `name=value`"
+            )));
+        };
+        let Some(input) = mission.inputs.get(name) else {
+            let help =
+                crate::diag::did_you_mean(name, names.iter().copied()).unwrap_or_else(|| {
+                    format!("the mission's inputs: {}", crate::diag::one_of(&names))
+                });
+            return Err(Failure::usage(format!(
+                "mission `{}` has no input `{name}`\n  help: {help}",
+                mission.id
+            )));
+        };
+        let bad =
+            |what: &str| Failure::usage(format!("input `{name}` must be {what}, not `{text}`"));
+        let value = match input.kind {
+            InputType::String => Value::String(text.to_string()),
+            InputType::Number => {
+                if let Ok(i) = text.parse::<i64>() {
+                    Value::from(i)
+                } else {
+                    text.parse::<f64>()
+                        .ok()
+                        .and_then(serde_json::Number::from_f64)
+                        .map(Value::Number)
+                        .ok_or_else(|| bad("a number"))?
+                }
+            }
+            InputType::Bool => match text {
+                "true" | "yes" | "1" => Value::Bool(true),
+                "false" | "no" | "0" => Value::Bool(false),
+                _ => return Err(bad("`true` or `false`")),
+            },
+            InputType::File => {
+                let path = context.cwd.join(text);
+                if !path.is_file() {
+                    return Err(Failure::usage(format!(
+                        "input `{name}`: no file at `{text}`"
+                    )));
+                }
+                let absolute: PathBuf = path.canonicalize().unwrap_or(path);
+                Value::String(absolute.display().to_string())
+            }
+            InputType::List => {
+                if text.trim_start().starts_with('[') {
+                    serde_json::from_str::<Value>(text)
+                        .ok()
+                        .filter(Value::is_array)
+                        .ok_or_else(|| bad("a JSON array or `a,b,c`"))?
+                } else {
+                    Value::Array(
+                        text.split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(|s| Value::String(s.to_string()))
+                            .collect(),
+                    )
+                }
+            }
+        };
+        values.insert(name.to_string(), value);
+    }
+    let mut missing = Vec::new();
+    for (name, input) in &mission.inputs {
+        if values.contains_key(name) {
+            continue;
+        }
+        match &input.default {
+            Some(Value::String(path)) if input.kind == InputType::File => {
+                // File defaults are relative to the mission's directory.
+                let full = mission
+                    .base
+                    .dir()
+                    .map(|d| d.join(path))
+                    .unwrap_or_else(|| PathBuf::from(path));
+                if !full.is_file() {
+                    return Err(Failure::usage(format!(
+                        "input `{name}` defaults to `{path}`, which does not exist beside the mission; pass `--input {name}=<file>`"
+                    )));
+                }
+                let absolute = full.canonicalize().unwrap_or(full);
+                values.insert(name.clone(), Value::String(absolute.display().to_string()));
+            }
+            Some(default) => {
+                values.insert(name.clone(), default.clone());
+            }
+            None if input.required => missing.push(name.as_str()),
+            None => {}
+        }
+    }
+    if !missing.is_empty() {
+        let example: Vec<String> = missing.iter().map(|m| format!("--input {m}=…")).collect();
+        return Err(Failure::usage(format!(
+            "mission `{}` needs the input{} {}\n  help: add {}",
+            mission.id,
+            if missing.len() == 1 { "" } else { "s" },
+            crate::diag::one_of(&missing).replace(" or ", " and "),
+            example.join(" ")
+        )));
+    }
+    Ok(values)
+}
+
+/// A store for a context.
+impl Context {
+    pub fn store(&self) -> Store {
+        Store::locate(&self.cwd, self.store_override.as_deref())
+    }
+}
