@@ -271,32 +271,33 @@ impl Engine {
         };
         let drifted = current_digest != pinned_digest;
         let mut upgraded = None;
-        let mission =
-            if drifted {
-                if !upgrade {
-                    return Err(Error::Drift {
-                        run_id: run_id.into(),
-                        source_name: started.mission_source.clone(),
-                        pinned: short(&pinned_digest),
-                        current: short(&current_digest),
-                    });
+        let mission = if drifted {
+            if !upgrade {
+                return Err(Error::Drift {
+                    run_id: run_id.into(),
+                    source_name: started.mission_source.clone(),
+                    pinned: short(&pinned_digest),
+                    current: short(&current_digest),
+                });
+            }
+            match current {
+                Some(mission) => {
+                    upgraded = Some((current_digest.clone(), mission.source_text.clone()));
+                    mission
                 }
-                match current {
-                    Some(mission) => {
-                        upgraded = Some((current_digest.clone(), mission.source_text.clone()));
-                        mission
-                    }
-                    None => return Err(Error::PinnedInvalid {
+                None => {
+                    return Err(Error::PinnedInvalid {
                         run_id: run_id.into(),
                         detail: format!(
                             "`{}` is {current_digest}; fix it and run `spectacular validate` first",
                             started.mission_source
                         ),
-                    }),
+                    })
                 }
-            } else {
-                pinned
-            };
+            }
+        } else {
+            pinned
+        };
         let project_root = crate::project::Project::discover(cwd).root;
         let plan = Arc::new(plan::plan(mission));
         let mut scheduler = Scheduler::new(

@@ -1,0 +1,641 @@
+//! End-to-end runs through the CLI: success, retries, timeouts, cancellation without orphan
+//! processes, approvals, fan-out with sibling dependencies, rework loops, `always`, and a
+//! crash test that kills the engine with SIGKILL at many moments and resumes each time.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use spectacular::record::{Event, EventData, Store};
+
+/// A throwaway project with its own store.
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new(mission: &str) -> Project {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join(".spectacular")).unwrap();
+        std::fs::write(dir.path().join("mission.yaml"), mission).unwrap();
+        Project { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_spectacular"));
+        cmd.args(args)
+            .current_dir(self.path())
+            .env("NO_COLOR", "1")
+            .env("SPECTACULAR_KILL_GRACE", "300ms")
+            .env_remove("SPECTACULAR_STORE")
+            .env("SPECTACULAR_ACTOR", "user:tester");
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("spawn spectacular")
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn spectacular")
+    }
+
+    fn store(&self) -> Store {
+        Store::locate(self.path(), None)
+    }
+
+    fn run_id(&self) -> String {
+        self.store()
+            .run_ids()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("a run")
+    }
+
+    fn events(&self) -> Vec<Event> {
+        self.store().read_events(&self.run_id()).unwrap()
+    }
+
+    /// Wait (bounded) until the latest run's log satisfies `done`.
+    fn wait_for(&self, what: &str, done: impl Fn(&[Event]) -> bool) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if let Some(id) = self
+                .store()
+                .run_ids()
+                .ok()
+                .and_then(|ids| ids.last().cloned())
+            {
+                if let Ok(events) = self.store().read_events(&id) {
+                    if done(&events) {
+                        return;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("timed out waiting for {what}");
+    }
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().unwrap_or(-1)
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn count(events: &[Event], kind: &str, phase: &str) -> usize {
+    events
+        .iter()
+        .filter(|e| e.data.type_name() == kind && e.data.phase() == Some(phase))
+        .count()
+}
+
+fn position(events: &[Event], kind: &str, phase: &str) -> usize {
+    events
+        .iter()
+        .position(|e| e.data.type_name() == kind && e.data.phase() == Some(phase))
+        .unwrap_or_else(|| panic!("no {kind} for {phase}"))
+}
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+#[test]
+fn a_successful_run_records_every_phase_and_verifies() {
+    let p = Project::new(
+        "
+mission: ok
+phases:
+  hello: { run: [echo, hello] }
+  shout: { shell: 'echo \"$SPECTACULAR_PHASE $SPECTACULAR_ATTEMPT\" > out.txt', needs: [hello], outputs: { out: { path: out.txt } } }
+  done: { uses: builtin/noop, needs: [shout] }
+",
+    );
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let events = p.events();
+    for phase in ["hello", "shout", "done"] {
+        assert_eq!(count(&events, "phase.succeeded", phase), 1);
+    }
+    assert!(matches!(
+        events.last().unwrap().data,
+        EventData::RunSucceeded(_)
+    ));
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=events.len() as u64).collect::<Vec<_>>(),
+        "seq is gap-free"
+    );
+    let run = p.run_id();
+    let artifact = p.store().run_dir(&run).join("artifacts/shout/out.txt");
+    assert_eq!(std::fs::read_to_string(artifact).unwrap(), "shout 1\n");
+    let stdout = p.store().run_dir(&run).join("attempts/hello/1/stdout.log");
+    assert_eq!(std::fs::read_to_string(stdout).unwrap(), "hello\n");
+    let verify = p.run(&["replay", &run, "--verify"]);
+    assert_eq!(code(&verify), 0, "{}", text(&verify));
+    let status = p.run(&["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(json["status"], "succeeded");
+}
+
+#[test]
+fn a_failing_attempt_is_retried_then_succeeds() {
+    let p = Project::new(
+        "
+mission: retry
+phases:
+  flaky:
+    shell: 'if [ -f marker ]; then echo second; else touch marker; echo first >&2; exit 3; fi'
+    workspace: repo
+    retry: { max_attempts: 3, backoff: { initial: 10ms, max: 10ms } }
+",
+    );
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let events = p.events();
+    let failed = events
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::AttemptFailed(f) => Some(f.clone()),
+            _ => None,
+        })
+        .expect("a failed attempt");
+    assert_eq!(failed.exit_code, Some(3));
+    assert!(
+        failed.message.contains("first"),
+        "the message quotes stderr: {}",
+        failed.message
+    );
+    assert_eq!(count(&events, "attempt.started", "flaky"), 2);
+    assert_eq!(count(&events, "phase.succeeded", "flaky"), 1);
+}
+
+#[test]
+fn an_attempt_past_its_timeout_fails_as_timeout() {
+    let p = Project::new(
+        "
+mission: slow
+phases:
+  slow: { run: [sleep, '30'], timeout: 200ms }
+  after: { uses: builtin/noop, needs: [slow] }
+",
+    );
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let events = p.events();
+    let kind = events.iter().find_map(|e| match &e.data {
+        EventData::AttemptFailed(f) => Some(f.kind),
+        _ => None,
+    });
+    assert_eq!(kind, Some(spectacular::model::FailureKind::Timeout));
+    assert_eq!(count(&events, "phase.skipped", "after"), 1);
+}
+
+const BACKGROUND: &str = "
+mission: bg
+phases:
+  spawner:
+    shell: 'sleep 30 & echo $! >> pids; sleep 30 & echo $! >> pids; echo $$ >> pids; wait'
+    workspace: repo
+  later: { uses: builtin/noop, needs: [spawner] }
+";
+
+fn read_pids(p: &Project) -> Vec<i32> {
+    std::fs::read_to_string(p.path().join("pids"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+fn wait_for_pids(p: &Project, n: usize) -> Vec<i32> {
+    let start = Instant::now();
+    loop {
+        let pids = read_pids(p);
+        if pids.len() >= n {
+            return pids;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the phase did not start its processes"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn assert_all_dead(pids: &[i32]) {
+    let start = Instant::now();
+    while pids.iter().any(|&p| alive(p)) && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let survivors: Vec<i32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+    assert!(survivors.is_empty(), "processes survived: {survivors:?}");
+}
+
+#[test]
+fn ctrl_c_cancels_without_orphans_and_the_run_resumes() {
+    let p = Project::new(BACKGROUND);
+    let mut engine = p.spawn(&["run", "mission.yaml"]);
+    let pids = wait_for_pids(&p, 3);
+    // SAFETY: sends SIGINT to the engine we started.
+    unsafe { libc::kill(engine.id() as i32, libc::SIGINT) };
+    let status = engine.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(engine.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("spectacular resume"),
+        "says how to resume: {stderr}"
+    );
+    assert_all_dead(&pids);
+    let events = p.events();
+    assert!(matches!(
+        events.last().unwrap().data,
+        EventData::RunCanceled(_)
+    ));
+    // Resume: the canceled phase runs again; make it quick this time.
+    std::fs::write(
+        p.path().join("mission.yaml"),
+        BACKGROUND
+            .replace("sleep 30 &", "true &")
+            .replace("wait'", "true'"),
+    )
+    .unwrap();
+    let out = p.run(&["resume", &p.run_id(), "--upgrade"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(count(&p.events(), "phase.succeeded", "later"), 1);
+}
+
+#[test]
+fn cancel_from_another_terminal_reaches_the_running_engine() {
+    let p = Project::new(BACKGROUND);
+    let mut engine = p.spawn(&["run", "mission.yaml"]);
+    let pids = wait_for_pids(&p, 3);
+    let out = p.run(&["cancel", &p.run_id()]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(engine.wait().unwrap().code(), Some(130));
+    assert_all_dead(&pids);
+    let events = p.events();
+    let actor = events
+        .iter()
+        .find(|e| matches!(e.data, EventData::CancelRequested(_)))
+        .map(|e| e.actor.clone());
+    assert_eq!(actor.as_deref(), Some("user:tester"));
+}
+
+const GATED: &str = "
+mission: gated
+phases:
+  build: { uses: builtin/noop }
+  gate:
+    needs: [build]
+    approval: { reason: ship it? }
+  deploy: { shell: 'echo deployed', needs: [gate] }
+";
+
+#[test]
+fn an_approval_suspends_the_run_and_approve_resumes_it() {
+    let p = Project::new(GATED);
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(text(&out).contains("spectacular approve"), "{}", text(&out));
+    let run = p.run_id();
+    let wrong = p.run(&["approve", &run, "deploy"]);
+    assert_eq!(
+        code(&wrong),
+        2,
+        "only waiting gates can be approved: {}",
+        text(&wrong)
+    );
+    let out = p.run(&[
+        "approve",
+        &run,
+        "gate",
+        "--comment",
+        "looks good",
+        "--resume",
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let events = p.events();
+    let decided = events
+        .iter()
+        .find(|e| matches!(e.data, EventData::ApprovalDecided(_)))
+        .unwrap();
+    assert_eq!(decided.actor, "user:tester");
+    assert_eq!(count(&events, "phase.succeeded", "deploy"), 1);
+    assert!(events
+        .iter()
+        .any(|e| matches!(e.data, EventData::RunSuspended(_))));
+}
+
+#[test]
+fn a_rejected_gate_fails_the_run() {
+    let p = Project::new(GATED);
+    assert_eq!(code(&p.run(&["run", "mission.yaml"])), 3);
+    let out = p.run(&["approve", &p.run_id(), "gate", "--reject", "--resume"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert_eq!(count(&p.events(), "phase.skipped", "deploy"), 1);
+}
+
+#[test]
+fn approve_reaches_a_running_engine_through_its_inbox() {
+    let p = Project::new(
+        "
+mission: busy-gate
+phases:
+  gate: { approval: { reason: go? } }
+  deploy: { uses: builtin/noop, needs: [gate] }
+  long: { shell: 'while [ ! -f release ]; do sleep 0.05; done', workspace: repo, timeout: 30s }
+",
+    );
+    let mut engine = p.spawn(&["run", "mission.yaml"]);
+    p.wait_for("the gate", |events| {
+        events
+            .iter()
+            .any(|e| matches!(e.data, EventData::ApprovalRequested(_)))
+    });
+    let out = p.run(&["approve", &p.run_id(), "gate"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    p.wait_for("deploy", |events| {
+        count(events, "phase.succeeded", "deploy") == 1
+    });
+    std::fs::write(p.path().join("release"), "").unwrap();
+    assert_eq!(engine.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn for_each_children_respect_sibling_dependencies() {
+    let p = Project::new(
+        "
+mission: fan
+phases:
+  work:
+    for_each:
+      - { id: a }
+      - { id: b, depends_on: [a] }
+      - { id: c, depends_on: [b] }
+      - { id: d }
+    max_parallel: 2
+    shell: 'echo {{ item.id }} > item.txt'
+    outputs: { item: { path: item.txt } }
+  after: { uses: builtin/noop, needs: [work] }
+",
+    );
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let events = p.events();
+    assert!(
+        position(&events, "phase.succeeded", "work[a]")
+            < position(&events, "attempt.started", "work[b]")
+    );
+    assert!(
+        position(&events, "phase.succeeded", "work[b]")
+            < position(&events, "attempt.started", "work[c]")
+    );
+    assert!(
+        position(&events, "phase.succeeded", "work")
+            < position(&events, "attempt.started", "after")
+    );
+    let artifact = p
+        .store()
+        .run_dir(&p.run_id())
+        .join("artifacts/work[c]/item.txt");
+    assert_eq!(std::fs::read_to_string(artifact).unwrap(), "c\n");
+}
+
+#[test]
+fn a_rework_loop_reruns_from_the_goto_phase() {
+    let p = Project::new(
+        "
+mission: rework
+phases:
+  implement: { shell: 'echo attempt >> attempts.log', workspace: repo }
+  check:
+    needs: [implement]
+    shell: 'if [ -f fixed ]; then exit 0; else touch fixed; exit 1; fi'
+    workspace: repo
+    on_failure: { goto: implement, max_loops: 2 }
+",
+    );
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let events = p.events();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.data.type_name() == "loop.started")
+            .count(),
+        1
+    );
+    assert_eq!(count(&events, "attempt.started", "implement"), 2);
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("attempts.log"))
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn always_phases_run_after_a_failure() {
+    let p = Project::new(
+        "
+mission: finally
+phases:
+  broken: { uses: builtin/fail, with: { message: nope } }
+  skipped: { uses: builtin/noop, needs: [broken] }
+  report: { uses: builtin/report, needs: [skipped], always: true, outputs: { report: { path: report.md } } }
+",
+    );
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let events = p.events();
+    assert_eq!(count(&events, "phase.skipped", "skipped"), 1);
+    assert_eq!(count(&events, "phase.succeeded", "report"), 1);
+    let report = std::fs::read_to_string(
+        p.store()
+            .run_dir(&p.run_id())
+            .join("artifacts/report/report.md"),
+    )
+    .unwrap();
+    assert!(report.contains("| broken | failed |"), "{report}");
+}
+
+#[test]
+fn an_output_escaping_the_attempt_directory_is_invalid() {
+    let p = Project::new(
+        "
+mission: escape
+phases:
+  sneaky:
+    shell: 'ln -s /etc/hostname link.txt'
+    outputs: { link: { path: link.txt } }
+  dots:
+    shell: 'true'
+    outputs: { up: { path: ../up.txt } }
+",
+    );
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let kinds: Vec<_> = p
+        .events()
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::AttemptFailed(f) => Some((f.phase.clone(), f.kind)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        kinds.contains(&(
+            "sneaky".into(),
+            spectacular::model::FailureKind::OutputInvalid
+        )),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&(
+            "dots".into(),
+            spectacular::model::FailureKind::OutputInvalid
+        )),
+        "{kinds:?}"
+    );
+}
+
+#[test]
+fn resume_refuses_a_changed_mission_unless_upgraded() {
+    let p = Project::new(GATED);
+    assert_eq!(code(&p.run(&["run", "mission.yaml"])), 3);
+    std::fs::write(
+        p.path().join("mission.yaml"),
+        GATED.replace("echo deployed", "echo changed"),
+    )
+    .unwrap();
+    let run = p.run_id();
+    let out = p.run(&["resume", &run]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(text(&out).contains("--upgrade"), "{}", text(&out));
+}
+
+#[test]
+fn a_second_engine_on_the_same_run_is_refused() {
+    let p = Project::new(BACKGROUND);
+    let mut engine = p.spawn(&["run", "mission.yaml"]);
+    let pids = wait_for_pids(&p, 3);
+    let out = p.run(&["resume", &p.run_id()]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        text(&out).contains(&engine.id().to_string()),
+        "names the holder: {}",
+        text(&out)
+    );
+    engine.kill().unwrap();
+    engine.wait().unwrap();
+    for pid in pids {
+        // SAFETY: clean up the orphans of the engine we killed.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+/// 24 phases: a chain, a diamond and a fan-out, each a short process.
+fn crash_mission() -> String {
+    let mut m = String::from("mission: crash\nphases:\n");
+    m.push_str("  p00: { run: [sh, -c, 'sleep 0.02'] }\n");
+    for i in 1..20u32 {
+        let needs = if i % 5 == 0 {
+            format!("[p{:02}, p{:02}]", i - 1, i.saturating_sub(3))
+        } else {
+            format!("[p{:02}]", i - 1)
+        };
+        m.push_str(&format!(
+            "  p{i:02}: {{ run: [sh, -c, 'sleep 0.02'], needs: {needs} }}\n"
+        ));
+    }
+    m.push_str("  fan:\n    needs: [p19]\n    for_each: [{id: a}, {id: b, depends_on: [a]}, {id: c}, {id: d}]\n    max_parallel: 2\n    run: [sh, -c, 'sleep 0.02']\n");
+    m.push_str("  side: { run: [sh, -c, 'sleep 0.05'] }\n");
+    m.push_str("  last: { uses: builtin/noop, needs: [fan, side] }\n");
+    m
+}
+
+#[test]
+fn killing_the_engine_at_any_moment_loses_nothing() {
+    let p = Project::new(&crash_mission());
+    let mut engine = p.spawn(&["run", "mission.yaml", "--max-parallel", "3"]);
+    p.wait_for("the run to start", |events| !events.is_empty());
+    let mut kills = 0;
+    let mut finished = false;
+    for round in 0..40u64 {
+        let delay = Duration::from_millis(13 + (round * 37) % 160);
+        std::thread::sleep(delay);
+        if let Ok(Some(status)) = engine.try_wait() {
+            let id = p.run_id();
+            let last = p
+                .store()
+                .read_events(&id)
+                .unwrap()
+                .last()
+                .map(|e| e.data.type_name());
+            if last == Some("run.succeeded") {
+                assert_eq!(status.code(), Some(0));
+                finished = true;
+                break;
+            }
+        } else {
+            engine.kill().unwrap();
+            engine.wait().unwrap();
+            kills += 1;
+        }
+        engine = p.spawn(&["resume", &p.run_id()]);
+    }
+    if !finished {
+        let status = engine.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "the last resume completes the run");
+    }
+    assert!(kills >= 5, "the engine was killed only {kills} times");
+    let events = p.events();
+    assert!(matches!(
+        events.last().unwrap().data,
+        EventData::RunSucceeded(_)
+    ));
+    let mut phases: Vec<String> = (0..20).map(|i| format!("p{i:02}")).collect();
+    phases.extend(
+        [
+            "fan", "fan[a]", "fan[b]", "fan[c]", "fan[d]", "side", "last",
+        ]
+        .map(String::from),
+    );
+    for phase in &phases {
+        assert_eq!(
+            count(&events, "phase.succeeded", phase),
+            1,
+            "phase {phase} succeeded exactly once"
+        );
+    }
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=events.len() as u64).collect::<Vec<_>>(),
+        "seq is gap-free"
+    );
+    let verify = p.run(&["replay", &p.run_id(), "--verify"]);
+    assert_eq!(code(&verify), 0, "{}", text(&verify));
+}
