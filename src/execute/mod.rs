@@ -87,6 +87,9 @@ impl Default for Settings {
     }
 }
 
+/// The longest an event of in-process work waits for its group commit.
+pub const COMMIT_DELAY: Duration = Duration::from_millis(5);
+
 /// Called with every event once it is durable.
 pub type Observer = Box<dyn FnMut(&Event) + Send>;
 
@@ -133,6 +136,7 @@ pub struct Engine {
     projection: Option<Projection>,
     observer: Observer,
     uncommitted: Vec<Event>,
+    oldest_uncommitted: Option<Instant>,
     running: HashMap<String, watch::Sender<bool>>,
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
@@ -382,6 +386,7 @@ impl Engine {
             projection,
             observer,
             uncommitted: Vec::new(),
+            oldest_uncommitted: None,
             running: HashMap::new(),
             tx,
             rx,
@@ -402,6 +407,7 @@ impl Engine {
         let event = self.log.append(data, actor, causation.as_deref());
         self.scheduler.apply(&event);
         self.uncommitted.push(event);
+        self.oldest_uncommitted.get_or_insert_with(Instant::now);
     }
 
     /// Make every appended event durable, then update the projection and the observer.
@@ -410,6 +416,7 @@ impl Engine {
             return Ok(());
         }
         self.log.commit()?;
+        self.oldest_uncommitted = None;
         let events = std::mem::take(&mut self.uncommitted);
         if let Some(projection) = &mut self.projection {
             if let Err(e) = projection.apply(&events) {
@@ -441,7 +448,12 @@ impl Engine {
         self.spawn_watchers();
         loop {
             self.step()?;
+            let overdue = self.oldest_uncommitted.is_some_and(|t| t.elapsed() >= COMMIT_DELAY);
+            if overdue || self.uncommitted.len() >= 4096 {
+                self.flush()?;
+            }
             if let Some(status) = self.scheduler.finished() {
+                self.flush()?;
                 return Ok(match status {
                     "succeeded" => Outcome::Succeeded,
                     "canceled" => Outcome::Canceled,
@@ -449,16 +461,31 @@ impl Engine {
                 });
             }
             if self.scheduler.is_suspended() && self.running.is_empty() {
+                self.flush()?;
                 return Ok(Outcome::Suspended);
             }
-            let Some(msg) = self.rx.recv().await else {
+            // Group commit: events of in-process work are made durable together, at the
+            // latest `COMMIT_DELAY` after they were recorded, and always before an external
+            // effect (a process start) that depends on them.
+            let msg = if self.uncommitted.is_empty() {
+                self.rx.recv().await
+            } else {
+                match tokio::time::timeout(COMMIT_DELAY, self.rx.recv()).await {
+                    Ok(msg) => msg,
+                    Err(_) => {
+                        self.flush()?;
+                        continue;
+                    }
+                }
+            };
+            let Some(msg) = msg else {
+                self.flush()?;
                 return Ok(Outcome::Failed);
             };
             self.handle(msg);
             while let Ok(msg) = self.rx.try_recv() {
                 self.handle(msg);
             }
-            self.flush()?;
         }
     }
 
@@ -655,8 +682,10 @@ impl Engine {
                     ),
                 }
             }
-            // Durable first, then the effects that depend on it.
-            self.flush()?;
+            // Durable first, then the external effects that depend on it.
+            if prepared.iter().any(|job| matches!(job.work, Work::Process(_))) {
+                self.flush()?;
+            }
             for effect in effects {
                 self.effect(effect);
             }
