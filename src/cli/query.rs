@@ -61,13 +61,18 @@ pub fn status(context: &Context, args: StatusArgs) -> Outcome {
     let store = context.store();
     let run_id = resolve(&store, args.run.as_deref())?;
     let summary = query::summary(&store, &run_id).map_err(internal)?;
+    let engine_running = crate::record::lock::is_locked(&store.run_dir(&run_id));
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&query::status_json(&summary)).map_err(internal)?
-        );
+        let mut json = query::status_json(&summary);
+        json["engine_running"] = serde_json::Value::Bool(engine_running);
+        println!("{}", serde_json::to_string_pretty(&json).map_err(internal)?);
     } else {
         print!("{}", query::status_text(&summary));
+        if summary.status == crate::record::RunStatus::Running && !engine_running {
+            println!(
+                "no engine is running this run (it was interrupted); continue with `spectacular resume {run_id}`"
+            );
+        }
     }
     Ok(Exit::Success)
 }

@@ -99,10 +99,8 @@ enum Msg {
         result: AttemptResult,
     },
     RetryDue(String),
-    ApprovalTimeout {
-        phase: String,
-        approve: bool,
-    },
+    /// A gate's timeout passed: wake up, the scheduler decides.
+    ApprovalTimeout,
     Inbox,
     Interrupt,
 }
@@ -571,19 +569,7 @@ impl Engine {
                 self.record(data, "engine");
             }
             Msg::RetryDue(phase) => self.scheduler.retry_due(&phase),
-            Msg::ApprovalTimeout { phase, approve } => {
-                if self.scheduler.state(&phase) == Some(&State::Waiting) {
-                    self.record(
-                        EventData::ApprovalDecided(ApprovalDecided {
-                            phase,
-                            approved: approve,
-                            comment: None,
-                            timed_out: true,
-                        }),
-                        "engine",
-                    );
-                }
-            }
+            Msg::ApprovalTimeout => {}
             Msg::Inbox => {
                 for command in inbox::drain(&self.run_dir) {
                     match command {
@@ -714,15 +700,11 @@ impl Engine {
                     let _ = cancel.send(true);
                 }
             }
-            Action::ApprovalTimer {
-                phase,
-                after,
-                approve,
-            } => {
+            Action::ApprovalTimer { after, .. } => {
                 let tx = self.tx.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(after).await;
-                    let _ = tx.send(Msg::ApprovalTimeout { phase, approve });
+                    let _ = tx.send(Msg::ApprovalTimeout);
                 });
             }
             Action::Record(_) | Action::Start { .. } => {}

@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::model::{FailureKind, ForEach, OnTimeout, PhaseKind};
 use crate::plan::{Plan, PlannedPhase};
 use crate::record::event::{
-    ApprovalRequested, Child, EventData, LoopStarted, PhaseExpanded, PhaseFailed, PhaseRef,
+    ApprovalDecided, ApprovalRequested, Child, EventData, LoopStarted, PhaseExpanded, PhaseFailed, PhaseRef,
     PhaseSkipped, PhaseSucceeded, RunFinished, RunSuspended, SkipReason,
 };
 use crate::record::Event;
@@ -37,12 +37,8 @@ pub enum Action {
     RetryAfter { phase: String, delay: Duration },
     /// Stop the running attempt of `phase`; it ends as an `attempt.failed` of `kind`.
     Cancel { phase: String, kind: FailureKind },
-    /// Decide the gate `phase` by its `on_timeout` after `after` (record `approval.decided`).
-    ApprovalTimer {
-        phase: String,
-        after: Duration,
-        approve: bool,
-    },
+    /// Wake the scheduler after `after`, when the gate `phase` times out.
+    ApprovalTimer { phase: String, after: Duration },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -675,25 +671,24 @@ impl Scheduler {
                 }
                 State::Waiting => {
                     let phase = &self.phases[self.instances[i].phase];
-                    if let PhaseKind::Approval {
-                        timeout: Some(timeout),
-                        on_timeout,
-                        ..
-                    } = &phase.kind
-                    {
-                        if !self.instances[i].requested {
-                            self.instances[i].requested = true;
-                            let waited = match (self.now, self.instances[i].waiting_since) {
-                                (Some(now), Some(since)) => {
-                                    now.duration_since(since).unwrap_or_default()
-                                }
-                                _ => Duration::ZERO,
-                            };
-                            actions.push(Action::ApprovalTimer {
+                    if let PhaseKind::Approval { timeout: Some(timeout), on_timeout, .. } = &phase.kind {
+                        let waited = match (self.now, self.instances[i].waiting_since) {
+                            (Some(now), Some(since)) => now.duration_since(since).unwrap_or_default(),
+                            _ => Duration::ZERO,
+                        };
+                        if waited >= *timeout {
+                            actions.push(Action::Record(EventData::ApprovalDecided(ApprovalDecided {
                                 phase: name,
-                                after: timeout.saturating_sub(waited),
-                                approve: *on_timeout == OnTimeout::Approve,
-                            });
+                                approved: *on_timeout == OnTimeout::Approve,
+                                comment: Some(format!(
+                                    "no decision within {}",
+                                    crate::model::format_duration(*timeout)
+                                )),
+                                timed_out: true,
+                            })));
+                        } else if !self.instances[i].requested {
+                            self.instances[i].requested = true;
+                            actions.push(Action::ApprovalTimer { phase: name, after: *timeout - waited });
                         }
                     }
                 }
@@ -768,7 +763,7 @@ impl Scheduler {
                 timeout,
             });
         }
-        if actions.is_empty() {
+        if !actions.iter().any(|a| matches!(a, Action::Record(_) | Action::Start { .. })) {
             self.finish(&mut actions);
         }
         actions

@@ -551,11 +551,7 @@ fn an_approval_gate_suspends_then_continues_when_approved() {
     let effects = h.effects();
     assert_eq!(
         effects,
-        vec![Action::ApprovalTimer {
-            phase: "gate".into(),
-            after: Duration::from_secs(3600),
-            approve: false
-        }]
+        vec![Action::ApprovalTimer { phase: "gate".into(), after: Duration::from_secs(3600) }]
     );
     assert_eq!(h.s.state("gate"), Some(&State::Waiting));
     assert!(h.types().contains(&"approval.requested"));
@@ -576,6 +572,25 @@ fn an_approval_gate_suspends_then_continues_when_approved() {
     h.succeed("deploy", 1);
     h.starts();
     assert_eq!(h.s.finished(), Some("succeeded"));
+}
+
+#[test]
+fn a_gate_past_its_timeout_is_decided_by_on_timeout() {
+    let mut h = Harness::new(GATED, 4);
+    h.starts();
+    h.succeed("build", 1);
+    h.succeed("side", 1);
+    h.effects();
+    assert!(h.s.is_suspended());
+    h.advance(Duration::from_secs(3601));
+    h.starts();
+    let decided = h.log.iter().find_map(|e| match &e.data {
+        EventData::ApprovalDecided(d) => Some(d.clone()),
+        _ => None,
+    });
+    let decided = decided.expect("decided on timeout");
+    assert!(decided.timed_out && !decided.approved);
+    assert_eq!(h.s.state("deploy"), Some(&State::Skipped(SkipReason::UpstreamFailed)));
 }
 
 #[test]

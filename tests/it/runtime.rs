@@ -639,3 +639,126 @@ fn killing_the_engine_at_any_moment_loses_nothing() {
     let verify = p.run(&["replay", &p.run_id(), "--verify"]);
     assert_eq!(code(&verify), 0, "{}", text(&verify));
 }
+
+#[test]
+fn the_quickstart_example_runs_end_to_end() {
+    let store = tempfile::tempdir().unwrap();
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new(env!("CARGO_BIN_EXE_spectacular"))
+        .args(["run", "examples/quickstart", "--store"])
+        .arg(store.path())
+        .current_dir(repo)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let store = Store::locate(Path::new(repo), Some(store.path()));
+    let run = store.run_ids().unwrap().pop().unwrap();
+    let dir = store.run_dir(&run);
+    let tasks: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("artifacts/plan/tasks.json")).unwrap()).unwrap();
+    assert_eq!(tasks.as_array().unwrap().len(), 3);
+    let greet = std::fs::read_to_string(dir.join("artifacts/implement[wp-1]/greet.txt")).unwrap();
+    assert!(greet.contains("Implement work package wp-1: Greeting"), "the agent got the rendered prompt: {greet}");
+    let report = std::fs::read_to_string(dir.join("artifacts/report/report.md")).unwrap();
+    assert!(report.contains("| check | succeeded |"), "{report}");
+    let prompt = std::fs::read_to_string(dir.join("attempts/plan/1/prompt.md")).unwrap();
+    assert!(prompt.contains("complexity is"), "the prompt is saved, rendered: {prompt}");
+}
+
+#[test]
+fn inputs_are_checked_against_the_mission() {
+    let p = Project::new(
+        "
+mission: inputs
+inputs:
+  spec: { type: file, required: true }
+  count: { type: number, default: 2 }
+  names: { type: list, default: [] }
+phases:
+  show: { shell: 'echo {{ inputs.count }} {{ inputs.names | join(\"+\") }}' }
+",
+    );
+    let missing = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&missing), 2);
+    assert!(text(&missing).contains("--input spec="), "{}", text(&missing));
+    let typo = p.run(&["run", "mission.yaml", "--input", "sepc=x"]);
+    assert_eq!(code(&typo), 2);
+    assert!(text(&typo).contains("did you mean `spec`"), "{}", text(&typo));
+    let no_file = p.run(&["run", "mission.yaml", "--input", "spec=nope.md"]);
+    assert_eq!(code(&no_file), 2, "{}", text(&no_file));
+    std::fs::write(p.path().join("spec.md"), "# spec\n").unwrap();
+    let not_number = p.run(&["run", "mission.yaml", "-i", "spec=spec.md", "-i", "count=many"]);
+    assert_eq!(code(&not_number), 2, "{}", text(&not_number));
+    let ok = p.run(&["run", "mission.yaml", "-i", "spec=spec.md", "-i", "count=3", "-i", "names=a,b"]);
+    assert_eq!(code(&ok), 0, "{}", text(&ok));
+    let stdout = p.store().run_dir(&p.run_id()).join("attempts/show/1/stdout.log");
+    assert_eq!(std::fs::read_to_string(stdout).unwrap(), "3 a+b\n");
+}
+
+#[test]
+fn a_gate_times_out_by_its_on_timeout_when_resumed_late() {
+    let p = Project::new(
+        "
+mission: timeout-gate
+phases:
+  gate: { approval: { reason: go?, timeout: 100ms, on_timeout: approve } }
+  after: { uses: builtin/noop, needs: [gate] }
+",
+    );
+    assert_eq!(code(&p.run(&["run", "mission.yaml"])), 3);
+    std::thread::sleep(Duration::from_millis(200));
+    let out = p.run(&["resume", &p.run_id()]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let decided = p.events().into_iter().find_map(|e| match e.data {
+        EventData::ApprovalDecided(d) => Some(d),
+        _ => None,
+    });
+    assert!(decided.is_some_and(|d| d.timed_out && d.approved));
+}
+
+#[test]
+fn captured_output_is_capped_with_a_marker() {
+    let p = Project::new(
+        "
+mission: loud
+phases:
+  loud: { shell: 'head -c 9000000 /dev/zero | tr \"\\\\0\" x; echo; echo done >&2' }
+",
+    );
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let dir = p.store().run_dir(&p.run_id()).join("attempts/loud/1");
+    let stdout = std::fs::read(dir.join("stdout.log")).unwrap();
+    let cap = spectacular::execute::process::OUTPUT_CAP as usize;
+    assert!(stdout.len() < cap + 200, "{} bytes kept", stdout.len());
+    assert!(String::from_utf8_lossy(&stdout[cap..]).contains("output truncated"));
+    assert_eq!(std::fs::read_to_string(dir.join("stderr.log")).unwrap(), "done\n");
+}
+
+#[test]
+fn json_mode_streams_the_events_on_stdout() {
+    let p = Project::new("mission: j\nphases:\n  a: { uses: builtin/echo, with: { message: hi } }\n");
+    let out = p.run(&["run", "mission.yaml", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let streamed: Vec<Event> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| Event::from_json_line(l).expect("each line is an event"))
+        .collect();
+    assert_eq!(streamed, p.events());
+}
+
+#[test]
+fn status_says_when_no_engine_runs_an_unfinished_run() {
+    let p = Project::new(BACKGROUND);
+    let mut engine = p.spawn(&["run", "mission.yaml"]);
+    let pids = wait_for_pids(&p, 3);
+    engine.kill().unwrap();
+    engine.wait().unwrap();
+    let out = p.run(&["status"]);
+    assert!(text(&out).contains("spectacular resume"), "{}", text(&out));
+    for pid in pids {
+        // SAFETY: clean up the orphans of the engine we killed.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
