@@ -72,10 +72,12 @@ fn summary_lists_every_page() {
 /// The getting-started page shows what `spectacular validate software-dev` really prints.
 #[test]
 fn getting_started_shows_real_output() {
+    let config = tempfile::tempdir().expect("failed to create a temporary directory");
     let output = Command::new(bin())
         .args(["validate", "software-dev"])
         .current_dir(repo_root())
         .env("NO_COLOR", "1")
+        .env("SPECTACULAR_CONFIG_DIR", config.path())
         .output()
         .expect("failed to run spectacular");
     assert!(output.status.success(), "{output:?}");
@@ -107,6 +109,7 @@ fn getting_started_first_mission_behaves_as_shown() {
             .args(["validate", "hello"])
             .current_dir(dir.path())
             .env("NO_COLOR", "1")
+            .env("SPECTACULAR_CONFIG_DIR", dir.path().join("config"))
             .output()
             .expect("failed to run spectacular");
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
