@@ -192,7 +192,9 @@ fn every_event_type_has_a_sample() {
     let mut seen = [false; TYPE_COUNT];
     for data in &samples {
         seen[golden_index(data)] = true;
+        assert_eq!(EventData::TYPE_NAMES[golden_index(data)], data.type_name());
     }
+    assert_eq!(EventData::TYPE_NAMES.len(), TYPE_COUNT);
     assert_eq!(samples.len(), TYPE_COUNT);
     assert!(seen.iter().all(|s| *s), "a type has no sample: {seen:?}");
 }
