@@ -103,6 +103,75 @@ impl EventData {
         }
     }
 
+    /// Every event type name, in declaration order.
+    pub const TYPE_NAMES: &'static [&'static str] = &[
+        "run.started",
+        "run.resumed",
+        "phase.ready",
+        "phase.expanded",
+        "attempt.started",
+        "attempt.succeeded",
+        "attempt.failed",
+        "phase.succeeded",
+        "phase.failed",
+        "phase.skipped",
+        "loop.started",
+        "approval.requested",
+        "approval.decided",
+        "run.cancel_requested",
+        "run.suspended",
+        "run.succeeded",
+        "run.failed",
+        "run.canceled",
+    ];
+
+    /// Decode a payload from its type name and its `data` JSON: the same result as reading
+    /// the tagged form `{"type":…,"data":…}`, without assembling it and parsing twice.
+    pub fn from_type_and_data(kind: &str, data: &str) -> Result<EventData, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_str(data);
+        let value = EventData::deserialize_payload(kind, &mut de)?;
+        de.end()?;
+        Ok(value)
+    }
+
+    /// Decode the payload of an event of type `kind` from any deserializer.
+    fn deserialize_payload<'de, D: serde::Deserializer<'de>>(
+        kind: &str,
+        de: D,
+    ) -> Result<EventData, D::Error> {
+        macro_rules! read {
+            ($variant:ident) => {
+                EventData::$variant(Deserialize::deserialize(de)?)
+            };
+        }
+        Ok(match kind {
+            "run.started" => read!(RunStarted),
+            "run.resumed" => read!(RunResumed),
+            "phase.ready" => read!(PhaseReady),
+            "phase.expanded" => read!(PhaseExpanded),
+            "attempt.started" => read!(AttemptStarted),
+            "attempt.succeeded" => read!(AttemptSucceeded),
+            "attempt.failed" => read!(AttemptFailed),
+            "phase.succeeded" => read!(PhaseSucceeded),
+            "phase.failed" => read!(PhaseFailed),
+            "phase.skipped" => read!(PhaseSkipped),
+            "loop.started" => read!(LoopStarted),
+            "approval.requested" => read!(ApprovalRequested),
+            "approval.decided" => read!(ApprovalDecided),
+            "run.cancel_requested" => read!(CancelRequested),
+            "run.suspended" => read!(RunSuspended),
+            "run.succeeded" => read!(RunSucceeded),
+            "run.failed" => read!(RunFailed),
+            "run.canceled" => read!(RunCanceled),
+            other => {
+                return Err(serde::de::Error::unknown_variant(
+                    other,
+                    EventData::TYPE_NAMES,
+                ))
+            }
+        })
+    }
+
     /// The phase this event is about, if any.
     pub fn phase(&self) -> Option<&str> {
         match self {
@@ -347,20 +416,117 @@ struct EnvelopeOut<'a> {
     data: &'a serde_json::Value,
 }
 
-#[derive(Deserialize)]
+/// The envelope as read: one pass over the line. `data` is decoded in place when `type` (and
+/// `schema`) come before it, as this build writes them; otherwise it is kept raw and decoded
+/// afterwards.
 struct EnvelopeIn<'a> {
     event_id: String,
-    #[serde(rename = "type")]
     kind: String,
     schema: u32,
     run_id: String,
     seq: u64,
     ts: String,
-    #[serde(default)]
     causation_id: Option<String>,
     actor: String,
-    #[serde(borrow)]
-    data: &'a RawValue,
+    payload: Payload<'a>,
+}
+
+enum Payload<'a> {
+    Decoded(EventData),
+    Raw(&'a RawValue),
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum Field {
+    EventId,
+    #[serde(rename = "type")]
+    Kind,
+    Schema,
+    RunId,
+    Seq,
+    Ts,
+    CausationId,
+    Actor,
+    Data,
+    #[serde(other)]
+    Other,
+}
+
+struct PayloadSeed<'k>(&'k str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for PayloadSeed<'_> {
+    type Value = EventData;
+    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<EventData, D::Error> {
+        EventData::deserialize_payload(self.0, de)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for EnvelopeIn<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        de.deserialize_map(EnvelopeVisitor(std::marker::PhantomData))
+    }
+}
+
+struct EnvelopeVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> serde::de::Visitor<'de> for EnvelopeVisitor<'a> {
+    type Value = EnvelopeIn<'a>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an event object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        use serde::de::Error as _;
+        let mut event_id = None;
+        let mut kind: Option<String> = None;
+        let mut schema = None;
+        let mut run_id = None;
+        let mut seq = None;
+        let mut ts = None;
+        let mut causation_id = None;
+        let mut actor = None;
+        let mut data = None;
+        let mut raw_data = None;
+        while let Some(field) = map.next_key::<Field>()? {
+            match field {
+                Field::EventId => event_id = Some(map.next_value()?),
+                Field::Kind => kind = Some(map.next_value()?),
+                Field::Schema => schema = Some(map.next_value()?),
+                Field::RunId => run_id = Some(map.next_value()?),
+                Field::Seq => seq = Some(map.next_value()?),
+                Field::Ts => ts = Some(map.next_value()?),
+                Field::CausationId => causation_id = map.next_value()?,
+                Field::Actor => actor = Some(map.next_value()?),
+                Field::Data => match (&kind, schema) {
+                    (Some(kind), Some(schema)) if schema <= SCHEMA_VERSION => {
+                        data = Some(map.next_value_seed(PayloadSeed(kind))?);
+                    }
+                    _ => raw_data = Some(map.next_value::<&'a RawValue>()?),
+                },
+                Field::Other => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        let payload = match (data, raw_data) {
+            (Some(data), _) => Payload::Decoded(data),
+            (None, Some(raw)) => Payload::Raw(raw),
+            (None, None) => return Err(A::Error::missing_field("data")),
+        };
+        Ok(EnvelopeIn {
+            event_id: event_id.ok_or_else(|| A::Error::missing_field("event_id"))?,
+            kind: kind.ok_or_else(|| A::Error::missing_field("type"))?,
+            schema: schema.ok_or_else(|| A::Error::missing_field("schema"))?,
+            run_id: run_id.ok_or_else(|| A::Error::missing_field("run_id"))?,
+            seq: seq.ok_or_else(|| A::Error::missing_field("seq"))?,
+            ts: ts.ok_or_else(|| A::Error::missing_field("ts"))?,
+            causation_id,
+            actor: actor.ok_or_else(|| A::Error::missing_field("actor"))?,
+            payload,
+        })
+    }
 }
 
 impl Event {
@@ -394,12 +560,10 @@ impl Event {
             });
         }
         // Schema 1 is current: no upcasting yet. Later versions upcast here, by schema.
-        let tagged = format!(
-            "{{\"type\":{},\"data\":{}}}",
-            serde_json::to_string(&envelope.kind)?,
-            envelope.data.get()
-        );
-        let data: EventData = serde_json::from_str(&tagged)?;
+        let data = match envelope.payload {
+            Payload::Decoded(data) => data,
+            Payload::Raw(raw) => EventData::from_type_and_data(&envelope.kind, raw.get())?,
+        };
         Ok(Event {
             event_id: envelope.event_id,
             schema: envelope.schema,
@@ -410,5 +574,37 @@ impl Event {
             actor: envelope.actor,
             data,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINE: &str = r#"{"event_id":"E1","type":"phase.ready","schema":1,"run_id":"R","seq":1,"ts":"2026-11-21T10:00:00.000Z","causation_id":null,"actor":"engine","data":{"phase":"plan"}}"#;
+
+    #[test]
+    fn fields_may_come_in_any_order() {
+        let event = Event::from_json_line(LINE).unwrap();
+        let reordered = r#"{"data":{"phase":"plan"},"seq":1,"run_id":"R","actor":"engine","ts":"2026-11-21T10:00:00.000Z","schema":1,"type":"phase.ready","event_id":"E1","extra":[1]}"#;
+        assert_eq!(Event::from_json_line(reordered).unwrap(), event);
+        assert_eq!(event.to_json_line(), LINE);
+    }
+
+    #[test]
+    fn bad_envelopes_are_refused() {
+        let unknown = LINE.replace("phase.ready", "phase.unknown");
+        let err = Event::from_json_line(&unknown).unwrap_err().to_string();
+        assert!(err.contains("unknown variant `phase.unknown`"), "{err}");
+        let no_seq = LINE.replace(r#""seq":1,"#, "");
+        let err = Event::from_json_line(&no_seq).unwrap_err().to_string();
+        assert!(err.contains("missing field `seq`"), "{err}");
+        let no_data = LINE.replace(r#","data":{"phase":"plan"}"#, "");
+        let err = Event::from_json_line(&no_data).unwrap_err().to_string();
+        assert!(err.contains("missing field `data`"), "{err}");
+        let bad_payload = LINE.replace(r#""phase":"plan""#, r#""phase":7"#);
+        assert!(Event::from_json_line(&bad_payload).is_err());
+        let trailing = format!("{LINE} x");
+        assert!(Event::from_json_line(&trailing).is_err());
     }
 }

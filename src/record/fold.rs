@@ -442,3 +442,77 @@ pub fn duration_ms(start: &str, end: &str) -> Option<u64> {
             .unwrap_or(0),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::event::{ApprovalDecided, ApprovalRequested, PhaseRef};
+
+    fn event(seq: u64, ts: &str, data: EventData) -> Event {
+        Event {
+            event_id: format!("E{seq}"),
+            schema: 1,
+            run_id: "R".into(),
+            seq,
+            ts: ts.into(),
+            causation_id: None,
+            actor: "engine".into(),
+            data,
+        }
+    }
+
+    #[test]
+    fn fan_out_children_know_their_parent() {
+        assert_eq!(parent_of("impl[wp-1]"), Some("impl"));
+        assert_eq!(parent_of("impl[a][b]"), Some("impl[a]"));
+        assert_eq!(parent_of("impl"), None);
+        assert_eq!(parent_of("[x]"), None);
+    }
+
+    #[test]
+    fn a_rejected_approval_fails_the_gate_with_the_comment() {
+        let events = [
+            event(
+                1,
+                "2026-11-21T10:00:00.000Z",
+                EventData::PhaseReady(PhaseRef {
+                    phase: "gate".into(),
+                }),
+            ),
+            event(
+                2,
+                "2026-11-21T10:00:01.000Z",
+                EventData::ApprovalRequested(ApprovalRequested {
+                    phase: "gate".into(),
+                    reason: "critical".into(),
+                    timeout_ms: None,
+                }),
+            ),
+            event(
+                3,
+                "2026-11-21T10:00:03.500Z",
+                EventData::ApprovalDecided(ApprovalDecided {
+                    phase: "gate".into(),
+                    approved: false,
+                    comment: Some("no tests".into()),
+                    timed_out: false,
+                }),
+            ),
+        ];
+        let s = fold(&events);
+        let gate = &s.phases["gate"];
+        assert_eq!(gate.state, PhaseState::Failed);
+        assert_eq!(gate.last_failure.as_deref(), Some("rejected: no tests"));
+        assert_eq!(gate.duration_ms, Some(2_500));
+        assert_eq!(s.status, RunStatus::Running);
+        assert_eq!(fold(&events[..2]).phases["gate"].state, PhaseState::Waiting);
+    }
+
+    #[test]
+    fn states_round_trip_through_text() {
+        for state in PhaseState::ALL {
+            assert_eq!(PhaseState::parse(state.as_str()), Some(state));
+        }
+        assert_eq!(RunStatus::parse("canceled"), Some(RunStatus::Canceled));
+    }
+}

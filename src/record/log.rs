@@ -23,6 +23,8 @@ pub struct RunLog {
     last_seq: u64,
     /// Seq of the last event known to be durable.
     committed_seq: u64,
+    /// Length of the file up to the last durable line.
+    committed_len: u64,
     last_event_id: Option<String>,
     /// Lines appended since the last commit, each ending with `\n`.
     buffer: Vec<u8>,
@@ -78,6 +80,7 @@ impl RunLog {
             _lock: lock,
             last_seq: 0,
             committed_seq: 0,
+            committed_len: 0,
             last_event_id: None,
             buffer: Vec::new(),
             pending_dir_syncs,
@@ -133,6 +136,7 @@ impl RunLog {
                 _lock: lock,
                 last_seq,
                 committed_seq: last_seq,
+                committed_len: parsed.valid_len,
                 last_event_id,
                 buffer: Vec::new(),
                 pending_dir_syncs: Vec::new(),
@@ -192,6 +196,7 @@ impl RunLog {
             if let Err(e) = self.file.sync_data() {
                 return Err(self.poison("fsync the run log", e));
             }
+            self.committed_len += self.buffer.len() as u64;
             self.buffer.clear();
         }
         while let Some(dir) = self.pending_dir_syncs.pop() {
@@ -215,6 +220,10 @@ impl RunLog {
     fn poison(&mut self, action: &'static str, source: std::io::Error) -> Error {
         self.poisoned = Some(format!("failed to {action}: {source}"));
         self.buffer = Vec::new();
+        // Best effort: take back the lines of the failed group that did reach the file, so
+        // that what the caller was told failed does not reappear on the next open. If this
+        // fails too, the next open still truncates a torn last line.
+        let _ = self.file.set_len(self.committed_len);
         Error::io(action, &self.path, source)
     }
 
@@ -325,7 +334,7 @@ mod tests {
         log.append(ready("a"), "engine", None);
         log.commit().unwrap();
         // A read-only handle on the same file: the kernel refuses the write (EBADF).
-        log.replace_file(File::open(log.path().to_path_buf()).unwrap());
+        log.replace_file(File::open(log.path()).unwrap());
         log.append(ready("b"), "engine", None);
         let err = log.commit().unwrap_err();
         assert!(matches!(err, Error::Io { .. }), "{err:?}");

@@ -159,73 +159,251 @@ pub(crate) struct TornTail {
     pub reason: String,
 }
 
+/// Logs larger than this are parsed on several threads.
+const PARALLEL_THRESHOLD: usize = 4 << 20;
+
 /// Parse a whole log: every line an event, seq gap-free from 1, all of run `run_id`. The last
 /// line may be torn (no trailing newline, or not an event): it is reported, not returned.
 pub(crate) fn parse_log(path: &Path, bytes: &[u8], run_id: &str) -> Result<ParsedLog, Error> {
-    let mut events = Vec::with_capacity(bytes.len() / 256 + 1);
-    let mut pos = 0usize;
-    let mut line_no = 0usize;
-    let mut torn = None;
-    while pos < bytes.len() {
-        line_no += 1;
-        let (line, next, complete) = match bytes[pos..].iter().position(|&b| b == b'\n') {
-            Some(n) => (&bytes[pos..pos + n], pos + n + 1, true),
-            None => (&bytes[pos..], bytes.len(), false),
-        };
-        let is_last = next >= bytes.len();
-        let parsed = std::str::from_utf8(line)
-            .map_err(|e| format!("not UTF-8 ({e})"))
-            .and_then(|s| Event::from_json_line(s).map_err(|e| e.to_string()));
-        match (parsed, complete) {
-            (Ok(event), true) => {
-                let expected = events.last().map_or(1, |e: &Event| e.seq + 1);
-                if event.seq != expected {
-                    return Err(Error::SeqGap {
-                        path: path.to_path_buf(),
-                        line: line_no,
-                        expected,
-                        found: event.seq,
-                    });
-                }
-                if event.run_id != run_id {
-                    return Err(Error::WrongRun {
-                        path: path.to_path_buf(),
-                        line: line_no,
-                        expected: run_id.to_string(),
-                        found: event.run_id,
-                    });
-                }
-                events.push(event);
-                pos = next;
-            }
-            (Ok(_), false) => {
-                torn = Some(TornTail {
-                    line: line_no,
-                    bytes: line.len(),
-                    reason: "it has no trailing newline (the write was cut short)".to_string(),
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n = if bytes.len() < PARALLEL_THRESHOLD {
+        1
+    } else {
+        threads.min(bytes.len() / (PARALLEL_THRESHOLD / 4)).max(1)
+    };
+    parse_log_in(path, bytes, run_id, n)
+}
+
+/// [`parse_log`] on `n` threads (about `n` chunks split on line boundaries).
+fn parse_log_in(path: &Path, bytes: &[u8], run_id: &str, n: usize) -> Result<ParsedLog, Error> {
+    let chunks = split_chunks(bytes, n);
+    let parsed: Vec<Chunk> = if chunks.len() == 1 {
+        vec![parse_chunk(bytes, 0, bytes.len())]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .iter()
+                .map(|&(start, end)| scope.spawn(move || parse_chunk(bytes, start, end)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| match h.join() {
+                    Ok(chunk) => chunk,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                })
+                .collect()
+        })
+    };
+
+    let total: usize = parsed.iter().map(|c| c.events.len()).sum();
+    let mut events: Vec<Event> = Vec::with_capacity(total);
+    let mut line_base = 0usize;
+    for chunk in parsed {
+        let count = chunk.events.len();
+        for (i, event) in chunk.events.into_iter().enumerate() {
+            let line = line_base + i + 1;
+            let expected = events.last().map_or(1, |e| e.seq + 1);
+            if event.seq != expected {
+                return Err(Error::SeqGap {
+                    path: path.to_path_buf(),
+                    line,
+                    expected,
+                    found: event.seq,
                 });
-                break;
             }
-            (Err(reason), _) if is_last => {
-                torn = Some(TornTail {
-                    line: line_no,
-                    bytes: next - pos,
-                    reason,
+            if event.run_id != run_id {
+                return Err(Error::WrongRun {
+                    path: path.to_path_buf(),
+                    line,
+                    expected: run_id.to_string(),
+                    found: event.run_id,
                 });
-                break;
             }
-            (Err(reason), _) => {
+            events.push(event);
+        }
+        line_base += count;
+        if let Some(bad) = chunk.bad {
+            let line = line_base + 1;
+            if bad.end < bytes.len() {
                 return Err(Error::Corrupt {
                     path: path.to_path_buf(),
-                    line: line_no,
-                    reason,
-                })
+                    line,
+                    reason: bad.reason,
+                });
             }
+            return Ok(ParsedLog {
+                events,
+                valid_len: bad.start as u64,
+                torn: Some(TornTail {
+                    line,
+                    bytes: bad.end - bad.start,
+                    reason: bad.reason,
+                }),
+            });
         }
     }
     Ok(ParsedLog {
         events,
-        valid_len: pos as u64,
-        torn,
+        valid_len: bytes.len() as u64,
+        torn: None,
     })
+}
+
+/// The events of consecutive lines, up to the first line that is not an event.
+struct Chunk {
+    events: Vec<Event>,
+    bad: Option<BadLine>,
+}
+
+/// A line that is not an event: bytes `start..end` (with its newline, if any).
+struct BadLine {
+    start: usize,
+    end: usize,
+    reason: String,
+}
+
+/// Split `bytes` into about `n` ranges that end on line boundaries.
+fn split_chunks(bytes: &[u8], n: usize) -> Vec<(usize, usize)> {
+    let mut chunks = Vec::with_capacity(n);
+    let mut start = 0;
+    for k in 1..n {
+        let target = (bytes.len() * k / n).max(start);
+        let end = match memchr::memchr(b'\n', &bytes[target..]) {
+            Some(i) => target + i + 1,
+            None => break,
+        };
+        if end > start {
+            chunks.push((start, end));
+            start = end;
+        }
+    }
+    chunks.push((start, bytes.len()));
+    chunks
+}
+
+fn parse_chunk(bytes: &[u8], start: usize, end: usize) -> Chunk {
+    let mut events = Vec::with_capacity((end - start) / 256 + 1);
+    let mut pos = start;
+    while pos < end {
+        let (line, next, complete) = match memchr::memchr(b'\n', &bytes[pos..end]) {
+            Some(n) => (&bytes[pos..pos + n], pos + n + 1, true),
+            None => (&bytes[pos..end], end, false),
+        };
+        let parsed = std::str::from_utf8(line)
+            .map_err(|e| format!("not UTF-8 ({e})"))
+            .and_then(|s| Event::from_json_line(s).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(event) if complete => events.push(event),
+            Ok(_) => {
+                return Chunk {
+                    events,
+                    bad: Some(BadLine {
+                        start: pos,
+                        end: next,
+                        reason: "it has no trailing newline (the write was cut short)".into(),
+                    }),
+                }
+            }
+            Err(reason) => {
+                return Chunk {
+                    events,
+                    bad: Some(BadLine {
+                        start: pos,
+                        end: next,
+                        reason,
+                    }),
+                }
+            }
+        }
+        pos = next;
+    }
+    Chunk { events, bad: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::event::{EventData, PhaseRef};
+
+    fn log_text(n: u64) -> String {
+        let mut text = String::new();
+        for seq in 1..=n {
+            let event = Event {
+                event_id: format!("E{seq}"),
+                schema: 1,
+                run_id: "R".into(),
+                seq,
+                ts: "2026-11-21T10:00:00.000Z".into(),
+                causation_id: None,
+                actor: "engine".into(),
+                data: EventData::PhaseReady(PhaseRef {
+                    phase: format!("p{seq}"),
+                }),
+            };
+            text += &event.to_json_line();
+            text.push('\n');
+        }
+        text
+    }
+
+    fn replace_line(text: &str, line: usize, with: &str) -> String {
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines[line - 1] = with;
+        lines.join("\n") + "\n"
+    }
+
+    #[test]
+    fn chunked_parsing_gives_the_same_answers_as_one_thread() {
+        let path = Path::new("events.jsonl");
+        let good = log_text(50);
+        let torn = format!("{good}{{\"event_id\":\"E51\"");
+        let corrupt = replace_line(&good, 30, "{not json");
+        let gap = replace_line(
+            &good,
+            41,
+            &good
+                .lines()
+                .nth(41)
+                .unwrap()
+                .replace("\"seq\":42", "\"seq\":99"),
+        );
+        for n in [1, 2, 3, 7, 50, 80] {
+            let all = parse_log_in(path, good.as_bytes(), "R", n).unwrap();
+            assert_eq!(all.events.len(), 50, "n={n}");
+            assert!(all
+                .events
+                .iter()
+                .enumerate()
+                .all(|(i, e)| e.seq == i as u64 + 1));
+            assert_eq!(all.valid_len, good.len() as u64);
+
+            let t = parse_log_in(path, torn.as_bytes(), "R", n).unwrap();
+            assert_eq!(
+                (t.events.len(), t.valid_len),
+                (50, good.len() as u64),
+                "n={n}"
+            );
+            assert_eq!(t.torn.map(|t| t.line), Some(51));
+
+            let err = parse_log_in(path, corrupt.as_bytes(), "R", n).unwrap_err();
+            assert!(
+                matches!(err, Error::Corrupt { line: 30, .. }),
+                "n={n}: {err:?}"
+            );
+
+            let err = parse_log_in(path, gap.as_bytes(), "R", n).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::SeqGap {
+                        line: 41,
+                        expected: 41,
+                        found: 99,
+                        ..
+                    }
+                ),
+                "n={n}: {err:?}"
+            );
+        }
+    }
 }

@@ -1,0 +1,243 @@
+//! The JSON line of every event type is public API: each is compared with a golden file in
+//! `tests/fixtures/events/` (rewrite them with `SPECTACULAR_BLESS=1`, then review the diff).
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use spectacular::model::FailureKind;
+use spectacular::record::event::*;
+
+const RUN: &str = "01JDQ3ZK6V8X4M2N5P7R9T1W3Y";
+
+/// Every event type, once; a new variant fails to compile here until it gets a sample.
+fn golden_index(data: &EventData) -> usize {
+    match data {
+        EventData::RunStarted(_) => 0,
+        EventData::RunResumed(_) => 1,
+        EventData::PhaseReady(_) => 2,
+        EventData::PhaseExpanded(_) => 3,
+        EventData::AttemptStarted(_) => 4,
+        EventData::AttemptSucceeded(_) => 5,
+        EventData::AttemptFailed(_) => 6,
+        EventData::PhaseSucceeded(_) => 7,
+        EventData::PhaseFailed(_) => 8,
+        EventData::PhaseSkipped(_) => 9,
+        EventData::LoopStarted(_) => 10,
+        EventData::ApprovalRequested(_) => 11,
+        EventData::ApprovalDecided(_) => 12,
+        EventData::CancelRequested(_) => 13,
+        EventData::RunSuspended(_) => 14,
+        EventData::RunSucceeded(_) => 15,
+        EventData::RunFailed(_) => 16,
+        EventData::RunCanceled(_) => 17,
+    }
+}
+const TYPE_COUNT: usize = 18;
+
+fn samples() -> Vec<EventData> {
+    let s = String::from;
+    vec![
+        EventData::RunStarted(RunStarted {
+            mission: s("software-dev"),
+            mission_source: s("missions/software-dev/mission.yaml"),
+            mission_digest: s("sha256:0011"),
+            mission_text: s("mission: software-dev\n"),
+            files: BTreeMap::from([(s("templates/plan.md.j2"), s("sha256:2233"))]),
+            inputs: BTreeMap::from([(s("spec"), json!("specs/auth.md"))]),
+            max_parallel: 3,
+            engine_version: s("0.1.0"),
+        }),
+        EventData::RunResumed(RunResumed {
+            interrupted: vec![s("implement[wp-2]#1")],
+            upgraded: true,
+            mission_digest: Some(s("sha256:4455")),
+            mission_text: Some(s("mission: software-dev\n")),
+        }),
+        EventData::PhaseReady(PhaseRef { phase: s("plan") }),
+        EventData::PhaseExpanded(PhaseExpanded {
+            phase: s("implement"),
+            children: vec![
+                Child {
+                    key: s("wp-1"),
+                    item: json!({"id": "wp-1"}),
+                    depends_on: vec![],
+                },
+                Child {
+                    key: s("wp-2"),
+                    item: json!({"id": "wp-2", "depends_on": ["wp-1"]}),
+                    depends_on: vec![s("wp-1")],
+                },
+            ],
+        }),
+        EventData::AttemptStarted(AttemptStarted {
+            phase: s("check"),
+            attempt: 1,
+            workdir: s("."),
+            argv: Some(vec![s("cargo"), s("test")]),
+            prompt_digest: None,
+            timeout_ms: Some(1_800_000),
+        }),
+        EventData::AttemptSucceeded(AttemptSucceeded {
+            phase: s("plan"),
+            attempt: 2,
+            exit_code: Some(0),
+            duration_ms: 88_012,
+            artifacts: BTreeMap::from([(s("plan"), s("artifacts/plan/plan.md"))]),
+            values: BTreeMap::from([(s("tasks"), json!([{"id": "wp-1"}]))]),
+        }),
+        EventData::AttemptFailed(AttemptFailed {
+            phase: s("check"),
+            attempt: 1,
+            kind: FailureKind::Exit,
+            message: s("exited with status 101"),
+            exit_code: Some(101),
+            duration_ms: 45_200,
+        }),
+        EventData::PhaseSucceeded(PhaseSucceeded {
+            phase: s("implement[wp-3]"),
+            attempts: 2,
+            artifacts: BTreeMap::from([(s("diff"), s("artifacts/implement[wp-3]/diff.patch"))]),
+        }),
+        EventData::PhaseFailed(PhaseFailed {
+            phase: s("check"),
+            attempts: 2,
+            kind: FailureKind::Timeout,
+            message: s("the attempt ran past its timeout of 30m"),
+            continued: true,
+        }),
+        EventData::PhaseSkipped(PhaseSkipped {
+            phase: s("review"),
+            reason: SkipReason::Condition,
+            detail: Some(s("`run.complexity >= 0.3` is false")),
+        }),
+        EventData::LoopStarted(LoopStarted {
+            from: s("check"),
+            goto: s("implement"),
+            iteration: 1,
+            reset: vec![s("implement"), s("check")],
+        }),
+        EventData::ApprovalRequested(ApprovalRequested {
+            phase: s("approve"),
+            reason: s("critical change"),
+            timeout_ms: Some(86_400_000),
+        }),
+        EventData::ApprovalDecided(ApprovalDecided {
+            phase: s("approve"),
+            approved: false,
+            comment: Some(s("token expiry is not tested")),
+            timed_out: false,
+        }),
+        EventData::CancelRequested(CancelRequested {
+            reason: Some(s("interrupted by the user")),
+        }),
+        EventData::RunSuspended(RunSuspended {
+            waiting: vec![s("approve")],
+        }),
+        EventData::RunSucceeded(RunFinished {
+            failed: vec![],
+            reason: None,
+        }),
+        EventData::RunFailed(RunFinished {
+            failed: vec![s("check")],
+            reason: Some(s("phase `check` failed")),
+        }),
+        EventData::RunCanceled(RunFinished {
+            failed: vec![],
+            reason: Some(s("canceled by the user")),
+        }),
+    ]
+}
+
+fn sample_event(seq: u64, data: EventData) -> Event {
+    Event {
+        event_id: format!("01JDQ4{seq:020}"),
+        schema: SCHEMA_VERSION,
+        run_id: RUN.to_string(),
+        seq,
+        ts: format!("2026-11-21T10:15:{:02}.120Z", seq % 60),
+        causation_id: (seq > 1).then(|| format!("01JDQ4{:020}", seq - 1)),
+        actor: if seq % 5 == 0 { "user:alice" } else { "engine" }.to_string(),
+        data,
+    }
+}
+
+/// Compare `actual` with the golden file `name`, or write it under `SPECTACULAR_BLESS=1`.
+fn check_golden(name: &str, actual: &str) -> Result<(), String> {
+    let path = crate::support::repo_root()
+        .join("tests/fixtures/events")
+        .join(name);
+    if std::env::var_os("SPECTACULAR_BLESS").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return Ok(());
+    }
+    let expected = std::fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "cannot read golden `{}` ({e}); run with SPECTACULAR_BLESS=1 to write it",
+            path.display()
+        )
+    })?;
+    if expected != actual {
+        return Err(format!(
+            "`{}` differs (run with SPECTACULAR_BLESS=1 and review the diff)\n--- expected\n{expected}\n+++ actual\n{actual}",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn every_event_type_has_a_sample() {
+    let samples = samples();
+    let mut seen = [false; TYPE_COUNT];
+    for data in &samples {
+        seen[golden_index(data)] = true;
+        assert_eq!(EventData::TYPE_NAMES[golden_index(data)], data.type_name());
+    }
+    assert_eq!(EventData::TYPE_NAMES.len(), TYPE_COUNT);
+    assert_eq!(samples.len(), TYPE_COUNT);
+    assert!(seen.iter().all(|s| *s), "a type has no sample: {seen:?}");
+}
+
+#[test]
+fn event_json_lines_match_their_golden_files() {
+    let mut failures = Vec::new();
+    for (i, data) in samples().into_iter().enumerate() {
+        let event = sample_event(i as u64 + 1, data);
+        let line = event.to_json_line();
+        let name = format!("{}.jsonl", event.data.type_name());
+        if let Err(e) = check_golden(&name, &format!("{line}\n")) {
+            failures.push(e);
+        }
+        let back = Event::from_json_line(&line).expect("a written line reads back");
+        assert_eq!(back, event, "round trip of {name}");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn golden_files_still_decode() {
+    let dir = crate::support::repo_root().join("tests/fixtures/events");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let event = Event::from_json_line(text.trim_end())
+            .unwrap_or_else(|e| panic!("`{}`: {e}", path.display()));
+        assert_eq!(
+            format!("{}.jsonl", event.data.type_name()),
+            path.file_name().unwrap().to_string_lossy()
+        );
+        count += 1;
+    }
+    assert_eq!(count, TYPE_COUNT);
+}
+
+#[test]
+fn a_newer_schema_is_refused_with_advice() {
+    let line = sample_event(1, samples().remove(2))
+        .to_json_line()
+        .replace("\"schema\":1", "\"schema\":9");
+    let err = Event::from_json_line(&line).unwrap_err();
+    assert!(err.to_string().contains("upgrade spectacular"), "{err}");
+}

@@ -1,0 +1,620 @@
+//! The event store: run logs (group commit, torn tails, corruption, seq gaps), the run lock
+//! across processes, the fixture log of v1 that must keep loading, and the SQLite projection.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use spectacular::record::event::{PhaseRef, PhaseSucceeded};
+use spectacular::record::fold::{fold, PhaseState, RunStatus};
+use spectacular::record::{lock, Error, EventData, RunLog, Store};
+
+const FIXTURE_RUN: &str = "01JDQ3ZK6V8X4M2N5P7R9T1W3Y";
+
+fn new_store() -> (tempfile::TempDir, Store) {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store {
+        dir: tmp.path().join(".spectacular"),
+    };
+    (tmp, store)
+}
+
+/// A store holding the v1 fixture log as its only run.
+fn fixture_store() -> (tempfile::TempDir, Store) {
+    let (tmp, store) = new_store();
+    let fixture = crate::support::repo_root().join("tests/fixtures/logs/v1/events.jsonl");
+    std::fs::create_dir_all(store.run_dir(FIXTURE_RUN)).unwrap();
+    std::fs::copy(fixture, store.events_path(FIXTURE_RUN)).unwrap();
+    (tmp, store)
+}
+
+fn ready(phase: &str) -> EventData {
+    EventData::PhaseReady(PhaseRef {
+        phase: phase.to_string(),
+    })
+}
+
+/// A committed run with `n` events; returns the log's path.
+fn run_with_events(store: &Store, run_id: &str, n: usize) -> PathBuf {
+    let mut log = RunLog::create(store, run_id).unwrap();
+    for i in 0..n {
+        log.append(ready(&format!("p{i}")), "engine", None);
+    }
+    log.commit().unwrap();
+    log.path().to_path_buf()
+}
+
+// ---------------------------------------------------------------- the v1 fixture log
+
+#[test]
+fn the_v1_fixture_log_keeps_loading() {
+    let (_tmp, store) = fixture_store();
+    let events = store.read_events(FIXTURE_RUN).unwrap();
+    assert_eq!(events.len(), 76);
+    let s = fold(&events);
+    assert_eq!(s.run_id, FIXTURE_RUN);
+    assert_eq!(s.mission, "software-dev");
+    assert_eq!(s.status, RunStatus::Succeeded);
+    assert_eq!(s.started_at.as_deref(), Some("2026-11-21T10:00:00.000Z"));
+    assert_eq!(s.ended_at.as_deref(), Some("2026-11-21T13:31:48.625Z"));
+    assert_eq!(s.last_seq, 76);
+    assert_eq!(s.inputs["spec"], "specs/auth.md");
+    let order: Vec<&str> = s.phases.keys().map(String::as_str).collect();
+    assert_eq!(
+        order,
+        [
+            "analyse",
+            "plan",
+            "implement",
+            "check",
+            "review",
+            "approve",
+            "report",
+            "implement[wp-1]",
+            "implement[wp-2]"
+        ]
+    );
+    let attempts: Vec<u32> = s.phases.values().map(|p| p.attempts).collect();
+    assert_eq!(attempts, [1, 3, 0, 2, 2, 0, 2, 2, 3]);
+    assert!(s.phases.values().all(|p| p.state == PhaseState::Succeeded));
+    let plan = &s.phases["plan"];
+    assert!(
+        plan.last_failure
+            .as_deref()
+            .is_some_and(|f| f.starts_with("output_invalid: output `tasks`")),
+        "{plan:?}"
+    );
+    assert_eq!(
+        s.phases["implement[wp-2]"].last_failure.as_deref(),
+        Some("interrupted: the engine stopped while the attempt ran")
+    );
+    assert_eq!(
+        s.phases["implement[wp-1]"].parent.as_deref(),
+        Some("implement")
+    );
+    // check: started again after the loop reset (seq 54), ended at seq 56.
+    let check = &s.phases["check"];
+    assert_eq!(check.duration_ms, Some(44_101));
+    let counts = s.child_counts("implement");
+    assert_eq!((counts.total, counts.succeeded), (2, 2));
+    assert_eq!(s.fan_outs().len(), 1);
+
+    // It opens for writing without repair, and continues its seq.
+    let (mut log, reopened) = RunLog::open(&store, FIXTURE_RUN).unwrap();
+    assert_eq!(log.repaired(), None);
+    assert_eq!(reopened, events);
+    assert_eq!(log.last_seq(), 76);
+    let next = log.append(
+        ready("extra"),
+        "engine",
+        log.last_event_id().map(str::to_owned).as_deref(),
+    );
+    assert_eq!(next.seq, 77);
+    assert_eq!(
+        next.causation_id.as_deref(),
+        Some(events[75].event_id.as_str())
+    );
+}
+
+#[test]
+fn fold_tracks_a_run_as_it_goes() {
+    let (_tmp, store) = fixture_store();
+    let events = store.read_events(FIXTURE_RUN).unwrap();
+    let at = |seq: usize| fold(&events[..seq]);
+    assert_eq!(at(20).status, RunStatus::Failed);
+    assert_eq!(at(20).phases["implement"].state, PhaseState::Skipped);
+    assert_eq!(at(21).status, RunStatus::Running);
+    assert_eq!(at(21).ended_at, None);
+    // Mid-attempt of `implement[wp-2]` when the engine was killed.
+    assert_eq!(at(32).phases["implement[wp-2]"].state, PhaseState::Running);
+    let after_loop = at(43);
+    assert_eq!(after_loop.phases["check"].state, PhaseState::Pending);
+    assert_eq!(
+        after_loop.phases["implement[wp-1]"].state,
+        PhaseState::Pending
+    );
+    assert_eq!(after_loop.phases["check"].attempts, 1);
+    assert_eq!(after_loop.child_counts("implement").pending, 2);
+    assert_eq!(at(61).status, RunStatus::Canceled);
+    let suspended = at(68);
+    assert_eq!(suspended.status, RunStatus::Suspended);
+    assert_eq!(suspended.phases["approve"].state, PhaseState::Waiting);
+}
+
+// ---------------------------------------------------------------- log writing and repair
+
+#[test]
+fn group_commit_writes_every_buffered_line_at_once() {
+    let (_tmp, store) = new_store();
+    let mut log = RunLog::create(&store, "01RUN").unwrap();
+    let first = log.append(ready("a"), "engine", None);
+    let second = log.append(ready("b"), "engine", Some(&first.event_id));
+    assert_eq!(
+        std::fs::metadata(log.path()).unwrap().len(),
+        0,
+        "nothing before commit"
+    );
+    assert!(store.read_events("01RUN").unwrap().is_empty());
+    log.commit().unwrap();
+    assert_eq!(
+        store.read_events("01RUN").unwrap(),
+        vec![first.clone(), second.clone()]
+    );
+    // An empty commit is fine and writes nothing.
+    log.commit().unwrap();
+    let third = log.append(ready("c"), "engine", Some(&second.event_id));
+    log.commit().unwrap();
+    drop(log);
+    let (log, events) = RunLog::open(&store, "01RUN").unwrap();
+    assert_eq!(events, vec![first, second, third.clone()]);
+    assert_eq!(log.last_seq(), 3);
+    assert_eq!(log.last_event_id(), Some(third.event_id.as_str()));
+    assert!(
+        third.ts.ends_with('Z') && third.ts.len() == 24,
+        "{}",
+        third.ts
+    );
+}
+
+#[test]
+fn a_torn_last_line_is_ignored_by_readers_and_truncated_on_open() {
+    let (_tmp, store) = new_store();
+    let path = run_with_events(&store, "01RUN", 3);
+    let good_len = std::fs::metadata(&path).unwrap().len();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    f.write_all(br#"{"event_id":"01JDQ4","type":"phase.re"#)
+        .unwrap();
+    drop(f);
+
+    // A reader leaves the file alone: a live writer may be mid-line.
+    assert_eq!(store.read_events("01RUN").unwrap().len(), 3);
+    assert!(std::fs::metadata(&path).unwrap().len() > good_len);
+
+    let (mut log, events) = RunLog::open(&store, "01RUN").unwrap();
+    assert_eq!(events.len(), 3);
+    let warning = log.repaired().expect("the repair is reported");
+    assert!(warning.contains("line 4"), "{warning}");
+    assert!(warning.contains("torn last line"), "{warning}");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), good_len);
+    log.append(ready("next"), "engine", None);
+    log.commit().unwrap();
+    assert_eq!(store.read_events("01RUN").unwrap().len(), 4);
+}
+
+#[test]
+fn an_unparsable_last_line_with_its_newline_is_torn_too() {
+    let (_tmp, store) = new_store();
+    let path = run_with_events(&store, "01RUN", 2);
+    let good_len = std::fs::metadata(&path).unwrap().len();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    f.write_all(b"\0\0\0\0\n").unwrap();
+    drop(f);
+    let (log, events) = RunLog::open(&store, "01RUN").unwrap();
+    assert_eq!(events.len(), 2);
+    assert!(log.repaired().unwrap().contains("line 3"));
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), good_len);
+}
+
+fn rewrite_line(path: &Path, line_no: usize, f: impl Fn(&str) -> String) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let out: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i + 1 == line_no {
+                f(l)
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(path, out.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn a_corrupt_line_in_the_middle_is_refused_with_its_line_number() {
+    let (_tmp, store) = new_store();
+    let path = run_with_events(&store, "01RUN", 4);
+    rewrite_line(&path, 2, |l| l[..l.len() / 2].to_string());
+    let before = std::fs::read(&path).unwrap();
+    let err = RunLog::open(&store, "01RUN").unwrap_err();
+    match &err {
+        Error::Corrupt { line, path: p, .. } => {
+            assert_eq!(*line, 2);
+            assert_eq!(p, &path);
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    let message = err.to_string();
+    assert!(message.contains("events.jsonl` line 2"), "{message}");
+    assert!(message.contains("help:"), "{message}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "never skipped or repaired"
+    );
+    let err = store.read_events("01RUN").unwrap_err();
+    assert!(matches!(err, Error::Corrupt { line: 2, .. }), "{err:?}");
+}
+
+#[test]
+fn a_gap_in_seq_is_refused() {
+    let (_tmp, store) = new_store();
+    let path = run_with_events(&store, "01RUN", 4);
+    rewrite_line(&path, 3, |_| String::new());
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("\n\n", "\n");
+    std::fs::write(&path, text).unwrap();
+    let err = RunLog::open(&store, "01RUN").unwrap_err();
+    match err {
+        Error::SeqGap {
+            line,
+            expected,
+            found,
+            ..
+        } => assert_eq!((line, expected, found), (3, 3, 4)),
+        other => panic!("expected SeqGap, got {other:?}"),
+    }
+}
+
+#[test]
+fn events_of_another_run_are_refused() {
+    let (_tmp, store) = new_store();
+    let path = run_with_events(&store, "01RUN", 2);
+    rewrite_line(&path, 2, |l| {
+        l.replace("\"run_id\":\"01RUN\"", "\"run_id\":\"01OTHER\"")
+    });
+    let err = store.read_events("01RUN").unwrap_err();
+    assert!(matches!(err, Error::WrongRun { line: 2, .. }), "{err:?}");
+}
+
+// ---------------------------------------------------------------- failing writes, in a child
+
+/// The child half of `a_write_error_poisons_the_log`: with a 1 KiB file-size limit the kernel
+/// refuses the write (EFBIG), as a full disk would.
+#[test]
+fn poison_child() {
+    let Some(dir) = std::env::var_os("SPECTACULAR_TEST_POISON_DIR") else {
+        return;
+    };
+    // SAFETY: plain libc calls in a child process that only runs this test.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        let limit = libc::rlimit {
+            rlim_cur: 1024,
+            rlim_max: 1024,
+        };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+    }
+    let store = Store { dir: dir.into() };
+    let mut log = RunLog::create(&store, "01RUN").unwrap();
+    log.append(ready("small"), "engine", None);
+    log.commit().unwrap();
+    for _ in 0..20 {
+        log.append(ready(&"x".repeat(100)), "engine", None);
+    }
+    let err = log.commit().unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    println!("FIRST-ERROR {err}");
+    assert!(log.is_poisoned());
+    log.append(ready("later"), "engine", None);
+    let err = log.commit().unwrap_err();
+    assert!(matches!(err, Error::Poisoned { .. }), "{err:?}");
+    println!("SECOND-ERROR {err}");
+}
+
+fn child_test(name: &str, env: (&str, &Path)) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(env.0, env.1)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+#[test]
+fn a_write_error_poisons_the_log() {
+    let (_tmp, store) = new_store();
+    let out = child_test(
+        "record::poison_child",
+        ("SPECTACULAR_TEST_POISON_DIR", &store.dir),
+    )
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("FIRST-ERROR failed to append to the run log"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("SECOND-ERROR the log of run `01RUN` can no longer be written"),
+        "{stdout}"
+    );
+    // What was committed before the failure is intact; the part of the failed group that
+    // reached the file was taken back, so it does not reappear as if it had been committed.
+    let (log, events) = RunLog::open(&store, "01RUN").unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(log.repaired(), None);
+}
+
+// ---------------------------------------------------------------- the run lock
+
+/// The child half of `the_lock_is_refused_while_held_and_taken_over_after_sigkill`.
+#[test]
+fn lock_holder_child() {
+    let Some(dir) = std::env::var_os("SPECTACULAR_TEST_LOCK_DIR") else {
+        return;
+    };
+    let store = Store { dir: dir.into() };
+    let (_log, _) = RunLog::open(&store, "01RUN").unwrap();
+    println!("LOCK-HELD pid={}", std::process::id());
+    std::io::stdout().flush().unwrap();
+    // Hold the lock until the parent kills this process.
+    loop {
+        std::thread::park();
+    }
+}
+
+#[test]
+fn the_lock_is_refused_while_held_and_taken_over_after_sigkill() {
+    let (_tmp, store) = new_store();
+    run_with_events(&store, "01RUN", 1);
+    let mut child = child_test(
+        "record::lock_holder_child",
+        ("SPECTACULAR_TEST_LOCK_DIR", &store.dir),
+    )
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let held = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("LOCK-HELD"));
+    assert!(held, "the child did not take the lock");
+
+    let err = RunLog::open(&store, "01RUN").unwrap_err();
+    match &err {
+        Error::Locked { run_id, pid, host } => {
+            assert_eq!(run_id, "01RUN");
+            assert_eq!(*pid, Some(child.id()));
+            assert_eq!(host.as_deref(), Some(lock::hostname().as_str()));
+        }
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("process {}", child.id())),
+        "{message}"
+    );
+    assert!(message.contains("help:"), "{message}");
+    assert!(lock::is_locked(&store.run_dir("01RUN")));
+
+    child.kill().unwrap(); // SIGKILL: no cleanup runs in the child.
+    child.wait().unwrap();
+    assert!(!lock::is_locked(&store.run_dir("01RUN")));
+    let (log, events) = RunLog::open(&store, "01RUN").unwrap();
+    assert_eq!(events.len(), 1);
+    let holder = lock::read_holder(log.run_dir()).unwrap();
+    assert_eq!(holder.pid, Some(std::process::id()));
+}
+
+// ---------------------------------------------------------------- locating runs
+
+#[test]
+fn runs_resolve_by_id_prefix_or_last() {
+    let (_tmp, store) = new_store();
+    assert!(matches!(
+        store.resolve_run("last"),
+        Err(Error::UnknownRun { .. })
+    ));
+    for id in ["01AAA1", "01AAB2", "01BBB3"] {
+        run_with_events(&store, id, 1);
+    }
+    assert_eq!(store.run_ids().unwrap(), ["01AAA1", "01AAB2", "01BBB3"]);
+    assert_eq!(store.resolve_run("last").unwrap(), "01BBB3");
+    assert_eq!(store.resolve_run("latest").unwrap(), "01BBB3");
+    assert_eq!(store.resolve_run("01AAB2").unwrap(), "01AAB2");
+    assert_eq!(store.resolve_run("01b").unwrap(), "01BBB3");
+    let err = store.resolve_run("01AA").unwrap_err();
+    assert!(err.to_string().contains("01AAA1, 01AAB2"), "{err}");
+    let err = store.resolve_run("02").unwrap_err();
+    assert!(err.to_string().contains("01BBB3"), "{err}");
+}
+
+#[test]
+fn the_store_is_found_by_walking_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let deep = root.join("a/b/c");
+    std::fs::create_dir_all(&deep).unwrap();
+    assert_eq!(Store::locate(&deep, None).dir, deep.join(".spectacular"));
+    std::fs::create_dir(root.join(".git")).unwrap();
+    assert_eq!(Store::locate(&deep, None).dir, root.join(".spectacular"));
+    std::fs::create_dir(root.join("a/.spectacular")).unwrap();
+    assert_eq!(Store::locate(&deep, None).dir, root.join("a/.spectacular"));
+    assert_eq!(
+        Store::locate(&deep, Some(Path::new("elsewhere"))).dir,
+        deep.join("elsewhere")
+    );
+}
+
+// ---------------------------------------------------------------- the projection
+
+fn dump(store: &Store) -> String {
+    let p = store.projection().unwrap();
+    let mut out = format!("{:#?}\n", p.runs().unwrap());
+    for run in p.runs().unwrap() {
+        out += &format!(
+            "{:#?}\n{:#?}\n",
+            p.phases(&run.run_id).unwrap(),
+            p.attempts(&run.run_id).unwrap()
+        );
+    }
+    out
+}
+
+#[test]
+fn the_projection_catches_up_and_matches_the_fold() {
+    let (_tmp, store) = fixture_store();
+    let events = store.read_events(FIXTURE_RUN).unwrap();
+    let mut p = store.projection().unwrap();
+    let runs = p.runs().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, "succeeded");
+    assert_eq!(runs[0].last_seq, 76);
+    assert_eq!(
+        p.verify(FIXTURE_RUN, &events).unwrap(),
+        Vec::<String>::new()
+    );
+    let attempts = p.attempts(FIXTURE_RUN).unwrap();
+    assert_eq!(attempts.len(), 15);
+    let plan_1 = &attempts[1];
+    assert_eq!((plan_1.phase.as_str(), plan_1.attempt), ("plan", 1));
+    assert_eq!(plan_1.failure_kind.as_deref(), Some("timeout"));
+    assert_eq!(plan_1.duration_ms, Some(1_800_000));
+
+    // Applying again is a no-op.
+    let before = dump(&store);
+    p.apply(&events).unwrap();
+    p.apply(&events[10..20]).unwrap();
+    assert_eq!(dump(&store), before);
+    assert_eq!(p.event_count(FIXTURE_RUN).unwrap(), 76);
+}
+
+#[test]
+fn applying_event_by_event_equals_the_fold() {
+    let (_tmp, store) = fixture_store();
+    let events = store.read_events(FIXTURE_RUN).unwrap();
+    let mut p = spectacular::record::Projection::in_memory().unwrap();
+    for (i, event) in events.iter().enumerate() {
+        p.apply(std::slice::from_ref(event)).unwrap();
+        let diffs = p.verify(FIXTURE_RUN, &events[..=i]).unwrap();
+        assert!(diffs.is_empty(), "after seq {}: {diffs:#?}", event.seq);
+    }
+    // A gap is refused.
+    let mut q = spectacular::record::Projection::in_memory().unwrap();
+    let err = q.apply(&events[1..3]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ProjectionGap {
+                at: 0,
+                found: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_deleted_or_damaged_projection_is_rebuilt_identically() {
+    let (_tmp, store) = fixture_store();
+    run_with_events(&store, "01ZZZ", 3);
+    let original = dump(&store);
+    assert!(original.contains("01ZZZ"));
+
+    std::fs::remove_file(store.db_path()).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", store.db_path().display()));
+    }
+    assert_eq!(dump(&store), original, "rebuilt after deletion");
+
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", store.db_path().display()));
+    }
+    std::fs::write(store.db_path(), b"this is not a database, it is a text file of some length........................................................").unwrap();
+    assert_eq!(dump(&store), original, "rebuilt after corruption");
+
+    store
+        .projection()
+        .unwrap()
+        .execute_sql(
+            "UPDATE meta SET value = '0' WHERE key = 'schema_version'; DELETE FROM phases;",
+        )
+        .unwrap();
+    assert_eq!(
+        dump(&store),
+        original,
+        "rebuilt after a layout version change"
+    );
+}
+
+#[test]
+fn the_projection_catches_up_with_a_live_run_and_forgets_removed_runs() {
+    let (_tmp, store) = new_store();
+    let mut log = RunLog::create(&store, "01RUN").unwrap();
+    log.append(ready("a"), "engine", None);
+    log.commit().unwrap();
+    assert_eq!(store.projection().unwrap().last_seq("01RUN").unwrap(), 1);
+    log.append(
+        EventData::PhaseSucceeded(PhaseSucceeded {
+            phase: "a".into(),
+            attempts: 1,
+            artifacts: Default::default(),
+        }),
+        "engine",
+        None,
+    );
+    log.commit().unwrap();
+    let p = store.projection().unwrap();
+    assert_eq!(p.phases("01RUN").unwrap()[0].state, "succeeded");
+    drop(log);
+    std::fs::remove_dir_all(store.run_dir("01RUN")).unwrap();
+    assert!(store.projection().unwrap().runs().unwrap().is_empty());
+}
+
+#[test]
+fn verify_finds_a_tampered_row() {
+    let (_tmp, store) = fixture_store();
+    let events = store.read_events(FIXTURE_RUN).unwrap();
+    let p = store.projection().unwrap();
+    p.execute_sql("UPDATE phases SET state = 'failed' WHERE phase = 'check'; UPDATE attempts SET exit_code = 7 WHERE phase = 'check' AND attempt = 2; UPDATE runs SET status = 'running'")
+        .unwrap();
+    let diffs = p.verify(FIXTURE_RUN, &events).unwrap();
+    assert_eq!(diffs.len(), 3, "{diffs:#?}");
+    assert!(
+        diffs[0].contains("status is `running` in the projection but `succeeded` in the log"),
+        "{diffs:#?}"
+    );
+    assert!(
+        diffs[1].contains("phase `check`: state is `failed`"),
+        "{diffs:#?}"
+    );
+    assert!(
+        diffs[2].contains("attempt 2 of phase `check`"),
+        "{diffs:#?}"
+    );
+}
