@@ -37,6 +37,11 @@ fn text<'a>(with: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 fn write(path: &Path, content: &str) -> Result<(), Failure> {
+    if let Some(parent) = path.parent() {
+        super::make_dir(parent).map_err(|e| {
+            (FailureKind::Exit, format!("creating `{}`: {e}", parent.display()))
+        })?;
+    }
     std::fs::write(path, content).map_err(|e| {
         (
             FailureKind::Exit,
@@ -66,7 +71,7 @@ fn inside(ctx: &Ctx<'_>, relative: &str) -> Result<std::path::PathBuf, Failure> 
 /// Run built-in step `name`.
 pub async fn run(name: &str, ctx: Ctx<'_>) -> Result<(), Failure> {
     match name {
-        "noop" => write(ctx.stdout, ""),
+        "noop" => Ok(()),
         "echo" => write(
             ctx.stdout,
             &format!("{}\n", text(ctx.with, "message").unwrap_or("")),

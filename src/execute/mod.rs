@@ -90,6 +90,9 @@ impl Default for Settings {
 /// The longest an event of in-process work waits for its group commit.
 pub const COMMIT_DELAY: Duration = Duration::from_millis(5);
 
+/// How often the SQLite projection is brought up to date while a run goes.
+pub const PROJECTION_INTERVAL: Duration = Duration::from_millis(250);
+
 /// Called with every event once it is durable.
 pub type Observer = Box<dyn FnMut(&Event) + Send>;
 
@@ -135,6 +138,8 @@ pub struct Engine {
     observer: Observer,
     uncommitted: Vec<Event>,
     oldest_uncommitted: Option<Instant>,
+    projection_backlog: Vec<Event>,
+    projection_synced: Instant,
     running: HashMap<String, watch::Sender<bool>>,
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
@@ -385,6 +390,8 @@ impl Engine {
             observer,
             uncommitted: Vec::new(),
             oldest_uncommitted: None,
+            projection_backlog: Vec::new(),
+            projection_synced: Instant::now(),
             running: HashMap::new(),
             tx,
             rx,
@@ -416,13 +423,9 @@ impl Engine {
         self.log.commit()?;
         self.oldest_uncommitted = None;
         let events = std::mem::take(&mut self.uncommitted);
-        if let Some(projection) = &mut self.projection {
-            if let Err(e) = projection.apply(&events) {
-                tracing::warn!(
-                    "could not update the projection ({e}); it will be rebuilt from the log"
-                );
-                self.projection = None;
-            }
+        self.projection_backlog.extend(events.iter().cloned());
+        if self.projection_synced.elapsed() >= PROJECTION_INTERVAL {
+            self.sync_projection();
         }
         for e in &events {
             (self.observer)(e);
@@ -430,9 +433,23 @@ impl Engine {
         Ok(())
     }
 
+    /// Bring the projection up to the committed events. It lags the log by at most
+    /// `PROJECTION_INTERVAL` while a run goes; readers catch it up from the logs anyway.
+    fn sync_projection(&mut self) {
+        self.projection_synced = Instant::now();
+        let backlog = std::mem::take(&mut self.projection_backlog);
+        if let Some(projection) = &mut self.projection {
+            if let Err(e) = projection.apply(&backlog) {
+                tracing::warn!("could not update the projection ({e}); it will be rebuilt from the log");
+                self.projection = None;
+            }
+        }
+    }
+
     /// Drive the run until it ends, is suspended, or is canceled.
     pub async fn drive(mut self) -> Result<Outcome, Error> {
         let result = self.drive_inner().await;
+        self.sync_projection();
         if result.is_err() {
             // The log refused a write: stop every attempt, record nothing more.
             for (_, cancel) in self.running.drain() {
@@ -771,12 +788,12 @@ impl Engine {
             FailureKind::Spawn,
             format!("unknown phase `{instance}`; this is a bug in spectacular"),
         ))?;
-        std::fs::create_dir_all(dir).map_err(|e| {
-            (
-                FailureKind::Spawn,
-                format!("creating `{}`: {e}", dir.display()),
-            )
-        })?;
+        // In-process built-ins create their directory only when they write something.
+        if !matches!(phase.kind, PhaseKind::Uses { .. }) {
+            make_dir(dir).map_err(|e| {
+                (FailureKind::Spawn, format!("creating `{}`: {e}", dir.display()))
+            })?;
+        }
         let context = self.scheduler.context(instance, attempt);
         let render = |text: &str| {
             crate::prompt::render(text, &context).map_err(|e| (FailureKind::Expression, e))
@@ -837,10 +854,11 @@ impl Engine {
                 let with =
                     render_value(&Value::Object(with.clone().into_iter().collect()), &context)
                         .map_err(|e| (FailureKind::Expression, e))?;
+                let wants_report = step == "builtin/report";
                 let report = self
                     .scheduler
                     .instances()
-                    .filter(|(name, _, _)| *name != instance)
+                    .filter(|(name, _, _)| wants_report && *name != instance)
                     .map(|(name, state, attempts)| builtin::ReportRow {
                         phase: name.to_string(),
                         state: state.name().to_string(),
@@ -1042,6 +1060,16 @@ async fn run_job(job: Job, mut cancel: watch::Receiver<bool>) -> AttemptResult {
             values: promoted.values,
         },
         Err(message) => fail(FailureKind::OutputInvalid, message, exit_code, began),
+    }
+}
+
+/// Create a directory with as few system calls as possible (its parents usually exist).
+pub(crate) fn make_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(dir),
+        Err(e) => Err(e),
     }
 }
 

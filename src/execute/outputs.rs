@@ -32,6 +32,9 @@ pub fn promote(
 ) -> Result<Promoted, String> {
     let mut artifacts = BTreeMap::new();
     let mut values = BTreeMap::new();
+    if outputs.is_empty() {
+        return Ok(Promoted { artifacts, values });
+    }
     let root = attempt_dir
         .canonicalize()
         .map_err(|e| format!("attempt directory: {e}"))?;

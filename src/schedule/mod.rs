@@ -578,7 +578,12 @@ impl Scheduler {
         }
         let mut startable = Vec::new();
         for i in 0..self.instances.len() {
-            if self.instances[i].dropped {
+            if self.instances[i].dropped
+                || matches!(
+                    self.instances[i].state,
+                    State::Running { .. } | State::Succeeded | State::Failed { .. } | State::Skipped(_)
+                )
+            {
                 continue;
             }
             let name = self.instances[i].name.clone();
