@@ -1,3 +1,4 @@
 //! The integration tests: one binary, shared helpers in `support`.
 
+mod diagnostics;
 mod support;
