@@ -227,7 +227,8 @@ pub fn load_bytes(located: Located, bytes: &[u8]) -> Loaded {
                     bytes.len()
                 ),
             )
-            .at(&name, None, ""),
+            .at(&name, None, "")
+            .help("split the mission, or move long prompts into template files referenced by `prompt:`"),
         );
         return finish(String::new(), None, diagnostics);
     }

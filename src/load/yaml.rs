@@ -122,8 +122,17 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// The span of a parser mark, kept inside the text: the parser reports the end of input
+    /// (an error there, or an empty value) as the line after the last one, which a reader
+    /// cannot see; point just after the last character instead.
     fn span_at(&self, mark: &Marker, len: usize) -> Span {
-        Span::new(mark.line() as u32, mark.col() as u32 + 1, len as u32)
+        let span = Span::new(mark.line() as u32, mark.col() as u32 + 1, len as u32);
+        let lines = self.text.lines().count();
+        if (span.line as usize) <= lines || lines == 0 {
+            return span;
+        }
+        let last = self.text.lines().last().unwrap_or("");
+        Span::new(lines as u32, last.chars().count() as u32 + 1, 1)
     }
 
     fn fatal(&self, code: Code, mark: &Marker, message: String) -> Fatal {
@@ -148,10 +157,14 @@ impl<'a> Builder<'a> {
                 Event::DocumentStart => {
                     self.documents += 1;
                     if self.documents > 1 {
-                        return Err(self.fatal(
-                            Code::MultipleDocuments,
-                            &mark,
-                            "the file holds more than one YAML document".into(),
+                        return Err(Box::new(
+                            (*self.fatal(
+                                Code::MultipleDocuments,
+                                &mark,
+                                "the file holds more than one YAML document".into(),
+                            ))
+                            .label("a second document starts here")
+                            .help("keep one mission per file; remove the `---` and what follows, or move it into its own file"),
                         ));
                     }
                 }
@@ -216,6 +229,14 @@ impl<'a> Builder<'a> {
                             entries,
                             ..
                         } => {
+                            // The parser marks a block mapping where it recognised it (after
+                            // its first key); a reader sees it start at that key.
+                            if let Some(first) = entries.first() {
+                                let key = first.key_span;
+                                if (key.line, key.col) < (node.span.line, node.span.col) {
+                                    node.span = Span::new(key.line, key.col, 1);
+                                }
+                            }
                             node.value = Value::Map(entries);
                             (node, anchor)
                         }
@@ -230,10 +251,14 @@ impl<'a> Builder<'a> {
     fn count(&mut self, n: usize, mark: &Marker) -> Result<(), Fatal> {
         self.nodes = self.nodes.saturating_add(n);
         if self.nodes > MAX_NODES {
-            return Err(self.fatal(
-                Code::AliasExpansion,
-                mark,
-                format!("the document expands to more than {MAX_NODES} nodes"),
+            return Err(Box::new(
+                (*self.fatal(
+                    Code::AliasExpansion,
+                    mark,
+                    format!("the document expands to more than {MAX_NODES} nodes"),
+                ))
+                .label("the limit is reached here")
+                .help("anchors and aliases (`&a`, `*a`) nest too much; write the repeated structure out once"),
             ));
         }
         Ok(())
@@ -241,10 +266,14 @@ impl<'a> Builder<'a> {
 
     fn open(&self, mark: &Marker) -> Result<(), Fatal> {
         if self.stack.len() >= MAX_DEPTH {
-            return Err(self.fatal(
-                Code::TooDeep,
-                mark,
-                format!("the document nests deeper than {MAX_DEPTH} levels"),
+            return Err(Box::new(
+                (*self.fatal(
+                    Code::TooDeep,
+                    mark,
+                    format!("the document nests deeper than {MAX_DEPTH} levels"),
+                ))
+                .label(format!("level {} starts here", MAX_DEPTH + 1))
+                .help("flatten the structure; missions never need that much nesting"),
             ));
         }
         Ok(())
@@ -535,7 +564,9 @@ impl Node {
             }
             Style::Literal | Style::Folded => {
                 // The parser marks either the `|`/`>` indicator or the first content line.
-                let at_indicator = text.get(self.offset..).is_some_and(|t| t.starts_with(['|', '>']));
+                let at_indicator = text
+                    .get(self.offset..)
+                    .is_some_and(|t| t.starts_with(['|', '>']));
                 let first = self.span.line as usize + usize::from(at_indicator);
                 let indent = (first..first + 64)
                     .find_map(|l| {

@@ -407,7 +407,8 @@ fn check_kind(ctx: &mut Ctx<'_>, id: &str, id_span: Span, phase: &Node) {
 }
 
 fn article(word: &str) -> &'static str {
-    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+    // By sound: "an agent", "an approval", but "a uses phase".
+    if word.starts_with(['a', 'e', 'i', 'o']) {
         "an"
     } else {
         "a"
