@@ -104,6 +104,8 @@ struct Builder<'a> {
     documents: usize,
     root: Option<Node>,
     diagnostics: Vec<Diagnostic>,
+    /// The number of lines and the width of the last one, to keep spans inside the text.
+    end: (usize, usize),
 }
 
 type Fatal = Box<Diagnostic>;
@@ -119,6 +121,10 @@ impl<'a> Builder<'a> {
             documents: 0,
             root: None,
             diagnostics: Vec::new(),
+            end: (
+                text.lines().count(),
+                text.lines().last().unwrap_or("").chars().count(),
+            ),
         }
     }
 
@@ -127,12 +133,11 @@ impl<'a> Builder<'a> {
     /// cannot see; point just after the last character instead.
     fn span_at(&self, mark: &Marker, len: usize) -> Span {
         let span = Span::new(mark.line() as u32, mark.col() as u32 + 1, len as u32);
-        let lines = self.text.lines().count();
+        let (lines, last_width) = self.end;
         if (span.line as usize) <= lines || lines == 0 {
             return span;
         }
-        let last = self.text.lines().last().unwrap_or("");
-        Span::new(lines as u32, last.chars().count() as u32 + 1, 1)
+        Span::new(lines as u32, last_width as u32 + 1, 1)
     }
 
     fn fatal(&self, code: Code, mark: &Marker, message: String) -> Fatal {
@@ -144,6 +149,18 @@ impl<'a> Builder<'a> {
         loop {
             let (event, mark) = parser.next_token().map_err(|e| {
                 let info = e.info().to_string();
+                if info.contains("recursion limit exceeded") {
+                    // The scanner's own nesting limit (flow collections) can come first.
+                    return Box::new(
+                        Diagnostic::new(
+                            Code::TooDeep,
+                            format!("the document nests deeper than {MAX_DEPTH} levels"),
+                        )
+                        .at(self.file, Some(self.span_at(e.marker(), 1)), "")
+                        .label("nesting too deep here")
+                        .help("flatten the structure; missions never need that much nesting"),
+                    );
+                }
                 Box::new(
                     Diagnostic::new(Code::YamlSyntax, format!("invalid YAML: {info}"))
                         .at(self.file, Some(self.span_at(e.marker(), 1)), "")
@@ -546,6 +563,23 @@ impl Node {
     /// scalar's value, for pointing inside an expression or an inline template. Exact for plain
     /// and quoted single-line scalars and for literal blocks; a close approximation otherwise.
     pub fn position_in_scalar(&self, text: &str, line: usize, col: usize, len: usize) -> Span {
+        let span = self.position_in_scalar_unclamped(text, line, col, len);
+        // An empty block scalar at the end of the file has no line of its own.
+        let lines = text.lines().count();
+        if lines > 0 && span.line as usize > lines {
+            let width = text.lines().last().unwrap_or("").chars().count();
+            return Span::new(lines as u32, width as u32 + 1, 1);
+        }
+        span
+    }
+
+    fn position_in_scalar_unclamped(
+        &self,
+        text: &str,
+        line: usize,
+        col: usize,
+        len: usize,
+    ) -> Span {
         let len = len.max(1) as u32;
         match self.style {
             Style::Plain | Style::SingleQuoted | Style::DoubleQuoted | Style::Collection => {

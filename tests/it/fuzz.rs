@@ -373,3 +373,31 @@ fn mutated_missions_never_panic_and_diagnose_cleanly() {
         started.elapsed()
     );
 }
+
+/// Inputs the fuzzer once found failing, kept so that they stay fixed.
+const REGRESSIONS: &[(&str, &str)] = &[
+    // A YAML error at the end of input pointed at a line after the last one.
+    (
+        "tests/fixtures/diagnostics/M3006/mission.yaml",
+        "mission: release-notes\nphases:\n  draft:\n    outputs:\n      notes: { path: notes.json, schema: schemas/no",
+    ),
+    // An empty `phases:` at the end of input: the empty value's span had no line.
+    (
+        "tests/fixtures/diagnostics/M2015/mission.yaml",
+        "mission: release-notes\ninputs:\n  max_entries: { type: number }\nphases:",
+    ),
+    // An empty block scalar as the last `if`: the expression's position had no line.
+    (
+        "tests/fixtures/diagnostics/M3001/mission.yaml",
+        "mission: release-notes\nphases:\n  publish:\n    uses: builtin/noop\n    if: |\n",
+    ),
+];
+
+#[test]
+fn former_fuzz_failures_stay_fixed() {
+    for (file, text) in REGRESSIONS {
+        if let Err(problem) = check(file, text.as_bytes()) {
+            panic!("{problem}\n--- input\n{text}");
+        }
+    }
+}

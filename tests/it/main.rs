@@ -2,4 +2,6 @@
 
 mod diagnostics;
 mod fuzz;
+mod hostile;
+mod missions;
 mod support;
