@@ -234,13 +234,7 @@ fn check_variables(
         if !list.iter().any(|d| d == name) {
             let dotted = format!("{root}.{name}");
             let help = did_you_mean(name, list.iter().map(String::as_str))
-                .map(|h| {
-                    h.replace('`', "`").replacen(
-                        "did you mean `",
-                        &format!("did you mean `{root}."),
-                        1,
-                    )
-                })
+                .map(|h| h.replacen("did you mean `", &format!("did you mean `{root}."), 1))
                 .unwrap_or_else(|| format!("declare it under `{root}:`"));
             ctx.push(
                 Diagnostic::new(code, format!("template uses undeclared {what} `{name}`"))

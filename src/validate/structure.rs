@@ -322,11 +322,10 @@ fn is_duration(path: &[Seg]) -> bool {
             Seg::Index(_) => None,
         })
         .collect();
-    match keys.as_slice() {
-        [.., "timeout"] | [.., "deadline"] => true,
-        [.., "backoff", "initial"] | [.., "backoff", "max"] => true,
-        _ => false,
-    }
+    matches!(
+        keys.as_slice(),
+        [.., "timeout"] | [.., "deadline"] | [.., "backoff", "initial"] | [.., "backoff", "max"]
+    )
 }
 
 /// "the mission", "phase `build`", "`retry` of phase `build`"...

@@ -1,5 +1,6 @@
 //! The integration tests: one binary, shared helpers in `support`.
 
+mod cli;
 mod diagnostics;
 mod fuzz;
 mod hostile;
