@@ -161,11 +161,19 @@ impl<'a> Builder<'a> {
                         .help("flatten the structure; missions never need that much nesting"),
                     );
                 }
+                let span = self.span_at(e.marker(), 1);
+                let help = match self.unclosed_flow(span.line) {
+                    Some((open, line)) => format!(
+                        "the `{open}` on line {line} is never closed; close it with `{}` before this point",
+                        if open == '[' { ']' } else { '}' }
+                    ),
+                    None => "check indentation, quotes and `:` separators around this point".into(),
+                };
                 Box::new(
                     Diagnostic::new(Code::YamlSyntax, format!("invalid YAML: {info}"))
-                        .at(self.file, Some(self.span_at(e.marker(), 1)), "")
+                        .at(self.file, Some(span), "")
                         .label("the parser stopped here")
-                        .help("check indentation, quotes and `:` separators around this point"),
+                        .help(help),
                 )
             })?;
             match event {
@@ -263,6 +271,18 @@ impl<'a> Builder<'a> {
                 }
             }
         }
+    }
+
+    /// The innermost flow collection (`[` or `{`) still open that began on an earlier line
+    /// than `line`: the usual cause of a syntax error further down.
+    fn unclosed_flow(&self, line: u32) -> Option<(char, u32)> {
+        self.stack.iter().rev().find_map(|frame| {
+            let node = match frame {
+                Frame::Seq { node, .. } | Frame::Map { node, .. } => node,
+            };
+            let open = self.text.get(node.offset..)?.chars().next()?;
+            (matches!(open, '[' | '{') && node.span.line < line).then_some((open, node.span.line))
+        })
     }
 
     fn count(&mut self, n: usize, mark: &Marker) -> Result<(), Fatal> {

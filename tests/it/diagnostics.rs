@@ -171,3 +171,30 @@ fn fixture_diagnostics_are_well_formed() {
         }
     }
 }
+
+/// The catalogue itself: codes and names unique, codes in order, every entry documented.
+#[test]
+fn catalogue_is_consistent() {
+    let mut previous = "";
+    let mut names = std::collections::HashSet::new();
+    for info in ALL_CODES {
+        let code = info.code.as_str();
+        assert!(
+            code.len() == 5
+                && code.starts_with('M')
+                && code[1..].bytes().all(|b| b.is_ascii_digit()),
+            "malformed code {code}"
+        );
+        assert!(code > previous, "{code} is out of order (after {previous})");
+        previous = code;
+        assert!(names.insert(info.name), "duplicate name {}", info.name);
+        assert!(
+            std::ptr::eq(info.code.info(), info),
+            "{code}: info() disagrees"
+        );
+        assert!(
+            !info.summary.is_empty() && !info.fix.is_empty(),
+            "{code} undocumented"
+        );
+    }
+}
