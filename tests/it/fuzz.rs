@@ -339,6 +339,12 @@ fn mutated_missions_never_panic_and_diagnose_cleanly() {
         for _ in 0..mutations {
             mutate(&mut rng, &mut bytes, &donors);
         }
+        if i > 0 && i % 10_000 == 0 {
+            eprintln!(
+                "fuzz: {i} inputs ({valid} valid) in {:.0?}",
+                started.elapsed()
+            );
+        }
         let outcome = catch_unwind(AssertUnwindSafe(|| check(file, &bytes)));
         let problem = match outcome {
             Ok(Ok(is_valid)) => {
