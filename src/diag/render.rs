@@ -91,13 +91,28 @@ fn plural(n: usize, word: &str) -> String {
     }
 }
 
+/// Text from the user's files, made safe for a terminal: control characters (an escape
+/// sequence hidden in a value, a lone carriage return) are shown as `\u{1b}` instead of being
+/// sent to the terminal.
+fn visible(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn render_one(out: &mut String, all: &Diagnostics, d: &Diagnostic, palette: &Palette) {
     let head = format!("{}[{}]", d.severity, d.code);
     let _ = writeln!(
         out,
         "{}{}",
         paint(palette.severity(d.severity), &head),
-        paint(palette.bold, &format!(": {}", d.message))
+        paint(palette.bold, &format!(": {}", visible(&d.message)))
     );
     let source_line = d.span.and_then(|span| {
         all.source(&d.file)
@@ -109,17 +124,25 @@ fn render_one(out: &mut String, all: &Diagnostics, d: &Diagnostic, palette: &Pal
     let arrow = paint(palette.accent, "-->");
     let bar = paint(palette.accent, "|");
     if !d.file.is_empty() {
-        let mut location = d.file.clone();
+        let mut location = visible(&d.file);
         if let Some(span) = d.span {
             let _ = write!(location, ":{}:{}", span.line, span.col);
         }
         if !d.path.is_empty() {
-            let _ = write!(location, " ({})", d.path);
+            let _ = write!(location, " ({})", visible(&d.path));
         }
         let _ = writeln!(out, "{pad}{arrow} {location}");
     }
     if let Some((span, text)) = source_line {
-        let text = text.replace('\t', " ");
+        // One character stays one column, so that the carets line up.
+        let text: String = text
+            .chars()
+            .map(|c| match c {
+                '\t' => ' ',
+                c if c.is_control() => '\u{fffd}',
+                c => c,
+            })
+            .collect();
         let _ = writeln!(out, "{pad} {bar}");
         let _ = writeln!(
             out,
@@ -134,14 +157,19 @@ fn render_one(out: &mut String, all: &Diagnostics, d: &Diagnostic, palette: &Pal
         let label = d
             .label
             .as_deref()
-            .map(|l| format!(" {}", paint(palette.severity(d.severity), l)))
+            .map(|l| format!(" {}", paint(palette.severity(d.severity), &visible(l))))
             .unwrap_or_default();
         let _ = writeln!(out, "{pad} {bar} {}{carets}{label}", " ".repeat(start));
     } else if let Some(label) = &d.label {
-        let _ = writeln!(out, "{pad} = note: {label}");
+        let _ = writeln!(out, "{pad} = note: {}", visible(label));
     }
     if let Some(help) = &d.help {
-        let _ = writeln!(out, "{pad} = {}: {help}", paint(palette.bold, "help"));
+        let _ = writeln!(
+            out,
+            "{pad} = {}: {}",
+            paint(palette.bold, "help"),
+            visible(help)
+        );
     }
 }
 

@@ -227,7 +227,8 @@ pub fn load_bytes(located: Located, bytes: &[u8]) -> Loaded {
                     bytes.len()
                 ),
             )
-            .at(&name, None, ""),
+            .at(&name, None, "")
+            .help("split the mission, or move long prompts into template files referenced by `prompt:`"),
         );
         return finish(String::new(), None, diagnostics);
     }
@@ -255,6 +256,10 @@ pub fn load_bytes(located: Located, bytes: &[u8]) -> Loaded {
         .map(str::to_string)
         .unwrap_or(text);
     diagnostics.add_source(SourceFile::new(name.clone(), text.clone()));
+    if let Some(d) = forbidden_character(&text, &name) {
+        diagnostics.push(d);
+        return finish(text, None, diagnostics);
+    }
     let parsed = yaml::parse(&text, &name);
     for d in parsed.diagnostics {
         diagnostics.push(d);
@@ -283,6 +288,29 @@ pub fn load_bytes(located: Located, bytes: &[u8]) -> Loaded {
         other => other,
     };
     finish(text, root, diagnostics)
+}
+
+/// YAML allows tabs, line breaks and printable characters only; the parser lets some control
+/// characters (NUL, escape sequences) through, which would then reach messages and terminals.
+fn forbidden_character(text: &str, name: &str) -> Option<Diagnostic> {
+    let allowed = |c: char| {
+        matches!(c, '\t' | '\n' | '\r' | '\u{85}')
+            || !(c.is_control() || c == '\u{fffe}' || c == '\u{ffff}')
+    };
+    let (offset, c) = text.char_indices().find(|&(_, c)| !allowed(c))?;
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    let code = format!("U+{:04X}", u32::from(c));
+    Some(
+        Diagnostic::new(
+            Code::YamlSyntax,
+            format!("invalid YAML: the control character {code} is not allowed"),
+        )
+        .at(name, Some(Span::new(line as u32, col as u32, 1)), "")
+        .label(format!("{code} here"))
+        .help("remove it; inside a double-quoted string it can be written as an escape such as `\\x07`"),
+    )
 }
 
 fn empty(name: &str) -> Diagnostic {

@@ -104,6 +104,8 @@ struct Builder<'a> {
     documents: usize,
     root: Option<Node>,
     diagnostics: Vec<Diagnostic>,
+    /// The number of lines and the width of the last one, to keep spans inside the text.
+    end: (usize, usize),
 }
 
 type Fatal = Box<Diagnostic>;
@@ -119,11 +121,23 @@ impl<'a> Builder<'a> {
             documents: 0,
             root: None,
             diagnostics: Vec::new(),
+            end: (
+                text.lines().count(),
+                text.lines().last().unwrap_or("").chars().count(),
+            ),
         }
     }
 
+    /// The span of a parser mark, kept inside the text: the parser reports the end of input
+    /// (an error there, or an empty value) as the line after the last one, which a reader
+    /// cannot see; point just after the last character instead.
     fn span_at(&self, mark: &Marker, len: usize) -> Span {
-        Span::new(mark.line() as u32, mark.col() as u32 + 1, len as u32)
+        let span = Span::new(mark.line() as u32, mark.col() as u32 + 1, len as u32);
+        let (lines, last_width) = self.end;
+        if (span.line as usize) <= lines || lines == 0 {
+            return span;
+        }
+        Span::new(lines as u32, last_width as u32 + 1, 1)
     }
 
     fn fatal(&self, code: Code, mark: &Marker, message: String) -> Fatal {
@@ -135,11 +149,31 @@ impl<'a> Builder<'a> {
         loop {
             let (event, mark) = parser.next_token().map_err(|e| {
                 let info = e.info().to_string();
+                if info.contains("recursion limit exceeded") {
+                    // The scanner's own nesting limit (flow collections) can come first.
+                    return Box::new(
+                        Diagnostic::new(
+                            Code::TooDeep,
+                            format!("the document nests deeper than {MAX_DEPTH} levels"),
+                        )
+                        .at(self.file, Some(self.span_at(e.marker(), 1)), "")
+                        .label("nesting too deep here")
+                        .help("flatten the structure; missions never need that much nesting"),
+                    );
+                }
+                let span = self.span_at(e.marker(), 1);
+                let help = match self.unclosed_flow(span.line) {
+                    Some((open, line)) => format!(
+                        "the `{open}` on line {line} is never closed; close it with `{}` before this point",
+                        if open == '[' { ']' } else { '}' }
+                    ),
+                    None => "check indentation, quotes and `:` separators around this point".into(),
+                };
                 Box::new(
                     Diagnostic::new(Code::YamlSyntax, format!("invalid YAML: {info}"))
-                        .at(self.file, Some(self.span_at(e.marker(), 1)), "")
+                        .at(self.file, Some(span), "")
                         .label("the parser stopped here")
-                        .help("check indentation, quotes and `:` separators around this point"),
+                        .help(help),
                 )
             })?;
             match event {
@@ -148,10 +182,14 @@ impl<'a> Builder<'a> {
                 Event::DocumentStart => {
                     self.documents += 1;
                     if self.documents > 1 {
-                        return Err(self.fatal(
-                            Code::MultipleDocuments,
-                            &mark,
-                            "the file holds more than one YAML document".into(),
+                        return Err(Box::new(
+                            (*self.fatal(
+                                Code::MultipleDocuments,
+                                &mark,
+                                "the file holds more than one YAML document".into(),
+                            ))
+                            .label("a second document starts here")
+                            .help("keep one mission per file; remove the `---` and what follows, or move it into its own file"),
                         ));
                     }
                 }
@@ -216,6 +254,14 @@ impl<'a> Builder<'a> {
                             entries,
                             ..
                         } => {
+                            // The parser marks a block mapping where it recognised it (after
+                            // its first key); a reader sees it start at that key.
+                            if let Some(first) = entries.first() {
+                                let key = first.key_span;
+                                if (key.line, key.col) < (node.span.line, node.span.col) {
+                                    node.span = Span::new(key.line, key.col, 1);
+                                }
+                            }
                             node.value = Value::Map(entries);
                             (node, anchor)
                         }
@@ -227,13 +273,29 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// The innermost flow collection (`[` or `{`) still open that began on an earlier line
+    /// than `line`: the usual cause of a syntax error further down.
+    fn unclosed_flow(&self, line: u32) -> Option<(char, u32)> {
+        self.stack.iter().rev().find_map(|frame| {
+            let node = match frame {
+                Frame::Seq { node, .. } | Frame::Map { node, .. } => node,
+            };
+            let open = self.text.get(node.offset..)?.chars().next()?;
+            (matches!(open, '[' | '{') && node.span.line < line).then_some((open, node.span.line))
+        })
+    }
+
     fn count(&mut self, n: usize, mark: &Marker) -> Result<(), Fatal> {
         self.nodes = self.nodes.saturating_add(n);
         if self.nodes > MAX_NODES {
-            return Err(self.fatal(
-                Code::AliasExpansion,
-                mark,
-                format!("the document expands to more than {MAX_NODES} nodes"),
+            return Err(Box::new(
+                (*self.fatal(
+                    Code::AliasExpansion,
+                    mark,
+                    format!("the document expands to more than {MAX_NODES} nodes"),
+                ))
+                .label("the limit is reached here")
+                .help("anchors and aliases (`&a`, `*a`) nest too much; write the repeated structure out once"),
             ));
         }
         Ok(())
@@ -241,10 +303,14 @@ impl<'a> Builder<'a> {
 
     fn open(&self, mark: &Marker) -> Result<(), Fatal> {
         if self.stack.len() >= MAX_DEPTH {
-            return Err(self.fatal(
-                Code::TooDeep,
-                mark,
-                format!("the document nests deeper than {MAX_DEPTH} levels"),
+            return Err(Box::new(
+                (*self.fatal(
+                    Code::TooDeep,
+                    mark,
+                    format!("the document nests deeper than {MAX_DEPTH} levels"),
+                ))
+                .label(format!("level {} starts here", MAX_DEPTH + 1))
+                .help("flatten the structure; missions never need that much nesting"),
             ));
         }
         Ok(())
@@ -517,6 +583,23 @@ impl Node {
     /// scalar's value, for pointing inside an expression or an inline template. Exact for plain
     /// and quoted single-line scalars and for literal blocks; a close approximation otherwise.
     pub fn position_in_scalar(&self, text: &str, line: usize, col: usize, len: usize) -> Span {
+        let span = self.position_in_scalar_unclamped(text, line, col, len);
+        // An empty block scalar at the end of the file has no line of its own.
+        let lines = text.lines().count();
+        if lines > 0 && span.line as usize > lines {
+            let width = text.lines().last().unwrap_or("").chars().count();
+            return Span::new(lines as u32, width as u32 + 1, 1);
+        }
+        span
+    }
+
+    fn position_in_scalar_unclamped(
+        &self,
+        text: &str,
+        line: usize,
+        col: usize,
+        len: usize,
+    ) -> Span {
         let len = len.max(1) as u32;
         match self.style {
             Style::Plain | Style::SingleQuoted | Style::DoubleQuoted | Style::Collection => {

@@ -53,6 +53,20 @@ pub(super) fn check(ctx: &mut Ctx<'_>, root: &Node, _graph: &GraphInfo) {
             let Some(expression) = node.as_str() else {
                 continue;
             };
+            if expression.trim().is_empty() {
+                ctx.push(
+                    Diagnostic::new(
+                        Code::ExpressionSyntax,
+                        format!("the `{key}` expression of phase `{id}` is empty"),
+                    )
+                    .at(ctx.file, Some(node.span), format!("phases.{id}.{key}"))
+                    .label("no expression")
+                    .help(format!(
+                        "write a Rhai expression, like `run.complexity >= 0.3`, or remove `{key}`"
+                    )),
+                );
+                continue;
+            }
             if let Err(e) = policy::check_expression(&engine, expression) {
                 let span = node.position_in_scalar(ctx.text, e.line, e.col, 1);
                 ctx.push(
@@ -220,13 +234,7 @@ fn check_variables(
         if !list.iter().any(|d| d == name) {
             let dotted = format!("{root}.{name}");
             let help = did_you_mean(name, list.iter().map(String::as_str))
-                .map(|h| {
-                    h.replace('`', "`").replacen(
-                        "did you mean `",
-                        &format!("did you mean `{root}."),
-                        1,
-                    )
-                })
+                .map(|h| h.replacen("did you mean `", &format!("did you mean `{root}."), 1))
                 .unwrap_or_else(|| format!("declare it under `{root}:`"));
             ctx.push(
                 Diagnostic::new(code, format!("template uses undeclared {what} `{name}`"))

@@ -43,7 +43,7 @@ pub(super) fn check(ctx: &mut Ctx<'_>, root: &Node) -> GraphInfo {
         check_durations(ctx, defaults, &["defaults"]);
     }
     let phases = root.get("phases").map(Node::entries).unwrap_or_default();
-    let mut needs: Vec<(String, Vec<(String, Span, usize)>)> = Vec::new();
+    let mut needs: Needs = Vec::new();
     let mut gotos: Vec<(String, String, Span)> = Vec::new();
     for entry in phases {
         let id = entry.key.as_str();
@@ -64,8 +64,8 @@ pub(super) fn check(ctx: &mut Ctx<'_>, root: &Node) -> GraphInfo {
             );
         }
         let mut list = Vec::new();
-        match phase.get("needs") {
-            Some(n) => match &n.value {
+        if let Some(n) = phase.get("needs") {
+            match &n.value {
                 Value::Str(s) => list.push((s.clone(), n.span, usize::MAX)),
                 Value::Seq(items) => {
                     for (i, item) in items.iter().enumerate() {
@@ -75,8 +75,7 @@ pub(super) fn check(ctx: &mut Ctx<'_>, root: &Node) -> GraphInfo {
                     }
                 }
                 _ => {}
-            },
-            None => {}
+            }
         }
         needs.push((id.to_string(), list));
         if let Some(goto) = phase.get("on_failure").and_then(|o| o.get("goto")) {
@@ -198,14 +197,14 @@ fn check_inputs(ctx: &mut Ctx<'_>, root: &Node) {
             _ => None,
         };
         if let (Some(kind), Some(default)) = (kind, input.entry("default")) {
-            let fits = match (&default.value.value, kind) {
-                (Value::Null, _) => true,
-                (Value::Str(_), InputType::String | InputType::File) => true,
-                (Value::Int(_) | Value::Float(_), InputType::Number) => true,
-                (Value::Bool(_), InputType::Bool) => true,
-                (Value::Seq(_), InputType::List) => true,
-                _ => false,
-            };
+            let fits = matches!(
+                (&default.value.value, kind),
+                (Value::Null, _)
+                    | (Value::Str(_), InputType::String | InputType::File)
+                    | (Value::Int(_) | Value::Float(_), InputType::Number)
+                    | (Value::Bool(_), InputType::Bool)
+                    | (Value::Seq(_), InputType::List)
+            );
             if !fits {
                 ctx.push(
                     Diagnostic::new(
@@ -407,7 +406,8 @@ fn check_kind(ctx: &mut Ctx<'_>, id: &str, id_span: Span, phase: &Node) {
 }
 
 fn article(word: &str) -> &'static str {
-    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+    // By sound: "an agent", "an approval", but "a uses phase".
+    if word.starts_with(['a', 'e', 'i', 'o']) {
         "an"
     } else {
         "a"

@@ -71,6 +71,11 @@ fn report(ctx: &mut Ctx<'_>, root: &Node, schema: &Value, error: &ValidationErro
         })
         .unwrap_or("mission");
     let node = found.node;
+    // An empty value has no text of its own; point at its key instead.
+    let value_span = match (&node.value, found.key_span) {
+        (crate::load::yaml::Value::Null, Some(key)) => key,
+        _ => node.span,
+    };
     match error.kind() {
         ValidationErrorKind::AdditionalProperties { unexpected } => {
             let allowed = allowed_keys(schema, error.schema_path().as_str());
@@ -136,7 +141,7 @@ fn report(ctx: &mut Ctx<'_>, root: &Node, schema: &Value, error: &ValidationErro
                     Code::WrongType,
                     format!("`{field}` must be {expected}, not {}", node.type_name()),
                 )
-                .at(ctx.file, Some(node.span), shown)
+                .at(ctx.file, Some(value_span), shown)
                 .label(format!("expected {expected}"))
                 .maybe_help(type_help(field, &path)),
             );
@@ -245,7 +250,7 @@ fn report(ctx: &mut Ctx<'_>, root: &Node, schema: &Value, error: &ValidationErro
                     Code::WrongType,
                     format!("`{field}` must be {expected}, not {}", node.type_name()),
                 )
-                .at(ctx.file, Some(node.span), shown)
+                .at(ctx.file, Some(value_span), shown)
                 .label(format!("expected {expected}"))
                 .maybe_help(type_help(field, &path)),
             );
@@ -317,11 +322,10 @@ fn is_duration(path: &[Seg]) -> bool {
             Seg::Index(_) => None,
         })
         .collect();
-    match keys.as_slice() {
-        [.., "timeout"] | [.., "deadline"] => true,
-        [.., "backoff", "initial"] | [.., "backoff", "max"] => true,
-        _ => false,
-    }
+    matches!(
+        keys.as_slice(),
+        [.., "timeout"] | [.., "deadline"] | [.., "backoff", "initial"] | [.., "backoff", "max"]
+    )
 }
 
 /// "the mission", "phase `build`", "`retry` of phase `build`"...

@@ -1,8 +1,12 @@
 //! The integration tests: one binary, shared helpers in `support`.
 
+mod cli;
+mod diagnostics;
 mod docs;
 mod events;
+mod fuzz;
+mod hostile;
+mod missions;
 mod record;
 mod runtime;
-#[allow(dead_code)] // not every helper is used by every build of the tests
 mod support;

@@ -1,0 +1,380 @@
+//! The command line as users see it: the built binary run with `NO_COLOR=1` in a controlled
+//! working directory, exit code + stdout + stderr compared with goldens under
+//! `tests/fixtures/cli/` (`SPECTACULAR_BLESS=1` rewrites them).
+
+use std::path::Path;
+
+use crate::support::{assert_goldens, golden, repo_root, run_cli, Output};
+
+const GOLDENS: &str = "tests/fixtures/cli";
+
+/// The one check of this family: run `args` in `cwd`, expect `code`, compare the transcript
+/// with the golden `<name>.txt`. Mismatches are collected so that one run shows them all.
+fn check(failures: &mut Vec<String>, name: &str, cwd: &Path, args: &[&str], code: i32) -> Output {
+    let output = run_cli(cwd, args, &[]);
+    if output.code != code {
+        failures.push(format!(
+            "`spectacular {}` exited {} instead of {code}\n{}",
+            args.join(" "),
+            output.code,
+            output.transcript()
+        ));
+    }
+    let transcript = format!("$ spectacular {}\n{}", args.join(" "), output.transcript());
+    if let Err(e) = golden(&Path::new(GOLDENS).join(format!("{name}.txt")), &transcript) {
+        failures.push(e);
+    }
+    output
+}
+
+#[test]
+fn validate_goldens() {
+    let root = repo_root();
+    let mut failures = Vec::new();
+    let f = &mut failures;
+    check(
+        f,
+        "validate-valid",
+        &root,
+        &["validate", "missions/software-dev"],
+        0,
+    );
+    check(
+        f,
+        "validate-by-name",
+        &root,
+        &["validate", "software-dev"],
+        0,
+    );
+    check(
+        f,
+        "validate-invalid",
+        &root,
+        &["validate", "tests/fixtures/diagnostics/M2003/mission.yaml"],
+        65,
+    );
+    check(
+        f,
+        "validate-invalid-json",
+        &root,
+        &[
+            "validate",
+            "--format",
+            "json",
+            "tests/fixtures/diagnostics/M2003",
+        ],
+        65,
+    );
+    check(
+        f,
+        "validate-valid-json",
+        &root,
+        &["validate", "--format", "json", "missions/software-dev"],
+        0,
+    );
+    check(
+        f,
+        "validate-warning",
+        &root,
+        &["validate", "tests/fixtures/diagnostics/M2017"],
+        0,
+    );
+    check(
+        f,
+        "validate-deny-warnings",
+        &root,
+        &[
+            "validate",
+            "--deny-warnings",
+            "tests/fixtures/diagnostics/M2017",
+        ],
+        65,
+    );
+    assert_goldens(failures);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let root = repo_root();
+    let mut failures = Vec::new();
+    let f = &mut failures;
+    check(
+        f,
+        "usage-unknown-flag",
+        &root,
+        &["validate", "--frobnicate", "x"],
+        2,
+    );
+    check(f, "usage-no-subcommand", &root, &[], 2);
+    check(
+        f,
+        "usage-bad-format",
+        &root,
+        &["graph", "--format", "svg", "software-dev"],
+        2,
+    );
+    let typo = check(
+        f,
+        "usage-mission-typo",
+        &root,
+        &["validate", "softwre-dev"],
+        2,
+    );
+    assert!(
+        typo.stderr.contains("did you mean `software-dev`?"),
+        "{}",
+        typo.stderr
+    );
+    let unknown = check(
+        f,
+        "usage-mission-unknown",
+        &root,
+        &["validate", "nothing-like-it"],
+        2,
+    );
+    assert!(
+        unknown.stderr.contains("spectacular missions list"),
+        "{}",
+        unknown.stderr
+    );
+    check(
+        f,
+        "usage-missing-file",
+        &root,
+        &["validate", "missions/no-such/mission.yaml"],
+        2,
+    );
+    assert_goldens(failures);
+}
+
+#[test]
+fn graph_goldens() {
+    let root = repo_root();
+    let mut failures = Vec::new();
+    let f = &mut failures;
+    check(
+        f,
+        "graph-dot",
+        &root,
+        &["graph", "software-dev", "--format", "dot"],
+        0,
+    );
+    check(
+        f,
+        "graph-mermaid",
+        &root,
+        &["graph", "software-dev", "--format", "mermaid"],
+        0,
+    );
+    check(
+        f,
+        "graph-default",
+        &root,
+        &["graph", "tests/fixtures/valid/fan-out"],
+        0,
+    );
+    check(
+        f,
+        "graph-invalid",
+        &root,
+        &["graph", "tests/fixtures/diagnostics/M2010"],
+        65,
+    );
+    assert_goldens(failures);
+}
+
+/// The committed schema is what the binary prints (the drift test).
+#[test]
+fn committed_mission_schema_is_current() {
+    let output = run_cli(&repo_root(), &["schema", "mission"], &[]);
+    assert_eq!(output.code, 0, "{}", output.transcript());
+    let committed = std::fs::read_to_string(repo_root().join("schemas/mission.schema.json"))
+        .expect("schemas/mission.schema.json is committed");
+    assert!(
+        output.stdout == committed,
+        "schemas/mission.schema.json is stale; regenerate it with\n\n    \
+         cargo run -q -- schema mission > schemas/mission.schema.json\n\n{}",
+        crate::support::diff(&committed, &output.stdout)
+    );
+    let parsed: serde_json::Value = serde_json::from_str(&output.stdout).expect("schema is JSON");
+    assert!(parsed["properties"]["phases"].is_object(), "{parsed}");
+}
+
+#[test]
+fn missions_list_show_and_eject() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = temp.path();
+    let mut failures = Vec::new();
+    let f = &mut failures;
+    let listed = check(f, "missions-list-builtin", dir, &["missions", "list"], 0);
+    assert!(
+        listed
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("software-dev") && l.contains("built-in")),
+        "{}",
+        listed.stdout
+    );
+    let json = run_cli(dir, &["missions", "list", "--json"], &[]);
+    let parsed: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON list");
+    assert!(parsed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .any(|m| m["name"] == "software-dev" && m["origin"] == "builtin"));
+
+    // A project mission of the same name shadows the built-in one.
+    let project = dir.join(".spectacular/missions/software-dev");
+    std::fs::create_dir_all(&project).expect("create project mission dir");
+    std::fs::write(
+        project.join("mission.yaml"),
+        "mission: software-dev\ndescription: Our own flavour\nphases:\n  build:\n    run: [make]\n",
+    )
+    .expect("write project mission");
+    let shadowed = check(f, "missions-list-shadowed", dir, &["missions", "list"], 0);
+    assert!(
+        shadowed.stdout.contains("project") && shadowed.stdout.contains("(shadowed)"),
+        "{}",
+        shadowed.stdout
+    );
+    check(
+        f,
+        "missions-validate-project",
+        dir,
+        &["validate", "software-dev"],
+        0,
+    );
+    check(
+        f,
+        "missions-show-project",
+        dir,
+        &["missions", "show", "software-dev"],
+        0,
+    );
+    check(
+        f,
+        "missions-eject-exists",
+        dir,
+        &["missions", "eject", "software-dev"],
+        2,
+    );
+    std::fs::remove_dir_all(dir.join(".spectacular")).expect("remove project missions");
+
+    // Eject copies every file of the built-in mission into the project.
+    check(
+        f,
+        "missions-eject",
+        dir,
+        &["missions", "eject", "software-dev"],
+        0,
+    );
+    let ejected = dir.join(".spectacular/missions/software-dev");
+    for file in [
+        "mission.yaml",
+        "templates/plan.md.j2",
+        "templates/implement.md.j2",
+        "templates/review.md.j2",
+        "schemas/tasks.schema.json",
+    ] {
+        let copy = std::fs::read_to_string(ejected.join(file)).expect("ejected file");
+        let original =
+            std::fs::read_to_string(repo_root().join("missions/software-dev").join(file))
+                .expect("original file");
+        assert_eq!(copy, original, "{file}");
+    }
+    check(
+        f,
+        "missions-eject-validates",
+        dir,
+        &["validate", "software-dev"],
+        0,
+    );
+    check(
+        f,
+        "missions-eject-again",
+        dir,
+        &["missions", "eject", "software-dev"],
+        2,
+    );
+    check(
+        f,
+        "missions-eject-force",
+        dir,
+        &["missions", "eject", "--force", "software-dev"],
+        0,
+    );
+    check(
+        f,
+        "missions-eject-unknown",
+        dir,
+        &["missions", "eject", "no-such"],
+        2,
+    );
+    check(
+        f,
+        "missions-show-unknown",
+        dir,
+        &["missions", "show", "no-such"],
+        2,
+    );
+    assert_goldens(failures);
+}
+
+#[test]
+fn completions_mention_the_subcommands() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = run_cli(&repo_root(), &["completions", shell], &[]);
+        assert_eq!(output.code, 0, "{shell}: {}", output.transcript());
+        assert!(!output.stdout.trim().is_empty(), "{shell}: empty script");
+        for sub in ["validate", "graph", "schema", "missions", "completions"] {
+            assert!(
+                output.stdout.contains(sub),
+                "{shell} completions lack `{sub}`"
+            );
+        }
+    }
+    let output = run_cli(&repo_root(), &["completions", "tcsh"], &[]);
+    assert_eq!(output.code, 2, "{}", output.transcript());
+}
+
+#[test]
+fn version_and_help() {
+    let root = repo_root();
+    let version = run_cli(&root, &["--version"], &[]);
+    assert_eq!(version.code, 0);
+    assert_eq!(
+        version.stdout.trim(),
+        format!("spectacular {}", env!("CARGO_PKG_VERSION"))
+    );
+    let mut failures = Vec::new();
+    let f = &mut failures;
+    check(f, "help", &root, &["--help"], 0);
+    for sub in [
+        &["validate"][..],
+        &["graph"],
+        &["schema"],
+        &["missions"],
+        &["missions", "list"],
+        &["missions", "show"],
+        &["missions", "eject"],
+        &["completions"],
+    ] {
+        let mut args = sub.to_vec();
+        args.push("--help");
+        check(f, &format!("help-{}", sub.join("-")), &root, &args, 0);
+    }
+    assert_goldens(failures);
+}
+
+/// `--color always` colours diagnostics even when not on a terminal; `NO_COLOR` (set by
+/// `run_cli`) keeps `auto` plain.
+#[test]
+fn colour_is_opt_in_off_a_terminal() {
+    let root = repo_root();
+    let fixture = "tests/fixtures/diagnostics/M2003";
+    let plain = run_cli(&root, &["validate", fixture], &[]);
+    assert!(!plain.stdout.contains('\u{1b}'), "{}", plain.stdout);
+    let coloured = run_cli(&root, &["validate", "--color", "always", fixture], &[]);
+    assert!(coloured.stdout.contains("\u{1b}["), "{}", coloured.stdout);
+    assert_eq!(coloured.code, 65);
+}
