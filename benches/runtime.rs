@@ -13,7 +13,10 @@ fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let bin = dir.join("spectacular");
-    assert!(bin.exists(), "build the release binary first: cargo build --release");
+    assert!(
+        bin.exists(),
+        "build the release binary first: cargo build --release"
+    );
     bin
 }
 
@@ -26,7 +29,11 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 fn chain(n: usize) -> String {
     let mut m = String::from("mission: chain\nphases:\n");
     for i in 0..n {
-        let needs = if i == 0 { String::new() } else { format!(", needs: [p{}]", i - 1) };
+        let needs = if i == 0 {
+            String::new()
+        } else {
+            format!(", needs: [p{}]", i - 1)
+        };
         m.push_str(&format!("  p{i}: {{ uses: builtin/noop{needs} }}\n"));
     }
     m
@@ -40,7 +47,12 @@ fn run_once(bin: &Path, mission: &Path, max_parallel: u32) -> Duration {
     let store = tempfile::tempdir().expect("tempdir");
     let start = Instant::now();
     let status = Command::new(bin)
-        .args(["run", mission.to_str().unwrap(), "--max-parallel", &max_parallel.to_string()])
+        .args([
+            "run",
+            mission.to_str().unwrap(),
+            "--max-parallel",
+            &max_parallel.to_string(),
+        ])
         .arg("--store")
         .arg(store.path())
         .env("NO_COLOR", "1")
@@ -56,7 +68,10 @@ fn run_once(bin: &Path, mission: &Path, max_parallel: u32) -> Duration {
 fn shell_loop(n: usize) -> Duration {
     let start = Instant::now();
     let status = Command::new("sh")
-        .args(["-c", &format!("i=0; while [ $i -lt {n} ]; do /bin/true; i=$((i+1)); done")])
+        .args([
+            "-c",
+            &format!("i=0; while [ $i -lt {n} ]; do /bin/true; i=$((i+1)); done"),
+        ])
         .status()
         .expect("sh");
     assert!(status.success());
@@ -93,18 +108,34 @@ fn main() {
     let big = write(dir.path(), "big.yaml", &fan(10_000, "uses: builtin/noop"));
     let big_time = run_once(&bin, &big, 16);
     let rss_mib = peak_rss_kib_of_children() as f64 / 1024.0;
-    println!("(d) 10,000-phase fan-out: {} , peak RSS {rss_mib:.1} MiB (target < 100 MB)", ms(big_time));
+    println!(
+        "(d) 10,000-phase fan-out: {} , peak RSS {rss_mib:.1} MiB (target < 100 MB)",
+        ms(big_time)
+    );
 
     let chain_path = write(dir.path(), "chain.yaml", &chain(1000));
     let fan_path = write(dir.path(), "fan.yaml", &fan(1000, "uses: builtin/noop"));
     let true_path = write(dir.path(), "true.yaml", &fan(1000, "run: [/bin/true]"));
-    let a_chain = median((0..rounds).map(|_| run_once(&bin, &chain_path, 4)).collect());
+    let a_chain = median(
+        (0..rounds)
+            .map(|_| run_once(&bin, &chain_path, 4))
+            .collect(),
+    );
     let a_fan = median((0..rounds).map(|_| run_once(&bin, &fan_path, 16)).collect());
     let floor = median((0..rounds).map(|_| shell_loop(1000)).collect());
     let b_true = median((0..rounds).map(|_| run_once(&bin, &true_path, 4)).collect());
-    println!("    shell loop spawning 1,000 /bin/true (the floor): {}", ms(floor));
-    println!("(a) 1,000 no-op phases, chain:   {} (target < 500 ms)", ms(a_chain));
-    println!("(a) 1,000 no-op phases, fan-out: {} (target < 500 ms)", ms(a_fan));
+    println!(
+        "    shell loop spawning 1,000 /bin/true (the floor): {}",
+        ms(floor)
+    );
+    println!(
+        "(a) 1,000 no-op phases, chain:   {} (target < 500 ms)",
+        ms(a_chain)
+    );
+    println!(
+        "(a) 1,000 no-op phases, fan-out: {} (target < 500 ms)",
+        ms(a_fan)
+    );
     println!(
         "(b) 1,000 `run: [/bin/true]` phases: {} = {:.2}x the shell loop (target <= 1.3x)",
         ms(b_true),

@@ -41,7 +41,13 @@ pub struct Cli {
     pub color: ColorChoice,
     /// The store directory (default: the nearest `.spectacular/` above the working directory,
     /// else the git root's, else the working directory's).
-    #[arg(long, global = true, env = "SPECTACULAR_STORE", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "SPECTACULAR_STORE",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
     pub store: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,

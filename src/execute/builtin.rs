@@ -39,7 +39,10 @@ fn text<'a>(with: &'a Value, key: &str) -> Option<&'a str> {
 fn write(path: &Path, content: &str) -> Result<(), Failure> {
     if let Some(parent) = path.parent() {
         super::make_dir(parent).map_err(|e| {
-            (FailureKind::Exit, format!("creating `{}`: {e}", parent.display()))
+            (
+                FailureKind::Exit,
+                format!("creating `{}`: {e}", parent.display()),
+            )
         })?;
     }
     std::fs::write(path, content).map_err(|e| {

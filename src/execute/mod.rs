@@ -440,7 +440,9 @@ impl Engine {
         let backlog = std::mem::take(&mut self.projection_backlog);
         if let Some(projection) = &mut self.projection {
             if let Err(e) = projection.apply(&backlog) {
-                tracing::warn!("could not update the projection ({e}); it will be rebuilt from the log");
+                tracing::warn!(
+                    "could not update the projection ({e}); it will be rebuilt from the log"
+                );
                 self.projection = None;
             }
         }
@@ -463,7 +465,9 @@ impl Engine {
         self.spawn_watchers();
         loop {
             self.step()?;
-            let overdue = self.oldest_uncommitted.is_some_and(|t| t.elapsed() >= COMMIT_DELAY);
+            let overdue = self
+                .oldest_uncommitted
+                .is_some_and(|t| t.elapsed() >= COMMIT_DELAY);
             if overdue || self.uncommitted.len() >= 4096 {
                 self.flush()?;
             }
@@ -686,7 +690,10 @@ impl Engine {
                 }
             }
             // Durable first, then the external effects that depend on it.
-            if prepared.iter().any(|job| matches!(job.work, Work::Process(_))) {
+            if prepared
+                .iter()
+                .any(|job| matches!(job.work, Work::Process(_)))
+            {
                 self.flush()?;
             }
             for effect in effects {
@@ -791,7 +798,10 @@ impl Engine {
         // In-process built-ins create their directory only when they write something.
         if !matches!(phase.kind, PhaseKind::Uses { .. }) {
             make_dir(dir).map_err(|e| {
-                (FailureKind::Spawn, format!("creating `{}`: {e}", dir.display()))
+                (
+                    FailureKind::Spawn,
+                    format!("creating `{}`: {e}", dir.display()),
+                )
             })?;
         }
         let context = self.scheduler.context(instance, attempt);

@@ -99,7 +99,10 @@ pub(super) fn eval(s: &Scheduler, i: usize, expression: &str) -> Result<Value, S
     // `range(a, b)` is a handy way to fan out; it is a range, not an array, in Rhai.
     if let Some(range) = result.clone().try_cast::<std::ops::Range<rhai::INT>>() {
         if range.end.saturating_sub(range.start) > crate::policy::MAX_ARRAY_SIZE as rhai::INT {
-            return Err(format!("`{expression}` gives more than {} items", crate::policy::MAX_ARRAY_SIZE));
+            return Err(format!(
+                "`{expression}` gives more than {} items",
+                crate::policy::MAX_ARRAY_SIZE
+            ));
         }
         result = Dynamic::from_array(range.map(Dynamic::from_int).collect());
     }

@@ -17,8 +17,8 @@ use serde_json::Value;
 use crate::model::{FailureKind, ForEach, OnTimeout, PhaseKind};
 use crate::plan::{Plan, PlannedPhase};
 use crate::record::event::{
-    ApprovalDecided, ApprovalRequested, Child, EventData, LoopStarted, PhaseExpanded, PhaseFailed, PhaseRef,
-    PhaseSkipped, PhaseSucceeded, RunFinished, RunSuspended, SkipReason,
+    ApprovalDecided, ApprovalRequested, Child, EventData, LoopStarted, PhaseExpanded, PhaseFailed,
+    PhaseRef, PhaseSkipped, PhaseSucceeded, RunFinished, RunSuspended, SkipReason,
 };
 use crate::record::Event;
 
@@ -581,7 +581,10 @@ impl Scheduler {
             if self.instances[i].dropped
                 || matches!(
                     self.instances[i].state,
-                    State::Running { .. } | State::Succeeded | State::Failed { .. } | State::Skipped(_)
+                    State::Running { .. }
+                        | State::Succeeded
+                        | State::Failed { .. }
+                        | State::Skipped(_)
                 )
             {
                 continue;
@@ -676,24 +679,36 @@ impl Scheduler {
                 }
                 State::Waiting => {
                     let phase = &self.phases[self.instances[i].phase];
-                    if let PhaseKind::Approval { timeout: Some(timeout), on_timeout, .. } = &phase.kind {
+                    if let PhaseKind::Approval {
+                        timeout: Some(timeout),
+                        on_timeout,
+                        ..
+                    } = &phase.kind
+                    {
                         let waited = match (self.now, self.instances[i].waiting_since) {
-                            (Some(now), Some(since)) => now.duration_since(since).unwrap_or_default(),
+                            (Some(now), Some(since)) => {
+                                now.duration_since(since).unwrap_or_default()
+                            }
                             _ => Duration::ZERO,
                         };
                         if waited >= *timeout {
-                            actions.push(Action::Record(EventData::ApprovalDecided(ApprovalDecided {
-                                phase: name,
-                                approved: *on_timeout == OnTimeout::Approve,
-                                comment: Some(format!(
-                                    "no decision within {}",
-                                    crate::model::format_duration(*timeout)
-                                )),
-                                timed_out: true,
-                            })));
+                            actions.push(Action::Record(EventData::ApprovalDecided(
+                                ApprovalDecided {
+                                    phase: name,
+                                    approved: *on_timeout == OnTimeout::Approve,
+                                    comment: Some(format!(
+                                        "no decision within {}",
+                                        crate::model::format_duration(*timeout)
+                                    )),
+                                    timed_out: true,
+                                },
+                            )));
                         } else if !self.instances[i].requested {
                             self.instances[i].requested = true;
-                            actions.push(Action::ApprovalTimer { phase: name, after: *timeout - waited });
+                            actions.push(Action::ApprovalTimer {
+                                phase: name,
+                                after: *timeout - waited,
+                            });
                         }
                     }
                 }
@@ -768,7 +783,10 @@ impl Scheduler {
                 timeout,
             });
         }
-        if !actions.iter().any(|a| matches!(a, Action::Record(_) | Action::Start { .. })) {
+        if !actions
+            .iter()
+            .any(|a| matches!(a, Action::Record(_) | Action::Start { .. }))
+        {
             self.finish(&mut actions);
         }
         actions

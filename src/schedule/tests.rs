@@ -551,7 +551,10 @@ fn an_approval_gate_suspends_then_continues_when_approved() {
     let effects = h.effects();
     assert_eq!(
         effects,
-        vec![Action::ApprovalTimer { phase: "gate".into(), after: Duration::from_secs(3600) }]
+        vec![Action::ApprovalTimer {
+            phase: "gate".into(),
+            after: Duration::from_secs(3600)
+        }]
     );
     assert_eq!(h.s.state("gate"), Some(&State::Waiting));
     assert!(h.types().contains(&"approval.requested"));
@@ -590,7 +593,10 @@ fn a_gate_past_its_timeout_is_decided_by_on_timeout() {
     });
     let decided = decided.expect("decided on timeout");
     assert!(decided.timed_out && !decided.approved);
-    assert_eq!(h.s.state("deploy"), Some(&State::Skipped(SkipReason::UpstreamFailed)));
+    assert_eq!(
+        h.s.state("deploy"),
+        Some(&State::Skipped(SkipReason::UpstreamFailed))
+    );
 }
 
 #[test]

@@ -655,15 +655,23 @@ fn the_quickstart_example_runs_end_to_end() {
     let store = Store::locate(Path::new(repo), Some(store.path()));
     let run = store.run_ids().unwrap().pop().unwrap();
     let dir = store.run_dir(&run);
-    let tasks: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("artifacts/plan/tasks.json")).unwrap()).unwrap();
+    let tasks: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("artifacts/plan/tasks.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(tasks.as_array().unwrap().len(), 3);
     let greet = std::fs::read_to_string(dir.join("artifacts/implement[wp-1]/greet.txt")).unwrap();
-    assert!(greet.contains("Implement work package wp-1: Greeting"), "the agent got the rendered prompt: {greet}");
+    assert!(
+        greet.contains("Implement work package wp-1: Greeting"),
+        "the agent got the rendered prompt: {greet}"
+    );
     let report = std::fs::read_to_string(dir.join("artifacts/report/report.md")).unwrap();
     assert!(report.contains("| check | succeeded |"), "{report}");
     let prompt = std::fs::read_to_string(dir.join("attempts/plan/1/prompt.md")).unwrap();
-    assert!(prompt.contains("complexity is"), "the prompt is saved, rendered: {prompt}");
+    assert!(
+        prompt.contains("complexity is"),
+        "the prompt is saved, rendered: {prompt}"
+    );
 }
 
 #[test]
@@ -681,18 +689,45 @@ phases:
     );
     let missing = p.run(&["run", "mission.yaml"]);
     assert_eq!(code(&missing), 2);
-    assert!(text(&missing).contains("--input spec="), "{}", text(&missing));
+    assert!(
+        text(&missing).contains("--input spec="),
+        "{}",
+        text(&missing)
+    );
     let typo = p.run(&["run", "mission.yaml", "--input", "sepc=x"]);
     assert_eq!(code(&typo), 2);
-    assert!(text(&typo).contains("did you mean `spec`"), "{}", text(&typo));
+    assert!(
+        text(&typo).contains("did you mean `spec`"),
+        "{}",
+        text(&typo)
+    );
     let no_file = p.run(&["run", "mission.yaml", "--input", "spec=nope.md"]);
     assert_eq!(code(&no_file), 2, "{}", text(&no_file));
     std::fs::write(p.path().join("spec.md"), "# spec\n").unwrap();
-    let not_number = p.run(&["run", "mission.yaml", "-i", "spec=spec.md", "-i", "count=many"]);
+    let not_number = p.run(&[
+        "run",
+        "mission.yaml",
+        "-i",
+        "spec=spec.md",
+        "-i",
+        "count=many",
+    ]);
     assert_eq!(code(&not_number), 2, "{}", text(&not_number));
-    let ok = p.run(&["run", "mission.yaml", "-i", "spec=spec.md", "-i", "count=3", "-i", "names=a,b"]);
+    let ok = p.run(&[
+        "run",
+        "mission.yaml",
+        "-i",
+        "spec=spec.md",
+        "-i",
+        "count=3",
+        "-i",
+        "names=a,b",
+    ]);
     assert_eq!(code(&ok), 0, "{}", text(&ok));
-    let stdout = p.store().run_dir(&p.run_id()).join("attempts/show/1/stdout.log");
+    let stdout = p
+        .store()
+        .run_dir(&p.run_id())
+        .join("attempts/show/1/stdout.log");
     assert_eq!(std::fs::read_to_string(stdout).unwrap(), "3 a+b\n");
 }
 
@@ -733,12 +768,16 @@ phases:
     let cap = spectacular::execute::process::OUTPUT_CAP as usize;
     assert!(stdout.len() < cap + 200, "{} bytes kept", stdout.len());
     assert!(String::from_utf8_lossy(&stdout[cap..]).contains("output truncated"));
-    assert_eq!(std::fs::read_to_string(dir.join("stderr.log")).unwrap(), "done\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("stderr.log")).unwrap(),
+        "done\n"
+    );
 }
 
 #[test]
 fn json_mode_streams_the_events_on_stdout() {
-    let p = Project::new("mission: j\nphases:\n  a: { uses: builtin/echo, with: { message: hi } }\n");
+    let p =
+        Project::new("mission: j\nphases:\n  a: { uses: builtin/echo, with: { message: hi } }\n");
     let out = p.run(&["run", "mission.yaml", "--json"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let streamed: Vec<Event> = String::from_utf8_lossy(&out.stdout)
