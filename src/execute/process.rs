@@ -54,11 +54,12 @@ pub fn kill_orphan_group(pid_file: &std::path::Path) {
     }
 }
 
-async fn copy_capped(
-    reader: Option<impl AsyncRead + Unpin>,
-    path: PathBuf,
-) -> std::io::Result<u64> {
-    let mut file = tokio::fs::File::create(&path).await?;
+/// Copy a child's pipe into a file, keeping at most `OUTPUT_CAP` bytes. The pipe is read
+/// asynchronously; the file is written directly (small writes to the page cache), which keeps
+/// the thread pool out of every attempt.
+async fn copy_capped(reader: Option<impl AsyncRead + Unpin>, path: PathBuf) -> std::io::Result<u64> {
+    use std::io::Write as _;
+    let mut file = std::fs::File::create(&path)?;
     let Some(mut reader) = reader else {
         return Ok(0);
     };
@@ -75,17 +76,16 @@ async fn copy_capped(
         }
         let room = OUTPUT_CAP.saturating_sub(written) as usize;
         if n <= room {
-            file.write_all(&buffer[..n]).await?;
+            file.write_all(&buffer[..n])?;
             written += n as u64;
         } else {
-            file.write_all(&buffer[..room]).await?;
+            file.write_all(&buffer[..room])?;
             written += room as u64;
             let marker = format!("\n[spectacular: output truncated at {OUTPUT_CAP} bytes]\n");
-            file.write_all(marker.as_bytes()).await?;
+            file.write_all(marker.as_bytes())?;
             truncated = true;
         }
     }
-    file.flush().await?;
     Ok(written)
 }
 
