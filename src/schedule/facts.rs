@@ -13,11 +13,7 @@ use crate::record::event::Child;
 /// step writes it), else 0.
 fn complexity(s: &Scheduler) -> f64 {
     let mut found = 0.0;
-    for inst in s
-        .instances
-        .iter()
-        .filter(|i| !i.dropped && i.state == State::Succeeded)
-    {
+    for inst in s.valued.iter().map(|&i| &s.instances[i]).filter(|i| i.state == State::Succeeded) {
         for value in inst.values.values() {
             if let Some(c) = value.get("complexity").and_then(Value::as_f64) {
                 found = c;
@@ -29,7 +25,7 @@ fn complexity(s: &Scheduler) -> f64 {
 
 fn outputs(s: &Scheduler) -> Value {
     let mut outputs = Map::new();
-    for inst in s.instances.iter().filter(|i| !i.dropped) {
+    for inst in s.valued.iter().map(|&i| &s.instances[i]) {
         if matches!(
             inst.state,
             State::Succeeded | State::Failed { continued: true }

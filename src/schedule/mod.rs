@@ -8,7 +8,7 @@ mod facts;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -135,6 +135,10 @@ struct Instance {
     /// No longer part of the run (a child of a re-expanded `for_each`).
     dropped: bool,
     waiting_since: Option<SystemTime>,
+    /// This child is counted in its parent's `settled_children`.
+    counted: bool,
+    /// For a fan-out parent: how many of its children are settled.
+    settled_children: usize,
 }
 
 /// Run-wide options.
@@ -159,6 +163,14 @@ pub struct Scheduler {
     finished: Option<&'static str>,
     now: Option<SystemTime>,
     engine: rhai::Engine,
+    /// Instances that may need a decision (a superset; `decide` looks only at these).
+    active: BTreeSet<usize>,
+    /// Instances with an attempt in flight.
+    running_set: BTreeSet<usize>,
+    /// Instances with recorded output values.
+    valued: BTreeSet<usize>,
+    /// For each instance, the instances that need it (siblings, for fan-out children).
+    dependents: Vec<Vec<usize>>,
 }
 
 impl Scheduler {
@@ -193,6 +205,8 @@ impl Scheduler {
                 requested: false,
                 dropped: false,
                 waiting_since: None,
+                counted: false,
+                settled_children: 0,
             })
             .collect();
         let index = instances
@@ -200,6 +214,13 @@ impl Scheduler {
             .enumerate()
             .map(|(i, inst)| (inst.name.clone(), i))
             .collect();
+        let mut dependents = vec![Vec::new(); instances.len()];
+        for (i, inst) in instances.iter().enumerate() {
+            for &n in &inst.needs {
+                dependents[n].push(i);
+            }
+        }
+        let active = (0..instances.len()).collect();
         Scheduler {
             plan,
             phases,
@@ -216,6 +237,10 @@ impl Scheduler {
             finished: None,
             now: None,
             engine: crate::policy::expression_engine(),
+            active,
+            running_set: BTreeSet::new(),
+            valued: BTreeSet::new(),
+            dependents,
         }
     }
 
@@ -292,12 +317,59 @@ impl Scheduler {
             if matches!(self.instances[i].state, State::RetryWait { .. }) {
                 self.instances[i].state = State::RetryDue;
                 self.instances[i].requested = false;
+                self.touch(i);
             }
         }
     }
 
     /// Fold one event into the state.
     pub fn apply(&mut self, event: &Event) {
+        self.apply_inner(event);
+        if let Some(i) = event.data.phase().and_then(|p| self.index.get(p)).copied() {
+            self.touch(i);
+        }
+    }
+
+    /// Bring the bookkeeping sets in line with instance `i`'s state.
+    fn touch(&mut self, i: usize) {
+        let inst = &self.instances[i];
+        if inst.dropped {
+            self.active.remove(&i);
+            self.running_set.remove(&i);
+            self.valued.remove(&i);
+            return;
+        }
+        if matches!(inst.state, State::Running { .. }) {
+            self.running_set.insert(i);
+        } else {
+            self.running_set.remove(&i);
+        }
+        if inst.values.is_empty() {
+            self.valued.remove(&i);
+        } else {
+            self.valued.insert(i);
+        }
+        let settled = inst.state.is_settled();
+        if settled || matches!(inst.state, State::Running { .. }) {
+            self.active.remove(&i);
+        } else {
+            self.active.insert(i);
+        }
+        if settled {
+            for &d in &self.dependents[i] {
+                self.active.insert(d);
+            }
+            if let Some(p) = inst.parent {
+                if !inst.counted {
+                    self.instances[i].counted = true;
+                    self.instances[p].settled_children += 1;
+                }
+                self.active.insert(p);
+            }
+        }
+    }
+
+    fn apply_inner(&mut self, event: &Event) {
         if let Ok(ts) = humantime::parse_rfc3339_weak(&event.ts) {
             self.now = Some(ts);
         }
@@ -476,8 +548,11 @@ impl Scheduler {
                 requested: false,
                 dropped: false,
                 waiting_since: None,
+                counted: false,
+                settled_children: 0,
             });
             self.index.insert(name, i);
+            self.dependents.push(Vec::new());
             created.push((i, child));
         }
         for (i, child) in &created {
@@ -486,16 +561,25 @@ impl Scheduler {
                 .iter()
                 .filter_map(|key| self.index.get(&format!("{}[{key}]", d.phase)).copied())
                 .collect();
+            for &n in &needs {
+                self.dependents[n].push(*i);
+            }
             self.instances[*i].needs = needs;
         }
         self.instances[parent].children = created.iter().map(|(i, _)| *i).collect();
+        self.instances[parent].settled_children = 0;
         self.instances[parent].state = State::FanOut;
+        for (i, _) in &created {
+            self.touch(*i);
+        }
+        self.touch(parent);
     }
 
     fn drop_children(&mut self, parent: usize) {
         let children = std::mem::take(&mut self.instances[parent].children);
         for c in children {
             self.instances[c].dropped = true;
+            self.touch(c);
             let name = self.instances[c].name.clone();
             if self.index.get(&name) == Some(&c) {
                 self.index.remove(&name);
@@ -517,6 +601,7 @@ impl Scheduler {
             inst.requested = false;
             inst.values.clear();
             inst.artifacts.clear();
+            self.touch(i);
         }
     }
 
@@ -535,17 +620,13 @@ impl Scheduler {
     }
 
     fn running_count(&self) -> (u32, HashMap<usize, u32>) {
-        let mut total = 0;
         let mut per_parent = HashMap::new();
-        for inst in self.instances.iter().filter(|i| !i.dropped) {
-            if matches!(inst.state, State::Running { .. }) {
-                total += 1;
-                if let Some(p) = inst.parent {
-                    *per_parent.entry(p).or_insert(0) += 1;
-                }
+        for &i in &self.running_set {
+            if let Some(p) = self.instances[i].parent {
+                *per_parent.entry(p).or_insert(0) += 1;
             }
         }
-        (total, per_parent)
+        (self.running_set.len() as u32, per_parent)
     }
 
     /// What to do now. Calling it again without applying anything returns the same records.
@@ -555,10 +636,10 @@ impl Scheduler {
         }
         let mut actions = Vec::new();
         if self.cancel_requested {
-            let mut running = false;
-            for inst in self.instances.iter_mut().filter(|i| !i.dropped) {
-                if let State::Running { .. } = inst.state {
-                    running = true;
+            let running = !self.running_set.is_empty();
+            for &i in &self.running_set {
+                let inst = &mut self.instances[i];
+                {
                     if !inst.requested {
                         inst.requested = true;
                         actions.push(Action::Cancel {
@@ -577,7 +658,8 @@ impl Scheduler {
             return actions;
         }
         let mut startable = Vec::new();
-        for i in 0..self.instances.len() {
+        let candidates: Vec<usize> = self.active.iter().copied().collect();
+        for i in candidates {
             if self.instances[i].dropped
                 || matches!(
                     self.instances[i].state,
@@ -594,6 +676,8 @@ impl Scheduler {
                 State::Pending => {
                     let (all_settled, any_bad) = self.need_states(i);
                     if !all_settled {
+                        // Looked at again when one of its needs settles.
+                        self.active.remove(&i);
                         continue;
                     }
                     let phase = &self.phases[self.instances[i].phase];
@@ -714,10 +798,7 @@ impl Scheduler {
                 }
                 State::FanOut => {
                     let children = &self.instances[i].children;
-                    if children
-                        .iter()
-                        .all(|&c| self.instances[c].state.is_settled())
-                    {
+                    if self.instances[i].settled_children == children.len() {
                         let failed: Vec<String> = children
                             .iter()
                             .filter(|&&c| !self.instances[c].state.satisfies())
@@ -837,19 +918,21 @@ impl Scheduler {
     /// Nothing else to do: end or suspend the run, if that is where it is.
     fn finish(&mut self, actions: &mut Vec<Action>) {
         let live = || self.instances.iter().filter(|i| !i.dropped);
-        let busy = live().any(|i| {
-            matches!(
-                i.state,
-                State::Running { .. }
-                    | State::RetryWait { .. }
-                    | State::RetryDue
-                    | State::Settling(_)
-            )
-        });
+        // Everything not settled is in `active` or `running_set`: look only there.
+        let busy = !self.running_set.is_empty()
+            || self.active.iter().any(|&i| {
+                matches!(
+                    self.instances[i].state,
+                    State::RetryWait { .. } | State::RetryDue | State::Settling(_)
+                )
+            });
         if busy {
             return;
         }
-        let waiting: Vec<String> = live()
+        let waiting: Vec<String> = self
+            .active
+            .iter()
+            .map(|&i| &self.instances[i])
             .filter(|i| i.state == State::Waiting)
             .map(|i| i.name.clone())
             .collect();
