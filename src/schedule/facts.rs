@@ -13,7 +13,12 @@ use crate::record::event::Child;
 /// step writes it), else 0.
 fn complexity(s: &Scheduler) -> f64 {
     let mut found = 0.0;
-    for inst in s.valued.iter().map(|&i| &s.instances[i]).filter(|i| i.state == State::Succeeded) {
+    for inst in s
+        .valued
+        .iter()
+        .map(|&i| &s.instances[i])
+        .filter(|i| i.state == State::Succeeded)
+    {
         for value in inst.values.values() {
             if let Some(c) = value.get("complexity").and_then(Value::as_f64) {
                 found = c;
