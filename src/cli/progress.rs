@@ -99,9 +99,9 @@ impl Progress {
             }
             EventData::AttemptFailed(d) => {
                 self.running.remove(&d.phase);
-                let mark = self.paint("retry", anstyle::AnsiColor::Yellow);
+                let mark = self.paint("attempt", anstyle::AnsiColor::Yellow);
                 self.line(&format!(
-                    "{mark}     {} attempt {} failed ({}): {}",
+                    "{mark}   {} #{} failed ({}): {}",
                     d.phase,
                     d.attempt,
                     d.kind.as_str(),
@@ -131,7 +131,7 @@ impl Progress {
             }
             EventData::PhaseSkipped(d) => {
                 self.done += 1;
-                self.line(&format!("skipped   {} ({:?})", d.phase, d.reason).to_lowercase());
+                self.line(&format!("skipped   {} ({})", d.phase, d.reason.as_str()));
             }
             EventData::LoopStarted(d) => {
                 self.line(&format!(

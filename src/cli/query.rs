@@ -70,7 +70,7 @@ pub fn status(context: &Context, args: StatusArgs) -> Outcome {
         print!("{}", query::status_text(&summary));
         if summary.status == crate::record::RunStatus::Running && !engine_running {
             println!(
-                "no engine is running this run (it was interrupted); continue with `spectacular resume {run_id}`"
+                "no engine is running this run; continue it with `spectacular resume {run_id}`"
             );
         }
     }

@@ -39,7 +39,8 @@ fn yes() -> bool {
 /// Agents from the mission's directory (highest precedence) and the project's `.spectacular/`.
 pub fn load(mission_dir: Option<&Path>, dot_dir: &Path) -> Result<AgentsFile, String> {
     let mut merged = AgentsFile::default();
-    for dir in [Some(dot_dir), mission_dir].into_iter().flatten() {
+    // The mission's own agents first: they win by name and are tried first for a role.
+    for dir in [mission_dir, Some(dot_dir)].into_iter().flatten() {
         let path = dir.join("agents.yaml");
         let Ok(text) = std::fs::read_to_string(&path) else {
             continue;
@@ -52,7 +53,7 @@ pub fn load(mission_dir: Option<&Path>, dot_dir: &Path) -> Result<AgentsFile, St
         let file: AgentsFile =
             serde_json::from_value(json).map_err(|e| format!("{}: {e}", path.display()))?;
         for (name, agent) in file.agents {
-            merged.agents.insert(name, agent);
+            merged.agents.entry(name).or_insert(agent);
         }
     }
     Ok(merged)

@@ -140,7 +140,7 @@ pub struct Engine {
     oldest_uncommitted: Option<Instant>,
     projection_backlog: Vec<Event>,
     projection_synced: Instant,
-    running: HashMap<String, watch::Sender<bool>>,
+    running: HashMap<String, watch::Sender<u8>>,
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
     interrupts: u32,
@@ -179,7 +179,14 @@ impl Engine {
         let (digest, files) = pin::digest(&request.mission);
         let started = RunStarted {
             mission: request.mission.id.clone(),
-            mission_source: request.mission.source_name.clone(),
+            // Absolute for missions on disk, so that resume works from any directory.
+            mission_source: match &request.mission.base {
+                Base::Dir(dir) => Path::new(&request.mission.source_name)
+                    .file_name()
+                    .map(|f| dir.join(f).display().to_string())
+                    .unwrap_or_else(|| request.mission.source_name.clone()),
+                Base::Builtin(_) => request.mission.source_name.clone(),
+            },
             mission_digest: digest,
             mission_text: request.mission.source_text.clone(),
             files,
@@ -454,8 +461,11 @@ impl Engine {
         self.sync_projection();
         if result.is_err() {
             // The log refused a write: stop every attempt, record nothing more.
+            for (phase, attempt) in self.scheduler.running() {
+                process::kill_orphan_group(&self.attempt_dir(&phase, attempt).join("pid"));
+            }
             for (_, cancel) in self.running.drain() {
-                let _ = cancel.send(true);
+                cancel.send_modify(|level| *level = process::KILL);
             }
         }
         result
@@ -635,10 +645,10 @@ impl Engine {
                         &inbox::actor(),
                     );
                 } else {
-                    // A second interrupt: stop waiting politely.
+                    // A second interrupt: stop waiting politely; kill at once.
                     self.settings.grace = Duration::ZERO;
                     for cancel in self.running.values() {
-                        let _ = cancel.send(true);
+                        cancel.send_modify(|level| *level = process::KILL);
                     }
                 }
             }
@@ -721,7 +731,7 @@ impl Engine {
             }
             Action::Cancel { phase, .. } => {
                 if let Some(cancel) = self.running.get(&phase) {
-                    let _ = cancel.send(true);
+                    cancel.send_modify(|level| *level = (*level).max(process::CANCEL));
                 }
             }
             Action::ApprovalTimer { after, .. } => {
@@ -865,7 +875,7 @@ impl Engine {
                     render_value(&Value::Object(with.clone().into_iter().collect()), &context)
                         .map_err(|e| (FailureKind::Expression, e))?;
                 let wants_report = step == "builtin/report";
-                let report = self
+                let mut report: Vec<builtin::ReportRow> = self
                     .scheduler
                     .instances()
                     .filter(|(name, _, _)| wants_report && *name != instance)
@@ -880,6 +890,20 @@ impl Engine {
                             .unwrap_or_default(),
                     })
                     .collect();
+                // Fan-out children right after their parent, in mission order.
+                let order: HashMap<&str, usize> = self
+                    .plan
+                    .phases()
+                    .enumerate()
+                    .map(|(i, p)| (p.id.as_str(), i))
+                    .collect();
+                report.sort_by_key(|row| {
+                    let parent = row.phase.split('[').next().unwrap_or(&row.phase);
+                    (
+                        order.get(parent).copied().unwrap_or(usize::MAX),
+                        row.phase.contains('['),
+                    )
+                });
                 Work::Builtin {
                     step: step.strip_prefix("builtin/").unwrap_or(step).to_string(),
                     with,
@@ -913,7 +937,7 @@ impl Engine {
                 std::fs::write(&prompt_file, &text)
                     .map_err(|e| (FailureKind::Spawn, format!("writing the prompt: {e}")))?;
                 started.prompt_digest = Some(pin::sha256(text.as_bytes()));
-                let dot_dir = self.store.dir.clone();
+                let dot_dir = self.project_root.join(crate::project::DOT_DIR);
                 let configured = agents::load(self.plan.mission.base.dir(), &dot_dir)
                     .map_err(|e| (FailureKind::Spawn, e))?;
                 let (_, chosen) = agents::choose(&configured, agent.as_deref(), role.as_deref())
@@ -948,7 +972,7 @@ impl Engine {
     }
 
     fn launch(&mut self, job: Job) {
-        let (cancel_tx, cancel_rx) = watch::channel(false);
+        let (cancel_tx, cancel_rx) = watch::channel(0u8);
         self.running.insert(job.phase.clone(), cancel_tx);
         let tx = self.tx.clone();
         tokio::spawn(async move {
@@ -959,7 +983,7 @@ impl Engine {
     }
 }
 
-async fn run_job(job: Job, mut cancel: watch::Receiver<bool>) -> AttemptResult {
+async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> AttemptResult {
     let began = Instant::now();
     let attempt = job.attempt;
     let fail = |kind, message: String, exit_code, began: Instant| AttemptResult::Failed {
@@ -1032,7 +1056,7 @@ async fn run_job(job: Job, mut cancel: watch::Receiver<bool>) -> AttemptResult {
             let timeout = job.timeout.unwrap_or(Duration::from_secs(u64::MAX / 4));
             let canceled = async {
                 loop {
-                    if *cancel.borrow() {
+                    if *cancel.borrow() >= process::CANCEL {
                         return;
                     }
                     if cancel.changed().await.is_err() {

@@ -33,6 +33,10 @@ pub fn referenced_files(mission: &Mission) -> Vec<String> {
             }
         }
     }
+    // The mission's own agents are part of it.
+    if mission.base.read("agents.yaml").is_ok() {
+        files.push("agents.yaml".to_string());
+    }
     files.sort();
     files.dedup();
     files

@@ -92,8 +92,13 @@ async fn copy_capped(
     Ok(written)
 }
 
-/// Run a process to its end, its timeout, or cancellation.
-pub async fn run(spec: Spec, mut cancel: watch::Receiver<bool>) -> Ended {
+/// Cancellation levels sent on the watch channel: stop politely, or kill at once.
+pub const CANCEL: u8 = 1;
+pub const KILL: u8 = 2;
+
+/// Run a process to its end, its timeout, or cancellation (`CANCEL`: SIGINT, SIGTERM,
+/// SIGKILL with a grace period between them; `KILL`: SIGKILL now).
+pub async fn run(spec: Spec, mut cancel: watch::Receiver<u8>) -> Ended {
     let Some(program) = spec.argv.first() else {
         return Ended::SpawnFailed("empty command".into());
     };
@@ -133,12 +138,13 @@ pub async fn run(spec: Spec, mut cancel: watch::Receiver<bool>) -> Ended {
         });
     }
     let timeout = spec.timeout.unwrap_or(Duration::from_secs(u64::MAX / 4));
+    let force = cancel.clone();
     let ended = {
         let wait = child.wait();
         tokio::pin!(wait);
         let canceled = async {
             loop {
-                if *cancel.borrow() {
+                if *cancel.borrow() >= CANCEL {
                     return;
                 }
                 if cancel.changed().await.is_err() {
@@ -155,11 +161,11 @@ pub async fn run(spec: Spec, mut cancel: watch::Receiver<bool>) -> Ended {
                 Err(e) => Ended::SpawnFailed(format!("waiting for `{program}` failed: {e}")),
             },
             _ = tokio::time::sleep(timeout) => {
-                stop(pgid, &mut wait, &[libc::SIGTERM, libc::SIGKILL], spec.grace).await;
+                stop(pgid, &mut wait, &[libc::SIGTERM, libc::SIGKILL], spec.grace, force.clone()).await;
                 Ended::TimedOut
             }
             _ = canceled => {
-                stop(pgid, &mut wait, &[libc::SIGINT, libc::SIGTERM, libc::SIGKILL], spec.grace).await;
+                stop(pgid, &mut wait, &[libc::SIGINT, libc::SIGTERM, libc::SIGKILL], spec.grace, force.clone()).await;
                 Ended::Canceled
             }
         }
@@ -175,17 +181,40 @@ pub async fn run(spec: Spec, mut cancel: watch::Receiver<bool>) -> Ended {
     ended
 }
 
-async fn stop<F>(pgid: i32, wait: &mut std::pin::Pin<&mut F>, signals: &[i32], grace: Duration)
-where
+async fn stop<F>(
+    pgid: i32,
+    wait: &mut std::pin::Pin<&mut F>,
+    signals: &[i32],
+    grace: Duration,
+    mut force: watch::Receiver<u8>,
+) where
     F: std::future::Future<Output = std::io::Result<std::process::ExitStatus>>,
 {
     for &signal in signals {
+        if *force.borrow() >= KILL {
+            break;
+        }
         if pgid > 1 {
             signal_group(pgid, signal);
         }
-        if tokio::time::timeout(grace, wait.as_mut()).await.is_ok() {
-            return;
+        let forced = async {
+            while *force.borrow() < KILL {
+                if force.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            ended = tokio::time::timeout(grace, wait.as_mut()) => {
+                if ended.is_ok() {
+                    return;
+                }
+            }
+            _ = forced => break,
         }
+    }
+    if pgid > 1 {
+        signal_group(pgid, libc::SIGKILL);
     }
     let _ = wait.as_mut().await;
 }

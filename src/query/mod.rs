@@ -122,7 +122,7 @@ pub fn timeline_line(event: &Event) -> String {
             format!("attempt {} {}: {}", d.attempt, d.kind.as_str(), d.message)
         }
         EventData::PhaseFailed(d) => format!("{}: {}", d.kind.as_str(), d.message),
-        EventData::PhaseSkipped(d) => format!("{:?}", d.reason).to_lowercase(),
+        EventData::PhaseSkipped(d) => d.reason.as_str().to_string(),
         EventData::PhaseExpanded(d) => format!("{} items", d.children.len()),
         EventData::LoopStarted(d) => format!("back to {} (loop {})", d.goto, d.iteration),
         EventData::ApprovalDecided(d) => format!(

@@ -343,6 +343,16 @@ pub enum SkipReason {
     Canceled,
 }
 
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::Condition => "condition",
+            SkipReason::UpstreamFailed => "upstream_failed",
+            SkipReason::Canceled => "canceled",
+        }
+    }
+}
+
 /// A rework loop: `from` failed and the run goes back to `goto`; `reset` phases run again.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LoopStarted {
@@ -396,7 +406,7 @@ pub struct RunFinished {
 /// Why a log line could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
-    #[error("not a valid event: {0}")]
+    #[error("{0}")]
     Json(#[from] serde_json::Error),
     #[error("event schema {found} is newer than this spectacular understands (up to {SCHEMA_VERSION}); upgrade spectacular")]
     TooNew { found: u32 },

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use indexmap::IndexMap;
 
+use crate::model::FailureKind;
+
 use super::event::{Event, EventData};
 
 /// Where a run stands.
@@ -323,6 +325,10 @@ impl RunSummary {
                 let p = self.phase(&d.phase);
                 p.attempts = p.attempts.max(d.attempt);
                 p.last_failure = Some(format!("{}: {}", failure_kind_str(d.kind), d.message));
+                // A canceled or interrupted attempt runs again when the run resumes.
+                if matches!(d.kind, FailureKind::Canceled | FailureKind::Interrupted) {
+                    p.state = PhaseState::Pending;
+                }
             }
             EventData::PhaseSucceeded(d) => {
                 let p = self.phase(&d.phase);

@@ -131,7 +131,15 @@ impl Store {
         let ids = self.run_ids()?;
         for run_id in &ids {
             let at = projection.last_seq(run_id)?;
-            let events = self.read_events(run_id)?;
+            // One damaged log must not hide every other run: skip it (commands that read
+            // that run report the damage with its line number).
+            let events = match self.read_events(run_id) {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::warn!("the projection skips run `{run_id}`: {e}");
+                    continue;
+                }
+            };
             if events.last().is_some_and(|e| e.seq > at) {
                 let start = events.partition_point(|e| e.seq <= at);
                 projection.apply(&events[start..])?;

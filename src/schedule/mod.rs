@@ -433,23 +433,19 @@ impl Scheduler {
                 self.suspended = false;
                 if let Some(inst) = self.instance_mut(&d.phase) {
                     if inst.state == State::Waiting {
-                        inst.attempts += 1;
                         inst.state = State::Settling(SettleOutcome(if d.approved {
                             Outcome::Ok
                         } else {
-                            let why = d
-                                .comment
-                                .as_deref()
-                                .map(|c| format!(": {c}"))
-                                .unwrap_or_default();
-                            let how = if d.timed_out {
-                                "rejected on timeout"
+                            // The failure kind says "rejected"; the message says why.
+                            let why = d.comment.clone().unwrap_or_else(|| "no comment".into());
+                            let message = if d.timed_out {
+                                format!("timed out: {why}")
                             } else {
-                                "rejected"
+                                why
                             };
                             Outcome::Failed {
                                 kind: FailureKind::Rejected,
-                                message: format!("{how}{why}"),
+                                message,
                             }
                         }));
                     }
