@@ -595,7 +595,16 @@ fn killing_the_engine_at_any_moment_loses_nothing() {
                 .last()
                 .map(|e| e.data.type_name());
             if last == Some("run.succeeded") {
-                assert_eq!(status.code(), Some(0));
+                // Either this engine finished the run, or the one killed before it had
+                // already recorded the end and this resume found nothing left to do.
+                let mut stderr = String::new();
+                std::io::Read::read_to_string(engine.stderr.as_mut().unwrap(), &mut stderr)
+                    .unwrap();
+                assert!(
+                    status.code() == Some(0)
+                        || (status.code() == Some(2) && stderr.contains("already succeeded")),
+                    "{status:?}: {stderr}"
+                );
                 finished = true;
                 break;
             }
