@@ -145,8 +145,15 @@ pub fn events(context: &Context, args: EventsArgs) -> Outcome {
         let ended = events.last().is_some_and(|e| {
             e.data.is_terminal() || matches!(e.data, crate::record::EventData::RunSuspended(_))
         });
-        let engine_gone = !crate::record::lock::is_locked(&store.run_dir(&run_id));
-        if ended || engine_gone {
+        if ended {
+            return Ok(Exit::Success);
+        }
+        if !crate::record::lock::is_locked(&store.run_dir(&run_id)) {
+            // The engine stopped: print what it wrote after our last read, then stop too.
+            let events = store.read_events(&run_id).map_err(internal)?;
+            if events.len() > seen {
+                print_events(&events[seen..], args.json);
+            }
             return Ok(Exit::Success);
         }
         std::thread::sleep(Duration::from_millis(200));

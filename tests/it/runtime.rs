@@ -810,3 +810,39 @@ fn status_says_when_no_engine_runs_an_unfinished_run() {
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
 }
+
+#[test]
+fn events_follow_streams_until_the_run_ends() {
+    let p = Project::new(
+        "
+mission: follow
+phases:
+  wait: { shell: 'while [ ! -f go ]; do sleep 0.05; done', workspace: repo, timeout: 30s }
+  after: { uses: builtin/noop, needs: [wait] }
+",
+    );
+    let mut engine = p.spawn(&["run", "mission.yaml"]);
+    p.wait_for("the attempt", |events| {
+        events
+            .iter()
+            .any(|e| matches!(e.data, EventData::AttemptStarted(_)))
+    });
+    let follower = p
+        .command(&["events", &p.run_id(), "--follow", "--json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::fs::write(p.path().join("go"), "").unwrap();
+    assert_eq!(engine.wait().unwrap().code(), Some(0));
+    let out = follower.wait_with_output().unwrap();
+    assert_eq!(code(&out), 0);
+    let followed: Vec<Event> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| Event::from_json_line(l).unwrap())
+        .collect();
+    assert_eq!(
+        followed,
+        p.events(),
+        "every event, in order, ending with the run's end"
+    );
+}
