@@ -1102,7 +1102,21 @@ pub(crate) fn make_dir(dir: &Path) -> std::io::Result<()> {
     match std::fs::create_dir(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            match dir.parent() {
+                // Usually only the phase's directory is missing: one more call, not three.
+                Some(parent) => match std::fs::create_dir(parent) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(_) => std::fs::create_dir_all(parent)?,
+                },
+                None => return Err(e),
+            }
+            match std::fs::create_dir(dir) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                other => other,
+            }
+        }
         Err(e) => Err(e),
     }
 }
