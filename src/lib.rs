@@ -15,6 +15,7 @@
 //! ```
 
 pub mod cli;
+pub mod config;
 pub mod diag;
 pub mod execute;
 pub mod load;

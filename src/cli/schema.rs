@@ -14,11 +14,14 @@ pub struct Args {
 pub enum Name {
     /// mission.yaml
     Mission,
+    /// models.yaml (the model catalog)
+    Models,
 }
 
 pub fn run(args: Args) -> Outcome {
     match args.name {
         Name::Mission => print!("{}", mission_schema_text()),
+        Name::Models => print!("{}", crate::config::models::models_schema_text()),
     }
     Ok(Exit::Success)
 }

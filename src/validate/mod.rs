@@ -134,6 +134,27 @@ pub fn validate(loaded: &Loaded, cwd: &Path) -> Validated {
     }
 }
 
+/// Check a YAML document (a configuration file) against a JSON Schema, with the same located
+/// messages as missions: unknown keys with suggestions, wrong types, values out of range.
+pub fn check_document(
+    root: &Node,
+    schema: &serde_json::Value,
+    file: &str,
+    text: &str,
+) -> Diagnostics {
+    let base = Base::Dir(std::path::PathBuf::from("."));
+    let cwd = std::path::PathBuf::from(".");
+    let mut ctx = Ctx {
+        file,
+        text,
+        base: &base,
+        cwd: &cwd,
+        diagnostics: Diagnostics::new(),
+    };
+    structure::check_against(&mut ctx, root, schema);
+    ctx.diagnostics
+}
+
 fn bug(file: &str, detail: &str) -> Diagnostic {
     Diagnostic::new(
         Code::WrongType,

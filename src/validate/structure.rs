@@ -27,6 +27,27 @@ fn compiled() -> &'static Compiled {
     })
 }
 
+/// Check any document against any schema (configuration files use this too).
+pub(super) fn check_against(ctx: &mut Ctx<'_>, root: &Node, schema: &Value) -> bool {
+    let validator = match jsonschema::validator_for(schema) {
+        Ok(v) => v,
+        Err(e) => {
+            ctx.push(Diagnostic::new(
+                Code::WrongType,
+                format!("a built-in schema does not compile ({e}); this is a bug in spectacular, please report it"),
+            ));
+            return false;
+        }
+    };
+    let json = root.to_json();
+    let mut ok = true;
+    for error in validator.iter_errors(&json) {
+        ok = false;
+        report(ctx, root, schema, &error);
+    }
+    ok
+}
+
 /// Check the document against the schema; returns whether it conforms.
 pub(super) fn check(ctx: &mut Ctx<'_>, root: &Node, json: &Value) -> bool {
     let compiled = compiled();

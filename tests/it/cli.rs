@@ -378,3 +378,17 @@ fn colour_is_opt_in_off_a_terminal() {
     assert!(coloured.stdout.contains("\u{1b}["), "{}", coloured.stdout);
     assert_eq!(coloured.code, 65);
 }
+
+#[test]
+fn committed_models_schema_is_current() {
+    let output = run_cli(&repo_root(), &["schema", "models"], &[]);
+    assert_eq!(output.code, 0, "{}", output.transcript());
+    let committed = std::fs::read_to_string(repo_root().join("schemas/models.schema.json"))
+        .expect("schemas/models.schema.json is committed");
+    assert!(
+        output.stdout == committed,
+        "schemas/models.schema.json is stale; regenerate it with\n\n    \
+         cargo run -q -- schema models > schemas/models.schema.json\n\n{}",
+        crate::support::diff(&committed, &output.stdout)
+    );
+}

@@ -1,0 +1,6 @@
+//! Config: the layered configuration files beside missions (`models.yaml` today;
+//! `agents.yaml` moves here when the agent adapters land). Layers, lowest to highest
+//! precedence: built-in (compiled in), user (`<config dir>/…`), project (`.spectacular/…`).
+//! Every file is checked against its JSON Schema with located diagnostics, like missions.
+
+pub mod models;
