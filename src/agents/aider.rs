@@ -55,6 +55,20 @@ const ERROR_MARKERS: &[&str] = &[
     "Retrying in",
 ];
 
+/// Lines of Aider's start-up banner and bookkeeping, which are not part of the answer.
+const BANNER: &[&str] = &[
+    "Aider v",
+    "Weak model:",
+    "Editor model:",
+    "Git repo:",
+    "Repo-map:",
+    "Use /help",
+    "Cur working dir:",
+    "Added ",
+    "Applied edit to ",
+    "Commit ",
+];
+
 fn part_regex() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
@@ -159,7 +173,9 @@ impl CliAdapter for Aider {
                 last_error = Some((i, line.trim().to_string()));
                 continue;
             }
-            text_lines.push(line);
+            if !BANNER.iter().any(|b| line.starts_with(b)) {
+                text_lines.push(line);
+            }
         }
         // "sent" counts the cache writes too; keep the four fields disjoint.
         usage.input_tokens = usage.input_tokens.saturating_sub(usage.cache_write_tokens);

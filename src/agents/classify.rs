@@ -75,8 +75,23 @@ pub fn classify_text(text: &str) -> Option<FailureClass> {
     if mentions_context_overflow(&lower) {
         return Some(FailureClass::ContextOverflow);
     }
+    const RATE: &[&str] = &[
+        "rate limit",
+        "rate_limit",
+        "ratelimit",
+        "rate-limit",
+        "too many requests",
+        "resource_exhausted",
+        "resource exhausted",
+        "insufficient_quota",
+        "quota exceeded",
+    ];
+    if RATE.iter().any(|w| lower.contains(w)) {
+        return Some(FailureClass::RateLimit);
+    }
     const AUTH: &[&str] = &[
         "authentication",
+        "authenticate",
         "unauthorized",
         "unauthenticated",
         "invalid api key",
@@ -93,20 +108,6 @@ pub fn classify_text(text: &str) -> Option<FailureClass> {
     ];
     if AUTH.iter().any(|w| lower.contains(w)) {
         return Some(FailureClass::Auth);
-    }
-    const RATE: &[&str] = &[
-        "rate limit",
-        "rate_limit",
-        "ratelimit",
-        "rate-limit",
-        "too many requests",
-        "resource_exhausted",
-        "resource exhausted",
-        "insufficient_quota",
-        "quota exceeded",
-    ];
-    if RATE.iter().any(|w| lower.contains(w)) {
-        return Some(FailureClass::RateLimit);
     }
     if mentions_overload(&lower) {
         return Some(FailureClass::Overloaded);

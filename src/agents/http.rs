@@ -96,18 +96,34 @@ impl HttpEndpoint {
     }
 }
 
-/// Send the prompt as one user message and read the answer. Never fails as a Rust error: every
-/// problem is an outcome with a [`FailureClass`]. The API key never appears in the outcome.
+/// Send the prompt as one user message and read the answer, with the API key read from the
+/// variable the endpoint names. Never fails as a Rust error: every problem is an outcome with a
+/// [`FailureClass`]. The API key never appears in the outcome.
 pub async fn call_http(
     protocol: HttpProtocol,
     endpoint: &HttpEndpoint,
     request: &Request,
     timeout: Duration,
 ) -> AgentOutcome {
+    let key = match read_key(endpoint) {
+        Ok(key) => key,
+        Err(reason) => return AgentOutcome::failed(FailureClass::Auth, reason, Usage::default()),
+    };
+    call_http_with_key(protocol, endpoint, request, timeout, key).await
+}
+
+/// [`call_http`] with the API key given (`None`: send no credentials).
+pub async fn call_http_with_key(
+    protocol: HttpProtocol,
+    endpoint: &HttpEndpoint,
+    request: &Request,
+    timeout: Duration,
+    api_key: Option<String>,
+) -> AgentOutcome {
     let endpoint = endpoint.clone();
     let request = request.clone();
     let call = tokio::task::spawn_blocking(move || {
-        call_http_blocking(protocol, &endpoint, &request, timeout)
+        call_http_blocking(protocol, &endpoint, &request, timeout, api_key.as_deref())
     });
     match call.await {
         Ok(outcome) => outcome,
@@ -119,28 +135,27 @@ pub async fn call_http(
     }
 }
 
-/// [`call_http`] on the calling thread.
+/// The key from the variable the endpoint names; the reason when it is not set.
+fn read_key(endpoint: &HttpEndpoint) -> Result<Option<String>, String> {
+    let Some(name) = &endpoint.api_key_env else {
+        return Ok(None);
+    };
+    match std::env::var(name) {
+        Ok(key) if !key.trim().is_empty() => Ok(Some(key)),
+        _ => Err(format!("the API key variable `{name}` is not set")),
+    }
+}
+
+/// One call on the calling thread (blocking), with the API key given.
 pub fn call_http_blocking(
     protocol: HttpProtocol,
     endpoint: &HttpEndpoint,
     request: &Request,
     timeout: Duration,
+    api_key: Option<&str>,
 ) -> AgentOutcome {
-    let key = match &endpoint.api_key_env {
-        Some(name) => match std::env::var(name) {
-            Ok(key) if !key.trim().is_empty() => Some(key),
-            _ => {
-                return AgentOutcome::failed(
-                    FailureClass::Auth,
-                    format!("the API key variable `{name}` is not set"),
-                    Usage::default(),
-                )
-            }
-        },
-        None => None,
-    };
-    let secrets: Vec<String> = key.iter().cloned().collect();
-    call(protocol, endpoint, request, timeout, key.as_deref()).redacted(&secrets)
+    let secrets: Vec<String> = api_key.iter().map(|k| k.to_string()).collect();
+    call(protocol, endpoint, request, timeout, api_key).redacted(&secrets)
 }
 
 fn is_loopback(url: &str) -> bool {

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 pub use classify::{classify_status, classify_text};
 pub use config::{AdapterConfig, AgentConfig, AgentsFile, OutputFormat, OutputSpec};
-pub use http::{call_http, HttpEndpoint, HttpProtocol};
+pub use http::{call_http, call_http_blocking, call_http_with_key, HttpEndpoint, HttpProtocol};
 
 /// What an adapter needs to know about one attempt.
 #[derive(Clone, Debug, Default)]
@@ -296,6 +296,19 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
         }
     }
     out
+}
+
+/// Redact a captured file (an attempt's `stdout.log` or `stderr.log`) in place; true when
+/// something was replaced. Files that are not UTF-8 are redacted byte-wise.
+pub fn redact_file(path: &std::path::Path, secrets: &[String]) -> std::io::Result<bool> {
+    let bytes = std::fs::read(path)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let redacted = redact(&text, secrets);
+    if redacted == text {
+        return Ok(false);
+    }
+    std::fs::write(path, redacted)?;
+    Ok(true)
 }
 
 /// Per-million-token prices of a model, in dollars.
