@@ -534,3 +534,47 @@ fn stream_event(
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_with_crlf_comments_and_split_data_lines() {
+        let stream = concat!(
+            ": keep-alive\r\n\r\n",
+            "event: message_start\r\n",
+            "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"m\",\r\n",
+            "data: \"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\r\n\r\n",
+            "event: content_block_delta\r\n",
+            "data: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel\"}}\r\n\r\n",
+            "data: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"lo\"}}\r\n\r\n",
+            "data: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":9}}\r\n\r\n",
+            "data: {\"type\":\"message_stop\"}\r\n",
+        );
+        let outcome = read_stream(HttpProtocol::AnthropicMessages, stream.as_bytes());
+        assert!(outcome.ok, "{:?}", outcome.failure);
+        assert_eq!(outcome.text.as_deref(), Some("Hello"));
+        assert_eq!(outcome.usage.input_tokens, 5);
+        assert_eq!(outcome.usage.output_tokens, 9);
+        assert_eq!(outcome.usage.session_id.as_deref(), Some("msg_1"));
+    }
+
+    #[test]
+    fn urls() {
+        let a = HttpProtocol::AnthropicMessages;
+        assert_eq!(
+            a.url("https://api.anthropic.com"),
+            "https://api.anthropic.com/v1/messages"
+        );
+        assert_eq!(
+            a.url("http://127.0.0.1:1/v1/"),
+            "http://127.0.0.1:1/v1/messages"
+        );
+        let o = HttpProtocol::OpenAiChat;
+        assert_eq!(o.url("http://h/v1"), "http://h/v1/chat/completions");
+        assert!(is_loopback("http://127.0.0.1:8/v1"));
+        assert!(is_loopback("http://localhost:8"));
+        assert!(!is_loopback("https://api.openai.com/v1"));
+    }
+}

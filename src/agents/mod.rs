@@ -238,7 +238,7 @@ pub trait CliAdapter: Send + Sync {
 /// adapter (see [`HttpProtocol::from_adapter`]).
 pub fn cli_adapter(name: &str, config: &AdapterConfig) -> Option<Box<dyn CliAdapter>> {
     let adapter: Box<dyn CliAdapter> = match name {
-        "claude-code" | "claude" => Box::new(claude::ClaudeCode::new(config)),
+        "claude-code" => Box::new(claude::ClaudeCode::new(config)),
         "codex" => Box::new(codex::Codex::new(config)),
         "aider" => Box::new(aider::Aider::new(config)),
         "gemini" => Box::new(gemini::Gemini::new(config)),
@@ -247,6 +247,37 @@ pub fn cli_adapter(name: &str, config: &AdapterConfig) -> Option<Box<dyn CliAdap
         _ => return None,
     };
     Some(adapter)
+}
+
+/// The outcome of a CLI attempt from how its process ended and what it printed, redacted:
+/// the adapter parses what a process that exited printed; a timeout, a cancellation and a
+/// failure to start are classified without it. `limit` names the timeout in messages.
+pub fn process_outcome(
+    adapter: &dyn CliAdapter,
+    ended: &crate::execute::process::Ended,
+    stdout: &str,
+    stderr: &str,
+    secrets: &[String],
+    limit: &str,
+) -> AgentOutcome {
+    use crate::execute::process::Ended;
+    let outcome = match ended {
+        Ended::Exited { code, .. } => adapter.parse(*code, stdout, stderr),
+        Ended::TimedOut => {
+            // Whatever the client managed to report before it was killed still counts.
+            let partial = adapter.parse(None, stdout, stderr);
+            let mut outcome = AgentOutcome::timed_out(limit);
+            outcome.usage = partial.usage;
+            outcome
+        }
+        Ended::Canceled => AgentOutcome::failed(
+            FailureClass::Other,
+            "the attempt was canceled",
+            Usage::default(),
+        ),
+        Ended::SpawnFailed(message) => AgentOutcome::spawn_failed(message),
+    };
+    outcome.redacted(secrets)
 }
 
 /// The names of every adapter, CLI and HTTP, as written in `agents.yaml`.
@@ -299,7 +330,8 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
 }
 
 /// Redact a captured file (an attempt's `stdout.log` or `stderr.log`) in place; true when
-/// something was replaced. Files that are not UTF-8 are redacted byte-wise.
+/// something was replaced. In a file that is not UTF-8, invalid bytes become U+FFFD when (and
+/// only when) a secret had to be replaced.
 pub fn redact_file(path: &std::path::Path, secrets: &[String]) -> std::io::Result<bool> {
     let bytes = std::fs::read(path)?;
     let text = String::from_utf8_lossy(&bytes);

@@ -425,6 +425,16 @@ struct Ran {
 
 /// Run an adapter's invocation with `PATH` starting at the fake client's fixture folder.
 fn run_fake(client_dir: &str, invocation: &Invocation, env: &[(&str, String)], dir: &Path) -> Ran {
+    run_fake_with_timeout(client_dir, invocation, env, dir, Duration::from_secs(60))
+}
+
+fn run_fake_with_timeout(
+    client_dir: &str,
+    invocation: &Invocation,
+    env: &[(&str, String)],
+    dir: &Path,
+    timeout: Duration,
+) -> Ran {
     let record = dir.join("argv.bin");
     let path = format!(
         "{}:{}",
@@ -443,7 +453,7 @@ fn run_fake(client_dir: &str, invocation: &Invocation, env: &[(&str, String)], d
         stdout: dir.join("stdout.log"),
         stderr: dir.join("stderr.log"),
         pid_file: dir.join("pid"),
-        timeout: Some(Duration::from_secs(60)),
+        timeout: Some(timeout),
         grace: Duration::from_millis(200),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -624,6 +634,43 @@ fn a_missing_client_is_unavailable() {
     // The same words in a shell's output classify the same way.
     let parsed = adapter("codex").parse(Some(127), "", "sh: 1: codex: command not found\n");
     assert_eq!(parsed.failure.unwrap().0, FailureClass::Unavailable);
+}
+
+#[test]
+fn a_client_killed_by_its_timeout_is_a_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = adapter("gemini");
+    let invocation = a.invocation(&Request {
+        prompt: "p".into(),
+        ..Request::default()
+    });
+    let ran = run_fake_with_timeout(
+        "gemini",
+        &invocation,
+        &[("FAKE_AGENT_SLEEP", "30".into())],
+        dir.path(),
+        Duration::from_millis(300),
+    );
+    assert_eq!(ran.ended, process::Ended::TimedOut);
+    let outcome = agents::process_outcome(&*a, &ran.ended, &ran.stdout, &ran.stderr, &[], "300ms");
+    let (class, reason) = outcome.failure.unwrap();
+    assert_eq!(class, FailureClass::Timeout);
+    assert!(reason.contains("300ms"), "{reason}");
+    // An exited process is parsed by the adapter, and redacted.
+    let exited = process::Ended::Exited {
+        code: Some(0),
+        signal: None,
+    };
+    let outcome = agents::process_outcome(
+        &*a,
+        &exited,
+        r#"{"response": "key sk-abc123 works", "stats": {}}"#,
+        "",
+        &["sk-abc123".to_string()],
+        "1m",
+    );
+    assert!(outcome.ok);
+    assert_eq!(outcome.text.as_deref(), Some("key [REDACTED] works"));
 }
 
 // --- the canary API key ---------------------------------------------------------------------
