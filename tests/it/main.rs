@@ -1,9 +1,11 @@
 //! The integration tests: one binary, shared helpers in `support`.
 
+mod agents;
 mod cli;
 mod diagnostics;
 mod docs;
 mod events;
+mod fake_llm;
 mod fuzz;
 mod hostile;
 mod missions;

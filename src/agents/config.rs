@@ -1,0 +1,205 @@
+//! `agents.yaml`: the configured agents, loaded from the mission's directory and the project's
+//! `.spectacular/`, and the choice of an agent for a phase.
+
+use std::path::Path;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// `agents.yaml`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentsFile {
+    #[serde(default)]
+    pub agents: IndexMap<String, AgentConfig>,
+}
+
+/// One agent of `agents.yaml`. Which fields matter depends on the adapter.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The adapter: `claude-code`, `codex`, `aider`, `gemini`, `opencode`, `command`,
+    /// `openai-chat` or `anthropic-messages`.
+    pub adapter: String,
+    /// Roles this agent serves when a phase names a role but no agent.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// `command`: the argv template (minijinja; sees the phase context plus `prompt_file`).
+    #[serde(default)]
+    pub argv: Vec<String>,
+    /// `command`: send the prompt on stdin too (default true).
+    #[serde(default = "yes")]
+    pub stdin: bool,
+    /// `command`: how to read the output (text, JSON or JSONL; pointers or regexes).
+    #[serde(default)]
+    pub output: Option<OutputSpec>,
+    /// CLI adapters: the program to run instead of the client's usual name.
+    #[serde(default)]
+    pub binary: Option<String>,
+    /// The model to ask for (a phase's model wins).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// CLI adapters: extra arguments, placed before the prompt.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Extra environment variables for the client (not secrets: name those in `api_key_env`).
+    #[serde(default)]
+    pub env: IndexMap<String, String>,
+    /// The API's base URL: passed to a CLI through its usual variable, or the HTTP endpoint.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// The environment variable holding the API key (its name, never its value).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// HTTP adapters: extra request headers.
+    #[serde(default)]
+    pub headers: IndexMap<String, String>,
+    /// HTTP adapters: stream the response (server-sent events).
+    #[serde(default)]
+    pub stream: bool,
+    /// HTTP adapters: the most output tokens to ask for.
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    /// Claude Code: `--permission-mode` (default `acceptEdits`; empty for the client default).
+    #[serde(default)]
+    pub permission_mode: Option<String>,
+}
+
+/// The configuration an adapter is built from.
+pub type AdapterConfig = AgentConfig;
+
+impl Default for AgentConfig {
+    fn default() -> AgentConfig {
+        AgentConfig {
+            adapter: "command".into(),
+            roles: Vec::new(),
+            argv: Vec::new(),
+            stdin: true,
+            output: None,
+            binary: None,
+            model: None,
+            args: Vec::new(),
+            env: IndexMap::new(),
+            base_url: None,
+            api_key_env: None,
+            headers: IndexMap::new(),
+            stream: false,
+            max_tokens: None,
+            permission_mode: None,
+        }
+    }
+}
+
+impl AgentConfig {
+    /// A configuration for `adapter` with every other field at its default.
+    pub fn for_adapter(adapter: &str) -> AgentConfig {
+        AgentConfig {
+            adapter: adapter.into(),
+            ..AgentConfig::default()
+        }
+    }
+}
+
+/// How a `command` agent's output is read.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    /// `text` (default), `json` (one object) or `jsonl` (one object per line).
+    #[serde(default)]
+    pub format: OutputFormat,
+    /// Each field below is a JSON pointer (`/usage/input_tokens`) for `json` and `jsonl`, or a
+    /// regex whose first capture group is the value for `text`. With `jsonl`, token counts and
+    /// costs are summed over the lines and strings come from the last line that has them.
+    #[serde(default)]
+    pub result: Option<String>,
+    #[serde(default)]
+    pub input_tokens: Option<String>,
+    #[serde(default)]
+    pub output_tokens: Option<String>,
+    #[serde(default)]
+    pub cache_read_tokens: Option<String>,
+    #[serde(default)]
+    pub cache_write_tokens: Option<String>,
+    #[serde(default)]
+    pub cost_usd: Option<String>,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    /// When this matches (a non-empty, non-false value, or a regex match), the attempt failed
+    /// whatever the exit code; the value is the reason.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+    Jsonl,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Agents from the mission's directory (highest precedence) and the project's `.spectacular/`.
+pub fn load(mission_dir: Option<&Path>, dot_dir: &Path) -> Result<AgentsFile, String> {
+    let mut merged = AgentsFile::default();
+    // The mission's own agents first: they win by name and are tried first for a role.
+    for dir in [mission_dir, Some(dot_dir)].into_iter().flatten() {
+        let path = dir.join("agents.yaml");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let file = parse(&text, &path.display().to_string())?;
+        for (name, agent) in file.agents {
+            merged.agents.entry(name).or_insert(agent);
+        }
+    }
+    Ok(merged)
+}
+
+/// Parse the text of an `agents.yaml`; `origin` names it in messages.
+pub fn parse(text: &str, origin: &str) -> Result<AgentsFile, String> {
+    let parsed = crate::load::yaml::parse(text, origin);
+    if let Some(d) = parsed.diagnostics.first() {
+        return Err(format!("{origin}: {}", d.message));
+    }
+    let json = parsed.root.map(|r| r.to_json()).unwrap_or(Value::Null);
+    let file: AgentsFile = serde_json::from_value(json).map_err(|e| format!("{origin}: {e}"))?;
+    for (name, agent) in &file.agents {
+        if !super::ADAPTERS.contains(&agent.adapter.as_str()) {
+            return Err(format!(
+                "{origin}: agent `{name}` names unknown adapter `{}` (known: {})",
+                agent.adapter,
+                super::ADAPTERS.join(", ")
+            ));
+        }
+    }
+    Ok(file)
+}
+
+/// Pick the agent for a phase: the pinned one, else the first serving its role.
+pub fn choose<'a>(
+    file: &'a AgentsFile,
+    agent: Option<&str>,
+    role: Option<&str>,
+) -> Result<(&'a str, &'a AgentConfig), String> {
+    if let Some(name) = agent {
+        return file
+            .agents
+            .get_key_value(name)
+            .map(|(k, v)| (k.as_str(), v))
+            .ok_or_else(|| format!("no agent named `{name}` is configured (agents.yaml)"));
+    }
+    let role = role.unwrap_or_default();
+    file.agents
+        .iter()
+        .find(|(_, a)| a.roles.iter().any(|r| r == role))
+        .map(|(k, v)| (k.as_str(), v))
+        .ok_or_else(|| format!("no configured agent serves the role `{role}` (add `roles: [{role}]` to an agent in agents.yaml)"))
+}

@@ -1,0 +1,487 @@
+//! Agent adapters: one per coding-agent CLI (Claude Code, Codex, Aider, Gemini, OpenCode), the
+//! generic `command` adapter configured in `agents.yaml`, and HTTP adapters for the OpenAI Chat
+//! Completions and Anthropic Messages protocols. An adapter turns a rendered prompt into an
+//! [`Invocation`] (argv, never a shell) and the client's output into an [`AgentOutcome`]: the
+//! result text, the [`Usage`] (tokens, dollars and where they came from) and, on failure, a
+//! [`FailureClass`] that tells the engine whether falling back to another agent is worthwhile.
+//!
+//! This module never spawns processes (the engine does, through `execute::process`) and never
+//! writes files; API keys are read from the environment by name and redacted from every text it
+//! returns.
+
+mod aider;
+mod classify;
+mod claude;
+mod codex;
+pub mod command;
+mod config;
+mod gemini;
+mod http;
+mod opencode;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use classify::{classify_status, classify_text};
+pub use config::{AdapterConfig, AgentConfig, AgentsFile, OutputFormat, OutputSpec};
+pub use http::{call_http, call_http_blocking, call_http_with_key, HttpEndpoint, HttpProtocol};
+
+/// What an adapter needs to know about one attempt.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    /// The rendered prompt.
+    pub prompt: String,
+    /// Where the rendered prompt was written (`attempts/<phase>/<n>/prompt.md`).
+    pub prompt_file: PathBuf,
+    /// The model to ask for; the client's default when absent.
+    pub model: Option<String>,
+    /// The directory the agent works in.
+    pub workdir: PathBuf,
+    /// A spending cap the client enforces itself (Claude Code only).
+    pub max_budget_usd: Option<f64>,
+    /// A cap on agentic turns (Claude Code only).
+    pub max_turns: Option<u32>,
+}
+
+/// How to start a client: an argv (the program first), optional stdin bytes and extra
+/// environment variables. Never a shell command line.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Invocation {
+    pub argv: Vec<String>,
+    pub stdin: Option<Vec<u8>>,
+    pub env: Vec<(String, String)>,
+}
+
+/// Where a dollar figure came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CostSource {
+    /// The client reported it (Claude Code, Aider, OpenCode).
+    Reported,
+    /// Spectacular priced the reported tokens from the model catalog.
+    Priced,
+}
+
+/// Tokens and dollars of one attempt.
+///
+/// `input_tokens` counts uncached input only: where a client reports cached input as part of
+/// its input (OpenAI, Codex, Gemini), the cached part is moved to `cache_read_tokens`, so that
+/// the four token fields never overlap and can be priced independently.
+#[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_source: Option<CostSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turns: Option<u32>,
+}
+
+impl Usage {
+    /// All tokens, cached or not.
+    pub fn total_tokens(&self) -> u64 {
+        self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
+    }
+
+    /// Record a dollar figure the client reported.
+    pub fn reported_cost(&mut self, cost: f64) {
+        self.cost_usd = Some(cost);
+        self.cost_source = Some(CostSource::Reported);
+    }
+}
+
+/// Why an attempt failed, as far as the adapter can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// The client is not installed, cannot start, or the API cannot be reached.
+    Unavailable,
+    /// Missing, invalid or unpaid credentials.
+    Auth,
+    /// HTTP 429 or the client's words for it.
+    RateLimit,
+    /// The provider says it is overloaded (Anthropic 529, HTTP 503).
+    Overloaded,
+    /// The prompt does not fit the model's context window.
+    ContextOverflow,
+    /// The attempt ran out of time.
+    Timeout,
+    /// HTTP 5xx other than overload.
+    ServerError,
+    /// Anything else (the agent itself failed, a bad request, unparseable output).
+    Other,
+}
+
+impl FailureClass {
+    /// Is another try (or another agent) likely to succeed where this one failed?
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            FailureClass::RateLimit
+                | FailureClass::Overloaded
+                | FailureClass::ServerError
+                | FailureClass::Timeout
+                | FailureClass::Unavailable
+        )
+    }
+
+    /// The snake_case name used in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Unavailable => "unavailable",
+            FailureClass::Auth => "auth",
+            FailureClass::RateLimit => "rate_limit",
+            FailureClass::Overloaded => "overloaded",
+            FailureClass::ContextOverflow => "context_overflow",
+            FailureClass::Timeout => "timeout",
+            FailureClass::ServerError => "server_error",
+            FailureClass::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What came of one call to an agent.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AgentOutcome {
+    pub ok: bool,
+    /// The agent's final answer, when it gave one.
+    pub text: Option<String>,
+    pub usage: Usage,
+    /// The class and a one-line reason, when `ok` is false.
+    pub failure: Option<(FailureClass, String)>,
+}
+
+impl AgentOutcome {
+    pub fn success(text: Option<String>, usage: Usage) -> AgentOutcome {
+        AgentOutcome {
+            ok: true,
+            text,
+            usage,
+            failure: None,
+        }
+    }
+
+    pub fn failed(class: FailureClass, reason: impl Into<String>, usage: Usage) -> AgentOutcome {
+        AgentOutcome {
+            ok: false,
+            text: None,
+            usage,
+            failure: Some((class, one_line(&reason.into()))),
+        }
+    }
+
+    /// The outcome with every secret replaced by `[REDACTED]`.
+    pub fn redacted(mut self, secrets: &[String]) -> AgentOutcome {
+        self.text = self.text.map(|t| redact(&t, secrets));
+        if let Some((_, reason)) = &mut self.failure {
+            *reason = redact(reason, secrets);
+        }
+        self.usage.session_id = self.usage.session_id.map(|s| redact(&s, secrets));
+        self.usage.model = self.usage.model.map(|s| redact(&s, secrets));
+        self
+    }
+
+    /// The outcome of a process that could not be started (`execute::process` reports it).
+    pub fn spawn_failed(message: &str) -> AgentOutcome {
+        AgentOutcome::failed(FailureClass::Unavailable, message, Usage::default())
+    }
+
+    /// The outcome of a process killed by its timeout.
+    pub fn timed_out(limit: &str) -> AgentOutcome {
+        AgentOutcome::failed(
+            FailureClass::Timeout,
+            format!("the agent did not finish within {limit}"),
+            Usage::default(),
+        )
+    }
+}
+
+/// An adapter for a coding-agent CLI run as a child process.
+pub trait CliAdapter: Send + Sync {
+    /// The adapter's name in `agents.yaml`: `claude-code`, `codex`, `aider`, `gemini`,
+    /// `opencode` or `command`.
+    fn name(&self) -> &'static str;
+    /// The program to run (the configured `binary`, else the client's usual name).
+    fn binary(&self) -> &str;
+    /// The argv, stdin and environment for one attempt.
+    fn invocation(&self, request: &Request) -> Invocation;
+    /// Like [`CliAdapter::invocation`], but reports what prevents building one (a `command`
+    /// agent's argv template that does not render). The engine should call this one.
+    fn try_invocation(&self, request: &Request) -> Result<Invocation, String> {
+        Ok(self.invocation(request))
+    }
+    /// Read the client's output. The exit code alone is never trusted where the client is
+    /// known to exit 0 on errors.
+    fn parse(&self, exit_code: Option<i32>, stdout: &str, stderr: &str) -> AgentOutcome;
+    /// The arguments that print the client's version (`agents doctor`).
+    fn version_args(&self) -> Vec<String>;
+    /// The environment variables holding API keys the client reads (names only).
+    fn key_env(&self) -> &[&'static str];
+}
+
+/// The CLI adapter named `name`, configured by `config`; `None` for an unknown name or an HTTP
+/// adapter (see [`HttpProtocol::from_adapter`]).
+pub fn cli_adapter(name: &str, config: &AdapterConfig) -> Option<Box<dyn CliAdapter>> {
+    let adapter: Box<dyn CliAdapter> = match name {
+        "claude-code" => Box::new(claude::ClaudeCode::new(config)),
+        "codex" => Box::new(codex::Codex::new(config)),
+        "aider" => Box::new(aider::Aider::new(config)),
+        "gemini" => Box::new(gemini::Gemini::new(config)),
+        "opencode" => Box::new(opencode::OpenCode::new(config)),
+        "command" => Box::new(command::CommandAdapter::new(config)),
+        _ => return None,
+    };
+    Some(adapter)
+}
+
+/// The outcome of a CLI attempt from how its process ended and what it printed, redacted:
+/// the adapter parses what a process that exited printed; a timeout, a cancellation and a
+/// failure to start are classified without it. `limit` names the timeout in messages.
+pub fn process_outcome(
+    adapter: &dyn CliAdapter,
+    ended: &crate::execute::process::Ended,
+    stdout: &str,
+    stderr: &str,
+    secrets: &[String],
+    limit: &str,
+) -> AgentOutcome {
+    use crate::execute::process::Ended;
+    let outcome = match ended {
+        Ended::Exited { code, .. } => adapter.parse(*code, stdout, stderr),
+        Ended::TimedOut => {
+            // Whatever the client managed to report before it was killed still counts.
+            let partial = adapter.parse(None, stdout, stderr);
+            let mut outcome = AgentOutcome::timed_out(limit);
+            outcome.usage = partial.usage;
+            outcome
+        }
+        Ended::Canceled => AgentOutcome::failed(
+            FailureClass::Other,
+            "the attempt was canceled",
+            Usage::default(),
+        ),
+        Ended::SpawnFailed(message) => AgentOutcome::spawn_failed(message),
+    };
+    outcome.redacted(secrets)
+}
+
+/// The names of every adapter, CLI and HTTP, as written in `agents.yaml`.
+pub const ADAPTERS: &[&str] = &[
+    "claude-code",
+    "codex",
+    "aider",
+    "gemini",
+    "opencode",
+    "command",
+    "openai-chat",
+    "anthropic-messages",
+];
+
+/// The values of the API keys an agent may see: the adapter's well-known variables plus the
+/// configured `api_key_env`, read from the environment. Used to redact captured text.
+pub fn secrets(adapter: Option<&dyn CliAdapter>, config: &AdapterConfig) -> Vec<String> {
+    let mut names: Vec<String> = adapter
+        .map(|a| a.key_env().iter().map(|s| s.to_string()).collect())
+        .unwrap_or_default();
+    names.extend(config.api_key_env.iter().cloned());
+    secret_values(&names)
+}
+
+/// The non-empty values of the named environment variables.
+pub fn secret_values(names: &[String]) -> Vec<String> {
+    let mut values: Vec<String> = names
+        .iter()
+        .filter_map(|n| std::env::var(n).ok())
+        .filter(|v| v.len() >= 4)
+        .collect();
+    values.sort();
+    values.dedup();
+    values
+}
+
+/// Replace every occurrence of each secret in `text` with `[REDACTED]`. Secrets shorter than
+/// four characters are ignored (they would redact ordinary words).
+pub fn redact(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    // Longest first, so that a secret containing another is replaced whole.
+    let mut sorted: Vec<&String> = secrets.iter().filter(|s| s.len() >= 4).collect();
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for secret in sorted {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), "[REDACTED]");
+        }
+    }
+    out
+}
+
+/// Redact a captured file (an attempt's `stdout.log` or `stderr.log`) in place; true when
+/// something was replaced. In a file that is not UTF-8, invalid bytes become U+FFFD when (and
+/// only when) a secret had to be replaced.
+pub fn redact_file(path: &std::path::Path, secrets: &[String]) -> std::io::Result<bool> {
+    let bytes = std::fs::read(path)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let redacted = redact(&text, secrets);
+    if redacted == text {
+        return Ok(false);
+    }
+    std::fs::write(path, redacted)?;
+    Ok(true)
+}
+
+/// Per-million-token prices of a model, in dollars.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Prices {
+    pub input: f64,
+    pub output: f64,
+    /// Cached input read; the input price when absent.
+    #[serde(default)]
+    pub cache_read: Option<f64>,
+    /// Cache writes; the input price when absent.
+    #[serde(default)]
+    pub cache_write: Option<f64>,
+}
+
+/// Fill in `cost_usd` (with `cost_source: priced`) from the tokens when the client reported
+/// only tokens. A reported cost is never replaced.
+pub fn price(usage: &mut Usage, prices: &Prices) {
+    if usage.cost_usd.is_some() {
+        return;
+    }
+    let per = |tokens: u64, price: f64| tokens as f64 * price / 1_000_000.0;
+    let cost = per(usage.input_tokens, prices.input)
+        + per(usage.output_tokens, prices.output)
+        + per(
+            usage.cache_read_tokens,
+            prices.cache_read.unwrap_or(prices.input),
+        )
+        + per(
+            usage.cache_write_tokens,
+            prices.cache_write.unwrap_or(prices.input),
+        );
+    usage.cost_usd = Some(cost);
+    usage.cost_source = Some(CostSource::Priced);
+}
+
+/// The first non-empty line of a message, at most 500 characters: failure reasons are short.
+pub(crate) fn one_line(text: &str) -> String {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    let mut out: String = line.chars().take(500).collect();
+    if line.chars().count() > 500 {
+        out.push('…');
+    }
+    out
+}
+
+/// The last few non-empty lines of a text, for failure reasons taken from stderr.
+pub(crate) fn tail_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let start = lines.len().saturating_sub(n);
+    lines[start..].join(" | ")
+}
+
+/// A failure for a process that exited non-zero without a machine-readable reason.
+pub(crate) fn exit_failure(exit_code: Option<i32>, stdout: &str, stderr: &str) -> AgentOutcome {
+    let evidence = format!("{stderr}\n{stdout}");
+    let class = classify_text(&evidence).unwrap_or(FailureClass::Other);
+    let detail = tail_lines(
+        if stderr.trim().is_empty() {
+            stdout
+        } else {
+            stderr
+        },
+        3,
+    );
+    let status = match exit_code {
+        Some(code) => format!("exited with code {code}"),
+        None => "was killed by a signal".to_string(),
+    };
+    let reason = if detail.is_empty() {
+        format!("the agent {status}")
+    } else {
+        format!("the agent {status}: {detail}")
+    };
+    AgentOutcome::failed(class, reason, Usage::default())
+}
+
+/// Parse the first complete JSON value in `text`: the whole text, else the last line that is
+/// a JSON object, else the span from the first `{` to the last `}` (clients sometimes print a
+/// banner before their JSON).
+pub(crate) fn find_json_object(text: &str) -> Option<serde_json::Value> {
+    let trimmed = text.trim();
+    if let Ok(v @ serde_json::Value::Object(_)) = serde_json::from_str(trimmed) {
+        return Some(v);
+    }
+    for line in trimmed.lines().rev() {
+        let line = line.trim();
+        if line.starts_with('{') {
+            if let Ok(v @ serde_json::Value::Object(_)) = serde_json::from_str(line) {
+                return Some(v);
+            }
+        }
+    }
+    let start = trimmed.find('{')?;
+    let end = trimmed.rfind('}')?;
+    if end <= start {
+        return None;
+    }
+    match serde_json::from_str(&trimmed[start..=end]) {
+        Ok(v @ serde_json::Value::Object(_)) => Some(v),
+        _ => None,
+    }
+}
+
+/// The JSON objects of a JSONL stream, skipping lines that are not JSON objects.
+pub(crate) fn json_lines(text: &str) -> impl Iterator<Item = serde_json::Value> + '_ {
+    text.lines().filter_map(|line| {
+        let line = line.trim();
+        if !line.starts_with('{') {
+            return None;
+        }
+        match serde_json::from_str(line) {
+            Ok(v @ serde_json::Value::Object(_)) => Some(v),
+            _ => None,
+        }
+    })
+}
+
+pub(crate) fn u64_at(value: &serde_json::Value, pointer: &str) -> u64 {
+    value.pointer(pointer).and_then(as_u64).unwrap_or(0)
+}
+
+pub(crate) fn as_u64(value: &serde_json::Value) -> Option<u64> {
+    value
+        .as_u64()
+        .or_else(|| value.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+        .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
+}
+
+pub(crate) fn str_at(value: &serde_json::Value, pointer: &str) -> Option<String> {
+    value
+        .pointer(pointer)
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
