@@ -460,7 +460,7 @@ fn run_fake_with_timeout(
         .enable_all()
         .build()
         .expect("a runtime");
-    let (_cancel, cancel_rx) = tokio::sync::watch::channel(false);
+    let (_cancel, cancel_rx) = tokio::sync::watch::channel(0u8);
     let ended = runtime.block_on(process::run(spec, cancel_rx));
     let argv = std::fs::read(&record)
         .map(|bytes| {
@@ -622,7 +622,7 @@ fn a_missing_client_is_unavailable() {
         .enable_all()
         .build()
         .unwrap();
-    let (_cancel, cancel_rx) = tokio::sync::watch::channel(false);
+    let (_cancel, cancel_rx) = tokio::sync::watch::channel(0u8);
     let ended = runtime.block_on(process::run(spec, cancel_rx));
     let process::Ended::SpawnFailed(message) = ended else {
         panic!("a missing binary started: {ended:?}");
