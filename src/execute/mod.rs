@@ -97,32 +97,16 @@ pub const PROJECTION_INTERVAL: Duration = Duration::from_millis(250);
 pub type Observer = Box<dyn FnMut(&Event) + Send>;
 
 enum Msg {
+    /// An attempt ended: its `attempt.succeeded` or `attempt.failed`.
     Done {
         phase: String,
-        result: AttemptResult,
+        result: EventData,
     },
     RetryDue(String),
     /// A gate's timeout passed: wake up, the scheduler decides.
     ApprovalTimeout,
     Inbox,
     Interrupt,
-}
-
-enum AttemptResult {
-    Succeeded {
-        attempt: u32,
-        exit_code: Option<i32>,
-        duration_ms: u64,
-        artifacts: BTreeMap<String, String>,
-        values: BTreeMap<String, Value>,
-    },
-    Failed {
-        attempt: u32,
-        kind: FailureKind,
-        message: String,
-        exit_code: Option<i32>,
-        duration_ms: u64,
-    },
 }
 
 /// A run being driven.
@@ -140,6 +124,8 @@ pub struct Engine {
     oldest_uncommitted: Option<Instant>,
     projection_backlog: Vec<Event>,
     projection_synced: Instant,
+    /// The model catalog, for model ids and prices.
+    catalog: crate::config::models::Catalog,
     running: HashMap<String, watch::Sender<u8>>,
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
@@ -356,6 +342,8 @@ impl Engine {
                     message: "the engine stopped while this attempt ran".into(),
                     exit_code: None,
                     duration_ms: 0,
+                    agent: None,
+                    usage: None,
                 }),
                 "engine",
             );
@@ -385,6 +373,19 @@ impl Engine {
             }
         };
         let (tx, rx) = mpsc::unbounded_channel();
+        let catalog = {
+            let dot_dir = project_root.join(crate::project::DOT_DIR);
+            let user = crate::project::user_config_dir();
+            let (catalog, diagnostics) = crate::config::models::load(&dot_dir, user.as_deref());
+            for d in diagnostics.iter().filter(|d| d.is_error()) {
+                tracing::warn!(
+                    "models.yaml: {} ({}); using the other layers",
+                    d.message,
+                    d.file
+                );
+            }
+            catalog
+        };
         Engine {
             store,
             log,
@@ -399,6 +400,7 @@ impl Engine {
             oldest_uncommitted: None,
             projection_backlog: Vec::new(),
             projection_synced: Instant::now(),
+            catalog,
             running: HashMap::new(),
             tx,
             rx,
@@ -567,37 +569,7 @@ impl Engine {
         match msg {
             Msg::Done { phase, result } => {
                 self.running.remove(&phase);
-                let data = match result {
-                    AttemptResult::Succeeded {
-                        attempt,
-                        exit_code,
-                        duration_ms,
-                        artifacts,
-                        values,
-                    } => EventData::AttemptSucceeded(AttemptSucceeded {
-                        phase,
-                        attempt,
-                        exit_code,
-                        duration_ms,
-                        artifacts,
-                        values,
-                    }),
-                    AttemptResult::Failed {
-                        attempt,
-                        kind,
-                        message,
-                        exit_code,
-                        duration_ms,
-                    } => EventData::AttemptFailed(AttemptFailed {
-                        phase,
-                        attempt,
-                        kind,
-                        message,
-                        exit_code,
-                        duration_ms,
-                    }),
-                };
-                self.record(data, "engine");
+                self.record(result, "engine");
             }
             Msg::RetryDue(phase) => self.scheduler.retry_due(&phase),
             Msg::ApprovalTimeout => {}
@@ -694,6 +666,8 @@ impl Engine {
                             message,
                             exit_code: None,
                             duration_ms: 0,
+                            agent: None,
+                            usage: None,
                         }),
                         "engine",
                     ),
@@ -757,6 +731,18 @@ struct Job {
     output_paths: BTreeMap<String, String>,
     base: Base,
     run_dir: PathBuf,
+    /// For agent phases: how to read what the agent printed.
+    agent: Option<AgentJob>,
+}
+
+/// The agent side of an attempt: its adapter parses the output; usage is priced from the
+/// catalog when the client reports no dollars; secrets are redacted from captured logs.
+struct AgentJob {
+    name: String,
+    adapter: Box<dyn crate::agents::CliAdapter>,
+    secrets: Vec<String>,
+    model: Option<String>,
+    prices: Option<crate::agents::Prices>,
 }
 
 enum Work {
@@ -856,6 +842,7 @@ impl Engine {
             timeout,
             grace: self.settings.grace,
         };
+        let mut agent_job = None;
         let work = match &phase.kind {
             PhaseKind::Run { argv } => {
                 let argv = argv
@@ -918,7 +905,7 @@ impl Engine {
                 role,
                 agent,
                 prompt,
-                ..
+                model,
             } => {
                 let template = match prompt {
                     Some(p) => self
@@ -940,16 +927,63 @@ impl Engine {
                 let dot_dir = self.project_root.join(crate::project::DOT_DIR);
                 let configured = agents::load(self.plan.mission.base.dir(), &dot_dir)
                     .map_err(|e| (FailureKind::Spawn, e))?;
-                let (_, chosen) = agents::choose(&configured, agent.as_deref(), role.as_deref())
-                    .map_err(|e| (FailureKind::Spawn, e))?;
+                let (agent_name, chosen) =
+                    agents::choose(&configured, agent.as_deref(), role.as_deref())
+                        .map_err(|e| (FailureKind::Spawn, e))?;
                 let mut agent_context = context.clone();
                 if let Some(mission_dir) = self.plan.mission.base.dir() {
                     agent_context["mission_dir"] = Value::String(mission_dir.display().to_string());
                 }
-                let (argv, stdin) = agents::invocation(chosen, &agent_context, &prompt_file, &text)
+                let adapter: Box<dyn crate::agents::CliAdapter> = if chosen.adapter == "command" {
+                    Box::new(
+                        crate::agents::command::CommandAdapter::new(chosen)
+                            .with_context(agent_context.clone()),
+                    )
+                } else {
+                    crate::agents::cli_adapter(&chosen.adapter, chosen).ok_or_else(|| {
+                        (
+                            FailureKind::Spawn,
+                            format!(
+                                "agent `{agent_name}` uses adapter `{}`, which this engine does not run yet",
+                                chosen.adapter
+                            ),
+                        )
+                    })?
+                };
+                // The catalog name (for prices) and the provider's id (for the client).
+                let model_name = model.clone().or_else(|| chosen.model.clone());
+                let spec_of = model_name.as_deref().and_then(|m| self.catalog.get(m));
+                let request = crate::agents::Request {
+                    prompt: text.clone(),
+                    prompt_file: prompt_file.clone(),
+                    model: model_name.as_ref().map(|m| {
+                        spec_of
+                            .and_then(|s| s.id.clone())
+                            .unwrap_or_else(|| m.clone())
+                    }),
+                    workdir: cwd.clone(),
+                    max_budget_usd: None,
+                    max_turns: None,
+                };
+                let invocation = adapter
+                    .try_invocation(&request)
                     .map_err(|e| (FailureKind::Spawn, e))?;
-                started.argv = Some(argv.clone());
-                Work::Process(spec(argv, stdin))
+                started.argv = Some(invocation.argv.clone());
+                let mut process = spec(invocation.argv, invocation.stdin);
+                process.env.extend(invocation.env);
+                agent_job = Some(AgentJob {
+                    name: agent_name.to_string(),
+                    secrets: crate::agents::secrets(Some(adapter.as_ref()), chosen),
+                    adapter,
+                    model: model_name.clone(),
+                    prices: spec_of.map(|s| crate::agents::Prices {
+                        input: s.price.input,
+                        output: s.price.output,
+                        cache_read: s.price.cache_read,
+                        cache_write: s.price.cache_write,
+                    }),
+                });
+                Work::Process(process)
             }
             PhaseKind::Approval { .. } => {
                 return Err((
@@ -968,6 +1002,7 @@ impl Engine {
             output_paths,
             base: self.plan.mission.base.clone(),
             run_dir: self.run_dir.clone(),
+            agent: agent_job,
         })
     }
 
@@ -983,58 +1018,109 @@ impl Engine {
     }
 }
 
-async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> AttemptResult {
+async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
     let began = Instant::now();
-    let attempt = job.attempt;
-    let fail = |kind, message: String, exit_code, began: Instant| AttemptResult::Failed {
-        attempt,
-        kind,
-        message,
-        exit_code,
-        duration_ms: began.elapsed().as_millis() as u64,
+    let agent_name = job.agent.as_ref().map(|a| a.name.clone());
+    let failed = |kind, message: String, exit_code, usage: Option<crate::agents::Usage>| {
+        EventData::AttemptFailed(AttemptFailed {
+            phase: job.phase.clone(),
+            attempt: job.attempt,
+            kind,
+            message,
+            exit_code,
+            duration_ms: began.elapsed().as_millis() as u64,
+            agent: agent_name.clone(),
+            usage,
+        })
     };
+    let limit = job
+        .timeout
+        .map(crate::model::format_duration)
+        .unwrap_or_default();
     let mut exit_code = None;
+    let mut usage = None;
     match &job.work {
-        Work::Process(spec) => match process::run(spec.clone(), cancel).await {
-            process::Ended::Exited { code: Some(0), .. } => exit_code = Some(0),
-            process::Ended::Exited {
-                code: Some(code), ..
-            } => {
-                let tail = tail(&spec.stderr);
-                return fail(
-                    FailureKind::Exit,
-                    format!("exited with code {code}{tail}"),
-                    Some(code),
-                    began,
-                );
-            }
-            process::Ended::Exited { signal, .. } => {
-                return fail(
-                    FailureKind::Exit,
-                    format!("killed by signal {}", signal.unwrap_or(0)),
+        Work::Process(spec) => {
+            let ended = process::run(spec.clone(), cancel).await;
+            match (&ended, &job.agent) {
+                (process::Ended::TimedOut, _) => {
+                    return failed(
+                        FailureKind::Timeout,
+                        format!("timed out after {limit}"),
+                        None,
+                        None,
+                    )
+                }
+                (process::Ended::Canceled, _) => {
+                    return failed(FailureKind::Canceled, "canceled".into(), None, None)
+                }
+                (process::Ended::SpawnFailed(message), _) => {
+                    return failed(FailureKind::Spawn, message.clone(), None, None)
+                }
+                (process::Ended::Exited { code, .. }, Some(agent)) => {
+                    // The agent's own report decides, not its exit code alone.
+                    let read = |p: &Path| {
+                        String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()
+                    };
+                    let (stdout, stderr) = (read(&spec.stdout), read(&spec.stderr));
+                    let mut outcome = crate::agents::process_outcome(
+                        agent.adapter.as_ref(),
+                        &ended,
+                        &stdout,
+                        &stderr,
+                        &agent.secrets,
+                        &limit,
+                    );
+                    for file in [&spec.stdout, &spec.stderr] {
+                        let _ = crate::agents::redact_file(file, &agent.secrets);
+                    }
+                    if outcome.usage.model.is_none() {
+                        outcome.usage.model = agent.model.clone();
+                    }
+                    if let Some(prices) = &agent.prices {
+                        crate::agents::price(&mut outcome.usage, prices);
+                    }
+                    usage = Some(outcome.usage.clone());
+                    if !outcome.ok {
+                        let (class, reason) = outcome.failure.unwrap_or((
+                            crate::agents::FailureClass::Other,
+                            "the agent failed".into(),
+                        ));
+                        let kind = match class {
+                            crate::agents::FailureClass::Timeout => FailureKind::Timeout,
+                            crate::agents::FailureClass::Unavailable => FailureKind::Spawn,
+                            _ => FailureKind::Exit,
+                        };
+                        return failed(kind, format!("{}: {reason}", class.as_str()), *code, usage);
+                    }
+                    exit_code = *code;
+                }
+                (process::Ended::Exited { code: Some(0), .. }, None) => exit_code = Some(0),
+                (
+                    process::Ended::Exited {
+                        code: Some(code), ..
+                    },
                     None,
-                    began,
-                );
+                ) => {
+                    let tail = tail(&spec.stderr);
+                    return failed(
+                        FailureKind::Exit,
+                        format!("exited with code {code}{tail}"),
+                        Some(*code),
+                        None,
+                    );
+                }
+                (process::Ended::Exited { signal, .. }, None) => {
+                    let signal = signal.unwrap_or(0);
+                    return failed(
+                        FailureKind::Exit,
+                        format!("killed by signal {signal}"),
+                        None,
+                        None,
+                    );
+                }
             }
-            process::Ended::TimedOut => {
-                let limit = job
-                    .timeout
-                    .map(crate::model::format_duration)
-                    .unwrap_or_default();
-                return fail(
-                    FailureKind::Timeout,
-                    format!("timed out after {limit}"),
-                    None,
-                    began,
-                );
-            }
-            process::Ended::Canceled => {
-                return fail(FailureKind::Canceled, "canceled".into(), None, began)
-            }
-            process::Ended::SpawnFailed(message) => {
-                return fail(FailureKind::Spawn, message, None, began)
-            }
-        },
+        }
         Work::Builtin {
             step,
             with,
@@ -1067,14 +1153,13 @@ async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> AttemptResult {
             tokio::select! {
                 result = builtin::run(step, ctx) => {
                     if let Err((kind, message)) = result {
-                        return fail(kind, message, None, began);
+                        return failed(kind, message, None, None);
                     }
                 }
                 _ = tokio::time::sleep(timeout) => {
-                    let limit = job.timeout.map(crate::model::format_duration).unwrap_or_default();
-                    return fail(FailureKind::Timeout, format!("timed out after {limit}"), None, began);
+                    return failed(FailureKind::Timeout, format!("timed out after {limit}"), None, None);
                 }
-                _ = canceled => return fail(FailureKind::Canceled, "canceled".into(), None, began),
+                _ = canceled => return failed(FailureKind::Canceled, "canceled".into(), None, None),
             }
         }
     }
@@ -1086,14 +1171,17 @@ async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> AttemptResult {
         &job.phase,
         &job.base,
     ) {
-        Ok(promoted) => AttemptResult::Succeeded {
-            attempt,
+        Ok(promoted) => EventData::AttemptSucceeded(AttemptSucceeded {
+            phase: job.phase.clone(),
+            attempt: job.attempt,
             exit_code,
             duration_ms: began.elapsed().as_millis() as u64,
             artifacts: promoted.artifacts,
             values: promoted.values,
-        },
-        Err(message) => fail(FailureKind::OutputInvalid, message, exit_code, began),
+            agent: agent_name.clone(),
+            usage,
+        }),
+        Err(message) => failed(FailureKind::OutputInvalid, message, exit_code, usage),
     }
 }
 

@@ -291,6 +291,12 @@ pub struct AttemptSucceeded {
     /// templates read recorded facts only: name → value.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub values: BTreeMap<String, serde_json::Value>,
+    /// The agent that ran the attempt (agent phases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// Tokens, model, session and cost of an agent attempt, and where the cost came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::agents::Usage>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -303,6 +309,12 @@ pub struct AttemptFailed {
     pub exit_code: Option<i32>,
     #[serde(default)]
     pub duration_ms: u64,
+    /// The agent that ran the attempt (agent phases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// What the agent used before it failed (failed calls can cost money too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::agents::Usage>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -142,6 +142,8 @@ impl Harness {
             attempt,
             exit_code: Some(0),
             duration_ms: 1,
+            agent: None,
+            usage: None,
             artifacts: Default::default(),
             values,
         }));
@@ -155,6 +157,8 @@ impl Harness {
             message: "boom".into(),
             exit_code: Some(1),
             duration_ms: 1,
+            agent: None,
+            usage: None,
         }));
     }
 

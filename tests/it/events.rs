@@ -82,6 +82,8 @@ fn samples() -> Vec<EventData> {
             attempt: 2,
             exit_code: Some(0),
             duration_ms: 88_012,
+            agent: None,
+            usage: None,
             artifacts: BTreeMap::from([(s("plan"), s("artifacts/plan/plan.md"))]),
             values: BTreeMap::from([(s("tasks"), json!([{"id": "wp-1"}]))]),
         }),
@@ -92,6 +94,8 @@ fn samples() -> Vec<EventData> {
             message: s("exited with status 101"),
             exit_code: Some(101),
             duration_ms: 45_200,
+            agent: None,
+            usage: None,
         }),
         EventData::PhaseSucceeded(PhaseSucceeded {
             phase: s("implement[wp-3]"),

@@ -846,3 +846,161 @@ phases:
         "every event, in order, ending with the run's end"
     );
 }
+
+/// A project whose agent phase runs a fake agent CLI (see `tests/fixtures/agents/`).
+fn agent_project(client: &str, adapter: &str, model: &str) -> Project {
+    let p = Project::new(&format!(
+        "
+mission: agent
+phases:
+  plan:
+    role: planner
+    model: {model}
+    prompt: plan.md.j2
+"
+    ));
+    std::fs::write(
+        p.path().join("plan.md.j2"),
+        "Plan the work for run {{ run.id }}.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.path().join(".spectacular/agents.yaml"),
+        format!("agents:\n  {client}:\n    adapter: {adapter}\n    roles: [planner]\n"),
+    )
+    .unwrap();
+    p
+}
+
+fn run_with_fake(p: &Project, client: &str, sample: &str, extra: &[(&str, &str)]) -> Output {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents");
+    let path = format!(
+        "{}:{}",
+        fixtures.join(client).display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = p.command(&["run", "mission.yaml"]);
+    cmd.env("PATH", path)
+        .env("FAKE_AGENT_SAMPLE", fixtures.join("samples").join(sample))
+        .env("FAKE_AGENT_RECORD", p.path().join("argv"));
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn attempt_result(events: &[Event]) -> EventData {
+    events
+        .iter()
+        .rev()
+        .find(|e| {
+            matches!(
+                e.data,
+                EventData::AttemptSucceeded(_) | EventData::AttemptFailed(_)
+            )
+        })
+        .map(|e| e.data.clone())
+        .expect("an attempt result")
+}
+
+#[test]
+fn a_claude_code_phase_records_the_reported_cost() {
+    let p = agent_project("claude", "claude-code", "claude-sonnet");
+    let out = run_with_fake(&p, "claude", "claude-success.json", &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let argv = std::fs::read_to_string(p.path().join("argv")).unwrap();
+    let argv: Vec<&str> = argv.split('\0').filter(|a| !a.is_empty()).collect();
+    assert_eq!(argv[0], "-p");
+    assert!(
+        argv[1].starts_with("Plan the work for run "),
+        "the rendered prompt is one argument: {argv:?}"
+    );
+    let model = argv
+        .iter()
+        .position(|a| *a == "--model")
+        .map(|i| argv[i + 1]);
+    assert_eq!(
+        model,
+        Some("claude-sonnet-4-5"),
+        "the catalog maps the model to the provider's id"
+    );
+    match attempt_result(&p.events()) {
+        EventData::AttemptSucceeded(s) => {
+            assert_eq!(s.agent.as_deref(), Some("claude"));
+            let usage = s.usage.expect("usage");
+            assert_eq!(usage.cost_usd, Some(0.0421));
+            assert_eq!(
+                usage.cost_source,
+                Some(spectacular::agents::CostSource::Reported)
+            );
+            assert_eq!(usage.output_tokens, 512);
+            assert!(usage.session_id.is_some());
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_codex_phase_is_priced_from_the_catalog() {
+    let p = agent_project("codex", "codex", "gpt");
+    let out = run_with_fake(&p, "codex", "codex-success.jsonl", &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    match attempt_result(&p.events()) {
+        EventData::AttemptSucceeded(s) => {
+            let usage = s.usage.expect("usage");
+            assert_eq!(
+                usage.cost_source,
+                Some(spectacular::agents::CostSource::Priced)
+            );
+            let expected = (usage.input_tokens as f64 * 1.25
+                + usage.output_tokens as f64 * 10.0
+                + usage.cache_read_tokens as f64 * 0.125)
+                / 1_000_000.0;
+            let cost = usage.cost_usd.expect("a price");
+            assert!((cost - expected).abs() < 1e-12, "{cost} vs {expected}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_agent_error_reported_with_exit_0_fails_and_keys_never_leak() {
+    let canary = "sk-ant-canary-0123456789abcdef";
+    let p = agent_project("claude", "claude-code", "claude-sonnet");
+    let out = run_with_fake(
+        &p,
+        "claude",
+        "claude-auth.json",
+        &[
+            ("ANTHROPIC_API_KEY", canary),
+            ("FAKE_AGENT_LEAK", "ANTHROPIC_API_KEY"),
+        ],
+    );
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    match attempt_result(&p.events()) {
+        EventData::AttemptFailed(f) => assert!(f.message.starts_with("auth"), "{}", f.message),
+        other => panic!("{other:?}"),
+    }
+    assert!(!text(&out).contains(canary));
+    for entry in walk(&p.store().dir) {
+        let bytes = std::fs::read(&entry).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(canary),
+            "the key leaked into {}",
+            entry.display()
+        );
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
