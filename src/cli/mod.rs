@@ -2,6 +2,7 @@
 
 mod completions;
 mod control;
+mod cost;
 mod exit;
 mod graph;
 mod missions;
@@ -78,6 +79,8 @@ pub enum Command {
     Events(query::EventsArgs),
     /// Re-fold a run's log without side effects and print its timeline.
     Replay(query::ReplayArgs),
+    /// What agent calls cost: totals, averages and shares by agent, model, phase, mission or day.
+    Cost(cost::Args),
     /// Check a mission and report every problem, with its location and a fix.
     Validate(validate::Args),
     /// Draw a mission's phase graph (Graphviz DOT or Mermaid).
@@ -104,6 +107,7 @@ pub fn main() -> ExitCode {
         Command::Runs(args) => query::runs(&context, args),
         Command::Events(args) => query::events(&context, args),
         Command::Replay(args) => query::replay(&context, args),
+        Command::Cost(args) => cost::run(&context, args),
         Command::Validate(args) => validate::run(&context, args),
         Command::Graph(args) => graph::run(&context, args),
         Command::Schema(args) => schema::run(args),

@@ -2,6 +2,8 @@
 //! projection (kept in step with the logs) or, for one run, from a fold of its log. This
 //! module never writes events.
 
+pub mod cost;
+
 use std::fmt::Write as _;
 
 use serde_json::{json, Value};

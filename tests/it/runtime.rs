@@ -1004,3 +1004,61 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn cost_reports_group_calls_by_agent_model_and_day() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents");
+    let p = Project::new(
+        "
+mission: costly
+phases:
+  plan: { role: planner, model: claude-sonnet }
+  build: { role: executor, model: gpt, needs: [plan] }
+",
+    );
+    let agent = |name: &str, adapter: &str, role: &str, sample: &str| {
+        format!(
+            "  {name}:\n    adapter: {adapter}\n    binary: {}\n    roles: [{role}]\n    env: {{ FAKE_AGENT_SAMPLE: {} }}\n",
+            fixtures.join(name).join(name).display(),
+            fixtures.join("samples").join(sample).display()
+        )
+    };
+    std::fs::write(
+        p.path().join(".spectacular/agents.yaml"),
+        format!(
+            "agents:\n{}{}",
+            agent("claude", "claude-code", "planner", "claude-success.json"),
+            agent("codex", "codex", "executor", "codex-success.jsonl")
+        ),
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let out = p.run(&["run", "mission.yaml"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+    }
+    let out = p.run(&["cost", "--by", "agent", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["calls"], 4);
+    let groups = report["groups"].as_array().unwrap();
+    let claude = groups
+        .iter()
+        .find(|g| g["key"] == "claude")
+        .expect("claude");
+    assert_eq!(claude["calls"], 2);
+    assert!(
+        (claude["cost_usd"].as_f64().unwrap() - 0.0842).abs() < 1e-9,
+        "{claude}"
+    );
+    let shares: f64 = groups.iter().map(|g| g["share"].as_f64().unwrap()).sum();
+    assert!((shares - 1.0).abs() < 1e-9);
+    let by_day = p.run(&["cost", "--by", "day", "--since", "1d"]);
+    assert_eq!(code(&by_day), 0, "{}", text(&by_day));
+    assert!(
+        String::from_utf8_lossy(&by_day.stdout).contains("total: $"),
+        "{}",
+        text(&by_day)
+    );
+    let bad = p.run(&["cost", "--since", "yesterday"]);
+    assert_eq!(code(&bad), 2, "{}", text(&bad));
+}

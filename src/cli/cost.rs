@@ -1,0 +1,38 @@
+//! `spectacular cost`: what agent calls cost, grouped, with totals, averages and shares.
+
+use super::{Context, Exit, Failure, Outcome};
+use crate::query::cost::{self, By};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Group by.
+    #[arg(long, value_enum, default_value_t = By::Model)]
+    pub by: By,
+    /// Only calls since a date (`2026-11-01`) or a duration ago (`7d`, `12h`).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(context: &Context, args: Args) -> Outcome {
+    let store = context.store();
+    let since = args
+        .since
+        .as_deref()
+        .map(|s| cost::parse_since(s, std::time::SystemTime::now()))
+        .transpose()
+        .map_err(Failure::usage)?;
+    let calls =
+        cost::calls(&store, since.as_deref()).map_err(|e| Failure::internal(e.to_string()))?;
+    let report = cost::report(&calls, args.by, since);
+    if args.json {
+        let text =
+            serde_json::to_string_pretty(&report).map_err(|e| Failure::internal(e.to_string()))?;
+        println!("{text}");
+    } else {
+        print!("{}", cost::text(&report));
+    }
+    Ok(Exit::Success)
+}

@@ -1,0 +1,205 @@
+//! Cost reports: one row per agent call (an attempt with usage), grouped by agent, model,
+//! phase, mission or day, with totals, averages and shares. Read from the logs.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::record::{self, EventData, Store};
+
+/// What to group by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum By {
+    Agent,
+    Model,
+    Phase,
+    Mission,
+    Day,
+}
+
+/// One agent call.
+#[derive(Clone, Debug, Serialize)]
+pub struct Call {
+    pub run_id: String,
+    pub mission: String,
+    pub phase: String,
+    pub agent: String,
+    pub model: String,
+    pub day: String,
+    pub ts: String,
+    pub cost_usd: f64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// One group of the report.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Group {
+    pub key: String,
+    pub calls: u64,
+    pub cost_usd: f64,
+    pub average_usd: f64,
+    pub share: f64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub by: By,
+    pub since: Option<String>,
+    pub calls: u64,
+    pub cost_usd: f64,
+    pub groups: Vec<Group>,
+}
+
+/// Every agent call recorded in the store at or after `since` (an RFC 3339 prefix).
+pub fn calls(store: &Store, since: Option<&str>) -> Result<Vec<Call>, record::Error> {
+    let mut calls = Vec::new();
+    for run_id in store.run_ids()? {
+        let Ok(events) = store.read_events(&run_id) else {
+            continue;
+        };
+        let mission = events
+            .iter()
+            .find_map(|e| match &e.data {
+                EventData::RunStarted(s) => Some(s.mission.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        for e in &events {
+            let (phase, agent, usage) = match &e.data {
+                EventData::AttemptSucceeded(d) => (&d.phase, &d.agent, &d.usage),
+                EventData::AttemptFailed(d) => (&d.phase, &d.agent, &d.usage),
+                _ => continue,
+            };
+            let Some(usage) = usage else { continue };
+            if since.is_some_and(|s| e.ts.as_str() < s) {
+                continue;
+            }
+            calls.push(Call {
+                run_id: run_id.clone(),
+                mission: mission.clone(),
+                phase: record::fold::parent_of(phase).unwrap_or(phase).to_string(),
+                agent: agent.clone().unwrap_or_else(|| "-".into()),
+                model: usage.model.clone().unwrap_or_else(|| "-".into()),
+                day: e.ts.get(..10).unwrap_or(&e.ts).to_string(),
+                ts: e.ts.clone(),
+                cost_usd: usage.cost_usd.unwrap_or(0.0),
+                input_tokens: usage.input_tokens
+                    + usage.cache_read_tokens
+                    + usage.cache_write_tokens,
+                output_tokens: usage.output_tokens,
+            });
+        }
+    }
+    Ok(calls)
+}
+
+/// Group calls into a report, most expensive group first (days in date order).
+pub fn report(calls: &[Call], by: By, since: Option<String>) -> Report {
+    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    for call in calls {
+        let key = match by {
+            By::Agent => &call.agent,
+            By::Model => &call.model,
+            By::Phase => &call.phase,
+            By::Mission => &call.mission,
+            By::Day => &call.day,
+        };
+        let g = groups.entry(key.clone()).or_insert_with(|| Group {
+            key: key.clone(),
+            ..Group::default()
+        });
+        g.calls += 1;
+        g.cost_usd += call.cost_usd;
+        g.input_tokens += call.input_tokens;
+        g.output_tokens += call.output_tokens;
+    }
+    let total: f64 = groups.values().map(|g| g.cost_usd).sum();
+    let mut groups: Vec<Group> = groups
+        .into_values()
+        .map(|mut g| {
+            g.average_usd = g.cost_usd / g.calls.max(1) as f64;
+            g.share = if total > 0.0 { g.cost_usd / total } else { 0.0 };
+            g
+        })
+        .collect();
+    if by != By::Day {
+        groups.sort_by(|a, b| b.cost_usd.total_cmp(&a.cost_usd).then(a.key.cmp(&b.key)));
+    }
+    Report {
+        by,
+        since,
+        calls: calls.len() as u64,
+        cost_usd: total,
+        groups,
+    }
+}
+
+/// `--since`: a date (`2026-11-01`), a timestamp, or a duration back from now (`7d`, `12h`).
+pub fn parse_since(text: &str, now: std::time::SystemTime) -> Result<String, String> {
+    let text = text.trim();
+    if text.len() >= 10 && text.as_bytes()[4] == b'-' && text.as_bytes()[7] == b'-' {
+        return Ok(text.to_string());
+    }
+    let back = crate::model::parse_duration(text).map_err(|e| {
+        format!("`--since {text}` is neither a date (2026-11-01) nor a duration (7d): {e}")
+    })?;
+    let at = now
+        .checked_sub(back)
+        .ok_or_else(|| format!("`--since {text}` reaches before 1970"))?;
+    Ok(humantime::format_rfc3339_millis(at).to_string())
+}
+
+/// The report as a table.
+pub fn text(report: &Report) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let title = match report.by {
+        By::Agent => "AGENT",
+        By::Model => "MODEL",
+        By::Phase => "PHASE",
+        By::Mission => "MISSION",
+        By::Day => "DAY",
+    };
+    let width = report
+        .groups
+        .iter()
+        .map(|g| g.key.len())
+        .max()
+        .unwrap_or(0)
+        .max(title.len());
+    let _ = writeln!(
+        out,
+        "{title:width$}  {:>6}  {:>10}  {:>10}  {:>6}  {:>12}  {:>10}",
+        "CALLS", "COST", "AVERAGE", "SHARE", "TOKENS IN", "TOKENS OUT"
+    );
+    for g in &report.groups {
+        let _ = writeln!(
+            out,
+            "{:width$}  {:>6}  {:>10}  {:>10}  {:>5.1}%  {:>12}  {:>10}",
+            g.key,
+            g.calls,
+            format!("${:.4}", g.cost_usd),
+            format!("${:.4}", g.average_usd),
+            g.share * 100.0,
+            g.input_tokens,
+            g.output_tokens
+        );
+    }
+    let since = report
+        .since
+        .as_deref()
+        .map(|s| format!(" since {s}"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "total: ${:.4} over {} call{}{since}",
+        report.cost_usd,
+        report.calls,
+        if report.calls == 1 { "" } else { "s" }
+    );
+    out
+}
