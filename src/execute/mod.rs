@@ -100,7 +100,7 @@ enum Msg {
     /// An attempt ended: its `attempt.succeeded` or `attempt.failed`.
     Done {
         phase: String,
-        result: EventData,
+        result: Box<EventData>,
     },
     RetryDue(String),
     /// A gate's timeout passed: wake up, the scheduler decides.
@@ -569,7 +569,7 @@ impl Engine {
         match msg {
             Msg::Done { phase, result } => {
                 self.running.remove(&phase);
-                self.record(result, "engine");
+                self.record(*result, "engine");
             }
             Msg::RetryDue(phase) => self.scheduler.retry_due(&phase),
             Msg::ApprovalTimeout => {}
@@ -1013,7 +1013,7 @@ impl Engine {
         tokio::spawn(async move {
             let phase = job.phase.clone();
             let result = run_job(job, cancel_rx).await;
-            let _ = tx.send(Msg::Done { phase, result });
+            let _ = tx.send(Msg::Done { phase, result: Box::new(result) });
         });
     }
 }
@@ -1021,7 +1021,7 @@ impl Engine {
 async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
     let began = Instant::now();
     let agent_name = job.agent.as_ref().map(|a| a.name.clone());
-    let failed = |kind, message: String, exit_code, usage: Option<crate::agents::Usage>| {
+    let failed = |kind, message: String, exit_code, usage: Option<Box<crate::agents::Usage>>| {
         EventData::AttemptFailed(AttemptFailed {
             phase: job.phase.clone(),
             attempt: job.attempt,
@@ -1080,7 +1080,7 @@ async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
                     if let Some(prices) = &agent.prices {
                         crate::agents::price(&mut outcome.usage, prices);
                     }
-                    usage = Some(outcome.usage.clone());
+                    usage = Some(Box::new(outcome.usage.clone()));
                     if !outcome.ok {
                         let (class, reason) = outcome.failure.unwrap_or((
                             crate::agents::FailureClass::Other,

@@ -296,7 +296,7 @@ pub struct AttemptSucceeded {
     pub agent: Option<String>,
     /// Tokens, model, session and cost of an agent attempt, and where the cost came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub usage: Option<crate::agents::Usage>,
+    pub usage: Option<Box<crate::agents::Usage>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -314,7 +314,7 @@ pub struct AttemptFailed {
     pub agent: Option<String>,
     /// What the agent used before it failed (failed calls can cost money too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub usage: Option<crate::agents::Usage>,
+    pub usage: Option<Box<crate::agents::Usage>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
