@@ -1013,7 +1013,10 @@ impl Engine {
         tokio::spawn(async move {
             let phase = job.phase.clone();
             let result = run_job(job, cancel_rx).await;
-            let _ = tx.send(Msg::Done { phase, result: Box::new(result) });
+            let _ = tx.send(Msg::Done {
+                phase,
+                result: Box::new(result),
+            });
         });
     }
 }
