@@ -146,21 +146,57 @@ fn yes() -> bool {
     true
 }
 
-/// Agents from the mission's directory (highest precedence) and the project's `.spectacular/`.
-pub fn load(mission_dir: Option<&Path>, dot_dir: &Path) -> Result<AgentsFile, String> {
-    let mut merged = AgentsFile::default();
-    // The mission's own agents first: they win by name and are tried first for a role.
-    for dir in [mission_dir, Some(dot_dir)].into_iter().flatten() {
+/// The built-in agents' `agents.yaml`.
+pub const BUILTIN_AGENTS: &str = include_str!("agents.yaml");
+
+/// Where a configured agent comes from, highest precedence first: beside the mission, the
+/// project's `.spectacular/`, the user's config dir, built in.
+pub fn layers(
+    mission_dir: Option<&Path>,
+    dot_dir: &Path,
+    user_dir: Option<&Path>,
+) -> Vec<(String, String)> {
+    let mut layers = Vec::new();
+    for dir in [mission_dir, Some(dot_dir), user_dir].into_iter().flatten() {
         let path = dir.join("agents.yaml");
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        let file = parse(&text, &path.display().to_string())?;
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            layers.push((path.display().to_string(), text));
+        }
+    }
+    layers.push((
+        "builtin:agents.yaml".to_string(),
+        BUILTIN_AGENTS.to_string(),
+    ));
+    layers
+}
+
+/// Every configured agent with the file it comes from; the first definition of a name wins,
+/// and agents are listed in precedence order (so a role is served by the highest layer).
+pub fn load_with_origins(
+    mission_dir: Option<&Path>,
+    dot_dir: &Path,
+    user_dir: Option<&Path>,
+) -> Result<IndexMap<String, (AgentConfig, String)>, String> {
+    let mut merged: IndexMap<String, (AgentConfig, String)> = IndexMap::new();
+    for (origin, text) in layers(mission_dir, dot_dir, user_dir) {
+        let file = parse(&text, &origin)?;
         for (name, agent) in file.agents {
-            merged.agents.entry(name).or_insert(agent);
+            merged.entry(name).or_insert((agent, origin.clone()));
         }
     }
     Ok(merged)
+}
+
+/// The agents a run can use: beside the mission, then the project's, the user's, built in.
+pub fn load(mission_dir: Option<&Path>, dot_dir: &Path) -> Result<AgentsFile, String> {
+    let user = crate::project::user_config_dir();
+    let merged = load_with_origins(mission_dir, dot_dir, user.as_deref())?;
+    Ok(AgentsFile {
+        agents: merged
+            .into_iter()
+            .map(|(name, (agent, _))| (name, agent))
+            .collect(),
+    })
 }
 
 /// Parse the text of an `agents.yaml`; `origin` names it in messages.

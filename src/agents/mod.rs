@@ -14,7 +14,7 @@ mod classify;
 mod claude;
 mod codex;
 pub mod command;
-mod config;
+pub mod config;
 mod gemini;
 mod http;
 mod opencode;

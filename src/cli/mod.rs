@@ -1,5 +1,6 @@
 //! The command line: clap definitions, one file per subcommand. The only module that prints.
 
+mod agents;
 mod completions;
 mod control;
 mod cost;
@@ -81,6 +82,8 @@ pub enum Command {
     Replay(query::ReplayArgs),
     /// What agent calls cost: totals, averages and shares by agent, model, phase, mission or day.
     Cost(cost::Args),
+    /// The configured agents, and whether each can run here.
+    Agents(agents::Args),
     /// Check a mission and report every problem, with its location and a fix.
     Validate(validate::Args),
     /// Draw a mission's phase graph (Graphviz DOT or Mermaid).
@@ -108,6 +111,7 @@ pub fn main() -> ExitCode {
         Command::Events(args) => query::events(&context, args),
         Command::Replay(args) => query::replay(&context, args),
         Command::Cost(args) => cost::run(&context, args),
+        Command::Agents(args) => agents::run(&context, args),
         Command::Validate(args) => validate::run(&context, args),
         Command::Graph(args) => graph::run(&context, args),
         Command::Schema(args) => schema::run(args),

@@ -1062,3 +1062,40 @@ phases:
     let bad = p.run(&["cost", "--since", "yesterday"]);
     assert_eq!(code(&bad), 2, "{}", text(&bad));
 }
+
+#[test]
+fn agents_doctor_finds_installed_clients_and_never_prints_keys() {
+    let canary = "sk-ant-canary-doctor-0123456789";
+    let p = Project::new("mission: none\nphases:\n  a: { uses: builtin/noop }\n");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents");
+    let path = format!("{}:/usr/bin:/bin", fixtures.join("claude").display());
+    let out = p
+        .command(&["agents", "doctor", "--json"])
+        .env("PATH", path)
+        .env("ANTHROPIC_API_KEY", canary)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(!text(&out).contains(canary));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = |name: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(row("claude-code")["ready"], true);
+    assert_eq!(
+        row("claude-code")["keys"][0],
+        serde_json::json!(["ANTHROPIC_API_KEY", true])
+    );
+    assert_eq!(row("codex")["ready"], false);
+    let list = p.run(&["agents", "list"]);
+    assert!(
+        text(&list).contains("builtin:agents.yaml"),
+        "{}",
+        text(&list)
+    );
+}
