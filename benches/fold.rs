@@ -125,6 +125,7 @@ fn generate(store: &Store, run_id: &str, total: u64) {
                 argv: Some(vec!["claude".into(), "-p".into(), "@prompt.md".into()]),
                 prompt_digest: None,
                 timeout_ms: Some(1_800_000),
+                reserved_usd: None,
             }),
             2 if i % 7 == 0 => EventData::AttemptFailed(AttemptFailed {
                 phase: phase.clone(),

@@ -4,6 +4,7 @@
 //! event.
 
 mod agents;
+pub mod budget;
 mod builtin;
 pub mod inbox;
 mod outputs;
@@ -126,6 +127,8 @@ pub struct Engine {
     projection_synced: Instant,
     /// The model catalog, for model ids and prices.
     catalog: crate::config::models::Catalog,
+    /// The run's spending against its budget, derived from its events.
+    budget: budget::Budget,
     running: HashMap<String, watch::Sender<u8>>,
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
@@ -320,6 +323,9 @@ impl Engine {
             settings,
             observer,
         );
+        for e in &events {
+            engine.budget.apply(&e.data);
+        }
         let interrupted = engine.scheduler.running();
         for (phase, attempt) in &interrupted {
             process::kill_orphan_group(&engine.attempt_dir(phase, *attempt).join("pid"));
@@ -373,6 +379,7 @@ impl Engine {
             }
         };
         let (tx, rx) = mpsc::unbounded_channel();
+        let budget_limits = plan.mission.budget.clone();
         let catalog = {
             let dot_dir = project_root.join(crate::project::DOT_DIR);
             let user = crate::project::user_config_dir();
@@ -400,6 +407,7 @@ impl Engine {
             oldest_uncommitted: None,
             projection_backlog: Vec::new(),
             projection_synced: Instant::now(),
+            budget: budget::Budget::new(&budget_limits),
             catalog,
             running: HashMap::new(),
             tx,
@@ -420,6 +428,7 @@ impl Engine {
         let causation = self.log.last_event_id().map(str::to_string);
         let event = self.log.append(data, actor, causation.as_deref());
         self.scheduler.apply(&event);
+        self.budget.apply(&event.data);
         self.uncommitted.push(event);
         self.oldest_uncommitted.get_or_insert_with(Instant::now);
     }
@@ -773,6 +782,7 @@ impl Engine {
                 .to_string(),
             argv: None,
             prompt_digest: None,
+            reserved_usd: None,
             timeout_ms: timeout.map(|t| t.as_millis() as u64),
         };
         let job = self.prepare_job(instance, attempt, timeout, &dir, &mut started);
@@ -953,6 +963,24 @@ impl Engine {
                 // The catalog name (for prices) and the provider's id (for the client).
                 let model_name = model.clone().or_else(|| chosen.model.clone());
                 let spec_of = model_name.as_deref().and_then(|m| self.catalog.get(m));
+                let prices = spec_of.map(|s| crate::agents::Prices {
+                    input: s.price.input,
+                    output: s.price.output,
+                    cache_read: s.price.cache_read,
+                    cache_write: s.price.cache_write,
+                });
+                // The hard cap: reserve a conservative estimate before starting, or refuse.
+                let reserved = match self.budget.cap() {
+                    None => None,
+                    Some(_) => {
+                        let estimate = budget::estimate(prices.as_ref(), text.chars().count());
+                        self.budget
+                            .check(instance, estimate)
+                            .map_err(|e| (FailureKind::Budget, e))?;
+                        Some(estimate)
+                    }
+                };
+                started.reserved_usd = reserved;
                 let request = crate::agents::Request {
                     prompt: text.clone(),
                     prompt_file: prompt_file.clone(),
@@ -962,7 +990,7 @@ impl Engine {
                             .unwrap_or_else(|| m.clone())
                     }),
                     workdir: cwd.clone(),
-                    max_budget_usd: None,
+                    max_budget_usd: reserved,
                     max_turns: None,
                 };
                 let invocation = adapter
@@ -976,12 +1004,7 @@ impl Engine {
                     secrets: crate::agents::secrets(Some(adapter.as_ref()), chosen),
                     adapter,
                     model: model_name.clone(),
-                    prices: spec_of.map(|s| crate::agents::Prices {
-                        input: s.price.input,
-                        output: s.price.output,
-                        cache_read: s.price.cache_read,
-                        cache_write: s.price.cache_write,
-                    }),
+                    prices,
                 });
                 Work::Process(process)
             }

@@ -189,6 +189,8 @@ pub enum FailureKind {
     Expression,
     /// An approval gate was rejected.
     Rejected,
+    /// The attempt would have taken the run past its budget's hard cap.
+    Budget,
 }
 
 impl FailureKind {
@@ -202,6 +204,7 @@ impl FailureKind {
             FailureKind::Spawn => "spawn",
             FailureKind::Expression => "expression",
             FailureKind::Rejected => "rejected",
+            FailureKind::Budget => "budget",
         }
     }
 }

@@ -275,6 +275,10 @@ pub struct AttemptStarted {
     /// Deadline of this attempt in milliseconds from its start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// Dollars reserved against the run's hard cap for this attempt (agent phases of a
+    /// mission with a budget); released when the attempt ends, replaced by its actual cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_usd: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -496,7 +496,10 @@ impl Scheduler {
         }
         let retryable = !matches!(
             kind,
-            FailureKind::Canceled | FailureKind::Expression | FailureKind::Rejected
+            FailureKind::Canceled
+                | FailureKind::Expression
+                | FailureKind::Rejected
+                | FailureKind::Budget
         ) && !retry.non_retryable.contains(&kind);
         let next = inst.round_attempts + 1;
         let delay = retry.backoff(next);

@@ -120,6 +120,7 @@ impl Harness {
                     argv: None,
                     prompt_digest: None,
                     timeout_ms: None,
+                    reserved_usd: None,
                 }));
                 starts.push((phase, attempt));
             }

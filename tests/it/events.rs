@@ -76,6 +76,7 @@ fn samples() -> Vec<EventData> {
             argv: Some(vec![s("cargo"), s("test")]),
             prompt_digest: None,
             timeout_ms: Some(1_800_000),
+            reserved_usd: None,
         }),
         EventData::AttemptSucceeded(AttemptSucceeded {
             phase: s("plan"),

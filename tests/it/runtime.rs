@@ -1099,3 +1099,75 @@ fn agents_doctor_finds_installed_clients_and_never_prints_keys() {
         text(&list)
     );
 }
+
+#[test]
+fn the_hard_cap_holds_under_concurrency() {
+    // 50 agent phases start at once; the cap leaves room for 10 reservations.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents");
+    let estimate = spectacular::execute::budget::estimate(
+        Some(&spectacular::agents::Prices {
+            input: 3.0,
+            output: 15.0,
+            cache_read: None,
+            cache_write: None,
+        }),
+        "Work on item 10.\n".chars().count(),
+    );
+    let cap = estimate * 10.0 + estimate / 2.0;
+    let p = Project::new(&format!(
+        "
+mission: capped
+budget: {{ max_usd: {cap} }}
+phases:
+  work:
+    for_each: 'range(10, 60)'
+    role: planner
+    model: claude-sonnet
+    prompt: work.md.j2
+"
+    ));
+    std::fs::write(p.path().join("work.md.j2"), "Work on item {{ item }}.\n").unwrap();
+    std::fs::write(
+        p.path().join(".spectacular/agents.yaml"),
+        format!(
+            "agents:\n  claude:\n    adapter: claude-code\n    binary: {}\n    roles: [planner]\n    env: {{ FAKE_AGENT_SAMPLE: {} }}\n",
+            fixtures.join("claude/claude").display(),
+            fixtures.join("samples/claude-success.json").display()
+        ),
+    )
+    .unwrap();
+    let out = p.run(&["run", "mission.yaml", "--max-parallel", "50"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let events = p.events();
+    let spent: f64 = events
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::AttemptSucceeded(s) => s.usage.as_ref().and_then(|u| u.cost_usd),
+            _ => None,
+        })
+        .sum();
+    let succeeded = events
+        .iter()
+        .filter(|e| matches!(e.data, EventData::AttemptSucceeded(_)))
+        .count();
+    let denied: Vec<String> = events
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::AttemptFailed(f) if f.kind == spectacular::model::FailureKind::Budget => {
+                Some(f.message.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(succeeded, 10, "exactly the reservations that fit ran");
+    assert_eq!(denied.len(), 40);
+    assert!(spent <= cap, "spent {spent} > cap {cap}");
+    assert!(
+        denied[0].contains("spent $")
+            && denied[0].contains("reserved $")
+            && denied[0].contains("estimate $")
+            && denied[0].contains("cap $"),
+        "{}",
+        denied[0]
+    );
+}
