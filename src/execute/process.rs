@@ -57,7 +57,10 @@ pub fn kill_orphan_group(pid_file: &std::path::Path) {
 /// Copy a child's pipe into a file, keeping at most `OUTPUT_CAP` bytes. The pipe is read
 /// asynchronously; the file is written directly (small writes to the page cache), which keeps
 /// the thread pool out of every attempt.
-async fn copy_capped(reader: Option<impl AsyncRead + Unpin>, path: PathBuf) -> std::io::Result<u64> {
+async fn copy_capped(
+    reader: Option<impl AsyncRead + Unpin>,
+    path: PathBuf,
+) -> std::io::Result<u64> {
     use std::io::Write as _;
     let mut file = std::fs::File::create(&path)?;
     let Some(mut reader) = reader else {

@@ -1,0 +1,162 @@
+//! The sandbox policy scripts run in: one engine builder with every limit set, the helper
+//! functions scripts may call, and the translation of Rhai's errors into messages that name
+//! the limit that was hit.
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use rhai::{Dynamic, Engine, EvalAltResult, Map};
+
+use super::{MAX_ARRAY_SIZE, MAX_CALL_LEVELS, MAX_MAP_SIZE, MAX_OPERATIONS, MAX_STRING_SIZE};
+
+/// A hook call is aborted after this much wall-clock time.
+pub const WALL_CLOCK_LIMIT: Duration = Duration::from_millis(250);
+/// Expression nesting allowed in policy scripts (global level, inside functions).
+pub const MAX_EXPR_DEPTH: (usize, usize) = (64, 64);
+
+/// The wall clock is read every this many operations (a power of two).
+const CLOCK_EVERY: u64 = 1024;
+
+thread_local! {
+    /// When the hook call running on this thread must stop.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Marker value of the termination raised by the wall-clock guard.
+const WALL_CLOCK_TOKEN: &str = "wall-clock limit";
+
+/// The engine for policy packs: [`Engine::new`] (so the standard packages are there) with
+/// operation, call-depth, expression-depth and data-size limits, `eval` disabled, `print` and
+/// `debug` silenced, a wall-clock guard, and the decision helpers registered. The crate is
+/// built with `no_module`, so `import` does not exist; no function that touches files, the
+/// network or the environment is registered.
+pub fn policy_engine() -> Engine {
+    let mut engine = Engine::new();
+    engine
+        .set_max_operations(MAX_OPERATIONS)
+        .set_max_call_levels(MAX_CALL_LEVELS)
+        .set_max_expr_depths(MAX_EXPR_DEPTH.0, MAX_EXPR_DEPTH.1)
+        .set_max_string_size(MAX_STRING_SIZE)
+        .set_max_array_size(MAX_ARRAY_SIZE)
+        .set_max_map_size(MAX_MAP_SIZE)
+        .set_strict_variables(true);
+    engine.disable_symbol("eval");
+    engine.on_print(|_| {});
+    engine.on_debug(|_, _, _| {});
+    engine.on_progress(|operations| {
+        if operations % CLOCK_EVERY != 0 {
+            return None;
+        }
+        let late = DEADLINE.with(|d| d.get().is_some_and(|deadline| Instant::now() >= deadline));
+        late.then(|| Dynamic::from(WALL_CLOCK_TOKEN))
+    });
+    register_helpers(&mut engine);
+    engine
+}
+
+/// Run `call` with the wall-clock guard armed on this thread.
+pub fn guarded<T>(call: impl FnOnce() -> T) -> T {
+    let previous = DEADLINE.with(|d| d.replace(Some(Instant::now() + WALL_CLOCK_LIMIT)));
+    let result = call();
+    DEADLINE.with(|d| d.set(previous));
+    result
+}
+
+fn map(pairs: &[(&str, Dynamic)]) -> Dynamic {
+    let mut m = Map::new();
+    for (k, v) in pairs {
+        m.insert((*k).into(), v.clone());
+    }
+    Dynamic::from_map(m)
+}
+
+fn s(text: &str) -> Dynamic {
+    Dynamic::from(text.to_string())
+}
+
+/// `allow()`, `deny(reason)`, `require_approval(reason)`, `route(agent, model, reason)`,
+/// `downgrade(model, reason)`, `alert(level, message)`, `abstain()`.
+fn register_helpers(engine: &mut Engine) {
+    engine.register_fn("allow", || map(&[("decision", s("allow"))]));
+    engine.register_fn("allow", |reason: &str| {
+        map(&[("decision", s("allow")), ("reason", s(reason))])
+    });
+    engine.register_fn("deny", |reason: &str| {
+        map(&[("decision", s("deny")), ("reason", s(reason))])
+    });
+    engine.register_fn("require_approval", |reason: &str| {
+        map(&[("decision", s("require_approval")), ("reason", s(reason))])
+    });
+    engine.register_fn("route", |agent: &str, model: &str, reason: &str| {
+        map(&[
+            ("agent", s(agent)),
+            ("model", s(model)),
+            ("reason", s(reason)),
+        ])
+    });
+    engine.register_fn("downgrade", |model: &str, reason: &str| {
+        map(&[
+            ("decision", s("downgrade")),
+            ("model", s(model)),
+            ("message", s(reason)),
+        ])
+    });
+    engine.register_fn("alert", |level: &str, message: &str| {
+        map(&[
+            ("decision", s("alert")),
+            ("level", s(level)),
+            ("message", s(message)),
+        ])
+    });
+    engine.register_fn("abstain", || Dynamic::UNIT);
+}
+
+/// A script failure, for people: which limit was hit, or what went wrong and where.
+pub fn describe_error(error: &EvalAltResult) -> String {
+    use EvalAltResult as E;
+    let at = |pos: rhai::Position| match (pos.line(), pos.position()) {
+        (Some(line), Some(col)) => format!(" (line {line}, column {col})"),
+        (Some(line), None) => format!(" (line {line})"),
+        _ => String::new(),
+    };
+    match error {
+        E::ErrorInFunctionCall(_, _, inner, _) => describe_error(inner),
+        E::ErrorTooManyOperations(pos) => format!(
+            "operation limit exceeded: the script ran more than {MAX_OPERATIONS} operations{}",
+            at(*pos)
+        ),
+        E::ErrorStackOverflow(pos) => format!(
+            "call depth limit exceeded: functions nest deeper than {MAX_CALL_LEVELS} calls{}",
+            at(*pos)
+        ),
+        E::ErrorDataTooLarge(what, pos) => format!(
+            "size limit exceeded: {what} is larger than allowed (strings {MAX_STRING_SIZE} bytes, arrays {MAX_ARRAY_SIZE} items, maps {MAX_MAP_SIZE} entries){}",
+            at(*pos)
+        ),
+        E::ErrorTerminated(token, pos) if token.clone().into_string().ok().as_deref() == Some(WALL_CLOCK_TOKEN) => {
+            format!(
+                "wall-clock limit exceeded: the hook ran longer than {} ms{}",
+                WALL_CLOCK_LIMIT.as_millis(),
+                at(*pos)
+            )
+        }
+        other => {
+            let text = other.to_string();
+            // Rhai appends the position itself in most messages; keep them on one line.
+            text.lines().collect::<Vec<_>>().join("; ")
+        }
+    }
+}
+
+/// Which limit an error hit, if any: `operations`, `call-depth`, `size`, `wall-clock`.
+pub fn limit_kind(error: &EvalAltResult) -> Option<&'static str> {
+    use EvalAltResult as E;
+    match error {
+        E::ErrorInFunctionCall(_, _, inner, _) => limit_kind(inner),
+        E::ErrorTooManyOperations(_) => Some("operations"),
+        E::ErrorStackOverflow(_) => Some("call-depth"),
+        E::ErrorDataTooLarge(..) => Some("size"),
+        E::ErrorTerminated(..) => Some("wall-clock"),
+        _ => None,
+    }
+}
