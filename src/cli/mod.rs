@@ -5,6 +5,7 @@ mod control;
 mod exit;
 mod graph;
 mod missions;
+mod policy;
 mod progress;
 mod query;
 mod run;
@@ -86,6 +87,8 @@ pub enum Command {
     Schema(schema::Args),
     /// Missions that can be run by name: list, show, eject.
     Missions(missions::Args),
+    /// Policy packs: list them, run their tests, explain a run's decisions.
+    Policy(policy::Args),
     /// Print a shell completion script.
     Completions(completions::Args),
 }
@@ -108,6 +111,7 @@ pub fn main() -> ExitCode {
         Command::Graph(args) => graph::run(&context, args),
         Command::Schema(args) => schema::run(args),
         Command::Missions(args) => missions::run(&context, args),
+        Command::Policy(args) => policy::run(&context, args),
         Command::Completions(args) => completions::run(args),
     };
     match result {

@@ -14,11 +14,14 @@ pub struct Args {
 pub enum Name {
     /// mission.yaml
     Mission,
+    /// pack.yaml of a policy pack
+    Policy,
 }
 
 pub fn run(args: Args) -> Outcome {
     match args.name {
         Name::Mission => print!("{}", mission_schema_text()),
+        Name::Policy => print!("{}", crate::policy::pack::policy_schema_text()),
     }
     Ok(Exit::Success)
 }

@@ -10,11 +10,13 @@
 //!
 //! 1. `route(ctx)` of every pack; the highest layer that answers wins (within a layer, the
 //!    pack whose name sorts first). The winner (or the phase's pinned agent/model) is then
-//!    visible to the other hooks as `ctx.route`.
-//! 2. `govern(ctx)` and `budget(ctx)` of every pack. Any `deny` (from either) wins over
-//!    everything; else `require_approval` if any pack requires it; else allow. A budget
-//!    `downgrade` replaces the routed model (the highest layer's downgrade wins); `alert`s are
-//!    collected.
+//!    visible to the other hooks as `ctx.route` (`#{agent, model, pack}`, or `()`).
+//! 2. `budget(ctx)` of every pack. A `downgrade` replaces the routed model (the highest
+//!    layer's downgrade wins); `alert`s are collected.
+//! 3. `govern(ctx)` of every pack, seeing the route after any downgrade.
+//!
+//! Any `deny` (from govern or budget) wins over everything; else `require_approval` if any
+//! pack requires it; else allow.
 //!
 //! **Fail closed**: a hook that fails at run time (a script error, a sandbox limit, a result of
 //! the wrong shape) becomes a decision of kind `error`, which counts as a deny whose reason is
@@ -520,7 +522,7 @@ impl Packs {
             all.push(decision);
         }
         let route = winner.map(|w| all[w].clone());
-        let route_json = match &route {
+        let mut route_json = match &route {
             Some(d) => json!({
                 "agent": d.result.get("agent").cloned().unwrap_or(Json::Null),
                 "model": d.result.get("model").cloned().unwrap_or(Json::Null),
@@ -533,11 +535,21 @@ impl Packs {
             }),
             None => Json::Null,
         };
-        let route_dyn = rhai::serde::to_dynamic(&route_json).unwrap_or(Dynamic::UNIT);
-        let route_text = route_json.to_string();
 
-        // 2. govern and budget see the route.
-        for hook in [Hook::Govern, Hook::Budget] {
+        // 2. budget sees the route; 3. govern sees it after any downgrade.
+        for hook in [Hook::Budget, Hook::Govern] {
+            if hook == Hook::Govern {
+                let downgrade = all
+                    .iter()
+                    .rev()
+                    .find(|d| d.hook == Hook::Budget && d.kind() == Some("downgrade"));
+                if let (Some(d), Some(route)) = (downgrade, route_json.as_object_mut()) {
+                    route.insert("model".into(), d.result["model"].clone());
+                    route.insert("pack".into(), json!(d.pack));
+                }
+            }
+            let route_dyn = rhai::serde::to_dynamic(&route_json).unwrap_or(Dynamic::UNIT);
+            let route_text = route_json.to_string();
             for entry in active.iter().filter(|e| e.has(hook)) {
                 all.push(self.call(entry, hook, &base, &ctx_json, &route_dyn, &route_text));
             }
