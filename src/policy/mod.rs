@@ -620,6 +620,17 @@ impl Packs {
     }
 }
 
+/// Every problem of the pack in `dir` (its manifest, scripts and test cases), with file names
+/// relative to `base`: what `policy test <dir>` reports before running anything.
+pub fn check_dir(dir: &Path, base: &Path) -> Diagnostics {
+    let (packs, mut diagnostics) =
+        Packs::from_sources(vec![(Layer::Project, PackFiles::dir(dir, base))], &[]);
+    for entry in &packs.entries {
+        testcase::load_cases(&entry.pack.files, &entry.pack.manifest, &mut diagnostics);
+    }
+    diagnostics
+}
+
 /// The directories below `dir` that hold a `pack.yaml`, sorted.
 fn pack_dirs(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
