@@ -87,12 +87,24 @@ fn list(context: &Context, json: bool) -> Outcome {
         );
     } else {
         let width = infos.iter().map(|p| p.name.len()).max().unwrap_or(4).max(4);
+        let hooks_of = |p: &crate::policy::PackInfo| {
+            p.hooks
+                .iter()
+                .map(|h| h.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let hooks_width = infos
+            .iter()
+            .map(|p| hooks_of(p).len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
         println!(
-            "{:width$}  {:7}  {:7}  {:18}  {:8}  ORIGIN",
+            "{:width$}  {:7}  {:7}  {:hooks_width$}  {:8}  ORIGIN",
             "NAME", "VERSION", "LAYER", "HOOKS", "STATUS"
         );
         for p in &infos {
-            let hooks: Vec<&str> = p.hooks.iter().map(|h| h.as_str()).collect();
             let status = if p.shadowed {
                 "shadowed"
             } else if p.active {
@@ -101,11 +113,11 @@ fn list(context: &Context, json: bool) -> Outcome {
                 "opt-in"
             };
             println!(
-                "{:width$}  {:7}  {:7}  {:18}  {:8}  {}",
+                "{:width$}  {:7}  {:7}  {:hooks_width$}  {:8}  {}",
                 p.name,
                 p.version,
                 p.layer.as_str(),
-                hooks.join(","),
+                hooks_of(p),
                 status,
                 p.origin
             );
@@ -156,7 +168,7 @@ fn test(context: &Context, pack: Option<&str>, json: bool) -> Outcome {
             serde_json::to_string_pretty(&value).map_err(internal)?
         );
     } else {
-        print!("{}", render_reports(&reports));
+        print!("{}", render_reports(&reports, diagnostics.error_count()));
     }
     let invalid = report(context, &diagnostics);
     if invalid != Exit::Success {
@@ -171,7 +183,7 @@ fn test(context: &Context, pack: Option<&str>, json: bool) -> Outcome {
 }
 
 /// The text report of `policy test`.
-pub fn render_reports(reports: &[PackReport]) -> String {
+pub fn render_reports(reports: &[PackReport], invalid: usize) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     for r in reports {
@@ -197,10 +209,19 @@ pub fn render_reports(reports: &[PackReport]) -> String {
     }
     let passed: usize = reports.iter().map(PackReport::passed).sum();
     let failed: usize = reports.iter().map(PackReport::failed).sum();
-    let verdict = if failed == 0 { "ok" } else { "FAILED" };
+    let verdict = if failed == 0 && invalid == 0 {
+        "ok"
+    } else {
+        "FAILED"
+    };
+    let problems = match invalid {
+        0 => String::new(),
+        1 => "; 1 problem in packs or cases (see below)".into(),
+        n => format!("; {n} problems in packs or cases (see below)"),
+    };
     let _ = writeln!(
         out,
-        "\npolicy tests: {verdict}. {passed} passed; {failed} failed; {} pack{}",
+        "\npolicy tests: {verdict}. {passed} passed; {failed} failed; {} pack{}{problems}",
         reports.len(),
         if reports.len() == 1 { "" } else { "s" }
     );

@@ -125,12 +125,33 @@ pub fn policy_schema_text() -> String {
         .into_generator()
         .into_root_schema_for::<Manifest>();
     let mut value = schema.to_value();
+    strip_null(&mut value);
     if let serde_json::Value::Object(map) = &mut value {
         map.insert("$id".into(), POLICY_SCHEMA_ID.into());
     }
     let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// Optional keys are written by leaving them out, never as `null`: drop the `null` type
+/// schemars adds for `Option<T>`.
+fn strip_null(value: &mut serde_json::Value) {
+    use serde_json::Value as J;
+    match value {
+        J::Object(map) => {
+            if let Some(J::Array(types)) = map.get_mut("type") {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    let only = types[0].clone();
+                    map.insert("type".into(), only);
+                }
+            }
+            map.values_mut().for_each(strip_null);
+        }
+        J::Array(items) => items.iter_mut().for_each(strip_null),
+        _ => {}
+    }
 }
 
 /// Where a pack's files come from.

@@ -56,7 +56,12 @@ pub fn policy_engine() -> Engine {
 
 /// Run `call` with the wall-clock guard armed on this thread.
 pub fn guarded<T>(call: impl FnOnce() -> T) -> T {
-    let previous = DEADLINE.with(|d| d.replace(Some(Instant::now() + WALL_CLOCK_LIMIT)));
+    guarded_for(WALL_CLOCK_LIMIT, call)
+}
+
+/// Run `call` with the wall-clock guard armed for `limit` (checked every 1024 operations).
+pub fn guarded_for<T>(limit: Duration, call: impl FnOnce() -> T) -> T {
+    let previous = DEADLINE.with(|d| d.replace(Some(Instant::now() + limit)));
     let result = call();
     DEADLINE.with(|d| d.set(previous));
     result

@@ -7,6 +7,7 @@ mod events;
 mod fuzz;
 mod hostile;
 mod missions;
+mod policy;
 mod record;
 mod runtime;
 mod support;
