@@ -193,7 +193,7 @@ pub struct Decision {
     /// when it failed.
     pub result: Json,
     pub reason: Option<String>,
-    /// `sha256:<hex>` of the context, the pack's params and the route the hook saw.
+    /// `sha256:<hex>` over the context's digest, the pack's params and the route the hook saw.
     pub input_digest: String,
 }
 
@@ -357,6 +357,8 @@ pub struct Packs {
     engine: rhai::Engine,
     /// Every valid pack, sorted by (layer, name).
     entries: Vec<Entry>,
+    /// Agents and models converted for Rhai once per run, not once per phase.
+    cache: context::ContextCache,
 }
 
 impl std::fmt::Debug for Packs {
@@ -454,7 +456,14 @@ impl Packs {
                 );
             }
         }
-        (Packs { engine, entries }, diagnostics)
+        (
+            Packs {
+                engine,
+                entries,
+                cache: context::ContextCache::default(),
+            },
+            diagnostics,
+        )
     }
 
     /// Every valid pack found, in layer order (shadowed and inactive ones included).
@@ -494,18 +503,32 @@ impl Packs {
 
     /// Run every active pack's hooks for the phase in `ctx` and combine the answers.
     pub fn decide(&self, ctx: &RoutingContext) -> Decisions {
-        let ctx_json = serde_json::to_string(ctx).unwrap_or_default();
-        let base = match rhai::serde::to_dynamic(ctx).map(|d| d.try_cast::<Map>()) {
-            Ok(Some(map)) => map,
-            _ => Map::new(),
-        };
+        let (mut base, ctx_digest) = ctx.to_rhai(&self.cache);
         let active: Vec<&Entry> = self.entries.iter().filter(|e| e.active).collect();
         let mut all = Vec::new();
+        // Each hook gets its own copy of the context (a script cannot change what the next
+        // one sees); the last call takes the original.
+        let mut remaining: usize = active.iter().map(|e| e.pack.manifest.hooks.len()).sum();
+        let mut next_ctx = move || {
+            remaining = remaining.saturating_sub(1);
+            if remaining == 0 {
+                std::mem::take(&mut base)
+            } else {
+                base.clone()
+            }
+        };
 
         // 1. route: the highest layer that answers wins; within a layer, the first by name.
         let mut winner: Option<usize> = None;
         for entry in active.iter().filter(|e| e.has(Hook::Route)) {
-            let decision = self.call(entry, Hook::Route, &base, &ctx_json, &Dynamic::UNIT, "");
+            let decision = self.call(
+                entry,
+                Hook::Route,
+                next_ctx(),
+                &ctx_digest,
+                &Dynamic::UNIT,
+                "",
+            );
             let answered = !decision.abstained() && !decision.is_error();
             if answered {
                 let better = match winner {
@@ -548,10 +571,17 @@ impl Packs {
                     route.insert("pack".into(), json!(d.pack));
                 }
             }
-            let route_dyn = rhai::serde::to_dynamic(&route_json).unwrap_or(Dynamic::UNIT);
+            let route_dyn = json_to_dynamic(&route_json);
             let route_text = route_json.to_string();
             for entry in active.iter().filter(|e| e.has(hook)) {
-                all.push(self.call(entry, hook, &base, &ctx_json, &route_dyn, &route_text));
+                all.push(self.call(
+                    entry,
+                    hook,
+                    next_ctx(),
+                    &ctx_digest,
+                    &route_dyn,
+                    &route_text,
+                ));
             }
         }
         combine(route, all)
@@ -562,16 +592,15 @@ impl Packs {
         &self,
         entry: &Entry,
         hook: Hook,
-        base: &Map,
-        ctx_json: &str,
+        mut map: Map,
+        ctx_digest: &[u8],
         route: &Dynamic,
         route_json: &str,
     ) -> Decision {
-        let mut map = base.clone();
         map.insert("params".into(), entry.params_dyn.clone());
         map.insert("route".into(), route.clone());
         let mut hasher = sha2::Sha256::new();
-        hasher.update(ctx_json.as_bytes());
+        hasher.update(ctx_digest);
         hasher.update(b"\n");
         hasher.update(entry.params_json.as_bytes());
         hasher.update(b"\n");
@@ -629,6 +658,25 @@ pub fn check_dir(dir: &Path, base: &Path) -> Diagnostics {
         testcase::load_cases(&entry.pack.files, &entry.pack.manifest, &mut diagnostics);
     }
     diagnostics
+}
+
+/// A flat JSON object of strings and nulls (the route) as a Rhai value.
+fn json_to_dynamic(value: &Json) -> Dynamic {
+    match value {
+        Json::Object(map) => {
+            let mut out = Map::new();
+            for (k, v) in map {
+                let v = match v {
+                    Json::String(s) => Dynamic::from(s.clone()),
+                    Json::Null => Dynamic::UNIT,
+                    other => rhai::serde::to_dynamic(other).unwrap_or(Dynamic::UNIT),
+                };
+                out.insert(k.as_str().into(), v);
+            }
+            Dynamic::from_map(out)
+        }
+        other => rhai::serde::to_dynamic(other).unwrap_or(Dynamic::UNIT),
+    }
 }
 
 /// The directories below `dir` that hold a `pack.yaml`, sorted.

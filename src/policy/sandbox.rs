@@ -5,7 +5,7 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use rhai::{Dynamic, Engine, EvalAltResult, Map};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, INT};
 
 use super::{MAX_ARRAY_SIZE, MAX_CALL_LEVELS, MAX_MAP_SIZE, MAX_OPERATIONS, MAX_STRING_SIZE};
 
@@ -79,9 +79,100 @@ fn s(text: &str) -> Dynamic {
     Dynamic::from(text.to_string())
 }
 
-/// `allow()`, `deny(reason)`, `require_approval(reason)`, `route(agent, model, reason)`,
-/// `downgrade(model, reason)`, `alert(level, message)`, `abstain()`.
+/// Model tiers, cheapest first.
+pub const TIERS: [&str; 3] = ["cheap", "standard", "strong"];
+
+/// The rank of a tier (0 = cheap … 2 = strong); unknown tiers count as `standard`.
+fn tier_rank(tier: &str) -> INT {
+    TIERS.iter().position(|t| *t == tier).unwrap_or(1) as INT
+}
+
+fn number(map: &Map, key: &str) -> f64 {
+    map.get(key).map_or(0.0, |v| {
+        v.as_float()
+            .or_else(|_| v.as_int().map(|i| i as f64))
+            .unwrap_or(0.0)
+    })
+}
+
+/// The cheapest model (input + output price) of `tier` in `models` whose context window holds
+/// `tokens` (a window of 0 is unknown and accepted); `()` when there is none.
+fn cheapest(models: &Array, tier: &str, tokens: INT) -> Dynamic {
+    let mut best: Option<(f64, &Dynamic)> = None;
+    for model in models {
+        let Ok(m) = model.as_map_ref() else { continue };
+        let window = number(&m, "context_window");
+        let fits = window == 0.0 || window >= tokens as f64;
+        let same_tier = m
+            .get("tier")
+            .and_then(|t| t.as_immutable_string_ref().ok())
+            .is_some_and(|t| t.as_str() == tier);
+        if !same_tier || !fits {
+            continue;
+        }
+        let price = number(&m, "input_per_mtok") + number(&m, "output_per_mtok");
+        if best.is_none_or(|(p, _)| price < p) {
+            best = Some((price, model));
+        }
+    }
+    best.map_or(Dynamic::UNIT, |(_, m)| m.clone())
+}
+
+/// The words of `words` that occur in any of `texts`, case-insensitively, in `words` order.
+fn find_words(words: &Array, texts: &Array) -> Array {
+    let lowered: Vec<String> = texts
+        .iter()
+        .filter_map(|t| t.as_immutable_string_ref().ok().map(|s| s.to_lowercase()))
+        .collect();
+    let mut found = Array::new();
+    for word in words {
+        let Ok(w) = word.as_immutable_string_ref() else {
+            continue;
+        };
+        let w = w.to_lowercase();
+        if lowered.iter().any(|t| t.contains(&w)) && !found.iter().any(|f| f.to_string() == w) {
+            found.push(Dynamic::from(w));
+        }
+    }
+    found
+}
+
+/// The decision helpers — `allow()`, `allow(reason)`, `deny(reason)`,
+/// `require_approval(reason)`, `route(agent, model, reason)`, `downgrade(model, reason)`,
+/// `alert(level, message)`, `abstain()` — and the model and text helpers: `tier_rank(tier)`,
+/// `tier_name(rank)`, `models.cheapest(tier, tokens)`, `models.find_model(name)`,
+/// `words.find_words(texts)`,
+/// `list.join(separator)`.
 fn register_helpers(engine: &mut Engine) {
+    engine.register_fn("tier_rank", |tier: &str| tier_rank(tier));
+    engine.register_fn("tier_name", |rank: INT| {
+        TIERS[rank.clamp(0, TIERS.len() as INT - 1) as usize].to_string()
+    });
+    engine.register_fn("cheapest", |models: &mut Array, tier: &str, tokens: INT| {
+        cheapest(models, tier, tokens)
+    });
+    engine.register_fn("find_model", |models: &mut Array, name: &str| {
+        models
+            .iter()
+            .find(|m| {
+                m.as_map_ref().is_ok_and(|m| {
+                    m.get("name")
+                        .and_then(|n| n.as_immutable_string_ref().ok())
+                        .is_some_and(|n| n.as_str() == name)
+                })
+            })
+            .cloned()
+            .unwrap_or(Dynamic::UNIT)
+    });
+    engine.register_fn("find_words", |words: &mut Array, texts: Array| {
+        find_words(words, &texts)
+    });
+    engine.register_fn("join", |list: &mut Array, separator: &str| {
+        list.iter()
+            .map(|item| item.to_string())
+            .collect::<Vec<_>>()
+            .join(separator)
+    });
     engine.register_fn("allow", || map(&[("decision", s("allow"))]));
     engine.register_fn("allow", |reason: &str| {
         map(&[("decision", s("allow")), ("reason", s(reason))])

@@ -102,17 +102,13 @@ impl Packs {
             entry.set_params(params);
         }
         let ctx = case.ctx.clone().normalized();
-        let ctx_json = serde_json::to_string(&ctx).unwrap_or_default();
-        let base = match rhai::serde::to_dynamic(&ctx).map(|d| d.try_cast::<rhai::Map>()) {
-            Ok(Some(map)) => map,
-            _ => rhai::Map::new(),
-        };
+        let (base, ctx_digest) = ctx.to_rhai(&self.cache);
         let route = rhai::serde::to_dynamic(&case.route).unwrap_or(rhai::Dynamic::UNIT);
         let decision = self.call(
             &entry,
             case.hook,
-            &base,
-            &ctx_json,
+            base,
+            &ctx_digest,
             &route,
             &case.route.to_string(),
         );
