@@ -109,13 +109,13 @@ pub(crate) struct ContextCache {
     inner: std::sync::Mutex<Option<Catalog>>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Catalog {
     agents: Vec<String>,
     models: Vec<ModelInfo>,
     agents_dyn: Dynamic,
     models_dyn: Dynamic,
-    digest: Vec<u8>,
+    digest: [u8; 32],
 }
 
 use rhai::{Array, Dynamic, Map};
@@ -153,7 +153,7 @@ impl RoutingContext {
     /// The context as the Rhai map hooks see (without `params` and `route`), and the digest
     /// of its JSON form. Equal to converting it with `rhai::serde::to_dynamic`, only faster.
     pub(crate) fn to_rhai(&self, cache: &ContextCache) -> (Map, Vec<u8>) {
-        let catalog = self.catalog(cache);
+        let (agents, models, catalog_digest) = self.catalog(cache);
         let p = &self.phase;
         let phase = map(vec![
             ("id", string(&p.id)),
@@ -182,26 +182,27 @@ impl RoutingContext {
         let mut ctx = Map::new();
         ctx.insert("phase".into(), phase);
         ctx.insert("run".into(), run);
-        ctx.insert("agents".into(), catalog.agents_dyn);
-        ctx.insert("models".into(), catalog.models_dyn);
+        ctx.insert("agents".into(), agents);
+        ctx.insert("models".into(), models);
 
         let mut hasher = sha2::Sha256::new();
         hasher.update(serde_json::to_vec(&self.phase).unwrap_or_default());
         hasher.update(b"\n");
         hasher.update(serde_json::to_vec(&self.run).unwrap_or_default());
         hasher.update(b"\n");
-        hasher.update(&catalog.digest);
+        hasher.update(catalog_digest);
         (ctx, hasher.finalize().to_vec())
     }
 
-    fn catalog(&self, cache: &ContextCache) -> Catalog {
+    /// The agents and models as Rhai values, and their digest.
+    fn catalog(&self, cache: &ContextCache) -> (Dynamic, Dynamic, [u8; 32]) {
         let mut guard = match cache.inner.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
         if let Some(c) = guard.as_ref() {
             if c.agents == self.agents && c.models == self.models {
-                return c.clone();
+                return (c.agents_dyn.clone(), c.models_dyn.clone(), c.digest);
             }
         }
         let models: Array = self
@@ -224,10 +225,15 @@ impl RoutingContext {
             models: self.models.clone(),
             agents_dyn: strings(&self.agents),
             models_dyn: Dynamic::from_array(models),
-            digest: sha2::Sha256::digest(&json).to_vec(),
+            digest: sha2::Sha256::digest(&json).into(),
         };
-        *guard = Some(catalog.clone());
-        catalog
+        let out = (
+            catalog.agents_dyn.clone(),
+            catalog.models_dyn.clone(),
+            catalog.digest,
+        );
+        *guard = Some(catalog);
+        out
     }
 }
 

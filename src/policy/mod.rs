@@ -640,13 +640,31 @@ impl Packs {
             )
         });
         let value = result.map_err(|e| sandbox::describe_error(&e))?;
-        rhai::serde::from_dynamic::<Json>(&value).map_err(|e| {
-            format!(
-                "the result cannot be recorded: {}",
-                sandbox::describe_error(&e)
-            )
-        })
+        dynamic_to_json(&value)
     }
+}
+
+/// A hook's result as JSON: `()`, booleans, numbers, strings, arrays and maps of them.
+fn dynamic_to_json(value: &Dynamic) -> Result<Json, String> {
+    if value.is_unit() {
+        return Ok(Json::Null);
+    }
+    if let Ok(s) = value.as_immutable_string_ref() {
+        return Ok(Json::String(s.to_string()));
+    }
+    if let Ok(map) = value.as_map_ref() {
+        let mut out = serde_json::Map::new();
+        for (k, v) in map.iter() {
+            out.insert(k.to_string(), dynamic_to_json(v)?);
+        }
+        return Ok(Json::Object(out));
+    }
+    rhai::serde::from_dynamic::<Json>(value).map_err(|e| {
+        format!(
+            "the result cannot be recorded: {}",
+            sandbox::describe_error(&e)
+        )
+    })
 }
 
 /// Every problem of the pack in `dir` (its manifest, scripts and test cases), with file names

@@ -445,7 +445,6 @@ struct Checker<'a> {
 impl Checker<'_> {
     fn error(&mut self, code: Code, message: String, span: Span, path: &str) -> Diagnostic {
         self.ok = false;
-        let _ = &self.diagnostics;
         Diagnostic::new(code, message).at(self.file, Some(span), path)
     }
 
