@@ -1,25 +1,29 @@
-//! Embeds every file under `missions/` into the binary, so that built-in missions (and their
-//! templates) resolve by name without the source tree.
+//! Embeds every file under `missions/` and `policies/` into the binary, so that built-in
+//! missions (and their templates) and built-in policy packs resolve without the source tree.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
-    println!("cargo:rerun-if-changed=missions");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("missions");
+    embed("missions", "builtin_missions.rs");
+    embed("policies", "builtin_policies.rs");
+}
+
+/// Write `$OUT_DIR/<out_name>` with `FILES`: (path relative to `<dir>/`, contents), sorted.
+fn embed(dir: &str, out_name: &str) {
+    println!("cargo:rerun-if-changed={dir}");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
     let mut files = Vec::new();
     collect(&root, &root, &mut files);
     files.sort();
-    let mut out =
-        String::from("/// Files under `missions/`: (path relative to `missions/`, contents).\n");
+    let mut out = format!("/// Files under `{dir}/`: (path relative to `{dir}/`, contents).\n");
     out.push_str("pub static FILES: &[(&str, &str)] = &[\n");
     for (rel, abs) in files {
         let _ = writeln!(out, "    ({rel:?}, include_str!({abs:?})),");
     }
     out.push_str("];\n");
-    let dest = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
-        .join("builtin_missions.rs");
-    std::fs::write(dest, out).expect("write builtin_missions.rs");
+    let dest = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join(out_name);
+    std::fs::write(dest, out).unwrap_or_else(|e| panic!("write {out_name}: {e}"));
 }
 
 fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {

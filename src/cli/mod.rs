@@ -7,6 +7,7 @@ mod cost;
 mod exit;
 mod graph;
 mod missions;
+mod policy;
 mod progress;
 mod query;
 mod run;
@@ -92,6 +93,8 @@ pub enum Command {
     Schema(schema::Args),
     /// Missions that can be run by name: list, show, eject.
     Missions(missions::Args),
+    /// Policy packs: list them, run their tests, explain a run's decisions.
+    Policy(policy::Args),
     /// Print a shell completion script.
     Completions(completions::Args),
 }
@@ -116,6 +119,7 @@ pub fn main() -> ExitCode {
         Command::Graph(args) => graph::run(&context, args),
         Command::Schema(args) => schema::run(args),
         Command::Missions(args) => missions::run(&context, args),
+        Command::Policy(args) => policy::run(&context, args),
         Command::Completions(args) => completions::run(args),
     };
     match result {

@@ -14,6 +14,8 @@ pub struct Args {
 pub enum Name {
     /// mission.yaml
     Mission,
+    /// pack.yaml of a policy pack
+    Policy,
     /// models.yaml (the model catalog)
     Models,
 }
@@ -21,6 +23,7 @@ pub enum Name {
 pub fn run(args: Args) -> Outcome {
     match args.name {
         Name::Mission => print!("{}", mission_schema_text()),
+        Name::Policy => print!("{}", crate::policy::pack::policy_schema_text()),
         Name::Models => print!("{}", crate::config::models::models_schema_text()),
     }
     Ok(Exit::Success)

@@ -150,6 +150,21 @@ codes! {
     UndeclaredVar = "M3007", "undeclared-var", Error,
         summary: "A template uses `vars.<name>` for a var the mission does not declare.",
         fix: "Declare it under `vars:` or correct its name.";
+    PolicySyntax = "M4001", "policy-syntax", Error,
+        summary: "A policy pack's Rhai script does not compile.",
+        fix: "Fix the script at the position shown; hooks are functions `fn route(ctx)`, `fn govern(ctx)` and `fn budget(ctx)`.";
+    PackInvalid = "M4002", "pack-invalid", Error,
+        summary: "A policy pack's `pack.yaml` has a missing, unknown or malformed key.",
+        fix: "`pack.yaml` takes `name` (kebab-case), `version`, `description`, `hooks` (route, govern, budget), `params` and `scripts`; see `spectacular schema policy`.";
+    HookNotDefined = "M4003", "hook-not-defined", Error,
+        summary: "`pack.yaml` declares a hook that no script of the pack defines.",
+        fix: "Define `fn <hook>(ctx)` in the pack's script, or remove the hook from `hooks`.";
+    BadParamDefault = "M4004", "bad-param-default", Error,
+        summary: "A pack parameter's `default` (or a test's override) does not have the parameter's declared `type`.",
+        fix: "Change the value or the declared type (`string`, `number`, `bool` or `list`) so that they agree.";
+    PolicyTestInvalid = "M4005", "policy-test-invalid", Error,
+        summary: "A policy pack test case (`tests/*.yaml`) is malformed.",
+        fix: "A case is `{name, hook, ctx, params, expect}`; `hook` is one the pack declares and `ctx` uses the routing context's keys.";
 }
 
 impl Code {

@@ -76,6 +76,8 @@ pub enum EventData {
     RunFailed(RunFinished),
     #[serde(rename = "run.canceled")]
     RunCanceled(RunFinished),
+    #[serde(rename = "policy.decided")]
+    PolicyDecided(PolicyDecided),
 }
 
 impl EventData {
@@ -100,6 +102,7 @@ impl EventData {
             EventData::RunSucceeded(_) => "run.succeeded",
             EventData::RunFailed(_) => "run.failed",
             EventData::RunCanceled(_) => "run.canceled",
+            EventData::PolicyDecided(_) => "policy.decided",
         }
     }
 
@@ -123,6 +126,7 @@ impl EventData {
         "run.succeeded",
         "run.failed",
         "run.canceled",
+        "policy.decided",
     ];
 
     /// Decode a payload from its type name and its `data` JSON: the same result as reading
@@ -163,6 +167,7 @@ impl EventData {
             "run.succeeded" => read!(RunSucceeded),
             "run.failed" => read!(RunFailed),
             "run.canceled" => read!(RunCanceled),
+            "policy.decided" => read!(PolicyDecided),
             other => {
                 return Err(serde::de::Error::unknown_variant(
                     other,
@@ -186,6 +191,7 @@ impl EventData {
             EventData::LoopStarted(d) => Some(&d.from),
             EventData::ApprovalRequested(d) => Some(&d.phase),
             EventData::ApprovalDecided(d) => Some(&d.phase),
+            EventData::PolicyDecided(d) => Some(&d.phase),
             _ => None,
         }
     }
@@ -417,6 +423,24 @@ pub struct RunFinished {
     pub failed: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// A policy hook's decision about a phase: who decided (pack and version), which hook, on
+/// what input (a digest of the context, params and route it saw), what and why. `result` is
+/// the hook's answer as JSON: `null` when it abstained, `{"decision":"error",…}` when it
+/// failed (which counts as a deny).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PolicyDecided {
+    pub phase: String,
+    pub pack: String,
+    pub version: String,
+    /// `route`, `govern` or `budget`.
+    pub hook: String,
+    pub result: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `sha256:<hex>` of the hook's input.
+    pub input_digest: String,
 }
 
 /// Why a log line could not be read.

@@ -371,7 +371,9 @@ impl RunSummary {
                     p.finish(PhaseState::Failed, ts);
                 }
             }
-            EventData::CancelRequested(_) | EventData::RunSuspended(_) => {}
+            EventData::CancelRequested(_)
+            | EventData::RunSuspended(_)
+            | EventData::PolicyDecided(_) => {}
             EventData::RunSucceeded(_) | EventData::RunFailed(_) | EventData::RunCanceled(_) => {
                 self.ended_at = Some(ts.clone());
             }

@@ -456,6 +456,8 @@ impl Scheduler {
             EventData::RunSucceeded(_) => self.finished = Some("succeeded"),
             EventData::RunFailed(_) => self.finished = Some("failed"),
             EventData::RunCanceled(_) => self.finished = Some("canceled"),
+            // Decisions are facts for explain and replay; the engine acts on them itself.
+            EventData::PolicyDecided(_) => {}
         }
     }
 

@@ -1,10 +1,11 @@
 //! One fixture folder per diagnostic code: `tests/fixtures/diagnostics/<CODE>/mission.yaml`
-//! (plus the templates and schemas it refers to), with the rendered text and JSON as goldens.
+//! (plus the templates and schemas it refers to), or for policy pack codes a pack directory
+//! `tests/fixtures/diagnostics/<CODE>/pack/`, with the rendered text and JSON as goldens.
 //! `SPECTACULAR_BLESS=1 cargo test` rewrites the goldens; review the diff before committing.
 
 use std::path::{Path, PathBuf};
 
-use spectacular::diag::{render_json, render_text, RenderOptions, ALL_CODES};
+use spectacular::diag::{render_json, render_text, Diagnostics, RenderOptions, ALL_CODES};
 use spectacular::load::MAX_FILE_BYTES;
 use spectacular::validate::Validated;
 
@@ -45,18 +46,23 @@ pub fn too_large_mission() -> Vec<u8> {
     text.into_bytes()
 }
 
-/// Validate one fixture, as the CLI would from the repository root.
-fn run(dir: &Path) -> Validated {
+/// Validate one fixture, as the CLI would from the repository root: its policy pack when it
+/// has a `pack/` directory, else its mission.
+fn run(dir: &Path) -> Diagnostics {
+    let pack = dir.join("pack");
+    if pack.join("pack.yaml").is_file() {
+        return spectacular::policy::check_dir(&pack, &repo_root());
+    }
     let file = format!("{}/mission.yaml", relative(dir));
-    validate_bytes(&file, &mission_bytes(dir))
+    let validated: Validated = validate_bytes(&file, &mission_bytes(dir));
+    validated.diagnostics
 }
 
 /// The one check of this family: the fixture's diagnostics include its code, and the text and
 /// JSON renderings equal the goldens.
 fn check(dir: &Path, failures: &mut Vec<String>) {
     let code = dir.file_name().unwrap_or_default().to_string_lossy();
-    let validated = run(dir);
-    let diagnostics = &validated.diagnostics;
+    let diagnostics = &run(dir);
     if !diagnostics.iter().any(|d| d.code.as_str() == code) {
         failures.push(format!(
             "fixture `{code}` does not produce {code}; it produced:\n{}",
@@ -123,9 +129,8 @@ fn fixtures_trigger_only_their_code() {
             .unwrap_or_default()
             .to_string_lossy()
             .into_owned();
-        let validated = run(&dir);
-        let others: Vec<&str> = validated
-            .diagnostics
+        let diagnostics = run(&dir);
+        let others: Vec<&str> = diagnostics
             .iter()
             .map(|d| d.code.as_str())
             .filter(|c| *c != code)
@@ -146,8 +151,8 @@ fn fixtures_trigger_only_their_code() {
 #[test]
 fn fixture_diagnostics_are_well_formed() {
     for dir in folders() {
-        let validated = run(&dir);
-        for d in validated.diagnostics.iter() {
+        let diagnostics = run(&dir);
+        for d in diagnostics.iter() {
             assert_eq!(d.severity, d.code.info().severity, "{d:?}");
             assert!(!d.message.is_empty(), "{d:?}");
             assert!(!d.file.is_empty(), "{d:?}");
@@ -156,8 +161,7 @@ fn fixture_diagnostics_are_well_formed() {
                 "display names must be relative: {d:?}"
             );
             if let Some(span) = d.span {
-                let text = validated
-                    .diagnostics
+                let text = diagnostics
                     .source(&d.file)
                     .map(|s| s.text.to_string())
                     .unwrap_or_default();

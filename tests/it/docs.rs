@@ -865,6 +865,12 @@ const EVENT_DESCRIPTIONS: &[(&str, &str)] = &[
          directly when `spectacular cancel` found no engine running it. A canceled run can be \
          resumed.",
     ),
+    (
+        "policy.decided",
+        "A policy pack's hook decided something about a phase: the pack and its version, the \
+         hook (`route`, `govern` or `budget`), the result, the reason, and a digest of the \
+         context it saw, so that every decision can be explained (`spectacular policy explain`).",
+    ),
 ];
 
 fn events_reference() -> String {

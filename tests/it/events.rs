@@ -30,9 +30,10 @@ fn golden_index(data: &EventData) -> usize {
         EventData::RunSucceeded(_) => 15,
         EventData::RunFailed(_) => 16,
         EventData::RunCanceled(_) => 17,
+        EventData::PolicyDecided(_) => 18,
     }
 }
-const TYPE_COUNT: usize = 18;
+const TYPE_COUNT: usize = 19;
 
 fn samples() -> Vec<EventData> {
     let s = String::from;
@@ -149,6 +150,19 @@ fn samples() -> Vec<EventData> {
         EventData::RunCanceled(RunFinished {
             failed: vec![],
             reason: Some(s("canceled by the user")),
+        }),
+        EventData::PolicyDecided(PolicyDecided {
+            phase: s("plan"),
+            pack: s("default-routing"),
+            version: s("1.0.0"),
+            hook: s("route"),
+            result: json!({
+                "agent": "claude-code",
+                "model": "claude-opus-4-1",
+                "reason": "planner at high complexity needs a strong model"
+            }),
+            reason: Some(s("planner at high complexity needs a strong model")),
+            input_digest: s("sha256:6677"),
         }),
     ]
 }

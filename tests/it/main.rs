@@ -9,6 +9,7 @@ mod fake_llm;
 mod fuzz;
 mod hostile;
 mod missions;
+mod policy;
 mod record;
 mod runtime;
 mod support;

@@ -1,0 +1,290 @@
+//! The routing context given to every hook: the phase, the run, the agents and models that are
+//! available. Hooks see it as the Rhai map `ctx` (plus `ctx.params`, the pack's parameters, and
+//! for `govern`/`budget` `ctx.route`, the route chosen by the `route` hooks).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything a hook may base a decision on. Every field has a default, so that a test case
+/// only writes what it is about.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutingContext {
+    pub phase: PhaseContext,
+    pub run: RunContext,
+    /// Names of the agents that are configured and available (`claude-code`, `codex`…).
+    pub agents: Vec<String>,
+    /// The priced models that can be chosen.
+    pub models: Vec<ModelInfo>,
+}
+
+/// The phase about to start.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PhaseContext {
+    /// Phase id; fan-out children are `parent[key]`.
+    pub id: String,
+    /// `planner`, `executor`, `validator`… for role phases.
+    pub role: Option<String>,
+    /// `agent`, `run`, `uses` or `approval`.
+    pub kind: String,
+    /// 1-based attempt number.
+    pub attempt: u32,
+    /// Size of the rendered prompt in characters.
+    pub prompt_chars: u64,
+    /// A rough token count of the prompt (characters / 4 when not given).
+    pub prompt_tokens_estimate: u64,
+    /// Paths the phase declares (outputs, work-package files).
+    pub paths: Vec<String>,
+    /// The agent pinned by the mission, if any.
+    pub agent: Option<String>,
+    /// The model pinned by the mission, if any.
+    pub model: Option<String>,
+}
+
+/// The run the phase belongs to.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunContext {
+    /// The mission id.
+    pub mission: String,
+    /// The run's inputs after defaults.
+    pub inputs: BTreeMap<String, serde_json::Value>,
+    /// Complexity score in [0, 1] when an analysis output exists.
+    pub complexity: Option<f64>,
+    /// Complexity tier (`low`, `medium`, `high`) when an analysis output exists.
+    pub tier: Option<String>,
+    /// Risk areas the analysis found in the spec (`auth`, `payment`…).
+    pub risk_areas: Vec<String>,
+    /// Dollars spent so far.
+    pub spent_usd: f64,
+    /// The run's hard cap, if any.
+    pub budget_usd: Option<f64>,
+    /// `budget_usd - spent_usd` (computed when not given).
+    pub remaining_usd: Option<f64>,
+    /// The soft (alert) threshold, if any.
+    pub soft_usd: Option<f64>,
+}
+
+/// A priced model.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelInfo {
+    pub name: String,
+    pub provider: String,
+    /// `cheap`, `standard` or `strong`.
+    pub tier: String,
+    /// Dollars per million input tokens.
+    pub input_per_mtok: f64,
+    /// Dollars per million output tokens.
+    pub output_per_mtok: f64,
+    /// Context window in tokens.
+    pub context_window: u64,
+}
+
+impl RoutingContext {
+    /// Fill the derived fields left empty: the token estimate from the prompt size, the
+    /// remaining budget from the cap and the spend, attempt 1.
+    pub fn normalized(mut self) -> RoutingContext {
+        if self.phase.prompt_tokens_estimate == 0 {
+            self.phase.prompt_tokens_estimate = self.phase.prompt_chars.div_ceil(4);
+        }
+        if self.phase.attempt == 0 {
+            self.phase.attempt = 1;
+        }
+        if self.run.remaining_usd.is_none() {
+            if let Some(cap) = self.run.budget_usd {
+                self.run.remaining_usd = Some((cap - self.run.spent_usd).max(0.0));
+            }
+        }
+        self
+    }
+}
+
+/// The run-level part of the context (agents and models) as Rhai values and a digest,
+/// converted once and reused while it stays the same from phase to phase.
+#[derive(Debug, Default)]
+pub(crate) struct ContextCache {
+    inner: std::sync::Mutex<Option<Catalog>>,
+}
+
+#[derive(Debug)]
+struct Catalog {
+    agents: Vec<String>,
+    models: Vec<ModelInfo>,
+    agents_dyn: Dynamic,
+    models_dyn: Dynamic,
+    digest: [u8; 32],
+}
+
+use rhai::{Array, Dynamic, Map};
+use sha2::Digest as _;
+
+fn string(s: &str) -> Dynamic {
+    Dynamic::from(s.to_string())
+}
+
+fn option_string(s: &Option<String>) -> Dynamic {
+    s.as_deref().map_or(Dynamic::UNIT, string)
+}
+
+fn option_float(f: Option<f64>) -> Dynamic {
+    f.map_or(Dynamic::UNIT, Dynamic::from_float)
+}
+
+fn strings(items: &[String]) -> Dynamic {
+    Dynamic::from_array(items.iter().map(|s| string(s)).collect())
+}
+
+fn int(n: u64) -> Dynamic {
+    Dynamic::from_int(n.min(i64::MAX as u64) as rhai::INT)
+}
+
+fn map(pairs: Vec<(&str, Dynamic)>) -> Dynamic {
+    let mut m = Map::new();
+    for (k, v) in pairs {
+        m.insert(k.into(), v);
+    }
+    Dynamic::from_map(m)
+}
+
+impl RoutingContext {
+    /// The context as the Rhai map hooks see (without `params` and `route`), and the digest
+    /// of its JSON form. Equal to converting it with `rhai::serde::to_dynamic`, only faster.
+    pub(crate) fn to_rhai(&self, cache: &ContextCache) -> (Map, Vec<u8>) {
+        let (agents, models, catalog_digest) = self.catalog(cache);
+        let p = &self.phase;
+        let phase = map(vec![
+            ("id", string(&p.id)),
+            ("role", option_string(&p.role)),
+            ("kind", string(&p.kind)),
+            ("attempt", int(u64::from(p.attempt))),
+            ("prompt_chars", int(p.prompt_chars)),
+            ("prompt_tokens_estimate", int(p.prompt_tokens_estimate)),
+            ("paths", strings(&p.paths)),
+            ("agent", option_string(&p.agent)),
+            ("model", option_string(&p.model)),
+        ]);
+        let r = &self.run;
+        let inputs = rhai::serde::to_dynamic(&r.inputs).unwrap_or(Dynamic::UNIT);
+        let run = map(vec![
+            ("mission", string(&r.mission)),
+            ("inputs", inputs),
+            ("complexity", option_float(r.complexity)),
+            ("tier", option_string(&r.tier)),
+            ("risk_areas", strings(&r.risk_areas)),
+            ("spent_usd", Dynamic::from_float(r.spent_usd)),
+            ("budget_usd", option_float(r.budget_usd)),
+            ("remaining_usd", option_float(r.remaining_usd)),
+            ("soft_usd", option_float(r.soft_usd)),
+        ]);
+        let mut ctx = Map::new();
+        ctx.insert("phase".into(), phase);
+        ctx.insert("run".into(), run);
+        ctx.insert("agents".into(), agents);
+        ctx.insert("models".into(), models);
+
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(serde_json::to_vec(&self.phase).unwrap_or_default());
+        hasher.update(b"\n");
+        hasher.update(serde_json::to_vec(&self.run).unwrap_or_default());
+        hasher.update(b"\n");
+        hasher.update(catalog_digest);
+        (ctx, hasher.finalize().to_vec())
+    }
+
+    /// The agents and models as Rhai values, and their digest.
+    fn catalog(&self, cache: &ContextCache) -> (Dynamic, Dynamic, [u8; 32]) {
+        let mut guard = match cache.inner.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(c) = guard.as_ref() {
+            if c.agents == self.agents && c.models == self.models {
+                return (c.agents_dyn.clone(), c.models_dyn.clone(), c.digest);
+            }
+        }
+        let models: Array = self
+            .models
+            .iter()
+            .map(|m| {
+                map(vec![
+                    ("name", string(&m.name)),
+                    ("provider", string(&m.provider)),
+                    ("tier", string(&m.tier)),
+                    ("input_per_mtok", Dynamic::from_float(m.input_per_mtok)),
+                    ("output_per_mtok", Dynamic::from_float(m.output_per_mtok)),
+                    ("context_window", int(m.context_window)),
+                ])
+            })
+            .collect();
+        let json = serde_json::to_vec(&(&self.agents, &self.models)).unwrap_or_default();
+        let catalog = Catalog {
+            agents: self.agents.clone(),
+            models: self.models.clone(),
+            agents_dyn: strings(&self.agents),
+            models_dyn: Dynamic::from_array(models),
+            digest: sha2::Sha256::digest(&json).into(),
+        };
+        let out = (
+            catalog.agents_dyn.clone(),
+            catalog.models_dyn.clone(),
+            catalog.digest,
+        );
+        *guard = Some(catalog);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fast_conversion_equals_serde() {
+        let ctx = RoutingContext {
+            phase: PhaseContext {
+                id: "plan".into(),
+                role: Some("planner".into()),
+                kind: "agent".into(),
+                attempt: 2,
+                prompt_chars: 4000,
+                prompt_tokens_estimate: 1000,
+                paths: vec!["plan.md".into()],
+                agent: None,
+                model: Some("opus".into()),
+            },
+            run: RunContext {
+                mission: "m".into(),
+                inputs: [("spec".to_string(), serde_json::json!({"a": [1, 2.5, "x"]}))].into(),
+                complexity: Some(0.5),
+                tier: None,
+                risk_areas: vec!["auth".into()],
+                spent_usd: 1.0,
+                budget_usd: Some(2.0),
+                remaining_usd: None,
+                soft_usd: Some(1.5),
+            },
+            agents: vec!["claude-code".into()],
+            models: vec![ModelInfo {
+                name: "opus".into(),
+                provider: "anthropic".into(),
+                tier: "strong".into(),
+                input_per_mtok: 15.0,
+                output_per_mtok: 75.0,
+                context_window: 200_000,
+            }],
+        };
+        let cache = ContextCache::default();
+        let (fast, digest) = ctx.to_rhai(&cache);
+        let slow = rhai::serde::to_dynamic(&ctx).unwrap();
+        // Compare with the type of every value (an integer is not a float).
+        let typed = |d: &Dynamic| format!("{d:?}");
+        assert_eq!(typed(&Dynamic::from_map(fast)), typed(&slow));
+        // The cached catalogue gives the same map and digest the second time.
+        let (again, digest_again) = ctx.to_rhai(&cache);
+        assert_eq!(typed(&Dynamic::from_map(again)), typed(&slow));
+        assert_eq!(digest, digest_again);
+    }
+}

@@ -1,0 +1,258 @@
+//! The sandbox policy scripts run in: one engine builder with every limit set, the helper
+//! functions scripts may call, and the translation of Rhai's errors into messages that name
+//! the limit that was hit.
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, INT};
+
+use super::{MAX_ARRAY_SIZE, MAX_CALL_LEVELS, MAX_MAP_SIZE, MAX_OPERATIONS, MAX_STRING_SIZE};
+
+/// A hook call is aborted after this much wall-clock time.
+pub const WALL_CLOCK_LIMIT: Duration = Duration::from_millis(250);
+/// Expression nesting allowed in policy scripts (global level, inside functions).
+pub const MAX_EXPR_DEPTH: (usize, usize) = (64, 64);
+
+/// The wall clock is read every this many operations (a power of two).
+const CLOCK_EVERY: u64 = 1024;
+
+thread_local! {
+    /// When the hook call running on this thread must stop.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Marker value of the termination raised by the wall-clock guard.
+const WALL_CLOCK_TOKEN: &str = "wall-clock limit";
+
+/// The engine for policy packs: [`Engine::new`] (so the standard packages are there) with
+/// operation, call-depth, expression-depth and data-size limits, `eval` disabled, `print` and
+/// `debug` silenced, a wall-clock guard, and the decision helpers registered. The crate is
+/// built with `no_module`, so `import` does not exist; no function that touches files, the
+/// network or the environment is registered.
+pub fn policy_engine() -> Engine {
+    let mut engine = Engine::new();
+    engine
+        .set_max_operations(MAX_OPERATIONS)
+        .set_max_call_levels(MAX_CALL_LEVELS)
+        .set_max_expr_depths(MAX_EXPR_DEPTH.0, MAX_EXPR_DEPTH.1)
+        .set_max_string_size(MAX_STRING_SIZE)
+        .set_max_array_size(MAX_ARRAY_SIZE)
+        .set_max_map_size(MAX_MAP_SIZE)
+        .set_strict_variables(true);
+    engine.disable_symbol("eval");
+    engine.on_print(|_| {});
+    engine.on_debug(|_, _, _| {});
+    engine.on_progress(|operations| {
+        if operations % CLOCK_EVERY != 0 {
+            return None;
+        }
+        let late = DEADLINE.with(|d| d.get().is_some_and(|deadline| Instant::now() >= deadline));
+        late.then(|| Dynamic::from(WALL_CLOCK_TOKEN))
+    });
+    register_helpers(&mut engine);
+    engine
+}
+
+/// Run `call` with the wall-clock guard armed on this thread.
+pub fn guarded<T>(call: impl FnOnce() -> T) -> T {
+    guarded_for(WALL_CLOCK_LIMIT, call)
+}
+
+/// Run `call` with the wall-clock guard armed for `limit` (checked every 1024 operations).
+pub fn guarded_for<T>(limit: Duration, call: impl FnOnce() -> T) -> T {
+    let previous = DEADLINE.with(|d| d.replace(Some(Instant::now() + limit)));
+    let result = call();
+    DEADLINE.with(|d| d.set(previous));
+    result
+}
+
+fn map(pairs: &[(&str, Dynamic)]) -> Dynamic {
+    let mut m = Map::new();
+    for (k, v) in pairs {
+        m.insert((*k).into(), v.clone());
+    }
+    Dynamic::from_map(m)
+}
+
+fn s(text: &str) -> Dynamic {
+    Dynamic::from(text.to_string())
+}
+
+/// Model tiers, cheapest first.
+pub const TIERS: [&str; 3] = ["cheap", "standard", "strong"];
+
+/// The rank of a tier (0 = cheap … 2 = strong); unknown tiers count as `standard`.
+fn tier_rank(tier: &str) -> INT {
+    TIERS.iter().position(|t| *t == tier).unwrap_or(1) as INT
+}
+
+fn number(map: &Map, key: &str) -> f64 {
+    map.get(key).map_or(0.0, |v| {
+        v.as_float()
+            .or_else(|_| v.as_int().map(|i| i as f64))
+            .unwrap_or(0.0)
+    })
+}
+
+/// The cheapest model (input + output price) of `tier` in `models` whose context window holds
+/// `tokens` (a window of 0 is unknown and accepted); `()` when there is none.
+fn cheapest(models: &Array, tier: &str, tokens: INT) -> Dynamic {
+    let mut best: Option<(f64, &Dynamic)> = None;
+    for model in models {
+        let Ok(m) = model.as_map_ref() else { continue };
+        let window = number(&m, "context_window");
+        let fits = window == 0.0 || window >= tokens as f64;
+        let same_tier = m
+            .get("tier")
+            .and_then(|t| t.as_immutable_string_ref().ok())
+            .is_some_and(|t| t.as_str() == tier);
+        if !same_tier || !fits {
+            continue;
+        }
+        let price = number(&m, "input_per_mtok") + number(&m, "output_per_mtok");
+        if best.is_none_or(|(p, _)| price < p) {
+            best = Some((price, model));
+        }
+    }
+    best.map_or(Dynamic::UNIT, |(_, m)| m.clone())
+}
+
+/// The words of `words` that occur in any of `texts`, case-insensitively, in `words` order.
+fn find_words(words: &Array, texts: &Array) -> Array {
+    let lowered: Vec<String> = texts
+        .iter()
+        .filter_map(|t| t.as_immutable_string_ref().ok().map(|s| s.to_lowercase()))
+        .collect();
+    let mut found = Array::new();
+    for word in words {
+        let Ok(w) = word.as_immutable_string_ref() else {
+            continue;
+        };
+        let w = w.to_lowercase();
+        if lowered.iter().any(|t| t.contains(&w)) && !found.iter().any(|f| f.to_string() == w) {
+            found.push(Dynamic::from(w));
+        }
+    }
+    found
+}
+
+/// The decision helpers — `allow()`, `allow(reason)`, `deny(reason)`,
+/// `require_approval(reason)`, `route(agent, model, reason)`, `downgrade(model, reason)`,
+/// `alert(level, message)`, `abstain()` — and the model and text helpers: `tier_rank(tier)`,
+/// `tier_name(rank)`, `models.cheapest(tier, tokens)`, `models.find_model(name)`,
+/// `words.find_words(texts)`,
+/// `list.join(separator)`.
+fn register_helpers(engine: &mut Engine) {
+    engine.register_fn("tier_rank", |tier: &str| tier_rank(tier));
+    engine.register_fn("tier_name", |rank: INT| {
+        TIERS[rank.clamp(0, TIERS.len() as INT - 1) as usize].to_string()
+    });
+    engine.register_fn("cheapest", |models: &mut Array, tier: &str, tokens: INT| {
+        cheapest(models, tier, tokens)
+    });
+    engine.register_fn("find_model", |models: &mut Array, name: &str| {
+        models
+            .iter()
+            .find(|m| {
+                m.as_map_ref().is_ok_and(|m| {
+                    m.get("name")
+                        .and_then(|n| n.as_immutable_string_ref().ok())
+                        .is_some_and(|n| n.as_str() == name)
+                })
+            })
+            .cloned()
+            .unwrap_or(Dynamic::UNIT)
+    });
+    engine.register_fn("find_words", |words: &mut Array, texts: Array| {
+        find_words(words, &texts)
+    });
+    engine.register_fn("join", |list: &mut Array, separator: &str| {
+        list.iter()
+            .map(|item| item.to_string())
+            .collect::<Vec<_>>()
+            .join(separator)
+    });
+    engine.register_fn("allow", || map(&[("decision", s("allow"))]));
+    engine.register_fn("allow", |reason: &str| {
+        map(&[("decision", s("allow")), ("reason", s(reason))])
+    });
+    engine.register_fn("deny", |reason: &str| {
+        map(&[("decision", s("deny")), ("reason", s(reason))])
+    });
+    engine.register_fn("require_approval", |reason: &str| {
+        map(&[("decision", s("require_approval")), ("reason", s(reason))])
+    });
+    engine.register_fn("route", |agent: &str, model: &str, reason: &str| {
+        map(&[
+            ("agent", s(agent)),
+            ("model", s(model)),
+            ("reason", s(reason)),
+        ])
+    });
+    engine.register_fn("downgrade", |model: &str, reason: &str| {
+        map(&[
+            ("decision", s("downgrade")),
+            ("model", s(model)),
+            ("message", s(reason)),
+        ])
+    });
+    engine.register_fn("alert", |level: &str, message: &str| {
+        map(&[
+            ("decision", s("alert")),
+            ("level", s(level)),
+            ("message", s(message)),
+        ])
+    });
+    engine.register_fn("abstain", || Dynamic::UNIT);
+}
+
+/// A script failure, for people: which limit was hit, or what went wrong and where.
+pub fn describe_error(error: &EvalAltResult) -> String {
+    use EvalAltResult as E;
+    let at = |pos: rhai::Position| match (pos.line(), pos.position()) {
+        (Some(line), Some(col)) => format!(" (line {line}, column {col})"),
+        (Some(line), None) => format!(" (line {line})"),
+        _ => String::new(),
+    };
+    match error {
+        E::ErrorInFunctionCall(_, _, inner, _) => describe_error(inner),
+        E::ErrorTooManyOperations(pos) => format!(
+            "operation limit exceeded: the script ran more than {MAX_OPERATIONS} operations{}",
+            at(*pos)
+        ),
+        E::ErrorStackOverflow(pos) => format!(
+            "call depth limit exceeded: functions nest deeper than {MAX_CALL_LEVELS} calls{}",
+            at(*pos)
+        ),
+        E::ErrorDataTooLarge(what, pos) => format!(
+            "size limit exceeded: {what} is larger than allowed (strings {MAX_STRING_SIZE} bytes, arrays {MAX_ARRAY_SIZE} items, maps {MAX_MAP_SIZE} entries){}",
+            at(*pos)
+        ),
+        E::ErrorTerminated(token, pos) if token.clone().into_string().ok().as_deref() == Some(WALL_CLOCK_TOKEN) => {
+            format!(
+                "wall-clock limit exceeded: the hook ran longer than {} ms{}",
+                WALL_CLOCK_LIMIT.as_millis(),
+                at(*pos)
+            )
+        }
+        other => {
+            let text = other.to_string();
+            // Rhai appends the position itself in most messages; keep them on one line.
+            text.lines().collect::<Vec<_>>().join("; ")
+        }
+    }
+}
+
+/// Which limit an error hit, if any: `operations`, `call-depth`, `size`, `wall-clock`.
+pub fn limit_kind(error: &EvalAltResult) -> Option<&'static str> {
+    use EvalAltResult as E;
+    match error {
+        E::ErrorInFunctionCall(_, _, inner, _) => limit_kind(inner),
+        E::ErrorTooManyOperations(_) => Some("operations"),
+        E::ErrorStackOverflow(_) => Some("call-depth"),
+        E::ErrorDataTooLarge(..) => Some("size"),
+        E::ErrorTerminated(..) => Some("wall-clock"),
+        _ => None,
+    }
+}
