@@ -129,6 +129,8 @@ pub struct Engine {
     catalog: crate::config::models::Catalog,
     /// The run's spending against its budget, derived from its events.
     budget: budget::Budget,
+    /// The policy packs of this run, compiled once.
+    packs: crate::policy::Packs,
     running: HashMap<String, watch::Sender<u8>>,
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
@@ -380,6 +382,20 @@ impl Engine {
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let budget_limits = plan.mission.budget.clone();
+        let packs = {
+            let dot_dir = project_root.join(crate::project::DOT_DIR);
+            let user = crate::project::user_config_dir().map(|d| d.join("policies"));
+            let (packs, diagnostics) = crate::policy::Packs::discover(
+                &dot_dir,
+                user.as_deref(),
+                plan.mission.base.dir(),
+                &plan.mission.policies,
+            );
+            for d in diagnostics.iter().filter(|d| d.is_error()) {
+                tracing::warn!("policy pack `{}` is not used: {}", d.file, d.message);
+            }
+            packs
+        };
         let catalog = {
             let dot_dir = project_root.join(crate::project::DOT_DIR);
             let user = crate::project::user_config_dir();
@@ -408,6 +424,7 @@ impl Engine {
             projection_backlog: Vec::new(),
             projection_synced: Instant::now(),
             budget: budget::Budget::new(&budget_limits),
+            packs,
             catalog,
             running: HashMap::new(),
             tx,
@@ -841,6 +858,7 @@ impl Engine {
         if let Some(item) = self.scheduler.item_of(instance) {
             env.push(("SPECTACULAR_ITEM".to_string(), item.to_string()));
         }
+        let grace = self.settings.grace;
         let spec = |argv: Vec<String>, stdin: Option<Vec<u8>>| process::Spec {
             argv,
             cwd: cwd.clone(),
@@ -850,7 +868,7 @@ impl Engine {
             stderr: dir.join("stderr.log"),
             pid_file: dir.join("pid"),
             timeout,
-            grace: self.settings.grace,
+            grace,
         };
         let mut agent_job = None;
         let work = match &phase.kind {
@@ -937,8 +955,38 @@ impl Engine {
                 let dot_dir = self.project_root.join(crate::project::DOT_DIR);
                 let configured = agents::load(self.plan.mission.base.dir(), &dot_dir)
                     .map_err(|e| (FailureKind::Spawn, e))?;
+                // Policies route, govern and budget the phase; every decision is recorded.
+                let decisions =
+                    self.decide_policies(instance, attempt, &phase, &configured, &text, &context);
+                for event in decisions.events(instance) {
+                    self.record(event, "engine");
+                }
+                match &decisions.govern {
+                    crate::policy::GovernOutcome::Allow => {}
+                    crate::policy::GovernOutcome::Deny { reason, pack } => {
+                        return Err((
+                            FailureKind::Denied,
+                            format!("denied by policy `{pack}`: {reason}"),
+                        ));
+                    }
+                    crate::policy::GovernOutcome::RequireApproval { reason, pack } => {
+                        return Err((
+                            FailureKind::Denied,
+                            format!(
+                                "policy `{pack}` requires approval: {reason}; add an `approval:` phase before `{}` (approvals requested by policies are not supported yet)",
+                                phase.id
+                            ),
+                        ));
+                    }
+                }
+                let routed_agent = agent
+                    .clone()
+                    .or_else(|| decisions.agent().map(str::to_string));
+                let routed_model = model
+                    .clone()
+                    .or_else(|| decisions.model().map(str::to_string));
                 let (agent_name, chosen) =
-                    agents::choose(&configured, agent.as_deref(), role.as_deref())
+                    agents::choose(&configured, routed_agent.as_deref(), role.as_deref())
                         .map_err(|e| (FailureKind::Spawn, e))?;
                 let mut agent_context = context.clone();
                 if let Some(mission_dir) = self.plan.mission.base.dir() {
@@ -961,7 +1009,7 @@ impl Engine {
                     })?
                 };
                 // The catalog name (for prices) and the provider's id (for the client).
-                let model_name = model.clone().or_else(|| chosen.model.clone());
+                let model_name = routed_model.or_else(|| chosen.model.clone());
                 let spec_of = model_name.as_deref().and_then(|m| self.catalog.get(m));
                 let prices = spec_of.map(|s| crate::agents::Prices {
                     input: s.price.input,
@@ -1027,6 +1075,131 @@ impl Engine {
             run_dir: self.run_dir.clone(),
             agent: agent_job,
         })
+    }
+
+    /// Run the policy hooks for an agent attempt.
+    fn decide_policies(
+        &self,
+        instance: &str,
+        attempt: u32,
+        phase: &crate::plan::PlannedPhase,
+        configured: &crate::agents::config::AgentsFile,
+        prompt: &str,
+        context: &Value,
+    ) -> crate::policy::Decisions {
+        use crate::policy::{ModelInfo, PhaseContext, RoutingContext, RunContext};
+        let PhaseKind::Agent {
+            role, agent, model, ..
+        } = &phase.kind
+        else {
+            return self.packs.decide(&RoutingContext::default());
+        };
+        // The agents serving the role come first: a route that names none picks among them.
+        let mut agents: Vec<String> = configured
+            .agents
+            .iter()
+            .filter(|(_, a)| role.as_ref().is_some_and(|r| a.roles.contains(r)))
+            .map(|(n, _)| n.clone())
+            .collect();
+        agents.extend(
+            configured
+                .agents
+                .keys()
+                .filter(|n| !agents.contains(n))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        // Offer the models the likely agent can use: a provider's own CLI takes its models.
+        let chosen = agent
+            .as_ref()
+            .or(agents.first())
+            .and_then(|a| configured.agents.get(a));
+        let provider = match chosen.map(|a| a.adapter.as_str()) {
+            Some("claude-code") | Some("anthropic-messages") => Some("anthropic"),
+            Some("codex") | Some("openai-chat") => Some("openai"),
+            Some("gemini") => Some("google"),
+            _ => None,
+        };
+        let analysis = context["outputs"]
+            .as_object()
+            .and_then(|o| {
+                o.values()
+                    .flat_map(|v| v.as_object())
+                    .flat_map(|v| v.values())
+                    .find(|v| v.get("complexity").is_some())
+            })
+            .cloned()
+            .unwrap_or(Value::Null);
+        let complexity = analysis.get("complexity").and_then(Value::as_f64);
+        let budget_usd = self.budget.cap();
+        let ctx = RoutingContext {
+            phase: PhaseContext {
+                id: instance.to_string(),
+                role: role.clone(),
+                kind: "agent".into(),
+                attempt,
+                prompt_chars: prompt.chars().count() as u64,
+                prompt_tokens_estimate: (prompt.chars().count() as u64).div_ceil(4),
+                paths: phase.outputs.values().map(|o| o.path.clone()).collect(),
+                agent: agent.clone(),
+                model: model.clone(),
+            },
+            run: RunContext {
+                mission: self.plan.mission.id.clone(),
+                inputs: context["inputs"]
+                    .as_object()
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default(),
+                complexity,
+                tier: analysis
+                    .get("tier")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .or_else(|| {
+                        complexity.map(|c| {
+                            if c < 0.3 {
+                                "low"
+                            } else if c < 0.7 {
+                                "medium"
+                            } else {
+                                "high"
+                            }
+                            .to_string()
+                        })
+                    }),
+                risk_areas: analysis
+                    .get("risk_areas")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                spent_usd: self.budget.spent(),
+                budget_usd,
+                remaining_usd: budget_usd
+                    .map(|cap| (cap - self.budget.spent() - self.budget.reserved()).max(0.0)),
+                soft_usd: self.budget.soft(),
+            },
+            agents,
+            models: self
+                .catalog
+                .models
+                .iter()
+                .filter(|(_, (m, _))| provider.is_none_or(|p| m.provider == p))
+                .map(|(name, (m, _))| ModelInfo {
+                    name: name.clone(),
+                    provider: m.provider.clone(),
+                    tier: m.tier.as_str().to_string(),
+                    input_per_mtok: m.price.input,
+                    output_per_mtok: m.price.output,
+                    context_window: m.context_window.unwrap_or(0),
+                })
+                .collect(),
+        };
+        self.packs.decide(&ctx.normalized())
     }
 
     fn launch(&mut self, job: Job) {

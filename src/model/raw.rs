@@ -191,6 +191,8 @@ pub enum FailureKind {
     Rejected,
     /// The attempt would have taken the run past its budget's hard cap.
     Budget,
+    /// A policy pack denied the phase (or required an approval it did not get).
+    Denied,
 }
 
 impl FailureKind {
@@ -205,6 +207,7 @@ impl FailureKind {
             FailureKind::Expression => "expression",
             FailureKind::Rejected => "rejected",
             FailureKind::Budget => "budget",
+            FailureKind::Denied => "denied",
         }
     }
 }

@@ -502,6 +502,7 @@ impl Scheduler {
                 | FailureKind::Expression
                 | FailureKind::Rejected
                 | FailureKind::Budget
+                | FailureKind::Denied
         ) && !retry.non_retryable.contains(&kind);
         let next = inst.round_attempts + 1;
         let delay = retry.backoff(next);

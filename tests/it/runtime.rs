@@ -1171,3 +1171,96 @@ phases:
         denied[0]
     );
 }
+
+#[test]
+fn policies_route_unpinned_phases_and_every_decision_is_recorded() {
+    let p = Project::new(
+        "
+mission: routed
+phases:
+  plan: { role: planner, prompt: plan.md.j2 }
+",
+    );
+    std::fs::write(p.path().join("plan.md.j2"), "Plan it.\n").unwrap();
+    std::fs::write(
+        p.path().join(".spectacular/agents.yaml"),
+        "agents:\n  claude:\n    adapter: claude-code\n    roles: [planner]\n",
+    )
+    .unwrap();
+    let out = run_with_fake(&p, "claude", "claude-success.json", &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let argv = std::fs::read_to_string(p.path().join("argv")).unwrap();
+    let argv: Vec<&str> = argv.split('\0').filter(|a| !a.is_empty()).collect();
+    let model = argv
+        .iter()
+        .position(|a| *a == "--model")
+        .map(|i| argv[i + 1]);
+    // No analysis: medium complexity, a planner needs a strong model; Claude gets Anthropic's.
+    assert_eq!(model, Some("claude-opus-4-1"), "{argv:?}");
+    let events = p.events();
+    let decided: Vec<&spectacular::record::event::PolicyDecided> = events
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::PolicyDecided(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    let route = decided
+        .iter()
+        .find(|d| d.hook == "route")
+        .expect("a route decision");
+    assert_eq!(route.pack, "default-routing");
+    assert_eq!(route.result["model"], "claude-opus");
+    assert!(route
+        .reason
+        .as_deref()
+        .unwrap_or_default()
+        .contains("planner"));
+    let decided_at = events
+        .iter()
+        .position(|e| matches!(e.data, EventData::PolicyDecided(_)))
+        .unwrap();
+    let started_at = events
+        .iter()
+        .position(|e| matches!(e.data, EventData::AttemptStarted(_)))
+        .unwrap();
+    assert!(decided_at < started_at, "decisions come before the attempt");
+    let explain = p.run(&["policy", "explain", &p.run_id()]);
+    assert_eq!(code(&explain), 0, "{}", text(&explain));
+    assert!(
+        text(&explain).contains("default-routing"),
+        "{}",
+        text(&explain)
+    );
+}
+
+#[test]
+fn a_project_policy_can_deny_a_phase() {
+    let p = agent_project("claude", "claude-code", "claude-opus");
+    let pack = p.path().join(".spectacular/policies/no-opus");
+    std::fs::create_dir_all(&pack).unwrap();
+    std::fs::write(
+        pack.join("pack.yaml"),
+        "name: no-opus\nversion: \"1.0.0\"\nhooks: [govern]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        pack.join("policy.rhai"),
+        "fn govern(ctx) {\n    if (ctx.phase.model ?? \"\") == \"claude-opus\" { return deny(\"opus is not for planning here\"); }\n    allow(\"fine\")\n}\n",
+    )
+    .unwrap();
+    let out = run_with_fake(&p, "claude", "claude-success.json", &[]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    match attempt_result(&p.events()) {
+        EventData::AttemptFailed(f) => {
+            assert_eq!(f.kind, spectacular::model::FailureKind::Denied);
+            assert!(
+                f.message.contains("no-opus") && f.message.contains("not for planning"),
+                "{}",
+                f.message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!p.path().join("argv").exists(), "the agent never started");
+}
