@@ -141,21 +141,80 @@ fn int(n: u64) -> Dynamic {
     Dynamic::from_int(n.min(i64::MAX as u64) as rhai::INT)
 }
 
-fn map(pairs: Vec<(&str, Dynamic)>) -> Dynamic {
+fn map(pairs: Vec<(&str, Dynamic)>) -> Map {
     let mut m = Map::new();
     for (k, v) in pairs {
         m.insert(k.into(), v);
     }
-    Dynamic::from_map(m)
+    m
+}
+
+fn frozen(pairs: Vec<(&str, Dynamic)>) -> Dynamic {
+    Dynamic::from(Frozen::new(map(pairs)))
+}
+
+/// A read-only map: how hooks see each entry of `ctx.models`. Fields read like a map's
+/// (`m.tier`, `m["name"]`); assigning to them is an error. The catalogue is converted once per
+/// run and shared by every hook call (a pointer is copied, not the data); each call still gets
+/// its own copy of the rest of the context, so that no hook can change what the next one sees.
+#[derive(Clone, Debug)]
+pub struct Frozen(std::sync::Arc<Map>);
+
+impl Frozen {
+    pub fn new(map: Map) -> Frozen {
+        Frozen(std::sync::Arc::new(map))
+    }
+
+    /// The value of `key`, or `()`.
+    pub fn get(&self, key: &str) -> Dynamic {
+        self.0.get(key).cloned().unwrap_or(Dynamic::UNIT)
+    }
+
+    pub fn map(&self) -> &Map {
+        &self.0
+    }
+}
+
+/// The fields of a model, registered as property getters of [`Frozen`].
+pub(crate) const FIELDS: &[&str] = &[
+    "name",
+    "tier",
+    "provider",
+    "input_per_mtok",
+    "output_per_mtok",
+    "context_window",
+];
+
+/// The context converted for Rhai once per phase; every hook call shares it.
+#[derive(Clone, Debug)]
+pub(crate) struct ContextParts {
+    phase: Dynamic,
+    run: Dynamic,
+    agents: Dynamic,
+    models: Dynamic,
+}
+
+impl ContextParts {
+    /// The `ctx` a hook receives: these parts plus the pack's params and the route.
+    pub(crate) fn with(&self, params: &Dynamic, route: &Dynamic) -> Dynamic {
+        Dynamic::from_map(map(vec![
+            ("phase", self.phase.clone()),
+            ("run", self.run.clone()),
+            ("agents", self.agents.clone()),
+            ("models", self.models.clone()),
+            ("params", params.clone()),
+            ("route", route.clone()),
+        ]))
+    }
 }
 
 impl RoutingContext {
-    /// The context as the Rhai map hooks see (without `params` and `route`), and the digest
-    /// of its JSON form. Equal to converting it with `rhai::serde::to_dynamic`, only faster.
-    pub(crate) fn to_rhai(&self, cache: &ContextCache) -> (Map, Vec<u8>) {
+    /// The context as hooks see it (without `params` and `route`), and the digest of its JSON
+    /// form.
+    pub(crate) fn to_rhai(&self, cache: &ContextCache) -> (ContextParts, Vec<u8>) {
         let (agents, models, catalog_digest) = self.catalog(cache);
         let p = &self.phase;
-        let phase = map(vec![
+        let phase = Dynamic::from_map(map(vec![
             ("id", string(&p.id)),
             ("role", option_string(&p.role)),
             ("kind", string(&p.kind)),
@@ -165,10 +224,10 @@ impl RoutingContext {
             ("paths", strings(&p.paths)),
             ("agent", option_string(&p.agent)),
             ("model", option_string(&p.model)),
-        ]);
+        ]));
         let r = &self.run;
         let inputs = rhai::serde::to_dynamic(&r.inputs).unwrap_or(Dynamic::UNIT);
-        let run = map(vec![
+        let run = Dynamic::from_map(map(vec![
             ("mission", string(&r.mission)),
             ("inputs", inputs),
             ("complexity", option_float(r.complexity)),
@@ -178,23 +237,22 @@ impl RoutingContext {
             ("budget_usd", option_float(r.budget_usd)),
             ("remaining_usd", option_float(r.remaining_usd)),
             ("soft_usd", option_float(r.soft_usd)),
-        ]);
-        let mut ctx = Map::new();
-        ctx.insert("phase".into(), phase);
-        ctx.insert("run".into(), run);
-        ctx.insert("agents".into(), agents);
-        ctx.insert("models".into(), models);
-
+        ]));
         let mut hasher = sha2::Sha256::new();
         hasher.update(serde_json::to_vec(&self.phase).unwrap_or_default());
         hasher.update(b"\n");
         hasher.update(serde_json::to_vec(&self.run).unwrap_or_default());
         hasher.update(b"\n");
         hasher.update(catalog_digest);
-        (ctx, hasher.finalize().to_vec())
+        let parts = ContextParts {
+            phase,
+            run,
+            agents,
+            models,
+        };
+        (parts, hasher.finalize().to_vec())
     }
 
-    /// The agents and models as Rhai values, and their digest.
     fn catalog(&self, cache: &ContextCache) -> (Dynamic, Dynamic, [u8; 32]) {
         let mut guard = match cache.inner.lock() {
             Ok(guard) => guard,
@@ -209,7 +267,7 @@ impl RoutingContext {
             .models
             .iter()
             .map(|m| {
-                map(vec![
+                frozen(vec![
                     ("name", string(&m.name)),
                     ("provider", string(&m.provider)),
                     ("tier", string(&m.tier)),
@@ -242,7 +300,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_fast_conversion_equals_serde() {
+    fn scripts_see_the_context_as_its_json() {
         let ctx = RoutingContext {
             phase: PhaseContext {
                 id: "plan".into(),
@@ -277,14 +335,15 @@ mod tests {
             }],
         };
         let cache = ContextCache::default();
-        let (fast, digest) = ctx.to_rhai(&cache);
-        let slow = rhai::serde::to_dynamic(&ctx).unwrap();
-        // Compare with the type of every value (an integer is not a float).
-        let typed = |d: &Dynamic| format!("{d:?}");
-        assert_eq!(typed(&Dynamic::from_map(fast)), typed(&slow));
-        // The cached catalogue gives the same map and digest the second time.
-        let (again, digest_again) = ctx.to_rhai(&cache);
-        assert_eq!(typed(&Dynamic::from_map(again)), typed(&slow));
+        let (parts, digest) = ctx.to_rhai(&cache);
+        let seen = super::super::dynamic_to_json(&parts.with(&Dynamic::UNIT, &Dynamic::UNIT))
+            .expect("converts");
+        let mut expected = serde_json::to_value(&ctx).expect("serializes");
+        expected["params"] = serde_json::Value::Null;
+        expected["route"] = serde_json::Value::Null;
+        assert_eq!(seen, expected);
+        // The cached catalogue gives the same digest the second time.
+        let (_, digest_again) = ctx.to_rhai(&cache);
         assert_eq!(digest, digest_again);
     }
 }

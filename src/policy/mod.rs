@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 use sha2::Digest as _;
 
-pub use context::{ModelInfo, PhaseContext, RoutingContext, RunContext};
+pub use context::{Frozen, ModelInfo, PhaseContext, RoutingContext, RunContext};
 pub use pack::{LoadedPack, Manifest, PackFiles, Param, ParamType};
 
 use crate::diag::{did_you_mean, Code, Diagnostic, Diagnostics};
@@ -503,32 +503,14 @@ impl Packs {
 
     /// Run every active pack's hooks for the phase in `ctx` and combine the answers.
     pub fn decide(&self, ctx: &RoutingContext) -> Decisions {
-        let (mut base, ctx_digest) = ctx.to_rhai(&self.cache);
+        let (parts, ctx_digest) = ctx.to_rhai(&self.cache);
         let active: Vec<&Entry> = self.entries.iter().filter(|e| e.active).collect();
         let mut all = Vec::new();
-        // Each hook gets its own copy of the context (a script cannot change what the next
-        // one sees); the last call takes the original.
-        let mut remaining: usize = active.iter().map(|e| e.pack.manifest.hooks.len()).sum();
-        let mut next_ctx = move || {
-            remaining = remaining.saturating_sub(1);
-            if remaining == 0 {
-                std::mem::take(&mut base)
-            } else {
-                base.clone()
-            }
-        };
 
         // 1. route: the highest layer that answers wins; within a layer, the first by name.
         let mut winner: Option<usize> = None;
         for entry in active.iter().filter(|e| e.has(Hook::Route)) {
-            let decision = self.call(
-                entry,
-                Hook::Route,
-                next_ctx(),
-                &ctx_digest,
-                &Dynamic::UNIT,
-                "",
-            );
+            let decision = self.call(entry, Hook::Route, &parts, &ctx_digest, &Dynamic::UNIT, "");
             let answered = !decision.abstained() && !decision.is_error();
             if answered {
                 let better = match winner {
@@ -574,14 +556,7 @@ impl Packs {
             let route_dyn = json_to_dynamic(&route_json);
             let route_text = route_json.to_string();
             for entry in active.iter().filter(|e| e.has(hook)) {
-                all.push(self.call(
-                    entry,
-                    hook,
-                    next_ctx(),
-                    &ctx_digest,
-                    &route_dyn,
-                    &route_text,
-                ));
+                all.push(self.call(entry, hook, &parts, &ctx_digest, &route_dyn, &route_text));
             }
         }
         combine(route, all)
@@ -592,13 +567,12 @@ impl Packs {
         &self,
         entry: &Entry,
         hook: Hook,
-        mut map: Map,
+        parts: &context::ContextParts,
         ctx_digest: &[u8],
         route: &Dynamic,
         route_json: &str,
     ) -> Decision {
-        map.insert("params".into(), entry.params_dyn.clone());
-        map.insert("route".into(), route.clone());
+        let ctx = parts.with(&entry.params_dyn, route);
         let mut hasher = sha2::Sha256::new();
         hasher.update(ctx_digest);
         hasher.update(b"\n");
@@ -606,7 +580,7 @@ impl Packs {
         hasher.update(b"\n");
         hasher.update(route_json.as_bytes());
         let input_digest = format!("sha256:{:x}", hasher.finalize());
-        let (result, reason) = match self.run_hook(entry, hook, map) {
+        let (result, reason) = match self.run_hook(entry, hook, ctx) {
             Ok(value) => match interpret(hook, value) {
                 Ok(ok) => ok,
                 Err(message) => error_result(message),
@@ -625,7 +599,7 @@ impl Packs {
     }
 
     /// Run the hook function in the sandbox; the result as JSON, or why it failed.
-    fn run_hook(&self, entry: &Entry, hook: Hook, ctx: Map) -> Result<Json, String> {
+    fn run_hook(&self, entry: &Entry, hook: Hook, ctx: Dynamic) -> Result<Json, String> {
         let options = rhai::CallFnOptions::new()
             .eval_ast(false)
             .rewind_scope(true);
@@ -636,7 +610,7 @@ impl Packs {
                 &mut scope,
                 &entry.pack.ast,
                 hook.as_str(),
-                (Dynamic::from_map(ctx),),
+                (ctx,),
             )
         });
         let value = result.map_err(|e| sandbox::describe_error(&e))?;
@@ -652,12 +626,25 @@ fn dynamic_to_json(value: &Dynamic) -> Result<Json, String> {
     if let Ok(s) = value.as_immutable_string_ref() {
         return Ok(Json::String(s.to_string()));
     }
-    if let Ok(map) = value.as_map_ref() {
+    let object = |map: &Map| -> Result<Json, String> {
         let mut out = serde_json::Map::new();
         for (k, v) in map.iter() {
             out.insert(k.to_string(), dynamic_to_json(v)?);
         }
-        return Ok(Json::Object(out));
+        Ok(Json::Object(out))
+    };
+    if let Ok(map) = value.as_map_ref() {
+        return object(&map);
+    }
+    if let Some(frozen) = value.read_lock::<Frozen>() {
+        return object(frozen.map());
+    }
+    if let Ok(items) = value.as_array_ref() {
+        return items
+            .iter()
+            .map(dynamic_to_json)
+            .collect::<Result<_, _>>()
+            .map(Json::Array);
     }
     rhai::serde::from_dynamic::<Json>(value).map_err(|e| {
         format!(

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, INT};
 
+use super::context::{Frozen, FIELDS};
 use super::{MAX_ARRAY_SIZE, MAX_CALL_LEVELS, MAX_MAP_SIZE, MAX_OPERATIONS, MAX_STRING_SIZE};
 
 /// A hook call is aborted after this much wall-clock time.
@@ -50,8 +51,51 @@ pub fn policy_engine() -> Engine {
         let late = DEADLINE.with(|d| d.get().is_some_and(|deadline| Instant::now() >= deadline));
         late.then(|| Dynamic::from(WALL_CLOCK_TOKEN))
     });
+    register_context(&mut engine);
     register_helpers(&mut engine);
     engine
+}
+
+/// The read-only context type: a getter per known field, an indexer for the rest, and the
+/// read-only parts of the map API.
+fn register_context(engine: &mut Engine) {
+    engine.register_type_with_name::<Frozen>("ReadOnlyMap");
+    for field in FIELDS {
+        engine.register_get(*field, move |f: &mut Frozen| f.get(field));
+    }
+    engine.register_indexer_get(|f: &mut Frozen, key: &str| f.get(key));
+    engine.register_fn("keys", |f: &mut Frozen| -> Array {
+        f.map()
+            .keys()
+            .map(|k| Dynamic::from(k.to_string()))
+            .collect()
+    });
+    engine.register_fn("values", |f: &mut Frozen| -> Array {
+        f.map().values().cloned().collect()
+    });
+    engine.register_fn("len", |f: &mut Frozen| f.map().len() as INT);
+    engine.register_fn("contains", |f: &mut Frozen, key: &str| {
+        f.map().contains_key(key)
+    });
+    engine.register_fn("to_map", |f: &mut Frozen| f.map().clone());
+    engine.register_fn("to_string", |f: &mut Frozen| {
+        Dynamic::from_map(f.map().clone()).to_string()
+    });
+    engine.register_fn("to_debug", |f: &mut Frozen| {
+        format!("{:?}", Dynamic::from_map(f.map().clone()))
+    });
+}
+
+/// The value of `key` in a map or a read-only map.
+fn field(value: &Dynamic, key: &str) -> Option<Dynamic> {
+    if let Ok(map) = value.as_map_ref() {
+        return map.get(key).cloned();
+    }
+    value.read_lock::<Frozen>().map(|f| f.get(key))
+}
+
+fn field_str(value: &Dynamic, key: &str) -> Option<String> {
+    field(value, key).and_then(|v| v.into_string().ok())
 }
 
 /// Run `call` with the wall-clock guard armed on this thread.
@@ -87,8 +131,8 @@ fn tier_rank(tier: &str) -> INT {
     TIERS.iter().position(|t| *t == tier).unwrap_or(1) as INT
 }
 
-fn number(map: &Map, key: &str) -> f64 {
-    map.get(key).map_or(0.0, |v| {
+fn number(value: &Dynamic, key: &str) -> f64 {
+    field(value, key).map_or(0.0, |v| {
         v.as_float()
             .or_else(|_| v.as_int().map(|i| i as f64))
             .unwrap_or(0.0)
@@ -100,17 +144,13 @@ fn number(map: &Map, key: &str) -> f64 {
 fn cheapest(models: &Array, tier: &str, tokens: INT) -> Dynamic {
     let mut best: Option<(f64, &Dynamic)> = None;
     for model in models {
-        let Ok(m) = model.as_map_ref() else { continue };
-        let window = number(&m, "context_window");
+        let window = number(model, "context_window");
         let fits = window == 0.0 || window >= tokens as f64;
-        let same_tier = m
-            .get("tier")
-            .and_then(|t| t.as_immutable_string_ref().ok())
-            .is_some_and(|t| t.as_str() == tier);
+        let same_tier = field_str(model, "tier").is_some_and(|t| t == tier);
         if !same_tier || !fits {
             continue;
         }
-        let price = number(&m, "input_per_mtok") + number(&m, "output_per_mtok");
+        let price = number(model, "input_per_mtok") + number(model, "output_per_mtok");
         if best.is_none_or(|(p, _)| price < p) {
             best = Some((price, model));
         }
@@ -154,13 +194,7 @@ fn register_helpers(engine: &mut Engine) {
     engine.register_fn("find_model", |models: &mut Array, name: &str| {
         models
             .iter()
-            .find(|m| {
-                m.as_map_ref().is_ok_and(|m| {
-                    m.get("name")
-                        .and_then(|n| n.as_immutable_string_ref().ok())
-                        .is_some_and(|n| n.as_str() == name)
-                })
-            })
+            .find(|m| field_str(m, "name").is_some_and(|n| n == name))
             .cloned()
             .unwrap_or(Dynamic::UNIT)
     });

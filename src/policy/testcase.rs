@@ -102,12 +102,12 @@ impl Packs {
             entry.set_params(params);
         }
         let ctx = case.ctx.clone().normalized();
-        let (base, ctx_digest) = ctx.to_rhai(&self.cache);
+        let (parts, ctx_digest) = ctx.to_rhai(&self.cache);
         let route = rhai::serde::to_dynamic(&case.route).unwrap_or(rhai::Dynamic::UNIT);
         let decision = self.call(
             &entry,
             case.hook,
-            base,
+            &parts,
             &ctx_digest,
             &route,
             &case.route.to_string(),

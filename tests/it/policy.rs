@@ -215,6 +215,46 @@ fn eval_and_modules_are_not_available() {
 }
 
 #[test]
+fn a_hook_cannot_change_what_the_next_one_sees() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let root = temp.path();
+    // `a-tamper` runs first (same layer, name order) and tries to rewrite the context.
+    let tamper = write_pack(
+        root,
+        "a-tamper",
+        "hooks: [govern]\n",
+        "fn govern(ctx) { ctx.run.spent_usd = 0.0; ctx.phase.id = \"x\"; ctx.models.clear(); allow() }\n",
+    );
+    let observe = write_pack(
+        root,
+        "b-observe",
+        "hooks: [govern]\n",
+        "fn govern(ctx) { allow(`${ctx.phase.id} ${ctx.run.spent_usd} ${ctx.models.len()}`) }\n",
+    );
+    let model_writer = write_pack(
+        root,
+        "c-model-writer",
+        "hooks: [govern]\n",
+        "fn govern(ctx) { ctx.models[0].tier = \"cheap\"; allow() }\n",
+    );
+    let packs = load(
+        &[
+            (Layer::Project, &tamper),
+            (Layer::Project, &observe),
+            (Layer::Project, &model_writer),
+        ],
+        &[],
+    );
+    let decisions = packs.decide(&planning_ctx());
+    assert_eq!(decisions.all[1].reason.as_deref(), Some("plan 18.4 3"));
+    // Models are read-only: writing one is an error, which fails closed.
+    assert!(decisions.all[2].is_error(), "{:?}", decisions.all[2]);
+    assert!(
+        matches!(decisions.govern, GovernOutcome::Deny { ref pack, .. } if pack == "c-model-writer")
+    );
+}
+
+#[test]
 fn results_of_the_wrong_shape_fail_closed() {
     let temp = tempfile::tempdir().expect("temp dir");
     let dir = write_pack(
