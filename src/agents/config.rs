@@ -25,6 +25,10 @@ pub struct AgentConfig {
     /// Roles this agent serves when a phase names a role but no agent.
     #[serde(default)]
     pub roles: Vec<String>,
+    /// Agents to try, in order, when this one is unavailable, rate-limited, overloaded,
+    /// failing on the server or timing out.
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
     /// `command`: the argv template (minijinja; sees the phase context plus `prompt_file`).
     #[serde(default)]
     pub argv: Vec<String>,
@@ -74,6 +78,7 @@ impl Default for AgentConfig {
         AgentConfig {
             adapter: "command".into(),
             roles: Vec::new(),
+            fallbacks: Vec::new(),
             argv: Vec::new(),
             stdin: true,
             output: None,

@@ -106,6 +106,8 @@ enum Msg {
     RetryDue(String),
     /// A gate's timeout passed: wake up, the scheduler decides.
     ApprovalTimeout,
+    /// Record an event an attempt reported while it ran (a fallback hop).
+    Record(Box<EventData>),
     Inbox,
     Interrupt,
 }
@@ -131,6 +133,8 @@ pub struct Engine {
     budget: budget::Budget,
     /// The policy packs of this run, compiled once.
     packs: crate::policy::Packs,
+    /// Agents and models that failed transiently, passed over until they cool down.
+    cooldowns: Cooldowns,
     running: HashMap<String, watch::Sender<u8>>,
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
@@ -425,6 +429,7 @@ impl Engine {
             projection_synced: Instant::now(),
             budget: budget::Budget::new(&budget_limits),
             packs,
+            cooldowns: Cooldowns::default(),
             catalog,
             running: HashMap::new(),
             tx,
@@ -599,6 +604,7 @@ impl Engine {
             }
             Msg::RetryDue(phase) => self.scheduler.retry_due(&phase),
             Msg::ApprovalTimeout => {}
+            Msg::Record(data) => self.record(*data, "engine"),
             Msg::Inbox => {
                 for command in inbox::drain(&self.run_dir) {
                     match command {
@@ -761,14 +767,182 @@ struct Job {
     agent: Option<AgentJob>,
 }
 
-/// The agent side of an attempt: its adapter parses the output; usage is priced from the
-/// catalog when the client reports no dollars; secrets are redacted from captured logs.
+/// The agent side of an attempt: the chain of candidates to try (the chosen agent and model,
+/// then its fallbacks), the engine's cooldowns, and the way back to the engine for
+/// `fallback.activated` events.
 struct AgentJob {
-    name: String,
-    adapter: Box<dyn crate::agents::CliAdapter>,
-    secrets: Vec<String>,
+    candidates: Vec<Candidate>,
+    cooldowns: Cooldowns,
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+/// One entry of a fallback chain, ready to run.
+struct Candidate {
+    agent: String,
     model: Option<String>,
+    adapter: Box<dyn crate::agents::CliAdapter>,
+    invocation: crate::agents::Invocation,
+    secrets: Vec<String>,
     prices: Option<crate::agents::Prices>,
+}
+
+impl Candidate {
+    fn key(&self) -> String {
+        format!("{}/{}", self.agent, self.model.as_deref().unwrap_or("-"))
+    }
+}
+
+/// Agents (and models) that failed transiently, and until when they cool down.
+type Cooldowns = std::sync::Arc<std::sync::Mutex<HashMap<String, Instant>>>;
+
+/// How long a failed agent or model is passed over by later attempts.
+pub const COOLDOWN: Duration = Duration::from_secs(60);
+
+struct AgentFailure {
+    agent: String,
+    kind: FailureKind,
+    message: String,
+    exit_code: Option<i32>,
+    usage: Option<Box<crate::agents::Usage>>,
+}
+
+/// Run the candidates of an agent attempt in turn: the first that succeeds wins; a transient
+/// failure moves on to the next (recording `fallback.activated` and cooling the failed one
+/// down); any other failure, or the last candidate failing, fails the attempt with every
+/// reason.
+async fn run_agent(
+    job: &Job,
+    agent: &AgentJob,
+    base: &process::Spec,
+    cancel: &watch::Receiver<u8>,
+    limit: &str,
+) -> Result<(Option<i32>, Option<Box<crate::agents::Usage>>, String), AgentFailure> {
+    let mut reasons: Vec<String> = Vec::new();
+    let total = agent.candidates.len();
+    for (i, candidate) in agent.candidates.iter().enumerate() {
+        if i > 0 {
+            // Keep the previous hop's output beside the next one's.
+            for stream in [&base.stdout, &base.stderr] {
+                let kept = stream.with_extension(format!("{i}.log"));
+                let _ = std::fs::rename(stream, kept);
+            }
+        }
+        let mut spec = base.clone();
+        spec.argv = candidate.invocation.argv.clone();
+        spec.stdin = candidate.invocation.stdin.clone();
+        spec.env.extend(candidate.invocation.env.iter().cloned());
+        let ended = process::run(spec, cancel.clone()).await;
+        let (class, reason, code, usage) = match &ended {
+            process::Ended::Canceled => {
+                return Err(AgentFailure {
+                    agent: candidate.agent.clone(),
+                    kind: FailureKind::Canceled,
+                    message: "canceled".into(),
+                    exit_code: None,
+                    usage: None,
+                })
+            }
+            process::Ended::TimedOut => {
+                reasons.push(format!("{}: timed out after {limit}", candidate.key()));
+                return Err(AgentFailure {
+                    agent: candidate.agent.clone(),
+                    kind: FailureKind::Timeout,
+                    message: reasons.join("; "),
+                    exit_code: None,
+                    usage: None,
+                });
+            }
+            process::Ended::SpawnFailed(message) => (
+                crate::agents::FailureClass::Unavailable,
+                message.clone(),
+                None,
+                None,
+            ),
+            process::Ended::Exited { code, .. } => {
+                // The agent's own report decides, not its exit code alone.
+                let read = |p: &Path| {
+                    String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()
+                };
+                let (stdout, stderr) = (read(&base.stdout), read(&base.stderr));
+                let mut outcome = crate::agents::process_outcome(
+                    candidate.adapter.as_ref(),
+                    &ended,
+                    &stdout,
+                    &stderr,
+                    &candidate.secrets,
+                    limit,
+                );
+                for file in [&base.stdout, &base.stderr] {
+                    let _ = crate::agents::redact_file(file, &candidate.secrets);
+                }
+                if outcome.usage.model.is_none() {
+                    outcome.usage.model = candidate.model.clone();
+                }
+                if let Some(prices) = &candidate.prices {
+                    crate::agents::price(&mut outcome.usage, prices);
+                }
+                let usage = Some(Box::new(outcome.usage.clone()));
+                if outcome.ok {
+                    return Ok((*code, usage, candidate.agent.clone()));
+                }
+                let (class, reason) = outcome.failure.unwrap_or((
+                    crate::agents::FailureClass::Other,
+                    "the agent failed".into(),
+                ));
+                (class, reason, *code, usage)
+            }
+        };
+        reasons.push(format!("{}: {}: {reason}", candidate.key(), class.as_str()));
+        let next = agent.candidates.get(i + 1);
+        if class.is_transient() {
+            if let Ok(mut cooling) = agent.cooldowns.lock() {
+                cooling.insert(candidate.key(), Instant::now() + COOLDOWN);
+            }
+        }
+        match next {
+            Some(next) if class.is_transient() => {
+                let hop = EventData::FallbackActivated(FallbackActivated {
+                    phase: job.phase.clone(),
+                    attempt: job.attempt,
+                    from_agent: candidate.agent.clone(),
+                    from_model: candidate.model.clone(),
+                    to_agent: next.agent.clone(),
+                    to_model: next.model.clone(),
+                    reason: format!("{}: {reason}", class.as_str()),
+                });
+                let _ = agent.tx.send(Msg::Record(Box::new(hop)));
+            }
+            _ => {
+                let kind = match class {
+                    crate::agents::FailureClass::Timeout => FailureKind::Timeout,
+                    crate::agents::FailureClass::Unavailable => FailureKind::Spawn,
+                    _ => FailureKind::Exit,
+                };
+                let message = if total > 1 && i + 1 == total {
+                    format!(
+                        "every agent of the fallback chain failed: {}",
+                        reasons.join("; ")
+                    )
+                } else {
+                    format!("{}: {reason}", class.as_str())
+                };
+                return Err(AgentFailure {
+                    agent: candidate.agent.clone(),
+                    kind,
+                    message,
+                    exit_code: code,
+                    usage,
+                });
+            }
+        }
+    }
+    Err(AgentFailure {
+        agent: String::new(),
+        kind: FailureKind::Spawn,
+        message: "no agent to run; this is a bug in spectacular".into(),
+        exit_code: None,
+        usage: None,
+    })
 }
 
 enum Work {
@@ -992,31 +1166,9 @@ impl Engine {
                 if let Some(mission_dir) = self.plan.mission.base.dir() {
                     agent_context["mission_dir"] = Value::String(mission_dir.display().to_string());
                 }
-                let adapter: Box<dyn crate::agents::CliAdapter> = if chosen.adapter == "command" {
-                    Box::new(
-                        crate::agents::command::CommandAdapter::new(chosen)
-                            .with_context(agent_context.clone()),
-                    )
-                } else {
-                    crate::agents::cli_adapter(&chosen.adapter, chosen).ok_or_else(|| {
-                        (
-                            FailureKind::Spawn,
-                            format!(
-                                "agent `{agent_name}` uses adapter `{}`, which this engine does not run yet",
-                                chosen.adapter
-                            ),
-                        )
-                    })?
-                };
                 // The catalog name (for prices) and the provider's id (for the client).
                 let model_name = routed_model.or_else(|| chosen.model.clone());
-                let spec_of = model_name.as_deref().and_then(|m| self.catalog.get(m));
-                let prices = spec_of.map(|s| crate::agents::Prices {
-                    input: s.price.input,
-                    output: s.price.output,
-                    cache_read: s.price.cache_read,
-                    cache_write: s.price.cache_write,
-                });
+                let prices = self.prices(model_name.as_deref());
                 // The hard cap: reserve a conservative estimate before starting, or refuse.
                 let reserved = match self.budget.cap() {
                     None => None,
@@ -1029,32 +1181,56 @@ impl Engine {
                     }
                 };
                 started.reserved_usd = reserved;
-                let request = crate::agents::Request {
-                    prompt: text.clone(),
-                    prompt_file: prompt_file.clone(),
-                    model: model_name.as_ref().map(|m| {
-                        spec_of
-                            .and_then(|s| s.id.clone())
-                            .unwrap_or_else(|| m.clone())
-                    }),
-                    workdir: cwd.clone(),
-                    max_budget_usd: reserved,
-                    max_turns: None,
-                };
-                let invocation = adapter
-                    .try_invocation(&request)
-                    .map_err(|e| (FailureKind::Spawn, e))?;
-                started.argv = Some(invocation.argv.clone());
-                let mut process = spec(invocation.argv, invocation.stdin);
-                process.env.extend(invocation.env);
+                let make =
+                    |name: &str, config: &crate::agents::AdapterConfig, model: Option<String>| {
+                        self.candidate(
+                            name,
+                            config,
+                            model,
+                            &agent_context,
+                            &text,
+                            &prompt_file,
+                            &cwd,
+                            reserved,
+                        )
+                    };
+                // The chain: the chosen agent, its model's fallbacks (same provider), then its
+                // agent fallbacks. Entries cooling down after a recent failure go last.
+                let mut candidates = vec![make(agent_name, chosen, model_name.clone())
+                    .map_err(|e| (FailureKind::Spawn, e))?];
+                if let Some(spec) = model_name.as_deref().and_then(|m| self.catalog.get(m)) {
+                    for fallback in &spec.fallbacks {
+                        let same_provider = self
+                            .catalog
+                            .get(fallback)
+                            .is_some_and(|f| f.provider == spec.provider);
+                        if same_provider && chosen.adapter != "command" {
+                            if let Ok(c) = make(agent_name, chosen, Some(fallback.clone())) {
+                                candidates.push(c);
+                            }
+                        }
+                    }
+                }
+                for fallback in &chosen.fallbacks {
+                    if let Some(config) = configured.agents.get(fallback) {
+                        let model = config.model.clone().or_else(|| model_name.clone());
+                        if let Ok(c) = make(fallback, config, model) {
+                            candidates.push(c);
+                        }
+                    }
+                }
+                if let Ok(cooling) = self.cooldowns.lock() {
+                    let now = Instant::now();
+                    candidates
+                        .sort_by_key(|c| cooling.get(&c.key()).is_some_and(|until| *until > now));
+                }
+                started.argv = Some(candidates[0].invocation.argv.clone());
                 agent_job = Some(AgentJob {
-                    name: agent_name.to_string(),
-                    secrets: crate::agents::secrets(Some(adapter.as_ref()), chosen),
-                    adapter,
-                    model: model_name.clone(),
-                    prices,
+                    candidates,
+                    cooldowns: self.cooldowns.clone(),
+                    tx: self.tx.clone(),
                 });
-                Work::Process(process)
+                Work::Process(spec(Vec::new(), None))
             }
             PhaseKind::Approval { .. } => {
                 return Err((
@@ -1074,6 +1250,66 @@ impl Engine {
             base: self.plan.mission.base.clone(),
             run_dir: self.run_dir.clone(),
             agent: agent_job,
+        })
+    }
+
+    /// Prices of a catalog model, for pricing usage and estimating reservations.
+    fn prices(&self, model: Option<&str>) -> Option<crate::agents::Prices> {
+        model
+            .and_then(|m| self.catalog.get(m))
+            .map(|s| crate::agents::Prices {
+                input: s.price.input,
+                output: s.price.output,
+                cache_read: s.price.cache_read,
+                cache_write: s.price.cache_write,
+            })
+    }
+
+    /// One ready-to-run entry of an agent attempt's chain.
+    #[allow(clippy::too_many_arguments)]
+    fn candidate(
+        &self,
+        name: &str,
+        config: &crate::agents::AdapterConfig,
+        model: Option<String>,
+        agent_context: &Value,
+        prompt: &str,
+        prompt_file: &Path,
+        workdir: &Path,
+        reserved: Option<f64>,
+    ) -> Result<Candidate, String> {
+        let adapter: Box<dyn crate::agents::CliAdapter> = if config.adapter == "command" {
+            Box::new(
+                crate::agents::command::CommandAdapter::new(config)
+                    .with_context(agent_context.clone()),
+            )
+        } else {
+            crate::agents::cli_adapter(&config.adapter, config).ok_or_else(|| {
+                format!(
+                    "agent `{name}` uses adapter `{}`, which this engine does not run yet",
+                    config.adapter
+                )
+            })?
+        };
+        let spec = model.as_deref().and_then(|m| self.catalog.get(m));
+        let request = crate::agents::Request {
+            prompt: prompt.to_string(),
+            prompt_file: prompt_file.to_path_buf(),
+            model: model
+                .as_ref()
+                .map(|m| spec.and_then(|s| s.id.clone()).unwrap_or_else(|| m.clone())),
+            workdir: workdir.to_path_buf(),
+            max_budget_usd: reserved,
+            max_turns: None,
+        };
+        let invocation = adapter.try_invocation(&request)?;
+        Ok(Candidate {
+            agent: name.to_string(),
+            secrets: crate::agents::secrets(Some(adapter.as_ref()), config),
+            prices: self.prices(model.as_deref()),
+            model,
+            adapter,
+            invocation,
         })
     }
 
@@ -1219,7 +1455,13 @@ impl Engine {
 
 async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
     let began = Instant::now();
-    let agent_name = job.agent.as_ref().map(|a| a.name.clone());
+    // The agent that ran: the chain's first, or the one a fallback moved to.
+    let agent_name = std::sync::Mutex::new(
+        job.agent
+            .as_ref()
+            .and_then(|a| a.candidates.first())
+            .map(|c| c.agent.clone()),
+    );
     let failed = |kind, message: String, exit_code, usage: Option<Box<crate::agents::Usage>>| {
         EventData::AttemptFailed(AttemptFailed {
             phase: job.phase.clone(),
@@ -1228,7 +1470,7 @@ async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
             message,
             exit_code,
             duration_ms: began.elapsed().as_millis() as u64,
-            agent: agent_name.clone(),
+            agent: agent_name.lock().ok().and_then(|a| a.clone()),
             usage,
         })
     };
@@ -1240,83 +1482,59 @@ async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
     let mut usage = None;
     match &job.work {
         Work::Process(spec) => {
-            let ended = process::run(spec.clone(), cancel).await;
-            match (&ended, &job.agent) {
-                (process::Ended::TimedOut, _) => {
-                    return failed(
-                        FailureKind::Timeout,
-                        format!("timed out after {limit}"),
-                        None,
-                        None,
-                    )
-                }
-                (process::Ended::Canceled, _) => {
-                    return failed(FailureKind::Canceled, "canceled".into(), None, None)
-                }
-                (process::Ended::SpawnFailed(message), _) => {
-                    return failed(FailureKind::Spawn, message.clone(), None, None)
-                }
-                (process::Ended::Exited { code, .. }, Some(agent)) => {
-                    // The agent's own report decides, not its exit code alone.
-                    let read = |p: &Path| {
-                        String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()
-                    };
-                    let (stdout, stderr) = (read(&spec.stdout), read(&spec.stderr));
-                    let mut outcome = crate::agents::process_outcome(
-                        agent.adapter.as_ref(),
-                        &ended,
-                        &stdout,
-                        &stderr,
-                        &agent.secrets,
-                        &limit,
-                    );
-                    for file in [&spec.stdout, &spec.stderr] {
-                        let _ = crate::agents::redact_file(file, &agent.secrets);
+            if let Some(agent) = &job.agent {
+                match run_agent(&job, agent, spec, &cancel, &limit).await {
+                    Ok((code, used, ran)) => {
+                        exit_code = code;
+                        usage = used;
+                        if let Ok(mut a) = agent_name.lock() {
+                            *a = Some(ran);
+                        }
                     }
-                    if outcome.usage.model.is_none() {
-                        outcome.usage.model = agent.model.clone();
+                    Err(f) => {
+                        if let Ok(mut a) = agent_name.lock() {
+                            *a = Some(f.agent.clone());
+                        }
+                        return failed(f.kind, f.message, f.exit_code, f.usage);
                     }
-                    if let Some(prices) = &agent.prices {
-                        crate::agents::price(&mut outcome.usage, prices);
-                    }
-                    usage = Some(Box::new(outcome.usage.clone()));
-                    if !outcome.ok {
-                        let (class, reason) = outcome.failure.unwrap_or((
-                            crate::agents::FailureClass::Other,
-                            "the agent failed".into(),
-                        ));
-                        let kind = match class {
-                            crate::agents::FailureClass::Timeout => FailureKind::Timeout,
-                            crate::agents::FailureClass::Unavailable => FailureKind::Spawn,
-                            _ => FailureKind::Exit,
-                        };
-                        return failed(kind, format!("{}: {reason}", class.as_str()), *code, usage);
-                    }
-                    exit_code = *code;
                 }
-                (process::Ended::Exited { code: Some(0), .. }, None) => exit_code = Some(0),
-                (
+            } else {
+                match process::run(spec.clone(), cancel.clone()).await {
+                    process::Ended::TimedOut => {
+                        return failed(
+                            FailureKind::Timeout,
+                            format!("timed out after {limit}"),
+                            None,
+                            None,
+                        )
+                    }
+                    process::Ended::Canceled => {
+                        return failed(FailureKind::Canceled, "canceled".into(), None, None)
+                    }
+                    process::Ended::SpawnFailed(message) => {
+                        return failed(FailureKind::Spawn, message, None, None)
+                    }
+                    process::Ended::Exited { code: Some(0), .. } => exit_code = Some(0),
                     process::Ended::Exited {
                         code: Some(code), ..
-                    },
-                    None,
-                ) => {
-                    let tail = tail(&spec.stderr);
-                    return failed(
-                        FailureKind::Exit,
-                        format!("exited with code {code}{tail}"),
-                        Some(*code),
-                        None,
-                    );
-                }
-                (process::Ended::Exited { signal, .. }, None) => {
-                    let signal = signal.unwrap_or(0);
-                    return failed(
-                        FailureKind::Exit,
-                        format!("killed by signal {signal}"),
-                        None,
-                        None,
-                    );
+                    } => {
+                        let tail = tail(&spec.stderr);
+                        return failed(
+                            FailureKind::Exit,
+                            format!("exited with code {code}{tail}"),
+                            Some(code),
+                            None,
+                        );
+                    }
+                    process::Ended::Exited { signal, .. } => {
+                        let signal = signal.unwrap_or(0);
+                        return failed(
+                            FailureKind::Exit,
+                            format!("killed by signal {signal}"),
+                            None,
+                            None,
+                        );
+                    }
                 }
             }
         }
@@ -1377,7 +1595,7 @@ async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
             duration_ms: began.elapsed().as_millis() as u64,
             artifacts: promoted.artifacts,
             values: promoted.values,
-            agent: agent_name.clone(),
+            agent: agent_name.lock().ok().and_then(|a| a.clone()),
             usage,
         }),
         Err(message) => failed(FailureKind::OutputInvalid, message, exit_code, usage),

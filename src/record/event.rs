@@ -78,6 +78,8 @@ pub enum EventData {
     RunCanceled(RunFinished),
     #[serde(rename = "policy.decided")]
     PolicyDecided(PolicyDecided),
+    #[serde(rename = "fallback.activated")]
+    FallbackActivated(FallbackActivated),
 }
 
 impl EventData {
@@ -103,6 +105,7 @@ impl EventData {
             EventData::RunFailed(_) => "run.failed",
             EventData::RunCanceled(_) => "run.canceled",
             EventData::PolicyDecided(_) => "policy.decided",
+            EventData::FallbackActivated(_) => "fallback.activated",
         }
     }
 
@@ -127,6 +130,7 @@ impl EventData {
         "run.failed",
         "run.canceled",
         "policy.decided",
+        "fallback.activated",
     ];
 
     /// Decode a payload from its type name and its `data` JSON: the same result as reading
@@ -168,6 +172,7 @@ impl EventData {
             "run.failed" => read!(RunFailed),
             "run.canceled" => read!(RunCanceled),
             "policy.decided" => read!(PolicyDecided),
+            "fallback.activated" => read!(FallbackActivated),
             other => {
                 return Err(serde::de::Error::unknown_variant(
                     other,
@@ -192,6 +197,7 @@ impl EventData {
             EventData::ApprovalRequested(d) => Some(&d.phase),
             EventData::ApprovalDecided(d) => Some(&d.phase),
             EventData::PolicyDecided(d) => Some(&d.phase),
+            EventData::FallbackActivated(d) => Some(&d.phase),
             _ => None,
         }
     }
@@ -423,6 +429,23 @@ pub struct RunFinished {
     pub failed: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// An agent attempt moved to the next entry of a fallback chain: the agent (or model) it used
+/// failed in a way worth another try (unavailable, rate limit, overload, server error,
+/// timeout). The failed one cools down for a while.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FallbackActivated {
+    pub phase: String,
+    pub attempt: u32,
+    pub from_agent: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_model: Option<String>,
+    pub to_agent: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_model: Option<String>,
+    /// The failure class and message that triggered the hop.
+    pub reason: String,
 }
 
 /// A policy hook's decision about a phase: who decided (pack and version), which hook, on

@@ -866,6 +866,13 @@ const EVENT_DESCRIPTIONS: &[(&str, &str)] = &[
          resumed.",
     ),
     (
+        "fallback.activated",
+        "An agent attempt moved to the next entry of its fallback chain (another model of the \
+         same agent, or another agent) because the one it used was unavailable, rate-limited, \
+         overloaded, failing on the server, or timed out. The failed one cools down; the \
+         attempt's final `attempt.succeeded` or `attempt.failed` follows.",
+    ),
+    (
         "policy.decided",
         "A policy pack's hook decided something about a phase: the pack and its version, the \
          hook (`route`, `govern` or `budget`), the result, the reason, and a digest of the \

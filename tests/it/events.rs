@@ -31,9 +31,10 @@ fn golden_index(data: &EventData) -> usize {
         EventData::RunFailed(_) => 16,
         EventData::RunCanceled(_) => 17,
         EventData::PolicyDecided(_) => 18,
+        EventData::FallbackActivated(_) => 19,
     }
 }
-const TYPE_COUNT: usize = 19;
+const TYPE_COUNT: usize = 20;
 
 fn samples() -> Vec<EventData> {
     let s = String::from;
@@ -163,6 +164,15 @@ fn samples() -> Vec<EventData> {
             }),
             reason: Some(s("planner at high complexity needs a strong model")),
             input_digest: s("sha256:6677"),
+        }),
+        EventData::FallbackActivated(FallbackActivated {
+            phase: s("implement[wp-2]"),
+            attempt: 1,
+            from_agent: s("claude-code"),
+            from_model: Some(s("claude-sonnet")),
+            to_agent: s("codex"),
+            to_model: Some(s("gpt")),
+            reason: s("rate_limit: 429 Too Many Requests"),
         }),
     ]
 }

@@ -1264,3 +1264,125 @@ fn a_project_policy_can_deny_a_phase() {
     }
     assert!(!p.path().join("argv").exists(), "the agent never started");
 }
+
+fn fallback_project(claude_binary: &str, claude_sample: &str, codex_sample: &str) -> Project {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents");
+    let p = Project::new("mission: fb\nphases:\n  plan: { role: planner }\n");
+    std::fs::write(
+        p.path().join(".spectacular/agents.yaml"),
+        format!(
+            "agents:\n  claude:\n    adapter: claude-code\n    binary: {claude_binary}\n    roles: [planner]\n    fallbacks: [codex]\n    env: {{ FAKE_AGENT_SAMPLE: {} }}\n  codex:\n    adapter: codex\n    binary: {}\n    model: gpt\n    env: {{ FAKE_AGENT_SAMPLE: {} }}\n",
+            fixtures.join("samples").join(claude_sample).display(),
+            fixtures.join("codex/codex").display(),
+            fixtures.join("samples").join(codex_sample).display(),
+        ),
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn a_rate_limited_agent_falls_back_to_the_next_one() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents");
+    let claude = fixtures.join("claude/claude");
+    let p = fallback_project(
+        &claude.display().to_string(),
+        "claude-rate-limit.json",
+        "codex-success.jsonl",
+    );
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let events = p.events();
+    let hops: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::FallbackActivated(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect();
+    // The routed model's own fallback (same provider) first, then the agent's fallback.
+    assert_eq!(hops.len(), 2, "{hops:?}");
+    assert_eq!(hops[0].from_model.as_deref(), Some("claude-opus"));
+    assert_eq!(hops[0].to_model.as_deref(), Some("claude-sonnet"));
+    assert_eq!(
+        (hops[1].from_agent.as_str(), hops[1].to_agent.as_str()),
+        ("claude", "codex")
+    );
+    assert_eq!(hops[1].to_model.as_deref(), Some("gpt"));
+    assert!(
+        hops.iter().all(|h| h.reason.starts_with("rate_limit")),
+        "{hops:?}"
+    );
+    match attempt_result(&events) {
+        EventData::AttemptSucceeded(s) => assert_eq!(s.agent.as_deref(), Some("codex")),
+        other => panic!("{other:?}"),
+    }
+    let dir = p.store().run_dir(&p.run_id()).join("attempts/plan/1");
+    assert!(
+        dir.join("stdout.1.log").is_file(),
+        "the first hop's output is kept"
+    );
+}
+
+#[test]
+fn a_missing_primary_falls_back_and_an_exhausted_chain_lists_every_reason() {
+    let p = fallback_project(
+        "no-such-claude-binary",
+        "claude-success.json",
+        "codex-rate-limit.jsonl",
+    );
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    match attempt_result(&p.events()) {
+        EventData::AttemptFailed(f) => {
+            assert!(
+                f.message
+                    .contains("every agent of the fallback chain failed"),
+                "{}",
+                f.message
+            );
+            assert!(
+                f.message.contains("claude/") && f.message.contains("unavailable"),
+                "{}",
+                f.message
+            );
+            assert!(
+                f.message.contains("codex/gpt") && f.message.contains("rate_limit"),
+                "{}",
+                f.message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_failed_agent_cools_down_for_the_next_phases() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents");
+    let claude = fixtures.join("claude/claude");
+    let p = fallback_project(
+        &claude.display().to_string(),
+        "claude-rate-limit.json",
+        "codex-success.jsonl",
+    );
+    std::fs::write(
+        p.path().join("mission.yaml"),
+        "mission: fb\nphases:\n  plan: { role: planner }\n  again: { role: planner, needs: [plan] }\n",
+    )
+    .unwrap();
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let events = p.events();
+    let started_again = events
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::AttemptStarted(s) if s.phase == "again" => s.argv.clone(),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        started_again[0].ends_with("codex"),
+        "the cooling agent is passed over: {started_again:?}"
+    );
+    assert_eq!(count(&events, "fallback.activated", "again"), 0);
+}
