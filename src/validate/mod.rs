@@ -116,6 +116,7 @@ pub fn validate(loaded: &Loaded, cwd: &Path) -> Validated {
     let conforms = structure::check(&mut ctx, root, &json);
     let graph = semantic::check(&mut ctx, root);
     exprs::check(&mut ctx, root, &graph);
+    check_policies(&mut ctx, root, loaded);
 
     let mut mission = None;
     if conforms && !ctx.diagnostics.has_errors() && !diagnostics.has_errors() {
@@ -153,6 +154,59 @@ pub fn check_document(
     };
     structure::check_against(&mut ctx, root, schema);
     ctx.diagnostics
+}
+
+/// The policy packs the mission will run with must compile, and the packs it names in
+/// `policies:` must exist.
+fn check_policies(ctx: &mut Ctx<'_>, root: &Node, loaded: &Loaded) {
+    let project = crate::project::Project::discover(ctx.cwd);
+    let user = crate::project::user_config_dir().map(|d| d.join("policies"));
+    let named: Vec<(String, Option<Span>, usize)> = root
+        .get("policies")
+        .map(|p| {
+            p.items()
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| n.as_str().map(|s| (s.to_string(), Some(n.span), i)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let enabled: Vec<String> = named.iter().map(|(n, _, _)| n.clone()).collect();
+    let mission_packs = loaded.located.base.dir().map(|d| d.join("policies"));
+    let has_packs = |d: Option<&std::path::Path>| d.is_some_and(|d| d.is_dir());
+    if enabled.is_empty()
+        && !has_packs(mission_packs.as_deref())
+        && !has_packs(Some(&project.dot_dir().join("policies")))
+        && !has_packs(user.as_deref())
+    {
+        // Only the built-in packs, which are tested with the binary.
+        return;
+    }
+    let (packs, diagnostics) = crate::policy::Packs::discover_from(
+        &project.dot_dir(),
+        user.as_deref(),
+        loaded.located.base.dir(),
+        &enabled,
+        ctx.cwd,
+    );
+    ctx.diagnostics.extend(diagnostics);
+    let known: Vec<String> = packs.list().into_iter().map(|p| p.name).collect();
+    for (name, span, i) in named {
+        if !known.contains(&name) {
+            ctx.push(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    format!("the mission enables unknown policy pack `{name}`"),
+                )
+                .at(ctx.file, span, format!("policies[{i}]"))
+                .label("no pack of this name")
+                .help(
+                    crate::diag::did_you_mean(&name, known.iter().map(String::as_str))
+                        .unwrap_or_else(|| format!("known packs: {}", known.join(", "))),
+                ),
+            );
+        }
+    }
 }
 
 fn bug(file: &str, detail: &str) -> Diagnostic {

@@ -1386,3 +1386,33 @@ fn a_failed_agent_cools_down_for_the_next_phases() {
     );
     assert_eq!(count(&events, "fallback.activated", "again"), 0);
 }
+
+#[test]
+fn validate_reports_broken_packs_and_unknown_pack_names() {
+    let p = Project::new(
+        "mission: packs\npolicies: [aproved-models]\nphases:\n  a: { uses: builtin/noop }\n",
+    );
+    let pack = p.path().join("policies/broken");
+    std::fs::create_dir_all(&pack).unwrap();
+    std::fs::write(
+        pack.join("pack.yaml"),
+        "name: broken\nversion: \"1.0.0\"\nhooks: [route]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        pack.join("policy.rhai"),
+        "fn route(ctx) {\n    let x = ;\n}\n",
+    )
+    .unwrap();
+    let out = p.run(&["validate", "mission.yaml"]);
+    assert_eq!(code(&out), 65, "{}", text(&out));
+    let report = text(&out);
+    assert!(
+        report.contains("did you mean `approved-models`?"),
+        "{report}"
+    );
+    assert!(
+        report.contains("error[M4001]") && report.contains("policies/broken/policy.rhai:2:"),
+        "{report}"
+    );
+}
