@@ -148,6 +148,17 @@ impl Progress {
                 self.line(&format!("{verdict:<9} {} by {}", d.phase, event.actor));
             }
             EventData::CancelRequested(_) => self.line("canceling…"),
+            EventData::BudgetAlert(d) => {
+                let mark = self.paint("budget", anstyle::AnsiColor::Yellow);
+                self.line(&format!("{mark}    {} alert: {}", d.level, d.message));
+            }
+            EventData::FallbackActivated(d) => {
+                let mark = self.paint("fallback", anstyle::AnsiColor::Yellow);
+                self.line(&format!(
+                    "{mark}  {}: {} → {} ({})",
+                    d.phase, d.from_agent, d.to_agent, d.reason
+                ));
+            }
             EventData::RunResumed(d) if !d.interrupted.is_empty() => {
                 self.line(&format!(
                     "resumed; interrupted attempts will run again: {}",

@@ -30,6 +30,8 @@ pub struct Budget {
     reserved: HashMap<(String, u32), f64>,
     /// Set when a client spent more than its reservation: no more dispatch under the cap.
     overshot: Option<String>,
+    /// Alerts already recorded, by level.
+    alerted: Vec<String>,
 }
 
 impl Budget {
@@ -67,6 +69,7 @@ impl Budget {
             }
             EventData::AttemptSucceeded(d) => self.settle(&d.phase, d.attempt, d.usage.as_deref()),
             EventData::AttemptFailed(d) => self.settle(&d.phase, d.attempt, d.usage.as_deref()),
+            EventData::BudgetAlert(d) => self.alerted.push(d.level.clone()),
             _ => {}
         }
     }
@@ -81,6 +84,41 @@ impl Budget {
                     "`{phase}` attempt {attempt} cost ${actual:.4} against ${reserved:.4} reserved"
                 ));
             }
+        }
+    }
+
+    /// An alert that is due and not recorded yet (at most one per level and run).
+    pub fn due_alert(&self) -> Option<crate::record::event::BudgetAlert> {
+        let recorded = |level: &str| self.alerted.iter().any(|l| l == level);
+        if let (Some(overshot), false) = (&self.overshot, recorded("overshoot")) {
+            return Some(crate::record::event::BudgetAlert {
+                level: "overshoot".into(),
+                spent_usd: self.spent,
+                threshold_usd: None,
+                cap_usd: self.cap,
+                message: format!("a client overspent its reservation ({overshot}); no more agent work under the cap"),
+            });
+        }
+        match self.soft {
+            Some(soft) if self.spent >= soft && !recorded("soft") => {
+                Some(crate::record::event::BudgetAlert {
+                    level: "soft".into(),
+                    spent_usd: self.spent,
+                    threshold_usd: Some(soft),
+                    cap_usd: self.cap,
+                    message: match self.cap {
+                        Some(cap) => format!(
+                            "spent ${:.2} of ${cap:.2}: past the ${soft:.2} alert threshold",
+                            self.spent
+                        ),
+                        None => format!(
+                            "spent ${:.2}: past the ${soft:.2} alert threshold",
+                            self.spent
+                        ),
+                    },
+                })
+            }
+            _ => None,
         }
     }
 

@@ -601,6 +601,9 @@ impl Engine {
             Msg::Done { phase, result } => {
                 self.running.remove(&phase);
                 self.record(*result, "engine");
+                if let Some(alert) = self.budget.due_alert() {
+                    self.record(EventData::BudgetAlert(alert), "engine");
+                }
             }
             Msg::RetryDue(phase) => self.scheduler.retry_due(&phase),
             Msg::ApprovalTimeout => {}

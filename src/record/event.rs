@@ -80,6 +80,8 @@ pub enum EventData {
     PolicyDecided(PolicyDecided),
     #[serde(rename = "fallback.activated")]
     FallbackActivated(FallbackActivated),
+    #[serde(rename = "budget.alert")]
+    BudgetAlert(BudgetAlert),
 }
 
 impl EventData {
@@ -106,6 +108,7 @@ impl EventData {
             EventData::RunCanceled(_) => "run.canceled",
             EventData::PolicyDecided(_) => "policy.decided",
             EventData::FallbackActivated(_) => "fallback.activated",
+            EventData::BudgetAlert(_) => "budget.alert",
         }
     }
 
@@ -131,6 +134,7 @@ impl EventData {
         "run.canceled",
         "policy.decided",
         "fallback.activated",
+        "budget.alert",
     ];
 
     /// Decode a payload from its type name and its `data` JSON: the same result as reading
@@ -173,6 +177,7 @@ impl EventData {
             "run.canceled" => read!(RunCanceled),
             "policy.decided" => read!(PolicyDecided),
             "fallback.activated" => read!(FallbackActivated),
+            "budget.alert" => read!(BudgetAlert),
             other => {
                 return Err(serde::de::Error::unknown_variant(
                     other,
@@ -446,6 +451,19 @@ pub struct FallbackActivated {
     pub to_model: Option<String>,
     /// The failure class and message that triggered the hop.
     pub reason: String,
+}
+
+/// The run's spending crossed a threshold: `soft` (the mission's `soft_usd`, once per run) or
+/// `overshoot` (a client spent more than it reserved; no more agent work under the cap).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BudgetAlert {
+    pub level: String,
+    pub spent_usd: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_usd: Option<f64>,
+    pub message: String,
 }
 
 /// A policy hook's decision about a phase: who decided (pack and version), which hook, on

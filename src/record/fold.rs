@@ -374,7 +374,8 @@ impl RunSummary {
             EventData::CancelRequested(_)
             | EventData::RunSuspended(_)
             | EventData::PolicyDecided(_)
-            | EventData::FallbackActivated(_) => {}
+            | EventData::FallbackActivated(_)
+            | EventData::BudgetAlert(_) => {}
             EventData::RunSucceeded(_) | EventData::RunFailed(_) | EventData::RunCanceled(_) => {
                 self.ended_at = Some(ts.clone());
             }

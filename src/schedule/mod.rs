@@ -457,7 +457,9 @@ impl Scheduler {
             EventData::RunFailed(_) => self.finished = Some("failed"),
             EventData::RunCanceled(_) => self.finished = Some("canceled"),
             // Decisions are facts for explain and replay; the engine acts on them itself.
-            EventData::PolicyDecided(_) | EventData::FallbackActivated(_) => {}
+            EventData::PolicyDecided(_)
+            | EventData::FallbackActivated(_)
+            | EventData::BudgetAlert(_) => {}
         }
     }
 

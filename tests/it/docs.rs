@@ -866,6 +866,12 @@ const EVENT_DESCRIPTIONS: &[(&str, &str)] = &[
          resumed.",
     ),
     (
+        "budget.alert",
+        "The run's spending crossed a threshold: `soft` when it reaches the mission's \
+         `budget.soft_usd` (once per run), `overshoot` when a client spent more than the engine \
+         reserved for it (no further agent attempt starts under the cap).",
+    ),
+    (
         "fallback.activated",
         "An agent attempt moved to the next entry of its fallback chain (another model of the \
          same agent, or another agent) because the one it used was unavailable, rate-limited, \

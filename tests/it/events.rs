@@ -32,9 +32,10 @@ fn golden_index(data: &EventData) -> usize {
         EventData::RunCanceled(_) => 17,
         EventData::PolicyDecided(_) => 18,
         EventData::FallbackActivated(_) => 19,
+        EventData::BudgetAlert(_) => 20,
     }
 }
-const TYPE_COUNT: usize = 20;
+const TYPE_COUNT: usize = 21;
 
 fn samples() -> Vec<EventData> {
     let s = String::from;
@@ -173,6 +174,13 @@ fn samples() -> Vec<EventData> {
             to_agent: s("codex"),
             to_model: Some(s("gpt")),
             reason: s("rate_limit: 429 Too Many Requests"),
+        }),
+        EventData::BudgetAlert(BudgetAlert {
+            level: s("soft"),
+            spent_usd: 15.2,
+            threshold_usd: Some(15.0),
+            cap_usd: Some(20.0),
+            message: s("spent $15.20 of $20.00: past the $15.00 alert threshold"),
         }),
     ]
 }

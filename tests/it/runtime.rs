@@ -1416,3 +1416,44 @@ fn validate_reports_broken_packs_and_unknown_pack_names() {
         "{report}"
     );
 }
+
+#[test]
+fn the_soft_threshold_alerts_once() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents");
+    let p = Project::new(
+        "
+mission: alerting
+budget: { max_usd: 10, soft_usd: 0.05 }
+phases:
+  a: { role: planner, model: claude-sonnet }
+  b: { role: planner, model: claude-sonnet, needs: [a] }
+  c: { role: planner, model: claude-sonnet, needs: [b] }
+",
+    );
+    std::fs::write(
+        p.path().join(".spectacular/agents.yaml"),
+        format!(
+            "agents:\n  claude:\n    adapter: claude-code\n    binary: {}\n    roles: [planner]\n    env: {{ FAKE_AGENT_SAMPLE: {} }}\n",
+            fixtures.join("claude/claude").display(),
+            fixtures.join("samples/claude-success.json").display()
+        ),
+    )
+    .unwrap();
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let events = p.events();
+    let alerts: Vec<(usize, String)> = events
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match &e.data {
+            EventData::BudgetAlert(a) => Some((i, a.level.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].1, "soft");
+    // It follows b's attempt, the first to take the spend past $0.05.
+    let b_done = position(&events, "attempt.succeeded", "b");
+    assert_eq!(alerts[0].0, b_done + 1);
+    assert!(text(&out).contains("soft alert"), "{}", text(&out));
+}
