@@ -783,10 +783,22 @@ struct AgentJob {
 struct Candidate {
     agent: String,
     model: Option<String>,
-    adapter: Box<dyn crate::agents::CliAdapter>,
-    invocation: crate::agents::Invocation,
+    runner: Runner,
     secrets: Vec<String>,
     prices: Option<crate::agents::Prices>,
+}
+
+/// How a candidate runs: a CLI client in a process, or one HTTP call (text roles).
+enum Runner {
+    Cli {
+        adapter: Box<dyn crate::agents::CliAdapter>,
+        invocation: crate::agents::Invocation,
+    },
+    Http {
+        protocol: crate::agents::HttpProtocol,
+        endpoint: crate::agents::HttpEndpoint,
+        request: crate::agents::Request,
+    },
 }
 
 impl Candidate {
@@ -809,6 +821,64 @@ struct AgentFailure {
     usage: Option<Box<crate::agents::Usage>>,
 }
 
+/// After candidate `i` failed with `class`: cool it down if the failure is transient and hand
+/// over to the next candidate (recording `fallback.activated`; `None`), or give up with every
+/// reason (`Some`).
+fn hop(
+    job: &Job,
+    agent: &AgentJob,
+    i: usize,
+    candidate: &Candidate,
+    class: crate::agents::FailureClass,
+    reason: &str,
+    reasons: &mut Vec<String>,
+) -> Option<AgentFailure> {
+    reasons.push(format!("{}: {}: {reason}", candidate.key(), class.as_str()));
+    let total = agent.candidates.len();
+    if class.is_transient() {
+        if let Ok(mut cooling) = agent.cooldowns.lock() {
+            cooling.insert(candidate.key(), Instant::now() + COOLDOWN);
+        }
+    }
+    match agent.candidates.get(i + 1) {
+        Some(next) if class.is_transient() => {
+            let event = EventData::FallbackActivated(FallbackActivated {
+                phase: job.phase.clone(),
+                attempt: job.attempt,
+                from_agent: candidate.agent.clone(),
+                from_model: candidate.model.clone(),
+                to_agent: next.agent.clone(),
+                to_model: next.model.clone(),
+                reason: format!("{}: {reason}", class.as_str()),
+            });
+            let _ = agent.tx.send(Msg::Record(Box::new(event)));
+            None
+        }
+        _ => {
+            let kind = match class {
+                crate::agents::FailureClass::Timeout => FailureKind::Timeout,
+                crate::agents::FailureClass::Unavailable => FailureKind::Spawn,
+                _ => FailureKind::Exit,
+            };
+            let message = if total > 1 && i + 1 == total {
+                format!(
+                    "every agent of the fallback chain failed: {}",
+                    reasons.join("; ")
+                )
+            } else {
+                format!("{}: {reason}", class.as_str())
+            };
+            Some(AgentFailure {
+                agent: candidate.agent.clone(),
+                kind,
+                message,
+                exit_code: None,
+                usage: None,
+            })
+        }
+    }
+}
+
 /// Run the candidates of an agent attempt in turn: the first that succeeds wins; a transient
 /// failure moves on to the next (recording `fallback.activated` and cooling the failed one
 /// down); any other failure, or the last candidate failing, fails the attempt with every
@@ -821,7 +891,6 @@ async fn run_agent(
     limit: &str,
 ) -> Result<(Option<i32>, Option<Box<crate::agents::Usage>>, String), AgentFailure> {
     let mut reasons: Vec<String> = Vec::new();
-    let total = agent.candidates.len();
     for (i, candidate) in agent.candidates.iter().enumerate() {
         if i > 0 {
             // Keep the previous hop's output beside the next one's.
@@ -830,10 +899,75 @@ async fn run_agent(
                 let _ = std::fs::rename(stream, kept);
             }
         }
+        let (adapter, invocation) = match &candidate.runner {
+            Runner::Cli {
+                adapter,
+                invocation,
+            } => (adapter, invocation),
+            Runner::Http {
+                protocol,
+                endpoint,
+                request,
+            } => {
+                let timeout = base.timeout.unwrap_or(Duration::from_secs(600));
+                let mut cancel = cancel.clone();
+                let canceled = async move {
+                    while *cancel.borrow() < process::CANCEL {
+                        if cancel.changed().await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                };
+                let outcome = tokio::select! {
+                    outcome = crate::agents::call_http(*protocol, endpoint, request, timeout) => outcome,
+                    _ = canceled => {
+                        return Err(AgentFailure {
+                            agent: candidate.agent.clone(),
+                            kind: FailureKind::Canceled,
+                            message: "canceled".into(),
+                            exit_code: None,
+                            usage: None,
+                        })
+                    }
+                };
+                let mut outcome = outcome.redacted(&candidate.secrets);
+                // The answer is the attempt's output: its stdout, and its first declared output.
+                let text = outcome.text.clone().unwrap_or_default();
+                let _ = make_dir(&job.dir);
+                let _ = std::fs::write(&base.stdout, &text);
+                if outcome.ok {
+                    if let Some(first) = job
+                        .outputs
+                        .keys()
+                        .next()
+                        .and_then(|k| job.output_paths.get(k))
+                    {
+                        let _ = std::fs::write(job.dir.join(first), &text);
+                    }
+                }
+                if outcome.usage.model.is_none() {
+                    outcome.usage.model = candidate.model.clone();
+                }
+                if let Some(prices) = &candidate.prices {
+                    crate::agents::price(&mut outcome.usage, prices);
+                }
+                let usage = Some(Box::new(outcome.usage.clone()));
+                if outcome.ok {
+                    return Ok((None, usage, candidate.agent.clone()));
+                }
+                let (class, reason) = outcome
+                    .failure
+                    .unwrap_or((crate::agents::FailureClass::Other, "the call failed".into()));
+                match hop(job, agent, i, candidate, class, &reason, &mut reasons) {
+                    Some(failure) => return Err(AgentFailure { usage, ..failure }),
+                    None => continue,
+                }
+            }
+        };
         let mut spec = base.clone();
-        spec.argv = candidate.invocation.argv.clone();
-        spec.stdin = candidate.invocation.stdin.clone();
-        spec.env.extend(candidate.invocation.env.iter().cloned());
+        spec.argv = invocation.argv.clone();
+        spec.stdin = invocation.stdin.clone();
+        spec.env.extend(invocation.env.iter().cloned());
         let ended = process::run(spec, cancel.clone()).await;
         let (class, reason, code, usage) = match &ended {
             process::Ended::Canceled => {
@@ -868,7 +1002,7 @@ async fn run_agent(
                 };
                 let (stdout, stderr) = (read(&base.stdout), read(&base.stderr));
                 let mut outcome = crate::agents::process_outcome(
-                    candidate.adapter.as_ref(),
+                    adapter.as_ref(),
                     &ended,
                     &stdout,
                     &stderr,
@@ -895,48 +1029,12 @@ async fn run_agent(
                 (class, reason, *code, usage)
             }
         };
-        reasons.push(format!("{}: {}: {reason}", candidate.key(), class.as_str()));
-        let next = agent.candidates.get(i + 1);
-        if class.is_transient() {
-            if let Ok(mut cooling) = agent.cooldowns.lock() {
-                cooling.insert(candidate.key(), Instant::now() + COOLDOWN);
-            }
-        }
-        match next {
-            Some(next) if class.is_transient() => {
-                let hop = EventData::FallbackActivated(FallbackActivated {
-                    phase: job.phase.clone(),
-                    attempt: job.attempt,
-                    from_agent: candidate.agent.clone(),
-                    from_model: candidate.model.clone(),
-                    to_agent: next.agent.clone(),
-                    to_model: next.model.clone(),
-                    reason: format!("{}: {reason}", class.as_str()),
-                });
-                let _ = agent.tx.send(Msg::Record(Box::new(hop)));
-            }
-            _ => {
-                let kind = match class {
-                    crate::agents::FailureClass::Timeout => FailureKind::Timeout,
-                    crate::agents::FailureClass::Unavailable => FailureKind::Spawn,
-                    _ => FailureKind::Exit,
-                };
-                let message = if total > 1 && i + 1 == total {
-                    format!(
-                        "every agent of the fallback chain failed: {}",
-                        reasons.join("; ")
-                    )
-                } else {
-                    format!("{}: {reason}", class.as_str())
-                };
-                return Err(AgentFailure {
-                    agent: candidate.agent.clone(),
-                    kind,
-                    message,
-                    exit_code: code,
-                    usage,
-                });
-            }
+        if let Some(failure) = hop(job, agent, i, candidate, class, &reason, &mut reasons) {
+            return Err(AgentFailure {
+                exit_code: code,
+                usage,
+                ..failure
+            });
         }
     }
     Err(AgentFailure {
@@ -1227,7 +1325,10 @@ impl Engine {
                     candidates
                         .sort_by_key(|c| cooling.get(&c.key()).is_some_and(|until| *until > now));
                 }
-                started.argv = Some(candidates[0].invocation.argv.clone());
+                started.argv = match &candidates[0].runner {
+                    Runner::Cli { invocation, .. } => Some(invocation.argv.clone()),
+                    Runner::Http { .. } => None,
+                };
                 agent_job = Some(AgentJob {
                     candidates,
                     cooldowns: self.cooldowns.clone(),
@@ -1281,6 +1382,37 @@ impl Engine {
         workdir: &Path,
         reserved: Option<f64>,
     ) -> Result<Candidate, String> {
+        let spec = model.as_deref().and_then(|m| self.catalog.get(m));
+        let model_id = model
+            .as_ref()
+            .map(|m| spec.and_then(|s| s.id.clone()).unwrap_or_else(|| m.clone()));
+        let request = crate::agents::Request {
+            prompt: prompt.to_string(),
+            prompt_file: prompt_file.to_path_buf(),
+            model: model_id.clone(),
+            workdir: workdir.to_path_buf(),
+            max_budget_usd: reserved,
+            max_turns: None,
+        };
+        let prices = self.prices(model.as_deref());
+        if let Some(protocol) = crate::agents::HttpProtocol::from_adapter(&config.adapter) {
+            let mut endpoint = crate::agents::HttpEndpoint::from_config(protocol, config);
+            if let Some(id) = model_id {
+                endpoint.model = id;
+            }
+            let key: Vec<String> = endpoint.api_key_env.clone().into_iter().collect();
+            return Ok(Candidate {
+                agent: name.to_string(),
+                secrets: crate::agents::secret_values(&key),
+                prices,
+                model,
+                runner: Runner::Http {
+                    protocol,
+                    endpoint,
+                    request,
+                },
+            });
+        }
         let adapter: Box<dyn crate::agents::CliAdapter> = if config.adapter == "command" {
             Box::new(
                 crate::agents::command::CommandAdapter::new(config)
@@ -1289,30 +1421,21 @@ impl Engine {
         } else {
             crate::agents::cli_adapter(&config.adapter, config).ok_or_else(|| {
                 format!(
-                    "agent `{name}` uses adapter `{}`, which this engine does not run yet",
+                    "agent `{name}` uses adapter `{}`, which this engine does not run",
                     config.adapter
                 )
             })?
-        };
-        let spec = model.as_deref().and_then(|m| self.catalog.get(m));
-        let request = crate::agents::Request {
-            prompt: prompt.to_string(),
-            prompt_file: prompt_file.to_path_buf(),
-            model: model
-                .as_ref()
-                .map(|m| spec.and_then(|s| s.id.clone()).unwrap_or_else(|| m.clone())),
-            workdir: workdir.to_path_buf(),
-            max_budget_usd: reserved,
-            max_turns: None,
         };
         let invocation = adapter.try_invocation(&request)?;
         Ok(Candidate {
             agent: name.to_string(),
             secrets: crate::agents::secrets(Some(adapter.as_ref()), config),
-            prices: self.prices(model.as_deref()),
+            prices,
             model,
-            adapter,
-            invocation,
+            runner: Runner::Cli {
+                adapter,
+                invocation,
+            },
         })
     }
 

@@ -1457,3 +1457,72 @@ phases:
     assert_eq!(alerts[0].0, b_done + 1);
     assert!(text(&out).contains("soft alert"), "{}", text(&out));
 }
+
+#[test]
+fn a_text_role_runs_through_an_http_api_and_its_answer_is_the_output() {
+    use crate::fake_llm::{FakeLlm, Reply};
+    let server = FakeLlm::start();
+    server.push(Reply::error(529, "overloaded_error", "Overloaded"));
+    server.push(Reply::Text("# Plan\nParse first, then check.".into()));
+    let p = Project::new(
+        "
+mission: http
+phases:
+  plan:
+    role: planner
+    model: claude-sonnet
+    outputs: { plan: { path: plan.md } }
+",
+    );
+    std::fs::write(
+        p.path().join(".spectacular/agents.yaml"),
+        format!(
+            "agents:\n  api:\n    adapter: anthropic-messages\n    base_url: {}\n    api_key_env: FAKE_KEY\n    roles: [planner]\n    fallbacks: [api-again]\n  api-again:\n    adapter: anthropic-messages\n    base_url: {}\n    api_key_env: FAKE_KEY\n",
+            server.anthropic_base(),
+            server.anthropic_base()
+        ),
+    )
+    .unwrap();
+    let out = p
+        .command(&["run", "mission.yaml"])
+        .env("FAKE_KEY", "sk-ant-canary-http-123456")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let events = p.events();
+    assert_eq!(
+        count(&events, "fallback.activated", "plan"),
+        1,
+        "the overloaded call fell back"
+    );
+    let artifact = p
+        .store()
+        .run_dir(&p.run_id())
+        .join("artifacts/plan/plan.md");
+    assert_eq!(
+        std::fs::read_to_string(artifact).unwrap(),
+        "# Plan\nParse first, then check."
+    );
+    match attempt_result(&events) {
+        EventData::AttemptSucceeded(s) => {
+            assert_eq!(s.agent.as_deref(), Some("api-again"));
+            assert_eq!(s.values["plan"], "# Plan\nParse first, then check.");
+            assert!(
+                s.usage.unwrap().cost_usd.is_some(),
+                "priced from the catalog"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    for file in walk(&p.store().dir) {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("sk-ant-canary-http"),
+            "{}",
+            file.display()
+        );
+    }
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[1].body["model"], "claude-sonnet-4-5");
+}
