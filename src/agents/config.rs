@@ -8,19 +8,21 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// `agents.yaml`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "Spectacular agents (agents.yaml)")]
 pub struct AgentsFile {
     #[serde(default)]
     pub agents: IndexMap<String, AgentConfig>,
 }
 
 /// One agent of `agents.yaml`. Which fields matter depends on the adapter.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Deserialize, PartialEq, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, rename = "Agent")]
 pub struct AgentConfig {
     /// The adapter: `claude-code`, `codex`, `aider`, `gemini`, `opencode`, `command`,
     /// `openai-chat` or `anthropic-messages`.
+    #[schemars(extend("enum" = ["claude-code", "codex", "aider", "gemini", "opencode", "command", "openai-chat", "anthropic-messages"]))]
     pub adapter: String,
     /// Roles this agent serves when a phase names a role but no agent.
     #[serde(default)]
@@ -107,7 +109,7 @@ impl AgentConfig {
 }
 
 /// How a `command` agent's output is read.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutputSpec {
     /// `text` (default), `json` (one object) or `jsonl` (one object per line).
@@ -138,7 +140,7 @@ pub struct OutputSpec {
     pub error: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputFormat {
     #[default]
@@ -204,24 +206,81 @@ pub fn load(mission_dir: Option<&Path>, dot_dir: &Path) -> Result<AgentsFile, St
     })
 }
 
-/// Parse the text of an `agents.yaml`; `origin` names it in messages.
-pub fn parse(text: &str, origin: &str) -> Result<AgentsFile, String> {
+/// The JSON Schema of `agents.yaml`.
+pub fn agents_schema() -> Value {
+    let schema = schemars::generate::SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<AgentsFile>();
+    schema.to_value()
+}
+
+/// `agents_schema()` as pretty JSON with a trailing newline (`schemas/agents.schema.json`).
+pub fn agents_schema_text() -> String {
+    let mut text = serde_json::to_string_pretty(&agents_schema()).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// Check the text of an `agents.yaml` (`origin` names it): located diagnostics, like missions.
+pub fn check(text: &str, origin: &str) -> (Option<AgentsFile>, crate::diag::Diagnostics) {
+    let mut diagnostics = crate::diag::Diagnostics::new();
+    diagnostics.add_source(crate::diag::SourceFile::new(origin, text));
     let parsed = crate::load::yaml::parse(text, origin);
-    if let Some(d) = parsed.diagnostics.first() {
-        return Err(format!("{origin}: {}", d.message));
+    for d in parsed.diagnostics {
+        diagnostics.push(d);
     }
-    let json = parsed.root.map(|r| r.to_json()).unwrap_or(Value::Null);
-    let file: AgentsFile = serde_json::from_value(json).map_err(|e| format!("{origin}: {e}"))?;
-    for (name, agent) in &file.agents {
-        if !super::ADAPTERS.contains(&agent.adapter.as_str()) {
-            return Err(format!(
-                "{origin}: agent `{name}` names unknown adapter `{}` (known: {})",
-                agent.adapter,
-                super::ADAPTERS.join(", ")
-            ));
+    let Some(root) = parsed.root else {
+        return (None, diagnostics);
+    };
+    diagnostics.extend(crate::validate::check_document(
+        &root,
+        &agents_schema(),
+        origin,
+        text,
+    ));
+    if diagnostics.has_errors() {
+        return (None, diagnostics);
+    }
+    match serde_json::from_value::<AgentsFile>(root.to_json()) {
+        Ok(file) => (Some(file), diagnostics),
+        Err(e) => {
+            diagnostics.push(
+                crate::diag::Diagnostic::new(
+                    crate::diag::Code::WrongType,
+                    format!("`{origin}` could not be read: {e}"),
+                )
+                .at(origin, None, ""),
+            );
+            (None, diagnostics)
         }
     }
-    Ok(file)
+}
+
+/// Parse the text of an `agents.yaml`; `origin` names it in messages. The error is the first
+/// problem, located (`file:line:col: message`); `check` gives them all.
+pub fn parse(text: &str, origin: &str) -> Result<AgentsFile, String> {
+    let (file, diagnostics) = check(text, origin);
+    match file {
+        Some(file) => Ok(file),
+        None => {
+            let first = diagnostics.sorted().into_iter().find(|d| d.is_error());
+            Err(match first {
+                Some(d) => {
+                    let at = d
+                        .span
+                        .map(|s| format!(":{}:{}", s.line, s.col))
+                        .unwrap_or_default();
+                    let help = d
+                        .help
+                        .as_deref()
+                        .map(|h| format!(" ({h})"))
+                        .unwrap_or_default();
+                    format!("{}{at}: {}{help}", d.file, d.message)
+                }
+                None => format!("{origin}: not a valid agents.yaml"),
+            })
+        }
+    }
 }
 
 /// Pick the agent for a phase: the pinned one, else the first serving its role.

@@ -18,6 +18,8 @@ pub enum Name {
     Policy,
     /// models.yaml (the model catalog)
     Models,
+    /// agents.yaml (the configured agents)
+    Agents,
 }
 
 pub fn run(args: Args) -> Outcome {
@@ -25,6 +27,7 @@ pub fn run(args: Args) -> Outcome {
         Name::Mission => print!("{}", mission_schema_text()),
         Name::Policy => print!("{}", crate::policy::pack::policy_schema_text()),
         Name::Models => print!("{}", crate::config::models::models_schema_text()),
+        Name::Agents => print!("{}", crate::agents::config::agents_schema_text()),
     }
     Ok(Exit::Success)
 }

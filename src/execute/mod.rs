@@ -693,19 +693,23 @@ impl Engine {
                 self.record(EventData::AttemptStarted(started), "engine");
                 match job {
                     Ok(job) => prepared.push(job),
-                    Err((kind, message)) => self.record(
-                        EventData::AttemptFailed(AttemptFailed {
-                            phase,
-                            attempt,
-                            kind,
-                            message,
-                            exit_code: None,
-                            duration_ms: 0,
-                            agent: None,
-                            usage: None,
-                        }),
-                        "engine",
-                    ),
+                    Err((kind, message)) => {
+                        self.record(
+                            EventData::AttemptFailed(AttemptFailed {
+                                phase,
+                                attempt,
+                                kind,
+                                message,
+                                exit_code: None,
+                                duration_ms: 0,
+                                agent: None,
+                                usage: None,
+                            }),
+                            "engine",
+                        );
+                        // The scheduler has something new to decide about.
+                        recorded = true;
+                    }
                 }
             }
             // Durable first, then the external effects that depend on it.

@@ -117,6 +117,7 @@ pub fn validate(loaded: &Loaded, cwd: &Path) -> Validated {
     let graph = semantic::check(&mut ctx, root);
     exprs::check(&mut ctx, root, &graph);
     check_policies(&mut ctx, root, loaded);
+    check_agents(&mut ctx, loaded);
 
     let mut mission = None;
     if conforms && !ctx.diagnostics.has_errors() && !diagnostics.has_errors() {
@@ -154,6 +155,28 @@ pub fn check_document(
     };
     structure::check_against(&mut ctx, root, schema);
     ctx.diagnostics
+}
+
+/// The `agents.yaml` beside the mission and the project's must be valid.
+fn check_agents(ctx: &mut Ctx<'_>, loaded: &Loaded) {
+    let project = crate::project::Project::discover(ctx.cwd);
+    let dirs = [
+        loaded.located.base.dir().map(std::path::Path::to_path_buf),
+        Some(project.dot_dir()),
+    ];
+    let mut seen = Vec::new();
+    for dir in dirs.into_iter().flatten() {
+        let path = dir.join("agents.yaml");
+        if seen.contains(&path) {
+            continue;
+        }
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let name = crate::project::display_path(&path, ctx.cwd);
+            let (_, diagnostics) = crate::agents::config::check(&text, &name);
+            ctx.diagnostics.extend(diagnostics);
+        }
+        seen.push(path);
+    }
 }
 
 /// The policy packs the mission will run with must compile, and the packs it names in

@@ -1104,7 +1104,11 @@ fn command_agents_read_json_jsonl_and_text() {
 fn agents_yaml_rejects_unknown_adapters_and_fields() {
     let unknown = command::parse_agents_file("agents:\n  a:\n    adapter: claud\n", "agents.yaml")
         .unwrap_err();
-    assert!(unknown.contains("unknown adapter `claud`"), "{unknown}");
+    assert!(
+        unknown.contains("agents.yaml:3:14")
+            && unknown.contains("`claud` is not a valid `adapter`"),
+        "{unknown}"
+    );
     let typo = command::parse_agents_file(
         "agents:\n  a:\n    adapter: codex\n    modle: x\n",
         "agents.yaml",

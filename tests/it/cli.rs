@@ -392,3 +392,17 @@ fn committed_models_schema_is_current() {
         crate::support::diff(&committed, &output.stdout)
     );
 }
+
+#[test]
+fn committed_agents_schema_is_current() {
+    let output = run_cli(&repo_root(), &["schema", "agents"], &[]);
+    assert_eq!(output.code, 0, "{}", output.transcript());
+    let committed = std::fs::read_to_string(repo_root().join("schemas/agents.schema.json"))
+        .expect("schemas/agents.schema.json is committed");
+    assert!(
+        output.stdout == committed,
+        "schemas/agents.schema.json is stale; regenerate it with\n\n    \
+         cargo run -q -- schema agents > schemas/agents.schema.json\n\n{}",
+        crate::support::diff(&committed, &output.stdout)
+    );
+}

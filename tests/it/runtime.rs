@@ -1526,3 +1526,64 @@ phases:
     assert_eq!(requests.len(), 2);
     assert_eq!(requests[1].body["model"], "claude-sonnet-4-5");
 }
+
+#[test]
+fn agents_yaml_problems_are_located_with_suggestions() {
+    let p = Project::new("mission: cfg\nphases:\n  a: { role: planner }\n");
+    std::fs::write(
+        p.path().join("agents.yaml"),
+        "agents:\n  mine:\n    adapter: claude-cod\n    rolse: [planner]\n",
+    )
+    .unwrap();
+    let out = p.run(&["validate", "mission.yaml"]);
+    assert_eq!(code(&out), 65, "{}", text(&out));
+    let report = text(&out);
+    assert!(
+        report.contains("agents.yaml:3:14") && report.contains("did you mean `claude-code`?"),
+        "{report}"
+    );
+    assert!(
+        report.contains("agents.yaml:4:5") && report.contains("did you mean `roles`?"),
+        "{report}"
+    );
+}
+
+#[test]
+fn an_attempt_refused_before_it_starts_does_not_stall_the_run() {
+    // The only phase is denied by a policy before anything runs: the run must still end.
+    let p = agent_project("claude", "claude-code", "claude-opus");
+    let pack = p.path().join(".spectacular/policies/deny-all");
+    std::fs::create_dir_all(&pack).unwrap();
+    std::fs::write(
+        pack.join("pack.yaml"),
+        "name: deny-all\nversion: \"1.0.0\"\nhooks: [govern]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        pack.join("policy.rhai"),
+        "fn govern(ctx) { deny(\"nothing runs today\") }\n",
+    )
+    .unwrap();
+    let mut child = p
+        .command(&["run", "mission.yaml"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("the run stalled after the refusal");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(1));
+    assert!(matches!(
+        p.events().last().unwrap().data,
+        EventData::RunFailed(_)
+    ));
+}
