@@ -396,7 +396,7 @@ impl Engine {
                 &plan.mission.policies,
             );
             for d in diagnostics.iter().filter(|d| d.is_error()) {
-                tracing::warn!("policy pack `{}` is not used: {}", d.file, d.message);
+                tracing::warn!("a policy pack is not used: {} ({})", d.message, d.file);
             }
             packs
         };
@@ -1261,8 +1261,16 @@ impl Engine {
                 let routed_agent = agent
                     .clone()
                     .or_else(|| decisions.agent().map(str::to_string));
-                let routed_model = model
-                    .clone()
+                // A budget downgrade wins over everything (it is what `govern` judged), then the
+                // phase's pinned model, then the route's.
+                let downgraded = decisions
+                    .budget
+                    .iter()
+                    .any(|d| d.kind() == Some("downgrade"))
+                    .then(|| decisions.model().map(str::to_string))
+                    .flatten();
+                let routed_model = downgraded
+                    .or_else(|| model.clone())
                     .or_else(|| decisions.model().map(str::to_string));
                 let (agent_name, chosen) =
                     agents::choose(&configured, routed_agent.as_deref(), role.as_deref())
