@@ -398,6 +398,12 @@ impl Engine {
             for d in diagnostics.iter().filter(|d| d.is_error()) {
                 tracing::warn!("a policy pack is not used: {} ({})", d.message, d.file);
             }
+            let mut packs = packs;
+            for (name, params) in &plan.mission.policy_params {
+                if let Err(e) = packs.set_params(name, params) {
+                    tracing::warn!("params of policy pack `{name}` are not used: {e}");
+                }
+            }
             packs
         };
         let catalog = {

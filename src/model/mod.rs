@@ -22,6 +22,8 @@ pub struct Mission {
     pub vars: IndexMap<String, serde_json::Value>,
     pub budget: Budget,
     pub policies: Vec<String>,
+    /// Params set for enabled packs (`policies: [{approved-models: {models: [gpt]}}]`).
+    pub policy_params: IndexMap<String, serde_json::Map<String, serde_json::Value>>,
     pub defaults: Defaults,
     pub phases: IndexMap<String, Phase>,
     /// The mission's source text, exactly as read.

@@ -25,14 +25,23 @@ pub struct RawMission {
     /// Spending limits for one run of this mission.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<RawBudget>,
-    /// Policy packs to enable in addition to the auto-discovered ones.
+    /// Policy packs to enable in addition to the auto-discovered ones: a pack's name, or
+    /// `{name: {param: value, …}}` to set its params.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub policies: Vec<String>,
+    pub policies: Vec<PolicyEntry>,
     /// Settings every phase inherits unless it sets its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub defaults: Option<RawDefaults>,
     /// The phases, by id. Order does not matter: `needs` decides what runs when.
     pub phases: IndexMap<String, RawPhase>,
+}
+
+/// A policy pack to enable: its name, or `{name: {param: value, …}}` to set its params.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PolicyEntry {
+    Name(String),
+    WithParams(IndexMap<String, serde_json::Map<String, serde_json::Value>>),
 }
 
 /// A declared input.

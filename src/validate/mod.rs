@@ -184,17 +184,38 @@ fn check_agents(ctx: &mut Ctx<'_>, loaded: &Loaded) {
 fn check_policies(ctx: &mut Ctx<'_>, root: &Node, loaded: &Loaded) {
     let project = crate::project::Project::discover(ctx.cwd);
     let user = crate::project::user_config_dir().map(|d| d.join("policies"));
-    let named: Vec<(String, Option<Span>, usize)> = root
+    // (name, params, span, index) of each entry of `policies:`.
+    type Params = serde_json::Map<String, serde_json::Value>;
+    let mut named: Vec<(String, Option<Params>, Option<Span>, usize)> = Vec::new();
+    for (i, item) in root
         .get("policies")
-        .map(|p| {
-            p.items()
-                .iter()
-                .enumerate()
-                .filter_map(|(i, n)| n.as_str().map(|s| (s.to_string(), Some(n.span), i)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let enabled: Vec<String> = named.iter().map(|(n, _, _)| n.clone()).collect();
+        .map(Node::items)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        match item.as_str() {
+            Some(name) => named.push((name.to_string(), None, Some(item.span), i)),
+            None => {
+                let entries = item.entries();
+                if entries.len() > 1 {
+                    ctx.push(
+                        Diagnostic::new(
+                            Code::InvalidValue,
+                            "a `policies` entry with params names one pack",
+                        )
+                        .at(ctx.file, Some(item.span), format!("policies[{i}]"))
+                        .help("write one entry per pack: `- approved-models: { models: [gpt] }`"),
+                    );
+                }
+                for entry in entries {
+                    let params = entry.value.to_json().as_object().cloned();
+                    named.push((entry.key.clone(), params, Some(entry.key_span), i));
+                }
+            }
+        }
+    }
+    let enabled: Vec<String> = named.iter().map(|(n, _, _, _)| n.clone()).collect();
     let mission_packs = loaded.located.base.dir().map(|d| d.join("policies"));
     let has_packs = |d: Option<&std::path::Path>| d.is_some_and(|d| d.is_dir());
     if enabled.is_empty()
@@ -205,7 +226,7 @@ fn check_policies(ctx: &mut Ctx<'_>, root: &Node, loaded: &Loaded) {
         // Only the built-in packs, which are tested with the binary.
         return;
     }
-    let (packs, diagnostics) = crate::policy::Packs::discover_from(
+    let (mut packs, diagnostics) = crate::policy::Packs::discover_from(
         &project.dot_dir(),
         user.as_deref(),
         loaded.located.base.dir(),
@@ -214,7 +235,16 @@ fn check_policies(ctx: &mut Ctx<'_>, root: &Node, loaded: &Loaded) {
     );
     ctx.diagnostics.extend(diagnostics);
     let known: Vec<String> = packs.list().into_iter().map(|p| p.name).collect();
-    for (name, span, i) in named {
+    for (name, params, span, i) in named {
+        if let (true, Some(params)) = (known.contains(&name), &params) {
+            if let Err(reason) = packs.set_params(&name, params) {
+                ctx.push(
+                    Diagnostic::new(Code::InvalidValue, format!("params of policy pack `{name}`: {reason}"))
+                        .at(ctx.file, span, format!("policies[{i}].{name}"))
+                        .help(format!("`spectacular policy list` shows `{name}`; its `pack.yaml` declares the params")),
+                );
+            }
+        }
         if !known.contains(&name) {
             ctx.push(
                 Diagnostic::new(

@@ -628,7 +628,24 @@ pub(super) fn build(raw: RawMission, loaded: &Loaded) -> Result<Mission, String>
                 soft_usd: b.soft_usd,
             })
             .unwrap_or_default(),
-        policies: raw.policies.clone(),
+        policies: raw
+            .policies
+            .iter()
+            .flat_map(|p| match p {
+                raw::PolicyEntry::Name(n) => vec![n.clone()],
+                raw::PolicyEntry::WithParams(m) => m.keys().cloned().collect(),
+            })
+            .collect(),
+        policy_params: raw
+            .policies
+            .iter()
+            .flat_map(|p| match p {
+                raw::PolicyEntry::Name(_) => Vec::new(),
+                raw::PolicyEntry::WithParams(m) => {
+                    m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+                }
+            })
+            .collect(),
         defaults,
         phases,
         source_text: loaded.source.text.to_string(),

@@ -1587,3 +1587,46 @@ fn an_attempt_refused_before_it_starts_does_not_stall_the_run() {
         EventData::RunFailed(_)
     ));
 }
+
+#[test]
+fn a_mission_sets_pack_params_and_the_pack_governs_with_them() {
+    let p = agent_project("claude", "claude-code", "claude-opus");
+    let mission = std::fs::read_to_string(p.path().join("mission.yaml")).unwrap();
+    std::fs::write(
+        p.path().join("mission.yaml"),
+        mission.replace(
+            "mission: agent\n",
+            "mission: agent\npolicies:\n  - approved-models: { models: [claude-sonnet] }\n",
+        ),
+    )
+    .unwrap();
+    let out = run_with_fake(&p, "claude", "claude-success.json", &[]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    match attempt_result(&p.events()) {
+        EventData::AttemptFailed(f) => {
+            assert_eq!(f.kind, spectacular::model::FailureKind::Denied);
+            assert!(
+                f.message.contains("claude-opus is not approved"),
+                "{}",
+                f.message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Params are checked against the pack's declaration.
+    std::fs::write(
+        p.path().join("mission.yaml"),
+        mission.replace(
+            "mission: agent\n",
+            "mission: agent\npolicies:\n  - approved-models: { modles: [x] }\n",
+        ),
+    )
+    .unwrap();
+    let out = p.run(&["validate", "mission.yaml"]);
+    assert_eq!(code(&out), 65, "{}", text(&out));
+    assert!(
+        text(&out).contains("params of policy pack `approved-models`"),
+        "{}",
+        text(&out)
+    );
+}
