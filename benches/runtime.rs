@@ -43,7 +43,14 @@ fn fan(n: usize, kind: &str) -> String {
     format!("mission: fan\nphases:\n  fan:\n    {kind}\n    for_each: 'range(0, {n})'\n")
 }
 
-fn run_once(bin: &Path, mission: &Path, max_parallel: u32) -> Duration {
+/// Stores are kept until the end: deleting thousands of attempt files between runs makes the
+/// file system busy (and the next measurement noisy).
+fn run_once(
+    bin: &Path,
+    mission: &Path,
+    max_parallel: u32,
+    keep: &mut Vec<tempfile::TempDir>,
+) -> Duration {
     let store = tempfile::tempdir().expect("tempdir");
     let start = Instant::now();
     let status = Command::new(bin)
@@ -62,6 +69,7 @@ fn run_once(bin: &Path, mission: &Path, max_parallel: u32) -> Duration {
         .expect("run spectacular");
     let elapsed = start.elapsed();
     assert!(status.success(), "the benchmark run failed");
+    keep.push(store);
     elapsed
 }
 
@@ -106,7 +114,8 @@ fn main() {
 
     // (d) first, so that the peak RSS of children is this run's.
     let big = write(dir.path(), "big.yaml", &fan(10_000, "uses: builtin/noop"));
-    let big_time = run_once(&bin, &big, 16);
+    let mut keep = Vec::new();
+    let big_time = run_once(&bin, &big, 16, &mut keep);
     let rss_mib = peak_rss_kib_of_children() as f64 / 1024.0;
     println!(
         "(d) 10,000-phase fan-out: {} , peak RSS {rss_mib:.1} MiB (target < 100 MB)",
@@ -118,12 +127,23 @@ fn main() {
     let true_path = write(dir.path(), "true.yaml", &fan(1000, "run: [/bin/true]"));
     let a_chain = median(
         (0..rounds)
-            .map(|_| run_once(&bin, &chain_path, 4))
+            .map(|_| run_once(&bin, &chain_path, 4, &mut keep))
             .collect(),
     );
-    let a_fan = median((0..rounds).map(|_| run_once(&bin, &fan_path, 16)).collect());
-    let floor = median((0..rounds).map(|_| shell_loop(1000)).collect());
-    let b_true = median((0..rounds).map(|_| run_once(&bin, &true_path, 4)).collect());
+    let a_fan = median(
+        (0..rounds)
+            .map(|_| run_once(&bin, &fan_path, 16, &mut keep))
+            .collect(),
+    );
+    // The floor and the processes side by side, round by round.
+    let mut floors = Vec::new();
+    let mut trues = Vec::new();
+    for _ in 0..rounds {
+        floors.push(shell_loop(1000));
+        trues.push(run_once(&bin, &true_path, 4, &mut keep));
+    }
+    let floor = median(floors);
+    let b_true = median(trues);
     println!(
         "    shell loop spawning 1,000 /bin/true (the floor): {}",
         ms(floor)

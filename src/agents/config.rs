@@ -223,37 +223,7 @@ pub fn agents_schema_text() -> String {
 
 /// Check the text of an `agents.yaml` (`origin` names it): located diagnostics, like missions.
 pub fn check(text: &str, origin: &str) -> (Option<AgentsFile>, crate::diag::Diagnostics) {
-    let mut diagnostics = crate::diag::Diagnostics::new();
-    diagnostics.add_source(crate::diag::SourceFile::new(origin, text));
-    let parsed = crate::load::yaml::parse(text, origin);
-    for d in parsed.diagnostics {
-        diagnostics.push(d);
-    }
-    let Some(root) = parsed.root else {
-        return (None, diagnostics);
-    };
-    diagnostics.extend(crate::validate::check_document(
-        &root,
-        &agents_schema(),
-        origin,
-        text,
-    ));
-    if diagnostics.has_errors() {
-        return (None, diagnostics);
-    }
-    match serde_json::from_value::<AgentsFile>(root.to_json()) {
-        Ok(file) => (Some(file), diagnostics),
-        Err(e) => {
-            diagnostics.push(
-                crate::diag::Diagnostic::new(
-                    crate::diag::Code::WrongType,
-                    format!("`{origin}` could not be read: {e}"),
-                )
-                .at(origin, None, ""),
-            );
-            (None, diagnostics)
-        }
-    }
+    crate::config::check_file(text, origin, &agents_schema())
 }
 
 /// Parse the text of an `agents.yaml`; `origin` names it in messages. The error is the first

@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::diag::{did_you_mean, Code, Diagnostic, Diagnostics, SourceFile};
+use crate::diag::{did_you_mean, Code, Diagnostic, Diagnostics};
 
 /// The built-in catalog's text.
 pub const BUILTIN_MODELS: &str = include_str!("models.yaml");
@@ -148,34 +148,7 @@ pub fn models_schema_text() -> String {
 
 /// Parse and check one `models.yaml` text. `name` is its display name.
 pub fn parse(text: &str, name: &str) -> (Option<ModelsFile>, Diagnostics) {
-    let mut diagnostics = Diagnostics::new();
-    diagnostics.add_source(SourceFile::new(name, text));
-    let parsed = crate::load::yaml::parse(text, name);
-    for d in parsed.diagnostics {
-        diagnostics.push(d);
-    }
-    let Some(root) = parsed.root else {
-        return (None, diagnostics);
-    };
-    diagnostics.extend(crate::validate::check_document(
-        &root,
-        &models_schema(),
-        name,
-        text,
-    ));
-    if diagnostics.has_errors() {
-        return (None, diagnostics);
-    }
-    match serde_json::from_value::<ModelsFile>(root.to_json()) {
-        Ok(file) => (Some(file), diagnostics),
-        Err(e) => {
-            diagnostics.push(
-                Diagnostic::new(Code::WrongType, format!("`{name}` could not be read: {e}"))
-                    .at(name, None, ""),
-            );
-            (None, diagnostics)
-        }
-    }
+    super::check_file(text, name, &models_schema())
 }
 
 /// Load the catalog: built-in, then `<user dir>/models.yaml`, then `<project .spectacular>/models.yaml`.

@@ -815,6 +815,18 @@ impl Candidate {
     fn key(&self) -> String {
         format!("{}/{}", self.agent, self.model.as_deref().unwrap_or("-"))
     }
+
+    /// Complete what the client reported: the model asked for, and a price from the catalog
+    /// when the client reported only tokens.
+    fn settle(&self, usage: &mut crate::agents::Usage) -> crate::agents::Usage {
+        if usage.model.is_none() {
+            usage.model = self.model.clone();
+        }
+        if let Some(prices) = &self.prices {
+            crate::agents::price(usage, prices);
+        }
+        usage.clone()
+    }
 }
 
 /// Agents (and models) that failed transiently, and until when they cool down.
@@ -955,13 +967,7 @@ async fn run_agent(
                         let _ = std::fs::write(job.dir.join(first), &text);
                     }
                 }
-                if outcome.usage.model.is_none() {
-                    outcome.usage.model = candidate.model.clone();
-                }
-                if let Some(prices) = &candidate.prices {
-                    crate::agents::price(&mut outcome.usage, prices);
-                }
-                let usage = Some(Box::new(outcome.usage.clone()));
+                let usage = Some(Box::new(candidate.settle(&mut outcome.usage)));
                 if outcome.ok {
                     return Ok((None, usage, candidate.agent.clone()));
                 }
@@ -1022,13 +1028,7 @@ async fn run_agent(
                 for file in [&base.stdout, &base.stderr] {
                     let _ = crate::agents::redact_file(file, &candidate.secrets);
                 }
-                if outcome.usage.model.is_none() {
-                    outcome.usage.model = candidate.model.clone();
-                }
-                if let Some(prices) = &candidate.prices {
-                    crate::agents::price(&mut outcome.usage, prices);
-                }
-                let usage = Some(Box::new(outcome.usage.clone()));
+                let usage = Some(Box::new(candidate.settle(&mut outcome.usage)));
                 if outcome.ok {
                     return Ok((*code, usage, candidate.agent.clone()));
                 }
