@@ -120,7 +120,7 @@ pub async fn run(spec: Spec, mut cancel: watch::Receiver<u8>) -> Ended {
         Ok(child) => child,
         Err(e) => {
             let hint = if e.kind() == std::io::ErrorKind::NotFound {
-                format!("`{program}` was not found on PATH")
+                format!("`{program}` was not found on PATH (`spectacular agents doctor` shows what can run here)")
             } else {
                 format!("could not start `{program}`: {e}")
             };
