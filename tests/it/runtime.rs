@@ -889,6 +889,25 @@ fn run_with_fake(p: &Project, client: &str, sample: &str, extra: &[(&str, &str)]
     cmd.output().unwrap()
 }
 
+/// An `agents.yaml` entry for a fake client (`tests/fixtures/agents/<client>/<client>`) that
+/// prints `sample`.
+fn fake_agent(client: &str, adapter: &str, role: &str, sample: &str) -> String {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents");
+    format!(
+        "  {client}:\n    adapter: {adapter}\n    binary: {}\n    roles: [{role}]\n    env: {{ FAKE_AGENT_SAMPLE: {} }}\n",
+        fixtures.join(client).join(client).display(),
+        fixtures.join("samples").join(sample).display()
+    )
+}
+
+fn write_agents(p: &Project, entries: &[String]) {
+    std::fs::write(
+        p.path().join(".spectacular/agents.yaml"),
+        format!("agents:\n{}", entries.concat()),
+    )
+    .unwrap();
+}
+
 fn attempt_result(events: &[Event]) -> EventData {
     events
         .iter()
@@ -1007,7 +1026,6 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn cost_reports_group_calls_by_agent_model_and_day() {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents");
     let p = Project::new(
         "
 mission: costly
@@ -1016,22 +1034,13 @@ phases:
   build: { role: executor, model: gpt, needs: [plan] }
 ",
     );
-    let agent = |name: &str, adapter: &str, role: &str, sample: &str| {
-        format!(
-            "  {name}:\n    adapter: {adapter}\n    binary: {}\n    roles: [{role}]\n    env: {{ FAKE_AGENT_SAMPLE: {} }}\n",
-            fixtures.join(name).join(name).display(),
-            fixtures.join("samples").join(sample).display()
-        )
-    };
-    std::fs::write(
-        p.path().join(".spectacular/agents.yaml"),
-        format!(
-            "agents:\n{}{}",
-            agent("claude", "claude-code", "planner", "claude-success.json"),
-            agent("codex", "codex", "executor", "codex-success.jsonl")
-        ),
-    )
-    .unwrap();
+    write_agents(
+        &p,
+        &[
+            fake_agent("claude", "claude-code", "planner", "claude-success.json"),
+            fake_agent("codex", "codex", "executor", "codex-success.jsonl"),
+        ],
+    );
     for _ in 0..2 {
         let out = p.run(&["run", "mission.yaml"]);
         assert_eq!(code(&out), 0, "{}", text(&out));
@@ -1103,7 +1112,6 @@ fn agents_doctor_finds_installed_clients_and_never_prints_keys() {
 #[test]
 fn the_hard_cap_holds_under_concurrency() {
     // 50 agent phases start at once; the cap leaves room for 10 reservations.
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents");
     let estimate = spectacular::execute::budget::estimate(
         Some(&spectacular::agents::Prices {
             input: 3.0,
@@ -1127,15 +1135,15 @@ phases:
 "
     ));
     std::fs::write(p.path().join("work.md.j2"), "Work on item {{ item }}.\n").unwrap();
-    std::fs::write(
-        p.path().join(".spectacular/agents.yaml"),
-        format!(
-            "agents:\n  claude:\n    adapter: claude-code\n    binary: {}\n    roles: [planner]\n    env: {{ FAKE_AGENT_SAMPLE: {} }}\n",
-            fixtures.join("claude/claude").display(),
-            fixtures.join("samples/claude-success.json").display()
-        ),
-    )
-    .unwrap();
+    write_agents(
+        &p,
+        &[fake_agent(
+            "claude",
+            "claude-code",
+            "planner",
+            "claude-success.json",
+        )],
+    );
     let out = p.run(&["run", "mission.yaml", "--max-parallel", "50"]);
     assert_eq!(code(&out), 1, "{}", text(&out));
     let events = p.events();
@@ -1419,7 +1427,6 @@ fn validate_reports_broken_packs_and_unknown_pack_names() {
 
 #[test]
 fn the_soft_threshold_alerts_once() {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents");
     let p = Project::new(
         "
 mission: alerting
@@ -1430,15 +1437,15 @@ phases:
   c: { role: planner, model: claude-sonnet, needs: [b] }
 ",
     );
-    std::fs::write(
-        p.path().join(".spectacular/agents.yaml"),
-        format!(
-            "agents:\n  claude:\n    adapter: claude-code\n    binary: {}\n    roles: [planner]\n    env: {{ FAKE_AGENT_SAMPLE: {} }}\n",
-            fixtures.join("claude/claude").display(),
-            fixtures.join("samples/claude-success.json").display()
-        ),
-    )
-    .unwrap();
+    write_agents(
+        &p,
+        &[fake_agent(
+            "claude",
+            "claude-code",
+            "planner",
+            "claude-success.json",
+        )],
+    );
     let out = p.run(&["run", "mission.yaml"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let events = p.events();
