@@ -696,10 +696,24 @@ impl Engine {
             let mut prepared = Vec::new();
             for (phase, attempt, timeout) in starts {
                 let (started, job) = self.prepare(&phase, attempt, timeout);
+                if let Err(NotStarted::NeedsApproval(reason)) = job {
+                    // A policy wants a person to agree first: the phase waits, no attempt.
+                    self.record(
+                        EventData::ApprovalRequested(ApprovalRequested {
+                            phase,
+                            reason,
+                            timeout_ms: None,
+                        }),
+                        "engine",
+                    );
+                    recorded = true;
+                    continue;
+                }
                 self.record(EventData::AttemptStarted(started), "engine");
                 match job {
                     Ok(job) => prepared.push(job),
-                    Err((kind, message)) => {
+                    Err(NotStarted::NeedsApproval(_)) => {}
+                    Err(NotStarted::Failed(kind, message)) => {
                         self.record(
                             EventData::AttemptFailed(AttemptFailed {
                                 phase,
@@ -1069,7 +1083,21 @@ enum Work {
     },
 }
 
-type Prepared = (AttemptStarted, Result<Job, (FailureKind, String)>);
+/// Why a started attempt did not get a job.
+enum NotStarted {
+    /// It failed before anything ran (recorded as `attempt.failed`).
+    Failed(FailureKind, String),
+    /// A policy requires an approval first (recorded as `approval.requested`).
+    NeedsApproval(String),
+}
+
+impl From<(FailureKind, String)> for NotStarted {
+    fn from((kind, message): (FailureKind, String)) -> NotStarted {
+        NotStarted::Failed(kind, message)
+    }
+}
+
+type Prepared = (AttemptStarted, Result<Job, NotStarted>);
 
 impl Engine {
     fn prepare(&mut self, instance: &str, attempt: u32, timeout: Option<Duration>) -> Prepared {
@@ -1098,7 +1126,7 @@ impl Engine {
         timeout: Option<Duration>,
         dir: &Path,
         started: &mut AttemptStarted,
-    ) -> Result<Job, (FailureKind, String)> {
+    ) -> Result<Job, NotStarted> {
         let phase = self.scheduler.phase_of(instance).cloned().ok_or((
             FailureKind::Spawn,
             format!("unknown phase `{instance}`; this is a bug in spectacular"),
@@ -1249,19 +1277,17 @@ impl Engine {
                 match &decisions.govern {
                     crate::policy::GovernOutcome::Allow => {}
                     crate::policy::GovernOutcome::Deny { reason, pack } => {
-                        return Err((
+                        return Err(NotStarted::Failed(
                             FailureKind::Denied,
                             format!("denied by policy `{pack}`: {reason}"),
                         ));
                     }
                     crate::policy::GovernOutcome::RequireApproval { reason, pack } => {
-                        return Err((
-                            FailureKind::Denied,
-                            format!(
-                                "policy `{pack}` requires approval: {reason}; add an `approval:` phase before `{}` (approvals requested by policies are not supported yet)",
-                                phase.id
-                            ),
-                        ));
+                        if !self.scheduler.approved(instance) {
+                            return Err(NotStarted::NeedsApproval(format!(
+                                "policy `{pack}`: {reason}"
+                            )));
+                        }
                     }
                 }
                 let routed_agent = agent
@@ -1355,7 +1381,7 @@ impl Engine {
                 Work::Process(spec(Vec::new(), None))
             }
             PhaseKind::Approval { .. } => {
-                return Err((
+                return Err(NotStarted::Failed(
                     FailureKind::Spawn,
                     "an approval gate has no attempt; this is a bug in spectacular".into(),
                 ));

@@ -139,6 +139,8 @@ struct Instance {
     counted: bool,
     /// For a fan-out parent: how many of its children are settled.
     settled_children: usize,
+    /// A person approved this (non-gate) phase after a policy asked for it.
+    approved: bool,
 }
 
 /// Run-wide options.
@@ -207,6 +209,7 @@ impl Scheduler {
                 waiting_since: None,
                 counted: false,
                 settled_children: 0,
+                approved: false,
             })
             .collect();
         let index = instances
@@ -291,6 +294,13 @@ impl Scheduler {
         self.index
             .get(name)
             .map(|&i| &self.phases[self.instances[i].phase])
+    }
+
+    /// Did a person approve this phase after a policy required it?
+    pub fn approved(&self, name: &str) -> bool {
+        self.index
+            .get(name)
+            .is_some_and(|&i| self.instances[i].approved)
     }
 
     /// The `for_each` item of a child instance.
@@ -431,8 +441,18 @@ impl Scheduler {
             }
             EventData::ApprovalDecided(d) => {
                 self.suspended = false;
+                let gate = self.index.get(&d.phase).is_some_and(|&i| {
+                    matches!(
+                        self.phases[self.instances[i].phase].kind,
+                        PhaseKind::Approval { .. }
+                    )
+                });
                 if let Some(inst) = self.instance_mut(&d.phase) {
-                    if inst.state == State::Waiting {
+                    if inst.state == State::Waiting && !gate && d.approved {
+                        // A policy asked for this approval: now the phase may run.
+                        inst.approved = true;
+                        inst.state = State::Ready;
+                    } else if inst.state == State::Waiting {
                         inst.state = State::Settling(SettleOutcome(if d.approved {
                             Outcome::Ok
                         } else {
@@ -554,6 +574,7 @@ impl Scheduler {
                 waiting_since: None,
                 counted: false,
                 settled_children: 0,
+                approved: false,
             });
             self.index.insert(name, i);
             self.dependents.push(Vec::new());

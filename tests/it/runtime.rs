@@ -1637,3 +1637,71 @@ fn a_mission_sets_pack_params_and_the_pack_governs_with_them() {
         text(&out)
     );
 }
+
+#[test]
+fn a_policy_can_require_an_approval_before_a_phase_runs() {
+    let p = agent_project("claude", "claude-code", "claude-sonnet");
+    write_agents(
+        &p,
+        &[fake_agent(
+            "claude",
+            "claude-code",
+            "planner",
+            "claude-success.json",
+        )],
+    );
+    let pack = p.path().join(".spectacular/policies/ask-first");
+    std::fs::create_dir_all(&pack).unwrap();
+    std::fs::write(
+        pack.join("pack.yaml"),
+        "name: ask-first\nversion: \"1.0.0\"\nhooks: [govern]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        pack.join("policy.rhai"),
+        "fn govern(ctx) { require_approval(\"plans need a human\") }\n",
+    )
+    .unwrap();
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    let events = p.events();
+    let requested = events.iter().find_map(|e| match &e.data {
+        EventData::ApprovalRequested(r) => Some(r.clone()),
+        _ => None,
+    });
+    let requested = requested.expect("an approval.requested");
+    assert_eq!(requested.phase, "plan");
+    assert!(
+        requested.reason.contains("ask-first") && requested.reason.contains("plans need a human")
+    );
+    assert_eq!(
+        count(&events, "attempt.started", "plan"),
+        0,
+        "nothing ran before the approval"
+    );
+    let out = p.run(&["approve", &p.run_id(), "plan", "--resume"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let events = p.events();
+    assert_eq!(count(&events, "phase.succeeded", "plan"), 1);
+    // Rejecting instead fails the phase without running it.
+    let q = agent_project("claude", "claude-code", "claude-sonnet");
+    write_agents(
+        &q,
+        &[fake_agent(
+            "claude",
+            "claude-code",
+            "planner",
+            "claude-success.json",
+        )],
+    );
+    std::fs::create_dir_all(q.path().join(".spectacular/policies")).unwrap();
+    let target = q.path().join(".spectacular/policies/ask-first");
+    std::fs::create_dir_all(&target).unwrap();
+    for f in ["pack.yaml", "policy.rhai"] {
+        std::fs::copy(pack.join(f), target.join(f)).unwrap();
+    }
+    assert_eq!(code(&q.run(&["run", "mission.yaml"])), 3);
+    let out = q.run(&["approve", &q.run_id(), "plan", "--reject", "--resume"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert_eq!(count(&q.events(), "attempt.started", "plan"), 0);
+}
