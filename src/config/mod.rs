@@ -3,6 +3,7 @@
 //! precedence: built-in (compiled in), user (`<config dir>/…`), project (`.spectacular/…`).
 //! Every file is checked against its JSON Schema with located diagnostics, like missions.
 
+pub mod budgets;
 pub mod models;
 
 use serde::de::DeserializeOwned;

@@ -177,6 +177,9 @@ fn check_agents(ctx: &mut Ctx<'_>, loaded: &Loaded) {
         }
         seen.push(path);
     }
+    // The project's day and month limits.
+    let (_, diagnostics) = crate::config::budgets::load(&project.dot_dir());
+    ctx.diagnostics.extend(diagnostics);
 }
 
 /// The policy packs the mission will run with must compile, and the packs it names in

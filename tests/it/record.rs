@@ -11,6 +11,23 @@ use spectacular::record::{lock, Error, EventData, RunLog, Store};
 
 const FIXTURE_RUN: &str = "01JDQ3ZK6V8X4M2N5P7R9T1W3Y";
 
+/// Open a run's log again after dropping it. Other tests spawn processes concurrently, and a
+/// child forked at that moment holds a copy of the lock's descriptor until it execs; wait
+/// that out instead of failing.
+fn reopen(store: &Store, run_id: &str) -> (RunLog, Vec<spectacular::record::Event>) {
+    let start = std::time::Instant::now();
+    loop {
+        match RunLog::open(store, run_id) {
+            Err(spectacular::record::Error::Locked { .. })
+                if start.elapsed() < std::time::Duration::from_secs(5) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            other => return other.unwrap(),
+        }
+    }
+}
+
 fn new_store() -> (tempfile::TempDir, Store) {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store {
@@ -165,7 +182,7 @@ fn group_commit_writes_every_buffered_line_at_once() {
     let third = log.append(ready("c"), "engine", Some(&second.event_id));
     log.commit().unwrap();
     drop(log);
-    let (log, events) = RunLog::open(&store, "01RUN").unwrap();
+    let (log, events) = reopen(&store, "01RUN");
     assert_eq!(events, vec![first, second, third.clone()]);
     assert_eq!(log.last_seq(), 3);
     assert_eq!(log.last_event_id(), Some(third.event_id.as_str()));
@@ -193,7 +210,7 @@ fn a_torn_last_line_is_ignored_by_readers_and_truncated_on_open() {
     assert_eq!(store.read_events("01RUN").unwrap().len(), 3);
     assert!(std::fs::metadata(&path).unwrap().len() > good_len);
 
-    let (mut log, events) = RunLog::open(&store, "01RUN").unwrap();
+    let (mut log, events) = reopen(&store, "01RUN");
     assert_eq!(events.len(), 3);
     let warning = log.repaired().expect("the repair is reported");
     assert!(warning.contains("line 4"), "{warning}");
@@ -215,7 +232,7 @@ fn an_unparsable_last_line_with_its_newline_is_torn_too() {
         .unwrap();
     f.write_all(b"\0\0\0\0\n").unwrap();
     drop(f);
-    let (log, events) = RunLog::open(&store, "01RUN").unwrap();
+    let (log, events) = reopen(&store, "01RUN");
     assert_eq!(events.len(), 2);
     assert!(log.repaired().unwrap().contains("line 3"));
     assert_eq!(std::fs::metadata(&path).unwrap().len(), good_len);
@@ -364,7 +381,7 @@ fn a_write_error_poisons_the_log() {
     );
     // What was committed before the failure is intact; the part of the failed group that
     // reached the file was taken back, so it does not reappear as if it had been committed.
-    let (log, events) = RunLog::open(&store, "01RUN").unwrap();
+    let (log, events) = reopen(&store, "01RUN");
     assert_eq!(events.len(), 1);
     assert_eq!(log.repaired(), None);
 }
@@ -378,7 +395,7 @@ fn lock_holder_child() {
         return;
     };
     let store = Store { dir: dir.into() };
-    let (_log, _) = RunLog::open(&store, "01RUN").unwrap();
+    let (_log, _) = reopen(&store, "01RUN");
     println!("LOCK-HELD pid={}", std::process::id());
     std::io::stdout().flush().unwrap();
     // Hold the lock until the parent kills this process.
@@ -424,7 +441,7 @@ fn the_lock_is_refused_while_held_and_taken_over_after_sigkill() {
     child.kill().unwrap(); // SIGKILL: no cleanup runs in the child.
     child.wait().unwrap();
     assert!(!lock::is_locked(&store.run_dir("01RUN")));
-    let (log, events) = RunLog::open(&store, "01RUN").unwrap();
+    let (log, events) = reopen(&store, "01RUN");
     assert_eq!(events.len(), 1);
     let holder = lock::read_holder(log.run_dir()).unwrap();
     assert_eq!(holder.pid, Some(std::process::id()));

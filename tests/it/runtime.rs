@@ -1705,3 +1705,76 @@ fn a_policy_can_require_an_approval_before_a_phase_runs() {
     assert_eq!(code(&out), 1, "{}", text(&out));
     assert_eq!(count(&q.events(), "attempt.started", "plan"), 0);
 }
+
+#[test]
+fn project_and_user_day_budgets_count_other_runs() {
+    let two = "mission: daily\nphases:\n  a: { role: planner, model: claude-sonnet }\n  b: { role: planner, model: claude-sonnet, needs: [a] }\n";
+    let user = tempfile::tempdir().unwrap();
+    let p = Project::new(two);
+    write_agents(
+        &p,
+        &[fake_agent(
+            "claude",
+            "claude-code",
+            "planner",
+            "claude-success.json",
+        )],
+    );
+    std::fs::write(
+        p.path().join(".spectacular/budgets.yaml"),
+        "day_usd: 0.11\n",
+    )
+    .unwrap();
+    let run = |p: &Project| {
+        p.command(&["run", "mission.yaml"])
+            .env("SPECTACULAR_CONFIG_DIR", user.path())
+            .output()
+            .unwrap()
+    };
+    assert_eq!(code(&run(&p)), 0, "the first run fits ($0.0842)");
+    let out = run(&p);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    match attempt_result(&p.events()) {
+        EventData::AttemptFailed(f) => {
+            assert_eq!(f.kind, spectacular::model::FailureKind::Budget);
+            assert!(
+                f.message.contains("project day budget")
+                    && f.message.contains("other runs $0.0842"),
+                "{}",
+                f.message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // The user's budget spans projects, through the user's spend ledger.
+    std::fs::write(user.path().join("budgets.yaml"), "month_usd: 0.15\n").unwrap();
+    let q = Project::new(two);
+    write_agents(
+        &q,
+        &[fake_agent(
+            "claude",
+            "claude-code",
+            "planner",
+            "claude-success.json",
+        )],
+    );
+    assert_eq!(code(&run(&q)), 0, "{}", "nothing in the ledger yet");
+    let r = Project::new(two);
+    write_agents(
+        &r,
+        &[fake_agent(
+            "claude",
+            "claude-code",
+            "planner",
+            "claude-success.json",
+        )],
+    );
+    let out = run(&r);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    match attempt_result(&r.events()) {
+        EventData::AttemptFailed(f) => {
+            assert!(f.message.contains("user month budget"), "{}", f.message)
+        }
+        other => panic!("{other:?}"),
+    }
+}
