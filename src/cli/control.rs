@@ -162,12 +162,10 @@ pub fn cancel(context: &Context, args: CancelArgs) -> Outcome {
                 .values()
                 .filter(|p| p.state == PhaseState::Running)
             {
-                let dir = store
-                    .run_dir(&run_id)
-                    .join("attempts")
-                    .join(&phase.phase)
-                    .join(phase.attempts.to_string());
-                crate::execute::process::kill_orphan_group(&dir.join("pid"));
+                crate::execute::process::kill_orphan_group(
+                    &store.run_dir(&run_id).join("pids"),
+                    &crate::execute::process::tag(&phase.phase, phase.attempts),
+                );
             }
             let causation = log.last_event_id().map(str::to_string);
             let requested = log.append(

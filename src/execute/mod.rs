@@ -430,7 +430,10 @@ impl Engine {
         }
         let interrupted = engine.scheduler.running();
         for (phase, attempt) in &interrupted {
-            process::kill_orphan_group(&engine.attempt_dir(phase, *attempt).join("pid"));
+            process::kill_orphan_group(
+                &engine.run_dir.join("pids"),
+                &process::tag(phase, *attempt),
+            );
         }
         engine.record(
             EventData::RunResumed(RunResumed {
@@ -610,7 +613,10 @@ impl Engine {
         if result.is_err() {
             // The log refused a write: stop every attempt, record nothing more.
             for (phase, attempt) in self.scheduler.running() {
-                process::kill_orphan_group(&self.attempt_dir(&phase, attempt).join("pid"));
+                process::kill_orphan_group(
+                    &self.run_dir.join("pids"),
+                    &process::tag(&phase, attempt),
+                );
             }
             for (_, cancel) in self.running.drain() {
                 cancel.send_modify(|level| *level = process::KILL);
@@ -1281,6 +1287,7 @@ impl Engine {
             env.push(("SPECTACULAR_ITEM".to_string(), item.to_string()));
         }
         let grace = self.settings.grace;
+        let ledger = self.run_dir.join("pids");
         let spec = |argv: Vec<String>, stdin: Option<Vec<u8>>| process::Spec {
             argv,
             cwd: cwd.clone(),
@@ -1288,7 +1295,8 @@ impl Engine {
             stdin,
             stdout: dir.join("stdout.log"),
             stderr: dir.join("stderr.log"),
-            pid_file: dir.join("pid"),
+            pid_file: ledger.clone(),
+            tag: process::tag(instance, attempt),
             timeout,
             grace,
         };

@@ -20,8 +20,11 @@ pub struct Spec {
     pub stdin: Option<Vec<u8>>,
     pub stdout: PathBuf,
     pub stderr: PathBuf,
-    /// Where the process group id is written, so that a later engine can kill an orphan.
+    /// The run's process-group ledger (`runs/<id>/pids`): each started group is appended as
+    /// `<pgid> <tag>`, so that a later engine can kill what a dead one left running.
     pub pid_file: PathBuf,
+    /// How this process is named in the ledger (`<phase> <attempt>`).
+    pub tag: String,
     pub timeout: Option<Duration>,
     /// Time between SIGINT, SIGTERM and SIGKILL.
     pub grace: Duration,
@@ -43,12 +46,26 @@ fn signal_group(pgid: i32, signal: i32) -> bool {
     unsafe { libc::kill(-pgid, signal) == 0 }
 }
 
-/// Kill what is left of a process group recorded in a pid file (an orphan of a dead engine).
-pub fn kill_orphan_group(pid_file: &std::path::Path) {
-    if let Ok(text) = std::fs::read_to_string(pid_file) {
-        if let Ok(pgid) = text.trim().parse::<i32>() {
-            if pgid > 1 {
-                signal_group(pgid, libc::SIGKILL);
+/// The ledger's tag for an attempt.
+pub fn tag(phase: &str, attempt: u32) -> String {
+    format!("{phase} {attempt}")
+}
+
+/// Kill what is left of the process groups the ledger records for `tag` (orphans of a dead
+/// engine).
+pub fn kill_orphan_group(pid_file: &std::path::Path, tag: &str) {
+    let Ok(text) = std::fs::read_to_string(pid_file) else {
+        return;
+    };
+    for line in text.lines() {
+        let Some((pgid, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        if rest == tag {
+            if let Ok(pgid) = pgid.parse::<i32>() {
+                if pgid > 1 {
+                    signal_group(pgid, libc::SIGKILL);
+                }
             }
         }
     }
@@ -128,7 +145,15 @@ pub async fn run(spec: Spec, mut cancel: watch::Receiver<u8>) -> Ended {
         }
     };
     let pgid = child.id().map(|p| p as i32).unwrap_or(0);
-    let _ = std::fs::write(&spec.pid_file, pgid.to_string());
+    {
+        use std::io::Write as _;
+        let entry = format!("{pgid} {}\n", spec.tag);
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&spec.pid_file)
+            .and_then(|mut f| f.write_all(entry.as_bytes()));
+    }
     let out = tokio::spawn(copy_capped(child.stdout.take(), spec.stdout.clone()));
     let err = tokio::spawn(copy_capped(child.stderr.take(), spec.stderr.clone()));
     if let (Some(mut stdin), Some(data)) = (child.stdin.take(), spec.stdin.clone()) {
@@ -177,7 +202,6 @@ pub async fn run(spec: Spec, mut cancel: watch::Receiver<u8>) -> Ended {
     let drain = Duration::from_secs(2);
     let _ = tokio::time::timeout(drain, out).await;
     let _ = tokio::time::timeout(drain, err).await;
-    let _ = std::fs::remove_file(&spec.pid_file);
     ended
 }
 

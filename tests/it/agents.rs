@@ -452,7 +452,8 @@ fn run_fake_with_timeout(
         stdin: invocation.stdin.clone(),
         stdout: dir.join("stdout.log"),
         stderr: dir.join("stderr.log"),
-        pid_file: dir.join("pid"),
+        pid_file: dir.join("pids"),
+        tag: "test 1".into(),
         timeout: Some(timeout),
         grace: Duration::from_millis(200),
     };
@@ -614,7 +615,8 @@ fn a_missing_client_is_unavailable() {
         stdin: None,
         stdout: dir.path().join("stdout.log"),
         stderr: dir.path().join("stderr.log"),
-        pid_file: dir.path().join("pid"),
+        pid_file: dir.path().join("pids"),
+        tag: "test 1".into(),
         timeout: Some(Duration::from_secs(10)),
         grace: Duration::from_millis(100),
     };
