@@ -186,17 +186,8 @@ fn graph_goldens() {
 /// The committed schema is what the binary prints (the drift test).
 #[test]
 fn committed_mission_schema_is_current() {
-    let output = run_cli(&repo_root(), &["schema", "mission"], &[]);
-    assert_eq!(output.code, 0, "{}", output.transcript());
-    let committed = std::fs::read_to_string(repo_root().join("schemas/mission.schema.json"))
-        .expect("schemas/mission.schema.json is committed");
-    assert!(
-        output.stdout == committed,
-        "schemas/mission.schema.json is stale; regenerate it with\n\n    \
-         cargo run -q -- schema mission > schemas/mission.schema.json\n\n{}",
-        crate::support::diff(&committed, &output.stdout)
-    );
-    let parsed: serde_json::Value = serde_json::from_str(&output.stdout).expect("schema is JSON");
+    let committed = crate::support::assert_committed_schema("mission", "mission.schema.json");
+    let parsed: serde_json::Value = serde_json::from_str(&committed).expect("schema is JSON");
     assert!(parsed["properties"]["phases"].is_object(), "{parsed}");
 }
 
@@ -381,28 +372,10 @@ fn colour_is_opt_in_off_a_terminal() {
 
 #[test]
 fn committed_models_schema_is_current() {
-    let output = run_cli(&repo_root(), &["schema", "models"], &[]);
-    assert_eq!(output.code, 0, "{}", output.transcript());
-    let committed = std::fs::read_to_string(repo_root().join("schemas/models.schema.json"))
-        .expect("schemas/models.schema.json is committed");
-    assert!(
-        output.stdout == committed,
-        "schemas/models.schema.json is stale; regenerate it with\n\n    \
-         cargo run -q -- schema models > schemas/models.schema.json\n\n{}",
-        crate::support::diff(&committed, &output.stdout)
-    );
+    crate::support::assert_committed_schema("models", "models.schema.json");
 }
 
 #[test]
 fn committed_agents_schema_is_current() {
-    let output = run_cli(&repo_root(), &["schema", "agents"], &[]);
-    assert_eq!(output.code, 0, "{}", output.transcript());
-    let committed = std::fs::read_to_string(repo_root().join("schemas/agents.schema.json"))
-        .expect("schemas/agents.schema.json is committed");
-    assert!(
-        output.stdout == committed,
-        "schemas/agents.schema.json is stale; regenerate it with\n\n    \
-         cargo run -q -- schema agents > schemas/agents.schema.json\n\n{}",
-        crate::support::diff(&committed, &output.stdout)
-    );
+    crate::support::assert_committed_schema("agents", "agents.schema.json");
 }

@@ -497,16 +497,7 @@ fn builtin_packs_route_budget_and_govern_together() {
 
 #[test]
 fn committed_policy_schema_is_current_and_fits_the_builtin_packs() {
-    let output = run_cli(&repo_root(), &["schema", "policy"], &[]);
-    assert_eq!(output.code, 0, "{}", output.transcript());
-    let committed = std::fs::read_to_string(repo_root().join("schemas/policy.schema.json"))
-        .expect("schemas/policy.schema.json is committed");
-    assert!(
-        output.stdout == committed,
-        "schemas/policy.schema.json is stale; regenerate it with\n\n    \
-         cargo run -q -- schema policy > schemas/policy.schema.json\n\n{}",
-        crate::support::diff(&committed, &output.stdout)
-    );
+    let committed = crate::support::assert_committed_schema("policy", "policy.schema.json");
     let schema: serde_json::Value = serde_json::from_str(&committed).expect("schema is JSON");
     let validator = jsonschema::validator_for(&schema).expect("a valid schema");
     for name in [

@@ -889,6 +889,19 @@ fn run_with_fake(p: &Project, client: &str, sample: &str, extra: &[(&str, &str)]
     cmd.output().unwrap()
 }
 
+/// Write a policy pack `name` with one hook into `dir/<name>/`; returns its directory.
+fn write_pack(dir: &Path, name: &str, hook: &str, script: &str) -> std::path::PathBuf {
+    let pack = dir.join(name);
+    std::fs::create_dir_all(&pack).unwrap();
+    std::fs::write(
+        pack.join("pack.yaml"),
+        format!("name: {name}\nversion: \"1.0.0\"\nhooks: [{hook}]\n"),
+    )
+    .unwrap();
+    std::fs::write(pack.join("policy.rhai"), script).unwrap();
+    pack
+}
+
 /// An `agents.yaml` entry for a fake client (`tests/fixtures/agents/<client>/<client>`) that
 /// prints `sample`.
 fn fake_agent(client: &str, adapter: &str, role: &str, sample: &str) -> String {
@@ -1245,18 +1258,7 @@ phases:
 #[test]
 fn a_project_policy_can_deny_a_phase() {
     let p = agent_project("claude", "claude-code", "claude-opus");
-    let pack = p.path().join(".spectacular/policies/no-opus");
-    std::fs::create_dir_all(&pack).unwrap();
-    std::fs::write(
-        pack.join("pack.yaml"),
-        "name: no-opus\nversion: \"1.0.0\"\nhooks: [govern]\n",
-    )
-    .unwrap();
-    std::fs::write(
-        pack.join("policy.rhai"),
-        "fn govern(ctx) {\n    if (ctx.phase.model ?? \"\") == \"claude-opus\" { return deny(\"opus is not for planning here\"); }\n    allow(\"fine\")\n}\n",
-    )
-    .unwrap();
+    write_pack(&p.path().join(".spectacular/policies"), "no-opus", "govern", "fn govern(ctx) {\n    if (ctx.phase.model ?? \"\") == \"claude-opus\" { return deny(\"opus is not for planning here\"); }\n    allow(\"fine\")\n}\n");
     let out = run_with_fake(&p, "claude", "claude-success.json", &[]);
     assert_eq!(code(&out), 1, "{}", text(&out));
     match attempt_result(&p.events()) {
@@ -1400,18 +1402,12 @@ fn validate_reports_broken_packs_and_unknown_pack_names() {
     let p = Project::new(
         "mission: packs\npolicies: [aproved-models]\nphases:\n  a: { uses: builtin/noop }\n",
     );
-    let pack = p.path().join("policies/broken");
-    std::fs::create_dir_all(&pack).unwrap();
-    std::fs::write(
-        pack.join("pack.yaml"),
-        "name: broken\nversion: \"1.0.0\"\nhooks: [route]\n",
-    )
-    .unwrap();
-    std::fs::write(
-        pack.join("policy.rhai"),
+    write_pack(
+        &p.path().join("policies"),
+        "broken",
+        "route",
         "fn route(ctx) {\n    let x = ;\n}\n",
-    )
-    .unwrap();
+    );
     let out = p.run(&["validate", "mission.yaml"]);
     assert_eq!(code(&out), 65, "{}", text(&out));
     let report = text(&out);
@@ -1559,18 +1555,12 @@ fn agents_yaml_problems_are_located_with_suggestions() {
 fn an_attempt_refused_before_it_starts_does_not_stall_the_run() {
     // The only phase is denied by a policy before anything runs: the run must still end.
     let p = agent_project("claude", "claude-code", "claude-opus");
-    let pack = p.path().join(".spectacular/policies/deny-all");
-    std::fs::create_dir_all(&pack).unwrap();
-    std::fs::write(
-        pack.join("pack.yaml"),
-        "name: deny-all\nversion: \"1.0.0\"\nhooks: [govern]\n",
-    )
-    .unwrap();
-    std::fs::write(
-        pack.join("policy.rhai"),
+    write_pack(
+        &p.path().join(".spectacular/policies"),
+        "deny-all",
+        "govern",
         "fn govern(ctx) { deny(\"nothing runs today\") }\n",
-    )
-    .unwrap();
+    );
     let mut child = p
         .command(&["run", "mission.yaml"])
         .stdout(Stdio::null())
@@ -1650,18 +1640,12 @@ fn a_policy_can_require_an_approval_before_a_phase_runs() {
             "claude-success.json",
         )],
     );
-    let pack = p.path().join(".spectacular/policies/ask-first");
-    std::fs::create_dir_all(&pack).unwrap();
-    std::fs::write(
-        pack.join("pack.yaml"),
-        "name: ask-first\nversion: \"1.0.0\"\nhooks: [govern]\n",
-    )
-    .unwrap();
-    std::fs::write(
-        pack.join("policy.rhai"),
+    let pack = write_pack(
+        &p.path().join(".spectacular/policies"),
+        "ask-first",
+        "govern",
         "fn govern(ctx) { require_approval(\"plans need a human\") }\n",
-    )
-    .unwrap();
+    );
     let out = p.run(&["run", "mission.yaml"]);
     assert_eq!(code(&out), 3, "{}", text(&out));
     let events = p.events();
@@ -1694,12 +1678,12 @@ fn a_policy_can_require_an_approval_before_a_phase_runs() {
             "claude-success.json",
         )],
     );
-    std::fs::create_dir_all(q.path().join(".spectacular/policies")).unwrap();
-    let target = q.path().join(".spectacular/policies/ask-first");
-    std::fs::create_dir_all(&target).unwrap();
-    for f in ["pack.yaml", "policy.rhai"] {
-        std::fs::copy(pack.join(f), target.join(f)).unwrap();
-    }
+    write_pack(
+        &q.path().join(".spectacular/policies"),
+        "ask-first",
+        "govern",
+        &std::fs::read_to_string(pack.join("policy.rhai")).unwrap(),
+    );
     assert_eq!(code(&q.run(&["run", "mission.yaml"])), 3);
     let out = q.run(&["approve", &q.run_id(), "plan", "--reject", "--resume"]);
     assert_eq!(code(&out), 1, "{}", text(&out));

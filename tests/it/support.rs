@@ -191,3 +191,19 @@ pub fn relative(path: &Path) -> String {
         .to_string_lossy()
         .replace('\\', "/")
 }
+
+/// The committed `schemas/<file>` equals what `spectacular schema <name>` prints (the drift
+/// test of every generated schema); returns the schema text.
+pub fn assert_committed_schema(name: &str, file: &str) -> String {
+    let output = run_cli(&repo_root(), &["schema", name], &[]);
+    assert_eq!(output.code, 0, "{}", output.transcript());
+    let committed = std::fs::read_to_string(repo_root().join("schemas").join(file))
+        .unwrap_or_else(|_| panic!("schemas/{file} is committed"));
+    assert!(
+        output.stdout == committed,
+        "schemas/{file} is stale; regenerate it with\n\n    \
+         cargo run -q -- schema {name} > schemas/{file}\n\n{}",
+        diff(&committed, &output.stdout)
+    );
+    committed
+}
