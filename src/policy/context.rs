@@ -116,13 +116,16 @@ struct Catalog {
     agents_dyn: Dynamic,
     models_dyn: Dynamic,
     digest: [u8; 32],
+    /// The run's inputs (the same for every phase of a run) and their Rhai form.
+    inputs: BTreeMap<String, serde_json::Value>,
+    inputs_dyn: Dynamic,
 }
 
 use rhai::{Array, Dynamic, Map};
 use sha2::Digest as _;
 
 fn string(s: &str) -> Dynamic {
-    Dynamic::from(s.to_string())
+    Dynamic::from(rhai::ImmutableString::from(s))
 }
 
 fn option_string(s: &Option<String>) -> Dynamic {
@@ -141,15 +144,11 @@ fn int(n: u64) -> Dynamic {
     Dynamic::from_int(n.min(i64::MAX as u64) as rhai::INT)
 }
 
-fn map(pairs: Vec<(&str, Dynamic)>) -> Map {
-    let mut m = Map::new();
-    for (k, v) in pairs {
-        m.insert(k.into(), v);
-    }
-    m
+fn map<const N: usize>(pairs: [(&str, Dynamic); N]) -> Map {
+    pairs.into_iter().map(|(k, v)| (k.into(), v)).collect()
 }
 
-fn frozen(pairs: Vec<(&str, Dynamic)>) -> Dynamic {
+fn frozen<const N: usize>(pairs: [(&str, Dynamic); N]) -> Dynamic {
     Dynamic::from(Frozen::new(map(pairs)))
 }
 
@@ -197,7 +196,7 @@ pub(crate) struct ContextParts {
 impl ContextParts {
     /// The `ctx` a hook receives: these parts plus the pack's params and the route.
     pub(crate) fn with(&self, params: &Dynamic, route: &Dynamic) -> Dynamic {
-        Dynamic::from_map(map(vec![
+        Dynamic::from_map(map([
             ("phase", self.phase.clone()),
             ("run", self.run.clone()),
             ("agents", self.agents.clone()),
@@ -212,9 +211,9 @@ impl RoutingContext {
     /// The context as hooks see it (without `params` and `route`), and the digest of its JSON
     /// form.
     pub(crate) fn to_rhai(&self, cache: &ContextCache) -> (ContextParts, Vec<u8>) {
-        let (agents, models, catalog_digest) = self.catalog(cache);
+        let (agents, models, inputs, catalog_digest) = self.catalog(cache);
         let p = &self.phase;
-        let phase = Dynamic::from_map(map(vec![
+        let phase = Dynamic::from_map(map([
             ("id", string(&p.id)),
             ("role", option_string(&p.role)),
             ("kind", string(&p.kind)),
@@ -226,8 +225,7 @@ impl RoutingContext {
             ("model", option_string(&p.model)),
         ]));
         let r = &self.run;
-        let inputs = rhai::serde::to_dynamic(&r.inputs).unwrap_or(Dynamic::UNIT);
-        let run = Dynamic::from_map(map(vec![
+        let run = Dynamic::from_map(map([
             ("mission", string(&r.mission)),
             ("inputs", inputs),
             ("complexity", option_float(r.complexity)),
@@ -239,9 +237,10 @@ impl RoutingContext {
             ("soft_usd", option_float(r.soft_usd)),
         ]));
         let mut hasher = sha2::Sha256::new();
-        hasher.update(serde_json::to_vec(&self.phase).unwrap_or_default());
+        // Streamed into the hash: no intermediate buffers. Writing to a hasher cannot fail.
+        let _ = serde_json::to_writer(&mut hasher, &self.phase);
         hasher.update(b"\n");
-        hasher.update(serde_json::to_vec(&self.run).unwrap_or_default());
+        let _ = serde_json::to_writer(&mut hasher, &self.run);
         hasher.update(b"\n");
         hasher.update(catalog_digest);
         let parts = ContextParts {
@@ -253,21 +252,32 @@ impl RoutingContext {
         (parts, hasher.finalize().to_vec())
     }
 
-    fn catalog(&self, cache: &ContextCache) -> (Dynamic, Dynamic, [u8; 32]) {
+    /// The agents, the models and the run's inputs as Rhai values, and the digest of the
+    /// agents and models: from the cache while they stay the same.
+    fn catalog(&self, cache: &ContextCache) -> (Dynamic, Dynamic, Dynamic, [u8; 32]) {
         let mut guard = match cache.inner.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if let Some(c) = guard.as_ref() {
+        if let Some(c) = guard.as_mut() {
             if c.agents == self.agents && c.models == self.models {
-                return (c.agents_dyn.clone(), c.models_dyn.clone(), c.digest);
+                if c.inputs != self.run.inputs {
+                    c.inputs = self.run.inputs.clone();
+                    c.inputs_dyn = inputs_dynamic(&c.inputs);
+                }
+                let out = (
+                    c.agents_dyn.clone(),
+                    c.models_dyn.clone(),
+                    c.inputs_dyn.clone(),
+                );
+                return (out.0, out.1, out.2, c.digest);
             }
         }
         let models: Array = self
             .models
             .iter()
             .map(|m| {
-                frozen(vec![
+                frozen([
                     ("name", string(&m.name)),
                     ("provider", string(&m.provider)),
                     ("tier", string(&m.tier)),
@@ -284,15 +294,22 @@ impl RoutingContext {
             agents_dyn: strings(&self.agents),
             models_dyn: Dynamic::from_array(models),
             digest: sha2::Sha256::digest(&json).into(),
+            inputs: self.run.inputs.clone(),
+            inputs_dyn: inputs_dynamic(&self.run.inputs),
         };
         let out = (
             catalog.agents_dyn.clone(),
             catalog.models_dyn.clone(),
+            catalog.inputs_dyn.clone(),
             catalog.digest,
         );
         *guard = Some(catalog);
         out
     }
+}
+
+fn inputs_dynamic(inputs: &BTreeMap<String, serde_json::Value>) -> Dynamic {
+    rhai::serde::to_dynamic(inputs).unwrap_or(Dynamic::UNIT)
 }
 
 #[cfg(test)]

@@ -526,19 +526,20 @@ impl Packs {
             }
             all.push(decision);
         }
-        let route = winner.map(|w| all[w].clone());
-        let mut route_json = match &route {
-            Some(d) => json!({
-                "agent": d.result.get("agent").cloned().unwrap_or(Json::Null),
-                "model": d.result.get("model").cloned().unwrap_or(Json::Null),
-                "pack": d.pack,
+        let text =
+            |d: &Decision, key: &str| d.result.get(key).and_then(Json::as_str).map(str::to_string);
+        let mut seen = match winner.map(|w| &all[w]) {
+            Some(d) => Some(SeenRoute {
+                agent: text(d, "agent"),
+                model: text(d, "model"),
+                pack: Some(d.pack.clone()),
             }),
-            None if ctx.phase.agent.is_some() || ctx.phase.model.is_some() => json!({
-                "agent": ctx.phase.agent,
-                "model": ctx.phase.model,
-                "pack": Json::Null,
+            None if ctx.phase.agent.is_some() || ctx.phase.model.is_some() => Some(SeenRoute {
+                agent: ctx.phase.agent.clone(),
+                model: ctx.phase.model.clone(),
+                pack: None,
             }),
-            None => Json::Null,
+            None => None,
         };
 
         // 2. budget sees the route; 3. govern sees it after any downgrade.
@@ -548,18 +549,25 @@ impl Packs {
                     .iter()
                     .rev()
                     .find(|d| d.hook == Hook::Budget && d.kind() == Some("downgrade"));
-                if let (Some(d), Some(route)) = (downgrade, route_json.as_object_mut()) {
-                    route.insert("model".into(), d.result["model"].clone());
-                    route.insert("pack".into(), json!(d.pack));
+                if let (Some(d), Some(route)) = (downgrade, seen.as_mut()) {
+                    route.model = text(d, "model");
+                    route.pack = Some(d.pack.clone());
                 }
             }
-            let route_dyn = json_to_dynamic(&route_json);
-            let route_text = route_json.to_string();
-            for entry in active.iter().filter(|e| e.has(hook)) {
+            let callers: Vec<&&Entry> = active.iter().filter(|e| e.has(hook)).collect();
+            if callers.is_empty() {
+                continue;
+            }
+            let route_dyn = seen.as_ref().map_or(Dynamic::UNIT, SeenRoute::to_dynamic);
+            let route_text = match &seen {
+                Some(route) => serde_json::to_string(route).unwrap_or_default(),
+                None => "null".to_string(),
+            };
+            for entry in callers {
                 all.push(self.call(entry, hook, &parts, &ctx_digest, &route_dyn, &route_text));
             }
         }
-        combine(route, all)
+        combine(winner, all)
     }
 
     /// Call one hook of one pack.
@@ -579,7 +587,7 @@ impl Packs {
         hasher.update(entry.params_json.as_bytes());
         hasher.update(b"\n");
         hasher.update(route_json.as_bytes());
-        let input_digest = format!("sha256:{:x}", hasher.finalize());
+        let input_digest = digest_text(&hasher.finalize());
         let (result, reason) = match self.run_hook(entry, hook, ctx) {
             Ok(value) => match interpret(hook, value) {
                 Ok(ok) => ok,
@@ -616,6 +624,41 @@ impl Packs {
         let value = result.map_err(|e| sandbox::describe_error(&e))?;
         dynamic_to_json(&value)
     }
+}
+
+/// The route govern and budget hooks see as `ctx.route` (its JSON is part of their input
+/// digest).
+#[derive(Serialize)]
+struct SeenRoute {
+    agent: Option<String>,
+    model: Option<String>,
+    pack: Option<String>,
+}
+
+impl SeenRoute {
+    fn to_dynamic(&self) -> Dynamic {
+        let value = |s: &Option<String>| {
+            s.as_deref()
+                .map_or(Dynamic::UNIT, |s| Dynamic::from(s.to_string()))
+        };
+        let mut map = Map::new();
+        map.insert("agent".into(), value(&self.agent));
+        map.insert("model".into(), value(&self.model));
+        map.insert("pack".into(), value(&self.pack));
+        Dynamic::from_map(map)
+    }
+}
+
+/// `sha256:<hex>` of a digest.
+pub(crate) fn digest_text(digest: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(7 + 2 * digest.len());
+    text.push_str("sha256:");
+    for byte in digest {
+        text.push(HEX[usize::from(byte >> 4)] as char);
+        text.push(HEX[usize::from(byte & 0xf)] as char);
+    }
+    text
 }
 
 /// A hook's result as JSON: `()`, booleans, numbers, strings, arrays and maps of them.
@@ -663,25 +706,6 @@ pub fn check_dir(dir: &Path, base: &Path) -> Diagnostics {
         testcase::load_cases(&entry.pack.files, &entry.pack.manifest, &mut diagnostics);
     }
     diagnostics
-}
-
-/// A flat JSON object of strings and nulls (the route) as a Rhai value.
-fn json_to_dynamic(value: &Json) -> Dynamic {
-    match value {
-        Json::Object(map) => {
-            let mut out = Map::new();
-            for (k, v) in map {
-                let v = match v {
-                    Json::String(s) => Dynamic::from(s.clone()),
-                    Json::Null => Dynamic::UNIT,
-                    other => rhai::serde::to_dynamic(other).unwrap_or(Dynamic::UNIT),
-                };
-                out.insert(k.as_str().into(), v);
-            }
-            Dynamic::from_map(out)
-        }
-        other => rhai::serde::to_dynamic(other).unwrap_or(Dynamic::UNIT),
-    }
 }
 
 /// The directories below `dir` that hold a `pack.yaml`, sorted.
@@ -776,7 +800,8 @@ fn interpret(hook: Hook, value: Json) -> Result<(Json, Option<String>), String> 
             if agent.is_none() && model.is_none() {
                 return Err(format!("`route` returned neither an agent nor a model; return `()` to abstain, or {shape}"));
             }
-            Ok((value.clone(), text("reason")?))
+            let reason = text("reason")?;
+            Ok((value, reason))
         }
         Hook::Govern | Hook::Budget => {
             let decision = text("decision")?.unwrap_or_default();
@@ -797,8 +822,9 @@ fn interpret(hook: Hook, value: Json) -> Result<(Json, Option<String>), String> 
                 (Some(r), _) => Some(r),
                 (None, m) => m,
             };
-            let mut value = value.clone();
-            if decision == "alert" && map.get("level").is_none() {
+            let needs_level = decision == "alert" && !map.contains_key("level");
+            let mut value = value;
+            if needs_level {
                 value["level"] = json!("warning");
             }
             Ok((value, reason))
@@ -806,8 +832,10 @@ fn interpret(hook: Hook, value: Json) -> Result<(Json, Option<String>), String> 
     }
 }
 
-/// Combine the hook calls of one phase (see the module docs).
-fn combine(route: Option<Decision>, all: Vec<Decision>) -> Decisions {
+/// Combine the hook calls of one phase (see the module docs); `route` is the index of the
+/// winning route in `all`.
+fn combine(route: Option<usize>, all: Vec<Decision>) -> Decisions {
+    let route = route.map(|w| all[w].clone());
     let reason_of = |d: &Decision, default: &str| {
         d.reason
             .clone()
