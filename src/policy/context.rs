@@ -145,7 +145,11 @@ fn int(n: u64) -> Dynamic {
 }
 
 fn map<const N: usize>(pairs: [(&str, Dynamic); N]) -> Map {
-    pairs.into_iter().map(|(k, v)| (k.into(), v)).collect()
+    let mut map = Map::new();
+    for (k, v) in pairs {
+        map.insert(k.into(), v);
+    }
+    map
 }
 
 fn frozen<const N: usize>(pairs: [(&str, Dynamic); N]) -> Dynamic {
@@ -236,12 +240,14 @@ impl RoutingContext {
             ("remaining_usd", option_float(r.remaining_usd)),
             ("soft_usd", option_float(r.soft_usd)),
         ]));
+        let mut json = Vec::with_capacity(1024);
+        // Writing to a vector cannot fail.
+        let _ = serde_json::to_writer(&mut json, &self.phase);
+        json.push(b'\n');
+        let _ = serde_json::to_writer(&mut json, &self.run);
+        json.push(b'\n');
         let mut hasher = sha2::Sha256::new();
-        // Streamed into the hash: no intermediate buffers. Writing to a hasher cannot fail.
-        let _ = serde_json::to_writer(&mut hasher, &self.phase);
-        hasher.update(b"\n");
-        let _ = serde_json::to_writer(&mut hasher, &self.run);
-        hasher.update(b"\n");
+        hasher.update(&json);
         hasher.update(catalog_digest);
         let parts = ContextParts {
             phase,

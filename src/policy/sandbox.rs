@@ -158,6 +158,22 @@ fn cheapest(models: &Array, tier: &str, tokens: INT) -> Dynamic {
     best.map_or(Dynamic::UNIT, |(_, m)| m.clone())
 }
 
+/// The cheapest model of `from` whose window holds `tokens`, else of the next stronger tier,
+/// up to `to` (`from` is lowered to `to` when it is stronger); `()` when no tier in that range
+/// has one.
+fn first_fit(models: &Array, from: &str, to: &str, tokens: INT) -> Dynamic {
+    let to = tier_rank(to);
+    (tier_rank(from).min(to)..=to)
+        .map(|rank| cheapest(models, TIERS[rank as usize], tokens))
+        .find(|model| !model.is_unit())
+        .unwrap_or(Dynamic::UNIT)
+}
+
+/// Dollars with two decimals: `$3.20`.
+fn usd(amount: f64) -> String {
+    format!("${amount:.2}")
+}
+
 /// The words of `words` that occur in any of `texts`, case-insensitively, in `words` order.
 fn find_words(words: &Array, texts: &Array) -> Array {
     let lowered: Vec<String> = texts
@@ -180,9 +196,8 @@ fn find_words(words: &Array, texts: &Array) -> Array {
 /// The decision helpers — `allow()`, `allow(reason)`, `deny(reason)`,
 /// `require_approval(reason)`, `route(agent, model, reason)`, `downgrade(model, reason)`,
 /// `alert(level, message)`, `abstain()` — and the model and text helpers: `tier_rank(tier)`,
-/// `tier_name(rank)`, `models.cheapest(tier, tokens)`, `models.find_model(name)`,
-/// `words.find_words(texts)`,
-/// `list.join(separator)`.
+/// `tier_name(rank)`, `models.cheapest(tier, tokens)`, `models.first_fit(from, to, tokens)`,
+/// `models.find_model(name)`, `words.find_words(texts)`, `list.join(separator)`, `usd(amount)`.
 fn register_helpers(engine: &mut Engine) {
     engine.register_fn("tier_rank", |tier: &str| tier_rank(tier));
     engine.register_fn("tier_name", |rank: INT| {
@@ -191,6 +206,12 @@ fn register_helpers(engine: &mut Engine) {
     engine.register_fn("cheapest", |models: &mut Array, tier: &str, tokens: INT| {
         cheapest(models, tier, tokens)
     });
+    engine.register_fn(
+        "first_fit",
+        |models: &mut Array, from: &str, to: &str, tokens: INT| first_fit(models, from, to, tokens),
+    );
+    engine.register_fn("usd", usd);
+    engine.register_fn("usd", |amount: INT| usd(amount as f64));
     engine.register_fn("find_model", |models: &mut Array, name: &str| {
         models
             .iter()
