@@ -11,6 +11,10 @@ use spectacular::record::{fold, RunLog, Store};
 
 const RUNS: usize = 5;
 
+/// The binary's allocator, so that the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let total: u64 = std::env::var("FOLD_BENCH_EVENTS")
         .ok()

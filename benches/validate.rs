@@ -17,6 +17,10 @@ const PHASES: usize = 500;
 const VALIDATE_GOAL: Duration = Duration::from_millis(50);
 const STARTUP_GOAL: Duration = Duration::from_millis(5);
 
+/// The binary's allocator, so that the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     // `cargo bench` passes `--bench`; ignore it and anything else but `--quick`.
     let quick = std::env::args().any(|a| a == "--quick");

@@ -298,7 +298,8 @@ struct Entry {
     /// The params after defaults and overrides, as JSON (for digests) and as a Rhai map.
     params: serde_json::Map<String, Json>,
     params_dyn: Dynamic,
-    params_json: String,
+    /// SHA-256 of the params' JSON, part of every input digest.
+    params_digest: [u8; 32],
 }
 
 impl Entry {
@@ -316,7 +317,7 @@ impl Entry {
             shadowed: false,
             params: serde_json::Map::new(),
             params_dyn: Dynamic::UNIT,
-            params_json: String::new(),
+            params_digest: [0; 32],
         };
         entry.set_params(params);
         entry
@@ -324,7 +325,8 @@ impl Entry {
 
     fn set_params(&mut self, params: serde_json::Map<String, Json>) {
         self.params_dyn = params_to_dynamic(&params);
-        self.params_json = serde_json::to_string(&params).unwrap_or_default();
+        self.params_digest =
+            sha2::Sha256::digest(serde_json::to_vec(&params).unwrap_or_default()).into();
         self.params = params;
     }
 
@@ -584,7 +586,7 @@ impl Packs {
         let mut hasher = sha2::Sha256::new();
         hasher.update(ctx_digest);
         hasher.update(b"\n");
-        hasher.update(entry.params_json.as_bytes());
+        hasher.update(entry.params_digest);
         hasher.update(b"\n");
         hasher.update(route_json.as_bytes());
         let input_digest = digest_text(&hasher.finalize());
