@@ -32,18 +32,6 @@ pub struct Budget {
     overshot: Option<String>,
     /// Alerts already recorded, by level.
     alerted: Vec<String>,
-    /// Limits beyond this run (project/user, per day/month), with what other runs spent.
-    scopes: Vec<Scope>,
-}
-
-/// A spending limit shared with other runs.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Scope {
-    /// `project day`, `user month`…
-    pub name: String,
-    pub limit: f64,
-    /// What other runs spent in the period so far.
-    pub others: f64,
 }
 
 impl Budget {
@@ -59,15 +47,10 @@ impl Budget {
         self.cap
     }
 
-    /// Add the limits shared with other runs.
-    pub fn with_scopes(mut self, scopes: Vec<Scope>) -> Budget {
-        self.scopes = scopes;
-        self
-    }
-
-    /// Is anything to be reserved for agent attempts (a cap or a shared limit)?
+    /// Is there a cap to reserve against? (Day and month budgets shared with other runs are
+    /// the ledger's: [`super::ledger`].)
     pub fn enforced(&self) -> bool {
-        self.cap.is_some() || !self.scopes.is_empty()
+        self.cap.is_some()
     }
 
     pub fn soft(&self) -> Option<f64> {
@@ -148,14 +131,6 @@ impl Budget {
     /// May an attempt of `phase` estimated at `estimate` start?
     pub fn check(&self, phase: &str, estimate: f64) -> Result<(), String> {
         let (spent, reserved) = (self.spent, self.reserved());
-        for scope in &self.scopes {
-            if scope.others + spent + reserved + estimate > scope.limit + 1e-9 {
-                return Err(format!(
-                    "budget: `{phase}` would pass the {} budget: other runs ${:.4} + this run ${spent:.4} + reserved ${reserved:.4} + estimate ${estimate:.4} > ${:.2}",
-                    scope.name, scope.others, scope.limit
-                ));
-            }
-        }
         let Some(cap) = self.cap else { return Ok(()) };
         if let Some(overshot) = &self.overshot {
             return Err(format!(
@@ -229,26 +204,6 @@ mod tests {
         b.apply(&succeeded("a", 0.5));
         let denied = b.check("b", 0.01).unwrap_err();
         assert!(denied.contains("overspent"), "{denied}");
-    }
-
-    #[test]
-    fn shared_scopes_count_other_runs() {
-        let b = Budget::new(&Limits {
-            max_usd: None,
-            soft_usd: None,
-        })
-        .with_scopes(vec![Scope {
-            name: "project day".into(),
-            limit: 1.0,
-            others: 0.9,
-        }]);
-        assert!(b.enforced());
-        assert!(b.check("a", 0.05).is_ok());
-        let denied = b.check("a", 0.2).unwrap_err();
-        assert!(
-            denied.contains("project day budget") && denied.contains("other runs $0.9000"),
-            "{denied}"
-        );
     }
 
     #[test]

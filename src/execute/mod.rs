@@ -7,11 +7,12 @@ mod agents;
 pub mod budget;
 mod builtin;
 pub mod inbox;
+pub mod ledger;
 mod outputs;
 pub mod pin;
 pub mod process;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -88,100 +89,31 @@ impl Default for Settings {
     }
 }
 
-/// The project's and the user's day and month limits (`budgets.yaml`), with what other runs
-/// spent so far: the project's from its store's logs, the user's from the spend ledger.
-fn shared_scopes(store: &Store, run_id: &str, dot_dir: &Path) -> Vec<budget::Scope> {
+/// The project's and the user's day and month limits (`budgets.yaml`) and their ledgers. The
+/// project's ledger is told what the store's logs know of this day and month.
+fn shared_budgets(store: &Store, dot_dir: &Path) -> ledger::Shared {
     let now = record::now_ts();
-    let (day, month) = (
-        now.get(..10).unwrap_or(&now).to_string(),
-        now.get(..7).unwrap_or(&now).to_string(),
-    );
-    let mut scopes = Vec::new();
-    let mut add = |who: &str,
-                   file: Option<crate::config::budgets::BudgetsFile>,
-                   spent: &dyn Fn(&str) -> f64| {
-        let Some(file) = file else { return };
-        if let Some(limit) = file.day_usd {
-            scopes.push(budget::Scope {
-                name: format!("{who} day"),
-                limit,
-                others: spent(&day),
-            });
-        }
-        if let Some(limit) = file.month_usd {
-            scopes.push(budget::Scope {
-                name: format!("{who} month"),
-                limit,
-                others: spent(&month),
-            });
-        }
-    };
-    let (project, _) = crate::config::budgets::load(dot_dir);
-    if project.is_some() {
-        let calls = crate::query::cost::calls(store, Some(&month)).unwrap_or_default();
-        add("project", project, &|prefix| {
+    let mut limits = Vec::new();
+    if let (Some(file), _) = crate::config::budgets::load(dot_dir) {
+        let month = now.get(..7).unwrap_or(&now);
+        let day = now.get(..10).unwrap_or(&now);
+        let calls = crate::query::cost::calls(store, Some(month)).unwrap_or_default();
+        let spent = |prefix: &str| -> f64 {
             calls
                 .iter()
-                .filter(|c| c.run_id != run_id && c.ts.starts_with(prefix))
+                .filter(|c| c.ts.starts_with(prefix))
                 .map(|c| c.cost_usd)
                 .sum()
-        });
+        };
+        let logged = (spent(day), spent(month));
+        limits.push(ledger::Limits::new("project", dot_dir, &file).with_logged(logged, &now));
     }
     if let Some(user_dir) = crate::project::user_config_dir() {
-        let (user, _) = crate::config::budgets::load(&user_dir);
-        if user.is_some() {
-            let ledger = ledger_entries(&user_dir.join(LEDGER));
-            add("user", user, &|prefix| {
-                ledger
-                    .iter()
-                    .filter(|(ts, run, _)| run != run_id && ts.starts_with(prefix))
-                    .map(|(_, _, usd)| usd)
-                    .sum()
-            });
+        if let (Some(file), _) = crate::config::budgets::load(&user_dir) {
+            limits.push(ledger::Limits::new("user", &user_dir, &file));
         }
     }
-    scopes
-}
-
-/// The user's spend ledger: one line per priced agent call of any project, for user budgets.
-const LEDGER: &str = "spend.jsonl";
-
-fn ledger_entries(path: &Path) -> Vec<(String, String, f64)> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Vec::new();
-    };
-    text.lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter_map(|v| {
-            Some((
-                v.get("ts")?.as_str()?.to_string(),
-                v.get("run_id")?.as_str()?.to_string(),
-                v.get("usd")?.as_f64()?,
-            ))
-        })
-        .collect()
-}
-
-/// Append a priced call to the user's ledger (best effort: it only feeds user budgets).
-fn append_ledger(run_id: &str, ts: &str, usd: f64) {
-    use std::io::Write as _;
-    let Some(dir) = crate::project::user_config_dir() else {
-        return;
-    };
-    if crate::config::budgets::load(&dir).0.is_none() {
-        return;
-    }
-    let line = serde_json::json!({ "ts": ts, "run_id": run_id, "usd": usd }).to_string();
-    let appended = std::fs::create_dir_all(&dir).and_then(|_| {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join(LEDGER))?;
-        writeln!(file, "{line}")
-    });
-    if let Err(e) = appended {
-        tracing::warn!("could not append to the spend ledger: {e}");
-    }
+    ledger::Shared::new(limits)
 }
 
 /// The longest an event of in-process work waits for its group commit.
@@ -227,6 +159,9 @@ pub struct Engine {
     catalog: crate::config::models::Catalog,
     /// The run's spending against its budget, derived from its events.
     budget: budget::Budget,
+    /// Day and month budgets shared with other runs, and the attempts reserved in them.
+    shared: ledger::Shared,
+    shared_reserved: HashSet<String>,
     /// The policy packs of this run, compiled once.
     packs: crate::policy::Packs,
     /// Agents and models that failed transiently, passed over until they cool down.
@@ -485,11 +420,7 @@ impl Engine {
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let budget_limits = plan.mission.budget.clone();
-        let scopes = shared_scopes(
-            &store,
-            log.run_id(),
-            &project_root.join(crate::project::DOT_DIR),
-        );
+        let shared = shared_budgets(&store, &project_root.join(crate::project::DOT_DIR));
         let packs = {
             let dot_dir = project_root.join(crate::project::DOT_DIR);
             let user = crate::project::user_config_dir().map(|d| d.join("policies"));
@@ -537,7 +468,9 @@ impl Engine {
             oldest_uncommitted: None,
             projection_backlog: Vec::new(),
             projection_synced: Instant::now(),
-            budget: budget::Budget::new(&budget_limits).with_scopes(scopes),
+            budget: budget::Budget::new(&budget_limits),
+            shared,
+            shared_reserved: HashSet::new(),
             packs,
             cooldowns: Cooldowns::default(),
             catalog,
@@ -561,13 +494,18 @@ impl Engine {
         let event = self.log.append(data, actor, causation.as_deref());
         self.scheduler.apply(&event);
         self.budget.apply(&event.data);
-        let cost = match &event.data {
-            EventData::AttemptSucceeded(d) => d.usage.as_ref().and_then(|u| u.cost_usd),
-            EventData::AttemptFailed(d) => d.usage.as_ref().and_then(|u| u.cost_usd),
+        let ended = match &event.data {
+            EventData::AttemptSucceeded(d) => Some((&d.phase, d.attempt, &d.usage)),
+            EventData::AttemptFailed(d) => Some((&d.phase, d.attempt, &d.usage)),
             _ => None,
         };
-        if let Some(cost) = cost.filter(|c| *c > 0.0) {
-            append_ledger(&event.run_id, &event.ts, cost);
+        if let (Some((phase, attempt, usage)), false) = (ended, self.shared.is_empty()) {
+            // Record the cost in the shared ledgers, which releases the attempt's reservation.
+            let cost = usage.as_ref().and_then(|u| u.cost_usd).unwrap_or(0.0);
+            let key = ledger::key(phase, attempt);
+            if self.shared_reserved.remove(&key) || cost > 0.0 {
+                self.shared.settle(&event.run_id, &key, cost, &event.ts);
+            }
         }
         self.uncommitted.push(event);
         self.oldest_uncommitted.get_or_insert_with(Instant::now);
@@ -1432,13 +1370,21 @@ impl Engine {
                 let model_name = routed_model.or_else(|| chosen.model.clone());
                 let prices = self.prices(model_name.as_deref());
                 // The hard cap: reserve a conservative estimate before starting, or refuse.
-                let reserved = match self.budget.enforced() {
+                // Then the day and month budgets shared with other runs.
+                let reserved = match self.budget.enforced() || !self.shared.is_empty() {
                     false => None,
                     true => {
                         let estimate = budget::estimate(prices.as_ref(), text.chars().count());
                         self.budget
                             .check(instance, estimate)
                             .map_err(|e| (FailureKind::Budget, e))?;
+                        if !self.shared.is_empty() {
+                            let key = ledger::key(instance, attempt);
+                            self.shared
+                                .reserve(self.log.run_id(), &key, estimate)
+                                .map_err(|e| (FailureKind::Budget, e))?;
+                            self.shared_reserved.insert(key);
+                        }
                         Some(estimate)
                     }
                 };

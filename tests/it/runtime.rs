@@ -1194,6 +1194,103 @@ phases:
 }
 
 #[test]
+fn concurrent_runs_share_a_day_budget_through_the_ledger() {
+    // Two runs of 20 parallel agent phases each start together; the project's day budget
+    // leaves room for 10 reservations in all. Each run sees the other's reservations.
+    let estimate = spectacular::execute::budget::estimate(
+        Some(&spectacular::agents::Prices {
+            input: 3.0,
+            output: 15.0,
+            cache_read: None,
+            cache_write: None,
+        }),
+        "Work on item 10.\n".chars().count(),
+    );
+    let limit = estimate * 10.0 + estimate / 2.0;
+    let p = Project::new(
+        "
+mission: shared
+phases:
+  work:
+    for_each: 'range(10, 30)'
+    role: planner
+    model: claude-sonnet
+    prompt: work.md.j2
+",
+    );
+    std::fs::write(p.path().join("work.md.j2"), "Work on item {{ item }}.\n").unwrap();
+    std::fs::write(
+        p.path().join(".spectacular/budgets.yaml"),
+        format!("day_usd: {limit}\n"),
+    )
+    .unwrap();
+    write_agents(
+        &p,
+        &[fake_agent(
+            "claude",
+            "claude-code",
+            "planner",
+            "claude-success.json",
+        )],
+    );
+    let user = tempfile::tempdir().unwrap();
+    let start = || {
+        p.command(&["run", "mission.yaml", "--max-parallel", "20"])
+            .env("SPECTACULAR_CONFIG_DIR", user.path())
+            .env("FAKE_AGENT_SLEEP", "0.3")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let runs = [start(), start()];
+    for mut run in runs {
+        run.wait().unwrap();
+    }
+    let store = p.store();
+    let ids = store.run_ids().unwrap();
+    assert_eq!(ids.len(), 2);
+    let (mut spent, mut succeeded, mut denied) = (0.0, 0, Vec::new());
+    for id in &ids {
+        for e in store.read_events(id).unwrap() {
+            match e.data {
+                EventData::AttemptSucceeded(s) => {
+                    succeeded += 1;
+                    spent += s.usage.and_then(|u| u.cost_usd).unwrap_or(0.0);
+                }
+                EventData::AttemptFailed(f)
+                    if f.kind == spectacular::model::FailureKind::Budget =>
+                {
+                    denied.push(f.message)
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(
+        spent <= limit,
+        "the runs spent {spent} together, past {limit}"
+    );
+    assert!(
+        succeeded >= 10,
+        "every reservation that fits ran: {succeeded}"
+    );
+    assert_eq!(succeeded + denied.len(), 40);
+    assert!(
+        denied
+            .iter()
+            .all(|m| m.contains("project day budget") && m.contains("estimate $")),
+        "{denied:?}"
+    );
+    // The ledger holds no open reservation once both runs are over.
+    let ledger = std::fs::read_to_string(p.path().join(".spectacular/spend.jsonl")).unwrap();
+    let reserves = ledger.lines().filter(|l| l.contains("\"reserve\"")).count();
+    let settled = ledger.lines().filter(|l| l.contains("\"usd\"")).count();
+    assert_eq!(reserves, succeeded, "{ledger}");
+    assert_eq!(settled, succeeded, "{ledger}");
+}
+
+#[test]
 fn policies_route_unpinned_phases_and_every_decision_is_recorded() {
     let p = Project::new(
         "
@@ -1722,8 +1819,7 @@ fn project_and_user_day_budgets_count_other_runs() {
         EventData::AttemptFailed(f) => {
             assert_eq!(f.kind, spectacular::model::FailureKind::Budget);
             assert!(
-                f.message.contains("project day budget")
-                    && f.message.contains("other runs $0.0842"),
+                f.message.contains("project day budget") && f.message.contains("spent $0.0842"),
                 "{}",
                 f.message
             );

@@ -1,0 +1,368 @@
+//! Day and month budgets shared by runs (`budgets.yaml` of the project and of the user).
+//!
+//! Every run that counts against such a budget keeps its reservations and its spend in a
+//! ledger beside the budget: `.spectacular/spend.jsonl` for the project,
+//! `<config dir>/spend.jsonl` for the user (which spans projects). One JSON object a line:
+//!
+//! - `{"ts", "run_id", "key", "pid", "reserve": usd}`: an agent attempt (`key` is
+//!   `phase#attempt`) is about to start and may cost up to `usd`;
+//! - `{"ts", "run_id", "key", "usd"}`: it ended and cost `usd` (0 releases the reservation).
+//!
+//! A reservation counts until its attempt ends or its process is gone (a run killed mid-attempt
+//! reserves nothing any more). Reserving reads the ledger and appends to it under an exclusive
+//! lock on the file, so concurrent runs see each other's reservations: with clients that keep
+//! to their ceiling, runs together never pass a shared budget.
+//!
+//! The run logs stay the authority for spending (`spectacular cost`); a ledger only coordinates
+//! runs. Spending the logs know of but a ledger does not (runs from before the budget existed)
+//! is counted as a constant read when the run starts.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read as _, Seek as _, Write as _};
+use std::os::fd::AsRawFd as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::budgets::BudgetsFile;
+
+/// The ledger's file name, in `.spectacular/` and in the user's config directory.
+pub const LEDGER: &str = "spend.jsonl";
+
+/// One line of a ledger.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Line {
+    ts: String,
+    run_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reserve: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    usd: Option<f64>,
+}
+
+/// One owner's limits (the project's or the user's) and its ledger.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// `project` or `user`.
+    pub owner: String,
+    pub ledger: PathBuf,
+    pub day_usd: Option<f64>,
+    pub month_usd: Option<f64>,
+    /// Spending in the current day and month that the logs know of and the ledger does not.
+    pub unrecorded: (f64, f64),
+}
+
+impl Limits {
+    pub fn new(owner: &str, dir: &Path, file: &BudgetsFile) -> Limits {
+        Limits {
+            owner: owner.to_string(),
+            ledger: dir.join(LEDGER),
+            day_usd: file.day_usd,
+            month_usd: file.month_usd,
+            unrecorded: (0.0, 0.0),
+        }
+    }
+
+    /// Count what the logs say was spent in the day and month of `now` beyond what the ledger
+    /// holds.
+    pub fn with_logged(mut self, logged: (f64, f64), now: &str) -> Limits {
+        let recorded = Usage::read(&self.ledger, now, std::process::id())
+            .map(|u| (u.day_spent, u.month_spent))
+            .unwrap_or((0.0, 0.0));
+        self.unrecorded = (
+            (logged.0 - recorded.0).max(0.0),
+            (logged.1 - recorded.1).max(0.0),
+        );
+        self
+    }
+}
+
+/// What a ledger holds for the day and the month of a timestamp.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Usage {
+    day_spent: f64,
+    month_spent: f64,
+    /// Reservations of attempts that have not ended, whose process is alive.
+    reserved: f64,
+}
+
+impl Usage {
+    fn read(path: &Path, now: &str, own_pid: u32) -> std::io::Result<Usage> {
+        let mut text = String::new();
+        match File::open(path) {
+            Ok(mut file) => {
+                file.read_to_string(&mut text)?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(Usage::of(&text, now, own_pid))
+    }
+
+    fn of(text: &str, now: &str, own_pid: u32) -> Usage {
+        let (day, month) = (prefix(now, 10), prefix(now, 7));
+        let mut usage = Usage::default();
+        let mut open: HashMap<(String, String), (f64, u32)> = HashMap::new();
+        // A torn last line (a writer killed mid-append) is skipped like any unreadable one.
+        for line in text.lines() {
+            let Ok(line) = serde_json::from_str::<Line>(line) else {
+                continue;
+            };
+            let key = line.key.clone().map(|k| (line.run_id.clone(), k));
+            if let Some(amount) = line.reserve {
+                if let (Some(key), Some(pid)) = (key, line.pid) {
+                    open.insert(key, (amount, pid));
+                }
+                continue;
+            }
+            if let Some(key) = key {
+                open.remove(&key);
+            }
+            let usd = line.usd.unwrap_or(0.0);
+            if line.ts.starts_with(month) {
+                usage.month_spent += usd;
+                if line.ts.starts_with(day) {
+                    usage.day_spent += usd;
+                }
+            }
+        }
+        usage.reserved = open
+            .values()
+            .filter(|(_, pid)| *pid == own_pid || alive(*pid))
+            .map(|(amount, _)| amount)
+            .sum();
+        usage
+    }
+}
+
+fn prefix(ts: &str, n: usize) -> &str {
+    ts.get(..n).unwrap_or(ts)
+}
+
+/// Is process `pid` still there?
+fn alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill(2) with signal 0 only checks that the process exists; no memory is involved.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// The ledger file, opened for appending and locked exclusively until dropped.
+struct Locked(File);
+
+impl Locked {
+    fn open(path: &Path) -> std::io::Result<Locked> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)?;
+        // SAFETY: flock on a file descriptor we own; no memory is involved. It waits: the
+        // lock is held only while a ledger is read and one line appended.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Locked(file))
+    }
+
+    fn text(&mut self) -> std::io::Result<String> {
+        let mut text = String::new();
+        self.0.rewind()?;
+        self.0.read_to_string(&mut text)?;
+        Ok(text)
+    }
+
+    fn append(&mut self, line: &Line) -> std::io::Result<()> {
+        let mut text = serde_json::to_string(line).map_err(std::io::Error::other)?;
+        text.push('\n');
+        self.0.write_all(text.as_bytes())
+    }
+}
+
+/// The budgets this run shares with other runs.
+#[derive(Clone, Debug, Default)]
+pub struct Shared {
+    limits: Vec<Limits>,
+}
+
+impl Shared {
+    pub fn new(limits: Vec<Limits>) -> Shared {
+        Shared { limits }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.limits.is_empty()
+    }
+
+    /// Reserve `estimate` for attempt `key` of run `run_id` in every ledger, or refuse with the
+    /// numbers of the first budget it would pass (and release what was reserved already).
+    pub fn reserve(&self, run_id: &str, key: &str, estimate: f64) -> Result<(), String> {
+        let now = crate::record::now_ts();
+        let pid = std::process::id();
+        for (i, limits) in self.limits.iter().enumerate() {
+            let reserved = reserve_in(limits, run_id, key, pid, estimate, &now);
+            if let Err(message) = reserved {
+                for earlier in &self.limits[..i] {
+                    settle_in(earlier, run_id, key, 0.0, &now);
+                }
+                return Err(message);
+            }
+        }
+        Ok(())
+    }
+
+    /// Attempt `key` of run `run_id` ended having cost `usd`: record it, which releases its
+    /// reservation.
+    pub fn settle(&self, run_id: &str, key: &str, usd: f64, ts: &str) {
+        for limits in &self.limits {
+            settle_in(limits, run_id, key, usd, ts);
+        }
+    }
+}
+
+fn reserve_in(
+    limits: &Limits,
+    run_id: &str,
+    key: &str,
+    pid: u32,
+    estimate: f64,
+    now: &str,
+) -> Result<(), String> {
+    let path = limits.ledger.display();
+    let mut ledger =
+        Locked::open(&limits.ledger).map_err(|e| format!("budget: cannot use {path}: {e}"))?;
+    let text = ledger
+        .text()
+        .map_err(|e| format!("budget: cannot read {path}: {e}"))?;
+    let usage = Usage::of(&text, now, pid);
+    let periods = [
+        ("day", limits.day_usd, usage.day_spent + limits.unrecorded.0),
+        (
+            "month",
+            limits.month_usd,
+            usage.month_spent + limits.unrecorded.1,
+        ),
+    ];
+    for (period, limit, spent) in periods {
+        let Some(limit) = limit else { continue };
+        if spent + usage.reserved + estimate > limit + 1e-9 {
+            return Err(format!(
+                "budget: `{}` would pass the {} {period} budget: spent ${spent:.4} + reserved by running attempts ${:.4} + estimate ${estimate:.4} > ${limit:.2}",
+                key.split('#').next().unwrap_or(key),
+                limits.owner,
+                usage.reserved,
+            ));
+        }
+    }
+    ledger
+        .append(&Line {
+            ts: now.to_string(),
+            run_id: run_id.to_string(),
+            key: Some(key.to_string()),
+            pid: Some(pid),
+            reserve: Some(estimate),
+            usd: None,
+        })
+        .map_err(|e| format!("budget: cannot write {path}: {e}"))
+}
+
+fn settle_in(limits: &Limits, run_id: &str, key: &str, usd: f64, ts: &str) {
+    let line = Line {
+        ts: ts.to_string(),
+        run_id: run_id.to_string(),
+        key: Some(key.to_string()),
+        pid: None,
+        reserve: None,
+        usd: Some(usd),
+    };
+    let written = Locked::open(&limits.ledger).and_then(|mut ledger| ledger.append(&line));
+    if let Err(e) = written {
+        tracing::warn!(
+            "could not record spending in {}: {e}",
+            limits.ledger.display()
+        );
+    }
+}
+
+/// The key of an attempt in a ledger.
+pub fn key(phase: &str, attempt: u32) -> String {
+    format!("{phase}#{attempt}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(dir: &Path, day: f64) -> Limits {
+        Limits::new(
+            "project",
+            dir,
+            &BudgetsFile {
+                day_usd: Some(day),
+                month_usd: None,
+            },
+        )
+    }
+
+    #[test]
+    fn runs_see_each_others_reservations_until_they_settle() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Shared::new(vec![limits(dir.path(), 1.0)]);
+        let b = Shared::new(vec![limits(dir.path(), 1.0)]);
+        a.reserve("run-a", "x#1", 0.6).unwrap();
+        let refused = b.reserve("run-b", "y#1", 0.6).unwrap_err();
+        assert!(
+            refused.contains("project day budget")
+                && refused.contains("reserved by running attempts $0.6000"),
+            "{refused}"
+        );
+        // Settling below the estimate frees the difference.
+        a.settle("run-a", "x#1", 0.2, &crate::record::now_ts());
+        b.reserve("run-b", "y#1", 0.6).unwrap();
+        let refused = a.reserve("run-a", "x#2", 0.3).unwrap_err();
+        assert!(refused.contains("spent $0.2000"), "{refused}");
+    }
+
+    #[test]
+    fn reservations_of_dead_processes_and_other_days_do_not_count() {
+        let text = [
+            // A reservation by a process that is gone.
+            r#"{"ts":"2026-11-21T10:00:00Z","run_id":"r1","key":"a#1","pid":4000000000,"reserve":5.0}"#,
+            // Spent yesterday: counts for the month only.
+            r#"{"ts":"2026-11-20T10:00:00Z","run_id":"r1","key":"b#1","usd":2.0}"#,
+            r#"{"ts":"2026-11-21T09:00:00Z","run_id":"r2","usd":0.5}"#,
+            // A torn line.
+            r#"{"ts":"2026-11-21T11:00:00Z","run_id":"r3","key":"c#1","pid":1"#,
+        ]
+        .join("\n");
+        let usage = Usage::of(&text, "2026-11-21T12:00:00Z", std::process::id());
+        assert_eq!(
+            usage,
+            Usage {
+                day_spent: 0.5,
+                month_spent: 2.5,
+                reserved: 0.0,
+            }
+        );
+    }
+
+    #[test]
+    fn spending_the_logs_know_and_the_ledger_does_not_still_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = crate::record::now_ts();
+        let shared = Shared::new(vec![limits(dir.path(), 1.0).with_logged((0.9, 0.9), &now)]);
+        let refused = shared.reserve("run", "x#1", 0.2).unwrap_err();
+        assert!(refused.contains("spent $0.9000"), "{refused}");
+        shared.reserve("run", "x#1", 0.1).unwrap();
+    }
+}
