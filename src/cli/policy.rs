@@ -21,6 +21,9 @@ pub struct Args {
 pub enum Sub {
     /// List policy packs with their version, layer, hooks and origin.
     List {
+        /// Also the packs beside this mission (its `policies/` directory) and those it enables.
+        #[arg(long, value_name = "MISSION")]
+        mission: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -29,6 +32,9 @@ pub enum Sub {
     Test {
         /// A pack name, or the path of a pack directory.
         pack: Option<String>,
+        /// Also the packs beside this mission (its `policies/` directory) and those it enables.
+        #[arg(long, value_name = "MISSION")]
+        mission: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -47,17 +53,41 @@ pub enum Sub {
 
 pub fn run(context: &Context, args: Args) -> Outcome {
     match args.command {
-        Sub::List { json } => list(context, json),
-        Sub::Test { pack, json } => test(context, pack.as_deref(), json),
+        Sub::List { mission, json } => list(context, mission.as_deref(), json),
+        Sub::Test {
+            pack,
+            mission,
+            json,
+        } => test(context, pack.as_deref(), mission.as_deref(), json),
         Sub::Explain { run, phase, json } => explain(context, &run, phase.as_deref(), json),
     }
 }
 
-/// Every pack reachable from the working directory.
-fn discover(context: &Context) -> (Packs, Diagnostics) {
+/// Every pack reachable from the working directory, and from `mission` when one is given: the
+/// mission-local layer and the packs the mission enables. An invalid mission is reported and
+/// ends the command (with the outcome in `Err`).
+fn discover(context: &Context, mission: Option<&str>) -> Result<(Packs, Diagnostics), Outcome> {
     let dot_dir = Project::discover(&context.cwd).dot_dir();
     let user = user_config_dir().map(|d| d.join("policies"));
-    Packs::discover_from(&dot_dir, user.as_deref(), None, &[], &context.cwd)
+    let validated = match mission {
+        None => None,
+        Some(name) => {
+            let validated = context.validate(name).map_err(Err)?;
+            match validated.mission {
+                Some(m) if !validated.diagnostics.has_errors() => Some(m),
+                _ => return Err(Ok(report(context, &validated.diagnostics))),
+            }
+        }
+    };
+    let mission_dir = validated.as_ref().and_then(|m| m.base.dir());
+    let enabled = validated.as_ref().map_or(&[][..], |m| &m.policies[..]);
+    Ok(Packs::discover_from(
+        &dot_dir,
+        user.as_deref(),
+        mission_dir,
+        enabled,
+        &context.cwd,
+    ))
 }
 
 fn internal(e: impl std::fmt::Display) -> Failure {
@@ -77,8 +107,11 @@ fn report(context: &Context, diagnostics: &Diagnostics) -> Exit {
     }
 }
 
-fn list(context: &Context, json: bool) -> Outcome {
-    let (packs, diagnostics) = discover(context);
+fn list(context: &Context, mission: Option<&str>, json: bool) -> Outcome {
+    let (packs, diagnostics) = match discover(context, mission) {
+        Ok(found) => found,
+        Err(outcome) => return outcome,
+    };
     let infos = packs.list();
     if json {
         println!(
@@ -126,7 +159,7 @@ fn list(context: &Context, json: bool) -> Outcome {
     Ok(report(context, &diagnostics))
 }
 
-fn test(context: &Context, pack: Option<&str>, json: bool) -> Outcome {
+fn test(context: &Context, pack: Option<&str>, mission: Option<&str>, json: bool) -> Outcome {
     let as_dir = pack
         .map(|p| context.cwd.join(p))
         .filter(|p| p.join(crate::policy::pack::MANIFEST).is_file());
@@ -137,7 +170,10 @@ fn test(context: &Context, pack: Option<&str>, json: bool) -> Outcome {
             (packs, diagnostics, None)
         }
         None => {
-            let (packs, diagnostics) = discover(context);
+            let (packs, diagnostics) = match discover(context, mission) {
+                Ok(found) => found,
+                Err(outcome) => return outcome,
+            };
             (packs, diagnostics, pack)
         }
     };

@@ -439,7 +439,20 @@ impl Packs {
             }
         }
         entries.sort_by(|a, b| (a.layer, a.name()).cmp(&(b.layer, b.name())));
-        // A pack shadows the packs of the same name in lower layers.
+        let mut packs = Packs {
+            engine,
+            entries,
+            cache: context::ContextCache::default(),
+        };
+        diagnostics.extend(packs.enable(enabled));
+        (packs, diagnostics)
+    }
+
+    /// Decide which packs take part: not shadowed (a pack shadows the packs of the same name
+    /// in lower layers), and enabled by default or named in `enabled`. A name that is no pack
+    /// is a diagnostic.
+    pub fn enable(&mut self, enabled: &[String]) -> Diagnostics {
+        let entries = &mut self.entries;
         for i in 0..entries.len() {
             let shadowed = entries[i + 1..]
                 .iter()
@@ -449,6 +462,7 @@ impl Packs {
             e.active = !shadowed
                 && (e.pack.manifest.enabled_by_default || enabled.iter().any(|n| n == e.name()));
         }
+        let mut diagnostics = Diagnostics::new();
         for name in enabled {
             if !entries.iter().any(|e| e.name() == name) {
                 diagnostics.push(
@@ -458,14 +472,7 @@ impl Packs {
                 );
             }
         }
-        (
-            Packs {
-                engine,
-                entries,
-                cache: context::ContextCache::default(),
-            },
-            diagnostics,
-        )
+        diagnostics
     }
 
     /// Every valid pack found, in layer order (shadowed and inactive ones included).

@@ -233,11 +233,14 @@ fn check_policies(ctx: &mut Ctx<'_>, root: &Node, loaded: &Loaded) {
         &project.dot_dir(),
         user.as_deref(),
         loaded.located.base.dir(),
-        &enabled,
+        &[],
         ctx.cwd,
     );
     ctx.diagnostics.extend(diagnostics);
     let known: Vec<String> = packs.list().into_iter().map(|p| p.name).collect();
+    // Unknown names are reported below, at their place in the mission.
+    let enabled: Vec<String> = enabled.into_iter().filter(|n| known.contains(n)).collect();
+    packs.enable(&enabled);
     for (name, params, span, i) in named {
         if let (true, Some(params)) = (known.contains(&name), &params) {
             if let Err(reason) = packs.set_params(&name, params) {

@@ -632,6 +632,54 @@ fn policy_command_goldens() {
     );
     std::fs::remove_dir_all(&packs).expect("remove project packs");
 
+    // With a mission: its own packs (the mission layer) and the packs it enables.
+    let docs = dir.join("docs");
+    write_pack(
+        &docs.join("policies"),
+        "docs-writers",
+        "description: Writers get the cheapest model.\nhooks: [route]\n",
+        "fn route(ctx) {\n    route(\"\", \"claude-haiku-4-5\", \"writers are cheap\")\n}\n",
+    );
+    std::fs::write(
+        docs.join("policies/docs-writers/tests/cases.yaml"),
+        "name: a writer is cheap\nhook: route\nctx:\n  phase: { id: write, kind: agent }\nexpect: { model: claude-haiku-4-5 }\n",
+    )
+    .expect("write cases");
+    std::fs::write(
+        docs.join("mission.yaml"),
+        "mission: docs\npolicies: [approved-models]\nphases:\n  write: { run: [\"true\"] }\n",
+    )
+    .expect("write the mission");
+    check(
+        "policy-list-mission",
+        dir,
+        &["policy", "list", "--mission", "docs/mission.yaml"],
+        0,
+    );
+    check(
+        "policy-test-mission",
+        dir,
+        &[
+            "policy",
+            "test",
+            "docs-writers",
+            "--mission",
+            "docs/mission.yaml",
+        ],
+        0,
+    );
+    std::fs::write(
+        docs.join("mission.yaml"),
+        "mission: docs\nphases: {}\npolicies: [aproved-models]\n",
+    )
+    .expect("break the mission");
+    check(
+        "policy-list-mission-invalid",
+        dir,
+        &["policy", "list", "--mission", "docs/mission.yaml"],
+        65,
+    );
+
     // The decision trail of a run.
     store_with_decisions(dir);
     check("policy-explain", dir, &["policy", "explain", "last"], 0);
