@@ -1122,10 +1122,9 @@ fn agents_doctor_finds_installed_clients_and_never_prints_keys() {
     );
 }
 
-#[test]
-fn the_hard_cap_holds_under_concurrency() {
-    // 50 agent phases start at once; the cap leaves room for 10 reservations.
-    let estimate = spectacular::execute::budget::estimate(
+/// The reservation of one `Work on item NN.` attempt on claude-sonnet ($3/$15 per Mtok).
+fn work_item_estimate() -> f64 {
+    spectacular::execute::budget::estimate(
         Some(&spectacular::agents::Prices {
             input: 3.0,
             output: 15.0,
@@ -1133,7 +1132,13 @@ fn the_hard_cap_holds_under_concurrency() {
             cache_write: None,
         }),
         "Work on item 10.\n".chars().count(),
-    );
+    )
+}
+
+#[test]
+fn the_hard_cap_holds_under_concurrency() {
+    // 50 agent phases start at once; the cap leaves room for 10 reservations.
+    let estimate = work_item_estimate();
     let cap = estimate * 10.0 + estimate / 2.0;
     let p = Project::new(&format!(
         "
@@ -1197,15 +1202,7 @@ phases:
 fn concurrent_runs_share_a_day_budget_through_the_ledger() {
     // Two runs of 20 parallel agent phases each start together; the project's day budget
     // leaves room for 10 reservations in all. Each run sees the other's reservations.
-    let estimate = spectacular::execute::budget::estimate(
-        Some(&spectacular::agents::Prices {
-            input: 3.0,
-            output: 15.0,
-            cache_read: None,
-            cache_write: None,
-        }),
-        "Work on item 10.\n".chars().count(),
-    );
+    let estimate = work_item_estimate();
     let limit = estimate * 10.0 + estimate / 2.0;
     let p = Project::new(
         "
