@@ -335,9 +335,20 @@ mod tests {
 
     #[test]
     fn reservations_of_dead_processes_and_other_days_do_not_count() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let reserved = |pid: u32| {
+            format!(
+                r#"{{"ts":"2026-11-21T10:00:00Z","run_id":"r1","key":"a#1","pid":{pid},"reserve":5.0}}"#
+            )
+        };
+        // The same reservation counts while its process lives.
+        let live = Usage::of(&reserved(std::process::id()), "2026-11-21T12:00:00Z", 1);
+        assert_eq!(live.reserved, 5.0);
         let text = [
             // A reservation by a process that is gone.
-            r#"{"ts":"2026-11-21T10:00:00Z","run_id":"r1","key":"a#1","pid":4000000000,"reserve":5.0}"#,
+            reserved(gone).as_str(),
             // Spent yesterday: counts for the month only.
             r#"{"ts":"2026-11-20T10:00:00Z","run_id":"r1","key":"b#1","usd":2.0}"#,
             r#"{"ts":"2026-11-21T09:00:00Z","run_id":"r2","usd":0.5}"#,

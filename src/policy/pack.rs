@@ -416,7 +416,7 @@ pub fn load(
     }
 
     use sha2::Digest as _;
-    let digest = format!("sha256:{:x}", sha2::Sha256::digest(digest_input.as_bytes()));
+    let digest = super::digest_text(&sha2::Sha256::digest(digest_input.as_bytes()));
     Some(LoadedPack {
         manifest,
         files,
