@@ -41,6 +41,18 @@ pub enum Ended {
     SpawnFailed(String),
 }
 
+impl From<&Ended> for crate::agents::ProcessEnd {
+    fn from(ended: &Ended) -> crate::agents::ProcessEnd {
+        use crate::agents::ProcessEnd;
+        match ended {
+            Ended::Exited { code, .. } => ProcessEnd::Exited(*code),
+            Ended::TimedOut => ProcessEnd::TimedOut,
+            Ended::Canceled => ProcessEnd::Canceled,
+            Ended::SpawnFailed(message) => ProcessEnd::SpawnFailed(message.clone()),
+        }
+    }
+}
+
 fn signal_group(pgid: i32, signal: i32) -> bool {
     // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
     unsafe { libc::kill(-pgid, signal) == 0 }
