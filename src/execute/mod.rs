@@ -15,8 +15,10 @@
 mod agents;
 pub mod budget;
 mod builtin;
+mod crash;
 mod decide;
 mod fallback;
+pub mod identity;
 pub mod inbox;
 mod jobs;
 pub mod ledger;
