@@ -249,33 +249,43 @@ pub fn cli_adapter(name: &str, config: &AdapterConfig) -> Option<Box<dyn CliAdap
     Some(adapter)
 }
 
+/// How an agent's process ended, as the engine reports it to [`process_outcome`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProcessEnd {
+    /// It exited with this code (`None`: killed by a signal).
+    Exited(Option<i32>),
+    TimedOut,
+    Canceled,
+    /// It could not be started; the message says why.
+    SpawnFailed(String),
+}
+
 /// The outcome of a CLI attempt from how its process ended and what it printed, redacted:
 /// the adapter parses what a process that exited printed; a timeout, a cancellation and a
 /// failure to start are classified without it. `limit` names the timeout in messages.
 pub fn process_outcome(
     adapter: &dyn CliAdapter,
-    ended: &crate::execute::process::Ended,
+    ended: impl Into<ProcessEnd>,
     stdout: &str,
     stderr: &str,
     secrets: &[String],
     limit: &str,
 ) -> AgentOutcome {
-    use crate::execute::process::Ended;
-    let outcome = match ended {
-        Ended::Exited { code, .. } => adapter.parse(*code, stdout, stderr),
-        Ended::TimedOut => {
+    let outcome = match ended.into() {
+        ProcessEnd::Exited(code) => adapter.parse(code, stdout, stderr),
+        ProcessEnd::TimedOut => {
             // Whatever the client managed to report before it was killed still counts.
             let partial = adapter.parse(None, stdout, stderr);
             let mut outcome = AgentOutcome::timed_out(limit);
             outcome.usage = partial.usage;
             outcome
         }
-        Ended::Canceled => AgentOutcome::failed(
+        ProcessEnd::Canceled => AgentOutcome::failed(
             FailureClass::Other,
             "the attempt was canceled",
             Usage::default(),
         ),
-        Ended::SpawnFailed(message) => AgentOutcome::spawn_failed(message),
+        ProcessEnd::SpawnFailed(message) => AgentOutcome::spawn_failed(&message),
     };
     outcome.redacted(secrets)
 }

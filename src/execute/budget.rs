@@ -129,21 +129,41 @@ impl Budget {
     }
 
     /// May an attempt of `phase` estimated at `estimate` start?
-    pub fn check(&self, phase: &str, estimate: f64) -> Result<(), String> {
+    pub fn check(&self, phase: &str, estimate: f64) -> Result<(), Refused> {
         let (spent, reserved) = (self.spent, self.reserved());
         let Some(cap) = self.cap else { return Ok(()) };
         if let Some(overshot) = &self.overshot {
-            return Err(format!(
-                "budget: no more agent work under the ${cap:.2} cap after a client overspent its reservation ({overshot})"
-            ));
+            return Err(Refused::Overspent {
+                cap,
+                overshot: overshot.clone(),
+            });
         }
         if spent + reserved + estimate > cap + 1e-9 {
-            return Err(format!(
-                "budget: `{phase}` would pass the hard cap: spent ${spent:.4} + reserved ${reserved:.4} + estimate ${estimate:.4} > cap ${cap:.2}"
-            ));
+            return Err(Refused::Cap {
+                phase: phase.to_string(),
+                spent,
+                reserved,
+                estimate,
+                cap,
+            });
         }
         Ok(())
     }
+}
+
+/// Why the hard cap refuses an attempt; its text is the `budget` failure's message.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error("budget: no more agent work under the ${cap:.2} cap after a client overspent its reservation ({overshot})")]
+    Overspent { cap: f64, overshot: String },
+    #[error("budget: `{phase}` would pass the hard cap: spent ${spent:.4} + reserved ${reserved:.4} + estimate ${estimate:.4} > cap ${cap:.2}")]
+    Cap {
+        phase: String,
+        spent: f64,
+        reserved: f64,
+        estimate: f64,
+        cap: f64,
+    },
 }
 
 #[cfg(test)]
@@ -187,7 +207,11 @@ mod tests {
         });
         b.apply(&started("a", 0.4));
         b.apply(&started("b", 0.4));
-        assert!(b.check("c", 0.3).unwrap_err().contains("reserved $0.8000"));
+        assert!(b
+            .check("c", 0.3)
+            .unwrap_err()
+            .to_string()
+            .contains("reserved $0.8000"));
         b.apply(&succeeded("a", 0.1));
         assert!(b.check("c", 0.3).is_ok());
         assert!((b.spent() - 0.1).abs() < 1e-12);
@@ -202,7 +226,7 @@ mod tests {
         });
         b.apply(&started("a", 0.1));
         b.apply(&succeeded("a", 0.5));
-        let denied = b.check("b", 0.01).unwrap_err();
+        let denied = b.check("b", 0.01).unwrap_err().to_string();
         assert!(denied.contains("overspent"), "{denied}");
     }
 

@@ -21,7 +21,44 @@ pub struct Promoted {
     pub values: BTreeMap<String, Value>,
 }
 
-/// Check and promote the outputs of a finished attempt. `Err` is the `output_invalid` message.
+/// Why the outputs of an attempt are refused; its text is the `output_invalid` message.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("attempt directory: {0}")]
+    AttemptDir(std::io::Error),
+    #[error("output `{name}` path `{path}` must stay inside the attempt directory")]
+    Outside { name: String, path: String },
+    #[error("output `{name}` was not produced: `{path}` does not exist")]
+    Missing { name: String, path: String },
+    #[error("output `{name}`: {source}")]
+    Unreadable {
+        name: String,
+        source: std::io::Error,
+    },
+    #[error("output `{name}` (`{path}`) is a link that points outside the attempt directory")]
+    LinkOutside { name: String, path: String },
+    #[error("output `{name}` (`{path}`) is not a regular file")]
+    NotAFile { name: String, path: String },
+    #[error("output `{name}` schema: {detail}")]
+    Schema { name: String, detail: String },
+    #[error("output `{name}` (`{path}`) is not valid JSON, but it has a schema")]
+    NotJson { name: String, path: String },
+    #[error("output `{name}` does not match `{schema}`: {}", problems.join("; "))]
+    Mismatch {
+        name: String,
+        schema: String,
+        problems: Vec<String>,
+    },
+    #[error("artifacts: {0}")]
+    Artifacts(std::io::Error),
+    #[error("promoting `{name}`: {source}")]
+    Promoting {
+        name: String,
+        source: std::io::Error,
+    },
+}
+
+/// Check and promote the outputs of a finished attempt.
 pub fn promote(
     outputs: &IndexMap<String, Output>,
     rendered_paths: &BTreeMap<String, String>,
@@ -29,15 +66,13 @@ pub fn promote(
     run_dir: &Path,
     instance: &str,
     base: &Base,
-) -> Result<Promoted, String> {
+) -> Result<Promoted, Error> {
     let mut artifacts = BTreeMap::new();
     let mut values = BTreeMap::new();
     if outputs.is_empty() {
         return Ok(Promoted { artifacts, values });
     }
-    let root = attempt_dir
-        .canonicalize()
-        .map_err(|e| format!("attempt directory: {e}"))?;
+    let root = attempt_dir.canonicalize().map_err(Error::AttemptDir)?;
     for (name, output) in outputs {
         let relative = rendered_paths
             .get(name)
@@ -49,26 +84,33 @@ pub fn promote(
                 .components()
                 .any(|c| matches!(c, Component::ParentDir | Component::RootDir))
         {
-            return Err(format!(
-                "output `{name}` path `{relative}` must stay inside the attempt directory"
-            ));
+            return Err(Error::Outside {
+                name: name.clone(),
+                path: relative,
+            });
         }
         let full = attempt_dir.join(path);
         if !full.exists() {
-            return Err(format!(
-                "output `{name}` was not produced: `{relative}` does not exist"
-            ));
+            return Err(Error::Missing {
+                name: name.clone(),
+                path: relative,
+            });
         }
-        let real = full
-            .canonicalize()
-            .map_err(|e| format!("output `{name}`: {e}"))?;
+        let real = full.canonicalize().map_err(|source| Error::Unreadable {
+            name: name.clone(),
+            source,
+        })?;
         if !real.starts_with(&root) {
-            return Err(format!("output `{name}` (`{relative}`) is a link that points outside the attempt directory"));
+            return Err(Error::LinkOutside {
+                name: name.clone(),
+                path: relative,
+            });
         }
         if !real.is_file() {
-            return Err(format!(
-                "output `{name}` (`{relative}`) is not a regular file"
-            ));
+            return Err(Error::NotAFile {
+                name: name.clone(),
+                path: relative,
+            });
         }
         let size = real.metadata().map(|m| m.len()).unwrap_or(0);
         let json: Option<Value> = if output.schema.is_some() || size <= VALUE_LIMIT {
@@ -79,17 +121,22 @@ pub fn promote(
             None
         };
         if let Some(schema_path) = &output.schema {
+            let schema_error = |detail: String| Error::Schema {
+                name: name.clone(),
+                detail,
+            };
             let schema_text = base
                 .read(schema_path)
-                .map_err(|e| format!("output `{name}` schema: {e}"))?;
-            let schema: Value = serde_json::from_str(&schema_text)
-                .map_err(|e| format!("output `{name}` schema: {e}"))?;
-            let validator = jsonschema::validator_for(&schema)
-                .map_err(|e| format!("output `{name}` schema: {e}"))?;
+                .map_err(|e| schema_error(e.to_string()))?;
+            let schema: Value =
+                serde_json::from_str(&schema_text).map_err(|e| schema_error(e.to_string()))?;
+            let validator =
+                jsonschema::validator_for(&schema).map_err(|e| schema_error(e.to_string()))?;
             let Some(instance_value) = &json else {
-                return Err(format!(
-                    "output `{name}` (`{relative}`) is not valid JSON, but it has a schema"
-                ));
+                return Err(Error::NotJson {
+                    name: name.clone(),
+                    path: relative,
+                });
             };
             let problems: Vec<String> = validator
                 .iter_errors(instance_value)
@@ -97,23 +144,27 @@ pub fn promote(
                 .map(|e| format!("at `{}`: {e}", e.instance_path()))
                 .collect();
             if !problems.is_empty() {
-                return Err(format!(
-                    "output `{name}` does not match `{schema_path}`: {}",
-                    problems.join("; ")
-                ));
+                return Err(Error::Mismatch {
+                    name: name.clone(),
+                    schema: schema_path.clone(),
+                    problems,
+                });
             }
         }
         let target_rel = PathBuf::from("artifacts").join(instance).join(path);
         let target = run_dir.join(&target_rel);
         if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("artifacts: {e}"))?;
+            std::fs::create_dir_all(parent).map_err(Error::Artifacts)?;
         }
         let temp = target.with_extension("promoting");
-        std::fs::copy(&real, &temp).map_err(|e| format!("promoting `{name}`: {e}"))?;
-        std::fs::File::open(&temp)
+        std::fs::copy(&real, &temp)
+            .and_then(|_| std::fs::File::open(&temp))
             .and_then(|f| f.sync_all())
-            .map_err(|e| format!("promoting `{name}`: {e}"))?;
-        std::fs::rename(&temp, &target).map_err(|e| format!("promoting `{name}`: {e}"))?;
+            .and_then(|()| std::fs::rename(&temp, &target))
+            .map_err(|source| Error::Promoting {
+                name: name.clone(),
+                source,
+            })?;
         artifacts.insert(name.clone(), target_rel.to_string_lossy().into_owned());
         match json {
             Some(value) => {

@@ -1,0 +1,134 @@
+//! The policy hooks of an agent attempt: what the packs see (the phase, the run, the agents
+//! and models on offer) and what they decide.
+
+use serde_json::Value;
+
+use super::*;
+use crate::model::PhaseKind;
+
+impl Engine {
+    /// Run the policy hooks for an agent attempt.
+    pub(super) fn decide_policies(
+        &self,
+        instance: &str,
+        attempt: u32,
+        phase: &crate::plan::PlannedPhase,
+        configured: &crate::agents::config::AgentsFile,
+        prompt: &str,
+        context: &Value,
+    ) -> crate::policy::Decisions {
+        use crate::policy::{ModelInfo, PhaseContext, RoutingContext, RunContext};
+        let PhaseKind::Agent {
+            role, agent, model, ..
+        } = &phase.kind
+        else {
+            return self.packs.decide(&RoutingContext::default());
+        };
+        // The agents serving the role come first: a route that names none picks among them.
+        let mut agents: Vec<String> = configured
+            .agents
+            .iter()
+            .filter(|(_, a)| role.as_ref().is_some_and(|r| a.roles.contains(r)))
+            .map(|(n, _)| n.clone())
+            .collect();
+        agents.extend(
+            configured
+                .agents
+                .keys()
+                .filter(|n| !agents.contains(n))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        // Offer the models the likely agent can use: a provider's own CLI takes its models.
+        let chosen = agent
+            .as_ref()
+            .or(agents.first())
+            .and_then(|a| configured.agents.get(a));
+        let provider = match chosen.map(|a| a.adapter.as_str()) {
+            Some("claude-code") | Some("anthropic-messages") => Some("anthropic"),
+            Some("codex") | Some("openai-chat") => Some("openai"),
+            Some("gemini") => Some("google"),
+            _ => None,
+        };
+        let analysis = context["outputs"]
+            .as_object()
+            .and_then(|o| {
+                o.values()
+                    .flat_map(|v| v.as_object())
+                    .flat_map(|v| v.values())
+                    .find(|v| v.get("complexity").is_some())
+            })
+            .cloned()
+            .unwrap_or(Value::Null);
+        let complexity = analysis.get("complexity").and_then(Value::as_f64);
+        let budget_usd = self.budget.cap();
+        let ctx = RoutingContext {
+            phase: PhaseContext {
+                id: instance.to_string(),
+                role: role.clone(),
+                kind: "agent".into(),
+                attempt,
+                prompt_chars: prompt.chars().count() as u64,
+                prompt_tokens_estimate: (prompt.chars().count() as u64).div_ceil(4),
+                paths: phase.outputs.values().map(|o| o.path.clone()).collect(),
+                agent: agent.clone(),
+                model: model.clone(),
+            },
+            run: RunContext {
+                mission: self.plan.mission.id.clone(),
+                inputs: context["inputs"]
+                    .as_object()
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default(),
+                complexity,
+                tier: analysis
+                    .get("tier")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .or_else(|| {
+                        complexity.map(|c| {
+                            if c < 0.3 {
+                                "low"
+                            } else if c < 0.7 {
+                                "medium"
+                            } else {
+                                "high"
+                            }
+                            .to_string()
+                        })
+                    }),
+                risk_areas: analysis
+                    .get("risk_areas")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                spent_usd: self.budget.spent(),
+                budget_usd,
+                remaining_usd: budget_usd
+                    .map(|cap| (cap - self.budget.spent() - self.budget.reserved()).max(0.0)),
+                soft_usd: self.budget.soft(),
+            },
+            agents,
+            models: self
+                .catalog
+                .models
+                .iter()
+                .filter(|(_, (m, _))| provider.is_none_or(|p| m.provider == p))
+                .map(|(name, (m, _))| ModelInfo {
+                    name: name.clone(),
+                    provider: m.provider.clone(),
+                    tier: m.tier.as_str().to_string(),
+                    input_per_mtok: m.price.input,
+                    output_per_mtok: m.price.output,
+                    context_window: m.context_window.unwrap_or(0),
+                })
+                .collect(),
+        };
+        self.packs.decide(&ctx.normalized())
+    }
+}

@@ -1,0 +1,290 @@
+//! Fallback chains: the candidates of an agent attempt (the chosen agent and model, then its
+//! fallbacks), run in turn; a transient failure cools the candidate down and hands over to the
+//! next one (`fallback.activated`).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use super::prepare::Job;
+use super::*;
+use crate::model::FailureKind;
+use crate::record::event::*;
+
+/// The agent side of an attempt: the chain of candidates to try (the chosen agent and model,
+/// then its fallbacks), the engine's cooldowns, and the way back to the engine for
+/// `fallback.activated` events.
+pub(super) struct AgentJob {
+    pub(super) candidates: Vec<Candidate>,
+    pub(super) cooldowns: Cooldowns,
+    pub(super) tx: mpsc::UnboundedSender<Msg>,
+}
+
+/// One entry of a fallback chain, ready to run.
+pub(super) struct Candidate {
+    pub(super) agent: String,
+    pub(super) model: Option<String>,
+    pub(super) runner: Runner,
+    pub(super) secrets: Vec<String>,
+    pub(super) prices: Option<crate::agents::Prices>,
+}
+
+/// How a candidate runs: a CLI client in a process, or one HTTP call (text roles).
+pub(super) enum Runner {
+    Cli {
+        adapter: Box<dyn crate::agents::CliAdapter>,
+        invocation: crate::agents::Invocation,
+    },
+    Http {
+        protocol: crate::agents::HttpProtocol,
+        endpoint: crate::agents::HttpEndpoint,
+        request: crate::agents::Request,
+    },
+}
+
+impl Candidate {
+    pub(super) fn key(&self) -> String {
+        format!("{}/{}", self.agent, self.model.as_deref().unwrap_or("-"))
+    }
+
+    /// Complete what the client reported: the model asked for, and a price from the catalog
+    /// when the client reported only tokens.
+    fn settle(&self, usage: &mut crate::agents::Usage) -> crate::agents::Usage {
+        if usage.model.is_none() {
+            usage.model = self.model.clone();
+        }
+        if let Some(prices) = &self.prices {
+            crate::agents::price(usage, prices);
+        }
+        usage.clone()
+    }
+}
+
+/// Agents (and models) that failed transiently, and until when they cool down.
+pub(super) type Cooldowns = std::sync::Arc<std::sync::Mutex<HashMap<String, Instant>>>;
+
+/// How long a failed agent or model is passed over by later attempts.
+pub const COOLDOWN: Duration = Duration::from_secs(60);
+
+pub(super) struct AgentFailure {
+    pub(super) agent: String,
+    pub(super) kind: FailureKind,
+    pub(super) message: String,
+    pub(super) exit_code: Option<i32>,
+    pub(super) usage: Option<Box<crate::agents::Usage>>,
+}
+
+/// After candidate `i` failed with `class`: cool it down if the failure is transient and hand
+/// over to the next candidate (recording `fallback.activated`; `None`), or give up with every
+/// reason (`Some`).
+fn hop(
+    job: &Job,
+    agent: &AgentJob,
+    i: usize,
+    candidate: &Candidate,
+    class: crate::agents::FailureClass,
+    reason: &str,
+    reasons: &mut Vec<String>,
+) -> Option<AgentFailure> {
+    reasons.push(format!("{}: {}: {reason}", candidate.key(), class.as_str()));
+    let total = agent.candidates.len();
+    if class.is_transient() {
+        if let Ok(mut cooling) = agent.cooldowns.lock() {
+            cooling.insert(candidate.key(), Instant::now() + COOLDOWN);
+        }
+    }
+    match agent.candidates.get(i + 1) {
+        Some(next) if class.is_transient() => {
+            let event = EventData::FallbackActivated(FallbackActivated {
+                phase: job.phase.clone(),
+                attempt: job.attempt,
+                from_agent: candidate.agent.clone(),
+                from_model: candidate.model.clone(),
+                to_agent: next.agent.clone(),
+                to_model: next.model.clone(),
+                reason: format!("{}: {reason}", class.as_str()),
+            });
+            let _ = agent.tx.send(Msg::Record(Box::new(event)));
+            None
+        }
+        _ => {
+            let kind = match class {
+                crate::agents::FailureClass::Timeout => FailureKind::Timeout,
+                crate::agents::FailureClass::Unavailable => FailureKind::Spawn,
+                _ => FailureKind::Exit,
+            };
+            let message = if total > 1 && i + 1 == total {
+                format!(
+                    "every agent of the fallback chain failed: {}",
+                    reasons.join("; ")
+                )
+            } else {
+                format!("{}: {reason}", class.as_str())
+            };
+            Some(AgentFailure {
+                agent: candidate.agent.clone(),
+                kind,
+                message,
+                exit_code: None,
+                usage: None,
+            })
+        }
+    }
+}
+
+/// Run the candidates of an agent attempt in turn: the first that succeeds wins; a transient
+/// failure moves on to the next (recording `fallback.activated` and cooling the failed one
+/// down); any other failure, or the last candidate failing, fails the attempt with every
+/// reason.
+pub(super) async fn run_agent(
+    job: &Job,
+    agent: &AgentJob,
+    base: &process::Spec,
+    cancel: &watch::Receiver<u8>,
+    limit: &str,
+) -> Result<(Option<i32>, Option<Box<crate::agents::Usage>>, String), AgentFailure> {
+    let mut reasons: Vec<String> = Vec::new();
+    for (i, candidate) in agent.candidates.iter().enumerate() {
+        if i > 0 {
+            // Keep the previous hop's output beside the next one's.
+            for stream in [&base.stdout, &base.stderr] {
+                let kept = stream.with_extension(format!("{i}.log"));
+                let _ = std::fs::rename(stream, kept);
+            }
+        }
+        let (adapter, invocation) = match &candidate.runner {
+            Runner::Cli {
+                adapter,
+                invocation,
+            } => (adapter, invocation),
+            Runner::Http {
+                protocol,
+                endpoint,
+                request,
+            } => {
+                let timeout = base.timeout.unwrap_or(Duration::from_secs(600));
+                let mut cancel = cancel.clone();
+                let canceled = async move {
+                    while *cancel.borrow() < process::CANCEL {
+                        if cancel.changed().await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                };
+                let outcome = tokio::select! {
+                    outcome = crate::agents::call_http(*protocol, endpoint, request, timeout) => outcome,
+                    _ = canceled => {
+                        return Err(AgentFailure {
+                            agent: candidate.agent.clone(),
+                            kind: FailureKind::Canceled,
+                            message: "canceled".into(),
+                            exit_code: None,
+                            usage: None,
+                        })
+                    }
+                };
+                let mut outcome = outcome.redacted(&candidate.secrets);
+                // The answer is the attempt's output: its stdout, and its first declared output.
+                let text = outcome.text.clone().unwrap_or_default();
+                let _ = make_dir(&job.dir);
+                let _ = std::fs::write(&base.stdout, &text);
+                if outcome.ok {
+                    if let Some(first) = job
+                        .outputs
+                        .keys()
+                        .next()
+                        .and_then(|k| job.output_paths.get(k))
+                    {
+                        let _ = std::fs::write(job.dir.join(first), &text);
+                    }
+                }
+                let usage = Some(Box::new(candidate.settle(&mut outcome.usage)));
+                if outcome.ok {
+                    return Ok((None, usage, candidate.agent.clone()));
+                }
+                let (class, reason) = outcome
+                    .failure
+                    .unwrap_or((crate::agents::FailureClass::Other, "the call failed".into()));
+                match hop(job, agent, i, candidate, class, &reason, &mut reasons) {
+                    Some(failure) => return Err(AgentFailure { usage, ..failure }),
+                    None => continue,
+                }
+            }
+        };
+        let mut spec = base.clone();
+        spec.argv = invocation.argv.clone();
+        spec.stdin = invocation.stdin.clone();
+        spec.env.extend(invocation.env.iter().cloned());
+        let ended = process::run(spec, cancel.clone()).await;
+        let (class, reason, code, usage) = match &ended {
+            process::Ended::Canceled => {
+                return Err(AgentFailure {
+                    agent: candidate.agent.clone(),
+                    kind: FailureKind::Canceled,
+                    message: "canceled".into(),
+                    exit_code: None,
+                    usage: None,
+                })
+            }
+            process::Ended::TimedOut => {
+                reasons.push(format!("{}: timed out after {limit}", candidate.key()));
+                return Err(AgentFailure {
+                    agent: candidate.agent.clone(),
+                    kind: FailureKind::Timeout,
+                    message: reasons.join("; "),
+                    exit_code: None,
+                    usage: None,
+                });
+            }
+            process::Ended::SpawnFailed(message) => (
+                crate::agents::FailureClass::Unavailable,
+                message.clone(),
+                None,
+                None,
+            ),
+            process::Ended::Exited { code, .. } => {
+                // The agent's own report decides, not its exit code alone.
+                let read = |p: &Path| {
+                    String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()
+                };
+                let (stdout, stderr) = (read(&base.stdout), read(&base.stderr));
+                let mut outcome = crate::agents::process_outcome(
+                    adapter.as_ref(),
+                    &ended,
+                    &stdout,
+                    &stderr,
+                    &candidate.secrets,
+                    limit,
+                );
+                for file in [&base.stdout, &base.stderr] {
+                    let _ = crate::agents::redact_file(file, &candidate.secrets);
+                }
+                let usage = Some(Box::new(candidate.settle(&mut outcome.usage)));
+                if outcome.ok {
+                    return Ok((*code, usage, candidate.agent.clone()));
+                }
+                let (class, reason) = outcome.failure.unwrap_or((
+                    crate::agents::FailureClass::Other,
+                    "the agent failed".into(),
+                ));
+                (class, reason, *code, usage)
+            }
+        };
+        if let Some(failure) = hop(job, agent, i, candidate, class, &reason, &mut reasons) {
+            return Err(AgentFailure {
+                exit_code: code,
+                usage,
+                ..failure
+            });
+        }
+    }
+    Err(AgentFailure {
+        agent: String::new(),
+        kind: FailureKind::Spawn,
+        message: "no agent to run; this is a bug in spectacular".into(),
+        exit_code: None,
+        usage: None,
+    })
+}

@@ -1,0 +1,176 @@
+//! The task of one attempt, spawned by the event loop: it runs the process, the built-in step or
+//! the agent's fallback chain, checks and promotes the declared outputs, and reports the
+//! attempt's `attempt.succeeded` or `attempt.failed`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::fallback::run_agent;
+use super::prepare::{Job, Work};
+use super::*;
+use crate::model::FailureKind;
+use crate::record::event::*;
+
+pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
+    let began = Instant::now();
+    // The agent that ran: the chain's first, or the one a fallback moved to.
+    let agent_name = std::sync::Mutex::new(
+        job.agent
+            .as_ref()
+            .and_then(|a| a.candidates.first())
+            .map(|c| c.agent.clone()),
+    );
+    let failed = |kind, message: String, exit_code, usage: Option<Box<crate::agents::Usage>>| {
+        EventData::AttemptFailed(AttemptFailed {
+            phase: job.phase.clone(),
+            attempt: job.attempt,
+            kind,
+            message,
+            exit_code,
+            duration_ms: began.elapsed().as_millis() as u64,
+            agent: agent_name.lock().ok().and_then(|a| a.clone()),
+            usage,
+        })
+    };
+    let limit = job
+        .timeout
+        .map(crate::model::format_duration)
+        .unwrap_or_default();
+    let mut exit_code = None;
+    let mut usage = None;
+    match &job.work {
+        Work::Process(spec) => {
+            if let Some(agent) = &job.agent {
+                match run_agent(&job, agent, spec, &cancel, &limit).await {
+                    Ok((code, used, ran)) => {
+                        exit_code = code;
+                        usage = used;
+                        if let Ok(mut a) = agent_name.lock() {
+                            *a = Some(ran);
+                        }
+                    }
+                    Err(f) => {
+                        if let Ok(mut a) = agent_name.lock() {
+                            *a = Some(f.agent.clone());
+                        }
+                        return failed(f.kind, f.message, f.exit_code, f.usage);
+                    }
+                }
+            } else {
+                match process::run(spec.clone(), cancel.clone()).await {
+                    process::Ended::TimedOut => {
+                        return failed(
+                            FailureKind::Timeout,
+                            format!("timed out after {limit}"),
+                            None,
+                            None,
+                        )
+                    }
+                    process::Ended::Canceled => {
+                        return failed(FailureKind::Canceled, "canceled".into(), None, None)
+                    }
+                    process::Ended::SpawnFailed(message) => {
+                        return failed(FailureKind::Spawn, message, None, None)
+                    }
+                    process::Ended::Exited { code: Some(0), .. } => exit_code = Some(0),
+                    process::Ended::Exited {
+                        code: Some(code), ..
+                    } => {
+                        let tail = tail(&spec.stderr);
+                        return failed(
+                            FailureKind::Exit,
+                            format!("exited with code {code}{tail}"),
+                            Some(code),
+                            None,
+                        );
+                    }
+                    process::Ended::Exited { signal, .. } => {
+                        let signal = signal.unwrap_or(0);
+                        return failed(
+                            FailureKind::Exit,
+                            format!("killed by signal {signal}"),
+                            None,
+                            None,
+                        );
+                    }
+                }
+            }
+        }
+        Work::Builtin {
+            step,
+            with,
+            project_root,
+            stdout,
+            run_id,
+            mission,
+            report,
+        } => {
+            let ctx = builtin::Ctx {
+                attempt_dir: &job.dir,
+                project_root,
+                with,
+                stdout,
+                run_id,
+                mission,
+                report,
+            };
+            let timeout = job.timeout.unwrap_or(Duration::from_secs(u64::MAX / 4));
+            let canceled = async {
+                loop {
+                    if *cancel.borrow() >= process::CANCEL {
+                        return;
+                    }
+                    if cancel.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            };
+            tokio::select! {
+                result = builtin::run(step, ctx) => {
+                    if let Err((kind, message)) = result {
+                        return failed(kind, message, None, None);
+                    }
+                }
+                _ = tokio::time::sleep(timeout) => {
+                    return failed(FailureKind::Timeout, format!("timed out after {limit}"), None, None);
+                }
+                _ = canceled => return failed(FailureKind::Canceled, "canceled".into(), None, None),
+            }
+        }
+    }
+    match outputs::promote(
+        &job.outputs,
+        &job.output_paths,
+        &job.dir,
+        &job.run_dir,
+        &job.phase,
+        &job.base,
+    ) {
+        Ok(promoted) => EventData::AttemptSucceeded(AttemptSucceeded {
+            phase: job.phase.clone(),
+            attempt: job.attempt,
+            exit_code,
+            duration_ms: began.elapsed().as_millis() as u64,
+            artifacts: promoted.artifacts,
+            values: promoted.values,
+            agent: agent_name.lock().ok().and_then(|a| a.clone()),
+            usage,
+        }),
+        Err(e) => failed(FailureKind::OutputInvalid, e.to_string(), exit_code, usage),
+    }
+}
+
+/// The last lines of a captured stream, for failure messages.
+fn tail(path: &Path) -> String {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return String::new();
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let start = lines.len().saturating_sub(3);
+    format!(": {}", lines[start..].join(" / "))
+}

@@ -1,0 +1,477 @@
+//! Preparing an attempt before `attempt.started` is recorded: its directory, rendered argv,
+//! script or prompt, its environment, and for agents the policy decisions, the budget
+//! reservation and the fallback chain of candidates.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::fallback::{AgentJob, Candidate, Runner};
+use super::*;
+use crate::load::Base;
+use crate::model::{FailureKind, PhaseKind, Workspace};
+use crate::record::event::*;
+
+/// Everything an attempt needs, prepared (rendered) before `attempt.started` is recorded.
+pub(super) struct Job {
+    pub(super) phase: String,
+    pub(super) attempt: u32,
+    pub(super) dir: PathBuf,
+    pub(super) timeout: Option<Duration>,
+    pub(super) work: Work,
+    pub(super) outputs: indexmap::IndexMap<String, crate::model::Output>,
+    pub(super) output_paths: BTreeMap<String, String>,
+    pub(super) base: Base,
+    pub(super) run_dir: PathBuf,
+    /// For agent phases: how to read what the agent printed.
+    pub(super) agent: Option<AgentJob>,
+}
+
+pub(super) enum Work {
+    Process(process::Spec),
+    Builtin {
+        step: String,
+        with: Value,
+        project_root: PathBuf,
+        stdout: PathBuf,
+        run_id: String,
+        mission: String,
+        report: Vec<builtin::ReportRow>,
+    },
+}
+
+/// Why a started attempt did not get a job.
+pub(super) enum NotStarted {
+    /// It failed before anything ran (recorded as `attempt.failed`).
+    Failed(FailureKind, String),
+    /// A policy requires an approval first (recorded as `approval.requested`).
+    NeedsApproval(String),
+}
+
+impl From<(FailureKind, String)> for NotStarted {
+    fn from((kind, message): (FailureKind, String)) -> NotStarted {
+        NotStarted::Failed(kind, message)
+    }
+}
+
+type Prepared = (AttemptStarted, Result<Job, NotStarted>);
+
+impl Engine {
+    pub(super) fn prepare(
+        &mut self,
+        instance: &str,
+        attempt: u32,
+        timeout: Option<Duration>,
+    ) -> Prepared {
+        let dir = self.attempt_dir(instance, attempt);
+        let mut started = AttemptStarted {
+            phase: instance.to_string(),
+            attempt,
+            workdir: dir
+                .strip_prefix(&self.run_dir)
+                .unwrap_or(&dir)
+                .display()
+                .to_string(),
+            argv: None,
+            prompt_digest: None,
+            reserved_usd: None,
+            timeout_ms: timeout.map(|t| t.as_millis() as u64),
+        };
+        let job = self.prepare_job(instance, attempt, timeout, &dir, &mut started);
+        (started, job)
+    }
+
+    fn prepare_job(
+        &mut self,
+        instance: &str,
+        attempt: u32,
+        timeout: Option<Duration>,
+        dir: &Path,
+        started: &mut AttemptStarted,
+    ) -> Result<Job, NotStarted> {
+        let phase = self.scheduler.phase_of(instance).cloned().ok_or((
+            FailureKind::Spawn,
+            format!("unknown phase `{instance}`; this is a bug in spectacular"),
+        ))?;
+        // In-process built-ins create their directory only when they write something.
+        if !matches!(phase.kind, PhaseKind::Uses { .. }) {
+            make_dir(dir).map_err(|e| {
+                (
+                    FailureKind::Spawn,
+                    format!("creating `{}`: {e}", dir.display()),
+                )
+            })?;
+        }
+        let context = self.scheduler.context(instance, attempt);
+        let render = |text: &str| {
+            crate::prompt::render(text, &context).map_err(|e| (FailureKind::Expression, e))
+        };
+        let mut output_paths = BTreeMap::new();
+        for (name, output) in &phase.outputs {
+            output_paths.insert(name.clone(), render(&output.path)?);
+        }
+        let cwd = match phase.workspace {
+            Workspace::Repo => self.project_root.clone(),
+            Workspace::Attempt | Workspace::Worktree => dir.to_path_buf(),
+        };
+        let mut env = vec![
+            (
+                "SPECTACULAR_RUN_ID".to_string(),
+                self.log.run_id().to_string(),
+            ),
+            ("SPECTACULAR_PHASE".to_string(), instance.to_string()),
+            ("SPECTACULAR_ATTEMPT".to_string(), attempt.to_string()),
+            (
+                "SPECTACULAR_OUTPUT_DIR".to_string(),
+                dir.display().to_string(),
+            ),
+            (
+                "SPECTACULAR_RUN_DIR".to_string(),
+                self.run_dir.display().to_string(),
+            ),
+        ];
+        if let Some(item) = self.scheduler.item_of(instance) {
+            env.push(("SPECTACULAR_ITEM".to_string(), item.to_string()));
+        }
+        let grace = self.settings.grace;
+        let ledger = self.run_dir.join("pids");
+        let spec = |argv: Vec<String>, stdin: Option<Vec<u8>>| process::Spec {
+            argv,
+            cwd: cwd.clone(),
+            env: env.clone(),
+            stdin,
+            stdout: dir.join("stdout.log"),
+            stderr: dir.join("stderr.log"),
+            pid_file: ledger.clone(),
+            tag: process::tag(instance, attempt),
+            timeout,
+            grace,
+        };
+        let mut agent_job = None;
+        let work = match &phase.kind {
+            PhaseKind::Run { argv } => {
+                let argv = argv
+                    .iter()
+                    .map(|a| render(a))
+                    .collect::<Result<Vec<_>, _>>()?;
+                started.argv = Some(argv.clone());
+                Work::Process(spec(argv, None))
+            }
+            PhaseKind::Shell { script } => {
+                let argv = vec!["sh".to_string(), "-c".to_string(), render(script)?];
+                started.argv = Some(argv.clone());
+                Work::Process(spec(argv, None))
+            }
+            PhaseKind::Uses { step, with } => {
+                let with =
+                    render_value(&Value::Object(with.clone().into_iter().collect()), &context)
+                        .map_err(|e| (FailureKind::Expression, e))?;
+                let wants_report = step == "builtin/report";
+                let mut report: Vec<builtin::ReportRow> = self
+                    .scheduler
+                    .instances()
+                    .filter(|(name, _, _)| wants_report && *name != instance)
+                    .map(|(name, state, attempts)| builtin::ReportRow {
+                        phase: name.to_string(),
+                        state: state.name().to_string(),
+                        attempts,
+                        artifacts: self
+                            .scheduler
+                            .artifacts_of(name)
+                            .map(|a| a.values().cloned().collect())
+                            .unwrap_or_default(),
+                    })
+                    .collect();
+                // Fan-out children right after their parent, in mission order.
+                let order: HashMap<&str, usize> = self
+                    .plan
+                    .phases()
+                    .enumerate()
+                    .map(|(i, p)| (p.id.as_str(), i))
+                    .collect();
+                report.sort_by_key(|row| {
+                    let parent = row.phase.split('[').next().unwrap_or(&row.phase);
+                    (
+                        order.get(parent).copied().unwrap_or(usize::MAX),
+                        row.phase.contains('['),
+                    )
+                });
+                Work::Builtin {
+                    step: step.strip_prefix("builtin/").unwrap_or(step).to_string(),
+                    with,
+                    project_root: self.project_root.clone(),
+                    stdout: dir.join("stdout.log"),
+                    run_id: self.log.run_id().to_string(),
+                    mission: self.plan.mission.id.clone(),
+                    report,
+                }
+            }
+            PhaseKind::Agent {
+                role,
+                agent,
+                prompt,
+                model,
+            } => {
+                let template = match prompt {
+                    Some(p) => self
+                        .plan
+                        .mission
+                        .base
+                        .read(p)
+                        .map_err(|e| (FailureKind::Spawn, format!("prompt template: {e}")))?,
+                    None => format!(
+                        "You are the {} of this mission.\n",
+                        role.as_deref().unwrap_or("agent")
+                    ),
+                };
+                let text = render(&template)?;
+                let prompt_file = dir.join("prompt.md");
+                std::fs::write(&prompt_file, &text)
+                    .map_err(|e| (FailureKind::Spawn, format!("writing the prompt: {e}")))?;
+                started.prompt_digest = Some(pin::sha256(text.as_bytes()));
+                let dot_dir = self.project_root.join(crate::project::DOT_DIR);
+                let configured = agents::load(self.plan.mission.base.dir(), &dot_dir)
+                    .map_err(|e| (FailureKind::Spawn, e))?;
+                // Policies route, govern and budget the phase; every decision is recorded.
+                let decisions =
+                    self.decide_policies(instance, attempt, &phase, &configured, &text, &context);
+                for event in decisions.events(instance) {
+                    self.record(event, "engine");
+                }
+                match &decisions.govern {
+                    crate::policy::GovernOutcome::Allow => {}
+                    crate::policy::GovernOutcome::Deny { reason, pack } => {
+                        return Err(NotStarted::Failed(
+                            FailureKind::Denied,
+                            format!("denied by policy `{pack}`: {reason}"),
+                        ));
+                    }
+                    crate::policy::GovernOutcome::RequireApproval { reason, pack } => {
+                        if !self.scheduler.approved(instance) {
+                            return Err(NotStarted::NeedsApproval(format!(
+                                "policy `{pack}`: {reason}"
+                            )));
+                        }
+                    }
+                }
+                let routed_agent = agent
+                    .clone()
+                    .or_else(|| decisions.agent().map(str::to_string));
+                // A budget downgrade wins over everything (it is what `govern` judged), then the
+                // phase's pinned model, then the route's.
+                let downgraded = decisions
+                    .budget
+                    .iter()
+                    .any(|d| d.kind() == Some("downgrade"))
+                    .then(|| decisions.model().map(str::to_string))
+                    .flatten();
+                let routed_model = downgraded
+                    .or_else(|| model.clone())
+                    .or_else(|| decisions.model().map(str::to_string));
+                let (agent_name, chosen) =
+                    agents::choose(&configured, routed_agent.as_deref(), role.as_deref())
+                        .map_err(|e| (FailureKind::Spawn, e))?;
+                let mut agent_context = context.clone();
+                if let Some(mission_dir) = self.plan.mission.base.dir() {
+                    agent_context["mission_dir"] = Value::String(mission_dir.display().to_string());
+                }
+                // The catalog name (for prices) and the provider's id (for the client).
+                let model_name = routed_model.or_else(|| chosen.model.clone());
+                let prices = self.prices(model_name.as_deref());
+                // The hard cap: reserve a conservative estimate before starting, or refuse.
+                // Then the day and month budgets shared with other runs.
+                let reserved = match self.budget.enforced() || !self.shared.is_empty() {
+                    false => None,
+                    true => {
+                        let estimate = budget::estimate(prices.as_ref(), text.chars().count());
+                        self.budget
+                            .check(instance, estimate)
+                            .map_err(|e| (FailureKind::Budget, e.to_string()))?;
+                        if !self.shared.is_empty() {
+                            let key = ledger::key(instance, attempt);
+                            self.shared
+                                .reserve(self.log.run_id(), &key, estimate)
+                                .map_err(|e| (FailureKind::Budget, e))?;
+                            self.shared_reserved.insert(key);
+                        }
+                        Some(estimate)
+                    }
+                };
+                started.reserved_usd = reserved;
+                let make =
+                    |name: &str, config: &crate::agents::AdapterConfig, model: Option<String>| {
+                        self.candidate(
+                            name,
+                            config,
+                            model,
+                            &agent_context,
+                            &text,
+                            &prompt_file,
+                            &cwd,
+                            reserved,
+                        )
+                    };
+                // The chain: the chosen agent, its model's fallbacks (same provider), then its
+                // agent fallbacks. Entries cooling down after a recent failure go last.
+                let mut candidates = vec![make(agent_name, chosen, model_name.clone())
+                    .map_err(|e| (FailureKind::Spawn, e))?];
+                if let Some(spec) = model_name.as_deref().and_then(|m| self.catalog.get(m)) {
+                    for fallback in &spec.fallbacks {
+                        let same_provider = self
+                            .catalog
+                            .get(fallback)
+                            .is_some_and(|f| f.provider == spec.provider);
+                        if same_provider && chosen.adapter != "command" {
+                            if let Ok(c) = make(agent_name, chosen, Some(fallback.clone())) {
+                                candidates.push(c);
+                            }
+                        }
+                    }
+                }
+                for fallback in &chosen.fallbacks {
+                    if let Some(config) = configured.agents.get(fallback) {
+                        let model = config.model.clone().or_else(|| model_name.clone());
+                        if let Ok(c) = make(fallback, config, model) {
+                            candidates.push(c);
+                        }
+                    }
+                }
+                if let Ok(cooling) = self.cooldowns.lock() {
+                    let now = Instant::now();
+                    candidates
+                        .sort_by_key(|c| cooling.get(&c.key()).is_some_and(|until| *until > now));
+                }
+                started.argv = match &candidates[0].runner {
+                    Runner::Cli { invocation, .. } => Some(invocation.argv.clone()),
+                    Runner::Http { .. } => None,
+                };
+                agent_job = Some(AgentJob {
+                    candidates,
+                    cooldowns: self.cooldowns.clone(),
+                    tx: self.tx.clone(),
+                });
+                Work::Process(spec(Vec::new(), None))
+            }
+            PhaseKind::Approval { .. } => {
+                return Err(NotStarted::Failed(
+                    FailureKind::Spawn,
+                    "an approval gate has no attempt; this is a bug in spectacular".into(),
+                ));
+            }
+        };
+        Ok(Job {
+            phase: instance.to_string(),
+            attempt,
+            dir: dir.to_path_buf(),
+            timeout,
+            work,
+            outputs: phase.outputs.clone(),
+            output_paths,
+            base: self.plan.mission.base.clone(),
+            run_dir: self.run_dir.clone(),
+            agent: agent_job,
+        })
+    }
+
+    /// Prices of a catalog model, for pricing usage and estimating reservations.
+    fn prices(&self, model: Option<&str>) -> Option<crate::agents::Prices> {
+        model
+            .and_then(|m| self.catalog.get(m))
+            .map(|s| crate::agents::Prices {
+                input: s.price.input,
+                output: s.price.output,
+                cache_read: s.price.cache_read,
+                cache_write: s.price.cache_write,
+            })
+    }
+
+    /// One ready-to-run entry of an agent attempt's chain.
+    #[allow(clippy::too_many_arguments)]
+    fn candidate(
+        &self,
+        name: &str,
+        config: &crate::agents::AdapterConfig,
+        model: Option<String>,
+        agent_context: &Value,
+        prompt: &str,
+        prompt_file: &Path,
+        workdir: &Path,
+        reserved: Option<f64>,
+    ) -> Result<Candidate, String> {
+        let spec = model.as_deref().and_then(|m| self.catalog.get(m));
+        let model_id = model
+            .as_ref()
+            .map(|m| spec.and_then(|s| s.id.clone()).unwrap_or_else(|| m.clone()));
+        let request = crate::agents::Request {
+            prompt: prompt.to_string(),
+            prompt_file: prompt_file.to_path_buf(),
+            model: model_id.clone(),
+            workdir: workdir.to_path_buf(),
+            max_budget_usd: reserved,
+            max_turns: None,
+        };
+        let prices = self.prices(model.as_deref());
+        if let Some(protocol) = crate::agents::HttpProtocol::from_adapter(&config.adapter) {
+            let mut endpoint = crate::agents::HttpEndpoint::from_config(protocol, config);
+            if let Some(id) = model_id {
+                endpoint.model = id;
+            }
+            let key: Vec<String> = endpoint.api_key_env.clone().into_iter().collect();
+            return Ok(Candidate {
+                agent: name.to_string(),
+                secrets: crate::agents::secret_values(&key),
+                prices,
+                model,
+                runner: Runner::Http {
+                    protocol,
+                    endpoint,
+                    request,
+                },
+            });
+        }
+        let adapter: Box<dyn crate::agents::CliAdapter> = if config.adapter == "command" {
+            Box::new(
+                crate::agents::command::CommandAdapter::new(config)
+                    .with_context(agent_context.clone()),
+            )
+        } else {
+            crate::agents::cli_adapter(&config.adapter, config).ok_or_else(|| {
+                format!(
+                    "agent `{name}` uses adapter `{}`, which this engine does not run",
+                    config.adapter
+                )
+            })?
+        };
+        let invocation = adapter.try_invocation(&request)?;
+        Ok(Candidate {
+            agent: name.to_string(),
+            secrets: crate::agents::secrets(Some(adapter.as_ref()), config),
+            prices,
+            model,
+            runner: Runner::Cli {
+                adapter,
+                invocation,
+            },
+        })
+    }
+}
+
+fn render_value(value: &Value, context: &Value) -> Result<Value, String> {
+    Ok(match value {
+        Value::String(s) => Value::String(crate::prompt::render(s, context)?),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| render_value(v, context))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), render_value(v, context)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        other => other.clone(),
+    })
+}

@@ -1,0 +1,379 @@
+//! The event loop: ask the scheduler, record its decisions, commit them (group commit), act on
+//! them, and turn the messages of attempts, timers, the inbox and signals into events.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::watch;
+
+use super::jobs::run_job;
+use super::prepare::{Job, NotStarted, Work};
+use super::*;
+use crate::record::event::*;
+use crate::schedule::{Action, State};
+
+impl Engine {
+    pub(super) fn attempt_dir(&self, instance: &str, attempt: u32) -> PathBuf {
+        self.run_dir
+            .join("attempts")
+            .join(instance)
+            .join(attempt.to_string())
+    }
+
+    /// Append an event and apply it to the scheduler (durable at the next `flush`).
+    pub(super) fn record(&mut self, data: EventData, actor: &str) {
+        let causation = self.log.last_event_id().map(str::to_string);
+        let event = self.log.append(data, actor, causation.as_deref());
+        self.scheduler.apply(&event);
+        self.budget.apply(&event.data);
+        let ended = match &event.data {
+            EventData::AttemptSucceeded(d) => Some((&d.phase, d.attempt, &d.usage)),
+            EventData::AttemptFailed(d) => Some((&d.phase, d.attempt, &d.usage)),
+            _ => None,
+        };
+        if let (Some((phase, attempt, usage)), false) = (ended, self.shared.is_empty()) {
+            // Record the cost in the shared ledgers, which releases the attempt's reservation.
+            let cost = usage.as_ref().and_then(|u| u.cost_usd).unwrap_or(0.0);
+            let key = ledger::key(phase, attempt);
+            if self.shared_reserved.remove(&key) || cost > 0.0 {
+                self.shared.settle(&event.run_id, &key, cost, &event.ts);
+            }
+        }
+        self.uncommitted.push(event);
+        self.oldest_uncommitted.get_or_insert_with(Instant::now);
+    }
+
+    /// Make every appended event durable, then update the projection and the observer.
+    pub(super) fn flush(&mut self) -> Result<(), Error> {
+        if self.uncommitted.is_empty() {
+            return Ok(());
+        }
+        self.log.commit()?;
+        self.oldest_uncommitted = None;
+        let events = std::mem::take(&mut self.uncommitted);
+        self.projection_backlog.extend(events.iter().cloned());
+        if self.projection_synced.elapsed() >= PROJECTION_INTERVAL {
+            self.sync_projection();
+        }
+        for e in &events {
+            (self.observer)(e);
+        }
+        Ok(())
+    }
+
+    /// Bring the projection up to the committed events. It lags the log by at most
+    /// `PROJECTION_INTERVAL` while a run goes; readers catch it up from the logs anyway.
+    fn sync_projection(&mut self) {
+        self.projection_synced = Instant::now();
+        let backlog = std::mem::take(&mut self.projection_backlog);
+        if let Some(projection) = &mut self.projection {
+            if let Err(e) = projection.apply(&backlog) {
+                tracing::warn!(
+                    "could not update the projection ({e}); it will be rebuilt from the log"
+                );
+                self.projection = None;
+            }
+        }
+    }
+
+    /// Drive the run until it ends, is suspended, or is canceled.
+    pub async fn drive(mut self) -> Result<Outcome, Error> {
+        let result = self.drive_inner().await;
+        self.sync_projection();
+        if result.is_err() {
+            // The log refused a write: stop every attempt, record nothing more.
+            for (phase, attempt) in self.scheduler.running() {
+                process::kill_orphan_group(
+                    &self.run_dir.join("pids"),
+                    &process::tag(&phase, attempt),
+                );
+            }
+            for (_, cancel) in self.running.drain() {
+                cancel.send_modify(|level| *level = process::KILL);
+            }
+        }
+        result
+    }
+
+    async fn drive_inner(&mut self) -> Result<Outcome, Error> {
+        self.spawn_watchers();
+        loop {
+            self.step()?;
+            let overdue = self
+                .oldest_uncommitted
+                .is_some_and(|t| t.elapsed() >= COMMIT_DELAY);
+            if overdue || self.uncommitted.len() >= 4096 {
+                self.flush()?;
+            }
+            if let Some(status) = self.scheduler.finished() {
+                self.flush()?;
+                return Ok(match status {
+                    "succeeded" => Outcome::Succeeded,
+                    "canceled" => Outcome::Canceled,
+                    _ => Outcome::Failed,
+                });
+            }
+            if self.scheduler.is_suspended() && self.running.is_empty() {
+                self.flush()?;
+                return Ok(Outcome::Suspended);
+            }
+            // Group commit: events of in-process work are made durable together, at the
+            // latest `COMMIT_DELAY` after they were recorded, and always before an external
+            // effect (a process start) that depends on them.
+            let msg = if self.uncommitted.is_empty() {
+                self.rx.recv().await
+            } else {
+                match tokio::time::timeout(COMMIT_DELAY, self.rx.recv()).await {
+                    Ok(msg) => msg,
+                    Err(_) => {
+                        self.flush()?;
+                        continue;
+                    }
+                }
+            };
+            let Some(msg) = msg else {
+                self.flush()?;
+                return Ok(Outcome::Failed);
+            };
+            self.handle(msg);
+            while let Ok(msg) = self.rx.try_recv() {
+                self.handle(msg);
+            }
+        }
+    }
+
+    fn spawn_watchers(&self) {
+        let tx = self.tx.clone();
+        let inbox_dir = self.run_dir.join("inbox");
+        let poll = self.settings.inbox_poll;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(poll).await;
+                let waiting = std::fs::read_dir(&inbox_dir)
+                    .map(|mut d| {
+                        d.any(|e| {
+                            e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))
+                        })
+                    })
+                    .unwrap_or(false);
+                if waiting && tx.send(Msg::Inbox).is_err() {
+                    return;
+                }
+            }
+        });
+        if self.settings.signals {
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                loop {
+                    let term_recv = async {
+                        match term.as_mut() {
+                            Some(t) => {
+                                t.recv().await;
+                            }
+                            None => std::future::pending::<()>().await,
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term_recv => {}
+                    }
+                    if tx.send(Msg::Interrupt).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Done { phase, result } => {
+                self.running.remove(&phase);
+                self.record(*result, "engine");
+                if let Some(alert) = self.budget.due_alert() {
+                    self.record(EventData::BudgetAlert(alert), "engine");
+                }
+            }
+            Msg::RetryDue(phase) => self.scheduler.retry_due(&phase),
+            Msg::ApprovalTimeout => {}
+            Msg::Record(data) => self.record(*data, "engine"),
+            Msg::Inbox => {
+                for command in inbox::drain(&self.run_dir) {
+                    match command {
+                        inbox::Command::Approve {
+                            phase,
+                            approved,
+                            comment,
+                            actor,
+                        } => {
+                            if self.scheduler.state(&phase) == Some(&State::Waiting) {
+                                self.record(
+                                    EventData::ApprovalDecided(ApprovalDecided {
+                                        phase,
+                                        approved,
+                                        comment,
+                                        timed_out: false,
+                                    }),
+                                    &actor,
+                                );
+                            } else {
+                                tracing::warn!("ignoring a decision for `{phase}`, which is not waiting for approval");
+                            }
+                        }
+                        inbox::Command::Cancel { actor, reason } => {
+                            if !self.scheduler.cancel_requested() {
+                                self.record(
+                                    EventData::CancelRequested(CancelRequested { reason }),
+                                    &actor,
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            Msg::Interrupt => {
+                self.interrupts += 1;
+                if self.interrupts == 1 {
+                    self.record(
+                        EventData::CancelRequested(CancelRequested {
+                            reason: Some("interrupted (Ctrl-C or SIGTERM)".into()),
+                        }),
+                        &inbox::actor(),
+                    );
+                } else {
+                    // A second interrupt: stop waiting politely; kill at once.
+                    self.settings.grace = Duration::ZERO;
+                    for cancel in self.running.values() {
+                        cancel.send_modify(|level| *level = process::KILL);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ask the scheduler, record its decisions, then act on them, until it only waits.
+    fn step(&mut self) -> Result<(), Error> {
+        for _ in 0..100_000 {
+            self.scheduler.set_now(SystemTime::now());
+            let actions = self.scheduler.decide();
+            if actions.is_empty() {
+                break;
+            }
+            let mut starts = Vec::new();
+            let mut effects = Vec::new();
+            let mut recorded = false;
+            for action in actions {
+                match action {
+                    Action::Record(data) => {
+                        self.record(data, "engine");
+                        recorded = true;
+                    }
+                    Action::Start {
+                        phase,
+                        attempt,
+                        timeout,
+                    } => starts.push((phase, attempt, timeout)),
+                    other => effects.push(other),
+                }
+            }
+            let mut prepared = Vec::new();
+            for (phase, attempt, timeout) in starts {
+                let (started, job) = self.prepare(&phase, attempt, timeout);
+                if let Err(NotStarted::NeedsApproval(reason)) = job {
+                    // A policy wants a person to agree first: the phase waits, no attempt.
+                    self.record(
+                        EventData::ApprovalRequested(ApprovalRequested {
+                            phase,
+                            reason,
+                            timeout_ms: None,
+                        }),
+                        "engine",
+                    );
+                    recorded = true;
+                    continue;
+                }
+                self.record(EventData::AttemptStarted(started), "engine");
+                match job {
+                    Ok(job) => prepared.push(job),
+                    Err(NotStarted::NeedsApproval(_)) => {}
+                    Err(NotStarted::Failed(kind, message)) => {
+                        self.record(
+                            EventData::AttemptFailed(AttemptFailed {
+                                phase,
+                                attempt,
+                                kind,
+                                message,
+                                exit_code: None,
+                                duration_ms: 0,
+                                agent: None,
+                                usage: None,
+                            }),
+                            "engine",
+                        );
+                        // The scheduler has something new to decide about.
+                        recorded = true;
+                    }
+                }
+            }
+            // Durable first, then the external effects that depend on it.
+            if prepared
+                .iter()
+                .any(|job| matches!(job.work, Work::Process(_)))
+            {
+                self.flush()?;
+            }
+            for effect in effects {
+                self.effect(effect);
+            }
+            let launched = !prepared.is_empty();
+            for job in prepared {
+                self.launch(job);
+            }
+            if !recorded && !launched {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn effect(&mut self, action: Action) {
+        match action {
+            Action::RetryAfter { phase, delay } => {
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = tx.send(Msg::RetryDue(phase));
+                });
+            }
+            Action::Cancel { phase, .. } => {
+                if let Some(cancel) = self.running.get(&phase) {
+                    cancel.send_modify(|level| *level = (*level).max(process::CANCEL));
+                }
+            }
+            Action::ApprovalTimer { after, .. } => {
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    let _ = tx.send(Msg::ApprovalTimeout);
+                });
+            }
+            Action::Record(_) | Action::Start { .. } => {}
+        }
+    }
+
+    fn launch(&mut self, job: Job) {
+        let (cancel_tx, cancel_rx) = watch::channel(0u8);
+        self.running.insert(job.phase.clone(), cancel_tx);
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let phase = job.phase.clone();
+            let result = run_job(job, cancel_rx).await;
+            let _ = tx.send(Msg::Done {
+                phase,
+                result: Box::new(result),
+            });
+        });
+    }
+}
