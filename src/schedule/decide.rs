@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::state::Outcome;
-use super::{facts, Action, Scheduler, SettleOutcome, State};
+use super::{facts, items, Action, Scheduler, SettleOutcome, State};
 use crate::model::{FailureKind, ForEach, OnTimeout, PhaseKind};
 use crate::record::event::{
     ApprovalDecided, ApprovalRequested, Child, EventData, LoopStarted, PhaseExpanded, PhaseFailed,
@@ -400,6 +400,6 @@ impl Scheduler {
             },
             None => Vec::new(),
         };
-        facts::children(items)
+        items::children(items)
     }
 }

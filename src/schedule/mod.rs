@@ -8,10 +8,12 @@
 //! - `apply.rs`: folding an event into the state ([`Scheduler::apply`]).
 //! - `decide.rs`: deciding actions from the state ([`Scheduler::decide`]).
 //! - `facts.rs`: what `if`, `for_each` and templates see, and evaluating Rhai over it.
+//! - `items.rs`: `for_each` items into children, and the one check of item ids.
 
 mod apply;
 mod decide;
 mod facts;
+mod items;
 mod state;
 #[cfg(test)]
 mod tests;
