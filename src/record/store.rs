@@ -1,7 +1,7 @@
 //! The store: where a project's runs live (`.spectacular/runs/<run_id>/events.jsonl`), reading
 //! run logs (read-only, safe beside a live writer) and opening the SQLite projection.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use super::event::Event;
 use super::projection::Projection;
@@ -40,9 +40,19 @@ impl Store {
         self.dir.join("runs")
     }
 
-    /// `<dir>/runs/<run_id>`
+    /// `<dir>/runs/<run_id>`, or why `run_id` cannot be a run id (it is not one plain path
+    /// segment; see [`join_under`]).
+    pub fn checked_run_dir(&self, run_id: &str) -> Result<PathBuf, UnsafePath> {
+        join_under(&self.runs_dir(), &[run_id])
+    }
+
+    /// `<dir>/runs/<run_id>`. Run ids are ULIDs the engine makes or names read from `runs/`
+    /// ([`Store::run_ids`], [`Store::resolve_run`]); anything else that is not one plain path
+    /// segment (`..`, `a/b`, empty) gets `<dir>/runs/.invalid-run-id`, a directory no run
+    /// uses and `run_ids` never lists, so a run id can never lead outside `runs/`.
     pub fn run_dir(&self, run_id: &str) -> PathBuf {
-        self.runs_dir().join(run_id)
+        self.checked_run_dir(run_id)
+            .unwrap_or_else(|_| self.runs_dir().join(INVALID_RUN_DIR))
     }
 
     /// `<dir>/runs/<run_id>/events.jsonl`
@@ -119,6 +129,13 @@ impl Store {
     /// Read a run's events without changing anything (a live writer may be mid-line): a torn
     /// last line is ignored; a corrupt line before it is an error naming the file and line.
     pub fn read_events(&self, run_id: &str) -> Result<Vec<Event>, Error> {
+        if self.checked_run_dir(run_id).is_err() {
+            return Err(Error::UnknownRun {
+                query: run_id.to_string(),
+                runs_dir: self.runs_dir(),
+                candidates: Vec::new(),
+            });
+        }
         let path = self.events_path(run_id);
         let bytes = std::fs::read(&path).map_err(|e| Error::io("read the run log", &path, e))?;
         Ok(parse_log(&path, &bytes, run_id)?.events)
@@ -148,6 +165,72 @@ impl Store {
         projection.forget_runs_except(&ids)?;
         Ok(projection)
     }
+}
+
+/// What [`Store::run_dir`] gives for a run id that is not a plain path segment.
+const INVALID_RUN_DIR: &str = ".invalid-run-id";
+
+/// A path segment [`join_under`] refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{segment}` cannot be part of a path under `{}`: {reason}", root.display())]
+pub struct UnsafePath {
+    pub root: PathBuf,
+    /// The refused segment, escaped and cut to 40 characters.
+    pub segment: String,
+    pub reason: &'static str,
+}
+
+/// `root` joined with `parts`, proven to stay under `root`: each part must be exactly one
+/// ordinary path segment (not empty, not `.` or `..`, no `/` or `\`, so never absolute,
+/// and no NUL or other control character). Every path built from a name that came from
+/// outside the engine (a run id, an item id, an instance name, a declared output path split
+/// on `/`) goes through here. Touches nothing on disk, so a symlink already under `root` is
+/// not seen; the engine never creates one.
+pub fn join_under(root: &Path, parts: &[&str]) -> Result<PathBuf, UnsafePath> {
+    let mut path = root.to_path_buf();
+    for part in parts {
+        let refuse = |reason| UnsafePath {
+            root: root.to_path_buf(),
+            segment: shown(part),
+            reason,
+        };
+        let reason = if part.is_empty() {
+            Some("it is empty")
+        } else if *part == "." || *part == ".." {
+            Some("`.` and `..` are not names")
+        } else if part.contains(['/', '\\']) {
+            Some("it contains a path separator")
+        } else if part.contains('\0') {
+            Some("it contains a NUL byte")
+        } else if part.chars().any(char::is_control) {
+            Some("it contains a control character")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(refuse(reason));
+        }
+        // The proof, whatever the platform: one normal component, the part itself.
+        let mut components = Path::new(part).components();
+        match (components.next(), components.next()) {
+            (Some(Component::Normal(c)), None) if c == *part => path.push(part),
+            _ => return Err(refuse("it is not a plain file name")),
+        }
+    }
+    Ok(path)
+}
+
+/// `s` for an error message: escaped, at most 40 characters.
+fn shown(s: &str) -> String {
+    let mut out = String::new();
+    for (n, c) in s.chars().enumerate() {
+        if n == 40 {
+            out.push('…');
+            break;
+        }
+        out.extend(c.escape_debug());
+    }
+    out
 }
 
 /// A run log, parsed.
@@ -358,6 +441,68 @@ mod tests {
         let mut lines: Vec<&str> = text.lines().collect();
         lines[line - 1] = with;
         lines.join("\n") + "\n"
+    }
+
+    #[test]
+    fn join_under_accepts_plain_segments() {
+        let root = Path::new("/store/runs");
+        assert_eq!(
+            join_under(root, &["R1", "attempts", "implement[wp-1]", "1"]),
+            Ok(PathBuf::from("/store/runs/R1/attempts/implement[wp-1]/1"))
+        );
+        assert_eq!(join_under(root, &[]), Ok(root.to_path_buf()));
+        assert_eq!(
+            join_under(root, &["a..b", ".x", "v1.2"]),
+            Ok(root.join("a..b/.x/v1.2"))
+        );
+    }
+
+    #[test]
+    fn join_under_refuses_what_could_leave_the_root() {
+        let root = Path::new("/store/runs");
+        for (part, reason) in [
+            ("..", "`.` and `..` are not names"),
+            (".", "`.` and `..` are not names"),
+            ("", "it is empty"),
+            ("/etc", "it contains a path separator"),
+            ("/", "it contains a path separator"),
+            ("t/../../x", "it contains a path separator"),
+            ("a\\b", "it contains a path separator"),
+            ("a\0b", "it contains a NUL byte"),
+            ("a\nb", "it contains a control character"),
+        ] {
+            let err = join_under(root, &["R1", part, "out.txt"]).unwrap_err();
+            assert_eq!(err.reason, reason, "{part:?}");
+            assert_eq!(err.root, root);
+        }
+        let err = join_under(root, &["x\ny/..", "a"]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`x\\ny/..` cannot be part of a path under `/store/runs`: it contains a path separator"
+        );
+    }
+
+    #[test]
+    fn a_run_id_that_is_not_a_segment_never_leaves_the_runs_directory() {
+        let store = Store {
+            dir: PathBuf::from("/p/.spectacular"),
+        };
+        assert_eq!(
+            store.run_dir("01J"),
+            PathBuf::from("/p/.spectacular/runs/01J")
+        );
+        for bad in ["..", "../../etc", "/etc", ""] {
+            assert_eq!(
+                store.run_dir(bad),
+                PathBuf::from("/p/.spectacular/runs/.invalid-run-id"),
+                "{bad:?}"
+            );
+            assert!(store.checked_run_dir(bad).is_err());
+            assert!(matches!(
+                store.read_events(bad),
+                Err(Error::UnknownRun { .. })
+            ));
+        }
     }
 
     #[test]

@@ -700,3 +700,47 @@ fn replaying_a_log_reaches_the_same_state_without_new_decisions() {
         .collect();
     assert!(records.is_empty(), "{records:?}");
 }
+
+#[test]
+fn for_each_fails_the_phase_on_an_id_that_could_leave_the_store() {
+    let mut h = Harness::new(
+        "
+mission: fan
+phases:
+  plan: { uses: builtin/noop }
+  implement:
+    needs: [plan]
+    uses: builtin/noop
+    for_each: outputs.plan.tasks
+",
+        8,
+    );
+    h.starts();
+    let mut values = std::collections::BTreeMap::new();
+    values.insert(
+        "tasks".to_string(),
+        serde_json::json!([{"id": "wp-1"}, {"id": "t/../../../../../outside/x"}]),
+    );
+    h.succeed_with("plan", 1, values);
+    assert!(h.starts().is_empty());
+    assert!(!h.types().contains(&"phase.expanded"), "{:?}", h.types());
+    match h.log.iter().find_map(|e| match &e.data {
+        EventData::PhaseFailed(f) => Some(f.clone()),
+        _ => None,
+    }) {
+        Some(f) => {
+            assert_eq!(
+                (f.phase.as_str(), f.kind),
+                ("implement", FailureKind::Expression)
+            );
+            assert!(
+                f.message
+                    .starts_with("item 1 has the id `t/../../../../../outside/x`"),
+                "{}",
+                f.message
+            );
+        }
+        None => panic!("no phase.failed"),
+    }
+    assert_eq!(h.types().last(), Some(&"run.failed"));
+}

@@ -1,0 +1,405 @@
+//! Deciding what to do next from the state.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::state::Outcome;
+use super::{facts, items, Action, Scheduler, SettleOutcome, State};
+use crate::model::{FailureKind, ForEach, OnTimeout, PhaseKind};
+use crate::record::event::{
+    ApprovalDecided, ApprovalRequested, Child, EventData, LoopStarted, PhaseExpanded, PhaseFailed,
+    PhaseRef, PhaseSkipped, PhaseSucceeded, RunFinished, RunSuspended, SkipReason,
+};
+
+impl Scheduler {
+    fn need_states(&self, i: usize) -> (bool, bool) {
+        let mut all_settled = true;
+        let mut any_bad = false;
+        for &n in &self.instances[i].needs {
+            let state = &self.instances[n].state;
+            if !state.is_settled() {
+                all_settled = false;
+            } else if !state.satisfies() {
+                any_bad = true;
+            }
+        }
+        (all_settled, any_bad)
+    }
+
+    fn running_count(&self) -> (u32, HashMap<usize, u32>) {
+        let mut per_parent = HashMap::new();
+        for &i in &self.running_set {
+            if let Some(p) = self.instances[i].parent {
+                *per_parent.entry(p).or_insert(0) += 1;
+            }
+        }
+        (self.running_set.len() as u32, per_parent)
+    }
+
+    /// What to do now. Calling it again without applying anything returns the same records.
+    pub fn decide(&mut self) -> Vec<Action> {
+        if self.finished.is_some() {
+            return Vec::new();
+        }
+        let mut actions = Vec::new();
+        if self.cancel_requested {
+            let running = !self.running_set.is_empty();
+            for &i in &self.running_set {
+                let inst = &mut self.instances[i];
+                {
+                    if !inst.requested {
+                        inst.requested = true;
+                        actions.push(Action::Cancel {
+                            phase: inst.name.clone(),
+                            kind: FailureKind::Canceled,
+                        });
+                    }
+                }
+            }
+            if !running {
+                actions.push(Action::Record(EventData::RunCanceled(RunFinished {
+                    failed: Vec::new(),
+                    reason: Some("canceled by the user".into()),
+                })));
+            }
+            return actions;
+        }
+        let mut startable = Vec::new();
+        let candidates: Vec<usize> = self.active.iter().copied().collect();
+        for i in candidates {
+            if self.instances[i].dropped
+                || matches!(
+                    self.instances[i].state,
+                    State::Running { .. }
+                        | State::Succeeded
+                        | State::Failed { .. }
+                        | State::Skipped(_)
+                )
+            {
+                continue;
+            }
+            let name = self.instances[i].name.clone();
+            match self.instances[i].state.clone() {
+                State::Pending => {
+                    let (all_settled, any_bad) = self.need_states(i);
+                    if !all_settled {
+                        // Looked at again when one of its needs settles.
+                        self.active.remove(&i);
+                        continue;
+                    }
+                    let phase = &self.phases[self.instances[i].phase];
+                    if any_bad && !phase.always {
+                        actions.push(Action::Record(EventData::PhaseSkipped(PhaseSkipped {
+                            phase: name,
+                            reason: SkipReason::UpstreamFailed,
+                            detail: None,
+                        })));
+                        continue;
+                    }
+                    let condition = if self.instances[i].parent.is_none() {
+                        phase.condition.clone()
+                    } else {
+                        None
+                    };
+                    match condition.map(|c| self.eval_condition(i, &c)) {
+                        None | Some(Ok(true)) => {
+                            actions.push(Action::Record(EventData::PhaseReady(PhaseRef {
+                                phase: name,
+                            })))
+                        }
+                        Some(Ok(false)) => {
+                            actions.push(Action::Record(EventData::PhaseSkipped(PhaseSkipped {
+                                phase: name,
+                                reason: SkipReason::Condition,
+                                detail: phase.condition.clone(),
+                            })))
+                        }
+                        Some(Err(message)) => {
+                            actions.push(Action::Record(EventData::PhaseFailed(PhaseFailed {
+                                phase: name,
+                                attempts: 0,
+                                kind: FailureKind::Expression,
+                                message,
+                                continued: false,
+                            })))
+                        }
+                    }
+                }
+                State::Ready => {
+                    let inst = &self.instances[i];
+                    let phase = &self.phases[inst.phase];
+                    if let PhaseKind::Approval {
+                        reason, timeout, ..
+                    } = &phase.kind
+                    {
+                        actions.push(Action::Record(EventData::ApprovalRequested(
+                            ApprovalRequested {
+                                phase: name,
+                                reason: reason.clone(),
+                                timeout_ms: timeout.map(|t| t.as_millis() as u64),
+                            },
+                        )));
+                    } else if phase.for_each.is_some() && inst.parent.is_none() {
+                        match self.expand_items(i) {
+                            Ok(children) => actions.push(Action::Record(EventData::PhaseExpanded(
+                                PhaseExpanded {
+                                    phase: name,
+                                    children,
+                                },
+                            ))),
+                            Err(message) => {
+                                actions.push(Action::Record(EventData::PhaseFailed(PhaseFailed {
+                                    phase: name,
+                                    attempts: 0,
+                                    kind: FailureKind::Expression,
+                                    message,
+                                    continued: false,
+                                })))
+                            }
+                        }
+                    } else {
+                        startable.push(i);
+                    }
+                }
+                State::RetryDue => startable.push(i),
+                State::RetryWait { delay } => {
+                    if !self.instances[i].requested {
+                        self.instances[i].requested = true;
+                        actions.push(Action::RetryAfter { phase: name, delay });
+                    }
+                }
+                State::Waiting => {
+                    let phase = &self.phases[self.instances[i].phase];
+                    if let PhaseKind::Approval {
+                        timeout: Some(timeout),
+                        on_timeout,
+                        ..
+                    } = &phase.kind
+                    {
+                        let waited = match (self.now, self.instances[i].waiting_since) {
+                            (Some(now), Some(since)) => {
+                                now.duration_since(since).unwrap_or_default()
+                            }
+                            _ => Duration::ZERO,
+                        };
+                        if waited >= *timeout {
+                            actions.push(Action::Record(EventData::ApprovalDecided(
+                                ApprovalDecided {
+                                    phase: name,
+                                    approved: *on_timeout == OnTimeout::Approve,
+                                    comment: Some(format!(
+                                        "no decision within {}",
+                                        crate::model::format_duration(*timeout)
+                                    )),
+                                    timed_out: true,
+                                },
+                            )));
+                        } else if !self.instances[i].requested {
+                            self.instances[i].requested = true;
+                            actions.push(Action::ApprovalTimer {
+                                phase: name,
+                                after: *timeout - waited,
+                            });
+                        }
+                    }
+                }
+                State::FanOut => {
+                    let children = &self.instances[i].children;
+                    if self.instances[i].settled_children == children.len() {
+                        let failed: Vec<String> = children
+                            .iter()
+                            .filter(|&&c| !self.instances[c].state.satisfies())
+                            .map(|&c| self.instances[c].name.clone())
+                            .collect();
+                        let outcome = if failed.is_empty() {
+                            Outcome::Ok
+                        } else {
+                            Outcome::Failed {
+                                kind: FailureKind::Exit,
+                                message: format!(
+                                    "{} of {} items failed: {}",
+                                    failed.len(),
+                                    children.len(),
+                                    failed.join(", ")
+                                ),
+                            }
+                        };
+                        actions.push(self.settle(i, outcome));
+                    }
+                }
+                State::Settling(SettleOutcome(outcome)) => actions.push(self.settle(i, outcome)),
+                State::Running { .. }
+                | State::Succeeded
+                | State::Failed { .. }
+                | State::Skipped(_) => {}
+            }
+        }
+        let (mut running, mut per_parent) = self.running_count();
+        for i in startable {
+            if running >= self.options.max_parallel {
+                break;
+            }
+            let inst = &self.instances[i];
+            if let Some(p) = inst.parent {
+                let limit = self.phases[self.instances[p].phase]
+                    .max_parallel
+                    .unwrap_or(u32::MAX);
+                let count = per_parent.entry(p).or_insert(0);
+                if *count >= limit {
+                    continue;
+                }
+                *count += 1;
+            }
+            running += 1;
+            let phase = &self.phases[inst.phase];
+            let remaining = match (phase.deadline, inst.round_started, self.now) {
+                (Some(deadline), Some(started), Some(now)) => Some(
+                    (started + deadline)
+                        .duration_since(now)
+                        .unwrap_or(Duration::ZERO),
+                ),
+                (Some(deadline), None, _) => Some(deadline),
+                _ => None,
+            };
+            let timeout = match (phase.timeout, remaining) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            actions.push(Action::Start {
+                phase: inst.name.clone(),
+                attempt: inst.attempts + 1,
+                timeout,
+            });
+        }
+        if !actions
+            .iter()
+            .any(|a| matches!(a, Action::Record(_) | Action::Start { .. }))
+        {
+            self.finish(&mut actions);
+        }
+        actions
+    }
+
+    /// The phase-level outcome of a settled attempt (or fan-out, or gate).
+    fn settle(&self, i: usize, outcome: Outcome) -> Action {
+        let inst = &self.instances[i];
+        let phase = &self.phases[inst.phase];
+        match outcome {
+            Outcome::Ok => Action::Record(EventData::PhaseSucceeded(PhaseSucceeded {
+                phase: inst.name.clone(),
+                attempts: inst.attempts,
+                artifacts: inst.artifacts.clone(),
+            })),
+            Outcome::Failed { kind, message } => {
+                if let (Some(on_failure), None) = (&phase.on_failure, inst.parent) {
+                    let done = self.loops.get(&inst.name).copied().unwrap_or(0);
+                    if done < on_failure.max_loops && kind != FailureKind::Canceled {
+                        let mut reset = vec![on_failure.goto.clone()];
+                        for id in self.plan.downstream(&on_failure.goto) {
+                            let running = self.index.get(id).is_some_and(|&j| {
+                                matches!(self.instances[j].state, State::Running { .. })
+                            });
+                            if !running {
+                                reset.push(id.to_string());
+                            }
+                        }
+                        return Action::Record(EventData::LoopStarted(LoopStarted {
+                            from: inst.name.clone(),
+                            goto: on_failure.goto.clone(),
+                            iteration: done + 1,
+                            reset,
+                        }));
+                    }
+                }
+                Action::Record(EventData::PhaseFailed(PhaseFailed {
+                    phase: inst.name.clone(),
+                    attempts: inst.attempts,
+                    kind,
+                    message,
+                    continued: phase.continue_on_error,
+                }))
+            }
+        }
+    }
+
+    /// Nothing else to do: end or suspend the run, if that is where it is.
+    fn finish(&mut self, actions: &mut Vec<Action>) {
+        let live = || self.instances.iter().filter(|i| !i.dropped);
+        // Everything not settled is in `active` or `running_set`: look only there.
+        let busy = !self.running_set.is_empty()
+            || self.active.iter().any(|&i| {
+                matches!(
+                    self.instances[i].state,
+                    State::RetryWait { .. } | State::RetryDue | State::Settling(_)
+                )
+            });
+        if busy {
+            return;
+        }
+        let waiting: Vec<String> = self
+            .active
+            .iter()
+            .map(|&i| &self.instances[i])
+            .filter(|i| i.state == State::Waiting)
+            .map(|i| i.name.clone())
+            .collect();
+        if !waiting.is_empty() {
+            if !self.suspended {
+                actions.push(Action::Record(EventData::RunSuspended(RunSuspended {
+                    waiting,
+                })));
+            }
+            return;
+        }
+        let failed: Vec<String> = live()
+            .filter(|i| i.parent.is_none() && matches!(i.state, State::Failed { continued: false }))
+            .map(|i| i.name.clone())
+            .collect();
+        let unsettled: Vec<String> = live()
+            .filter(|i| !i.state.is_settled())
+            .map(|i| i.name.clone())
+            .collect();
+        if !unsettled.is_empty() {
+            actions.push(Action::Record(EventData::RunFailed(RunFinished {
+                failed,
+                reason: Some(format!(
+                    "no progress possible for {}; this is a bug in spectacular, please report it",
+                    unsettled.join(", ")
+                )),
+            })));
+        } else if failed.is_empty() {
+            actions.push(Action::Record(EventData::RunSucceeded(RunFinished {
+                failed,
+                reason: None,
+            })));
+        } else {
+            actions.push(Action::Record(EventData::RunFailed(RunFinished {
+                failed,
+                reason: None,
+            })));
+        }
+    }
+
+    fn eval_condition(&self, i: usize, expression: &str) -> Result<bool, String> {
+        let value = facts::eval(self, i, expression)?;
+        value
+            .as_bool()
+            .ok_or_else(|| format!("`if: {expression}` gave {value}, not true or false"))
+    }
+
+    fn expand_items(&self, i: usize) -> Result<Vec<Child>, String> {
+        let phase = &self.phases[self.instances[i].phase];
+        let items = match &phase.for_each {
+            Some(ForEach::Items(items)) => items.clone(),
+            Some(ForEach::Expression(e)) => match facts::eval(self, i, e)? {
+                Value::Array(items) => items,
+                Value::Null => Vec::new(),
+                other => return Err(format!("`for_each: {e}` gave {other}, not a list")),
+            },
+            None => Vec::new(),
+        };
+        items::children(items)
+    }
+}

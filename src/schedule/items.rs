@@ -1,0 +1,206 @@
+//! Turning the items of a `for_each` phase into children: keys, sibling edges, and the checks
+//! that make every key safe to use in a child's name and in the paths the engine builds from
+//! it. This is the one place item ids are validated; everything downstream trusts them.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::record::event::Child;
+
+/// The longest item id accepted.
+pub const MAX_ITEM_ID_LEN: usize = 64;
+
+/// How many characters of an offending id an error message shows.
+const SHOWN_CHARS: usize = 40;
+
+/// Is `id` a valid item id: 1 to [`MAX_ITEM_ID_LEN`] ASCII letters, digits, `-`, `_` and `.`,
+/// starting with a letter, a digit or `_`? Such an id is a single, ordinary path segment
+/// (never `.`, `..`, hidden, an option, or a separator) and fits on one line.
+pub fn is_item_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ITEM_ID_LEN
+        && (id.as_bytes()[0].is_ascii_alphanumeric() || id.as_bytes()[0] == b'_')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// `s` for an error message: control characters and quotes escaped, at most
+/// [`SHOWN_CHARS`] characters.
+fn shown(s: &str) -> String {
+    let mut out = String::new();
+    for (n, c) in s.chars().enumerate() {
+        if n == SHOWN_CHARS {
+            out.push('…');
+            break;
+        }
+        out.extend(c.escape_debug());
+    }
+    out
+}
+
+/// Why `key`, the id of item `index`, is refused, if it is.
+fn check_key(index: usize, key: &str) -> Result<(), String> {
+    if is_item_id(key) {
+        return Ok(());
+    }
+    let problem = if key.is_empty() {
+        "an empty id".to_string()
+    } else if key.len() > MAX_ITEM_ID_LEN {
+        format!(
+            "an id of {} bytes (`{}`), longer than {MAX_ITEM_ID_LEN}",
+            key.len(),
+            shown(key)
+        )
+    } else {
+        format!("the id `{}`", shown(key))
+    };
+    Err(format!(
+        "item {index} has {problem}; item ids name children and their files, so they must be \
+         1 to {MAX_ITEM_ID_LEN} ASCII letters, digits, `-`, `_` and `.`, starting with a letter, \
+         a digit or `_`: give the item an `id` like `task-{index}`"
+    ))
+}
+
+/// Turn `for_each` items into children: keys from `id` (else the index), edges from
+/// `depends_on`. Refuses invalid ids (see [`is_item_id`]), duplicate keys, unknown
+/// dependencies and cycles. Linear in the number of items and edges.
+pub(super) fn children(items: Vec<Value>) -> Result<Vec<Child>, String> {
+    let mut children = Vec::with_capacity(items.len());
+    // Key → index of the item.
+    let mut keys: HashMap<String, usize> = HashMap::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        let key = match item.get("id") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => index.to_string(),
+        };
+        check_key(index, &key)?;
+        if let Some(first) = keys.insert(key.clone(), index) {
+            return Err(format!(
+                "items {first} and {index} have the same id `{key}`; give each item its own `id`"
+            ));
+        }
+        let depends_on: Vec<String> = match item.get("depends_on") {
+            Some(Value::Array(deps)) => deps
+                .iter()
+                .map(|d| {
+                    d.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| d.to_string())
+                })
+                .collect(),
+            Some(Value::String(one)) => vec![one.clone()],
+            _ => Vec::new(),
+        };
+        children.push(Child {
+            key,
+            item,
+            depends_on,
+        });
+    }
+    // Kahn's algorithm over indices: every item must be reachable without a cycle.
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); children.len()];
+    let mut remaining: Vec<usize> = Vec::with_capacity(children.len());
+    for (index, child) in children.iter().enumerate() {
+        for dep in &child.depends_on {
+            let Some(&d) = keys.get(dep) else {
+                return Err(format!(
+                    "item `{}` depends on `{}`, which is not an item",
+                    child.key,
+                    shown(dep)
+                ));
+            };
+            dependents[d].push(index);
+        }
+        remaining.push(child.depends_on.len());
+    }
+    let mut ready: Vec<usize> = (0..children.len()).filter(|&i| remaining[i] == 0).collect();
+    let mut done = 0;
+    while let Some(i) = ready.pop() {
+        done += 1;
+        for &d in &dependents[i] {
+            remaining[d] -= 1;
+            if remaining[d] == 0 {
+                ready.push(d);
+            }
+        }
+    }
+    if done < children.len() {
+        return Err("the items' `depends_on` form a cycle".into());
+    }
+    Ok(children)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn refused(items: Value) -> String {
+        let Value::Array(items) = items else {
+            panic!("not a list")
+        };
+        match children(items) {
+            Ok(c) => panic!(
+                "accepted: {:?}",
+                c.iter().map(|c| c.key.clone()).collect::<Vec<_>>()
+            ),
+            Err(message) => message,
+        }
+    }
+
+    #[test]
+    fn item_ids_are_plain_path_segments() {
+        for good in ["a", "wp-1", "Task_2", "v1.2.3", "_x", "0", "a..b"] {
+            assert!(is_item_id(good), "{good}");
+        }
+        let long = "a".repeat(MAX_ITEM_ID_LEN + 1);
+        for bad in [
+            "", ".", "..", ".hidden", "-rf", "a/b", "a\\b", "a b", "a\nb", "a\0b", "a[1]", "é",
+            &long,
+        ] {
+            assert!(!is_item_id(bad), "{bad:?}");
+        }
+        assert!(is_item_id(&long[1..]));
+    }
+
+    #[test]
+    fn a_traversal_id_is_refused_naming_the_item() {
+        let message = refused(json!([{"id": "ok"}, {"id": "t/../../../../../outside/x"}]));
+        assert!(
+            message.starts_with("item 1 has the id `t/../../../../../outside/x`"),
+            "{message}"
+        );
+        assert!(message.contains("`task-1`"), "{message}");
+    }
+
+    #[test]
+    fn a_newline_id_is_refused_and_shown_escaped() {
+        let message = refused(json!([{"id": "a\nrm -rf /"}]));
+        assert!(!message.contains('\n'), "{message}");
+        assert!(message.contains("`a\\nrm -rf /`"), "{message}");
+    }
+
+    #[test]
+    fn an_over_long_id_is_refused_and_shown_truncated() {
+        let long = "x".repeat(10_000);
+        let message = refused(json!([{"id": long}]));
+        assert!(
+            message.starts_with("item 0 has an id of 10000 bytes"),
+            "{message}"
+        );
+        assert!(message.len() < 400, "{message}");
+    }
+
+    #[test]
+    fn duplicate_ids_are_refused_naming_both_items() {
+        let message = refused(json!([{"id": "a"}, {"id": "b"}, {"id": "a"}]));
+        assert!(
+            message.starts_with("items 0 and 2 have the same id `a`"),
+            "{message}"
+        );
+    }
+}
