@@ -223,7 +223,7 @@ pub fn agents_schema_text() -> String {
 
 /// Check the text of an `agents.yaml` (`origin` names it): located diagnostics, like missions.
 pub fn check(text: &str, origin: &str) -> (Option<AgentsFile>, crate::diag::Diagnostics) {
-    crate::config::check_file(text, origin, &agents_schema())
+    crate::conform::check_file(text, origin, &agents_schema())
 }
 
 /// Parse the text of an `agents.yaml`; `origin` names it in messages. The error is the first
