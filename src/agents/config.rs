@@ -22,7 +22,7 @@ pub struct AgentsFile {
 pub struct AgentConfig {
     /// The adapter: `claude-code`, `codex`, `aider`, `gemini`, `opencode`, `command`,
     /// `openai-chat` or `anthropic-messages`.
-    #[schemars(extend("enum" = ["claude-code", "codex", "aider", "gemini", "opencode", "command", "openai-chat", "anthropic-messages"]))]
+    #[schemars(extend("enum" = super::ADAPTERS))]
     pub adapter: String,
     /// Roles this agent serves when a phase names a role but no agent.
     #[serde(default)]

@@ -12,6 +12,7 @@
 mod aider;
 mod classify;
 mod claude;
+pub mod clients;
 mod codex;
 pub mod command;
 pub mod config;
@@ -192,16 +193,11 @@ pub trait CliAdapter: Send + Sync {
 /// The CLI adapter named `name`, configured by `config`; `None` for an unknown name or an HTTP
 /// adapter (see [`HttpProtocol::from_adapter`]).
 pub fn cli_adapter(name: &str, config: &AdapterConfig) -> Option<Box<dyn CliAdapter>> {
-    let adapter: Box<dyn CliAdapter> = match name {
-        "claude-code" => Box::new(claude::ClaudeCode::new(config)),
-        "codex" => Box::new(codex::Codex::new(config)),
-        "aider" => Box::new(aider::Aider::new(config)),
-        "gemini" => Box::new(gemini::Gemini::new(config)),
-        "opencode" => Box::new(opencode::OpenCode::new(config)),
-        "command" => Box::new(command::CommandAdapter::new(config)),
-        _ => return None,
-    };
-    Some(adapter)
+    if name == "command" {
+        return Some(Box::new(command::CommandAdapter::new(config)));
+    }
+    let spec = clients::client_spec(name)?;
+    Some(Box::new(clients::Client::new(spec, config)))
 }
 
 /// The outcome of a CLI attempt from how its process ended and what it printed, redacted:
@@ -359,26 +355,7 @@ pub(crate) fn tail_lines(text: &str, n: usize) -> String {
 
 /// A failure for a process that exited non-zero without a machine-readable reason.
 pub(crate) fn exit_failure(exit_code: Option<i32>, stdout: &str, stderr: &str) -> AgentOutcome {
-    let evidence = format!("{stderr}\n{stdout}");
-    let class = classify_text(&evidence).unwrap_or(FailureClass::Other);
-    let detail = tail_lines(
-        if stderr.trim().is_empty() {
-            stdout
-        } else {
-            stderr
-        },
-        3,
-    );
-    let status = match exit_code {
-        Some(code) => format!("exited with code {code}"),
-        None => "was killed by a signal".to_string(),
-    };
-    let reason = if detail.is_empty() {
-        format!("the agent {status}")
-    } else {
-        format!("the agent {status}: {detail}")
-    };
-    AgentOutcome::failed(class, reason, Usage::default())
+    clients::exit_failure_with(classify_text, exit_code, stdout, stderr)
 }
 
 /// Parse the first complete JSON value in `text`: the whole text, else the last line that is
