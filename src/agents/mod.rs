@@ -19,6 +19,7 @@ pub mod config;
 mod gemini;
 mod http;
 mod opencode;
+pub mod secret;
 
 use std::path::PathBuf;
 
@@ -28,6 +29,7 @@ pub use crate::record::usage::{CostSource, Usage};
 pub use classify::{classify_status, classify_text};
 pub use config::{AdapterConfig, AgentConfig, AgentsFile, OutputFormat, OutputSpec};
 pub use http::{call_http, call_http_blocking, call_http_with_key, HttpEndpoint, HttpProtocol};
+pub use secret::{child_env_removals, secret_env_names};
 
 /// What an adapter needs to know about one attempt.
 #[derive(Clone, Debug, Default)]
@@ -243,14 +245,43 @@ pub const ADAPTERS: &[&str] = &[
     "anthropic-messages",
 ];
 
-/// The values of the API keys an agent may see: the adapter's well-known variables plus the
-/// configured `api_key_env`, read from the environment. Used to redact captured text.
+/// The values to redact from what an agent returns: every secret of this process's environment
+/// (see [`secret`]: the built-in list, the clients' key variables, names ending in `_API_KEY`,
+/// `_TOKEN`…), plus the adapter's key variables and the agent's `api_key_env` and `pass_env`.
+/// A `command` agent's output is redacted of all of them too, whether or not it names a key.
 pub fn secrets(adapter: Option<&dyn CliAdapter>, config: &AdapterConfig) -> Vec<String> {
-    let mut names: Vec<String> = adapter
-        .map(|a| a.key_env().iter().map(|s| s.to_string()).collect())
-        .unwrap_or_default();
+    secrets_in(adapter, config, &secret::process_env())
+}
+
+/// [`secrets`] against the given environment.
+pub fn secrets_in(
+    adapter: Option<&dyn CliAdapter>,
+    config: &AdapterConfig,
+    env: &[(String, String)],
+) -> Vec<String> {
+    let mut names = secret::secret_env_names(
+        &AgentsFile::default(),
+        &crate::config::models::Catalog::default(),
+    );
+    names.extend(
+        adapter
+            .map(|a| {
+                a.key_env()
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default(),
+    );
     names.extend(config.api_key_env.iter().cloned());
-    secret_values(&names)
+    names.extend(config.pass_env.iter().cloned());
+    let mut values: Vec<String> = secret::secret_values(&names, env)
+        .into_iter()
+        .map(|(_, value)| value)
+        .collect();
+    values.sort();
+    values.dedup();
+    values
 }
 
 /// The non-empty values of the named environment variables.
