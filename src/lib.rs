@@ -17,6 +17,7 @@
 pub mod agents;
 pub mod cli;
 pub mod config;
+pub mod conform;
 pub mod diag;
 pub mod execute;
 pub mod load;

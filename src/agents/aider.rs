@@ -7,35 +7,8 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
-use super::{
-    classify_text, exit_failure, tail_lines, AdapterConfig, AgentOutcome, CliAdapter, FailureClass,
-    Invocation, Request, Usage,
-};
-
-pub struct Aider {
-    binary: String,
-    model: Option<String>,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-    openai_compatible: bool,
-}
-
-impl Aider {
-    pub fn new(config: &AdapterConfig) -> Aider {
-        let mut env = Vec::new();
-        if let Some(url) = &config.base_url {
-            env.push(("OPENAI_API_BASE".to_string(), url.clone()));
-        }
-        env.extend(config.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        Aider {
-            binary: config.binary.clone().unwrap_or_else(|| "aider".into()),
-            model: config.model.clone(),
-            args: config.args.clone(),
-            env,
-            openai_compatible: config.base_url.is_some(),
-        }
-    }
-}
+use super::clients::Parse;
+use super::{tail_lines, AgentOutcome};
 
 /// Lines by which Aider (or LiteLLM under it) reports a failed model call.
 const ERROR_MARKERS: &[&str] = &[
@@ -103,136 +76,88 @@ fn count(number: &str, unit: &str) -> u64 {
     (n * scale).round() as u64
 }
 
-impl CliAdapter for Aider {
-    fn name(&self) -> &'static str {
-        "aider"
-    }
-
-    fn binary(&self) -> &str {
-        &self.binary
-    }
-
-    fn invocation(&self, request: &Request) -> Invocation {
-        let mut argv = vec![
-            self.binary.clone(),
-            "--message".into(),
-            request.prompt.clone(),
-            "--yes-always".into(),
-            "--no-stream".into(),
-        ];
-        if let Some(model) = request.model.as_ref().or(self.model.as_ref()) {
-            // An OpenAI-compatible endpoint is reached through LiteLLM's `openai/` provider.
-            let model = if self.openai_compatible && !model.contains('/') {
-                format!("openai/{model}")
-            } else {
-                model.clone()
-            };
-            argv.extend(["--model".into(), model]);
+/// Read `aider --message … --no-stream`.
+pub(super) fn parse(
+    cx: &Parse<'_>,
+    exit_code: Option<i32>,
+    stdout: &str,
+    stderr: &str,
+) -> AgentOutcome {
+    let mut usage = cx.usage();
+    let mut calls = 0u32;
+    let mut session_cost = None;
+    let mut last_error: Option<(usize, String)> = None;
+    let mut last_report = None;
+    let mut text_lines = Vec::new();
+    for (i, line) in stdout.lines().enumerate() {
+        if let Some(m) = model_regex().captures(line) {
+            usage.model = Some(m["model"].to_string());
+            continue;
         }
-        argv.extend(self.args.iter().cloned());
-        Invocation {
-            argv,
-            stdin: None,
-            env: self.env.clone(),
-        }
-    }
-
-    fn parse(&self, exit_code: Option<i32>, stdout: &str, stderr: &str) -> AgentOutcome {
-        let mut usage = Usage {
-            model: self.model.clone(),
-            ..Usage::default()
-        };
-        let mut calls = 0u32;
-        let mut session_cost = None;
-        let mut last_error: Option<(usize, String)> = None;
-        let mut last_report = None;
-        let mut text_lines = Vec::new();
-        for (i, line) in stdout.lines().enumerate() {
-            if let Some(m) = model_regex().captures(line) {
-                usage.model = Some(m["model"].to_string());
-                continue;
-            }
-            if line.trim_start().starts_with("Tokens:") {
-                calls += 1;
-                last_report = Some(i);
-                for part in part_regex().captures_iter(line) {
-                    let n = count(&part["n"], &part["unit"]);
-                    match &part["what"] {
-                        "sent" => usage.input_tokens += n,
-                        "received" => usage.output_tokens += n,
-                        "cache write" => usage.cache_write_tokens += n,
-                        _ => usage.cache_read_tokens += n,
-                    }
+        if line.trim_start().starts_with("Tokens:") {
+            calls += 1;
+            last_report = Some(i);
+            for part in part_regex().captures_iter(line) {
+                let n = count(&part["n"], &part["unit"]);
+                match &part["what"] {
+                    "sent" => usage.input_tokens += n,
+                    "received" => usage.output_tokens += n,
+                    "cache write" => usage.cache_write_tokens += n,
+                    _ => usage.cache_read_tokens += n,
                 }
-                if let Some(c) = cost_regex().captures(line) {
-                    session_cost = c["session"].parse::<f64>().ok();
-                }
-                continue;
             }
-            if ERROR_MARKERS.iter().any(|m| line.contains(m)) {
-                last_error = Some((i, line.trim().to_string()));
-                continue;
+            if let Some(c) = cost_regex().captures(line) {
+                session_cost = c["session"].parse::<f64>().ok();
             }
-            if !BANNER.iter().any(|b| line.starts_with(b)) {
-                text_lines.push(line);
-            }
+            continue;
         }
-        // "sent" counts the cache writes too; keep the four fields disjoint.
-        usage.input_tokens = usage.input_tokens.saturating_sub(usage.cache_write_tokens);
-        if calls > 0 {
-            usage.turns = Some(calls);
+        if ERROR_MARKERS.iter().any(|m| line.contains(m)) {
+            last_error = Some((i, line.trim().to_string()));
+            continue;
         }
-        if let Some(cost) = session_cost {
-            usage.reported_cost(cost);
+        if !BANNER.iter().any(|b| line.starts_with(b)) {
+            text_lines.push(line);
         }
-        let text = Some(text_lines.join("\n").trim().to_string()).filter(|t| !t.is_empty());
-        // An error after the last successful call means the message was never answered.
-        let unanswered = match (&last_error, last_report) {
-            (Some((e, _)), Some(r)) => *e > r,
-            (Some(_), None) => true,
-            _ => false,
+    }
+    // "sent" counts the cache writes too; keep the four fields disjoint.
+    usage.input_tokens = usage.input_tokens.saturating_sub(usage.cache_write_tokens);
+    if calls > 0 {
+        usage.turns = Some(calls);
+    }
+    if let Some(cost) = session_cost {
+        usage.reported_cost(cost);
+    }
+    let text = Some(text_lines.join("\n").trim().to_string()).filter(|t| !t.is_empty());
+    // An error after the last successful call means the message was never answered.
+    let unanswered = match (&last_error, last_report) {
+        (Some((e, _)), Some(r)) => *e > r,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    if exit_code != Some(0) {
+        let mut outcome = cx.exit_failure(exit_code, stdout, stderr);
+        outcome.usage = usage;
+        return outcome;
+    }
+    if unanswered {
+        let (_, line) = last_error.expect("an error was seen");
+        // The explanation and the exception usually sit on neighbouring lines.
+        let evidence = format!("{}\n{}", tail_lines(stdout, 6), stderr);
+        let class = cx.class(&[&line, &evidence]);
+        return AgentOutcome::failed(class, line, usage);
+    }
+    if calls == 0 {
+        // No model call finished and no error was printed: nothing says it worked.
+        let class = cx.class(&[stderr]);
+        let detail = tail_lines(stderr, 2);
+        let reason = if detail.is_empty() {
+            "aider printed no token report: no model call finished".to_string()
+        } else {
+            format!("aider printed no token report: {detail}")
         };
-        if exit_code != Some(0) {
-            let mut outcome = exit_failure(exit_code, stdout, stderr);
-            outcome.usage = usage;
-            return outcome;
-        }
-        if unanswered {
-            let (_, line) = last_error.expect("an error was seen");
-            // The explanation and the exception usually sit on neighbouring lines.
-            let evidence = format!("{}\n{}", tail_lines(stdout, 6), stderr);
-            let class = classify_text(&line)
-                .or_else(|| classify_text(&evidence))
-                .unwrap_or(FailureClass::Other);
-            return AgentOutcome::failed(class, line, usage);
-        }
-        if calls == 0 {
-            // No model call finished and no error was printed: nothing says it worked.
-            let class = classify_text(stderr).unwrap_or(FailureClass::Other);
-            let detail = tail_lines(stderr, 2);
-            let reason = if detail.is_empty() {
-                "aider printed no token report: no model call finished".to_string()
-            } else {
-                format!("aider printed no token report: {detail}")
-            };
-            return AgentOutcome::failed(class, reason, usage);
-        }
-        AgentOutcome::success(text, usage)
+        return AgentOutcome::failed(class, reason, usage);
     }
-
-    fn version_args(&self) -> Vec<String> {
-        vec!["--version".into()]
-    }
-
-    fn key_env(&self) -> &[&'static str] {
-        &[
-            "OPENAI_API_KEY",
-            "ANTHROPIC_API_KEY",
-            "GEMINI_API_KEY",
-            "DEEPSEEK_API_KEY",
-            "OPENROUTER_API_KEY",
-        ]
-    }
+    AgentOutcome::success(text, usage)
 }
 
 #[cfg(test)]

@@ -5,130 +5,72 @@
 
 use serde_json::Value;
 
-use super::{
-    classify_text, exit_failure, json_lines, str_at, u64_at, AdapterConfig, AgentOutcome,
-    CliAdapter, FailureClass, Invocation, Request, Usage,
-};
+use super::clients::Parse;
+use super::{json_lines, str_at, u64_at, AgentOutcome};
 
-pub struct Codex {
-    binary: String,
-    model: Option<String>,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-}
-
-impl Codex {
-    pub fn new(config: &AdapterConfig) -> Codex {
-        let mut env = Vec::new();
-        if let Some(url) = &config.base_url {
-            env.push(("OPENAI_BASE_URL".to_string(), url.clone()));
-        }
-        env.extend(config.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        Codex {
-            binary: config.binary.clone().unwrap_or_else(|| "codex".into()),
-            model: config.model.clone(),
-            args: config.args.clone(),
-            env,
-        }
-    }
-}
-
-impl CliAdapter for Codex {
-    fn name(&self) -> &'static str {
-        "codex"
-    }
-
-    fn binary(&self) -> &str {
-        &self.binary
-    }
-
-    fn invocation(&self, request: &Request) -> Invocation {
-        let mut argv = vec![self.binary.clone(), "exec".into(), "--json".into()];
-        if let Some(model) = request.model.as_ref().or(self.model.as_ref()) {
-            argv.extend(["--model".into(), model.clone()]);
-        }
-        argv.extend(self.args.iter().cloned());
-        argv.push(request.prompt.clone());
-        Invocation {
-            argv,
-            stdin: None,
-            env: self.env.clone(),
-        }
-    }
-
-    fn parse(&self, exit_code: Option<i32>, stdout: &str, stderr: &str) -> AgentOutcome {
-        let mut usage = Usage {
-            model: self.model.clone(),
-            ..Usage::default()
-        };
-        let mut text = None;
-        let mut turns = 0u32;
-        // The last word on how the turn went: Ok after `turn.completed`, the reason after
-        // `turn.failed`; errors in between are remembered but only count when no turn
-        // completed after them.
-        let mut finished: Option<Result<(), String>> = None;
-        let mut last_error: Option<String> = None;
-        let mut saw_event = false;
-        for event in json_lines(stdout) {
-            let kind = event.get("type").and_then(Value::as_str).unwrap_or("");
-            saw_event |= !kind.is_empty();
-            match kind {
-                "thread.started" => usage.session_id = str_at(&event, "/thread_id"),
-                "item.completed" => match event.pointer("/item/type").and_then(Value::as_str) {
-                    Some("agent_message") => text = str_at(&event, "/item/text").or(text),
-                    Some("error") => last_error = str_at(&event, "/item/message").or(last_error),
-                    _ => {}
-                },
-                "turn.completed" => {
-                    turns += 1;
-                    let input = u64_at(&event, "/usage/input_tokens");
-                    let cached = u64_at(&event, "/usage/cached_input_tokens");
-                    usage.input_tokens += input.saturating_sub(cached);
-                    usage.cache_read_tokens += cached.min(input);
-                    usage.output_tokens += u64_at(&event, "/usage/output_tokens");
-                    finished = Some(Ok(()));
-                }
-                "turn.failed" => {
-                    let reason = str_at(&event, "/error/message")
-                        .or(last_error.clone())
-                        .unwrap_or_else(|| "codex reported turn.failed".into());
-                    finished = Some(Err(reason));
-                }
-                "error" => last_error = str_at(&event, "/message").or(last_error),
+/// Read `codex exec --json`.
+pub(super) fn parse(
+    cx: &Parse<'_>,
+    exit_code: Option<i32>,
+    stdout: &str,
+    stderr: &str,
+) -> AgentOutcome {
+    let mut usage = cx.usage();
+    let mut text = None;
+    let mut turns = 0u32;
+    // The last word on how the turn went: Ok after `turn.completed`, the reason after
+    // `turn.failed`; errors in between are remembered but only count when no turn
+    // completed after them.
+    let mut finished: Option<Result<(), String>> = None;
+    let mut last_error: Option<String> = None;
+    let mut saw_event = false;
+    for event in json_lines(stdout) {
+        let kind = event.get("type").and_then(Value::as_str).unwrap_or("");
+        saw_event |= !kind.is_empty();
+        match kind {
+            "thread.started" => usage.session_id = str_at(&event, "/thread_id"),
+            "item.completed" => match event.pointer("/item/type").and_then(Value::as_str) {
+                Some("agent_message") => text = str_at(&event, "/item/text").or(text),
+                Some("error") => last_error = str_at(&event, "/item/message").or(last_error),
                 _ => {}
+            },
+            "turn.completed" => {
+                turns += 1;
+                let input = u64_at(&event, "/usage/input_tokens");
+                let cached = u64_at(&event, "/usage/cached_input_tokens");
+                usage.input_tokens += input.saturating_sub(cached);
+                usage.cache_read_tokens += cached.min(input);
+                usage.output_tokens += u64_at(&event, "/usage/output_tokens");
+                finished = Some(Ok(()));
             }
-        }
-        if turns > 0 {
-            usage.turns = Some(turns);
-        }
-        match (finished, exit_code) {
-            (Some(Ok(())), Some(0)) => AgentOutcome::success(text, usage),
-            (Some(Err(reason)), _) => {
-                let class = classify_text(&reason)
-                    .or_else(|| classify_text(stderr))
-                    .unwrap_or(FailureClass::Other);
-                AgentOutcome::failed(class, reason, usage)
+            "turn.failed" => {
+                let reason = str_at(&event, "/error/message")
+                    .or(last_error.clone())
+                    .unwrap_or_else(|| "codex reported turn.failed".into());
+                finished = Some(Err(reason));
             }
-            (_, code) if !saw_event => exit_failure(code, stdout, stderr),
-            (_, code) => {
-                let reason = last_error.unwrap_or_else(|| match code {
-                    Some(0) => "codex ended without completing its turn".into(),
-                    Some(c) => format!("codex exited with code {c}"),
-                    None => "codex was killed by a signal".into(),
-                });
-                let class = classify_text(&reason)
-                    .or_else(|| classify_text(stderr))
-                    .unwrap_or(FailureClass::Other);
-                AgentOutcome::failed(class, reason, usage)
-            }
+            "error" => last_error = str_at(&event, "/message").or(last_error),
+            _ => {}
         }
     }
-
-    fn version_args(&self) -> Vec<String> {
-        vec!["--version".into()]
+    if turns > 0 {
+        usage.turns = Some(turns);
     }
-
-    fn key_env(&self) -> &[&'static str] {
-        &["OPENAI_API_KEY", "CODEX_API_KEY"]
+    match (finished, exit_code) {
+        (Some(Ok(())), Some(0)) => AgentOutcome::success(text, usage),
+        (Some(Err(reason)), _) => {
+            let class = cx.class(&[&reason, stderr]);
+            AgentOutcome::failed(class, reason, usage)
+        }
+        (_, code) if !saw_event => cx.exit_failure(code, stdout, stderr),
+        (_, code) => {
+            let reason = last_error.unwrap_or_else(|| match code {
+                Some(0) => "codex ended without completing its turn".into(),
+                Some(c) => format!("codex exited with code {c}"),
+                None => "codex was killed by a signal".into(),
+            });
+            let class = cx.class(&[&reason, stderr]);
+            AgentOutcome::failed(class, reason, usage)
+        }
     }
 }

@@ -22,7 +22,7 @@ pub struct AgentsFile {
 pub struct AgentConfig {
     /// The adapter: `claude-code`, `codex`, `aider`, `gemini`, `opencode`, `command`,
     /// `openai-chat` or `anthropic-messages`.
-    #[schemars(extend("enum" = ["claude-code", "codex", "aider", "gemini", "opencode", "command", "openai-chat", "anthropic-messages"]))]
+    #[schemars(extend("enum" = super::ADAPTERS))]
     pub adapter: String,
     /// Roles this agent serves when a phase names a role but no agent.
     #[serde(default)]
@@ -55,9 +55,16 @@ pub struct AgentConfig {
     /// The API's base URL: passed to a CLI through its usual variable, or the HTTP endpoint.
     #[serde(default)]
     pub base_url: Option<String>,
-    /// The environment variable holding the API key (its name, never its value).
+    /// The environment variable holding the API key (its name, never its value). The client
+    /// sees it; its value is redacted from everything recorded.
     #[serde(default)]
     pub api_key_env: Option<String>,
+    /// CLI and `command` agents: environment variables holding secrets that the client may
+    /// still see (names). A client keeps only its own key variables and `api_key_env` of the
+    /// variables Spectacular treats as secrets; name any other it needs here (a `GITHUB_TOKEN`
+    /// for `gh`, say). Their values are redacted all the same.
+    #[serde(default)]
+    pub pass_env: Vec<String>,
     /// HTTP adapters: extra request headers.
     #[serde(default)]
     pub headers: IndexMap<String, String>,
@@ -90,6 +97,7 @@ impl Default for AgentConfig {
             env: IndexMap::new(),
             base_url: None,
             api_key_env: None,
+            pass_env: Vec::new(),
             headers: IndexMap::new(),
             stream: false,
             max_tokens: None,
@@ -223,7 +231,7 @@ pub fn agents_schema_text() -> String {
 
 /// Check the text of an `agents.yaml` (`origin` names it): located diagnostics, like missions.
 pub fn check(text: &str, origin: &str) -> (Option<AgentsFile>, crate::diag::Diagnostics) {
-    crate::config::check_file(text, origin, &agents_schema())
+    crate::conform::check_file(text, origin, &agents_schema())
 }
 
 /// Parse the text of an `agents.yaml`; `origin` names it in messages. The error is the first

@@ -4,113 +4,46 @@
 
 use serde_json::Value;
 
-use super::{
-    classify_text, exit_failure, find_json_object, str_at, u64_at, AdapterConfig, AgentOutcome,
-    CliAdapter, FailureClass, Invocation, Request, Usage,
-};
+use super::clients::Parse;
+use super::{str_at, u64_at, AgentOutcome, Usage};
 
-pub struct Gemini {
-    binary: String,
-    model: Option<String>,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-}
-
-impl Gemini {
-    pub fn new(config: &AdapterConfig) -> Gemini {
-        let mut env = Vec::new();
-        if let Some(url) = &config.base_url {
-            env.push(("GOOGLE_GEMINI_BASE_URL".to_string(), url.clone()));
-        }
-        env.extend(config.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        Gemini {
-            binary: config.binary.clone().unwrap_or_else(|| "gemini".into()),
-            model: config.model.clone(),
-            args: config.args.clone(),
-            env,
-        }
+/// Read `gemini -p --output-format json`.
+pub(super) fn parse(
+    cx: &Parse<'_>,
+    exit_code: Option<i32>,
+    stdout: &str,
+    stderr: &str,
+) -> AgentOutcome {
+    let json = match cx.json_result(&["response", "error", "stats"], exit_code, stdout, stderr) {
+        Ok(json) => json,
+        Err(failure) => return *failure,
+    };
+    let usage = usage(&json, cx.model);
+    let text = str_at(&json, "/response");
+    let error = json.get("error").filter(|e| !e.is_null());
+    if error.is_none() && exit_code == Some(0) {
+        return AgentOutcome::success(text, usage);
     }
-}
-
-impl CliAdapter for Gemini {
-    fn name(&self) -> &'static str {
-        "gemini"
-    }
-
-    fn binary(&self) -> &str {
-        &self.binary
-    }
-
-    fn invocation(&self, request: &Request) -> Invocation {
-        let mut argv = vec![
-            self.binary.clone(),
-            "-p".into(),
-            request.prompt.clone(),
-            "--output-format".into(),
-            "json".into(),
-        ];
-        if let Some(model) = request.model.as_ref().or(self.model.as_ref()) {
-            argv.extend(["-m".into(), model.clone()]);
-        }
-        argv.extend(["--approval-mode".into(), "yolo".into()]);
-        argv.extend(self.args.iter().cloned());
-        Invocation {
-            argv,
-            stdin: None,
-            env: self.env.clone(),
-        }
-    }
-
-    fn parse(&self, exit_code: Option<i32>, stdout: &str, stderr: &str) -> AgentOutcome {
-        let Some(json) = find_json_object(stdout).filter(|j| {
-            j.get("response").is_some() || j.get("error").is_some() || j.get("stats").is_some()
-        }) else {
-            if exit_code == Some(0) {
-                return AgentOutcome::failed(
-                    classify_text(stderr).unwrap_or(FailureClass::Other),
-                    "gemini printed no JSON result",
-                    Usage::default(),
-                );
+    let reason = match error {
+        Some(e) => {
+            let message = str_at(e, "/message").unwrap_or_else(|| e.to_string());
+            match e.get("code").filter(|c| !c.is_null()) {
+                Some(code) => format!("{message} (code {code})"),
+                None => message,
             }
-            return exit_failure(exit_code, stdout, stderr);
-        };
-        let usage = usage(&json, self.model.as_deref());
-        let text = str_at(&json, "/response");
-        let error = json.get("error").filter(|e| !e.is_null());
-        if error.is_none() && exit_code == Some(0) {
-            return AgentOutcome::success(text, usage);
         }
-        let reason = match error {
-            Some(e) => {
-                let message = str_at(e, "/message").unwrap_or_else(|| e.to_string());
-                match e.get("code").filter(|c| !c.is_null()) {
-                    Some(code) => format!("{message} (code {code})"),
-                    None => message,
-                }
-            }
-            None => format!(
-                "gemini exited with code {}",
-                exit_code
-                    .map(|c| c.to_string())
-                    .unwrap_or_else(|| "?".into())
-            ),
-        };
-        let class = classify_text(&reason)
-            .or_else(|| error.and_then(|e| classify_text(&e.to_string())))
-            .or_else(|| classify_text(stderr))
-            .unwrap_or(FailureClass::Other);
-        let mut outcome = AgentOutcome::failed(class, reason, usage);
-        outcome.text = text;
-        outcome
-    }
-
-    fn version_args(&self) -> Vec<String> {
-        vec!["--version".into()]
-    }
-
-    fn key_env(&self) -> &[&'static str] {
-        &["GEMINI_API_KEY", "GOOGLE_API_KEY"]
-    }
+        None => format!(
+            "gemini exited with code {}",
+            exit_code
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "?".into())
+        ),
+    };
+    let error_text = error.map(Value::to_string).unwrap_or_default();
+    let class = cx.class(&[&reason, &error_text, stderr]);
+    let mut outcome = AgentOutcome::failed(class, reason, usage);
+    outcome.text = text;
+    outcome
 }
 
 fn usage(json: &Value, configured_model: Option<&str>) -> Usage {

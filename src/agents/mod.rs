@@ -12,20 +12,24 @@
 mod aider;
 mod classify;
 mod claude;
+pub mod clients;
 mod codex;
 pub mod command;
 pub mod config;
 mod gemini;
 mod http;
 mod opencode;
+pub mod secret;
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::record::usage::{CostSource, Usage};
 pub use classify::{classify_status, classify_text};
 pub use config::{AdapterConfig, AgentConfig, AgentsFile, OutputFormat, OutputSpec};
 pub use http::{call_http, call_http_blocking, call_http_with_key, HttpEndpoint, HttpProtocol};
+pub use secret::{child_env_removals, secret_env_names};
 
 /// What an adapter needs to know about one attempt.
 #[derive(Clone, Debug, Default)]
@@ -51,52 +55,6 @@ pub struct Invocation {
     pub argv: Vec<String>,
     pub stdin: Option<Vec<u8>>,
     pub env: Vec<(String, String)>,
-}
-
-/// Where a dollar figure came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CostSource {
-    /// The client reported it (Claude Code, Aider, OpenCode).
-    Reported,
-    /// Spectacular priced the reported tokens from the model catalog.
-    Priced,
-}
-
-/// Tokens and dollars of one attempt.
-///
-/// `input_tokens` counts uncached input only: where a client reports cached input as part of
-/// its input (OpenAI, Codex, Gemini), the cached part is moved to `cache_read_tokens`, so that
-/// the four token fields never overlap and can be priced independently.
-#[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq)]
-pub struct Usage {
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub cache_read_tokens: u64,
-    pub cache_write_tokens: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cost_usd: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cost_source: Option<CostSource>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub turns: Option<u32>,
-}
-
-impl Usage {
-    /// All tokens, cached or not.
-    pub fn total_tokens(&self) -> u64 {
-        self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
-    }
-
-    /// Record a dollar figure the client reported.
-    pub fn reported_cost(&mut self, cost: f64) {
-        self.cost_usd = Some(cost);
-        self.cost_source = Some(CostSource::Reported);
-    }
 }
 
 /// Why an attempt failed, as far as the adapter can tell.
@@ -237,16 +195,11 @@ pub trait CliAdapter: Send + Sync {
 /// The CLI adapter named `name`, configured by `config`; `None` for an unknown name or an HTTP
 /// adapter (see [`HttpProtocol::from_adapter`]).
 pub fn cli_adapter(name: &str, config: &AdapterConfig) -> Option<Box<dyn CliAdapter>> {
-    let adapter: Box<dyn CliAdapter> = match name {
-        "claude-code" => Box::new(claude::ClaudeCode::new(config)),
-        "codex" => Box::new(codex::Codex::new(config)),
-        "aider" => Box::new(aider::Aider::new(config)),
-        "gemini" => Box::new(gemini::Gemini::new(config)),
-        "opencode" => Box::new(opencode::OpenCode::new(config)),
-        "command" => Box::new(command::CommandAdapter::new(config)),
-        _ => return None,
-    };
-    Some(adapter)
+    if name == "command" {
+        return Some(Box::new(command::CommandAdapter::new(config)));
+    }
+    let spec = clients::client_spec(name)?;
+    Some(Box::new(clients::Client::new(spec, config)))
 }
 
 /// How an agent's process ended, as the engine reports it to [`process_outcome`].
@@ -302,14 +255,43 @@ pub const ADAPTERS: &[&str] = &[
     "anthropic-messages",
 ];
 
-/// The values of the API keys an agent may see: the adapter's well-known variables plus the
-/// configured `api_key_env`, read from the environment. Used to redact captured text.
+/// The values to redact from what an agent returns: every secret of this process's environment
+/// (see [`secret`]: the built-in list, the clients' key variables, names ending in `_API_KEY`,
+/// `_TOKEN`…), plus the adapter's key variables and the agent's `api_key_env` and `pass_env`.
+/// A `command` agent's output is redacted of all of them too, whether or not it names a key.
 pub fn secrets(adapter: Option<&dyn CliAdapter>, config: &AdapterConfig) -> Vec<String> {
-    let mut names: Vec<String> = adapter
-        .map(|a| a.key_env().iter().map(|s| s.to_string()).collect())
-        .unwrap_or_default();
+    secrets_in(adapter, config, &secret::process_env())
+}
+
+/// [`secrets`] against the given environment.
+pub fn secrets_in(
+    adapter: Option<&dyn CliAdapter>,
+    config: &AdapterConfig,
+    env: &[(String, String)],
+) -> Vec<String> {
+    let mut names = secret::secret_env_names(
+        &AgentsFile::default(),
+        &crate::config::models::Catalog::default(),
+    );
+    names.extend(
+        adapter
+            .map(|a| {
+                a.key_env()
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default(),
+    );
     names.extend(config.api_key_env.iter().cloned());
-    secret_values(&names)
+    names.extend(config.pass_env.iter().cloned());
+    let mut values: Vec<String> = secret::secret_values(&names, env)
+        .into_iter()
+        .map(|(_, value)| value)
+        .collect();
+    values.sort();
+    values.dedup();
+    values
 }
 
 /// The non-empty values of the named environment variables.
@@ -414,26 +396,7 @@ pub(crate) fn tail_lines(text: &str, n: usize) -> String {
 
 /// A failure for a process that exited non-zero without a machine-readable reason.
 pub(crate) fn exit_failure(exit_code: Option<i32>, stdout: &str, stderr: &str) -> AgentOutcome {
-    let evidence = format!("{stderr}\n{stdout}");
-    let class = classify_text(&evidence).unwrap_or(FailureClass::Other);
-    let detail = tail_lines(
-        if stderr.trim().is_empty() {
-            stdout
-        } else {
-            stderr
-        },
-        3,
-    );
-    let status = match exit_code {
-        Some(code) => format!("exited with code {code}"),
-        None => "was killed by a signal".to_string(),
-    };
-    let reason = if detail.is_empty() {
-        format!("the agent {status}")
-    } else {
-        format!("the agent {status}: {detail}")
-    };
-    AgentOutcome::failed(class, reason, Usage::default())
+    clients::exit_failure_with(classify_text, exit_code, stdout, stderr)
 }
 
 /// Parse the first complete JSON value in `text`: the whole text, else the last line that is

@@ -5,157 +5,88 @@
 
 use serde_json::Value;
 
-use super::{
-    as_u64, classify_status, classify_text, exit_failure, json_lines, str_at, u64_at,
-    AdapterConfig, AgentOutcome, CliAdapter, FailureClass, Invocation, Request, Usage,
-};
+use super::clients::Parse;
+use super::{as_u64, classify_status, json_lines, str_at, u64_at, AgentOutcome, FailureClass};
 
-pub struct OpenCode {
-    binary: String,
-    model: Option<String>,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-}
-
-impl OpenCode {
-    pub fn new(config: &AdapterConfig) -> OpenCode {
-        OpenCode {
-            binary: config.binary.clone().unwrap_or_else(|| "opencode".into()),
-            model: config.model.clone(),
-            args: config.args.clone(),
-            env: config
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+/// Read `opencode run --format json`.
+pub(super) fn parse(
+    cx: &Parse<'_>,
+    exit_code: Option<i32>,
+    stdout: &str,
+    stderr: &str,
+) -> AgentOutcome {
+    let mut usage = cx.usage();
+    let mut text = None;
+    let mut steps = 0u32;
+    let mut cost = 0.0;
+    let mut saw_cost = false;
+    let mut saw_event = false;
+    // The most recent error, cleared by a step that finished after it.
+    let mut error: Option<(String, Option<u16>)> = None;
+    for event in json_lines(stdout) {
+        let kind = event.get("type").and_then(Value::as_str).unwrap_or("");
+        saw_event |= !kind.is_empty();
+        if let Some(id) = str_at(&event, "/sessionID") {
+            usage.session_id = Some(id);
         }
-    }
-}
-
-impl CliAdapter for OpenCode {
-    fn name(&self) -> &'static str {
-        "opencode"
-    }
-
-    fn binary(&self) -> &str {
-        &self.binary
-    }
-
-    fn invocation(&self, request: &Request) -> Invocation {
-        let mut argv = vec![
-            self.binary.clone(),
-            "run".into(),
-            "--format".into(),
-            "json".into(),
-        ];
-        if let Some(model) = request.model.as_ref().or(self.model.as_ref()) {
-            argv.extend(["--model".into(), model.clone()]);
-        }
-        argv.extend(self.args.iter().cloned());
-        argv.push(request.prompt.clone());
-        Invocation {
-            argv,
-            stdin: None,
-            env: self.env.clone(),
-        }
-    }
-
-    fn parse(&self, exit_code: Option<i32>, stdout: &str, stderr: &str) -> AgentOutcome {
-        let mut usage = Usage {
-            model: self.model.clone(),
-            ..Usage::default()
-        };
-        let mut text = None;
-        let mut steps = 0u32;
-        let mut cost = 0.0;
-        let mut saw_cost = false;
-        let mut saw_event = false;
-        // The most recent error, cleared by a step that finished after it.
-        let mut error: Option<(String, Option<u16>)> = None;
-        for event in json_lines(stdout) {
-            let kind = event.get("type").and_then(Value::as_str).unwrap_or("");
-            saw_event |= !kind.is_empty();
-            if let Some(id) = str_at(&event, "/sessionID") {
-                usage.session_id = Some(id);
-            }
-            match kind {
-                "text" => text = str_at(&event, "/part/text").or(text),
-                "step_finish" => {
-                    steps += 1;
-                    let part = event.get("part").unwrap_or(&Value::Null);
-                    usage.input_tokens += u64_at(part, "/tokens/input");
-                    usage.output_tokens +=
-                        u64_at(part, "/tokens/output") + u64_at(part, "/tokens/reasoning");
-                    usage.cache_read_tokens += u64_at(part, "/tokens/cache/read");
-                    usage.cache_write_tokens += u64_at(part, "/tokens/cache/write");
-                    if let Some(c) = part.get("cost").and_then(Value::as_f64) {
-                        cost += c;
-                        saw_cost = true;
-                    }
-                    error = None;
+        match kind {
+            "text" => text = str_at(&event, "/part/text").or(text),
+            "step_finish" => {
+                steps += 1;
+                let part = event.get("part").unwrap_or(&Value::Null);
+                usage.input_tokens += u64_at(part, "/tokens/input");
+                usage.output_tokens +=
+                    u64_at(part, "/tokens/output") + u64_at(part, "/tokens/reasoning");
+                usage.cache_read_tokens += u64_at(part, "/tokens/cache/read");
+                usage.cache_write_tokens += u64_at(part, "/tokens/cache/write");
+                if let Some(c) = part.get("cost").and_then(Value::as_f64) {
+                    cost += c;
+                    saw_cost = true;
                 }
-                "error" => {
-                    let e = event.get("error").unwrap_or(&Value::Null);
-                    let message = str_at(e, "/data/message")
-                        .or_else(|| str_at(e, "/message"))
-                        .or_else(|| str_at(e, "/name"))
-                        .unwrap_or_else(|| e.to_string());
-                    let status = e
-                        .pointer("/data/statusCode")
-                        .and_then(as_u64)
-                        .map(|s| s as u16);
-                    error = Some((message, status));
-                }
-                _ => {}
+                error = None;
             }
-        }
-        if steps > 0 {
-            usage.turns = Some(steps);
-        }
-        if saw_cost {
-            usage.reported_cost(cost);
-        }
-        if let Some((message, status)) = error {
-            let class = status
-                .and_then(|s| classify_status(s, &message))
-                .filter(|c| *c != FailureClass::Other)
-                .or_else(|| classify_text(&message))
-                .or_else(|| classify_text(stderr))
-                .unwrap_or(FailureClass::Other);
-            return AgentOutcome::failed(class, message, usage);
-        }
-        if exit_code != Some(0) || !saw_event {
-            if exit_code == Some(0) {
-                return AgentOutcome::failed(
-                    classify_text(stderr).unwrap_or(FailureClass::Other),
-                    "opencode printed no JSON events",
-                    usage,
-                );
+            "error" => {
+                let e = event.get("error").unwrap_or(&Value::Null);
+                let message = str_at(e, "/data/message")
+                    .or_else(|| str_at(e, "/message"))
+                    .or_else(|| str_at(e, "/name"))
+                    .unwrap_or_else(|| e.to_string());
+                let status = e
+                    .pointer("/data/statusCode")
+                    .and_then(as_u64)
+                    .map(|s| s as u16);
+                error = Some((message, status));
             }
-            let mut outcome = exit_failure(exit_code, stdout, stderr);
-            outcome.usage = usage;
-            return outcome;
+            _ => {}
         }
-        if steps == 0 {
+    }
+    if steps > 0 {
+        usage.turns = Some(steps);
+    }
+    if saw_cost {
+        usage.reported_cost(cost);
+    }
+    if let Some((message, status)) = error {
+        let class = status
+            .and_then(|s| classify_status(s, &message))
+            .filter(|c| *c != FailureClass::Other)
+            .unwrap_or_else(|| cx.class(&[&message, stderr]));
+        return AgentOutcome::failed(class, message, usage);
+    }
+    if exit_code != Some(0) || !saw_event {
+        if exit_code == Some(0) {
             return AgentOutcome::failed(
-                classify_text(stderr).unwrap_or(FailureClass::Other),
-                "opencode finished no step",
+                cx.class(&[stderr]),
+                "opencode printed no JSON events",
                 usage,
             );
         }
-        AgentOutcome::success(text, usage)
+        let mut outcome = cx.exit_failure(exit_code, stdout, stderr);
+        outcome.usage = usage;
+        return outcome;
     }
-
-    fn version_args(&self) -> Vec<String> {
-        vec!["--version".into()]
+    if steps == 0 {
+        return AgentOutcome::failed(cx.class(&[stderr]), "opencode finished no step", usage);
     }
-
-    fn key_env(&self) -> &[&'static str] {
-        &[
-            "OPENAI_API_KEY",
-            "ANTHROPIC_API_KEY",
-            "OPENCODE_API_KEY",
-            "OPENROUTER_API_KEY",
-        ]
-    }
+    AgentOutcome::success(text, usage)
 }

@@ -22,6 +22,20 @@ pub struct ModelsFile {
     /// Models by the name missions and policies use.
     #[serde(default)]
     pub models: IndexMap<String, ModelSpec>,
+    /// What Spectacular needs to know about the providers that serve them, by provider name.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub providers: IndexMap<String, ProviderSpec>,
+}
+
+/// One provider.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename = "Provider")]
+pub struct ProviderSpec {
+    /// The environment variables holding the provider's API keys (names, never values).
+    /// Their values are redacted from everything Spectacular records or prints, and only the
+    /// agents that need them see them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_env: Vec<String>,
 }
 
 /// One model.
@@ -108,6 +122,8 @@ pub enum Layer {
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
     pub models: IndexMap<String, (ModelSpec, Layer)>,
+    /// Providers by name; a later layer replaces a provider of the same name.
+    pub providers: IndexMap<String, ProviderSpec>,
 }
 
 impl Catalog {
@@ -182,6 +198,7 @@ pub fn load(project_dot_dir: &Path, user_dir: Option<&Path>) -> (Catalog, Diagno
                 origins.insert(model.clone(), (name.clone(), text.clone()));
                 catalog.models.insert(model, (spec, layer.clone()));
             }
+            catalog.providers.extend(file.providers);
         }
     }
     // Fallbacks name models of the merged catalog.

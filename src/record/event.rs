@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+pub use super::usage::{CostSource, Usage};
 use crate::model::FailureKind;
 
 /// The envelope schema version this build writes.
@@ -317,7 +318,7 @@ pub struct AttemptSucceeded {
     pub agent: Option<String>,
     /// Tokens, model, session and cost of an agent attempt, and where the cost came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub usage: Option<Box<crate::agents::Usage>>,
+    pub usage: Option<Box<Usage>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -335,7 +336,7 @@ pub struct AttemptFailed {
     pub agent: Option<String>,
     /// What the agent used before it failed (failed calls can cost money too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub usage: Option<Box<crate::agents::Usage>>,
+    pub usage: Option<Box<Usage>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

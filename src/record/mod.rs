@@ -20,6 +20,7 @@ pub mod lock;
 pub mod log;
 pub mod projection;
 pub mod store;
+pub mod usage;
 
 pub use event::{Event, EventData};
 pub use fold::{fold, ChildCounts, PhaseState, PhaseSummary, RunStatus, RunSummary};

@@ -10,7 +10,6 @@ mod exprs;
 mod semantic;
 mod structure;
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::diag::{Code, Diagnostic, Diagnostics, Span};
@@ -19,60 +18,7 @@ use crate::load::{Base, Loaded};
 use crate::model::raw::RawMission;
 use crate::model::Mission;
 
-/// One step of a YAML path.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-/// `phases.review.needs[0]`
-pub fn path_text(path: &[Seg]) -> String {
-    let mut out = String::new();
-    for seg in path {
-        match seg {
-            Seg::Key(k) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(k);
-            }
-            Seg::Index(i) => {
-                let _ = write!(out, "[{i}]");
-            }
-        }
-    }
-    out
-}
-
-/// A node found by path, with the span of the key that holds it (if it is a map value).
-pub(crate) struct Found<'a> {
-    pub node: &'a Node,
-    pub key_span: Option<Span>,
-}
-
-pub(crate) fn lookup<'a>(root: &'a Node, path: &[Seg]) -> Option<Found<'a>> {
-    let mut found = Found {
-        node: root,
-        key_span: None,
-    };
-    for seg in path {
-        found = match seg {
-            Seg::Key(k) => {
-                let entry = found.node.entry(k)?;
-                Found {
-                    node: &entry.value,
-                    key_span: Some(entry.key_span),
-                }
-            }
-            Seg::Index(i) => Found {
-                node: found.node.items().get(*i)?,
-                key_span: None,
-            },
-        };
-    }
-    Some(found)
-}
+pub use crate::conform::{path_text, Seg};
 
 /// Shared state of the passes.
 pub(crate) struct Ctx<'a> {
@@ -136,25 +82,15 @@ pub fn validate(loaded: &Loaded, cwd: &Path) -> Validated {
     }
 }
 
-/// Check a YAML document (a configuration file) against a JSON Schema, with the same located
-/// messages as missions: unknown keys with suggestions, wrong types, values out of range.
+/// Check a YAML document (a configuration file) against a JSON Schema; see
+/// [`crate::conform::check_document`], which this forwards to.
 pub fn check_document(
     root: &Node,
     schema: &serde_json::Value,
     file: &str,
-    text: &str,
+    _text: &str,
 ) -> Diagnostics {
-    let base = Base::Dir(std::path::PathBuf::from("."));
-    let cwd = std::path::PathBuf::from(".");
-    let mut ctx = Ctx {
-        file,
-        text,
-        base: &base,
-        cwd: &cwd,
-        diagnostics: Diagnostics::new(),
-    };
-    structure::check_against(&mut ctx, root, schema);
-    ctx.diagnostics
+    crate::conform::check_document(root, schema, file)
 }
 
 /// The `agents.yaml` beside the mission and the project's must be valid.

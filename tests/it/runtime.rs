@@ -935,6 +935,64 @@ fn attempt_result(events: &[Event]) -> EventData {
         .expect("an attempt result")
 }
 
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_with(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_with(&path, needle));
+        } else if std::fs::read(&path)
+            .unwrap_or_default()
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+        {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_command_agent_that_names_no_key_still_leaks_none() {
+    let p = Project::new(
+        "
+mission: agent
+phases:
+  plan:
+    role: planner
+    prompt: plan.md.j2
+",
+    );
+    std::fs::write(p.path().join("plan.md.j2"), "Plan.\n").unwrap();
+    // A careless tool that prints a provider key and a token it happens to inherit.
+    std::fs::write(
+        p.path().join(".spectacular/agents.yaml"),
+        "agents:\n  tool:\n    adapter: command\n    roles: [planner]\n    stdin: false\n    argv: [sh, -c, 'echo \"key $OPENAI_API_KEY\"; echo \"token $ACME_SERVICE_TOKEN\" >&2; exit 3']\n",
+    )
+    .unwrap();
+    let key = "sk-canary-openai-5d1f0c9e7b3a";
+    let token = "canary-acme-token-8e2b4f6a1c";
+    let out = p
+        .command(&["run", "mission.yaml"])
+        .env("OPENAI_API_KEY", key)
+        .env("ACME_SERVICE_TOKEN", token)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    for secret in [key, token] {
+        assert!(!text(&out).contains(secret), "{}", text(&out));
+        let leaked = files_with(p.path(), secret);
+        assert!(leaked.is_empty(), "`{secret}` is in {leaked:?}");
+    }
+    match attempt_result(&p.events()) {
+        EventData::AttemptFailed(f) => {
+            assert!(f.message.contains("[REDACTED]"), "{}", f.message)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn a_claude_code_phase_records_the_reported_cost() {
     let p = agent_project("claude", "claude-code", "claude-sonnet");
