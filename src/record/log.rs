@@ -90,8 +90,10 @@ impl RunLog {
     }
 
     /// Continue the log of an existing run: takes the run lock and reads every event. A torn
-    /// last line is truncated away (with a warning, see [`RunLog::repaired`]); a damaged line
-    /// before it, a gap in `seq` or an event of another run is refused, never skipped.
+    /// last line (one without its trailing newline) is truncated away (with a warning, see
+    /// [`RunLog::repaired`]); a complete line that does not decode (damaged, or written by a
+    /// newer version), a gap in `seq`, a repeated `event_id` or an event of another run is
+    /// refused, never skipped or removed.
     pub fn open(store: &Store, run_id: &str) -> Result<(RunLog, Vec<Event>), Error> {
         let run_dir = store.run_dir(run_id);
         let path = run_dir.join(EVENTS_FILE);

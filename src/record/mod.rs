@@ -47,16 +47,28 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error(
-        "`{}` line {line} is not a valid event: {reason}\n\
-         help: the log is damaged before its last line, so it cannot be repaired automatically; \
-         restore the file from a backup, or move the run directory aside to start over",
-        path.display()
-    )]
+    /// A complete line (it ends with a newline) that is not an event this build can read.
+    /// `help` says what to do: it differs for a line written by a newer version, a damaged
+    /// last line and a damaged line before it.
+    #[error("`{}` line {line} is not a valid event: {reason}\nhelp: {help}", path.display())]
     Corrupt {
         path: PathBuf,
         line: usize,
         reason: String,
+        help: &'static str,
+    },
+
+    #[error(
+        "`{}` line {line} repeats the event_id `{event_id}` of line {first_line}\n\
+         help: every event has its own id, so lines were copied or edited; restore the file \
+         from a backup, or move the run directory aside to start over",
+        path.display()
+    )]
+    DuplicateEvent {
+        path: PathBuf,
+        line: usize,
+        first_line: usize,
+        event_id: String,
     },
 
     #[error(

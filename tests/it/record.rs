@@ -221,21 +221,74 @@ fn a_torn_last_line_is_ignored_by_readers_and_truncated_on_open() {
     assert_eq!(store.read_events("01RUN").unwrap().len(), 4);
 }
 
-#[test]
-fn an_unparsable_last_line_with_its_newline_is_torn_too() {
+/// Append raw bytes to a run's log.
+fn append_raw(path: &Path, bytes: &[u8]) {
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+/// A complete last line (it ends with a newline) is not torn: the writer refuses it with its
+/// line number and the fix, and leaves the file as it is, like every reader.
+fn assert_last_line_refused(line: &str, fix: &str) {
     let (_tmp, store) = new_store();
     let path = run_with_events(&store, "01RUN", 2);
-    let good_len = std::fs::metadata(&path).unwrap().len();
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .unwrap();
-    f.write_all(b"\0\0\0\0\n").unwrap();
-    drop(f);
-    let (log, events) = reopen(&store, "01RUN");
-    assert_eq!(events.len(), 2);
-    assert!(log.repaired().unwrap().contains("line 3"));
-    assert_eq!(std::fs::metadata(&path).unwrap().len(), good_len);
+    append_raw(&path, format!("{line}\n").as_bytes());
+    let before = std::fs::read(&path).unwrap();
+    let err = RunLog::open(&store, "01RUN").unwrap_err();
+    assert!(matches!(err, Error::Corrupt { line: 3, .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("events.jsonl` line 3"), "{message}");
+    assert!(message.contains(fix), "{message}");
+    let err = store.read_events("01RUN").unwrap_err();
+    assert!(matches!(err, Error::Corrupt { line: 3, .. }), "{err:?}");
+    assert_eq!(std::fs::read(&path).unwrap(), before, "nothing removed");
+}
+
+#[test]
+fn a_complete_unparsable_last_line_is_refused_not_truncated() {
+    assert_last_line_refused("\0\0\0\0", "not a torn write");
+}
+
+#[test]
+fn a_last_line_of_a_newer_version_is_kept_and_refused() {
+    let (_tmp, store) = new_store();
+    let path = run_with_events(&store, "01RUN", 1);
+    let line = std::fs::read_to_string(&path).unwrap();
+    let line = line.trim_end().replace("\"seq\":1", "\"seq\":3");
+    let newer_schema = line.replace("\"schema\":1", "\"schema\":2");
+    assert_last_line_refused(&newer_schema, "written by a newer version");
+    let unknown_type = line.replace("phase.ready", "phase.teleported");
+    assert_last_line_refused(&unknown_type, "written by a newer version");
+}
+
+#[test]
+fn a_duplicate_event_id_is_refused_with_both_line_numbers() {
+    let (_tmp, store) = new_store();
+    let path = run_with_events(&store, "01RUN", 4);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let id = |l: &str| l[13..13 + 26].to_string();
+    let first = id(text.lines().next().unwrap());
+    rewrite_line(&path, 3, |l| l.replace(&id(l), &first));
+    for err in [
+        store.read_events("01RUN").unwrap_err(),
+        RunLog::open(&store, "01RUN").unwrap_err(),
+    ] {
+        assert!(
+            matches!(
+                err,
+                Error::DuplicateEvent {
+                    line: 3,
+                    first_line: 1,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(message.contains("line 3 repeats the event_id"), "{message}");
+        assert!(message.contains("of line 1"), "{message}");
+        assert!(message.contains("help:"), "{message}");
+    }
 }
 
 fn rewrite_line(path: &Path, line_no: usize, f: impl Fn(&str) -> String) {
