@@ -5,6 +5,8 @@
 //! - [`store`]: where runs live on disk, reading logs, opening the projection.
 //! - [`log`]: [`RunLog`], the single writer of a run (group commit, torn-tail repair).
 //! - [`lock`]: one writer per run (an `flock` on `<run_dir>/lock`).
+//! - [`limits`]: the size limits of what goes into an event, applied on the append path.
+//! - [`redact`]: the secrets replaced in every event before it is written.
 //! - [`fold`]: a pure fold of events into a [`RunSummary`].
 //! - [`projection`]: the SQLite tables kept in step with the logs.
 //!
@@ -16,15 +18,18 @@ use std::time::SystemTime;
 
 pub mod event;
 pub mod fold;
+pub mod limits;
 pub mod lock;
 pub mod log;
 pub mod projection;
+pub mod redact;
 pub mod store;
 
 pub use event::{Event, EventData};
 pub use fold::{fold, ChildCounts, PhaseState, PhaseSummary, RunStatus, RunSummary};
 pub use log::RunLog;
 pub use projection::{AttemptRow, PhaseRow, Projection, RunRow};
+pub use redact::Redactor;
 pub use store::Store;
 
 /// The name of a run's log file inside its run directory.
