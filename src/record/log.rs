@@ -7,7 +7,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::event::{Event, EventData, SCHEMA_VERSION};
+use super::limits;
 use super::lock::RunLock;
+use super::redact::Redactor;
 use super::store::{parse_log, Store};
 use super::{now_ts, Error, EVENTS_FILE};
 
@@ -33,6 +35,8 @@ pub struct RunLog {
     /// Set by the first failed write or sync; the log is never written again.
     poisoned: Option<String>,
     repaired: Option<String>,
+    /// The secrets replaced in every event before it is written.
+    redactor: Redactor,
 }
 
 impl RunLog {
@@ -86,12 +90,15 @@ impl RunLog {
             pending_dir_syncs,
             poisoned: None,
             repaired: None,
+            redactor: Redactor::default(),
         })
     }
 
     /// Continue the log of an existing run: takes the run lock and reads every event. A torn
-    /// last line is truncated away (with a warning, see [`RunLog::repaired`]); a damaged line
-    /// before it, a gap in `seq` or an event of another run is refused, never skipped.
+    /// last line (one without its trailing newline) is truncated away (with a warning, see
+    /// [`RunLog::repaired`]); a complete line that does not decode (damaged, or written by a
+    /// newer version), a gap in `seq`, a repeated `event_id` or an event of another run is
+    /// refused, never skipped or removed.
     pub fn open(store: &Store, run_id: &str) -> Result<(RunLog, Vec<Event>), Error> {
         let run_dir = store.run_dir(run_id);
         let path = run_dir.join(EVENTS_FILE);
@@ -142,14 +149,34 @@ impl RunLog {
                 pending_dir_syncs: Vec::new(),
                 poisoned: None,
                 repaired,
+                redactor: Redactor::default(),
             },
             events,
         ))
     }
 
+    /// Install the secrets of this run: `(ENV_NAME, value)` pairs. From now on every
+    /// appended event has each occurrence of a value (of at least
+    /// [`MIN_SECRET_LEN`](super::redact::MIN_SECRET_LEN) bytes) replaced with
+    /// `[redacted:ENV_NAME]`. Call it right after [`RunLog::create`] or [`RunLog::open`].
+    pub fn set_secrets<N, V>(&mut self, secrets: impl IntoIterator<Item = (N, V)>)
+    where
+        N: AsRef<str>,
+        V: AsRef<str>,
+    {
+        self.redactor = Redactor::new(secrets);
+    }
+
+    /// The run's redactor, for text recorded or shown outside the log (it is cheap to clone).
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
     /// Add an event to the pending group: assigns its id (a ULID), seq (last + 1) and
-    /// timestamp. Nothing is durable until [`RunLog::commit`] returns `Ok`. On a poisoned log
-    /// the event is still returned but will never be written (the next commit fails).
+    /// timestamp, and passes its payload through the redactor and the size limits
+    /// ([`limits::sanitize`]): the event returned is the one written. Nothing is durable
+    /// until [`RunLog::commit`] returns `Ok`. On a poisoned log the event is still returned
+    /// but will never be written (the next commit fails).
     pub fn append(&mut self, data: EventData, actor: &str, causation_id: Option<&str>) -> Event {
         let event = Event {
             event_id: ulid::Ulid::new().to_string(),
@@ -161,14 +188,15 @@ impl RunLog {
             actor: actor.to_string(),
             data,
         };
-        self.append_event(&event);
-        event
+        self.append_event(event)
     }
 
-    /// Buffer an already-built event (its seq must be the next one). For tools that copy or
-    /// generate logs; the engine uses [`RunLog::append`].
-    pub fn append_event(&mut self, event: &Event) {
+    /// Buffer an already-built event (its seq must be the next one), redacted and bounded
+    /// like every other; returns it as written. For tools that copy or generate logs; the
+    /// engine uses [`RunLog::append`].
+    pub fn append_event(&mut self, mut event: Event) -> Event {
         debug_assert_eq!(event.seq, self.last_seq + 1);
+        limits::sanitize(&mut event.data, &self.redactor);
         self.last_seq = event.seq;
         self.last_event_id = Some(event.event_id.clone());
         if self.poisoned.is_none() {
@@ -176,6 +204,7 @@ impl RunLog {
                 .extend_from_slice(event.to_json_line().as_bytes());
             self.buffer.push(b'\n');
         }
+        event
     }
 
     /// Group commit: write every buffered line in one write, then `fdatasync`. The first

@@ -5,6 +5,8 @@
 //! - [`store`]: where runs live on disk, reading logs, opening the projection.
 //! - [`log`]: [`RunLog`], the single writer of a run (group commit, torn-tail repair).
 //! - [`lock`]: one writer per run (an `flock` on `<run_dir>/lock`).
+//! - [`limits`]: the size limits of what goes into an event, applied on the append path.
+//! - [`redact`]: the secrets replaced in every event before it is written.
 //! - [`fold`]: a pure fold of events into a [`RunSummary`].
 //! - [`projection`]: the SQLite tables kept in step with the logs.
 //!
@@ -16,9 +18,11 @@ use std::time::SystemTime;
 
 pub mod event;
 pub mod fold;
+pub mod limits;
 pub mod lock;
 pub mod log;
 pub mod projection;
+pub mod redact;
 pub mod store;
 pub mod usage;
 
@@ -26,6 +30,7 @@ pub use event::{Event, EventData};
 pub use fold::{fold, ChildCounts, PhaseState, PhaseSummary, RunStatus, RunSummary};
 pub use log::RunLog;
 pub use projection::{AttemptRow, PhaseRow, Projection, RunRow};
+pub use redact::Redactor;
 pub use store::Store;
 
 /// The name of a run's log file inside its run directory.
@@ -48,16 +53,28 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error(
-        "`{}` line {line} is not a valid event: {reason}\n\
-         help: the log is damaged before its last line, so it cannot be repaired automatically; \
-         restore the file from a backup, or move the run directory aside to start over",
-        path.display()
-    )]
+    /// A complete line (it ends with a newline) that is not an event this build can read.
+    /// `help` says what to do: it differs for a line written by a newer version, a damaged
+    /// last line and a damaged line before it.
+    #[error("`{}` line {line} is not a valid event: {reason}\nhelp: {help}", path.display())]
     Corrupt {
         path: PathBuf,
         line: usize,
         reason: String,
+        help: &'static str,
+    },
+
+    #[error(
+        "`{}` line {line} repeats the event_id `{event_id}` of line {first_line}\n\
+         help: every event has its own id, so lines were copied or edited; restore the file \
+         from a backup, or move the run directory aside to start over",
+        path.display()
+    )]
+    DuplicateEvent {
+        path: PathBuf,
+        line: usize,
+        first_line: usize,
+        event_id: String,
     },
 
     #[error(

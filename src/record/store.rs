@@ -253,8 +253,28 @@ pub(crate) struct TornTail {
 /// Logs larger than this are parsed on several threads.
 const PARALLEL_THRESHOLD: usize = 4 << 20;
 
-/// Parse a whole log: every line an event, seq gap-free from 1, all of run `run_id`. The last
-/// line may be torn (no trailing newline, or not an event): it is reported, not returned.
+/// The fix for a complete line written by a newer version.
+pub(crate) const HELP_NEWER: &str = "this line was written by a newer version of spectacular \
+     and is kept as it is; read and continue this run with that version or a newer one";
+
+/// The fix for a complete last line that is not an event.
+pub(crate) const HELP_DAMAGED_LAST: &str = "the line ends with a newline, so it is not a torn \
+     write and is not removed automatically; restore the file from a backup, or, if that line \
+     is junk, delete it by hand";
+
+/// The fix for a damaged line before the last one.
+pub(crate) const HELP_DAMAGED: &str = "the log is damaged before its last line, so it cannot be \
+     repaired automatically; restore the file from a backup, or move the run directory aside to \
+     start over";
+
+/// Parse a whole log: every line an event, seq gap-free from 1, all of run `run_id`, every
+/// `event_id` once. The reader rules:
+///
+/// - a last line without its trailing newline is *torn* (a write cut short): it is reported,
+///   not returned (only the run's writer removes it);
+/// - a complete line (it ends with a newline) that does not decode is refused with its line
+///   number, wherever it is: a line of a newer version is intact and must be kept, and a
+///   damaged line is not something a crash produces.
 pub(crate) fn parse_log(path: &Path, bytes: &[u8], run_id: &str) -> Result<ParsedLog, Error> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let n = if bytes.len() < PARALLEL_THRESHOLD {
@@ -289,6 +309,8 @@ fn parse_log_in(path: &Path, bytes: &[u8], run_id: &str, n: usize) -> Result<Par
     let total: usize = parsed.iter().map(|c| c.events.len()).sum();
     let mut events: Vec<Event> = Vec::with_capacity(total);
     let mut line_base = 0usize;
+    let mut torn = None;
+    let mut valid_len = bytes.len() as u64;
     for chunk in parsed {
         let count = chunk.events.len();
         for (i, event) in chunk.events.into_iter().enumerate() {
@@ -315,29 +337,59 @@ fn parse_log_in(path: &Path, bytes: &[u8], run_id: &str, n: usize) -> Result<Par
         line_base += count;
         if let Some(bad) = chunk.bad {
             let line = line_base + 1;
-            if bad.end < bytes.len() {
+            if bad.complete {
+                let help = if bad.newer {
+                    HELP_NEWER
+                } else if bad.end == bytes.len() {
+                    HELP_DAMAGED_LAST
+                } else {
+                    HELP_DAMAGED
+                };
                 return Err(Error::Corrupt {
                     path: path.to_path_buf(),
                     line,
                     reason: bad.reason,
+                    help,
                 });
             }
-            return Ok(ParsedLog {
-                events,
-                valid_len: bad.start as u64,
-                torn: Some(TornTail {
-                    line,
-                    bytes: bad.end - bad.start,
-                    reason: bad.reason,
-                }),
+            valid_len = bad.start as u64;
+            torn = Some(TornTail {
+                line,
+                bytes: bad.end - bad.start,
+                reason: bad.reason,
+            });
+            break;
+        }
+    }
+    check_unique_ids(path, &events, 0)?;
+    Ok(ParsedLog {
+        events,
+        valid_len,
+        torn,
+    })
+}
+
+/// Refuse an `event_id` that appears twice, naming both lines (`events[i]` is on line
+/// `first_line + i + 1`).
+pub(crate) fn check_unique_ids(
+    path: &Path,
+    events: &[Event],
+    first_line: usize,
+) -> Result<(), Error> {
+    let mut seen: std::collections::HashMap<&str, usize> =
+        std::collections::HashMap::with_capacity(events.len());
+    for (i, event) in events.iter().enumerate() {
+        let line = first_line + i + 1;
+        if let Some(first) = seen.insert(&event.event_id, line) {
+            return Err(Error::DuplicateEvent {
+                path: path.to_path_buf(),
+                line,
+                first_line: first,
+                event_id: event.event_id.clone(),
             });
         }
     }
-    Ok(ParsedLog {
-        events,
-        valid_len: bytes.len() as u64,
-        torn: None,
-    })
+    Ok(())
 }
 
 /// The events of consecutive lines, up to the first line that is not an event.
@@ -351,6 +403,10 @@ struct BadLine {
     start: usize,
     end: usize,
     reason: String,
+    /// It ends with a newline (so it is not torn).
+    complete: bool,
+    /// It is an event of a newer version.
+    newer: bool,
 }
 
 /// Split `bytes` into about `n` ranges that end on line boundaries.
@@ -381,8 +437,8 @@ fn parse_chunk(bytes: &[u8], start: usize, end: usize) -> Chunk {
             None => (&bytes[pos..end], end, false),
         };
         let parsed = std::str::from_utf8(line)
-            .map_err(|e| format!("not UTF-8 ({e})"))
-            .and_then(|s| Event::from_json_line(s).map_err(|e| e.to_string()));
+            .map_err(|e| (format!("not UTF-8 ({e})"), false))
+            .and_then(|s| Event::from_json_line(s).map_err(|e| (e.to_string(), e.is_newer())));
         match parsed {
             Ok(event) if complete => events.push(event),
             Ok(_) => {
@@ -392,16 +448,20 @@ fn parse_chunk(bytes: &[u8], start: usize, end: usize) -> Chunk {
                         start: pos,
                         end: next,
                         reason: "it has no trailing newline (the write was cut short)".into(),
+                        complete,
+                        newer: false,
                     }),
                 }
             }
-            Err(reason) => {
+            Err((reason, newer)) => {
                 return Chunk {
                     events,
                     bad: Some(BadLine {
                         start: pos,
                         end: next,
                         reason,
+                        complete,
+                        newer,
                     }),
                 }
             }

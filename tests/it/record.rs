@@ -5,9 +5,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use spectacular::record::event::{PhaseRef, PhaseSucceeded};
+use spectacular::model::FailureKind;
+use spectacular::record::event::{AttemptFailed, AttemptSucceeded, PhaseRef, PhaseSucceeded};
 use spectacular::record::fold::{fold, PhaseState, RunStatus};
-use spectacular::record::{lock, Error, EventData, RunLog, Store};
+use spectacular::record::{limits, lock, Error, EventData, RunLog, Store};
 
 const FIXTURE_RUN: &str = "01JDQ3ZK6V8X4M2N5P7R9T1W3Y";
 
@@ -221,21 +222,74 @@ fn a_torn_last_line_is_ignored_by_readers_and_truncated_on_open() {
     assert_eq!(store.read_events("01RUN").unwrap().len(), 4);
 }
 
-#[test]
-fn an_unparsable_last_line_with_its_newline_is_torn_too() {
+/// Append raw bytes to a run's log.
+fn append_raw(path: &Path, bytes: &[u8]) {
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+/// A complete last line (it ends with a newline) is not torn: the writer refuses it with its
+/// line number and the fix, and leaves the file as it is, like every reader.
+fn assert_last_line_refused(line: &str, fix: &str) {
     let (_tmp, store) = new_store();
     let path = run_with_events(&store, "01RUN", 2);
-    let good_len = std::fs::metadata(&path).unwrap().len();
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .unwrap();
-    f.write_all(b"\0\0\0\0\n").unwrap();
-    drop(f);
-    let (log, events) = reopen(&store, "01RUN");
-    assert_eq!(events.len(), 2);
-    assert!(log.repaired().unwrap().contains("line 3"));
-    assert_eq!(std::fs::metadata(&path).unwrap().len(), good_len);
+    append_raw(&path, format!("{line}\n").as_bytes());
+    let before = std::fs::read(&path).unwrap();
+    let err = RunLog::open(&store, "01RUN").unwrap_err();
+    assert!(matches!(err, Error::Corrupt { line: 3, .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("events.jsonl` line 3"), "{message}");
+    assert!(message.contains(fix), "{message}");
+    let err = store.read_events("01RUN").unwrap_err();
+    assert!(matches!(err, Error::Corrupt { line: 3, .. }), "{err:?}");
+    assert_eq!(std::fs::read(&path).unwrap(), before, "nothing removed");
+}
+
+#[test]
+fn a_complete_unparsable_last_line_is_refused_not_truncated() {
+    assert_last_line_refused("\0\0\0\0", "not a torn write");
+}
+
+#[test]
+fn a_last_line_of_a_newer_version_is_kept_and_refused() {
+    let (_tmp, store) = new_store();
+    let path = run_with_events(&store, "01RUN", 1);
+    let line = std::fs::read_to_string(&path).unwrap();
+    let line = line.trim_end().replace("\"seq\":1", "\"seq\":3");
+    let newer_schema = line.replace("\"schema\":1", "\"schema\":2");
+    assert_last_line_refused(&newer_schema, "written by a newer version");
+    let unknown_type = line.replace("phase.ready", "phase.teleported");
+    assert_last_line_refused(&unknown_type, "written by a newer version");
+}
+
+#[test]
+fn a_duplicate_event_id_is_refused_with_both_line_numbers() {
+    let (_tmp, store) = new_store();
+    let path = run_with_events(&store, "01RUN", 4);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let id = |l: &str| l[13..13 + 26].to_string();
+    let first = id(text.lines().next().unwrap());
+    rewrite_line(&path, 3, |l| l.replace(&id(l), &first));
+    for err in [
+        store.read_events("01RUN").unwrap_err(),
+        RunLog::open(&store, "01RUN").unwrap_err(),
+    ] {
+        assert!(
+            matches!(
+                err,
+                Error::DuplicateEvent {
+                    line: 3,
+                    first_line: 1,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(message.contains("line 3 repeats the event_id"), "{message}");
+        assert!(message.contains("of line 1"), "{message}");
+        assert!(message.contains("help:"), "{message}");
+    }
 }
 
 fn rewrite_line(path: &Path, line_no: usize, f: impl Fn(&str) -> String) {
@@ -634,4 +688,175 @@ fn verify_finds_a_tampered_row() {
         diffs[2].contains("attempt 2 of phase `check`"),
         "{diffs:#?}"
     );
+}
+
+// ---------------------------------------------------------------- limits and redaction
+
+const KEY: &str = "sk-test-0123456789abcdef";
+
+fn attempt_failed(message: String) -> EventData {
+    EventData::AttemptFailed(AttemptFailed {
+        phase: "check".into(),
+        attempt: 1,
+        kind: FailureKind::Exit,
+        message,
+        exit_code: Some(1),
+        duration_ms: 5,
+        agent: None,
+        usage: None,
+    })
+}
+
+fn attempt_succeeded(name: &str, value: serde_json::Value) -> EventData {
+    EventData::AttemptSucceeded(AttemptSucceeded {
+        phase: "plan".into(),
+        attempt: 1,
+        exit_code: Some(0),
+        duration_ms: 5,
+        artifacts: [(name.to_string(), format!("artifacts/plan/{name}.json"))].into(),
+        values: [(name.to_string(), value)].into(),
+        agent: None,
+        usage: None,
+    })
+}
+
+/// Every byte of the projection's files (the database and its write-ahead log).
+fn projection_bytes(store: &Store) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for suffix in ["", "-wal"] {
+        let path = format!("{}{suffix}", store.db_path().display());
+        bytes.extend(std::fs::read(path).unwrap_or_default());
+    }
+    bytes
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn huge_messages_and_values_are_bounded_with_markers() {
+    let (_tmp, store) = new_store();
+    let mut log = RunLog::create(&store, "01RUN").unwrap();
+    let line = format!("exited with code 1: {}", "e".repeat(8 << 20));
+    let failed = log.append(attempt_failed(line), "engine", None);
+    let tasks: Vec<serde_json::Value> = (0..300_000)
+        .map(|i| serde_json::json!({"id": format!("wp-{i}"), "title": "x".repeat(80)}))
+        .collect();
+    let succeeded = log.append(
+        attempt_succeeded("tasks", serde_json::Value::from(tasks)),
+        "engine",
+        None,
+    );
+    log.commit().unwrap();
+
+    let EventData::AttemptFailed(d) = &failed.data else {
+        unreachable!()
+    };
+    assert!(d.message.len() <= limits::TEXT_MAX, "{}", d.message.len());
+    assert!(
+        d.message
+            .ends_with(&format!("…[truncated: {} bytes]", 8 + (8 << 20) + 12)),
+        "{}",
+        &d.message[d.message.len() - 60..]
+    );
+    let EventData::AttemptSucceeded(d) = &succeeded.data else {
+        unreachable!()
+    };
+    let marker = d.values["tasks"].as_str().unwrap();
+    assert!(marker.starts_with("…[truncated: 3"), "{marker}");
+    assert!(
+        marker.ends_with("bytes of JSON, full value in artifacts/plan/tasks.json]"),
+        "{marker}"
+    );
+    // What was written is what the caller got back, and it is small.
+    assert!(std::fs::metadata(log.path()).unwrap().len() < 2 * limits::TEXT_MAX as u64);
+    assert_eq!(store.read_events("01RUN").unwrap(), vec![failed, succeeded]);
+}
+
+#[test]
+fn one_event_is_bounded_as_a_whole() {
+    let (_tmp, store) = new_store();
+    let mut log = RunLog::create(&store, "01RUN").unwrap();
+    let values: std::collections::BTreeMap<String, serde_json::Value> = (0..40)
+        .map(|i| {
+            (
+                format!("o{i:02}"),
+                serde_json::Value::from("v".repeat(60_000 + i)),
+            )
+        })
+        .collect();
+    let mut data = attempt_succeeded("o00", serde_json::Value::Null);
+    if let EventData::AttemptSucceeded(d) = &mut data {
+        d.values = values;
+    }
+    let event = log.append(data, "engine", None);
+    assert!(event.to_json_line().len() <= limits::EVENT_MAX + 4096);
+    let EventData::AttemptSucceeded(d) = &event.data else {
+        unreachable!()
+    };
+    // The largest values were cut first.
+    assert!(d.values["o39"]
+        .as_str()
+        .unwrap()
+        .starts_with("…[truncated: 60039 bytes"));
+    assert_eq!(d.values["o00"].as_str().unwrap().len(), 60_000);
+}
+
+#[test]
+fn secrets_never_reach_the_log_or_the_projection() {
+    let (_tmp, store) = new_store();
+    let mut log = RunLog::create(&store, "01RUN").unwrap();
+    log.set_secrets([("OPENAI_API_KEY", KEY), ("TOO_SHORT", "abc")]);
+    log.append(ready("check"), "engine", None);
+    let failed = log.append(
+        attempt_failed(format!("exited with code 1: error: bad key {KEY} / abc")),
+        "engine",
+        None,
+    );
+    log.append(
+        EventData::PhaseFailed(spectacular::record::event::PhaseFailed {
+            phase: "check".into(),
+            attempts: 1,
+            kind: FailureKind::Exit,
+            message: format!("exited with code 1: error: bad key {KEY}"),
+            continued: false,
+        }),
+        "engine",
+        None,
+    );
+    let nested =
+        serde_json::json!({"env": [{"name": "OPENAI_API_KEY", "value": format!("Bearer {KEY}")}]});
+    let succeeded = log.append(attempt_succeeded("facts", nested), "engine", None);
+    log.commit().unwrap();
+
+    let EventData::AttemptFailed(d) = &failed.data else {
+        unreachable!()
+    };
+    assert_eq!(
+        d.message,
+        "exited with code 1: error: bad key [redacted:OPENAI_API_KEY] / abc"
+    );
+    let EventData::AttemptSucceeded(d) = &succeeded.data else {
+        unreachable!()
+    };
+    assert_eq!(
+        d.values["facts"]["env"][0]["value"],
+        "Bearer [redacted:OPENAI_API_KEY]"
+    );
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    assert!(!text.contains(KEY), "{text}");
+    assert_eq!(text.matches("[redacted:OPENAI_API_KEY]").count(), 3);
+
+    let p = store.projection().unwrap();
+    assert_eq!(
+        p.phases("01RUN").unwrap()[0].last_failure.as_deref(),
+        Some("exit: exited with code 1: error: bad key [redacted:OPENAI_API_KEY]")
+    );
+    drop(p);
+    let db = projection_bytes(&store);
+    assert!(contains(&db, "[redacted:OPENAI_API_KEY]"));
+    assert!(!contains(&db, KEY), "the key is in state.db");
 }
