@@ -5,6 +5,7 @@ mod budget;
 mod cli;
 mod diagnostics;
 mod docs;
+mod durability;
 mod events;
 mod fake_llm;
 mod fuzz;
