@@ -191,7 +191,7 @@ fn check_page(relative: &str, generated: &str) {
     if committed == generated {
         return;
     }
-    if std::env::var_os("SPECTACULAR_BLESS").is_some_and(|v| !v.is_empty() && v != "0") {
+    if crate::support::blessing() {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).expect("failed to create the book directory");
         }

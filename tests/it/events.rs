@@ -2,6 +2,7 @@
 //! `tests/fixtures/events/` (rewrite them with `SPECTACULAR_BLESS=1`, then review the diff).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde_json::json;
 use spectacular::model::FailureKind;
@@ -200,27 +201,7 @@ fn sample_event(seq: u64, data: EventData) -> Event {
 
 /// Compare `actual` with the golden file `name`, or write it under `SPECTACULAR_BLESS=1`.
 fn check_golden(name: &str, actual: &str) -> Result<(), String> {
-    let path = crate::support::repo_root()
-        .join("tests/fixtures/events")
-        .join(name);
-    if std::env::var_os("SPECTACULAR_BLESS").is_some_and(|v| v == "1") {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-        return Ok(());
-    }
-    let expected = std::fs::read_to_string(&path).map_err(|e| {
-        format!(
-            "cannot read golden `{}` ({e}); run with SPECTACULAR_BLESS=1 to write it",
-            path.display()
-        )
-    })?;
-    if expected != actual {
-        return Err(format!(
-            "`{}` differs (run with SPECTACULAR_BLESS=1 and review the diff)\n--- expected\n{expected}\n+++ actual\n{actual}",
-            path.display()
-        ));
-    }
-    Ok(())
+    crate::support::golden(&Path::new("tests/fixtures/events").join(name), actual)
 }
 
 #[test]

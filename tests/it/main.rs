@@ -1,9 +1,11 @@
 //! The integration tests: one binary, shared helpers in `support`.
 
 mod agents;
+mod budget;
 mod cli;
 mod diagnostics;
 mod docs;
+mod durability;
 mod events;
 mod fake_llm;
 mod fuzz;

@@ -9,23 +9,23 @@ use std::time::{Duration, Instant};
 use spectacular::record::{Event, EventData, Store};
 
 /// A throwaway project with its own store.
-struct Project {
+pub(crate) struct Project {
     dir: tempfile::TempDir,
 }
 
 impl Project {
-    fn new(mission: &str) -> Project {
+    pub(crate) fn new(mission: &str) -> Project {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join(".spectacular")).unwrap();
         std::fs::write(dir.path().join("mission.yaml"), mission).unwrap();
         Project { dir }
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_spectacular"));
         cmd.args(args)
             .current_dir(self.path())
@@ -36,11 +36,11 @@ impl Project {
         cmd
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("spawn spectacular")
     }
 
-    fn spawn(&self, args: &[&str]) -> Child {
+    pub(crate) fn spawn(&self, args: &[&str]) -> Child {
         self.command(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -48,11 +48,11 @@ impl Project {
             .expect("spawn spectacular")
     }
 
-    fn store(&self) -> Store {
+    pub(crate) fn store(&self) -> Store {
         Store::locate(self.path(), None)
     }
 
-    fn run_id(&self) -> String {
+    pub(crate) fn run_id(&self) -> String {
         self.store()
             .run_ids()
             .unwrap()
@@ -61,12 +61,12 @@ impl Project {
             .expect("a run")
     }
 
-    fn events(&self) -> Vec<Event> {
+    pub(crate) fn events(&self) -> Vec<Event> {
         self.store().read_events(&self.run_id()).unwrap()
     }
 
     /// Wait (bounded) until the latest run's log satisfies `done`.
-    fn wait_for(&self, what: &str, done: impl Fn(&[Event]) -> bool) {
+    pub(crate) fn wait_for(&self, what: &str, done: impl Fn(&[Event]) -> bool) {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(30) {
             if let Some(id) = self
@@ -87,11 +87,11 @@ impl Project {
     }
 }
 
-fn code(output: &Output) -> i32 {
+pub(crate) fn code(output: &Output) -> i32 {
     output.status.code().unwrap_or(-1)
 }
 
-fn text(output: &Output) -> String {
+pub(crate) fn text(output: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -99,23 +99,29 @@ fn text(output: &Output) -> String {
     )
 }
 
-fn count(events: &[Event], kind: &str, phase: &str) -> usize {
+pub(crate) fn count(events: &[Event], kind: &str, phase: &str) -> usize {
     events
         .iter()
         .filter(|e| e.data.type_name() == kind && e.data.phase() == Some(phase))
         .count()
 }
 
-fn position(events: &[Event], kind: &str, phase: &str) -> usize {
+pub(crate) fn position(events: &[Event], kind: &str, phase: &str) -> usize {
     events
         .iter()
         .position(|e| e.data.type_name() == kind && e.data.phase() == Some(phase))
         .unwrap_or_else(|| panic!("no {kind} for {phase}"))
 }
 
-fn alive(pid: i32) -> bool {
+/// Is `pid` a live process? A zombie (killed, not yet reaped by whoever adopted it) is dead.
+pub(crate) fn alive(pid: i32) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
-    unsafe { libc::kill(pid, 0) == 0 }
+    let exists = unsafe { libc::kill(pid, 0) == 0 };
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    });
+    exists && !zombie
 }
 
 #[test]
@@ -219,7 +225,7 @@ phases:
   later: { uses: builtin/noop, needs: [spawner] }
 ";
 
-fn read_pids(p: &Project) -> Vec<i32> {
+pub(crate) fn read_pids(p: &Project) -> Vec<i32> {
     std::fs::read_to_string(p.path().join("pids"))
         .unwrap_or_default()
         .lines()
@@ -227,7 +233,7 @@ fn read_pids(p: &Project) -> Vec<i32> {
         .collect()
 }
 
-fn wait_for_pids(p: &Project, n: usize) -> Vec<i32> {
+pub(crate) fn wait_for_pids(p: &Project, n: usize) -> Vec<i32> {
     let start = Instant::now();
     loop {
         let pids = read_pids(p);
@@ -242,7 +248,7 @@ fn wait_for_pids(p: &Project, n: usize) -> Vec<i32> {
     }
 }
 
-fn assert_all_dead(pids: &[i32]) {
+pub(crate) fn assert_all_dead(pids: &[i32]) {
     let start = Instant::now();
     while pids.iter().any(|&p| alive(p)) && start.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(20));
@@ -904,7 +910,7 @@ fn write_pack(dir: &Path, name: &str, hook: &str, script: &str) -> std::path::Pa
 
 /// An `agents.yaml` entry for a fake client (`tests/fixtures/agents/<client>/<client>`) that
 /// prints `sample`.
-fn fake_agent(client: &str, adapter: &str, role: &str, sample: &str) -> String {
+pub(crate) fn fake_agent(client: &str, adapter: &str, role: &str, sample: &str) -> String {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents");
     format!(
         "  {client}:\n    adapter: {adapter}\n    binary: {}\n    roles: [{role}]\n    env: {{ FAKE_AGENT_SAMPLE: {} }}\n",
@@ -913,7 +919,7 @@ fn fake_agent(client: &str, adapter: &str, role: &str, sample: &str) -> String {
     )
 }
 
-fn write_agents(p: &Project, entries: &[String]) {
+pub(crate) fn write_agents(p: &Project, entries: &[String]) {
     std::fs::write(
         p.path().join(".spectacular/agents.yaml"),
         format!("agents:\n{}", entries.concat()),

@@ -19,9 +19,25 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_spectacular"))
 }
 
-/// Are we (re)writing goldens instead of comparing against them?
+/// Are we (re)writing goldens instead of comparing against them? Only `SPECTACULAR_BLESS=1`
+/// blesses; unset, empty or `0` compares; any other value is refused, so that a typo never
+/// rewrites (or silently fails to rewrite) the goldens. Every golden and generated file in the
+/// suite goes through this one switch.
 pub fn blessing() -> bool {
-    std::env::var_os("SPECTACULAR_BLESS").is_some_and(|v| !v.is_empty() && v != "0")
+    bless_mode(std::env::var_os("SPECTACULAR_BLESS").as_deref())
+}
+
+/// What a value of `SPECTACULAR_BLESS` means (see [`blessing`]).
+pub fn bless_mode(value: Option<&std::ffi::OsStr>) -> bool {
+    match value.map(|v| v.to_str()) {
+        None => false,
+        Some(Some("" | "0")) => false,
+        Some(Some("1")) => true,
+        Some(other) => panic!(
+            "SPECTACULAR_BLESS is `{}`: set it to `1` to rewrite the goldens, or unset it",
+            other.unwrap_or("(not UTF-8)")
+        ),
+    }
 }
 
 /// Compare `actual` with the golden file at `path` (relative to the repository root), or
@@ -206,4 +222,17 @@ pub fn assert_committed_schema(name: &str, file: &str) -> String {
         diff(&committed, &output.stdout)
     );
     committed
+}
+
+#[test]
+fn only_bless_1_rewrites_goldens_and_other_values_are_refused() {
+    use std::ffi::OsStr;
+    assert!(!bless_mode(None));
+    assert!(!bless_mode(Some(OsStr::new(""))));
+    assert!(!bless_mode(Some(OsStr::new("0"))));
+    assert!(bless_mode(Some(OsStr::new("1"))));
+    for typo in ["true", "yes", "2", " 1"] {
+        let refused = std::panic::catch_unwind(|| bless_mode(Some(OsStr::new(typo))));
+        assert!(refused.is_err(), "`SPECTACULAR_BLESS={typo}` was accepted");
+    }
 }
