@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod diag;
 pub mod execute;
+pub mod expr;
 pub mod load;
 pub mod model;
 pub mod plan;

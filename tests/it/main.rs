@@ -5,6 +5,7 @@ mod cli;
 mod diagnostics;
 mod docs;
 mod events;
+mod expressions;
 mod fake_llm;
 mod fuzz;
 mod hostile;
