@@ -20,6 +20,7 @@ pub mod config;
 pub mod conform;
 pub mod diag;
 pub mod execute;
+pub mod expr;
 pub mod load;
 pub mod model;
 pub mod plan;

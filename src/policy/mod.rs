@@ -1,7 +1,8 @@
-//! The one place that builds Rhai engines. Mission expressions (`if`, `for_each`) and policy
-//! packs run in the same kind of sandbox: bounded operations, call depth, expression depth and
-//! string/array/map sizes; no `eval`, no modules, no file, network or environment access; and,
-//! for packs, a wall-clock guard.
+//! Policy packs: discovery, hooks and the combination of their answers. Hooks run in the
+//! bounded engines of [`crate::expr`] (operations counted inside closures, call depth,
+//! expression depth, string/array/map sizes checked before a native call allocates, a
+//! wall-clock deadline, the engine's interrupt; no `eval`, no modules, no clock, no file,
+//! network or environment access), with the decision helpers of [`sandbox`].
 //!
 //! Policy packs (DESIGN §6) are discovered in layers, lowest precedence first: built-in →
 //! user → project (`.spectacular/policies/`) → mission-local (`policies/` beside the mission).
@@ -40,54 +41,12 @@ pub use pack::{LoadedPack, Manifest, PackFiles, Param, ParamType};
 use crate::diag::{did_you_mean, Code, Diagnostic, Diagnostics};
 use crate::record::event::{EventData, PolicyDecided};
 
-use rhai::Engine;
-
-/// Limits of the sandbox.
-pub const MAX_OPERATIONS: u64 = 1_000_000;
-pub const MAX_CALL_LEVELS: usize = 32;
-pub const MAX_STRING_SIZE: usize = 1 << 20;
-pub const MAX_ARRAY_SIZE: usize = 100_000;
-pub const MAX_MAP_SIZE: usize = 10_000;
-
-/// A sandboxed engine for mission expressions.
-pub fn expression_engine() -> Engine {
-    let mut engine = Engine::new();
-    engine
-        .set_max_operations(MAX_OPERATIONS)
-        .set_max_call_levels(MAX_CALL_LEVELS)
-        .set_max_expr_depths(64, 32)
-        .set_max_string_size(MAX_STRING_SIZE)
-        .set_max_array_size(MAX_ARRAY_SIZE)
-        .set_max_map_size(MAX_MAP_SIZE)
-        .set_strict_variables(false);
-    engine.disable_symbol("eval");
-    engine.on_print(|_| {});
-    engine.on_debug(|_, _, _| {});
-    engine
-}
-
-/// A syntax error in an expression: the message and its 0-based (line, column) in the text.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SyntaxError {
-    pub message: String,
-    pub line: usize,
-    pub col: usize,
-}
-
-/// Check that `expression` parses as a single Rhai expression.
-pub fn check_expression(engine: &Engine, expression: &str) -> Result<(), SyntaxError> {
-    match engine.compile_expression(expression) {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let position = e.position();
-            Err(SyntaxError {
-                message: e.err_type().to_string(),
-                line: position.line().unwrap_or(1).saturating_sub(1),
-                col: position.position().unwrap_or(1).saturating_sub(1),
-            })
-        }
-    }
-}
+/// Mission expressions are built by [`crate::expr`]; these names stay for existing callers.
+pub use crate::expr::{check_expression, expression_engine, SyntaxError};
+/// Limits of the sandbox (those of every evaluation, see [`crate::expr`]).
+pub use crate::expr::{
+    MAX_ARRAY_SIZE, MAX_CALL_LEVELS, MAX_MAP_SIZE, MAX_OPERATIONS, MAX_STRING_SIZE,
+};
 
 /// A policy hook.
 #[derive(

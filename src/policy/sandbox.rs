@@ -2,55 +2,27 @@
 //! functions scripts may call, and the translation of Rhai's errors into messages that name
 //! the limit that was hit.
 
-use std::cell::Cell;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, INT};
 
 use super::context::{Frozen, FIELDS};
-use super::{MAX_ARRAY_SIZE, MAX_CALL_LEVELS, MAX_MAP_SIZE, MAX_OPERATIONS, MAX_STRING_SIZE};
 
 /// A hook call is aborted after this much wall-clock time.
-pub const WALL_CLOCK_LIMIT: Duration = Duration::from_millis(250);
+pub const WALL_CLOCK_LIMIT: Duration = crate::expr::DEADLINE;
 /// Expression nesting allowed in policy scripts (global level, inside functions).
 pub const MAX_EXPR_DEPTH: (usize, usize) = (64, 64);
 
-/// The wall clock is read every this many operations (a power of two).
-const CLOCK_EVERY: u64 = 1024;
-
-thread_local! {
-    /// When the hook call running on this thread must stop.
-    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
-}
-
-/// Marker value of the termination raised by the wall-clock guard.
-const WALL_CLOCK_TOKEN: &str = "wall-clock limit";
-
-/// The engine for policy packs: [`Engine::new`] (so the standard packages are there) with
-/// operation, call-depth, expression-depth and data-size limits, `eval` disabled, `print` and
-/// `debug` silenced, a wall-clock guard, and the decision helpers registered. The crate is
-/// built with `no_module`, so `import` does not exist; no function that touches files, the
-/// network or the environment is registered.
+/// The engine for policy packs: the bounded engine of [`crate::expr::script`] (operations
+/// counted inside closures, data sizes checked before native calls allocate, the deadline and
+/// the interrupt, no `eval`, no clock, no modules) with declared variables, deeper functions,
+/// and the decision helpers registered. No function that touches files, the network or the
+/// environment is registered.
 pub fn policy_engine() -> Engine {
-    let mut engine = Engine::new();
+    let mut engine = crate::expr::script::engine();
     engine
-        .set_max_operations(MAX_OPERATIONS)
-        .set_max_call_levels(MAX_CALL_LEVELS)
         .set_max_expr_depths(MAX_EXPR_DEPTH.0, MAX_EXPR_DEPTH.1)
-        .set_max_string_size(MAX_STRING_SIZE)
-        .set_max_array_size(MAX_ARRAY_SIZE)
-        .set_max_map_size(MAX_MAP_SIZE)
         .set_strict_variables(true);
-    engine.disable_symbol("eval");
-    engine.on_print(|_| {});
-    engine.on_debug(|_, _, _| {});
-    engine.on_progress(|operations| {
-        if operations % CLOCK_EVERY != 0 {
-            return None;
-        }
-        let late = DEADLINE.with(|d| d.get().is_some_and(|deadline| Instant::now() >= deadline));
-        late.then(|| Dynamic::from(WALL_CLOCK_TOKEN))
-    });
     register_context(&mut engine);
     register_helpers(&mut engine);
     engine
@@ -98,17 +70,14 @@ fn field_str(value: &Dynamic, key: &str) -> Option<String> {
     field(value, key).and_then(|v| v.into_string().ok())
 }
 
-/// Run `call` with the wall-clock guard armed on this thread.
+/// Run `call` as one bounded evaluation ([`crate::expr::bounded`]).
 pub fn guarded<T>(call: impl FnOnce() -> T) -> T {
-    guarded_for(WALL_CLOCK_LIMIT, call)
+    crate::expr::bounded(call)
 }
 
-/// Run `call` with the wall-clock guard armed for `limit` (checked every 1024 operations).
+/// Run `call` as one bounded evaluation with `limit` of wall-clock time.
 pub fn guarded_for<T>(limit: Duration, call: impl FnOnce() -> T) -> T {
-    let previous = DEADLINE.with(|d| d.replace(Some(Instant::now() + limit)));
-    let result = call();
-    DEADLINE.with(|d| d.set(previous));
-    result
+    crate::expr::bounded_for(limit, call)
 }
 
 fn map(pairs: &[(&str, Dynamic)]) -> Dynamic {
@@ -264,50 +233,11 @@ fn register_helpers(engine: &mut Engine) {
 
 /// A script failure, for people: which limit was hit, or what went wrong and where.
 pub fn describe_error(error: &EvalAltResult) -> String {
-    use EvalAltResult as E;
-    let at = |pos: rhai::Position| match (pos.line(), pos.position()) {
-        (Some(line), Some(col)) => format!(" (line {line}, column {col})"),
-        (Some(line), None) => format!(" (line {line})"),
-        _ => String::new(),
-    };
-    match error {
-        E::ErrorInFunctionCall(_, _, inner, _) => describe_error(inner),
-        E::ErrorTooManyOperations(pos) => format!(
-            "operation limit exceeded: the script ran more than {MAX_OPERATIONS} operations{}",
-            at(*pos)
-        ),
-        E::ErrorStackOverflow(pos) => format!(
-            "call depth limit exceeded: functions nest deeper than {MAX_CALL_LEVELS} calls{}",
-            at(*pos)
-        ),
-        E::ErrorDataTooLarge(what, pos) => format!(
-            "size limit exceeded: {what} is larger than allowed (strings {MAX_STRING_SIZE} bytes, arrays {MAX_ARRAY_SIZE} items, maps {MAX_MAP_SIZE} entries){}",
-            at(*pos)
-        ),
-        E::ErrorTerminated(token, pos) if token.clone().into_string().ok().as_deref() == Some(WALL_CLOCK_TOKEN) => {
-            format!(
-                "wall-clock limit exceeded: the hook ran longer than {} ms{}",
-                WALL_CLOCK_LIMIT.as_millis(),
-                at(*pos)
-            )
-        }
-        other => {
-            let text = other.to_string();
-            // Rhai appends the position itself in most messages; keep them on one line.
-            text.lines().collect::<Vec<_>>().join("; ")
-        }
-    }
+    crate::expr::script::describe_error(error)
 }
 
-/// Which limit an error hit, if any: `operations`, `call-depth`, `size`, `wall-clock`.
+/// Which limit an error hit, if any: `operations`, `call-depth`, `size`, `wall-clock`,
+/// `interrupted`.
 pub fn limit_kind(error: &EvalAltResult) -> Option<&'static str> {
-    use EvalAltResult as E;
-    match error {
-        E::ErrorInFunctionCall(_, _, inner, _) => limit_kind(inner),
-        E::ErrorTooManyOperations(_) => Some("operations"),
-        E::ErrorStackOverflow(_) => Some("call-depth"),
-        E::ErrorDataTooLarge(..) => Some("size"),
-        E::ErrorTerminated(..) => Some("wall-clock"),
-        _ => None,
-    }
+    crate::expr::script::limit_kind(error)
 }

@@ -3,36 +3,24 @@
 
 use std::collections::BTreeSet;
 
-use minijinja::{Environment, UndefinedBehavior};
+use minijinja::Environment;
 
 /// The variables a template can see while a mission runs.
 pub const TEMPLATE_ROOTS: &[&str] = &["inputs", "vars", "outputs", "run", "phase", "item", "loop"];
 
-/// An environment with strict undefined behaviour: a missing variable is an error, never an
-/// empty string silently sent to an agent.
+/// The bounded environment of [`crate::expr::template`]: strict undefined behaviour, fuel,
+/// a recursion limit and the `shell_quote` (`q`) filter.
 pub fn environment() -> Environment<'static> {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_keep_trailing_newline(true);
-    env
+    crate::expr::template::environment()
 }
 
-/// Render a template against a context (the recorded facts). A missing variable is an error.
+/// Render a template against a context (the recorded facts), within the bounds of
+/// [`crate::expr`] (fuel, output size, deadline, interrupt). A missing variable is an error.
 pub fn render(source: &str, context: &serde_json::Value) -> Result<String, String> {
     if !is_template(source) {
         return Ok(source.to_string());
     }
-    let env = environment();
-    let template = env.template_from_str(source).map_err(|e| e.to_string())?;
-    template.render(context).map_err(|e| {
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(inner) = source {
-            message.push_str(&format!(": {inner}"));
-            source = inner.source();
-        }
-        message
-    })
+    crate::expr::template::render(source, context)
 }
 
 /// Does this string contain template syntax?

@@ -90,16 +90,14 @@ pub(super) fn eval(s: &Scheduler, i: usize, expression: &str) -> Result<Value, S
             scope.push_constant(name, dynamic);
         }
     }
-    let mut result: Dynamic = s
-        .engine
-        .eval_expression_with_scope(&mut scope, expression)
+    let mut result = crate::expr::script::eval_expression(&s.engine, &mut scope, expression)
         .map_err(|e| format!("`{expression}` failed: {e}"))?;
     // `range(a, b)` is a handy way to fan out; it is a range, not an array, in Rhai.
     if let Some(range) = result.clone().try_cast::<std::ops::Range<rhai::INT>>() {
-        if range.end.saturating_sub(range.start) > crate::policy::MAX_ARRAY_SIZE as rhai::INT {
+        if range.end.saturating_sub(range.start) > crate::expr::MAX_ARRAY_SIZE as rhai::INT {
             return Err(format!(
                 "`{expression}` gives more than {} items",
-                crate::policy::MAX_ARRAY_SIZE
+                crate::expr::MAX_ARRAY_SIZE
             ));
         }
         result = Dynamic::from_array(range.map(Dynamic::from_int).collect());

@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use super::semantic::GraphInfo;
 use super::Ctx;
 use crate::diag::{did_you_mean, Code, Diagnostic, SourceFile, Span};
+use crate::expr;
 use crate::load::yaml::{Node, Value};
-use crate::policy;
 use crate::prompt::{self, TEMPLATE_ROOTS};
 
 /// Functions and names minijinja provides on its own.
@@ -40,7 +40,7 @@ pub(super) fn check(ctx: &mut Ctx<'_>, root: &Node, _graph: &GraphInfo) {
         inputs: keys("inputs"),
         vars: keys("vars"),
     };
-    let engine = policy::expression_engine();
+    let engine = expr::expression_engine();
     let Some(phases) = root.get("phases") else {
         return;
     };
@@ -67,7 +67,7 @@ pub(super) fn check(ctx: &mut Ctx<'_>, root: &Node, _graph: &GraphInfo) {
                 );
                 continue;
             }
-            if let Err(e) = policy::check_expression(&engine, expression) {
+            if let Err(e) = expr::check_expression(&engine, expression) {
                 let span = node.position_in_scalar(ctx.text, e.line, e.col, 1);
                 ctx.push(
                     Diagnostic::new(Code::ExpressionSyntax, format!("the `{key}` expression of phase `{id}` does not parse: {}", e.message))

@@ -7,6 +7,7 @@ mod diagnostics;
 mod docs;
 mod durability;
 mod events;
+mod expressions;
 mod fake_llm;
 mod fuzz;
 mod hostile;

@@ -176,6 +176,29 @@ fn a_huge_array_hits_the_size_limit() {
 }
 
 #[test]
+fn nested_closures_called_from_native_functions_are_counted() {
+    // Rhai loses the operations of closures called from `all`, `map`, `filter`…; counted
+    // anyway, this ends in a clear deny instead of running for minutes.
+    check_limit(
+        "let a = []; a.pad(100000, 0); let b = a;\nif a.all(|i| b.all(|j| true)) { allow() } else { deny(\"no\") }",
+        &["operation limit exceeded", "wall-clock limit exceeded"],
+    );
+}
+
+#[test]
+fn a_replace_past_the_string_limit_is_refused_before_it_allocates() {
+    check_limit(
+        "let s = \"\"; s.pad(1000000, \"a\"); let t = s;\nt.replace(\"a\", s);\nallow()",
+        &["size limit exceeded"],
+    );
+}
+
+#[test]
+fn hooks_cannot_read_the_clock() {
+    check_limit("let t = timestamp();\nallow()", &["timestamp"]);
+}
+
+#[test]
 fn the_wall_clock_guard_stops_a_slow_hook() {
     use spectacular::policy::sandbox;
     let engine = sandbox::policy_engine();
