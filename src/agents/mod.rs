@@ -31,6 +31,35 @@ pub use config::{AdapterConfig, AgentConfig, AgentsFile, OutputFormat, OutputSpe
 pub use http::{call_http, call_http_blocking, call_http_with_key, HttpEndpoint, HttpProtocol};
 pub use secret::{child_env_removals, secret_env_names};
 
+/// What goes wrong in this module outside an attempt: a configuration that cannot be read or
+/// does not name an agent, an argv that does not render, a key that is not set.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// An `agents.yaml` with errors: its first problem, located (`file:line:col`).
+    #[error("{at}: {message}")]
+    InvalidFile { at: String, message: String },
+    #[error("no agent named `{name}` is configured (agents.yaml)")]
+    UnknownAgent { name: String },
+    #[error("no configured agent serves the role `{role}` (add `roles: [{role}]` to an agent in agents.yaml)")]
+    NoAgentForRole { role: String },
+    #[error("a `command` agent needs a non-empty `argv`")]
+    EmptyArgv,
+    /// An element of a `command` agent's argv template that does not render.
+    #[error("{0}")]
+    Template(String),
+    #[error("adapter `{adapter}` is not run by this engine yet; use `adapter: command`")]
+    NotCommand { adapter: String },
+    #[error("the API key variable `{name}` is not set")]
+    KeyNotSet { name: String },
+}
+
+/// The engine records these errors as text.
+impl From<Error> for String {
+    fn from(error: Error) -> String {
+        error.to_string()
+    }
+}
+
 /// What an adapter needs to know about one attempt.
 #[derive(Clone, Debug, Default)]
 pub struct Request {
@@ -180,7 +209,7 @@ pub trait CliAdapter: Send + Sync {
     fn invocation(&self, request: &Request) -> Invocation;
     /// Like [`CliAdapter::invocation`], but reports what prevents building one (a `command`
     /// agent's argv template that does not render). The engine should call this one.
-    fn try_invocation(&self, request: &Request) -> Result<Invocation, String> {
+    fn try_invocation(&self, request: &Request) -> Result<Invocation, Error> {
         Ok(self.invocation(request))
     }
     /// Read the client's output. The exit code alone is never trusted where the client is
