@@ -1,13 +1,14 @@
-//! Agent adapters: one per coding-agent CLI (Claude Code, Codex, Aider, Gemini, OpenCode), the
-//! generic `command` adapter configured in `agents.yaml`, and HTTP adapters for the OpenAI Chat
-//! Completions and Anthropic Messages protocols. An adapter turns a rendered prompt into an
-//! [`Invocation`] (argv, never a shell) and the client's output into an [`AgentOutcome`]: the
-//! result text, the [`Usage`] (tokens, dollars and where they came from) and, on failure, a
-//! [`FailureClass`] that tells the engine whether falling back to another agent is worthwhile.
+//! Agent adapters: the coding-agent CLIs (Claude Code, Codex, Aider, Gemini, OpenCode), one
+//! table of them in [`clients`] with a parser per client, the generic `command` adapter
+//! configured in `agents.yaml`, and HTTP adapters for the OpenAI Chat Completions and Anthropic
+//! Messages protocols. An adapter turns a rendered prompt into an [`Invocation`] (argv, never a
+//! shell) and the client's output into an [`AgentOutcome`]: the result text, the [`Usage`]
+//! (tokens, dollars and where they came from) and, on failure, a [`FailureClass`] that tells
+//! the engine whether falling back to another agent is worthwhile.
 //!
 //! This module never spawns processes (the engine does, through `execute::process`) and never
-//! writes files; API keys are read from the environment by name and redacted from every text it
-//! returns.
+//! writes files; API keys are read from the environment by name, and every secret of the
+//! environment ([`secret`]) is redacted from every text it returns.
 
 mod aider;
 mod classify;
@@ -313,13 +314,24 @@ pub fn secrets_in(
     values
 }
 
-/// The non-empty values of the named environment variables.
+/// The values to redact from an HTTP agent's answer: those of the named variables (its key),
+/// and every other secret of this process's environment ([`secret`]).
 pub fn secret_values(names: &[String]) -> Vec<String> {
+    let env = secret::process_env();
     let mut values: Vec<String> = names
         .iter()
-        .filter_map(|n| std::env::var(n).ok())
+        .filter_map(|n| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()))
         .filter(|v| v.len() >= 4)
         .collect();
+    let known = secret::secret_env_names(
+        &AgentsFile::default(),
+        &crate::config::models::Catalog::default(),
+    );
+    values.extend(
+        secret::secret_values(&known, &env)
+            .into_iter()
+            .map(|(_, value)| value),
+    );
     values.sort();
     values.dedup();
     values
