@@ -167,6 +167,7 @@ pub fn child_env_removals(
 
 #[cfg(test)]
 mod tests {
+    use super::super::{cli_adapter, command, secrets_in};
     use super::*;
     use crate::config::models::ProviderSpec;
 
@@ -290,11 +291,6 @@ mod tests {
             ]
         );
     }
-}
-
-#[cfg(test)]
-mod command_tests {
-    use super::super::{cli_adapter, command, secrets_in};
 
     #[test]
     fn a_command_agents_output_is_redacted_of_every_secret_in_the_environment() {
