@@ -13,7 +13,27 @@ use super::{
     CliAdapter, FailureClass, Invocation, OutputFormat, OutputSpec, Request, Usage,
 };
 
-pub use super::config::{choose, load, parse as parse_agents_file};
+use super::config::{AgentConfig, AgentsFile};
+use super::Error;
+
+/// [`super::config::load`] with its error as text, as the engine records it.
+pub fn load(mission_dir: Option<&Path>, dot_dir: &Path) -> Result<AgentsFile, String> {
+    Ok(super::config::load(mission_dir, dot_dir)?)
+}
+
+/// [`super::config::choose`] with its error as text, as the engine records it.
+pub fn choose<'a>(
+    file: &'a AgentsFile,
+    agent: Option<&str>,
+    role: Option<&str>,
+) -> Result<(&'a str, &'a AgentConfig), String> {
+    Ok(super::config::choose(file, agent, role)?)
+}
+
+/// [`super::config::parse`] with its error as text.
+pub fn parse_agents_file(text: &str, origin: &str) -> Result<AgentsFile, String> {
+    Ok(super::config::parse(text, origin)?)
+}
 
 /// The argv and stdin of a `command` agent call, rendered against the phase context plus
 /// `prompt_file`. Other adapters are refused here: the engine runs them through [`CliAdapter`].
@@ -22,12 +42,11 @@ pub fn invocation(
     context: &Value,
     prompt_file: &Path,
     prompt: &str,
-) -> Result<(Vec<String>, Option<Vec<u8>>), String> {
+) -> Result<(Vec<String>, Option<Vec<u8>>), Error> {
     if agent.adapter != "command" {
-        return Err(format!(
-            "adapter `{}` is not run by this engine yet; use `adapter: command`",
-            agent.adapter
-        ));
+        return Err(Error::NotCommand {
+            adapter: agent.adapter.clone(),
+        });
     }
     let mut context = context.clone();
     context["prompt_file"] = Value::String(prompt_file.display().to_string());
@@ -36,13 +55,13 @@ pub fn invocation(
 }
 
 /// Render each element of an argv template; each stays one argument whatever it contains.
-pub fn render_argv(template: &[String], context: &Value) -> Result<Vec<String>, String> {
+pub fn render_argv(template: &[String], context: &Value) -> Result<Vec<String>, Error> {
     if template.is_empty() {
-        return Err("a `command` agent needs a non-empty `argv`".into());
+        return Err(Error::EmptyArgv);
     }
     template
         .iter()
-        .map(|a| crate::prompt::render(a, context))
+        .map(|a| crate::prompt::render(a, context).map_err(Error::Template))
         .collect()
 }
 
@@ -70,7 +89,7 @@ impl CommandAdapter {
         self
     }
 
-    fn render(&self, request: &Request) -> Result<Invocation, String> {
+    fn render(&self, request: &Request) -> Result<Invocation, Error> {
         let mut context = self.context.clone();
         context["prompt_file"] = Value::String(request.prompt_file.display().to_string());
         context["prompt"] = Value::String(request.prompt.clone());
@@ -111,7 +130,7 @@ impl CliAdapter for CommandAdapter {
         self.render(request).unwrap_or_default()
     }
 
-    fn try_invocation(&self, request: &Request) -> Result<Invocation, String> {
+    fn try_invocation(&self, request: &Request) -> Result<Invocation, Error> {
         self.render(request)
     }
 

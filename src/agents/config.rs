@@ -7,6 +7,8 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::Error;
+
 /// `agents.yaml`.
 #[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -187,11 +189,11 @@ pub fn layers(
 
 /// Every configured agent with the file it comes from; the first definition of a name wins,
 /// and agents are listed in precedence order (so a role is served by the highest layer).
-pub fn load_with_origins(
+pub fn origins(
     mission_dir: Option<&Path>,
     dot_dir: &Path,
     user_dir: Option<&Path>,
-) -> Result<IndexMap<String, (AgentConfig, String)>, String> {
+) -> Result<IndexMap<String, (AgentConfig, String)>, Error> {
     let mut merged: IndexMap<String, (AgentConfig, String)> = IndexMap::new();
     for (origin, text) in layers(mission_dir, dot_dir, user_dir) {
         let file = parse(&text, &origin)?;
@@ -202,10 +204,19 @@ pub fn load_with_origins(
     Ok(merged)
 }
 
+/// [`origins`] with its error as text (what `agents list` prints).
+pub fn load_with_origins(
+    mission_dir: Option<&Path>,
+    dot_dir: &Path,
+    user_dir: Option<&Path>,
+) -> Result<IndexMap<String, (AgentConfig, String)>, String> {
+    Ok(origins(mission_dir, dot_dir, user_dir)?)
+}
+
 /// The agents a run can use: beside the mission, then the project's, the user's, built in.
-pub fn load(mission_dir: Option<&Path>, dot_dir: &Path) -> Result<AgentsFile, String> {
+pub fn load(mission_dir: Option<&Path>, dot_dir: &Path) -> Result<AgentsFile, Error> {
     let user = crate::project::user_config_dir();
-    let merged = load_with_origins(mission_dir, dot_dir, user.as_deref())?;
+    let merged = origins(mission_dir, dot_dir, user.as_deref())?;
     Ok(AgentsFile {
         agents: merged
             .into_iter()
@@ -236,29 +247,33 @@ pub fn check(text: &str, origin: &str) -> (Option<AgentsFile>, crate::diag::Diag
 
 /// Parse the text of an `agents.yaml`; `origin` names it in messages. The error is the first
 /// problem, located (`file:line:col: message`); `check` gives them all.
-pub fn parse(text: &str, origin: &str) -> Result<AgentsFile, String> {
+pub fn parse(text: &str, origin: &str) -> Result<AgentsFile, Error> {
     let (file, diagnostics) = check(text, origin);
-    match file {
-        Some(file) => Ok(file),
-        None => {
-            let first = diagnostics.sorted().into_iter().find(|d| d.is_error());
-            Err(match first {
-                Some(d) => {
-                    let at = d
-                        .span
-                        .map(|s| format!(":{}:{}", s.line, s.col))
-                        .unwrap_or_default();
-                    let help = d
-                        .help
-                        .as_deref()
-                        .map(|h| format!(" ({h})"))
-                        .unwrap_or_default();
-                    format!("{}{at}: {}{help}", d.file, d.message)
-                }
-                None => format!("{origin}: not a valid agents.yaml"),
-            })
-        }
+    if let Some(file) = file {
+        return Ok(file);
     }
+    let first = diagnostics.sorted().into_iter().find(|d| d.is_error());
+    Err(match first {
+        Some(d) => {
+            let at = d
+                .span
+                .map(|s| format!("{}:{}:{}", d.file, s.line, s.col))
+                .unwrap_or_else(|| d.file.clone());
+            let help = d
+                .help
+                .as_deref()
+                .map(|h| format!(" ({h})"))
+                .unwrap_or_default();
+            Error::InvalidFile {
+                at,
+                message: format!("{}{help}", d.message),
+            }
+        }
+        None => Error::InvalidFile {
+            at: origin.to_string(),
+            message: "not a valid agents.yaml".into(),
+        },
+    })
 }
 
 /// Pick the agent for a phase: the pinned one, else the first serving its role.
@@ -266,18 +281,49 @@ pub fn choose<'a>(
     file: &'a AgentsFile,
     agent: Option<&str>,
     role: Option<&str>,
-) -> Result<(&'a str, &'a AgentConfig), String> {
+) -> Result<(&'a str, &'a AgentConfig), Error> {
     if let Some(name) = agent {
         return file
             .agents
             .get_key_value(name)
             .map(|(k, v)| (k.as_str(), v))
-            .ok_or_else(|| format!("no agent named `{name}` is configured (agents.yaml)"));
+            .ok_or_else(|| Error::UnknownAgent {
+                name: name.to_string(),
+            });
     }
     let role = role.unwrap_or_default();
     file.agents
         .iter()
         .find(|(_, a)| a.roles.iter().any(|r| r == role))
         .map(|(k, v)| (k.as_str(), v))
-        .ok_or_else(|| format!("no configured agent serves the role `{role}` (add `roles: [{role}]` to an agent in agents.yaml)"))
+        .ok_or_else(|| Error::NoAgentForRole {
+            role: role.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_what_is_wrong() {
+        let file = parse("agents:\n  a:\n    adapter: codex\n", "agents.yaml").unwrap();
+        assert_eq!(
+            choose(&file, Some("b"), None).unwrap_err(),
+            Error::UnknownAgent { name: "b".into() }
+        );
+        assert_eq!(
+            choose(&file, None, Some("reviewer")).unwrap_err(),
+            Error::NoAgentForRole {
+                role: "reviewer".into()
+            }
+        );
+        match parse("agents:\n  a:\n    adapter: claud\n", "agents.yaml") {
+            Err(Error::InvalidFile { at, message }) => {
+                assert_eq!(at, "agents.yaml:3:14");
+                assert!(message.contains("`claud`"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -107,7 +107,9 @@ pub async fn call_http(
 ) -> AgentOutcome {
     let key = match read_key(endpoint) {
         Ok(key) => key,
-        Err(reason) => return AgentOutcome::failed(FailureClass::Auth, reason, Usage::default()),
+        Err(reason) => {
+            return AgentOutcome::failed(FailureClass::Auth, reason.to_string(), Usage::default())
+        }
     };
     call_http_with_key(protocol, endpoint, request, timeout, key).await
 }
@@ -136,13 +138,13 @@ pub async fn call_http_with_key(
 }
 
 /// The key from the variable the endpoint names; the reason when it is not set.
-fn read_key(endpoint: &HttpEndpoint) -> Result<Option<String>, String> {
+fn read_key(endpoint: &HttpEndpoint) -> Result<Option<String>, super::Error> {
     let Some(name) = &endpoint.api_key_env else {
         return Ok(None);
     };
     match std::env::var(name) {
         Ok(key) if !key.trim().is_empty() => Ok(Some(key)),
-        _ => Err(format!("the API key variable `{name}` is not set")),
+        _ => Err(super::Error::KeyNotSet { name: name.clone() }),
     }
 }
 

@@ -1,13 +1,14 @@
-//! Agent adapters: one per coding-agent CLI (Claude Code, Codex, Aider, Gemini, OpenCode), the
-//! generic `command` adapter configured in `agents.yaml`, and HTTP adapters for the OpenAI Chat
-//! Completions and Anthropic Messages protocols. An adapter turns a rendered prompt into an
-//! [`Invocation`] (argv, never a shell) and the client's output into an [`AgentOutcome`]: the
-//! result text, the [`Usage`] (tokens, dollars and where they came from) and, on failure, a
-//! [`FailureClass`] that tells the engine whether falling back to another agent is worthwhile.
+//! Agent adapters: the coding-agent CLIs (Claude Code, Codex, Aider, Gemini, OpenCode), one
+//! table of them in [`clients`] with a parser per client, the generic `command` adapter
+//! configured in `agents.yaml`, and HTTP adapters for the OpenAI Chat Completions and Anthropic
+//! Messages protocols. An adapter turns a rendered prompt into an [`Invocation`] (argv, never a
+//! shell) and the client's output into an [`AgentOutcome`]: the result text, the [`Usage`]
+//! (tokens, dollars and where they came from) and, on failure, a [`FailureClass`] that tells
+//! the engine whether falling back to another agent is worthwhile.
 //!
 //! This module never spawns processes (the engine does, through `execute::process`) and never
-//! writes files; API keys are read from the environment by name and redacted from every text it
-//! returns.
+//! writes files; API keys are read from the environment by name, and every secret of the
+//! environment ([`secret`]) is redacted from every text it returns.
 
 mod aider;
 mod classify;
@@ -30,6 +31,35 @@ pub use classify::{classify_status, classify_text};
 pub use config::{AdapterConfig, AgentConfig, AgentsFile, OutputFormat, OutputSpec};
 pub use http::{call_http, call_http_blocking, call_http_with_key, HttpEndpoint, HttpProtocol};
 pub use secret::{child_env_removals, secret_env_names};
+
+/// What goes wrong in this module outside an attempt: a configuration that cannot be read or
+/// does not name an agent, an argv that does not render, a key that is not set.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// An `agents.yaml` with errors: its first problem, located (`file:line:col`).
+    #[error("{at}: {message}")]
+    InvalidFile { at: String, message: String },
+    #[error("no agent named `{name}` is configured (agents.yaml)")]
+    UnknownAgent { name: String },
+    #[error("no configured agent serves the role `{role}` (add `roles: [{role}]` to an agent in agents.yaml)")]
+    NoAgentForRole { role: String },
+    #[error("a `command` agent needs a non-empty `argv`")]
+    EmptyArgv,
+    /// An element of a `command` agent's argv template that does not render.
+    #[error("{0}")]
+    Template(String),
+    #[error("adapter `{adapter}` is not run by this engine yet; use `adapter: command`")]
+    NotCommand { adapter: String },
+    #[error("the API key variable `{name}` is not set")]
+    KeyNotSet { name: String },
+}
+
+/// The engine records these errors as text.
+impl From<Error> for String {
+    fn from(error: Error) -> String {
+        error.to_string()
+    }
+}
 
 /// What an adapter needs to know about one attempt.
 #[derive(Clone, Debug, Default)]
@@ -180,7 +210,7 @@ pub trait CliAdapter: Send + Sync {
     fn invocation(&self, request: &Request) -> Invocation;
     /// Like [`CliAdapter::invocation`], but reports what prevents building one (a `command`
     /// agent's argv template that does not render). The engine should call this one.
-    fn try_invocation(&self, request: &Request) -> Result<Invocation, String> {
+    fn try_invocation(&self, request: &Request) -> Result<Invocation, Error> {
         Ok(self.invocation(request))
     }
     /// Read the client's output. The exit code alone is never trusted where the client is
@@ -294,13 +324,24 @@ pub fn secrets_in(
     values
 }
 
-/// The non-empty values of the named environment variables.
+/// The values to redact from an HTTP agent's answer: those of the named variables (its key),
+/// and every other secret of this process's environment ([`secret`]).
 pub fn secret_values(names: &[String]) -> Vec<String> {
+    let env = secret::process_env();
     let mut values: Vec<String> = names
         .iter()
-        .filter_map(|n| std::env::var(n).ok())
+        .filter_map(|n| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()))
         .filter(|v| v.len() >= 4)
         .collect();
+    let known = secret::secret_env_names(
+        &AgentsFile::default(),
+        &crate::config::models::Catalog::default(),
+    );
+    values.extend(
+        secret::secret_values(&known, &env)
+            .into_iter()
+            .map(|(_, value)| value),
+    );
     values.sort();
     values.dedup();
     values

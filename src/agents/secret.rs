@@ -74,8 +74,8 @@ pub fn is_secret_env_name(name: &str) -> bool {
 }
 
 /// The variables named as holding secrets: the built-in list, every client's key variables,
-/// the HTTP protocols' default key variables, `api_key_env` of every agent in `agents`, and
-/// `key_env` of every provider in `catalog`. Variables that match [`SECRET_SUFFIXES`] are
+/// the HTTP protocols' default key variables, `api_key_env` and `pass_env` of every agent in
+/// `agents`, and `key_env` of every provider in `catalog`. Variables that match [`SECRET_SUFFIXES`] are
 /// secrets too, without being listed here.
 pub fn secret_env_names(agents: &AgentsFile, catalog: &Catalog) -> BTreeSet<String> {
     let mut names: BTreeSet<String> = BUILTIN_SECRET_ENV.iter().map(|s| s.to_string()).collect();
@@ -87,6 +87,7 @@ pub fn secret_env_names(agents: &AgentsFile, catalog: &Catalog) -> BTreeSet<Stri
     }
     for agent in agents.agents.values() {
         names.extend(agent.api_key_env.iter().cloned());
+        names.extend(agent.pass_env.iter().cloned());
     }
     for provider in catalog.providers.values() {
         names.extend(provider.key_env.iter().cloned());
@@ -167,6 +168,7 @@ pub fn child_env_removals(
 
 #[cfg(test)]
 mod tests {
+    use super::super::{cli_adapter, command, secrets_in};
     use super::*;
     use crate::config::models::ProviderSpec;
 
@@ -184,7 +186,7 @@ mod tests {
     #[test]
     fn names_come_from_agents_yaml_models_yaml_the_clients_and_the_builtin_list() {
         let file = agents(
-            "agents:\n  local:\n    adapter: command\n    argv: [x]\n    api_key_env: ACME_KEY\n",
+            "agents:\n  local:\n    adapter: command\n    argv: [x]\n    api_key_env: ACME_KEY\n    pass_env: [ACME_DATABASE_URL]\n",
         );
         let mut catalog = Catalog::default();
         catalog.providers.insert(
@@ -197,6 +199,7 @@ mod tests {
         for name in [
             "ACME_KEY",
             "ACME_PROVIDER_CREDENTIAL",
+            "ACME_DATABASE_URL",
             "ANTHROPIC_API_KEY",
             "GITHUB_TOKEN",
             "AWS_SECRET_ACCESS_KEY",
@@ -290,11 +293,6 @@ mod tests {
             ]
         );
     }
-}
-
-#[cfg(test)]
-mod command_tests {
-    use super::super::{cli_adapter, command, secrets_in};
 
     #[test]
     fn a_command_agents_output_is_redacted_of_every_secret_in_the_environment() {

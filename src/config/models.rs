@@ -282,6 +282,30 @@ mod tests {
     }
 
     #[test]
+    fn providers_name_their_key_variables_in_layers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (builtin, _) = load(dir.path(), None);
+        assert_eq!(
+            builtin.providers["anthropic"].key_env,
+            ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"]
+        );
+        std::fs::write(
+            dir.path().join("models.yaml"),
+            "providers:\n  acme:\n    key_env: [ACME_CREDENTIAL]\n  openai:\n    key_env: [OPENAI_API_KEY, OPENAI_ADMIN_KEY]\n",
+        )
+        .unwrap();
+        let (catalog, diagnostics) = load(dir.path(), None);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        assert_eq!(catalog.providers["acme"].key_env, ["ACME_CREDENTIAL"]);
+        assert_eq!(
+            catalog.providers["openai"].key_env,
+            ["OPENAI_API_KEY", "OPENAI_ADMIN_KEY"],
+            "the project's layer replaces the built-in provider"
+        );
+        assert!(catalog.providers.contains_key("google"));
+    }
+
+    #[test]
     fn unknown_fallbacks_are_reported() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
