@@ -10,12 +10,18 @@ use serde_json::{json, Value};
 
 use crate::record::{self, fold, Event, EventData, RunSummary, Store};
 
-/// A run's summary: from the projection when it is available, else folded from the log.
+/// A run's summary: from the projection, once it is in step with the run's log, else folded
+/// from the log. Either way the log is read first, so a log that cannot be read is an error
+/// (with its line number and the fix), never hidden behind a cached summary.
 pub fn summary(store: &Store, run_id: &str) -> Result<RunSummary, record::Error> {
-    if let Ok(projection) = store.projection() {
-        if let Ok(Some(summary)) = projection.summary(run_id) {
-            return Ok(summary);
+    match store.projection_of(run_id) {
+        Ok(projection) => {
+            if let Ok(Some(summary)) = projection.summary(run_id) {
+                return Ok(summary);
+            }
         }
+        Err(record::Error::Sqlite { .. }) => {}
+        Err(e) => return Err(e),
     }
     Ok(fold(&store.read_events(run_id)?))
 }
