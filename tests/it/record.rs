@@ -1065,3 +1065,62 @@ fn a_closed_stdout_ends_commands_quietly() {
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.is_empty(), "{stderr}");
 }
+
+#[test]
+fn the_projection_notices_a_log_cut_back_below_what_the_engine_applied() {
+    let (_tmp, store) = new_store();
+    let mut log = RunLog::create(&store, "01RUN").unwrap();
+    log.append(ready("a"), "engine", None);
+    log.commit().unwrap();
+    let mut p = store.projection().unwrap();
+    // The engine applies what it commits straight to the projection, past its mark.
+    let b = log.append(ready("b"), "engine", None);
+    let c = log.append(ready("c"), "engine", None);
+    log.commit().unwrap();
+    p.apply(&[b, c]).unwrap();
+    drop(p);
+    let names = |store: &Store| -> Vec<String> {
+        let p = store.projection().unwrap();
+        p.phases("01RUN")
+            .unwrap()
+            .into_iter()
+            .map(|r| r.phase)
+            .collect()
+    };
+    assert_eq!(names(&store), ["a", "b", "c"]);
+    let d = log.append(ready("d"), "engine", None);
+    log.commit().unwrap();
+    drop(log);
+    assert_eq!(
+        names(&store),
+        ["a", "b", "c", "d"],
+        "caught up past its mark"
+    );
+    let mut p = store.projection().unwrap();
+    assert_eq!(p.last_seq("01RUN").unwrap(), 4);
+    p.apply(&[d]).unwrap();
+    drop(p);
+
+    // Cut back to two events: the rows of `c` and `d` go.
+    let path = store.events_path("01RUN");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let two: String = text.split_inclusive('\n').take(2).collect();
+    std::fs::write(&path, &two).unwrap();
+    assert_eq!(names(&store), ["a", "b"]);
+    assert_eq!(store.projection().unwrap().last_seq("01RUN").unwrap(), 2);
+
+    // A different second event (another id, same seq): rebuilt from the log.
+    let (mut log, _) = reopen(&store, "01RUN");
+    log.append(ready("e"), "engine", None);
+    log.commit().unwrap();
+    drop(log);
+    assert_eq!(names(&store), ["a", "b", "e"]);
+    let first: String = text.split_inclusive('\n').take(1).collect();
+    std::fs::write(&path, &first).unwrap();
+    let (mut log, _) = reopen(&store, "01RUN");
+    log.append(ready("f"), "engine", None);
+    log.append(ready("g"), "engine", None);
+    log.commit().unwrap();
+    drop(log);
+    assert_eq!(names(&store), ["a", "f", "g"]);
+}
