@@ -119,7 +119,9 @@ impl Store {
     }
 
     /// Read a run's events without changing anything (a live writer may be mid-line): a torn
-    /// last line is ignored; a corrupt line before it is an error naming the file and line.
+    /// last line (no trailing newline) is ignored; any complete line that is not an event
+    /// this build can read is an error naming the file, the line and the fix (see
+    /// `parse_log` for the rules).
     pub fn read_events(&self, run_id: &str) -> Result<Vec<Event>, Error> {
         let path = self.events_path(run_id);
         let bytes = std::fs::read(&path).map_err(|e| Error::io("read the run log", &path, e))?;
