@@ -561,6 +561,37 @@ mod tests {
     }
 
     #[test]
+    fn the_part_after_an_indexed_prefix_is_numbered_as_in_the_whole_log() {
+        let path = Path::new("events.jsonl");
+        let good = log_text(50);
+        let start: usize = good.split_inclusive('\n').take(30).map(str::len).sum();
+        let rest = parse_log_after(path, good.as_bytes(), "R", start, 30).unwrap();
+        assert_eq!(rest.events.len(), 20);
+        assert_eq!(rest.events[0].seq, 31);
+        assert_eq!(rest.valid_len, good.len() as u64);
+        let corrupt = replace_line(&good, 40, "{not json");
+        let err = parse_log_after(path, corrupt.as_bytes(), "R", start, 30).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { line: 40, .. }), "{err:?}");
+        let dup = replace_line(
+            &good,
+            45,
+            &good.lines().nth(44).unwrap().replace("\"E45\"", "\"E41\""),
+        );
+        let err = parse_log_after(path, dup.as_bytes(), "R", start, 30).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::DuplicateEvent {
+                    line: 45,
+                    first_line: 41,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
     fn chunked_parsing_gives_the_same_answers_as_one_thread() {
         let path = Path::new("events.jsonl");
         let good = log_text(50);
