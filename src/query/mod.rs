@@ -74,6 +74,8 @@ pub fn status_text(summary: &RunSummary) -> String {
                 counts.pending + counts.ready
             );
         }
+        // Logs written before the limits existed may hold megabytes here.
+        record::limits::bound_text(&mut note, record::limits::TEXT_MAX, None);
         let _ = writeln!(
             out,
             "{:width$}  {:10}  {:>8}  {:>8}  {}",
@@ -141,6 +143,8 @@ pub fn timeline_line(event: &Event) -> String {
         EventData::RunFailed(d) => d.failed.join(", "),
         _ => String::new(),
     };
+    let mut detail = detail;
+    record::limits::bound_text(&mut detail, record::limits::TEXT_MAX, None);
     format!(
         "{:>5}  {time}  {:<20}  {phase:<20}  {detail}",
         event.seq,

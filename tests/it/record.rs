@@ -1124,3 +1124,45 @@ fn the_projection_notices_a_log_cut_back_below_what_the_engine_applied() {
     drop(log);
     assert_eq!(names(&store), ["a", "f", "g"]);
 }
+
+#[test]
+fn status_bounds_a_huge_message_of_an_older_log() {
+    let (tmp, store) = project();
+    let path = cli_run(&store, "01AAA", "m");
+    // Written as an older version did: straight to the file, without the limits.
+    let event = spectacular::record::Event {
+        event_id: "01OLDEVENT0000000000000000".into(),
+        schema: 1,
+        run_id: "01AAA".into(),
+        seq: 4,
+        ts: "2026-11-21T10:00:00.000Z".into(),
+        causation_id: None,
+        actor: "engine".into(),
+        data: EventData::PhaseFailed(spectacular::record::event::PhaseFailed {
+            phase: "b".into(),
+            attempts: 1,
+            kind: FailureKind::Exit,
+            message: format!("exited with code 1: {}", "e".repeat(8 << 20)),
+            continued: false,
+        }),
+    };
+    append_raw(&path, format!("{}\n", event.to_json_line()).as_bytes());
+    let out = cli(tmp.path(), &["status", "01AAA"]);
+    assert_eq!(out.code, 0, "{}", &out.stderr);
+    assert!(
+        out.stdout.len() < 2 * limits::TEXT_MAX,
+        "{}",
+        out.stdout.len()
+    );
+    assert!(
+        out.stdout.contains("…[truncated: 8388634 bytes]"),
+        "{}",
+        &out.stdout[out.stdout.len() - 200..]
+    );
+    let out = cli(tmp.path(), &["events", "01AAA"]);
+    assert!(
+        out.stdout.len() < 2 * limits::TEXT_MAX,
+        "{}",
+        out.stdout.len()
+    );
+}
