@@ -433,17 +433,50 @@ pub(crate) fn check_unique_ids(
     events: &[Event],
     first_line: usize,
 ) -> Result<(), Error> {
+    let duplicate = |first: usize, second: usize| Error::DuplicateEvent {
+        path: path.to_path_buf(),
+        line: first_line + second + 1,
+        first_line: first_line + first + 1,
+        event_id: events[second].event_id.clone(),
+    };
+    // Ids are ULIDs, whose first 10 characters are the time: in a log they almost always come
+    // in order of those characters. Then equal ids can only sit in one run of equal prefixes,
+    // and checking those small runs is enough, without a set of a million ids.
+    const PREFIX: usize = 10;
+    let prefix = |i: usize| {
+        let id = events[i].event_id.as_bytes();
+        &id[..id.len().min(PREFIX)]
+    };
+    if (1..events.len()).all(|i| prefix(i - 1) <= prefix(i)) {
+        let mut group: Vec<usize> = Vec::new();
+        let mut start = 0;
+        while start < events.len() {
+            let mut end = start + 1;
+            while end < events.len() && prefix(end) == prefix(start) {
+                end += 1;
+            }
+            if end - start > 1 {
+                group.clear();
+                group.extend(start..end);
+                group.sort_by(|&a, &b| events[a].event_id.cmp(&events[b].event_id));
+                let found = group
+                    .windows(2)
+                    .filter(|w| events[w[0]].event_id == events[w[1]].event_id)
+                    .map(|w| (w[0].min(w[1]), w[0].max(w[1])))
+                    .min_by_key(|&(_, second)| second);
+                if let Some((first, second)) = found {
+                    return Err(duplicate(first, second));
+                }
+            }
+            start = end;
+        }
+        return Ok(());
+    }
     let mut seen: std::collections::HashMap<&str, usize> =
         std::collections::HashMap::with_capacity(events.len());
     for (i, event) in events.iter().enumerate() {
-        let line = first_line + i + 1;
-        if let Some(first) = seen.insert(&event.event_id, line) {
-            return Err(Error::DuplicateEvent {
-                path: path.to_path_buf(),
-                line,
-                first_line: first,
-                event_id: event.event_id.clone(),
-            });
+        if let Some(first) = seen.insert(&event.event_id, i) {
+            return Err(duplicate(first, i));
         }
     }
     Ok(())
@@ -589,6 +622,48 @@ mod tests {
             ),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn repeated_ids_are_found_in_order_or_not() {
+        let event = |id: &str| Event {
+            event_id: id.to_string(),
+            schema: 1,
+            run_id: "R".into(),
+            seq: 1,
+            ts: "2026-11-21T10:00:00.000Z".into(),
+            causation_id: None,
+            actor: "engine".into(),
+            data: EventData::PhaseReady(PhaseRef { phase: "p".into() }),
+        };
+        let path = Path::new("events.jsonl");
+        let lines = |ids: &[&str]| {
+            let events: Vec<Event> = ids.iter().map(|id| event(id)).collect();
+            match check_unique_ids(path, &events, 10) {
+                Ok(()) => None,
+                Err(Error::DuplicateEvent {
+                    first_line, line, ..
+                }) => Some((first_line, line)),
+                Err(other) => panic!("{other:?}"),
+            }
+        };
+        // In time order (runs of equal time prefixes), and not.
+        let sorted = [
+            "01AAAAAAAAX",
+            "01AAAAAAAAZ",
+            "01AAAAAAAAY",
+            "01AAAAAAABX",
+            "01AAAAAAABY",
+        ];
+        assert_eq!(lines(&sorted), None);
+        let mut dup = sorted;
+        dup[4] = "01AAAAAAABX";
+        assert_eq!(lines(&dup), Some((14, 15)));
+        dup[2] = "01AAAAAAAAX";
+        assert_eq!(lines(&dup), Some((11, 13)));
+        let unsorted = ["01B", "01A", "01C", "01A", "01B"];
+        assert_eq!(lines(&unsorted), Some((12, 14)));
+        assert_eq!(lines(&unsorted[..3]), None);
     }
 
     #[test]
