@@ -129,6 +129,9 @@ codes! {
     RequiredWithDefault = "M2019", "required-with-default", Warning,
         summary: "An input is `required: true` and also has a `default`, so it is never really required.",
         fix: "Remove `required: true` or remove the default.";
+    NoPhases = "M2020", "no-phases", Error,
+        summary: "The mission's `phases` map is empty, so a run would do nothing.",
+        fix: "Add at least one phase under `phases:`.";
     ExpressionSyntax = "M3001", "expression-syntax", Error,
         summary: "An `if` or `for_each` Rhai expression does not parse.",
         fix: "Fix the expression at the position shown; `if` takes a Rhai expression such as `run.complexity >= 0.3`.";
