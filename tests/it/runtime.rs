@@ -653,6 +653,14 @@ fn killing_the_engine_at_any_moment_loses_nothing() {
     );
     let verify = p.run(&["replay", &p.run_id(), "--verify"]);
     assert_eq!(code(&verify), 0, "{}", text(&verify));
+    // Through every kill and resume, each decision is what the log before it decides.
+    let mission = crash_mission();
+    let plan = spectacular::plan::plan(
+        crate::support::validate_bytes("mission.yaml", mission.as_bytes())
+            .mission
+            .expect("the crash mission is valid"),
+    );
+    crate::replay::assert_the_log_replays(&std::sync::Arc::new(plan), &events);
 }
 
 #[test]
