@@ -151,10 +151,11 @@ fn signals(p: &Project) -> String {
 fn cancel_climbs_from_sigint_to_sigterm_to_sigkill() {
     let p = Project::new(STUBBORN);
     let _reap = Reap::new(&p);
-    // A grace long enough for a shell to run a trap, short enough for the test.
+    // A grace long enough for a shell to run a trap even on a busy machine, short enough for
+    // the test.
     let mut engine = p
         .command(&["run", "mission.yaml"])
-        .env("SPECTACULAR_KILL_GRACE", "1s")
+        .env("SPECTACULAR_KILL_GRACE", "2s")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

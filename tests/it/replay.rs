@@ -666,7 +666,7 @@ phases:
     workspace: repo
     on_failure: { goto: implement, max_loops: 2 }
   skipped: { uses: builtin/noop, needs: [check], if: inputs.flag == true }
-  gate: { needs: [check], approval: { reason: go?, timeout: 100ms, on_timeout: approve } }
+  gate: { needs: [check], approval: { reason: go?, timeout: 1s, on_timeout: approve } }
   broken: { uses: builtin/fail, needs: [gate] }
   never: { uses: builtin/noop, needs: [broken] }
   report: { uses: builtin/report, needs: [never], always: true }
@@ -679,7 +679,7 @@ phases:
         "{}",
         crate::runtime::text(&out)
     );
-    poll_until_past(&p.events(), Duration::from_millis(100));
+    poll_until_past(&p.events(), Duration::from_secs(1));
     let out = p.run(&["resume", &p.run_id()]);
     assert_eq!(
         crate::runtime::code(&out),
