@@ -455,7 +455,7 @@ fn runs_per_mission() -> u64 {
         .unwrap_or(2)
 }
 
-/// Every mission the suite ships or keeps as a valid fixture.
+/// Every mission the project ships (`missions/`, `examples/`) or keeps as a valid fixture.
 const FIXTURE_MISSIONS: &[&str] = &[
     "missions/software-dev/mission.yaml",
     "examples/quickstart/mission.yaml",
@@ -465,16 +465,24 @@ const FIXTURE_MISSIONS: &[&str] = &[
 ];
 
 #[test]
-fn the_fixture_list_is_every_valid_fixture() {
+fn the_mission_list_is_every_shipped_mission_and_valid_fixture() {
     let root = crate::support::repo_root();
-    for dir in std::fs::read_dir(root.join("tests/fixtures/valid")).unwrap() {
-        let path = dir.unwrap().path().join("mission.yaml");
-        let relative = crate::support::relative(&path);
-        assert!(
-            FIXTURE_MISSIONS.contains(&relative.as_str()),
-            "add `{relative}` to FIXTURE_MISSIONS"
-        );
+    let mut found = 0;
+    for parent in ["missions", "examples", "tests/fixtures/valid"] {
+        for dir in std::fs::read_dir(root.join(parent)).unwrap() {
+            let path = dir.unwrap().path().join("mission.yaml");
+            if !path.is_file() {
+                continue;
+            }
+            let relative = crate::support::relative(&path);
+            assert!(
+                FIXTURE_MISSIONS.contains(&relative.as_str()),
+                "add `{relative}` to FIXTURE_MISSIONS"
+            );
+            found += 1;
+        }
     }
+    assert_eq!(found, FIXTURE_MISSIONS.len());
 }
 
 #[test]
