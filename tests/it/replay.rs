@@ -348,7 +348,14 @@ impl Driver {
                     self.record(resumed(Vec::new()));
                     continue;
                 }
-                Some(_) => return,
+                Some(_) => {
+                    let bug = self.log.iter().find_map(|e| match &e.data {
+                        EventData::RunFailed(f) => f.reason.clone().filter(|r| r.contains("bug")),
+                        _ => None,
+                    });
+                    assert!(bug.is_none(), "the scheduler gave up: {bug:?}");
+                    return;
+                }
                 None => {}
             }
             if !self.world() {
