@@ -14,5 +14,6 @@ mod hostile;
 mod missions;
 mod policy;
 mod record;
+mod replay;
 mod runtime;
 mod support;
