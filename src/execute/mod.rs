@@ -26,6 +26,7 @@ mod outputs;
 pub mod pin;
 mod prepare;
 pub mod process;
+mod projector;
 mod run_loop;
 mod start;
 
@@ -40,7 +41,7 @@ use tokio::sync::{mpsc, watch};
 use crate::model::Mission;
 use crate::plan::Plan;
 use crate::record::event::EventData;
-use crate::record::{self, Event, Projection, RunLog, Store};
+use crate::record::{self, Event, RunLog, Store};
 use crate::schedule::Scheduler;
 
 use fallback::Cooldowns;
@@ -126,8 +127,12 @@ enum Msg {
     RetryDue(String),
     /// A gate's timeout passed: wake up, the scheduler decides.
     ApprovalTimeout,
-    /// Record an event an attempt reported while it ran (a fallback hop).
-    Record(Box<EventData>),
+    /// Record an event an attempt reported while it ran (a fallback hop), and tell it once
+    /// the event is durable: the attempt waits for that before its next process starts.
+    Record {
+        data: Box<EventData>,
+        durable: tokio::sync::oneshot::Sender<()>,
+    },
     Inbox,
     Interrupt,
 }
@@ -141,7 +146,7 @@ pub struct Engine {
     run_dir: PathBuf,
     project_root: PathBuf,
     settings: Settings,
-    projection: Option<Projection>,
+    projection: Option<projector::Projector>,
     observer: Observer,
     uncommitted: Vec<Event>,
     oldest_uncommitted: Option<Instant>,
@@ -154,11 +159,20 @@ pub struct Engine {
     /// Day and month budgets shared with other runs, and the attempts reserved in them.
     shared: ledger::Shared,
     shared_reserved: HashSet<String>,
+    /// Spending to settle in the shared ledgers once the events reporting it are durable:
+    /// `(key, usd, ts)`.
+    unsettled: Vec<(String, f64, String)>,
+    /// Settlements being written, off the event loop.
+    settling: Vec<tokio::task::JoinHandle<()>>,
     /// The policy packs of this run, compiled once.
     packs: crate::policy::Packs,
     /// Agents and models that failed transiently, passed over until they cool down.
     cooldowns: Cooldowns,
     running: HashMap<String, watch::Sender<u8>>,
+    /// Attempts waiting for their events to be durable (see `Msg::Record`).
+    awaiting_commit: Vec<tokio::sync::oneshot::Sender<()>>,
+    /// Inbox commands acted on, deleted once their events are durable.
+    claimed: Vec<inbox::Claimed>,
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
     interrupts: u32,
