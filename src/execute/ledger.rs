@@ -502,4 +502,21 @@ mod tests {
         assert!(refused.contains("spent $0.9000"), "{refused}");
         shared.reserve("run", "x#1", 0.1).unwrap();
     }
+
+    #[test]
+    fn reconciling_writes_what_the_log_knows_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut shared = Shared::new(vec![limits(dir.path(), 10.0)]);
+        shared.settle("run", "a#1", 0.5, &crate::record::now_ts());
+        let ended = [
+            ("a#1".to_string(), 0.5, crate::record::now_ts()),
+            ("b#1".to_string(), 0.25, crate::record::now_ts()),
+        ];
+        shared.reconcile("run", &ended);
+        shared.reconcile("run", &ended);
+        let text = std::fs::read_to_string(dir.path().join(LEDGER)).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        let usage = Usage::of(&text, &crate::record::now_ts(), 1);
+        assert!((usage.day_spent - 0.75).abs() < 1e-12, "{usage:?}");
+    }
 }

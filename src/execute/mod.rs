@@ -29,6 +29,8 @@ pub mod process;
 mod projector;
 mod run_loop;
 mod start;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};

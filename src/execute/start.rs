@@ -364,7 +364,7 @@ fn short(digest: &str) -> String {
 }
 
 /// Where a run's mission came from, for re-reading it.
-fn locate_source(source: &str, cwd: &Path) -> Located {
+pub(super) fn locate_source(source: &str, cwd: &Path) -> Located {
     if let Some(rest) = source.strip_prefix("builtin:missions/") {
         let name = rest.split('/').next().unwrap_or(rest).to_string();
         return Located {
