@@ -281,10 +281,18 @@ pub(super) async fn run_agent(
             ),
             process::Ended::Exited { code, .. } => {
                 // The agent's own report decides, not its exit code alone.
+                // Reading and redacting up to `OUTPUT_CAP` bytes each: off the event loop.
                 let read = |p: &Path| {
-                    String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()
+                    let p = p.to_path_buf();
+                    tokio::task::spawn_blocking(move || {
+                        String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()
+                    })
                 };
                 let (stdout, stderr) = (read(&base.stdout), read(&base.stderr));
+                let (stdout, stderr) = (
+                    stdout.await.unwrap_or_default(),
+                    stderr.await.unwrap_or_default(),
+                );
                 let mut outcome = crate::agents::process_outcome(
                     adapter.as_ref(),
                     &ended,
@@ -293,9 +301,16 @@ pub(super) async fn run_agent(
                     &candidate.secrets,
                     limit,
                 );
-                for file in [&base.stdout, &base.stderr] {
-                    let _ = crate::agents::redact_file(file, &candidate.secrets);
-                }
+                let (files, secrets) = (
+                    [base.stdout.clone(), base.stderr.clone()],
+                    candidate.secrets.clone(),
+                );
+                let _ = tokio::task::spawn_blocking(move || {
+                    for file in &files {
+                        let _ = crate::agents::redact_file(file, &secrets);
+                    }
+                })
+                .await;
                 let usage = Some(Box::new(candidate.settle(&mut outcome.usage)));
                 if outcome.ok {
                     return Ok((*code, usage, candidate.agent.clone()));

@@ -100,7 +100,11 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
                     process::Ended::Exited {
                         code: Some(code), ..
                     } => {
-                        let tail = tail(&spec.stderr);
+                        let stderr = spec.stderr.clone();
+                        // Up to `OUTPUT_CAP` bytes to read: off the event loop.
+                        let tail = tokio::task::spawn_blocking(move || tail(&stderr))
+                            .await
+                            .unwrap_or_default();
                         return failed(
                             FailureKind::Exit,
                             format!("exited with code {code}{tail}"),
