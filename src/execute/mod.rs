@@ -9,8 +9,11 @@
 //! - `decide.rs`: the policy hooks of agent attempts;
 //! - `fallback.rs`: fallback chains and cooldowns;
 //! - `jobs.rs`: the spawned task of each attempt;
-//! - side files and helpers: `process.rs`, `builtin.rs`, `outputs.rs`, `budget.rs`,
-//!   `ledger.rs`, `inbox.rs`, `pin.rs`.
+//! - `projector.rs`: the SQLite projection, updated on a thread of its own;
+//! - processes and side files: `process.rs` (with `identity.rs`: which process groups are
+//!   provably ours), `inbox.rs`, `ledger.rs`; and `builtin.rs`, `outputs.rs`, `budget.rs`,
+//!   `pin.rs`;
+//! - `crash.rs` and `tests.rs`: crash points and the crash tests of the side files.
 
 mod agents;
 pub mod budget;
