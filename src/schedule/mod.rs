@@ -106,6 +106,7 @@ impl Scheduler {
             now: None,
             engine: crate::policy::expression_engine(),
             active,
+            queued: BTreeMap::new(),
             running_set: BTreeSet::new(),
             valued: BTreeSet::new(),
             dependents,
@@ -175,9 +176,9 @@ impl Scheduler {
 
     /// Instances with an attempt in flight (for resume: they become interrupted).
     pub fn running(&self) -> Vec<(String, u32)> {
-        self.instances
+        self.running_set
             .iter()
-            .filter(|i| !i.dropped)
+            .map(|&i| &self.instances[i])
             .filter_map(|i| match i.state {
                 State::Running { attempt } => Some((i.name.clone(), attempt)),
                 _ => None,
