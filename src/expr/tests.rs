@@ -164,3 +164,13 @@ fn shell_quote_round_trips_through_sh() {
     }
     assert!(shell_quote("a\0b").is_err());
 }
+
+#[test]
+fn runaway_macro_recursion_hits_the_recursion_limit() {
+    let error = render(
+        "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+        &json!({}),
+    )
+    .expect_err("too deep");
+    assert!(error.contains("template limit exceeded"), "{error}");
+}
