@@ -174,3 +174,24 @@ fn runaway_macro_recursion_hits_the_recursion_limit() {
     .expect_err("too deep");
     assert!(error.contains("template limit exceeded"), "{error}");
 }
+
+#[test]
+fn another_thread_interrupts_an_evaluation_long_before_its_deadline() {
+    let interrupt = Interrupt::new();
+    let _installed = interrupt.install();
+    let remote = interrupt.clone();
+    let trigger = std::thread::spawn(move || remote.trigger());
+    // Without the interrupt this would run for a minute (or a million operations).
+    let error = bounded_for(Duration::from_secs(60), || {
+        trigger.join().unwrap();
+        engine()
+            .eval::<Dynamic>("let x = 0; while true { x += 1 }")
+            .map_err(|e| script::describe_error(&e))
+    })
+    .expect_err("interrupted");
+    assert!(error.starts_with(INTERRUPTED), "{error}");
+    let template = bounded_for(Duration::from_secs(60), || {
+        render("{% for i in range(10) %}x{% endfor %}", &json!({}))
+    });
+    assert!(template.unwrap_err().starts_with(INTERRUPTED));
+}
