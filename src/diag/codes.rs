@@ -153,6 +153,9 @@ codes! {
     UndeclaredVar = "M3007", "undeclared-var", Error,
         summary: "A template uses `vars.<name>` for a var the mission does not declare.",
         fix: "Declare it under `vars:` or correct its name.";
+    UnquotedShellValue = "M3008", "unquoted-shell-value", Warning,
+        summary: "A `shell:` template puts recorded data (an output or a `for_each` item) into the script without quoting it.",
+        fix: "Quote the value with the `q` filter, `{{ item.file | q }}`, so that it reaches the shell as one word whatever it holds; or use `run:`, which needs no shell.";
     PolicySyntax = "M4001", "policy-syntax", Error,
         summary: "A policy pack's Rhai script does not compile.",
         fix: "Fix the script at the position shown; hooks are functions `fn route(ctx)`, `fn govern(ctx)` and `fn budget(ctx)`.";
