@@ -104,7 +104,7 @@ impl Scheduler {
             suspended: false,
             finished: None,
             now: None,
-            engine: crate::policy::expression_engine(),
+            engine: crate::expr::expression_engine(),
             active,
             queued: BTreeMap::new(),
             running_set: BTreeSet::new(),
