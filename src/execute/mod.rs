@@ -181,6 +181,10 @@ pub struct Engine {
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
     interrupts: u32,
+    /// Stops the script evaluations (policy hooks, `if`, `for_each`, templates) running on the
+    /// engine's thread when Ctrl-C, SIGTERM or a `cancel` arrives: they cannot yield to the
+    /// event loop, so the signal handler and the inbox watcher set this flag directly.
+    interrupt: crate::expr::Interrupt,
 }
 
 /// What `start` needs.

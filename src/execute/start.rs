@@ -352,6 +352,7 @@ impl Engine {
             tx,
             rx,
             interrupts: 0,
+            interrupt: crate::expr::Interrupt::new(),
         }
     }
 }
