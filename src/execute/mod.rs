@@ -169,6 +169,9 @@ pub struct Engine {
     unsettled: Vec<(String, f64, String)>,
     /// Settlements being written, off the event loop.
     settling: Vec<tokio::task::JoinHandle<()>>,
+    /// The secret variables of this run's environment (read once), for the redactor and for
+    /// what each child must not inherit.
+    secrets: Secrets,
     /// The policy packs of this run, compiled once.
     packs: crate::policy::Packs,
     /// Agents and models that failed transiently, passed over until they cool down.
@@ -181,6 +184,57 @@ pub struct Engine {
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
     interrupts: u32,
+}
+
+/// The secrets of a run: which variables hold them, the environment they were read from
+/// (once, when the engine took the run), and their values.
+#[derive(Clone, Default)]
+pub(crate) struct Secrets {
+    names: std::collections::BTreeSet<String>,
+    env: Arc<Vec<(String, String)>>,
+    values: Vec<String>,
+}
+
+impl Secrets {
+    /// Read the environment once and name its secrets from `agents.yaml` (when it loads),
+    /// the model catalog, the clients and the built-in list.
+    fn read(
+        agents: &crate::agents::AgentsFile,
+        catalog: &crate::config::models::Catalog,
+    ) -> Secrets {
+        let env = crate::agents::secret::process_env();
+        let names = crate::agents::secret_env_names(agents, catalog);
+        let mut values: Vec<String> = crate::agents::secret::secret_values(&names, &env)
+            .into_iter()
+            .map(|(_, value)| value)
+            .collect();
+        values.sort();
+        values.dedup();
+        Secrets {
+            names,
+            env: Arc::new(env),
+            values,
+        }
+    }
+
+    /// The `(name, value)` pairs for the run log's redactor.
+    fn pairs(&self) -> Vec<(String, String)> {
+        crate::agents::secret::secret_values(&self.names, &self.env)
+    }
+
+    /// The secret variables a child must not inherit: all of them but its agent's own keys
+    /// (`agent` is `None` for `run:` and `shell:` phases).
+    fn removals(&self, agent: Option<&crate::agents::AgentConfig>) -> Vec<String> {
+        crate::agents::child_env_removals(&self.names, agent, &[], &self.env)
+    }
+
+    /// `secrets` plus the value of every secret of the run's environment, sorted, once each.
+    fn with_values(&self, mut secrets: Vec<String>) -> Vec<String> {
+        secrets.extend(self.values.iter().cloned());
+        secrets.sort();
+        secrets.dedup();
+        secrets
+    }
 }
 
 /// What `start` needs.

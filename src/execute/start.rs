@@ -271,7 +271,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     fn new(
         store: Store,
-        log: RunLog,
+        mut log: RunLog,
         scheduler: Scheduler,
         plan: Arc<Plan>,
         run_dir: PathBuf,
@@ -324,6 +324,14 @@ impl Engine {
             }
             catalog
         };
+        // Once per run, before anything is recorded: every event is redacted of the secrets
+        // of the environment, and each child loses the ones it does not need.
+        let secrets = {
+            let dot_dir = project_root.join(crate::project::DOT_DIR);
+            let configured = agents::load(plan.mission.base.dir(), &dot_dir).unwrap_or_default();
+            Secrets::read(&configured, &catalog)
+        };
+        log.set_secrets(secrets.pairs());
         Engine {
             store,
             log,
@@ -344,6 +352,7 @@ impl Engine {
             unsettled: Vec::new(),
             settling: Vec::new(),
             packs,
+            secrets,
             cooldowns: Cooldowns::default(),
             catalog,
             running: HashMap::new(),

@@ -979,7 +979,7 @@ phases:
 ",
     );
     std::fs::write(p.path().join("plan.md.j2"), "Plan.\n").unwrap();
-    // A careless tool that prints a provider key and a token it happens to inherit.
+    // A careless tool that would print a provider key and a token if it inherited them.
     std::fs::write(
         p.path().join(".spectacular/agents.yaml"),
         "agents:\n  tool:\n    adapter: command\n    roles: [planner]\n    stdin: false\n    argv: [sh, -c, 'echo \"key $OPENAI_API_KEY\"; echo \"token $ACME_SERVICE_TOKEN\" >&2; exit 3']\n",
@@ -999,12 +999,18 @@ phases:
         let leaked = files_with(p.path(), secret);
         assert!(leaked.is_empty(), "`{secret}` is in {leaked:?}");
     }
+    // It names no key, so it inherits none of them.
     match attempt_result(&p.events()) {
         EventData::AttemptFailed(f) => {
-            assert!(f.message.contains("[REDACTED]"), "{}", f.message)
+            assert!(f.message.ends_with("token"), "{}", f.message)
         }
         other => panic!("{other:?}"),
     }
+    let stdout = p
+        .store()
+        .run_dir(&p.run_id())
+        .join("attempts/plan/1/stdout.log");
+    assert_eq!(std::fs::read_to_string(stdout).unwrap(), "key \n");
 }
 
 #[test]
@@ -1946,4 +1952,125 @@ fn project_and_user_day_budgets_count_other_runs() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn failure_messages_and_output_values_are_bounded_with_a_pointer_to_the_full_data() {
+    use spectacular::record::limits::{TEXT_MAX, VALUE_MAX};
+    let big_line = 8 * 1024 * 1024;
+    let big_json = 30 * 1000 * 1000;
+    let p = Project::new(&format!(
+        r#"
+mission: bounded
+phases:
+  noisy:
+    shell: 'head -c {big_line} /dev/zero | tr "\000" x >&2; exit 1'
+  bulky:
+    shell: '{{ printf "{{\"data\":\""; head -c {big_json} /dev/zero | tr "\000" a; printf "\"}}"; }} > big.json'
+    outputs: {{ big: {{ path: big.json, schema: object.schema.json }} }}
+"#
+    ));
+    std::fs::write(
+        p.path().join("object.schema.json"),
+        r#"{"type": "object", "required": ["data"]}"#,
+    )
+    .unwrap();
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let run_dir = p.store().run_dir(&p.run_id());
+    let log = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
+    let line = |kind: &str, phase: &str| {
+        log.lines()
+            .find(|l| {
+                l.contains(&format!("\"type\":\"{kind}\""))
+                    && l.contains(&format!("\"phase\":\"{phase}\""))
+            })
+            .unwrap_or_else(|| panic!("no {kind} of {phase}"))
+            .to_string()
+    };
+    // The failure message: cut, pointing at the file that keeps the whole line.
+    let failed = line("attempt.failed", "noisy");
+    assert!(failed.len() < TEXT_MAX + 1024, "{} bytes", failed.len());
+    assert!(
+        failed.contains("full text in attempts/noisy/1/stderr.log]"),
+        "{}",
+        &failed[failed.len().saturating_sub(300)..]
+    );
+    let stderr = std::fs::metadata(run_dir.join("attempts/noisy/1/stderr.log")).unwrap();
+    assert!(stderr.len() >= big_line);
+    // The output value: a marker pointing at the artifact, which keeps it all.
+    let succeeded = line("attempt.succeeded", "bulky");
+    assert!(succeeded.len() < VALUE_MAX, "{} bytes", succeeded.len());
+    match attempt_of(&p.events(), "bulky") {
+        EventData::AttemptSucceeded(s) => {
+            let value = s.values["big"].as_str().expect("a marker").to_string();
+            assert!(
+                value.starts_with("…[truncated:")
+                    && value.contains("full value in artifacts/bulky/big.json"),
+                "{value}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let artifact = std::fs::metadata(run_dir.join("artifacts/bulky/big.json")).unwrap();
+    assert_eq!(artifact.len(), big_json + r#"{"data":""}"#.len() as u64);
+}
+
+/// The result of `phase`'s last attempt.
+fn attempt_of(events: &[Event], phase: &str) -> EventData {
+    events
+        .iter()
+        .rev()
+        .find(|e| {
+            matches!(&e.data, EventData::AttemptSucceeded(d) if d.phase == phase)
+                || matches!(&e.data, EventData::AttemptFailed(d) if d.phase == phase)
+        })
+        .map(|e| e.data.clone())
+        .unwrap_or_else(|| panic!("no attempt result for `{phase}`"))
+}
+
+#[test]
+fn the_projection_follows_the_log_while_an_attempt_runs() {
+    let p = Project::new(
+        "
+mission: long
+phases:
+  wait:
+    shell: 'while [ ! -f go ]; do sleep 0.02; done'
+    workspace: repo
+",
+    );
+    let mut engine = p.spawn(&["run", "mission.yaml"]);
+    // Nothing is committed while the attempt runs; `state.db` (read directly, not through a
+    // command that would catch it up from the log) must still show it started.
+    let db = p.store().db_path();
+    let started_in_db = || -> bool {
+        let Ok(conn) =
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        else {
+            return false;
+        };
+        conn.query_row(
+            "SELECT count(*) FROM events WHERE type = 'attempt.started'",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .is_ok_and(|n| n == 1)
+    };
+    let begin = Instant::now();
+    let mut seen = false;
+    while begin.elapsed() < Duration::from_secs(30) {
+        if started_in_db() {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let running = p.events().iter().all(|e| !e.data.is_terminal());
+    // Let the attempt end whatever happened, and the run with it.
+    std::fs::write(p.path().join("go"), "").unwrap();
+    let status = engine.wait().unwrap();
+    assert!(seen, "state.db never showed the running attempt");
+    assert!(running, "the run ended before the projection was read");
+    assert!(status.success());
 }
