@@ -8,6 +8,8 @@
 //! - `prepare.rs`: preparing each kind of attempt (argv, scripts, prompts, built-ins, agents);
 //! - `decide.rs`: the policy hooks of agent attempts;
 //! - `fallback.rs`: fallback chains and cooldowns;
+//! - `preflight.rs`: before a run starts, whether every agent phase has an agent that can
+//!   run here;
 //! - `jobs.rs`: the spawned task of each attempt;
 //! - `projector.rs`: the SQLite projection, updated on a thread of its own;
 //! - processes and side files: `process.rs` (with `identity.rs`: which process groups are
@@ -27,6 +29,7 @@ mod jobs;
 pub mod ledger;
 mod outputs;
 pub mod pin;
+mod preflight;
 mod prepare;
 pub mod process;
 mod projector;
@@ -73,6 +76,8 @@ pub enum Error {
     },
     #[error("the mission pinned by run `{run_id}` does not validate any more: {detail}")]
     PinnedInvalid { run_id: String, detail: String },
+    #[error("this run cannot start here:\n  {}\n`spectacular agents doctor` shows what can run here", problems.join("\n  "))]
+    Unready { problems: Vec<String> },
     #[error("failed to prepare `{path}`: {source}")]
     Io {
         path: String,

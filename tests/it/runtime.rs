@@ -1753,8 +1753,16 @@ fn an_attempt_refused_before_it_starts_does_not_stall_the_run() {
         "govern",
         "fn govern(ctx) { deny(\"nothing runs today\") }\n",
     );
+    // The agent exists (a run refuses to start without one); the policy stops it.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents");
+    let path = format!(
+        "{}:{}",
+        fixtures.join("claude").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let mut child = p
         .command(&["run", "mission.yaml"])
+        .env("PATH", path)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -2073,4 +2081,56 @@ phases:
     assert!(seen, "state.db never showed the running attempt");
     assert!(running, "the run ended before the projection was read");
     assert!(status.success());
+}
+
+#[test]
+fn a_run_whose_agents_cannot_run_here_is_refused_before_anything_starts() {
+    let p = Project::new(
+        "
+mission: unready
+phases:
+  first: { run: [echo, spent] }
+  plan: { agent: ghost, needs: [first] }
+  write: { agent: remote, needs: [first] }
+  review: { agent: tool, needs: [first] }
+",
+    );
+    std::fs::write(
+        p.path().join(".spectacular/agents.yaml"),
+        "agents:
+  ghost:
+    adapter: claude-code
+    binary: no-such-claude-binary
+    fallbacks: [spare]
+  spare:
+    adapter: codex
+    binary: no-such-codex-binary
+  remote:
+    adapter: openai-chat
+    api_key_env: UNREADY_TEST_API_KEY
+  tool:
+    adapter: command
+    argv: [sh, -c, 'true']
+",
+    )
+    .unwrap();
+    let out = p
+        .command(&["run", "mission.yaml"])
+        .env_remove("UNREADY_TEST_API_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 65, "{}", text(&out));
+    let said = text(&out);
+    // Every problem at once: both agents of `plan`'s chain, and `write`'s key.
+    for needle in [
+        "`no-such-claude-binary` was not found on PATH",
+        "`no-such-codex-binary` was not found on PATH",
+        "phase `write`",
+        "`UNREADY_TEST_API_KEY`, which is not set",
+    ] {
+        assert!(said.contains(needle), "`{needle}` is missing from: {said}");
+    }
+    assert!(!said.contains("phase `review`"), "{said}");
+    // Nothing ran, nothing was recorded.
+    assert!(p.store().run_ids().unwrap_or_default().is_empty());
 }
