@@ -549,3 +549,61 @@ fn an_instance_name_with_dot_dot_creates_nothing_outside_the_store() {
     assert_eq!(entries(outer.path()), ["project"]);
     assert_eq!(entries(&project), [".spectacular", "mission.yaml"]);
 }
+
+#[test]
+fn a_large_output_value_is_promoted_as_a_marker_pointing_at_its_artifact() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let attempt = run_dir.join("attempts/make/1");
+    std::fs::create_dir_all(&attempt).unwrap();
+    let secret = "sk-canary-promote-0123456789";
+    let big = serde_json::json!({ "data": "a".repeat(crate::record::limits::VALUE_MAX) });
+    std::fs::write(attempt.join("big.json"), big.to_string()).unwrap();
+    std::fs::write(attempt.join("small.txt"), format!("key {secret}\n")).unwrap();
+    std::fs::write(
+        dir.path().join("object.schema.json"),
+        r#"{"type": "object"}"#,
+    )
+    .unwrap();
+    let outputs: indexmap::IndexMap<String, crate::model::Output> = [
+        (
+            "big".to_string(),
+            crate::model::Output {
+                path: "big.json".into(),
+                schema: Some("object.schema.json".into()),
+            },
+        ),
+        (
+            "small".to_string(),
+            crate::model::Output {
+                path: "./small.txt".into(),
+                schema: None,
+            },
+        ),
+    ]
+    .into_iter()
+    .collect();
+    let promoted = outputs::promote(
+        &outputs,
+        &BTreeMap::new(),
+        &attempt,
+        &run_dir,
+        "make",
+        &crate::load::Base::Dir(dir.path().to_path_buf()),
+        &crate::record::Redactor::new([("ACME_API_KEY", secret)]),
+    )
+    .unwrap();
+    let marker = promoted.values["big"].as_str().expect("a marker");
+    assert!(
+        marker.starts_with("…[truncated:")
+            && marker.ends_with("full value in artifacts/make/big.json]"),
+        "{marker}"
+    );
+    assert_eq!(
+        promoted.values["small"],
+        serde_json::json!("key [redacted:ACME_API_KEY]\n")
+    );
+    assert_eq!(promoted.artifacts["small"], "artifacts/make/small.txt");
+    let kept = std::fs::read_to_string(run_dir.join("artifacts/make/big.json")).unwrap();
+    assert_eq!(kept, big.to_string());
+}

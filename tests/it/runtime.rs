@@ -2134,3 +2134,41 @@ phases:
     // Nothing ran, nothing was recorded.
     assert!(p.store().run_ids().unwrap_or_default().is_empty());
 }
+
+#[test]
+fn resume_refuses_a_run_whose_agent_is_gone() {
+    let p = Project::new(
+        "
+mission: gone
+phases:
+  gate: { approval: { reason: go? } }
+  write: { agent: tool, needs: [gate] }
+",
+    );
+    let tool = p.path().join("tool.sh");
+    std::fs::write(&tool, "#!/bin/sh\necho done\n").unwrap();
+    std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        p.path().join(".spectacular/agents.yaml"),
+        format!(
+            "agents:\n  tool:\n    adapter: command\n    argv: [{}]\n",
+            tool.display()
+        ),
+    )
+    .unwrap();
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    let run = p.run_id();
+    let out = p.run(&["approve", &run, "gate"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let before = p.events().len();
+    std::fs::remove_file(&tool).unwrap();
+    let out = p.run(&["resume", &run]);
+    assert_eq!(code(&out), 65, "{}", text(&out));
+    assert!(
+        text(&out).contains("was not found on PATH"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(p.events().len(), before, "nothing was recorded");
+}
