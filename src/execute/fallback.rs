@@ -146,7 +146,7 @@ fn hop(
         _ => {
             let kind = match class {
                 crate::agents::FailureClass::Timeout => FailureKind::Timeout,
-                crate::agents::FailureClass::Unavailable => FailureKind::Spawn,
+                crate::agents::FailureClass::Unavailable => FailureKind::Unavailable,
                 _ => FailureKind::Exit,
             };
             let message = if total > 1 && i + 1 == total {

@@ -111,7 +111,14 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
                         return failed(FailureKind::Canceled, "canceled".into(), None, None)
                     }
                     process::Ended::SpawnFailed(message) => {
-                        return failed(FailureKind::Spawn, message, None, None)
+                        // A program that is not there will not be there after a backoff.
+                        let kind = match spec.argv.first() {
+                            Some(program) if super::preflight::missing(program, &spec.cwd) => {
+                                FailureKind::Unavailable
+                            }
+                            _ => FailureKind::Spawn,
+                        };
+                        return failed(kind, message, None, None);
                     }
                     process::Ended::Exited { code: Some(0), .. } => exit_code = Some(0),
                     process::Ended::Exited {

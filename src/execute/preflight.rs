@@ -109,3 +109,12 @@ fn which(program: &str) -> Option<PathBuf> {
             .find(|p| p.is_file())
     })
 }
+
+/// Is `program` missing: a bare name not on PATH, or a path (relative to `cwd`) that is not a
+/// file?
+pub(super) fn missing(program: &str, cwd: &Path) -> bool {
+    if program.contains('/') {
+        return !cwd.join(program).is_file();
+    }
+    which(program).is_none()
+}

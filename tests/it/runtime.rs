@@ -2172,3 +2172,27 @@ phases:
     );
     assert_eq!(p.events().len(), before, "nothing was recorded");
 }
+
+#[test]
+fn a_missing_program_is_not_retried() {
+    let p = Project::new(
+        "
+mission: missing
+phases:
+  build:
+    run: [no-such-program-for-this-test]
+    retry: { max_attempts: 3, backoff: { initial: 10ms, max: 10ms } }
+",
+    );
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let events = p.events();
+    assert_eq!(count(&events, "attempt.started", "build"), 1);
+    match attempt_of(&events, "build") {
+        EventData::AttemptFailed(f) => {
+            assert_eq!(f.kind, spectacular::model::FailureKind::Unavailable);
+            assert!(f.message.contains("not found on PATH"), "{}", f.message);
+        }
+        other => panic!("{other:?}"),
+    }
+}
