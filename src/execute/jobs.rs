@@ -84,7 +84,8 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
                 }
             } else {
                 let ended = process::run(spec.clone(), cancel.clone()).await;
-                if !job.redactor.is_empty() {
+                let printed = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.len() > 0);
+                if !job.redactor.is_empty() && (printed(&spec.stdout) || printed(&spec.stderr)) {
                     // A phase may print a secret it read elsewhere: its captured output is
                     // redacted like the record (off the event loop).
                     let (files, redactor) = (
