@@ -198,6 +198,8 @@ pub(crate) struct Secrets {
     names: std::collections::BTreeSet<String>,
     env: Arc<Vec<(String, String)>>,
     values: Vec<String>,
+    /// What a child without an agent must not inherit: every secret variable set.
+    all: Arc<Vec<String>>,
 }
 
 impl Secrets {
@@ -215,10 +217,12 @@ impl Secrets {
             .collect();
         values.sort();
         values.dedup();
+        let all = crate::agents::child_env_removals(&names, None, &[], &env);
         Secrets {
             names,
             env: Arc::new(env),
             values,
+            all: Arc::new(all),
         }
     }
 
@@ -230,7 +234,10 @@ impl Secrets {
     /// The secret variables a child must not inherit: all of them but its agent's own keys
     /// (`agent` is `None` for `run:` and `shell:` phases).
     fn removals(&self, agent: Option<&crate::agents::AgentConfig>) -> Vec<String> {
-        crate::agents::child_env_removals(&self.names, agent, &[], &self.env)
+        match agent {
+            None => self.all.to_vec(),
+            Some(_) => crate::agents::child_env_removals(&self.names, agent, &[], &self.env),
+        }
     }
 
     /// `secrets` plus the value of every secret of the run's environment, sorted, once each.
