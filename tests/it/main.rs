@@ -16,4 +16,5 @@ mod policy;
 mod record;
 mod replay;
 mod runtime;
+mod secrets;
 mod support;
