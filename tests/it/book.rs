@@ -1,6 +1,8 @@
 //! The book's shell examples run: every ```` ```sh ```` block of `book/src/*.md` is marked
 //! `sh,test` (run, and must exit 0, or `exit=N`) or `sh,no_run` (shown only: it installs,
-//! writes outside the project or is a synopsis with `<placeholders>`). The blocks of a page
+//! writes outside the project or is a synopsis with `<placeholders>`); every
+//! ```` ```console ```` transcript is `console,test` (each `$ ` line run, its output compared)
+//! or `console,no_run` (it needs a real client, or shows run ids and times). The blocks of a page
 //! run in order, in one scratch project per page holding a copy of `examples/`, with
 //! `spectacular` on `PATH` being the binary under test. A ```` ```<lang>,file=<path> ````
 //! block is written to `<path>` in the scratch project before the blocks after it run.
@@ -112,14 +114,15 @@ fn run_page(page: &Path) -> Vec<String> {
             std::fs::write(&path, &block.body).expect("write a file of the book");
             continue;
         }
-        if block.lang != "sh" {
+        if block.lang != "sh" && block.lang != "console" {
             continue;
         }
+        let lang = &block.lang;
         let tested = block.attrs.iter().any(|a| a == "test");
         let shown = block.attrs.iter().any(|a| a == "no_run");
         if tested == shown {
             failures.push(format!(
-                "{at}: a ```sh block is marked either `sh,test` or `sh,no_run`"
+                "{at}: a ```{lang} block is marked either `{lang},test` or `{lang},no_run`"
             ));
             continue;
         }
@@ -127,27 +130,11 @@ fn run_page(page: &Path) -> Vec<String> {
             continue;
         }
         let dir = dir.get_or_insert_with(scratch);
-        let root = dir.path();
-        let path = format!(
-            "{}:{}",
-            root.join("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let output = Command::new("sh")
-            .args(["-ec", &block.body])
-            .current_dir(root.join("project"))
-            .env("PATH", path)
-            .env("HOME", root.join("home"))
-            .env(
-                "SPECTACULAR_CONFIG_DIR",
-                root.join("home/.config/spectacular"),
-            )
-            .env("NO_COLOR", "1")
-            .env_remove("SPECTACULAR_STORE")
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("RUST_LOG")
-            .output()
-            .expect("run sh");
+        if block.lang == "console" {
+            failures.extend(check_transcript(dir.path(), &block, &at));
+            continue;
+        }
+        let output = shell(dir.path(), &block.body);
         let code = output.status.code().unwrap_or(-1);
         if code != expected_exit(&block) {
             failures.push(format!(
@@ -156,6 +143,64 @@ fn run_page(page: &Path) -> Vec<String> {
                 block.body,
                 String::from_utf8_lossy(&output.stdout),
                 String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+    }
+    failures
+}
+
+/// Run `script` with `sh -e` in the scratch project under `root`.
+fn shell(root: &Path, script: &str) -> std::process::Output {
+    let path = format!(
+        "{}:{}",
+        root.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    Command::new("sh")
+        .args(["-ec", script])
+        .current_dir(root.join("project"))
+        .env("PATH", path)
+        .env("HOME", root.join("home"))
+        .env(
+            "SPECTACULAR_CONFIG_DIR",
+            root.join("home/.config/spectacular"),
+        )
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "100")
+        .env_remove("SPECTACULAR_STORE")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run sh")
+}
+
+/// A ```` ```console,test ```` block is a transcript: each `$ ` line is run, and what it
+/// prints (stdout, then stderr) must be the lines that follow it, exactly.
+fn check_transcript(root: &Path, block: &Block, at: &str) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut steps: Vec<(String, String)> = Vec::new();
+    for line in block.body.lines() {
+        match line.strip_prefix("$ ") {
+            Some(command) => steps.push((command.to_string(), String::new())),
+            None => match steps.last_mut() {
+                Some((_, expected)) => {
+                    expected.push_str(line);
+                    expected.push('\n');
+                }
+                None => failures.push(format!("{at}: a transcript starts with `$ `")),
+            },
+        }
+    }
+    for (command, expected) in steps {
+        let output = shell(root, &command);
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        if printed.trim_end() != expected.trim_end() {
+            failures.push(format!(
+                "{at}: `{command}` printed\n{printed}\nbut the book shows\n{expected}"
             ));
         }
     }
@@ -199,6 +244,15 @@ fn a_failing_example_fails() {
         failures[1].contains("page.md:9: a ```sh block"),
         "{failures:#?}"
     );
+    let page = dir.path().join("transcript.md");
+    std::fs::write(
+        &page,
+        "```console,test\n$ echo one\none\n$ echo two\nthree\n```\n",
+    )
+    .expect("write a page");
+    let failures = run_page(&page);
+    assert_eq!(failures.len(), 1, "{failures:#?}");
+    assert!(failures[0].contains("`echo two` printed"), "{failures:#?}");
 }
 
 /// The `.gitignore` the book shows for `.spectacular/` is the one shipped in
