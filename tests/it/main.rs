@@ -1,6 +1,7 @@
 //! The integration tests: one binary, shared helpers in `support`.
 
 mod agents;
+mod book;
 mod budget;
 mod cli;
 mod diagnostics;
