@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::{Context, Exit, Failure, Outcome};
 use crate::query;
-use crate::record::{fold, Event, Store};
+use crate::record::{Event, Store};
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
@@ -24,24 +24,12 @@ pub struct RunsArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct EventsArgs {
-    /// The run id (a unique prefix, or `last`).
-    pub run: String,
+    /// The run id (a unique prefix, or `last`); the latest run when omitted.
+    pub run: Option<String>,
     /// Keep printing new events until the run ends or stops.
     #[arg(long)]
     pub follow: bool,
     /// Print each event as a JSON line (the log's own format).
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct ReplayArgs {
-    /// The run id (a unique prefix, or `last`).
-    pub run: String,
-    /// Check that the SQLite projection equals the fold of the log; exit 1 if it does not.
-    #[arg(long)]
-    pub verify: bool,
-    /// Print JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -149,7 +137,7 @@ fn finish_runs(context: &Context, damaged: &[(String, crate::record::Error)]) ->
     Ok(Exit::Internal)
 }
 
-fn print_events(events: &[Event], json: bool) -> Result<(), Failure> {
+pub(super) fn print_events(events: &[Event], json: bool) -> Result<(), Failure> {
     let mut text = String::new();
     for e in events {
         if json {
@@ -168,7 +156,7 @@ fn print_events(events: &[Event], json: bool) -> Result<(), Failure> {
 
 pub fn events(context: &Context, args: EventsArgs) -> Outcome {
     let store = context.store();
-    let run_id = resolve(&store, Some(&args.run))?;
+    let run_id = resolve(&store, args.run.as_deref())?;
     let mut seen = 0usize;
     loop {
         let events = store.read_events(&run_id).map_err(internal)?;
@@ -194,44 +182,5 @@ pub fn events(context: &Context, args: EventsArgs) -> Outcome {
             return Ok(Exit::Success);
         }
         std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-pub fn replay(context: &Context, args: ReplayArgs) -> Outcome {
-    let store = context.store();
-    let run_id = resolve(&store, Some(&args.run))?;
-    let events = store.read_events(&run_id).map_err(internal)?;
-    let summary = fold(&events);
-    if !args.verify {
-        if args.json {
-            outln!(
-                "{}",
-                serde_json::to_string_pretty(&query::status_json(&summary)).map_err(internal)?
-            )?;
-        } else {
-            print_events(&events, false)?;
-            outln!()?;
-            out!("{}", query::status_text(&summary))?;
-        }
-        return Ok(Exit::Success);
-    }
-    let projection = store.projection().map_err(internal)?;
-    let differences = projection.verify(&run_id, &events).map_err(internal)?;
-    if differences.is_empty() {
-        outln!(
-            "run {run_id}: the projection matches the log ({} events)",
-            events.len()
-        )?;
-        Ok(Exit::Success)
-    } else {
-        outln!("run {run_id}: the projection differs from the log:")?;
-        for d in &differences {
-            outln!("  {d}")?;
-        }
-        outln!(
-            "delete `{}` to rebuild it from the logs",
-            crate::project::display_path(&store.db_path(), &context.cwd)
-        )?;
-        Ok(Exit::RunFailed)
     }
 }

@@ -3,6 +3,7 @@
 //! module never writes events.
 
 pub mod cost;
+pub mod whatif;
 
 use std::fmt::Write as _;
 
@@ -152,4 +153,16 @@ pub fn timeline_line(event: &Event) -> String {
     )
     .trim_end()
     .to_string()
+}
+
+/// How many terminal columns `text` takes (wide characters count two), for aligning columns.
+pub fn width(text: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(text)
+}
+
+/// `text` padded with spaces to `columns` terminal columns.
+pub fn pad(text: &str, columns: usize) -> String {
+    let mut out = text.to_string();
+    out.push_str(&" ".repeat(columns.saturating_sub(width(text))));
+    out
 }

@@ -17,3 +17,4 @@ mod record;
 mod replay;
 mod runtime;
 mod support;
+mod whatif;
