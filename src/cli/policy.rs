@@ -382,23 +382,5 @@ fn explain(
 
 /// One line for a decision: what was decided and why.
 fn summarize(hook: &str, result: &Json, reason: Option<&str>) -> String {
-    if result.is_null() {
-        return "abstained".into();
-    }
-    let field = |k: &str| result.get(k).and_then(Json::as_str).unwrap_or("");
-    let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
-    match (hook, field("decision")) {
-        (_, "error") => format!("error (counts as deny){why}"),
-        ("route", _) => {
-            let target = match (field("agent"), field("model")) {
-                ("", m) => m.to_string(),
-                (a, "") => a.to_string(),
-                (a, m) => format!("{a} / {m}"),
-            };
-            format!("→ {target}{why}")
-        }
-        (_, "downgrade") => format!("downgrade to {}{why}", field("model")),
-        (_, "alert") => format!("alert ({}){why}", field("level")),
-        (_, decision) => format!("{decision}{why}"),
-    }
+    crate::query::decision_summary(hook, result, reason)
 }

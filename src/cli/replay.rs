@@ -74,13 +74,13 @@ pub fn replay(context: &Context, args: ReplayArgs) -> Outcome {
         if args.json {
             outln!(
                 "{}",
-                serde_json::to_string_pretty(&crate::query::status_json(&summary))
+                serde_json::to_string_pretty(&crate::query::status_json(&summary, &events))
                     .map_err(internal)?
             )?;
         } else {
             super::query::print_events(&events, false)?;
             outln!()?;
-            out!("{}", crate::query::status_text(&summary))?;
+            out!("{}", crate::query::status_text(&summary, &events))?;
         }
         return Ok(Exit::Success);
     }

@@ -13,6 +13,7 @@ mod fuzz;
 mod hostile;
 mod missions;
 mod policy;
+mod read_side;
 mod record;
 mod replay;
 mod runtime;
