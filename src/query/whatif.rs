@@ -650,18 +650,23 @@ impl Totals {
     }
 }
 
-/// Dollars for people: four decimals under a dollar, two above; never `-0.00`.
+/// Dollars for people, with enough digits to tell small amounts apart: two decimals from a
+/// dollar up, four from a hundredth of a cent, six below; `$0.00` for nothing; never `-0`.
 pub fn usd(value: f64) -> String {
-    let digits = if value.abs() < 1.0 { 4 } else { 2 };
-    let text = format!("{value:.digits$}");
-    let zero = text
-        .trim_start_matches('-')
-        .chars()
-        .all(|c| c == '0' || c == '.');
-    if zero {
-        format!("${}", text.trim_start_matches('-'))
-    } else if let Some(rest) = text.strip_prefix('-') {
-        format!("-${rest}")
+    let abs = value.abs();
+    let digits = if abs >= 1.0 {
+        2
+    } else if abs >= 0.0001 {
+        4
+    } else {
+        6
+    };
+    let text = format!("{abs:.digits$}");
+    if text.chars().all(|c| c == '0' || c == '.') {
+        return "$0.00".into();
+    }
+    if value < 0.0 {
+        format!("-${text}")
     } else {
         format!("${text}")
     }
@@ -670,12 +675,7 @@ pub fn usd(value: f64) -> String {
 /// A signed difference in dollars (`+$0.0123`, `-$1.20`, `$0.0000`).
 pub fn usd_delta(value: f64) -> String {
     let text = usd(value);
-    if text.starts_with('-')
-        || text
-            .trim_start_matches('$')
-            .chars()
-            .all(|c| c == '0' || c == '.')
-    {
+    if text.starts_with('-') || text == "$0.00" {
         text
     } else {
         format!("+{text}")
@@ -868,13 +868,16 @@ mod tests {
 
     #[test]
     fn dollars_never_print_as_negative_zero() {
-        assert_eq!(usd(-0.00001), "$0.0000");
-        assert_eq!(usd(-0.0), "$0.0000");
+        assert_eq!(usd(-0.0000001), "$0.00");
+        assert_eq!(usd(-0.0), "$0.00");
+        assert_eq!(usd(0.0), "$0.00");
         assert_eq!(usd(0.01234), "$0.0123");
+        assert_eq!(usd(0.0000123), "$0.000012");
+        assert_eq!(usd(-0.00001), "-$0.000010");
         assert_eq!(usd(-0.5), "-$0.5000");
         assert_eq!(usd(12.345), "$12.35");
         assert_eq!(usd_delta(0.25), "+$0.2500");
-        assert_eq!(usd_delta(-0.000001), "$0.0000");
+        assert_eq!(usd_delta(-0.0000001), "$0.00");
         assert_eq!(usd_delta(-2.0), "-$2.00");
     }
 
