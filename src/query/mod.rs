@@ -523,20 +523,25 @@ pub fn event_detail(event: &Event) -> String {
                 d.reason
             )
         }
-        EventData::BudgetAlert(d) => {
-            let threshold = optional("threshold", d.threshold_usd).unwrap_or_default();
-            let cap = optional("cap", d.cap_usd).unwrap_or_default();
-            format!(
-                "{}: spent {}{threshold}{cap}: {}",
-                d.level,
-                usd(d.spent_usd),
-                d.message
-            )
-        }
+        EventData::BudgetAlert(d) => format!("{}: {}: {}", d.level, alert_numbers(d), d.message),
         _ => String::new(),
     };
     record::limits::bound_text(&mut detail, record::limits::TEXT_MAX, None);
     detail
+}
+
+/// The figures of a budget alert: `spent $0.0842, threshold $0.0500, cap $10.00`.
+pub fn alert_numbers(d: &record::event::BudgetAlert) -> String {
+    let optional = |label: &str, v: Option<f64>| {
+        v.map(|v| format!(", {label} {}", usd(v)))
+            .unwrap_or_default()
+    };
+    format!(
+        "spent {}{}{}",
+        usd(d.spent_usd),
+        optional("threshold", d.threshold_usd),
+        optional("cap", d.cap_usd)
+    )
 }
 
 /// One line of a timeline: `seq  time  type  phase  detail`, aligned by display width.

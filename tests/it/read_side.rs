@@ -266,3 +266,34 @@ fn runs_outside_a_project_creates_nothing() {
     assert!(text(&out).contains("no runs yet"), "{}", text(&out));
     assert!(!dir.path().join(".spectacular").exists());
 }
+
+#[test]
+fn resume_prints_its_header_before_what_it_found() {
+    let p = Project::new(
+        "
+mission: taken-over
+phases:
+  wait: { shell: 'while [ ! -f go ]; do sleep 0.05; done', workspace: repo, timeout: 30s }
+",
+    );
+    let mut engine = p.spawn(&["run", "mission.yaml"]);
+    p.wait_for("the attempt", |events| {
+        events
+            .iter()
+            .any(|e| matches!(e.data, spectacular::record::EventData::AttemptStarted(_)))
+    });
+    engine.kill().unwrap();
+    engine.wait().unwrap();
+    // The shell left behind ends by itself once `go` exists; resume kills it anyway.
+    std::fs::write(p.path().join("go"), "").unwrap();
+    let out = p.run(&["resume", "last"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let header = stderr
+        .find("resuming run")
+        .unwrap_or_else(|| panic!("{stderr}"));
+    let found = stderr
+        .find("interrupted attempts will run again: wait")
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(header < found, "{stderr}");
+}
