@@ -611,12 +611,16 @@ fn changes(before: &Choice, after: &Choice) -> Vec<String> {
             name(&after.downgrade)
         ));
     }
-    let old: BTreeSet<&String> = before.alerts.iter().collect();
-    let new: BTreeSet<&String> = after.alerts.iter().collect();
-    for alert in new.difference(&old) {
+    // An alert is the same alert when the same pack raises it at the same level; its message
+    // may quote a spend that differs.
+    let key =
+        |alert: &String| -> String { alert.splitn(3, ": ").take(2).collect::<Vec<_>>().join(": ") };
+    let old: BTreeSet<String> = before.alerts.iter().map(key).collect();
+    let new: BTreeSet<String> = after.alerts.iter().map(key).collect();
+    for alert in after.alerts.iter().filter(|a| !old.contains(&key(a))) {
         out.push(format!("new alert {alert}"));
     }
-    for alert in old.difference(&new) {
+    for alert in before.alerts.iter().filter(|a| !new.contains(&key(a))) {
         out.push(format!("no alert {alert}"));
     }
     out
@@ -650,26 +654,9 @@ impl Totals {
     }
 }
 
-/// Dollars for people, with enough digits to tell small amounts apart: two decimals from a
-/// dollar up, four from a hundredth of a cent, six below; `$0.00` for nothing; never `-0`.
+/// Dollars for people (see [`crate::record::usage::usd`]).
 pub fn usd(value: f64) -> String {
-    let abs = value.abs();
-    let digits = if abs >= 1.0 {
-        2
-    } else if abs >= 0.0001 {
-        4
-    } else {
-        6
-    };
-    let text = format!("{abs:.digits$}");
-    if text.chars().all(|c| c == '0' || c == '.') {
-        return "$0.00".into();
-    }
-    if value < 0.0 {
-        format!("-${text}")
-    } else {
-        format!("${text}")
-    }
+    crate::record::usage::usd(value)
 }
 
 /// A signed difference in dollars (`+$0.0123`, `-$1.20`, `$0.0000`).
@@ -900,6 +887,16 @@ mod tests {
             vec!["model gpt → gpt-mini", "allow → deny (approved-models)"]
         );
         assert!(changes(&before, &before).is_empty());
+        // The same pack alerting at the same level with another spend is the same alert.
+        let alerting = |message: &str| Choice {
+            alerts: vec![format!("budget-guard: warning: {message}")],
+            ..before.clone()
+        };
+        assert!(changes(&alerting("spent $15.50"), &alerting("spent $9.10")).is_empty());
+        assert_eq!(
+            changes(&before, &alerting("spent $9.10")),
+            vec!["new alert budget-guard: warning: spent $9.10"]
+        );
     }
 
     #[test]
