@@ -178,6 +178,11 @@ pub(super) struct WhatIf {
     packs: std::cell::RefCell<Packs>,
     /// Where `packs` came from, to load them again for a run that sets params.
     sources: Vec<(Layer, PackFiles)>,
+    /// How many of `sources` come before the given packs (the run's mission-local packs go
+    /// there).
+    base: usize,
+    /// The working directory, for display names.
+    cwd: PathBuf,
     catalog: Catalog,
     repriced: bool,
     /// The names of the packs given on the command line (always enabled).
@@ -244,6 +249,7 @@ impl WhatIf {
         for dir in pack_dirs(&dot_dir.join("policies")) {
             sources.push((Layer::Project, PackFiles::dir(&dir, &context.cwd)));
         }
+        let base = sources.len();
         sources.extend(given_sources);
         let (packs, diagnostics) = Packs::from_sources(sources.clone(), &[]);
         for d in diagnostics.iter().filter(|d| d.is_error()) {
@@ -286,6 +292,8 @@ impl WhatIf {
         Ok(WhatIf {
             packs: std::cell::RefCell::new(packs),
             sources,
+            base,
+            cwd: context.cwd.clone(),
             catalog,
             repriced: models.is_some(),
             given,
@@ -299,19 +307,47 @@ impl WhatIf {
         let mut names = whatif::enabled_names(events);
         names.extend(enabled);
         names.extend(self.given.iter().cloned());
+        let local = self.mission_local(events);
         // Names of packs that no longer exist only matter to the run that had them.
-        if params.is_empty() {
+        if params.is_empty() && local.is_empty() {
             let mut packs = self.packs.borrow_mut();
             let _ = packs.enable(&names);
             return Ok(self.run(events, &packs));
         }
-        let (mut packs, _) = Packs::from_sources(self.sources.clone(), &names);
+        let mut sources = self.sources[..self.base].to_vec();
+        sources.extend(local);
+        sources.extend(self.sources[self.base..].iter().cloned());
+        let (mut packs, _) = Packs::from_sources(sources, &names);
         for (name, values) in &params {
             if let Err(e) = packs.set_params(name, values) {
                 tracing::warn!("params of policy pack `{name}` are not used: {e}");
             }
         }
         Ok(self.run(events, &packs))
+    }
+
+    /// The packs beside the run's mission file (its mission-local layer), except those a given
+    /// pack replaces.
+    fn mission_local(&self, events: &[Event]) -> Vec<(Layer, PackFiles)> {
+        let Some(crate::record::EventData::RunStarted(started)) = events.first().map(|e| &e.data)
+        else {
+            return Vec::new();
+        };
+        if started.mission_source.starts_with("builtin:") {
+            return Vec::new();
+        }
+        let mission = self.cwd.join(&started.mission_source);
+        let Some(dir) = mission.parent() else {
+            return Vec::new();
+        };
+        pack_dirs(&dir.join("policies"))
+            .into_iter()
+            .map(|d| (Layer::Mission, PackFiles::dir(&d, &self.cwd)))
+            .filter(|source| {
+                let (one, _) = Packs::from_sources(vec![source.clone()], &[]);
+                one.list().iter().all(|p| !self.given.contains(&p.name))
+            })
+            .collect()
     }
 
     fn run(&self, events: &[Event], packs: &Packs) -> RunReport {

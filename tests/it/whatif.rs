@@ -399,3 +399,41 @@ phases:
     assert_eq!(a["after"]["govern"], "deny", "{a:#}");
     assert_eq!(a["after"]["by"], "approved-models", "{a:#}");
 }
+
+#[test]
+fn the_packs_beside_the_run_s_mission_take_part() {
+    let p = Project::new(
+        "
+mission: what-if
+phases:
+  write: { role: executor, prompt: work.md.j2 }
+",
+    );
+    std::fs::write(p.path().join("work.md.j2"), "Work on item 10.\n").unwrap();
+    write_agents(&p, &[fake_agent("codex", "codex", "executor", SAMPLE)]);
+    write_pack(
+        &p,
+        "policies",
+        "local-routing",
+        "route",
+        r#"route("codex", "gpt-mini", "this mission is cheap")"#,
+    );
+    run(&p);
+    std::fs::write(
+        p.path().join("prices.yaml"),
+        "models:\n  gpt-mini:\n    provider: openai\n    tier: cheap\n    price: { input: 0.5, output: 4.0, cache_read: 0.05 }\n",
+    )
+    .unwrap();
+    let report = json(&p, &["replay", "--models", "prices.yaml", "--json"]);
+    let a = attempt(&report, "write");
+    assert_eq!(a["before"]["model"], "gpt-mini", "{a:#}");
+    assert_eq!(a["after"]["model"], "gpt-mini", "{a:#}");
+    assert_eq!(a["after"]["routed_by"], "local-routing", "{a:#}");
+    assert_eq!(report["decisions_changed"], 0, "{report:#}");
+    let (input, cached, output) = codex_tokens();
+    let expected = (input * 0.5 + cached * 0.05 + output * 4.0) / 1_000_000.0;
+    assert!(
+        close(a["cost_after_usd"].as_f64().unwrap(), expected),
+        "{a:#}"
+    );
+}
