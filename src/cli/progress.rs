@@ -180,12 +180,9 @@ impl Progress {
             }
             EventData::CancelRequested(_) => self.line("canceling…"),
             EventData::BudgetAlert(d) => {
+                // The engine's messages carry the figures (`spent $0.0047 of $1.00: …`).
                 let mark = self.paint("budget", anstyle::AnsiColor::Yellow);
-                let numbers = crate::query::alert_numbers(d);
-                self.line(&format!(
-                    "{mark}    {} alert ({numbers}): {}",
-                    d.level, d.message
-                ));
+                self.line(&format!("{mark}    {} alert: {}", d.level, d.message));
             }
             EventData::FallbackActivated(d) => {
                 let mark = self.paint("fallback", anstyle::AnsiColor::Yellow);

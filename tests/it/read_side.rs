@@ -219,6 +219,13 @@ phases:
     let events = stdout(&p, &["events", "--type", "budget.alert"]);
     let expected = format!("soft: spent ${cost:.4}, threshold ${soft:.4}, cap $1.00");
     assert!(events.contains(&expected), "{expected} in:\n{events}");
+    // The alert's own message has the digits to show a threshold under a cent.
+    let message = format!("past the ${soft:.4} alert threshold");
+    assert!(events.contains(&message), "{message} in:\n{events}");
+    assert!(
+        soft < 0.005,
+        "the test needs a threshold that rounds to $0.00 at two decimals"
+    );
     let attempt = stdout(&p, &["events", "--type", "attempt.succeeded"]);
     assert!(attempt.contains("codex / gpt"), "{attempt}");
     assert!(attempt.contains(&format!("${cost:.4}")), "{attempt}");
