@@ -437,3 +437,60 @@ phases:
         "{a:#}"
     );
 }
+
+#[test]
+fn what_if_output_goldens() {
+    let p = recorded_run();
+    write_pack(
+        &p,
+        "candidates",
+        "cheap-routing",
+        "route",
+        r#"route("codex", "gpt-mini", "executors are cheap")"#,
+    );
+    write_pack(
+        &p,
+        "candidates",
+        "no-codex",
+        "govern",
+        r#"if ctx.phase.id == "review" { deny("codex may not review") } else { allow() }"#,
+    );
+    let run_id = p.run_id();
+    let mut failures = Vec::new();
+    let mut check = |name: &str, args: &[&str]| {
+        let out = p.run(args);
+        let transcript = format!(
+            "$ spectacular {}\n{}",
+            args.join(" "),
+            // The same width as a run id, so that tables stay aligned.
+            text(&out).replace(&run_id, &format!("{:_<26}", "RUN_ID"))
+        );
+        assert_eq!(code(&out), 0, "{transcript}");
+        if let Err(e) = crate::support::golden(
+            &Path::new("tests/fixtures/cli").join(format!("{name}.txt")),
+            &transcript,
+        ) {
+            failures.push(e);
+        }
+    };
+    check(
+        "replay-what-if",
+        &["replay", "last", "--policies", "candidates"],
+    );
+    check(
+        "replay-what-if-all",
+        &["replay", "--all", "--policies", "candidates"],
+    );
+    check(
+        "policy-explain-what-if",
+        &[
+            "policy",
+            "explain",
+            "last",
+            "review",
+            "--policies",
+            "candidates/no-codex",
+        ],
+    );
+    crate::support::assert_goldens(failures);
+}
