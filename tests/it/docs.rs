@@ -883,7 +883,11 @@ const EVENT_DESCRIPTIONS: &[(&str, &str)] = &[
         "policy.decided",
         "A policy pack's hook decided something about a phase: the pack and its version, the \
          hook (`route`, `govern` or `budget`), the result, the reason, and a digest of the \
-         context it saw, so that every decision can be explained (`spectacular policy explain`).",
+         context it saw, so that every decision can be explained (`spectacular policy explain`). \
+         `layer` is the pack's layer (which route wins depends on it); the first decision of \
+         each phase attempt also carries the `context` the hooks saw, which what-if replay \
+         (`spectacular replay --policies`) evaluates other packs on. Both are absent in logs \
+         written before they were recorded.",
     ),
 ];
 

@@ -1414,7 +1414,7 @@ phases:
     let decided: Vec<&spectacular::record::event::PolicyDecided> = events
         .iter()
         .filter_map(|e| match &e.data {
-            EventData::PolicyDecided(d) => Some(d),
+            EventData::PolicyDecided(d) => Some(d.as_ref()),
             _ => None,
         })
         .collect();
