@@ -1,6 +1,7 @@
 //! The command line: clap definitions, one file per subcommand. The only module that prints.
 
 mod agents;
+mod analyse;
 mod completions;
 mod control;
 mod cost;
@@ -87,6 +88,9 @@ pub enum Command {
     Agents(agents::Args),
     /// Check a mission and report every problem, with its location and a fix.
     Validate(validate::Args),
+    /// Analyse a spec: its structure, located problems, complexity with every signal, and
+    /// the questions for its author.
+    Analyse(analyse::Args),
     /// Draw a mission's phase graph (Graphviz DOT or Mermaid).
     Graph(graph::Args),
     /// Print a JSON Schema (for editors and tools).
@@ -116,6 +120,7 @@ pub fn main() -> ExitCode {
         Command::Cost(args) => cost::run(&context, args),
         Command::Agents(args) => agents::run(&context, args),
         Command::Validate(args) => validate::run(&context, args),
+        Command::Analyse(args) => analyse::run(&context, args),
         Command::Graph(args) => graph::run(&context, args),
         Command::Schema(args) => schema::run(args),
         Command::Missions(args) => missions::run(&context, args),

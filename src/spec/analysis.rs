@@ -118,6 +118,16 @@ impl Analysis {
         self.diagnostics_found.has_errors()
     }
 
+    /// Add diagnostics found elsewhere (the `analysis:` config) to the analysis's own.
+    pub fn add_diagnostics(&mut self, other: Diagnostics) {
+        if other.is_empty() {
+            return;
+        }
+        self.diagnostics_found.extend(other);
+        self.diagnostics = serde_json::from_str(&render_json(&self.diagnostics_found))
+            .unwrap_or(serde_json::Value::Null);
+    }
+
     /// The analysis as pretty JSON with a final newline.
     pub fn to_json(&self) -> String {
         let mut text = serde_json::to_string_pretty(self).unwrap_or_else(|_| "{}".into());

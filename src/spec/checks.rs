@@ -144,7 +144,7 @@ pub(super) fn check(text: &str, spec: &mut Spec, out: &mut Vec<Diagnostic>) {
         return;
     }
     let path = spec.source.clone();
-    duplicates(&path, spec, out);
+    duplicates(text, &path, spec, out);
     cover(spec);
     let at = |l: Location| Some(l.span());
     let countable = spec
@@ -218,7 +218,15 @@ pub(super) fn check(text: &str, spec: &mut Spec, out: &mut Vec<Diagnostic>) {
     }
 }
 
-fn duplicates(path: &str, spec: &Spec, out: &mut Vec<Diagnostic>) {
+fn duplicates(text: &str, path: &str, spec: &Spec, out: &mut Vec<Diagnostic>) {
+    // Point at the id itself when the line shows it (Kiro's ids come from headings).
+    let id_span = |id: &str, location: Location| {
+        let line = text
+            .split('\n')
+            .nth(location.line.saturating_sub(1) as usize)?;
+        let at = line.find(id)?;
+        Some(Span::new(location.line, col(line, at), chars(id)))
+    };
     let mut seen: HashMap<&str, Location> = HashMap::new();
     let ids = spec
         .requirements
@@ -238,7 +246,11 @@ fn duplicates(path: &str, spec: &Spec, out: &mut Vec<Diagnostic>) {
                     Code::DuplicateRequirementId,
                     format!("id `{id}` is used twice"),
                 )
-                .at(path, Some(location.span()), "")
+                .at(
+                    path,
+                    Some(id_span(id, location).unwrap_or(location.span())),
+                    "",
+                )
                 .label("second use")
                 .help(format!(
                     "`{id}` is first used at line {}; give this one its own id",
@@ -321,6 +333,12 @@ fn vague(text: &str, path: &str, spec: &Spec, out: &mut Vec<Diagnostic>) {
         );
         for (term, start, len) in vague_terms(line) {
             let (word, suggestion) = VAGUE_TERMS[term];
+            // `etc.` with its dot.
+            let len = if word == "etc" && line[start + len..].starts_with('.') {
+                len + 1
+            } else {
+                len
+            };
             let found = &line[start..start + len];
             out.push(
                 Diagnostic::new(Code::VagueTerm, format!("`{found}` cannot be checked"))

@@ -238,9 +238,16 @@ fn numbers<const N: usize>(
                 )
                 .at(file, Some(entry.key_span), &here)
                 .help(
-                    did_you_mean(&entry.key, names.iter().copied()).unwrap_or_else(|| {
-                        format!("`{path}` takes {}", crate::diag::one_of(names))
-                    }),
+                    did_you_mean(&entry.key, names.iter().copied())
+                        .or_else(|| {
+                            names
+                                .iter()
+                                .find(|n| n.contains(entry.key.as_str()))
+                                .map(|n| format!("did you mean `{n}`?"))
+                        })
+                        .unwrap_or_else(|| {
+                            format!("`{path}` takes {}", crate::diag::one_of(names))
+                        }),
                 ),
             );
             continue;

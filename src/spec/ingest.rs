@@ -680,8 +680,8 @@ pub(super) fn ingest(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
                         line.len()
                     ),
                 )
-                .at(path, Some(crate::diag::Span::new(no, 1, 1)), "")
-                .label("this line")
+                // No span: the renderer would quote the whole line.
+                .at(path, None, "")
                 .help("break the line, or move the blob into a file the spec links to"),
             );
             clip(line, MAX_LINE_BYTES)
