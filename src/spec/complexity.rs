@@ -161,6 +161,17 @@ const SERVICES: &[&str] = &[
     "dropbox",
     "google drive",
     "snowflake",
+    "confluent",
+    "opentelemetry",
+    "schema registry",
+    "kms",
+    "vault",
+    "azure ad",
+    "zapier",
+    "figma",
+    "cloudinary",
+    "launchdarkly",
+    "pusher",
 ];
 
 /// Risk areas and the words that reveal them. The first four are the critical ones.
@@ -270,6 +281,15 @@ const RISKS: &[(&str, &[&str])] = &[
             "idempotent",
             "exactly-once",
             "exactly once",
+            "at least once",
+            "at-least-once",
+            "eventual consistency",
+            "saga",
+            "sagas",
+            "outbox",
+            "dead-letter",
+            "crdt",
+            "crdts",
         ],
     ),
     (
@@ -447,9 +467,9 @@ pub fn score(
         scope_signals.push(plural(constraints, "constraint", "constraints"));
     }
     let spec_scope = any_of(&[
-        (0.75, sat(requirements as f64, 15.0)),
-        (0.45, sat(words, 1500.0)),
-        (0.3, sat(spec.stories.len() as f64, 4.0)),
+        (0.85, sat(requirements as f64, 8.0)),
+        (0.6, sat(words, 600.0)),
+        (0.3, sat(spec.stories.len() as f64, 3.0)),
     ]);
     let mut scope = spec_scope;
     if let Some(repo) = repo.filter(|r| !r.identifiers.is_empty()) {
@@ -519,7 +539,7 @@ pub fn score(
         }
     }
     let dependencies = any_of(&[
-        (0.85, sat(services.len() as f64, 2.0)),
+        (0.9, sat(services.len() as f64, 1.5)),
         (0.5, sat(cross as f64, 4.0)),
         (0.4, sat(named_deps.len() as f64, 3.0)),
     ]);
@@ -551,8 +571,11 @@ pub fn score(
     if spec.requirements.iter().all(|r| !r.explicit_id) && !spec.requirements.is_empty() {
         amb_signals.push("requirements have no ids".into());
     }
+    // A short spec leaves much unsaid, and a missing criterion matters more the more is
+    // asked: both count in proportion to the number of requirements.
+    let asked = sat(requirements as f64, 3.0);
     let brevity = if words < 150.0 {
-        1.0 - words / 150.0
+        (1.0 - words / 150.0) * asked
     } else {
         0.0
     };
@@ -575,8 +598,8 @@ pub fn score(
         (0.3, sat(findings.vague_terms as f64, 6.0)),
         (0.8, sat(markers as f64, 1.5)),
         (0.4, uncovered_share),
-        (0.5, if no_criteria { 1.0 } else { 0.0 }),
-        (0.5, brevity),
+        (0.5, if no_criteria { asked } else { 0.0 }),
+        (0.4, brevity),
         (0.5, if requirements == 0 { 1.0 } else { 0.0 }),
     ]);
 
@@ -593,7 +616,7 @@ pub fn score(
     areas.dedup();
     let risk_areas: Vec<String> = areas.iter().map(|&a| RISKS[a].0.to_string()).collect();
     let critical = areas.iter().filter(|&&a| a < 4).count();
-    let risk = sat(areas.len() as f64 + 0.5 * critical as f64, 2.5);
+    let risk = sat(areas.len() as f64 + 0.5 * critical as f64, 2.0);
     let risk_signals = vec![if risk_areas.is_empty() {
         "no sensitive area (auth, payments, security, privacy, migrations, concurrency…)".into()
     } else {
@@ -636,7 +659,14 @@ pub fn score(
                 .modules
                 .iter()
                 .take(5)
-                .map(|m| format!("{} ({} files, {} lines)", m.name, m.files, m.lines))
+                .map(|m| {
+                    format!(
+                        "{} ({}, {} lines)",
+                        m.name,
+                        plural(m.files, "file", "files"),
+                        m.lines
+                    )
+                })
                 .collect();
             int_signals.push(format!(
                 "{} involved: {}{}",

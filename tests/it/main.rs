@@ -15,4 +15,5 @@ mod missions;
 mod policy;
 mod record;
 mod runtime;
+mod spec;
 mod support;
