@@ -88,8 +88,7 @@ pub enum Command {
     Agents(agents::Args),
     /// Check a mission and report every problem, with its location and a fix.
     Validate(validate::Args),
-    /// Analyse a spec: its structure, located problems, complexity with every signal, and
-    /// the questions for its author.
+    /// Analyse a spec: structure, problems, complexity with its signals, questions.
     Analyse(analyse::Args),
     /// Draw a mission's phase graph (Graphviz DOT or Mermaid).
     Graph(graph::Args),
