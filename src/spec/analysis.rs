@@ -139,7 +139,7 @@ impl Analysis {
 /// Analyse a spec's text. `repo` is the repository to look at (none: the spec alone);
 /// `config` the weights and thresholds.
 pub fn analyse(name: &str, text: &str, repo: Option<&Path>, config: &AnalysisConfig) -> Analysis {
-    let (spec, items) = super::parse(name, text);
+    let (spec, items) = super::parse_all(name, text);
     finish(name, text, spec, items, repo, config)
 }
 
@@ -155,7 +155,7 @@ pub fn analyse_file(
     let mut bytes = Vec::new();
     file.take(super::MAX_SPEC_BYTES as u64 + 1)
         .read_to_end(&mut bytes)?;
-    let (spec, items) = super::parse_bytes(name, &bytes);
+    let (spec, items) = super::parse_bytes_all(name, &bytes);
     let text = String::from_utf8_lossy(&bytes);
     Ok(finish(name, &text, spec, items, repo, config))
 }
@@ -175,6 +175,8 @@ fn finish(
             .filter(|r| r.kind != RequirementKind::Constraint)
             .count(),
     };
+    let mut items = items;
+    super::checks::cap(name, &mut items);
     let facts: Option<RepoFacts> =
         repo.map(|root| repo::scan(root, &repo::identifiers(text), config.max_files));
     let scored = complexity::score(&spec, text, facts.as_ref(), findings, config);
@@ -207,6 +209,7 @@ fn finish(
         clarifications: spec.clarifications.len(),
         uncovered: findings.uncovered,
     };
+    let covered_by = spec.covered_by();
     let requirements = spec
         .requirements
         .iter()
@@ -217,12 +220,10 @@ fn finish(
             line: r.location.line,
             column: r.location.col,
             priority: r.priority.clone(),
-            covered_by: spec
-                .criteria
-                .iter()
-                .filter(|c| c.covers.contains(&r.id))
-                .map(|c| c.id.clone())
-                .collect(),
+            covered_by: covered_by
+                .get(r.id.as_str())
+                .map(|ids| ids.iter().map(|i| i.to_string()).collect())
+                .unwrap_or_default(),
         })
         .collect();
     let criteria = spec

@@ -218,12 +218,43 @@ pub(super) fn check(text: &str, spec: &mut Spec, out: &mut Vec<Diagnostic>) {
     }
 }
 
+/// At most this many diagnostics of one code are kept; the rest are counted in one more.
+pub(crate) const MAX_PER_CODE: usize = 100;
+
+/// Keep the first [`MAX_PER_CODE`] diagnostics of each code and say how many more there were,
+/// so that a hostile spec cannot flood the output (or the collection).
+pub(crate) fn cap(path: &str, out: &mut Vec<Diagnostic>) {
+    let mut seen: HashMap<crate::diag::Code, usize> = HashMap::new();
+    out.retain(|d| {
+        let n = seen.entry(d.code).or_default();
+        *n += 1;
+        *n <= MAX_PER_CODE
+    });
+    let mut extra: Vec<(crate::diag::Code, usize)> = seen
+        .into_iter()
+        .filter(|(_, n)| *n > MAX_PER_CODE)
+        .map(|(code, n)| (code, n - MAX_PER_CODE))
+        .collect();
+    extra.sort();
+    for (code, more) in extra {
+        out.push(
+            Diagnostic::new(
+                code,
+                format!("{more} more `{}` findings are not shown", code.info().name),
+            )
+            .at(path, None, "")
+            .help(format!(
+                "the first {MAX_PER_CODE} are shown; fix those and analyse again"
+            )),
+        );
+    }
+}
+
 fn duplicates(text: &str, path: &str, spec: &Spec, out: &mut Vec<Diagnostic>) {
     // Point at the id itself when the line shows it (Kiro's ids come from headings).
+    let lines: Vec<&str> = text.split('\n').collect();
     let id_span = |id: &str, location: Location| {
-        let line = text
-            .split('\n')
-            .nth(location.line.saturating_sub(1) as usize)?;
+        let line = lines.get(location.line.saturating_sub(1) as usize)?;
         let at = line.find(id)?;
         Some(Span::new(location.line, col(line, at), chars(id)))
     };
@@ -264,44 +295,64 @@ fn duplicates(text: &str, path: &str, spec: &Spec, out: &mut Vec<Diagnostic>) {
     }
 }
 
+/// Above this many requirement × criterion pairs only ownership and named ids decide
+/// coverage (the stem overlap is skipped), so that a hostile spec stays linear.
+pub(crate) const MAX_OVERLAP_PAIRS: usize = 2_000_000;
+
+/// An id named in a criterion's text, as a whole token (`NFR-001` is not `FR-001`, `R1.2` is
+/// not `R1`).
+static ID_TOKEN: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r"\b[A-Z][A-Z0-9]{0,5}-?\d{1,4}(?:\.\d{1,3})*\b").expect("valid regex")
+});
+
 /// Fill `covers` of every criterion by the rule in the module docs.
 fn cover(spec: &mut Spec) {
-    let req_stems: Vec<Vec<String>> = spec.requirements.iter().map(|r| stems(&r.text)).collect();
-    let ids: Vec<String> = spec.requirements.iter().map(|r| r.id.clone()).collect();
+    let requirements = &spec.requirements;
+    let by_id: HashMap<&str, usize> = requirements
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.id.as_str(), i))
+        .collect();
+    let overlap = requirements.len().saturating_mul(spec.criteria.len()) <= MAX_OVERLAP_PAIRS;
+    let req_stems: Vec<Vec<String>> = if overlap {
+        requirements.iter().map(|r| stems(&r.text)).collect()
+    } else {
+        Vec::new()
+    };
     for c in spec.criteria.iter_mut() {
         let owned = !c.covers.is_empty();
+        for token in ID_TOKEN.find_iter(&c.text) {
+            if let Some(&i) = by_id.get(token.as_str()) {
+                let id = &requirements[i].id;
+                if !c.covers.contains(id) {
+                    c.covers.push(id.clone());
+                }
+            }
+        }
+        if owned || !overlap {
+            continue;
+        }
         let criterion_stems = stems(&c.text);
-        for (i, id) in ids.iter().enumerate() {
-            if c.covers.contains(id) {
+        for (i, r) in requirements.iter().enumerate() {
+            let needed = req_stems[i].len().min(2);
+            if needed == 0 || c.covers.contains(&r.id) {
                 continue;
             }
-            let named = mentions(&c.text, id);
             let shared = req_stems[i]
                 .iter()
                 .filter(|s| criterion_stems.contains(s))
                 .count();
-            let needed = req_stems[i].len().min(2);
-            if named || (!owned && needed > 0 && shared >= needed) {
-                c.covers.push(id.clone());
+            if shared >= needed {
+                c.covers.push(r.id.clone());
             }
         }
     }
 }
 
-/// Whether `text` names `id` as a whole word.
+/// Whether `text` names `id` as a whole token.
+#[cfg(test)]
 fn mentions(text: &str, id: &str) -> bool {
-    let mut from = 0;
-    while let Some(i) = text[from..].find(id) {
-        let at = from + i;
-        let end = at + id.len();
-        let ok_before = at == 0 || !text[..at].ends_with(|c: char| c.is_alphanumeric() || c == '-');
-        let ok_after = !text[end..].starts_with(|c: char| c.is_alphanumeric() || c == '.');
-        if ok_before && ok_after {
-            return true;
-        }
-        from = end;
-    }
-    false
+    ID_TOKEN.find_iter(text).any(|m| m.as_str() == id)
 }
 
 /// A warning for each vague term on the lines of requirements and criteria.

@@ -39,7 +39,16 @@ pub const MAX_LINE_BYTES: usize = 16 * 1024;
 /// Read a spec's text into the model, with the diagnostics of reading it (format problems,
 /// duplicate ids, coverage, vague terms, clarification markers). `path` is the display name
 /// used in locations.
+///
+/// At most 100 diagnostics of one code are returned, plus one that counts the rest.
 pub fn parse(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
+    let (spec, mut diagnostics) = parse_all(path, text);
+    checks::cap(path, &mut diagnostics);
+    (spec, diagnostics)
+}
+
+/// [`parse`] without the cap on diagnostics.
+fn parse_all(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
     let (mut spec, mut diagnostics) = ingest::ingest(path, text);
     checks::check(text, &mut spec, &mut diagnostics);
     (spec, diagnostics)
@@ -48,6 +57,12 @@ pub fn parse(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
 /// [`parse`] for raw bytes: refuses files over [`MAX_SPEC_BYTES`], text that is not UTF-8,
 /// and empty specs, each with a diagnostic (and an empty model).
 pub fn parse_bytes(path: &str, bytes: &[u8]) -> (Spec, Vec<Diagnostic>) {
+    let (spec, mut diagnostics) = parse_bytes_all(path, bytes);
+    checks::cap(path, &mut diagnostics);
+    (spec, diagnostics)
+}
+
+fn parse_bytes_all(path: &str, bytes: &[u8]) -> (Spec, Vec<Diagnostic>) {
     if bytes.len() > MAX_SPEC_BYTES {
         let d = Diagnostic::new(
             Code::SpecTooLarge,
@@ -62,7 +77,7 @@ pub fn parse_bytes(path: &str, bytes: &[u8]) -> (Spec, Vec<Diagnostic>) {
         return (Spec::empty(path), vec![d]);
     }
     match std::str::from_utf8(bytes) {
-        Ok(text) => parse(path, text),
+        Ok(text) => parse_all(path, text),
         Err(e) => {
             let valid = &bytes[..e.valid_up_to()];
             // The text before the bad byte is valid UTF-8, so this cannot fail.

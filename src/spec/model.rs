@@ -249,9 +249,25 @@ impl Spec {
 
     /// The requirements no criterion covers.
     pub fn uncovered(&self) -> impl Iterator<Item = &Requirement> {
+        let covered: std::collections::HashSet<&str> = self
+            .criteria
+            .iter()
+            .flat_map(|c| c.covers.iter().map(String::as_str))
+            .collect();
         self.requirements
             .iter()
-            .filter(|r| !self.criteria.iter().any(|c| c.covers.contains(&r.id)))
+            .filter(move |r| !covered.contains(r.id.as_str()))
+    }
+
+    /// The ids of the criteria that cover each requirement, by requirement id.
+    pub fn covered_by(&self) -> std::collections::HashMap<&str, Vec<&str>> {
+        let mut map: std::collections::HashMap<&str, Vec<&str>> = std::collections::HashMap::new();
+        for c in &self.criteria {
+            for r in &c.covers {
+                map.entry(r.as_str()).or_default().push(c.id.as_str());
+            }
+        }
+        map
     }
 
     /// Everything a plan must trace: requirement ids, then success-criterion ids (`SC-…`).

@@ -390,6 +390,28 @@ fn oversized_specs_and_lines_are_refused_with_a_diagnostic_not_a_crash() {
     assert_eq!(s.requirements.len(), 5001);
 }
 
+/// A spec made to be slow (thousands of requirements and criteria, each with vague terms,
+/// duplicate ids, markers) is analysed in linear time and its diagnostics are capped.
+#[test]
+fn a_spec_built_to_be_slow_is_bounded() {
+    let mut text = String::from("# Slow\n\n## Requirements\n\n");
+    for _ in 0..20_000 {
+        text.push_str("- FR-1: widgets fast etc. [NEEDS CLARIFICATION: x]\n");
+    }
+    text.push_str("\n## Success Criteria\n\n");
+    for _ in 0..20_000 {
+        text.push_str("- SC-1: widgets archived quickly\n");
+    }
+    let (s, d) = spec::parse("slow.md", &text);
+    assert_eq!(s.requirements.len(), 20_000);
+    let vague = d.iter().filter(|d| d.code.as_str() == "S2004").count();
+    assert_eq!(vague, 101, "100 shown and one that counts the rest");
+    assert!(d
+        .iter()
+        .any(|d| d.message == "59900 more `vague-term` findings are not shown"));
+    let _ = spec::analyse("slow.md", &text, None, &AnalysisConfig::default());
+}
+
 /// Spearman's rank correlation (ties get their average rank).
 fn spearman(a: &[f64], b: &[f64]) -> f64 {
     fn ranks(v: &[f64]) -> Vec<f64> {
