@@ -43,6 +43,34 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
+const VERBS: &[&str] = &[
+    "archive", "export", "import", "validate", "merge", "publish", "restore",
+];
+const DONE: &[&str] = &[
+    "archived",
+    "exported",
+    "imported",
+    "validated",
+    "merged",
+    "published",
+    "restored",
+];
+const NOUNS: &[&str] = &[
+    "widgets",
+    "invoices",
+    "orders",
+    "customers",
+    "shipments",
+    "reports",
+    "tickets",
+    "articles",
+    "contracts",
+    "payments",
+    "sessions",
+    "devices",
+    "playlists",
+];
+
 /// A Spec Kit spec of `lines` lines: stories with scenarios, requirements naming symbols of
 /// the generated repository, success criteria, edge cases, markers and vague terms.
 fn generated_spec(lines: usize) -> String {
@@ -69,7 +97,9 @@ fn generated_spec(lines: usize) -> String {
         n += 1;
         let _ = writeln!(
             s,
-            "- **FR-{n:03}**: System MUST archive widgets of kind {n} through `widget_store_{}` and record the change in the audit log{}",
+            "- **FR-{n:03}**: System MUST {} {} of kind {n} through `widget_store_{}`{}",
+            VERBS[n % VERBS.len()],
+            NOUNS[n % NOUNS.len()],
             n % 500,
             match n % 40 {
                 0 => " fast",
@@ -84,7 +114,9 @@ fn generated_spec(lines: usize) -> String {
         c += 1;
         let _ = writeln!(
             s,
-            "- **SC-{c:03}**: Archiving widgets of kind {c} takes under 200 ms and is recorded in the audit log"
+            "- **SC-{c:03}**: {} of kind {c} are {} in under 200 ms",
+            NOUNS[c % NOUNS.len()],
+            DONE[c % DONE.len()]
         );
     }
     s

@@ -321,11 +321,15 @@ fn cover(spec: &mut Spec) {
     };
     for c in spec.criteria.iter_mut() {
         let owned = !c.covers.is_empty();
+        let mut covered: std::collections::HashSet<usize> = c
+            .covers
+            .iter()
+            .filter_map(|id| by_id.get(id.as_str()).copied())
+            .collect();
         for token in ID_TOKEN.find_iter(&c.text) {
             if let Some(&i) = by_id.get(token.as_str()) {
-                let id = &requirements[i].id;
-                if !c.covers.contains(id) {
-                    c.covers.push(id.clone());
+                if covered.insert(i) {
+                    c.covers.push(requirements[i].id.clone());
                 }
             }
         }
@@ -335,7 +339,7 @@ fn cover(spec: &mut Spec) {
         let criterion_stems = stems(&c.text);
         for (i, r) in requirements.iter().enumerate() {
             let needed = req_stems[i].len().min(2);
-            if needed == 0 || c.covers.contains(&r.id) {
+            if needed == 0 || covered.contains(&i) {
                 continue;
             }
             let shared = req_stems[i]
@@ -343,6 +347,7 @@ fn cover(spec: &mut Spec) {
                 .filter(|s| criterion_stems.contains(s))
                 .count();
             if shared >= needed {
+                covered.insert(i);
                 c.covers.push(r.id.clone());
             }
         }
