@@ -19,5 +19,6 @@ mod record;
 mod replay;
 mod runtime;
 mod secrets;
+mod spec;
 mod support;
 mod whatif;
