@@ -20,6 +20,8 @@ pub enum Name {
     Models,
     /// agents.yaml (the configured agents)
     Agents,
+    /// tasks.json (the work packages a planner writes)
+    Tasks,
 }
 
 pub fn run(args: Args) -> Outcome {
@@ -28,6 +30,7 @@ pub fn run(args: Args) -> Outcome {
         Name::Policy => print!("{}", crate::policy::pack::policy_schema_text()),
         Name::Models => print!("{}", crate::config::models::models_schema_text()),
         Name::Agents => print!("{}", crate::agents::config::agents_schema_text()),
+        Name::Tasks => print!("{}", crate::tasks::tasks_schema_text()),
     }
     Ok(Exit::Success)
 }

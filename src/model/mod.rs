@@ -148,6 +148,15 @@ pub enum ForEach {
 pub struct Output {
     pub path: String,
     pub schema: Option<String>,
+    pub check: Option<OutputCheck>,
+}
+
+/// A check the engine runs on an output beyond its schema.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OutputCheck {
+    pub kind: raw::OutputCheckKind,
+    /// The spec (a template) a plan is traced to.
+    pub spec: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -16,3 +16,4 @@ mod policy;
 mod record;
 mod runtime;
 mod support;
+mod tasks;
