@@ -6,6 +6,7 @@ mod control;
 mod cost;
 mod exit;
 mod graph;
+mod init;
 mod missions;
 mod policy;
 mod progress;
@@ -65,6 +66,8 @@ pub enum ColorChoice {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Scaffold `.spectacular/` here: knowledge files, `.gitignore`, a commented `config.yaml`.
+    Init(init::Args),
     /// Run a mission (a path or a name) to its end.
     Run(run::RunArgs),
     /// Continue a run that was interrupted, canceled or suspended.
@@ -105,6 +108,7 @@ pub fn main() -> ExitCode {
     init_tracing(cli.verbose);
     let context = Context::new(cli.color, cli.store);
     let result = match cli.command {
+        Command::Init(args) => init::run(&context, args),
         Command::Run(args) => run::run(&context, args),
         Command::Resume(args) => run::resume(&context, args),
         Command::Approve(args) => control::approve(&context, args),

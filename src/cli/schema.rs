@@ -22,6 +22,8 @@ pub enum Name {
     Agents,
     /// tasks.json (the work packages a planner writes)
     Tasks,
+    /// .spectacular/config.yaml (the project configuration)
+    Config,
 }
 
 pub fn run(args: Args) -> Outcome {
@@ -31,6 +33,13 @@ pub fn run(args: Args) -> Outcome {
         Name::Models => print!("{}", crate::config::models::models_schema_text()),
         Name::Agents => print!("{}", crate::agents::config::agents_schema_text()),
         Name::Tasks => print!("{}", crate::tasks::tasks_schema_text()),
+        Name::Config => {
+            let schema = crate::config::project::project_schema();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).unwrap_or_default()
+            );
+        }
     }
     Ok(Exit::Success)
 }

@@ -11,6 +11,7 @@ mod expressions;
 mod fake_llm;
 mod fuzz;
 mod hostile;
+mod init;
 mod missions;
 mod policy;
 mod record;
