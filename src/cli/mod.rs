@@ -8,6 +8,7 @@ mod exit;
 mod graph;
 mod init;
 mod missions;
+mod plan;
 mod policy;
 mod progress;
 mod query;
@@ -84,6 +85,8 @@ pub enum Command {
     Events(query::EventsArgs),
     /// Re-fold a run's log without side effects and print its timeline.
     Replay(query::ReplayArgs),
+    /// The checked plan of a run: work packages, dependencies, files, coverage, lanes, cost.
+    Plan(plan::Args),
     /// What agent calls cost: totals, averages and shares by agent, model, phase, mission or day.
     Cost(cost::Args),
     /// The configured agents, and whether each can run here.
@@ -117,6 +120,7 @@ pub fn main() -> ExitCode {
         Command::Runs(args) => query::runs(&context, args),
         Command::Events(args) => query::events(&context, args),
         Command::Replay(args) => query::replay(&context, args),
+        Command::Plan(args) => plan::run(&context, args),
         Command::Cost(args) => cost::run(&context, args),
         Command::Agents(args) => agents::run(&context, args),
         Command::Validate(args) => validate::run(&context, args),

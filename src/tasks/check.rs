@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::globs::may_overlap;
@@ -18,7 +18,7 @@ static VALIDATOR: LazyLock<Option<jsonschema::Validator>> =
     LazyLock::new(|| jsonschema::validator_for(&tasks_schema()).ok());
 
 /// What `spectacular plan` shows and the approval of a plan reads: recorded with the plan.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct PlanReport {
     pub work_packages: Vec<WorkPackageSummary>,
     /// One row per requirement, criterion and story of the spec (empty without a spec).
@@ -32,7 +32,7 @@ pub struct PlanReport {
     pub lanes: Vec<Lane>,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct WorkPackageSummary {
     pub id: String,
     pub title: String,
@@ -40,15 +40,15 @@ pub struct WorkPackageSummary {
     pub owned_files: Vec<String>,
     pub requirement_refs: Vec<String>,
     pub estimate: Estimate,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<Tier>,
     /// 0 for packages without dependencies, else one more than the deepest dependency.
     pub wave: usize,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct TraceRow {
     pub id: String,
     pub kind: RefKind,
@@ -58,7 +58,7 @@ pub struct TraceRow {
     pub work_packages: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Overlap {
     pub a: String,
     pub b: String,
@@ -66,7 +66,7 @@ pub struct Overlap {
     pub globs: (String, String),
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Lane {
     pub work_packages: Vec<String>,
 }

@@ -8,14 +8,18 @@
 //! - `globs.rs`: could two `owned_files` globs name the same file?
 //! - `refs.rs`: the requirement and success-criterion ids of a spec, the input of traceability.
 //! - `render.rs`: `traceability.md` and the summary as text.
+//! - `speckit.rs`: Spec Kit feature directories, and the plan written back as its `plan.md`
+//!   and `tasks.md`.
 //!
-//! **Invariant:** pure: no file, clock or network access; a plan of any shape gives problems,
-//! never a panic, in time bounded by the limits below.
+//! **Invariant:** pure (no file, clock or network access) except `speckit.rs`, which reads and
+//! writes only inside a Spec Kit feature directory; a plan of any shape gives problems, never a
+//! panic, in time bounded by the limits below.
 
 mod check;
 mod globs;
 mod refs;
 mod render;
+pub mod speckit;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -25,6 +29,19 @@ pub use check::{check, Lane, Overlap, PlanReport, TraceRow, WorkPackageSummary};
 pub use globs::may_overlap;
 pub use refs::{refs_from_markdown, RefKind, SpecRef};
 pub use render::{summary_text, traceability_markdown};
+
+/// The estimated cost of a plan in dollars with one model's prices: each package's tokens
+/// (see [`Estimate::tokens`]) at `input` and `output` dollars per million tokens.
+pub fn estimated_cost(report: &PlanReport, input: f64, output: f64) -> f64 {
+    report
+        .work_packages
+        .iter()
+        .map(|wp| {
+            let (i, o) = wp.estimate.tokens();
+            (i as f64 * input + o as f64 * output) / 1_000_000.0
+        })
+        .sum()
+}
 
 /// The schema's `$id`.
 pub const TASKS_SCHEMA_ID: &str = "https://spectacular.dev/schemas/tasks.schema.json";
@@ -43,6 +60,11 @@ pub const MAX_TEXT: usize = 8_000;
 pub const MAX_GLOB: usize = 256;
 /// The most `owned_files` globs in a whole plan (overlaps compare every pair).
 pub const MAX_GLOBS: usize = 500;
+/// The value an output check of kind `plan` records beside the plan: the [`PlanReport`].
+pub const REPORT_VALUE: &str = "plan_report";
+/// The artifact it writes beside the plan: the traceability matrix.
+pub const TRACEABILITY: &str = "traceability";
+
 /// The most problems listed; the rest are counted.
 pub const MAX_PROBLEMS: usize = 50;
 

@@ -6,11 +6,11 @@ use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use regex::Regex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What a spec id names. Requirements and criteria must be covered by the plan; stories may be
 /// referenced but need not be.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RefKind {
     Requirement,
@@ -34,7 +34,7 @@ impl RefKind {
 }
 
 /// One requirement, success criterion or user story of a spec.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpecRef {
     pub id: String,
     pub kind: RefKind,
