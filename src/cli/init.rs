@@ -23,14 +23,14 @@ pub fn run(context: &Context, _args: Args) -> Outcome {
         }
         let shown = display_path(&item.path, &project.root);
         if item.created {
-            println!("created {shown}");
+            outln!("created {shown}")?;
         } else {
-            println!("kept    {shown} (it exists)");
+            outln!("kept    {shown} (it exists)")?;
         }
     }
-    println!(
+    outln!(
         "\nEdit the knowledge in {}/knowledge/: prompts get it by role (`{{{{ knowledge }}}}`).",
         display_path(&dot_dir, &project.root)
-    );
+    )?;
     Ok(Exit::Success)
 }

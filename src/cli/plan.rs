@@ -141,13 +141,13 @@ pub fn run(context: &Context, args: Args) -> Outcome {
             "plan": &*report,
             "estimate": cost.map(|(usd, m)| json!({ "usd": (usd * 100.0).round() / 100.0, "model": m })),
         });
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&value).map_err(|e| Failure::internal(e.to_string()))?
-        );
+        )?;
     } else {
-        println!("plan of run {run_id} (phase `{phase}`)");
-        print!("{}", summary_text(&report, cost));
+        outln!("plan of run {run_id} (phase `{phase}`)")?;
+        out!("{}", summary_text(&report, cost))?;
     }
     Ok(Exit::Success)
 }

@@ -28,17 +28,17 @@ pub enum Name {
 
 pub fn run(args: Args) -> Outcome {
     match args.name {
-        Name::Mission => print!("{}", mission_schema_text()),
-        Name::Policy => print!("{}", crate::policy::pack::policy_schema_text()),
-        Name::Models => print!("{}", crate::config::models::models_schema_text()),
-        Name::Agents => print!("{}", crate::agents::config::agents_schema_text()),
-        Name::Tasks => print!("{}", crate::tasks::tasks_schema_text()),
+        Name::Mission => out!("{}", mission_schema_text())?,
+        Name::Policy => out!("{}", crate::policy::pack::policy_schema_text())?,
+        Name::Models => out!("{}", crate::config::models::models_schema_text())?,
+        Name::Agents => out!("{}", crate::agents::config::agents_schema_text())?,
+        Name::Tasks => out!("{}", crate::tasks::tasks_schema_text())?,
         Name::Config => {
             let schema = crate::config::project::project_schema();
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&schema).unwrap_or_default()
-            );
+            )?
         }
     }
     Ok(Exit::Success)

@@ -32,11 +32,14 @@ impl Engine {
             _ => None,
         };
         if let (Some((phase, attempt, usage)), false) = (ended, self.shared.is_empty()) {
-            // Record the cost in the shared ledgers, which releases the attempt's reservation.
+            // Record the cost in the shared ledgers, which releases the attempt's reservation,
+            // once this event is durable. A reservation the ledgers refused holds nothing.
             let cost = usage.as_ref().and_then(|u| u.cost_usd).unwrap_or(0.0);
             let key = ledger::key(phase, attempt);
-            if self.shared_reserved.remove(&key) || cost > 0.0 {
-                self.shared.settle(&event.run_id, &key, cost, &event.ts);
+            let refused = matches!(&event.data, EventData::AttemptFailed(f)
+                if f.kind == crate::model::FailureKind::Budget && f.usage.is_none());
+            if (self.shared_reserved.remove(&key) && !refused) || cost > 0.0 {
+                self.unsettled.push((key, cost, event.ts.clone()));
             }
         }
         self.uncommitted.push(event);
@@ -50,6 +53,26 @@ impl Engine {
         }
         self.log.commit()?;
         self.oldest_uncommitted = None;
+        for durable in self.awaiting_commit.drain(..) {
+            let _ = durable.send(());
+        }
+        if !self.claimed.is_empty() {
+            crash::point("inbox.committed");
+            for claimed in self.claimed.drain(..) {
+                claimed.release();
+            }
+        }
+        if !self.unsettled.is_empty() {
+            crash::point("ledger.settle");
+            let (shared, run_id) = (self.shared.clone(), self.log.run_id().to_string());
+            let unsettled = std::mem::take(&mut self.unsettled);
+            self.settling.retain(|h| !h.is_finished());
+            self.settling.push(tokio::task::spawn_blocking(move || {
+                for (key, usd, ts) in unsettled {
+                    shared.settle(&run_id, &key, usd, &ts);
+                }
+            }));
+        }
         let events = std::mem::take(&mut self.uncommitted);
         self.projection_backlog.extend(events.iter().cloned());
         if self.projection_synced.elapsed() >= PROJECTION_INTERVAL {
@@ -66,13 +89,8 @@ impl Engine {
     fn sync_projection(&mut self) {
         self.projection_synced = Instant::now();
         let backlog = std::mem::take(&mut self.projection_backlog);
-        if let Some(projection) = &mut self.projection {
-            if let Err(e) = projection.apply(&backlog) {
-                tracing::warn!(
-                    "could not update the projection ({e}); it will be rebuilt from the log"
-                );
-                self.projection = None;
-            }
+        if let Some(projection) = &self.projection {
+            projection.send(backlog);
         }
     }
 
@@ -80,6 +98,12 @@ impl Engine {
     pub async fn drive(mut self) -> Result<Outcome, Error> {
         let result = self.drive_inner().await;
         self.sync_projection();
+        if let Some(projection) = &mut self.projection {
+            projection.finish().await;
+        }
+        for settling in self.settling.drain(..) {
+            let _ = settling.await;
+        }
         if result.is_err() {
             // The log refused a write: stop every attempt, record nothing more.
             for (phase, attempt) in self.scheduler.running() {
@@ -138,6 +162,10 @@ impl Engine {
             self.handle(msg);
             while let Ok(msg) = self.rx.try_recv() {
                 self.handle(msg);
+            }
+            if !self.awaiting_commit.is_empty() {
+                // An attempt waits for these events before it starts its next process.
+                self.flush()?;
             }
         }
     }
@@ -198,10 +226,13 @@ impl Engine {
             }
             Msg::RetryDue(phase) => self.scheduler.retry_due(&phase),
             Msg::ApprovalTimeout => {}
-            Msg::Record(data) => self.record(*data, "engine"),
+            Msg::Record { data, durable } => {
+                self.record(*data, "engine");
+                self.awaiting_commit.push(durable);
+            }
             Msg::Inbox => {
-                for command in inbox::drain(&self.run_dir) {
-                    match command {
+                for taken in inbox::take(&self.run_dir) {
+                    match taken.command.clone() {
                         inbox::Command::Approve {
                             phase,
                             approved,
@@ -231,6 +262,13 @@ impl Engine {
                             }
                         }
                     }
+                    // What the command did is in the events up to here; its file goes once
+                    // they are durable.
+                    match taken.claim(self.log.last_seq()) {
+                        Ok(claimed) => self.claimed.push(claimed),
+                        Err(e) => tracing::warn!("could not claim an inbox command: {e}"),
+                    }
+                    crash::point("inbox.claimed");
                 }
             }
             Msg::Interrupt => {

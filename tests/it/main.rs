@@ -15,6 +15,7 @@ mod init;
 mod missions;
 mod policy;
 mod record;
+mod replay;
 mod runtime;
 mod support;
 mod tasks;
