@@ -52,6 +52,7 @@ mod progress;
 mod query;
 mod run;
 mod schema;
+mod spec_run;
 mod validate;
 
 use std::io::IsTerminal;

@@ -23,6 +23,10 @@ pub struct ProjectConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub spec_mission: Option<String>,
+    /// Inputs given to that mission when the command line does not give them
+    /// (`check_command: make test`); inputs the mission does not declare are left out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub spec_inputs: BTreeMap<String, String>,
     /// How much project knowledge (`.spectacular/knowledge/`) prompts get.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub knowledge: Option<KnowledgeConfig>,

@@ -38,6 +38,10 @@ pub const CONFIG: &str = "\
 # (a built-in or project mission name, or a path).
 # spec_mission: software-dev
 
+# Inputs given to that mission unless `--input` gives them.
+# spec_inputs:
+#   check_command: cargo test
+
 # Project knowledge (.spectacular/knowledge/) given to prompts, in tokens per role. What does
 # not fit is left out, and the prompt says so.
 # knowledge:

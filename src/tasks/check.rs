@@ -26,8 +26,12 @@ pub struct PlanReport {
     /// Requirements and criteria covered, and how many there are.
     pub covered: usize,
     pub to_cover: usize,
-    /// Pairs of packages that could run at the same time and could change the same files.
+    /// Pairs of packages that could run at the same time and could change the same files
+    /// (the first [`MAX_OVERLAPS`]).
     pub overlaps: Vec<Overlap>,
+    /// Overlapping pairs beyond those listed.
+    #[serde(default)]
+    pub more_overlaps: usize,
     /// Packages grouped so that no two packages of different lanes share files.
     pub lanes: Vec<Lane>,
 }
@@ -70,6 +74,38 @@ pub struct Overlap {
 pub struct Lane {
     pub work_packages: Vec<String>,
 }
+
+/// The plan is recorded in the run's log as the output's value, which keeps values up to this
+/// size; a larger plan could not be fanned out from recorded facts.
+const RECORDED_MAX: usize = crate::record::limits::VALUE_MAX;
+
+impl PlanReport {
+    /// The report as a value small enough to be recorded in an event: the traceability texts
+    /// are shortened, then left out (the `traceability.md` artifact keeps them), then the rows.
+    pub fn recorded_value(&self) -> Value {
+        let size = |v: &Value| serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX);
+        let mut report = self.clone();
+        let mut value = serde_json::to_value(&report).unwrap_or(Value::Null);
+        if size(&value) <= RECORDED_MAX {
+            return value;
+        }
+        for row in &mut report.traceability {
+            row.text.clear();
+        }
+        value = serde_json::to_value(&report).unwrap_or(Value::Null);
+        if size(&value) <= RECORDED_MAX {
+            return value;
+        }
+        report.traceability.clear();
+        for wp in &mut report.work_packages {
+            wp.owned_files.truncate(3);
+        }
+        serde_json::to_value(&report).unwrap_or(Value::Null)
+    }
+}
+
+/// The most overlaps listed in a report; the rest are counted.
+pub const MAX_OVERLAPS: usize = 100;
 
 /// Problems, collected up to [`MAX_PROBLEMS`].
 #[derive(Default)]
@@ -139,6 +175,14 @@ pub fn check(bytes: &[u8], spec: Option<&[SpecRef]>) -> Result<PlanReport, Vec<S
             )])
         }
     };
+    let recorded = serde_json::to_vec(&value)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
+    if recorded > RECORDED_MAX {
+        return Err(vec![format!(
+            "the plan takes {recorded} bytes as compact JSON, more than the {RECORDED_MAX} a              recorded output value may have; shorten the descriptions or merge small work              packages"
+        )]);
+    }
     let Value::Array(items) = &value else {
         return Err(vec![
             "`tasks.json` must be a JSON array of work packages (`[{\"id\": \"wp-1\", …}]`)".into(),
@@ -338,6 +382,7 @@ pub fn check(bytes: &[u8], spec: Option<&[SpecRef]>) -> Result<PlanReport, Vec<S
     };
     let ancestors = ancestors(&deps);
     let mut overlaps = Vec::new();
+    let mut more_overlaps = 0;
     let mut lanes = UnionFind::new(packages.len());
     for a in 0..packages.len() {
         for b in a + 1..packages.len() {
@@ -345,7 +390,9 @@ pub fn check(bytes: &[u8], spec: Option<&[SpecRef]>) -> Result<PlanReport, Vec<S
                 continue;
             };
             lanes.join(a, b);
-            if !ancestors[a][b] && !ancestors[b][a] {
+            if !ancestors[a][b] && !ancestors[b][a] && overlaps.len() >= MAX_OVERLAPS {
+                more_overlaps += 1;
+            } else if !ancestors[a][b] && !ancestors[b][a] {
                 overlaps.push(Overlap {
                     a: packages[a].id.clone(),
                     b: packages[b].id.clone(),
@@ -387,6 +434,7 @@ pub fn check(bytes: &[u8], spec: Option<&[SpecRef]>) -> Result<PlanReport, Vec<S
         covered,
         to_cover,
         overlaps,
+        more_overlaps,
         lanes: grouped
             .into_values()
             .map(|work_packages| Lane { work_packages })
@@ -631,6 +679,7 @@ mod tests {
             b"[1, null, \"x\", []]".to_vec(),
             b"[{\"id\": 5, \"depends_on\": \"a\"}]".to_vec(),
             vec![b' '; MAX_BYTES + 1],
+            format!("[{{\"id\": \"a\", \"title\": \"{}\"}}]", "x".repeat(70_000)).into_bytes(),
             format!("[{}]", vec!["{}"; MAX_WORK_PACKAGES + 1].join(",")).into_bytes(),
             format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)).into_bytes(),
         ] {

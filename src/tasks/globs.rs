@@ -29,7 +29,7 @@ fn is_dir_prefix(a: &str, b: &str) -> bool {
 
 /// Steps one match may take; beyond them the answer is "maybe" (true), so a hostile glob
 /// costs a bounded amount of time.
-const MAX_STEPS: u32 = 4_000;
+const MAX_STEPS: u32 = 1_000;
 
 /// Does glob `pattern` (only `*`, `**` and `?`) match `path`? Iterative, with one backtrack
 /// point per kind of star, and at most [`MAX_STEPS`] steps (then it answers true).

@@ -45,7 +45,7 @@ pub struct SpecRef {
 }
 
 /// The most ids read from one spec.
-const MAX_REFS: usize = 2_000;
+const MAX_REFS: usize = 500;
 
 /// A definition: a line that starts (after a list marker, a checkbox, emphasis) with an id
 /// like `FR-001`, `NFR-2`, `SC-003`, `REQ-4`, `AC-5`.

@@ -132,6 +132,9 @@ pub fn summary_text(report: &PlanReport, cost: Option<(f64, &str)>) -> String {
                 o.a, o.b, o.globs.0, o.globs.1
             );
         }
+        if report.more_overlaps > 0 {
+            let _ = writeln!(out, "    … and {} more", report.more_overlaps);
+        }
     }
     let uncovered: Vec<&str> = report
         .traceability
