@@ -31,5 +31,6 @@ pub mod prompt;
 pub mod query;
 pub mod record;
 pub mod schedule;
+pub mod spec;
 pub mod tasks;
 pub mod validate;

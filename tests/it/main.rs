@@ -17,5 +17,6 @@ mod policy;
 mod record;
 mod replay;
 mod runtime;
+mod spec;
 mod support;
 mod tasks;
