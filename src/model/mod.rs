@@ -10,7 +10,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::Serialize;
 
-pub use raw::{FailureKind, InputType, OnTimeout, Workspace};
+pub use raw::{FailureKind, InputType, OnTimeout, OutputCheckKind, Workspace};
 
 use crate::load::Base;
 

@@ -30,6 +30,24 @@ pub use globs::may_overlap;
 pub use refs::{refs_from_markdown, RefKind, SpecRef};
 pub use render::{summary_text, traceability_markdown};
 
+/// The `output_invalid` message of a refused plan: a header, then one `- ` line per problem
+/// (the form `attempt.previous_errors` splits), within the size of a recorded message.
+pub fn problems_message(output: &str, problems: &[String]) -> String {
+    const MAX: usize = 7 * 1024;
+    let count = problems.len();
+    let plural = if count == 1 { "" } else { "s" };
+    let mut out = format!("output `{output}` is not a valid plan ({count} problem{plural}):");
+    for (shown, problem) in problems.iter().enumerate() {
+        let line = format!("\n- {}", problem.replace('\n', " "));
+        if out.len() + line.len() > MAX {
+            out.push_str(&format!("\n- … and {} more problems", count - shown));
+            break;
+        }
+        out.push_str(&line);
+    }
+    out
+}
+
 /// The estimated cost of a plan in dollars with one model's prices: each package's tokens
 /// (see [`Estimate::tokens`]) at `input` and `output` dollars per million tokens.
 pub fn estimated_cost(report: &PlanReport, input: f64, output: f64) -> f64 {
