@@ -250,3 +250,45 @@ fn a_plan_that_stays_invalid_fails_the_run_and_plan_says_why() {
         plan.stderr
     );
 }
+
+#[test]
+fn prompts_get_the_knowledge_of_their_role_and_executors_the_learnings_about_their_files() {
+    let dir = greetings();
+    let root = dir.path();
+    let knowledge = root.join(".spectacular/knowledge");
+    std::fs::create_dir_all(knowledge.join("learnings")).expect("mkdir");
+    std::fs::write(
+        knowledge.join("learnings/2026-11-29.md"),
+        "# Learnings\n\n## Farewell quoting\n`src/bye.sh` must quote the name.\n\n\
+         ## Docs\nREADME.md examples need a `$` prompt.\n",
+    )
+    .expect("write");
+    std::fs::write(
+        knowledge.join("architecture.md"),
+        format!("# Architecture\n{}\n", "One script per command. ".repeat(200)),
+    )
+    .expect("write");
+    // The planner's budget is too small for the architecture: it is left out, and said so.
+    let config = read(&root.join(".spectacular/config.yaml"));
+    std::fs::write(
+        root.join(".spectacular/config.yaml"),
+        format!("{config}knowledge:\n  budgets: {{ planner: 600 }}\n"),
+    )
+    .expect("write");
+    let out = run_cli(root, &["run", "specs/001-greetings/spec.md"], &[]);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let (_, run_dir) = last_run(root);
+    let planner = read(&run_dir.join("attempts/plan/1/prompt.md"));
+    assert!(planner.contains("POSIX shell only"), "{planner}");
+    assert!(
+        planner.contains("left out to stay within 600 tokens: architecture.md"),
+        "{planner}"
+    );
+    assert!(planner.contains("must quote the name"), "all learnings: {planner}");
+    let bye = read(&run_dir.join("attempts/implement[wp-bye]/1/prompt.md"));
+    assert!(bye.contains("must quote the name"), "{bye}");
+    assert!(!bye.contains("need a `$` prompt"), "{bye}");
+    assert!(bye.contains("POSIX shell only"), "{bye}");
+    let greet = read(&run_dir.join("attempts/implement[wp-greet]/1/prompt.md"));
+    assert!(!greet.contains("must quote the name"), "{greet}");
+}
