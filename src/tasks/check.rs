@@ -689,6 +689,49 @@ mod tests {
     }
 
     #[test]
+    fn mutated_plans_never_panic() {
+        let good = json!([
+            wp("wp-1", &[], &["src/**/*.rs"], &["FR-001", "SC-001"]),
+            wp(
+                "wp-2",
+                &["wp-1"],
+                &["src/a?.rs", "docs/{a,b}.md"],
+                &["FR-002"]
+            ),
+        ])
+        .to_string()
+        .into_bytes();
+        let spec = spec();
+        // A small deterministic generator: replace, drop or duplicate bytes.
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: usize| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            ((state >> 33) as usize) % n.max(1)
+        };
+        let alphabet = b"[]{}\",:*?/.-_ 0aFR\\";
+        for _ in 0..2_000 {
+            let mut bytes = good.clone();
+            for _ in 0..1 + next(4) {
+                let at = next(bytes.len());
+                match next(3) {
+                    0 => bytes[at] = alphabet[next(alphabet.len())],
+                    1 => {
+                        bytes.remove(at);
+                    }
+                    _ => {
+                        let end = (at + next(40)).min(bytes.len());
+                        let copy = bytes[at..end].to_vec();
+                        bytes.splice(at..at, copy);
+                    }
+                }
+            }
+            let _ = check(&bytes, Some(&spec));
+        }
+    }
+
+    #[test]
     fn problems_are_capped_and_counted() {
         let items: Vec<Value> = (0..120)
             .map(|i| wp(&format!("w{i}"), &["nope"], &["x"], &[]))

@@ -224,6 +224,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_refused_plan_lists_its_problems_one_per_line_within_a_recorded_message() {
+        let message = problems_message("tasks", &["a\nb".to_string(), "c".to_string()]);
+        assert_eq!(
+            message,
+            "output `tasks` is not a valid plan (2 problems):\n- a b\n- c"
+        );
+        let many: Vec<String> = (0..500)
+            .map(|i| format!("problem {i} {}", "x".repeat(100)))
+            .collect();
+        let message = problems_message("tasks", &many);
+        assert!(message.len() <= 7 * 1024 + 64, "{}", message.len());
+        assert!(message.ends_with("more problems"), "{message}");
+    }
+
+    #[test]
     fn the_schema_lists_every_known_key() {
         let schema = tasks_schema();
         let properties = &schema["$defs"]["WorkPackage"]["properties"];

@@ -265,7 +265,10 @@ fn prompts_get_the_knowledge_of_their_role_and_executors_the_learnings_about_the
     .expect("write");
     std::fs::write(
         knowledge.join("architecture.md"),
-        format!("# Architecture\n{}\n", "One script per command. ".repeat(200)),
+        format!(
+            "# Architecture\n{}\n",
+            "One script per command. ".repeat(200)
+        ),
     )
     .expect("write");
     // The planner's budget is too small for the architecture: it is left out, and said so.
@@ -284,7 +287,10 @@ fn prompts_get_the_knowledge_of_their_role_and_executors_the_learnings_about_the
         planner.contains("left out to stay within 600 tokens: architecture.md"),
         "{planner}"
     );
-    assert!(planner.contains("must quote the name"), "all learnings: {planner}");
+    assert!(
+        planner.contains("must quote the name"),
+        "all learnings: {planner}"
+    );
     let bye = read(&run_dir.join("attempts/implement[wp-bye]/1/prompt.md"));
     assert!(bye.contains("must quote the name"), "{bye}");
     assert!(!bye.contains("need a `$` prompt"), "{bye}");
