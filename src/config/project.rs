@@ -27,6 +27,10 @@ pub struct ProjectConfig {
     /// (`check_command: make test`); inputs the mission does not declare are left out.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub spec_inputs: BTreeMap<String, String>,
+    /// The spec analysis's weights, tier thresholds and bounds (`spectacular analyse`; checked
+    /// by the analysis itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<Value>,
     /// How much project knowledge (`.spectacular/knowledge/`) prompts get.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub knowledge: Option<KnowledgeConfig>,

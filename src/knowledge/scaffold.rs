@@ -42,6 +42,13 @@ pub const CONFIG: &str = "\
 # spec_inputs:
 #   check_command: cargo test
 
+# The spec analysis (`spectacular analyse`): the weights of the complexity dimensions, the
+# lowest score of each tier, and how many repository files it looks at.
+# analysis:
+#   weights: { scope: 0.25, dependencies: 0.20, ambiguity: 0.20, technical_risk: 0.20, integration: 0.15 }
+#   tiers: { medium: 0.3, complex: 0.6, critical: 0.8 }
+#   max_files: 20000
+
 # Project knowledge (.spectacular/knowledge/) given to prompts, in tokens per role. What does
 # not fit is left out, and the prompt says so.
 # knowledge:
