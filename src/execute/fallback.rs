@@ -28,6 +28,8 @@ pub(super) struct Candidate {
     pub(super) model: Option<String>,
     pub(super) runner: Runner,
     pub(super) secrets: Vec<String>,
+    /// The secret variables this candidate's process must not inherit.
+    pub(super) env_remove: Vec<String>,
     pub(super) prices: Option<crate::agents::Prices>,
 }
 
@@ -144,7 +146,7 @@ fn hop(
         _ => {
             let kind = match class {
                 crate::agents::FailureClass::Timeout => FailureKind::Timeout,
-                crate::agents::FailureClass::Unavailable => FailureKind::Spawn,
+                crate::agents::FailureClass::Unavailable => FailureKind::Unavailable,
                 _ => FailureKind::Exit,
             };
             let message = if total > 1 && i + 1 == total {
@@ -229,7 +231,9 @@ pub(super) async fn run_agent(
                         .next()
                         .and_then(|k| job.output_paths.get(k))
                     {
-                        let _ = std::fs::write(job.dir.join(first), &text);
+                        if let Ok(path) = super::outputs::relative_under(&job.dir, first) {
+                            let _ = std::fs::write(path, &text);
+                        }
                     }
                 }
                 let usage = Some(Box::new(candidate.settle(&mut outcome.usage)));
@@ -251,6 +255,7 @@ pub(super) async fn run_agent(
         let mut spec = base.clone();
         spec.argv = invocation.argv.clone();
         spec.stdin = invocation.stdin.clone();
+        spec.env_remove = candidate.env_remove.clone();
         spec.env.extend(invocation.env.iter().cloned());
         let ended = process::run(spec, cancel.clone()).await;
         let (class, reason, code, usage) = match &ended {

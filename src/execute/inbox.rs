@@ -28,6 +28,35 @@ fn dir(run_dir: &Path) -> PathBuf {
     run_dir.join("inbox")
 }
 
+/// What waits in an inbox, as seen by the engine's watcher.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Waiting {
+    /// Some command waits.
+    pub any: bool,
+    /// One of them is a `cancel`.
+    pub cancel: bool,
+}
+
+/// Look into the inbox of `inbox_dir` without taking anything.
+pub fn waiting(inbox_dir: &Path) -> Waiting {
+    let mut waiting = Waiting::default();
+    let Ok(entries) = std::fs::read_dir(inbox_dir) else {
+        return waiting;
+    };
+    for path in entries.flatten().map(|e| e.path()) {
+        if path.extension().is_some_and(|x| x == "json") {
+            waiting.any = true;
+            let command = std::fs::read(&path)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<Command>(&bytes).ok());
+            if matches!(command, Some(Command::Cancel { .. })) {
+                waiting.cancel = true;
+            }
+        }
+    }
+    waiting
+}
+
 /// Hand a command to the engine that runs `run_dir`.
 pub fn send(run_dir: &Path, command: &Command) -> std::io::Result<()> {
     let dir = dir(run_dir);

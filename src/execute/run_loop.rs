@@ -13,11 +13,16 @@ use crate::record::event::*;
 use crate::schedule::{Action, State};
 
 impl Engine {
-    pub(super) fn attempt_dir(&self, instance: &str, attempt: u32) -> PathBuf {
-        self.run_dir
-            .join("attempts")
-            .join(instance)
-            .join(attempt.to_string())
+    /// `attempts/<instance>/<attempt>` under the run directory, proven to stay under it.
+    pub(super) fn attempt_dir(
+        &self,
+        instance: &str,
+        attempt: u32,
+    ) -> Result<PathBuf, crate::record::store::UnsafePath> {
+        crate::record::store::join_under(
+            &self.run_dir,
+            &["attempts", instance, &attempt.to_string()],
+        )
     }
 
     /// Append an event and apply it to the scheduler (durable at the next `flush`).
@@ -85,7 +90,9 @@ impl Engine {
     }
 
     /// Bring the projection up to the committed events. It lags the log by at most
-    /// `PROJECTION_INTERVAL` while a run goes; readers catch it up from the logs anyway.
+    /// `PROJECTION_INTERVAL` (plus the time to apply them) while a run goes: the loop syncs
+    /// at a commit once that much time passed, and when it waits, it wakes up for it. Readers
+    /// catch it up from the logs anyway.
     fn sync_projection(&mut self) {
         self.projection_synced = Instant::now();
         let backlog = std::mem::take(&mut self.projection_backlog);
@@ -120,7 +127,9 @@ impl Engine {
     }
 
     async fn drive_inner(&mut self) -> Result<Outcome, Error> {
-        self.spawn_watchers();
+        // Every evaluation of this run happens on this thread; the flag stops them.
+        let _installed = self.interrupt.install();
+        let _handlers = self.spawn_watchers();
         loop {
             self.step()?;
             let overdue = self
@@ -144,16 +153,25 @@ impl Engine {
             // Group commit: events of in-process work are made durable together, at the
             // latest `COMMIT_DELAY` after they were recorded, and always before an external
             // effect (a process start) that depends on them.
-            let msg = if self.uncommitted.is_empty() {
-                self.rx.recv().await
-            } else {
-                match tokio::time::timeout(COMMIT_DELAY, self.rx.recv()).await {
+            // The projection follows committed events within `PROJECTION_INTERVAL` even when
+            // nothing else is committed (a long attempt): wait no longer than that.
+            let commit_due = (!self.uncommitted.is_empty()).then_some(COMMIT_DELAY);
+            let projection_due = (!self.projection_backlog.is_empty())
+                .then(|| PROJECTION_INTERVAL.saturating_sub(self.projection_synced.elapsed()));
+            let msg = match commit_due.into_iter().chain(projection_due).min() {
+                None => self.rx.recv().await,
+                Some(wait) => match tokio::time::timeout(wait, self.rx.recv()).await {
                     Ok(msg) => msg,
                     Err(_) => {
                         self.flush()?;
+                        if !self.projection_backlog.is_empty()
+                            && self.projection_synced.elapsed() >= PROJECTION_INTERVAL
+                        {
+                            self.sync_projection();
+                        }
                         continue;
                     }
-                }
+                },
             };
             let Some(msg) = msg else {
                 self.flush()?;
@@ -170,49 +188,56 @@ impl Engine {
         }
     }
 
-    fn spawn_watchers(&self) {
+    /// Start what brings outside events in: the inbox watcher (its own thread, so that a
+    /// `cancel` stops a running script evaluation) and the Ctrl-C/SIGTERM listener (a signal
+    /// handler that stops evaluations at once, and a task that tells the loop).
+    fn spawn_watchers(&self) -> SignalHandlers {
         let tx = self.tx.clone();
         let inbox_dir = self.run_dir.join("inbox");
         let poll = self.settings.inbox_poll;
+        let interrupt = self.interrupt.clone();
+        let spawned = std::thread::Builder::new()
+            .name("inbox".into())
+            .spawn(move || loop {
+                std::thread::sleep(poll);
+                let waiting = inbox::waiting(&inbox_dir);
+                if waiting.cancel {
+                    interrupt.trigger();
+                }
+                if (waiting.any && tx.send(Msg::Inbox).is_err()) || tx.is_closed() {
+                    return;
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("could not watch the inbox ({e}); `approve` and `cancel` will not reach this engine");
+        }
+        if !self.settings.signals {
+            return SignalHandlers(Vec::new());
+        }
+        let handlers = SignalHandlers::install(&self.interrupt);
+        let tx = self.tx.clone();
         tokio::spawn(async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             loop {
-                tokio::time::sleep(poll).await;
-                let waiting = std::fs::read_dir(&inbox_dir)
-                    .map(|mut d| {
-                        d.any(|e| {
-                            e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))
-                        })
-                    })
-                    .unwrap_or(false);
-                if waiting && tx.send(Msg::Inbox).is_err() {
+                let term_recv = async {
+                    match term.as_mut() {
+                        Some(t) => {
+                            t.recv().await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term_recv => {}
+                }
+                if tx.send(Msg::Interrupt).is_err() {
                     return;
                 }
             }
         });
-        if self.settings.signals {
-            let tx = self.tx.clone();
-            tokio::spawn(async move {
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-                loop {
-                    let term_recv = async {
-                        match term.as_mut() {
-                            Some(t) => {
-                                t.recv().await;
-                            }
-                            None => std::future::pending::<()>().await,
-                        }
-                    };
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = term_recv => {}
-                    }
-                    if tx.send(Msg::Interrupt).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
+        handlers
     }
 
     fn handle(&mut self, msg: Msg) {
@@ -231,6 +256,8 @@ impl Engine {
                 self.awaiting_commit.push(durable);
             }
             Msg::Inbox => {
+                // What stopped a running evaluation is handled now.
+                self.interrupt.clear();
                 for taken in inbox::take(&self.run_dir) {
                     match taken.command.clone() {
                         inbox::Command::Approve {
@@ -272,6 +299,7 @@ impl Engine {
                 }
             }
             Msg::Interrupt => {
+                self.interrupt.clear();
                 self.interrupts += 1;
                 if self.interrupts == 1 {
                     self.record(
@@ -295,7 +323,14 @@ impl Engine {
     fn step(&mut self) -> Result<(), Error> {
         for _ in 0..100_000 {
             self.scheduler.set_now(SystemTime::now());
-            let actions = self.scheduler.decide();
+            let mut actions = self.scheduler.decide();
+            let interrupted = self.interrupt.is_triggered();
+            if interrupted {
+                // Ctrl-C or `cancel` stopped the evaluations of this round: what they
+                // "decided" says nothing about the mission, so it is not recorded (the
+                // scheduler decides those phases again, or cancels them, next round).
+                actions.retain(|a| !stopped_by_interrupt(a));
+            }
             if actions.is_empty() {
                 break;
             }
@@ -369,7 +404,8 @@ impl Engine {
             for job in prepared {
                 self.launch(job);
             }
-            if !recorded && !launched {
+            if interrupted || (!recorded && !launched) {
+                // After an interrupt, the loop hears the Ctrl-C or `cancel` first.
                 break;
             }
         }
@@ -414,4 +450,38 @@ impl Engine {
             });
         });
     }
+}
+
+/// Signal handlers that stop script evaluations on Ctrl-C and SIGTERM, removed on drop.
+pub(super) struct SignalHandlers(Vec<signal_hook_registry::SigId>);
+
+impl SignalHandlers {
+    fn install(interrupt: &crate::expr::Interrupt) -> SignalHandlers {
+        let mut ids = Vec::new();
+        for signal in [libc::SIGINT, libc::SIGTERM] {
+            let interrupt = interrupt.clone();
+            // SAFETY: the action only stores an atomic (`Interrupt::trigger`), which is
+            // async-signal-safe; it allocates nothing and takes no lock.
+            match unsafe { signal_hook_registry::register(signal, move || interrupt.trigger()) } {
+                Ok(id) => ids.push(id),
+                Err(e) => tracing::warn!("could not listen to signal {signal}: {e}"),
+            }
+        }
+        SignalHandlers(ids)
+    }
+}
+
+impl Drop for SignalHandlers {
+    fn drop(&mut self) {
+        for id in self.0.drain(..) {
+            signal_hook_registry::unregister(id);
+        }
+    }
+}
+
+/// A decision that only says an evaluation was interrupted.
+fn stopped_by_interrupt(action: &Action) -> bool {
+    matches!(action, Action::Record(EventData::PhaseFailed(f))
+        if f.kind == crate::model::FailureKind::Expression
+            && f.message.contains(crate::expr::INTERRUPTED))
 }

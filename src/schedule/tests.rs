@@ -272,6 +272,19 @@ phases:
         h.s.state("c"),
         Some(&State::Skipped(SkipReason::UpstreamFailed))
     );
+    // Each skip names the upstream that stopped it.
+    let details: Vec<(&str, Option<&str>)> = h
+        .log
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::PhaseSkipped(d) => Some((d.phase.as_str(), d.detail.as_deref())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        details,
+        [("b", Some("`a` failed")), ("c", Some("`b` was skipped"))]
+    );
     h.succeed("report", 1);
     h.starts();
     assert_eq!(h.s.finished(), Some("failed"));

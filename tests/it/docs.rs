@@ -797,8 +797,9 @@ const EVENT_DESCRIPTIONS: &[(&str, &str)] = &[
         "attempt.failed",
         "The attempt failed. `kind` is one of `exit` (non-zero status, or killed by a signal), \
          `timeout`, `canceled`, `interrupted` (the engine stopped while it ran), \
-         `output_invalid`, `spawn` (it could not be prepared or started), `expression` or \
-         `rejected`. For `exit`, `message` ends with the last lines of the captured stderr.",
+         `output_invalid`, `spawn` (it could not be prepared or started), `unavailable` (its \
+         program is not installed, or no agent of its chain could be started; never retried), \
+         `expression`, `rejected`, `budget` or `denied`. For `exit`, `message` ends with the last lines of the captured stderr.",
     ),
     (
         "phase.succeeded",

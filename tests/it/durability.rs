@@ -368,3 +368,89 @@ phases:
     assert_eq!(db.last_seq(&run).unwrap(), events.last().unwrap().seq);
     assert_eq!(db.verify(&run, &events).unwrap(), Vec::<String>::new());
 }
+
+/// Many phases whose `if:` each runs until its evaluation budget is spent: without a way to
+/// stop them, the engine would spend half a minute deciding before it could hear Ctrl-C.
+fn slow_conditions(started: &std::path::Path, phases: usize) -> String {
+    let numbers: Vec<String> = (0..3000).map(|i| i.to_string()).collect();
+    let array = format!("[{}]", numbers.join(","));
+    let mut mission = format!(
+        "mission: slow-conditions\nvars:\n  a: {array}\n  b: {array}\nphases:\n  start:\n    run: [touch, {:?}]\n",
+        started.display().to_string()
+    );
+    for i in 0..phases {
+        mission.push_str(&format!(
+            "  p{i}:\n    needs: [start]\n    if: \"(vars.a + []).all(|i| vars.b.all(|j| true))\"\n    run: [\"true\"]\n"
+        ));
+    }
+    mission
+}
+
+#[test]
+fn ctrl_c_stops_a_script_evaluation_and_cancels_the_run() {
+    let p = Project::new("mission: placeholder\nphases:\n  a:\n    run: [\"true\"]\n");
+    let started = p.path().join("started");
+    std::fs::write(
+        p.path().join("mission.yaml"),
+        slow_conditions(&started, 200),
+    )
+    .unwrap();
+    let mut engine = p.spawn(&["run", "mission.yaml"]);
+    let _reap = Reap::new(&p);
+    poll("the first phase to run", || started.exists());
+    sigint(&engine);
+    let status = wait_bounded(&mut engine, "the engine to answer Ctrl-C");
+    let stderr = stderr_of(&mut engine);
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let events = p.events();
+    assert!(
+        matches!(events.last().unwrap().data, EventData::RunCanceled(_)),
+        "{:?}",
+        events.last()
+    );
+    // No phase is recorded as failed because Ctrl-C stopped its condition.
+    let interrupted = events
+        .iter()
+        .any(|e| matches!(&e.data, EventData::PhaseFailed(f) if f.message.contains("interrupted")));
+    assert!(
+        !interrupted,
+        "an interrupted evaluation was recorded as the phase's outcome"
+    );
+    // The engine did not evaluate every condition to its budget before it stopped.
+    let exhausted = events
+        .iter()
+        .filter(|e| matches!(&e.data, EventData::PhaseFailed(_)))
+        .count();
+    assert!(
+        exhausted < 200,
+        "every condition ran to its end: {exhausted}"
+    );
+}
+
+#[test]
+fn cancel_stops_a_script_evaluation_too() {
+    let p = Project::new("mission: placeholder\nphases:\n  a:\n    run: [\"true\"]\n");
+    let started = p.path().join("started");
+    std::fs::write(
+        p.path().join("mission.yaml"),
+        slow_conditions(&started, 200),
+    )
+    .unwrap();
+    let mut engine = p.spawn(&["run", "mission.yaml"]);
+    let _reap = Reap::new(&p);
+    poll("the first phase to run", || started.exists());
+    let out = p.run(&["cancel", &p.run_id()]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let status = wait_bounded(&mut engine, "the engine to answer `cancel`");
+    assert_eq!(status.code(), Some(130), "{}", stderr_of(&mut engine));
+    let events = p.events();
+    assert!(matches!(
+        events.last().unwrap().data,
+        EventData::RunCanceled(_)
+    ));
+    let failed = events
+        .iter()
+        .filter(|e| matches!(&e.data, EventData::PhaseFailed(_)))
+        .count();
+    assert!(failed < 200, "every condition ran to its end: {failed}");
+}

@@ -17,6 +17,7 @@ mod policy;
 mod record;
 mod replay;
 mod runtime;
+mod secrets;
 mod spec;
 mod support;
 mod tasks;
