@@ -260,11 +260,19 @@ fn check_plan(
     let refs = match spec {
         None => None,
         Some(spec) => {
-            let text = std::fs::read(spec).map_err(|e| {
-                refused(vec![format!(
-                    "cannot read the spec `{spec}` to trace the plan to: {e}"
-                )])
-            })?;
+            // At most one byte more than a spec may have: parse_bytes refuses the rest.
+            let mut text = Vec::new();
+            std::fs::File::open(spec)
+                .and_then(|f| {
+                    use std::io::Read as _;
+                    f.take(crate::spec::MAX_SPEC_BYTES as u64 + 1)
+                        .read_to_end(&mut text)
+                })
+                .map_err(|e| {
+                    refused(vec![format!(
+                        "cannot read the spec `{spec}` to trace the plan to: {e}"
+                    )])
+                })?;
             let (model, _) = crate::spec::parse_bytes(spec, &text);
             Some(crate::tasks::refs_from_spec(&model))
         }

@@ -298,3 +298,42 @@ fn prompts_get_the_knowledge_of_their_role_and_executors_the_learnings_about_the
     let greet = read(&run_dir.join("attempts/implement[wp-greet]/1/prompt.md"));
     assert!(!greet.contains("must quote the name"), "{greet}");
 }
+
+#[test]
+fn a_markdown_target_runs_the_configured_spec_mission_with_its_inputs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    std::fs::create_dir_all(root.join(".spectacular")).expect("mkdir");
+    std::fs::write(
+        root.join(".spectacular/config.yaml"),
+        "spec_mission: echo.yaml\nspec_inputs:\n  greeting: hi\n  undeclared: dropped\n",
+    )
+    .expect("write");
+    std::fs::write(
+        root.join("echo.yaml"),
+        "mission: echo\ninputs:\n  spec: { type: file, required: true }\n  greeting: { type: string, default: none }\n  tone: { type: string, default: flat }\nphases:\n  say:\n    uses: builtin/echo\n    with: { message: \"{{ inputs.greeting }} {{ inputs.tone }}\" }\n",
+    )
+    .expect("write");
+    std::fs::write(root.join("notes.md"), "# Notes\n\n- A requirement.\n").expect("write");
+    let out = run_cli(root, &["run", "notes.md", "--input", "tone=warm"], &[]);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let (run, _) = last_run(root);
+    let events = store(root).read_events(&run).expect("events");
+    let EventData::RunStarted(started) = &events[0].data else {
+        panic!("the first event starts the run")
+    };
+    assert_eq!(started.mission, "echo");
+    assert_eq!(started.inputs["greeting"], "hi");
+    assert_eq!(started.inputs["tone"], "warm");
+    assert!(!started.inputs.contains_key("undeclared"));
+    assert!(started.inputs["spec"]
+        .as_str()
+        .is_some_and(|s| s.ends_with("notes.md")));
+    let twice = run_cli(root, &["run", "notes.md", "--input", "spec=notes.md"], &[]);
+    assert_eq!(twice.code, 2, "{}", twice.transcript());
+    assert!(
+        twice.stderr.contains("is the spec already"),
+        "{}",
+        twice.stderr
+    );
+}
