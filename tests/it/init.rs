@@ -25,6 +25,22 @@ fn init_scaffolds_knowledge_filled_from_the_repository() {
     let out = run_cli(dir.path(), &["init"], &[]);
     assert_eq!(out.code, 0, "{}", out.transcript());
     let dot = dir.path().join(".spectacular");
+    let conventions = std::fs::read_to_string(dot.join("knowledge/conventions.md")).expect("read");
+    assert_goldens(
+        [
+            golden(
+                std::path::Path::new("tests/fixtures/cli/init.txt"),
+                &out.transcript(),
+            ),
+            golden(
+                std::path::Path::new("tests/fixtures/cli/init-conventions.md"),
+                &conventions,
+            ),
+        ]
+        .into_iter()
+        .filter_map(Result::err)
+        .collect(),
+    );
     for file in [
         "knowledge/architecture.md",
         "knowledge/conventions.md",

@@ -134,6 +134,19 @@ fn spectacular_plan_prints_the_checked_plan_with_lanes_coverage_and_cost() {
     ] {
         assert!(text.stdout.contains(expected), "{expected:?} in\n{}", text.stdout);
     }
+    // What people read, without the first line (it names the run).
+    let shown: String = text
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_goldens(
+        golden(Path::new("tests/fixtures/cli/plan-greetings.txt"), &shown)
+            .err()
+            .into_iter()
+            .collect(),
+    );
     let json = run_cli(root, &["plan", "--json"], &[]);
     assert_eq!(json.code, 0, "{}", json.transcript());
     let value: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
