@@ -350,3 +350,34 @@ fn a_markdown_target_runs_the_configured_spec_mission_with_its_inputs() {
         twice.stderr
     );
 }
+
+#[test]
+fn the_optional_plan_gate_waits_with_the_plan_readable_and_continues_when_approved() {
+    let dir = greetings();
+    let root = dir.path();
+    let out = run_cli(
+        root,
+        &[
+            "run",
+            "specs/001-greetings/spec.md",
+            "--input",
+            "approve_plan=true",
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 3, "{}", out.transcript());
+    // The plan is checked before the gate: Spec Kit's files are there to review.
+    assert!(read(&root.join("specs/001-greetings/tasks.md")).contains("T003"));
+    let plan = run_cli(root, &["plan"], &[]);
+    assert_eq!(plan.code, 0, "{}", plan.transcript());
+    assert!(plan.stdout.contains("coverage: 5 of 5"), "{}", plan.stdout);
+    let (run, _) = last_run(root);
+    let approved = run_cli(root, &["approve", &run, "approve_plan", "--resume"], &[]);
+    assert_eq!(approved.code, 0, "{}", approved.transcript());
+    let events = store(root).read_events(&run).expect("events");
+    assert!(events.iter().any(|e| matches!(
+        &e.data,
+        EventData::AttemptSucceeded(s) if s.phase == "implement[wp-bye]"
+    )));
+    assert!(read(&root.join("specs/001-greetings/tasks.md")).contains("T003"));
+}
