@@ -51,6 +51,7 @@ mod plan;
 mod policy;
 mod progress;
 mod query;
+mod replay;
 mod run;
 mod schema;
 mod spec_run;
@@ -124,7 +125,10 @@ pub enum Command {
     /// The events of a run.
     Events(query::EventsArgs),
     /// Re-fold a run's log without side effects and print its timeline.
-    Replay(query::ReplayArgs),
+    ///
+    /// With `--policies` or `--models` (what-if replay): what the run's policy decisions and
+    /// costs would have been under other packs or prices, without running anything.
+    Replay(replay::ReplayArgs),
     /// The checked plan of a run: work packages, dependencies, files, coverage, lanes, cost.
     Plan(plan::Args),
     /// What agent calls cost: totals, averages and shares by agent, model, phase, mission or day.
@@ -161,7 +165,7 @@ pub fn main() -> ExitCode {
         Command::Status(args) => query::status(&context, args),
         Command::Runs(args) => query::runs(&context, args),
         Command::Events(args) => query::events(&context, args),
-        Command::Replay(args) => query::replay(&context, args),
+        Command::Replay(args) => replay::replay(&context, args),
         Command::Plan(args) => plan::run(&context, args),
         Command::Cost(args) => cost::run(&context, args),
         Command::Agents(args) => agents::run(&context, args),

@@ -45,6 +45,9 @@ pub struct KnowledgeConfig {
     pub budgets: BTreeMap<String, u32>,
 }
 
+/// The JSON Schema of `config.yaml`, compiled once per process.
+pub static PROJECT_SCHEMA: crate::conform::Schema = crate::conform::Schema::new(project_schema);
+
 /// The JSON Schema of `config.yaml`.
 pub fn project_schema() -> Value {
     schemars::generate::SchemaSettings::draft2020_12()
@@ -68,7 +71,7 @@ pub fn load(dot_dir: &Path) -> (ProjectConfig, Diagnostics) {
         }
         Ok(text) => {
             let (config, diagnostics) =
-                super::check_file(&text, &path.display().to_string(), &project_schema());
+                super::check_file(&text, &path.display().to_string(), &PROJECT_SCHEMA);
             (config.unwrap_or_default(), diagnostics)
         }
         Err(_) => (ProjectConfig::default(), Diagnostics::new()),

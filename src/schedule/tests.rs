@@ -228,7 +228,7 @@ fn conditions_read_recorded_outputs_and_inputs() {
         "
 mission: cond
 phases:
-  analyse: { uses: builtin/noop }
+  analyse: { uses: builtin/noop, outputs: { analysis: { path: analysis.json } } }
   review: { uses: builtin/noop, needs: [analyse], if: 'run.complexity >= 0.3' }
   deep: { uses: builtin/noop, needs: [analyse], if: 'outputs.analyse.analysis.complexity > 0.9' }
 ",
@@ -438,7 +438,7 @@ fn for_each_expands_with_sibling_dependencies_and_max_parallel() {
         "
 mission: fan
 phases:
-  plan: { uses: builtin/noop }
+  plan: { uses: builtin/noop, outputs: { tasks: { path: tasks.json } } }
   implement:
     needs: [plan]
     uses: builtin/noop
@@ -720,7 +720,7 @@ fn for_each_fails_the_phase_on_an_id_that_could_leave_the_store() {
         "
 mission: fan
 phases:
-  plan: { uses: builtin/noop }
+  plan: { uses: builtin/noop, outputs: { tasks: { path: tasks.json } } }
   implement:
     needs: [plan]
     uses: builtin/noop

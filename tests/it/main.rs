@@ -1,6 +1,7 @@
 //! The integration tests: one binary, shared helpers in `support`.
 
 mod agents;
+mod book;
 mod budget;
 mod cli;
 mod diagnostics;
@@ -14,6 +15,7 @@ mod hostile;
 mod init;
 mod missions;
 mod policy;
+mod read_side;
 mod record;
 mod replay;
 mod runtime;
@@ -21,3 +23,4 @@ mod secrets;
 mod spec;
 mod support;
 mod tasks;
+mod whatif;

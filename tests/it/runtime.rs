@@ -1414,7 +1414,7 @@ phases:
     let decided: Vec<&spectacular::record::event::PolicyDecided> = events
         .iter()
         .filter_map(|e| match &e.data {
-            EventData::PolicyDecided(d) => Some(d),
+            EventData::PolicyDecided(d) => Some(d.as_ref()),
             _ => None,
         })
         .collect();
@@ -1863,10 +1863,15 @@ fn a_policy_can_require_an_approval_before_a_phase_runs() {
         0,
         "nothing ran before the approval"
     );
+    let asked = count(&events, "policy.decided", "plan");
+    assert!(asked > 0);
     let out = p.run(&["approve", &p.run_id(), "plan", "--resume"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let events = p.events();
     assert_eq!(count(&events, "phase.succeeded", "plan"), 1);
+    // As the policies page says: when the approved phase starts, the packs are asked again
+    // and their answers recorded again; the repeated `require_approval` does not stop it.
+    assert_eq!(count(&events, "policy.decided", "plan"), 2 * asked);
     // Rejecting instead fails the phase without running it.
     let q = agent_project("claude", "claude-code", "claude-sonnet");
     write_agents(
