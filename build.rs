@@ -12,7 +12,10 @@ fn main() {
 /// Write `$OUT_DIR/<out_name>` with `FILES`: (path relative to `<dir>/`, contents), sorted.
 fn embed(dir: &str, out_name: &str) {
     println!("cargo:rerun-if-changed={dir}");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    // At run time, not `env!`: a build script compiled in another checkout (a copied
+    // `target/`) must still read this one.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest).join(dir);
     let mut files = Vec::new();
     collect(&root, &root, &mut files);
     files.sort();

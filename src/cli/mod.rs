@@ -45,13 +45,16 @@ mod control;
 mod cost;
 mod exit;
 mod graph;
+mod init;
 mod missions;
+mod plan;
 mod policy;
 mod progress;
 mod query;
 mod replay;
 mod run;
 mod schema;
+mod spec_run;
 mod validate;
 
 use std::io::IsTerminal;
@@ -105,6 +108,8 @@ pub enum ColorChoice {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Scaffold `.spectacular/` here: knowledge files, `.gitignore`, a commented `config.yaml`.
+    Init(init::Args),
     /// Run a mission (a path or a name) to its end.
     Run(run::RunArgs),
     /// Continue a run that was interrupted, canceled or suspended.
@@ -124,6 +129,8 @@ pub enum Command {
     /// With `--policies` or `--models` (what-if replay): what the run's policy decisions and
     /// costs would have been under other packs or prices, without running anything.
     Replay(replay::ReplayArgs),
+    /// The checked plan of a run: work packages, dependencies, files, coverage, lanes, cost.
+    Plan(plan::Args),
     /// What agent calls cost: totals, averages and shares by agent, model, phase, mission or day.
     Cost(cost::Args),
     /// The configured agents, and whether each can run here.
@@ -150,6 +157,7 @@ pub fn main() -> ExitCode {
     init_tracing(cli.verbose);
     let context = Context::new(cli.color, cli.store);
     let result = match cli.command {
+        Command::Init(args) => init::run(&context, args),
         Command::Run(args) => run::run(&context, args),
         Command::Resume(args) => run::resume(&context, args),
         Command::Approve(args) => control::approve(&context, args),
@@ -158,6 +166,7 @@ pub fn main() -> ExitCode {
         Command::Runs(args) => query::runs(&context, args),
         Command::Events(args) => query::events(&context, args),
         Command::Replay(args) => replay::replay(&context, args),
+        Command::Plan(args) => plan::run(&context, args),
         Command::Cost(args) => cost::run(&context, args),
         Command::Agents(args) => agents::run(&context, args),
         Command::Validate(args) => validate::run(&context, args),

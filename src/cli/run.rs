@@ -50,12 +50,18 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 }
 
 pub fn run(context: &Context, args: RunArgs) -> Outcome {
-    let validated = context.validate(&args.mission)?;
+    // A Markdown file runs the project's spec mission with it as the `spec` input.
+    let spec_run = super::spec_run::target(context, &args.mission, &args.inputs)?;
+    let (mission_arg, input_args) = match &spec_run {
+        Some(s) => (s.mission.clone(), s.inputs.clone()),
+        None => (args.mission.clone(), args.inputs.clone()),
+    };
+    let validated = context.validate(&mission_arg)?;
     let Some(mission) = validated.mission else {
         eout!("{}", context.render_stderr(&validated.diagnostics));
         return Ok(Exit::Invalid);
     };
-    let inputs = parse_inputs(&mission, &args.inputs, context)?;
+    let inputs = parse_inputs(&mission, &input_args, context)?;
     let store = context.store();
     let progress = Arc::new(Mutex::new(Progress::new(
         Mode::choose(args.json),
@@ -143,7 +149,7 @@ pub fn resume(context: &Context, args: ResumeArgs) -> Outcome {
 }
 
 fn drive(
-    _context: &Context,
+    context: &Context,
     runtime: &tokio::runtime::Runtime,
     engine: Engine,
     progress: &Arc<Mutex<Progress>>,
@@ -162,6 +168,10 @@ fn drive(
             eoutln!("{text}");
         }
     };
+    // A spec in a Spec Kit directory gets the checked plan back as plan.md and tasks.md.
+    for line in super::spec_run::export(&context.store(), &run_id, &context.cwd) {
+        say(line);
+    }
     Ok(match outcome {
         execute::Outcome::Succeeded => {
             say(format!("run {run_id} succeeded"));

@@ -20,6 +20,10 @@ pub enum Name {
     Models,
     /// agents.yaml (the configured agents)
     Agents,
+    /// tasks.json (the work packages a planner writes)
+    Tasks,
+    /// .spectacular/config.yaml (the project configuration)
+    Config,
 }
 
 pub fn run(args: Args) -> Outcome {
@@ -28,6 +32,14 @@ pub fn run(args: Args) -> Outcome {
         Name::Policy => out!("{}", crate::policy::pack::policy_schema_text())?,
         Name::Models => out!("{}", crate::config::models::models_schema_text())?,
         Name::Agents => out!("{}", crate::agents::config::agents_schema_text())?,
+        Name::Tasks => out!("{}", crate::tasks::tasks_schema_text())?,
+        Name::Config => {
+            let schema = crate::config::project::project_schema();
+            outln!(
+                "{}",
+                serde_json::to_string_pretty(&schema).unwrap_or_default()
+            )?
+        }
     }
     Ok(Exit::Success)
 }

@@ -5,5 +5,6 @@
 
 pub mod budgets;
 pub mod models;
+pub mod project;
 
 pub use crate::conform::check_file;

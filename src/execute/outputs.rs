@@ -52,6 +52,10 @@ pub enum Error {
         schema: String,
         problems: Vec<String>,
     },
+    /// A `check: { kind: plan }` output with problems: one `- ` line each, so that the retry's
+    /// `attempt.previous_errors` lists them.
+    #[error("{}", crate::tasks::problems_message(name, problems))]
+    Plan { name: String, problems: Vec<String> },
     #[error("artifacts: {0}")]
     Artifacts(std::io::Error),
     #[error("promoting `{name}`: {source}")]
@@ -170,6 +174,12 @@ pub fn promote(
                 });
             }
         }
+        let plan = match &output.check {
+            Some(check) if check.kind == crate::model::OutputCheckKind::Plan => {
+                Some(check_plan(name, &real, size, check.spec.as_deref())?)
+            }
+            _ => None,
+        };
         let artifacts_dir = join_under(run_dir, &["artifacts", instance]).map_err(|_| outside())?;
         let target = relative_under(&artifacts_dir, &relative).map_err(|_| outside())?;
         let target_rel = target
@@ -201,6 +211,71 @@ pub fn promote(
             );
         }
         artifacts.insert(name.clone(), artifact);
+        if let Some(report) = plan {
+            // The traceability matrix beside the plan, and the report as a recorded value.
+            let trace = artifacts_dir.join("traceability.md");
+            let temp = trace.with_extension("promoting");
+            std::fs::write(&temp, crate::tasks::traceability_markdown(&report))
+                .and_then(|()| std::fs::File::open(&temp))
+                .and_then(|f| f.sync_all())
+                .and_then(|()| std::fs::rename(&temp, &trace))
+                .map_err(|source| Error::Promoting {
+                    name: crate::tasks::TRACEABILITY.into(),
+                    source,
+                })?;
+            let trace_rel = trace.strip_prefix(run_dir).unwrap_or(&trace);
+            let trace_rel = trace_rel.to_string_lossy().into_owned();
+            values.insert(
+                crate::tasks::REPORT_VALUE.into(),
+                limits::output_value(report.recorded_value(), redactor, Some(&trace_rel)),
+            );
+            artifacts.insert(crate::tasks::TRACEABILITY.into(), trace_rel);
+        }
     }
     Ok(Promoted { artifacts, values })
+}
+
+/// The plan check of an output (`check: { kind: plan }`): the tasks schema and the plan rules,
+/// traced to `spec` (an absolute path, rendered when the attempt was prepared) when given.
+fn check_plan(
+    name: &str,
+    real: &Path,
+    size: u64,
+    spec: Option<&str>,
+) -> Result<crate::tasks::PlanReport, Error> {
+    let refused = |problems: Vec<String>| Error::Plan {
+        name: name.to_string(),
+        problems,
+    };
+    if size > crate::tasks::MAX_BYTES as u64 {
+        return Err(refused(vec![format!(
+            "`tasks.json` has {size} bytes, more than the {} a plan may have",
+            crate::tasks::MAX_BYTES
+        )]));
+    }
+    let bytes = std::fs::read(real).map_err(|source| Error::Unreadable {
+        name: name.to_string(),
+        source,
+    })?;
+    let refs = match spec {
+        None => None,
+        Some(spec) => {
+            // At most one byte more than a spec may have: parse_bytes refuses the rest.
+            let mut text = Vec::new();
+            std::fs::File::open(spec)
+                .and_then(|f| {
+                    use std::io::Read as _;
+                    f.take(crate::spec::MAX_SPEC_BYTES as u64 + 1)
+                        .read_to_end(&mut text)
+                })
+                .map_err(|e| {
+                    refused(vec![format!(
+                        "cannot read the spec `{spec}` to trace the plan to: {e}"
+                    )])
+                })?;
+            let (model, _) = crate::spec::parse_bytes(spec, &text);
+            Some(crate::tasks::refs_from_spec(&model))
+        }
+    };
+    crate::tasks::check(&bytes, refs.as_deref()).map_err(refused)
 }

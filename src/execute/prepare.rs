@@ -125,13 +125,24 @@ impl Engine {
                 )
             })?;
         }
-        let context = self.scheduler.context(instance, attempt);
+        let mut context = self.scheduler.context(instance, attempt);
+        // The project knowledge for the phase's role (`knowledge`), bounded by its budget.
+        let role = match &phase.kind {
+            PhaseKind::Agent { role, .. } => role.as_deref(),
+            _ => None,
+        };
+        context["knowledge"] = Value::String(knowledge(&self.project_root, role, &context).text);
         let render = |text: &str| {
             crate::prompt::render(text, &context).map_err(|e| (FailureKind::Expression, e))
         };
         let mut output_paths = BTreeMap::new();
-        for (name, output) in &phase.outputs {
+        let mut outputs = phase.outputs.clone();
+        for (name, output) in outputs.iter_mut() {
             output_paths.insert(name.clone(), render(&output.path)?);
+            // A plan check's spec is rendered now, and read from the project root.
+            if let Some(spec) = output.check.as_mut().and_then(|c| c.spec.as_mut()) {
+                *spec = self.project_root.join(render(spec)?).display().to_string();
+            }
         }
         let cwd = match phase.workspace {
             Workspace::Repo => self.project_root.clone(),
@@ -299,6 +310,8 @@ impl Engine {
                     agents::choose(&configured, routed_agent.as_deref(), role.as_deref())
                         .map_err(|e| (FailureKind::Spawn, e))?;
                 let mut agent_context = context.clone();
+                agent_context["project_dir"] =
+                    Value::String(self.project_root.display().to_string());
                 if let Some(mission_dir) = self.plan.mission.base.dir() {
                     agent_context["mission_dir"] = Value::String(mission_dir.display().to_string());
                 }
@@ -397,7 +410,7 @@ impl Engine {
             dir: dir.to_path_buf(),
             timeout,
             work,
-            outputs: phase.outputs.clone(),
+            outputs,
             output_paths,
             base: self.plan.mission.base.clone(),
             run_dir: self.run_dir.clone(),
@@ -492,6 +505,37 @@ impl Engine {
             },
         })
     }
+}
+
+/// The knowledge a phase of `role` gets: its role's files, and for a `for_each` child the
+/// learnings about the files its item owns (`item.owned_files`), within the role's budget
+/// (`knowledge.budgets` in `config.yaml`, else the default).
+fn knowledge(
+    project_root: &Path,
+    role: Option<&str>,
+    context: &Value,
+) -> crate::knowledge::Injected {
+    let dot_dir = project_root.join(crate::project::DOT_DIR);
+    let files: Vec<String> = context
+        .get("item")
+        .and_then(|i| i.get("owned_files"))
+        .and_then(Value::as_array)
+        .map(|l| {
+            l.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let (config, _) = crate::config::project::load(&dot_dir);
+    let budget = role.and_then(|r| {
+        config
+            .knowledge
+            .as_ref()
+            .and_then(|k| k.budgets.get(r))
+            .map(|b| *b as usize)
+    });
+    crate::knowledge::for_role(&dot_dir, role, &files, budget)
 }
 
 fn render_value(value: &Value, context: &Value) -> Result<Value, String> {

@@ -529,6 +529,7 @@ fn an_instance_name_with_dot_dot_creates_nothing_outside_the_store() {
         crate::model::Output {
             path: "out.txt".into(),
             schema: None,
+            check: None,
         },
     )]
     .into_iter()
@@ -571,6 +572,7 @@ fn a_large_output_value_is_promoted_as_a_marker_pointing_at_its_artifact() {
             crate::model::Output {
                 path: "big.json".into(),
                 schema: Some("object.schema.json".into()),
+                check: None,
             },
         ),
         (
@@ -578,6 +580,7 @@ fn a_large_output_value_is_promoted_as_a_marker_pointing_at_its_artifact() {
             crate::model::Output {
                 path: "./small.txt".into(),
                 schema: None,
+                check: None,
             },
         ),
     ]

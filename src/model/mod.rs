@@ -10,7 +10,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::Serialize;
 
-pub use raw::{FailureKind, InputType, OnTimeout, Workspace};
+pub use raw::{FailureKind, InputType, OnTimeout, OutputCheckKind, Workspace};
 
 use crate::load::Base;
 
@@ -148,6 +148,15 @@ pub enum ForEach {
 pub struct Output {
     pub path: String,
     pub schema: Option<String>,
+    pub check: Option<OutputCheck>,
+}
+
+/// A check the engine runs on an output beyond its schema.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OutputCheck {
+    pub kind: raw::OutputCheckKind,
+    /// The spec (a template) a plan is traced to.
+    pub spec: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -374,6 +374,34 @@ pub struct RawOutput {
     /// A JSON Schema file (relative to the mission) the output must satisfy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
+    /// A check the engine runs on the output beyond a schema; a failed check fails the attempt
+    /// as `output_invalid` with every problem, which the retry's prompt gets as
+    /// `attempt.previous_errors`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<RawOutputCheck>,
+}
+
+/// A check of an output by the engine.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename = "OutputCheck")]
+pub struct RawOutputCheck {
+    /// What the output is. `plan`: a `tasks.json` checked against the published tasks schema
+    /// (`spectacular schema tasks`) and the plan rules: unique ids, existing and acyclic
+    /// `depends_on`, references the spec defines, every requirement and success criterion
+    /// covered. It writes `traceability.md` beside the output.
+    pub kind: OutputCheckKind,
+    /// The spec the plan is traced to (a path, relative to the project; templated, e.g.
+    /// `{{ inputs.spec }}`). Without it, only the plan's own structure is checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<String>,
+}
+
+/// The kinds of output checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputCheckKind {
+    /// A planner's `tasks.json`.
+    Plan,
 }
 
 /// A rework loop.

@@ -28,7 +28,7 @@ pub fn mission_schema() -> Value {
 
 /// Optional fields are written by leaving them out, never with `null`: drop the `null`
 /// alternatives schemars adds for `Option<T>`, so that editors and errors name the real type.
-fn strip_null(value: &mut Value) {
+pub(crate) fn strip_null(value: &mut Value) {
     match value {
         Value::Object(map) => {
             if let Some(Value::Array(types)) = map.get_mut("type") {

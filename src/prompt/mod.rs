@@ -6,7 +6,19 @@ use std::collections::BTreeSet;
 use minijinja::Environment;
 
 /// The variables a template can see while a mission runs.
-pub const TEMPLATE_ROOTS: &[&str] = &["inputs", "vars", "outputs", "run", "phase", "item", "loop"];
+/// `attempt` has the attempt's number and the problems of the one before it
+/// (`attempt.previous_errors`); `knowledge` is the project knowledge for the phase's role.
+pub const TEMPLATE_ROOTS: &[&str] = &[
+    "inputs",
+    "vars",
+    "outputs",
+    "run",
+    "phase",
+    "item",
+    "loop",
+    "attempt",
+    "knowledge",
+];
 
 /// The bounded environment of [`crate::expr::template`]: strict undefined behaviour, fuel,
 /// a recursion limit and the `shell_quote` (`q`) filter.

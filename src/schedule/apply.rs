@@ -136,6 +136,7 @@ impl Scheduler {
                     inst.values = d.values.clone();
                     inst.state = State::Settling(SettleOutcome(Outcome::Ok));
                     inst.requested = false;
+                    inst.previous_errors.clear();
                 }
             }
             EventData::AttemptFailed(d) => self.attempt_failed(&d.phase, d.kind, &d.message),
@@ -237,6 +238,7 @@ impl Scheduler {
             inst.state = State::RetryDue;
             return;
         }
+        inst.previous_errors = previous_errors(kind, message);
         let retryable = !matches!(
             kind,
             FailureKind::Canceled
@@ -335,4 +337,18 @@ impl Scheduler {
             self.touch(i);
         }
     }
+}
+
+/// The problems a failed attempt leaves for the next one: each `- ` line of its message (the
+/// way output checks list them), else the message itself, prefixed by the failure kind.
+fn previous_errors(kind: FailureKind, message: &str) -> Vec<String> {
+    let listed: Vec<String> = message
+        .lines()
+        .filter_map(|l| l.strip_prefix("- "))
+        .map(str::to_string)
+        .collect();
+    if !listed.is_empty() {
+        return listed;
+    }
+    vec![format!("{}: {message}", kind.as_str())]
 }

@@ -109,6 +109,10 @@ pub(super) fn context(s: &Scheduler, i: Option<usize>, attempt: u32) -> Value {
             "key": inst.key,
             "attempt": attempt,
         });
+        context["attempt"] = json!({
+            "number": attempt,
+            "previous_errors": inst.previous_errors,
+        });
         if let Some(item) = &inst.item {
             context["item"] = item.clone();
         }

@@ -111,6 +111,8 @@ pub(super) struct Instance {
     pub(super) settled_children: usize,
     /// A person approved this (non-gate) phase after a policy asked for it.
     pub(super) approved: bool,
+    /// The problems of its last failed attempt (`attempt.previous_errors`).
+    pub(super) previous_errors: Vec<String>,
 }
 
 /// The scheduler of one run.
@@ -174,6 +176,7 @@ impl Instance {
             counted: false,
             settled_children: 0,
             approved: false,
+            previous_errors: Vec::new(),
         }
     }
 }

@@ -757,3 +757,47 @@ phases:
     }
     assert_eq!(h.types().last(), Some(&"run.failed"));
 }
+
+#[test]
+fn a_retry_sees_the_problems_of_the_attempt_before_it() {
+    let mut h = Harness::new(
+        "
+mission: retry
+phases:
+  a:
+    uses: builtin/noop
+    retry: { max_attempts: 3, backoff: { initial: 1s } }
+",
+        4,
+    );
+    assert_eq!(h.starts(), vec![("a".to_string(), 1)]);
+    let first = h.s.context("a", 1);
+    assert_eq!(first["attempt"]["number"], 1);
+    assert_eq!(first["attempt"]["previous_errors"], serde_json::json!([]));
+    h.record(EventData::AttemptFailed(AttemptFailed {
+        phase: "a".into(),
+        attempt: 1,
+        kind: FailureKind::OutputInvalid,
+        message: "output `tasks` is not a valid plan (2 problems):\n- one\n- two".into(),
+        exit_code: None,
+        duration_ms: 1,
+        agent: None,
+        usage: None,
+    }));
+    h.effects();
+    h.s.retry_due("a");
+    assert_eq!(h.starts(), vec![("a".to_string(), 2)]);
+    let second = h.s.context("a", 2);
+    assert_eq!(
+        second["attempt"]["previous_errors"],
+        serde_json::json!(["one", "two"])
+    );
+    h.fail("a", 2, FailureKind::Exit);
+    h.effects();
+    h.s.retry_due("a");
+    h.starts();
+    assert_eq!(
+        h.s.context("a", 3)["attempt"]["previous_errors"],
+        serde_json::json!(["exit: boom"])
+    );
+}

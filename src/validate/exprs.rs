@@ -174,6 +174,13 @@ pub(super) fn check(ctx: &mut Ctx<'_>, root: &Node, _graph: &GraphInfo) {
                         &mut strings,
                     );
                 }
+                if let Some(spec) = output.value.get("check").and_then(|c| c.get("spec")) {
+                    collect_strings(
+                        spec,
+                        format!("phases.{id}.outputs.{}.check.spec", output.key),
+                        &mut strings,
+                    );
+                }
             }
         }
         for (path, node) in strings {
@@ -360,7 +367,9 @@ fn check_variables(
         }
         if !TEMPLATE_ROOTS.contains(&root) {
             let help = did_you_mean(root, TEMPLATE_ROOTS.iter().copied()).unwrap_or_else(|| {
-                "templates see `inputs`, `vars`, `outputs`, `run`, `phase` and `item`".into()
+                "templates see `inputs`, `vars`, `outputs`, `run`, `phase`, `item`, `attempt` and \
+                 `knowledge`"
+                    .into()
             });
             ctx.push(
                 Diagnostic::new(

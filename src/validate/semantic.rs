@@ -736,6 +736,10 @@ fn build_phase(
                     Output {
                         path: o.path.clone(),
                         schema: o.schema.clone(),
+                        check: o.check.as_ref().map(|c| crate::model::OutputCheck {
+                            kind: c.kind,
+                            spec: c.spec.clone(),
+                        }),
                     },
                 )
             })

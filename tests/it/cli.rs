@@ -265,7 +265,6 @@ fn missions_list_show_and_eject() {
         "templates/plan.md.j2",
         "templates/implement.md.j2",
         "templates/review.md.j2",
-        "schemas/tasks.schema.json",
     ] {
         let copy = std::fs::read_to_string(ejected.join(file)).expect("ejected file");
         let original =

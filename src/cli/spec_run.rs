@@ -1,0 +1,167 @@
+//! `spectacular run <spec.md>`: a Markdown file as the run target runs the project's spec
+//! mission (`spec_mission` in `config.yaml`, default `software-dev`) with the file as its
+//! `spec` input. A spec in a Spec Kit feature directory gets the artifacts beside it as the
+//! `context` input, and the run's checked plan is written back there as Spec Kit's `plan.md`
+//! and `tasks.md`.
+
+use std::path::{Path, PathBuf};
+
+use super::{Context, Failure};
+use crate::config::project::{self, DEFAULT_SPEC_MISSION};
+use crate::project::{display_path, Project};
+use crate::record::event::EventData;
+use crate::record::Store;
+use crate::tasks::{speckit, PlanReport, REPORT_VALUE};
+
+/// What to run for a spec target.
+pub struct SpecRun {
+    pub mission: String,
+    pub inputs: Vec<String>,
+}
+
+/// Is `target` a Markdown file? Then the mission and the inputs to run it with: the spec, the
+/// Spec Kit context, the configured `spec_inputs`, and `--input`s (which win).
+pub fn target(
+    context: &Context,
+    target: &str,
+    inputs: &[String],
+) -> Result<Option<SpecRun>, Failure> {
+    let is_markdown = Path::new(target)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("md") || e.eq_ignore_ascii_case("markdown"));
+    let path = context.cwd.join(target);
+    if !is_markdown || !path.is_file() {
+        return Ok(None);
+    }
+    let root = Project::discover(&context.cwd).root;
+    let (config, diagnostics) = project::load(&context.store().dir);
+    if diagnostics.has_errors() {
+        return Err(Failure {
+            exit: super::Exit::Invalid,
+            message: format!(
+                "the project's config.yaml has errors\n{}",
+                context.render_stderr(&diagnostics)
+            ),
+        });
+    }
+    let mission = config
+        .spec_mission
+        .clone()
+        .unwrap_or_else(|| DEFAULT_SPEC_MISSION.to_string());
+    let given = |name: &str| {
+        inputs
+            .iter()
+            .any(|i| i.split_once('=').map(|(n, _)| n) == Some(name))
+    };
+    let mut all = vec![format!("spec={target}")];
+    if given("spec") {
+        return Err(Failure::usage(format!(
+            "`{target}` is the spec already; leave out `--input spec=…`"
+        )));
+    }
+    if !given("context") {
+        if let Some(layout) = speckit::detect(&path) {
+            let files: Vec<String> = layout
+                .artifacts
+                .iter()
+                .map(|a| display_path(a, &root))
+                .collect();
+            if !files.is_empty() && declares(context, &mission, "context") {
+                all.push(format!("context={}", files.join(",")));
+            }
+        }
+    }
+    for (name, value) in &config.spec_inputs {
+        if !given(name) && declares(context, &mission, name) {
+            all.push(format!("{name}={value}"));
+        }
+    }
+    all.extend(inputs.iter().cloned());
+    Ok(Some(SpecRun {
+        mission,
+        inputs: all,
+    }))
+}
+
+/// Does `mission` declare input `name`? (A mission that does not load is reported later.)
+fn declares(context: &Context, mission: &str, name: &str) -> bool {
+    context
+        .validate(mission)
+        .ok()
+        .and_then(|v| v.mission)
+        .is_some_and(|m| m.inputs.contains_key(name))
+}
+
+/// After a run (or resume) of a spec in a Spec Kit feature directory: write its checked plan
+/// there as `plan.md` and `tasks.md`. Returns what to tell the user.
+pub fn export(store: &Store, run_id: &str, cwd: &Path) -> Vec<String> {
+    let Ok(events) = store.read_events(run_id) else {
+        return Vec::new();
+    };
+    let spec = events.iter().find_map(|e| match &e.data {
+        EventData::RunStarted(d) => d
+            .inputs
+            .get("spec")
+            .and_then(|s| s.as_str())
+            .map(PathBuf::from),
+        _ => None,
+    });
+    let Some(layout) = spec.as_deref().and_then(speckit::detect) else {
+        return Vec::new();
+    };
+    let mut report: Option<(PlanReport, String)> = None;
+    for event in &events {
+        if let EventData::AttemptSucceeded(d) = &event.data {
+            if let Some(value) = d.values.get(REPORT_VALUE) {
+                if let Ok(r) = serde_json::from_value::<PlanReport>(value.clone()) {
+                    let plan = d
+                        .values
+                        .get("plan")
+                        .and_then(|p| p.as_str())
+                        .unwrap_or_default()
+                        .to_string();
+                    report = Some((r, plan));
+                }
+            }
+        }
+    }
+    let Some((report, plan)) = report else {
+        return Vec::new();
+    };
+    let spec_text = spec
+        .as_deref()
+        .and_then(|s| std::fs::read_to_string(s).ok())
+        .unwrap_or_default();
+    let title = speckit::feature_title(&spec_text, &layout.feature);
+    let root = Project::discover(cwd).root;
+    let files = [
+        (
+            "plan.md",
+            speckit::plan_md(&report, &plan, &title, &layout.feature, run_id),
+        ),
+        (
+            "tasks.md",
+            speckit::tasks_md(&report, &title, &layout.feature, run_id),
+        ),
+    ];
+    let mut said = Vec::new();
+    for (name, text) in files {
+        match speckit::write(&layout, name, &text) {
+            Ok((path, backup)) => {
+                let mut line = format!("wrote {}", display_path(&path, &root));
+                if let Some(backup) = backup {
+                    line.push_str(&format!(
+                        " (the previous one is kept as {})",
+                        display_path(&backup, &root)
+                    ));
+                }
+                said.push(line);
+            }
+            Err(e) => said.push(format!(
+                "could not write {name} in {}: {e}",
+                display_path(&layout.dir, &root)
+            )),
+        }
+    }
+    said
+}

@@ -1,0 +1,79 @@
+//! The project's `config.yaml` (`.spectacular/config.yaml`): the mission `spectacular run
+//! spec.md` runs, and the knowledge budgets of each role. Sections this module does not know
+//! are left to the parts of the engine that read them; the sections it knows are checked.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::diag::Diagnostics;
+
+/// The built-in mission a Markdown spec runs by default.
+pub const DEFAULT_SPEC_MISSION: &str = "software-dev";
+
+/// `config.yaml`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "Spectacular project configuration (config.yaml)")]
+pub struct ProjectConfig {
+    /// The mission `spectacular run <spec.md>` runs with the spec as its `spec` input (a name
+    /// or a path; default `software-dev`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub spec_mission: Option<String>,
+    /// Inputs given to that mission when the command line does not give them
+    /// (`check_command: make test`); inputs the mission does not declare are left out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub spec_inputs: BTreeMap<String, String>,
+    /// The spec analysis's weights, tier thresholds and bounds (`spectacular analyse`; checked
+    /// by the analysis itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<Value>,
+    /// How much project knowledge (`.spectacular/knowledge/`) prompts get.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knowledge: Option<KnowledgeConfig>,
+}
+
+/// The `knowledge` section.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KnowledgeConfig {
+    /// Tokens of knowledge per role (`planner: 8000`); roles not named keep their default.
+    #[serde(default)]
+    pub budgets: BTreeMap<String, u32>,
+}
+
+/// The JSON Schema of `config.yaml`, compiled once per process.
+pub static PROJECT_SCHEMA: crate::conform::Schema = crate::conform::Schema::new(project_schema);
+
+/// The JSON Schema of `config.yaml`.
+pub fn project_schema() -> Value {
+    schemars::generate::SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<ProjectConfig>()
+        .to_value()
+}
+
+/// Read `config.yaml` in `dot_dir` (`.spectacular/`), if there is one. A file with errors gives
+/// the default configuration and its diagnostics.
+pub fn load(dot_dir: &Path) -> (ProjectConfig, Diagnostics) {
+    let path = dot_dir.join("config.yaml");
+    match std::fs::read_to_string(&path) {
+        Ok(text)
+            if text.lines().all(|l| {
+                let l = l.trim();
+                l.is_empty() || l.starts_with('#') || l == "---"
+            }) =>
+        {
+            (ProjectConfig::default(), Diagnostics::new())
+        }
+        Ok(text) => {
+            let (config, diagnostics) =
+                super::check_file(&text, &path.display().to_string(), &PROJECT_SCHEMA);
+            (config.unwrap_or_default(), diagnostics)
+        }
+        Err(_) => (ProjectConfig::default(), Diagnostics::new()),
+    }
+}

@@ -1,0 +1,326 @@
+//! The project's knowledge (`.spectacular/knowledge/`): what `spectacular init` scaffolds and
+//! detects, and the share of it each role's prompt gets (the `knowledge` template variable),
+//! bounded by a token budget per role that says what it left out.
+//!
+//! - `detect.rs`: languages, package managers, commands, CI and agent docs of a repository.
+//! - `scaffold.rs`: `spectacular init`: the knowledge files, `.gitignore`, `config.yaml`;
+//!   never overwrites a file.
+//!
+//! **Invariant:** reads the project and writes only through [`scaffold::init`], which creates
+//! files that do not exist yet.
+
+mod detect;
+mod scaffold;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+pub use detect::{detect, Detected};
+pub use scaffold::{init, Created};
+
+/// The knowledge directory inside `.spectacular/`.
+pub const DIR: &str = "knowledge";
+
+/// The files of the knowledge layer, in the order prompts get them.
+pub const FILES: &[&str] = &[
+    "architecture.md",
+    "conventions.md",
+    "gotchas.md",
+    "dependencies.md",
+];
+
+/// The folder of learnings (one Markdown file per day, `## ` sections).
+pub const LEARNINGS: &str = "learnings";
+
+/// A knowledge file is read up to this many bytes.
+const MAX_FILE: u64 = 256 * 1024;
+/// The most learnings files read.
+const MAX_LEARNINGS: usize = 200;
+
+/// What a role's prompt gets, and the default budget in tokens (about four characters each).
+pub fn role_files(role: Option<&str>) -> (&'static [&'static str], bool, usize) {
+    match role {
+        Some("analyser" | "analyst" | "analyzer") => {
+            (&["architecture.md", "dependencies.md"], false, 4_000)
+        }
+        Some("planner") => (FILES, true, 8_000),
+        Some("executor") => (&["conventions.md", "gotchas.md"], true, 4_000),
+        Some("validator" | "reviewer") => (&["conventions.md"], false, 2_000),
+        _ => (&["conventions.md"], false, 2_000),
+    }
+}
+
+/// The knowledge a prompt gets.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Injected {
+    /// Markdown for the prompt (empty when there is no knowledge).
+    pub text: String,
+    /// The files (and learnings sections, `learnings/<file>#<title>`) included.
+    pub included: Vec<String>,
+    /// What the budget left out.
+    pub left_out: Vec<String>,
+}
+
+/// A piece of knowledge a role may get.
+struct Piece {
+    name: String,
+    text: String,
+}
+
+fn read_bounded(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).ok()?;
+    let mut text = String::new();
+    file.take(MAX_FILE).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// A file the scaffold wrote and nobody filled in says nothing: only comments and headings.
+fn is_empty_knowledge(text: &str) -> bool {
+    let mut in_comment = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if in_comment {
+            in_comment = !line.contains("-->");
+            continue;
+        }
+        if line.starts_with("<!--") {
+            in_comment = !line.contains("-->");
+            continue;
+        }
+        if !line.is_empty() && !line.starts_with('#') {
+            return false;
+        }
+    }
+    true
+}
+
+/// Tokens of a text, estimated as characters / 4 (rounded up).
+pub fn tokens(text: &str) -> usize {
+    text.chars().count().div_ceil(4)
+}
+
+/// The learnings sections (`## ` headings) of `dir`, newest file first.
+fn learnings(dir: &Path) -> Vec<Piece> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md") && p.is_file())
+        .take(MAX_LEARNINGS)
+        .collect();
+    files.sort();
+    files.reverse();
+    let mut pieces = Vec::new();
+    for file in files {
+        let Some(text) = read_bounded(&file) else {
+            continue;
+        };
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut title = String::new();
+        let mut body = String::new();
+        let mut flush = |title: &str, body: &mut String| {
+            if !body.trim().is_empty() && !is_empty_knowledge(body) {
+                let anchor = if title.is_empty() {
+                    String::new()
+                } else {
+                    format!("#{title}")
+                };
+                pieces.push(Piece {
+                    name: format!("{LEARNINGS}/{name}{anchor}"),
+                    text: std::mem::take(body),
+                });
+            }
+            body.clear();
+        };
+        for line in text.lines() {
+            if let Some(heading) = line.strip_prefix("## ") {
+                flush(&title, &mut body);
+                title = heading.trim().to_string();
+            }
+            body.push_str(line);
+            body.push('\n');
+        }
+        flush(&title, &mut body);
+    }
+    pieces
+}
+
+/// Does a learning mention one of `files` (globs a work package owns)? A learning names files
+/// by path; any word of it that could be one of the globs counts.
+fn relevant(learning: &str, files: &[String]) -> bool {
+    learning
+        .split(|c: char| c.is_whitespace() || matches!(c, '`' | '(' | ')' | ',' | ';' | '"' | '\''))
+        .map(|w| w.trim_end_matches([':', '.']))
+        .filter(|w| w.contains('/') || w.contains('.'))
+        .any(|word| {
+            files
+                .iter()
+                .any(|glob| crate::tasks::may_overlap(glob, word))
+        })
+}
+
+/// The knowledge for a prompt of `role`: the role's files (see [`role_files`]), then the
+/// learnings it gets (all for the planner, those about `files` for an executor), within
+/// `budget` tokens (default: the role's). Whatever does not fit is named in `left_out` and
+/// in a closing line of the text.
+pub fn for_role(
+    dot_dir: &Path,
+    role: Option<&str>,
+    files: &[String],
+    budget: Option<usize>,
+) -> Injected {
+    let dir = dot_dir.join(DIR);
+    if !dir.is_dir() {
+        return Injected::default();
+    }
+    let (names, with_learnings, default_budget) = role_files(role);
+    let budget = budget.unwrap_or(default_budget);
+    let mut pieces: Vec<Piece> = names
+        .iter()
+        .filter_map(|name| {
+            let text = read_bounded(&dir.join(name))?;
+            (!is_empty_knowledge(&text)).then(|| Piece {
+                name: (*name).to_string(),
+                text,
+            })
+        })
+        .collect();
+    if with_learnings {
+        let all = learnings(&dir.join(LEARNINGS));
+        let planner = role == Some("planner");
+        pieces.extend(
+            all.into_iter()
+                .filter(|p| planner || relevant(&p.text, files)),
+        );
+    }
+    let mut injected = Injected::default();
+    let mut used = 0;
+    for piece in pieces {
+        let cost = tokens(&piece.text);
+        if used + cost > budget {
+            injected.left_out.push(piece.name);
+            continue;
+        }
+        used += cost;
+        let _ = write!(
+            injected.text,
+            "<!-- knowledge: {} -->\n{}\n",
+            piece.name,
+            piece.text.trim_end()
+        );
+        injected.included.push(piece.name);
+    }
+    if !injected.left_out.is_empty() {
+        let _ = writeln!(
+            injected.text,
+            "\n(Project knowledge left out to stay within {budget} tokens: {}. Read these files \
+             in `.spectacular/knowledge/` if you need them.)",
+            injected.left_out.join(", ")
+        );
+    }
+    injected
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (name, text) in files {
+            let path = dir.path().join(DIR).join(name);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, text).expect("write");
+        }
+        dir
+    }
+
+    #[test]
+    fn each_role_gets_its_files() {
+        let dir = project(&[
+            ("architecture.md", "# A\nlayers\n"),
+            ("conventions.md", "# C\nuse rustfmt\n"),
+            ("gotchas.md", "# G\nthe clock is injected\n"),
+            ("dependencies.md", "# D\ntokio\n"),
+        ]);
+        let got = |role| for_role(dir.path(), Some(role), &[], None).included;
+        assert_eq!(got("analyser"), ["architecture.md", "dependencies.md"]);
+        assert_eq!(
+            got("planner"),
+            [
+                "architecture.md",
+                "conventions.md",
+                "gotchas.md",
+                "dependencies.md"
+            ]
+        );
+        assert_eq!(got("executor"), ["conventions.md", "gotchas.md"]);
+        assert_eq!(got("validator"), ["conventions.md"]);
+        let text = for_role(dir.path(), Some("executor"), &[], None).text;
+        assert!(text.contains("the clock is injected"), "{text}");
+        assert!(!text.contains("layers"), "{text}");
+    }
+
+    #[test]
+    fn executors_get_the_learnings_about_their_files_and_planners_all() {
+        let dir = project(&[(
+            "learnings/2026-11-29.md",
+            "# Learnings\n\n## Login lockout\n`src/auth/login.rs` needs the clock\n\n\
+             ## Docs build\ndocs/book.toml must list every page\n",
+        )]);
+        let executor = for_role(
+            dir.path(),
+            Some("executor"),
+            &["src/auth/**".to_string()],
+            None,
+        );
+        assert_eq!(executor.included, ["learnings/2026-11-29.md#Login lockout"]);
+        let planner = for_role(dir.path(), Some("planner"), &[], None);
+        assert_eq!(planner.included.len(), 2, "{:?}", planner.included);
+    }
+
+    #[test]
+    fn the_budget_leaves_out_what_does_not_fit_and_says_so() {
+        let big = format!("# C\n{}\n", "word ".repeat(4_000));
+        let dir = project(&[
+            ("architecture.md", &big),
+            ("dependencies.md", "# D\ntokio\n"),
+        ]);
+        let injected = for_role(dir.path(), Some("analyser"), &[], Some(1_000));
+        assert_eq!(injected.included, ["dependencies.md"]);
+        assert_eq!(injected.left_out, ["architecture.md"]);
+        assert!(
+            injected
+                .text
+                .contains("left out to stay within 1000 tokens: architecture.md"),
+            "{}",
+            injected.text
+        );
+    }
+
+    #[test]
+    fn scaffolded_files_nobody_filled_in_are_not_injected() {
+        let dir = project(&[(
+            "gotchas.md",
+            "# Gotchas\n\n<!-- Traps a newcomer falls into.\n  - like this -->\n",
+        )]);
+        assert!(for_role(dir.path(), Some("executor"), &[], None)
+            .text
+            .is_empty());
+    }
+
+    #[test]
+    fn without_a_knowledge_directory_there_is_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        assert_eq!(
+            for_role(dir.path(), Some("planner"), &[], None),
+            Injected::default()
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! The plan as people read it: `traceability.md` and the summary of `spectacular plan`.
+
+use std::fmt::Write as _;
+
+use super::check::PlanReport;
+
+/// Escape a table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The traceability matrix: each requirement, criterion and story of the spec and the work
+/// packages that deliver it, then each package and what it covers.
+pub fn traceability_markdown(report: &PlanReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# Traceability\n");
+    if report.traceability.is_empty() {
+        let _ = writeln!(
+            out,
+            "The plan was checked without a spec: there is nothing to trace it to.\n"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "{} of {} requirements and success criteria are covered.\n",
+            report.covered, report.to_cover
+        );
+        let _ = writeln!(out, "| id | kind | spec line | text | work packages |");
+        let _ = writeln!(out, "|---|---|---|---|---|");
+        for row in &report.traceability {
+            let packages = if row.work_packages.is_empty() {
+                "—".to_string()
+            } else {
+                row.work_packages.join(", ")
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                row.id,
+                row.kind.name(),
+                row.line,
+                cell(&row.text),
+                packages
+            );
+        }
+        let _ = writeln!(out);
+    }
+    let _ = writeln!(out, "## Work packages\n");
+    let _ = writeln!(out, "| work package | title | covers | owned files |");
+    let _ = writeln!(out, "|---|---|---|---|");
+    for wp in &report.work_packages {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            wp.id,
+            cell(&wp.title),
+            cell(&wp.requirement_refs.join(", ")),
+            cell(&wp.owned_files.join(", "))
+        );
+    }
+    out
+}
+
+/// The plan summary for a terminal; `cost` is the estimated cost in dollars when a model's
+/// prices are known, with the model's name.
+pub fn summary_text(report: &PlanReport, cost: Option<(f64, &str)>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} work packages in {} waves, {} lanes",
+        report.work_packages.len(),
+        report
+            .work_packages
+            .iter()
+            .map(|w| w.wave + 1)
+            .max()
+            .unwrap_or(0),
+        report.lanes.len()
+    );
+    if report.to_cover > 0 || !report.traceability.is_empty() {
+        let _ = writeln!(
+            out,
+            "coverage: {} of {} requirements and success criteria",
+            report.covered, report.to_cover
+        );
+    }
+    match cost {
+        Some((usd, model)) => {
+            let _ = writeln!(out, "estimated cost: ${usd:.2} with `{model}`");
+        }
+        None => {
+            let _ = writeln!(out, "estimated cost: unknown (no priced model)");
+        }
+    }
+    let _ = writeln!(out);
+    for wp in &report.work_packages {
+        let _ = writeln!(
+            out,
+            "{} [{}] {}",
+            wp.id,
+            wp.estimate.name(),
+            wp.title.replace('\n', " ")
+        );
+        if !wp.depends_on.is_empty() {
+            let _ = writeln!(out, "    after: {}", wp.depends_on.join(", "));
+        }
+        let _ = writeln!(out, "    files: {}", wp.owned_files.join(", "));
+        if !wp.requirement_refs.is_empty() {
+            let _ = writeln!(out, "    covers: {}", wp.requirement_refs.join(", "));
+        }
+    }
+    let shared: Vec<_> = report
+        .lanes
+        .iter()
+        .filter(|l| l.work_packages.len() > 1)
+        .collect();
+    if !shared.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nlanes (packages that share files run one at a time):"
+        );
+        for lane in shared {
+            let _ = writeln!(out, "    {}", lane.work_packages.join(" → "));
+        }
+    }
+    if !report.overlaps.is_empty() {
+        let _ = writeln!(out, "\noverlaps between packages that could run together:");
+        for o in &report.overlaps {
+            let _ = writeln!(
+                out,
+                "    {} and {}: `{}` / `{}`",
+                o.a, o.b, o.globs.0, o.globs.1
+            );
+        }
+        if report.more_overlaps > 0 {
+            let _ = writeln!(out, "    … and {} more", report.more_overlaps);
+        }
+    }
+    let uncovered: Vec<&str> = report
+        .traceability
+        .iter()
+        .filter(|r| r.kind.must_cover() && r.work_packages.is_empty())
+        .map(|r| r.id.as_str())
+        .collect();
+    if !uncovered.is_empty() {
+        let _ = writeln!(out, "\nnot covered: {}", uncovered.join(", "));
+    }
+    out
+}

@@ -1,0 +1,383 @@
+//! The planning contract: the published tasks schema, and plans checked by the engine.
+
+use crate::support::*;
+
+#[test]
+fn committed_tasks_schema_is_current() {
+    let text = assert_committed_schema("tasks", "tasks.schema.json");
+    let schema: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let required = schema["$defs"]["WorkPackage"]["required"]
+        .as_array()
+        .expect("required keys");
+    for key in [
+        "id",
+        "title",
+        "description",
+        "owned_files",
+        "requirement_refs",
+        "acceptance",
+        "estimate",
+    ] {
+        assert!(required.iter().any(|r| r == key), "{key} is not required");
+    }
+}
+
+use std::path::{Path, PathBuf};
+
+use spectacular::model::FailureKind;
+use spectacular::record::{EventData, Store};
+
+/// A copy of `examples/speckit-greetings` in a temporary directory (its own project).
+fn greetings() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let from = repo_root().join("examples/speckit-greetings");
+    for file in walk(&from) {
+        let relative = file.strip_prefix(&from).expect("below the example");
+        if relative.starts_with(".spectacular/runs")
+            || relative.starts_with(".spectacular/state.db")
+        {
+            continue;
+        }
+        let to = dir.path().join(relative);
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(&file, &to).expect("copy");
+    }
+    dir
+}
+
+fn store(dir: &Path) -> Store {
+    Store::locate(dir, None)
+}
+
+fn last_run(dir: &Path) -> (String, PathBuf) {
+    let store = store(dir);
+    let run = store.run_ids().expect("runs").pop().expect("a run");
+    let run_dir = store.run_dir(&run);
+    (run, run_dir)
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+#[test]
+fn a_spec_kit_spec_runs_offline_and_gets_spec_kit_plan_and_tasks() {
+    let dir = greetings();
+    let root = dir.path();
+    let out = run_cli(root, &["run", "specs/001-greetings/spec.md"], &[]);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    assert!(
+        out.stderr.contains("wrote specs/001-greetings/tasks.md"),
+        "{}",
+        out.stderr
+    );
+    let (run, run_dir) = last_run(root);
+    // The built-in software-dev mission ran, with the spec, the Spec Kit context and the
+    // configured check command as inputs.
+    let events = store(root).read_events(&run).expect("events");
+    let EventData::RunStarted(started) = &events[0].data else {
+        panic!("the first event starts the run")
+    };
+    assert_eq!(started.mission, "software-dev");
+    assert_eq!(started.inputs["context"], "specs/001-greetings/research.md");
+    assert_eq!(started.inputs["check_command"], "sh scripts/check.sh");
+    assert!(started.inputs["spec"]
+        .as_str()
+        .is_some_and(|s| s.ends_with("specs/001-greetings/spec.md")));
+    // The planner's prompt has the project knowledge and the context files.
+    let prompt = read(&run_dir.join("attempts/plan/1/prompt.md"));
+    assert!(prompt.contains("POSIX shell only"), "{prompt}");
+    assert!(
+        prompt.contains("specs/001-greetings/research.md"),
+        "{prompt}"
+    );
+    // Traceability beside the plan.
+    let trace = read(&run_dir.join("artifacts/plan/traceability.md"));
+    assert!(
+        trace.contains("5 of 5 requirements and success criteria are covered"),
+        "{trace}"
+    );
+    assert!(
+        trace.contains("| FR-002 | requirement | 40 |"),
+        "the spec line is given: {trace}"
+    );
+    // Spec Kit's files next to the spec.
+    let tasks = read(&root.join("specs/001-greetings/tasks.md"));
+    let lines: Vec<&str> = tasks.lines().filter(|l| l.starts_with("- [ ] T")).collect();
+    assert_eq!(
+        lines,
+        [
+            "- [ ] T001 [P] [US1] Greet a person by name in src/greet.sh",
+            "- [ ] T002 [P] Document both commands in README.md",
+            "- [ ] T003 [US2] Say goodbye in src/bye.sh (depends on T001)",
+        ],
+        "{tasks}"
+    );
+    let plan = read(&root.join("specs/001-greetings/plan.md"));
+    assert!(plan.contains("# Implementation Plan: Greetings"), "{plan}");
+    assert!(plan.contains("The greeting comes first"), "{plan}");
+}
+
+#[test]
+fn spectacular_plan_prints_the_checked_plan_with_lanes_coverage_and_cost() {
+    let dir = greetings();
+    let root = dir.path();
+    let out = run_cli(root, &["run", "specs/001-greetings/spec.md"], &[]);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let text = run_cli(root, &["plan", "last", "--model", "claude-sonnet"], &[]);
+    assert_eq!(text.code, 0, "{}", text.transcript());
+    for expected in [
+        "3 work packages in 2 waves, 3 lanes",
+        "coverage: 5 of 5 requirements and success criteria",
+        "estimated cost: $0.27 with `claude-sonnet`",
+        "wp-bye [xs] Say goodbye\n    after: wp-greet\n    files: src/bye.sh\n    covers: FR-002, US2, SC-001",
+    ] {
+        assert!(text.stdout.contains(expected), "{expected:?} in\n{}", text.stdout);
+    }
+    // What people read, without the first line (it names the run).
+    let shown: String = text
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_goldens(
+        golden(Path::new("tests/fixtures/cli/plan-greetings.txt"), &shown)
+            .err()
+            .into_iter()
+            .collect(),
+    );
+    let json = run_cli(root, &["plan", "--json"], &[]);
+    assert_eq!(json.code, 0, "{}", json.transcript());
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(
+        value["plan"]["work_packages"].as_array().map(Vec::len),
+        Some(3)
+    );
+    assert_eq!(value["plan"]["covered"], 5);
+    assert_eq!(value["plan"]["work_packages"][1]["wave"], 1);
+}
+
+/// A planner that forgets requirements on its first attempt and plans them all once its
+/// prompt lists what was wrong.
+const FORGETFUL: &str = r##"#!/bin/sh
+set -eu
+if [ "$SPECTACULAR_PHASE" = plan ] && ! grep -q "Your previous plan was refused" "$1"; then
+  echo "# Plan" > "$SPECTACULAR_OUTPUT_DIR/plan.md"
+  cat > "$SPECTACULAR_OUTPUT_DIR/tasks.json" <<'TASKS'
+[{"id": "wp-greet", "title": "Greet", "description": "d", "depends_on": ["wp-setup"],
+  "owned_files": ["src/greet.sh"], "requirement_refs": ["FR-001", "FR-01"],
+  "acceptance": ["it greets"], "estimate": "xs"}]
+TASKS
+  exit 0
+fi
+if [ "$SPECTACULAR_PHASE" = plan ] && [ -n "${NEVER_LEARNS:-}" ]; then
+  echo "# Plan" > "$SPECTACULAR_OUTPUT_DIR/plan.md"
+  echo '[]' > "$SPECTACULAR_OUTPUT_DIR/tasks.json"
+  exit 0
+fi
+exec sh "$(dirname "$0")/scribe.sh" "$@"
+"##;
+
+fn forgetful(root: &Path) {
+    std::fs::write(root.join(".spectacular/agents/forgetful.sh"), FORGETFUL).expect("write");
+    let agents = read(&root.join(".spectacular/agents.yaml")).replace("scribe.sh", "forgetful.sh");
+    std::fs::write(root.join(".spectacular/agents.yaml"), agents).expect("write");
+}
+
+#[test]
+fn an_invalid_plan_fails_its_attempt_and_the_retry_fixes_it_from_the_listed_problems() {
+    let dir = greetings();
+    let root = dir.path();
+    forgetful(root);
+    let out = run_cli(root, &["run", "specs/001-greetings/spec.md"], &[]);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let (run, run_dir) = last_run(root);
+    let events = store(root).read_events(&run).expect("events");
+    let refused = events
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::AttemptFailed(f) if f.phase == "plan" => Some(f.clone()),
+            _ => None,
+        })
+        .expect("the first plan was refused");
+    assert_eq!(refused.attempt, 1);
+    assert_eq!(refused.kind, FailureKind::OutputInvalid);
+    for problem in [
+        "depends on `wp-setup`, which is not a work package of this plan",
+        "refers to `FR-01`, which the spec does not define; did you mean `FR-001`?",
+        "requirement `FR-002`",
+        "requirement `FR-003`",
+        "success criterion `SC-001`",
+        "success criterion `SC-002`",
+    ] {
+        assert!(
+            refused.message.contains(problem),
+            "{problem:?} in {}",
+            refused.message
+        );
+    }
+    // The retry's prompt lists every problem, one per line.
+    let prompt = read(&run_dir.join("attempts/plan/2/prompt.md"));
+    assert!(
+        prompt.contains("Your previous plan was refused"),
+        "{prompt}"
+    );
+    let listed = prompt
+        .lines()
+        .filter(|l| l.starts_with("- ") && l.contains("covered by no work package"))
+        .count();
+    assert_eq!(listed, 4, "{prompt}");
+    assert!(events.iter().any(|e| matches!(
+        &e.data,
+        EventData::AttemptSucceeded(s) if s.phase == "plan" && s.attempt == 2
+    )));
+}
+
+#[test]
+fn a_plan_that_stays_invalid_fails_the_run_and_plan_says_why() {
+    let dir = greetings();
+    let root = dir.path();
+    forgetful(root);
+    let out = run_cli(
+        root,
+        &["run", "specs/001-greetings/spec.md"],
+        &[("NEVER_LEARNS", "1")],
+    );
+    assert_eq!(out.code, 1, "{}", out.transcript());
+    assert!(
+        !root.join("specs/001-greetings/tasks.md").exists(),
+        "no plan, no tasks.md"
+    );
+    let plan = run_cli(root, &["plan"], &[]);
+    assert_eq!(plan.code, 1, "{}", plan.transcript());
+    assert!(
+        plan.stderr
+            .contains("has no accepted plan: attempt 3 of `plan` was refused"),
+        "{}",
+        plan.stderr
+    );
+    assert!(
+        plan.stderr.contains("covered by no work package"),
+        "{}",
+        plan.stderr
+    );
+}
+
+#[test]
+fn prompts_get_the_knowledge_of_their_role_and_executors_the_learnings_about_their_files() {
+    let dir = greetings();
+    let root = dir.path();
+    let knowledge = root.join(".spectacular/knowledge");
+    std::fs::create_dir_all(knowledge.join("learnings")).expect("mkdir");
+    std::fs::write(
+        knowledge.join("learnings/2026-11-29.md"),
+        "# Learnings\n\n## Farewell quoting\n`src/bye.sh` must quote the name.\n\n\
+         ## Docs\nREADME.md examples need a `$` prompt.\n",
+    )
+    .expect("write");
+    std::fs::write(
+        knowledge.join("architecture.md"),
+        format!(
+            "# Architecture\n{}\n",
+            "One script per command. ".repeat(200)
+        ),
+    )
+    .expect("write");
+    // The planner's budget is too small for the architecture: it is left out, and said so.
+    let config = read(&root.join(".spectacular/config.yaml"));
+    std::fs::write(
+        root.join(".spectacular/config.yaml"),
+        format!("{config}knowledge:\n  budgets: {{ planner: 600 }}\n"),
+    )
+    .expect("write");
+    let out = run_cli(root, &["run", "specs/001-greetings/spec.md"], &[]);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let (_, run_dir) = last_run(root);
+    let planner = read(&run_dir.join("attempts/plan/1/prompt.md"));
+    assert!(planner.contains("POSIX shell only"), "{planner}");
+    assert!(
+        planner.contains("left out to stay within 600 tokens: architecture.md"),
+        "{planner}"
+    );
+    assert!(
+        planner.contains("must quote the name"),
+        "all learnings: {planner}"
+    );
+    let bye = read(&run_dir.join("attempts/implement[wp-bye]/1/prompt.md"));
+    assert!(bye.contains("must quote the name"), "{bye}");
+    assert!(!bye.contains("need a `$` prompt"), "{bye}");
+    assert!(bye.contains("POSIX shell only"), "{bye}");
+    let greet = read(&run_dir.join("attempts/implement[wp-greet]/1/prompt.md"));
+    assert!(!greet.contains("must quote the name"), "{greet}");
+}
+
+#[test]
+fn a_markdown_target_runs_the_configured_spec_mission_with_its_inputs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    std::fs::create_dir_all(root.join(".spectacular")).expect("mkdir");
+    std::fs::write(
+        root.join(".spectacular/config.yaml"),
+        "spec_mission: echo.yaml\nspec_inputs:\n  greeting: hi\n  undeclared: dropped\n",
+    )
+    .expect("write");
+    std::fs::write(
+        root.join("echo.yaml"),
+        "mission: echo\ninputs:\n  spec: { type: file, required: true }\n  greeting: { type: string, default: none }\n  tone: { type: string, default: flat }\nphases:\n  say:\n    uses: builtin/echo\n    with: { message: \"{{ inputs.greeting }} {{ inputs.tone }}\" }\n",
+    )
+    .expect("write");
+    std::fs::write(root.join("notes.md"), "# Notes\n\n- A requirement.\n").expect("write");
+    let out = run_cli(root, &["run", "notes.md", "--input", "tone=warm"], &[]);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let (run, _) = last_run(root);
+    let events = store(root).read_events(&run).expect("events");
+    let EventData::RunStarted(started) = &events[0].data else {
+        panic!("the first event starts the run")
+    };
+    assert_eq!(started.mission, "echo");
+    assert_eq!(started.inputs["greeting"], "hi");
+    assert_eq!(started.inputs["tone"], "warm");
+    assert!(!started.inputs.contains_key("undeclared"));
+    assert!(started.inputs["spec"]
+        .as_str()
+        .is_some_and(|s| s.ends_with("notes.md")));
+    let twice = run_cli(root, &["run", "notes.md", "--input", "spec=notes.md"], &[]);
+    assert_eq!(twice.code, 2, "{}", twice.transcript());
+    assert!(
+        twice.stderr.contains("is the spec already"),
+        "{}",
+        twice.stderr
+    );
+}
+
+#[test]
+fn the_optional_plan_gate_waits_with_the_plan_readable_and_continues_when_approved() {
+    let dir = greetings();
+    let root = dir.path();
+    let out = run_cli(
+        root,
+        &[
+            "run",
+            "specs/001-greetings/spec.md",
+            "--input",
+            "approve_plan=true",
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 3, "{}", out.transcript());
+    // The plan is checked before the gate: Spec Kit's files are there to review.
+    assert!(read(&root.join("specs/001-greetings/tasks.md")).contains("T003"));
+    let plan = run_cli(root, &["plan"], &[]);
+    assert_eq!(plan.code, 0, "{}", plan.transcript());
+    assert!(plan.stdout.contains("coverage: 5 of 5"), "{}", plan.stdout);
+    let (run, _) = last_run(root);
+    let approved = run_cli(root, &["approve", &run, "approve_plan", "--resume"], &[]);
+    assert_eq!(approved.code, 0, "{}", approved.transcript());
+    let events = store(root).read_events(&run).expect("events");
+    assert!(events.iter().any(|e| matches!(
+        &e.data,
+        EventData::AttemptSucceeded(s) if s.phase == "implement[wp-bye]"
+    )));
+    assert!(read(&root.join("specs/001-greetings/tasks.md")).contains("T003"));
+}
