@@ -92,16 +92,24 @@ impl Engine {
                     .map(str::to_string)
                     .or_else(|| {
                         complexity.map(|c| {
-                            if c < 0.3 {
-                                "low"
-                            } else if c < 0.7 {
-                                "medium"
-                            } else {
-                                "high"
-                            }
-                            .to_string()
+                            crate::spec::AnalysisConfig::default()
+                                .tier(c)
+                                .as_str()
+                                .to_string()
                         })
                     }),
+                dimensions: analysis
+                    .get("dimensions")
+                    .and_then(Value::as_object)
+                    .map(|d| {
+                        d.iter()
+                            .filter_map(|(name, dim)| {
+                                let score = dim.get("score").or(Some(dim))?.as_f64()?;
+                                Some((name.clone(), score))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
                 risk_areas: analysis
                     .get("risk_areas")
                     .and_then(Value::as_array)

@@ -57,8 +57,12 @@ pub struct RunContext {
     pub inputs: BTreeMap<String, serde_json::Value>,
     /// Complexity score in [0, 1] when an analysis output exists.
     pub complexity: Option<f64>,
-    /// Complexity tier (`low`, `medium`, `high`) when an analysis output exists.
+    /// Complexity tier (`simple`, `medium`, `complex`, `critical`) when an analysis output
+    /// exists.
     pub tier: Option<String>,
+    /// The analysis's complexity dimensions (`scope`, `dependencies`, `ambiguity`,
+    /// `technical_risk`, `integration`), each a score in [0, 1], when an analysis output exists.
+    pub dimensions: BTreeMap<String, f64>,
     /// Risk areas the analysis found in the spec (`auth`, `payment`…).
     pub risk_areas: Vec<String>,
     /// Dollars spent so far.
@@ -239,6 +243,15 @@ impl RoutingContext {
             ("inputs", inputs),
             ("complexity", option_float(r.complexity)),
             ("tier", option_string(&r.tier)),
+            (
+                "dimensions",
+                Dynamic::from_map(
+                    r.dimensions
+                        .iter()
+                        .map(|(k, v)| (k.as_str().into(), Dynamic::from_float(*v)))
+                        .collect(),
+                ),
+            ),
             ("risk_areas", strings(&r.risk_areas)),
             ("spent_usd", Dynamic::from_float(r.spent_usd)),
             ("budget_usd", option_float(r.budget_usd)),
@@ -347,6 +360,7 @@ mod tests {
                 inputs: [("spec".to_string(), serde_json::json!({"a": [1, 2.5, "x"]}))].into(),
                 complexity: Some(0.5),
                 tier: None,
+                dimensions: [("scope".to_string(), 0.25)].into(),
                 risk_areas: vec!["auth".into()],
                 spent_usd: 1.0,
                 budget_usd: Some(2.0),
