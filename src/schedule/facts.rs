@@ -44,6 +44,21 @@ fn outputs(s: &Scheduler) -> Value {
     Value::Object(outputs)
 }
 
+/// What every instance sees of the recorded values: `outputs` and `run.complexity`.
+#[derive(Debug)]
+pub(super) struct Recorded {
+    outputs: Value,
+    complexity: f64,
+}
+
+/// `outputs` and `run.complexity`, built once per change of the recorded values.
+fn recorded(s: &Scheduler) -> &Recorded {
+    s.recorded.get_or_init(|| Recorded {
+        outputs: outputs(s),
+        complexity: complexity(s),
+    })
+}
+
 /// The template context of an instance (or the run, for `None`).
 pub(super) fn context(s: &Scheduler, i: Option<usize>, attempt: u32) -> Value {
     let inputs: Map<String, Value> = s
@@ -58,11 +73,12 @@ pub(super) fn context(s: &Scheduler, i: Option<usize>, attempt: u32) -> Value {
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    let recorded = recorded(s);
     let mut context = json!({
         "inputs": inputs,
         "vars": vars,
-        "outputs": outputs(s),
-        "run": { "id": s.run_id, "mission": s.plan.mission.id, "complexity": complexity(s) },
+        "outputs": recorded.outputs.clone(),
+        "run": { "id": s.run_id, "mission": s.plan.mission.id, "complexity": recorded.complexity },
     });
     if let Some(i) = i {
         let inst = &s.instances[i];
