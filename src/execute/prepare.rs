@@ -104,6 +104,41 @@ impl Engine {
         (started, job)
     }
 
+    /// The rows `builtin/report` prints: every other live instance, fan-out children right
+    /// after their parent, in mission order.
+    fn report_rows(&self, instance: &str) -> Vec<builtin::ReportRow> {
+        let mut report: Vec<builtin::ReportRow> = self
+            .scheduler
+            .instances()
+            .filter(|(name, _, _)| *name != instance)
+            .map(|(name, state, attempts)| builtin::ReportRow {
+                phase: name.to_string(),
+                state: state.name().to_string(),
+                attempts,
+                artifacts: self
+                    .scheduler
+                    .artifacts_of(name)
+                    .map(|a| a.values().cloned().collect())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        // Fan-out children right after their parent, in mission order.
+        let order: HashMap<&str, usize> = self
+            .plan
+            .phases()
+            .enumerate()
+            .map(|(i, p)| (p.id.as_str(), i))
+            .collect();
+        report.sort_by_key(|row| {
+            let parent = row.phase.split('[').next().unwrap_or(&row.phase);
+            (
+                order.get(parent).copied().unwrap_or(usize::MAX),
+                row.phase.contains('['),
+            )
+        });
+        report
+    }
+
     fn prepare_job(
         &mut self,
         instance: &str,
@@ -204,36 +239,13 @@ impl Engine {
                 let with =
                     render_value(&Value::Object(with.clone().into_iter().collect()), &context)
                         .map_err(|e| (FailureKind::Expression, e))?;
-                let wants_report = step == "builtin/report";
-                let mut report: Vec<builtin::ReportRow> = self
-                    .scheduler
-                    .instances()
-                    .filter(|(name, _, _)| wants_report && *name != instance)
-                    .map(|(name, state, attempts)| builtin::ReportRow {
-                        phase: name.to_string(),
-                        state: state.name().to_string(),
-                        attempts,
-                        artifacts: self
-                            .scheduler
-                            .artifacts_of(name)
-                            .map(|a| a.values().cloned().collect())
-                            .unwrap_or_default(),
-                    })
-                    .collect();
-                // Fan-out children right after their parent, in mission order.
-                let order: HashMap<&str, usize> = self
-                    .plan
-                    .phases()
-                    .enumerate()
-                    .map(|(i, p)| (p.id.as_str(), i))
-                    .collect();
-                report.sort_by_key(|row| {
-                    let parent = row.phase.split('[').next().unwrap_or(&row.phase);
-                    (
-                        order.get(parent).copied().unwrap_or(usize::MAX),
-                        row.phase.contains('['),
-                    )
-                });
+                // Only `builtin/report` reads the other phases: any other built-in attempt
+                // costs the same however many instances the run has.
+                let report = if step == "builtin/report" {
+                    self.report_rows(instance)
+                } else {
+                    Vec::new()
+                };
                 Work::Builtin {
                     step: step.strip_prefix("builtin/").unwrap_or(step).to_string(),
                     with,

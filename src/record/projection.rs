@@ -2,7 +2,8 @@
 //! `events` kept in step with the run logs. It is a cache, never an authority: it can be
 //! deleted at any time and is rebuilt from the logs, and `verify` compares it with a fresh fold.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use super::Error;
 
 /// The projection's table layout version. A database with another version is dropped and
 /// rebuilt from the logs.
-pub const PROJECTION_VERSION: u32 = 2;
+pub const PROJECTION_VERSION: u32 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -80,6 +81,7 @@ CREATE INDEX events_event_id ON events (event_id);
 CREATE INDEX events_type ON events (type);
 CREATE INDEX events_ts ON events (ts);
 CREATE INDEX events_phase ON events (run_id, phase);
+CREATE INDEX phases_ord ON phases (run_id, ord);
 ";
 
 /// How much of a run's log the projection has indexed: its first `len` bytes, up to event
@@ -323,8 +325,10 @@ impl Projection {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(e)?;
         for (run_id, run_events) in by_run {
-            let mut summary = load_summary(&tx, run_id).map_err(e)?.unwrap_or_default();
-            let before = summary.last_seq;
+            // Only the run's row and the phases this batch mentions are read and written, so
+            // that a batch costs what it holds, not what the run holds.
+            let mut batch = Batch::load(&tx, run_id).map_err(e)?;
+            let before = batch.summary.last_seq;
             let mut insert_event = tx
                 .prepare_cached(
                     "INSERT INTO events (run_id, seq, event_id, type, schema, ts, causation_id, actor, phase, data)
@@ -332,14 +336,14 @@ impl Projection {
                 )
                 .map_err(e)?;
             for event in run_events {
-                if event.seq <= summary.last_seq {
+                if event.seq <= batch.summary.last_seq {
                     continue;
                 }
-                if event.seq != summary.last_seq + 1 {
+                if event.seq != batch.summary.last_seq + 1 {
                     return Err(Error::ProjectionGap {
                         path: path.clone(),
                         run_id: run_id.to_string(),
-                        at: summary.last_seq,
+                        at: batch.summary.last_seq,
                         found: event.seq,
                     });
                 }
@@ -362,11 +366,11 @@ impl Projection {
                     ])
                     .map_err(e)?;
                 apply_attempt(&tx, event).map_err(e)?;
-                summary.apply(event);
+                batch.apply(&tx, event).map_err(e)?;
             }
             drop(insert_event);
-            if summary.last_seq != before {
-                store_summary(&tx, &summary).map_err(e)?;
+            if batch.summary.last_seq != before {
+                batch.store(&tx).map_err(e)?;
             }
         }
         tx.commit().map_err(e)
@@ -618,6 +622,12 @@ impl Projection {
         tx.commit().map_err(e)
     }
 
+    /// How many rows this connection has inserted, updated or deleted since it was opened
+    /// (tests check that a batch writes rows for what it holds, not for the whole run).
+    pub fn rows_written(&self) -> u64 {
+        self.conn.total_changes()
+    }
+
     /// Run raw SQL against the projection (maintenance and tests).
     pub fn execute_sql(&self, sql: &str) -> Result<(), Error> {
         self.conn
@@ -674,50 +684,43 @@ fn sql_err(path: &Path, source: rusqlite::Error) -> Error {
 
 /// Read a run's summary back from the `runs` and `phases` rows.
 fn load_summary(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<RunSummary>> {
+    let Some(mut summary) = load_run(conn, run_id)? else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT phase, state, attempts, started_at, ended_at, duration_ms, last_failure, parent
+         FROM phases WHERE run_id = ?1 ORDER BY ord",
+    )?;
+    let rows = stmt.query_map([run_id], |r| phase_summary(r, 0))?;
+    for row in rows {
+        let row = row?;
+        summary.phases.insert(row.phase.clone(), row);
+    }
+    Ok(Some(summary))
+}
+
+/// A run's `runs` row as a summary without phases.
+fn load_run(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<RunSummary>> {
     let run = conn
-        .query_row(
+        .prepare_cached(
             "SELECT mission, status, started_at, ended_at, last_seq, inputs FROM runs WHERE run_id = ?1",
-            [run_id],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    from_i64(r.get::<_, i64>(4)?),
-                    r.get::<_, String>(5)?,
-                ))
-            },
-        )
+        )?
+        .query_row([run_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                from_i64(r.get::<_, i64>(4)?),
+                r.get::<_, String>(5)?,
+            ))
+        })
         .optional()?;
     let Some((mission, status, started_at, ended_at, last_seq, inputs)) = run else {
         return Ok(None);
     };
     let inputs: BTreeMap<String, serde_json::Value> =
         serde_json::from_str(&inputs).unwrap_or_default();
-    let mut stmt = conn.prepare_cached(
-        "SELECT phase, state, attempts, started_at, ended_at, duration_ms, last_failure, parent
-         FROM phases WHERE run_id = ?1 ORDER BY ord",
-    )?;
-    let rows = stmt.query_map([run_id], |r| {
-        let state: String = r.get(1)?;
-        Ok(PhaseSummary {
-            phase: r.get(0)?,
-            // An unknown state can only come from a hand-edited row; `verify` reports it.
-            state: PhaseState::parse(&state).unwrap_or_default(),
-            attempts: r.get(2)?,
-            started_at: r.get(3)?,
-            ended_at: r.get(4)?,
-            duration_ms: r.get::<_, Option<i64>>(5)?.map(from_i64),
-            last_failure: r.get(6)?,
-            parent: r.get(7)?,
-        })
-    })?;
-    let mut phases = IndexMap::new();
-    for row in rows {
-        let row = row?;
-        phases.insert(row.phase.clone(), row);
-    }
     Ok(Some(RunSummary {
         run_id: run_id.to_string(),
         mission,
@@ -726,48 +729,171 @@ fn load_summary(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<RunS
         ended_at,
         last_seq,
         inputs,
-        phases,
+        phases: IndexMap::new(),
     }))
 }
 
-/// Write a run's summary into the `runs` and `phases` rows.
-fn store_summary(conn: &Connection, s: &RunSummary) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO runs (run_id, mission, status, started_at, ended_at, last_seq, inputs)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (run_id) DO UPDATE SET mission = excluded.mission, status = excluded.status,
-           started_at = excluded.started_at, ended_at = excluded.ended_at,
-           last_seq = excluded.last_seq, inputs = excluded.inputs",
-        params![
-            s.run_id,
-            s.mission,
-            s.status.as_str(),
-            s.started_at,
-            s.ended_at,
-            to_i64(s.last_seq),
-            serde_json::to_string(&s.inputs).unwrap_or_else(|_| "{}".to_string()),
-        ],
-    )?;
-    conn.execute("DELETE FROM phases WHERE run_id = ?1", [&s.run_id])?;
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO phases (run_id, ord, phase, state, attempts, started_at, ended_at, duration_ms, last_failure, parent)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?;
-    for (ord, p) in s.phases.values().enumerate() {
-        insert.execute(params![
-            s.run_id,
-            ord as i64,
-            p.phase,
-            p.state.as_str(),
-            p.attempts,
-            p.started_at,
-            p.ended_at,
-            p.duration_ms.map(to_i64),
-            p.last_failure,
-            p.parent,
-        ])?;
+/// A phase row's columns `phase, state, attempts, started_at, ended_at, duration_ms,
+/// last_failure, parent`, from column `at` on.
+fn phase_summary(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<PhaseSummary> {
+    let state: String = r.get(at + 1)?;
+    Ok(PhaseSummary {
+        phase: r.get(at)?,
+        // An unknown state can only come from a hand-edited row; `verify` reports it.
+        state: PhaseState::parse(&state).unwrap_or_default(),
+        attempts: r.get(at + 2)?,
+        started_at: r.get(at + 3)?,
+        ended_at: r.get(at + 4)?,
+        duration_ms: r.get::<_, Option<i64>>(at + 5)?.map(from_i64),
+        last_failure: r.get(at + 6)?,
+        parent: r.get(at + 7)?,
+    })
+}
+
+/// One run's share of a batch being applied: its summary holds the run's fields and only the
+/// phases the batch's events name, each read from its row on first mention; [`Batch::store`]
+/// writes back the run's row and those phases' rows, nothing else.
+struct Batch {
+    summary: RunSummary,
+    /// The `ord` of each phase read from its row; phases new to the run get the next ones,
+    /// in order of first mention.
+    ords: HashMap<String, i64>,
+    next_ord: i64,
+}
+
+impl Batch {
+    fn load(conn: &Connection, run_id: &str) -> rusqlite::Result<Batch> {
+        let Some(summary) = load_run(conn, run_id)? else {
+            return Ok(Batch {
+                summary: RunSummary::default(),
+                ords: HashMap::new(),
+                next_ord: 0,
+            });
+        };
+        let next_ord: i64 = conn
+            .prepare_cached("SELECT coalesce(max(ord) + 1, 0) FROM phases WHERE run_id = ?1")?
+            .query_row([run_id], |r| r.get(0))?;
+        Ok(Batch {
+            summary,
+            ords: HashMap::new(),
+            next_ord,
+        })
     }
-    Ok(())
+
+    /// Read the rows of the phases `event` names that are not read yet, then fold it.
+    fn apply(&mut self, conn: &Connection, event: &Event) -> rusqlite::Result<()> {
+        let run_id = event.run_id.as_str();
+        for name in phases_named(&event.data) {
+            if self.summary.phases.contains_key(name.as_ref()) {
+                continue;
+            }
+            let row = conn
+                .prepare_cached(
+                    "SELECT ord, phase, state, attempts, started_at, ended_at, duration_ms, last_failure, parent
+                     FROM phases WHERE run_id = ?1 AND phase = ?2",
+                )?
+                .query_row(params![run_id, name.as_ref()], |r| {
+                    Ok((r.get::<_, i64>(0)?, phase_summary(r, 1)?))
+                })
+                .optional()?;
+            if let Some((ord, phase)) = row {
+                self.ords.insert(phase.phase.clone(), ord);
+                self.summary.phases.insert(phase.phase.clone(), phase);
+            }
+        }
+        self.summary.apply(event);
+        Ok(())
+    }
+
+    /// Write the run's row and the rows of the phases the batch named.
+    fn store(&self, conn: &Connection) -> rusqlite::Result<()> {
+        let s = &self.summary;
+        conn.execute(
+            "INSERT INTO runs (run_id, mission, status, started_at, ended_at, last_seq, inputs)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (run_id) DO UPDATE SET mission = excluded.mission, status = excluded.status,
+               started_at = excluded.started_at, ended_at = excluded.ended_at,
+               last_seq = excluded.last_seq, inputs = excluded.inputs",
+            params![
+                s.run_id,
+                s.mission,
+                s.status.as_str(),
+                s.started_at,
+                s.ended_at,
+                to_i64(s.last_seq),
+                serde_json::to_string(&s.inputs).unwrap_or_else(|_| "{}".to_string()),
+            ],
+        )?;
+        let mut upsert = conn.prepare_cached(
+            "INSERT INTO phases (run_id, ord, phase, state, attempts, started_at, ended_at, duration_ms, last_failure, parent)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (run_id, phase) DO UPDATE SET state = excluded.state,
+               attempts = excluded.attempts, started_at = excluded.started_at,
+               ended_at = excluded.ended_at, duration_ms = excluded.duration_ms,
+               last_failure = excluded.last_failure, parent = excluded.parent",
+        )?;
+        let mut next_ord = self.next_ord;
+        for p in s.phases.values() {
+            let ord = match self.ords.get(&p.phase) {
+                Some(&ord) => ord,
+                None => {
+                    next_ord += 1;
+                    next_ord - 1
+                }
+            };
+            upsert.execute(params![
+                s.run_id,
+                ord,
+                p.phase,
+                p.state.as_str(),
+                p.attempts,
+                p.started_at,
+                p.ended_at,
+                p.duration_ms.map(to_i64),
+                p.last_failure,
+                p.parent,
+            ])?;
+        }
+        Ok(())
+    }
+}
+
+/// Every phase `RunSummary::apply` touches for this event (it adds the ones it has not seen).
+/// No catch-all arm: a new event type must say which phases it names.
+fn phases_named(data: &EventData) -> Vec<Cow<'_, str>> {
+    match data {
+        EventData::PhaseReady(d) => vec![Cow::from(d.phase.as_str())],
+        EventData::PhaseExpanded(d) => std::iter::once(Cow::from(d.phase.as_str()))
+            .chain(
+                d.children
+                    .iter()
+                    .map(|c| Cow::from(format!("{}[{}]", d.phase, c.key))),
+            )
+            .collect(),
+        EventData::AttemptStarted(d) => vec![Cow::from(d.phase.as_str())],
+        EventData::AttemptSucceeded(d) => vec![Cow::from(d.phase.as_str())],
+        EventData::AttemptFailed(d) => vec![Cow::from(d.phase.as_str())],
+        EventData::PhaseSucceeded(d) => vec![Cow::from(d.phase.as_str())],
+        EventData::PhaseFailed(d) => vec![Cow::from(d.phase.as_str())],
+        EventData::PhaseSkipped(d) => vec![Cow::from(d.phase.as_str())],
+        EventData::LoopStarted(d) => [&d.from, &d.goto]
+            .into_iter()
+            .chain(&d.reset)
+            .map(|n| Cow::from(n.as_str()))
+            .collect(),
+        EventData::ApprovalRequested(d) => vec![Cow::from(d.phase.as_str())],
+        EventData::ApprovalDecided(d) => vec![Cow::from(d.phase.as_str())],
+        EventData::RunStarted(_)
+        | EventData::RunResumed(_)
+        | EventData::CancelRequested(_)
+        | EventData::RunSuspended(_)
+        | EventData::PolicyDecided(_)
+        | EventData::FallbackActivated(_)
+        | EventData::BudgetAlert(_)
+        | EventData::RunSucceeded(_)
+        | EventData::RunFailed(_)
+        | EventData::RunCanceled(_) => Vec::new(),
+    }
 }
 
 /// Keep the `attempts` rows in step with one event (the same rules as `fold_attempts`).

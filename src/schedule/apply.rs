@@ -30,6 +30,10 @@ impl Scheduler {
     fn touch(&mut self, i: usize) {
         let inst = &self.instances[i];
         let group = inst.parent;
+        if !inst.values.is_empty() || self.valued.contains(&i) {
+            // What `outputs` and `run.complexity` show may have changed.
+            self.recorded.take();
+        }
         if inst.dropped {
             self.active.remove(&i);
             self.running_set.remove(&i);

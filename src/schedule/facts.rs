@@ -73,6 +73,28 @@ fn outputs(s: &Scheduler) -> Value {
     Value::Object(outputs)
 }
 
+/// What every instance sees of the recorded values: `outputs` and `run.complexity`.
+#[derive(Debug)]
+pub(super) struct Recorded {
+    outputs: Value,
+    complexity: f64,
+    tier: Value,
+    dimensions: Value,
+}
+
+/// `outputs` and `run.complexity`, built once per change of the recorded values.
+fn recorded(s: &Scheduler) -> &Recorded {
+    s.recorded.get_or_init(|| {
+        let (tier, dimensions) = analysis_facts(s);
+        Recorded {
+            outputs: outputs(s),
+            complexity: complexity(s),
+            tier,
+            dimensions,
+        }
+    })
+}
+
 /// The template context of an instance (or the run, for `None`).
 pub(super) fn context(s: &Scheduler, i: Option<usize>, attempt: u32) -> Value {
     let inputs: Map<String, Value> = s
@@ -87,17 +109,17 @@ pub(super) fn context(s: &Scheduler, i: Option<usize>, attempt: u32) -> Value {
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let (tier, dimensions) = analysis_facts(s);
+    let recorded = recorded(s);
     let mut context = json!({
         "inputs": inputs,
         "vars": vars,
-        "outputs": outputs(s),
+        "outputs": recorded.outputs.clone(),
         "run": {
             "id": s.run_id,
             "mission": s.plan.mission.id,
-            "complexity": complexity(s),
-            "tier": tier,
-            "dimensions": dimensions,
+            "complexity": recorded.complexity,
+            "tier": recorded.tier.clone(),
+            "dimensions": recorded.dimensions.clone(),
         },
     });
     if let Some(i) = i {

@@ -110,6 +110,7 @@ impl Scheduler {
             queued: BTreeMap::new(),
             running_set: BTreeSet::new(),
             valued: BTreeSet::new(),
+            recorded: std::sync::OnceLock::new(),
             dependents,
         }
     }

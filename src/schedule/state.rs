@@ -141,6 +141,10 @@ pub struct Scheduler {
     pub(super) running_set: BTreeSet<usize>,
     /// Instances with recorded output values.
     pub(super) valued: BTreeSet<usize>,
+    /// `outputs` and `run.complexity` as templates and expressions see them, built from
+    /// `valued` on first use and dropped when an instance in `valued` changes (`touch`), so
+    /// that attempts of instances without values do not rebuild them.
+    pub(super) recorded: std::sync::OnceLock<super::facts::Recorded>,
     /// For each instance, the instances that need it (siblings, for fan-out children).
     pub(super) dependents: Vec<Vec<usize>>,
 }

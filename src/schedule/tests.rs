@@ -801,3 +801,40 @@ phases:
         serde_json::json!(["exit: boom"])
     );
 }
+
+/// `outputs` and `run.complexity` are kept between events and rebuilt only when recorded
+/// values change: what a context shows must follow every value recorded after it was read.
+#[test]
+fn the_context_follows_values_recorded_after_it_was_read() {
+    let mut h = Harness::new(
+        "
+mission: ctx
+phases:
+  fan: { uses: builtin/noop, for_each: 'range(0, 3)' }
+",
+        4,
+    );
+    assert_eq!(
+        Harness::names(&h.starts()),
+        vec!["fan[0]", "fan[1]", "fan[2]"]
+    );
+    let before = h.s.context("fan[1]", 1);
+    assert_eq!(before["outputs"], serde_json::json!({}));
+    assert_eq!(before["run"]["complexity"], serde_json::json!(0.0));
+    let mut values = std::collections::BTreeMap::new();
+    values.insert("size".to_string(), serde_json::json!({"complexity": 0.7}));
+    h.succeed_with("fan[0]", 1, values);
+    // Read while `fan[0]` settles: not an output yet.
+    assert_eq!(h.s.context("fan[1]", 1)["outputs"], serde_json::json!({}));
+    h.starts();
+    let after = h.s.context("fan[1]", 1);
+    assert_eq!(
+        after["outputs"],
+        serde_json::json!({"fan[0]": {"size": {"complexity": 0.7}}})
+    );
+    assert_eq!(after["run"]["complexity"], serde_json::json!(0.7));
+    // A child without values leaves them as they were.
+    h.succeed("fan[1]", 1);
+    h.starts();
+    assert_eq!(h.s.context("fan[2]", 1)["outputs"], after["outputs"]);
+}

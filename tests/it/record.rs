@@ -1180,3 +1180,84 @@ fn status_bounds_a_huge_message_of_an_older_log() {
         out.stdout.len()
     );
 }
+
+/// The projection's cost per batch is what the batch holds: once a 2,000-child fan-out is
+/// indexed, applying one event writes its `events` row, its `attempts` row (if any), the
+/// run's row and the row of the phase it names, never the run's other phases again.
+#[test]
+fn a_projection_batch_writes_rows_for_its_events_not_for_the_whole_run() {
+    use spectacular::record::event::{AttemptStarted, Child, PhaseExpanded, RunStarted};
+    use spectacular::record::{Event, Projection};
+    const CHILDREN: usize = 2_000;
+    let mut log: Vec<Event> = Vec::new();
+    let mut push = |data: EventData| {
+        let seq = log.len() as u64 + 1;
+        log.push(Event {
+            event_id: format!("e{seq}"),
+            schema: 1,
+            run_id: "fan".into(),
+            seq,
+            ts: format!("2026-11-30T00:00:{:02}.000Z", seq % 60),
+            causation_id: None,
+            actor: "engine".into(),
+            data,
+        });
+        log.len()
+    };
+    push(EventData::RunStarted(RunStarted {
+        mission: "fan".into(),
+        mission_source: "fan.yaml".into(),
+        mission_digest: "sha256:0".into(),
+        mission_text: String::new(),
+        files: Default::default(),
+        inputs: Default::default(),
+        max_parallel: 4,
+        engine_version: "test".into(),
+    }));
+    push(ready("fan"));
+    let fanned = push(EventData::PhaseExpanded(PhaseExpanded {
+        phase: "fan".into(),
+        children: (0..CHILDREN)
+            .map(|i| Child {
+                key: i.to_string(),
+                item: serde_json::json!(i),
+                depends_on: Vec::new(),
+            })
+            .collect(),
+    }));
+    let started = push(EventData::AttemptStarted(AttemptStarted {
+        phase: "fan[7]".into(),
+        attempt: 1,
+        workdir: ".".into(),
+        argv: None,
+        prompt_digest: None,
+        timeout_ms: None,
+        reserved_usd: None,
+    }));
+    let succeeded = push(EventData::PhaseSucceeded(PhaseSucceeded {
+        phase: "fan[7]".into(),
+        attempts: 1,
+        artifacts: Default::default(),
+    }));
+    let readied = push(ready("fan[8]"));
+
+    let mut p = Projection::in_memory().unwrap();
+    p.apply(&log[..fanned]).unwrap();
+    // The fan-out itself: its event, the run and every phase it names.
+    assert!(p.rows_written() >= CHILDREN as u64);
+    for (upto, what, rows) in [
+        (started, "attempt.started", 4),
+        (succeeded, "phase.succeeded", 3),
+        (readied, "phase.ready", 3),
+    ] {
+        let before = p.rows_written();
+        p.apply(&log[upto - 1..upto]).unwrap();
+        assert_eq!(p.rows_written() - before, rows, "rows written for `{what}`");
+        assert_eq!(p.verify("fan", &log[..upto]).unwrap(), Vec::<String>::new());
+    }
+    let phases = p.phases("fan").unwrap();
+    assert_eq!(phases.len(), CHILDREN + 1);
+    assert_eq!(phases[8].phase, "fan[7]");
+    assert_eq!(phases[8].state, "succeeded");
+    assert_eq!(phases[9].state, "ready");
+}
