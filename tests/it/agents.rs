@@ -346,9 +346,26 @@ fn invocations_follow_each_clients_non_interactive_form() {
             "2.5"
         ]
     );
+    // Codex reads the prompt from stdin (`-`), so no prompt is too long for it.
     assert_eq!(
         argv("codex"),
-        ["codex", "exec", "--json", "--model", "m1", "Fix the bug"]
+        [
+            "codex",
+            "exec",
+            "--json",
+            "--skip-git-repo-check",
+            "--sandbox",
+            "workspace-write",
+            "--disable",
+            "shell_snapshot",
+            "--model",
+            "m1",
+            "-"
+        ]
+    );
+    assert_eq!(
+        adapter("codex").invocation(&request).stdin.as_deref(),
+        Some(&b"Fix the bug"[..])
     );
     assert_eq!(
         argv("aider"),
@@ -358,6 +375,10 @@ fn invocations_follow_each_clients_non_interactive_form() {
             "Fix the bug",
             "--yes-always",
             "--no-stream",
+            "--no-check-update",
+            "--no-show-release-notes",
+            "--analytics-disable",
+            "--no-gitignore",
             "--model",
             "m1"
         ]
@@ -373,7 +394,8 @@ fn invocations_follow_each_clients_non_interactive_form() {
             "-m",
             "m1",
             "--approval-mode",
-            "yolo"
+            "yolo",
+            "--skip-trust"
         ]
     );
     assert_eq!(
@@ -402,7 +424,46 @@ fn invocations_follow_each_clients_non_interactive_form() {
         &base("claude-code"),
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"
     ));
-    assert!(has(&base("codex"), "OPENAI_BASE_URL"));
+    // Codex ignores `OPENAI_BASE_URL`: a model provider of its own, over HTTPS only.
+    let codex = base("codex").argv.join(" ");
+    assert!(!has(&base("codex"), "OPENAI_BASE_URL"));
+    assert!(
+        codex.contains(r#"-c model_providers.spectacular.base_url="http://127.0.0.1:9/v1""#)
+            && codex.contains(r#"-c model_providers.spectacular.env_key="OPENAI_API_KEY""#)
+            && codex.contains("-c model_providers.spectacular.supports_websockets=false")
+            && codex.contains(r#"-c model_provider="spectacular""#),
+        "{codex}"
+    );
+    // OpenCode takes a provider block of its configuration, inline, and the model under it.
+    let opencode = base("opencode");
+    let config = opencode
+        .env
+        .iter()
+        .find(|(k, _)| k == "OPENCODE_CONFIG_CONTENT")
+        .map(|(_, v)| serde_json::from_str::<serde_json::Value>(v).unwrap())
+        .expect("an inline configuration");
+    assert_eq!(
+        config["provider"]["spectacular"]["options"]["baseURL"],
+        "http://127.0.0.1:9/v1"
+    );
+    assert_eq!(
+        config["provider"]["spectacular"]["options"]["apiKey"],
+        "{env:OPENAI_API_KEY}"
+    );
+    assert!(opencode.argv.contains(&"spectacular/m1".to_string()));
+    // Gemini refuses a bare base URL non-interactively: a settings file beside the prompt
+    // selects the API-key auth type.
+    let gemini = base("gemini");
+    let (path, settings) = &gemini.files[0];
+    assert_eq!(path, Path::new("/tmp/gemini-settings.json"));
+    assert!(settings.contains("gemini-api-key"), "{settings}");
+    assert!(gemini.env.contains(&(
+        "GEMINI_CLI_SYSTEM_SETTINGS_PATH".into(),
+        path.display().to_string()
+    )));
+    // Without a base URL, nothing of the sort.
+    assert!(adapter("gemini").invocation(&request).files.is_empty());
+    assert!(!argv("codex").contains(&"-c".to_string()));
     assert!(has(&base("aider"), "OPENAI_API_BASE"));
     assert!(base("aider").argv.contains(&"openai/m1".to_string()));
     assert!(has(&base("gemini"), "GOOGLE_GEMINI_BASE_URL"));
@@ -528,11 +589,15 @@ fn fake_clis_get_the_prompt_as_one_argument_and_their_output_parses() {
             invocation.argv[1..],
             "{name}: argv changed on the way"
         );
-        assert_eq!(
-            ran.argv.iter().filter(|a| *a == HOSTILE_PROMPT).count(),
-            1,
-            "{name}: the prompt is not one argument"
-        );
+        match &invocation.stdin {
+            // Codex reads its prompt from stdin.
+            Some(stdin) => assert_eq!(stdin, HOSTILE_PROMPT.as_bytes(), "{name}"),
+            None => assert_eq!(
+                ran.argv.iter().filter(|a| *a == HOSTILE_PROMPT).count(),
+                1,
+                "{name}: the prompt is not one argument"
+            ),
+        }
         assert!(
             !dir.path().join("pwned").exists(),
             "{name}: a shell ran the prompt"
@@ -1157,4 +1222,87 @@ fn tokens_are_priced_only_when_the_client_reported_no_dollars() {
         json!({"input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0,
                "cache_write_tokens": 0, "cost_usd": 0.42, "cost_source": "reported"})
     );
+}
+
+#[test]
+fn prompts_too_long_for_one_argument_go_through_stdin_or_the_prompt_file() {
+    let long = "x".repeat(200 * 1024);
+    let request = Request {
+        prompt: long.clone(),
+        prompt_file: "/tmp/attempt/prompt.md".into(),
+        workdir: "/tmp".into(),
+        ..Request::default()
+    };
+    for name in ["claude-code", "codex", "aider", "gemini"] {
+        let invocation = adapter(name).invocation(&request);
+        assert!(
+            invocation.argv.iter().all(|a| a.len() < 128 * 1024),
+            "{name}: the prompt is still an argument"
+        );
+        match name {
+            "aider" => {
+                let at = invocation.argv.iter().position(|a| a == "--message-file");
+                assert_eq!(
+                    at.map(|i| invocation.argv[i + 1].as_str()),
+                    Some("/tmp/attempt/prompt.md")
+                );
+                assert!(!invocation.argv.contains(&"--message".to_string()));
+            }
+            _ => assert_eq!(invocation.stdin.as_deref(), Some(long.as_bytes()), "{name}"),
+        }
+    }
+    // A short prompt stays an argument (but for Codex, which always reads stdin).
+    let short = Request {
+        prompt: "short".into(),
+        ..request
+    };
+    assert!(adapter("claude-code").invocation(&short).stdin.is_none());
+}
+
+#[test]
+fn claude_gets_no_budget_cap_of_zero() {
+    let request = |budget: Option<f64>| Request {
+        prompt: "p".into(),
+        max_budget_usd: budget,
+        ..Request::default()
+    };
+    let argv = |budget| adapter("claude-code").invocation(&request(budget)).argv;
+    assert!(!argv(Some(0.0)).contains(&"--max-budget-usd".to_string()));
+    assert!(!argv(None).contains(&"--max-budget-usd".to_string()));
+    assert!(argv(Some(0.25)).contains(&"0.25".to_string()));
+}
+
+#[test]
+fn claude_tokens_come_from_model_usage_when_usage_is_zero() {
+    let stdout = json!({
+        "type": "result", "subtype": "error_max_budget_usd", "is_error": true,
+        "total_cost_usd": 0.0123, "num_turns": 3, "session_id": "s1",
+        "usage": {"input_tokens": 0, "output_tokens": 0,
+            "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0},
+        "modelUsage": {"claude-sonnet-4-5": {"inputTokens": 1200, "outputTokens": 80,
+            "cacheReadInputTokens": 300, "cacheCreationInputTokens": 40, "costUSD": 0.0123}}
+    })
+    .to_string();
+    let outcome = adapter("claude-code").parse(Some(1), &stdout, "");
+    assert!(!outcome.ok);
+    let u = &outcome.usage;
+    assert_eq!(
+        [
+            u.input_tokens,
+            u.output_tokens,
+            u.cache_read_tokens,
+            u.cache_write_tokens
+        ],
+        [1200, 80, 300, 40]
+    );
+    assert_eq!(u.cost_usd, Some(0.0123));
+}
+
+#[test]
+fn gemini_errors_are_read_from_stderr() {
+    let stderr = "Loaded cached credentials.\nError when talking to Gemini API\n{\n  \"session_id\": \"abc\",\n  \"error\": {\n    \"type\": \"Error\",\n    \"message\": \"Resource exhausted\",\n    \"code\": 429\n  }\n}\n";
+    let outcome = adapter("gemini").parse(Some(1), "", stderr);
+    let (class, reason) = outcome.failure.expect("a failure");
+    assert_eq!(class, FailureClass::RateLimit, "{reason}");
+    assert_eq!(reason, "Resource exhausted (code 429)");
 }

@@ -13,6 +13,7 @@ mod fuzz;
 mod hostile;
 mod missions;
 mod policy;
+mod real_clients;
 mod record;
 mod runtime;
 mod support;
