@@ -1306,3 +1306,31 @@ fn gemini_errors_are_read_from_stderr() {
     assert_eq!(class, FailureClass::RateLimit, "{reason}");
     assert_eq!(reason, "Resource exhausted (code 429)");
 }
+
+#[test]
+fn agents_doctor_checks_the_key_variable_a_cli_agent_names() {
+    use crate::runtime::{code, text, Project};
+    let p = Project::new("mission: none\nphases:\n  a: { uses: builtin/noop }\n");
+    std::fs::write(
+        p.path().join(".spectacular/agents.yaml"),
+        "agents:\n  mine:\n    adapter: codex\n    api_key_env: MY_PROXY_KEY\n",
+    )
+    .unwrap();
+    let out = p
+        .command(&["agents", "doctor", "--json"])
+        .env("MY_PROXY_KEY", CANARY)
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(!text(&out).contains(CANARY));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mine = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "mine")
+        .cloned()
+        .unwrap();
+    assert_eq!(mine["keys"][0], json!(["MY_PROXY_KEY", true]));
+}
