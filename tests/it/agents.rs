@@ -1334,3 +1334,68 @@ fn agents_doctor_checks_the_key_variable_a_cli_agent_names() {
         .unwrap();
     assert_eq!(mine["keys"][0], json!(["MY_PROXY_KEY", true]));
 }
+
+/// The transcripts the real-client tier captured (`tests/fixtures/agents/real/`, written by
+/// `REAL_CLIENTS_CAPTURE=… tests/real-clients/run`): every client's own output for a
+/// file-writing phase, a 429 and a 529 from the fake model server, parsed as the engine does.
+#[test]
+fn real_client_transcripts_parse() {
+    let dir = fixtures().join("real");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let Some(stem) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".stdout"))
+        else {
+            continue;
+        };
+        let (client, scenario) = stem.rsplit_once('-').unwrap();
+        let read = |ext: &str| std::fs::read_to_string(dir.join(format!("{stem}.{ext}"))).unwrap();
+        let exit = read("exit").trim().parse::<i32>().ok();
+        let outcome = adapter(client).parse(exit, &read("stdout"), &read("stderr"));
+        let u = &outcome.usage;
+        let tokens = [
+            u.input_tokens,
+            u.output_tokens,
+            u.cache_read_tokens,
+            u.cache_write_tokens,
+        ];
+        match scenario {
+            "write" => {
+                assert!(outcome.ok, "{stem}: {:?}", outcome.failure);
+                assert!(
+                    outcome
+                        .text
+                        .as_deref()
+                        .is_some_and(|t| t.contains("I wrote hello.txt.")),
+                    "{stem}: {:?}",
+                    outcome.text
+                );
+                // Two requests (the tool call, the answer) of 42 + 10 cached input and 7
+                // output tokens each; Aider answers in one and counts cached tokens as input.
+                let expected = match client {
+                    "aider" => [52, 7, 0, 0],
+                    _ => [84, 14, 20, 0],
+                };
+                assert_eq!(tokens, expected, "{stem}");
+            }
+            "429" => assert_eq!(
+                outcome.failure.as_ref().map(|f| f.0),
+                Some(FailureClass::RateLimit),
+                "{stem}: {:?}",
+                outcome.failure
+            ),
+            "529" => assert_eq!(
+                outcome.failure.as_ref().map(|f| f.0),
+                Some(FailureClass::Overloaded),
+                "{stem}: {:?}",
+                outcome.failure
+            ),
+            other => panic!("{stem}: unknown scenario {other}"),
+        }
+        seen += 1;
+    }
+    assert!(seen >= 12, "{seen} transcripts");
+}

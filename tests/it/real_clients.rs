@@ -78,6 +78,34 @@ impl Ran {
         out
     }
 
+    /// With `REAL_CLIENTS_CAPTURE` set, keep the first attempt's output as a transcript
+    /// (`<client>-<scenario>.stdout`, `.stderr`, `.exit`) for the parser fixtures
+    /// (`tests/fixtures/agents/real/`).
+    fn capture(&self, client: &str, scenario: &str) {
+        let Ok(dir) = std::env::var("REAL_CLIENTS_CAPTURE") else {
+            return;
+        };
+        let dir = PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let attempt = self
+            .project
+            .store()
+            .run_dir(&self.project.run_id())
+            .join("attempts/write/1");
+        for stream in ["stdout", "stderr"] {
+            let text =
+                std::fs::read_to_string(attempt.join(format!("{stream}.log"))).unwrap_or_default();
+            std::fs::write(dir.join(format!("{client}-{scenario}.{stream}")), text).unwrap();
+        }
+        let exit = match self.result() {
+            EventData::AttemptSucceeded(s) => s.exit_code,
+            EventData::AttemptFailed(f) => f.exit_code,
+            _ => None,
+        };
+        let exit = exit.map(|c| c.to_string()).unwrap_or_default();
+        std::fs::write(dir.join(format!("{client}-{scenario}.exit")), exit).unwrap();
+    }
+
     /// The canary key appears nowhere under the project (store, captures, workspace) nor in
     /// the client's HOME.
     fn assert_no_canary(&self) {
@@ -213,6 +241,7 @@ fn writes_a_file(client: &str) {
     }
     let server = FakeLlm::with_scenario(write_scenario());
     let ran = run(client, &Target::Server(&server), "120s", None);
+    ran.capture(client, "write");
     assert_eq!(code(&ran.output), 0, "{}", ran.transcript());
     let written = std::fs::read_to_string(ran.project.path().join("hello.txt"))
         .unwrap_or_else(|e| panic!("hello.txt: {e}\n{}", ran.transcript()));
@@ -280,6 +309,7 @@ fn fails_with(client: &str, status: u16, class: &str) {
     }
     let server = FakeLlm::with_scenario(Scenario::Status(status));
     let ran = run(client, &Target::Server(&server), "300s", None);
+    ran.capture(client, &status.to_string());
     assert_eq!(code(&ran.output), 1, "{}", ran.transcript());
     let EventData::AttemptFailed(failed) = ran.result() else {
         panic!("{}", ran.transcript())
