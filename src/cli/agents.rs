@@ -121,30 +121,35 @@ pub fn run(context: &Context, args: Args) -> Outcome {
     if json {
         let text =
             serde_json::to_string_pretty(&rows).map_err(|e| Failure::internal(e.to_string()))?;
-        println!("{text}");
+        outln!("{text}")?;
         return Ok(Exit::Success);
     }
     let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(5).max(5);
     if !doctor {
-        println!(
+        outln!(
             "{:width$}  {:18}  {:28}  ORIGIN",
-            "AGENT", "ADAPTER", "ROLES"
-        );
+            "AGENT",
+            "ADAPTER",
+            "ROLES"
+        )?;
         for r in &rows {
-            println!(
+            outln!(
                 "{:width$}  {:18}  {:28}  {}",
                 r.name,
                 r.adapter,
                 r.roles.join(","),
                 r.origin
-            );
+            )?;
         }
         return Ok(Exit::Success);
     }
-    println!(
+    outln!(
         "{:width$}  {:18}  {:9}  {:30}  KEYS",
-        "AGENT", "ADAPTER", "STATUS", "PROGRAM / VERSION"
-    );
+        "AGENT",
+        "ADAPTER",
+        "STATUS",
+        "PROGRAM / VERSION"
+    )?;
     for r in &rows {
         let status = if r.ready { "ready" } else { "missing" };
         let program = match (&r.program, &r.found, &r.version) {
@@ -158,17 +163,17 @@ pub fn run(context: &Context, args: Args) -> Outcome {
             .iter()
             .map(|(k, set)| format!("{k} {}", if *set { "set" } else { "not set" }))
             .collect();
-        println!(
+        outln!(
             "{:width$}  {:18}  {:9}  {:30}  {}",
             r.name,
             r.adapter,
             status,
             program,
             keys.join(", ")
-        );
+        )?;
     }
     let ready = rows.iter().filter(|r| r.ready).count();
-    println!("{ready} of {} agents can run here", rows.len());
+    outln!("{ready} of {} agents can run here", rows.len())?;
     Ok(Exit::Success)
 }
 

@@ -57,10 +57,10 @@ pub fn approve(context: &Context, args: ApproveArgs) -> Outcome {
             inbox::send(&store.run_dir(&run_id), &command)
                 .map_err(|e| Failure::internal(format!("writing to the run's inbox: {e}")))?;
             let holder = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
-            println!(
+            outln!(
                 "{verdict} `{}`; the running engine{holder} continues the run",
                 args.phase
-            );
+            )?;
             Ok(Exit::Success)
         }
         Err(e) => Err(Failure::internal(e.to_string())),
@@ -83,7 +83,7 @@ pub fn approve(context: &Context, args: ApproveArgs) -> Outcome {
             if let Ok(mut projection) = store.projection() {
                 let _ = projection.apply(&[]);
             }
-            println!("{verdict} `{}`", args.phase);
+            outln!("{verdict} `{}`", args.phase)?;
             if args.resume {
                 return super::run::resume(
                     context,
@@ -94,7 +94,7 @@ pub fn approve(context: &Context, args: ApproveArgs) -> Outcome {
                     },
                 );
             }
-            println!("continue the run with `spectacular resume {run_id}`");
+            outln!("continue the run with `spectacular resume {run_id}`")?;
             Ok(Exit::Success)
         }
     }
@@ -144,7 +144,7 @@ pub fn cancel(context: &Context, args: CancelArgs) -> Outcome {
             )
             .map_err(|e| Failure::internal(format!("writing to the run's inbox: {e}")))?;
             let holder = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
-            println!("cancel requested; the running engine{holder} stops the run's attempts");
+            outln!("cancel requested; the running engine{holder} stops the run's attempts")?;
             Ok(Exit::Success)
         }
         Err(e) => Err(Failure::internal(e.to_string())),
@@ -188,7 +188,7 @@ pub fn cancel(context: &Context, args: CancelArgs) -> Outcome {
             if let Ok(mut projection) = store.projection() {
                 let _ = projection.apply(&[]);
             }
-            println!("run {run_id} canceled; `spectacular resume {run_id}` continues it later");
+            outln!("run {run_id} canceled; `spectacular resume {run_id}` continues it later")?;
             Ok(Exit::Success)
         }
     }

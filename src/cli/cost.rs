@@ -30,9 +30,9 @@ pub fn run(context: &Context, args: Args) -> Outcome {
     if args.json {
         let text =
             serde_json::to_string_pretty(&report).map_err(|e| Failure::internal(e.to_string()))?;
-        println!("{text}");
+        outln!("{text}")?;
     } else {
-        print!("{}", cost::text(&report));
+        out!("{}", cost::text(&report))?;
     }
     Ok(Exit::Success)
 }

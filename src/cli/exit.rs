@@ -26,7 +26,9 @@ pub const EXIT_CODES: &[(u8, &str, &str)] = &[
     (
         0,
         "success",
-        "the command succeeded (a valid mission, a successful run)",
+        "the command succeeded (a valid mission, a successful run); also when the reader of its \
+         output went away (`spectacular replay last | head -1`): the command stops writing and \
+         ends quietly, without the 141 of a process killed by SIGPIPE",
     ),
     (1, "run failed", "the run failed"),
     (
@@ -47,7 +49,9 @@ pub const EXIT_CODES: &[(u8, &str, &str)] = &[
     (
         70,
         "internal error",
-        "a bug in spectacular, or the machine refused (disk full, fsync failed)",
+        "a bug in spectacular, the machine refused (disk full, fsync failed), or a run log \
+         cannot be read (a damaged line, a line written by a newer version, a repeated \
+         `event_id`): the message names the file, the line and the fix",
     ),
     (
         130,

@@ -21,16 +21,16 @@ pub enum Format {
 pub fn run(context: &Context, args: Args) -> Outcome {
     let validated = context.validate(&args.mission)?;
     let Some(mission) = validated.mission else {
-        eprint!("{}", context.render_stderr(&validated.diagnostics));
+        eout!("{}", context.render_stderr(&validated.diagnostics));
         return Ok(Exit::Invalid);
     };
     if !validated.diagnostics.is_empty() {
-        eprint!("{}", context.render_stderr(&validated.diagnostics));
+        eout!("{}", context.render_stderr(&validated.diagnostics));
     }
     let plan = plan::plan(mission);
     match args.format {
-        Format::Dot => print!("{}", plan::to_dot(&plan)),
-        Format::Mermaid => print!("{}", plan::to_mermaid(&plan)),
+        Format::Dot => out!("{}", plan::to_dot(&plan))?,
+        Format::Mermaid => out!("{}", plan::to_mermaid(&plan))?,
     }
     Ok(Exit::Success)
 }

@@ -46,7 +46,7 @@ fn list(context: &Context, json: bool) -> Outcome {
     if json {
         let text = serde_json::to_string_pretty(&missions)
             .map_err(|e| Failure::internal(e.to_string()))?;
-        println!("{text}");
+        outln!("{text}")?;
         return Ok(Exit::Success);
     }
     let width = missions
@@ -55,15 +55,15 @@ fn list(context: &Context, json: bool) -> Outcome {
         .max()
         .unwrap_or(4)
         .max(4);
-    println!("{:width$}  {:8}  LOCATION", "NAME", "ORIGIN");
+    outln!("{:width$}  {:8}  LOCATION", "NAME", "ORIGIN")?;
     for m in &missions {
         let note = if m.shadowed { "  (shadowed)" } else { "" };
-        println!(
+        outln!(
             "{:width$}  {:8}  {}{note}",
             m.name,
             m.origin.to_string(),
             m.location
-        );
+        )?;
     }
     Ok(Exit::Success)
 }
@@ -71,7 +71,7 @@ fn list(context: &Context, json: bool) -> Outcome {
 fn show(context: &Context, name: &str) -> Outcome {
     let located = load::locate(name, &context.cwd)?;
     let loaded = load::load(located)?;
-    print!("{}", loaded.source.text);
+    out!("{}", loaded.source.text)?;
     Ok(Exit::Success)
 }
 
@@ -111,9 +111,9 @@ fn eject(context: &Context, name: &str, force: bool) -> Outcome {
         std::fs::write(&path, text)
             .map_err(|e| Failure::internal(format!("failed to write `{}`: {e}", path.display())))?;
     }
-    println!(
+    outln!(
         "ejected `{name}` into `{}`; it now shadows the built-in mission",
         crate::project::display_path(&target, &context.cwd)
-    );
+    )?;
     Ok(Exit::Success)
 }

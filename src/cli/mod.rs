@@ -1,4 +1,42 @@
 //! The command line: clap definitions, one file per subcommand. The only module that prints.
+//!
+//! Output goes through `out!`/`outln!` (stdout) and `eout!`/`eoutln!` (stderr), never
+//! `print!`: when the reader of stdout goes away (`spectacular replay last | head -1`), the
+//! write fails with a broken pipe and the command ends quietly with exit code 0 instead of
+//! panicking; a closed stderr is ignored.
+
+/// Print to stdout; `Err(Failure)` (quiet, exit 0) when stdout was closed. Use with `?`.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// [`out!`] with a newline.
+macro_rules! outln {
+    () => {
+        $crate::cli::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Print to stderr; a closed stderr is ignored (there is nobody left to tell).
+macro_rules! eout {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// [`eout!`] with a newline.
+macro_rules! eoutln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 mod agents;
 mod completions;
@@ -124,10 +162,23 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(exit) => exit.into(),
+        Err(failure) if failure.message.is_empty() => failure.exit.into(),
         Err(failure) => {
-            eprintln!("{}", context.error_line(&failure.message));
+            eoutln!("{}", context.error_line(&failure.message));
             failure.exit.into()
         }
+    }
+}
+
+/// Write to stdout (for `out!`): a broken pipe ends the command quietly with exit code 0,
+/// any other failure is an internal error.
+pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_fmt(args) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Failure::closed()),
+        Err(e) => Err(Failure::internal(format!("failed to write to stdout: {e}"))),
     }
 }
 
@@ -150,6 +201,14 @@ impl Failure {
         Failure {
             exit: Exit::Internal,
             message: message.into(),
+        }
+    }
+
+    /// The reader of stdout went away (a closed pipe): stop quietly, with exit code 0.
+    pub fn closed() -> Failure {
+        Failure {
+            exit: Exit::Success,
+            message: String::new(),
         }
     }
 }
@@ -201,7 +260,7 @@ impl Context {
         }
     }
 
-    fn error_line(&self, message: &str) -> String {
+    pub(crate) fn error_line(&self, message: &str) -> String {
         if self.color_stderr {
             let style = anstyle::AnsiColor::Red.on_default().bold();
             format!("{style}error{style:#}: {message}")

@@ -99,7 +99,7 @@ fn report(context: &Context, diagnostics: &Diagnostics) -> Exit {
     if diagnostics.is_empty() {
         return Exit::Success;
     }
-    eprint!("{}", context.render_stderr(diagnostics));
+    eout!("{}", context.render_stderr(diagnostics));
     if diagnostics.has_errors() {
         Exit::Invalid
     } else {
@@ -114,10 +114,10 @@ fn list(context: &Context, mission: Option<&str>, json: bool) -> Outcome {
     };
     let infos = packs.list();
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&infos).map_err(internal)?
-        );
+        )?;
     } else {
         let width = infos.iter().map(|p| p.name.len()).max().unwrap_or(4).max(4);
         let hooks_of = |p: &crate::policy::PackInfo| {
@@ -133,10 +133,14 @@ fn list(context: &Context, mission: Option<&str>, json: bool) -> Outcome {
             .max()
             .unwrap_or(5)
             .max(5);
-        println!(
+        outln!(
             "{:width$}  {:7}  {:7}  {:hooks_width$}  {:8}  ORIGIN",
-            "NAME", "VERSION", "LAYER", "HOOKS", "STATUS"
-        );
+            "NAME",
+            "VERSION",
+            "LAYER",
+            "HOOKS",
+            "STATUS"
+        )?;
         for p in &infos {
             let status = if p.shadowed {
                 "shadowed"
@@ -145,7 +149,7 @@ fn list(context: &Context, mission: Option<&str>, json: bool) -> Outcome {
             } else {
                 "opt-in"
             };
-            println!(
+            outln!(
                 "{:width$}  {:7}  {:7}  {:hooks_width$}  {:8}  {}",
                 p.name,
                 p.version,
@@ -153,7 +157,7 @@ fn list(context: &Context, mission: Option<&str>, json: bool) -> Outcome {
                 hooks_of(p),
                 status,
                 p.origin
-            );
+            )?;
         }
     }
     Ok(report(context, &diagnostics))
@@ -199,12 +203,12 @@ fn test(context: &Context, pack: Option<&str>, mission: Option<&str>, json: bool
             "invalid": diagnostics.error_count(),
             "packs": reports,
         });
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&value).map_err(internal)?
-        );
+        )?;
     } else {
-        print!("{}", render_reports(&reports, diagnostics.error_count()));
+        out!("{}", render_reports(&reports, diagnostics.error_count()))?;
     }
     let invalid = report(context, &diagnostics);
     if invalid != Exit::Success {
@@ -299,36 +303,36 @@ fn explain(context: &Context, run: &str, phase: Option<&str>, json: bool) -> Out
                 })
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&items).map_err(internal)?
-        );
+        )?;
         return Ok(Exit::Success);
     }
     let scope = phase.map(|p| format!(", phase `{p}`")).unwrap_or_default();
     if decisions.is_empty() {
-        println!("run {run_id}{scope}: no policy decisions recorded");
+        outln!("run {run_id}{scope}: no policy decisions recorded")?;
         return Ok(Exit::Success);
     }
-    println!(
+    outln!(
         "run {run_id}{scope}: {} policy decision{}",
         decisions.len(),
         if decisions.len() == 1 { "" } else { "s" }
-    );
+    )?;
     let mut current = "";
     for (e, d) in &decisions {
         if d.phase != current {
-            println!("\n{}", d.phase);
+            outln!("\n{}", d.phase)?;
             current = &d.phase;
         }
         let who = format!("{} {}", d.pack, d.version);
-        println!(
+        outln!(
             "  #{:<5} {:6}  {:24}  {}",
             e.seq,
             d.hook,
             who,
             summarize(&d.hook, &d.result, d.reason.as_deref())
-        );
+        )?;
     }
     Ok(Exit::Success)
 }

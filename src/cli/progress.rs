@@ -66,7 +66,7 @@ impl Progress {
                 let now =
                     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
                 let clock = now.get(11..23).unwrap_or(&now).to_string();
-                eprintln!("{clock} {text}");
+                eoutln!("{clock} {text}");
             }
         }
     }

@@ -1,6 +1,5 @@
 //! `spectacular status`, `runs`, `events` and `replay`: reading runs, never changing them.
 
-use std::io::Write;
 use std::time::Duration;
 
 use super::{Context, Exit, Failure, Outcome};
@@ -65,68 +64,106 @@ pub fn status(context: &Context, args: StatusArgs) -> Outcome {
     if args.json {
         let mut json = query::status_json(&summary);
         json["engine_running"] = serde_json::Value::Bool(engine_running);
-        println!("{}", serde_json::to_string_pretty(&json).map_err(internal)?);
+        outln!("{}", serde_json::to_string_pretty(&json).map_err(internal)?)?;
     } else {
-        print!("{}", query::status_text(&summary));
+        out!("{}", query::status_text(&summary))?;
         if summary.status == crate::record::RunStatus::Running && !engine_running {
-            println!(
+            outln!(
                 "no engine is running this run; continue it with `spectacular resume {run_id}`"
-            );
+            )?;
         }
     }
     Ok(Exit::Success)
 }
 
+/// The runs in the store. A run whose log cannot be read is listed as `damaged`, its error
+/// goes to stderr, and the command exits with code 70 after listing every other run.
 pub fn runs(context: &Context, args: RunsArgs) -> Outcome {
     let store = context.store();
-    let rows = match store.projection() {
-        Ok(projection) => projection.runs().map_err(internal)?,
-        Err(e) => return Err(internal(e)),
-    };
+    let (projection, damaged) = store.projection_checked().map_err(internal)?;
+    let rows = projection.runs().map_err(internal)?;
     if args.json {
-        let list: Vec<serde_json::Value> = rows
+        let mut list: Vec<(String, serde_json::Value)> = rows
             .iter()
             .map(|r| {
-                serde_json::json!({
+                let row = serde_json::json!({
                     "run_id": r.run_id, "mission": r.mission, "status": r.status,
                     "started_at": r.started_at, "ended_at": r.ended_at, "events": r.last_seq,
-                })
+                });
+                (r.run_id.clone(), row)
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&list).map_err(internal)?);
-        return Ok(Exit::Success);
+        for (run_id, e) in &damaged {
+            let row = serde_json::json!({
+                "run_id": run_id, "status": "damaged", "error": e.to_string(),
+            });
+            list.push((run_id.clone(), row));
+        }
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        let list: Vec<serde_json::Value> = list.into_iter().map(|(_, row)| row).collect();
+        outln!("{}", serde_json::to_string_pretty(&list).map_err(internal)?)?;
+        return finish_runs(context, &damaged);
     }
-    if rows.is_empty() {
-        println!(
+    if rows.is_empty() && damaged.is_empty() {
+        outln!(
             "no runs yet in `{}`",
             crate::project::display_path(&store.dir, &context.cwd)
-        );
+        )?;
         return Ok(Exit::Success);
     }
-    println!("{:26}  {:20}  {:10}  STARTED", "RUN", "MISSION", "STATUS");
-    for r in rows {
-        println!(
-            "{:26}  {:20}  {:10}  {}",
-            r.run_id,
-            r.mission,
-            r.status,
-            r.started_at.unwrap_or_default()
-        );
+    let mut lines: Vec<(String, String)> = rows
+        .into_iter()
+        .map(|r| {
+            let line = format!(
+                "{:26}  {:20}  {:10}  {}",
+                r.run_id,
+                r.mission,
+                r.status,
+                r.started_at.unwrap_or_default()
+            );
+            (r.run_id, line)
+        })
+        .collect();
+    for (run_id, _) in &damaged {
+        lines.push((run_id.clone(), format!("{run_id:26}  {:20}  damaged", "?")));
     }
-    Ok(Exit::Success)
+    lines.sort_by(|a, b| a.0.cmp(&b.0));
+    outln!("{:26}  {:20}  {:10}  STARTED", "RUN", "MISSION", "STATUS")?;
+    for (_, line) in lines {
+        outln!("{}", line.trim_end())?;
+    }
+    finish_runs(context, &damaged)
 }
 
-fn print_events(events: &[Event], json: bool) {
-    let mut out = std::io::stdout().lock();
-    for e in events {
-        let line = if json {
-            e.to_json_line()
-        } else {
-            query::timeline_line(e)
-        };
-        let _ = writeln!(out, "{line}");
+/// Report the damaged runs of `runs` on stderr; exit 70 when there is one.
+fn finish_runs(context: &Context, damaged: &[(String, crate::record::Error)]) -> Outcome {
+    if damaged.is_empty() {
+        return Ok(Exit::Success);
     }
-    let _ = out.flush();
+    for (run_id, e) in damaged {
+        eoutln!(
+            "{}",
+            context.error_line(&format!("run `{run_id}` cannot be read: {e}"))
+        );
+    }
+    Ok(Exit::Internal)
+}
+
+fn print_events(events: &[Event], json: bool) -> Result<(), Failure> {
+    let mut text = String::new();
+    for e in events {
+        if json {
+            text.push_str(&e.to_json_line());
+        } else {
+            text.push_str(&query::timeline_line(e));
+        }
+        text.push('\n');
+        if text.len() >= 64 * 1024 {
+            out!("{text}")?;
+            text.clear();
+        }
+    }
+    out!("{text}")
 }
 
 pub fn events(context: &Context, args: EventsArgs) -> Outcome {
@@ -136,7 +173,7 @@ pub fn events(context: &Context, args: EventsArgs) -> Outcome {
     loop {
         let events = store.read_events(&run_id).map_err(internal)?;
         if events.len() > seen {
-            print_events(&events[seen..], args.json);
+            print_events(&events[seen..], args.json)?;
             seen = events.len();
         }
         if !args.follow {
@@ -152,7 +189,7 @@ pub fn events(context: &Context, args: EventsArgs) -> Outcome {
             // The engine stopped: print what it wrote after our last read, then stop too.
             let events = store.read_events(&run_id).map_err(internal)?;
             if events.len() > seen {
-                print_events(&events[seen..], args.json);
+                print_events(&events[seen..], args.json)?;
             }
             return Ok(Exit::Success);
         }
@@ -167,34 +204,34 @@ pub fn replay(context: &Context, args: ReplayArgs) -> Outcome {
     let summary = fold(&events);
     if !args.verify {
         if args.json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&query::status_json(&summary)).map_err(internal)?
-            );
+            )?;
         } else {
-            print_events(&events, false);
-            println!();
-            print!("{}", query::status_text(&summary));
+            print_events(&events, false)?;
+            outln!()?;
+            out!("{}", query::status_text(&summary))?;
         }
         return Ok(Exit::Success);
     }
     let projection = store.projection().map_err(internal)?;
     let differences = projection.verify(&run_id, &events).map_err(internal)?;
     if differences.is_empty() {
-        println!(
+        outln!(
             "run {run_id}: the projection matches the log ({} events)",
             events.len()
-        );
+        )?;
         Ok(Exit::Success)
     } else {
-        println!("run {run_id}: the projection differs from the log:");
+        outln!("run {run_id}: the projection differs from the log:")?;
         for d in &differences {
-            println!("  {d}");
+            outln!("  {d}")?;
         }
-        println!(
+        outln!(
             "delete `{}` to rebuild it from the logs",
             crate::project::display_path(&store.db_path(), &context.cwd)
-        );
+        )?;
         Ok(Exit::RunFailed)
     }
 }

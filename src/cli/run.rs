@@ -52,7 +52,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 pub fn run(context: &Context, args: RunArgs) -> Outcome {
     let validated = context.validate(&args.mission)?;
     let Some(mission) = validated.mission else {
-        eprint!("{}", context.render_stderr(&validated.diagnostics));
+        eout!("{}", context.render_stderr(&validated.diagnostics));
         return Ok(Exit::Invalid);
     };
     let inputs = parse_inputs(&mission, &args.inputs, context)?;
@@ -82,7 +82,7 @@ pub fn run(context: &Context, args: RunArgs) -> Outcome {
     });
     let engine = engine.map_err(|e| Failure::internal(e.to_string()))?;
     if !args.json {
-        eprintln!("run {} of `{mission_id}`", engine.run_id());
+        eoutln!("run {} of `{mission_id}`", engine.run_id());
     }
     drive(context, &runtime, engine, &progress, args.json)
 }
@@ -131,7 +131,7 @@ pub fn resume(context: &Context, args: ResumeArgs) -> Outcome {
         Err(e) => return Err(Failure::internal(e.to_string())),
     };
     if !args.json {
-        eprintln!("resuming run {run_id}");
+        eoutln!("resuming run {run_id}");
     }
     drive(context, &runtime, engine, &progress, args.json)
 }
@@ -153,7 +153,7 @@ fn drive(
     })?;
     let say = |text: String| {
         if !json {
-            eprintln!("{text}");
+            eoutln!("{text}");
         }
     };
     Ok(match outcome {

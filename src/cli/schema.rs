@@ -24,10 +24,10 @@ pub enum Name {
 
 pub fn run(args: Args) -> Outcome {
     match args.name {
-        Name::Mission => print!("{}", mission_schema_text()),
-        Name::Policy => print!("{}", crate::policy::pack::policy_schema_text()),
-        Name::Models => print!("{}", crate::config::models::models_schema_text()),
-        Name::Agents => print!("{}", crate::agents::config::agents_schema_text()),
+        Name::Mission => out!("{}", mission_schema_text())?,
+        Name::Policy => out!("{}", crate::policy::pack::policy_schema_text())?,
+        Name::Models => out!("{}", crate::config::models::models_schema_text())?,
+        Name::Agents => out!("{}", crate::agents::config::agents_schema_text())?,
     }
     Ok(Exit::Success)
 }

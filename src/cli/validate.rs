@@ -27,9 +27,9 @@ pub fn run(context: &Context, args: Args) -> Outcome {
     let failed =
         diagnostics.has_errors() || (args.deny_warnings && diagnostics.warning_count() > 0);
     match args.format {
-        Format::Json => print!("{}", render_json(diagnostics)),
+        Format::Json => out!("{}", render_json(diagnostics))?,
         Format::Text => {
-            print!(
+            out!(
                 "{}",
                 render_text(
                     diagnostics,
@@ -37,11 +37,11 @@ pub fn run(context: &Context, args: Args) -> Outcome {
                         color: context.color_stdout
                     }
                 )
-            );
+            )?;
             if let Some(mission) = &validated.mission {
                 if !failed {
                     let plan = crate::plan::plan(mission.clone());
-                    println!(
+                    outln!(
                         "`{}` is valid: mission `{}`, {} phase{} in {} layer{}",
                         mission.source_name,
                         mission.id,
@@ -49,7 +49,7 @@ pub fn run(context: &Context, args: Args) -> Outcome {
                         if plan.len() == 1 { "" } else { "s" },
                         plan.layers().len(),
                         if plan.layers().len() == 1 { "" } else { "s" },
-                    );
+                    )?;
                 }
             }
         }

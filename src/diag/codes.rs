@@ -129,6 +129,9 @@ codes! {
     RequiredWithDefault = "M2019", "required-with-default", Warning,
         summary: "An input is `required: true` and also has a `default`, so it is never really required.",
         fix: "Remove `required: true` or remove the default.";
+    NoPhases = "M2020", "no-phases", Error,
+        summary: "The mission's `phases` map is empty, so a run would do nothing.",
+        fix: "Add at least one phase under `phases:`.";
     ExpressionSyntax = "M3001", "expression-syntax", Error,
         summary: "An `if` or `for_each` Rhai expression does not parse.",
         fix: "Fix the expression at the position shown; `if` takes a Rhai expression such as `run.complexity >= 0.3`.";
@@ -150,6 +153,9 @@ codes! {
     UndeclaredVar = "M3007", "undeclared-var", Error,
         summary: "A template uses `vars.<name>` for a var the mission does not declare.",
         fix: "Declare it under `vars:` or correct its name.";
+    UnquotedShellValue = "M3008", "unquoted-shell-value", Warning,
+        summary: "A `shell:` template puts recorded data (an output or a `for_each` item) into the script without quoting it.",
+        fix: "Quote the value with the `q` filter, `{{ item.file | q }}`, so that it reaches the shell as one word whatever it holds; or use `run:`, which needs no shell.";
     PolicySyntax = "M4001", "policy-syntax", Error,
         summary: "A policy pack's Rhai script does not compile.",
         fix: "Fix the script at the position shown; hooks are functions `fn route(ctx)`, `fn govern(ctx)` and `fn budget(ctx)`.";

@@ -76,9 +76,37 @@ pub(super) struct AgentFailure {
     pub(super) usage: Option<Box<crate::agents::Usage>>,
 }
 
+/// What follows a failed candidate.
+enum Hop {
+    /// Hand over to the next candidate once `fallback.activated` is durable.
+    Next(tokio::sync::oneshot::Receiver<()>),
+    /// Give up with every reason.
+    GiveUp(AgentFailure),
+}
+
+impl Hop {
+    /// Wait until the next candidate may start: its `fallback.activated` is durable. `Err`
+    /// when the engine could not make it so (it is stopping).
+    async fn next(
+        durable: tokio::sync::oneshot::Receiver<()>,
+        candidate: &Candidate,
+    ) -> Result<(), AgentFailure> {
+        if durable.await.is_err() {
+            return Err(AgentFailure {
+                agent: candidate.agent.clone(),
+                kind: FailureKind::Canceled,
+                message: "the engine stopped before the fallback could be recorded".into(),
+                exit_code: None,
+                usage: None,
+            });
+        }
+        crash::point("fallback.next");
+        Ok(())
+    }
+}
+
 /// After candidate `i` failed with `class`: cool it down if the failure is transient and hand
-/// over to the next candidate (recording `fallback.activated`; `None`), or give up with every
-/// reason (`Some`).
+/// over to the next candidate (recording `fallback.activated`), or give up with every reason.
 fn hop(
     job: &Job,
     agent: &AgentJob,
@@ -87,7 +115,7 @@ fn hop(
     class: crate::agents::FailureClass,
     reason: &str,
     reasons: &mut Vec<String>,
-) -> Option<AgentFailure> {
+) -> Hop {
     reasons.push(format!("{}: {}: {reason}", candidate.key(), class.as_str()));
     let total = agent.candidates.len();
     if class.is_transient() {
@@ -106,8 +134,12 @@ fn hop(
                 to_model: next.model.clone(),
                 reason: format!("{}: {reason}", class.as_str()),
             });
-            let _ = agent.tx.send(Msg::Record(Box::new(event)));
-            None
+            let (durable, committed) = tokio::sync::oneshot::channel();
+            let _ = agent.tx.send(Msg::Record {
+                data: Box::new(event),
+                durable,
+            });
+            Hop::Next(committed)
         }
         _ => {
             let kind = match class {
@@ -123,7 +155,7 @@ fn hop(
             } else {
                 format!("{}: {reason}", class.as_str())
             };
-            Some(AgentFailure {
+            Hop::GiveUp(AgentFailure {
                 agent: candidate.agent.clone(),
                 kind,
                 message,
@@ -208,8 +240,11 @@ pub(super) async fn run_agent(
                     .failure
                     .unwrap_or((crate::agents::FailureClass::Other, "the call failed".into()));
                 match hop(job, agent, i, candidate, class, &reason, &mut reasons) {
-                    Some(failure) => return Err(AgentFailure { usage, ..failure }),
-                    None => continue,
+                    Hop::GiveUp(failure) => return Err(AgentFailure { usage, ..failure }),
+                    Hop::Next(durable) => {
+                        Hop::next(durable, candidate).await?;
+                        continue;
+                    }
                 }
             }
         };
@@ -246,10 +281,18 @@ pub(super) async fn run_agent(
             ),
             process::Ended::Exited { code, .. } => {
                 // The agent's own report decides, not its exit code alone.
+                // Reading and redacting up to `OUTPUT_CAP` bytes each: off the event loop.
                 let read = |p: &Path| {
-                    String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()
+                    let p = p.to_path_buf();
+                    tokio::task::spawn_blocking(move || {
+                        String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()
+                    })
                 };
                 let (stdout, stderr) = (read(&base.stdout), read(&base.stderr));
+                let (stdout, stderr) = (
+                    stdout.await.unwrap_or_default(),
+                    stderr.await.unwrap_or_default(),
+                );
                 let mut outcome = crate::agents::process_outcome(
                     adapter.as_ref(),
                     &ended,
@@ -258,9 +301,16 @@ pub(super) async fn run_agent(
                     &candidate.secrets,
                     limit,
                 );
-                for file in [&base.stdout, &base.stderr] {
-                    let _ = crate::agents::redact_file(file, &candidate.secrets);
-                }
+                let (files, secrets) = (
+                    [base.stdout.clone(), base.stderr.clone()],
+                    candidate.secrets.clone(),
+                );
+                let _ = tokio::task::spawn_blocking(move || {
+                    for file in &files {
+                        let _ = crate::agents::redact_file(file, &secrets);
+                    }
+                })
+                .await;
                 let usage = Some(Box::new(candidate.settle(&mut outcome.usage)));
                 if outcome.ok {
                     return Ok((*code, usage, candidate.agent.clone()));
@@ -272,12 +322,15 @@ pub(super) async fn run_agent(
                 (class, reason, *code, usage)
             }
         };
-        if let Some(failure) = hop(job, agent, i, candidate, class, &reason, &mut reasons) {
-            return Err(AgentFailure {
-                exit_code: code,
-                usage,
-                ..failure
-            });
+        match hop(job, agent, i, candidate, class, &reason, &mut reasons) {
+            Hop::GiveUp(failure) => {
+                return Err(AgentFailure {
+                    exit_code: code,
+                    usage,
+                    ..failure
+                })
+            }
+            Hop::Next(durable) => Hop::next(durable, candidate).await?,
         }
     }
     Err(AgentFailure {

@@ -1,7 +1,9 @@
 //! The inbox of a running engine: `approve` and `cancel` from another terminal drop a command
 //! file into `runs/<id>/inbox/`; the engine (the run's only writer) drains it and records the
 //! events. Files are written to a temporary name and renamed, so a half-written command is
-//! never read.
+//! never read; a command's file is deleted only once the event it led to is durable (see
+//! [`Taken::claim`] and [`recover`]), so an engine that dies neither loses a command nor
+//! acts on it twice.
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +28,35 @@ fn dir(run_dir: &Path) -> PathBuf {
     run_dir.join("inbox")
 }
 
+/// What waits in an inbox, as seen by the engine's watcher.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Waiting {
+    /// Some command waits.
+    pub any: bool,
+    /// One of them is a `cancel`.
+    pub cancel: bool,
+}
+
+/// Look into the inbox of `inbox_dir` without taking anything.
+pub fn waiting(inbox_dir: &Path) -> Waiting {
+    let mut waiting = Waiting::default();
+    let Ok(entries) = std::fs::read_dir(inbox_dir) else {
+        return waiting;
+    };
+    for path in entries.flatten().map(|e| e.path()) {
+        if path.extension().is_some_and(|x| x == "json") {
+            waiting.any = true;
+            let command = std::fs::read(&path)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<Command>(&bytes).ok());
+            if matches!(command, Some(Command::Cancel { .. })) {
+                waiting.cancel = true;
+            }
+        }
+    }
+    waiting
+}
+
 /// Hand a command to the engine that runs `run_dir`.
 pub fn send(run_dir: &Path, command: &Command) -> std::io::Result<()> {
     let dir = dir(run_dir);
@@ -37,8 +68,21 @@ pub fn send(run_dir: &Path, command: &Command) -> std::io::Result<()> {
     std::fs::rename(&temp, dir.join(format!("{name}.json")))
 }
 
-/// Take every waiting command, oldest first.
-pub fn drain(run_dir: &Path) -> Vec<Command> {
+/// A command taken from the inbox. Its file stays until the events it leads to are durable:
+/// a command is never lost with an engine that dies before its commit.
+#[derive(Debug)]
+pub struct Taken {
+    pub command: Command,
+    path: PathBuf,
+}
+
+/// A command the engine has acted on, whose effect (an event, or none) is decided by the
+/// events up to a sequence number: its file is `<id>.<seq>.claimed` until that is durable.
+#[derive(Debug)]
+pub struct Claimed(PathBuf);
+
+/// Take every waiting command, oldest first. Unreadable files are dropped with a warning.
+pub fn take(run_dir: &Path) -> Vec<Taken> {
     let Ok(entries) = std::fs::read_dir(dir(run_dir)) else {
         return Vec::new();
     };
@@ -48,19 +92,75 @@ pub fn drain(run_dir: &Path) -> Vec<Command> {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     files.sort();
-    let mut commands = Vec::new();
-    for file in files {
-        if let Ok(text) = std::fs::read_to_string(&file) {
-            match serde_json::from_str(&text) {
-                Ok(command) => commands.push(command),
-                Err(e) => {
-                    tracing::warn!("ignoring unreadable inbox file `{}`: {e}", file.display())
-                }
+    let mut taken = Vec::new();
+    for path in files {
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        match serde_json::from_str(&text) {
+            Ok(command) => taken.push(Taken { command, path }),
+            Err(e) => {
+                tracing::warn!("ignoring unreadable inbox file `{}`: {e}", path.display());
+                let _ = std::fs::remove_file(&path);
             }
         }
-        let _ = std::fs::remove_file(&file);
     }
-    commands
+    taken
+}
+
+impl Taken {
+    /// The engine acted on this command; what it did is in the events up to `seq` (the
+    /// event it recorded, or the state in which it ignored the command).
+    pub fn claim(self, seq: u64) -> std::io::Result<Claimed> {
+        let id = self
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let claimed = self.path.with_file_name(format!("{id}.{seq}.claimed"));
+        std::fs::rename(&self.path, &claimed)?;
+        // The rename must not be lost while the events it stands for survive (power loss).
+        if let Some(dir) = claimed.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(Claimed(claimed))
+    }
+}
+
+impl Claimed {
+    /// The events the command led to are durable: forget it.
+    pub fn release(self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// After an engine died: commands it claimed whose events became durable (up to
+/// `committed_seq`) are done and deleted; the others go back to the inbox, to be acted on
+/// again. Call before anything is recorded.
+pub fn recover(run_dir: &Path, committed_seq: u64) {
+    let Ok(entries) = std::fs::read_dir(dir(run_dir)) else {
+        return;
+    };
+    for path in entries.flatten().map(|e| e.path()) {
+        if path.extension().is_none_or(|x| x != "claimed") {
+            continue;
+        }
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let Some((id, seq)) = stem.rsplit_once('.') else {
+            continue;
+        };
+        match seq.parse::<u64>() {
+            Ok(seq) if seq <= committed_seq => {
+                let _ = std::fs::remove_file(&path);
+            }
+            _ => {
+                let _ = std::fs::rename(&path, path.with_file_name(format!("{id}.json")));
+            }
+        }
+    }
 }
 
 /// Who is acting: `$SPECTACULAR_ACTOR`, else `user:$USER`.

@@ -38,6 +38,28 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
         .timeout
         .map(crate::model::format_duration)
         .unwrap_or_default();
+    if let Some(reservation) = &job.reservation {
+        // Off the event loop: another run may hold the ledger's lock for a while.
+        let super::prepare::Reservation {
+            shared,
+            run_id,
+            key,
+            estimate,
+        } = reservation;
+        let (shared, run_id, key, estimate) =
+            (shared.clone(), run_id.clone(), key.clone(), *estimate);
+        let reserved = tokio::task::spawn_blocking(move || shared.reserve(&run_id, &key, estimate));
+        tokio::select! {
+            reserved = reserved => match reserved {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return failed(FailureKind::Budget, e.to_string(), None, None),
+                Err(e) => return failed(FailureKind::Budget, format!("budget: {e}"), None, None),
+            },
+            _ = canceled(cancel.clone()) => {
+                return failed(FailureKind::Canceled, "canceled".into(), None, None)
+            }
+        }
+    }
     let mut exit_code = None;
     let mut usage = None;
     match &job.work {
@@ -78,7 +100,11 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
                     process::Ended::Exited {
                         code: Some(code), ..
                     } => {
-                        let tail = tail(&spec.stderr);
+                        let stderr = spec.stderr.clone();
+                        // Up to `OUTPUT_CAP` bytes to read: off the event loop.
+                        let tail = tokio::task::spawn_blocking(move || tail(&stderr))
+                            .await
+                            .unwrap_or_default();
                         return failed(
                             FailureKind::Exit,
                             format!("exited with code {code}{tail}"),
@@ -140,14 +166,33 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
             }
         }
     }
-    match outputs::promote(
-        &job.outputs,
-        &job.output_paths,
-        &job.dir,
-        &job.run_dir,
-        &job.phase,
-        &job.base,
-    ) {
+    // Copying and fsyncing outputs is blocking work: off the event loop.
+    let promoted = {
+        let (outputs, paths, dir, run_dir, phase, base) = (
+            job.outputs.clone(),
+            job.output_paths.clone(),
+            job.dir.clone(),
+            job.run_dir.clone(),
+            job.phase.clone(),
+            job.base.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            outputs::promote(&outputs, &paths, &dir, &run_dir, &phase, &base)
+        })
+        .await
+    };
+    let promoted = match promoted {
+        Ok(promoted) => promoted,
+        Err(e) => {
+            return failed(
+                FailureKind::OutputInvalid,
+                format!("promoting the outputs failed: {e}; this is a bug in spectacular"),
+                exit_code,
+                usage,
+            )
+        }
+    };
+    match promoted {
         Ok(promoted) => EventData::AttemptSucceeded(AttemptSucceeded {
             phase: job.phase.clone(),
             attempt: job.attempt,
@@ -173,4 +218,13 @@ fn tail(path: &Path) -> String {
     }
     let start = lines.len().saturating_sub(3);
     format!(": {}", lines[start..].join(" / "))
+}
+
+/// Resolves once the attempt is asked to stop.
+async fn canceled(mut cancel: watch::Receiver<u8>) {
+    while *cancel.borrow() < process::CANCEL {
+        if cancel.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }

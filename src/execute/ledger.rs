@@ -16,6 +16,13 @@
 //! The run logs stay the authority for spending (`spectacular cost`); a ledger only coordinates
 //! runs. Spending the logs know of but a ledger does not (runs from before the budget existed)
 //! is counted as a constant read when the run starts.
+//!
+//! Durability: every append is one line, fsynced before the lock is released. A writer killed
+//! mid-append leaves a torn last line (no trailing newline); the next writer truncates it under
+//! the lock before appending, so it can never glue onto the next line. An attempt's spending
+//! is settled only after the event that reports it is durable; an engine killed in between
+//! leaves it to `Shared::reconcile` when the run is resumed, which appends what the log knows
+//! and the ledger does not, once.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -43,6 +50,35 @@ struct Line {
     reserve: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     usd: Option<f64>,
+}
+
+/// Why a reservation was refused, or a ledger could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("budget: `{phase}` would pass the {owner} {period} budget: spent ${spent:.4} + reserved by running attempts ${reserved:.4} + estimate ${estimate:.4} > ${limit:.2}")]
+    Refused {
+        phase: String,
+        owner: String,
+        period: &'static str,
+        spent: f64,
+        reserved: f64,
+        estimate: f64,
+        limit: f64,
+    },
+    #[error("budget: cannot use {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+        move |source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
 }
 
 /// One owner's limits (the project's or the user's) and its ledger.
@@ -108,7 +144,8 @@ impl Usage {
         let (day, month) = (prefix(now, 10), prefix(now, 7));
         let mut usage = Usage::default();
         let mut open: HashMap<(String, String), (f64, u32)> = HashMap::new();
-        // A torn last line (a writer killed mid-append) is skipped like any unreadable one.
+        // A torn last line (a writer killed mid-append) is skipped like any unreadable one;
+        // the next writer truncates it.
         for line in text.lines() {
             let Ok(line) = serde_json::from_str::<Line>(line) else {
                 continue;
@@ -154,7 +191,8 @@ fn alive(pid: u32) -> bool {
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// The ledger file, opened for appending and locked exclusively until dropped.
+/// The ledger file, opened for appending and locked exclusively until dropped, its torn last
+/// line (if any) truncated.
 struct Locked(File);
 
 impl Locked {
@@ -172,7 +210,32 @@ impl Locked {
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        Ok(Locked(file))
+        let mut locked = Locked(file);
+        locked.repair(path)?;
+        Ok(locked)
+    }
+
+    /// Truncate a torn last line: its writer died before it ended the line, so it never
+    /// counted, and the next append must start on a line of its own.
+    fn repair(&mut self, path: &Path) -> std::io::Result<()> {
+        let len = self.0.metadata()?.len();
+        if len == 0 {
+            return Ok(());
+        }
+        let mut last = [0u8; 1];
+        self.0.seek(std::io::SeekFrom::Start(len - 1))?;
+        self.0.read_exact(&mut last)?;
+        if last[0] == b'\n' {
+            return Ok(());
+        }
+        let text = self.text()?;
+        let keep = text.rfind('\n').map_or(0, |i| i + 1);
+        tracing::warn!(
+            "{}: truncating a torn last line (a writer died while appending it)",
+            path.display()
+        );
+        self.0.set_len(keep as u64)?;
+        self.0.sync_data()
     }
 
     fn text(&mut self) -> std::io::Result<String> {
@@ -182,10 +245,21 @@ impl Locked {
         Ok(text)
     }
 
-    fn append(&mut self, line: &Line) -> std::io::Result<()> {
-        let mut text = serde_json::to_string(line).map_err(std::io::Error::other)?;
-        text.push('\n');
-        self.0.write_all(text.as_bytes())
+    /// Append lines and make them durable.
+    fn append(&mut self, lines: &[Line]) -> std::io::Result<()> {
+        let mut text = String::new();
+        for line in lines {
+            text.push_str(&serde_json::to_string(line).map_err(std::io::Error::other)?);
+            text.push('\n');
+        }
+        #[cfg(test)]
+        if std::env::var(super::crash::VAR).is_ok_and(|at| at == "ledger.append") {
+            // Die in the middle of the line, as a SIGKILL during the write would.
+            self.0.write_all(&text.as_bytes()[..text.len() / 2])?;
+            super::crash::point("ledger.append");
+        }
+        self.0.write_all(text.as_bytes())?;
+        self.0.sync_data()
     }
 }
 
@@ -206,16 +280,16 @@ impl Shared {
 
     /// Reserve `estimate` for attempt `key` of run `run_id` in every ledger, or refuse with the
     /// numbers of the first budget it would pass (and release what was reserved already).
-    pub fn reserve(&self, run_id: &str, key: &str, estimate: f64) -> Result<(), String> {
+    pub fn reserve(&self, run_id: &str, key: &str, estimate: f64) -> Result<(), Error> {
         let now = crate::record::now_ts();
         let pid = std::process::id();
         for (i, limits) in self.limits.iter().enumerate() {
             let reserved = reserve_in(limits, run_id, key, pid, estimate, &now);
-            if let Err(message) = reserved {
+            if let Err(e) = reserved {
                 for earlier in &self.limits[..i] {
                     settle_in(earlier, run_id, key, 0.0, &now);
                 }
-                return Err(message);
+                return Err(e);
             }
         }
         Ok(())
@@ -228,6 +302,58 @@ impl Shared {
             settle_in(limits, run_id, key, usd, ts);
         }
     }
+
+    /// Settle what run `run_id`'s log says its attempts cost (`(key, usd, ts)`) and the
+    /// ledgers do not hold yet: the settlements an engine killed after its commit did not
+    /// write. Each is written once, whatever number of times this runs.
+    pub fn reconcile(&mut self, run_id: &str, ended: &[(String, f64, String)]) {
+        for limits in &mut self.limits {
+            let appended = Locked::open(&limits.ledger).and_then(|mut ledger| {
+                let text = ledger.text()?;
+                let settled: std::collections::HashSet<String> = text
+                    .lines()
+                    .filter_map(|l| serde_json::from_str::<Line>(l).ok())
+                    .filter(|l| l.run_id == run_id && l.reserve.is_none())
+                    .filter_map(|l| l.key)
+                    .collect();
+                let missing: Vec<Line> = ended
+                    .iter()
+                    .filter(|(key, usd, _)| *usd > 0.0 && !settled.contains(key))
+                    .map(|(key, usd, ts)| Line {
+                        ts: ts.clone(),
+                        run_id: run_id.to_string(),
+                        key: Some(key.clone()),
+                        pid: None,
+                        reserve: None,
+                        usd: Some(*usd),
+                    })
+                    .collect();
+                if !missing.is_empty() {
+                    ledger.append(&missing)?;
+                }
+                Ok(missing)
+            });
+            match appended {
+                Ok(lines) => {
+                    // The log's spending that was counted as unrecorded is in the ledger now.
+                    let now = crate::record::now_ts();
+                    for line in lines {
+                        let usd = line.usd.unwrap_or(0.0);
+                        if line.ts.starts_with(prefix(&now, 7)) {
+                            limits.unrecorded.1 = (limits.unrecorded.1 - usd).max(0.0);
+                            if line.ts.starts_with(prefix(&now, 10)) {
+                                limits.unrecorded.0 = (limits.unrecorded.0 - usd).max(0.0);
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    "could not reconcile spending in {}: {e}",
+                    limits.ledger.display()
+                ),
+            }
+        }
+    }
 }
 
 fn reserve_in(
@@ -237,13 +363,10 @@ fn reserve_in(
     pid: u32,
     estimate: f64,
     now: &str,
-) -> Result<(), String> {
-    let path = limits.ledger.display();
-    let mut ledger =
-        Locked::open(&limits.ledger).map_err(|e| format!("budget: cannot use {path}: {e}"))?;
-    let text = ledger
-        .text()
-        .map_err(|e| format!("budget: cannot read {path}: {e}"))?;
+) -> Result<(), Error> {
+    let path = &limits.ledger;
+    let mut ledger = Locked::open(path).map_err(Error::io(path))?;
+    let text = ledger.text().map_err(Error::io(path))?;
     let usage = Usage::of(&text, now, pid);
     let periods = [
         ("day", limits.day_usd, usage.day_spent + limits.unrecorded.0),
@@ -256,24 +379,27 @@ fn reserve_in(
     for (period, limit, spent) in periods {
         let Some(limit) = limit else { continue };
         if spent + usage.reserved + estimate > limit + 1e-9 {
-            return Err(format!(
-                "budget: `{}` would pass the {} {period} budget: spent ${spent:.4} + reserved by running attempts ${:.4} + estimate ${estimate:.4} > ${limit:.2}",
-                key.split('#').next().unwrap_or(key),
-                limits.owner,
-                usage.reserved,
-            ));
+            return Err(Error::Refused {
+                phase: key.split('#').next().unwrap_or(key).to_string(),
+                owner: limits.owner.clone(),
+                period,
+                spent,
+                reserved: usage.reserved,
+                estimate,
+                limit,
+            });
         }
     }
     ledger
-        .append(&Line {
+        .append(&[Line {
             ts: now.to_string(),
             run_id: run_id.to_string(),
             key: Some(key.to_string()),
             pid: Some(pid),
             reserve: Some(estimate),
             usd: None,
-        })
-        .map_err(|e| format!("budget: cannot write {path}: {e}"))
+        }])
+        .map_err(Error::io(path))
 }
 
 fn settle_in(limits: &Limits, run_id: &str, key: &str, usd: f64, ts: &str) {
@@ -285,7 +411,7 @@ fn settle_in(limits: &Limits, run_id: &str, key: &str, usd: f64, ts: &str) {
         reserve: None,
         usd: Some(usd),
     };
-    let written = Locked::open(&limits.ledger).and_then(|mut ledger| ledger.append(&line));
+    let written = Locked::open(&limits.ledger).and_then(|mut ledger| ledger.append(&[line]));
     if let Err(e) = written {
         tracing::warn!(
             "could not record spending in {}: {e}",
@@ -320,7 +446,7 @@ mod tests {
         let a = Shared::new(vec![limits(dir.path(), 1.0)]);
         let b = Shared::new(vec![limits(dir.path(), 1.0)]);
         a.reserve("run-a", "x#1", 0.6).unwrap();
-        let refused = b.reserve("run-b", "y#1", 0.6).unwrap_err();
+        let refused = b.reserve("run-b", "y#1", 0.6).unwrap_err().to_string();
         assert!(
             refused.contains("project day budget")
                 && refused.contains("reserved by running attempts $0.6000"),
@@ -329,7 +455,7 @@ mod tests {
         // Settling below the estimate frees the difference.
         a.settle("run-a", "x#1", 0.2, &crate::record::now_ts());
         b.reserve("run-b", "y#1", 0.6).unwrap();
-        let refused = a.reserve("run-a", "x#2", 0.3).unwrap_err();
+        let refused = a.reserve("run-a", "x#2", 0.3).unwrap_err().to_string();
         assert!(refused.contains("spent $0.2000"), "{refused}");
     }
 
@@ -372,8 +498,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let now = crate::record::now_ts();
         let shared = Shared::new(vec![limits(dir.path(), 1.0).with_logged((0.9, 0.9), &now)]);
-        let refused = shared.reserve("run", "x#1", 0.2).unwrap_err();
+        let refused = shared.reserve("run", "x#1", 0.2).unwrap_err().to_string();
         assert!(refused.contains("spent $0.9000"), "{refused}");
         shared.reserve("run", "x#1", 0.1).unwrap();
+    }
+
+    #[test]
+    fn reconciling_writes_what_the_log_knows_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut shared = Shared::new(vec![limits(dir.path(), 10.0)]);
+        shared.settle("run", "a#1", 0.5, &crate::record::now_ts());
+        let ended = [
+            ("a#1".to_string(), 0.5, crate::record::now_ts()),
+            ("b#1".to_string(), 0.25, crate::record::now_ts()),
+        ];
+        shared.reconcile("run", &ended);
+        shared.reconcile("run", &ended);
+        let text = std::fs::read_to_string(dir.path().join(LEDGER)).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        let usage = Usage::of(&text, &crate::record::now_ts(), 1);
+        assert!((usage.day_spent - 0.75).abs() < 1e-12, "{usage:?}");
     }
 }

@@ -9,8 +9,11 @@
 //! - `decide.rs`: the policy hooks of agent attempts;
 //! - `fallback.rs`: fallback chains and cooldowns;
 //! - `jobs.rs`: the spawned task of each attempt;
-//! - side files and helpers: `process.rs`, `builtin.rs`, `outputs.rs`, `budget.rs`,
-//!   `ledger.rs`, `inbox.rs`, `pin.rs`.
+//! - `projector.rs`: the SQLite projection, updated on a thread of its own;
+//! - processes and side files: `process.rs` (with `identity.rs`: which process groups are
+//!   provably ours), `inbox.rs`, `ledger.rs`; and `builtin.rs`, `outputs.rs`, `budget.rs`,
+//!   `pin.rs`;
+//! - `crash.rs` and `tests.rs`: crash points and the crash tests of the side files.
 
 mod agents;
 pub mod budget;
@@ -26,8 +29,11 @@ mod outputs;
 pub mod pin;
 mod prepare;
 pub mod process;
+mod projector;
 mod run_loop;
 mod start;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -40,7 +46,7 @@ use tokio::sync::{mpsc, watch};
 use crate::model::Mission;
 use crate::plan::Plan;
 use crate::record::event::EventData;
-use crate::record::{self, Event, Projection, RunLog, Store};
+use crate::record::{self, Event, RunLog, Store};
 use crate::schedule::Scheduler;
 
 use fallback::Cooldowns;
@@ -126,8 +132,12 @@ enum Msg {
     RetryDue(String),
     /// A gate's timeout passed: wake up, the scheduler decides.
     ApprovalTimeout,
-    /// Record an event an attempt reported while it ran (a fallback hop).
-    Record(Box<EventData>),
+    /// Record an event an attempt reported while it ran (a fallback hop), and tell it once
+    /// the event is durable: the attempt waits for that before its next process starts.
+    Record {
+        data: Box<EventData>,
+        durable: tokio::sync::oneshot::Sender<()>,
+    },
     Inbox,
     Interrupt,
 }
@@ -141,7 +151,7 @@ pub struct Engine {
     run_dir: PathBuf,
     project_root: PathBuf,
     settings: Settings,
-    projection: Option<Projection>,
+    projection: Option<projector::Projector>,
     observer: Observer,
     uncommitted: Vec<Event>,
     oldest_uncommitted: Option<Instant>,
@@ -154,14 +164,27 @@ pub struct Engine {
     /// Day and month budgets shared with other runs, and the attempts reserved in them.
     shared: ledger::Shared,
     shared_reserved: HashSet<String>,
+    /// Spending to settle in the shared ledgers once the events reporting it are durable:
+    /// `(key, usd, ts)`.
+    unsettled: Vec<(String, f64, String)>,
+    /// Settlements being written, off the event loop.
+    settling: Vec<tokio::task::JoinHandle<()>>,
     /// The policy packs of this run, compiled once.
     packs: crate::policy::Packs,
     /// Agents and models that failed transiently, passed over until they cool down.
     cooldowns: Cooldowns,
     running: HashMap<String, watch::Sender<u8>>,
+    /// Attempts waiting for their events to be durable (see `Msg::Record`).
+    awaiting_commit: Vec<tokio::sync::oneshot::Sender<()>>,
+    /// Inbox commands acted on, deleted once their events are durable.
+    claimed: Vec<inbox::Claimed>,
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
     interrupts: u32,
+    /// Stops the script evaluations (policy hooks, `if`, `for_each`, templates) running on the
+    /// engine's thread when Ctrl-C, SIGTERM or a `cancel` arrives: they cannot yield to the
+    /// event loop, so the signal handler and the inbox watcher set this flag directly.
+    interrupt: crate::expr::Interrupt,
 }
 
 /// What `start` needs.

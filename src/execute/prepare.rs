@@ -27,6 +27,16 @@ pub(super) struct Job {
     pub(super) run_dir: PathBuf,
     /// For agent phases: how to read what the agent printed.
     pub(super) agent: Option<AgentJob>,
+    /// What to reserve in the budgets shared with other runs before anything runs.
+    pub(super) reservation: Option<Reservation>,
+}
+
+/// A reservation in the shared day and month budgets, made by the attempt's task.
+pub(super) struct Reservation {
+    pub(super) shared: ledger::Shared,
+    pub(super) run_id: String,
+    pub(super) key: String,
+    pub(super) estimate: f64,
 }
 
 pub(super) enum Work {
@@ -150,6 +160,7 @@ impl Engine {
             grace,
         };
         let mut agent_job = None;
+        let mut shared_reservation = None;
         let work = match &phase.kind {
             PhaseKind::Run { argv } => {
                 let argv = argv
@@ -290,11 +301,16 @@ impl Engine {
                             .check(instance, estimate)
                             .map_err(|e| (FailureKind::Budget, e.to_string()))?;
                         if !self.shared.is_empty() {
+                            // Reserved by the attempt's task, off the event loop: the ledger's
+                            // lock may be held by another run.
                             let key = ledger::key(instance, attempt);
-                            self.shared
-                                .reserve(self.log.run_id(), &key, estimate)
-                                .map_err(|e| (FailureKind::Budget, e))?;
-                            self.shared_reserved.insert(key);
+                            self.shared_reserved.insert(key.clone());
+                            shared_reservation = Some(Reservation {
+                                shared: self.shared.clone(),
+                                run_id: self.log.run_id().to_string(),
+                                key,
+                                estimate,
+                            });
                         }
                         Some(estimate)
                     }
@@ -372,6 +388,7 @@ impl Engine {
             base: self.plan.mission.base.clone(),
             run_dir: self.run_dir.clone(),
             agent: agent_job,
+            reservation: shared_reservation,
         })
     }
 

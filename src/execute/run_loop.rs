@@ -32,11 +32,14 @@ impl Engine {
             _ => None,
         };
         if let (Some((phase, attempt, usage)), false) = (ended, self.shared.is_empty()) {
-            // Record the cost in the shared ledgers, which releases the attempt's reservation.
+            // Record the cost in the shared ledgers, which releases the attempt's reservation,
+            // once this event is durable. A reservation the ledgers refused holds nothing.
             let cost = usage.as_ref().and_then(|u| u.cost_usd).unwrap_or(0.0);
             let key = ledger::key(phase, attempt);
-            if self.shared_reserved.remove(&key) || cost > 0.0 {
-                self.shared.settle(&event.run_id, &key, cost, &event.ts);
+            let refused = matches!(&event.data, EventData::AttemptFailed(f)
+                if f.kind == crate::model::FailureKind::Budget && f.usage.is_none());
+            if (self.shared_reserved.remove(&key) && !refused) || cost > 0.0 {
+                self.unsettled.push((key, cost, event.ts.clone()));
             }
         }
         self.uncommitted.push(event);
@@ -50,6 +53,26 @@ impl Engine {
         }
         self.log.commit()?;
         self.oldest_uncommitted = None;
+        for durable in self.awaiting_commit.drain(..) {
+            let _ = durable.send(());
+        }
+        if !self.claimed.is_empty() {
+            crash::point("inbox.committed");
+            for claimed in self.claimed.drain(..) {
+                claimed.release();
+            }
+        }
+        if !self.unsettled.is_empty() {
+            crash::point("ledger.settle");
+            let (shared, run_id) = (self.shared.clone(), self.log.run_id().to_string());
+            let unsettled = std::mem::take(&mut self.unsettled);
+            self.settling.retain(|h| !h.is_finished());
+            self.settling.push(tokio::task::spawn_blocking(move || {
+                for (key, usd, ts) in unsettled {
+                    shared.settle(&run_id, &key, usd, &ts);
+                }
+            }));
+        }
         let events = std::mem::take(&mut self.uncommitted);
         self.projection_backlog.extend(events.iter().cloned());
         if self.projection_synced.elapsed() >= PROJECTION_INTERVAL {
@@ -66,13 +89,8 @@ impl Engine {
     fn sync_projection(&mut self) {
         self.projection_synced = Instant::now();
         let backlog = std::mem::take(&mut self.projection_backlog);
-        if let Some(projection) = &mut self.projection {
-            if let Err(e) = projection.apply(&backlog) {
-                tracing::warn!(
-                    "could not update the projection ({e}); it will be rebuilt from the log"
-                );
-                self.projection = None;
-            }
+        if let Some(projection) = &self.projection {
+            projection.send(backlog);
         }
     }
 
@@ -80,6 +98,12 @@ impl Engine {
     pub async fn drive(mut self) -> Result<Outcome, Error> {
         let result = self.drive_inner().await;
         self.sync_projection();
+        if let Some(projection) = &mut self.projection {
+            projection.finish().await;
+        }
+        for settling in self.settling.drain(..) {
+            let _ = settling.await;
+        }
         if result.is_err() {
             // The log refused a write: stop every attempt, record nothing more.
             for (phase, attempt) in self.scheduler.running() {
@@ -96,7 +120,9 @@ impl Engine {
     }
 
     async fn drive_inner(&mut self) -> Result<Outcome, Error> {
-        self.spawn_watchers();
+        // Every evaluation of this run happens on this thread; the flag stops them.
+        let _installed = self.interrupt.install();
+        let _handlers = self.spawn_watchers();
         loop {
             self.step()?;
             let overdue = self
@@ -139,52 +165,63 @@ impl Engine {
             while let Ok(msg) = self.rx.try_recv() {
                 self.handle(msg);
             }
+            if !self.awaiting_commit.is_empty() {
+                // An attempt waits for these events before it starts its next process.
+                self.flush()?;
+            }
         }
     }
 
-    fn spawn_watchers(&self) {
+    /// Start what brings outside events in: the inbox watcher (its own thread, so that a
+    /// `cancel` stops a running script evaluation) and the Ctrl-C/SIGTERM listener (a signal
+    /// handler that stops evaluations at once, and a task that tells the loop).
+    fn spawn_watchers(&self) -> SignalHandlers {
         let tx = self.tx.clone();
         let inbox_dir = self.run_dir.join("inbox");
         let poll = self.settings.inbox_poll;
+        let interrupt = self.interrupt.clone();
+        let spawned = std::thread::Builder::new()
+            .name("inbox".into())
+            .spawn(move || loop {
+                std::thread::sleep(poll);
+                let waiting = inbox::waiting(&inbox_dir);
+                if waiting.cancel {
+                    interrupt.trigger();
+                }
+                if (waiting.any && tx.send(Msg::Inbox).is_err()) || tx.is_closed() {
+                    return;
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("could not watch the inbox ({e}); `approve` and `cancel` will not reach this engine");
+        }
+        if !self.settings.signals {
+            return SignalHandlers(Vec::new());
+        }
+        let handlers = SignalHandlers::install(&self.interrupt);
+        let tx = self.tx.clone();
         tokio::spawn(async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             loop {
-                tokio::time::sleep(poll).await;
-                let waiting = std::fs::read_dir(&inbox_dir)
-                    .map(|mut d| {
-                        d.any(|e| {
-                            e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))
-                        })
-                    })
-                    .unwrap_or(false);
-                if waiting && tx.send(Msg::Inbox).is_err() {
+                let term_recv = async {
+                    match term.as_mut() {
+                        Some(t) => {
+                            t.recv().await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term_recv => {}
+                }
+                if tx.send(Msg::Interrupt).is_err() {
                     return;
                 }
             }
         });
-        if self.settings.signals {
-            let tx = self.tx.clone();
-            tokio::spawn(async move {
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-                loop {
-                    let term_recv = async {
-                        match term.as_mut() {
-                            Some(t) => {
-                                t.recv().await;
-                            }
-                            None => std::future::pending::<()>().await,
-                        }
-                    };
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = term_recv => {}
-                    }
-                    if tx.send(Msg::Interrupt).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
+        handlers
     }
 
     fn handle(&mut self, msg: Msg) {
@@ -198,10 +235,15 @@ impl Engine {
             }
             Msg::RetryDue(phase) => self.scheduler.retry_due(&phase),
             Msg::ApprovalTimeout => {}
-            Msg::Record(data) => self.record(*data, "engine"),
+            Msg::Record { data, durable } => {
+                self.record(*data, "engine");
+                self.awaiting_commit.push(durable);
+            }
             Msg::Inbox => {
-                for command in inbox::drain(&self.run_dir) {
-                    match command {
+                // What stopped a running evaluation is handled now.
+                self.interrupt.clear();
+                for taken in inbox::take(&self.run_dir) {
+                    match taken.command.clone() {
                         inbox::Command::Approve {
                             phase,
                             approved,
@@ -231,9 +273,17 @@ impl Engine {
                             }
                         }
                     }
+                    // What the command did is in the events up to here; its file goes once
+                    // they are durable.
+                    match taken.claim(self.log.last_seq()) {
+                        Ok(claimed) => self.claimed.push(claimed),
+                        Err(e) => tracing::warn!("could not claim an inbox command: {e}"),
+                    }
+                    crash::point("inbox.claimed");
                 }
             }
             Msg::Interrupt => {
+                self.interrupt.clear();
                 self.interrupts += 1;
                 if self.interrupts == 1 {
                     self.record(
@@ -257,7 +307,14 @@ impl Engine {
     fn step(&mut self) -> Result<(), Error> {
         for _ in 0..100_000 {
             self.scheduler.set_now(SystemTime::now());
-            let actions = self.scheduler.decide();
+            let mut actions = self.scheduler.decide();
+            let interrupted = self.interrupt.is_triggered();
+            if interrupted {
+                // Ctrl-C or `cancel` stopped the evaluations of this round: what they
+                // "decided" says nothing about the mission, so it is not recorded (the
+                // scheduler decides those phases again, or cancels them, next round).
+                actions.retain(|a| !stopped_by_interrupt(a));
+            }
             if actions.is_empty() {
                 break;
             }
@@ -331,7 +388,8 @@ impl Engine {
             for job in prepared {
                 self.launch(job);
             }
-            if !recorded && !launched {
+            if interrupted || (!recorded && !launched) {
+                // After an interrupt, the loop hears the Ctrl-C or `cancel` first.
                 break;
             }
         }
@@ -376,4 +434,38 @@ impl Engine {
             });
         });
     }
+}
+
+/// Signal handlers that stop script evaluations on Ctrl-C and SIGTERM, removed on drop.
+pub(super) struct SignalHandlers(Vec<signal_hook_registry::SigId>);
+
+impl SignalHandlers {
+    fn install(interrupt: &crate::expr::Interrupt) -> SignalHandlers {
+        let mut ids = Vec::new();
+        for signal in [libc::SIGINT, libc::SIGTERM] {
+            let interrupt = interrupt.clone();
+            // SAFETY: the action only stores an atomic (`Interrupt::trigger`), which is
+            // async-signal-safe; it allocates nothing and takes no lock.
+            match unsafe { signal_hook_registry::register(signal, move || interrupt.trigger()) } {
+                Ok(id) => ids.push(id),
+                Err(e) => tracing::warn!("could not listen to signal {signal}: {e}"),
+            }
+        }
+        SignalHandlers(ids)
+    }
+}
+
+impl Drop for SignalHandlers {
+    fn drop(&mut self) {
+        for id in self.0.drain(..) {
+            signal_hook_registry::unregister(id);
+        }
+    }
+}
+
+/// A decision that only says an evaluation was interrupted.
+fn stopped_by_interrupt(action: &Action) -> bool {
+    matches!(action, Action::Record(EventData::PhaseFailed(f))
+        if f.kind == crate::model::FailureKind::Expression
+            && f.message.contains(crate::expr::INTERRUPTED))
 }

@@ -106,6 +106,7 @@ impl Engine {
         observer: Observer,
     ) -> Result<Engine, Error> {
         let (log, events) = RunLog::open(&store, run_id)?;
+        inbox::recover(&store.run_dir(run_id), log.committed_seq());
         let Some(started) = events.iter().find_map(|e| match &e.data {
             EventData::RunStarted(s) => Some(s.clone()),
             _ => None,
@@ -216,6 +217,22 @@ impl Engine {
         for e in &events {
             engine.budget.apply(&e.data);
         }
+        if !engine.shared.is_empty() {
+            // Spending a dead engine committed but did not settle in the shared ledgers.
+            let ended: Vec<(String, f64, String)> = events
+                .iter()
+                .filter_map(|e| {
+                    let (phase, attempt, usage) = match &e.data {
+                        EventData::AttemptSucceeded(d) => (&d.phase, d.attempt, &d.usage),
+                        EventData::AttemptFailed(d) => (&d.phase, d.attempt, &d.usage),
+                        _ => return None,
+                    };
+                    let usd = usage.as_ref().and_then(|u| u.cost_usd)?;
+                    Some((ledger::key(phase, attempt), usd, e.ts.clone()))
+                })
+                .collect();
+            engine.shared.reconcile(run_id, &ended);
+        }
         let interrupted = engine.scheduler.running();
         for (phase, attempt) in &interrupted {
             process::kill_orphan_group(
@@ -263,7 +280,7 @@ impl Engine {
         observer: Observer,
     ) -> Engine {
         let projection = match store.projection() {
-            Ok(p) => Some(p),
+            Ok(p) => Some(projector::Projector::new(p)),
             Err(e) => {
                 tracing::warn!(
                     "the SQLite projection is unavailable ({e}); the log stays the authority"
@@ -324,13 +341,18 @@ impl Engine {
             budget: budget::Budget::new(&budget_limits),
             shared,
             shared_reserved: HashSet::new(),
+            unsettled: Vec::new(),
+            settling: Vec::new(),
             packs,
             cooldowns: Cooldowns::default(),
             catalog,
             running: HashMap::new(),
+            awaiting_commit: Vec::new(),
+            claimed: Vec::new(),
             tx,
             rx,
             interrupts: 0,
+            interrupt: crate::expr::Interrupt::new(),
         }
     }
 }
@@ -343,7 +365,7 @@ fn short(digest: &str) -> String {
 }
 
 /// Where a run's mission came from, for re-reading it.
-fn locate_source(source: &str, cwd: &Path) -> Located {
+pub(super) fn locate_source(source: &str, cwd: &Path) -> Located {
     if let Some(rest) = source.strip_prefix("builtin:missions/") {
         let name = rest.split('/').next().unwrap_or(rest).to_string();
         return Located {

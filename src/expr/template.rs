@@ -108,7 +108,10 @@ pub fn render(source: &str, context: &serde_json::Value) -> Result<String, Strin
         stopped: None,
     };
     let result = bounded(|| {
-        check().map_err(|stop| Error::new(ErrorKind::InvalidOperation, stop.message()))?;
+        if let Err(stop) = check() {
+            out.stopped = Some(Stopped::Budget(stop));
+            return Err(Error::new(ErrorKind::InvalidOperation, stop.message()));
+        }
         template.render_captured_to(context, &mut out).map(|_| ())
     });
     match (result, out.stopped) {

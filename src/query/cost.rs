@@ -58,8 +58,14 @@ pub struct Report {
 pub fn calls(store: &Store, since: Option<&str>) -> Result<Vec<Call>, record::Error> {
     let mut calls = Vec::new();
     for run_id in store.run_ids()? {
-        let Ok(events) = store.read_events(&run_id) else {
-            continue;
+        // One unreadable log must not hide the others' costs, but it is never left out
+        // silently: the total would be wrong without a word.
+        let events = match store.read_events(&run_id) {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::warn!("the costs leave out run `{run_id}`: {e}");
+                continue;
+            }
         };
         let mission = events
             .iter()

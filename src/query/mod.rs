@@ -10,12 +10,18 @@ use serde_json::{json, Value};
 
 use crate::record::{self, fold, Event, EventData, RunSummary, Store};
 
-/// A run's summary: from the projection when it is available, else folded from the log.
+/// A run's summary: from the projection, once it is in step with the run's log, else folded
+/// from the log. Either way the log is read first, so a log that cannot be read is an error
+/// (with its line number and the fix), never hidden behind a cached summary.
 pub fn summary(store: &Store, run_id: &str) -> Result<RunSummary, record::Error> {
-    if let Ok(projection) = store.projection() {
-        if let Ok(Some(summary)) = projection.summary(run_id) {
-            return Ok(summary);
+    match store.projection_of(run_id) {
+        Ok(projection) => {
+            if let Ok(Some(summary)) = projection.summary(run_id) {
+                return Ok(summary);
+            }
         }
+        Err(record::Error::Sqlite { .. }) => {}
+        Err(e) => return Err(e),
     }
     Ok(fold(&store.read_events(run_id)?))
 }
@@ -68,6 +74,8 @@ pub fn status_text(summary: &RunSummary) -> String {
                 counts.pending + counts.ready
             );
         }
+        // Logs written before the limits existed may hold megabytes here.
+        record::limits::bound_text(&mut note, record::limits::TEXT_MAX, None);
         let _ = writeln!(
             out,
             "{:width$}  {:10}  {:>8}  {:>8}  {}",
@@ -135,6 +143,8 @@ pub fn timeline_line(event: &Event) -> String {
         EventData::RunFailed(d) => d.failed.join(", "),
         _ => String::new(),
     };
+    let mut detail = detail;
+    record::limits::bound_text(&mut detail, record::limits::TEXT_MAX, None);
     format!(
         "{:>5}  {time}  {:<20}  {phase:<20}  {detail}",
         event.seq,

@@ -18,7 +18,7 @@ use super::Error;
 
 /// The projection's table layout version. A database with another version is dropped and
 /// rebuilt from the logs.
-pub const PROJECTION_VERSION: u32 = 1;
+pub const PROJECTION_VERSION: u32 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -70,11 +70,30 @@ CREATE TABLE events (
     data TEXT NOT NULL,
     PRIMARY KEY (run_id, seq)
 );
-CREATE UNIQUE INDEX events_event_id ON events (event_id);
+CREATE TABLE logs (
+    run_id TEXT PRIMARY KEY,
+    len INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    digest TEXT NOT NULL
+);
+CREATE INDEX events_event_id ON events (event_id);
 CREATE INDEX events_type ON events (type);
 CREATE INDEX events_ts ON events (ts);
 CREATE INDEX events_phase ON events (run_id, phase);
 ";
+
+/// How much of a run's log the projection has indexed: its first `len` bytes, up to event
+/// `seq`, whose SHA-256 is `digest`. Compared with the log on every read, so that a log that
+/// was cut back, edited or replaced is noticed and its run rebuilt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogMark {
+    pub len: u64,
+    pub seq: u64,
+    pub digest: String,
+}
+
+/// The tables with rows per run.
+const TABLES: [&str; 5] = ["runs", "phases", "attempts", "events", "logs"];
 
 /// A run, as the projection has it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -505,6 +524,78 @@ impl Projection {
         Ok(diffs)
     }
 
+    /// How much of `run_id`'s log was indexed, if it was.
+    pub fn log_mark(&self, run_id: &str) -> Result<Option<LogMark>, Error> {
+        self.conn
+            .query_row(
+                "SELECT len, seq, digest FROM logs WHERE run_id = ?1",
+                [run_id],
+                |r| {
+                    Ok(LogMark {
+                        len: from_i64(r.get(0)?),
+                        seq: from_i64(r.get(1)?),
+                        digest: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| sql_err(&self.path, e))
+    }
+
+    /// Record how much of `run_id`'s log is indexed.
+    pub fn set_log_mark(&mut self, run_id: &str, mark: &LogMark) -> Result<(), Error> {
+        self.conn
+            .execute(
+                "INSERT INTO logs (run_id, len, seq, digest) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (run_id) DO UPDATE SET len = excluded.len, seq = excluded.seq,
+                   digest = excluded.digest",
+                params![run_id, to_i64(mark.len), to_i64(mark.seq), mark.digest],
+            )
+            .map(drop)
+            .map_err(|e| sql_err(&self.path, e))
+    }
+
+    /// The `event_id`s of `run_id` from seq `from` on, in seq order.
+    pub fn event_ids(&self, run_id: &str, from: u64) -> Result<Vec<String>, Error> {
+        let e = |e| sql_err(&self.path, e);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT event_id FROM events WHERE run_id = ?1 AND seq >= ?2 ORDER BY seq",
+            )
+            .map_err(e)?;
+        let rows = stmt
+            .query_map(params![run_id, to_i64(from)], |r| r.get(0))
+            .map_err(e)?;
+        rows.collect::<Result<_, _>>().map_err(e)
+    }
+
+    /// The seq of the event of `run_id` with this id, if the projection has one.
+    pub fn seq_of(&self, run_id: &str, event_id: &str) -> Result<Option<u64>, Error> {
+        self.conn
+            .prepare_cached("SELECT seq FROM events WHERE run_id = ?1 AND event_id = ?2")
+            .and_then(|mut stmt| {
+                stmt.query_row([run_id, event_id], |r| r.get::<_, i64>(0).map(from_i64))
+                    .optional()
+            })
+            .map_err(|e| sql_err(&self.path, e))
+    }
+
+    /// Remove every row of one run (to rebuild it, or because its log cannot be read).
+    pub fn forget_run(&mut self, run_id: &str) -> Result<(), Error> {
+        let path = self.path.clone();
+        let e = |e| sql_err(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(e)?;
+        for table in TABLES {
+            tx.execute(&format!("DELETE FROM {table} WHERE run_id = ?1"), [run_id])
+                .map_err(e)?;
+        }
+        tx.commit().map_err(e)
+    }
+
     /// Remove the rows of runs whose logs are gone.
     pub fn forget_runs_except(&mut self, run_ids: &[String]) -> Result<(), Error> {
         let path = self.path.clone();
@@ -519,7 +610,7 @@ impl Projection {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(e)?;
         for id in gone {
-            for table in ["runs", "phases", "attempts", "events"] {
+            for table in TABLES {
                 tx.execute(&format!("DELETE FROM {table} WHERE run_id = ?1"), [id])
                     .map_err(e)?;
             }

@@ -148,4 +148,10 @@ mod tests {
         assert!(!format!("{r:?}").contains("sk-"));
         assert!(Redactor::new([("A", "short")]).is_empty());
     }
+
+    #[test]
+    fn a_redactor_can_be_shared_with_other_tasks() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        send_sync::<Redactor>();
+    }
 }

@@ -3,8 +3,10 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
 use super::event::Event;
-use super::projection::Projection;
+use super::projection::{LogMark, Projection};
 use super::{Error, EVENTS_FILE};
 use crate::project::{Project, DOT_DIR};
 
@@ -127,7 +129,9 @@ impl Store {
     }
 
     /// Read a run's events without changing anything (a live writer may be mid-line): a torn
-    /// last line is ignored; a corrupt line before it is an error naming the file and line.
+    /// last line (no trailing newline) is ignored; any complete line that is not an event
+    /// this build can read is an error naming the file, the line and the fix (see
+    /// `parse_log` for the rules).
     pub fn read_events(&self, run_id: &str) -> Result<Vec<Event>, Error> {
         if self.checked_run_dir(run_id).is_err() {
             return Err(Error::UnknownRun {
@@ -142,29 +146,136 @@ impl Store {
     }
 
     /// Open `<dir>/state.db` (creating it, or rebuilding it when it was deleted, is corrupt
-    /// or has an older schema) and catch it up with every run log.
+    /// or has an older schema) and catch it up with every run log. A run whose log cannot be
+    /// read is left out (with a warning); commands about that run report the damage.
     pub fn projection(&self) -> Result<Projection, Error> {
+        let (projection, damaged) = self.projection_checked()?;
+        for (run_id, e) in damaged {
+            tracing::warn!("the projection leaves out run `{run_id}`: {e}");
+        }
+        Ok(projection)
+    }
+
+    /// [`Store::projection`], also returning the runs whose logs cannot be read, each with
+    /// why (its line number and the fix). Their rows are removed, so that nothing cached is
+    /// shown for them; one damaged run never keeps the others from being read.
+    pub fn projection_checked(&self) -> Result<(Projection, Vec<(String, Error)>), Error> {
         let mut projection = Projection::open(&self.db_path())?;
         let ids = self.run_ids()?;
+        let mut damaged = Vec::new();
         for run_id in &ids {
-            let at = projection.last_seq(run_id)?;
-            // One damaged log must not hide every other run: skip it (commands that read
-            // that run report the damage with its line number).
-            let events = match self.read_events(run_id) {
-                Ok(events) => events,
-                Err(e) => {
-                    tracing::warn!("the projection skips run `{run_id}`: {e}");
-                    continue;
+            if let Err(e) = self.sync_run(&mut projection, run_id) {
+                if matches!(e, Error::Sqlite { .. }) {
+                    return Err(e);
                 }
-            };
-            if events.last().is_some_and(|e| e.seq > at) {
-                let start = events.partition_point(|e| e.seq <= at);
-                projection.apply(&events[start..])?;
+                projection.forget_run(run_id)?;
+                damaged.push((run_id.clone(), e));
             }
         }
         projection.forget_runs_except(&ids)?;
+        Ok((projection, damaged))
+    }
+
+    /// Open the projection and catch it up with the log of one run; a log that cannot be
+    /// read is an error (and the run's rows are removed).
+    pub fn projection_of(&self, run_id: &str) -> Result<Projection, Error> {
+        let mut projection = Projection::open(&self.db_path())?;
+        if let Err(e) = self.sync_run(&mut projection, run_id) {
+            if !matches!(e, Error::Sqlite { .. }) {
+                projection.forget_run(run_id)?;
+            }
+            return Err(e);
+        }
         Ok(projection)
     }
+
+    /// Bring the projection's rows of one run in step with its log. The projection keeps a
+    /// [`LogMark`] per run (length, last seq and SHA-256 of what it indexed): when the log
+    /// still starts with those bytes, only what follows is read; when it is shorter, or
+    /// different, the run's rows are rebuilt from the whole log.
+    fn sync_run(&self, projection: &mut Projection, run_id: &str) -> Result<(), Error> {
+        let path = self.events_path(run_id);
+        let bytes = std::fs::read(&path).map_err(|e| Error::io("read the run log", &path, e))?;
+        let at = projection.last_seq(run_id)?;
+        let mark = projection.log_mark(run_id)?;
+        let mut hasher = Sha256::new();
+        // The indexed part of the log, when the log still starts with it.
+        let trusted = mark.as_ref().filter(|m| {
+            let Some(prefix) = bytes.get(..m.len as usize) else {
+                return false;
+            };
+            hasher.update(prefix);
+            hex(hasher.clone().finalize().as_slice()) == m.digest
+        });
+        let (start, start_seq) = match trusted {
+            Some(m) => (m.len as usize, m.seq),
+            None => {
+                hasher = Sha256::new();
+                (0, 0)
+            }
+        };
+        let parsed = parse_log_after(&path, &bytes, run_id, start, start_seq)?;
+        let last = parsed.events.last().map_or(start_seq, |e| e.seq);
+        // Is what the projection holds beyond the mark still what the log says?
+        let mut rebuild = mark.is_some() && trusted.is_none();
+        if !rebuild && at > start_seq {
+            let known = projection.event_ids(run_id, start_seq + 1)?;
+            rebuild = last < at
+                || known
+                    .iter()
+                    .zip(&parsed.events)
+                    .any(|(id, e)| *id != e.event_id);
+        }
+        if rebuild {
+            tracing::warn!(
+                "the log of run `{run_id}` is shorter than or different from what the projection \
+                 indexed; rebuilding the run's rows from it"
+            );
+            projection.forget_run(run_id)?;
+            if trusted.is_some() {
+                return self.sync_run(projection, run_id);
+            }
+        }
+        let at = if rebuild { 0 } else { at };
+        let new = parsed.events.partition_point(|e| e.seq <= at);
+        if trusted.is_some() {
+            // The new events' ids must not repeat one of the indexed part.
+            for event in &parsed.events[new..] {
+                if let Some(first) = projection.seq_of(run_id, &event.event_id)? {
+                    return Err(Error::DuplicateEvent {
+                        path,
+                        line: event.seq as usize,
+                        first_line: first as usize,
+                        event_id: event.event_id.clone(),
+                    });
+                }
+            }
+        }
+        projection.apply(&parsed.events[new..])?;
+        let unchanged = trusted.is_some() && !rebuild && parsed.valid_len as usize == start;
+        if !unchanged {
+            hasher.update(&bytes[start..parsed.valid_len as usize]);
+            projection.set_log_mark(
+                run_id,
+                &LogMark {
+                    len: parsed.valid_len,
+                    seq: last,
+                    digest: hex(hasher.finalize().as_slice()),
+                },
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Lowercase hex.
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 /// What [`Store::run_dir`] gives for a run id that is not a plain path segment.
@@ -276,20 +387,49 @@ pub(crate) const HELP_DAMAGED: &str = "the log is damaged before its last line, 
 ///   number, wherever it is: a line of a newer version is intact and must be kept, and a
 ///   damaged line is not something a crash produces.
 pub(crate) fn parse_log(path: &Path, bytes: &[u8], run_id: &str) -> Result<ParsedLog, Error> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let n = if bytes.len() < PARALLEL_THRESHOLD {
-        1
-    } else {
-        threads.min(bytes.len() / (PARALLEL_THRESHOLD / 4)).max(1)
-    };
-    parse_log_in(path, bytes, run_id, n)
+    parse_log_in(path, bytes, run_id, threads_for(bytes.len()), 0, 0)
 }
 
-/// [`parse_log`] on `n` threads (about `n` chunks split on line boundaries).
-fn parse_log_in(path: &Path, bytes: &[u8], run_id: &str, n: usize) -> Result<ParsedLog, Error> {
-    let chunks = split_chunks(bytes, n);
+/// How many threads to parse `len` bytes of log on.
+fn threads_for(len: usize) -> usize {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if len < PARALLEL_THRESHOLD {
+        1
+    } else {
+        threads.min(len / (PARALLEL_THRESHOLD / 4)).max(1)
+    }
+}
+
+/// [`parse_log`] of the part of a log after its first `start` bytes, which hold events 1 to
+/// `first_seq` (already read): the events after them, numbered and checked as in the whole
+/// log (except for repeated ids across the two parts, which the caller checks).
+pub(crate) fn parse_log_after(
+    path: &Path,
+    bytes: &[u8],
+    run_id: &str,
+    start: usize,
+    first_seq: u64,
+) -> Result<ParsedLog, Error> {
+    let n = threads_for(bytes.len() - start);
+    parse_log_in(path, bytes, run_id, n, start, first_seq)
+}
+
+/// [`parse_log`] of `bytes[start..]` (which follows event `first_seq`) on `n` threads (about
+/// `n` chunks split on line boundaries).
+fn parse_log_in(
+    path: &Path,
+    bytes: &[u8],
+    run_id: &str,
+    n: usize,
+    start: usize,
+    first_seq: u64,
+) -> Result<ParsedLog, Error> {
+    let chunks: Vec<(usize, usize)> = split_chunks(&bytes[start..], n)
+        .into_iter()
+        .map(|(a, b)| (start + a, start + b))
+        .collect();
     let parsed: Vec<Chunk> = if chunks.len() == 1 {
-        vec![parse_chunk(bytes, 0, bytes.len())]
+        vec![parse_chunk(bytes, start, bytes.len())]
     } else {
         std::thread::scope(|scope| {
             let handles: Vec<_> = chunks
@@ -308,14 +448,14 @@ fn parse_log_in(path: &Path, bytes: &[u8], run_id: &str, n: usize) -> Result<Par
 
     let total: usize = parsed.iter().map(|c| c.events.len()).sum();
     let mut events: Vec<Event> = Vec::with_capacity(total);
-    let mut line_base = 0usize;
+    let mut line_base = first_seq as usize;
     let mut torn = None;
     let mut valid_len = bytes.len() as u64;
     for chunk in parsed {
         let count = chunk.events.len();
         for (i, event) in chunk.events.into_iter().enumerate() {
             let line = line_base + i + 1;
-            let expected = events.last().map_or(1, |e| e.seq + 1);
+            let expected = events.last().map_or(first_seq + 1, |e| e.seq + 1);
             if event.seq != expected {
                 return Err(Error::SeqGap {
                     path: path.to_path_buf(),
@@ -361,7 +501,7 @@ fn parse_log_in(path: &Path, bytes: &[u8], run_id: &str, n: usize) -> Result<Par
             break;
         }
     }
-    check_unique_ids(path, &events, 0)?;
+    check_unique_ids(path, &events, first_seq as usize)?;
     Ok(ParsedLog {
         events,
         valid_len,
@@ -376,17 +516,50 @@ pub(crate) fn check_unique_ids(
     events: &[Event],
     first_line: usize,
 ) -> Result<(), Error> {
+    let duplicate = |first: usize, second: usize| Error::DuplicateEvent {
+        path: path.to_path_buf(),
+        line: first_line + second + 1,
+        first_line: first_line + first + 1,
+        event_id: events[second].event_id.clone(),
+    };
+    // Ids are ULIDs, whose first 10 characters are the time: in a log they almost always come
+    // in order of those characters. Then equal ids can only sit in one run of equal prefixes,
+    // and checking those small runs is enough, without a set of a million ids.
+    const PREFIX: usize = 10;
+    let prefix = |i: usize| {
+        let id = events[i].event_id.as_bytes();
+        &id[..id.len().min(PREFIX)]
+    };
+    if (1..events.len()).all(|i| prefix(i - 1) <= prefix(i)) {
+        let mut group: Vec<usize> = Vec::new();
+        let mut start = 0;
+        while start < events.len() {
+            let mut end = start + 1;
+            while end < events.len() && prefix(end) == prefix(start) {
+                end += 1;
+            }
+            if end - start > 1 {
+                group.clear();
+                group.extend(start..end);
+                group.sort_by(|&a, &b| events[a].event_id.cmp(&events[b].event_id));
+                let found = group
+                    .windows(2)
+                    .filter(|w| events[w[0]].event_id == events[w[1]].event_id)
+                    .map(|w| (w[0].min(w[1]), w[0].max(w[1])))
+                    .min_by_key(|&(_, second)| second);
+                if let Some((first, second)) = found {
+                    return Err(duplicate(first, second));
+                }
+            }
+            start = end;
+        }
+        return Ok(());
+    }
     let mut seen: std::collections::HashMap<&str, usize> =
         std::collections::HashMap::with_capacity(events.len());
     for (i, event) in events.iter().enumerate() {
-        let line = first_line + i + 1;
-        if let Some(first) = seen.insert(&event.event_id, line) {
-            return Err(Error::DuplicateEvent {
-                path: path.to_path_buf(),
-                line,
-                first_line: first,
-                event_id: event.event_id.clone(),
-            });
+        if let Some(first) = seen.insert(&event.event_id, i) {
+            return Err(duplicate(first, i));
         }
     }
     Ok(())
@@ -518,6 +691,37 @@ mod tests {
     }
 
     #[test]
+    fn the_part_after_an_indexed_prefix_is_numbered_as_in_the_whole_log() {
+        let path = Path::new("events.jsonl");
+        let good = log_text(50);
+        let start: usize = good.split_inclusive('\n').take(30).map(str::len).sum();
+        let rest = parse_log_after(path, good.as_bytes(), "R", start, 30).unwrap();
+        assert_eq!(rest.events.len(), 20);
+        assert_eq!(rest.events[0].seq, 31);
+        assert_eq!(rest.valid_len, good.len() as u64);
+        let corrupt = replace_line(&good, 40, "{not json");
+        let err = parse_log_after(path, corrupt.as_bytes(), "R", start, 30).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { line: 40, .. }), "{err:?}");
+        let dup = replace_line(
+            &good,
+            45,
+            &good.lines().nth(44).unwrap().replace("\"E45\"", "\"E41\""),
+        );
+        let err = parse_log_after(path, dup.as_bytes(), "R", start, 30).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::DuplicateEvent {
+                    line: 45,
+                    first_line: 41,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
     fn join_under_refuses_what_could_leave_the_root() {
         let root = Path::new("/store/runs");
         for (part, reason) in [
@@ -566,6 +770,48 @@ mod tests {
     }
 
     #[test]
+    fn repeated_ids_are_found_in_order_or_not() {
+        let event = |id: &str| Event {
+            event_id: id.to_string(),
+            schema: 1,
+            run_id: "R".into(),
+            seq: 1,
+            ts: "2026-11-21T10:00:00.000Z".into(),
+            causation_id: None,
+            actor: "engine".into(),
+            data: EventData::PhaseReady(PhaseRef { phase: "p".into() }),
+        };
+        let path = Path::new("events.jsonl");
+        let lines = |ids: &[&str]| {
+            let events: Vec<Event> = ids.iter().map(|id| event(id)).collect();
+            match check_unique_ids(path, &events, 10) {
+                Ok(()) => None,
+                Err(Error::DuplicateEvent {
+                    first_line, line, ..
+                }) => Some((first_line, line)),
+                Err(other) => panic!("{other:?}"),
+            }
+        };
+        // In time order (runs of equal time prefixes), and not.
+        let sorted = [
+            "01AAAAAAAAX",
+            "01AAAAAAAAZ",
+            "01AAAAAAAAY",
+            "01AAAAAAABX",
+            "01AAAAAAABY",
+        ];
+        assert_eq!(lines(&sorted), None);
+        let mut dup = sorted;
+        dup[4] = "01AAAAAAABX";
+        assert_eq!(lines(&dup), Some((14, 15)));
+        dup[2] = "01AAAAAAAAX";
+        assert_eq!(lines(&dup), Some((11, 13)));
+        let unsorted = ["01B", "01A", "01C", "01A", "01B"];
+        assert_eq!(lines(&unsorted), Some((12, 14)));
+        assert_eq!(lines(&unsorted[..3]), None);
+    }
+
+    #[test]
     fn chunked_parsing_gives_the_same_answers_as_one_thread() {
         let path = Path::new("events.jsonl");
         let good = log_text(50);
@@ -581,7 +827,7 @@ mod tests {
                 .replace("\"seq\":42", "\"seq\":99"),
         );
         for n in [1, 2, 3, 7, 50, 80] {
-            let all = parse_log_in(path, good.as_bytes(), "R", n).unwrap();
+            let all = parse_log_in(path, good.as_bytes(), "R", n, 0, 0).unwrap();
             assert_eq!(all.events.len(), 50, "n={n}");
             assert!(all
                 .events
@@ -590,7 +836,7 @@ mod tests {
                 .all(|(i, e)| e.seq == i as u64 + 1));
             assert_eq!(all.valid_len, good.len() as u64);
 
-            let t = parse_log_in(path, torn.as_bytes(), "R", n).unwrap();
+            let t = parse_log_in(path, torn.as_bytes(), "R", n, 0, 0).unwrap();
             assert_eq!(
                 (t.events.len(), t.valid_len),
                 (50, good.len() as u64),
@@ -598,13 +844,13 @@ mod tests {
             );
             assert_eq!(t.torn.map(|t| t.line), Some(51));
 
-            let err = parse_log_in(path, corrupt.as_bytes(), "R", n).unwrap_err();
+            let err = parse_log_in(path, corrupt.as_bytes(), "R", n, 0, 0).unwrap_err();
             assert!(
                 matches!(err, Error::Corrupt { line: 30, .. }),
                 "n={n}: {err:?}"
             );
 
-            let err = parse_log_in(path, gap.as_bytes(), "R", n).unwrap_err();
+            let err = parse_log_in(path, gap.as_bytes(), "R", n, 0, 0).unwrap_err();
             assert!(
                 matches!(
                     err,

@@ -29,10 +29,12 @@ impl Scheduler {
     /// Bring the bookkeeping sets in line with instance `i`'s state.
     fn touch(&mut self, i: usize) {
         let inst = &self.instances[i];
+        let group = inst.parent;
         if inst.dropped {
             self.active.remove(&i);
             self.running_set.remove(&i);
             self.valued.remove(&i);
+            self.unqueue(group, i);
             return;
         }
         if matches!(inst.state, State::Running { .. }) {
@@ -46,11 +48,18 @@ impl Scheduler {
             self.valued.insert(i);
         }
         let settled = inst.state.is_settled();
-        if settled || matches!(inst.state, State::Running { .. }) {
+        if self.waits_for_room(i) {
             self.active.remove(&i);
+            self.queued.entry(group).or_default().insert(i);
         } else {
-            self.active.insert(i);
+            self.unqueue(group, i);
+            if settled || matches!(self.instances[i].state, State::Running { .. }) {
+                self.active.remove(&i);
+            } else {
+                self.active.insert(i);
+            }
         }
+        let inst = &self.instances[i];
         if settled {
             for &d in &self.dependents[i] {
                 self.active.insert(d);
@@ -61,6 +70,30 @@ impl Scheduler {
                     self.instances[p].settled_children += 1;
                 }
                 self.active.insert(p);
+            }
+        }
+    }
+
+    /// Will instance `i` start as soon as there is room? (Ready or due for a retry, and not a
+    /// gate or a fan-out parent, which `decide` handles otherwise.)
+    fn waits_for_room(&self, i: usize) -> bool {
+        let inst = &self.instances[i];
+        match inst.state {
+            State::RetryDue => true,
+            State::Ready => {
+                let phase = &self.phases[inst.phase];
+                let gate = matches!(phase.kind, PhaseKind::Approval { .. });
+                let fan_out = phase.for_each.is_some() && inst.parent.is_none();
+                !gate && !fan_out
+            }
+            _ => false,
+        }
+    }
+
+    fn unqueue(&mut self, group: Option<usize>, i: usize) {
+        if let Some(queue) = self.queued.get_mut(&group) {
+            if queue.remove(&i) && queue.is_empty() {
+                self.queued.remove(&group);
             }
         }
     }

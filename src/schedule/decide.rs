@@ -1,6 +1,8 @@
 //! Deciding what to do next from the state.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::ops::Bound;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -26,6 +28,50 @@ impl Scheduler {
             }
         }
         (all_settled, any_bad)
+    }
+
+    /// The queued instances to start now, in index order (the order of the plan, then of
+    /// expansion), as many as the run's and each fan-out's `max_parallel` leave room for.
+    /// Costs the number started plus the number of queues, whatever is waiting.
+    fn next_starts(&self) -> Vec<usize> {
+        let (running, mut per_parent) = self.running_count();
+        let mut room = self.options.max_parallel.saturating_sub(running);
+        let group_room = |group: Option<usize>, per_parent: &HashMap<usize, u32>| match group {
+            None => u32::MAX,
+            Some(p) => self.phases[self.instances[p].phase]
+                .max_parallel
+                .unwrap_or(u32::MAX)
+                .saturating_sub(per_parent.get(&p).copied().unwrap_or(0)),
+        };
+        // The head of every queue with room, smallest index first.
+        let mut heads: BinaryHeap<Reverse<(usize, Option<usize>)>> = BinaryHeap::new();
+        if room > 0 {
+            for (&group, queue) in &self.queued {
+                if let (Some(&first), true) = (queue.first(), group_room(group, &per_parent) > 0) {
+                    heads.push(Reverse((first, group)));
+                }
+            }
+        }
+        let mut starts = Vec::new();
+        while room > 0 {
+            let Some(Reverse((i, group))) = heads.pop() else {
+                break;
+            };
+            starts.push(i);
+            room -= 1;
+            if let Some(p) = group {
+                *per_parent.entry(p).or_insert(0) += 1;
+            }
+            if group_room(group, &per_parent) > 0 {
+                let next = self.queued[&group]
+                    .range((Bound::Excluded(i), Bound::Unbounded))
+                    .next();
+                if let Some(&next) = next {
+                    heads.push(Reverse((next, group)));
+                }
+            }
+        }
+        starts
     }
 
     fn running_count(&self) -> (u32, HashMap<usize, u32>) {
@@ -66,7 +112,6 @@ impl Scheduler {
             }
             return actions;
         }
-        let mut startable = Vec::new();
         let candidates: Vec<usize> = self.active.iter().copied().collect();
         for i in candidates {
             if self.instances[i].dropped
@@ -159,11 +204,10 @@ impl Scheduler {
                                 })))
                             }
                         }
-                    } else {
-                        startable.push(i);
                     }
+                    // Anything else that is ready waits in `queued`, not here.
                 }
-                State::RetryDue => startable.push(i),
+                State::RetryDue => {}
                 State::RetryWait { delay } => {
                     if !self.instances[i].requested {
                         self.instances[i].requested = true;
@@ -236,23 +280,8 @@ impl Scheduler {
                 | State::Skipped(_) => {}
             }
         }
-        let (mut running, mut per_parent) = self.running_count();
-        for i in startable {
-            if running >= self.options.max_parallel {
-                break;
-            }
+        for i in self.next_starts() {
             let inst = &self.instances[i];
-            if let Some(p) = inst.parent {
-                let limit = self.phases[self.instances[p].phase]
-                    .max_parallel
-                    .unwrap_or(u32::MAX);
-                let count = per_parent.entry(p).or_insert(0);
-                if *count >= limit {
-                    continue;
-                }
-                *count += 1;
-            }
-            running += 1;
             let phase = &self.phases[inst.phase];
             let remaining = match (phase.deadline, inst.round_started, self.now) {
                 (Some(deadline), Some(started), Some(now)) => Some(
@@ -327,8 +356,9 @@ impl Scheduler {
     /// Nothing else to do: end or suspend the run, if that is where it is.
     fn finish(&mut self, actions: &mut Vec<Action>) {
         let live = || self.instances.iter().filter(|i| !i.dropped);
-        // Everything not settled is in `active` or `running_set`: look only there.
+        // Everything not settled is in `active`, `queued` or `running_set`: look only there.
         let busy = !self.running_set.is_empty()
+            || !self.queued.is_empty()
             || self.active.iter().any(|&i| {
                 matches!(
                     self.instances[i].state,

@@ -28,6 +28,7 @@ use crate::model::FailureKind;
 use crate::plan::{Plan, PlannedPhase};
 use crate::record::event::EventData;
 
+pub use items::{is_item_id, MAX_ITEM_ID_LEN};
 use state::Instance;
 pub use state::{Scheduler, SettleOutcome, State};
 
@@ -104,8 +105,9 @@ impl Scheduler {
             suspended: false,
             finished: None,
             now: None,
-            engine: crate::policy::expression_engine(),
+            engine: crate::expr::expression_engine(),
             active,
+            queued: BTreeMap::new(),
             running_set: BTreeSet::new(),
             valued: BTreeSet::new(),
             dependents,
@@ -142,11 +144,42 @@ impl Scheduler {
             .map(|i| (i.name.as_str(), &i.state, i.attempts))
     }
 
+    /// The whole folded state, for replay checks: every instance (dropped ones too) with its
+    /// state, attempts, outputs, timer origins and children, the loop counters and the run's
+    /// flags. It leaves out what only the executor's side sets (the clock, which timers and
+    /// cancels were already handed out) and the candidate cache `decide` prunes.
+    pub fn snapshot(&self) -> String {
+        let instances: Vec<Instance> = self
+            .instances
+            .iter()
+            .map(|i| Instance {
+                requested: false,
+                ..i.clone()
+            })
+            .collect();
+        let loops: BTreeMap<&String, &u32> = self.loops.iter().collect();
+        format!(
+            "{:#?}",
+            (
+                &self.run_id,
+                &self.inputs,
+                self.options.max_parallel,
+                self.cancel_requested,
+                self.suspended,
+                self.finished,
+                loops,
+                &self.running_set,
+                &self.valued,
+                instances,
+            )
+        )
+    }
+
     /// Instances with an attempt in flight (for resume: they become interrupted).
     pub fn running(&self) -> Vec<(String, u32)> {
-        self.instances
+        self.running_set
             .iter()
-            .filter(|i| !i.dropped)
+            .map(|&i| &self.instances[i])
             .filter_map(|i| match i.state {
                 State::Running { attempt } => Some((i.name.clone(), attempt)),
                 _ => None,

@@ -130,6 +130,11 @@ pub struct Scheduler {
     pub(super) engine: rhai::Engine,
     /// Instances that may need a decision (a superset; `decide` looks only at these).
     pub(super) active: BTreeSet<usize>,
+    /// Instances that will start as soon as there is room (ready or due for a retry, not a
+    /// gate or a fan-out parent), by the fan-out parent whose `max_parallel` also bounds them
+    /// (`None`: top-level phases). Not in `active`: `decide` takes from here in index order,
+    /// only as many as may start, so that waiting for room costs nothing per event.
+    pub(super) queued: BTreeMap<Option<usize>, BTreeSet<usize>>,
     /// Instances with an attempt in flight.
     pub(super) running_set: BTreeSet<usize>,
     /// Instances with recorded output values.

@@ -174,6 +174,78 @@ fn check_template(
     check_variables(
         ctx, source, file, path, locate, declared, fans_out, &variables,
     );
+    if is_shell(path) {
+        check_shell_quoting(ctx, source, file, path, locate);
+    }
+}
+
+/// Is `path` (`phases.<id>.shell…`) a `shell:` script?
+fn is_shell(path: &str) -> bool {
+    let mut parts = path.splitn(3, '.');
+    parts.next() == Some("phases")
+        && parts.next().is_some()
+        && parts
+            .next()
+            .is_some_and(|rest| rest == "shell" || rest.starts_with("shell["))
+}
+
+/// Recorded data (`outputs`, `item`) put into a shell script by a `{{ }}` whose last filter
+/// is not `q` or `shell_quote`.
+fn check_shell_quoting(
+    ctx: &mut Ctx<'_>,
+    source: &str,
+    file: &str,
+    path: &str,
+    locate: &dyn Fn(usize, usize, usize) -> Span,
+) {
+    for (offset, expression) in unquoted_shell_values(source) {
+        let (line, col) = prompt::line_col(source, offset);
+        let span = locate(line, col, expression.chars().count().max(1));
+        ctx.push(
+            Diagnostic::new(
+                Code::UnquotedShellValue,
+                format!("`shell:` puts `{expression}` into the script unquoted"),
+            )
+            .at(file, Some(span), path)
+            .label("recorded data, unquoted")
+            .help(format!(
+                "quote it: `{{{{ {expression} | q }}}}`; quotes, `$( )` or a newline in the value would otherwise run as shell code"
+            )),
+        );
+    }
+}
+
+/// The `{{ }}` expressions of `source` that read `outputs` or `item` and do not end in the
+/// `q` or `shell_quote` filter, with their byte offsets.
+fn unquoted_shell_values(source: &str) -> Vec<(usize, &str)> {
+    let mut found = Vec::new();
+    let mut rest = 0;
+    while let Some(open) = source[rest..].find("{{").map(|o| rest + o + 2) {
+        let Some(close) = source[open..].find("}}").map(|c| open + c) else {
+            break;
+        };
+        rest = close + 2;
+        let inner = &source[open..close];
+        let trimmed = inner
+            .trim_start_matches(['-', '+'])
+            .trim_end_matches(['-', '+']);
+        let expression = trimmed.trim();
+        if expression.is_empty() {
+            continue;
+        }
+        let reads_data = expression
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .any(|word| word == "outputs" || word == "item");
+        let quoted = expression
+            .rsplit_once('|')
+            .is_some_and(|(_, filter)| matches!(filter.trim(), "q" | "shell_quote"));
+        if reads_data && !quoted {
+            let start =
+                open + (inner.len() - inner.trim_start_matches(['-', '+']).trim_start().len());
+            found.push((start, expression));
+        }
+    }
+    found
 }
 
 #[allow(clippy::too_many_arguments)]

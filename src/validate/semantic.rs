@@ -42,6 +42,7 @@ pub(super) fn check(ctx: &mut Ctx<'_>, root: &Node) -> GraphInfo {
     if let Some(defaults) = root.get("defaults") {
         check_durations(ctx, defaults, &["defaults"]);
     }
+    check_some_phases(ctx, root);
     let phases = root.get("phases").map(Node::entries).unwrap_or_default();
     let mut needs: Needs = Vec::new();
     let mut gotos: Vec<(String, String, Span)> = Vec::new();
@@ -150,6 +151,21 @@ fn check_mission_id(ctx: &mut Ctx<'_>, root: &Node) {
             .at(ctx.file, Some(node.span), "mission")
             .label("lowercase words joined by `-` expected")
             .maybe_help(is_kebab(&suggestion).then(|| format!("did you mean `{suggestion}`?"))),
+        );
+    }
+}
+
+/// `phases: {}`: a mission that does nothing is a mistake, not a valid run.
+fn check_some_phases(ctx: &mut Ctx<'_>, root: &Node) {
+    let Some(phases) = root.get("phases") else {
+        return;
+    };
+    if matches!(&phases.value, Value::Map(entries) if entries.is_empty()) {
+        ctx.push(
+            Diagnostic::new(Code::NoPhases, "the mission has no phases")
+                .at(ctx.file, Some(phases.span), "phases")
+                .label("an empty map")
+                .help("add at least one phase, such as `build: { run: [make] }`"),
         );
     }
 }

@@ -126,6 +126,30 @@ fn resume_kills_what_a_dead_engine_left_running() {
     assert_eq!(count(&events, "phase.succeeded", "later"), 1);
 }
 
+#[test]
+fn cancel_of_a_run_no_engine_runs_kills_what_the_dead_engine_left_running() {
+    let p = Project::new(ORPHANS);
+    let _reap = Reap::new(&p);
+    let mut engine = p.spawn(&["run", "mission.yaml"]);
+    let pids = wait_for_pids(&p, 3);
+    engine.kill().unwrap();
+    engine.wait().unwrap();
+    let survivors: Vec<i32> = pids.iter().copied().filter(|&pid| alive(pid)).collect();
+    assert_eq!(survivors, pids, "the orphans outlive the engine");
+
+    let out = p.run(&["cancel", &p.run_id()]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let survivors: Vec<i32> = pids.iter().copied().filter(|&pid| alive(pid)).collect();
+    assert!(
+        survivors.is_empty(),
+        "cancel left the dead engine's processes running: {survivors:?}"
+    );
+    assert!(matches!(
+        p.events().last().unwrap().data,
+        EventData::RunCanceled(_)
+    ));
+}
+
 // ---------------------------------------------------------------- the signal ladder
 
 /// A phase whose shell logs each polite signal it gets (and carries on), with a child that
@@ -151,16 +175,19 @@ fn signals(p: &Project) -> String {
 fn cancel_climbs_from_sigint_to_sigterm_to_sigkill() {
     let p = Project::new(STUBBORN);
     let _reap = Reap::new(&p);
-    // A grace long enough for a shell to run a trap, short enough for the test.
+    // A grace long enough for a shell to run a trap even on a busy machine, short enough for
+    // the test.
     let mut engine = p
         .command(&["run", "mission.yaml"])
-        .env("SPECTACULAR_KILL_GRACE", "1s")
+        .env("SPECTACULAR_KILL_GRACE", "2s")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let pids = wait_for_pids(&p, 2);
-    sigint(&engine);
+    // SIGTERM to the engine cancels like Ctrl-C.
+    // SAFETY: sends SIGTERM to the engine this test started.
+    unsafe { libc::kill(engine.id() as i32, libc::SIGTERM) };
     let status = wait_bounded(
         &mut engine,
         "the engine never stopped a phase that ignores SIGINT and SIGTERM",
@@ -170,7 +197,13 @@ fn cancel_climbs_from_sigint_to_sigterm_to_sigkill() {
     // The phase got SIGINT, then SIGTERM, and survived both; only SIGKILL ended it.
     assert_eq!(signals(&p), "INT\nTERM\n");
     assert_all_dead(&pids);
-    let failed = p.events().into_iter().find_map(|e| match e.data {
+    let events = p.events();
+    let reason = events.iter().find_map(|e| match &e.data {
+        EventData::CancelRequested(c) => c.reason.clone(),
+        _ => None,
+    });
+    assert_eq!(reason.as_deref(), Some("interrupted (Ctrl-C or SIGTERM)"));
+    let failed = events.into_iter().find_map(|e| match e.data {
         EventData::AttemptFailed(f) => Some(f),
         _ => None,
     });
@@ -334,4 +367,90 @@ phases:
     let db = Projection::open(&p.store().db_path()).unwrap();
     assert_eq!(db.last_seq(&run).unwrap(), events.last().unwrap().seq);
     assert_eq!(db.verify(&run, &events).unwrap(), Vec::<String>::new());
+}
+
+/// Many phases whose `if:` each runs until its evaluation budget is spent: without a way to
+/// stop them, the engine would spend half a minute deciding before it could hear Ctrl-C.
+fn slow_conditions(started: &std::path::Path, phases: usize) -> String {
+    let numbers: Vec<String> = (0..3000).map(|i| i.to_string()).collect();
+    let array = format!("[{}]", numbers.join(","));
+    let mut mission = format!(
+        "mission: slow-conditions\nvars:\n  a: {array}\n  b: {array}\nphases:\n  start:\n    run: [touch, {:?}]\n",
+        started.display().to_string()
+    );
+    for i in 0..phases {
+        mission.push_str(&format!(
+            "  p{i}:\n    needs: [start]\n    if: \"(vars.a + []).all(|i| vars.b.all(|j| true))\"\n    run: [\"true\"]\n"
+        ));
+    }
+    mission
+}
+
+#[test]
+fn ctrl_c_stops_a_script_evaluation_and_cancels_the_run() {
+    let p = Project::new("mission: placeholder\nphases:\n  a:\n    run: [\"true\"]\n");
+    let started = p.path().join("started");
+    std::fs::write(
+        p.path().join("mission.yaml"),
+        slow_conditions(&started, 200),
+    )
+    .unwrap();
+    let mut engine = p.spawn(&["run", "mission.yaml"]);
+    let _reap = Reap::new(&p);
+    poll("the first phase to run", || started.exists());
+    sigint(&engine);
+    let status = wait_bounded(&mut engine, "the engine to answer Ctrl-C");
+    let stderr = stderr_of(&mut engine);
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let events = p.events();
+    assert!(
+        matches!(events.last().unwrap().data, EventData::RunCanceled(_)),
+        "{:?}",
+        events.last()
+    );
+    // No phase is recorded as failed because Ctrl-C stopped its condition.
+    let interrupted = events
+        .iter()
+        .any(|e| matches!(&e.data, EventData::PhaseFailed(f) if f.message.contains("interrupted")));
+    assert!(
+        !interrupted,
+        "an interrupted evaluation was recorded as the phase's outcome"
+    );
+    // The engine did not evaluate every condition to its budget before it stopped.
+    let exhausted = events
+        .iter()
+        .filter(|e| matches!(&e.data, EventData::PhaseFailed(_)))
+        .count();
+    assert!(
+        exhausted < 200,
+        "every condition ran to its end: {exhausted}"
+    );
+}
+
+#[test]
+fn cancel_stops_a_script_evaluation_too() {
+    let p = Project::new("mission: placeholder\nphases:\n  a:\n    run: [\"true\"]\n");
+    let started = p.path().join("started");
+    std::fs::write(
+        p.path().join("mission.yaml"),
+        slow_conditions(&started, 200),
+    )
+    .unwrap();
+    let mut engine = p.spawn(&["run", "mission.yaml"]);
+    let _reap = Reap::new(&p);
+    poll("the first phase to run", || started.exists());
+    let out = p.run(&["cancel", &p.run_id()]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let status = wait_bounded(&mut engine, "the engine to answer `cancel`");
+    assert_eq!(status.code(), Some(130), "{}", stderr_of(&mut engine));
+    let events = p.events();
+    assert!(matches!(
+        events.last().unwrap().data,
+        EventData::RunCanceled(_)
+    ));
+    let failed = events
+        .iter()
+        .filter(|e| matches!(&e.data, EventData::PhaseFailed(_)))
+        .count();
+    assert!(failed < 200, "every condition ran to its end: {failed}");
 }

@@ -15,5 +15,6 @@ mod missions;
 mod policy;
 mod real_clients;
 mod record;
+mod replay;
 mod runtime;
 mod support;

@@ -874,3 +874,309 @@ fn secrets_never_reach_the_log_or_the_projection() {
     assert!(contains(&db, "[redacted:OPENAI_API_KEY]"));
     assert!(!contains(&db, KEY), "the key is in state.db");
 }
+
+// ---------------------------------------------------------------- readers on the command line
+
+/// A project directory whose store holds runs written through `RunLog`.
+fn project() -> (tempfile::TempDir, Store) {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store {
+        dir: tmp.path().join(".spectacular"),
+    };
+    (tmp, store)
+}
+
+fn run_started(mission: &str) -> EventData {
+    EventData::RunStarted(spectacular::record::event::RunStarted {
+        mission: mission.into(),
+        mission_source: "m.yaml".into(),
+        mission_digest: "sha256:00".into(),
+        mission_text: format!("mission: {mission}\n"),
+        files: Default::default(),
+        inputs: Default::default(),
+        max_parallel: 1,
+        engine_version: "0.1.0".into(),
+    })
+}
+
+fn succeeded(phase: &str) -> EventData {
+    EventData::PhaseSucceeded(PhaseSucceeded {
+        phase: phase.into(),
+        attempts: 1,
+        artifacts: Default::default(),
+    })
+}
+
+/// A run of mission `mission`: started, then `a` ready, then `a` succeeded.
+fn cli_run(store: &Store, run_id: &str, mission: &str) -> PathBuf {
+    let mut log = RunLog::create(store, run_id).unwrap();
+    log.append(run_started(mission), "engine", None);
+    log.append(ready("a"), "engine", None);
+    log.append(succeeded("a"), "engine", None);
+    log.commit().unwrap();
+    log.path().to_path_buf()
+}
+
+fn cli(dir: &Path, args: &[&str]) -> crate::support::Output {
+    crate::support::run_cli(dir, args, &[])
+}
+
+#[test]
+fn status_and_runs_refuse_a_damaged_log_and_list_the_other_runs() {
+    let (tmp, store) = project();
+    let damaged = cli_run(&store, "01AAA", "first");
+    cli_run(&store, "01BBB", "second");
+    // The projection indexes both runs, then a line in the middle is damaged.
+    let out = cli(tmp.path(), &["runs"]);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    rewrite_line(&damaged, 2, |l| l.replace("\"phase\":\"a\"", "\"phase\":7"));
+
+    let out = cli(tmp.path(), &["status", "01AAA"]);
+    assert_eq!(out.code, 70, "{}", out.transcript());
+    assert!(out.stdout.is_empty(), "{}", out.transcript());
+    assert!(
+        out.stderr
+            .contains("events.jsonl` line 2 is not a valid event"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("help: the log is damaged"),
+        "{}",
+        out.stderr
+    );
+
+    let out = cli(tmp.path(), &["runs"]);
+    assert_eq!(out.code, 70, "{}", out.transcript());
+    assert!(out.stdout.contains("01AAA"), "{}", out.stdout);
+    assert!(out.stdout.contains("damaged"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("01BBB") && out.stdout.contains("second"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("run `01AAA` cannot be read"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("line 2"), "{}", out.stderr);
+
+    let out = cli(tmp.path(), &["status", "01BBB"]);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+}
+
+#[test]
+fn status_follows_a_log_that_was_cut_back() {
+    let (tmp, store) = project();
+    let path = cli_run(&store, "01AAA", "m");
+    let out = cli(tmp.path(), &["status", "01AAA", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    assert!(
+        out.stdout.contains("\"state\": \"succeeded\""),
+        "{}",
+        out.stdout
+    );
+    // Back to an older point: `a` is only ready.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let older: String = text.split_inclusive('\n').take(2).collect();
+    std::fs::write(&path, older).unwrap();
+    let out = cli(tmp.path(), &["status", "01AAA", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    assert!(
+        out.stdout.contains("\"state\": \"ready\""),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("\"last_seq\": 2"), "{}", out.stdout);
+
+    // The same length, different content: noticed too.
+    let edited = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("\"mission\":\"m\"", "\"mission\":\"n\"");
+    std::fs::write(&path, edited).unwrap();
+    let out = cli(tmp.path(), &["status", "01AAA"]);
+    assert!(out.stdout.contains("mission n"), "{}", out.transcript());
+}
+
+#[test]
+fn a_duplicate_event_id_breaks_only_its_own_run() {
+    let (tmp, store) = project();
+    cli_run(&store, "01AAA", "good");
+    let bad = cli_run(&store, "01BBB", "bad");
+    let text = std::fs::read_to_string(&bad).unwrap();
+    let first_id = text.lines().next().unwrap()[13..13 + 26].to_string();
+    rewrite_line(&bad, 3, |l| l.replace(&l[13..13 + 26], &first_id));
+    for _ in 0..2 {
+        // Deleting state.db changes nothing: the log itself is refused.
+        let _ = std::fs::remove_file(store.db_path());
+        let out = cli(tmp.path(), &["runs"]);
+        assert_eq!(out.code, 70, "{}", out.transcript());
+        assert!(out.stdout.contains("good"), "{}", out.transcript());
+        assert!(
+            out.stderr.contains("line 3 repeats the event_id") && out.stderr.contains("of line 1"),
+            "{}",
+            out.stderr
+        );
+        let out = cli(tmp.path(), &["replay", "01AAA", "--verify"]);
+        assert_eq!(out.code, 0, "{}", out.transcript());
+        let out = cli(tmp.path(), &["replay", "01BBB", "--verify"]);
+        assert_eq!(out.code, 70, "{}", out.transcript());
+    }
+}
+
+/// Run the binary with its stdout on a pipe, read one line, close the pipe, and return how
+/// the process ended. The output is larger than a pipe's buffer, so the process is still
+/// writing when the pipe closes.
+fn head_1(dir: &Path, args: &[&str]) -> (std::process::ExitStatus, String, String) {
+    let mut child = Command::new(crate::support::bin())
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .env("SPECTACULAR_CONFIG_DIR", dir.join(".user-config"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    drop(reader);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status,
+        first,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_closed_stdout_ends_commands_quietly() {
+    let (tmp, store) = project();
+    let mut log = RunLog::create(&store, "01AAA").unwrap();
+    log.append(run_started("m"), "engine", None);
+    for i in 0..20_000 {
+        log.append(ready(&format!("phase-{i}")), "engine", None);
+    }
+    log.commit().unwrap();
+    drop(log);
+    let (status, first, stderr) = head_1(tmp.path(), &["replay", "last"]);
+    assert!(first.contains("run.started"), "{first}");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+
+    let mut mission = String::from("mission: big\nphases:\n");
+    for i in 0..5_000 {
+        mission += &format!("  p{i}:\n    run: [\"true\"]\n");
+        if i > 0 {
+            mission += &format!("    needs: [p{}]\n", i - 1);
+        }
+    }
+    std::fs::write(tmp.path().join("big.yaml"), mission).unwrap();
+    let (status, first, stderr) = head_1(tmp.path(), &["graph", "big.yaml"]);
+    assert!(first.starts_with("digraph"), "{first}");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+#[test]
+fn the_projection_notices_a_log_cut_back_below_what_the_engine_applied() {
+    let (_tmp, store) = new_store();
+    let mut log = RunLog::create(&store, "01RUN").unwrap();
+    log.append(ready("a"), "engine", None);
+    log.commit().unwrap();
+    let mut p = store.projection().unwrap();
+    // The engine applies what it commits straight to the projection, past its mark.
+    let b = log.append(ready("b"), "engine", None);
+    let c = log.append(ready("c"), "engine", None);
+    log.commit().unwrap();
+    p.apply(&[b, c]).unwrap();
+    drop(p);
+    let names = |store: &Store| -> Vec<String> {
+        let p = store.projection().unwrap();
+        p.phases("01RUN")
+            .unwrap()
+            .into_iter()
+            .map(|r| r.phase)
+            .collect()
+    };
+    assert_eq!(names(&store), ["a", "b", "c"]);
+    let d = log.append(ready("d"), "engine", None);
+    log.commit().unwrap();
+    drop(log);
+    assert_eq!(
+        names(&store),
+        ["a", "b", "c", "d"],
+        "caught up past its mark"
+    );
+    let mut p = store.projection().unwrap();
+    assert_eq!(p.last_seq("01RUN").unwrap(), 4);
+    p.apply(&[d]).unwrap();
+    drop(p);
+
+    // Cut back to two events: the rows of `c` and `d` go.
+    let path = store.events_path("01RUN");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let two: String = text.split_inclusive('\n').take(2).collect();
+    std::fs::write(&path, &two).unwrap();
+    assert_eq!(names(&store), ["a", "b"]);
+    assert_eq!(store.projection().unwrap().last_seq("01RUN").unwrap(), 2);
+
+    // A different second event (another id, same seq): rebuilt from the log.
+    let (mut log, _) = reopen(&store, "01RUN");
+    log.append(ready("e"), "engine", None);
+    log.commit().unwrap();
+    drop(log);
+    assert_eq!(names(&store), ["a", "b", "e"]);
+    let first: String = text.split_inclusive('\n').take(1).collect();
+    std::fs::write(&path, &first).unwrap();
+    let (mut log, _) = reopen(&store, "01RUN");
+    log.append(ready("f"), "engine", None);
+    log.append(ready("g"), "engine", None);
+    log.commit().unwrap();
+    drop(log);
+    assert_eq!(names(&store), ["a", "f", "g"]);
+}
+
+#[test]
+fn status_bounds_a_huge_message_of_an_older_log() {
+    let (tmp, store) = project();
+    let path = cli_run(&store, "01AAA", "m");
+    // Written as an older version did: straight to the file, without the limits.
+    let event = spectacular::record::Event {
+        event_id: "01OLDEVENT0000000000000000".into(),
+        schema: 1,
+        run_id: "01AAA".into(),
+        seq: 4,
+        ts: "2026-11-21T10:00:00.000Z".into(),
+        causation_id: None,
+        actor: "engine".into(),
+        data: EventData::PhaseFailed(spectacular::record::event::PhaseFailed {
+            phase: "b".into(),
+            attempts: 1,
+            kind: FailureKind::Exit,
+            message: format!("exited with code 1: {}", "e".repeat(8 << 20)),
+            continued: false,
+        }),
+    };
+    append_raw(&path, format!("{}\n", event.to_json_line()).as_bytes());
+    let out = cli(tmp.path(), &["status", "01AAA"]);
+    assert_eq!(out.code, 0, "{}", &out.stderr);
+    assert!(
+        out.stdout.len() < 2 * limits::TEXT_MAX,
+        "{}",
+        out.stdout.len()
+    );
+    assert!(
+        out.stdout.contains("…[truncated: 8388634 bytes]"),
+        "{}",
+        &out.stdout[out.stdout.len() - 200..]
+    );
+    let out = cli(tmp.path(), &["events", "01AAA"]);
+    assert!(
+        out.stdout.len() < 2 * limits::TEXT_MAX,
+        "{}",
+        out.stdout.len()
+    );
+}

@@ -653,6 +653,14 @@ fn killing_the_engine_at_any_moment_loses_nothing() {
     );
     let verify = p.run(&["replay", &p.run_id(), "--verify"]);
     assert_eq!(code(&verify), 0, "{}", text(&verify));
+    // Through every kill and resume, each decision is what the log before it decides.
+    let mission = crash_mission();
+    let plan = spectacular::plan::plan(
+        crate::support::validate_bytes("mission.yaml", mission.as_bytes())
+            .mission
+            .expect("the crash mission is valid"),
+    );
+    crate::replay::assert_the_log_replays(&std::sync::Arc::new(plan), &events);
 }
 
 #[test]
@@ -1251,6 +1259,26 @@ phases:
         .collect();
     assert_eq!(succeeded, 10, "exactly the reservations that fit ran");
     assert_eq!(denied.len(), 40);
+    // This client reports its dollars and keeps within its reservation: the run spends what
+    // the sample reports, ten times, under the cap.
+    let sample: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/agents/samples/claude-success.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let reported = sample["total_cost_usd"].as_f64().unwrap();
+    assert!(
+        reported < estimate,
+        "the sample must keep within its reservation"
+    );
+    assert!(
+        (spent - 10.0 * reported).abs() < 1e-9,
+        "spent {spent}, expected {}",
+        10.0 * reported
+    );
     assert!(spent <= cap, "spent {spent} > cap {cap}");
     assert!(
         denied[0].contains("spent $")
