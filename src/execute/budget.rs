@@ -196,6 +196,7 @@ mod tests {
                 cost_usd: Some(cost),
                 ..Default::default()
             })),
+            result: None,
         })
     }
 

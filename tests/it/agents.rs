@@ -1399,3 +1399,189 @@ fn real_client_transcripts_parse() {
     }
     assert!(seen >= 12, "{seen} transcripts");
 }
+
+// --- the engine with fake clients ---------------------------------------------------------
+
+fn fake_entry(name: &str, client: &str, sample: &str, extra: &str) -> String {
+    let fixtures = fixtures();
+    format!(
+        "  {name}:\n    adapter: {}\n    binary: {}\n    env: {{ FAKE_AGENT_SAMPLE: {} }}\n{extra}",
+        if client == "claude" {
+            "claude-code"
+        } else {
+            client
+        },
+        fixtures.join(client).join(client).display(),
+        fixtures.join("samples").join(sample).display()
+    )
+}
+
+fn attempt_end(events: &[spectacular::record::Event]) -> spectacular::record::EventData {
+    use spectacular::record::EventData;
+    events
+        .iter()
+        .rev()
+        .map(|e| e.data.clone())
+        .find(|d| {
+            matches!(
+                d,
+                EventData::AttemptSucceeded(_) | EventData::AttemptFailed(_)
+            )
+        })
+        .expect("an attempt ended")
+}
+
+/// A client that reported usage and then hung is stopped by the timeout; what it reported is
+/// kept, the timeout hands over to the next agent, and the attempt's usage is the sum of both
+/// hops (the money was spent), under the catalogue's model name, with the answer recorded.
+#[test]
+fn a_timed_out_hop_falls_back_and_its_usage_is_kept() {
+    use crate::runtime::{code, count, text, Project};
+    use spectacular::record::EventData;
+    let p = Project::new(
+        "mission: hops\nphases:\n  work:\n    agent: slow\n    model: gpt\n    timeout: 2s\n",
+    );
+    std::fs::write(
+        p.path().join(".spectacular/agents.yaml"),
+        format!(
+            "agents:\n{}{}",
+            fake_entry(
+                "slow",
+                "codex",
+                "codex-success.jsonl",
+                "    fallbacks: [quick]\n"
+            )
+            .replace(
+                "FAKE_AGENT_SAMPLE:",
+                "FAKE_AGENT_HANG: \"30\", FAKE_AGENT_SAMPLE:"
+            ),
+            fake_entry(
+                "quick",
+                "claude",
+                "claude-success.json",
+                "    model: claude-sonnet\n"
+            )
+        ),
+    )
+    .unwrap();
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let events = p.events();
+    assert_eq!(count(&events, "fallback.activated", "work"), 1);
+    let reason = events
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::FallbackActivated(f) => Some(f.reason.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(reason.starts_with("timeout:"), "{reason}");
+    let EventData::AttemptSucceeded(done) = attempt_end(&events) else {
+        panic!("{}", text(&out))
+    };
+    assert_eq!(done.agent.as_deref(), Some("quick"));
+    assert_eq!(
+        done.result.as_deref(),
+        Some("Done: added the parser and its tests.")
+    );
+    // The hung Codex hop, priced from the catalogue, plus Claude's reported cost.
+    let mut codex = adapter("codex")
+        .parse(Some(0), &sample("codex-success.jsonl"), "")
+        .usage;
+    price(
+        &mut codex,
+        &Prices {
+            input: 1.25,
+            output: 10.0,
+            cache_read: Some(0.125),
+            cache_write: None,
+        },
+    );
+    let claude = adapter("claude-code")
+        .parse(Some(0), &sample("claude-success.json"), "")
+        .usage;
+    let usage = done.usage.expect("usage");
+    assert_eq!(usage.input_tokens, codex.input_tokens + claude.input_tokens);
+    assert_eq!(
+        usage.output_tokens,
+        codex.output_tokens + claude.output_tokens
+    );
+    let expected = codex.cost_usd.unwrap() + claude.cost_usd.unwrap();
+    assert!(
+        (usage.cost_usd.unwrap() - expected).abs() < 1e-12,
+        "{usage:?} vs {expected}"
+    );
+    // One name per model: the catalogue's, not the provider id Claude reports.
+    assert_eq!(usage.model.as_deref(), Some("claude-sonnet"));
+}
+
+/// Under a budget, a model without a price is refused with a message naming `models.yaml`,
+/// before any client starts (never a zero reservation, nor `--max-budget-usd 0`).
+#[test]
+fn an_unpriced_model_under_a_budget_is_refused() {
+    use crate::runtime::{code, text, Project};
+    use spectacular::record::EventData;
+    let p = Project::new(
+        "mission: unpriced\nbudget: { max_usd: 5 }\nphases:\n  work:\n    agent: claude\n    model: my-private-model\n",
+    );
+    let record = p.path().join("argv.bin");
+    std::fs::write(
+        p.path().join(".spectacular/agents.yaml"),
+        format!(
+            "agents:\n{}",
+            fake_entry("claude", "claude", "claude-success.json", "").replace(
+                "FAKE_AGENT_SAMPLE:",
+                &format!(
+                    "FAKE_AGENT_RECORD: {}, FAKE_AGENT_SAMPLE:",
+                    record.display()
+                )
+            )
+        ),
+    )
+    .unwrap();
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let EventData::AttemptFailed(failed) = attempt_end(&p.events()) else {
+        panic!("{}", text(&out))
+    };
+    assert_eq!(failed.kind, spectacular::model::FailureKind::Budget);
+    assert!(
+        failed.message.contains("`my-private-model`") && failed.message.contains("models.yaml"),
+        "{}",
+        failed.message
+    );
+    assert!(!record.exists(), "the client was started");
+}
+
+/// The default routing pack does not override the `model:` an agent names.
+#[test]
+fn an_agents_own_model_wins_over_the_default_route() {
+    use crate::runtime::{code, text, Project};
+    use spectacular::record::EventData;
+    let p = Project::new("mission: own\nphases:\n  work:\n    role: planner\n");
+    std::fs::write(
+        p.path().join(".spectacular/agents.yaml"),
+        format!(
+            "agents:\n{}",
+            fake_entry(
+                "claude",
+                "claude",
+                "claude-success.json",
+                "    roles: [planner]\n    model: claude-haiku\n"
+            )
+        ),
+    )
+    .unwrap();
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let argv = p
+        .events()
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::AttemptStarted(s) => s.argv.clone(),
+            _ => None,
+        })
+        .unwrap();
+    let at = argv.iter().position(|a| a == "--model").expect("--model");
+    assert_eq!(argv[at + 1], "claude-haiku-4-5", "{argv:?}");
+}
