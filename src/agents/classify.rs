@@ -132,6 +132,8 @@ pub fn classify_text(text: &str) -> Option<FailureClass> {
         "connection failed",
         "error sending request",
         "connectionrefused",
+        "connection refused",
+        "econnrefused",
         "failed to connect",
     ];
     if UNREACHABLE.iter().any(|w| lower.contains(w)) {
@@ -145,10 +147,8 @@ pub fn classify_text(text: &str) -> Option<FailureClass> {
         "gateway timeout",
         "server error",
         "apiconnectionerror",
-        "connection refused",
         "connection reset",
         "connection error",
-        "econnrefused",
         "econnreset",
         "fetch failed",
     ];

@@ -345,7 +345,7 @@ fn falls_back_when_down(client: &str) {
         return;
     }
     let server = FakeLlm::with_scenario(write_scenario());
-    let ran = run(client, &Target::Down, "20s", Some((client, &server)));
+    let ran = run(client, &Target::Down, "45s", Some((client, &server)));
     assert_eq!(code(&ran.output), 0, "{}", ran.transcript());
     assert_eq!(
         count(&ran.events, "fallback.activated", "write"),
