@@ -153,6 +153,10 @@ fn generated_mission(phases: usize) -> String {
         let _ = writeln!(out, "    description: Step {i} of the generated mission");
         if i > 0 {
             let mut needs: Vec<usize> = (0..1 + next(3)).map(|_| i - 1 - next(i.min(8))).collect();
+            if i % 15 == 3 {
+                // A fan-out reads the tasks of the phase before it, so it needs it.
+                needs.push(i - 1);
+            }
             needs.sort();
             needs.dedup();
             let needs: Vec<String> = needs.iter().map(|n| format!("p{n:03}")).collect();
@@ -177,6 +181,10 @@ fn generated_mission(phases: usize) -> String {
                     out,
                     "    with: {{ message: \"{{{{ vars.greeting }}}} from {{{{ phase.id }}}} ({i})\" }}"
                 );
+                if i % 15 == 2 {
+                    // The next phase fans out over these tasks.
+                    out.push_str("    outputs:\n      tasks: { path: tasks.json }\n");
+                }
             }
             3 => {
                 out.push_str("    role: executor\n");

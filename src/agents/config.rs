@@ -225,7 +225,10 @@ pub fn load(mission_dir: Option<&Path>, dot_dir: &Path) -> Result<AgentsFile, Er
     })
 }
 
-/// The JSON Schema of `agents.yaml`.
+/// The JSON Schema of `agents.yaml`, compiled once per process (files are checked with it).
+pub static AGENTS_SCHEMA: crate::conform::Schema = crate::conform::Schema::new(agents_schema);
+
+/// The JSON Schema of `agents.yaml`, generated from its types.
 pub fn agents_schema() -> Value {
     let schema = schemars::generate::SchemaSettings::draft2020_12()
         .into_generator()
@@ -242,7 +245,7 @@ pub fn agents_schema_text() -> String {
 
 /// Check the text of an `agents.yaml` (`origin` names it): located diagnostics, like missions.
 pub fn check(text: &str, origin: &str) -> (Option<AgentsFile>, crate::diag::Diagnostics) {
-    crate::conform::check_file(text, origin, &agents_schema())
+    crate::conform::check_file(text, origin, &AGENTS_SCHEMA)
 }
 
 /// Parse the text of an `agents.yaml`; `origin` names it in messages. The error is the first

@@ -48,6 +48,7 @@ mod missions;
 mod policy;
 mod progress;
 mod query;
+mod replay;
 mod run;
 mod schema;
 mod validate;
@@ -118,7 +119,10 @@ pub enum Command {
     /// The events of a run.
     Events(query::EventsArgs),
     /// Re-fold a run's log without side effects and print its timeline.
-    Replay(query::ReplayArgs),
+    ///
+    /// With `--policies` or `--models` (what-if replay): what the run's policy decisions and
+    /// costs would have been under other packs or prices, without running anything.
+    Replay(replay::ReplayArgs),
     /// What agent calls cost: totals, averages and shares by agent, model, phase, mission or day.
     Cost(cost::Args),
     /// The configured agents, and whether each can run here.
@@ -150,7 +154,7 @@ pub fn main() -> ExitCode {
         Command::Status(args) => query::status(&context, args),
         Command::Runs(args) => query::runs(&context, args),
         Command::Events(args) => query::events(&context, args),
-        Command::Replay(args) => query::replay(&context, args),
+        Command::Replay(args) => replay::replay(&context, args),
         Command::Cost(args) => cost::run(&context, args),
         Command::Agents(args) => agents::run(&context, args),
         Command::Validate(args) => validate::run(&context, args),

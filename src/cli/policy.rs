@@ -45,6 +45,13 @@ pub enum Sub {
         run: String,
         /// Only this phase (a fan-out parent includes its children).
         phase: Option<String>,
+        /// What if: also evaluate the decisions again with these packs added (as
+        /// `spectacular replay --policies`).
+        #[arg(long, num_args = 1.., value_name = "PACK")]
+        policies: Vec<String>,
+        /// What if: price the recorded tokens with this `models.yaml` on top of the catalogue.
+        #[arg(long, value_name = "FILE")]
+        models: Option<std::path::PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -59,7 +66,18 @@ pub fn run(context: &Context, args: Args) -> Outcome {
             mission,
             json,
         } => test(context, pack.as_deref(), mission.as_deref(), json),
-        Sub::Explain { run, phase, json } => explain(context, &run, phase.as_deref(), json),
+        Sub::Explain {
+            run,
+            phase,
+            policies,
+            models,
+            json,
+        } => {
+            let what_if = (!policies.is_empty() || models.is_some())
+                .then(|| super::replay::WhatIf::new(context, &policies, models.as_deref()))
+                .transpose()?;
+            explain(context, &run, phase.as_deref(), what_if.as_ref(), json)
+        }
     }
 }
 
@@ -268,7 +286,13 @@ pub fn render_reports(reports: &[PackReport], invalid: usize) -> String {
     out
 }
 
-fn explain(context: &Context, run: &str, phase: Option<&str>, json: bool) -> Outcome {
+fn explain(
+    context: &Context,
+    run: &str,
+    phase: Option<&str>,
+    what_if: Option<&super::replay::WhatIf>,
+    json: bool,
+) -> Outcome {
     let store = context.store();
     let run_id = store
         .resolve_run(run)
@@ -303,9 +327,21 @@ fn explain(context: &Context, run: &str, phase: Option<&str>, json: bool) -> Out
                 })
             })
             .collect();
+        let value = match &what_if {
+            None => Json::Array(items),
+            Some(tools) => {
+                let attempts: Vec<_> = tools
+                    .evaluate(&events)?
+                    .attempts
+                    .into_iter()
+                    .filter(|a| matches(&a.phase))
+                    .collect();
+                json!({"decisions": items, "what_if": attempts})
+            }
+        };
         outln!(
             "{}",
-            serde_json::to_string_pretty(&items).map_err(internal)?
+            serde_json::to_string_pretty(&value).map_err(internal)?
         )?;
         return Ok(Exit::Success);
     }
@@ -334,28 +370,17 @@ fn explain(context: &Context, run: &str, phase: Option<&str>, json: bool) -> Out
             summarize(&d.hook, &d.result, d.reason.as_deref())
         )?;
     }
+    if let Some(tools) = what_if {
+        let report = tools.evaluate(&events)?;
+        outln!("\nwhat if:")?;
+        for a in report.attempts.iter().filter(|a| matches(&a.phase)) {
+            out!("{}", crate::query::whatif::attempt_text(a))?;
+        }
+    }
     Ok(Exit::Success)
 }
 
 /// One line for a decision: what was decided and why.
 fn summarize(hook: &str, result: &Json, reason: Option<&str>) -> String {
-    if result.is_null() {
-        return "abstained".into();
-    }
-    let field = |k: &str| result.get(k).and_then(Json::as_str).unwrap_or("");
-    let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
-    match (hook, field("decision")) {
-        (_, "error") => format!("error (counts as deny){why}"),
-        ("route", _) => {
-            let target = match (field("agent"), field("model")) {
-                ("", m) => m.to_string(),
-                (a, "") => a.to_string(),
-                (a, m) => format!("{a} / {m}"),
-            };
-            format!("→ {target}{why}")
-        }
-        (_, "downgrade") => format!("downgrade to {}{why}", field("model")),
-        (_, "alert") => format!("alert ({}){why}", field("level")),
-        (_, decision) => format!("{decision}{why}"),
-    }
+    crate::query::decision_summary(hook, result, reason)
 }

@@ -1,5 +1,11 @@
 //! What a person (or a tool) sees while a run goes: a live view on a terminal (indicatif),
 //! plain timestamped lines otherwise, or the events themselves as JSON lines (`--json`).
+//!
+//! The engine reports events from the moment it starts or takes a run over, before the command
+//! has printed its header (`run … of …`, `resuming run …`). Lines are held back, and the
+//! spinner is not drawn, until the first attempt starts (or the view finishes): so the header
+//! comes first, and no spinner line is left above it. The view clears its spinner when it is
+//! dropped, whichever way the command ends.
 
 use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
@@ -32,6 +38,10 @@ impl Mode {
 pub struct Progress {
     mode: Mode,
     bar: Option<ProgressBar>,
+    /// An attempt has started (or the view finished): lines are shown as they come.
+    started: bool,
+    /// Lines waiting for the first attempt, with the time they were made.
+    held: Vec<(String, String)>,
     running: BTreeSet<String>,
     done: u32,
     failed: u32,
@@ -40,18 +50,11 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(mode: Mode, color: bool) -> Progress {
-        let bar = (mode == Mode::Live).then(|| {
-            let bar = ProgressBar::new_spinner();
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
         Progress {
             mode,
-            bar,
+            bar: None,
+            started: false,
+            held: Vec::new(),
             running: BTreeSet::new(),
             done: 0,
             failed: 0,
@@ -59,15 +62,42 @@ impl Progress {
         }
     }
 
-    fn line(&self, text: &str) {
+    /// Show what was held back, and from now on show lines as they come (with the spinner on
+    /// a terminal).
+    fn start(&mut self, spinner: bool) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        for (clock, text) in std::mem::take(&mut self.held) {
+            self.show(&clock, &text);
+        }
+        if spinner && self.mode == Mode::Live {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            self.bar = Some(bar);
+        }
+    }
+
+    fn show(&self, clock: &str, text: &str) {
         match &self.bar {
             Some(bar) => bar.println(text),
-            None => {
-                let now =
-                    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
-                let clock = now.get(11..23).unwrap_or(&now).to_string();
-                eoutln!("{clock} {text}");
-            }
+            None if self.mode == Mode::Live => eoutln!("{text}"),
+            None => eoutln!("{clock} {text}"),
+        }
+    }
+
+    fn line(&mut self, text: &str) {
+        let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        let clock = now.get(11..23).unwrap_or(&now).to_string();
+        if self.started {
+            self.show(&clock, text);
+        } else {
+            self.held.push((clock, text.to_string()));
         }
     }
 
@@ -89,6 +119,7 @@ impl Progress {
         }
         match &event.data {
             EventData::AttemptStarted(d) => {
+                self.start(true);
                 self.running.insert(d.phase.clone());
                 if self.bar.is_none() {
                     self.line(&format!("started   {} (attempt {})", d.phase, d.attempt));
@@ -105,7 +136,7 @@ impl Progress {
                     d.phase,
                     d.attempt,
                     d.kind.as_str(),
-                    d.message
+                    without_kind(d.kind.as_str(), &d.message)
                 ));
             }
             EventData::PhaseSucceeded(d) => {
@@ -126,7 +157,7 @@ impl Progress {
                     "{mark}    {} ({}): {}",
                     d.phase,
                     d.kind.as_str(),
-                    d.message
+                    without_kind(d.kind.as_str(), &d.message)
                 ));
             }
             EventData::PhaseSkipped(d) => {
@@ -149,6 +180,7 @@ impl Progress {
             }
             EventData::CancelRequested(_) => self.line("canceling…"),
             EventData::BudgetAlert(d) => {
+                // The engine's messages carry the figures (`spent $0.0047 of $1.00: …`).
                 let mark = self.paint("budget", anstyle::AnsiColor::Yellow);
                 self.line(&format!("{mark}    {} alert: {}", d.level, d.message));
             }
@@ -184,8 +216,25 @@ impl Progress {
     }
 
     pub fn finish(&mut self) {
+        self.start(false);
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
     }
+}
+
+impl Drop for Progress {
+    /// However the command ends, no spinner line is left behind and nothing held is lost.
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// A failure's message without the kind it may already start with (`budget: …` of a
+/// `budget` failure), so that the kind is not shown twice.
+fn without_kind<'a>(kind: &str, message: &'a str) -> &'a str {
+    message
+        .strip_prefix(kind)
+        .and_then(|rest| rest.strip_prefix(": "))
+        .unwrap_or(message)
 }

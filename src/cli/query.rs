@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::{Context, Exit, Failure, Outcome};
 use crate::query;
-use crate::record::{fold, Event, Store};
+use crate::record::{Event, Store};
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
@@ -24,26 +24,60 @@ pub struct RunsArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct EventsArgs {
-    /// The run id (a unique prefix, or `last`).
-    pub run: String,
+    /// The run id (a unique prefix, or `last`); the latest run when omitted.
+    pub run: Option<String>,
     /// Keep printing new events until the run ends or stops.
     #[arg(long)]
     pub follow: bool,
+    /// Only events of these types: a full name (`policy.decided`) or its first part
+    /// (`attempt` for every `attempt.*`); repeat or separate with commas.
+    #[arg(long = "type", value_name = "TYPE", value_delimiter = ',')]
+    pub types: Vec<String>,
+    /// Only events of this phase (a fan-out parent includes its children).
+    #[arg(long, value_name = "PHASE")]
+    pub phase: Option<String>,
     /// Print each event as a JSON line (the log's own format).
     #[arg(long)]
     pub json: bool,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct ReplayArgs {
-    /// The run id (a unique prefix, or `last`).
-    pub run: String,
-    /// Check that the SQLite projection equals the fold of the log; exit 1 if it does not.
-    #[arg(long)]
-    pub verify: bool,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
+/// Which events `spectacular events` prints.
+struct Filter {
+    types: Vec<String>,
+    phase: Option<String>,
+}
+
+impl Filter {
+    /// Check the `--type` values against the event types.
+    fn new(types: Vec<String>, phase: Option<String>) -> Result<Filter, Failure> {
+        let names = crate::record::EventData::TYPE_NAMES;
+        for wanted in &types {
+            if !names.iter().any(|n| query::type_matches(n, wanted)) {
+                let help = crate::diag::did_you_mean(wanted, names.iter().copied())
+                    .unwrap_or_else(|| format!("event types: {}", names.join(", ")));
+                return Err(Failure::usage(format!(
+                    "there is no event type `{wanted}`\n  help: {help}"
+                )));
+            }
+        }
+        Ok(Filter { types, phase })
+    }
+
+    fn keeps(&self, event: &Event) -> bool {
+        let type_ok = self.types.is_empty()
+            || self
+                .types
+                .iter()
+                .any(|t| query::type_matches(event.data.type_name(), t));
+        let phase_ok = match &self.phase {
+            None => true,
+            Some(want) => event
+                .data
+                .phase()
+                .is_some_and(|p| query::phase_matches(p, want)),
+        };
+        type_ok && phase_ok
+    }
 }
 
 fn resolve(store: &Store, run: Option<&str>) -> Result<String, Failure> {
@@ -60,13 +94,14 @@ pub fn status(context: &Context, args: StatusArgs) -> Outcome {
     let store = context.store();
     let run_id = resolve(&store, args.run.as_deref())?;
     let summary = query::summary(&store, &run_id).map_err(internal)?;
+    let events = store.read_events(&run_id).map_err(internal)?;
     let engine_running = crate::record::lock::is_locked(&store.run_dir(&run_id));
     if args.json {
-        let mut json = query::status_json(&summary);
+        let mut json = query::status_json(&summary, &events);
         json["engine_running"] = serde_json::Value::Bool(engine_running);
         outln!("{}", serde_json::to_string_pretty(&json).map_err(internal)?)?;
     } else {
-        out!("{}", query::status_text(&summary))?;
+        out!("{}", query::status_text(&summary, &events))?;
         if summary.status == crate::record::RunStatus::Running && !engine_running {
             outln!(
                 "no engine is running this run; continue it with `spectacular resume {run_id}`"
@@ -80,6 +115,18 @@ pub fn status(context: &Context, args: StatusArgs) -> Outcome {
 /// goes to stderr, and the command exits with code 70 after listing every other run.
 pub fn runs(context: &Context, args: RunsArgs) -> Outcome {
     let store = context.store();
+    // Outside a project there is nothing to list, and nothing is created.
+    if !store.dir.is_dir() {
+        if args.json {
+            outln!("[]")?;
+        } else {
+            outln!(
+                "no runs yet in `{}`",
+                crate::project::display_path(&store.dir, &context.cwd)
+            )?;
+        }
+        return Ok(Exit::Success);
+    }
     let (projection, damaged) = store.projection_checked().map_err(internal)?;
     let rows = projection.runs().map_err(internal)?;
     if args.json {
@@ -111,27 +158,28 @@ pub fn runs(context: &Context, args: RunsArgs) -> Outcome {
         )?;
         return Ok(Exit::Success);
     }
-    let mut lines: Vec<(String, String)> = rows
+    let mut lines: Vec<[String; 4]> = rows
         .into_iter()
         .map(|r| {
-            let line = format!(
-                "{:26}  {:20}  {:10}  {}",
+            [
                 r.run_id,
                 r.mission,
                 r.status,
-                r.started_at.unwrap_or_default()
-            );
-            (r.run_id, line)
+                r.started_at.unwrap_or_default(),
+            ]
         })
         .collect();
     for (run_id, _) in &damaged {
-        lines.push((run_id.clone(), format!("{run_id:26}  {:20}  damaged", "?")));
+        lines.push([run_id.clone(), "?".into(), "damaged".into(), String::new()]);
     }
-    lines.sort_by(|a, b| a.0.cmp(&b.0));
-    outln!("{:26}  {:20}  {:10}  STARTED", "RUN", "MISSION", "STATUS")?;
-    for (_, line) in lines {
-        outln!("{}", line.trim_end())?;
-    }
+    lines.sort_by(|a, b| a[0].cmp(&b[0]));
+    let header = [
+        "RUN".to_string(),
+        "MISSION".into(),
+        "STATUS".into(),
+        "STARTED".into(),
+    ];
+    out!("{}", query::table(&header, &lines, &[]))?;
     finish_runs(context, &damaged)
 }
 
@@ -149,9 +197,13 @@ fn finish_runs(context: &Context, damaged: &[(String, crate::record::Error)]) ->
     Ok(Exit::Internal)
 }
 
-fn print_events(events: &[Event], json: bool) -> Result<(), Failure> {
+pub(super) fn print_events(events: &[Event], json: bool) -> Result<(), Failure> {
+    print_filtered(events, json, &Filter::new(Vec::new(), None)?)
+}
+
+fn print_filtered(events: &[Event], json: bool, filter: &Filter) -> Result<(), Failure> {
     let mut text = String::new();
-    for e in events {
+    for e in events.iter().filter(|e| filter.keeps(e)) {
         if json {
             text.push_str(&e.to_json_line());
         } else {
@@ -168,12 +220,13 @@ fn print_events(events: &[Event], json: bool) -> Result<(), Failure> {
 
 pub fn events(context: &Context, args: EventsArgs) -> Outcome {
     let store = context.store();
-    let run_id = resolve(&store, Some(&args.run))?;
+    let filter = Filter::new(args.types, args.phase)?;
+    let run_id = resolve(&store, args.run.as_deref())?;
     let mut seen = 0usize;
     loop {
         let events = store.read_events(&run_id).map_err(internal)?;
         if events.len() > seen {
-            print_events(&events[seen..], args.json)?;
+            print_filtered(&events[seen..], args.json, &filter)?;
             seen = events.len();
         }
         if !args.follow {
@@ -189,49 +242,10 @@ pub fn events(context: &Context, args: EventsArgs) -> Outcome {
             // The engine stopped: print what it wrote after our last read, then stop too.
             let events = store.read_events(&run_id).map_err(internal)?;
             if events.len() > seen {
-                print_events(&events[seen..], args.json)?;
+                print_filtered(&events[seen..], args.json, &filter)?;
             }
             return Ok(Exit::Success);
         }
         std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-pub fn replay(context: &Context, args: ReplayArgs) -> Outcome {
-    let store = context.store();
-    let run_id = resolve(&store, Some(&args.run))?;
-    let events = store.read_events(&run_id).map_err(internal)?;
-    let summary = fold(&events);
-    if !args.verify {
-        if args.json {
-            outln!(
-                "{}",
-                serde_json::to_string_pretty(&query::status_json(&summary)).map_err(internal)?
-            )?;
-        } else {
-            print_events(&events, false)?;
-            outln!()?;
-            out!("{}", query::status_text(&summary))?;
-        }
-        return Ok(Exit::Success);
-    }
-    let projection = store.projection().map_err(internal)?;
-    let differences = projection.verify(&run_id, &events).map_err(internal)?;
-    if differences.is_empty() {
-        outln!(
-            "run {run_id}: the projection matches the log ({} events)",
-            events.len()
-        )?;
-        Ok(Exit::Success)
-    } else {
-        outln!("run {run_id}: the projection differs from the log:")?;
-        for d in &differences {
-            outln!("  {d}")?;
-        }
-        outln!(
-            "delete `{}` to rebuild it from the logs",
-            crate::project::display_path(&store.db_path(), &context.cwd)
-        )?;
-        Ok(Exit::RunFailed)
     }
 }

@@ -80,7 +80,13 @@ pub fn run(context: &Context, args: RunArgs) -> Outcome {
             }),
         })
     });
-    let engine = engine.map_err(|e| Failure::internal(e.to_string()))?;
+    let engine = engine.map_err(|e| match e {
+        execute::Error::Unready { .. } => Failure {
+            exit: Exit::Invalid,
+            message: e.to_string(),
+        },
+        e => Failure::internal(e.to_string()),
+    })?;
     if !args.json {
         eoutln!("run {} of `{mission_id}`", engine.run_id());
     }
@@ -119,7 +125,7 @@ pub fn resume(context: &Context, args: ResumeArgs) -> Outcome {
             | execute::Error::Finished { .. }
             | execute::Error::NotARun(_)),
         ) => return Err(Failure::usage(e.to_string())),
-        Err(e @ execute::Error::PinnedInvalid { .. }) => {
+        Err(e @ (execute::Error::PinnedInvalid { .. } | execute::Error::Unready { .. })) => {
             return Err(Failure {
                 exit: Exit::Invalid,
                 message: e.to_string(),

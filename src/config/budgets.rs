@@ -25,7 +25,10 @@ pub struct BudgetsFile {
     pub month_usd: Option<f64>,
 }
 
-/// The JSON Schema of `budgets.yaml`.
+/// The JSON Schema of `budgets.yaml`, compiled once per process (files are checked with it).
+pub static BUDGETS_SCHEMA: crate::conform::Schema = crate::conform::Schema::new(budgets_schema);
+
+/// The JSON Schema of `budgets.yaml`, generated from its types.
 pub fn budgets_schema() -> Value {
     schemars::generate::SchemaSettings::draft2020_12()
         .into_generator()
@@ -37,7 +40,7 @@ pub fn budgets_schema() -> Value {
 pub fn load(dir: &Path) -> (Option<BudgetsFile>, Diagnostics) {
     let path = dir.join("budgets.yaml");
     match std::fs::read_to_string(&path) {
-        Ok(text) => super::check_file(&text, &path.display().to_string(), &budgets_schema()),
+        Ok(text) => super::check_file(&text, &path.display().to_string(), &BUDGETS_SCHEMA),
         Err(_) => (None, Diagnostics::new()),
     }
 }

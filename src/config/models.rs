@@ -146,7 +146,10 @@ impl Catalog {
     }
 }
 
-/// The JSON Schema of `models.yaml`.
+/// The JSON Schema of `models.yaml`, compiled once per process (files are checked with it).
+pub static MODELS_SCHEMA: crate::conform::Schema = crate::conform::Schema::new(models_schema);
+
+/// The JSON Schema of `models.yaml`, generated from its types.
 pub fn models_schema() -> Value {
     let schema = schemars::generate::SchemaSettings::draft2020_12()
         .into_generator()
@@ -164,7 +167,7 @@ pub fn models_schema_text() -> String {
 
 /// Parse and check one `models.yaml` text. `name` is its display name.
 pub fn parse(text: &str, name: &str) -> (Option<ModelsFile>, Diagnostics) {
-    super::check_file(text, name, &models_schema())
+    super::check_file(text, name, &MODELS_SCHEMA)
 }
 
 /// Load the catalog: built-in, then `<user dir>/models.yaml`, then `<project .spectacular>/models.yaml`.

@@ -156,6 +156,18 @@ codes! {
     UnquotedShellValue = "M3008", "unquoted-shell-value", Warning,
         summary: "A `shell:` template puts recorded data (an output or a `for_each` item) into the script without quoting it.",
         fix: "Quote the value with the `q` filter, `{{ item.file | q }}`, so that it reaches the shell as one word whatever it holds; or use `run:`, which needs no shell.";
+    ExpressionUndeclared = "M3009", "expression-undeclared", Error,
+        summary: "An `if` or `for_each` expression reads `inputs.<name>` or `vars.<name>` that the mission does not declare.",
+        fix: "Declare the input under `inputs:` (or the var under `vars:`), or correct the name; to test whether an optional value was given, declare it and compare it with its default.";
+    UnknownOutput = "M3010", "unknown-output", Error,
+        summary: "An expression or a template reads `outputs.<phase>.<name>` of a phase that does not exist or an output that phase does not declare.",
+        fix: "Correct the phase or output name, or declare the output under the phase's `outputs:`; only declared outputs are recorded.";
+    OutputNotUpstream = "M3011", "output-not-upstream", Warning,
+        summary: "An expression or a template reads the outputs of a phase that is not upstream (not reachable through `needs`), so it may not have run yet.",
+        fix: "Add the phase to `needs` (directly or through another phase); if the read is deliberate (a rework loop reading a later check's output), guard it with `\"phase\" in outputs`.";
+    TemplateNotRendered = "M3012", "template-not-rendered", Warning,
+        summary: "A field that is shown as written (such as `approval.reason` or a `description`) contains `{{ }}`, which is never rendered there.",
+        fix: "Write the text plainly; templates are rendered only in `with`, `run`, `shell`, output paths and prompt files.";
     PolicySyntax = "M4001", "policy-syntax", Error,
         summary: "A policy pack's Rhai script does not compile.",
         fix: "Fix the script at the position shown; hooks are functions `fn route(ctx)`, `fn govern(ctx)` and `fn budget(ctx)`.";

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use crate::agents::Prices;
 use crate::model::Budget as Limits;
 use crate::record::event::EventData;
+use crate::record::usage::usd;
 
 /// Output tokens assumed for an estimate: agentic clients write much more than they read
 /// back, and a generous guess keeps concurrent phases from overspending.
@@ -114,12 +115,15 @@ impl Budget {
                     cap_usd: self.cap,
                     message: match self.cap {
                         Some(cap) => format!(
-                            "spent ${:.2} of ${cap:.2}: past the ${soft:.2} alert threshold",
-                            self.spent
+                            "spent {} of {}: past the {} alert threshold",
+                            usd(self.spent),
+                            usd(cap),
+                            usd(soft)
                         ),
                         None => format!(
-                            "spent ${:.2}: past the ${soft:.2} alert threshold",
-                            self.spent
+                            "spent {}: past the {} alert threshold",
+                            usd(self.spent),
+                            usd(soft)
                         ),
                     },
                 })
@@ -156,7 +160,7 @@ impl Budget {
 pub enum Refused {
     #[error("budget: no more agent work under the ${cap:.2} cap after a client overspent its reservation ({overshot})")]
     Overspent { cap: f64, overshot: String },
-    #[error("budget: `{phase}` would pass the hard cap: spent ${spent:.4} + reserved ${reserved:.4} + estimate ${estimate:.4} > cap ${cap:.2}")]
+    #[error("budget: `{phase}` would pass the hard cap: spent ${spent:.4} + reserved ${reserved:.4} + estimate ${estimate:.4} > cap {}", usd(*cap))]
     Cap {
         phase: String,
         spent: f64,

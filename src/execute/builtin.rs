@@ -64,7 +64,8 @@ fn inside(ctx: &Ctx<'_>, relative: &str) -> Result<std::path::PathBuf, Failure> 
             format!("`{relative}` must be a relative path inside the attempt directory"),
         ));
     }
-    let full = ctx.attempt_dir.join(path);
+    let full = super::outputs::relative_under(ctx.attempt_dir, relative)
+        .map_err(|e| (FailureKind::Exit, e.to_string()))?;
     if let Some(parent) = full.parent() {
         std::fs::create_dir_all(parent).map_err(|e| (FailureKind::Exit, e.to_string()))?;
     }

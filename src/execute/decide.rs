@@ -44,12 +44,16 @@ impl Engine {
             .as_ref()
             .or(agents.first())
             .and_then(|a| configured.agents.get(a));
-        let provider = match chosen.map(|a| a.adapter.as_str()) {
+        let adapter = chosen.map(|a| a.adapter.clone());
+        let provider = match adapter.as_deref() {
             Some("claude-code") | Some("anthropic-messages") => Some("anthropic"),
             Some("codex") | Some("openai-chat") => Some("openai"),
             Some("gemini") => Some("google"),
             _ => None,
         };
+        // A command agent runs no model of ours (unless it declares one, which the engine
+        // uses), so none is offered for routing: it is neither priced nor judged as one.
+        let offers_models = adapter.as_deref() != Some("command");
         let analysis = context["outputs"]
             .as_object()
             .and_then(|o| {
@@ -73,6 +77,7 @@ impl Engine {
                 paths: phase.outputs.values().map(|o| o.path.clone()).collect(),
                 agent: agent.clone(),
                 model: model.clone(),
+                adapter,
             },
             run: RunContext {
                 mission: self.plan.mission.id.clone(),
@@ -118,7 +123,7 @@ impl Engine {
                 .catalog
                 .models
                 .iter()
-                .filter(|(_, (m, _))| provider.is_none_or(|p| m.provider == p))
+                .filter(|(_, (m, _))| offers_models && provider.is_none_or(|p| m.provider == p))
                 .map(|(name, (m, _))| ModelInfo {
                     name: name.clone(),
                     provider: m.provider.clone(),

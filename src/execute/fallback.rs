@@ -28,6 +28,8 @@ pub(super) struct Candidate {
     pub(super) model: Option<String>,
     pub(super) runner: Runner,
     pub(super) secrets: Vec<String>,
+    /// The secret variables this candidate's process must not inherit.
+    pub(super) env_remove: Vec<String>,
     pub(super) prices: Option<crate::agents::Prices>,
 }
 
@@ -146,7 +148,7 @@ fn hop(
         _ => {
             let kind = match class {
                 crate::agents::FailureClass::Timeout => FailureKind::Timeout,
-                crate::agents::FailureClass::Unavailable => FailureKind::Spawn,
+                crate::agents::FailureClass::Unavailable => FailureKind::Unavailable,
                 _ => FailureKind::Exit,
             };
             let message = if total > 1 && i + 1 == total {
@@ -233,7 +235,9 @@ pub(super) async fn run_agent(
                         .next()
                         .and_then(|k| job.output_paths.get(k))
                     {
-                        let _ = std::fs::write(job.dir.join(first), &text);
+                        if let Ok(path) = super::outputs::relative_under(&job.dir, first) {
+                            let _ = std::fs::write(path, &text);
+                        }
                     }
                 }
                 let mut usage = Some(Box::new(candidate.settle(&mut outcome.usage)));
@@ -266,6 +270,7 @@ pub(super) async fn run_agent(
         let mut spec = base.clone();
         spec.argv = invocation.argv.clone();
         spec.stdin = invocation.stdin.clone();
+        spec.env_remove = candidate.env_remove.clone();
         spec.env.extend(invocation.env.iter().cloned());
         // Settings files a client needs (inside the attempt's directory).
         for (path, content) in &invocation.files {

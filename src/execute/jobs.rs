@@ -12,6 +12,8 @@ use super::prepare::{Job, Work};
 use super::*;
 use crate::model::FailureKind;
 use crate::record::event::*;
+use crate::record::limits;
+use crate::record::redact::Redactor;
 
 pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
     let began = Instant::now();
@@ -84,7 +86,23 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
                     }
                 }
             } else {
-                match process::run(spec.clone(), cancel.clone()).await {
+                let ended = process::run(spec.clone(), cancel.clone()).await;
+                let printed = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.len() > 0);
+                if !job.redactor.is_empty() && (printed(&spec.stdout) || printed(&spec.stderr)) {
+                    // A phase may print a secret it read elsewhere: its captured output is
+                    // redacted like the record (off the event loop).
+                    let (files, redactor) = (
+                        [spec.stdout.clone(), spec.stderr.clone()],
+                        job.redactor.clone(),
+                    );
+                    let _ = tokio::task::spawn_blocking(move || {
+                        for file in &files {
+                            redact_file(file, &redactor);
+                        }
+                    })
+                    .await;
+                }
+                match ended {
                     process::Ended::TimedOut => {
                         return failed(
                             FailureKind::Timeout,
@@ -97,23 +115,33 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
                         return failed(FailureKind::Canceled, "canceled".into(), None, None)
                     }
                     process::Ended::SpawnFailed(message) => {
-                        return failed(FailureKind::Spawn, message, None, None)
+                        // A program that is not there will not be there after a backoff.
+                        let kind = match spec.argv.first() {
+                            Some(program) if super::preflight::missing(program, &spec.cwd) => {
+                                FailureKind::Unavailable
+                            }
+                            _ => FailureKind::Spawn,
+                        };
+                        return failed(kind, message, None, None);
                     }
                     process::Ended::Exited { code: Some(0), .. } => exit_code = Some(0),
                     process::Ended::Exited {
                         code: Some(code), ..
                     } => {
-                        let stderr = spec.stderr.clone();
+                        let (stderr, redactor) = (spec.stderr.clone(), job.redactor.clone());
+                        let full_at = relative_to(&job.run_dir, &spec.stderr);
                         // Up to `OUTPUT_CAP` bytes to read: off the event loop.
-                        let tail = tokio::task::spawn_blocking(move || tail(&stderr))
-                            .await
-                            .unwrap_or_default();
-                        return failed(
-                            FailureKind::Exit,
-                            format!("exited with code {code}{tail}"),
-                            Some(code),
-                            None,
-                        );
+                        let message = tokio::task::spawn_blocking(move || {
+                            with_tail(
+                                format!("exited with code {code}"),
+                                &stderr,
+                                &redactor,
+                                &full_at,
+                            )
+                        })
+                        .await
+                        .unwrap_or_else(|_| format!("exited with code {code}"));
+                        return failed(FailureKind::Exit, message, Some(code), None);
                     }
                     process::Ended::Exited { signal, .. } => {
                         let signal = signal.unwrap_or(0);
@@ -171,16 +199,17 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
     }
     // Copying and fsyncing outputs is blocking work: off the event loop.
     let promoted = {
-        let (outputs, paths, dir, run_dir, phase, base) = (
+        let (outputs, paths, dir, run_dir, phase, base, redactor) = (
             job.outputs.clone(),
             job.output_paths.clone(),
             job.dir.clone(),
             job.run_dir.clone(),
             job.phase.clone(),
             job.base.clone(),
+            job.redactor.clone(),
         );
         tokio::task::spawn_blocking(move || {
-            outputs::promote(&outputs, &paths, &dir, &run_dir, &phase, &base)
+            outputs::promote(&outputs, &paths, &dir, &run_dir, &phase, &base, &redactor)
         })
         .await
     };
@@ -211,17 +240,51 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
     }
 }
 
-/// The last lines of a captured stream, for failure messages.
-fn tail(path: &Path) -> String {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return String::new();
+/// `message`, then `: ` and the last lines of a captured stream: redacted and bounded with
+/// the message to [`limits::TEXT_MAX`], with a pointer to the file (`full_at`, relative to
+/// the run directory) when cut.
+fn with_tail(message: String, path: &Path, redactor: &Redactor, full_at: &str) -> String {
+    let Ok(bytes) = std::fs::read(path) else {
+        return message;
     };
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    if lines.is_empty() {
-        return String::new();
+    let text = String::from_utf8_lossy(&bytes);
+    let tail = limits::stderr_tail(&text, 3, redactor, Some(full_at));
+    if tail.is_empty() {
+        return message;
     }
-    let start = lines.len().saturating_sub(3);
-    format!(": {}", lines[start..].join(" / "))
+    let prefix = format!("{message}: ");
+    let over = (prefix.len() + tail.len()).saturating_sub(limits::TEXT_MAX);
+    // A cut tail ends with its marker: make room for the message in front of it, keeping the
+    // marker (which gives the size of the whole tail and where it is).
+    match tail.rfind("…[truncated:") {
+        Some(at) if over > 0 => {
+            let mut keep = at.saturating_sub(over);
+            while !tail.is_char_boundary(keep) {
+                keep -= 1;
+            }
+            format!("{prefix}{}{}", &tail[..keep], &tail[at..])
+        }
+        _ => format!("{prefix}{tail}"),
+    }
+}
+
+/// Redact a captured file in place (rewritten only when a secret was found in it).
+fn redact_file(path: &Path, redactor: &Redactor) {
+    let Ok(bytes) = std::fs::read(path) else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    if let std::borrow::Cow::Owned(redacted) = redactor.redact(&text) {
+        let _ = std::fs::write(path, redacted);
+    }
+}
+
+/// `path` relative to the run directory, as events name the files of an attempt.
+fn relative_to(run_dir: &Path, path: &Path) -> String {
+    path.strip_prefix(run_dir)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Resolves once the attempt is asked to stop.

@@ -8,6 +8,8 @@
 //! - `prepare.rs`: preparing each kind of attempt (argv, scripts, prompts, built-ins, agents);
 //! - `decide.rs`: the policy hooks of agent attempts;
 //! - `fallback.rs`: fallback chains and cooldowns;
+//! - `preflight.rs`: before a run starts, whether every agent phase has an agent that can
+//!   run here;
 //! - `jobs.rs`: the spawned task of each attempt;
 //! - `projector.rs`: the SQLite projection, updated on a thread of its own;
 //! - processes and side files: `process.rs` (with `identity.rs`: which process groups are
@@ -27,6 +29,7 @@ mod jobs;
 pub mod ledger;
 mod outputs;
 pub mod pin;
+mod preflight;
 mod prepare;
 pub mod process;
 mod projector;
@@ -73,6 +76,8 @@ pub enum Error {
     },
     #[error("the mission pinned by run `{run_id}` does not validate any more: {detail}")]
     PinnedInvalid { run_id: String, detail: String },
+    #[error("this run cannot start here:\n  {}\n`spectacular agents doctor` shows what can run here", problems.join("\n  "))]
+    Unready { problems: Vec<String> },
     #[error("failed to prepare `{path}`: {source}")]
     Io {
         path: String,
@@ -169,6 +174,9 @@ pub struct Engine {
     unsettled: Vec<(String, f64, String)>,
     /// Settlements being written, off the event loop.
     settling: Vec<tokio::task::JoinHandle<()>>,
+    /// The secret variables of this run's environment (read once), for the redactor and for
+    /// what each child must not inherit.
+    secrets: Secrets,
     /// The policy packs of this run, compiled once.
     packs: crate::policy::Packs,
     /// Agents and models that failed transiently, passed over until they cool down.
@@ -185,6 +193,64 @@ pub struct Engine {
     /// engine's thread when Ctrl-C, SIGTERM or a `cancel` arrives: they cannot yield to the
     /// event loop, so the signal handler and the inbox watcher set this flag directly.
     interrupt: crate::expr::Interrupt,
+}
+
+/// The secrets of a run: which variables hold them, the environment they were read from
+/// (once, when the engine took the run), and their values.
+#[derive(Clone, Default)]
+pub(crate) struct Secrets {
+    names: std::collections::BTreeSet<String>,
+    env: Arc<Vec<(String, String)>>,
+    values: Vec<String>,
+    /// What a child without an agent must not inherit: every secret variable set.
+    all: Arc<Vec<String>>,
+}
+
+impl Secrets {
+    /// Read the environment once and name its secrets from `agents.yaml` (when it loads),
+    /// the model catalog, the clients and the built-in list.
+    fn read(
+        agents: &crate::agents::AgentsFile,
+        catalog: &crate::config::models::Catalog,
+    ) -> Secrets {
+        let env = crate::agents::secret::process_env();
+        let names = crate::agents::secret_env_names(agents, catalog);
+        let mut values: Vec<String> = crate::agents::secret::secret_values(&names, &env)
+            .into_iter()
+            .map(|(_, value)| value)
+            .collect();
+        values.sort();
+        values.dedup();
+        let all = crate::agents::child_env_removals(&names, None, &[], &env);
+        Secrets {
+            names,
+            env: Arc::new(env),
+            values,
+            all: Arc::new(all),
+        }
+    }
+
+    /// The `(name, value)` pairs for the run log's redactor.
+    fn pairs(&self) -> Vec<(String, String)> {
+        crate::agents::secret::secret_values(&self.names, &self.env)
+    }
+
+    /// The secret variables a child must not inherit: all of them but its agent's own keys
+    /// (`agent` is `None` for `run:` and `shell:` phases).
+    fn removals(&self, agent: Option<&crate::agents::AgentConfig>) -> Vec<String> {
+        match agent {
+            None => self.all.to_vec(),
+            Some(_) => crate::agents::child_env_removals(&self.names, agent, &[], &self.env),
+        }
+    }
+
+    /// `secrets` plus the value of every secret of the run's environment, sorted, once each.
+    fn with_values(&self, mut secrets: Vec<String>) -> Vec<String> {
+        secrets.extend(self.values.iter().cloned());
+        secrets.sort();
+        secrets.dedup();
+        secrets
+    }
 }
 
 /// What `start` needs.

@@ -11,6 +11,9 @@ use serde_json::Value;
 
 use crate::load::Base;
 use crate::model::Output;
+use crate::record::limits;
+use crate::record::redact::Redactor;
+use crate::record::store::{join_under, UnsafePath};
 
 /// Outputs up to this size are recorded as values (JSON, else text).
 pub const VALUE_LIMIT: u64 = 64 * 1024;
@@ -58,7 +61,18 @@ pub enum Error {
     },
 }
 
-/// Check and promote the outputs of a finished attempt.
+/// `root` joined with a relative `/`-separated path (an output's `path:`), each segment
+/// proven to stay under `root` ([`join_under`]); empty and `.` segments are dropped.
+pub(super) fn relative_under(root: &Path, relative: &str) -> Result<PathBuf, UnsafePath> {
+    let parts: Vec<&str> = relative
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    join_under(root, &parts)
+}
+
+/// Check and promote the outputs of a finished attempt. Values are redacted and bounded
+/// ([`limits::output_value`]): a large one is recorded as a marker pointing at its artifact.
 pub fn promote(
     outputs: &IndexMap<String, Output>,
     rendered_paths: &BTreeMap<String, String>,
@@ -66,6 +80,7 @@ pub fn promote(
     run_dir: &Path,
     instance: &str,
     base: &Base,
+    redactor: &Redactor,
 ) -> Result<Promoted, Error> {
     let mut artifacts = BTreeMap::new();
     let mut values = BTreeMap::new();
@@ -89,7 +104,11 @@ pub fn promote(
                 path: relative,
             });
         }
-        let full = attempt_dir.join(path);
+        let outside = || Error::Outside {
+            name: name.clone(),
+            path: relative.clone(),
+        };
+        let full = relative_under(attempt_dir, &relative).map_err(|_| outside())?;
         if !full.exists() {
             return Err(Error::Missing {
                 name: name.clone(),
@@ -151,8 +170,12 @@ pub fn promote(
                 });
             }
         }
-        let target_rel = PathBuf::from("artifacts").join(instance).join(path);
-        let target = run_dir.join(&target_rel);
+        let artifacts_dir = join_under(run_dir, &["artifacts", instance]).map_err(|_| outside())?;
+        let target = relative_under(&artifacts_dir, &relative).map_err(|_| outside())?;
+        let target_rel = target
+            .strip_prefix(run_dir)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| target.clone());
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(Error::Artifacts)?;
         }
@@ -165,18 +188,19 @@ pub fn promote(
                 name: name.clone(),
                 source,
             })?;
-        artifacts.insert(name.clone(), target_rel.to_string_lossy().into_owned());
-        match json {
-            Some(value) => {
-                values.insert(name.clone(), value);
-            }
-            None if size <= VALUE_LIMIT => {
-                if let Ok(text) = std::fs::read_to_string(&real) {
-                    values.insert(name.clone(), Value::String(text));
-                }
-            }
-            None => {}
+        let artifact = target_rel.to_string_lossy().into_owned();
+        let value = match json {
+            Some(value) => Some(value),
+            None if size <= VALUE_LIMIT => std::fs::read_to_string(&real).ok().map(Value::String),
+            None => None,
+        };
+        if let Some(value) = value {
+            values.insert(
+                name.clone(),
+                limits::output_value(value, redactor, Some(&artifact)),
+            );
         }
+        artifacts.insert(name.clone(), artifact);
     }
     Ok(Promoted { artifacts, values })
 }

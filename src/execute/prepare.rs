@@ -25,6 +25,8 @@ pub(super) struct Job {
     pub(super) output_paths: BTreeMap<String, String>,
     pub(super) base: Base,
     pub(super) run_dir: PathBuf,
+    /// The run's redactor, for failure messages, output values and captured output.
+    pub(super) redactor: crate::record::redact::Redactor,
     /// For agent phases: how to read what the agent printed.
     pub(super) agent: Option<AgentJob>,
     /// What to reserve in the budgets shared with other runs before anything runs.
@@ -75,7 +77,11 @@ impl Engine {
         attempt: u32,
         timeout: Option<Duration>,
     ) -> Prepared {
-        let dir = self.attempt_dir(instance, attempt);
+        // An instance name that cannot be a path segment never gets a directory.
+        let (dir, unsafe_dir) = match self.attempt_dir(instance, attempt) {
+            Ok(dir) => (dir, None),
+            Err(e) => (self.run_dir.join("attempts"), Some(e)),
+        };
         let mut started = AttemptStarted {
             phase: instance.to_string(),
             attempt,
@@ -89,6 +95,11 @@ impl Engine {
             reserved_usd: None,
             timeout_ms: timeout.map(|t| t.as_millis() as u64),
         };
+        if let Some(e) = unsafe_dir {
+            started.workdir = String::new();
+            let refused = NotStarted::Failed(FailureKind::Spawn, format!("attempt directory: {e}"));
+            return (started, Err(refused));
+        }
         let job = self.prepare_job(instance, attempt, timeout, &dir, &mut started);
         (started, job)
     }
@@ -147,10 +158,13 @@ impl Engine {
         }
         let grace = self.settings.grace;
         let ledger = self.run_dir.join("pids");
+        // `run:` and `shell:` children keep no secret; agents get theirs per candidate.
+        let env_remove = self.secrets.removals(None);
         let spec = |argv: Vec<String>, stdin: Option<Vec<u8>>| process::Spec {
             argv,
             cwd: cwd.clone(),
             env: env.clone(),
+            env_remove: env_remove.clone(),
             stdin,
             stdout: dir.join("stdout.log"),
             stderr: dir.join("stderr.log"),
@@ -394,6 +408,7 @@ impl Engine {
             output_paths,
             base: self.plan.mission.base.clone(),
             run_dir: self.run_dir.clone(),
+            redactor: self.log.redactor().clone(),
             agent: agent_job,
             reservation: shared_reservation,
         })
@@ -445,7 +460,8 @@ impl Engine {
             let key: Vec<String> = endpoint.api_key_env.clone().into_iter().collect();
             return Ok(Candidate {
                 agent: name.to_string(),
-                secrets: crate::agents::secret_values(&key),
+                secrets: self.secrets.with_values(crate::agents::secret_values(&key)),
+                env_remove: Vec::new(),
                 prices,
                 model,
                 runner: Runner::Http {
@@ -471,7 +487,10 @@ impl Engine {
         let invocation = adapter.try_invocation(&request)?;
         Ok(Candidate {
             agent: name.to_string(),
-            secrets: crate::agents::secrets(Some(adapter.as_ref()), config),
+            secrets: self
+                .secrets
+                .with_values(crate::agents::secrets(Some(adapter.as_ref()), config)),
+            env_remove: self.secrets.removals(Some(config)),
             prices,
             model,
             runner: Runner::Cli {

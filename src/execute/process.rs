@@ -21,6 +21,9 @@ pub struct Spec {
     pub argv: Vec<String>,
     pub cwd: PathBuf,
     pub env: Vec<(String, String)>,
+    /// Variables of the engine's environment the child must not inherit (the secrets it
+    /// does not need), removed before `env` is applied.
+    pub env_remove: Vec<String>,
     pub stdin: Option<Vec<u8>>,
     pub stdout: PathBuf,
     pub stderr: PathBuf,
@@ -308,6 +311,9 @@ pub async fn run(spec: Spec, mut cancel: watch::Receiver<u8>) -> Ended {
         return Ended::SpawnFailed("empty command".into());
     };
     let mut command = tokio::process::Command::new(program);
+    for name in &spec.env_remove {
+        command.env_remove(name);
+    }
     command
         .args(&spec.argv[1..])
         .current_dir(&spec.cwd)
@@ -519,6 +525,7 @@ mod tests {
             argv: vec!["sleep".into(), "1000".into()],
             cwd: dir.path().to_path_buf(),
             env: Vec::new(),
+            env_remove: Vec::new(),
             stdin: None,
             stdout: dir.path().join("stdout.log"),
             stderr: dir.path().join("stderr.log"),

@@ -13,11 +13,16 @@ use crate::record::event::*;
 use crate::schedule::{Action, State};
 
 impl Engine {
-    pub(super) fn attempt_dir(&self, instance: &str, attempt: u32) -> PathBuf {
-        self.run_dir
-            .join("attempts")
-            .join(instance)
-            .join(attempt.to_string())
+    /// `attempts/<instance>/<attempt>` under the run directory, proven to stay under it.
+    pub(super) fn attempt_dir(
+        &self,
+        instance: &str,
+        attempt: u32,
+    ) -> Result<PathBuf, crate::record::store::UnsafePath> {
+        crate::record::store::join_under(
+            &self.run_dir,
+            &["attempts", instance, &attempt.to_string()],
+        )
     }
 
     /// Append an event and apply it to the scheduler (durable at the next `flush`).
@@ -85,7 +90,9 @@ impl Engine {
     }
 
     /// Bring the projection up to the committed events. It lags the log by at most
-    /// `PROJECTION_INTERVAL` while a run goes; readers catch it up from the logs anyway.
+    /// `PROJECTION_INTERVAL` (plus the time to apply them) while a run goes: the loop syncs
+    /// at a commit once that much time passed, and when it waits, it wakes up for it. Readers
+    /// catch it up from the logs anyway.
     fn sync_projection(&mut self) {
         self.projection_synced = Instant::now();
         let backlog = std::mem::take(&mut self.projection_backlog);
@@ -146,16 +153,25 @@ impl Engine {
             // Group commit: events of in-process work are made durable together, at the
             // latest `COMMIT_DELAY` after they were recorded, and always before an external
             // effect (a process start) that depends on them.
-            let msg = if self.uncommitted.is_empty() {
-                self.rx.recv().await
-            } else {
-                match tokio::time::timeout(COMMIT_DELAY, self.rx.recv()).await {
+            // The projection follows committed events within `PROJECTION_INTERVAL` even when
+            // nothing else is committed (a long attempt): wait no longer than that.
+            let commit_due = (!self.uncommitted.is_empty()).then_some(COMMIT_DELAY);
+            let projection_due = (!self.projection_backlog.is_empty())
+                .then(|| PROJECTION_INTERVAL.saturating_sub(self.projection_synced.elapsed()));
+            let msg = match commit_due.into_iter().chain(projection_due).min() {
+                None => self.rx.recv().await,
+                Some(wait) => match tokio::time::timeout(wait, self.rx.recv()).await {
                     Ok(msg) => msg,
                     Err(_) => {
                         self.flush()?;
+                        if !self.projection_backlog.is_empty()
+                            && self.projection_synced.elapsed() >= PROJECTION_INTERVAL
+                        {
+                            self.sync_projection();
+                        }
                         continue;
                     }
-                }
+                },
             };
             let Some(msg) = msg else {
                 self.flush()?;

@@ -45,8 +45,14 @@ fn shared_budgets(store: &Store, dot_dir: &Path) -> ledger::Shared {
 }
 
 impl Engine {
-    /// Create a new run: its directory, its log, and the pinning `run.started` event.
+    /// Create a new run: its directory, its log, and the pinning `run.started` event. Refused
+    /// ([`Error::Unready`]) when an agent phase has no agent that can run here.
     pub fn start(request: StartRequest) -> Result<Engine, Error> {
+        // Fail before spending: every problem at once, before anything is recorded.
+        let problems = preflight::check(&request.mission, &request.project_root);
+        if !problems.is_empty() {
+            return Err(Error::Unready { problems });
+        }
         let run_id = ulid::Ulid::new().to_string();
         let log = RunLog::create(&request.store, &run_id)?;
         let run_dir = request.store.run_dir(&run_id);
@@ -193,6 +199,10 @@ impl Engine {
             pinned
         };
         let project_root = crate::project::Project::discover(cwd).root;
+        let problems = preflight::check(&mission, &project_root);
+        if !problems.is_empty() {
+            return Err(Error::Unready { problems });
+        }
         let plan = Arc::new(plan::plan(mission));
         let mut scheduler = Scheduler::new(
             plan.clone(),
@@ -271,7 +281,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     fn new(
         store: Store,
-        log: RunLog,
+        mut log: RunLog,
         scheduler: Scheduler,
         plan: Arc<Plan>,
         run_dir: PathBuf,
@@ -324,6 +334,14 @@ impl Engine {
             }
             catalog
         };
+        // Once per run, before anything is recorded: every event is redacted of the secrets
+        // of the environment, and each child loses the ones it does not need.
+        let secrets = {
+            let dot_dir = project_root.join(crate::project::DOT_DIR);
+            let configured = agents::load(plan.mission.base.dir(), &dot_dir).unwrap_or_default();
+            Secrets::read(&configured, &catalog)
+        };
+        log.set_secrets(secrets.pairs());
         Engine {
             store,
             log,
@@ -344,6 +362,7 @@ impl Engine {
             unsettled: Vec::new(),
             settling: Vec::new(),
             packs,
+            secrets,
             cooldowns: Cooldowns::default(),
             catalog,
             running: HashMap::new(),

@@ -445,3 +445,165 @@ fn the_loop_goes_on_while_another_run_holds_the_ledger_lock() {
         "{rest:?}"
     );
 }
+
+/// The names of the entries of `dir`, sorted.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn an_instance_name_with_dot_dot_creates_nothing_outside_the_store() {
+    // The scheduler refuses such ids at expansion; this is the engine's own wall, reached with
+    // a hand-made `phase.expanded` event.
+    let outer = tempfile::tempdir().unwrap();
+    let project = outer.path().join("project");
+    std::fs::create_dir_all(project.join(".spectacular")).unwrap();
+    std::fs::write(
+        project.join("mission.yaml"),
+        "mission: paths\nphases:\n  write: { shell: 'echo hi > out.txt', outputs: { out: { path: out.txt } } }\n",
+    )
+    .unwrap();
+    let store = Store {
+        dir: project.join(".spectacular"),
+    };
+    let located = start::locate_source("mission.yaml", &project);
+    let loaded = crate::load::load(located).unwrap();
+    let mission = crate::validate::validate(&loaded, &project)
+        .mission
+        .expect("a valid mission");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Up from `attempts/write[..` to the directory that holds the project.
+    let key = "../../../../../../../escaped";
+    let instance = format!("write[{key}]");
+    let run_dir = runtime.block_on(async {
+        let mut engine = Engine::start(StartRequest {
+            store,
+            mission,
+            inputs: BTreeMap::new(),
+            max_parallel: 4,
+            project_root: project.clone(),
+            settings: Settings {
+                grace: Duration::from_millis(50),
+                inbox_poll: Duration::from_millis(10),
+                signals: false,
+            },
+            observer: Box::new(|_| {}),
+        })
+        .unwrap();
+        engine.record(
+            EventData::PhaseExpanded(crate::record::event::PhaseExpanded {
+                phase: "write".into(),
+                children: vec![crate::record::event::Child {
+                    key: key.into(),
+                    item: serde_json::json!("x"),
+                    depends_on: Vec::new(),
+                }],
+            }),
+            "engine",
+        );
+        let (_, job) = engine.prepare(&instance, 1, None);
+        match job {
+            Err(prepare::NotStarted::Failed(kind, message)) => {
+                assert_eq!(kind, crate::model::FailureKind::Spawn);
+                assert!(message.contains("cannot be part of a path"), "{message}");
+            }
+            Ok(_) => panic!("an attempt of `{instance}` was prepared"),
+            Err(_) => panic!("an attempt of `{instance}` did not fail"),
+        }
+        engine.run_dir.clone()
+    });
+    // Promoting outputs under that name is refused too.
+    let attempt = run_dir.join("attempts/write/1");
+    std::fs::create_dir_all(&attempt).unwrap();
+    std::fs::write(attempt.join("out.txt"), "hi\n").unwrap();
+    let outputs: indexmap::IndexMap<String, crate::model::Output> = [(
+        "out".to_string(),
+        crate::model::Output {
+            path: "out.txt".into(),
+            schema: None,
+        },
+    )]
+    .into_iter()
+    .collect();
+    let promoted = outputs::promote(
+        &outputs,
+        &BTreeMap::new(),
+        &attempt,
+        &run_dir,
+        &instance,
+        &crate::load::Base::Dir(project.clone()),
+        &crate::record::Redactor::default(),
+    );
+    assert!(
+        matches!(promoted, Err(outputs::Error::Outside { .. })),
+        "promoted under `{instance}`"
+    );
+    assert_eq!(entries(outer.path()), ["project"]);
+    assert_eq!(entries(&project), [".spectacular", "mission.yaml"]);
+}
+
+#[test]
+fn a_large_output_value_is_promoted_as_a_marker_pointing_at_its_artifact() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let attempt = run_dir.join("attempts/make/1");
+    std::fs::create_dir_all(&attempt).unwrap();
+    let secret = "sk-canary-promote-0123456789";
+    let big = serde_json::json!({ "data": "a".repeat(crate::record::limits::VALUE_MAX) });
+    std::fs::write(attempt.join("big.json"), big.to_string()).unwrap();
+    std::fs::write(attempt.join("small.txt"), format!("key {secret}\n")).unwrap();
+    std::fs::write(
+        dir.path().join("object.schema.json"),
+        r#"{"type": "object"}"#,
+    )
+    .unwrap();
+    let outputs: indexmap::IndexMap<String, crate::model::Output> = [
+        (
+            "big".to_string(),
+            crate::model::Output {
+                path: "big.json".into(),
+                schema: Some("object.schema.json".into()),
+            },
+        ),
+        (
+            "small".to_string(),
+            crate::model::Output {
+                path: "./small.txt".into(),
+                schema: None,
+            },
+        ),
+    ]
+    .into_iter()
+    .collect();
+    let promoted = outputs::promote(
+        &outputs,
+        &BTreeMap::new(),
+        &attempt,
+        &run_dir,
+        "make",
+        &crate::load::Base::Dir(dir.path().to_path_buf()),
+        &crate::record::Redactor::new([("ACME_API_KEY", secret)]),
+    )
+    .unwrap();
+    let marker = promoted.values["big"].as_str().expect("a marker");
+    assert!(
+        marker.starts_with("…[truncated:")
+            && marker.ends_with("full value in artifacts/make/big.json]"),
+        "{marker}"
+    );
+    assert_eq!(
+        promoted.values["small"],
+        serde_json::json!("key [redacted:ACME_API_KEY]\n")
+    );
+    assert_eq!(promoted.artifacts["small"], "artifacts/make/small.txt");
+    let kept = std::fs::read_to_string(run_dir.join("artifacts/make/big.json")).unwrap();
+    assert_eq!(kept, big.to_string());
+}

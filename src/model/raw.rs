@@ -194,6 +194,9 @@ pub enum FailureKind {
     OutputInvalid,
     /// The process could not be started.
     Spawn,
+    /// The program to run is not installed (not found), or no agent of the chain could be
+    /// started: never retried, since waiting does not install it.
+    Unavailable,
     /// The phase's `if` or `for_each` could not be evaluated.
     Expression,
     /// An approval gate was rejected.
@@ -213,6 +216,7 @@ impl FailureKind {
             FailureKind::Interrupted => "interrupted",
             FailureKind::OutputInvalid => "output_invalid",
             FailureKind::Spawn => "spawn",
+            FailureKind::Unavailable => "unavailable",
             FailureKind::Expression => "expression",
             FailureKind::Rejected => "rejected",
             FailureKind::Budget => "budget",

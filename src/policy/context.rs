@@ -41,6 +41,10 @@ pub struct PhaseContext {
     pub agent: Option<String>,
     /// The model pinned by the mission, if any.
     pub model: Option<String>,
+    /// The adapter of the agent the phase will run on, when the engine knows it (the pinned
+    /// agent, else the first serving the role): `claude-code`, `codex`, `command`… A `command`
+    /// agent has no model unless it declares one, and costs what it reports.
+    pub adapter: Option<String>,
 }
 
 /// The run the phase belongs to.
@@ -227,6 +231,7 @@ impl RoutingContext {
             ("paths", strings(&p.paths)),
             ("agent", option_string(&p.agent)),
             ("model", option_string(&p.model)),
+            ("adapter", option_string(&p.adapter)),
         ]));
         let r = &self.run;
         let run = Dynamic::from_map(map([
@@ -335,6 +340,7 @@ mod tests {
                 paths: vec!["plan.md".into()],
                 agent: None,
                 model: Some("opus".into()),
+                adapter: Some("claude-code".into()),
             },
             run: RunContext {
                 mission: "m".into(),

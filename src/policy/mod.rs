@@ -174,7 +174,7 @@ impl Decision {
 
     /// The `policy.decided` event payload for this decision about `phase`.
     pub fn to_event(&self, phase: &str) -> EventData {
-        EventData::PolicyDecided(PolicyDecided {
+        EventData::PolicyDecided(Box::new(PolicyDecided {
             phase: phase.to_string(),
             pack: self.pack.clone(),
             version: self.version.clone(),
@@ -182,7 +182,9 @@ impl Decision {
             result: self.result.clone(),
             reason: self.reason.clone(),
             input_digest: self.input_digest.clone(),
-        })
+            layer: Some(self.layer.as_str().to_string()),
+            context: None,
+        }))
     }
 }
 
@@ -205,6 +207,9 @@ pub struct Decisions {
     pub budget: Vec<Decision>,
     /// Every hook call, abstentions included, in the order they ran.
     pub all: Vec<Decision>,
+    /// The context the hooks saw, recorded with the first decision (for what-if replay).
+    #[serde(skip)]
+    pub context: Option<Box<RoutingContext>>,
 }
 
 impl Decisions {
@@ -241,9 +246,16 @@ impl Decisions {
             .collect()
     }
 
-    /// One `policy.decided` event per hook call, in order.
+    /// One `policy.decided` event per hook call, in order; the first carries the context
+    /// the hooks saw.
     pub fn events(&self, phase: &str) -> Vec<EventData> {
-        self.all.iter().map(|d| d.to_event(phase)).collect()
+        let mut events: Vec<EventData> = self.all.iter().map(|d| d.to_event(phase)).collect();
+        if let (Some(EventData::PolicyDecided(first)), Some(ctx)) =
+            (events.first_mut(), &self.context)
+        {
+            first.context = serde_json::to_value(ctx).ok();
+        }
+        events
     }
 }
 
@@ -535,7 +547,9 @@ impl Packs {
                 all.push(self.call(entry, hook, &parts, &ctx_digest, &route_dyn, &route_text));
             }
         }
-        combine(winner, all)
+        let mut decisions = combine(winner, all);
+        decisions.context = Some(Box::new(ctx.clone()));
+        decisions
     }
 
     /// Call one hook of one pack.
@@ -847,5 +861,6 @@ fn combine(route: Option<usize>, all: Vec<Decision>) -> Decisions {
         govern,
         budget,
         all,
+        context: None,
     }
 }

@@ -138,9 +138,10 @@ fn first_fit(models: &Array, from: &str, to: &str, tokens: INT) -> Dynamic {
         .unwrap_or(Dynamic::UNIT)
 }
 
-/// Dollars with two decimals: `$3.20`.
+/// Dollars for people: two decimals from a dollar up (`$3.20`), more below so that a small
+/// spend is not shown as `$0.00` (`$0.0047`); see [`crate::record::usage::usd`].
 fn usd(amount: f64) -> String {
-    format!("${amount:.2}")
+    crate::record::usage::usd(amount)
 }
 
 /// The words of `words` that occur in any of `texts`, case-insensitively, in `words` order.

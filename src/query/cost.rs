@@ -170,31 +170,35 @@ pub fn text(report: &Report) -> String {
         By::Mission => "MISSION",
         By::Day => "DAY",
     };
-    let width = report
+    let header = [
+        title.to_string(),
+        "CALLS".into(),
+        "COST".into(),
+        "AVERAGE".into(),
+        "SHARE".into(),
+        "TOKENS IN".into(),
+        "TOKENS OUT".into(),
+    ];
+    let rows: Vec<[String; 7]> = report
         .groups
         .iter()
-        .map(|g| g.key.len())
-        .max()
-        .unwrap_or(0)
-        .max(title.len());
-    let _ = writeln!(
-        out,
-        "{title:width$}  {:>6}  {:>10}  {:>10}  {:>6}  {:>12}  {:>10}",
-        "CALLS", "COST", "AVERAGE", "SHARE", "TOKENS IN", "TOKENS OUT"
-    );
-    for g in &report.groups {
-        let _ = writeln!(
-            out,
-            "{:width$}  {:>6}  {:>10}  {:>10}  {:>5.1}%  {:>12}  {:>10}",
-            g.key,
-            g.calls,
-            format!("${:.4}", g.cost_usd),
-            format!("${:.4}", g.average_usd),
-            g.share * 100.0,
-            g.input_tokens,
-            g.output_tokens
-        );
-    }
+        .map(|g| {
+            [
+                g.key.clone(),
+                g.calls.to_string(),
+                super::usd(g.cost_usd),
+                super::usd(g.average_usd),
+                format!("{:.1}%", g.share * 100.0),
+                g.input_tokens.to_string(),
+                g.output_tokens.to_string(),
+            ]
+        })
+        .collect();
+    out.push_str(&super::table(
+        &header,
+        &rows,
+        &[false, true, true, true, true, true, true],
+    ));
     let since = report
         .since
         .as_deref()
@@ -202,8 +206,8 @@ pub fn text(report: &Report) -> String {
         .unwrap_or_default();
     let _ = writeln!(
         out,
-        "total: ${:.4} over {} call{}{since}",
-        report.cost_usd,
+        "total: {} over {} call{}{since}",
+        super::usd(report.cost_usd),
         report.calls,
         if report.calls == 1 { "" } else { "s" }
     );

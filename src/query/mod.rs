@@ -3,6 +3,7 @@
 //! module never writes events.
 
 pub mod cost;
+pub mod whatif;
 
 use std::fmt::Write as _;
 
@@ -35,9 +36,227 @@ fn ms(ms: Option<u64>) -> String {
     }
 }
 
-/// The phase table of `spectacular status`. Fan-out children are summarised under their
-/// parent.
-pub fn status_text(summary: &RunSummary) -> String {
+/// A phase of the pinned mission: its id, what it needs, and whether it is a gate.
+#[derive(Clone, Debug, Default)]
+struct MissionPhase {
+    id: String,
+    needs: Vec<String>,
+    gate: bool,
+}
+
+/// The phases of the mission the run pinned (the latest text: `resume --upgrade` may have
+/// replaced it), in the mission's order. Read from the pinned text itself, so that `status`
+/// needs nothing but the log.
+fn mission_phases(events: &[Event]) -> Vec<MissionPhase> {
+    let text = events.iter().rev().find_map(|e| match &e.data {
+        EventData::RunStarted(s) => Some((s.mission_text.as_str(), s.mission_source.as_str())),
+        EventData::RunResumed(r) => r.mission_text.as_deref().map(|t| (t, "")),
+        _ => None,
+    });
+    let Some((text, source)) = text else {
+        return Vec::new();
+    };
+    let parsed = crate::load::yaml::parse(text, source);
+    let Some(phases) = parsed.root.as_ref().and_then(|r| r.get("phases")) else {
+        return Vec::new();
+    };
+    phases
+        .entries()
+        .iter()
+        .map(|entry| {
+            let needs = match entry.value.get("needs") {
+                Some(n) if n.as_str().is_some() => vec![n.as_str().unwrap_or_default().into()],
+                Some(n) => n
+                    .items()
+                    .iter()
+                    .filter_map(|i| i.as_str().map(str::to_string))
+                    .collect(),
+                None => Vec::new(),
+            };
+            MissionPhase {
+                id: entry.key.clone(),
+                needs,
+                gate: entry.value.get("approval").is_some(),
+            }
+        })
+        .collect()
+}
+
+/// A row of `spectacular status`: a top-level phase (a fan-out parent stands for its
+/// children), with why it is where it is.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StatusRow {
+    pub phase: String,
+    pub state: String,
+    /// Attempts (of the children too, for a fan-out parent).
+    pub attempts: u32,
+    pub duration_ms: Option<u64>,
+    /// What its agent attempts cost (and its children's).
+    pub cost_usd: f64,
+    /// Why it is in this state: what it waits on, the gate's reason and who asked, the
+    /// failure, the children's states.
+    pub note: String,
+    /// For a fan-out parent, how many children are in each state.
+    pub children: Option<record::ChildCounts>,
+}
+
+/// `kind: kind: message` → `kind: message` (a message that already names its kind).
+pub fn undouble(text: &str) -> String {
+    if let Some((kind, rest)) = text.split_once(": ") {
+        if let Some(rest) = rest.strip_prefix(kind).and_then(|r| r.strip_prefix(": ")) {
+            return format!("{kind}: {rest}");
+        }
+    }
+    text.to_string()
+}
+
+/// The rows of `spectacular status`: every phase of the mission, those not reached yet too,
+/// in the mission's order.
+pub fn status_rows(summary: &RunSummary, events: &[Event]) -> Vec<StatusRow> {
+    use record::PhaseState;
+    let mut costs: std::collections::HashMap<&str, f64> = std::collections::HashMap::new();
+    let mut approvals: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    let mut skipped: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
+    for e in events {
+        match &e.data {
+            EventData::AttemptSucceeded(d) => {
+                let cost = d.usage.as_ref().and_then(|u| u.cost_usd).unwrap_or(0.0);
+                *costs.entry(d.phase.as_str()).or_default() += cost;
+            }
+            EventData::AttemptFailed(d) => {
+                let cost = d.usage.as_ref().and_then(|u| u.cost_usd).unwrap_or(0.0);
+                *costs.entry(d.phase.as_str()).or_default() += cost;
+            }
+            EventData::ApprovalRequested(d) => {
+                approvals.insert(d.phase.as_str(), d.reason.as_str());
+            }
+            EventData::PhaseSkipped(d) => {
+                let why = match d.reason {
+                    record::event::SkipReason::Condition => "its `if` was false",
+                    record::event::SkipReason::UpstreamFailed => "a phase it needs failed",
+                    record::event::SkipReason::Canceled => "the run was canceled",
+                };
+                let detail = d.detail.as_deref().map(|x| format!(": {x}"));
+                skipped.insert(
+                    d.phase.as_str(),
+                    format!("{why}{}", detail.unwrap_or_default()),
+                );
+            }
+            _ => {}
+        }
+    }
+    let mission = mission_phases(events);
+    let fan_outs = summary.fan_outs();
+    let state_of = |id: &str| {
+        summary
+            .phases
+            .get(id)
+            .map_or(PhaseState::Pending, |p| p.state)
+    };
+    let terminal = summary.status.is_terminal();
+    let mut ids: Vec<&str> = mission.iter().map(|m| m.id.as_str()).collect();
+    for p in summary.top_level() {
+        if !ids.contains(&p.phase.as_str()) {
+            ids.push(&p.phase);
+        }
+    }
+    let mut rows = Vec::new();
+    for id in ids {
+        let known = summary.phases.get(id);
+        let spec = mission.iter().find(|m| m.id == id);
+        let state = state_of(id);
+        let mut row = StatusRow {
+            phase: id.to_string(),
+            state: state.as_str().to_string(),
+            attempts: known.map_or(0, |p| p.attempts),
+            duration_ms: known.and_then(|p| p.duration_ms),
+            cost_usd: costs.get(id).copied().unwrap_or(0.0),
+            ..StatusRow::default()
+        };
+        let children: Vec<&record::PhaseSummary> = summary
+            .phases
+            .values()
+            .filter(|c| c.parent.as_deref() == Some(id))
+            .collect();
+        for child in &children {
+            row.attempts += child.attempts;
+            row.cost_usd += costs.get(child.phase.as_str()).copied().unwrap_or(0.0);
+        }
+        let unmet: Vec<String> = spec
+            .map(|m| {
+                m.needs
+                    .iter()
+                    .filter(|n| !state_of(n).is_done())
+                    .map(|n| format!("`{n}`"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        row.note = match state {
+            PhaseState::Failed => known
+                .and_then(|p| p.last_failure.as_deref())
+                .map(undouble)
+                .unwrap_or_default(),
+            PhaseState::Waiting => {
+                let reason = approvals.get(id).copied().unwrap_or("");
+                if reason.starts_with("policy `") {
+                    format!("waiting for approval, asked by {reason}")
+                } else if reason.is_empty() {
+                    "waiting for approval".to_string()
+                } else {
+                    format!("waiting for approval (gate): {reason}")
+                }
+            }
+            PhaseState::Skipped => skipped.get(id).cloned().unwrap_or_default(),
+            PhaseState::Pending | PhaseState::Ready if terminal => {
+                format!("not reached: the run {}", summary.status.as_str())
+            }
+            PhaseState::Pending if !unmet.is_empty() => {
+                format!("waiting on {}", unmet.join(", "))
+            }
+            PhaseState::Pending if spec.is_some_and(|m| m.gate) => {
+                "a gate: asks for approval when it is reached".to_string()
+            }
+            PhaseState::Pending => "about to start".to_string(),
+            PhaseState::Ready => "ready: waiting for a free slot (`max_parallel`)".to_string(),
+            PhaseState::Running | PhaseState::Succeeded => String::new(),
+        };
+        if let Some(counts) = fan_outs.get(id) {
+            let parts: Vec<String> = [
+                (counts.succeeded, "succeeded"),
+                (counts.failed, "failed"),
+                (counts.skipped, "skipped"),
+                (counts.running, "running"),
+                (counts.waiting, "waiting"),
+                (counts.pending + counts.ready, "pending"),
+            ]
+            .into_iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect();
+            row.note = format!(
+                "{} item{}: {}",
+                counts.total,
+                if counts.total == 1 { "" } else { "s" },
+                parts.join(", ")
+            );
+            row.children = Some(*counts);
+        }
+        // Logs written before the limits existed may hold megabytes here.
+        record::limits::bound_text(&mut row.note, record::limits::TEXT_MAX, None);
+        rows.push(row);
+    }
+    rows
+}
+
+/// Dollars for people: four decimals under a dollar, two above; never `-0.0000`.
+pub fn usd(value: f64) -> String {
+    whatif::usd(value)
+}
+
+/// The phase table of `spectacular status`: every phase of the mission, in its order, with
+/// why each unfinished one is where it is. Fan-out children are summarised under their parent.
+/// Columns are aligned by display width.
+pub fn status_text(summary: &RunSummary, events: &[Event]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -46,55 +265,77 @@ pub fn status_text(summary: &RunSummary) -> String {
         summary.mission,
         summary.status.as_str()
     );
-    let width = summary
-        .top_level()
-        .map(|p| p.phase.len())
-        .max()
-        .unwrap_or(5)
-        .max(5);
-    let _ = writeln!(
-        out,
-        "{:width$}  {:10}  {:>8}  {:>8}  NOTE",
-        "PHASE", "STATE", "ATTEMPTS", "TIME"
-    );
-    let fan_outs = summary.fan_outs();
-    for phase in summary.top_level() {
-        let mut note = phase
-            .last_failure
-            .clone()
-            .filter(|_| phase.state == record::PhaseState::Failed)
-            .unwrap_or_default();
-        if let Some(counts) = fan_outs.get(&phase.phase) {
-            note = format!(
-                "{} items: {} succeeded, {} failed, {} running, {} pending",
-                counts.total,
-                counts.succeeded,
-                counts.failed,
-                counts.running,
-                counts.pending + counts.ready
-            );
+    let rows = status_rows(summary, events);
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.phase.clone(),
+                r.state.clone(),
+                r.attempts.to_string(),
+                ms(r.duration_ms),
+                if r.cost_usd > 0.0 {
+                    usd(r.cost_usd)
+                } else {
+                    "-".into()
+                },
+                r.note.clone(),
+            ]
+        })
+        .collect();
+    let header = [
+        "PHASE".to_string(),
+        "STATE".into(),
+        "ATTEMPTS".into(),
+        "TIME".into(),
+        "COST".into(),
+        "NOTE".into(),
+    ];
+    out.push_str(&table(
+        &header,
+        &cells,
+        &[false, false, true, true, true, false],
+    ));
+    out
+}
+
+/// Rows of cells as a table: columns separated by two spaces and aligned by display width
+/// (`right` says which are right-aligned); trailing spaces trimmed.
+pub fn table<const N: usize>(header: &[String; N], rows: &[[String; N]], right: &[bool]) -> String {
+    let mut widths = [0usize; N];
+    for row in std::iter::once(header).chain(rows) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(width(cell));
         }
-        // Logs written before the limits existed may hold megabytes here.
-        record::limits::bound_text(&mut note, record::limits::TEXT_MAX, None);
-        let _ = writeln!(
-            out,
-            "{:width$}  {:10}  {:>8}  {:>8}  {}",
-            phase.phase,
-            phase.state.as_str(),
-            phase.attempts,
-            ms(phase.duration_ms),
-            note
-        );
+    }
+    let mut out = String::new();
+    for row in std::iter::once(header).chain(rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            let gap = " ".repeat(widths[i].saturating_sub(width(cell)));
+            if right.get(i).copied().unwrap_or(false) {
+                line.push_str(&gap);
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.push_str(&gap);
+            }
+            line.push_str("  ");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     out
 }
 
-pub fn status_json(summary: &RunSummary) -> Value {
+pub fn status_json(summary: &RunSummary, events: &[Event]) -> Value {
+    let rows = status_rows(summary, events);
     let phases: Vec<Value> = summary
         .phases
         .values()
         .map(|p| {
-            json!({
+            let row = rows.iter().find(|r| r.phase == p.phase);
+            let mut value = json!({
                 "phase": p.phase,
                 "state": p.state.as_str(),
                 "attempts": p.attempts,
@@ -103,8 +344,25 @@ pub fn status_json(summary: &RunSummary) -> Value {
                 "duration_ms": p.duration_ms,
                 "last_failure": p.last_failure,
                 "parent": p.parent,
-            })
+            });
+            if let Some(row) = row {
+                add_row(&mut value, row);
+            }
+            value
         })
+        .chain(
+            rows.iter()
+                .filter(|r| !summary.phases.contains_key(&r.phase))
+                .map(|r| {
+                    let mut value = json!({
+                        "phase": r.phase, "state": r.state, "attempts": 0,
+                        "started_at": null, "ended_at": null, "duration_ms": null,
+                        "last_failure": null, "parent": null,
+                    });
+                    add_row(&mut value, r);
+                    value
+                }),
+        )
         .collect();
     json!({
         "run_id": summary.run_id,
@@ -118,38 +376,212 @@ pub fn status_json(summary: &RunSummary) -> Value {
     })
 }
 
-/// One line of a timeline: `seq  time  type  phase  detail`.
+/// The parts of a status row that JSON adds to a phase: its note, cost and children.
+fn add_row(value: &mut Value, row: &StatusRow) {
+    value["note"] = json!(row.note);
+    value["cost_usd"] = json!(row.cost_usd);
+    if let Some(c) = row.children {
+        value["children"] = json!({
+            "total": c.total, "succeeded": c.succeeded, "failed": c.failed,
+            "skipped": c.skipped, "running": c.running, "waiting": c.waiting,
+            "pending": c.pending + c.ready, "attempts": row.attempts,
+            "cost_usd": row.cost_usd,
+        });
+    }
+}
+
+/// One line for a policy decision: what was decided and why (`→ codex / gpt: reason`,
+/// `deny: reason`, `abstained`).
+pub fn decision_summary(hook: &str, result: &Value, reason: Option<&str>) -> String {
+    if result.is_null() {
+        return "abstained".into();
+    }
+    let field = |k: &str| result.get(k).and_then(Value::as_str).unwrap_or("");
+    let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+    match (hook, field("decision")) {
+        (_, "error") => format!("error (counts as deny){why}"),
+        ("route", _) => {
+            let target = match (field("agent"), field("model")) {
+                ("", m) => m.to_string(),
+                (a, "") => a.to_string(),
+                (a, m) => format!("{a} / {m}"),
+            };
+            format!("→ {target}{why}")
+        }
+        (_, "downgrade") => format!("downgrade to {}{why}", field("model")),
+        (_, "alert") => format!("alert ({}){why}", field("level")),
+        (_, decision) => format!("{decision}{why}"),
+    }
+}
+
+/// What an agent attempt used: `codex / gpt, 24885 tokens, $0.0047`.
+fn usage_text(agent: Option<&str>, usage: Option<&record::usage::Usage>) -> String {
+    let mut parts = Vec::new();
+    let who = [agent, usage.and_then(|u| u.model.as_deref())]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" / ");
+    if !who.is_empty() {
+        parts.push(who);
+    }
+    if let Some(u) = usage {
+        if u.total_tokens() > 0 {
+            parts.push(format!("{} tokens", u.total_tokens()));
+        }
+        if let Some(cost) = u.cost_usd {
+            parts.push(usd(cost));
+        }
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", parts.join(", "))
+    }
+}
+
+/// The essential data of an event, for its timeline line.
+pub fn event_detail(event: &Event) -> String {
+    let optional = |label: &str, v: Option<f64>| v.map(|v| format!(", {label} {}", usd(v)));
+    let mut detail = match &event.data {
+        EventData::RunStarted(d) => format!("mission {} ({})", d.mission, d.mission_source),
+        EventData::RunResumed(d) if !d.interrupted.is_empty() => {
+            format!("interrupted: {}", d.interrupted.join(", "))
+        }
+        EventData::AttemptStarted(d) => {
+            let reserved = optional("reserved", d.reserved_usd).unwrap_or_default();
+            format!("attempt {}{reserved}", d.attempt)
+        }
+        EventData::AttemptSucceeded(d) => format!(
+            "attempt {} in {}{}",
+            d.attempt,
+            ms(Some(d.duration_ms)),
+            usage_text(d.agent.as_deref(), d.usage.as_deref())
+        ),
+        EventData::AttemptFailed(d) => format!(
+            "attempt {} {}{}",
+            d.attempt,
+            undouble(&format!("{}: {}", d.kind.as_str(), d.message)),
+            usage_text(d.agent.as_deref(), d.usage.as_deref())
+        ),
+        EventData::PhaseSucceeded(d) if d.attempts == 0 => String::new(),
+        EventData::PhaseSucceeded(d) => format!(
+            "{} attempt{}",
+            d.attempts,
+            if d.attempts == 1 { "" } else { "s" }
+        ),
+        EventData::PhaseFailed(d) => undouble(&format!("{}: {}", d.kind.as_str(), d.message)),
+        EventData::PhaseSkipped(d) => match &d.detail {
+            Some(detail) => format!("{}: {detail}", d.reason.as_str()),
+            None => d.reason.as_str().to_string(),
+        },
+        EventData::PhaseExpanded(d) => {
+            let keys: Vec<&str> = d.children.iter().map(|c| c.key.as_str()).collect();
+            format!("{} items: {}", keys.len(), keys.join(", "))
+        }
+        EventData::LoopStarted(d) => format!("back to {} (loop {})", d.goto, d.iteration),
+        EventData::ApprovalRequested(d) => d.reason.clone(),
+        EventData::ApprovalDecided(d) => {
+            let verdict = if d.timed_out { "timed out, " } else { "" };
+            let comment = d
+                .comment
+                .as_deref()
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default();
+            format!(
+                "{verdict}{} by {}{comment}",
+                if d.approved { "approved" } else { "rejected" },
+                event.actor
+            )
+        }
+        EventData::CancelRequested(d) => d.reason.clone().unwrap_or_default(),
+        EventData::RunSuspended(d) => format!("waiting: {}", d.waiting.join(", ")),
+        EventData::RunFailed(d) => {
+            let reason = d.reason.as_deref().map(|r| format!(": {r}"));
+            format!("{}{}", d.failed.join(", "), reason.unwrap_or_default())
+        }
+        EventData::RunSucceeded(d) | EventData::RunCanceled(d) => {
+            d.reason.clone().unwrap_or_default()
+        }
+        EventData::PolicyDecided(d) => format!(
+            "{} {} {}: {}",
+            d.pack,
+            d.version,
+            d.hook,
+            decision_summary(&d.hook, &d.result, d.reason.as_deref())
+        ),
+        EventData::FallbackActivated(d) => {
+            let side = |agent: &str, model: &Option<String>| match model {
+                Some(m) => format!("{agent} / {m}"),
+                None => agent.to_string(),
+            };
+            format!(
+                "attempt {}: {} → {}: {}",
+                d.attempt,
+                side(&d.from_agent, &d.from_model),
+                side(&d.to_agent, &d.to_model),
+                d.reason
+            )
+        }
+        EventData::BudgetAlert(d) => format!("{}: {}: {}", d.level, alert_numbers(d), d.message),
+        _ => String::new(),
+    };
+    record::limits::bound_text(&mut detail, record::limits::TEXT_MAX, None);
+    detail
+}
+
+/// The figures of a budget alert: `spent $0.0842, threshold $0.0500, cap $10.00`.
+pub fn alert_numbers(d: &record::event::BudgetAlert) -> String {
+    let optional = |label: &str, v: Option<f64>| {
+        v.map(|v| format!(", {label} {}", usd(v)))
+            .unwrap_or_default()
+    };
+    format!(
+        "spent {}{}{}",
+        usd(d.spent_usd),
+        optional("threshold", d.threshold_usd),
+        optional("cap", d.cap_usd)
+    )
+}
+
+/// One line of a timeline: `seq  time  type  phase  detail`, aligned by display width.
 pub fn timeline_line(event: &Event) -> String {
     let time = event.ts.get(11..23).unwrap_or(&event.ts);
     let phase = event.data.phase().unwrap_or("");
-    let detail = match &event.data {
-        EventData::RunStarted(d) => format!("mission {} ({})", d.mission, d.mission_source),
-        EventData::AttemptStarted(d) => format!("attempt {}", d.attempt),
-        EventData::AttemptSucceeded(d) => {
-            format!("attempt {} in {}", d.attempt, ms(Some(d.duration_ms)))
-        }
-        EventData::AttemptFailed(d) => {
-            format!("attempt {} {}: {}", d.attempt, d.kind.as_str(), d.message)
-        }
-        EventData::PhaseFailed(d) => format!("{}: {}", d.kind.as_str(), d.message),
-        EventData::PhaseSkipped(d) => d.reason.as_str().to_string(),
-        EventData::PhaseExpanded(d) => format!("{} items", d.children.len()),
-        EventData::LoopStarted(d) => format!("back to {} (loop {})", d.goto, d.iteration),
-        EventData::ApprovalDecided(d) => format!(
-            "{} by {}",
-            if d.approved { "approved" } else { "rejected" },
-            event.actor
-        ),
-        EventData::RunFailed(d) => d.failed.join(", "),
-        _ => String::new(),
-    };
-    let mut detail = detail;
-    record::limits::bound_text(&mut detail, record::limits::TEXT_MAX, None);
     format!(
-        "{:>5}  {time}  {:<20}  {phase:<20}  {detail}",
+        "{:>5}  {time}  {}  {}  {}",
         event.seq,
-        event.data.type_name()
+        pad(event.data.type_name(), 20),
+        pad(phase, 20),
+        event_detail(event)
     )
     .trim_end()
     .to_string()
+}
+
+/// Does `phase` (an event's phase) belong to `wanted`: the phase itself or one of its
+/// fan-out children?
+pub fn phase_matches(phase: &str, wanted: &str) -> bool {
+    phase == wanted
+        || phase
+            .strip_prefix(wanted)
+            .is_some_and(|rest| rest.starts_with('['))
+}
+
+/// Does an event type match a `--type` filter: the full name (`policy.decided`) or the part
+/// before the dot (`attempt`, for every `attempt.*`)?
+pub fn type_matches(type_name: &str, wanted: &str) -> bool {
+    type_name == wanted || type_name.split('.').next() == Some(wanted)
+}
+
+/// How many terminal columns `text` takes (wide characters count two), for aligning columns.
+pub fn width(text: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(text)
+}
+
+/// `text` padded with spaces to `columns` terminal columns.
+pub fn pad(text: &str, columns: usize) -> String {
+    let mut out = text.to_string();
+    out.push_str(&" ".repeat(columns.saturating_sub(width(text))));
+    out
 }

@@ -78,7 +78,7 @@ pub enum EventData {
     #[serde(rename = "run.canceled")]
     RunCanceled(RunFinished),
     #[serde(rename = "policy.decided")]
-    PolicyDecided(PolicyDecided),
+    PolicyDecided(Box<PolicyDecided>),
     #[serde(rename = "fallback.activated")]
     FallbackActivated(FallbackActivated),
     #[serde(rename = "budget.alert")]
@@ -487,6 +487,16 @@ pub struct PolicyDecided {
     pub reason: Option<String>,
     /// `sha256:<hex>` of the hook's input.
     pub input_digest: String,
+    /// The layer of the pack (`builtin`, `user`, `project`, `mission`): which route wins
+    /// depends on it. Absent in logs written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
+    /// The routing context the hooks saw (`phase`, `run`, `agents`, `models`), on the first
+    /// decision of each phase attempt only; the decisions after it in the same attempt saw the
+    /// same context. What-if replay evaluates other packs on it. Absent in logs written before
+    /// it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<serde_json::Value>,
 }
 
 /// Why a log line could not be read.

@@ -191,6 +191,9 @@ fn slots(data: &mut EventData) -> Vec<Slot<'_>> {
         EventData::PolicyDecided(d) => {
             value(s, &mut d.result, None);
             opt_text(s, &mut d.reason);
+            if let Some(context) = &mut d.context {
+                value(s, context, None);
+            }
         }
         EventData::FallbackActivated(d) => text(s, &mut d.reason),
         EventData::BudgetAlert(d) => text(s, &mut d.message),

@@ -48,3 +48,25 @@ impl Usage {
         self.cost_source = Some(CostSource::Reported);
     }
 }
+
+/// Dollars for people, with enough digits to tell small amounts apart: two decimals from a
+/// dollar up, four from a hundredth of a cent, six below; `$0.00` for nothing; never `-0`.
+pub fn usd(value: f64) -> String {
+    let abs = value.abs();
+    let digits = if abs >= 1.0 {
+        2
+    } else if abs >= 0.0001 {
+        4
+    } else {
+        6
+    };
+    let text = format!("{abs:.digits$}");
+    if text.chars().all(|c| c == '0' || c == '.') {
+        return "$0.00".into();
+    }
+    if value < 0.0 {
+        format!("-${text}")
+    } else {
+        format!("${text}")
+    }
+}

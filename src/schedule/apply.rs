@@ -244,6 +244,7 @@ impl Scheduler {
                 | FailureKind::Rejected
                 | FailureKind::Budget
                 | FailureKind::Denied
+                | FailureKind::Unavailable
         ) && !retry.non_retryable.contains(&kind);
         let next = inst.round_attempts + 1;
         let delay = retry.backoff(next);

@@ -30,6 +30,24 @@ impl Scheduler {
         (all_settled, any_bad)
     }
 
+    /// Why a phase is skipped for its upstream: which of its needs failed (`` `plan` failed``)
+    /// or were skipped, in the order of its `needs`.
+    fn upstream_detail(&self, i: usize) -> String {
+        let mut parts = Vec::new();
+        for &n in &self.instances[i].needs {
+            let need = &self.instances[n];
+            if !need.state.is_settled() || need.state.satisfies() {
+                continue;
+            }
+            let what = match need.state {
+                State::Skipped(_) => "was skipped",
+                _ => "failed",
+            };
+            parts.push(format!("`{}` {what}", need.name));
+        }
+        parts.join("; ")
+    }
+
     /// The queued instances to start now, in index order (the order of the plan, then of
     /// expansion), as many as the run's and each fan-out's `max_parallel` leave room for.
     /// Costs the number started plus the number of queues, whatever is waiting.
@@ -136,10 +154,11 @@ impl Scheduler {
                     }
                     let phase = &self.phases[self.instances[i].phase];
                     if any_bad && !phase.always {
+                        let detail = self.upstream_detail(i);
                         actions.push(Action::Record(EventData::PhaseSkipped(PhaseSkipped {
                             phase: name,
                             reason: SkipReason::UpstreamFailed,
-                            detail: None,
+                            detail: Some(detail),
                         })));
                         continue;
                     }

@@ -229,7 +229,7 @@ fn conditions_read_recorded_outputs_and_inputs() {
         "
 mission: cond
 phases:
-  analyse: { uses: builtin/noop }
+  analyse: { uses: builtin/noop, outputs: { analysis: { path: analysis.json } } }
   review: { uses: builtin/noop, needs: [analyse], if: 'run.complexity >= 0.3' }
   deep: { uses: builtin/noop, needs: [analyse], if: 'outputs.analyse.analysis.complexity > 0.9' }
 ",
@@ -272,6 +272,19 @@ phases:
     assert_eq!(
         h.s.state("c"),
         Some(&State::Skipped(SkipReason::UpstreamFailed))
+    );
+    // Each skip names the upstream that stopped it.
+    let details: Vec<(&str, Option<&str>)> = h
+        .log
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::PhaseSkipped(d) => Some((d.phase.as_str(), d.detail.as_deref())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        details,
+        [("b", Some("`a` failed")), ("c", Some("`b` was skipped"))]
     );
     h.succeed("report", 1);
     h.starts();
@@ -426,7 +439,7 @@ fn for_each_expands_with_sibling_dependencies_and_max_parallel() {
         "
 mission: fan
 phases:
-  plan: { uses: builtin/noop }
+  plan: { uses: builtin/noop, outputs: { tasks: { path: tasks.json } } }
   implement:
     needs: [plan]
     uses: builtin/noop
@@ -708,7 +721,7 @@ fn for_each_fails_the_phase_on_an_id_that_could_leave_the_store() {
         "
 mission: fan
 phases:
-  plan: { uses: builtin/noop }
+  plan: { uses: builtin/noop, outputs: { tasks: { path: tasks.json } } }
   implement:
     needs: [plan]
     uses: builtin/noop

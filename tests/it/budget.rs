@@ -20,7 +20,7 @@ const PROMPT: &str = "Work on item 10.\n";
 /// The catalogue's prices of `model`, in dollars per million tokens: (input, output,
 /// cache_read). Read from the YAML text line by line, so that the test shares nothing with the
 /// engine's catalogue loader.
-fn catalogue_prices(model: &str) -> (f64, f64, f64) {
+pub(crate) fn catalogue_prices(model: &str) -> (f64, f64, f64) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/config/models.yaml");
     let catalogue = std::fs::read_to_string(path).unwrap();
     let mut lines = catalogue.lines();
@@ -49,7 +49,7 @@ fn catalogue_prices(model: &str) -> (f64, f64, f64) {
 
 /// What one run of the fake Codex with `sample` costs on `model`: Codex reports tokens only
 /// (cached input is part of `input_tokens`), so the cost is its tokens at the catalogue prices.
-fn codex_cost(sample: &str, model: &str) -> f64 {
+pub(crate) fn codex_cost(sample: &str, model: &str) -> f64 {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/agents/samples")
         .join(sample);

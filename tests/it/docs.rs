@@ -127,7 +127,7 @@ fn getting_started_shows_real_output() {
 fn getting_started_first_mission_behaves_as_shown() {
     let page = read(&repo_root().join("book/src/getting-started.md"));
     let mission = page
-        .split("```yaml\n")
+        .split("```yaml,file=hello/mission.yaml\n")
         .filter_map(|block| block.split("```").next())
         .find(|block| block.contains("mission: hello"))
         .expect("getting-started.md shows a mission named `hello`");
@@ -797,8 +797,9 @@ const EVENT_DESCRIPTIONS: &[(&str, &str)] = &[
         "attempt.failed",
         "The attempt failed. `kind` is one of `exit` (non-zero status, or killed by a signal), \
          `timeout`, `canceled`, `interrupted` (the engine stopped while it ran), \
-         `output_invalid`, `spawn` (it could not be prepared or started), `expression` or \
-         `rejected`. For `exit`, `message` ends with the last lines of the captured stderr.",
+         `output_invalid`, `spawn` (it could not be prepared or started), `unavailable` (its \
+         program is not installed, or no agent of its chain could be started; never retried), \
+         `expression`, `rejected`, `budget` or `denied`. For `exit`, `message` ends with the last lines of the captured stderr.",
     ),
     (
         "phase.succeeded",
@@ -882,7 +883,11 @@ const EVENT_DESCRIPTIONS: &[(&str, &str)] = &[
         "policy.decided",
         "A policy pack's hook decided something about a phase: the pack and its version, the \
          hook (`route`, `govern` or `budget`), the result, the reason, and a digest of the \
-         context it saw, so that every decision can be explained (`spectacular policy explain`).",
+         context it saw, so that every decision can be explained (`spectacular policy explain`). \
+         `layer` is the pack's layer (which route wins depends on it); the first decision of \
+         each phase attempt also carries the `context` the hooks saw, which what-if replay \
+         (`spectacular replay --policies`) evaluates other packs on. Both are absent in logs \
+         written before they were recorded.",
     ),
 ];
 
@@ -1004,4 +1009,184 @@ fn description(name: &str) -> &'static str {
         .find(|(n, _)| *n == name)
         .map(|(_, d)| *d)
         .unwrap_or("")
+}
+
+/// The duration units the mission page lists are exactly those the parser accepts, among
+/// every spelling tried (the listed ones, the parser's own and some it refuses), and the
+/// page's examples parse.
+#[test]
+fn duration_units_listed_are_those_accepted() {
+    use spectacular::model::parse_duration;
+    let page = read(&repo_root().join("book/src/missions.md"));
+    let table = page
+        .split("<!-- duration-units -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- /duration-units -->").next())
+        .expect("missions.md has a duration-units table");
+    let listed: Vec<String> = table
+        .lines()
+        .filter_map(|line| line.split('|').nth(2))
+        .flat_map(|cell| cell.split(','))
+        .filter_map(|s| {
+            s.trim()
+                .strip_prefix('`')?
+                .strip_suffix('`')
+                .map(str::to_string)
+        })
+        .collect();
+    assert!(listed.len() > 20, "{listed:?}");
+    let mut candidates: Vec<String> = listed.clone();
+    candidates.extend(
+        [
+            "nanos",
+            "nsec",
+            "ns",
+            "usec",
+            "us",
+            "µs",
+            "millis",
+            "msec",
+            "ms",
+            "seconds",
+            "second",
+            "secs",
+            "sec",
+            "s",
+            "minutes",
+            "minute",
+            "min",
+            "mins",
+            "m",
+            "hours",
+            "hour",
+            "hr",
+            "hrs",
+            "h",
+            "days",
+            "day",
+            "d",
+            "weeks",
+            "week",
+            "wk",
+            "wks",
+            "w",
+            "months",
+            "month",
+            "M",
+            "years",
+            "year",
+            "yr",
+            "yrs",
+            "y",
+            "micros",
+            "mo",
+            "mon",
+            "H",
+            "D",
+            "S",
+            "sek",
+            "nanosecond",
+            "milliseconds",
+            "fortnight",
+        ]
+        .map(str::to_string),
+    );
+    for unit in &candidates {
+        let accepted = parse_duration(&format!("2{unit}")).is_ok();
+        assert_eq!(
+            accepted,
+            listed.contains(unit),
+            "`2{unit}`: accepted is {accepted}, but missions.md {} it",
+            if listed.contains(unit) {
+                "lists"
+            } else {
+                "does not list"
+            }
+        );
+    }
+    for example in ["5 minutes", "30sec", "1.5h", "1h 30m"] {
+        assert!(
+            page.contains(&format!("`{example}`")),
+            "missions.md shows `{example}`"
+        );
+        assert!(parse_duration(example).is_ok(), "`{example}` parses");
+    }
+    assert!(parse_duration("60").is_err(), "a bare number is refused");
+}
+
+/// The README's two commands: the first runs the bundled example through `cargo run` without
+/// `-q` (so that the build shows its progress) and succeeds; the second is the test command
+/// `.ci/run` calls exactly.
+#[test]
+fn readme_quick_start_runs_and_ci_runs_its_test_command() {
+    let readme = read(&repo_root().join("README.md"));
+    let commands: Vec<&str> = readme
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|block| block.split("```").next())
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        commands.len(),
+        2,
+        "the README shows two commands: {commands:?}"
+    );
+    let args = commands[0]
+        .strip_prefix("cargo run -- ")
+        .unwrap_or_else(|| {
+            panic!(
+                "`{}` is `cargo run -- …`, which shows the build",
+                commands[0]
+            )
+        });
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join(".git")).expect("create .git");
+    let copy = Command::new("cp")
+        .args(["-r", "examples"])
+        .arg(dir.path())
+        .current_dir(repo_root())
+        .status()
+        .expect("copy examples");
+    assert!(copy.success());
+    let output = Command::new(bin())
+        .args(args.split_whitespace())
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .env("SPECTACULAR_CONFIG_DIR", dir.path().join("config"))
+        .env_remove("SPECTACULAR_STORE")
+        .output()
+        .expect("run spectacular");
+    assert!(output.status.success(), "{output:?}");
+    let ci = read(&repo_root().join(".ci/run"));
+    assert!(
+        ci.lines()
+            .any(|l| l.trim() == format!("run {}", commands[1])),
+        "`.ci/run` runs the README's test command `{}` exactly",
+        commands[1]
+    );
+}
+
+/// Every key of a `command` agent's `output:` (from the agents.yaml schema) is documented in
+/// the running page's table.
+#[test]
+fn command_output_keys_are_documented() {
+    let schema = spectacular::agents::config::agents_schema();
+    let keys: Vec<&String> = schema["$defs"]["OutputSpec"]["properties"]
+        .as_object()
+        .expect("the schema describes `output:`")
+        .keys()
+        .collect();
+    assert!(keys.len() > 5, "{keys:?}");
+    let page = read(&repo_root().join("book/src/running.md"));
+    let table = page
+        .split("| `output:` key | meaning |")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .expect("running.md has the `output:` key table");
+    for key in keys {
+        assert!(
+            table.contains(&format!("`{key}`")),
+            "running.md's `output:` table documents `{key}`"
+        );
+    }
 }

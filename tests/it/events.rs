@@ -155,7 +155,7 @@ fn samples() -> Vec<EventData> {
             failed: vec![],
             reason: Some(s("canceled by the user")),
         }),
-        EventData::PolicyDecided(PolicyDecided {
+        EventData::PolicyDecided(Box::new(PolicyDecided {
             phase: s("plan"),
             pack: s("default-routing"),
             version: s("1.0.0"),
@@ -167,7 +167,16 @@ fn samples() -> Vec<EventData> {
             }),
             reason: Some(s("planner at high complexity needs a strong model")),
             input_digest: s("sha256:6677"),
-        }),
+            layer: Some(s("builtin")),
+            context: Some(json!({
+                "phase": {"id": "plan", "role": "planner", "kind": "agent", "attempt": 1},
+                "run": {"mission": "software-dev", "complexity": 0.9, "spent_usd": 0.0},
+                "agents": ["claude-code"],
+                "models": [{"name": "claude-opus", "provider": "anthropic", "tier": "strong",
+                            "input_per_mtok": 15.0, "output_per_mtok": 75.0,
+                            "context_window": 200000}]
+            })),
+        })),
         EventData::FallbackActivated(FallbackActivated {
             phase: s("implement[wp-2]"),
             attempt: 1,

@@ -1,6 +1,7 @@
 //! The integration tests: one binary, shared helpers in `support`.
 
 mod agents;
+mod book;
 mod budget;
 mod cli;
 mod diagnostics;
@@ -13,8 +14,11 @@ mod fuzz;
 mod hostile;
 mod missions;
 mod policy;
+mod read_side;
 mod real_clients;
 mod record;
 mod replay;
 mod runtime;
+mod secrets;
 mod support;
+mod whatif;

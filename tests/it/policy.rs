@@ -726,3 +726,59 @@ fn policy_command_goldens() {
     assert_eq!(items[1]["result"]["decision"], "downgrade");
     assert_goldens(failures);
 }
+
+/// A planner phase routed by the built-in packs to a `command` agent (a script) that reports
+/// its own cost, with `approved-models` allowing one model only: the script gets no model, is
+/// charged what it reported, and is not denied as a model it never was.
+#[test]
+fn a_command_agent_is_not_routed_a_model_nor_billed_as_one() {
+    use crate::runtime::{code, text, write_agents, Project};
+
+    let p = Project::new(
+        "mission: scripted\npolicies: [{approved-models: {models: [claude-sonnet]}}]\nphases:\n  plan:\n    role: planner\n    prompt: inline.md\n",
+    );
+    std::fs::write(p.path().join("inline.md"), "Plan something.\n").unwrap();
+    // 1,000 input and 500 output tokens, which any catalogue model would price above zero,
+    // and a reported cost of its own.
+    write_agents(
+        &p,
+        &["  script:\n    adapter: command\n    roles: [planner]\n    stdin: false\n    argv: [sh, -c, 'echo \"{\\\"in\\\": 1000, \\\"out\\\": 500, \\\"cost\\\": 0.0125}\"']\n    output: { format: json, input_tokens: /in, output_tokens: /out, cost_usd: /cost }\n".to_string()],
+    );
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+
+    let log = std::fs::read_to_string(
+        p.path()
+            .join(".spectacular/runs")
+            .join(p.run_id())
+            .join("events.jsonl"),
+    )
+    .unwrap();
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of = |kind: &str| -> Vec<&serde_json::Value> {
+        events
+            .iter()
+            .filter(|e| e["type"] == kind)
+            .map(|e| &e["data"])
+            .collect()
+    };
+    for decision in of("policy.decided") {
+        assert!(
+            decision["result"].get("model").is_none_or(|m| m.is_null()),
+            "no model is routed to a command agent: {decision}"
+        );
+        assert_ne!(decision["result"]["decision"], "deny", "{decision}");
+    }
+    let succeeded = of("attempt.succeeded");
+    assert_eq!(succeeded.len(), 1, "{log}");
+    let usage = &succeeded[0]["usage"];
+    assert!(
+        usage.get("model").is_none_or(|m| m.is_null()),
+        "no model is recorded: {usage}"
+    );
+    assert_eq!(usage["cost_usd"], json!(0.0125), "{usage}");
+    assert_eq!(usage["input_tokens"], json!(1000), "{usage}");
+}

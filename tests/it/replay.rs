@@ -182,6 +182,7 @@ impl Driver {
                 FailureKind::Timeout,
                 FailureKind::OutputInvalid,
                 FailureKind::Spawn,
+                FailureKind::Unavailable,
             ];
             let kind = kinds[self.rng.below(kinds.len() as u64) as usize];
             self.record(failed(&phase, attempt, kind));

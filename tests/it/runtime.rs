@@ -979,7 +979,7 @@ phases:
 ",
     );
     std::fs::write(p.path().join("plan.md.j2"), "Plan.\n").unwrap();
-    // A careless tool that prints a provider key and a token it happens to inherit.
+    // A careless tool that would print a provider key and a token if it inherited them.
     std::fs::write(
         p.path().join(".spectacular/agents.yaml"),
         "agents:\n  tool:\n    adapter: command\n    roles: [planner]\n    stdin: false\n    argv: [sh, -c, 'echo \"key $OPENAI_API_KEY\"; echo \"token $ACME_SERVICE_TOKEN\" >&2; exit 3']\n",
@@ -999,12 +999,18 @@ phases:
         let leaked = files_with(p.path(), secret);
         assert!(leaked.is_empty(), "`{secret}` is in {leaked:?}");
     }
+    // It names no key, so it inherits none of them.
     match attempt_result(&p.events()) {
         EventData::AttemptFailed(f) => {
-            assert!(f.message.contains("[REDACTED]"), "{}", f.message)
+            assert!(f.message.ends_with("token"), "{}", f.message)
         }
         other => panic!("{other:?}"),
     }
+    let stdout = p
+        .store()
+        .run_dir(&p.run_id())
+        .join("attempts/plan/1/stdout.log");
+    assert_eq!(std::fs::read_to_string(stdout).unwrap(), "key \n");
 }
 
 #[test]
@@ -1408,7 +1414,7 @@ phases:
     let decided: Vec<&spectacular::record::event::PolicyDecided> = events
         .iter()
         .filter_map(|e| match &e.data {
-            EventData::PolicyDecided(d) => Some(d),
+            EventData::PolicyDecided(d) => Some(d.as_ref()),
             _ => None,
         })
         .collect();
@@ -1747,8 +1753,16 @@ fn an_attempt_refused_before_it_starts_does_not_stall_the_run() {
         "govern",
         "fn govern(ctx) { deny(\"nothing runs today\") }\n",
     );
+    // The agent exists (a run refuses to start without one); the policy stops it.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents");
+    let path = format!(
+        "{}:{}",
+        fixtures.join("claude").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let mut child = p
         .command(&["run", "mission.yaml"])
+        .env("PATH", path)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -1849,10 +1863,15 @@ fn a_policy_can_require_an_approval_before_a_phase_runs() {
         0,
         "nothing ran before the approval"
     );
+    let asked = count(&events, "policy.decided", "plan");
+    assert!(asked > 0);
     let out = p.run(&["approve", &p.run_id(), "plan", "--resume"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let events = p.events();
     assert_eq!(count(&events, "phase.succeeded", "plan"), 1);
+    // As the policies page says: when the approved phase starts, the packs are asked again
+    // and their answers recorded again; the repeated `require_approval` does not stop it.
+    assert_eq!(count(&events, "policy.decided", "plan"), 2 * asked);
     // Rejecting instead fails the phase without running it.
     let q = agent_project("claude", "claude-code", "claude-sonnet");
     write_agents(
@@ -1943,6 +1962,241 @@ fn project_and_user_day_budgets_count_other_runs() {
     match attempt_result(&r.events()) {
         EventData::AttemptFailed(f) => {
             assert!(f.message.contains("user month budget"), "{}", f.message)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn failure_messages_and_output_values_are_bounded_with_a_pointer_to_the_full_data() {
+    use spectacular::record::limits::{TEXT_MAX, VALUE_MAX};
+    let big_line = 8 * 1024 * 1024;
+    let big_json = 30 * 1000 * 1000;
+    let p = Project::new(&format!(
+        r#"
+mission: bounded
+phases:
+  noisy:
+    shell: 'head -c {big_line} /dev/zero | tr "\000" x >&2; exit 1'
+  bulky:
+    shell: '{{ printf "{{\"data\":\""; head -c {big_json} /dev/zero | tr "\000" a; printf "\"}}"; }} > big.json'
+    outputs: {{ big: {{ path: big.json, schema: object.schema.json }} }}
+"#
+    ));
+    std::fs::write(
+        p.path().join("object.schema.json"),
+        r#"{"type": "object", "required": ["data"]}"#,
+    )
+    .unwrap();
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let run_dir = p.store().run_dir(&p.run_id());
+    let log = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
+    let line = |kind: &str, phase: &str| {
+        log.lines()
+            .find(|l| {
+                l.contains(&format!("\"type\":\"{kind}\""))
+                    && l.contains(&format!("\"phase\":\"{phase}\""))
+            })
+            .unwrap_or_else(|| panic!("no {kind} of {phase}"))
+            .to_string()
+    };
+    // The failure message: cut, pointing at the file that keeps the whole line.
+    let failed = line("attempt.failed", "noisy");
+    assert!(failed.len() < TEXT_MAX + 1024, "{} bytes", failed.len());
+    assert!(
+        failed.contains("full text in attempts/noisy/1/stderr.log]"),
+        "{}",
+        &failed[failed.len().saturating_sub(300)..]
+    );
+    let stderr = std::fs::metadata(run_dir.join("attempts/noisy/1/stderr.log")).unwrap();
+    assert!(stderr.len() >= big_line);
+    // The output value: a marker pointing at the artifact, which keeps it all.
+    let succeeded = line("attempt.succeeded", "bulky");
+    assert!(succeeded.len() < VALUE_MAX, "{} bytes", succeeded.len());
+    match attempt_of(&p.events(), "bulky") {
+        EventData::AttemptSucceeded(s) => {
+            let value = s.values["big"].as_str().expect("a marker").to_string();
+            assert!(
+                value.starts_with("…[truncated:")
+                    && value.contains("full value in artifacts/bulky/big.json"),
+                "{value}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let artifact = std::fs::metadata(run_dir.join("artifacts/bulky/big.json")).unwrap();
+    assert_eq!(artifact.len(), big_json + r#"{"data":""}"#.len() as u64);
+}
+
+/// The result of `phase`'s last attempt.
+fn attempt_of(events: &[Event], phase: &str) -> EventData {
+    events
+        .iter()
+        .rev()
+        .find(|e| {
+            matches!(&e.data, EventData::AttemptSucceeded(d) if d.phase == phase)
+                || matches!(&e.data, EventData::AttemptFailed(d) if d.phase == phase)
+        })
+        .map(|e| e.data.clone())
+        .unwrap_or_else(|| panic!("no attempt result for `{phase}`"))
+}
+
+#[test]
+fn the_projection_follows_the_log_while_an_attempt_runs() {
+    let p = Project::new(
+        "
+mission: long
+phases:
+  wait:
+    shell: 'while [ ! -f go ]; do sleep 0.02; done'
+    workspace: repo
+",
+    );
+    let mut engine = p.spawn(&["run", "mission.yaml"]);
+    // Nothing is committed while the attempt runs; `state.db` (read directly, not through a
+    // command that would catch it up from the log) must still show it started.
+    let db = p.store().db_path();
+    let started_in_db = || -> bool {
+        let Ok(conn) =
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        else {
+            return false;
+        };
+        conn.query_row(
+            "SELECT count(*) FROM events WHERE type = 'attempt.started'",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .is_ok_and(|n| n == 1)
+    };
+    let begin = Instant::now();
+    let mut seen = false;
+    while begin.elapsed() < Duration::from_secs(30) {
+        if started_in_db() {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let running = p.events().iter().all(|e| !e.data.is_terminal());
+    // Let the attempt end whatever happened, and the run with it.
+    std::fs::write(p.path().join("go"), "").unwrap();
+    let status = engine.wait().unwrap();
+    assert!(seen, "state.db never showed the running attempt");
+    assert!(running, "the run ended before the projection was read");
+    assert!(status.success());
+}
+
+#[test]
+fn a_run_whose_agents_cannot_run_here_is_refused_before_anything_starts() {
+    let p = Project::new(
+        "
+mission: unready
+phases:
+  first: { run: [echo, spent] }
+  plan: { agent: ghost, needs: [first] }
+  write: { agent: remote, needs: [first] }
+  review: { agent: tool, needs: [first] }
+",
+    );
+    std::fs::write(
+        p.path().join(".spectacular/agents.yaml"),
+        "agents:
+  ghost:
+    adapter: claude-code
+    binary: no-such-claude-binary
+    fallbacks: [spare]
+  spare:
+    adapter: codex
+    binary: no-such-codex-binary
+  remote:
+    adapter: openai-chat
+    api_key_env: UNREADY_TEST_API_KEY
+  tool:
+    adapter: command
+    argv: [sh, -c, 'true']
+",
+    )
+    .unwrap();
+    let out = p
+        .command(&["run", "mission.yaml"])
+        .env_remove("UNREADY_TEST_API_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 65, "{}", text(&out));
+    let said = text(&out);
+    // Every problem at once: both agents of `plan`'s chain, and `write`'s key.
+    for needle in [
+        "`no-such-claude-binary` was not found on PATH",
+        "`no-such-codex-binary` was not found on PATH",
+        "phase `write`",
+        "`UNREADY_TEST_API_KEY`, which is not set",
+    ] {
+        assert!(said.contains(needle), "`{needle}` is missing from: {said}");
+    }
+    assert!(!said.contains("phase `review`"), "{said}");
+    // Nothing ran, nothing was recorded.
+    assert!(p.store().run_ids().unwrap_or_default().is_empty());
+}
+
+#[test]
+fn resume_refuses_a_run_whose_agent_is_gone() {
+    let p = Project::new(
+        "
+mission: gone
+phases:
+  gate: { approval: { reason: go? } }
+  write: { agent: tool, needs: [gate] }
+",
+    );
+    let tool = p.path().join("tool.sh");
+    std::fs::write(&tool, "#!/bin/sh\necho done\n").unwrap();
+    std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        p.path().join(".spectacular/agents.yaml"),
+        format!(
+            "agents:\n  tool:\n    adapter: command\n    argv: [{}]\n",
+            tool.display()
+        ),
+    )
+    .unwrap();
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    let run = p.run_id();
+    let out = p.run(&["approve", &run, "gate"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let before = p.events().len();
+    std::fs::remove_file(&tool).unwrap();
+    let out = p.run(&["resume", &run]);
+    assert_eq!(code(&out), 65, "{}", text(&out));
+    assert!(
+        text(&out).contains("was not found on PATH"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(p.events().len(), before, "nothing was recorded");
+}
+
+#[test]
+fn a_missing_program_is_not_retried() {
+    let p = Project::new(
+        "
+mission: missing
+phases:
+  build:
+    run: [no-such-program-for-this-test]
+    retry: { max_attempts: 3, backoff: { initial: 10ms, max: 10ms } }
+",
+    );
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let events = p.events();
+    assert_eq!(count(&events, "attempt.started", "build"), 1);
+    match attempt_of(&events, "build") {
+        EventData::AttemptFailed(f) => {
+            assert_eq!(f.kind, spectacular::model::FailureKind::Unavailable);
+            assert!(f.message.contains("not found on PATH"), "{}", f.message);
         }
         other => panic!("{other:?}"),
     }
