@@ -30,4 +30,5 @@ pub mod prompt;
 pub mod query;
 pub mod record;
 pub mod schedule;
+pub mod spec;
 pub mod validate;

@@ -39,6 +39,7 @@ macro_rules! eoutln {
 }
 
 mod agents;
+mod analyse;
 mod completions;
 mod control;
 mod cost;
@@ -129,6 +130,8 @@ pub enum Command {
     Agents(agents::Args),
     /// Check a mission and report every problem, with its location and a fix.
     Validate(validate::Args),
+    /// Analyse a spec: structure, problems, complexity with its signals, questions.
+    Analyse(analyse::Args),
     /// Draw a mission's phase graph (Graphviz DOT or Mermaid).
     Graph(graph::Args),
     /// Print a JSON Schema (for editors and tools).
@@ -158,6 +161,7 @@ pub fn main() -> ExitCode {
         Command::Cost(args) => cost::run(&context, args),
         Command::Agents(args) => agents::run(&context, args),
         Command::Validate(args) => validate::run(&context, args),
+        Command::Analyse(args) => analyse::run(&context, args),
         Command::Graph(args) => graph::run(&context, args),
         Command::Schema(args) => schema::run(args),
         Command::Missions(args) => missions::run(&context, args),

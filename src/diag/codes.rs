@@ -183,6 +183,39 @@ codes! {
     PolicyTestInvalid = "M4005", "policy-test-invalid", Error,
         summary: "A policy pack test case (`tests/*.yaml`) is malformed.",
         fix: "A case is `{name, hook, ctx, params, expect}`; `hook` is one the pack declares and `ctx` uses the routing context's keys.";
+    SpecTooLarge = "S1001", "spec-too-large", Error,
+        summary: "The spec is larger than a spec may be (4 MiB).",
+        fix: "Split the spec into one spec per feature.";
+    SpecNotUtf8 = "S1002", "spec-not-utf8", Error,
+        summary: "The spec is not valid UTF-8 text.",
+        fix: "Save the spec as UTF-8; the location points at the first invalid byte.";
+    SpecEmpty = "S1003", "spec-empty", Error,
+        summary: "The spec holds no text.",
+        fix: "Write the spec: at least the requirements and how to check them.";
+    LineTooLong = "S1004", "line-too-long", Warning,
+        summary: "A line of the spec is longer than 16 KiB; only its beginning is analysed.",
+        fix: "Break the line; a generated or pasted blob belongs in a file the spec links to.";
+    NoAcceptanceCriteria = "S2001", "no-acceptance-criteria", Warning,
+        summary: "The spec has requirements but no acceptance criteria, success criteria or scenarios, so nothing says when it is done.",
+        fix: "Add an `Acceptance Criteria` section (checkboxes), `SC-###` success criteria or Given/When/Then scenarios.";
+    DuplicateRequirementId = "S2002", "duplicate-requirement-id", Error,
+        summary: "Two requirements or criteria have the same id, so a plan cannot say which one it covers.",
+        fix: "Give each requirement and criterion its own id.";
+    UncoveredRequirement = "S2003", "uncovered-requirement", Warning,
+        summary: "No acceptance criterion, success criterion or scenario covers this requirement.",
+        fix: "Add a criterion that names the requirement's id or checks what it states.";
+    VagueTerm = "S2004", "vague-term", Warning,
+        summary: "A requirement or criterion uses a term that cannot be checked (\"fast\", \"user-friendly\", \"etc.\", \"as needed\"…).",
+        fix: "Quantify it: a number with a unit, a list of cases, or the condition that decides.";
+    NeedsClarification = "S2005", "needs-clarification", Warning,
+        summary: "A `[NEEDS CLARIFICATION: …]` marker or an open question: the spec leaves a decision to the implementer.",
+        fix: "Answer the question in the spec (Spec Kit keeps answers in a `## Clarifications` section) and remove the marker.";
+    NoRequirements = "S2006", "no-requirements", Warning,
+        summary: "Nothing in the spec reads as a requirement: no requirement list, no task list, no sentence with `must` or `shall`.",
+        fix: "List the requirements under a `## Requirements` heading, one per bullet.";
+    BadAnalysisConfig = "S3001", "bad-analysis-config", Error,
+        summary: "The `analysis:` key of `.spectacular/config.yaml` has an unknown key or a value of the wrong type or range.",
+        fix: "`analysis:` takes `weights` (scope, dependencies, ambiguity, technical_risk, integration: numbers ≥ 0), `tiers` (medium, complex, critical: increasing numbers in 0..1) and `max_files` (a positive integer).";
 }
 
 impl Code {

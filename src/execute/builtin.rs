@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Component, Path};
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::model::FailureKind;
 
@@ -117,37 +117,10 @@ pub async fn run(name: &str, ctx: Ctx<'_>) -> Result<(), Failure> {
     }
 }
 
-const RISK_WORDS: &[&str] = &[
-    "auth",
-    "login",
-    "password",
-    "token",
-    "payment",
-    "billing",
-    "admin",
-    "secret",
-    "encrypt",
-    "migration",
-    "database",
-    "concurren",
-    "security",
-    "permission",
-    "compliance",
-    "privacy",
-];
-const VAGUE_WORDS: &[&str] = &[
-    "maybe",
-    "somehow",
-    "etc",
-    "tbd",
-    "todo",
-    "probably",
-    "some",
-    "should probably",
-    "as needed",
-];
-
-/// Scores a Markdown spec: size, structure, requirements, risky areas and vagueness.
+/// Analyses a Markdown spec with `spec::analyse` (looking at the project's repository and
+/// its `analysis:` config) into `analysis.json`: `complexity` (what `run.complexity` reads),
+/// `tier`, `dimensions`, `requirements`, `questions`, `diagnostics`… A spec with errors
+/// fails the step, after writing the analysis.
 fn analyse_spec(ctx: &Ctx<'_>) -> Result<(), Failure> {
     let spec = text(ctx.with, "spec").ok_or((
         FailureKind::Exit,
@@ -158,75 +131,41 @@ fn analyse_spec(ctx: &Ctx<'_>) -> Result<(), Failure> {
     } else {
         ctx.project_root.join(spec)
     };
-    let source = std::fs::read_to_string(&path).map_err(|e| {
-        (
-            FailureKind::Exit,
-            format!("cannot read the spec `{}`: {e}", path.display()),
-        )
-    })?;
-    let lower = source.to_lowercase();
-    let words = source.split_whitespace().count();
-    let sections = source
-        .lines()
-        .filter(|l| l.trim_start().starts_with('#'))
-        .count();
-    let requirements = source
-        .lines()
-        .map(str::trim_start)
-        .filter(|l| {
-            l.starts_with("- ")
-                || l.starts_with("* ")
-                || l.split_once(". ")
-                    .is_some_and(|(n, _)| n.parse::<u32>().is_ok())
-        })
-        .count();
-    let musts = ["must", "shall", "required"]
-        .iter()
-        .map(|w| lower.matches(w).count())
-        .sum::<usize>();
-    let risks: Vec<&str> = RISK_WORDS
-        .iter()
-        .copied()
-        .filter(|w| lower.contains(w))
-        .collect();
-    let vague = VAGUE_WORDS
-        .iter()
-        .map(|w| lower.matches(w).count())
-        .sum::<usize>()
-        + lower.matches('?').count();
-    let ratio = |n: usize, full: f64| (n as f64 / full).min(1.0);
-    let complexity = (0.1
-        + 0.25 * ratio(words, 2000.0)
-        + 0.25 * ratio(requirements + musts, 40.0)
-        + 0.1 * ratio(sections, 12.0)
-        + 0.3 * ratio(risks.len(), 4.0))
-    .clamp(0.0, 1.0);
-    let complexity = (complexity * 100.0).round() / 100.0;
-    let ambiguity = (ratio(vague, 10.0) * 100.0).round() / 100.0;
-    let tier = if complexity < 0.3 {
-        "low"
-    } else if complexity < 0.7 {
-        "medium"
-    } else {
-        "high"
-    };
-    let analysis = json!({
-        "spec": spec,
-        "words": words,
-        "sections": sections,
-        "requirements": requirements,
-        "musts": musts,
-        "risk_areas": risks,
-        "ambiguity": ambiguity,
-        "complexity": complexity,
-        "tier": tier,
-    });
-    let text = serde_json::to_string_pretty(&analysis).unwrap_or_default();
-    write(&ctx.attempt_dir.join("analysis.json"), &format!("{text}\n"))?;
+    let (config, config_diagnostics) =
+        crate::spec::AnalysisConfig::load(ctx.project_root, ctx.project_root);
+    let mut analysis = crate::spec::analyse_file(&path, spec, Some(ctx.project_root), &config)
+        .map_err(|e| {
+            (
+                FailureKind::Exit,
+                format!("cannot read the spec `{}`: {e}", path.display()),
+            )
+        })?;
+    analysis.add_diagnostics(config_diagnostics);
+    write(&ctx.attempt_dir.join("analysis.json"), &analysis.to_json())?;
+    let diagnostics = crate::diag::render_text(
+        &analysis.diagnostics_found,
+        crate::diag::RenderOptions::default(),
+    );
     write(
         ctx.stdout,
-        &format!("complexity {complexity} ({tier}), {words} words, {requirements} requirements\n"),
-    )
+        &format!(
+            "{diagnostics}complexity {} ({}), {} requirements, {} questions\n",
+            analysis.complexity,
+            analysis.tier.as_str(),
+            analysis.summary.requirements,
+            analysis.questions.len()
+        ),
+    )?;
+    if analysis.has_errors() {
+        return Err((
+            FailureKind::Exit,
+            format!(
+                "the spec `{spec}` has {} error(s); `spectacular analyse {spec}` shows them",
+                analysis.diagnostics_found.error_count()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn report(ctx: &Ctx<'_>) -> Result<(), Failure> {

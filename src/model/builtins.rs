@@ -22,7 +22,7 @@ pub const BUILTIN_STEPS: &[(&str, &str)] = &[
     ),
     (
         "analyse-spec",
-        "scores a Markdown spec's size and complexity into `analysis.json`",
+        "analyses a Markdown spec (structure, diagnostics, complexity, questions) into `analysis.json`",
     ),
     (
         "report",

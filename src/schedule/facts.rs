@@ -25,6 +25,35 @@ fn complexity(s: &Scheduler) -> f64 {
     found
 }
 
+/// `run.tier` and `run.dimensions` (each dimension's score by name): from the last recorded
+/// output that has a `complexity` number (the analysis), else `"simple"` and no dimensions.
+fn analysis_facts(s: &Scheduler) -> (Value, Value) {
+    let mut found = (json!("simple"), json!({}));
+    for inst in s
+        .valued
+        .iter()
+        .map(|&i| &s.instances[i])
+        .filter(|i| i.state == State::Succeeded)
+    {
+        for value in inst.values.values() {
+            if value.get("complexity").and_then(Value::as_f64).is_some() {
+                let tier = value.get("tier").cloned().unwrap_or(json!("simple"));
+                let dimensions: Map<String, Value> = value
+                    .get("dimensions")
+                    .and_then(Value::as_object)
+                    .map(|d| {
+                        d.iter()
+                            .filter_map(|(k, v)| Some((k.clone(), v.get("score")?.clone())))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                found = (tier, Value::Object(dimensions));
+            }
+        }
+    }
+    found
+}
+
 fn outputs(s: &Scheduler) -> Value {
     let mut outputs = Map::new();
     for inst in s.valued.iter().map(|&i| &s.instances[i]) {
@@ -58,11 +87,18 @@ pub(super) fn context(s: &Scheduler, i: Option<usize>, attempt: u32) -> Value {
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    let (tier, dimensions) = analysis_facts(s);
     let mut context = json!({
         "inputs": inputs,
         "vars": vars,
         "outputs": outputs(s),
-        "run": { "id": s.run_id, "mission": s.plan.mission.id, "complexity": complexity(s) },
+        "run": {
+            "id": s.run_id,
+            "mission": s.plan.mission.id,
+            "complexity": complexity(s),
+            "tier": tier,
+            "dimensions": dimensions,
+        },
     });
     if let Some(i) = i {
         let inst = &s.instances[i];

@@ -46,9 +46,46 @@ pub fn too_large_mission() -> Vec<u8> {
     text.into_bytes()
 }
 
-/// Validate one fixture, as the CLI would from the repository root: its policy pack when it
-/// has a `pack/` directory, else its mission.
+/// A spec fixture (`S` codes): its `spec.md` analysed, or its `config.yaml`'s `analysis:` key
+/// read. `S1001`'s spec, too large to commit, is generated.
+fn spec_fixture(dir: &Path) -> Option<Diagnostics> {
+    let code = dir.file_name().unwrap_or_default().to_string_lossy();
+    if !code.starts_with('S') {
+        return None;
+    }
+    let config = dir.join("config.yaml");
+    if config.is_file() {
+        let name = format!("{}/config.yaml", relative(dir));
+        let text = std::fs::read_to_string(&config).expect("the fixture is readable");
+        let (_, items) = spectacular::spec::AnalysisConfig::from_yaml(&name, &text);
+        return Some(spectacular::spec::collect(&name, &text, items));
+    }
+    let name = format!("{}/spec.md", relative(dir));
+    let bytes = if code == "S1001" {
+        let mut text = String::from("# Huge\n\n## Requirements\n\n- FR-001: it is big\n");
+        while text.len() <= spectacular::spec::MAX_SPEC_BYTES {
+            text.push_str("Padding, again and again, to go past the limit of a spec's size.\n");
+        }
+        text.into_bytes()
+    } else if code == "S1004" {
+        let mut text = std::fs::read_to_string(dir.join("spec.md")).expect("the fixture exists");
+        text.push_str(&"long ".repeat(4000));
+        text.push('\n');
+        text.into_bytes()
+    } else {
+        std::fs::read(dir.join("spec.md")).expect("the fixture has a spec.md")
+    };
+    let (_, items) = spectacular::spec::parse_bytes(&name, &bytes);
+    let text = String::from_utf8_lossy(&bytes);
+    Some(spectacular::spec::collect(&name, &text, items))
+}
+
+/// Validate one fixture, as the CLI would from the repository root: its spec for `S` codes,
+/// its policy pack when it has a `pack/` directory, else its mission.
 fn run(dir: &Path) -> Diagnostics {
+    if let Some(diagnostics) = spec_fixture(dir) {
+        return diagnostics;
+    }
     let pack = dir.join("pack");
     if pack.join("pack.yaml").is_file() {
         return spectacular::policy::check_dir(&pack, &repo_root());
@@ -185,7 +222,7 @@ fn catalogue_is_consistent() {
         let code = info.code.as_str();
         assert!(
             code.len() == 5
-                && code.starts_with('M')
+                && (code.starts_with('M') || code.starts_with('S'))
                 && code[1..].bytes().all(|b| b.is_ascii_digit()),
             "malformed code {code}"
         );

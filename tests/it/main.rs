@@ -20,5 +20,6 @@ mod record;
 mod replay;
 mod runtime;
 mod secrets;
+mod spec;
 mod support;
 mod whatif;

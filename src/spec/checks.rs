@@ -1,0 +1,437 @@
+//! The checks of a read spec: duplicate ids, which criteria cover which requirements (and
+//! the requirements none covers), a spec without criteria or requirements, vague terms, and
+//! clarification markers. Each finding is a located diagnostic.
+//!
+//! The coverage rule: a criterion covers a requirement when
+//! - it belongs to it (Kiro: the acceptance criteria under `Requirement N` cover `RN`), or
+//! - it names the requirement's id (`… as FR-003 requires`), or
+//! - outside Kiro's own criteria, it shares at least two content stems with the requirement's
+//!   text (one when the requirement has a single one): content words of 4 letters or more,
+//!   without filler (`must`, `system`, `user`…), cut to their first 5 letters.
+//!
+//! Constraints are not expected to be covered (they limit how, not what), so they are never
+//! reported as uncovered.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+
+use super::model::*;
+use super::text::{chars, col, stems, whole_word};
+use crate::diag::{Code, Diagnostic, Span};
+
+/// Terms that cannot be checked, and how to make each checkable.
+pub(crate) const VAGUE_TERMS: &[(&str, &str)] = &[
+    ("fast", "state a time or a rate, e.g. `p95 under 200 ms`"),
+    ("quickly", "state a time, e.g. `within 2 seconds`"),
+    ("quick", "state a time, e.g. `within 2 seconds`"),
+    (
+        "performant",
+        "state a time or a rate, e.g. `500 requests/s on one core`",
+    ),
+    (
+        "efficient",
+        "state the budget: time, memory or cost, with a number",
+    ),
+    (
+        "responsive",
+        "state a time, e.g. `the page reacts within 100 ms`",
+    ),
+    (
+        "user-friendly",
+        "name an observable behaviour, e.g. `a new user finishes sign-up in under 2 minutes`",
+    ),
+    (
+        "user friendly",
+        "name an observable behaviour, e.g. `a new user finishes sign-up in under 2 minutes`",
+    ),
+    (
+        "easy to use",
+        "name an observable behaviour, e.g. `done in 3 clicks or fewer`",
+    ),
+    (
+        "intuitive",
+        "name an observable behaviour, e.g. `90 % of testers finish the task unaided`",
+    ),
+    (
+        "seamless",
+        "say what the user must not notice, e.g. `no re-login after the upgrade`",
+    ),
+    (
+        "etc",
+        "list every case; `etc.` leaves the rest to guesswork",
+    ),
+    ("and so on", "list every case"),
+    ("as needed", "say when: the condition that triggers it"),
+    (
+        "as appropriate",
+        "say what is appropriate: the rule that decides",
+    ),
+    ("if necessary", "say when it is necessary: the condition"),
+    (
+        "where possible",
+        "say where it is required, and what happens elsewhere",
+    ),
+    ("when needed", "say when: the condition that triggers it"),
+    (
+        "robust",
+        "state the failure it must survive, e.g. `a restart loses no accepted order`",
+    ),
+    (
+        "reliable",
+        "state a target, e.g. `99.9 % of requests succeed per month`",
+    ),
+    (
+        "scalable",
+        "state the load, e.g. `10,000 concurrent users at p95 under 300 ms`",
+    ),
+    (
+        "flexible",
+        "name the change it must allow without code changes",
+    ),
+    ("extensible", "name the extension it must allow"),
+    (
+        "secure",
+        "name the threat or the control, e.g. `passwords hashed with argon2id`",
+    ),
+    ("high performance", "state a time or a rate with a number"),
+    (
+        "state of the art",
+        "name the technique or the measure it must reach",
+    ),
+    (
+        "best practices",
+        "name the practices, or link the guideline",
+    ),
+    ("reasonable", "give the number or the rule"),
+    (
+        "appropriate",
+        "say what is appropriate: the rule that decides",
+    ),
+    ("optimal", "state what is optimised, and the target"),
+    ("several", "give a number"),
+    ("various", "list them"),
+    ("many", "give a number or a range"),
+    ("a few", "give a number"),
+    (
+        "tbd",
+        "decide it, or mark it `[NEEDS CLARIFICATION: …]` so it becomes a question",
+    ),
+    ("minimal", "give the limit with a number"),
+];
+
+static VAGUE: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(VAGUE_TERMS.iter().map(|(t, _)| *t))
+        .expect("valid patterns")
+});
+
+/// A vague term found in a line: its index in [`VAGUE_TERMS`], byte offset and length.
+pub(crate) fn vague_terms(line: &str) -> Vec<(usize, usize, usize)> {
+    let lower = line.to_ascii_lowercase();
+    let hay = lower.as_bytes();
+    VAGUE
+        .find_iter(hay)
+        .filter(|m| whole_word(hay, m.start(), m.len()))
+        .map(|m| (m.pattern().as_usize(), m.start(), m.len()))
+        .collect()
+}
+
+pub(super) fn check(text: &str, spec: &mut Spec, out: &mut Vec<Diagnostic>) {
+    if spec.lines == 0 {
+        return;
+    }
+    let path = spec.source.clone();
+    duplicates(text, &path, spec, out);
+    cover(spec);
+    let at = |l: Location| Some(l.span());
+    let countable = spec
+        .requirements
+        .iter()
+        .filter(|r| r.kind != RequirementKind::Constraint)
+        .count();
+    if spec.requirements.is_empty() {
+        out.push(
+            Diagnostic::new(Code::NoRequirements, "the spec states no requirements")
+                .at(&path, Some(Span::new(1, 1, 1)), "")
+                .label("no requirement list, task list or `must` sentence in this spec")
+                .help("list the requirements under a `## Requirements` heading, one per bullet"),
+        );
+    } else if spec.criteria.is_empty() && countable > 0 {
+        let first = spec
+            .requirements
+            .iter()
+            .find(|r| r.kind != RequirementKind::Constraint)
+            .map(|r| r.location)
+            .unwrap_or_default();
+        out.push(
+            Diagnostic::new(
+                Code::NoAcceptanceCriteria,
+                format!(
+                    "the spec has {} but no acceptance criteria",
+                    super::text::plural(countable, "requirement", "requirements")
+                ),
+            )
+            .at(&path, at(first), "")
+            .label("nothing says how to check this and the others")
+            .help(
+                "add an `## Acceptance Criteria` section with one checkbox per check \
+                 (`- [ ] …`), `SC-###` success criteria, or Given/When/Then scenarios",
+            ),
+        );
+    } else {
+        for r in spec.uncovered() {
+            if r.kind == RequirementKind::Constraint {
+                continue;
+            }
+            out.push(
+                Diagnostic::new(
+                    Code::UncoveredRequirement,
+                    format!("no criterion covers requirement `{}`", r.id),
+                )
+                .at(&path, at(r.location), "")
+                .label("not covered by any criterion")
+                .help(format!(
+                    "add an acceptance criterion or scenario that checks this, or name `{}` in one",
+                    r.id
+                )),
+            );
+        }
+    }
+    vague(text, &path, spec, out);
+    for q in &spec.clarifications {
+        let message = match &q.requirement {
+            Some(r) => format!("`{r}` needs clarification: {}", q.marker),
+            None => format!("the spec needs clarification: {}", q.marker),
+        };
+        out.push(
+            Diagnostic::new(Code::NeedsClarification, message)
+                .at(&path, at(q.location), "")
+                .label(format!("question {}", q.id))
+                .help(format!(
+                    "answer \"{}\" in the spec and remove the marker",
+                    q.question
+                )),
+        );
+    }
+}
+
+/// At most this many diagnostics of one code are kept; the rest are counted in one more.
+pub(crate) const MAX_PER_CODE: usize = 100;
+
+/// Keep the first [`MAX_PER_CODE`] diagnostics of each code and say how many more there were,
+/// so that a hostile spec cannot flood the output (or the collection).
+pub(crate) fn cap(path: &str, out: &mut Vec<Diagnostic>) {
+    let mut seen: HashMap<crate::diag::Code, usize> = HashMap::new();
+    out.retain(|d| {
+        let n = seen.entry(d.code).or_default();
+        *n += 1;
+        *n <= MAX_PER_CODE
+    });
+    let mut extra: Vec<(crate::diag::Code, usize)> = seen
+        .into_iter()
+        .filter(|(_, n)| *n > MAX_PER_CODE)
+        .map(|(code, n)| (code, n - MAX_PER_CODE))
+        .collect();
+    extra.sort();
+    for (code, more) in extra {
+        out.push(
+            Diagnostic::new(
+                code,
+                format!("{more} more `{}` findings are not shown", code.info().name),
+            )
+            .at(path, None, "")
+            .help(format!(
+                "the first {MAX_PER_CODE} are shown; fix those and analyse again"
+            )),
+        );
+    }
+}
+
+fn duplicates(text: &str, path: &str, spec: &Spec, out: &mut Vec<Diagnostic>) {
+    // Point at the id itself when the line shows it (Kiro's ids come from headings).
+    let lines: Vec<&str> = text.split('\n').collect();
+    let id_span = |id: &str, location: Location| {
+        let line = lines.get(location.line.saturating_sub(1) as usize)?;
+        let at = line.find(id)?;
+        Some(Span::new(location.line, col(line, at), chars(id)))
+    };
+    let mut seen: HashMap<&str, Location> = HashMap::new();
+    let ids = spec
+        .requirements
+        .iter()
+        .filter(|r| r.explicit_id)
+        .map(|r| (r.id.as_str(), r.location))
+        .chain(
+            spec.criteria
+                .iter()
+                .filter(|c| c.explicit_id)
+                .map(|c| (c.id.as_str(), c.location)),
+        );
+    for (id, location) in ids {
+        match seen.get(id) {
+            Some(first) => out.push(
+                Diagnostic::new(
+                    Code::DuplicateRequirementId,
+                    format!("id `{id}` is used twice"),
+                )
+                .at(
+                    path,
+                    Some(id_span(id, location).unwrap_or(location.span())),
+                    "",
+                )
+                .label("second use")
+                .help(format!(
+                    "`{id}` is first used at line {}; give this one its own id",
+                    first.line
+                )),
+            ),
+            None => {
+                seen.insert(id, location);
+            }
+        }
+    }
+}
+
+/// Above this many requirement × criterion pairs only ownership and named ids decide
+/// coverage (the stem overlap is skipped), so that a hostile spec stays linear.
+pub(crate) const MAX_OVERLAP_PAIRS: usize = 2_000_000;
+
+/// An id named in a criterion's text, as a whole token (`NFR-001` is not `FR-001`, `R1.2` is
+/// not `R1`).
+static ID_TOKEN: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r"\b[A-Z][A-Z0-9]{0,5}-?\d{1,4}(?:\.\d{1,3})*\b").expect("valid regex")
+});
+
+/// Fill `covers` of every criterion by the rule in the module docs.
+fn cover(spec: &mut Spec) {
+    let requirements = &spec.requirements;
+    let by_id: HashMap<&str, usize> = requirements
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.id.as_str(), i))
+        .collect();
+    let overlap = requirements.len().saturating_mul(spec.criteria.len()) <= MAX_OVERLAP_PAIRS;
+    let req_stems: Vec<Vec<String>> = if overlap {
+        requirements.iter().map(|r| stems(&r.text)).collect()
+    } else {
+        Vec::new()
+    };
+    for c in spec.criteria.iter_mut() {
+        let owned = !c.covers.is_empty();
+        let mut covered: std::collections::HashSet<usize> = c
+            .covers
+            .iter()
+            .filter_map(|id| by_id.get(id.as_str()).copied())
+            .collect();
+        for token in ID_TOKEN.find_iter(&c.text) {
+            if let Some(&i) = by_id.get(token.as_str()) {
+                if covered.insert(i) {
+                    c.covers.push(requirements[i].id.clone());
+                }
+            }
+        }
+        if owned || !overlap {
+            continue;
+        }
+        let criterion_stems = stems(&c.text);
+        for (i, r) in requirements.iter().enumerate() {
+            let needed = req_stems[i].len().min(2);
+            if needed == 0 || covered.contains(&i) {
+                continue;
+            }
+            let shared = req_stems[i]
+                .iter()
+                .filter(|s| criterion_stems.contains(s))
+                .count();
+            if shared >= needed {
+                covered.insert(i);
+                c.covers.push(r.id.clone());
+            }
+        }
+    }
+}
+
+/// Whether `text` names `id` as a whole token.
+#[cfg(test)]
+fn mentions(text: &str, id: &str) -> bool {
+    ID_TOKEN.find_iter(text).any(|m| m.as_str() == id)
+}
+
+/// A warning for each vague term on the lines of requirements and criteria.
+fn vague(text: &str, path: &str, spec: &Spec, out: &mut Vec<Diagnostic>) {
+    let mut lines: Vec<u32> = spec
+        .requirements
+        .iter()
+        .map(|r| r.location.line)
+        .chain(spec.criteria.iter().map(|c| c.location.line))
+        .collect();
+    lines.sort_unstable();
+    lines.dedup();
+    if lines.is_empty() {
+        return;
+    }
+    let mut wanted = lines.iter().peekable();
+    for (i, line) in text.split('\n').enumerate() {
+        let no = i as u32 + 1;
+        match wanted.peek() {
+            Some(&&w) if w == no => {
+                wanted.next();
+            }
+            Some(_) => continue,
+            None => break,
+        }
+        let line = super::text::clip(
+            line.strip_suffix('\r').unwrap_or(line),
+            super::MAX_LINE_BYTES,
+        );
+        for (term, start, len) in vague_terms(line) {
+            let (word, suggestion) = VAGUE_TERMS[term];
+            // `etc.` with its dot.
+            let len = if word == "etc" && line[start + len..].starts_with('.') {
+                len + 1
+            } else {
+                len
+            };
+            let found = &line[start..start + len];
+            out.push(
+                Diagnostic::new(Code::VagueTerm, format!("`{found}` cannot be checked"))
+                    .at(
+                        path,
+                        Some(Span::new(no, col(line, start), chars(found))),
+                        "",
+                    )
+                    .label(if word == "etc" {
+                        "which other cases?".to_string()
+                    } else {
+                        "vague".to_string()
+                    })
+                    .help(format!("quantify it: {suggestion}")),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vague_terms_are_whole_words() {
+        let found: Vec<&str> = vague_terms("Breakfast must be fast, robust etc.")
+            .into_iter()
+            .map(|(t, _, _)| VAGUE_TERMS[t].0)
+            .collect();
+        assert_eq!(found, vec!["fast", "robust", "etc"]);
+    }
+
+    #[test]
+    fn ids_are_named_as_whole_words() {
+        assert!(mentions("as FR-001 says", "FR-001"));
+        assert!(!mentions("see FR-0012", "FR-001"));
+        assert!(!mentions("NFR-001", "FR-001"));
+        assert!(!mentions("R1.2 holds", "R1"));
+    }
+}

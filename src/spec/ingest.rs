@@ -1,0 +1,959 @@
+//! Markdown text to the [`Spec`] model: one pass over the lines, with the heading each line
+//! sits under deciding what its list items are. Unknown structure degrades to free form and
+//! nothing is dropped: a line that is no requirement, criterion, story, scenario or listed
+//! item lands in a paragraph. HTML comments (template guidance) are the one thing skipped.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::model::*;
+use super::text::{chars, clip, col, offset_in, plain, word_count};
+use super::MAX_LINE_BYTES;
+use crate::diag::{Code, Diagnostic};
+
+static HEADING: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t#]*$").expect("valid regex"));
+static LIST_ITEM: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^([ \t]*)(?:[-*+]|\d{1,9}[.)])[ \t]+(?:\[([ xX])\][ \t]+)?(.*)$")
+        .expect("valid regex")
+});
+/// An id at the start of an item: `**FR-001**:`, `FR-001:`, `[NFR-2]`, `SC-003 -`.
+static LEADING_ID: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^(?:\*\*|__)?\[?(?P<id>[A-Z]{1,6}-?\d{1,4}(?:\.\d{1,3})*)\]?(?:\*\*|__)?(?P<sep>[ \t]*[:.)–—-]?[ \t]*(?:\*\*|__)?[ \t]*)",
+    )
+    .expect("valid regex")
+});
+static STORY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^user\s+story\s+(\d{1,4})\s*[-–—:]?\s*(.*?)\s*(?:\(\s*priority\s*:\s*(P\d+)\s*\))?\s*(?:🎯.*)?$")
+        .expect("valid regex")
+});
+static KIRO_REQUIREMENT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^requirement\s+(\d{1,4})\s*(?:[:.\-–—]\s*(.*))?$").expect("valid regex")
+});
+static GWT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\bgiven\b[\s*_]*(?P<given>.*?),?[\s*_]*\bwhen\b[\s*_]*(?P<when>.*?),?[\s*_]*\bthen\b[\s*_]*(?P<then>.*)$")
+        .expect("valid regex")
+});
+static EARS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^(?P<kw>when|while|if|where)\b(?P<cond>.*?)(?:,\s*|\s+)(?:then\s+)?(?P<resp>(?:the\s+)?\S+(?:\s+\S+)?\s+shall\b.*)$")
+        .expect("valid regex")
+});
+static CLARIFY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\[\s*needs\s+clarification\s*:?\s*(?P<text>[^\]]*)\]").expect("valid regex")
+});
+static MODAL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)\b(must|shall|should|needs? to|has to|have to|is required to|are required to)\b",
+    )
+    .expect("valid regex")
+});
+
+/// What the items of a section are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// A heading we do not know: its items are read as its parent's.
+    Unknown,
+    /// A heading we know holds no requirements (overview, assumptions, entities…).
+    Neutral,
+    Requirements {
+        non_functional: bool,
+    },
+    Constraints,
+    Acceptance,
+    Success,
+    EdgeCases,
+    Tasks,
+    Questions,
+}
+
+fn role_of(title: &str) -> Role {
+    let mut t = title.to_lowercase();
+    // `*(mandatory)*`, `(optional)`, trailing colons and emphasis say nothing about the role.
+    if let Some(i) = t.find('(') {
+        t.truncate(i);
+    }
+    let t: String = t
+        .chars()
+        .filter(|c| c.is_alphanumeric() || c.is_whitespace() || *c == '-')
+        .collect();
+    let t = t.trim();
+    let has = |w: &str| t.contains(w);
+    if has("non-functional")
+        || has("nonfunctional")
+        || has("non functional")
+        || has("quality")
+        || has("performance requirement")
+    {
+        return Role::Requirements {
+            non_functional: true,
+        };
+    }
+    if has("acceptance") || has("definition of done") {
+        return Role::Acceptance;
+    }
+    if has("success criteria") || has("measurable outcome") || has("success metric") {
+        return Role::Success;
+    }
+    if has("requirement") {
+        return Role::Requirements {
+            non_functional: false,
+        };
+    }
+    if has("constraint") || has("limitation") {
+        return Role::Constraints;
+    }
+    if has("edge case") {
+        return Role::EdgeCases;
+    }
+    if t == "tasks" || has("task list") || t == "todo" || t == "to do" || has("checklist") {
+        return Role::Tasks;
+    }
+    if has("open question") || t == "questions" || has("unresolved") {
+        return Role::Questions;
+    }
+    const NEUTRAL: &[&str] = &[
+        "overview",
+        "summary",
+        "background",
+        "context",
+        "assumption",
+        "entities",
+        "entity",
+        "out of scope",
+        "non-goals",
+        "non goals",
+        "notes",
+        "clarifications",
+        "glossary",
+        "references",
+        "introduction",
+        "description",
+        "motivation",
+        "problem",
+        "goals",
+        "user scenarios",
+        "review",
+        "execution",
+        "risks",
+        "dependencies",
+        "alternatives",
+        "design",
+    ];
+    if NEUTRAL.iter().any(|n| has(n)) {
+        return Role::Neutral;
+    }
+    Role::Unknown
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Last {
+    None,
+    Requirement(usize),
+    Criterion(usize),
+    Item(usize),
+    Edge(usize),
+}
+
+struct Open {
+    level: u8,
+    role: Role,
+    title: String,
+}
+
+struct Builder<'a> {
+    path: &'a str,
+    spec: Spec,
+    diagnostics: Vec<Diagnostic>,
+    stack: Vec<Open>,
+    story: Option<(u8, usize)>,
+    kiro: Option<(u8, usize)>,
+    paragraph: Option<(Location, String, String)>,
+    /// Prose lines (line, column of the text, text) for the requirement fallback.
+    prose: Vec<(u32, u32, String)>,
+    last: Last,
+    scenario_seq: u32,
+}
+
+impl<'a> Builder<'a> {
+    fn section(&self) -> String {
+        self.stack
+            .last()
+            .map(|o| o.title.clone())
+            .unwrap_or_default()
+    }
+
+    fn role(&self) -> Role {
+        for open in self.stack.iter().rev() {
+            if open.role != Role::Unknown {
+                return open.role;
+            }
+        }
+        Role::Unknown
+    }
+
+    fn flush_paragraph(&mut self) {
+        if let Some((location, section, text)) = self.paragraph.take() {
+            self.spec.paragraphs.push(Paragraph {
+                text,
+                section,
+                location,
+            });
+        }
+    }
+
+    fn add_prose(&mut self, no: u32, line: &str, text: &str) {
+        let c = col(line, offset_in(line, text));
+        self.prose.push((no, c, text.to_string()));
+        match &mut self.paragraph {
+            Some((_, _, body)) => {
+                body.push('\n');
+                body.push_str(text);
+            }
+            None => {
+                self.paragraph = Some((
+                    Location::new(no, c, chars(text)),
+                    self.section(),
+                    text.to_string(),
+                ))
+            }
+        }
+    }
+
+    fn heading(&mut self, no: u32, line: &str, level: u8, title: &str) {
+        self.flush_paragraph();
+        self.last = Last::None;
+        let location = Location::new(no, col(line, offset_in(line, title)), chars(title));
+        if let Some(last) = self.spec.sections.last_mut() {
+            last.end_line = no.saturating_sub(1).max(last.location.line);
+        }
+        let clean = plain(title);
+        self.spec.sections.push(Section {
+            title: clean.clone(),
+            level,
+            location,
+            end_line: no,
+        });
+        if self.spec.title.is_none() {
+            self.spec.title = Some(clean.clone());
+        }
+        while self.stack.last().is_some_and(|o| o.level >= level) {
+            self.stack.pop();
+        }
+        if self.story.is_some_and(|(l, _)| l >= level) {
+            self.story = None;
+        }
+        if self.kiro.is_some_and(|(l, _)| l >= level) {
+            self.kiro = None;
+        }
+        let mut role = role_of(&clean);
+        if let Some(c) = STORY.captures(&clean) {
+            let n = c.get(1).map_or("", |m| m.as_str());
+            let story_title = c.get(2).map_or("", |m| m.as_str()).trim();
+            self.spec.stories.push(UserStory {
+                id: format!("US{n}"),
+                title: story_title.to_string(),
+                priority: c.get(3).map(|m| m.as_str().to_uppercase()),
+                location,
+                scenarios: Vec::new(),
+            });
+            self.story = Some((level, self.spec.stories.len() - 1));
+            role = Role::Neutral;
+        } else if let Some(c) = KIRO_REQUIREMENT.captures(&clean) {
+            let n = c.get(1).map_or("", |m| m.as_str());
+            let text = c.get(2).map_or("", |m| m.as_str()).trim();
+            self.spec.requirements.push(Requirement {
+                id: format!("R{n}"),
+                explicit_id: true,
+                text: if text.is_empty() {
+                    clean.clone()
+                } else {
+                    text.to_string()
+                },
+                kind: RequirementKind::Ears,
+                location,
+                section: clean.clone(),
+                priority: None,
+            });
+            self.kiro = Some((level, self.spec.requirements.len() - 1));
+            role = Role::Neutral;
+        }
+        self.stack.push(Open {
+            level,
+            role,
+            title: clean,
+        });
+    }
+
+    fn requirement(&mut self, id: Option<&str>, text: &str, kind: RequirementKind, at: Location) {
+        let priority = self
+            .story
+            .and_then(|(_, s)| self.spec.stories[s].priority.clone());
+        self.spec.requirements.push(Requirement {
+            id: id.unwrap_or_default().to_string(),
+            explicit_id: id.is_some(),
+            text: text.to_string(),
+            kind,
+            location: at,
+            section: self.section(),
+            priority,
+        });
+        self.last = Last::Requirement(self.spec.requirements.len() - 1);
+    }
+
+    fn criterion(
+        &mut self,
+        id: Option<String>,
+        text: &str,
+        kind: CriterionKind,
+        at: Location,
+        covers: Vec<String>,
+        ears: Option<Ears>,
+    ) {
+        self.spec.criteria.push(SuccessCriterion {
+            explicit_id: id.is_some(),
+            id: id.unwrap_or_default(),
+            text: text.to_string(),
+            kind,
+            location: at,
+            section: self.section(),
+            covers,
+            ears,
+        });
+        self.last = Last::Criterion(self.spec.criteria.len() - 1);
+    }
+
+    fn scenario(&mut self, c: &regex::Captures<'_>, text: &str, at: Location) {
+        self.scenario_seq += 1;
+        let part = |name: &str| {
+            c.name(name)
+                .map_or("", |m| m.as_str())
+                .trim_matches(|ch: char| ch == '*' || ch == '_' || ch == ',' || ch.is_whitespace())
+                .to_string()
+        };
+        let story = self.story.map(|(_, s)| s);
+        let id = match story {
+            Some(s) => {
+                let story = &mut self.spec.stories[s];
+                let id = format!("{}.{}", story.id, story.scenarios.len() + 1);
+                story.scenarios.push(id.clone());
+                id
+            }
+            None => format!("AS-{}", self.scenario_seq),
+        };
+        self.spec.scenarios.push(Scenario {
+            id: id.clone(),
+            story: story.map(|s| self.spec.stories[s].id.clone()),
+            given: part("given"),
+            when: part("when"),
+            then: part("then"),
+            location: at,
+        });
+        let ears = Ears {
+            pattern: "scenario".into(),
+            condition: Some(format!("given {}, when {}", part("given"), part("when"))),
+            response: part("then"),
+        };
+        self.criterion(
+            Some(id),
+            text,
+            CriterionKind::Scenario,
+            at,
+            Vec::new(),
+            Some(ears),
+        );
+    }
+
+    fn list_item(&mut self, no: u32, line: &str, checkbox: bool, body: &str) {
+        self.flush_paragraph();
+        let role = self.role();
+        let (id, text) = match LEADING_ID.captures(body) {
+            Some(c) => {
+                let id = c.name("id").map_or("", |m| m.as_str());
+                let sep = c.name("sep").map_or("", |m| m.as_str());
+                let decorated = body.starts_with("**")
+                    || body.starts_with("__")
+                    || body.starts_with('[')
+                    || sep.contains(':');
+                let rest = &body[c.get(0).map_or(0, |m| m.end())..];
+                if (id.contains('-') || decorated) && !rest.trim().is_empty() {
+                    (Some(id.to_string()), rest)
+                } else {
+                    (None, body)
+                }
+            }
+            None => (None, body),
+        };
+        let text = text.trim();
+        let shown = plain(text);
+        let at = Location::new(no, col(line, offset_in(line, text)), chars(text));
+        let prefix = id
+            .as_deref()
+            .map(|i| i.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-'))
+            .unwrap_or("");
+        let gwt = GWT.captures(&shown);
+        let shall = shown.to_lowercase().contains("shall");
+        // Explicit ids decide first: `SC-` is a success criterion and `AC-` an acceptance
+        // criterion wherever they are; `FR-`, `NFR-`… are requirements.
+        match prefix {
+            "SC" => {
+                return self.criterion(id, &shown, CriterionKind::Success, at, Vec::new(), None)
+            }
+            "AC" => {
+                return self.criterion(id, &shown, CriterionKind::Acceptance, at, Vec::new(), None)
+            }
+            "FR" | "REQ" | "R" | "F" if !matches!(role, Role::Acceptance | Role::Success) => {
+                return self.requirement(id.as_deref(), &shown, RequirementKind::Functional, at);
+            }
+            "NFR" | "QR" | "PR" | "SR" => {
+                return self.requirement(id.as_deref(), &shown, RequirementKind::NonFunctional, at)
+            }
+            "C" | "CON" | "CONST" => {
+                return self.requirement(id.as_deref(), &shown, RequirementKind::Constraint, at)
+            }
+            _ => {}
+        }
+        if let Some((_, k)) = self.kiro {
+            if shall || role == Role::Acceptance {
+                let req_id = self.spec.requirements[k].id.clone();
+                let n = self
+                    .spec
+                    .criteria
+                    .iter()
+                    .filter(|c| c.covers.first() == Some(&req_id))
+                    .count();
+                let ears = ears(&shown);
+                return self.criterion(
+                    Some(format!("{req_id}.{}", n + 1)),
+                    &shown,
+                    CriterionKind::Acceptance,
+                    at,
+                    vec![req_id],
+                    ears,
+                );
+            }
+        }
+        if let Some(c) = &gwt {
+            if !matches!(role, Role::Requirements { .. }) || self.story.is_some() {
+                return self.scenario(c, &shown, at);
+            }
+        }
+        match role {
+            Role::Requirements { non_functional } => {
+                let kind = if non_functional {
+                    RequirementKind::NonFunctional
+                } else {
+                    RequirementKind::Functional
+                };
+                self.requirement(id.as_deref(), &shown, kind, at)
+            }
+            Role::Constraints => {
+                self.requirement(id.as_deref(), &shown, RequirementKind::Constraint, at)
+            }
+            Role::Acceptance => {
+                let ears = ears(&shown);
+                self.criterion(id, &shown, CriterionKind::Acceptance, at, Vec::new(), ears)
+            }
+            Role::Success => {
+                self.criterion(id, &shown, CriterionKind::Success, at, Vec::new(), None)
+            }
+            Role::EdgeCases => {
+                self.spec.edge_cases.push(Item {
+                    text: shown,
+                    section: self.section(),
+                    location: at,
+                });
+                self.last = Last::Edge(self.spec.edge_cases.len() - 1);
+            }
+            Role::Questions => {
+                let question = if shown.ends_with('?') {
+                    shown.clone()
+                } else {
+                    format!("{shown}?")
+                };
+                self.spec.clarifications.push(Clarification {
+                    id: String::new(),
+                    marker: shown.clone(),
+                    question,
+                    requirement: None,
+                    location: at,
+                });
+                self.item(shown, at);
+            }
+            Role::Tasks => self.requirement(id.as_deref(), &shown, RequirementKind::Task, at),
+            Role::Unknown | Role::Neutral => {
+                if checkbox && role == Role::Unknown {
+                    self.requirement(id.as_deref(), &shown, RequirementKind::Task, at)
+                } else if shall && role == Role::Unknown {
+                    self.requirement(id.as_deref(), &shown, RequirementKind::Functional, at)
+                } else {
+                    self.item(shown, at)
+                }
+            }
+        }
+    }
+
+    fn item(&mut self, text: String, at: Location) {
+        self.spec.items.push(Item {
+            text,
+            section: self.section(),
+            location: at,
+        });
+        self.last = Last::Item(self.spec.items.len() - 1);
+    }
+
+    /// An indented line right after a list item continues it.
+    fn continuation(&mut self, text: &str) -> bool {
+        let text = plain(text);
+        let target = match self.last {
+            Last::None => return false,
+            Last::Requirement(i) => &mut self.spec.requirements[i].text,
+            Last::Criterion(i) => &mut self.spec.criteria[i].text,
+            Last::Item(i) => &mut self.spec.items[i].text,
+            Last::Edge(i) => &mut self.spec.edge_cases[i].text,
+        };
+        target.push(' ');
+        target.push_str(&text);
+        true
+    }
+
+    fn clarifications(&mut self, no: u32, line: &str) {
+        for c in CLARIFY.captures_iter(line) {
+            let whole = c.get(0).map_or("", |m| m.as_str());
+            let marker = c.name("text").map_or("", |m| m.as_str()).trim().to_string();
+            let requirement = match self.last {
+                Last::Requirement(i) if self.spec.requirements[i].location.line <= no => {
+                    Some(self.spec.requirements[i].id.clone())
+                }
+                _ => None,
+            };
+            let at = Location::new(no, col(line, offset_in(line, whole)), chars(whole));
+            self.spec.clarifications.push(Clarification {
+                id: String::new(),
+                question: question(&marker),
+                marker,
+                requirement,
+                location: at,
+            });
+        }
+    }
+}
+
+/// The EARS parts of a statement, when it is one.
+fn ears(text: &str) -> Option<Ears> {
+    let lower = text.to_lowercase();
+    if !lower.contains("shall") {
+        return None;
+    }
+    if let Some(c) = EARS.captures(text) {
+        let kw = c.name("kw").map_or("", |m| m.as_str()).to_lowercase();
+        let pattern = match kw.as_str() {
+            "when" => "event",
+            "while" => "state",
+            "if" => "unwanted",
+            _ => "optional",
+        };
+        return Some(Ears {
+            pattern: pattern.into(),
+            condition: c.name("cond").map(|m| m.as_str().trim().to_string()),
+            response: c.name("resp").map_or("", |m| m.as_str()).trim().to_string(),
+        });
+    }
+    Some(Ears {
+        pattern: "ubiquitous".into(),
+        condition: None,
+        response: text.trim().to_string(),
+    })
+}
+
+/// A clarification marker's text as a question for the author.
+pub(crate) fn question(marker: &str) -> String {
+    static UNSAID: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)^(?P<subject>.*?)\s+(?:is\s+|are\s+)?(?:not\s+specified|unspecified|not\s+defined|undefined|unclear|unknown|tbd|to\s+be\s+decided)\s*(?:[-–—:,]\s*(?P<options>.*))?$")
+            .expect("valid regex")
+    });
+    let marker = marker.trim().trim_end_matches('.');
+    if marker.is_empty() {
+        return "What is meant here?".into();
+    }
+    if let Some(c) = UNSAID.captures(marker) {
+        let subject = c.name("subject").map_or("", |m| m.as_str()).trim();
+        let options = c
+            .name("options")
+            .map_or("", |m| m.as_str())
+            .trim()
+            .trim_end_matches('?')
+            .trim();
+        if !subject.is_empty() {
+            let subject = subject.strip_prefix("the ").unwrap_or(subject);
+            return if options.is_empty() {
+                format!("What is the {subject}?")
+            } else {
+                format!("What is the {subject} ({options})?")
+            };
+        }
+    }
+    let mut q = String::new();
+    let mut chars = marker.chars();
+    if let Some(first) = chars.next() {
+        q.extend(first.to_uppercase());
+        q.push_str(chars.as_str());
+    }
+    if q.ends_with('?') {
+        q
+    } else {
+        format!("Please clarify: {q}?")
+    }
+}
+
+fn detect(lines: &[(u32, &str)]) -> Format {
+    let (mut speckit, mut kiro, mut headings, mut known, mut tasks) = (0, 0, 0, 0, 0);
+    for (_, line) in lines {
+        let t = line.trim_start();
+        if let Some(c) = HEADING.captures(line) {
+            headings += 1;
+            let title = plain(c.get(2).map_or("", |m| m.as_str()));
+            if STORY.is_match(&title) {
+                speckit += 2;
+            }
+            if KIRO_REQUIREMENT.is_match(&title) {
+                kiro += 2;
+            }
+            if title.to_lowercase().starts_with("feature specification") {
+                speckit += 3;
+            }
+            if role_of(&title) != Role::Unknown {
+                known += 1;
+            }
+            continue;
+        }
+        if t.contains("**FR-") || t.contains("**SC-") {
+            speckit += 1;
+        }
+        if t.contains("**Given**") {
+            speckit += 1;
+        }
+        let upper = t.to_uppercase();
+        if upper.contains(" SHALL ") && (upper.contains("WHEN ") || upper.contains("IF ")) {
+            kiro += 1;
+        }
+        if LIST_ITEM.captures(line).is_some_and(|c| c.get(2).is_some()) {
+            tasks += 1;
+        }
+    }
+    if speckit >= 2 && speckit >= kiro {
+        Format::SpecKit
+    } else if kiro >= 2 {
+        Format::Kiro
+    } else if known == 0 && headings <= 1 && (tasks > 0 || headings == 0) {
+        Format::Issue
+    } else {
+        Format::FreeForm
+    }
+}
+
+/// Read `text` into the model. Never fails; the diagnostics are those of the text itself
+/// (empty, lines too long). `checks` adds the rest.
+pub(super) fn ingest(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
+    let mut diagnostics = Vec::new();
+    let mut spec = Spec::empty(path);
+    if text.trim().is_empty() {
+        diagnostics.push(
+            Diagnostic::new(Code::SpecEmpty, "the spec is empty")
+                .at(path, None, "")
+                .help("write the requirements, one per bullet, and how to check them"),
+        );
+        return (spec, diagnostics);
+    }
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut lines: Vec<(u32, &str)> = Vec::new();
+    for (i, raw) in text.split('\n').enumerate() {
+        let no = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        let line = if line.len() > MAX_LINE_BYTES {
+            diagnostics.push(
+                Diagnostic::new(
+                    Code::LineTooLong,
+                    format!(
+                        "line {no} is {} bytes long; only its first {MAX_LINE_BYTES} bytes are analysed",
+                        line.len()
+                    ),
+                )
+                // No span: the renderer would quote the whole line.
+                .at(path, None, "")
+                .help("break the line, or move the blob into a file the spec links to"),
+            );
+            clip(line, MAX_LINE_BYTES)
+        } else {
+            line
+        };
+        lines.push((no, line));
+    }
+    if lines.last().is_some_and(|(_, l)| l.is_empty()) {
+        lines.pop();
+    }
+    spec.lines = lines.len() as u32;
+    spec.words = word_count(text);
+    spec.format = detect(&lines);
+
+    let mut b = Builder {
+        path,
+        spec,
+        diagnostics: Vec::new(),
+        stack: Vec::new(),
+        story: None,
+        kiro: None,
+        paragraph: None,
+        prose: Vec::new(),
+        last: Last::None,
+        scenario_seq: 0,
+    };
+    let mut fence: Option<&str> = None;
+    let mut in_comment = false;
+    let mut issue_title_pending = b.spec.format == Format::Issue;
+    for &(no, line) in &lines {
+        let trimmed = line.trim();
+        if let Some(marker) = fence {
+            if trimmed.starts_with(marker) {
+                fence = None;
+            }
+            b.add_prose(no, line, line);
+            continue;
+        }
+        if in_comment {
+            if trimmed.contains("-->") {
+                in_comment = false;
+            }
+            continue;
+        }
+        if trimmed.starts_with("<!--") {
+            in_comment = !trimmed.contains("-->");
+            continue;
+        }
+        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+            fence = Some(&trimmed[..3]);
+            b.last = Last::None;
+            b.add_prose(no, line, line);
+            continue;
+        }
+        if trimmed.is_empty() {
+            b.flush_paragraph();
+            continue;
+        }
+        if let Some(c) = HEADING.captures(line) {
+            let level = c.get(1).map_or(1, |m| m.as_str().len()) as u8;
+            let title = c.get(2).map_or("", |m| m.as_str());
+            if !title.is_empty() {
+                issue_title_pending = false;
+                b.heading(no, line, level, title);
+                b.clarifications(no, line);
+                continue;
+            }
+        }
+        if issue_title_pending {
+            issue_title_pending = false;
+            b.spec.title = Some(plain(trimmed));
+            let at = Location::new(no, col(line, offset_in(line, trimmed)), chars(trimmed));
+            b.spec.sections.push(Section {
+                title: plain(trimmed),
+                level: 1,
+                location: at,
+                end_line: no,
+            });
+            b.clarifications(no, line);
+            continue;
+        }
+        if trimmed == "---" || trimmed == "***" || trimmed == "___" {
+            b.flush_paragraph();
+            b.last = Last::None;
+            continue;
+        }
+        if let Some(c) = LIST_ITEM.captures(line) {
+            let body = c.get(3).map_or("", |m| m.as_str());
+            if !body.trim().is_empty() {
+                b.list_item(no, line, c.get(2).is_some(), body);
+                b.clarifications(no, line);
+                continue;
+            }
+        }
+        let indented = line.starts_with(' ') || line.starts_with('\t');
+        if indented && b.paragraph.is_none() && b.continuation(trimmed) {
+            b.clarifications(no, line);
+            continue;
+        }
+        // A scenario or a Kiro user story written as a paragraph.
+        let shown = plain(trimmed);
+        if let Some(rest) = shown
+            .strip_prefix("User Story:")
+            .or_else(|| shown.strip_prefix("User story:"))
+        {
+            if let Some((_, k)) = b.kiro {
+                let rest = rest.trim().to_string();
+                let n = b.spec.requirements[k]
+                    .id
+                    .trim_start_matches('R')
+                    .to_string();
+                let at = Location::new(no, col(line, offset_in(line, trimmed)), chars(trimmed));
+                b.spec.stories.push(UserStory {
+                    id: format!("US{n}"),
+                    title: rest.clone(),
+                    priority: None,
+                    location: at,
+                    scenarios: Vec::new(),
+                });
+                let req = &mut b.spec.requirements[k];
+                req.text = format!("{}: {rest}", req.text);
+                b.flush_paragraph();
+                b.last = Last::Requirement(k);
+                continue;
+            }
+        }
+        b.last = Last::None;
+        b.add_prose(no, line, trimmed);
+        b.clarifications(no, line);
+    }
+    b.flush_paragraph();
+    if let Some(last) = b.spec.sections.last_mut() {
+        last.end_line = b.spec.lines.max(last.location.line);
+    }
+    if b.spec
+        .requirements
+        .iter()
+        .all(|r| r.kind == RequirementKind::Constraint)
+    {
+        prose_requirements(&mut b);
+    }
+    assign_ids(&mut b.spec);
+    let _ = b.path;
+    diagnostics.append(&mut b.diagnostics);
+    (b.spec, diagnostics)
+}
+
+/// When the spec lists no requirements, the sentences of its prose that say `must`, `shall`,
+/// `should`, `needs to`… are its requirements.
+fn prose_requirements(b: &mut Builder<'_>) {
+    let prose = std::mem::take(&mut b.prose);
+    for (no, col0, text) in prose {
+        let mut start = 0;
+        for (i, ch) in text.char_indices() {
+            let end = i + ch.len_utf8();
+            let last = end == text.len();
+            if matches!(ch, '.' | '!' | '?' | ';') || last {
+                let sentence = &text[start..end];
+                let lead = sentence.len() - sentence.trim_start().len();
+                let s = sentence.trim();
+                if s.len() > 8 && MODAL.is_match(s) && !s.ends_with('?') {
+                    let c = col0 + text[..start + lead].chars().count() as u32;
+                    b.spec.requirements.push(Requirement {
+                        id: String::new(),
+                        explicit_id: false,
+                        text: plain(s),
+                        kind: RequirementKind::Functional,
+                        location: Location::new(no, c, chars(s)),
+                        section: String::new(),
+                        priority: None,
+                    });
+                }
+                start = end;
+            }
+        }
+    }
+    for r in b.spec.requirements.iter_mut() {
+        if r.section.is_empty() {
+            r.section = section_at(&b.spec.sections, r.location.line);
+        }
+    }
+}
+
+fn section_at(sections: &[Section], line: u32) -> String {
+    sections
+        .iter()
+        .rev()
+        .find(|s| s.location.line <= line)
+        .map(|s| s.title.clone())
+        .unwrap_or_default()
+}
+
+/// Ids for what the spec did not name, in reading order, never one the spec uses.
+fn assign_ids(spec: &mut Spec) {
+    let mut used: std::collections::HashSet<String> = spec
+        .requirements
+        .iter()
+        .filter(|r| r.explicit_id)
+        .map(|r| r.id.clone())
+        .chain(
+            spec.criteria
+                .iter()
+                .filter(|c| c.explicit_id)
+                .map(|c| c.id.clone()),
+        )
+        .collect();
+    let next = |prefix: &str, used: &mut std::collections::HashSet<String>| {
+        let mut n = 1;
+        loop {
+            let id = format!("{prefix}-{n:03}");
+            if used.insert(id.clone()) {
+                return id;
+            }
+            n += 1;
+        }
+    };
+    for r in spec.requirements.iter_mut().filter(|r| !r.explicit_id) {
+        let prefix = match r.kind {
+            RequirementKind::Constraint => "CON",
+            RequirementKind::Task => "TASK",
+            RequirementKind::NonFunctional => "NFR",
+            _ => "REQ",
+        };
+        r.id = next(prefix, &mut used);
+    }
+    for c in spec.criteria.iter_mut().filter(|c| !c.explicit_id) {
+        let prefix = match c.kind {
+            CriterionKind::Success => "SC",
+            _ => "AC",
+        };
+        c.id = next(prefix, &mut used);
+    }
+    for (i, q) in spec.clarifications.iter_mut().enumerate() {
+        q.id = format!("Q{}", i + 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_become_questions() {
+        assert_eq!(
+            question("auth method not specified - email/password, SSO, OAuth?"),
+            "What is the auth method (email/password, SSO, OAuth)?"
+        );
+        assert_eq!(
+            question("retention period not specified"),
+            "What is the retention period?"
+        );
+        assert_eq!(
+            question("which regions must be supported?"),
+            "Which regions must be supported?"
+        );
+        assert_eq!(question("export format"), "Please clarify: Export format?");
+    }
+
+    #[test]
+    fn ears_statements_are_split() {
+        let e = ears("WHEN a user submits the form THE SYSTEM SHALL save the draft").unwrap();
+        assert_eq!(e.pattern, "event");
+        assert_eq!(e.condition.as_deref(), Some("a user submits the form"));
+        assert_eq!(e.response, "THE SYSTEM SHALL save the draft");
+        let e = ears("IF the token expired, THEN the system shall ask for a login").unwrap();
+        assert_eq!(e.pattern, "unwanted");
+        assert_eq!(e.condition.as_deref(), Some("the token expired"));
+        assert_eq!(
+            ears("The system shall log every request").unwrap().pattern,
+            "ubiquitous"
+        );
+        assert!(ears("Users can log in").is_none());
+    }
+}

@@ -1,0 +1,115 @@
+//! Small text helpers shared by ingest, checks and complexity: columns, clipping, words and
+//! the crude stems the coverage rule compares.
+
+/// The 1-based column (in characters) of byte offset `byte` of `line`.
+pub(crate) fn col(line: &str, byte: usize) -> u32 {
+    let byte = floor_boundary(line, byte.min(line.len()));
+    line[..byte].chars().count() as u32 + 1
+}
+
+/// The byte offset of `sub` inside `line`; `sub` must be a slice of `line` (else 0).
+pub(crate) fn offset_in(line: &str, sub: &str) -> usize {
+    let start = line.as_ptr() as usize;
+    let at = sub.as_ptr() as usize;
+    if at >= start && at + sub.len() <= start + line.len() {
+        at - start
+    } else {
+        0
+    }
+}
+
+/// The largest char boundary of `text` at or below `byte`.
+pub(crate) fn floor_boundary(text: &str, byte: usize) -> usize {
+    let mut byte = byte.min(text.len());
+    while byte > 0 && !text.is_char_boundary(byte) {
+        byte -= 1;
+    }
+    byte
+}
+
+/// `text` cut to at most `max` bytes, on a char boundary.
+pub(crate) fn clip(text: &str, max: usize) -> &str {
+    &text[..floor_boundary(text, max)]
+}
+
+/// The number of characters of `text`, as a span length.
+pub(crate) fn chars(text: &str) -> u32 {
+    text.chars().count().min(u32::MAX as usize) as u32
+}
+
+/// Whether the ASCII-lowercased `hay` holds `needle` at byte `at` as whole words.
+pub(crate) fn whole_word(hay: &[u8], at: usize, len: usize) -> bool {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let before = at == 0 || !word(hay[at - 1]);
+    let after = at + len >= hay.len() || !word(hay[at + len]);
+    before && after
+}
+
+/// Words that say nothing about what a requirement is about.
+const STOPWORDS: &[&str] = &[
+    "about", "above", "after", "again", "allow", "allows", "also", "been", "being", "before",
+    "both", "able", "can", "could", "does", "each", "every", "from", "given", "have", "having",
+    "into", "just", "least", "make", "more", "most", "must", "need", "needs", "only", "other",
+    "over", "same", "shall", "should", "some", "such", "than", "that", "their", "them", "then",
+    "there", "these", "they", "this", "those", "through", "under", "until", "upon", "user",
+    "users", "very", "what", "when", "where", "which", "while", "will", "with", "within",
+    "without", "would", "your", "system", "feature", "ensure", "support", "provide", "able",
+];
+
+/// The content stems of `text`: lowercase words of 4 letters or more, not stopwords, cut to
+/// their first 5 letters (a crude stemmer: `accounts`, `account` → `accou`; `create`,
+/// `created` → `creat`).
+pub(crate) fn stems(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for word in text.split(|c: char| !c.is_alphanumeric()) {
+        if word.chars().count() < 4 {
+            continue;
+        }
+        let lower = word.to_lowercase();
+        if STOPWORDS.contains(&lower.as_str()) || lower.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let stem: String = lower.chars().take(5).collect();
+        if !out.contains(&stem) {
+            out.push(stem);
+        }
+    }
+    out
+}
+
+/// Whitespace-separated words.
+pub(crate) fn word_count(text: &str) -> u32 {
+    text.split_whitespace().count().min(u32::MAX as usize) as u32
+}
+
+/// `1 item`, `2 items`.
+pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// Markdown emphasis and code marks removed, for display and matching.
+pub(crate) fn plain(text: &str) -> String {
+    text.replace("**", "").replace("__", "").trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        let line = "é - FR-001";
+        assert_eq!(col(line, line.find('F').unwrap()), 5);
+        assert_eq!(col(line, 1), 1, "inside a character: its start");
+    }
+
+    #[test]
+    fn stems_match_inflections_and_skip_filler() {
+        assert_eq!(stems("Users MUST create accounts"), vec!["creat", "accou"]);
+        assert_eq!(stems("an account is created"), vec!["accou", "creat"]);
+    }
+}
