@@ -158,6 +158,7 @@ fn drive_scheduler(n: usize) -> Duration {
             usage: None,
             artifacts: Default::default(),
             values: Default::default(),
+            result: None,
         }));
     }
     let elapsed = start.elapsed();

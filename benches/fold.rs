@@ -150,6 +150,7 @@ fn generate(store: &Store, run_id: &str, total: u64) {
                 usage: None,
                 artifacts: BTreeMap::from([("diff".into(), format!("artifacts/wp-{wp}/diff"))]),
                 values: BTreeMap::new(),
+                result: None,
             }),
             _ => {
                 i += 1;

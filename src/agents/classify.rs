@@ -122,6 +122,23 @@ pub fn classify_text(text: &str) -> Option<FailureClass> {
     {
         return Some(class);
     }
+    // The clients' words for an API they could not reach at all (Claude Code: "Unable to
+    // connect to API (ConnectionRefused)", Codex: "Connection failed: error sending request",
+    // OpenCode: "Cannot connect to API").
+    const UNREACHABLE: &[&str] = &[
+        "unable to connect",
+        "cannot connect",
+        "could not connect",
+        "connection failed",
+        "error sending request",
+        "connectionrefused",
+        "connection refused",
+        "econnrefused",
+        "failed to connect",
+    ];
+    if UNREACHABLE.iter().any(|w| lower.contains(w)) {
+        return Some(FailureClass::Unavailable);
+    }
     const SERVER: &[&str] = &[
         "internal server error",
         "internalservererror",
@@ -130,10 +147,8 @@ pub fn classify_text(text: &str) -> Option<FailureClass> {
         "gateway timeout",
         "server error",
         "apiconnectionerror",
-        "connection refused",
         "connection reset",
         "connection error",
-        "econnrefused",
         "econnreset",
         "fetch failed",
     ];
@@ -194,6 +209,15 @@ mod tests {
             ("sh: claude: command not found", FailureClass::Unavailable),
             ("request timed out", FailureClass::Timeout),
             ("stream error: status code: 503", FailureClass::Overloaded),
+            (
+                "API Error: Unable to connect to API (ConnectionRefused)",
+                FailureClass::Unavailable,
+            ),
+            (
+                "Connection failed: error sending request for url (http://127.0.0.1:9/v1/responses)",
+                FailureClass::Unavailable,
+            ),
+            ("Cannot connect to API: fetch failed", FailureClass::Unavailable),
         ];
         for (text, class) in cases {
             assert_eq!(classify_text(text), Some(class), "{text}");

@@ -62,6 +62,17 @@ fn usage(json: &Value, configured_model: Option<&str>) -> Usage {
             .map(|n| n as u32),
         ..Usage::default()
     };
+    // `usage` is zero on some failures (`error_max_budget_usd`) while `modelUsage` has the real
+    // figures: read them from there then.
+    let zero = usage.input_tokens + usage.output_tokens + usage.cache_read_tokens == 0;
+    if let (true, Some(models)) = (zero, json.get("modelUsage").and_then(Value::as_object)) {
+        for m in models.values() {
+            usage.input_tokens += u64_at(m, "/inputTokens");
+            usage.output_tokens += u64_at(m, "/outputTokens");
+            usage.cache_read_tokens += u64_at(m, "/cacheReadInputTokens");
+            usage.cache_write_tokens += u64_at(m, "/cacheCreationInputTokens");
+        }
+    }
     if let Some(cost) = json.get("total_cost_usd").and_then(Value::as_f64) {
         usage.reported_cost(cost);
     }

@@ -30,6 +30,45 @@ pub enum Arg {
     PermissionMode(&'static str, &'static str),
     /// The agent's `args` from `agents.yaml`.
     Args,
+    /// `flag prompt`, which a [`LargePrompt::File`] replaces whole (Aider: `--message`).
+    FlagPrompt(&'static str),
+    /// This argument, with the prompt on stdin (Codex: `-`, which reads the prompt from stdin).
+    StdinPrompt(&'static str),
+}
+
+/// How a client takes a prompt too long for one argv element (the kernel refuses an argument
+/// over 128 KiB with E2BIG): prompts over [`LARGE_PROMPT`] bytes go this way instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LargePrompt {
+    /// Replace the prompt argument with these arguments (none, or a short instruction) and send
+    /// the prompt on stdin.
+    Stdin(&'static [&'static str]),
+    /// Replace the prompt argument (and its flag: [`Arg::FlagPrompt`]) with `flag <prompt
+    /// file>` (the attempt's `prompt.md`).
+    File(&'static str),
+}
+
+/// Prompts longer than this (in bytes) go through stdin or a file ([`LargePrompt`]).
+pub const LARGE_PROMPT: usize = 100 * 1024;
+
+/// What a client's settings hook knows: the configured endpoint, model and key variable, and
+/// the attempt's directory (where its settings files go).
+pub struct Settings<'a> {
+    pub base_url: Option<&'a str>,
+    pub model: Option<&'a str>,
+    pub api_key_env: Option<&'a str>,
+    pub attempt_dir: &'a std::path::Path,
+}
+
+/// What a client's settings hook adds to an invocation.
+#[derive(Default)]
+pub struct Extra {
+    pub env: Vec<(String, String)>,
+    pub files: Vec<(std::path::PathBuf, String)>,
+    /// The model argument to pass instead of the requested one.
+    pub model: Option<String>,
+    /// Arguments placed before the agent's own `args`.
+    pub args: Vec<String>,
 }
 
 /// What is known about one coding-agent CLI.
@@ -51,6 +90,12 @@ pub struct AdapterSpec {
     pub key_env: &'static [&'static str],
     /// The arguments that print the client's version (`agents doctor`).
     pub version_args: &'static [&'static str],
+    /// How a prompt over [`LARGE_PROMPT`] bytes is passed; `None` when the client has no
+    /// other way than argv (or always reads stdin: [`Arg::StdinPrompt`]).
+    pub large_prompt: Option<LargePrompt>,
+    /// Settings a client needs beyond argv and fixed variables, written per attempt (Gemini's
+    /// auth type for a `base_url`, OpenCode's provider block).
+    pub settings: Option<fn(&Settings<'_>) -> Extra>,
     /// Read the client's output: the exit code, stdout and stderr.
     pub parse: fn(&Parse<'_>, Option<i32>, &str, &str) -> AgentOutcome,
     /// The failure class the client's words name, if any: [`classify_text`] unless the client
@@ -77,6 +122,8 @@ pub const CLIENTS: &[AdapterSpec] = &[
         base_url_model_prefix: None,
         base_url_env: Some("ANTHROPIC_BASE_URL"),
         fixed_env: &[("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")],
+        large_prompt: Some(LargePrompt::Stdin(&[])),
+        settings: None,
         key_env: &[
             "ANTHROPIC_API_KEY",
             "ANTHROPIC_AUTH_TOKEN",
@@ -92,13 +139,23 @@ pub const CLIENTS: &[AdapterSpec] = &[
         argv: &[
             Arg::Lit("exec"),
             Arg::Lit("--json"),
+            // Attempt directories are not git repositories, nor trusted.
+            Arg::Lit("--skip-git-repo-check"),
+            // Without it the executor cannot write files, yet exits 0.
+            Arg::Lit("--sandbox"),
+            Arg::Lit("workspace-write"),
+            // Shell snapshots under `~/.codex` would hold the environment, keys included.
+            Arg::Lit("--disable"),
+            Arg::Lit("shell_snapshot"),
             Arg::Model("--model"),
             Arg::Args,
-            Arg::Prompt,
+            Arg::StdinPrompt("-"),
         ],
         base_url_model_prefix: None,
-        base_url_env: Some("OPENAI_BASE_URL"),
+        base_url_env: None,
         fixed_env: &[],
+        large_prompt: None,
+        settings: Some(codex_settings),
         key_env: &["OPENAI_API_KEY", "CODEX_API_KEY"],
         version_args: &["--version"],
         parse: codex::parse,
@@ -108,16 +165,24 @@ pub const CLIENTS: &[AdapterSpec] = &[
         name: "aider",
         program: "aider",
         argv: &[
-            Arg::Lit("--message"),
-            Arg::Prompt,
+            Arg::FlagPrompt("--message"),
             Arg::Lit("--yes-always"),
             Arg::Lit("--no-stream"),
+            // No version check, no release notes, no analytics: nothing but the model's API.
+            Arg::Lit("--no-check-update"),
+            Arg::Lit("--no-show-release-notes"),
+            Arg::Lit("--analytics-disable"),
+            // Aider's own files stay out of the repository.
+            Arg::Lit("--no-gitignore"),
             Arg::Model("--model"),
             Arg::Args,
         ],
         base_url_model_prefix: Some("openai/"),
         base_url_env: Some("OPENAI_API_BASE"),
-        fixed_env: &[],
+        // LiteLLM's bundled prices, not a download at every start.
+        fixed_env: &[("LITELLM_LOCAL_MODEL_COST_MAP", "True")],
+        large_prompt: Some(LargePrompt::File("--message-file")),
+        settings: Some(aider_settings),
         key_env: &[
             "OPENAI_API_KEY",
             "ANTHROPIC_API_KEY",
@@ -140,11 +205,16 @@ pub const CLIENTS: &[AdapterSpec] = &[
             Arg::Model("-m"),
             Arg::Lit("--approval-mode"),
             Arg::Lit("yolo"),
+            // Every attempt directory is new, hence untrusted: Gemini would exit 55.
+            Arg::Lit("--skip-trust"),
             Arg::Args,
         ],
         base_url_model_prefix: None,
         base_url_env: Some("GOOGLE_GEMINI_BASE_URL"),
         fixed_env: &[],
+        // `-p` is appended to what stdin brings.
+        large_prompt: Some(LargePrompt::Stdin(&["Carry out the task given above."])),
+        settings: Some(gemini_settings),
         key_env: &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
         version_args: &["--version"],
         parse: gemini::parse,
@@ -162,9 +232,14 @@ pub const CLIENTS: &[AdapterSpec] = &[
             Arg::Prompt,
         ],
         base_url_model_prefix: None,
-        // OpenCode takes its endpoint from a provider block in `opencode.json`.
+        // OpenCode takes its endpoint from a provider block in its configuration.
         base_url_env: None,
-        fixed_env: &[],
+        fixed_env: &[
+            ("OPENCODE_DISABLE_AUTOUPDATE", "1"),
+            ("OPENCODE_DISABLE_SHARE", "1"),
+        ],
+        large_prompt: None,
+        settings: Some(opencode_settings),
         key_env: &[
             "OPENAI_API_KEY",
             "ANTHROPIC_API_KEY",
@@ -176,6 +251,106 @@ pub const CLIENTS: &[AdapterSpec] = &[
         classify: classify_text,
     },
 ];
+
+/// Codex ignores `OPENAI_BASE_URL`: with a `base_url`, a model provider of its own
+/// (`-c model_providers.spectacular={…}`) speaking the Responses API over HTTPS, with the key
+/// from `api_key_env` (else `OPENAI_API_KEY`).
+fn codex_settings(settings: &Settings<'_>) -> Extra {
+    let Some(url) = settings.base_url else {
+        return Extra::default();
+    };
+    let key = settings.api_key_env.unwrap_or("OPENAI_API_KEY");
+    let mut args = Vec::new();
+    for (field, value) in [
+        ("name", "\"spectacular\"".to_string()),
+        ("base_url", format!("{url:?}")),
+        ("env_key", format!("{key:?}")),
+        ("wire_api", "\"responses\"".to_string()),
+        ("supports_websockets", "false".to_string()),
+    ] {
+        args.extend([
+            "-c".to_string(),
+            format!("model_providers.spectacular.{field}={value}"),
+        ]);
+    }
+    args.extend([
+        "-c".to_string(),
+        "model_provider=\"spectacular\"".to_string(),
+    ]);
+    Extra {
+        args,
+        ..Extra::default()
+    }
+}
+
+/// Aider's history files go into the attempt's directory, not the repository's root.
+fn aider_settings(settings: &Settings<'_>) -> Extra {
+    let dir = settings.attempt_dir.display();
+    Extra {
+        env: vec![
+            (
+                "AIDER_CHAT_HISTORY_FILE".into(),
+                format!("{dir}/aider.chat.history.md"),
+            ),
+            (
+                "AIDER_INPUT_HISTORY_FILE".into(),
+                format!("{dir}/aider.input.history"),
+            ),
+        ],
+        ..Extra::default()
+    }
+}
+
+/// With a `base_url`, Gemini CLI takes the endpoint as a "gateway", which it refuses to run
+/// non-interactively; a settings file naming the API-key auth type keeps the key and the URL.
+fn gemini_settings(settings: &Settings<'_>) -> Extra {
+    if settings.base_url.is_none() {
+        return Extra::default();
+    }
+    let path = settings.attempt_dir.join("gemini-settings.json");
+    let json = serde_json::json!({"security": {"auth": {"selectedType": "gemini-api-key"}}});
+    Extra {
+        env: vec![(
+            "GEMINI_CLI_SYSTEM_SETTINGS_PATH".into(),
+            path.display().to_string(),
+        )],
+        files: vec![(path, format!("{json:#}\n"))],
+        ..Extra::default()
+    }
+}
+
+/// The model OpenCode asks a `base_url` for when none is configured.
+pub const OPENCODE_DEFAULT_MODEL: &str = "gpt-5";
+
+/// OpenCode takes an endpoint only from a provider block of its configuration: with a
+/// `base_url`, one OpenAI-compatible provider named `spectacular`, serving the model asked
+/// for, passed inline (`OPENCODE_CONFIG_CONTENT`) and named `spectacular/<model>`.
+fn opencode_settings(settings: &Settings<'_>) -> Extra {
+    let Some(url) = settings.base_url else {
+        return Extra::default();
+    };
+    let model = settings.model.unwrap_or(OPENCODE_DEFAULT_MODEL);
+    let model = model.rsplit('/').next().unwrap_or(model);
+    let key = settings.api_key_env.unwrap_or("OPENAI_API_KEY");
+    let config = serde_json::json!({
+        "$schema": "https://opencode.ai/config.json",
+        "provider": {
+            "spectacular": {
+                "npm": "@ai-sdk/openai-compatible",
+                "name": "Spectacular base_url",
+                "options": {"baseURL": url, "apiKey": format!("{{env:{key}}}")},
+                "models": {model: {"name": model}}
+            }
+        },
+        "share": "disabled",
+        "autoupdate": false
+    });
+    Extra {
+        env: vec![("OPENCODE_CONFIG_CONTENT".into(), config.to_string())],
+        model: Some(format!("spectacular/{model}")),
+        ..Extra::default()
+    }
+}
 
 /// The table entry of the client named `name` (as in `agents.yaml`).
 pub fn client_spec(name: &str) -> Option<&'static AdapterSpec> {
@@ -269,7 +444,8 @@ pub struct Client {
     args: Vec<String>,
     env: Vec<(String, String)>,
     permission_mode: Option<String>,
-    has_base_url: bool,
+    base_url: Option<String>,
+    api_key_env: Option<String>,
 }
 
 impl Client {
@@ -293,7 +469,8 @@ impl Client {
             args: config.args.clone(),
             env,
             permission_mode: config.permission_mode.clone(),
-            has_base_url: config.base_url.is_some(),
+            base_url: config.base_url.clone(),
+            api_key_env: config.api_key_env.clone(),
         }
     }
 
@@ -313,15 +490,57 @@ impl CliAdapter for Client {
     }
 
     fn invocation(&self, request: &Request) -> Invocation {
+        let model = request.model.as_ref().or(self.model.as_ref());
+        let attempt_dir = request
+            .prompt_file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(&request.workdir);
+        let extra = self
+            .spec
+            .settings
+            .map(|settings| {
+                settings(&Settings {
+                    base_url: self.base_url.as_deref(),
+                    model: model.map(String::as_str),
+                    api_key_env: self.api_key_env.as_deref(),
+                    attempt_dir,
+                })
+            })
+            .unwrap_or_default();
+        let large = request.prompt.len() > LARGE_PROMPT;
+        let mut stdin = None;
         let mut argv = vec![self.binary.clone()];
         for arg in self.spec.argv {
             match *arg {
                 Arg::Lit(text) => argv.push(text.to_string()),
-                Arg::Prompt => argv.push(request.prompt.clone()),
+                Arg::Prompt => match self.spec.large_prompt {
+                    Some(LargePrompt::Stdin(instead)) if large => {
+                        argv.extend(instead.iter().map(|a| a.to_string()));
+                        stdin = Some(request.prompt.as_bytes().to_vec());
+                    }
+                    Some(LargePrompt::File(flag)) if large => {
+                        argv.extend([flag.to_string(), request.prompt_file.display().to_string()]);
+                    }
+                    _ => argv.push(request.prompt.clone()),
+                },
+                Arg::FlagPrompt(flag) => match self.spec.large_prompt {
+                    Some(LargePrompt::File(instead)) if large => {
+                        argv.extend([
+                            instead.to_string(),
+                            request.prompt_file.display().to_string(),
+                        ]);
+                    }
+                    _ => argv.extend([flag.to_string(), request.prompt.clone()]),
+                },
+                Arg::StdinPrompt(text) => {
+                    argv.push(text.to_string());
+                    stdin = Some(request.prompt.as_bytes().to_vec());
+                }
                 Arg::Model(flag) => {
-                    if let Some(model) = request.model.as_ref().or(self.model.as_ref()) {
+                    if let Some(model) = extra.model.as_ref().or(model) {
                         let model = match self.spec.base_url_model_prefix {
-                            Some(prefix) if self.has_base_url && !model.contains('/') => {
+                            Some(prefix) if self.base_url.is_some() && !model.contains('/') => {
                                 format!("{prefix}{model}")
                             }
                             _ => model.clone(),
@@ -335,7 +554,9 @@ impl CliAdapter for Client {
                     }
                 }
                 Arg::MaxBudget(flag) => {
-                    if let Some(budget) = request.max_budget_usd {
+                    // A cap of zero is refused by the client ("must be a positive number"): an
+                    // unpriced model has no cap of its own.
+                    if let Some(budget) = request.max_budget_usd.filter(|b| *b > 0.0) {
                         argv.extend([flag.to_string(), format!("{budget}")]);
                     }
                 }
@@ -344,13 +565,23 @@ impl CliAdapter for Client {
                     Some("") => {}
                     Some(mode) => argv.extend([flag.to_string(), mode.to_string()]),
                 },
-                Arg::Args => argv.extend(self.args.iter().cloned()),
+                Arg::Args => {
+                    argv.extend(extra.args.iter().cloned());
+                    argv.extend(self.args.iter().cloned());
+                }
             }
         }
+        let mut env = self.env.clone();
+        // A child inherits the engine's `PWD`; OpenCode takes its project directory from it.
+        if !request.workdir.as_os_str().is_empty() {
+            env.push(("PWD".into(), request.workdir.display().to_string()));
+        }
+        env.extend(extra.env);
         Invocation {
             argv,
-            stdin: None,
-            env: self.env.clone(),
+            stdin,
+            env,
+            files: extra.files,
         }
     }
 
@@ -393,7 +624,11 @@ mod tests {
             );
             assert!(!client.program.is_empty() && !client.key_env.is_empty());
             assert_eq!(
-                client.argv.iter().filter(|a| **a == Arg::Prompt).count(),
+                client
+                    .argv
+                    .iter()
+                    .filter(|a| matches!(a, Arg::Prompt | Arg::FlagPrompt(_) | Arg::StdinPrompt(_)))
+                    .count(),
                 1,
                 "{}: the prompt is one argument",
                 client.name

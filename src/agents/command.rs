@@ -111,6 +111,7 @@ impl CommandAdapter {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            files: Vec::new(),
         })
     }
 }

@@ -14,9 +14,13 @@ pub(super) fn parse(
     stdout: &str,
     stderr: &str,
 ) -> AgentOutcome {
+    // A failure's JSON comes on stderr, after whatever else Gemini logged there.
     let json = match cx.json_result(&["response", "error", "stats"], exit_code, stdout, stderr) {
         Ok(json) => json,
-        Err(failure) => return *failure,
+        Err(failure) => match json_on_stderr(stderr) {
+            Some(json) => json,
+            None => return *failure,
+        },
     };
     let usage = usage(&json, cx.model);
     let text = str_at(&json, "/response");
@@ -44,6 +48,25 @@ pub(super) fn parse(
     let mut outcome = AgentOutcome::failed(class, reason, usage);
     outcome.text = text;
     outcome
+}
+
+/// The first JSON object with an `error` on a line of its own in `stderr` (pretty-printed or
+/// not), ignoring the log lines around it.
+fn json_on_stderr(stderr: &str) -> Option<Value> {
+    let mut offset = 0;
+    for line in stderr.split_inclusive('\n') {
+        if line.starts_with('{') {
+            let mut values =
+                serde_json::Deserializer::from_str(&stderr[offset..]).into_iter::<Value>();
+            if let Some(Ok(json)) = values.next() {
+                if json.get("error").is_some_and(|e| !e.is_null()) {
+                    return Some(json);
+                }
+            }
+        }
+        offset += line.len();
+    }
+    None
 }
 
 fn usage(json: &Value, configured_model: Option<&str>) -> Usage {

@@ -78,13 +78,16 @@ pub struct Request {
     pub max_turns: Option<u32>,
 }
 
-/// How to start a client: an argv (the program first), optional stdin bytes and extra
-/// environment variables. Never a shell command line.
+/// How to start a client: an argv (the program first), optional stdin bytes, extra
+/// environment variables and the files the client's settings need. Never a shell command line.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Invocation {
     pub argv: Vec<String>,
     pub stdin: Option<Vec<u8>>,
     pub env: Vec<(String, String)>,
+    /// Files to write before the client starts (absolute paths inside the attempt's directory,
+    /// such as a client's settings file): the engine writes them, this module never does.
+    pub files: Vec<(PathBuf, String)>,
 }
 
 /// Why an attempt failed, as far as the adapter can tell.

@@ -97,10 +97,20 @@ pub fn run(context: &Context, args: Args) -> Outcome {
                         row.version = version(Path::new(found), &adapter.version_args());
                     }
                 }
-                row.keys = adapter
-                    .key_env()
-                    .iter()
-                    .map(|k| (k.to_string(), is_set(k)))
+                // The agent's own `api_key_env` first (Codex and OpenCode read the key from it
+                // for a `base_url`; every client's child keeps it), then the client's variables.
+                let mut names: Vec<String> = config.api_key_env.iter().cloned().collect();
+                for k in adapter.key_env() {
+                    if !names.iter().any(|n| n == k) {
+                        names.push(k.to_string());
+                    }
+                }
+                row.keys = names
+                    .into_iter()
+                    .map(|k| {
+                        let set = is_set(&k);
+                        (k, set)
+                    })
                     .collect();
                 row.ready = row.found.is_some();
                 row.program = Some(program);

@@ -200,6 +200,7 @@ mod tests {
                 cost_usd: Some(cost),
                 ..Default::default()
             })),
+            result: None,
         })
     }
 

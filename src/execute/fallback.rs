@@ -54,7 +54,9 @@ impl Candidate {
     /// Complete what the client reported: the model asked for, and a price from the catalog
     /// when the client reported only tokens.
     fn settle(&self, usage: &mut crate::agents::Usage) -> crate::agents::Usage {
-        if usage.model.is_none() {
+        // One name per model in records: the catalogue's (what `models.yaml`, phases and
+        // `cost --by model` use), not the provider's id a client reports.
+        if self.model.is_some() {
             usage.model = self.model.clone();
         }
         if let Some(prices) = &self.prices {
@@ -178,8 +180,10 @@ pub(super) async fn run_agent(
     base: &process::Spec,
     cancel: &watch::Receiver<u8>,
     limit: &str,
-) -> Result<(Option<i32>, Option<Box<crate::agents::Usage>>, String), AgentFailure> {
+) -> Result<Ran, AgentFailure> {
     let mut reasons: Vec<String> = Vec::new();
+    // The usage of the hops that failed before the current one.
+    let mut spent: Vec<crate::agents::Usage> = Vec::new();
     for (i, candidate) in agent.candidates.iter().enumerate() {
         if i > 0 {
             // Keep the previous hop's output beside the next one's.
@@ -236,16 +240,27 @@ pub(super) async fn run_agent(
                         }
                     }
                 }
-                let usage = Some(Box::new(candidate.settle(&mut outcome.usage)));
+                let mut usage = Some(Box::new(candidate.settle(&mut outcome.usage)));
                 if outcome.ok {
-                    return Ok((None, usage, candidate.agent.clone()));
+                    absorb(&mut usage, &spent);
+                    return Ok(Ran {
+                        exit_code: None,
+                        usage,
+                        agent: candidate.agent.clone(),
+                        text: outcome.text,
+                    });
                 }
                 let (class, reason) = outcome
                     .failure
                     .unwrap_or((crate::agents::FailureClass::Other, "the call failed".into()));
                 match hop(job, agent, i, candidate, class, &reason, &mut reasons) {
-                    Hop::GiveUp(failure) => return Err(AgentFailure { usage, ..failure }),
+                    Hop::GiveUp(failure) => {
+                        let mut usage = usage;
+                        absorb(&mut usage, &spent);
+                        return Err(AgentFailure { usage, ..failure });
+                    }
                     Hop::Next(durable) => {
+                        spent.extend(usage.map(|u| *u));
                         Hop::next(durable, candidate).await?;
                         continue;
                     }
@@ -257,6 +272,13 @@ pub(super) async fn run_agent(
         spec.stdin = invocation.stdin.clone();
         spec.env_remove = candidate.env_remove.clone();
         spec.env.extend(invocation.env.iter().cloned());
+        // Settings files a client needs (inside the attempt's directory).
+        for (path, content) in &invocation.files {
+            if let Some(parent) = path.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            let _ = std::fs::write(path, content);
+        }
         let ended = process::run(spec, cancel.clone()).await;
         let (class, reason, code, usage) = match &ended {
             process::Ended::Canceled => {
@@ -269,14 +291,32 @@ pub(super) async fn run_agent(
                 })
             }
             process::Ended::TimedOut => {
-                reasons.push(format!("{}: timed out after {limit}", candidate.key()));
-                return Err(AgentFailure {
-                    agent: candidate.agent.clone(),
-                    kind: FailureKind::Timeout,
-                    message: reasons.join("; "),
-                    exit_code: None,
-                    usage: None,
-                });
+                // What the client reported before it was stopped still counts; a timeout is
+                // worth a fallback like any transient failure.
+                let (stdout, stderr) = read_streams(base).await;
+                let mut outcome = crate::agents::process_outcome(
+                    adapter.as_ref(),
+                    crate::agents::ProcessEnd::TimedOut,
+                    &stdout,
+                    &stderr,
+                    &candidate.secrets,
+                    limit,
+                );
+                redact_streams(base, &candidate.secrets).await;
+                let reported = outcome.usage.input_tokens
+                    + outcome.usage.output_tokens
+                    + outcome.usage.cache_read_tokens
+                    + outcome.usage.cache_write_tokens
+                    > 0
+                    || outcome.usage.cost_usd.is_some();
+                // Nothing reported: the usage is unknown, not zero.
+                let usage = reported.then(|| Box::new(candidate.settle(&mut outcome.usage)));
+                (
+                    crate::agents::FailureClass::Timeout,
+                    format!("timed out after {limit}"),
+                    None,
+                    usage,
+                )
             }
             process::Ended::SpawnFailed(message) => (
                 crate::agents::FailureClass::Unavailable,
@@ -286,18 +326,7 @@ pub(super) async fn run_agent(
             ),
             process::Ended::Exited { code, .. } => {
                 // The agent's own report decides, not its exit code alone.
-                // Reading and redacting up to `OUTPUT_CAP` bytes each: off the event loop.
-                let read = |p: &Path| {
-                    let p = p.to_path_buf();
-                    tokio::task::spawn_blocking(move || {
-                        String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()
-                    })
-                };
-                let (stdout, stderr) = (read(&base.stdout), read(&base.stderr));
-                let (stdout, stderr) = (
-                    stdout.await.unwrap_or_default(),
-                    stderr.await.unwrap_or_default(),
-                );
+                let (stdout, stderr) = read_streams(base).await;
                 let mut outcome = crate::agents::process_outcome(
                     adapter.as_ref(),
                     &ended,
@@ -306,19 +335,16 @@ pub(super) async fn run_agent(
                     &candidate.secrets,
                     limit,
                 );
-                let (files, secrets) = (
-                    [base.stdout.clone(), base.stderr.clone()],
-                    candidate.secrets.clone(),
-                );
-                let _ = tokio::task::spawn_blocking(move || {
-                    for file in &files {
-                        let _ = crate::agents::redact_file(file, &secrets);
-                    }
-                })
-                .await;
-                let usage = Some(Box::new(candidate.settle(&mut outcome.usage)));
+                redact_streams(base, &candidate.secrets).await;
+                let mut usage = Some(Box::new(candidate.settle(&mut outcome.usage)));
                 if outcome.ok {
-                    return Ok((*code, usage, candidate.agent.clone()));
+                    absorb(&mut usage, &spent);
+                    return Ok(Ran {
+                        exit_code: *code,
+                        usage,
+                        agent: candidate.agent.clone(),
+                        text: outcome.text,
+                    });
                 }
                 let (class, reason) = outcome.failure.unwrap_or((
                     crate::agents::FailureClass::Other,
@@ -329,13 +355,19 @@ pub(super) async fn run_agent(
         };
         match hop(job, agent, i, candidate, class, &reason, &mut reasons) {
             Hop::GiveUp(failure) => {
+                let mut usage = usage;
+                absorb(&mut usage, &spent);
                 return Err(AgentFailure {
                     exit_code: code,
                     usage,
                     ..failure
-                })
+                });
             }
-            Hop::Next(durable) => Hop::next(durable, candidate).await?,
+            Hop::Next(durable) => {
+                // The failed hop's tokens were spent: they count in the attempt's usage.
+                spent.extend(usage.map(|u| *u));
+                Hop::next(durable, candidate).await?
+            }
         }
     }
     Err(AgentFailure {
@@ -345,4 +377,65 @@ pub(super) async fn run_agent(
         exit_code: None,
         usage: None,
     })
+}
+
+/// What a successful agent attempt reports: its exit code, its usage (with that of the hops
+/// that failed before it), the agent that ran and its answer.
+pub(super) struct Ran {
+    pub(super) exit_code: Option<i32>,
+    pub(super) usage: Option<Box<crate::agents::Usage>>,
+    pub(super) agent: String,
+    pub(super) text: Option<String>,
+}
+
+/// Add the usage of failed hops to the attempt's: their tokens and dollars were spent. The
+/// model stays the last hop's.
+fn absorb(usage: &mut Option<Box<crate::agents::Usage>>, spent: &[crate::agents::Usage]) {
+    if spent.is_empty() {
+        return;
+    }
+    let total = usage.get_or_insert_with(|| {
+        Box::new(crate::agents::Usage {
+            model: spent[spent.len() - 1].model.clone(),
+            ..crate::agents::Usage::default()
+        })
+    });
+    for hop in spent {
+        total.input_tokens += hop.input_tokens;
+        total.output_tokens += hop.output_tokens;
+        total.cache_read_tokens += hop.cache_read_tokens;
+        total.cache_write_tokens += hop.cache_write_tokens;
+        if let Some(cost) = hop.cost_usd {
+            total.cost_usd = Some(total.cost_usd.unwrap_or(0.0) + cost);
+            if total.cost_source.is_none() {
+                total.cost_source = hop.cost_source;
+            }
+        }
+    }
+}
+
+/// An attempt's captured stdout and stderr (up to `OUTPUT_CAP` bytes each: off the event loop).
+async fn read_streams(base: &process::Spec) -> (String, String) {
+    let read = |p: &Path| {
+        let p = p.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()
+        })
+    };
+    let (stdout, stderr) = (read(&base.stdout), read(&base.stderr));
+    (
+        stdout.await.unwrap_or_default(),
+        stderr.await.unwrap_or_default(),
+    )
+}
+
+/// Redact the captured streams of an attempt in place (off the event loop).
+async fn redact_streams(base: &process::Spec, secrets: &[String]) {
+    let (files, secrets) = ([base.stdout.clone(), base.stderr.clone()], secrets.to_vec());
+    let _ = tokio::task::spawn_blocking(move || {
+        for file in &files {
+            let _ = crate::agents::redact_file(file, &secrets);
+        }
+    })
+    .await;
 }

@@ -64,15 +64,18 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
     }
     let mut exit_code = None;
     let mut usage = None;
+    // The agent's answer (its result text), for agent phases.
+    let mut result = None;
     match &job.work {
         Work::Process(spec) => {
             if let Some(agent) = &job.agent {
                 match run_agent(&job, agent, spec, &cancel, &limit).await {
-                    Ok((code, used, ran)) => {
-                        exit_code = code;
-                        usage = used;
+                    Ok(ran) => {
+                        exit_code = ran.exit_code;
+                        usage = ran.usage;
+                        result = ran.text.map(|t| cap_result(&t));
                         if let Ok(mut a) = agent_name.lock() {
-                            *a = Some(ran);
+                            *a = Some(ran.agent);
                         }
                     }
                     Err(f) => {
@@ -231,6 +234,7 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
             values: promoted.values,
             agent: agent_name.lock().ok().and_then(|a| a.clone()),
             usage,
+            result,
         }),
         Err(e) => failed(FailureKind::OutputInvalid, e.to_string(), exit_code, usage),
     }
@@ -290,4 +294,22 @@ async fn canceled(mut cancel: watch::Receiver<u8>) {
             std::future::pending::<()>().await;
         }
     }
+}
+
+/// The most of an agent's answer recorded in `attempt.succeeded`.
+pub const RESULT_CAP: usize = 64 * 1024;
+
+/// An agent's answer, cut at [`RESULT_CAP`] bytes (on a character boundary) with a note.
+fn cap_result(text: &str) -> String {
+    if text.len() <= RESULT_CAP {
+        return text.to_string();
+    }
+    let mut end = RESULT_CAP;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}\n[spectacular: answer truncated at {RESULT_CAP} bytes]",
+        &text[..end]
+    )
 }

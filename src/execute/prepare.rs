@@ -308,16 +308,14 @@ impl Engine {
                     .clone()
                     .or_else(|| decisions.agent().map(str::to_string));
                 // A budget downgrade wins over everything (it is what `govern` judged), then the
-                // phase's pinned model, then the route's.
+                // phase's pinned model, then the agent's own `model:`, then the route's.
                 let downgraded = decisions
                     .budget
                     .iter()
                     .any(|d| d.kind() == Some("downgrade"))
                     .then(|| decisions.model().map(str::to_string))
                     .flatten();
-                let routed_model = downgraded
-                    .or_else(|| model.clone())
-                    .or_else(|| decisions.model().map(str::to_string));
+                let pinned_model = downgraded.or_else(|| model.clone());
                 let (agent_name, chosen) =
                     agents::choose(&configured, routed_agent.as_deref(), role.as_deref())
                         .map_err(|e| (FailureKind::Spawn, e))?;
@@ -328,13 +326,22 @@ impl Engine {
                     agent_context["mission_dir"] = Value::String(mission_dir.display().to_string());
                 }
                 // The catalog name (for prices) and the provider's id (for the client).
-                let model_name = routed_model.or_else(|| chosen.model.clone());
+                let model_name = pinned_model
+                    .or_else(|| chosen.model.clone())
+                    .or_else(|| decisions.model().map(str::to_string));
                 let prices = self.prices(model_name.as_deref());
                 // The hard cap: reserve a conservative estimate before starting, or refuse.
                 // Then the day and month budgets shared with other runs.
                 let reserved = match self.budget.enforced() || !self.shared.is_empty() {
                     false => None,
                     true => {
+                        // An unpriced model cannot be reserved for: refused, never a zero
+                        // budget.
+                        if prices.is_none() && chosen.adapter != "command" {
+                            return Err(
+                                (FailureKind::Budget, unpriced(model_name.as_deref())).into()
+                            );
+                        }
                         let estimate = budget::estimate(prices.as_ref(), text.chars().count());
                         self.budget
                             .check(instance, estimate)
@@ -566,4 +573,18 @@ fn render_value(value: &Value, context: &Value) -> Result<Value, String> {
         ),
         other => other.clone(),
     })
+}
+
+/// Why an agent phase under a budget is refused when its model has no price.
+fn unpriced(model: Option<&str>) -> String {
+    match model {
+        Some(m) => format!(
+            "model `{m}` has no price in the model catalog, so the budget cannot reserve for it: \
+             add it to `.spectacular/models.yaml` with `price: {{ input: …, output: … }}` \
+             (dollars per million tokens)"
+        ),
+        None => "the phase names no model, so the budget cannot reserve for it: set `model:` \
+                 on the phase or the agent to a model of the catalog (`models.yaml`)"
+            .to_string(),
+    }
 }

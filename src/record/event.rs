@@ -319,6 +319,10 @@ pub struct AttemptSucceeded {
     /// Tokens, model, session and cost of an agent attempt, and where the cost came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Box<Usage>>,
+    /// The agent's answer (Claude Code's `result`, Codex's last message, an HTTP API's text…),
+    /// redacted, at most 64 KiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -147,6 +147,7 @@ impl Harness {
             usage: None,
             artifacts: Default::default(),
             values,
+            result: None,
         }));
     }
 

@@ -346,9 +346,26 @@ fn invocations_follow_each_clients_non_interactive_form() {
             "2.5"
         ]
     );
+    // Codex reads the prompt from stdin (`-`), so no prompt is too long for it.
     assert_eq!(
         argv("codex"),
-        ["codex", "exec", "--json", "--model", "m1", "Fix the bug"]
+        [
+            "codex",
+            "exec",
+            "--json",
+            "--skip-git-repo-check",
+            "--sandbox",
+            "workspace-write",
+            "--disable",
+            "shell_snapshot",
+            "--model",
+            "m1",
+            "-"
+        ]
+    );
+    assert_eq!(
+        adapter("codex").invocation(&request).stdin.as_deref(),
+        Some(&b"Fix the bug"[..])
     );
     assert_eq!(
         argv("aider"),
@@ -358,6 +375,10 @@ fn invocations_follow_each_clients_non_interactive_form() {
             "Fix the bug",
             "--yes-always",
             "--no-stream",
+            "--no-check-update",
+            "--no-show-release-notes",
+            "--analytics-disable",
+            "--no-gitignore",
             "--model",
             "m1"
         ]
@@ -373,7 +394,8 @@ fn invocations_follow_each_clients_non_interactive_form() {
             "-m",
             "m1",
             "--approval-mode",
-            "yolo"
+            "yolo",
+            "--skip-trust"
         ]
     );
     assert_eq!(
@@ -402,7 +424,46 @@ fn invocations_follow_each_clients_non_interactive_form() {
         &base("claude-code"),
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"
     ));
-    assert!(has(&base("codex"), "OPENAI_BASE_URL"));
+    // Codex ignores `OPENAI_BASE_URL`: a model provider of its own, over HTTPS only.
+    let codex = base("codex").argv.join(" ");
+    assert!(!has(&base("codex"), "OPENAI_BASE_URL"));
+    assert!(
+        codex.contains(r#"-c model_providers.spectacular.base_url="http://127.0.0.1:9/v1""#)
+            && codex.contains(r#"-c model_providers.spectacular.env_key="OPENAI_API_KEY""#)
+            && codex.contains("-c model_providers.spectacular.supports_websockets=false")
+            && codex.contains(r#"-c model_provider="spectacular""#),
+        "{codex}"
+    );
+    // OpenCode takes a provider block of its configuration, inline, and the model under it.
+    let opencode = base("opencode");
+    let config = opencode
+        .env
+        .iter()
+        .find(|(k, _)| k == "OPENCODE_CONFIG_CONTENT")
+        .map(|(_, v)| serde_json::from_str::<serde_json::Value>(v).unwrap())
+        .expect("an inline configuration");
+    assert_eq!(
+        config["provider"]["spectacular"]["options"]["baseURL"],
+        "http://127.0.0.1:9/v1"
+    );
+    assert_eq!(
+        config["provider"]["spectacular"]["options"]["apiKey"],
+        "{env:OPENAI_API_KEY}"
+    );
+    assert!(opencode.argv.contains(&"spectacular/m1".to_string()));
+    // Gemini refuses a bare base URL non-interactively: a settings file beside the prompt
+    // selects the API-key auth type.
+    let gemini = base("gemini");
+    let (path, settings) = &gemini.files[0];
+    assert_eq!(path, Path::new("/tmp/gemini-settings.json"));
+    assert!(settings.contains("gemini-api-key"), "{settings}");
+    assert!(gemini.env.contains(&(
+        "GEMINI_CLI_SYSTEM_SETTINGS_PATH".into(),
+        path.display().to_string()
+    )));
+    // Without a base URL, nothing of the sort.
+    assert!(adapter("gemini").invocation(&request).files.is_empty());
+    assert!(!argv("codex").contains(&"-c".to_string()));
     assert!(has(&base("aider"), "OPENAI_API_BASE"));
     assert!(base("aider").argv.contains(&"openai/m1".to_string()));
     assert!(has(&base("gemini"), "GOOGLE_GEMINI_BASE_URL"));
@@ -529,11 +590,15 @@ fn fake_clis_get_the_prompt_as_one_argument_and_their_output_parses() {
             invocation.argv[1..],
             "{name}: argv changed on the way"
         );
-        assert_eq!(
-            ran.argv.iter().filter(|a| *a == HOSTILE_PROMPT).count(),
-            1,
-            "{name}: the prompt is not one argument"
-        );
+        match &invocation.stdin {
+            // Codex reads its prompt from stdin.
+            Some(stdin) => assert_eq!(stdin, HOSTILE_PROMPT.as_bytes(), "{name}"),
+            None => assert_eq!(
+                ran.argv.iter().filter(|a| *a == HOSTILE_PROMPT).count(),
+                1,
+                "{name}: the prompt is not one argument"
+            ),
+        }
         assert!(
             !dir.path().join("pwned").exists(),
             "{name}: a shell ran the prompt"
@@ -1159,4 +1224,366 @@ fn tokens_are_priced_only_when_the_client_reported_no_dollars() {
         json!({"input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0,
                "cache_write_tokens": 0, "cost_usd": 0.42, "cost_source": "reported"})
     );
+}
+
+#[test]
+fn prompts_too_long_for_one_argument_go_through_stdin_or_the_prompt_file() {
+    let long = "x".repeat(200 * 1024);
+    let request = Request {
+        prompt: long.clone(),
+        prompt_file: "/tmp/attempt/prompt.md".into(),
+        workdir: "/tmp".into(),
+        ..Request::default()
+    };
+    for name in ["claude-code", "codex", "aider", "gemini"] {
+        let invocation = adapter(name).invocation(&request);
+        assert!(
+            invocation.argv.iter().all(|a| a.len() < 128 * 1024),
+            "{name}: the prompt is still an argument"
+        );
+        match name {
+            "aider" => {
+                let at = invocation.argv.iter().position(|a| a == "--message-file");
+                assert_eq!(
+                    at.map(|i| invocation.argv[i + 1].as_str()),
+                    Some("/tmp/attempt/prompt.md")
+                );
+                assert!(!invocation.argv.contains(&"--message".to_string()));
+            }
+            _ => assert_eq!(invocation.stdin.as_deref(), Some(long.as_bytes()), "{name}"),
+        }
+    }
+    // A short prompt stays an argument (but for Codex, which always reads stdin).
+    let short = Request {
+        prompt: "short".into(),
+        ..request
+    };
+    assert!(adapter("claude-code").invocation(&short).stdin.is_none());
+}
+
+#[test]
+fn claude_gets_no_budget_cap_of_zero() {
+    let request = |budget: Option<f64>| Request {
+        prompt: "p".into(),
+        max_budget_usd: budget,
+        ..Request::default()
+    };
+    let argv = |budget| adapter("claude-code").invocation(&request(budget)).argv;
+    assert!(!argv(Some(0.0)).contains(&"--max-budget-usd".to_string()));
+    assert!(!argv(None).contains(&"--max-budget-usd".to_string()));
+    assert!(argv(Some(0.25)).contains(&"0.25".to_string()));
+}
+
+#[test]
+fn claude_tokens_come_from_model_usage_when_usage_is_zero() {
+    let stdout = json!({
+        "type": "result", "subtype": "error_max_budget_usd", "is_error": true,
+        "total_cost_usd": 0.0123, "num_turns": 3, "session_id": "s1",
+        "usage": {"input_tokens": 0, "output_tokens": 0,
+            "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0},
+        "modelUsage": {"claude-sonnet-4-5": {"inputTokens": 1200, "outputTokens": 80,
+            "cacheReadInputTokens": 300, "cacheCreationInputTokens": 40, "costUSD": 0.0123}}
+    })
+    .to_string();
+    let outcome = adapter("claude-code").parse(Some(1), &stdout, "");
+    assert!(!outcome.ok);
+    let u = &outcome.usage;
+    assert_eq!(
+        [
+            u.input_tokens,
+            u.output_tokens,
+            u.cache_read_tokens,
+            u.cache_write_tokens
+        ],
+        [1200, 80, 300, 40]
+    );
+    assert_eq!(u.cost_usd, Some(0.0123));
+}
+
+#[test]
+fn gemini_errors_are_read_from_stderr() {
+    let stderr = "Loaded cached credentials.\nError when talking to Gemini API\n{\n  \"session_id\": \"abc\",\n  \"error\": {\n    \"type\": \"Error\",\n    \"message\": \"Resource exhausted\",\n    \"code\": 429\n  }\n}\n";
+    let outcome = adapter("gemini").parse(Some(1), "", stderr);
+    let (class, reason) = outcome.failure.expect("a failure");
+    assert_eq!(class, FailureClass::RateLimit, "{reason}");
+    assert_eq!(reason, "Resource exhausted (code 429)");
+}
+
+#[test]
+fn agents_doctor_checks_the_key_variable_a_cli_agent_names() {
+    use crate::runtime::{code, text, Project};
+    let p = Project::new("mission: none\nphases:\n  a: { uses: builtin/noop }\n");
+    std::fs::write(
+        p.path().join(".spectacular/agents.yaml"),
+        "agents:\n  mine:\n    adapter: codex\n    api_key_env: MY_PROXY_KEY\n",
+    )
+    .unwrap();
+    let out = p
+        .command(&["agents", "doctor", "--json"])
+        .env("MY_PROXY_KEY", CANARY)
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(!text(&out).contains(CANARY));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mine = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "mine")
+        .cloned()
+        .unwrap();
+    assert_eq!(mine["keys"][0], json!(["MY_PROXY_KEY", true]));
+}
+
+/// The transcripts the real-client tier captured (`tests/fixtures/agents/real/`, written by
+/// `REAL_CLIENTS_CAPTURE=… tests/real-clients/run`): every client's own output for a
+/// file-writing phase, a 429 and a 529 from the fake model server, parsed as the engine does.
+#[test]
+fn real_client_transcripts_parse() {
+    let dir = fixtures().join("real");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let Some(stem) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".stdout"))
+        else {
+            continue;
+        };
+        let (client, scenario) = stem.rsplit_once('-').unwrap();
+        let read = |ext: &str| std::fs::read_to_string(dir.join(format!("{stem}.{ext}"))).unwrap();
+        let exit = read("exit").trim().parse::<i32>().ok();
+        let outcome = adapter(client).parse(exit, &read("stdout"), &read("stderr"));
+        let u = &outcome.usage;
+        let tokens = [
+            u.input_tokens,
+            u.output_tokens,
+            u.cache_read_tokens,
+            u.cache_write_tokens,
+        ];
+        match scenario {
+            "write" => {
+                assert!(outcome.ok, "{stem}: {:?}", outcome.failure);
+                assert!(
+                    outcome
+                        .text
+                        .as_deref()
+                        .is_some_and(|t| t.contains("I wrote hello.txt.")),
+                    "{stem}: {:?}",
+                    outcome.text
+                );
+                // Two requests (the tool call, the answer) of 42 + 10 cached input and 7
+                // output tokens each; Aider answers in one and counts cached tokens as input.
+                let expected = match client {
+                    "aider" => [52, 7, 0, 0],
+                    _ => [84, 14, 20, 0],
+                };
+                assert_eq!(tokens, expected, "{stem}");
+            }
+            "429" => assert_eq!(
+                outcome.failure.as_ref().map(|f| f.0),
+                Some(FailureClass::RateLimit),
+                "{stem}: {:?}",
+                outcome.failure
+            ),
+            "529" => assert_eq!(
+                outcome.failure.as_ref().map(|f| f.0),
+                Some(FailureClass::Overloaded),
+                "{stem}: {:?}",
+                outcome.failure
+            ),
+            other => panic!("{stem}: unknown scenario {other}"),
+        }
+        seen += 1;
+    }
+    assert!(seen >= 12, "{seen} transcripts");
+}
+
+// --- the engine with fake clients ---------------------------------------------------------
+
+fn fake_entry(name: &str, client: &str, sample: &str, extra: &str) -> String {
+    let fixtures = fixtures();
+    format!(
+        "  {name}:\n    adapter: {}\n    binary: {}\n    env: {{ FAKE_AGENT_SAMPLE: {} }}\n{extra}",
+        if client == "claude" {
+            "claude-code"
+        } else {
+            client
+        },
+        fixtures.join(client).join(client).display(),
+        fixtures.join("samples").join(sample).display()
+    )
+}
+
+fn attempt_end(events: &[spectacular::record::Event]) -> spectacular::record::EventData {
+    use spectacular::record::EventData;
+    events
+        .iter()
+        .rev()
+        .map(|e| e.data.clone())
+        .find(|d| {
+            matches!(
+                d,
+                EventData::AttemptSucceeded(_) | EventData::AttemptFailed(_)
+            )
+        })
+        .expect("an attempt ended")
+}
+
+/// A client that reported usage and then hung is stopped by the timeout; what it reported is
+/// kept, the timeout hands over to the next agent, and the attempt's usage is the sum of both
+/// hops (the money was spent), under the catalogue's model name, with the answer recorded.
+#[test]
+fn a_timed_out_hop_falls_back_and_its_usage_is_kept() {
+    use crate::runtime::{code, count, text, Project};
+    use spectacular::record::EventData;
+    let p = Project::new(
+        "mission: hops\nphases:\n  work:\n    agent: slow\n    model: gpt\n    timeout: 2s\n",
+    );
+    std::fs::write(
+        p.path().join(".spectacular/agents.yaml"),
+        format!(
+            "agents:\n{}{}",
+            fake_entry(
+                "slow",
+                "codex",
+                "codex-success.jsonl",
+                "    fallbacks: [quick]\n"
+            )
+            .replace(
+                "FAKE_AGENT_SAMPLE:",
+                "FAKE_AGENT_HANG: \"30\", FAKE_AGENT_SAMPLE:"
+            ),
+            fake_entry(
+                "quick",
+                "claude",
+                "claude-success.json",
+                "    model: claude-sonnet\n"
+            )
+        ),
+    )
+    .unwrap();
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let events = p.events();
+    assert_eq!(count(&events, "fallback.activated", "work"), 1);
+    let reason = events
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::FallbackActivated(f) => Some(f.reason.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(reason.starts_with("timeout:"), "{reason}");
+    let EventData::AttemptSucceeded(done) = attempt_end(&events) else {
+        panic!("{}", text(&out))
+    };
+    assert_eq!(done.agent.as_deref(), Some("quick"));
+    assert_eq!(
+        done.result.as_deref(),
+        Some("Done: added the parser and its tests.")
+    );
+    // The hung Codex hop, priced from the catalogue, plus Claude's reported cost.
+    let mut codex = adapter("codex")
+        .parse(Some(0), &sample("codex-success.jsonl"), "")
+        .usage;
+    price(
+        &mut codex,
+        &Prices {
+            input: 1.25,
+            output: 10.0,
+            cache_read: Some(0.125),
+            cache_write: None,
+        },
+    );
+    let claude = adapter("claude-code")
+        .parse(Some(0), &sample("claude-success.json"), "")
+        .usage;
+    let usage = done.usage.expect("usage");
+    assert_eq!(usage.input_tokens, codex.input_tokens + claude.input_tokens);
+    assert_eq!(
+        usage.output_tokens,
+        codex.output_tokens + claude.output_tokens
+    );
+    let expected = codex.cost_usd.unwrap() + claude.cost_usd.unwrap();
+    assert!(
+        (usage.cost_usd.unwrap() - expected).abs() < 1e-12,
+        "{usage:?} vs {expected}"
+    );
+    // One name per model: the catalogue's, not the provider id Claude reports.
+    assert_eq!(usage.model.as_deref(), Some("claude-sonnet"));
+}
+
+/// Under a budget, a model without a price is refused with a message naming `models.yaml`,
+/// before any client starts (never a zero reservation, nor `--max-budget-usd 0`).
+#[test]
+fn an_unpriced_model_under_a_budget_is_refused() {
+    use crate::runtime::{code, text, Project};
+    use spectacular::record::EventData;
+    let p = Project::new(
+        "mission: unpriced\nbudget: { max_usd: 5 }\nphases:\n  work:\n    agent: claude\n    model: my-private-model\n",
+    );
+    let record = p.path().join("argv.bin");
+    std::fs::write(
+        p.path().join(".spectacular/agents.yaml"),
+        format!(
+            "agents:\n{}",
+            fake_entry("claude", "claude", "claude-success.json", "").replace(
+                "FAKE_AGENT_SAMPLE:",
+                &format!(
+                    "FAKE_AGENT_RECORD: {}, FAKE_AGENT_SAMPLE:",
+                    record.display()
+                )
+            )
+        ),
+    )
+    .unwrap();
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let EventData::AttemptFailed(failed) = attempt_end(&p.events()) else {
+        panic!("{}", text(&out))
+    };
+    assert_eq!(failed.kind, spectacular::model::FailureKind::Budget);
+    assert!(
+        failed.message.contains("`my-private-model`") && failed.message.contains("models.yaml"),
+        "{}",
+        failed.message
+    );
+    assert!(!record.exists(), "the client was started");
+}
+
+/// The default routing pack does not override the `model:` an agent names.
+#[test]
+fn an_agents_own_model_wins_over_the_default_route() {
+    use crate::runtime::{code, text, Project};
+    use spectacular::record::EventData;
+    let p = Project::new("mission: own\nphases:\n  work:\n    role: planner\n");
+    std::fs::write(
+        p.path().join(".spectacular/agents.yaml"),
+        format!(
+            "agents:\n{}",
+            fake_entry(
+                "claude",
+                "claude",
+                "claude-success.json",
+                "    roles: [planner]\n    model: claude-haiku\n"
+            )
+        ),
+    )
+    .unwrap();
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let argv = p
+        .events()
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::AttemptStarted(s) => s.argv.clone(),
+            _ => None,
+        })
+        .unwrap();
+    let at = argv.iter().position(|a| a == "--model").expect("--model");
+    assert_eq!(argv[at + 1], "claude-haiku-4-5", "{argv:?}");
 }

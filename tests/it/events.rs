@@ -91,6 +91,7 @@ fn samples() -> Vec<EventData> {
             usage: None,
             artifacts: BTreeMap::from([(s("plan"), s("artifacts/plan/plan.md"))]),
             values: BTreeMap::from([(s("tasks"), json!([{"id": "wp-1"}]))]),
+            result: None,
         }),
         EventData::AttemptFailed(AttemptFailed {
             phase: s("check"),

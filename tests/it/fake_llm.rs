@@ -1,6 +1,11 @@
 //! A fake LLM server on loopback (127.0.0.1, an ephemeral port) that speaks the Anthropic
-//! Messages and OpenAI Chat Completions protocols, plain JSON or server-sent events, and answers
-//! with scripted errors when told to. Every request is recorded for the test to inspect.
+//! Messages, OpenAI Chat Completions, OpenAI Responses and Gemini generateContent protocols,
+//! plain JSON or server-sent events, and answers with scripted errors when told to. Every
+//! request is recorded for the test to inspect.
+//!
+//! Replies come from a script (one per request, in order) or, for the real clients, from a
+//! [`Scenario`] that looks at each conversation: "write this file" makes the client call its
+//! own write-file tool and, once the tool's result comes back, answers with a final text.
 
 #![allow(dead_code)]
 
@@ -62,9 +67,34 @@ impl Recorded {
     }
 }
 
+/// What the server does with every model request once the script is empty.
+#[derive(Clone, Debug)]
+pub enum Scenario {
+    /// Answer with a plain text (the default: "Hello from the fake LLM").
+    Text(String),
+    /// Ask the client to write `path` (relative to its working directory) with `content`
+    /// through its own write-file tool; once the tool's result is in the conversation, answer
+    /// `answer`. Aider, which has no tools, gets the file in its "whole file" edit format.
+    WriteFile {
+        path: String,
+        content: String,
+        answer: String,
+    },
+    /// Every request gets this HTTP status with the protocol's error body.
+    Status(u16),
+    /// Read every request and never answer.
+    Hang,
+}
+
 #[derive(Default)]
 struct State {
     script: VecDeque<Reply>,
+    scenario: Option<Scenario>,
+    /// Model requests answered with a success (each with the fixed usage).
+    answered: u64,
+    /// Of those, the requests of the conversation a scenario drives (with tools, or Aider's
+    /// edit), not the clients' side requests (titles, commit messages).
+    conversation: u64,
     requests: Vec<Recorded>,
     hung: Vec<TcpStream>,
 }
@@ -114,6 +144,28 @@ impl FakeLlm {
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.lock().unwrap().requests.clone()
     }
+
+    /// Start a server that follows `scenario` for every request.
+    pub fn with_scenario(scenario: Scenario) -> FakeLlm {
+        let server = FakeLlm::start();
+        server.state.lock().unwrap().scenario = Some(scenario);
+        server
+    }
+
+    /// The root URL (no path): Gemini's `GOOGLE_GEMINI_BASE_URL`.
+    pub fn root(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// How many model requests were answered with a success, each reporting the fixed usage.
+    pub fn answered(&self) -> u64 {
+        self.state.lock().unwrap().answered
+    }
+
+    /// How many requests of the conversation a scenario drives were answered (see `State`).
+    pub fn conversation_requests(&self) -> u64 {
+        self.state.lock().unwrap().conversation
+    }
 }
 
 impl Drop for FakeLlm {
@@ -152,8 +204,26 @@ fn read_request(stream: &TcpStream) -> Option<Recorded> {
         .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body).ok()?;
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).ok()?;
+            let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+            let mut chunk = vec![0u8; size + 2];
+            reader.read_exact(&mut chunk).ok()?;
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else {
+        body = vec![0u8; length];
+        reader.read_exact(&mut body).ok()?;
+    }
     let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
     Some(Recorded {
         method,
@@ -167,6 +237,14 @@ fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
     let Some(request) = read_request(&stream) else {
         return;
     };
+    let protocol = Protocol::of(&request);
+    let scripted = !state.lock().unwrap().script.is_empty();
+    if !scripted && protocol != Protocol::Anthropic && protocol != Protocol::Chat {
+        return serve_scenario(stream, state, request, protocol);
+    }
+    if !scripted && state.lock().unwrap().scenario.is_some() {
+        return serve_scenario(stream, state, request, protocol);
+    }
     let anthropic = request.path.ends_with("/messages");
     let streamed = request.body.get("stream").and_then(Value::as_bool) == Some(true);
     let model = request
@@ -186,10 +264,14 @@ fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
     let reply = {
         let mut state = state.lock().unwrap();
         state.requests.push(request);
-        state
+        let reply = state
             .script
             .pop_front()
-            .unwrap_or_else(|| Reply::Text("Hello from the fake LLM".into()))
+            .unwrap_or_else(|| Reply::Text("Hello from the fake LLM".into()));
+        if matches!(reply, Reply::Text(_)) {
+            state.answered += 1;
+        }
+        reply
     };
     let response = match reply {
         Reply::Hang => {
@@ -412,4 +494,551 @@ fn stream_events(
         }
     }
     events
+}
+
+/// The protocol a request speaks, from its path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    Anthropic,
+    Chat,
+    Responses,
+    Gemini {
+        streamed: bool,
+    },
+    /// Token counting, model lists and anything else that is not a model call.
+    Other,
+}
+
+impl Protocol {
+    fn of(request: &Recorded) -> Protocol {
+        let path = request.path.split('?').next().unwrap_or("");
+        if request.method != "POST" {
+            Protocol::Other
+        } else if path.ends_with("/messages") {
+            Protocol::Anthropic
+        } else if path.ends_with("/chat/completions") {
+            Protocol::Chat
+        } else if path.ends_with("/responses") {
+            Protocol::Responses
+        } else if path.ends_with(":streamGenerateContent") {
+            Protocol::Gemini { streamed: true }
+        } else if path.ends_with(":generateContent") {
+            Protocol::Gemini { streamed: false }
+        } else {
+            Protocol::Other
+        }
+    }
+}
+
+/// What a scenario answers to one model request.
+enum Action {
+    Text(String),
+    /// Call a tool with JSON arguments.
+    Tool {
+        name: String,
+        args: Value,
+    },
+    /// Call a free-form tool (the Responses API's `custom` tools) with a text input.
+    Custom {
+        name: String,
+        input: String,
+    },
+}
+
+/// Serve a request from the scenario (or the default text when there is none).
+fn serve_scenario(
+    mut stream: TcpStream,
+    state: Arc<Mutex<State>>,
+    request: Recorded,
+    protocol: Protocol,
+) {
+    let scenario = state
+        .lock()
+        .unwrap()
+        .scenario
+        .clone()
+        .unwrap_or_else(|| Scenario::Text("Hello from the fake LLM".into()));
+    let body = request.body.clone();
+    state.lock().unwrap().requests.push(request.clone());
+    if request.header("upgrade").is_some() {
+        // No WebSockets here: clients that try them first fall back to HTTPS.
+        let _ = stream.write_all(plain(404, &json!({"error": "no websockets"})).as_bytes());
+        return;
+    }
+    if protocol == Protocol::Other {
+        let reply = if request.path.contains("count_tokens") {
+            json!({"input_tokens": INPUT_TOKENS})
+        } else if request.path.contains(":countTokens") {
+            json!({"totalTokens": INPUT_TOKENS})
+        } else {
+            json!({"object": "list", "data": [], "models": []})
+        };
+        let _ = stream.write_all(plain(200, &reply).as_bytes());
+        return;
+    }
+    let action = match scenario {
+        Scenario::Hang => {
+            if let Ok(clone) = stream.try_clone() {
+                state.lock().unwrap().hung.push(clone);
+            }
+            return;
+        }
+        Scenario::Status(status) => {
+            let response = plain(status, &scenario_error(protocol, status));
+            let _ = stream.write_all(response.as_bytes());
+            return;
+        }
+        Scenario::Text(text) => Action::Text(text),
+        Scenario::WriteFile {
+            path,
+            content,
+            answer,
+        } => write_file_action(protocol, &body, &path, &content, &answer),
+    };
+    {
+        let mut state = state.lock().unwrap();
+        state.answered += 1;
+        let tools = !tool_names(protocol, &body).is_empty();
+        if tools || body.to_string().contains("SEARCH/REPLACE") {
+            state.conversation += 1;
+        }
+    }
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .or_else(|| {
+            request
+                .path
+                .split("/models/")
+                .nth(1)
+                .and_then(|m| m.split(':').next())
+        })
+        .unwrap_or("fake-model")
+        .to_string();
+    let streamed = body.get("stream").and_then(Value::as_bool) == Some(true);
+    let response = match protocol {
+        Protocol::Anthropic if streamed => sse(&anthropic_stream(&model, &action)),
+        Protocol::Anthropic => plain(200, &anthropic_answer(&model, &action)),
+        Protocol::Chat if streamed => sse(&chat_stream(&model, &action)),
+        Protocol::Chat => plain(200, &chat_answer(&model, &action)),
+        Protocol::Responses => sse(&responses_stream(&model, &action)),
+        Protocol::Gemini { streamed: true } => sse(&[(None, gemini_answer(&model, &action))]),
+        Protocol::Gemini { streamed: false } => plain(200, &gemini_answer(&model, &action)),
+        Protocol::Other => unreachable!("answered above"),
+    };
+    let _ = stream.write_all(response.as_bytes());
+    let _ = stream.flush();
+}
+
+/// The names of the tools a request offers.
+fn tool_names(protocol: Protocol, body: &Value) -> Vec<(String, String)> {
+    let tools = body.get("tools").and_then(Value::as_array);
+    let mut out = Vec::new();
+    for tool in tools.into_iter().flatten() {
+        match protocol {
+            Protocol::Gemini { .. } => {
+                for f in tool
+                    .get("functionDeclarations")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(name) = f.get("name").and_then(Value::as_str) {
+                        out.push((name.to_string(), "function".to_string()));
+                    }
+                }
+            }
+            _ => {
+                let name = tool
+                    .get("name")
+                    .or_else(|| tool.pointer("/function/name"))
+                    .and_then(Value::as_str);
+                let kind = tool
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("function");
+                if let Some(name) = name {
+                    out.push((name.to_string(), kind.to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The first parameter of the function tool `name` (Chat Completions or Responses shape).
+fn tool_param(body: &Value, name: &str) -> Option<String> {
+    let tool = body.get("tools")?.as_array()?.iter().find(|t| {
+        t.get("name")
+            .or_else(|| t.pointer("/function/name"))
+            .and_then(Value::as_str)
+            == Some(name)
+    })?;
+    let params = tool
+        .get("parameters")
+        .or_else(|| tool.pointer("/function/parameters"))?;
+    let required = params.get("required").and_then(Value::as_array);
+    required
+        .and_then(|r| r.first())
+        .and_then(Value::as_str)
+        .or_else(|| {
+            params
+                .get("properties")?
+                .as_object()?
+                .keys()
+                .next()
+                .map(String::as_str)
+        })
+        .map(str::to_string)
+}
+
+/// Has a tool's result come back in this conversation?
+fn has_tool_result(body: &Value) -> bool {
+    fn walk(v: &Value) -> bool {
+        match v {
+            Value::Object(map) => {
+                let kind = map.get("type").and_then(Value::as_str).unwrap_or("");
+                kind == "tool_result"
+                    || kind.ends_with("call_output")
+                    || map.get("role").and_then(Value::as_str) == Some("tool")
+                    || map.contains_key("functionResponse")
+                    || map.values().any(walk)
+            }
+            Value::Array(items) => items.iter().any(walk),
+            _ => false,
+        }
+    }
+    ["messages", "input", "contents"]
+        .iter()
+        .any(|k| body.get(*k).is_some_and(walk))
+}
+
+/// The working directory a client told the model about, to make a path absolute for the tools
+/// that want one.
+fn workdir(body: &Value) -> Option<String> {
+    let text = body.to_string();
+    for marker in [
+        "Working directory: ",
+        "<cwd>",
+        "working directory: ",
+        "<working_directory>",
+        "Current working directory: ",
+        "I'm currently working in the directory: ",
+    ] {
+        if let Some(at) = text.find(marker) {
+            let rest = &text[at + marker.len()..];
+            let end = rest
+                .find(|c: char| c == '<' || c == '\\' || c == '"' || c.is_whitespace())
+                .unwrap_or(rest.len());
+            let dir = rest[..end].trim().to_string();
+            if dir.starts_with('/') {
+                return Some(dir);
+            }
+        }
+    }
+    None
+}
+
+fn write_file_action(
+    protocol: Protocol,
+    body: &Value,
+    path: &str,
+    content: &str,
+    answer: &str,
+) -> Action {
+    if has_tool_result(body) {
+        return Action::Text(answer.to_string());
+    }
+    let tools = tool_names(protocol, body);
+    let absolute = match workdir(body) {
+        Some(dir) if !path.starts_with('/') => format!("{dir}/{path}"),
+        _ => path.to_string(),
+    };
+    let has = |name: &str| tools.iter().find(|(n, _)| n == name);
+    if let Some((name, _)) = has("Write") {
+        return Action::Tool {
+            name: name.clone(),
+            args: json!({"file_path": absolute, "content": content}),
+        };
+    }
+    if let Some((name, _)) = has("write_file") {
+        return Action::Tool {
+            name: name.clone(),
+            args: json!({"file_path": absolute, "content": content}),
+        };
+    }
+    if let Some((name, _)) = has("write") {
+        return Action::Tool {
+            name: name.clone(),
+            args: json!({"filePath": absolute, "content": content}),
+        };
+    }
+    let patch = format!(
+        "*** Begin Patch\n*** Add File: {path}\n{}\n*** End Patch\n",
+        content
+            .lines()
+            .map(|l| format!("+{l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    if let Some((name, kind)) = has("apply_patch") {
+        return if kind == "custom" {
+            Action::Custom {
+                name: name.clone(),
+                input: patch,
+            }
+        } else {
+            // The patch goes into the tool's one parameter, whatever its name (`input`,
+            // OpenCode's `patchText`).
+            let param = tool_param(body, name).unwrap_or_else(|| "input".into());
+            Action::Tool {
+                name: name.clone(),
+                args: json!({ param: patch }),
+            }
+        };
+    }
+    let script = format!(
+        "printf '%s' '{}' > '{path}'",
+        content.replace('\'', "'\\''")
+    );
+    if let Some((name, _)) = has("shell") {
+        return Action::Tool {
+            name: name.clone(),
+            args: json!({"command": ["bash", "-lc", script]}),
+        };
+    }
+    if let Some((name, _)) = has("shell_command") {
+        return Action::Tool {
+            name: name.clone(),
+            args: json!({ "command": script }),
+        };
+    }
+    if let Some((name, _)) = has("exec_command") {
+        return Action::Tool {
+            name: name.clone(),
+            args: json!({ "cmd": script }),
+        };
+    }
+    if body.to_string().contains("commit message") {
+        return Action::Text("Add the requested file".into());
+    }
+    // No tools (Aider): a new file in the edit format the system prompt asks for (an empty
+    // SEARCH/REPLACE block, or the whole file), then the answer.
+    if body.to_string().contains("SEARCH/REPLACE") {
+        return Action::Text(format!(
+            "{path}\n```\n<<<<<<< SEARCH\n=======\n{content}\n>>>>>>> REPLACE\n```\n\n{answer}"
+        ));
+    }
+    Action::Text(format!("{path}\n```\n{content}\n```\n\n{answer}"))
+}
+
+fn scenario_error(protocol: Protocol, status: u16) -> Value {
+    let (kind, message) = match status {
+        429 => ("rate_limit_error", "Rate limit reached, slow down"),
+        529 => ("overloaded_error", "Overloaded"),
+        401 => ("authentication_error", "invalid x-api-key"),
+        _ => ("api_error", "Internal server error"),
+    };
+    match protocol {
+        Protocol::Gemini { .. } => {
+            let status_name = match status {
+                429 => "RESOURCE_EXHAUSTED",
+                503 | 529 => "UNAVAILABLE",
+                401 => "UNAUTHENTICATED",
+                _ => "INTERNAL",
+            };
+            json!({"error": {"code": status, "message": message, "status": status_name}})
+        }
+        Protocol::Anthropic => {
+            json!({"type": "error", "error": {"type": kind, "message": message}})
+        }
+        _ => json!({"error": {"message": message, "type": kind, "param": null, "code": null}}),
+    }
+}
+
+fn anthropic_usage() -> Value {
+    json!({"input_tokens": INPUT_TOKENS, "output_tokens": OUTPUT_TOKENS,
+        "cache_read_input_tokens": CACHED_TOKENS, "cache_creation_input_tokens": 0})
+}
+
+fn anthropic_answer(model: &str, action: &Action) -> Value {
+    let (content, stop) = match action {
+        Action::Text(text) => (json!([{"type": "text", "text": text}]), "end_turn"),
+        Action::Tool { name, args } => (
+            json!([{"type": "tool_use", "id": "toolu_fake_01", "name": name, "input": args}]),
+            "tool_use",
+        ),
+        Action::Custom { name, input } => (
+            json!([{"type": "tool_use", "id": "toolu_fake_01", "name": name,
+                "input": {"input": input}}]),
+            "tool_use",
+        ),
+    };
+    json!({"id": "msg_fake_01", "type": "message", "role": "assistant", "model": model,
+        "content": content, "stop_reason": stop, "stop_sequence": null,
+        "usage": anthropic_usage()})
+}
+
+fn anthropic_stream(model: &str, action: &Action) -> Vec<(Option<&'static str>, Value)> {
+    let mut events = vec![(
+        Some("message_start"),
+        json!({"type": "message_start", "message": {"id": "msg_fake_stream", "type": "message",
+            "role": "assistant", "model": model, "content": [], "stop_reason": null,
+            "usage": {"input_tokens": INPUT_TOKENS, "output_tokens": 1,
+                "cache_read_input_tokens": CACHED_TOKENS, "cache_creation_input_tokens": 0}}}),
+    )];
+    let stop = match action {
+        Action::Text(text) => {
+            events.push((
+                Some("content_block_start"),
+                json!({"type": "content_block_start",
+                "index": 0, "content_block": {"type": "text", "text": ""}}),
+            ));
+            events.push((
+                Some("content_block_delta"),
+                json!({"type": "content_block_delta",
+                "index": 0, "delta": {"type": "text_delta", "text": text}}),
+            ));
+            "end_turn"
+        }
+        Action::Tool { name, args } => {
+            events.push((
+                Some("content_block_start"),
+                json!({"type": "content_block_start",
+                "index": 0, "content_block": {"type": "tool_use", "id": "toolu_fake_01",
+                "name": name, "input": {}}}),
+            ));
+            events.push((
+                Some("content_block_delta"),
+                json!({"type": "content_block_delta",
+                "index": 0, "delta": {"type": "input_json_delta",
+                "partial_json": args.to_string()}}),
+            ));
+            "tool_use"
+        }
+        Action::Custom { .. } => unreachable!("Anthropic has no free-form tools"),
+    };
+    events.push((
+        Some("content_block_stop"),
+        json!({"type": "content_block_stop", "index": 0}),
+    ));
+    events.push((
+        Some("message_delta"),
+        json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null},
+            "usage": {"output_tokens": OUTPUT_TOKENS}}),
+    ));
+    events.push((Some("message_stop"), json!({"type": "message_stop"})));
+    events
+}
+
+fn chat_usage() -> Value {
+    json!({"prompt_tokens": INPUT_TOKENS + CACHED_TOKENS, "completion_tokens": OUTPUT_TOKENS,
+        "total_tokens": INPUT_TOKENS + CACHED_TOKENS + OUTPUT_TOKENS,
+        "prompt_tokens_details": {"cached_tokens": CACHED_TOKENS}})
+}
+
+fn chat_answer(model: &str, action: &Action) -> Value {
+    let (message, finish) = match action {
+        Action::Text(text) => (json!({"role": "assistant", "content": text}), "stop"),
+        Action::Tool { name, args } => (
+            json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_fake_01",
+                "type": "function", "function": {"name": name, "arguments": args.to_string()}}]}),
+            "tool_calls",
+        ),
+        Action::Custom { .. } => unreachable!("Chat Completions has no free-form tools"),
+    };
+    json!({"id": "chatcmpl-fake-01", "object": "chat.completion", "created": 1_700_000_000,
+        "model": model, "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": chat_usage()})
+}
+
+fn chat_stream(model: &str, action: &Action) -> Vec<(Option<&'static str>, Value)> {
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": "chatcmpl-fake-stream", "object": "chat.completion.chunk",
+            "created": 1_700_000_000, "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    let mut events = vec![(
+        None,
+        chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+    )];
+    let finish = match action {
+        Action::Text(text) => {
+            events.push((None, chunk(json!({ "content": text }), Value::Null)));
+            "stop"
+        }
+        Action::Tool { name, args } => {
+            events.push((
+                None,
+                chunk(
+                    json!({"tool_calls": [{"index": 0, "id": "call_fake_01",
+                "type": "function", "function": {"name": name,
+                "arguments": args.to_string()}}]}),
+                    Value::Null,
+                ),
+            ));
+            "tool_calls"
+        }
+        Action::Custom { .. } => unreachable!("Chat Completions has no free-form tools"),
+    };
+    events.push((None, chunk(json!({}), json!(finish))));
+    events.push((
+        None,
+        json!({"id": "chatcmpl-fake-stream", "object": "chat.completion.chunk",
+        "created": 1_700_000_000, "model": model, "choices": [], "usage": chat_usage()}),
+    ));
+    events.push((None, Value::String("[DONE]".into())));
+    events
+}
+
+fn responses_stream(model: &str, action: &Action) -> Vec<(Option<&'static str>, Value)> {
+    let item = match action {
+        Action::Text(text) => json!({"type": "message", "id": "msg_fake_01", "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": text, "annotations": []}]}),
+        Action::Tool { name, args } => json!({"type": "function_call", "id": "fc_fake_01",
+            "call_id": "call_fake_01", "name": name, "arguments": args.to_string(),
+            "status": "completed"}),
+        Action::Custom { name, input } => json!({"type": "custom_tool_call", "id": "ctc_fake_01",
+            "call_id": "call_fake_01", "name": name, "input": input, "status": "completed"}),
+    };
+    let response = |status: &str, output: Value, usage: Value| {
+        json!({"id": "resp_fake_01", "object": "response", "created_at": 1_700_000_000,
+            "status": status, "model": model, "output": output, "usage": usage})
+    };
+    vec![
+        (
+            Some("response.created"),
+            json!({"type": "response.created",
+                "response": response("in_progress", json!([]), Value::Null)}),
+        ),
+        (
+            Some("response.output_item.done"),
+            json!({"type": "response.output_item.done", "output_index": 0, "item": item}),
+        ),
+        (
+            Some("response.completed"),
+            json!({"type": "response.completed", "response": response("completed", json!([item]),
+                json!({"input_tokens": INPUT_TOKENS + CACHED_TOKENS,
+                    "input_tokens_details": {"cached_tokens": CACHED_TOKENS},
+                    "output_tokens": OUTPUT_TOKENS,
+                    "output_tokens_details": {"reasoning_tokens": 0},
+                    "total_tokens": INPUT_TOKENS + CACHED_TOKENS + OUTPUT_TOKENS}))}),
+        ),
+    ]
+}
+
+fn gemini_answer(model: &str, action: &Action) -> Value {
+    let part = match action {
+        Action::Text(text) => json!({ "text": text }),
+        Action::Tool { name, args } => json!({"functionCall": {"name": name, "args": args}}),
+        Action::Custom { .. } => unreachable!("Gemini has no free-form tools"),
+    };
+    json!({"candidates": [{"content": {"role": "model", "parts": [part]},
+            "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": INPUT_TOKENS + CACHED_TOKENS,
+            "cachedContentTokenCount": CACHED_TOKENS,
+            "candidatesTokenCount": OUTPUT_TOKENS,
+            "totalTokenCount": INPUT_TOKENS + CACHED_TOKENS + OUTPUT_TOKENS},
+        "modelVersion": model})
 }

@@ -16,6 +16,7 @@ mod init;
 mod missions;
 mod policy;
 mod read_side;
+mod real_clients;
 mod record;
 mod replay;
 mod runtime;

@@ -731,6 +731,7 @@ fn attempt_succeeded(name: &str, value: serde_json::Value) -> EventData {
         values: [(name.to_string(), value)].into(),
         agent: None,
         usage: None,
+        result: None,
     })
 }
 

@@ -174,6 +174,7 @@ impl Driver {
                 usage: None,
                 artifacts: Default::default(),
                 values,
+                result: None,
             }));
         } else {
             let kinds = [

@@ -1,0 +1,438 @@
+//! The real-client conformance tier: the published coding-agent CLIs (installed by
+//! `tests/real-clients/run` at the versions in `tests/real-clients/versions`) run through
+//! `spectacular run` with the built-in agent definitions plus only a `base_url`, against the
+//! loopback fake model server. Ignored by `cargo test`: the script runs them with `REAL_CLIENTS`
+//! naming each client's program (`claude-code=/…/claude codex=/…/codex …`); a client it does not
+//! name is skipped.
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use spectacular::record::{Event, EventData};
+
+use crate::fake_llm::{FakeLlm, Scenario};
+use crate::runtime::{code, count, text, Project};
+use crate::support::walk;
+
+/// The API key every client is given; it must appear nowhere but in the requests.
+const CANARY: &str = "sk-canary-real-clients-5d1f0e9a7b3c4e21";
+
+/// The program of `client`, from `REAL_CLIENTS`; `None` when the tier does not test it.
+fn program(client: &str) -> Option<PathBuf> {
+    let all = std::env::var("REAL_CLIENTS").ok()?;
+    all.split_whitespace()
+        .filter_map(|entry| entry.split_once('='))
+        .find(|(name, _)| *name == client)
+        .map(|(_, path)| PathBuf::from(path))
+}
+
+/// The base URL a client's `base_url` takes.
+fn base_url(client: &str, server: &FakeLlm) -> String {
+    match client {
+        "claude-code" => server.anthropic_base(),
+        "gemini" => server.root(),
+        _ => server.openai_base(),
+    }
+}
+
+/// One `spectacular run` of a one-phase mission on a real client.
+struct Ran {
+    project: Project,
+    home: PathBuf,
+    output: Output,
+    events: Vec<Event>,
+}
+
+impl Ran {
+    fn result(&self) -> &EventData {
+        self.events
+            .iter()
+            .rev()
+            .map(|e| &e.data)
+            .find(|d| {
+                matches!(
+                    d,
+                    EventData::AttemptSucceeded(_) | EventData::AttemptFailed(_)
+                )
+            })
+            .expect("an attempt ended")
+    }
+
+    fn transcript(&self) -> String {
+        let mut out = text(&self.output);
+        for event in &self.events {
+            if let EventData::AttemptStarted(started) = &event.data {
+                out.push_str(&format!("\nargv: {:?}\n", started.argv));
+            }
+        }
+        for file in walk(&self.project.path().join(".spectacular/runs")) {
+            let name = file.file_name().unwrap().to_string_lossy().to_string();
+            if name.ends_with(".log") {
+                out.push_str(&format!(
+                    "\n--- {}\n{}",
+                    file.display(),
+                    std::fs::read_to_string(&file).unwrap_or_default()
+                ));
+            }
+        }
+        out
+    }
+
+    /// With `REAL_CLIENTS_CAPTURE` set, keep the first attempt's output as a transcript
+    /// (`<client>-<scenario>.stdout`, `.stderr`, `.exit`) for the parser fixtures
+    /// (`tests/fixtures/agents/real/`).
+    fn capture(&self, client: &str, scenario: &str) {
+        let Ok(dir) = std::env::var("REAL_CLIENTS_CAPTURE") else {
+            return;
+        };
+        let dir = PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let attempt = self
+            .project
+            .store()
+            .run_dir(&self.project.run_id())
+            .join("attempts/write/1");
+        for stream in ["stdout", "stderr"] {
+            let text =
+                std::fs::read_to_string(attempt.join(format!("{stream}.log"))).unwrap_or_default();
+            std::fs::write(dir.join(format!("{client}-{scenario}.{stream}")), text).unwrap();
+        }
+        let exit = match self.result() {
+            EventData::AttemptSucceeded(s) => s.exit_code,
+            EventData::AttemptFailed(f) => f.exit_code,
+            _ => None,
+        };
+        let exit = exit.map(|c| c.to_string()).unwrap_or_default();
+        std::fs::write(dir.join(format!("{client}-{scenario}.exit")), exit).unwrap();
+    }
+
+    /// The canary key appears nowhere under the project (store, captures, workspace) nor in
+    /// the client's HOME.
+    fn assert_no_canary(&self) {
+        for dir in [self.project.path(), self.home.as_path()] {
+            for file in walk(dir) {
+                let bytes = std::fs::read(&file).unwrap_or_default();
+                assert!(
+                    !String::from_utf8_lossy(&bytes).contains(CANARY),
+                    "the key is in {}",
+                    file.display()
+                );
+            }
+        }
+    }
+}
+
+/// Where a client's `base_url` points.
+enum Target<'a> {
+    Server(&'a FakeLlm),
+    /// A port where nothing listens.
+    Down,
+}
+
+/// Run `client` (and, with `fallback`, a second agent after it) on a one-phase mission.
+fn run(
+    client: &str,
+    target: &Target<'_>,
+    timeout: &str,
+    fallback: Option<(&str, &FakeLlm)>,
+) -> Ran {
+    let program = program(client).expect("the client is installed");
+    let mission = format!(
+        "mission: real-{client}\nphases:\n  write:\n    agent: {client}\n    workspace: repo\n    timeout: {timeout}\n    prompt: prompt.md\n"
+    );
+    let project = Project::new(&mission);
+    std::fs::write(
+        project.path().join("prompt.md"),
+        "Write the file hello.txt with the text `hello from the fake model`.\n",
+    )
+    .unwrap();
+    let mut agents = format!(
+        "agents:\n  {client}:\n    adapter: {client}\n    binary: {}\n    base_url: {}\n",
+        program.display(),
+        match target {
+            Target::Server(server) => base_url(client, server),
+            Target::Down => down_url(client),
+        }
+    );
+    if let Some((second, second_server)) = fallback {
+        agents.push_str(&format!("    fallbacks: [{second}-fallback]\n"));
+        agents.push_str(&format!(
+            "  {second}-fallback:\n    adapter: {second}\n    binary: {}\n    base_url: {}\n",
+            program_or(second).display(),
+            base_url(second, second_server)
+        ));
+    }
+    std::fs::write(project.path().join(".spectacular/agents.yaml"), agents).unwrap();
+    let home = project.path().join(".home");
+    std::fs::create_dir_all(&home).unwrap();
+    let output = project
+        .command(&["run", "mission.yaml"])
+        .env("HOME", &home)
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("XDG_CACHE_HOME")
+        .env_remove("XDG_STATE_HOME")
+        .env("SPECTACULAR_CONFIG_DIR", home.join(".config/spectacular"))
+        .env("ANTHROPIC_API_KEY", CANARY)
+        .env("OPENAI_API_KEY", CANARY)
+        .env("GEMINI_API_KEY", CANARY)
+        // Claude Code retries a failing API ten times with backoff; two keep the tier short.
+        .env("CLAUDE_CODE_MAX_RETRIES", "2")
+        .output()
+        .expect("run spectacular");
+    let events = project.events();
+    Ran {
+        project,
+        home,
+        output,
+        events,
+    }
+}
+
+fn program_or(client: &str) -> PathBuf {
+    program(client).unwrap_or_else(|| PathBuf::from(client))
+}
+
+/// The tokens one answered request of the fake server comes to, as each client reports them:
+/// `[input, output, cache read, cache write]`. The server reports 42 uncached and 10 cached
+/// input tokens and 7 output tokens per answer; Aider reports the cached ones as input.
+fn tokens_per_request(client: &str) -> [u64; 4] {
+    match client {
+        "aider" => [52, 7, 0, 0],
+        _ => [42, 7, 10, 0],
+    }
+}
+
+/// A base URL where nothing listens: connections are refused.
+fn down_url(client: &str) -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    match client {
+        "claude-code" | "gemini" => format!("http://127.0.0.1:{port}"),
+        _ => format!("http://127.0.0.1:{port}/v1"),
+    }
+}
+
+/// Whether `client` is left out of this run of the tier (`tests/real-clients/run codex`).
+/// Without `REAL_CLIENTS` at all the test fails: it was run without the tier's script.
+fn skip(client: &str) -> bool {
+    assert!(
+        std::env::var_os("REAL_CLIENTS").is_some(),
+        "REAL_CLIENTS is not set: run these tests with tests/real-clients/run"
+    );
+    if program(client).is_none() {
+        eprintln!("{client} is not installed: skipped");
+        return true;
+    }
+    false
+}
+
+fn write_scenario() -> Scenario {
+    Scenario::WriteFile {
+        path: "hello.txt".into(),
+        content: "hello from the fake model".into(),
+        answer: "I wrote hello.txt.".into(),
+    }
+}
+
+/// The file-writing phase: the file is written, the attempt succeeds with the client's result
+/// text, the exact tokens of the requests the conversation made and their cost, and the key
+/// is nowhere.
+fn writes_a_file(client: &str) {
+    if skip(client) {
+        return;
+    }
+    let server = FakeLlm::with_scenario(write_scenario());
+    let ran = run(client, &Target::Server(&server), "120s", None);
+    ran.capture(client, "write");
+    assert_eq!(code(&ran.output), 0, "{}", ran.transcript());
+    let written = std::fs::read_to_string(ran.project.path().join("hello.txt"))
+        .unwrap_or_else(|e| panic!("hello.txt: {e}\n{}", ran.transcript()));
+    assert_eq!(written.trim_end(), "hello from the fake model");
+    let EventData::AttemptSucceeded(done) = ran.result() else {
+        panic!("{}", ran.transcript())
+    };
+    assert_eq!(done.agent.as_deref(), Some(client));
+    assert!(
+        done.result
+            .as_deref()
+            .is_some_and(|r| r.contains("I wrote hello.txt.")),
+        "the answer is recorded: {:?}",
+        done.result
+    );
+    let usage = done.usage.as_deref().expect("usage is recorded");
+    // A tool call and the answer after its result; Aider edits in its one answer.
+    let n = server.conversation_requests();
+    assert!(n >= if client == "aider" { 1 } else { 2 }, "{n}");
+    let per = tokens_per_request(client);
+    assert_eq!(
+        [
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_read_tokens,
+            usage.cache_write_tokens
+        ],
+        per.map(|t| t * n),
+        "{usage:?}\n{}",
+        ran.transcript()
+    );
+    let cost = usage.cost_usd.expect("a cost");
+    match expected_cost(client, usage) {
+        Some(expected) => assert!(
+            (cost - expected).abs() < 1e-9,
+            "cost {cost}, expected {expected}: {usage:?}"
+        ),
+        None => assert!(cost >= 0.0),
+    }
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.headers.iter().any(|(_, v)| v.contains(CANARY))),
+        "the client sent the key"
+    );
+    ran.assert_no_canary();
+}
+
+/// The cost a client's usage must come to: the catalogue's prices for its model (what Claude
+/// Code computes itself, and what the engine computes for clients that report tokens only).
+fn expected_cost(client: &str, usage: &spectacular::agents::Usage) -> Option<f64> {
+    let (input, output, cache_read) = match client {
+        "claude-code" => (3.0, 15.0, 0.3),
+        "codex" => (1.25, 10.0, 0.125),
+        "gemini" => (1.25, 10.0, 0.31),
+        _ => return None,
+    };
+    Some(
+        (usage.input_tokens as f64 * input
+            + usage.output_tokens as f64 * output
+            + usage.cache_read_tokens as f64 * cache_read)
+            / 1_000_000.0,
+    )
+}
+
+/// An HTTP error the client cannot get past: the attempt fails with `class` named in its
+/// message, and the key is nowhere (the error bodies do not quote it).
+fn fails_with(client: &str, status: u16, class: &str) {
+    if skip(client) {
+        return;
+    }
+    let server = FakeLlm::with_scenario(Scenario::Status(status));
+    let ran = run(client, &Target::Server(&server), "300s", None);
+    ran.capture(client, &status.to_string());
+    assert_eq!(code(&ran.output), 1, "{}", ran.transcript());
+    let EventData::AttemptFailed(failed) = ran.result() else {
+        panic!("{}", ran.transcript())
+    };
+    assert!(
+        failed.message.starts_with(&format!("{class}:")),
+        "{}\n{}",
+        failed.message,
+        ran.transcript()
+    );
+    assert!(!server.requests().is_empty());
+    ran.assert_no_canary();
+}
+
+/// A server that is down: the attempt fails as `unavailable` (or runs into its timeout for
+/// a client that waits for the network), and hands over to a second agent, which writes the
+/// file.
+fn falls_back_when_down(client: &str) {
+    if skip(client) {
+        return;
+    }
+    let server = FakeLlm::with_scenario(write_scenario());
+    let ran = run(client, &Target::Down, "45s", Some((client, &server)));
+    assert_eq!(code(&ran.output), 0, "{}", ran.transcript());
+    assert_eq!(
+        count(&ran.events, "fallback.activated", "write"),
+        1,
+        "{}",
+        ran.transcript()
+    );
+    let reason = ran
+        .events
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::FallbackActivated(f) => Some(f.reason.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        reason.starts_with("unavailable:") || reason.starts_with("timeout:"),
+        "{reason}"
+    );
+    let EventData::AttemptSucceeded(done) = ran.result() else {
+        panic!("{}", ran.transcript())
+    };
+    assert_eq!(done.agent, Some(format!("{client}-fallback")));
+    assert!(ran.project.path().join("hello.txt").exists());
+    ran.assert_no_canary();
+}
+
+/// A server that accepts the request and never answers: the phase's timeout stops the client,
+/// the attempt fails as a timeout, and no process is left behind.
+fn times_out_when_hung(client: &str) {
+    if skip(client) {
+        return;
+    }
+    let server = FakeLlm::with_scenario(Scenario::Hang);
+    let ran = run(client, &Target::Server(&server), "15s", None);
+    assert_eq!(code(&ran.output), 1, "{}", ran.transcript());
+    let EventData::AttemptFailed(failed) = ran.result() else {
+        panic!("{}", ran.transcript())
+    };
+    assert_eq!(
+        failed.kind,
+        spectacular::model::FailureKind::Timeout,
+        "{}",
+        ran.transcript()
+    );
+    ran.assert_no_canary();
+}
+
+/// The `real_clients_<client>_<scenario>` tests of one client.
+macro_rules! client_tests {
+    ($module:ident, $client:literal) => {
+        mod $module {
+            #[test]
+            #[ignore = "needs the real clients: tests/real-clients/run"]
+            fn real_clients_writes_a_file() {
+                super::writes_a_file($client);
+            }
+
+            #[test]
+            #[ignore = "needs the real clients: tests/real-clients/run"]
+            fn real_clients_rate_limited() {
+                super::fails_with($client, 429, "rate_limit");
+            }
+
+            #[test]
+            #[ignore = "needs the real clients: tests/real-clients/run"]
+            fn real_clients_overloaded() {
+                super::fails_with($client, 529, "overloaded");
+            }
+
+            #[test]
+            #[ignore = "needs the real clients: tests/real-clients/run"]
+            fn real_clients_falls_back_when_down() {
+                super::falls_back_when_down($client);
+            }
+
+            #[test]
+            #[ignore = "needs the real clients: tests/real-clients/run"]
+            fn real_clients_times_out_when_hung() {
+                super::times_out_when_hung($client);
+            }
+        }
+    };
+}
+
+client_tests!(claude_code, "claude-code");
+client_tests!(codex, "codex");
+client_tests!(gemini, "gemini");
+client_tests!(opencode, "opencode");
+client_tests!(aider, "aider");
