@@ -502,3 +502,17 @@ pub(crate) fn str_at(value: &serde_json::Value, pointer: &str) -> Option<String>
         .filter(|s| !s.is_empty())
         .map(str::to_string)
 }
+
+/// Whether the environment variable `name` holds a non-empty value.
+pub fn env_is_set(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| !v.is_empty())
+}
+
+/// The first file named `program` in a directory of `PATH`, as the OS would find a bare name.
+pub fn on_path(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    })
+}

@@ -87,8 +87,8 @@ pub fn run(context: &Context, args: Args) -> Outcome {
                     .api_key_env
                     .clone()
                     .unwrap_or_else(|| protocol.default_key_env().to_string());
-                row.keys = vec![(key.clone(), is_set(&key))];
-                row.ready = is_set(&key);
+                row.keys = vec![(key.clone(), crate::agents::env_is_set(&key))];
+                row.ready = crate::agents::env_is_set(&key);
             } else if let Some(adapter) = cli_adapter(&config.adapter, config) {
                 let program = adapter.binary().to_string();
                 row.found = which(&program).map(|p| p.display().to_string());
@@ -108,7 +108,7 @@ pub fn run(context: &Context, args: Args) -> Outcome {
                 row.keys = names
                     .into_iter()
                     .map(|k| {
-                        let set = is_set(&k);
+                        let set = crate::agents::env_is_set(&k);
                         (k, set)
                     })
                     .collect();
@@ -177,10 +177,6 @@ pub fn run(context: &Context, args: Args) -> Outcome {
     Ok(Exit::Success)
 }
 
-fn is_set(name: &str) -> bool {
-    std::env::var_os(name).is_some_and(|v| !v.is_empty())
-}
-
 /// The program as the OS would find it: a path as given, else the first match on PATH.
 fn which(program: &str) -> Option<PathBuf> {
     if program.is_empty() {
@@ -190,11 +186,7 @@ fn which(program: &str) -> Option<PathBuf> {
         let path = PathBuf::from(program);
         return path.is_file().then_some(path);
     }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(program))
-            .find(|p| p.is_file())
-    })
+    crate::agents::on_path(program)
 }
 
 /// The first line a program prints for its version flag, within five seconds.

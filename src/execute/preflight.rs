@@ -68,7 +68,8 @@ fn unavailable(name: &str, config: &AgentConfig) -> Option<String> {
             .api_key_env
             .clone()
             .unwrap_or_else(|| protocol.default_key_env().to_string());
-        return (!is_set(&key)).then(|| format!("agent `{name}` needs `{key}`, which is not set"));
+        return (!crate::agents::env_is_set(&key))
+            .then(|| format!("agent `{name}` needs `{key}`, which is not set"));
     }
     let Some(adapter) = crate::agents::cli_adapter(&config.adapter, config) else {
         return Some(format!(
@@ -82,15 +83,15 @@ fn unavailable(name: &str, config: &AgentConfig) -> Option<String> {
         return Some(format!("agent `{name}`: `{program}` was not found on PATH"));
     }
     if config.adapter == "command" {
-        if let Some(key) = config.api_key_env.as_deref().filter(|k| !is_set(k)) {
+        if let Some(key) = config
+            .api_key_env
+            .as_deref()
+            .filter(|k| !crate::agents::env_is_set(k))
+        {
             return Some(format!("agent `{name}` needs `{key}`, which is not set"));
         }
     }
     None
-}
-
-fn is_set(name: &str) -> bool {
-    std::env::var_os(name).is_some_and(|v| !v.is_empty())
 }
 
 /// The program as the OS would find it: a path as given, else the first match on PATH.
@@ -103,11 +104,7 @@ fn which(program: &str) -> Option<PathBuf> {
         // A relative path is resolved in the attempt's directory, known at run time only.
         return (path.is_relative() || path.is_file()).then_some(path);
     }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(program))
-            .find(|p| p.is_file())
-    })
+    crate::agents::on_path(program)
 }
 
 /// Is `program` missing: a bare name not on PATH, or a path (relative to `cwd`) that is not a

@@ -692,14 +692,7 @@ pub fn text_report(report: &RunReport) -> String {
         usd(report.cost_after_usd),
         usd_delta(report.cost_after_usd - report.cost_before_usd)
     );
-    if report.unknown_costs > 0 {
-        let _ = writeln!(
-            out,
-            "{} attempt{} of unknown cost counted at the recorded cost",
-            report.unknown_costs,
-            if report.unknown_costs == 1 { "" } else { "s" }
-        );
-    }
+    attempts_line(&mut out, report.unknown_costs, UNKNOWN_COST);
     if !report.unpriced_models.is_empty() {
         let names: Vec<String> = report
             .unpriced_models
@@ -708,15 +701,21 @@ pub fn text_report(report: &RunReport) -> String {
             .collect();
         let _ = writeln!(out, "unpriced models: {}", names.join(", "));
     }
-    if report.not_evaluated > 0 {
-        let _ = writeln!(
-            out,
-            "{} attempt{} recorded no routing context (an older spectacular) and could only be repriced",
-            report.not_evaluated,
-            if report.not_evaluated == 1 { "" } else { "s" }
-        );
-    }
+    attempts_line(&mut out, report.not_evaluated, NOT_EVALUATED);
     out
+}
+
+const UNKNOWN_COST: &str = "of unknown cost counted at the recorded cost";
+const NOT_EVALUATED: &str =
+    "recorded no routing context (an older spectacular) and could only be repriced";
+
+/// `N attempt(s) <what>` as a footnote, when `count` is not zero.
+fn attempts_line(out: &mut String, count: usize, what: &str) {
+    use std::fmt::Write as _;
+    if count > 0 {
+        let plural = if count == 1 { "" } else { "s" };
+        let _ = writeln!(out, "{count} attempt{plural} {what}");
+    }
 }
 
 /// One attempt as text: the phase, then what would change and the cost.
@@ -830,22 +829,8 @@ pub fn text_aggregate(reports: &[RunReport]) -> String {
         let _ = writeln!(out, "{}", line(row));
     }
     let _ = writeln!(out, "{}", line(&total));
-    if t.not_evaluated > 0 {
-        let _ = writeln!(
-            out,
-            "{} attempt{} recorded no routing context (an older spectacular) and could only be repriced",
-            t.not_evaluated,
-            if t.not_evaluated == 1 { "" } else { "s" }
-        );
-    }
-    if t.unknown_costs > 0 {
-        let _ = writeln!(
-            out,
-            "{} attempt{} of unknown cost counted at the recorded cost",
-            t.unknown_costs,
-            if t.unknown_costs == 1 { "" } else { "s" }
-        );
-    }
+    attempts_line(&mut out, t.not_evaluated, NOT_EVALUATED);
+    attempts_line(&mut out, t.unknown_costs, UNKNOWN_COST);
     out
 }
 
