@@ -34,6 +34,7 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
             duration_ms: began.elapsed().as_millis() as u64,
             agent: agent_name.lock().ok().and_then(|a| a.clone()),
             usage,
+            files: Vec::new(),
         })
     };
     let limit = job
@@ -235,6 +236,7 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
             agent: agent_name.lock().ok().and_then(|a| a.clone()),
             usage,
             result,
+            git: None,
         }),
         Err(e) => failed(FailureKind::OutputInvalid, e.to_string(), exit_code, usage),
     }

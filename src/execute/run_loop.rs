@@ -382,6 +382,7 @@ impl Engine {
                                 duration_ms: 0,
                                 agent: None,
                                 usage: None,
+                                files: Vec::new(),
                             }),
                             "engine",
                         );

@@ -270,6 +270,7 @@ impl Engine {
                     duration_ms: 0,
                     agent: None,
                     usage: None,
+                    files: Vec::new(),
                 }),
                 "engine",
             );

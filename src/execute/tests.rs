@@ -502,6 +502,7 @@ fn an_instance_name_with_dot_dot_creates_nothing_outside_the_store() {
             EventData::PhaseExpanded(crate::record::event::PhaseExpanded {
                 phase: "write".into(),
                 children: vec![crate::record::event::Child {
+                    lane: None,
                     key: key.into(),
                     item: serde_json::json!("x"),
                     depends_on: Vec::new(),

@@ -205,6 +205,12 @@ pub enum FailureKind {
     Budget,
     /// A policy pack denied the phase (or required an approval it did not get).
     Denied,
+    /// The work is wrong, not the attempt: the project's checks or the validator's verdicts
+    /// failed. Never retried (the same checks on the same code fail the same way); the
+    /// phase's `on_failure` sends the work back.
+    Checks,
+    /// Merging a work package's branch conflicted with what was merged before it.
+    Conflict,
 }
 
 impl FailureKind {
@@ -221,6 +227,8 @@ impl FailureKind {
             FailureKind::Rejected => "rejected",
             FailureKind::Budget => "budget",
             FailureKind::Denied => "denied",
+            FailureKind::Checks => "checks",
+            FailureKind::Conflict => "conflict",
         }
     }
 }

@@ -81,6 +81,8 @@ pub enum EventData {
     PolicyDecided(Box<PolicyDecided>),
     #[serde(rename = "fallback.activated")]
     FallbackActivated(FallbackActivated),
+    #[serde(rename = "merge.step")]
+    MergeStep(MergeStep),
     #[serde(rename = "budget.alert")]
     BudgetAlert(BudgetAlert),
 }
@@ -109,6 +111,7 @@ impl EventData {
             EventData::RunCanceled(_) => "run.canceled",
             EventData::PolicyDecided(_) => "policy.decided",
             EventData::FallbackActivated(_) => "fallback.activated",
+            EventData::MergeStep(_) => "merge.step",
             EventData::BudgetAlert(_) => "budget.alert",
         }
     }
@@ -136,6 +139,7 @@ impl EventData {
         "policy.decided",
         "fallback.activated",
         "budget.alert",
+        "merge.step",
     ];
 
     /// Decode a payload from its type name and its `data` JSON: the same result as reading
@@ -179,6 +183,7 @@ impl EventData {
             "policy.decided" => read!(PolicyDecided),
             "fallback.activated" => read!(FallbackActivated),
             "budget.alert" => read!(BudgetAlert),
+            "merge.step" => read!(MergeStep),
             other => {
                 return Err(serde::de::Error::unknown_variant(
                     other,
@@ -204,6 +209,7 @@ impl EventData {
             EventData::ApprovalDecided(d) => Some(&d.phase),
             EventData::PolicyDecided(d) => Some(&d.phase),
             EventData::FallbackActivated(d) => Some(&d.phase),
+            EventData::MergeStep(d) => Some(&d.phase),
             _ => None,
         }
     }
@@ -275,6 +281,10 @@ pub struct Child {
     /// Keys of sibling children this one waits for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<String>,
+    /// The lane of a work package: children whose `owned_files` may overlap share a lane, and
+    /// two children of one lane never run at the same time. `None` when items own no files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -323,6 +333,92 @@ pub struct AttemptSucceeded {
     /// redacted, at most 64 KiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
+    /// What a `workspace: worktree` attempt left on its branch, committed by the engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<Box<GitWork>>,
+}
+
+/// The work an attempt committed on its work package's branch.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GitWork {
+    /// `spectacular/<run-short>/<work package>`.
+    pub branch: String,
+    /// The worktree, relative to the project root
+    /// (`.spectacular/worktrees/<run>/<instance>`).
+    pub worktree: String,
+    /// The commit the attempt started from.
+    pub base: String,
+    /// The branch's commit after the attempt (its last commit, or `base` when it changed
+    /// nothing).
+    pub head: String,
+    /// The commits the attempt added, oldest first (the agent's own and the engine's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commits: Vec<String>,
+    /// Files changed between `base` and `head`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+    #[serde(default)]
+    pub insertions: u64,
+    #[serde(default)]
+    pub deletions: u64,
+    /// Changed files outside the work package's `owned_files` (reported; a governance policy
+    /// can deny them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outside_owned: Vec<String>,
+}
+
+/// One step of `builtin/merge`: a work package's branch merged (or found merged already, or
+/// conflicting) into the run's integration branch. Recorded before the next step starts, so
+/// a merge killed at any point resumes where it stopped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MergeStep {
+    /// The merge phase.
+    pub phase: String,
+    pub attempt: u32,
+    /// The work package's instance (`implement[WP01]`).
+    pub work: String,
+    /// Its branch and the commit merged.
+    pub branch: String,
+    pub commit: String,
+    /// The integration branch (`spectacular/<run-short>`).
+    pub into: String,
+    pub outcome: MergeOutcome,
+    /// The integration branch's commit after the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
+    /// The conflicting files and their hunks (`conflict` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<ConflictFile>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MergeOutcome {
+    /// Merged with a merge commit (or fast-forwarded).
+    Merged,
+    /// Already contained in the integration branch (a resumed merge): nothing done.
+    Already,
+    /// Conflicted: nothing merged; see `conflicts`.
+    Conflict,
+}
+
+impl MergeOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MergeOutcome::Merged => "merged",
+            MergeOutcome::Already => "already",
+            MergeOutcome::Conflict => "conflict",
+        }
+    }
+}
+
+/// A file that conflicted, with its conflict hunks (bounded).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConflictFile {
+    pub file: String,
+    /// Each hunk as git leaves it: `<<<<<<<` … `=======` … `>>>>>>>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hunks: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -341,6 +437,10 @@ pub struct AttemptFailed {
     /// What the agent used before it failed (failed calls can cost money too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Box<Usage>>,
+    /// The files the failure is about (a check's errors, a merge's conflicts): a loop back to
+    /// a fan-out redoes only the work packages that own them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -375,6 +375,7 @@ impl RunSummary {
             | EventData::RunSuspended(_)
             | EventData::PolicyDecided(_)
             | EventData::FallbackActivated(_)
+            | EventData::MergeStep(_)
             | EventData::BudgetAlert(_) => {}
             EventData::RunSucceeded(_) | EventData::RunFailed(_) | EventData::RunCanceled(_) => {
                 self.ended_at = Some(ts.clone());

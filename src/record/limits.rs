@@ -172,10 +172,18 @@ fn slots(data: &mut EventData) -> Vec<Slot<'_>> {
                 value(s, v, d.artifacts.get(name).cloned());
             }
             opt_text(s, &mut d.agent);
+            if let Some(git) = &mut d.git {
+                for file in git.files.iter_mut().chain(&mut git.outside_owned) {
+                    text(s, file);
+                }
+            }
         }
         EventData::AttemptFailed(d) => {
             text(s, &mut d.message);
             opt_text(s, &mut d.agent);
+            for file in &mut d.files {
+                text(s, file);
+            }
         }
         EventData::PhaseSucceeded(_) => {}
         EventData::PhaseFailed(d) => text(s, &mut d.message),
@@ -196,6 +204,14 @@ fn slots(data: &mut EventData) -> Vec<Slot<'_>> {
             }
         }
         EventData::FallbackActivated(d) => text(s, &mut d.reason),
+        EventData::MergeStep(d) => {
+            for conflict in &mut d.conflicts {
+                text(s, &mut conflict.file);
+                for hunk in &mut conflict.hunks {
+                    text(s, hunk);
+                }
+            }
+        }
         EventData::BudgetAlert(d) => text(s, &mut d.message),
     }
     slots

@@ -203,6 +203,7 @@ impl Scheduler {
             // Decisions are facts for explain and replay; the engine acts on them itself.
             EventData::PolicyDecided(_)
             | EventData::FallbackActivated(_)
+            | EventData::MergeStep(_)
             | EventData::BudgetAlert(_) => {}
         }
     }
@@ -251,6 +252,8 @@ impl Scheduler {
                 | FailureKind::Budget
                 | FailureKind::Denied
                 | FailureKind::Unavailable
+                | FailureKind::Checks
+                | FailureKind::Conflict
         ) && !retry.non_retryable.contains(&kind);
         let next = inst.round_attempts + 1;
         let delay = retry.backoff(next);

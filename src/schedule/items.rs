@@ -98,6 +98,7 @@ pub(super) fn children(items: Vec<Value>) -> Result<Vec<Child>, String> {
             key,
             item,
             depends_on,
+            lane: None,
         });
     }
     // Kahn's algorithm over indices: every item must be reachable without a cycle.

@@ -139,6 +139,7 @@ impl Harness {
         values: std::collections::BTreeMap<String, serde_json::Value>,
     ) {
         self.record(EventData::AttemptSucceeded(AttemptSucceeded {
+            git: None,
             phase: phase.into(),
             attempt,
             exit_code: Some(0),
@@ -153,6 +154,7 @@ impl Harness {
 
     fn fail(&mut self, phase: &str, attempt: u32, kind: FailureKind) {
         self.record(EventData::AttemptFailed(AttemptFailed {
+            files: Vec::new(),
             phase: phase.into(),
             attempt,
             kind,
@@ -776,6 +778,7 @@ phases:
     assert_eq!(first["attempt"]["number"], 1);
     assert_eq!(first["attempt"]["previous_errors"], serde_json::json!([]));
     h.record(EventData::AttemptFailed(AttemptFailed {
+        files: Vec::new(),
         phase: "a".into(),
         attempt: 1,
         kind: FailureKind::OutputInvalid,

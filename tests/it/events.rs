@@ -34,9 +34,10 @@ fn golden_index(data: &EventData) -> usize {
         EventData::PolicyDecided(_) => 18,
         EventData::FallbackActivated(_) => 19,
         EventData::BudgetAlert(_) => 20,
+        EventData::MergeStep(_) => 21,
     }
 }
-const TYPE_COUNT: usize = 21;
+const TYPE_COUNT: usize = 22;
 
 fn samples() -> Vec<EventData> {
     let s = String::from;
@@ -62,11 +63,13 @@ fn samples() -> Vec<EventData> {
             phase: s("implement"),
             children: vec![
                 Child {
+                    lane: Some(0),
                     key: s("wp-1"),
                     item: json!({"id": "wp-1"}),
                     depends_on: vec![],
                 },
                 Child {
+                    lane: Some(1),
                     key: s("wp-2"),
                     item: json!({"id": "wp-2", "depends_on": ["wp-1"]}),
                     depends_on: vec![s("wp-1")],
@@ -83,6 +86,7 @@ fn samples() -> Vec<EventData> {
             reserved_usd: None,
         }),
         EventData::AttemptSucceeded(AttemptSucceeded {
+            git: None,
             phase: s("plan"),
             attempt: 2,
             exit_code: Some(0),
@@ -94,6 +98,7 @@ fn samples() -> Vec<EventData> {
             result: None,
         }),
         EventData::AttemptFailed(AttemptFailed {
+            files: Vec::new(),
             phase: s("check"),
             attempt: 1,
             kind: FailureKind::Exit,
@@ -192,6 +197,20 @@ fn samples() -> Vec<EventData> {
             threshold_usd: Some(15.0),
             cap_usd: Some(20.0),
             message: s("spent $15.20 of $20.00: past the $15.00 alert threshold"),
+        }),
+        EventData::MergeStep(MergeStep {
+            phase: s("merge"),
+            attempt: 1,
+            work: s("implement[WP02]"),
+            branch: s("spectacular/9t1w3y/WP02"),
+            commit: s("4b825dc642cb6eb9a060e54bf8d69288fbee4904"),
+            into: s("spectacular/9t1w3y"),
+            outcome: MergeOutcome::Conflict,
+            head: Some(s("a1b2c3d4e5f60718293a4b5c6d7e8f9012345678")),
+            conflicts: vec![ConflictFile {
+                file: s("src/lib.rs"),
+                hunks: vec![s("<<<<<<< HEAD\nfn a() {}\n=======\nfn b() {}\n>>>>>>> spectacular/9t1w3y/WP02\n")],
+            }],
         }),
     ]
 }

@@ -710,6 +710,7 @@ const KEY: &str = "sk-test-0123456789abcdef";
 
 fn attempt_failed(message: String) -> EventData {
     EventData::AttemptFailed(AttemptFailed {
+        files: Vec::new(),
         phase: "check".into(),
         attempt: 1,
         kind: FailureKind::Exit,
@@ -723,6 +724,7 @@ fn attempt_failed(message: String) -> EventData {
 
 fn attempt_succeeded(name: &str, value: serde_json::Value) -> EventData {
     EventData::AttemptSucceeded(AttemptSucceeded {
+        git: None,
         phase: "plan".into(),
         attempt: 1,
         exit_code: Some(0),
@@ -1220,6 +1222,7 @@ fn a_projection_batch_writes_rows_for_its_events_not_for_the_whole_run() {
         phase: "fan".into(),
         children: (0..CHILDREN)
             .map(|i| Child {
+                lane: None,
                 key: i.to_string(),
                 item: serde_json::json!(i),
                 depends_on: Vec::new(),

@@ -166,6 +166,7 @@ impl Driver {
         } else if self.rng.chance(70) {
             let values = self.values(&phase);
             self.record(EventData::AttemptSucceeded(AttemptSucceeded {
+                git: None,
                 phase,
                 attempt,
                 exit_code: Some(0),
@@ -411,6 +412,7 @@ impl Driver {
 
 fn failed(phase: &str, attempt: u32, kind: FailureKind) -> EventData {
     EventData::AttemptFailed(AttemptFailed {
+        files: Vec::new(),
         phase: phase.into(),
         attempt,
         kind,
