@@ -21,6 +21,7 @@ pub mod conform;
 pub mod diag;
 pub mod execute;
 pub mod expr;
+pub mod git;
 pub mod knowledge;
 pub mod load;
 pub mod model;

@@ -25,6 +25,18 @@ pub const BUILTIN_STEPS: &[(&str, &str)] = &[
         "analyses a Markdown spec (structure, diagnostics, complexity, questions) into `analysis.json`",
     ),
     (
+        "merge",
+        "merges the branches of `with.work` (a `workspace: worktree` phase) into the run's integration branch, in dependency order",
+    ),
+    (
+        "check",
+        "runs the project's checks (`with.command`) and parses their errors into `errors.json`",
+    ),
+    (
+        "learn",
+        "writes what failed and what fixed it into `.spectacular/knowledge/learnings/`",
+    ),
+    (
         "report",
         "writes `report.md`: every phase, its outcome, attempts and artifacts",
     ),

@@ -873,6 +873,14 @@ const EVENT_DESCRIPTIONS: &[(&str, &str)] = &[
          reserved for it (no further agent attempt starts under the cap).",
     ),
     (
+        "merge.step",
+        "One step of `builtin/merge`: a work package's branch (`branch` at `commit`) merged into \
+         the run's integration branch `into` (`merged`, with the integration branch's new \
+         `head`), found there already by a resumed merge (`already`), or conflicting \
+         (`conflict`, with each file and its hunks). Recorded before the next step starts, so \
+         a merge killed at any point resumes where it stopped.",
+    ),
+    (
         "fallback.activated",
         "An agent attempt moved to the next entry of its fallback chain (another model of the \
          same agent, or another agent) because the one it used was unavailable, rate-limited, \

@@ -1,0 +1,92 @@
+//! Git for work packages: the names of a run's branches and worktrees, and the git operations
+//! the engine performs (worktrees, commits with provenance, merges), through the `git` CLI.
+//!
+//! Layout, for run `01JDQ3ZK6V8X4M2N5P7R9T1W3Y` (its short name is the last eight characters,
+//! lowercased: `7r9t1w3y`, see [`run_short`]):
+//!
+//! - each `workspace: worktree` phase instance works in
+//!   `<store>/worktrees/<run>/<instance>` on branch `spectacular/<run-short>/<work package>`
+//!   (the `for_each` item's key, else the phase id);
+//! - `builtin/merge` merges those branches into the integration branch
+//!   `spectacular/<run-short>`, in `<store>/worktrees/<run>/merge`.
+//!
+//! The user's own working tree and current branch are never touched.
+
+use std::path::{Path, PathBuf};
+
+use crate::record::store::{join_under, Store, UnsafePath};
+
+/// The prefix of every branch the engine creates.
+pub const BRANCH_PREFIX: &str = "spectacular/";
+
+/// The directory of the integration worktree of a run, under `worktrees/<run>/`.
+pub const MERGE_DIR: &str = "merge";
+
+/// A run's short name for branches: the last eight characters of its id (the random part of
+/// a ULID), lowercased.
+pub fn run_short(run_id: &str) -> String {
+    let start = run_id.len().saturating_sub(8);
+    run_id.get(start..).unwrap_or(run_id).to_ascii_lowercase()
+}
+
+/// `spectacular/<run-short>`: the branch every work package of the run is merged into.
+pub fn integration_branch(run_id: &str) -> String {
+    format!("{BRANCH_PREFIX}{}", run_short(run_id))
+}
+
+/// `spectacular/<run-short>/<work>`: the branch of one work package.
+pub fn work_branch(run_id: &str, work: &str) -> String {
+    format!("{BRANCH_PREFIX}{}/{work}", run_short(run_id))
+}
+
+/// The work package an instance stands for: a `for_each` child's key (`implement[WP01]` →
+/// `WP01`), else the phase id.
+pub fn work_of(instance: &str) -> &str {
+    match instance.split_once('[') {
+        Some((_, key)) => key.strip_suffix(']').unwrap_or(key),
+        None => instance,
+    }
+}
+
+/// `<store>/worktrees`
+pub fn worktrees_dir(store: &Store) -> PathBuf {
+    store.dir.join("worktrees")
+}
+
+/// `<store>/worktrees/<run>`: every worktree of a run.
+pub fn run_worktrees(store: &Store, run_id: &str) -> Result<PathBuf, UnsafePath> {
+    join_under(&worktrees_dir(store), &[run_id])
+}
+
+/// `<store>/worktrees/<run>/<instance>`: the worktree of one phase instance.
+pub fn worktree_dir(store: &Store, run_id: &str, instance: &str) -> Result<PathBuf, UnsafePath> {
+    join_under(&worktrees_dir(store), &[run_id, instance])
+}
+
+/// Is `path` inside `dir` (both as given, not resolved)?
+pub fn is_under(path: &Path, dir: &Path) -> bool {
+    path.starts_with(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_layout() {
+        let run = "01JDQ3ZK6V8X4M2N5P7R9T1W3Y";
+        assert_eq!(run_short(run), "7r9t1w3y");
+        assert_eq!(integration_branch(run), "spectacular/7r9t1w3y");
+        assert_eq!(work_branch(run, "WP01"), "spectacular/7r9t1w3y/WP01");
+        assert_eq!(work_of("implement[WP01]"), "WP01");
+        assert_eq!(work_of("merge"), "merge");
+        let store = Store {
+            dir: PathBuf::from("/p/.spectacular"),
+        };
+        assert_eq!(
+            worktree_dir(&store, run, "implement[WP01]").unwrap(),
+            PathBuf::from("/p/.spectacular/worktrees/01JDQ3ZK6V8X4M2N5P7R9T1W3Y/implement[WP01]")
+        );
+        assert!(worktree_dir(&store, run, "..").is_err());
+    }
+}
