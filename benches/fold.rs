@@ -109,6 +109,7 @@ fn generate(store: &Store, run_id: &str, total: u64) {
             inputs: BTreeMap::from([("spec".into(), serde_json::json!("specs/auth.md"))]),
             max_parallel: 8,
             engine_version: "0.1.0".into(),
+            git_base: None,
         }),
         "engine",
         None,
