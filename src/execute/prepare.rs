@@ -185,11 +185,12 @@ impl Engine {
         }
         let worktree = match phase.workspace {
             Workspace::Worktree => Some(self.worktree_job(instance)?),
-            Workspace::Repo | Workspace::Attempt => None,
+            Workspace::Repo | Workspace::Attempt | Workspace::Integration => None,
         };
         let cwd = match (&worktree, phase.workspace) {
-            (Some(w), _) => w.path.clone(),
+            (Some(w), _) => w.cwd.clone(),
             (None, Workspace::Repo) => self.project_root.clone(),
+            (None, Workspace::Integration) => self.integration_dir()?,
             (None, _) => dir.to_path_buf(),
         };
         let mut env = vec![

@@ -88,7 +88,12 @@ pub(super) fn resolve_base(
 #[derive(Clone, Debug)]
 pub(super) struct WorktreeJob {
     pub(super) root: PathBuf,
+    /// The worktree, and where the project is in it (the same path unless the project is a
+    /// directory of a larger repository).
     pub(super) path: PathBuf,
+    pub(super) cwd: PathBuf,
+    /// The project's directory in the repository (`owned_files` are relative to it).
+    pub(super) subdir: PathBuf,
     /// Relative to the project root, for the event.
     pub(super) shown_path: String,
     pub(super) branch: String,
@@ -211,10 +216,15 @@ impl WorktreeJob {
             stat.files
                 .iter()
                 .filter(|f| {
-                    !self
-                        .owned
-                        .iter()
-                        .any(|g| crate::tasks::globs::may_overlap(g, f))
+                    let in_project = Path::new(f.as_str())
+                        .strip_prefix(&self.subdir)
+                        .ok()
+                        .and_then(Path::to_str);
+                    !in_project.is_some_and(|f| {
+                        self.owned
+                            .iter()
+                            .any(|g| crate::tasks::globs::may_overlap(g, f))
+                    })
                 })
                 .cloned()
                 .collect()
@@ -240,6 +250,8 @@ pub(super) struct MergeJob {
     pub(super) root: PathBuf,
     pub(super) path: PathBuf,
     pub(super) shown_path: String,
+    /// The project's directory in the integration worktree, relative to the project root.
+    pub(super) project_path: String,
     pub(super) into: String,
     pub(super) base: String,
     /// (instance, branch, commit), dependencies first.
@@ -381,7 +393,7 @@ impl MergeJob {
         let mut outputs = serde_json::Map::new();
         outputs.insert("branch".into(), Value::String(self.into.clone()));
         outputs.insert("head".into(), Value::String(head));
-        outputs.insert("worktree".into(), Value::String(self.shown_path.clone()));
+        outputs.insert("worktree".into(), Value::String(self.project_path.clone()));
         outputs.insert(
             "merged".into(),
             Value::Array(merged.into_iter().map(Value::String).collect()),
@@ -418,6 +430,33 @@ impl Engine {
                         .to_string(),
                 )
             })
+    }
+
+    /// The run's integration worktree, for `workspace: integration`; it must exist.
+    pub(super) fn integration_dir(&self) -> Result<PathBuf, (FailureKind, String)> {
+        let dir = git::integration_dir(&self.store, self.log.run_id())
+            .map_err(|e| (FailureKind::Spawn, format!("worktree: {e}")))?;
+        if !dir.join(".git").is_file() {
+            return Err((
+                FailureKind::Spawn,
+                "`workspace: integration` needs the run's integration worktree, which \
+                 `builtin/merge` makes: put a merge phase upstream of this one"
+                    .to_string(),
+            ));
+        }
+        Ok(dir.join(self.subdir()))
+    }
+
+    /// The project's directory inside the repository (empty when the project is its top).
+    fn subdir(&self) -> PathBuf {
+        let Some(root) = &self.branches.root else {
+            return PathBuf::new();
+        };
+        let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+        canonical(&self.project_root)
+            .strip_prefix(canonical(root))
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
     }
 
     /// `path` relative to the project root, for events and messages.
@@ -471,9 +510,12 @@ impl Engine {
             Some(t) => format!("{work}: {t}"),
             None => format!("{instance}: work of run {run_id}"),
         };
+        let subdir = self.subdir();
         Ok(WorktreeJob {
             shown_path: self.shown(&path),
             root,
+            cwd: path.join(&subdir),
+            subdir,
             path,
             branch,
             start,
@@ -522,11 +564,11 @@ impl Engine {
                 Some((i.to_string(), head.branch.clone(), head.head.clone()))
             })
             .collect();
-        let path = git::run_worktrees(&self.store, run_id)
-            .map(|d| d.join(git::MERGE_DIR))
+        let path = git::integration_dir(&self.store, run_id)
             .map_err(|e| (FailureKind::Spawn, format!("worktree: {e}")))?;
         Ok(MergeJob {
             shown_path: self.shown(&path),
+            project_path: self.shown(&path.join(self.subdir())),
             root,
             path,
             into: git::integration_branch(run_id),

@@ -70,6 +70,11 @@ pub fn run_worktrees(store: &Store, run_id: &str) -> Result<PathBuf, UnsafePath>
     join_under(&worktrees_dir(store), &[run_id])
 }
 
+/// `<store>/worktrees/<run>/.integration`: the run's integration worktree.
+pub fn integration_dir(store: &Store, run_id: &str) -> Result<PathBuf, UnsafePath> {
+    join_under(&worktrees_dir(store), &[run_id, MERGE_DIR])
+}
+
 /// `<store>/worktrees/<run>/<instance>`: the worktree of one phase instance.
 pub fn worktree_dir(store: &Store, run_id: &str, instance: &str) -> Result<PathBuf, UnsafePath> {
     join_under(&worktrees_dir(store), &[run_id, instance])
