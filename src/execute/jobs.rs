@@ -70,11 +70,13 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
             }
         }
     }
-    if let Some(worktree) = &job.worktree {
-        // Reset the branch and merge in what the attempt starts from, off the event loop.
-        let worktree = worktree.clone();
-        match tokio::task::spawn_blocking(move || worktree.prepare()).await {
-            Ok(Ok(())) => {}
+    // For a worktree attempt: the worktree, reset, with what the attempt starts from merged in
+    // (off the event loop).
+    let mut worktree = None;
+    if let Some(prepared) = &job.worktree {
+        let mut prepared = prepared.clone();
+        match tokio::task::spawn_blocking(move || prepared.prepare().map(|()| prepared)).await {
+            Ok(Ok(ready)) => worktree = Some(ready),
             Ok(Err(e)) => return failed(FailureKind::Spawn, e, None, None),
             Err(e) => return failed(FailureKind::Spawn, format!("worktree: {e}"), None, None),
         }
@@ -263,8 +265,7 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
     }
     // Commit what the attempt left on its branch, with provenance.
     let mut git = None;
-    if let Some(worktree) = &job.worktree {
-        let worktree = worktree.clone();
+    if let Some(worktree) = worktree {
         let agent = agent_name.lock().ok().and_then(|a| a.clone());
         let spent = usage.clone();
         let committed = tokio::task::spawn_blocking(move || {

@@ -110,6 +110,8 @@ pub(super) struct WorktreeJob {
     pub(super) title: String,
     pub(super) run_id: String,
     pub(super) instance: String,
+    /// The worktree's `.git` file as git wrote it (read after `prepare`).
+    pub(super) gitfile: Vec<u8>,
 }
 
 /// One line of hostile text for a commit title: no control characters, at most 72 chars.
@@ -127,9 +129,11 @@ fn one_line(text: &str, max: usize) -> String {
 
 impl WorktreeJob {
     /// Reset the worktree and merge in what the attempt starts from (blocking).
-    pub(super) fn prepare(&self) -> Result<(), String> {
+    pub(super) fn prepare(&mut self) -> Result<(), String> {
         ops::reset_worktree(&self.root, &self.path, &self.branch, &self.start)
             .map_err(|e| format!("preparing the worktree: {e}"))?;
+        self.gitfile = std::fs::read(self.path.join(".git"))
+            .map_err(|e| format!("reading the worktree's `.git`: {e}"))?;
         for (name, commit) in &self.merges {
             match ops::merge(
                 &self.path,
@@ -181,7 +185,7 @@ impl WorktreeJob {
                 self.shown_path
             ));
         }
-        if self.resolve.is_some() && ops::merging(&self.path) {
+        if self.resolve.is_some() {
             let unmerged = ops::git(&self.path, &["diff", "--name-only", "--diff-filter=U"])
                 .unwrap_or_default();
             let files: Vec<String> = unmerged.lines().map(str::to_string).collect();
@@ -309,12 +313,6 @@ impl MergeJob {
         let mut head = ready;
         let mut merged = Vec::new();
         for (work, branch, commit) in &self.steps {
-            let (path, c) = (self.path.clone(), commit.clone());
-            let h = head.clone();
-            let already = tokio::task::spawn_blocking(move || ops::is_ancestor(&path, &c, &h))
-                .await
-                .map_err(|e| fail(e.to_string()))?
-                .map_err(|e| fail(e.to_string()))?;
             let mut step = MergeStep {
                 phase: self.phase.clone(),
                 attempt: self.attempt,
@@ -326,11 +324,6 @@ impl MergeJob {
                 head: Some(head.clone()),
                 conflicts: Vec::new(),
             };
-            if already {
-                self.record(step).await;
-                merged.push(work.clone());
-                continue;
-            }
             let (path, c) = (self.path.clone(), commit.clone());
             let title = format!(
                 "Merge {branch} into {}\n\nSpectacular-Run: {}\nSpectacular-Phase: {}\n",
@@ -341,6 +334,11 @@ impl MergeJob {
                 .map_err(|e| fail(e.to_string()))?
                 .map_err(|e| fail(format!("merging `{branch}`: {e}")))?;
             match done {
+                // Already in the integration branch (a resumed merge): git did nothing.
+                ops::Merged::Done(new_head) if new_head == head => {
+                    self.record(step).await;
+                    merged.push(work.clone());
+                }
                 ops::Merged::Done(new_head) => {
                     head = new_head;
                     step.outcome = MergeOutcome::Merged;
@@ -525,6 +523,7 @@ impl Engine {
             title,
             run_id: run_id.to_string(),
             instance: instance.to_string(),
+            gitfile: Vec::new(),
         })
     }
 

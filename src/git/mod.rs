@@ -100,10 +100,12 @@ pub fn finish_run(root: &Path, store: &Store, run_id: &str) -> Vec<String> {
         root,
         &["for-each-ref", "--format=%(refname:short)", &prefix],
     ) {
-        for branch in branches.lines().filter(|b| !b.is_empty()) {
-            if ops::git(root, &["branch", "-D", "-q", branch]).is_ok() {
-                removed.push(branch.to_string());
-            }
+        // One call for all of them.
+        let branches: Vec<&str> = branches.lines().filter(|b| !b.is_empty()).collect();
+        let mut args = vec!["branch", "-D", "-q"];
+        args.extend(&branches);
+        if !branches.is_empty() && ops::git(root, &args).is_ok() {
+            removed.extend(branches.iter().map(|b| b.to_string()));
         }
     }
     removed

@@ -142,8 +142,8 @@ pub fn reset_worktree(root: &Path, path: &Path, branch: &str, start: &str) -> Re
     if path.exists() {
         // A directory left by a crash before git registered it: not ours to keep.
         let _ = std::fs::remove_dir_all(path);
+        git(root, &["worktree", "prune"])?;
     }
-    git(root, &["worktree", "prune"])?;
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| Error::Failed {
             command: "worktree add".into(),
@@ -158,30 +158,49 @@ pub fn reset_worktree(root: &Path, path: &Path, branch: &str, start: &str) -> Re
     Ok(())
 }
 
-/// Remove the worktree at `path` (and prune what git knows of it).
+/// Remove the worktree at `path`; when git cannot, remove the directory and prune what git
+/// knows of it.
 pub fn remove_worktree(root: &Path, path: &Path) -> Result<(), Error> {
     let _admin = ADMIN.lock().unwrap_or_else(|e| e.into_inner());
     let path_s = path.display().to_string();
-    if raw(root, &["worktree", "remove", "--force", "--force", &path_s])
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-        && path.exists()
-    {
-        let _ = std::fs::remove_dir_all(path);
+    let removed = raw(root, &["worktree", "remove", "--force", "--force", &path_s])
+        .is_ok_and(|o| o.status.success());
+    if !removed {
+        if path.exists() {
+            let _ = std::fs::remove_dir_all(path);
+        }
+        git(root, &["worktree", "prune"])?;
     }
-    git(root, &["worktree", "prune"])?;
     Ok(())
 }
 
-/// The identity of the engine's commits when the repository has none configured.
+/// The identity of the engine's commits when the repository has none configured. Asked once
+/// per directory of worktrees (a run's) and process: one `git config` call per run, not two
+/// per commit.
 fn identity_args(dir: &Path) -> Vec<&'static str> {
-    let configured =
-        |key: &str| raw(dir, &["config", "--get", key]).is_ok_and(|o| o.status.success());
+    type Known = Vec<(PathBuf, (bool, bool))>;
+    static KNOWN: Mutex<Known> = Mutex::new(Vec::new());
+    let key = dir.parent().unwrap_or(dir).to_path_buf();
+    let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+    let (name, email) = match known.iter().find(|(d, _)| *d == key) {
+        Some((_, found)) => *found,
+        None => {
+            let set = raw(dir, &["config", "--get-regexp", "^user[.](name|email)$"])
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            let found = (set.contains("user.name "), set.contains("user.email "));
+            if known.len() > 64 {
+                known.clear();
+            }
+            known.push((key, found));
+            found
+        }
+    };
     let mut args = Vec::new();
-    if !configured("user.name") {
+    if !name {
         args.extend(["-c", "user.name=Spectacular"]);
     }
-    if !configured("user.email") {
+    if !email {
         args.extend(["-c", "user.email=spectacular@localhost"]);
     }
     args
@@ -192,15 +211,8 @@ fn identity_args(dir: &Path) -> Vec<&'static str> {
 /// to commit.
 pub fn commit_all(dir: &Path, message: &str) -> Result<Option<String>, Error> {
     git(dir, &["add", "--all"])?;
-    let merging = git(dir, &["rev-parse", "--git-path", "MERGE_HEAD"])
-        .map(|p| dir.join(p).exists())
-        .unwrap_or(false);
-    let staged = !raw(dir, &["diff", "--cached", "--quiet"])?.status.success();
-    if !staged && !merging {
-        return Ok(None);
-    }
     let mut args = identity_args(dir);
-    args.extend(["commit", "--no-verify", "--allow-empty", "-q", "-F", "-"]);
+    args.extend(["commit", "--no-verify", "-q", "-F", "-"]);
     let mut child = Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -224,6 +236,12 @@ pub fn commit_all(dir: &Path, message: &str) -> Result<Option<String>, Error> {
     }
     let out = child.wait_with_output().map_err(Error::Missing)?;
     if !out.status.success() {
+        // `git commit` says so on stdout when the index has nothing new (and no merge is
+        // being concluded): nothing to commit is not a failure.
+        let said = String::from_utf8_lossy(&out.stdout);
+        if said.contains("nothing to commit") || said.contains("nothing added to commit") {
+            return Ok(None);
+        }
         return Err(failed(dir, &args, &out));
     }
     Ok(Some(git(dir, &["rev-parse", "HEAD"])?))
