@@ -133,6 +133,7 @@ fn generate(store: &Store, run_id: &str, total: u64) {
                 reserved_usd: None,
             }),
             2 if i % 7 == 0 => EventData::AttemptFailed(AttemptFailed {
+                files: Vec::new(),
                 phase: phase.clone(),
                 attempt,
                 kind: spectacular::model::FailureKind::Exit,
@@ -143,6 +144,7 @@ fn generate(store: &Store, run_id: &str, total: u64) {
                 usage: None,
             }),
             2 => EventData::AttemptSucceeded(AttemptSucceeded {
+                git: None,
                 phase: phase.clone(),
                 attempt,
                 exit_code: Some(0),

@@ -186,11 +186,10 @@ fn assign_lanes(children: &mut [Child]) {
         }
     }
     let mut numbers: HashMap<usize, u32> = HashMap::new();
-    for i in 0..children.len() {
+    for (i, child) in children.iter_mut().enumerate() {
         let r = root(&mut parent, i);
         let next = numbers.len() as u32;
-        let lane = *numbers.entry(r).or_insert(next);
-        children[i].lane = Some(lane);
+        child.lane = Some(*numbers.entry(r).or_insert(next));
     }
 }
 
