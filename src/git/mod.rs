@@ -12,6 +12,8 @@
 //!
 //! The user's own working tree and current branch are never touched.
 
+pub mod clean;
+
 use std::path::{Path, PathBuf};
 
 use crate::record::store::{join_under, Store, UnsafePath};
