@@ -23,7 +23,7 @@ use std::process::Command;
 use crate::record::fold::{fold, RunStatus};
 use crate::record::store::Store;
 
-use super::{integration_branch, run_short, run_worktrees, BRANCH_PREFIX};
+use super::{integration_branch, run_worktrees, work_branch, BRANCH_PREFIX};
 
 /// Which runs to clean.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -150,9 +150,12 @@ fn has_work(store: &Store, git: &Git, run_id: &str) -> bool {
         || !git.branches_under(&work_prefix(run_id)).is_empty()
 }
 
-/// `spectacular/<run-short>/`
+/// `spectacular/<run-short>/`: where the run's work branches are (taken from
+/// [`work_branch`], so the two never disagree).
 fn work_prefix(run_id: &str) -> String {
-    format!("{BRANCH_PREFIX}{}/", run_short(run_id))
+    let prefix = work_branch(run_id, "");
+    debug_assert!(prefix.starts_with(BRANCH_PREFIX) && prefix.ends_with('/'));
+    prefix
 }
 
 fn clean_run(
@@ -184,12 +187,24 @@ fn clean_run(
     let mut forced = false;
     for worktree in &registered {
         if !dry_run {
-            let removed = git.run(&[
-                "worktree".as_ref(),
-                "remove".as_ref(),
-                "--force".as_ref(),
-                worktree.as_os_str(),
-            ]);
+            let remove = || {
+                git.run(&[
+                    "worktree".as_ref(),
+                    "remove".as_ref(),
+                    "--force".as_ref(),
+                    worktree.as_os_str(),
+                ])
+            };
+            // A finished run's worktree is the engine's: a lock (kept while it was in use)
+            // does not keep it.
+            let removed = remove().or_else(|_| {
+                let _ = git.run(&[
+                    "worktree".as_ref(),
+                    "unlock".as_ref(),
+                    worktree.as_os_str(),
+                ]);
+                remove()
+            });
             if removed.is_err() {
                 // Locked, damaged or half-made: remove the directory; prune forgets it.
                 if let Err(e) = remove_dir(worktree) {
@@ -223,9 +238,14 @@ fn clean_run(
         }
     }
 
-    // Branches under `spectacular/<run-short>/`; never the current one.
+    // Branches under `spectacular/<run-short>/`; never the integration branch (should it
+    // be named under the prefix) nor the current one.
     let current = git.current_branch();
+    let integration = integration_branch(run_id);
     for branch in git.branches_under(&work_prefix(run_id)) {
+        if branch == integration {
+            continue;
+        }
         if current.as_deref() == Some(branch.as_str()) {
             run.current.push(branch);
             continue;
@@ -239,7 +259,6 @@ fn clean_run(
         }
         run.branches.push(branch);
     }
-    let integration = integration_branch(run_id);
     if git.branch_exists(&integration) {
         run.kept = Some(integration);
     }

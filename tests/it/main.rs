@@ -3,6 +3,7 @@
 mod agents;
 mod book;
 mod budget;
+mod clean;
 mod cli;
 mod diagnostics;
 mod docs;
@@ -13,6 +14,7 @@ mod fake_llm;
 mod fuzz;
 mod hostile;
 mod init;
+mod learn;
 mod missions;
 mod policy;
 mod read_side;
