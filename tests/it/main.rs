@@ -3,6 +3,7 @@
 mod agents;
 mod book;
 mod budget;
+mod builtin_missions;
 mod clean;
 mod cli;
 mod diagnostics;
