@@ -52,7 +52,11 @@ pub fn run(context: &Context, args: Args) -> Outcome {
     } else {
         print(context, &runs, args.dry_run)?;
     }
-    Ok(if failed { Exit::Internal } else { Exit::Success })
+    Ok(if failed {
+        Exit::Internal
+    } else {
+        Exit::Success
+    })
 }
 
 fn print(context: &Context, runs: &[RunClean], dry_run: bool) -> Result<(), Failure> {
@@ -61,7 +65,10 @@ fn print(context: &Context, runs: &[RunClean], dry_run: bool) -> Result<(), Fail
         return Ok(());
     }
     let verb = if dry_run { "would remove" } else { "removed" };
-    let cwd = context.cwd.canonicalize().unwrap_or_else(|_| context.cwd.clone());
+    let cwd = context
+        .cwd
+        .canonicalize()
+        .unwrap_or_else(|_| context.cwd.clone());
     for run in runs {
         outln!("run {} ({})", run.run_id, run.status)?;
         if let Some(reason) = &run.skipped {
@@ -69,10 +76,7 @@ fn print(context: &Context, runs: &[RunClean], dry_run: bool) -> Result<(), Fail
             continue;
         }
         for worktree in &run.worktrees {
-            outln!(
-                "  {verb} worktree {}",
-                display_path(worktree, &cwd)
-            )?;
+            outln!("  {verb} worktree {}", display_path(worktree, &cwd))?;
         }
         for branch in &run.branches {
             outln!("  {verb} branch {branch}")?;

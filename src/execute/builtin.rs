@@ -180,7 +180,10 @@ async fn learn(ctx: &Ctx<'_>) -> Result<(), Failure> {
         ctx.run_id.to_string(),
         ctx.mission.to_string(),
     );
-    let date = crate::record::now_ts().get(..10).unwrap_or_default().to_string();
+    let date = crate::record::now_ts()
+        .get(..10)
+        .unwrap_or_default()
+        .to_string();
     let learned = tokio::task::spawn_blocking(move || {
         crate::knowledge::learn::learn(&root, &run_dir, &run_id, &mission, &date)
     })

@@ -112,8 +112,7 @@ pub fn clean(
                     RunStatus::Running => Some("it is running or was interrupted".to_string()),
                     RunStatus::Suspended => Some("it waits for an approval".to_string()),
                     RunStatus::Failed | RunStatus::Canceled if !include_failed => Some(
-                        "kept for inspection (name the run, or add `--include-failed`)"
-                            .to_string(),
+                        "kept for inspection (name the run, or add `--include-failed`)".to_string(),
                     ),
                     _ => None,
                 };
@@ -130,8 +129,7 @@ pub fn clean(
                     continue;
                 }
                 let run = clean_run(store, &git, &run_id, status, dry_run)?;
-                if !run.worktrees.is_empty() || !run.branches.is_empty() || !run.errors.is_empty()
-                {
+                if !run.worktrees.is_empty() || !run.branches.is_empty() || !run.errors.is_empty() {
                     cleaned.push(run);
                 }
             }
@@ -198,11 +196,7 @@ fn clean_run(
             // A finished run's worktree is the engine's: a lock (kept while it was in use)
             // does not keep it.
             let removed = remove().or_else(|_| {
-                let _ = git.run(&[
-                    "worktree".as_ref(),
-                    "unlock".as_ref(),
-                    worktree.as_os_str(),
-                ]);
+                let _ = git.run(&["worktree".as_ref(), "unlock".as_ref(), worktree.as_os_str()]);
                 remove()
             });
             if removed.is_err() {
@@ -346,11 +340,8 @@ impl Git {
 
     /// The paths of every worktree (`git worktree list --porcelain`), resolved.
     fn worktrees(&self) -> Vec<PathBuf> {
-        let Ok(out) = self.run(&[
-            "worktree".as_ref(),
-            "list".as_ref(),
-            "--porcelain".as_ref(),
-        ]) else {
+        let Ok(out) = self.run(&["worktree".as_ref(), "list".as_ref(), "--porcelain".as_ref()])
+        else {
             return Vec::new();
         };
         out.lines()

@@ -333,9 +333,13 @@ fn marker_key(line: &str) -> Option<String> {
 fn is_date(date: &str) -> bool {
     let b = date.as_bytes();
     b.len() == 10
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() })
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
 }
 
 /// Write the lessons not known yet into `dir/<date>.md` (created, or grown within its
@@ -451,8 +455,8 @@ pub fn learn(
     date: &str,
 ) -> Result<(Written, usize), String> {
     let log = run_dir.join(crate::record::EVENTS_FILE);
-    let bytes =
-        std::fs::read(&log).map_err(|e| format!("cannot read the run log `{}`: {e}", log.display()))?;
+    let bytes = std::fs::read(&log)
+        .map_err(|e| format!("cannot read the run log `{}`: {e}", log.display()))?;
     let events = crate::record::store::parse_log(&log, &bytes, run_id)
         .map_err(|e| e.to_string())?
         .events;
@@ -474,7 +478,10 @@ mod tests {
     fn one_line_folds_controls_and_invisibles_and_cuts() {
         assert_eq!(one_line("a\n\tb\u{202E}c\u{0}d  ", 100), "a b c d");
         assert_eq!(one_line("abcdef", 4), "abc…");
-        assert_eq!(escape("<!-- x --> `y` *z*"), "\\<\\!-- x --\\> \\`y\\` \\*z\\*");
+        assert_eq!(
+            escape("<!-- x --> `y` *z*"),
+            "\\<\\!-- x --\\> \\`y\\` \\*z\\*"
+        );
     }
 
     #[test]

@@ -83,7 +83,10 @@ pub fn compare(name: &str, dir: &Path, shown: &str) -> Result<Vec<FileDiff>, Err
     names.dedup();
     let mut diffs = Vec::new();
     for file in names {
-        let old = ejected.iter().find(|(p, _)| *p == file).map(|(_, t)| t.as_str());
+        let old = ejected
+            .iter()
+            .find(|(p, _)| *p == file)
+            .map(|(_, t)| t.as_str());
         let new = builtin.iter().find(|(p, _)| *p == file).map(|(_, t)| *t);
         if old == new {
             continue;
@@ -96,12 +99,7 @@ pub fn compare(name: &str, dir: &Path, shown: &str) -> Result<Vec<FileDiff>, Err
             Some(_) => format!("builtin:missions/{name}/{file}"),
             None => "/dev/null".to_string(),
         };
-        let text = unified(
-            old.unwrap_or(""),
-            new.unwrap_or(""),
-            &old_name,
-            &new_name,
-        );
+        let text = unified(old.unwrap_or(""), new.unwrap_or(""), &old_name, &new_name);
         diffs.push(FileDiff { file, text });
     }
     Ok(diffs)
@@ -195,8 +193,7 @@ fn script(a: &[String], b: &[String]) -> Vec<Op> {
                 ops.push(Op::Same);
                 i += 1;
                 j += 1;
-            } else if i < n && (j == m || lcs[(i + 1) * (m + 1) + j] >= lcs[i * (m + 1) + j + 1])
-            {
+            } else if i < n && (j == m || lcs[(i + 1) * (m + 1) + j] >= lcs[i * (m + 1) + j + 1]) {
                 ops.push(Op::Del);
                 i += 1;
             } else {
@@ -251,11 +248,7 @@ pub fn unified(old: &str, new: &str, old_name: &str, new_name: &str) -> String {
             let first = if len == 0 { from } else { from + 1 };
             format!("{first},{len}")
         };
-        out.push_str(&format!(
-            "@@ -{} +{} @@\n",
-            range(a0, a1),
-            range(b0, b1)
-        ));
+        out.push_str(&format!("@@ -{} +{} @@\n", range(a0, a1), range(b0, b1)));
         for (op, &(i, j)) in ops[start..end].iter().zip(&at[start..end]) {
             match op {
                 Op::Same => {
@@ -296,7 +289,10 @@ mod tests {
         let new = old.replace("2\n", "two\n").replace("19\n", "nineteen\n");
         let diff = unified(&old, &new, "o", "n");
         assert_eq!(diff.matches("@@ -").count(), 2, "{diff}");
-        assert_eq!(unified("", "x\n", "/dev/null", "n"), "--- /dev/null\n+++ n\n@@ -0,0 +1,1 @@\n+x\n");
+        assert_eq!(
+            unified("", "x\n", "/dev/null", "n"),
+            "--- /dev/null\n+++ n\n@@ -0,0 +1,1 @@\n+x\n"
+        );
         assert_eq!(unified("same\n", "same\n", "o", "n"), "");
     }
 }

@@ -92,9 +92,9 @@ fn artifact(p: &Project, events: &[Event], phase: &str, name: &str) -> String {
 }
 
 fn succeeded(events: &[Event], phase: &str) -> Option<usize> {
-    events.iter().position(|e| {
-        matches!(&e.data, EventData::PhaseSucceeded(s) if s.phase == phase)
-    })
+    events
+        .iter()
+        .position(|e| matches!(&e.data, EventData::PhaseSucceeded(s) if s.phase == phase))
 }
 
 #[test]
@@ -111,7 +111,10 @@ fn research_runs_end_to_end_and_changes_no_code() {
         "synthesize",
         "summary",
     ] {
-        assert!(succeeded(&events, phase).is_some(), "`{phase}` did not succeed");
+        assert!(
+            succeeded(&events, phase).is_some(),
+            "`{phase}` did not succeed"
+        );
     }
     // Each question reached its investigator, each finding reached the synthesis.
     let report = artifact(&p, &events, "synthesize", "report");
@@ -151,9 +154,7 @@ fn documentation_runs_end_to_end() {
     let run_dir = p.store().run_dir(&p.run_id());
     let prompt = crate::support::walk(&run_dir)
         .into_iter()
-        .find(|f| {
-            f.to_string_lossy().contains("write[install]") && f.ends_with("prompt.md")
-        })
+        .find(|f| f.to_string_lossy().contains("write[install]") && f.ends_with("prompt.md"))
         .map(|f| std::fs::read_to_string(f).unwrap())
         .expect("the prompt of write[install]");
     for expected in [
@@ -179,10 +180,16 @@ fn documentation_runs_end_to_end() {
     } else {
         assert!(out.status.success(), "{}", text(&out));
         for phase in ["merge", "review", "learn", "report"] {
-            assert!(succeeded(&events, phase).is_some(), "`{phase}` did not succeed");
+            assert!(
+                succeeded(&events, phase).is_some(),
+                "`{phase}` did not succeed"
+            );
         }
         let review = artifact(&p, &events, "review", "review");
-        assert!(review.contains("Review the documentation written for: the CLI"), "{review}");
+        assert!(
+            review.contains("Review the documentation written for: the CLI"),
+            "{review}"
+        );
     }
 }
 

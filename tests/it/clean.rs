@@ -40,10 +40,13 @@ fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 fn branches(repo: &Path) -> Vec<String> {
-    git(repo, &["for-each-ref", "--format=%(refname:short)", "refs/heads/"])
-        .lines()
-        .map(str::to_string)
-        .collect()
+    git(
+        repo,
+        &["for-each-ref", "--format=%(refname:short)", "refs/heads/"],
+    )
+    .lines()
+    .map(str::to_string)
+    .collect()
 }
 
 fn worktrees(repo: &Path) -> usize {
@@ -211,7 +214,11 @@ fn finished_cleans_succeeded_runs_keeps_failed_ones_and_never_touches_live_ones(
     let dry = clean(&repo, &["--finished", "--dry-run"]);
     assert_eq!(dry.code, 0, "{}", dry.transcript());
     assert!(dry.stdout.contains("would remove branch"), "{}", dry.stdout);
-    assert_eq!(worktrees(&repo.root), before, "a dry run removed a worktree");
+    assert_eq!(
+        worktrees(&repo.root),
+        before,
+        "a dry run removed a worktree"
+    );
     assert!(has_work(&repo, SUCCEEDED));
 
     let out = clean(&repo, &["--finished"]);
@@ -232,10 +239,18 @@ fn finished_cleans_succeeded_runs_keeps_failed_ones_and_never_touches_live_ones(
     }
     if integration_fits(SUCCEEDED) {
         assert!(all.contains(&integration_branch(SUCCEEDED)), "{all:?}");
-        assert!(out.stdout.contains("(the integration branch)"), "{}", out.stdout);
+        assert!(
+            out.stdout.contains("(the integration branch)"),
+            "{}",
+            out.stdout
+        );
     }
     assert!(all.contains(&mine), "{all:?}");
-    assert!(out.stdout.contains("(it is the current branch)"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("(it is the current branch)"),
+        "{}",
+        out.stdout
+    );
     for branch in &lookalikes {
         assert!(all.contains(branch), "`{branch}` was deleted: {all:?}");
     }
@@ -254,14 +269,22 @@ fn finished_cleans_succeeded_runs_keeps_failed_ones_and_never_touches_live_ones(
         assert!(has_work(&repo, run), "{run} was cleaned:\n{}", out.stdout);
     }
     assert!(out.stdout.contains("kept for inspection"), "{}", out.stdout);
-    assert!(out.stdout.contains("it waits for an approval"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("it waits for an approval"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("it is running"), "{}", out.stdout);
 
     // Named, a live run is refused; a failed one is cleaned (a dry run first).
     for run in [RUNNING, SUSPENDED] {
         let refused = clean(&repo, &[run]);
         assert_eq!(refused.code, 2, "{}", refused.transcript());
-        assert!(refused.stderr.contains("never touches"), "{}", refused.stderr);
+        assert!(
+            refused.stderr.contains("never touches"),
+            "{}",
+            refused.stderr
+        );
         assert!(has_work(&repo, run));
     }
     let dry = clean(&repo, &[FAILED, "--dry-run"]);
@@ -287,7 +310,11 @@ fn finished_cleans_succeeded_runs_keeps_failed_ones_and_never_touches_live_ones(
 #[test]
 fn clean_needs_a_run_or_finished() {
     let repo = repo();
-    for args in [&[][..], &["--include-failed"][..], &[SUCCEEDED, "--finished"][..]] {
+    for args in [
+        &[][..],
+        &["--include-failed"][..],
+        &[SUCCEEDED, "--finished"][..],
+    ] {
         let out = clean(&repo, args);
         assert_eq!(out.code, 2, "{args:?}: {}", out.transcript());
     }

@@ -83,7 +83,11 @@ fn fixed_check(message: &str) -> Vec<EventData> {
         succeeded("implement[wp-1]", 1, &["src/auth/login.rs"]),
         failed("check", 1, message, &["src/auth/login.rs"]),
         succeeded("implement[wp-2]", 2, &["docs/guide.md"]),
-        succeeded("implement[wp-1]", 2, &["src/auth/login.rs", "tests/login.rs"]),
+        succeeded(
+            "implement[wp-1]",
+            2,
+            &["src/auth/login.rs", "tests/login.rs"],
+        ),
         succeeded("check", 2, &[]),
     ]
 }
@@ -99,15 +103,23 @@ fn a_fixed_check_becomes_one_lesson_written_once_across_runs() {
     let root = temp.path();
     let message = "src/auth/login.rs:42:7: error[E0308]: expected `u32`, found `i64`";
     let first = run_with(root, "01JDQ3ZK6V8X4M2N5P7R9T1AAA", fixed_check(message));
-    let (written, found) =
-        learn::learn(root, &first, "01JDQ3ZK6V8X4M2N5P7R9T1AAA", "software-dev", DATE).unwrap();
+    let (written, found) = learn::learn(
+        root,
+        &first,
+        "01JDQ3ZK6V8X4M2N5P7R9T1AAA",
+        "software-dev",
+        DATE,
+    )
+    .unwrap();
     assert_eq!((written.written.len(), found), (1, 1), "{written:?}");
     let text = learnings(root);
     assert_eq!(text.matches("\n## ").count(), 1, "{text}");
     assert!(text.contains("- **Files:** `src/auth/login.rs`"), "{text}");
     // The fix is the work that touched the failing file, not the unrelated package.
     assert!(
-        text.contains("- **Fixed by:** implement\\[wp-1\\] changing `src/auth/login.rs`, `tests/login.rs`"),
+        text.contains(
+            "- **Fixed by:** implement\\[wp-1\\] changing `src/auth/login.rs`, `tests/login.rs`"
+        ),
         "{text}"
     );
     assert!(!text.contains("wp-2"), "{text}");
@@ -115,15 +127,27 @@ fn a_fixed_check_becomes_one_lesson_written_once_across_runs() {
     // A later run fails the same way (other line numbers): nothing new is written.
     let moved = "src/auth/login.rs:57:9: error[E0308]: expected `u32`, found `i64`";
     let second = run_with(root, "01JDQ3ZK6V8X4M2N5P7R9T1BBB", fixed_check(moved));
-    let (again, _) =
-        learn::learn(root, &second, "01JDQ3ZK6V8X4M2N5P7R9T1BBB", "software-dev", DATE).unwrap();
+    let (again, _) = learn::learn(
+        root,
+        &second,
+        "01JDQ3ZK6V8X4M2N5P7R9T1BBB",
+        "software-dev",
+        DATE,
+    )
+    .unwrap();
     assert_eq!((again.written.len(), again.known), (0, 1), "{again:?}");
     assert_eq!(learnings(root), text, "the file changed");
     // A different error is a new lesson.
     let other = "src/auth/login.rs:57:9: error[E0308]: expected `u64`, found `i64`";
     let third = run_with(root, "01JDQ3ZK6V8X4M2N5P7R9T1CCC", fixed_check(other));
-    let (new, _) =
-        learn::learn(root, &third, "01JDQ3ZK6V8X4M2N5P7R9T1CCC", "software-dev", DATE).unwrap();
+    let (new, _) = learn::learn(
+        root,
+        &third,
+        "01JDQ3ZK6V8X4M2N5P7R9T1CCC",
+        "software-dev",
+        DATE,
+    )
+    .unwrap();
     assert_eq!(new.written.len(), 1, "{new:?}");
 
     // An executor owning the file gets the lessons in its prompt; one owning other files not.
@@ -138,7 +162,11 @@ fn a_fixed_check_becomes_one_lesson_written_once_across_runs() {
     assert!(owner.text.contains("found \\`i64\\`"), "{}", owner.text);
     let other_owner =
         spectacular::knowledge::for_role(&dot, Some("executor"), &["web/**".to_string()], None);
-    assert!(other_owner.included.is_empty(), "{:?}", other_owner.included);
+    assert!(
+        other_owner.included.is_empty(),
+        "{:?}",
+        other_owner.included
+    );
 }
 
 #[test]
@@ -195,7 +223,10 @@ fn hostile_lesson_text_stays_inside_its_line_and_is_bounded() {
         .lines()
         .filter(|l| l.starts_with("<!-- lesson:"))
         .collect();
-    assert_eq!(markers, [format!("<!-- lesson: {} -->", written.written[0])]);
+    assert_eq!(
+        markers,
+        [format!("<!-- lesson: {} -->", written.written[0])]
+    );
     assert!(!text.contains("```"), "{text}");
     assert!(!text.contains("<script>"), "{text}");
     assert!(!text.contains("0000000000000000 -->\n"), "{text}");
@@ -204,7 +235,10 @@ fn hostile_lesson_text_stays_inside_its_line_and_is_bounded() {
     }
     // Bounded: no line longer than the error bound and its frame.
     let longest = text.lines().map(|l| l.chars().count()).max().unwrap();
-    assert!(longest < 2 * learn::MAX_ERROR + 200, "a line of {longest} characters");
+    assert!(
+        longest < 2 * learn::MAX_ERROR + 200,
+        "a line of {longest} characters"
+    );
     // Only plain file names are named.
     assert!(text.contains("`src/ok.rs`"), "{text}");
     for bad in ["`x`", "passwd", "line.rs", "evil"] {
@@ -241,7 +275,10 @@ fn lessons_are_bounded_per_run_and_per_file() {
         assert!(written.written.len() <= MAX_PER_RUN);
         total += written.written.len();
     }
-    assert_eq!(total, MAX_PER_FILE, "the file of the day holds at most {MAX_PER_FILE}");
+    assert_eq!(
+        total, MAX_PER_FILE,
+        "the file of the day holds at most {MAX_PER_FILE}"
+    );
     assert_eq!(learnings(root).matches("\n## ").count(), MAX_PER_FILE);
 }
 
@@ -257,9 +294,16 @@ phases:
 ",
     );
     let out = p.run(&["run", "mission.yaml"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let run_dir = p.store().run_dir(&p.run_id());
     let stdout = std::fs::read_to_string(run_dir.join("attempts/learn/1/stdout.log"))
         .unwrap_or_else(|e| panic!("{e}: {:?}", crate::support::walk(&run_dir)));
-    assert_eq!(stdout, "0 lesson(s) in this run: 0 written, 0 already known\n");
+    assert_eq!(
+        stdout,
+        "0 lesson(s) in this run: 0 written, 0 already known\n"
+    );
 }

@@ -122,19 +122,29 @@ fn missions_diff_compares_an_ejected_copy_with_the_built_in() {
     assert_eq!(none.code, 2, "{}", none.transcript());
     assert!(
         none.stderr.contains("no ejected copy of `software-dev`")
-            && none.stderr.contains("spectacular missions eject software-dev"),
+            && none
+                .stderr
+                .contains("spectacular missions eject software-dev"),
         "{}",
         none.stderr
     );
     let unknown = run_cli(dir, &["missions", "diff", "no-such-mission"], &[]);
     assert_eq!(unknown.code, 2, "{}", unknown.transcript());
-    assert!(unknown.stderr.contains("no built-in mission named"), "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("no built-in mission named"),
+        "{}",
+        unknown.stderr
+    );
 
     let eject = run_cli(dir, &["missions", "eject", "software-dev"], &[]);
     assert_eq!(eject.code, 0, "{}", eject.transcript());
     let same = run_cli(dir, &["missions", "diff", "software-dev"], &[]);
     assert_eq!(same.code, 0, "{}", same.transcript());
-    assert!(same.stdout.contains("is the same as the built-in"), "{}", same.stdout);
+    assert!(
+        same.stdout.contains("is the same as the built-in"),
+        "{}",
+        same.stdout
+    );
 
     // The copy drifts: one line of the mission changed, a template removed, a file added.
     let copy = dir.join(".spectacular/missions/software-dev");
@@ -154,11 +164,11 @@ fn missions_diff_compares_an_ejected_copy_with_the_built_in() {
         ),
         "{out}"
     );
-    let hunk = out
-        .split("@@ ")
-        .nth(1)
-        .expect("a hunk for mission.yaml");
-    assert!(hunk.contains("\n-  max_parallel: 5\n+  max_parallel: 3\n"), "{out}");
+    let hunk = out.split("@@ ").nth(1).expect("a hunk for mission.yaml");
+    assert!(
+        hunk.contains("\n-  max_parallel: 5\n+  max_parallel: 3\n"),
+        "{out}"
+    );
     assert!(
         out.contains("--- /dev/null\n+++ builtin:missions/software-dev/templates/review.md.j2\n"),
         "{out}"
@@ -170,7 +180,8 @@ fn missions_diff_compares_an_ejected_copy_with_the_built_in() {
         "{out}"
     );
     // Applying the diff to the copy gives back the built-in mission, line for line.
-    let builtin = std::fs::read_to_string(repo_root().join("missions/software-dev/mission.yaml")).unwrap();
+    let builtin =
+        std::fs::read_to_string(repo_root().join("missions/software-dev/mission.yaml")).unwrap();
     let mission_diff = out.split("--- ").nth(1).unwrap();
     let patched = apply(&changed, mission_diff);
     assert_eq!(patched, builtin);
