@@ -223,6 +223,15 @@ fn finished_cleans_succeeded_runs_keeps_failed_ones_and_never_touches_live_ones(
 
     let out = clean(&repo, &["--finished"]);
     assert_eq!(out.code, 0, "{}", out.transcript());
+    crate::support::assert_goldens(
+        crate::support::golden(
+            Path::new("tests/fixtures/cli/clean-finished.txt"),
+            &format!("$ spectacular clean --finished\n{}", out.transcript()),
+        )
+        .err()
+        .into_iter()
+        .collect(),
+    );
     let all = branches(&repo.root);
     let short = run_short(SUCCEEDED);
     // The succeeded run: worktrees and work branches gone; the integration branch and the

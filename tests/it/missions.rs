@@ -118,13 +118,11 @@ fn missions_diff_compares_an_ejected_copy_with_the_built_in() {
     let dir = temp.path();
     std::fs::create_dir_all(dir.join(".spectacular")).unwrap();
 
-    let none = run_cli(dir, &["missions", "diff", "software-dev"], &[]);
+    let none = run_cli(dir, &["missions", "diff", "research"], &[]);
     assert_eq!(none.code, 2, "{}", none.transcript());
     assert!(
-        none.stderr.contains("no ejected copy of `software-dev`")
-            && none
-                .stderr
-                .contains("spectacular missions eject software-dev"),
+        none.stderr.contains("no ejected copy of `research`")
+            && none.stderr.contains("spectacular missions eject research"),
         "{}",
         none.stderr
     );
@@ -136,9 +134,9 @@ fn missions_diff_compares_an_ejected_copy_with_the_built_in() {
         unknown.stderr
     );
 
-    let eject = run_cli(dir, &["missions", "eject", "software-dev"], &[]);
+    let eject = run_cli(dir, &["missions", "eject", "research"], &[]);
     assert_eq!(eject.code, 0, "{}", eject.transcript());
-    let same = run_cli(dir, &["missions", "diff", "software-dev"], &[]);
+    let same = run_cli(dir, &["missions", "diff", "research"], &[]);
     assert_eq!(same.code, 0, "{}", same.transcript());
     assert!(
         same.stdout.contains("is the same as the built-in"),
@@ -147,41 +145,53 @@ fn missions_diff_compares_an_ejected_copy_with_the_built_in() {
     );
 
     // The copy drifts: one line of the mission changed, a template removed, a file added.
-    let copy = dir.join(".spectacular/missions/software-dev");
+    let copy = dir.join(".spectacular/missions/research");
     let yaml = std::fs::read_to_string(copy.join("mission.yaml")).unwrap();
-    let changed = yaml.replace("max_parallel: 3\n", "max_parallel: 5\n");
-    assert_ne!(changed, yaml, "the mission has `max_parallel: 3`");
+    let changed = yaml.replace("max_questions: 6\n", "max_questions: 4\n");
+    assert_ne!(changed, yaml, "the mission has `max_questions: 6`");
     std::fs::write(copy.join("mission.yaml"), &changed).unwrap();
-    std::fs::remove_file(copy.join("templates/review.md.j2")).unwrap();
+    std::fs::remove_file(copy.join("templates/synthesize.md.j2")).unwrap();
     std::fs::write(copy.join("templates/extra.md.j2"), "mine\n").unwrap();
-    let differs = run_cli(dir, &["missions", "diff", "software-dev"], &[]);
+    let differs = run_cli(dir, &["missions", "diff", "research"], &[]);
     assert_eq!(differs.code, 1, "{}", differs.transcript());
+    crate::support::assert_goldens(
+        crate::support::golden(
+            Path::new("tests/fixtures/cli/missions-diff.txt"),
+            &format!(
+                "$ spectacular missions diff research\n{}",
+                differs.transcript()
+            ),
+        )
+        .err()
+        .into_iter()
+        .collect(),
+    );
     let out = &differs.stdout;
     assert!(
         out.contains(
-            "--- .spectacular/missions/software-dev/mission.yaml\n\
-             +++ builtin:missions/software-dev/mission.yaml\n"
+            "--- .spectacular/missions/research/mission.yaml\n\
+             +++ builtin:missions/research/mission.yaml\n"
         ),
         "{out}"
     );
     let hunk = out.split("@@ ").nth(1).expect("a hunk for mission.yaml");
     assert!(
-        hunk.contains("\n-  max_parallel: 5\n+  max_parallel: 3\n"),
+        hunk.contains("\n-  max_questions: 4\n+  max_questions: 6\n"),
         "{out}"
     );
     assert!(
-        out.contains("--- /dev/null\n+++ builtin:missions/software-dev/templates/review.md.j2\n"),
+        out.contains("--- /dev/null\n+++ builtin:missions/research/templates/synthesize.md.j2\n"),
         "{out}"
     );
     assert!(
         out.contains(
-            "--- .spectacular/missions/software-dev/templates/extra.md.j2\n+++ /dev/null\n@@ -1,1 +0,0 @@\n-mine\n"
+            "--- .spectacular/missions/research/templates/extra.md.j2\n+++ /dev/null\n@@ -1,1 +0,0 @@\n-mine\n"
         ),
         "{out}"
     );
     // Applying the diff to the copy gives back the built-in mission, line for line.
     let builtin =
-        std::fs::read_to_string(repo_root().join("missions/software-dev/mission.yaml")).unwrap();
+        std::fs::read_to_string(repo_root().join("missions/research/mission.yaml")).unwrap();
     let mission_diff = out.split("--- ").nth(1).unwrap();
     let patched = apply(&changed, mission_diff);
     assert_eq!(patched, builtin);
