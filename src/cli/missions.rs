@@ -1,4 +1,4 @@
-//! `spectacular missions list|show|eject`: the missions that can be run by name.
+//! `spectacular missions list|show|eject|diff`: the missions that can be run by name.
 
 use super::{Context, Exit, Failure, Outcome};
 use crate::load::{self, Origin};
@@ -31,6 +31,13 @@ pub enum Sub {
         #[arg(long)]
         force: bool,
     },
+    /// Compare an ejected copy (`.spectacular/missions/<name>/`) with the built-in mission,
+    /// after an upgrade: a unified diff per file (`+` lines are the built-in's). Exits 0 when
+    /// they are the same, 1 when they differ.
+    Diff {
+        /// The mission's name.
+        name: String,
+    },
 }
 
 pub fn run(context: &Context, args: Args) -> Outcome {
@@ -38,6 +45,7 @@ pub fn run(context: &Context, args: Args) -> Outcome {
         Sub::List { json } => list(context, json),
         Sub::Show { name } => show(context, &name),
         Sub::Eject { name, force } => eject(context, &name, force),
+        Sub::Diff { name } => diff(context, &name),
     }
 }
 
@@ -116,4 +124,24 @@ fn eject(context: &Context, name: &str, force: bool) -> Outcome {
         crate::project::display_path(&target, &context.cwd)
     )?;
     Ok(Exit::Success)
+}
+
+fn diff(context: &Context, name: &str) -> Outcome {
+    let dir = Project::discover(&context.cwd)
+        .dot_dir()
+        .join("missions")
+        .join(name);
+    let shown = crate::project::display_path(&dir, &context.cwd);
+    let diffs = load::diff::compare(name, &dir, &shown).map_err(|e| match e {
+        load::diff::Error::Read { .. } => Failure::internal(e.to_string()),
+        _ => Failure::usage(e.to_string()),
+    })?;
+    if diffs.is_empty() {
+        outln!("`{shown}` is the same as the built-in mission `{name}`")?;
+        return Ok(Exit::Success);
+    }
+    for file in &diffs {
+        out!("{}", file.text)?;
+    }
+    Ok(Exit::DIFFERENT)
 }

@@ -40,6 +40,7 @@ macro_rules! eoutln {
 
 mod agents;
 mod analyse;
+mod clean;
 mod completions;
 mod control;
 mod cost;
@@ -143,8 +144,10 @@ pub enum Command {
     Graph(graph::Args),
     /// Print a JSON Schema (for editors and tools).
     Schema(schema::Args),
-    /// Missions that can be run by name: list, show, eject.
+    /// Missions that can be run by name: list, show, eject, diff.
     Missions(missions::Args),
+    /// Remove the worktrees and work branches of finished runs (the integration branch stays).
+    Clean(clean::Args),
     /// Policy packs: list them, run their tests, explain a run's decisions.
     Policy(policy::Args),
     /// Print a shell completion script.
@@ -174,6 +177,7 @@ pub fn main() -> ExitCode {
         Command::Graph(args) => graph::run(&context, args),
         Command::Schema(args) => schema::run(args),
         Command::Missions(args) => missions::run(&context, args),
+        Command::Clean(args) => clean::run(&context, args),
         Command::Policy(args) => policy::run(&context, args),
         Command::Completions(args) => completions::run(args),
     };

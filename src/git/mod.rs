@@ -16,6 +16,7 @@
 //!
 //! The user's own working tree and current branch are never touched.
 
+pub mod clean;
 pub mod ops;
 
 use std::path::{Path, PathBuf};
