@@ -151,7 +151,6 @@ fn drive_scheduler(n: usize) -> Duration {
             panic!("the scheduler stopped with nothing running");
         };
         driver.record(EventData::AttemptSucceeded(AttemptSucceeded {
-            git: None,
             phase,
             attempt,
             exit_code: Some(0),
