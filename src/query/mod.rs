@@ -2,7 +2,9 @@
 //! projection (kept in step with the logs) or, for one run, from a fold of its log. This
 //! module never writes events.
 
+pub mod board;
 pub mod cost;
+pub mod report;
 pub mod whatif;
 
 use std::fmt::Write as _;
@@ -36,18 +38,21 @@ fn ms(ms: Option<u64>) -> String {
     }
 }
 
-/// A phase of the pinned mission: its id, what it needs, and whether it is a gate.
+/// A phase of the pinned mission: its id, what it needs, whether it is a gate, whether it
+/// runs `always` (a finally), and its `uses:` step.
 #[derive(Clone, Debug, Default)]
-struct MissionPhase {
-    id: String,
-    needs: Vec<String>,
-    gate: bool,
+pub(crate) struct MissionPhase {
+    pub(crate) id: String,
+    pub(crate) needs: Vec<String>,
+    pub(crate) gate: bool,
+    pub(crate) always: bool,
+    pub(crate) uses: Option<String>,
 }
 
 /// The phases of the mission the run pinned (the latest text: `resume --upgrade` may have
 /// replaced it), in the mission's order. Read from the pinned text itself, so that `status`
 /// needs nothing but the log.
-fn mission_phases(events: &[Event]) -> Vec<MissionPhase> {
+pub(crate) fn mission_phases(events: &[Event]) -> Vec<MissionPhase> {
     let text = events.iter().rev().find_map(|e| match &e.data {
         EventData::RunStarted(s) => Some((s.mission_text.as_str(), s.mission_source.as_str())),
         EventData::RunResumed(r) => r.mission_text.as_deref().map(|t| (t, "")),
@@ -77,6 +82,15 @@ fn mission_phases(events: &[Event]) -> Vec<MissionPhase> {
                 id: entry.key.clone(),
                 needs,
                 gate: entry.value.get("approval").is_some(),
+                always: entry
+                    .value
+                    .get("always")
+                    .is_some_and(|a| matches!(a.value, crate::load::yaml::Value::Bool(true))),
+                uses: entry
+                    .value
+                    .get("uses")
+                    .and_then(|u| u.as_str())
+                    .map(str::to_string),
             }
         })
         .collect()
