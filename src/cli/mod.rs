@@ -40,6 +40,7 @@ macro_rules! eoutln {
 
 mod agents;
 mod analyse;
+mod board;
 mod completions;
 mod control;
 mod cost;
@@ -52,6 +53,7 @@ mod policy;
 mod progress;
 mod query;
 mod replay;
+mod report;
 mod run;
 mod schema;
 mod spec_run;
@@ -131,6 +133,11 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// The checked plan of a run: work packages, dependencies, files, coverage, lanes, cost.
     Plan(plan::Args),
+    /// The work packages of a run on a board: planned, doing, review, done.
+    Board(board::Args),
+    /// What a run did (spec, plan, work packages, checks, cost, decisions, timeline), as
+    /// Markdown or JSON, from its events.
+    Report(report::Args),
     /// What agent calls cost: totals, averages and shares by agent, model, phase, mission or day.
     Cost(cost::Args),
     /// The configured agents, and whether each can run here.
@@ -167,6 +174,8 @@ pub fn main() -> ExitCode {
         Command::Events(args) => query::events(&context, args),
         Command::Replay(args) => replay::replay(&context, args),
         Command::Plan(args) => plan::run(&context, args),
+        Command::Board(args) => board::run(&context, args),
+        Command::Report(args) => report::run(&context, args),
         Command::Cost(args) => cost::run(&context, args),
         Command::Agents(args) => agents::run(&context, args),
         Command::Validate(args) => validate::run(&context, args),

@@ -162,8 +162,6 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
             project_root,
             stdout,
             run_id,
-            mission,
-            report,
         } => {
             let ctx = builtin::Ctx {
                 attempt_dir: &job.dir,
@@ -171,8 +169,6 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
                 with,
                 stdout,
                 run_id,
-                mission,
-                report,
             };
             let timeout = job.timeout.unwrap_or(Duration::from_secs(u64::MAX / 4));
             let canceled = async {

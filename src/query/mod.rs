@@ -344,6 +344,16 @@ pub fn table<const N: usize>(header: &[String; N], rows: &[[String; N]], right: 
 
 pub fn status_json(summary: &RunSummary, events: &[Event]) -> Value {
     let rows = status_rows(summary, events);
+    let mut lanes: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+    for e in events {
+        if let EventData::PhaseExpanded(d) = &e.data {
+            for child in &d.children {
+                if let Some(lane) = child.lane {
+                    lanes.insert(format!("{}[{}]", d.phase, child.key), lane);
+                }
+            }
+        }
+    }
     let phases: Vec<Value> = summary
         .phases
         .values()
@@ -361,6 +371,9 @@ pub fn status_json(summary: &RunSummary, events: &[Event]) -> Value {
             });
             if let Some(row) = row {
                 add_row(&mut value, row);
+            }
+            if let Some(lane) = lanes.get(&p.phase) {
+                value["lane"] = json!(lane);
             }
             value
         })
