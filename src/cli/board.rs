@@ -150,7 +150,10 @@ fn card_lines(card: &Card, until: SystemTime) -> Vec<Line> {
     let age = board::age_ms(&card.since, until)
         .map(board::age_text)
         .unwrap_or_else(|| "-".into());
-    let lane = card.lane.map(|l| format!(" · lane {l}")).unwrap_or_default();
+    let lane = card
+        .lane
+        .map(|l| format!(" · lane {l}"))
+        .unwrap_or_default();
     lines.push(Line {
         text: format!("{} · {age}{lane}", card.state.as_str()),
         state: Some(card.state),
@@ -207,7 +210,12 @@ fn render(board: &Board, until: SystemTime, total: usize, paint: Paint) -> Strin
     }
     let columns: Vec<Vec<Vec<Line>>> = Column::ALL
         .iter()
-        .map(|c| board.column(*c).map(|card| card_lines(card, until)).collect())
+        .map(|c| {
+            board
+                .column(*c)
+                .map(|card| card_lines(card, until))
+                .collect()
+        })
         .collect();
     // Each column as lines of (plain width, painted text).
     let mut blocks: Vec<Vec<(usize, String)>> = Vec::new();
@@ -248,7 +256,13 @@ fn render(board: &Board, until: SystemTime, total: usize, paint: Paint) -> Strin
 }
 
 /// Narrow terminals: each column a heading, each package one line.
-fn stacked(board: &Board, until: SystemTime, total: usize, paint: Paint, mut out: String) -> String {
+fn stacked(
+    board: &Board,
+    until: SystemTime,
+    total: usize,
+    paint: Paint,
+    mut out: String,
+) -> String {
     for column in Column::ALL {
         let cards: Vec<&Card> = board.column(column).collect();
         out.push('\n');

@@ -24,7 +24,7 @@ pub enum Name {
     Tasks,
     /// .spectacular/config.yaml (the project configuration)
     Config,
-    /// report.json (what a run did, written by `builtin/report` and `spectacular report --json`)
+    /// report.json (what a run did)
     Report,
 }
 

@@ -185,7 +185,10 @@ async fn report(ctx: &Ctx<'_>) -> Result<(), Failure> {
             .map_err(|e| failure(format!("reading the run's events: {e}")))?;
         let report = crate::query::report::report(&events);
         let markdown = crate::query::report::markdown(&report);
-        write(&dir.join("report.json"), &crate::query::report::json(&report))?;
+        write(
+            &dir.join("report.json"),
+            &crate::query::report::json(&report),
+        )?;
         write(&dir.join("report.md"), &markdown)?;
         let summary = format!(
             "wrote report.md and report.json: run {} {}, {} phases, {} work packages, {}\n",

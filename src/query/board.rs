@@ -13,7 +13,7 @@
 //! | `in_review` | `attempt.started` of a phase downstream of its parent (a merge, a check, a review; a downstream fan-out child only for the same key), or a downstream gate approved |
 //! | `approved` | a `merge.step` of its branch with outcome `merged` or `already` |
 //! | `done` | the package succeeded and every phase downstream of its parent succeeded or was skipped, or `run.succeeded` |
-//! | `blocked` | its own `phase.failed`; `phase.skipped` because a dependency failed; a `merge.step` `conflict`; an `approval.requested` for it or for a gate downstream; `run.failed` while it waited for review |
+//! | `blocked` | its own `phase.failed`; `phase.skipped` because a dependency failed; a `merge.step` `conflict`; an `approval.requested` for it or for a gate downstream; `phase.failed` of a phase downstream, or `run.failed`, while it waited for review |
 //! | `canceled` | `phase.skipped` for a condition or a cancel; `run.canceled` or `run.failed` before it was done with its work; dropped from a new expansion |
 //!
 //! Phases that run `always` (a report, a cleanup) are neither review nor needed for `done`.
@@ -218,7 +218,9 @@ pub struct Board {
 impl Board {
     /// The cards of one column, in the order the packages were planned.
     pub fn column(&self, column: Column) -> impl Iterator<Item = &Card> {
-        self.work_packages.iter().filter(move |c| c.column == column)
+        self.work_packages
+            .iter()
+            .filter(move |c| c.column == column)
     }
 }
 
@@ -244,14 +246,23 @@ impl Graph {
             let mut stack: Vec<&str> = p.needs.iter().map(String::as_str).collect();
             while let Some(n) = stack.pop() {
                 if seen.insert(n.to_string()) {
-                    stack.extend(needs.get(n).into_iter().flat_map(|v| v.iter().map(String::as_str)));
+                    stack.extend(
+                        needs
+                            .get(n)
+                            .into_iter()
+                            .flat_map(|v| v.iter().map(String::as_str)),
+                    );
                 }
             }
             ancestors.insert(p.id.clone(), seen);
         }
         Graph {
             ancestors,
-            always: phases.iter().filter(|p| p.always).map(|p| p.id.clone()).collect(),
+            always: phases
+                .iter()
+                .filter(|p| p.always)
+                .map(|p| p.id.clone())
+                .collect(),
             order: phases.iter().map(|p| p.id.clone()).collect(),
         }
     }
@@ -383,7 +394,11 @@ pub fn board(events: &[Event]) -> Board {
                         && card.state == WpState::ForReview
                         && graph.reviews(&top, &card.phase)
                     {
-                        card.enter(WpState::InReview, event, format!("`{}` is running", d.phase));
+                        card.enter(
+                            WpState::InReview,
+                            event,
+                            format!("`{}` is running", d.phase),
+                        );
                     }
                 }
             }
@@ -437,6 +452,14 @@ pub fn board(events: &[Event]) -> Board {
                         first_line(&d.message)
                     ));
                     card.enter(WpState::Blocked, event, why);
+                } else if parent_of(&d.phase).is_none() && !d.continued {
+                    for card in cards.values_mut() {
+                        let reviewing =
+                            matches!(card.state, WpState::ForReview | WpState::InReview);
+                        if card.succeeded && reviewing && graph.reviews(&d.phase, &card.phase) {
+                            card.enter(WpState::Blocked, event, format!("`{}` failed", d.phase));
+                        }
+                    }
                 }
             }
             EventData::PhaseSkipped(d) => {
@@ -515,17 +538,16 @@ pub fn board(events: &[Event]) -> Board {
                 if let Some(card) = cards.get_mut(&d.work) {
                     card.branch = Some(d.branch.clone());
                     match d.outcome {
-                        MergeOutcome::Merged | MergeOutcome::Already => {
-                            card.enter(WpState::Approved, event, format!("merged into `{}`", d.into))
-                        }
+                        MergeOutcome::Merged | MergeOutcome::Already => card.enter(
+                            WpState::Approved,
+                            event,
+                            format!("merged into `{}`", d.into),
+                        ),
                         MergeOutcome::Conflict => {
                             let files: Vec<&str> =
                                 d.conflicts.iter().map(|c| c.file.as_str()).collect();
-                            let why = format!(
-                                "conflict merging into `{}`: {}",
-                                d.into,
-                                files.join(", ")
-                            );
+                            let why =
+                                format!("conflict merging into `{}`: {}", d.into, files.join(", "));
                             card.enter(WpState::Blocked, event, why);
                         }
                     }
@@ -621,12 +643,7 @@ fn add_waiting_notes(cards: &mut IndexMap<String, Card>, children: &HashMap<Stri
             continue;
         }
         let siblings = children.get(&card.phase).map(Vec::as_slice).unwrap_or(&[]);
-        let sibling = |key: &str| {
-            siblings
-                .iter()
-                .map(|&j| &cards[j])
-                .find(|c| c.work == key)
-        };
+        let sibling = |key: &str| siblings.iter().map(|&j| &cards[j]).find(|c| c.work == key);
         let unmet: Vec<String> = card
             .depends_on
             .iter()
@@ -667,7 +684,10 @@ fn first_line(text: &str) -> &str {
 /// Milliseconds from `since` to `until` (RFC 3339 timestamps), if both parse.
 pub fn age_ms(since: &str, until: std::time::SystemTime) -> Option<u64> {
     let since = humantime::parse_rfc3339_weak(since).ok()?;
-    until.duration_since(since).ok().map(|d| d.as_millis() as u64)
+    until
+        .duration_since(since)
+        .ok()
+        .map(|d| d.as_millis() as u64)
 }
 
 /// A short age for people: `45s`, `12m`, `3h`, `2d`.

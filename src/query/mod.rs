@@ -551,6 +551,20 @@ pub fn event_detail(event: &Event) -> String {
             )
         }
         EventData::BudgetAlert(d) => format!("{}: {}: {}", d.level, alert_numbers(d), d.message),
+        EventData::MergeStep(d) => {
+            let files: Vec<&str> = d.conflicts.iter().map(|c| c.file.as_str()).collect();
+            let conflicts = if files.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", files.join(", "))
+            };
+            format!(
+                "{} {} into {}{conflicts}",
+                d.work,
+                d.outcome.as_str(),
+                d.into
+            )
+        }
         _ => String::new(),
     };
     record::limits::bound_text(&mut detail, record::limits::TEXT_MAX, None);

@@ -929,7 +929,11 @@ pub fn markdown(report: &Report) -> String {
 
     if let Some(spec) = &report.spec {
         let _ = writeln!(out, "\n## Spec\n");
-        let title = spec.title.as_deref().map(|t| format!(": {t}")).unwrap_or_default();
+        let title = spec
+            .title
+            .as_deref()
+            .map(|t| format!(": {t}"))
+            .unwrap_or_default();
         let _ = writeln!(out, "`{}`{title}\n", spec.spec);
         let _ = writeln!(
             out,
@@ -1024,7 +1028,13 @@ pub fn markdown(report: &Report) -> String {
                 Some(g) => (
                     format!("`{}`", g.branch),
                     g.commits.len().to_string(),
-                    format!("{} files, +{} −{}", g.files.len(), g.insertions, g.deletions),
+                    format!(
+                        "{} file{}, +{} −{}",
+                        g.files.len(),
+                        plural(g.files.len() as u64),
+                        g.insertions,
+                        g.deletions
+                    ),
                 ),
                 None => ("-".into(), "-".into(), "-".into()),
             };
@@ -1049,14 +1059,25 @@ pub fn markdown(report: &Report) -> String {
                 commits,
                 diff,
                 wp.attempts.len(),
-                if who.is_empty() { "-".into() } else { cell(&who) },
+                if who.is_empty() {
+                    "-".into()
+                } else {
+                    cell(&who)
+                },
                 usd(wp.cost_usd),
-                if verdicts.is_empty() { "-".into() } else { verdicts }
+                if verdicts.is_empty() {
+                    "-".into()
+                } else {
+                    verdicts
+                }
             );
         }
         for wp in &report.work_packages {
-            let failed: Vec<&AttemptRow> =
-                wp.attempts.iter().filter(|a| a.outcome == "failed").collect();
+            let failed: Vec<&AttemptRow> = wp
+                .attempts
+                .iter()
+                .filter(|a| a.outcome == "failed")
+                .collect();
             let outside = wp.git.as_ref().map(|g| &g.outside_owned);
             if failed.is_empty() && outside.is_none_or(|o| o.is_empty()) {
                 continue;
@@ -1088,7 +1109,11 @@ pub fn markdown(report: &Report) -> String {
             p.state,
             p.attempts,
             ms(p.duration_ms),
-            if p.cost_usd > 0.0 { usd(p.cost_usd) } else { "-".into() },
+            if p.cost_usd > 0.0 {
+                usd(p.cost_usd)
+            } else {
+                "-".into()
+            },
             cell(&p.note)
         );
     }

@@ -1,6 +1,7 @@
 //! The integration tests: one binary, shared helpers in `support`.
 
 mod agents;
+mod board;
 mod book;
 mod budget;
 mod cli;
@@ -19,6 +20,7 @@ mod read_side;
 mod real_clients;
 mod record;
 mod replay;
+mod report;
 mod runtime;
 mod secrets;
 mod spec;
