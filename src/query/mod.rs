@@ -1,6 +1,7 @@
 //! Query: the read side. Status tables, run lists and timelines, built from the SQLite
-//! projection (kept in step with the logs) or, for one run, from a fold of its log. This
-//! module never writes events.
+//! projection (kept in step with the logs) or, for one run, from a fold of its log; cost
+//! reports, what-if replay, the board of work packages and the run report. This module never
+//! writes events.
 
 pub mod board;
 pub mod cost;
