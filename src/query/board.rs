@@ -291,6 +291,8 @@ pub fn board(events: &[Event]) -> Board {
     };
     let mut cards: IndexMap<String, Card> = IndexMap::new();
     let mut children: HashMap<String, Vec<usize>> = HashMap::new();
+    // Work package (item key) → its cards, one per fan-out it appears in.
+    let mut by_work: HashMap<String, Vec<usize>> = HashMap::new();
     // Top-level phases that succeeded or were skipped (not for a failure).
     let mut settled: HashSet<String> = HashSet::new();
     let parent_of = |phase: &str| crate::record::fold::parent_of(phase).map(str::to_string);
@@ -369,6 +371,7 @@ pub fn board(events: &[Event]) -> Board {
                     if fresh {
                         let index = cards.get_index_of(&instance).unwrap_or_default();
                         children.entry(d.phase.clone()).or_default().push(index);
+                        by_work.entry(child.key.clone()).or_default().push(index);
                     }
                 }
             }
@@ -382,15 +385,20 @@ pub fn board(events: &[Event]) -> Board {
                     card.attempts += 1;
                     card.succeeded = false;
                     card.enter(WpState::InProgress, event, "");
-                    continue;
                 }
+                // Its attempt also reviews the packages upstream (a fan-out child of a review
+                // phase is a work package too).
                 let top = parent_of(&d.phase).unwrap_or_else(|| d.phase.clone());
                 let key = crate::git::work_of(&d.phase);
-                let child = d.phase != top;
-                for card in cards.values_mut() {
-                    let same = !child || card.work == key;
-                    if same
-                        && card.awaits_review()
+                // A downstream fan-out child reviews the package of its own item only.
+                let candidates: Vec<usize> = if d.phase != top {
+                    by_work.get(key).cloned().unwrap_or_default()
+                } else {
+                    (0..cards.len()).collect()
+                };
+                for i in candidates {
+                    let card = &mut cards[i];
+                    if card.awaits_review()
                         && card.state == WpState::ForReview
                         && graph.reviews(&top, &card.phase)
                     {

@@ -537,6 +537,16 @@ pub fn report(events: &[Event]) -> Report {
         }
     }
 
+    // Verdicts by the package they are about: the recording instance's item, or the one
+    // they name.
+    let mut verdicts_of: std::collections::HashMap<&str, Vec<&Verdict>> = Default::default();
+    for v in &verdicts {
+        let own = fold::parent_of(&v.phase).map(|_| crate::git::work_of(&v.phase));
+        let named = v.work_package.as_deref().filter(|n| Some(*n) != own);
+        for key in own.into_iter().chain(named) {
+            verdicts_of.entry(key).or_default().push(v);
+        }
+    }
     let work_packages = board
         .work_packages
         .iter()
@@ -556,15 +566,10 @@ pub fn report(events: &[Event]) -> Report {
             git: gits.get(card.instance.as_str()).cloned(),
             merge: merged.get(card.instance.as_str()).map(|m| m.to_string()),
             attempts: attempts.remove(card.instance.as_str()).unwrap_or_default(),
-            verdicts: verdicts
-                .iter()
-                .filter(|v| {
-                    v.phase == card.instance
-                        || v.work_package.as_deref() == Some(card.work.as_str())
-                        || crate::git::work_of(&v.phase) == card.work
-                })
-                .cloned()
-                .collect(),
+            verdicts: verdicts_of
+                .get(card.work.as_str())
+                .map(|v| v.iter().map(|v| (*v).clone()).collect())
+                .unwrap_or_default(),
         })
         .collect();
 

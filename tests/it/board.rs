@@ -603,3 +603,46 @@ fn a_run_without_fan_out_has_an_empty_board_and_the_latest_run_is_the_default() 
          no work packages: no fan-out phase has expanded\n"
     );
 }
+
+#[test]
+fn a_downstream_fan_out_reviews_only_its_own_item_and_status_shows_lanes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mission = "\
+mission: per-item-review
+phases:
+  implement: { for_each: outputs.plan.tasks, role: executor, workspace: worktree }
+  review: { needs: [implement], for_each: outputs.plan.tasks, role: validator }
+";
+    let run = "01JDQ3ZK6V8X4M2N5P7R9T1W3E";
+    let mut log = Log::new(run, mission);
+    log.push(expanded("implement", &[("x", &[], Some(0)), ("y", &[], Some(1))]));
+    work(&mut log, "implement[x]", "codex", "gpt-5", 0.5);
+    work(&mut log, "implement[y]", "codex", "gpt-5", 0.5);
+    log.push(phase_ok("implement"))
+        .push(expanded("review", &[("x", &[], None), ("y", &[], None)]))
+        .push(ready("review[x]"))
+        .push(started("review[x]", 1));
+    log.write(dir.path());
+    let got = states(&board_json(dir.path(), run));
+    assert_eq!(got["implement[x]"].0, "in_review");
+    assert_eq!(got["implement[x]"].2, "`review[x]` is running");
+    assert_eq!(got["implement[y]"].0, "for_review");
+    assert_eq!(got["review[x]"].0, "in_progress");
+    assert_eq!(got["review[y]"].0, "planned");
+
+    let out = run_cli(dir.path(), &["status", run, "--json"], &[]);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let status: Value = serde_json::from_str(&out.stdout).unwrap();
+    let lane = |phase: &str| {
+        status["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["phase"] == phase)
+            .unwrap_or_else(|| panic!("no {phase} in {status:#}"))
+            .get("lane")
+            .cloned()
+    };
+    assert_eq!(lane("implement[y]"), Some(json!(1)));
+    assert_eq!(lane("review[y]"), None, "items that own no files have no lane");
+}
