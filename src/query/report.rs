@@ -485,17 +485,15 @@ pub fn report(events: &[Event]) -> Report {
                     conflicts: d.conflicts.iter().map(|c| c.file.clone()).collect(),
                 });
             }
-            EventData::PolicyDecided(d) => {
-                if !d.result.is_null() && decisions.len() < ROWS_MAX {
-                    decisions.push(Decision {
-                        seq: event.seq,
-                        phase: d.phase.clone(),
-                        pack: d.pack.clone(),
-                        version: d.version.clone(),
-                        hook: d.hook.clone(),
-                        decision: super::decision_summary(&d.hook, &d.result, d.reason.as_deref()),
-                    });
-                }
+            EventData::PolicyDecided(d) if !d.result.is_null() && decisions.len() < ROWS_MAX => {
+                decisions.push(Decision {
+                    seq: event.seq,
+                    phase: d.phase.clone(),
+                    pack: d.pack.clone(),
+                    version: d.version.clone(),
+                    hook: d.hook.clone(),
+                    decision: super::decision_summary(&d.hook, &d.result, d.reason.as_deref()),
+                });
             }
             EventData::ApprovalRequested(d) => approvals.push(Approval {
                 phase: d.phase.clone(),

@@ -615,7 +615,10 @@ phases:
 ";
     let run = "01JDQ3ZK6V8X4M2N5P7R9T1W3E";
     let mut log = Log::new(run, mission);
-    log.push(expanded("implement", &[("x", &[], Some(0)), ("y", &[], Some(1))]));
+    log.push(expanded(
+        "implement",
+        &[("x", &[], Some(0)), ("y", &[], Some(1))],
+    ));
     work(&mut log, "implement[x]", "codex", "gpt-5", 0.5);
     work(&mut log, "implement[y]", "codex", "gpt-5", 0.5);
     log.push(phase_ok("implement"))
@@ -644,5 +647,9 @@ phases:
             .cloned()
     };
     assert_eq!(lane("implement[y]"), Some(json!(1)));
-    assert_eq!(lane("review[y]"), None, "items that own no files have no lane");
+    assert_eq!(
+        lane("review[y]"),
+        None,
+        "items that own no files have no lane"
+    );
 }
