@@ -135,8 +135,11 @@ pub enum Command {
     Plan(plan::Args),
     /// The work packages of a run on a board: planned, doing, review, done.
     Board(board::Args),
-    /// What a run did (spec, plan, work packages, checks, cost, decisions, timeline), as
-    /// Markdown or JSON, from its events.
+    /// What a run did, from its events: `report.md`, or `report.json` with `--json`.
+    ///
+    /// The spec and its complexity, the plan and its traceability, each work package (branch,
+    /// commits, diffstat, lane, attempts, verdicts), checks and errors, cost by phase, agent
+    /// and model, policy decisions, approvals, loops and the timeline.
     Report(report::Args),
     /// What agent calls cost: totals, averages and shares by agent, model, phase, mission or day.
     Cost(cost::Args),
