@@ -224,6 +224,7 @@ fn running_log() -> Log {
         "implement",
         &[
             ("plan", &["prog"], Some(0)),
+            ("lane", &[], Some(0)),
             ("ready", &[], Some(1)),
             ("prog", &[], Some(0)),
             ("review", &[], Some(2)),
@@ -410,6 +411,12 @@ fn every_work_package_state_is_derived_from_the_events() {
     let want: BTreeMap<String, (String, String, String)> = [
         ("implement[plan]", "planned", "planned", "waiting on `prog`"),
         (
+            "implement[lane]",
+            "planned",
+            "planned",
+            "lane 0 busy with `prog`",
+        ),
+        (
             "implement[ready]",
             "claimed",
             "doing",
@@ -479,7 +486,7 @@ fn every_work_package_state_is_derived_from_the_events() {
     // The columns count the cards; cards carry their lane, agent, model, cost and age.
     assert_eq!(
         board["columns"],
-        json!({"planned": 2, "doing": 4, "review": 3, "done": 3})
+        json!({"planned": 3, "doing": 4, "review": 3, "done": 3})
     );
     let card = |instance: &str| {
         board["work_packages"]
