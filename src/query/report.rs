@@ -1021,6 +1021,28 @@ pub fn markdown(report: &Report) -> String {
 
     if !report.work_packages.is_empty() {
         let _ = writeln!(out, "\n## Work packages\n");
+        let mut states: Vec<(WpState, usize)> = Vec::new();
+        for state in WpState::ALL {
+            let n = report
+                .work_packages
+                .iter()
+                .filter(|w| w.state == state)
+                .count();
+            if n > 0 {
+                states.push((state, n));
+            }
+        }
+        let states: Vec<String> = states
+            .iter()
+            .map(|(state, n)| format!("{n} {}", state.as_str()))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{} work package{}: {}.\n",
+            report.work_packages.len(),
+            plural(report.work_packages.len() as u64),
+            states.join(", ")
+        );
         let _ = writeln!(
             out,
             "| package | state | lane | branch | commits | diff | attempts | agent / model | cost | verdicts |"
