@@ -40,6 +40,7 @@ macro_rules! eoutln {
 
 mod agents;
 mod analyse;
+mod board;
 mod clean;
 mod completions;
 mod control;
@@ -53,6 +54,7 @@ mod policy;
 mod progress;
 mod query;
 mod replay;
+mod report;
 mod run;
 mod schema;
 mod spec_run;
@@ -132,6 +134,14 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// The checked plan of a run: work packages, dependencies, files, coverage, lanes, cost.
     Plan(plan::Args),
+    /// The work packages of a run on a board: planned, doing, review, done.
+    Board(board::Args),
+    /// What a run did, from its events: `report.md`, or `report.json` with `--json`.
+    ///
+    /// The spec and its complexity, the plan and its traceability, each work package (branch,
+    /// commits, diffstat, lane, attempts, verdicts), checks and errors, cost by phase, agent
+    /// and model, policy decisions, approvals, loops and the timeline.
+    Report(report::Args),
     /// What agent calls cost: totals, averages and shares by agent, model, phase, mission or day.
     Cost(cost::Args),
     /// The configured agents, and whether each can run here.
@@ -170,6 +180,8 @@ pub fn main() -> ExitCode {
         Command::Events(args) => query::events(&context, args),
         Command::Replay(args) => replay::replay(&context, args),
         Command::Plan(args) => plan::run(&context, args),
+        Command::Board(args) => board::run(&context, args),
+        Command::Report(args) => report::run(&context, args),
         Command::Cost(args) => cost::run(&context, args),
         Command::Agents(args) => agents::run(&context, args),
         Command::Validate(args) => validate::run(&context, args),

@@ -24,6 +24,8 @@ pub enum Name {
     Tasks,
     /// .spectacular/config.yaml (the project configuration)
     Config,
+    /// report.json (what a run did)
+    Report,
 }
 
 pub fn run(args: Args) -> Outcome {
@@ -33,6 +35,7 @@ pub fn run(args: Args) -> Outcome {
         Name::Models => out!("{}", crate::config::models::models_schema_text())?,
         Name::Agents => out!("{}", crate::agents::config::agents_schema_text())?,
         Name::Tasks => out!("{}", crate::tasks::tasks_schema_text())?,
+        Name::Report => out!("{}", crate::query::report::report_schema_text())?,
         Name::Config => {
             let schema = crate::config::project::project_schema();
             outln!(

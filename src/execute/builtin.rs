@@ -10,15 +10,6 @@ use serde_json::Value;
 
 use crate::model::FailureKind;
 
-/// One line of the run summary given to `builtin/report`.
-#[derive(Clone, Debug)]
-pub struct ReportRow {
-    pub phase: String,
-    pub state: String,
-    pub attempts: u32,
-    pub artifacts: Vec<String>,
-}
-
 pub struct Ctx<'a> {
     pub attempt_dir: &'a Path,
     /// The run's directory (its `events.jsonl`), for steps that read the run so far.
@@ -29,7 +20,6 @@ pub struct Ctx<'a> {
     pub stdout: &'a Path,
     pub run_id: &'a str,
     pub mission: &'a str,
-    pub report: &'a [ReportRow],
 }
 
 pub type Failure = (FailureKind, String);
@@ -111,7 +101,7 @@ pub async fn run(name: &str, ctx: Ctx<'_>) -> Result<(), Failure> {
             write(&inside(&ctx, path)?, &content)
         }
         "analyse-spec" => analyse_spec(&ctx),
-        "report" => report(&ctx),
+        "report" => report(&ctx).await,
         "learn" => learn(&ctx).await,
         other => Err((
             FailureKind::Spawn,
@@ -210,21 +200,54 @@ async fn learn(ctx: &Ctx<'_>) -> Result<(), Failure> {
     write(ctx.stdout, &format!("{out}\n"))
 }
 
-fn report(ctx: &Ctx<'_>) -> Result<(), Failure> {
-    let mut out = String::new();
-    let _ = writeln!(out, "# Run {} of `{}`\n", ctx.run_id, ctx.mission);
-    let _ = writeln!(out, "| phase | state | attempts | artifacts |");
-    let _ = writeln!(out, "|---|---|---|---|");
-    for row in ctx.report {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} |",
-            row.phase,
-            row.state,
-            row.attempts,
-            row.artifacts.join(", ")
+/// Writes `report.md` and `report.json` (see `query::report`) from the run's events: every
+/// event recorded before the step started is durable (the engine commits the log before it
+/// starts a `builtin/report` job), so the report sees the whole run so far. Reading a long log
+/// is blocking work: off the event loop.
+async fn report(ctx: &Ctx<'_>) -> Result<(), Failure> {
+    let failure = |message: String| (FailureKind::Exit, message);
+    // The attempt directory is `<store>/runs/<run>/attempts/<instance>/<attempt>`.
+    let store = ctx
+        .attempt_dir
+        .ancestors()
+        .nth(5)
+        .map(|dir| crate::record::Store {
+            dir: dir.to_path_buf(),
+        })
+        .filter(|store| ctx.attempt_dir.starts_with(store.run_dir(ctx.run_id)))
+        .ok_or_else(|| {
+            failure(format!(
+                "`{}` is not inside the run's directory; this is a bug in spectacular",
+                ctx.attempt_dir.display()
+            ))
+        })?;
+    let run_id = ctx.run_id.to_string();
+    let (dir, stdout) = (ctx.attempt_dir.to_path_buf(), ctx.stdout.to_path_buf());
+    let written = tokio::task::spawn_blocking(move || {
+        let events = store
+            .read_events(&run_id)
+            .map_err(|e| failure(format!("reading the run's events: {e}")))?;
+        let report = crate::query::report::report(&events);
+        let markdown = crate::query::report::markdown(&report);
+        write(
+            &dir.join("report.json"),
+            &crate::query::report::json(&report),
+        )?;
+        write(&dir.join("report.md"), &markdown)?;
+        let summary = format!(
+            "wrote report.md and report.json: run {} {}, {} phases, {} work packages, {}\n",
+            report.run.run_id,
+            report.run.status,
+            report.phases.len(),
+            report.work_packages.len(),
+            crate::query::usd(report.cost.total_usd)
         );
-    }
-    write(&ctx.attempt_dir.join("report.md"), &out)?;
-    write(ctx.stdout, &out)
+        write(&stdout, &summary)
+    })
+    .await;
+    written.unwrap_or_else(|e| {
+        Err(failure(format!(
+            "writing the report failed: {e}; this is a bug in spectacular"
+        )))
+    })
 }

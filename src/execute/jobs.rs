@@ -194,7 +194,6 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
             stdout,
             run_id,
             mission,
-            report,
         } => {
             let ctx = builtin::Ctx {
                 attempt_dir: &job.dir,
@@ -204,7 +203,6 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
                 stdout,
                 run_id,
                 mission,
-                report,
             };
             let timeout = job.timeout.unwrap_or(Duration::from_secs(u64::MAX / 4));
             let canceled = async {

@@ -2,7 +2,7 @@
 //! script or prompt, its environment, and for agents the policy decisions, the budget
 //! reservation and the fallback chain of candidates.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -54,7 +54,6 @@ pub(super) enum Work {
         stdout: PathBuf,
         run_id: String,
         mission: String,
-        report: Vec<builtin::ReportRow>,
     },
 }
 
@@ -106,41 +105,6 @@ impl Engine {
         }
         let job = self.prepare_job(instance, attempt, timeout, &dir, &mut started);
         (started, job)
-    }
-
-    /// The rows `builtin/report` prints: every other live instance, fan-out children right
-    /// after their parent, in mission order.
-    fn report_rows(&self, instance: &str) -> Vec<builtin::ReportRow> {
-        let mut report: Vec<builtin::ReportRow> = self
-            .scheduler
-            .instances()
-            .filter(|(name, _, _)| *name != instance)
-            .map(|(name, state, attempts)| builtin::ReportRow {
-                phase: name.to_string(),
-                state: state.name().to_string(),
-                attempts,
-                artifacts: self
-                    .scheduler
-                    .artifacts_of(name)
-                    .map(|a| a.values().cloned().collect())
-                    .unwrap_or_default(),
-            })
-            .collect();
-        // Fan-out children right after their parent, in mission order.
-        let order: HashMap<&str, usize> = self
-            .plan
-            .phases()
-            .enumerate()
-            .map(|(i, p)| (p.id.as_str(), i))
-            .collect();
-        report.sort_by_key(|row| {
-            let parent = row.phase.split('[').next().unwrap_or(&row.phase);
-            (
-                order.get(parent).copied().unwrap_or(usize::MAX),
-                row.phase.contains('['),
-            )
-        });
-        report
     }
 
     fn prepare_job(
@@ -249,13 +213,6 @@ impl Engine {
                 let with =
                     render_value(&Value::Object(with.clone().into_iter().collect()), &context)
                         .map_err(|e| (FailureKind::Expression, e))?;
-                // Only `builtin/report` reads the other phases: any other built-in attempt
-                // costs the same however many instances the run has.
-                let report = if step == "builtin/report" {
-                    self.report_rows(instance)
-                } else {
-                    Vec::new()
-                };
                 if step == "builtin/merge" {
                     Work::Merge(self.merge_job(instance, attempt, &with)?)
                 } else {
@@ -266,7 +223,6 @@ impl Engine {
                         stdout: dir.join("stdout.log"),
                         run_id: self.log.run_id().to_string(),
                         mission: self.plan.mission.id.clone(),
-                        report,
                     }
                 }
             }

@@ -392,11 +392,13 @@ impl Engine {
                     }
                 }
             }
-            // Durable first, then the external effects that depend on it.
-            if prepared
-                .iter()
-                .any(|job| matches!(job.work, Work::Process(_)))
-            {
+            // Durable first, then the external effects that depend on it (a process, or a
+            // report that reads the log).
+            if prepared.iter().any(|job| match &job.work {
+                Work::Process(_) => true,
+                Work::Builtin { step, .. } => step == "report",
+                Work::Merge(_) => false,
+            }) {
                 self.flush()?;
             }
             for effect in effects {

@@ -38,7 +38,7 @@ pub const BUILTIN_STEPS: &[(&str, &str)] = &[
     ),
     (
         "report",
-        "writes `report.md`: every phase, its outcome, attempts and artifacts",
+        "writes `report.md` and `report.json` from the run's events: spec, plan, work packages, checks, cost, decisions, timeline",
     ),
 ];
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::record::{self, EventData, Store};
+use crate::record::{self, Event, EventData, Store};
 
 /// What to group by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -67,40 +67,46 @@ pub fn calls(store: &Store, since: Option<&str>) -> Result<Vec<Call>, record::Er
                 continue;
             }
         };
-        let mission = events
-            .iter()
-            .find_map(|e| match &e.data {
-                EventData::RunStarted(s) => Some(s.mission.clone()),
-                _ => None,
-            })
-            .unwrap_or_default();
-        for e in &events {
-            let (phase, agent, usage) = match &e.data {
-                EventData::AttemptSucceeded(d) => (&d.phase, &d.agent, &d.usage),
-                EventData::AttemptFailed(d) => (&d.phase, &d.agent, &d.usage),
-                _ => continue,
-            };
-            let Some(usage) = usage else { continue };
-            if since.is_some_and(|s| e.ts.as_str() < s) {
-                continue;
-            }
-            calls.push(Call {
-                run_id: run_id.clone(),
-                mission: mission.clone(),
-                phase: record::fold::parent_of(phase).unwrap_or(phase).to_string(),
-                agent: agent.clone().unwrap_or_else(|| "-".into()),
-                model: usage.model.clone().unwrap_or_else(|| "-".into()),
-                day: e.ts.get(..10).unwrap_or(&e.ts).to_string(),
-                ts: e.ts.clone(),
-                cost_usd: usage.cost_usd.unwrap_or(0.0),
-                input_tokens: usage.input_tokens
-                    + usage.cache_read_tokens
-                    + usage.cache_write_tokens,
-                output_tokens: usage.output_tokens,
-            });
-        }
+        calls.extend(calls_of(&run_id, &events, since));
     }
     Ok(calls)
+}
+
+/// The agent calls of one run's events at or after `since` (an RFC 3339 prefix): a pure
+/// function of the log, for `spectacular cost` and the run report.
+pub fn calls_of(run_id: &str, events: &[Event], since: Option<&str>) -> Vec<Call> {
+    let mission = events
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::RunStarted(s) => Some(s.mission.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let mut calls = Vec::new();
+    for e in events {
+        let (phase, agent, usage) = match &e.data {
+            EventData::AttemptSucceeded(d) => (&d.phase, &d.agent, &d.usage),
+            EventData::AttemptFailed(d) => (&d.phase, &d.agent, &d.usage),
+            _ => continue,
+        };
+        let Some(usage) = usage else { continue };
+        if since.is_some_and(|s| e.ts.as_str() < s) {
+            continue;
+        }
+        calls.push(Call {
+            run_id: run_id.to_string(),
+            mission: mission.clone(),
+            phase: record::fold::parent_of(phase).unwrap_or(phase).to_string(),
+            agent: agent.clone().unwrap_or_else(|| "-".into()),
+            model: usage.model.clone().unwrap_or_else(|| "-".into()),
+            day: e.ts.get(..10).unwrap_or(&e.ts).to_string(),
+            ts: e.ts.clone(),
+            cost_usd: usage.cost_usd.unwrap_or(0.0),
+            input_tokens: usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens,
+            output_tokens: usage.output_tokens,
+        });
+    }
+    calls
 }
 
 /// Group calls into a report, most expensive group first (days in date order).

@@ -1,8 +1,11 @@
 //! Query: the read side. Status tables, run lists and timelines, built from the SQLite
-//! projection (kept in step with the logs) or, for one run, from a fold of its log. This
-//! module never writes events.
+//! projection (kept in step with the logs) or, for one run, from a fold of its log; cost
+//! reports, what-if replay, the board of work packages and the run report. This module never
+//! writes events.
 
+pub mod board;
 pub mod cost;
+pub mod report;
 pub mod whatif;
 
 use std::fmt::Write as _;
@@ -36,18 +39,21 @@ fn ms(ms: Option<u64>) -> String {
     }
 }
 
-/// A phase of the pinned mission: its id, what it needs, and whether it is a gate.
+/// A phase of the pinned mission: its id, what it needs, whether it is a gate, whether it
+/// runs `always` (a finally), and its `uses:` step.
 #[derive(Clone, Debug, Default)]
-struct MissionPhase {
-    id: String,
-    needs: Vec<String>,
-    gate: bool,
+pub(crate) struct MissionPhase {
+    pub(crate) id: String,
+    pub(crate) needs: Vec<String>,
+    pub(crate) gate: bool,
+    pub(crate) always: bool,
+    pub(crate) uses: Option<String>,
 }
 
 /// The phases of the mission the run pinned (the latest text: `resume --upgrade` may have
 /// replaced it), in the mission's order. Read from the pinned text itself, so that `status`
 /// needs nothing but the log.
-fn mission_phases(events: &[Event]) -> Vec<MissionPhase> {
+pub(crate) fn mission_phases(events: &[Event]) -> Vec<MissionPhase> {
     let text = events.iter().rev().find_map(|e| match &e.data {
         EventData::RunStarted(s) => Some((s.mission_text.as_str(), s.mission_source.as_str())),
         EventData::RunResumed(r) => r.mission_text.as_deref().map(|t| (t, "")),
@@ -77,6 +83,15 @@ fn mission_phases(events: &[Event]) -> Vec<MissionPhase> {
                 id: entry.key.clone(),
                 needs,
                 gate: entry.value.get("approval").is_some(),
+                always: entry
+                    .value
+                    .get("always")
+                    .is_some_and(|a| matches!(a.value, crate::load::yaml::Value::Bool(true))),
+                uses: entry
+                    .value
+                    .get("uses")
+                    .and_then(|u| u.as_str())
+                    .map(str::to_string),
             }
         })
         .collect()
@@ -330,6 +345,16 @@ pub fn table<const N: usize>(header: &[String; N], rows: &[[String; N]], right: 
 
 pub fn status_json(summary: &RunSummary, events: &[Event]) -> Value {
     let rows = status_rows(summary, events);
+    let mut lanes: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+    for e in events {
+        if let EventData::PhaseExpanded(d) = &e.data {
+            for child in &d.children {
+                if let Some(lane) = child.lane {
+                    lanes.insert(format!("{}[{}]", d.phase, child.key), lane);
+                }
+            }
+        }
+    }
     let phases: Vec<Value> = summary
         .phases
         .values()
@@ -347,6 +372,9 @@ pub fn status_json(summary: &RunSummary, events: &[Event]) -> Value {
             });
             if let Some(row) = row {
                 add_row(&mut value, row);
+            }
+            if let Some(lane) = lanes.get(&p.phase) {
+                value["lane"] = json!(lane);
             }
             value
         })
@@ -524,6 +552,20 @@ pub fn event_detail(event: &Event) -> String {
             )
         }
         EventData::BudgetAlert(d) => format!("{}: {}: {}", d.level, alert_numbers(d), d.message),
+        EventData::MergeStep(d) => {
+            let files: Vec<&str> = d.conflicts.iter().map(|c| c.file.as_str()).collect();
+            let conflicts = if files.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", files.join(", "))
+            };
+            format!(
+                "{} {} into {}{conflicts}",
+                d.work,
+                d.outcome.as_str(),
+                d.into
+            )
+        }
         _ => String::new(),
     };
     record::limits::bound_text(&mut detail, record::limits::TEXT_MAX, None);

@@ -1,6 +1,7 @@
 //! The integration tests: one binary, shared helpers in `support`.
 
 mod agents;
+mod board;
 mod book;
 mod branches;
 mod budget;
@@ -23,6 +24,7 @@ mod read_side;
 mod real_clients;
 mod record;
 mod replay;
+mod report;
 mod runtime;
 mod secrets;
 mod spec;
