@@ -164,6 +164,7 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
             run_id,
             mission,
             report,
+            process,
         } => {
             let ctx = builtin::Ctx {
                 attempt_dir: &job.dir,
@@ -173,7 +174,12 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
                 run_id,
                 mission,
                 report,
+                process,
+                cancel: cancel.clone(),
+                redactor: &job.redactor,
             };
+            // A step that runs processes stops them itself (through their group).
+            let limited = !builtin::stops_itself(step);
             let timeout = job.timeout.unwrap_or(Duration::from_secs(u64::MAX / 4));
             let canceled = async {
                 loop {
@@ -187,14 +193,14 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
             };
             tokio::select! {
                 result = builtin::run(step, ctx) => {
-                    if let Err((kind, message)) = result {
-                        return failed(kind, message, None, None);
+                    if let Err(failure) = result {
+                        return with_files(failed(failure.kind, failure.message, None, None), failure.files);
                     }
                 }
-                _ = tokio::time::sleep(timeout) => {
+                _ = tokio::time::sleep(timeout), if limited => {
                     return failed(FailureKind::Timeout, format!("timed out after {limit}"), None, None);
                 }
-                _ = canceled => return failed(FailureKind::Canceled, "canceled".into(), None, None),
+                _ = canceled, if limited => return failed(FailureKind::Canceled, "canceled".into(), None, None),
             }
         }
     }
@@ -238,8 +244,19 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
             result,
             git: None,
         }),
-        Err(e) => failed(FailureKind::OutputInvalid, e.to_string(), exit_code, usage),
+        Err(e) => with_files(
+            failed(e.failure_kind(), e.to_string(), exit_code, usage),
+            e.files(),
+        ),
     }
+}
+
+/// An `attempt.failed` naming the files its failure is about.
+fn with_files(mut event: EventData, files: Vec<String>) -> EventData {
+    if let EventData::AttemptFailed(failed) = &mut event {
+        failed.files = files;
+    }
+    event
 }
 
 /// `message`, then `: ` and the last lines of a captured stream: redacted and bounded with
