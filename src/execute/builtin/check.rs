@@ -148,9 +148,15 @@ pub(super) async fn run(ctx: &Ctx<'_>) -> Result<(), Failure> {
             (false, Some(code)) => format!("exited with code {code}"),
             (false, None) => "did not finish".to_string(),
         };
+        let plural = |n: usize, word: &str| match n {
+            1 => format!("1 {word}"),
+            n => format!("{n} {word}s"),
+        };
         log.push_str(&format!(
-            "`{}`: {result} ({} errors, {} warnings)\n",
-            command.command, command.errors, command.warnings
+            "`{}`: {result} ({}, {})\n",
+            command.command,
+            plural(command.errors, "error"),
+            plural(command.warnings, "warning")
         ));
     }
     if std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true") {
