@@ -11,7 +11,7 @@ use spectacular::model::FailureKind;
 use spectacular::record::event::AttemptFailed;
 use spectacular::record::EventData;
 
-use crate::runtime::{alive, code, count, text, Project};
+use crate::runtime::{alive, assert_all_dead, code, count, text, wait_for_pids, Project};
 use crate::support::*;
 
 fn fixture(path: &str) -> String {
@@ -255,6 +255,60 @@ phases:
             .parse()
             .expect("a pid");
         assert!(!alive(pid), "{file} ({pid}) survived the timeout");
+    }
+}
+
+#[test]
+fn ctrl_c_stops_a_running_check_and_its_children() {
+    let p = Project::new(
+        r#"
+mission: canceled-check
+phases:
+  check:
+    uses: builtin/check
+    with: { command: "sleep 30 & echo $! >> pids; echo $$ >> pids; wait" }
+"#,
+    );
+    let mut engine = p.spawn(&["run", "mission.yaml"]);
+    let pids = wait_for_pids(&p, 2);
+    // SAFETY: sends SIGINT to the engine we started.
+    unsafe { libc::kill(engine.id() as i32, libc::SIGINT) };
+    let status = engine.wait().expect("the engine ends");
+    assert_eq!(status.code(), Some(130));
+    assert_all_dead(&pids);
+    assert_eq!(failures(&p, "check")[0].kind, FailureKind::Canceled);
+}
+
+#[test]
+fn a_check_without_a_command_or_outside_the_project_fails_saying_why() {
+    for (with, expected) in [
+        (
+            "{}",
+            "builtin/check needs `with.command`: a shell command, or a list of them",
+        ),
+        ("{ command: [] }", "builtin/check needs `with.command`"),
+        (
+            "{ command: 'true', workdir: ../elsewhere }",
+            "builtin/check: `with.workdir` `../elsewhere` must be a path inside the project root",
+        ),
+        (
+            "{ command: 'true', workdir: missing }",
+            "builtin/check: `with.workdir` `missing` is not a directory of the project",
+        ),
+    ] {
+        let p = Project::new(&format!(
+            "mission: bad-check\nphases:\n  check:\n    uses: builtin/check\n    with: {with}\n"
+        ));
+        let out = p.run(&["run", "mission.yaml"]);
+        assert_eq!(code(&out), 1, "{}", text(&out));
+        let failed = failures(&p, "check");
+        assert_eq!(failed.len(), 1, "{with}: not retried: {failed:?}");
+        assert_eq!(failed[0].kind, FailureKind::Exit, "{with}");
+        assert!(
+            failed[0].message.starts_with(expected),
+            "{with}: {}",
+            failed[0].message
+        );
     }
 }
 
