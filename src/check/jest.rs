@@ -136,9 +136,8 @@ fn message_of(text: &str, fallback: &str) -> String {
                 && !l.starts_with('●')
                 && !l.starts_with('>')
                 && !l.starts_with('|')
-                && !l
-                    .split_once(" |")
-                    .is_some_and(|(n, _)| n.trim().parse::<u32>().is_ok())
+                && l.split_once(" |")
+                    .is_none_or(|(n, _)| n.trim().parse::<u32>().is_err())
         })
         .take(MESSAGE_LINES)
         .collect();

@@ -300,8 +300,11 @@ pub struct Errors {
     pub list: Vec<Error>,
     /// Found beyond [`MAX_ERRORS`].
     pub dropped: usize,
-    seen: HashSet<(Option<String>, Option<u32>, Option<u32>, String)>,
+    seen: HashSet<Place>,
 }
+
+/// What makes two errors the same: file, line, column and message.
+type Place = (Option<String>, Option<u32>, Option<u32>, String);
 
 impl Errors {
     fn add(&mut self, error: Error) {

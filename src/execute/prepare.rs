@@ -52,7 +52,7 @@ pub(super) enum Work {
         mission: String,
         report: Vec<builtin::ReportRow>,
         /// How a process of this attempt runs (for built-ins that run commands).
-        process: process::Spec,
+        process: Box<process::Spec>,
     },
 }
 
@@ -262,7 +262,7 @@ impl Engine {
                     run_id: self.log.run_id().to_string(),
                     mission: self.plan.mission.id.clone(),
                     report,
-                    process: spec(Vec::new(), None),
+                    process: Box::new(spec(Vec::new(), None)),
                 }
             }
             PhaseKind::Agent {
