@@ -89,27 +89,33 @@ pub(super) async fn run(ctx: &Ctx<'_>) -> Result<(), Failure> {
                 return Err(Failure::new(FailureKind::Spawn, message));
             }
         };
-        // Reading (up to the output cap) and redacting is blocking work: off the event loop.
-        let redactor = ctx.redactor.clone();
+        // Reading (up to the output cap), redacting and parsing are blocking work: off the
+        // event loop.
+        let (redactor, context_now, command_now) =
+            (ctx.redactor.clone(), context.clone(), command.clone());
         let (out_path, err_path) = (spec.stdout.clone(), spec.stderr.clone());
-        let (stdout, stderr) = tokio::task::spawn_blocking(move || {
-            (
-                read_redacted(&out_path, &redactor),
-                read_redacted(&err_path, &redactor),
-            )
-        })
-        .await
-        .unwrap_or_default();
-        let before = found.list.len();
-        let parsers = check::parse(
-            &check::Output {
-                command,
+        let parsed = tokio::task::spawn_blocking(move || {
+            let stdout = read_redacted(&out_path, &redactor);
+            let stderr = read_redacted(&err_path, &redactor);
+            let before = found.list.len();
+            let output = check::Output {
+                command: &command_now,
                 stdout: &stdout,
                 stderr: &stderr,
-            },
-            &context,
-            &mut found,
-        );
+            };
+            let parsers = check::parse(&output, &context_now, &mut found);
+            (found, before, parsers)
+        })
+        .await;
+        let (back, before, parsers) = parsed.map_err(|e| {
+            Failure::new(
+                FailureKind::Exit,
+                format!(
+                    "reading the output of `{command}` failed: {e}; this is a bug in spectacular"
+                ),
+            )
+        })?;
+        found = back;
         let new = &found.list[before..];
         results.push(CommandResult {
             command: command.clone(),
