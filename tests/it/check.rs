@@ -312,6 +312,47 @@ fn a_check_without_a_command_or_outside_the_project_fails_saying_why() {
     }
 }
 
+#[test]
+fn a_secret_a_check_prints_is_redacted_from_its_logs_and_errors() {
+    const KEY: &str = "sk-canary-openai-0a1b2c3d4e5f6789";
+    let p = Project::new(
+        r#"
+mission: leaky-check
+phases:
+  check:
+    uses: builtin/check
+    with: { command: "cat leak.txt; echo \"key=${OPENAI_API_KEY:-unset}\" >&2; exit 1" }
+"#,
+    );
+    write(
+        p.path(),
+        "leak.txt",
+        &format!("src/a.c:1:1: error: token {KEY} refused\n"),
+    );
+    let out = p
+        .command(&["run", "mission.yaml"])
+        .env("OPENAI_API_KEY", KEY)
+        .output()
+        .expect("run");
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let dir = attempt_dir(&p, "check", 1);
+    for file in [
+        "errors.json",
+        "summary.md",
+        "check-1.stdout.log",
+        "check-1.stderr.log",
+    ] {
+        let written = std::fs::read_to_string(dir.join(file)).expect(file);
+        assert!(!written.contains(KEY), "{file} holds the key: {written}");
+    }
+    let report = report(&p, "check", 1);
+    assert_eq!(report.errors[0].file.as_deref(), Some("src/a.c"));
+    // The command did not inherit the key at all.
+    let stderr = std::fs::read_to_string(dir.join("check-1.stderr.log")).expect("log");
+    assert_eq!(stderr, "key=unset\n");
+    assert!(!failures(&p, "check")[0].message.contains(KEY));
+}
+
 const PLAN: &str = r#"[
   {"id": "wp-login", "title": "Log in", "description": "d", "owned_files": ["src/login.rs"],
    "requirement_refs": [], "acceptance": ["logs in with a good password", "refuses a bad one"],
