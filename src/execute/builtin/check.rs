@@ -361,3 +361,82 @@ fn failure_message(report: &Report) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(errors: usize) -> Report {
+        Report {
+            passed: false,
+            workdir: ".".into(),
+            commands: vec![CommandResult {
+                command: "make".into(),
+                passed: false,
+                exit_code: Some(2),
+                parsers: vec!["gcc".into()],
+                errors,
+                warnings: 0,
+                stdout: "check-1.stdout.log".into(),
+                stderr: "check-1.stderr.log".into(),
+            }],
+            errors: (0..errors)
+                .map(|i| check::Error {
+                    tool: "gcc".into(),
+                    file: Some(format!("src/f{}.c", i % 3)),
+                    line: Some(i as u32 + 1),
+                    column: Some(2),
+                    severity: Severity::Error,
+                    code: Some("-Wx".into()),
+                    message: format!("bad\n  thing {i} {}", "x".repeat(500)),
+                    test: None,
+                })
+                .collect(),
+            dropped: 0,
+        }
+    }
+
+    #[test]
+    fn the_failure_message_lists_errors_one_line_each_within_its_bounds() {
+        let message = failure_message(&report(2));
+        let lines: Vec<&str> = message.lines().collect();
+        assert_eq!(
+            lines[0],
+            "checks failed: `make` exited with code 2; 2 errors in 2 files (`errors.json` and `summary.md` list them)"
+        );
+        assert!(
+            lines[1].starts_with("- src/f0.c:1:2: [-Wx] bad thing 0 xxx"),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[1].ends_with('…') && lines[1].len() < 400,
+            "{}",
+            lines[1]
+        );
+        let message = failure_message(&report(1000));
+        assert!(message.len() <= MESSAGE_MAX, "{}", message.len());
+        assert_eq!(
+            message.lines().filter(|l| l.starts_with("- src/")).count(),
+            MESSAGE_ERRORS
+        );
+        assert!(message.ends_with("- … and 980 more errors"), "{message}");
+    }
+
+    #[test]
+    fn a_command_is_a_string_or_a_list_of_strings() {
+        let one = commands(&serde_json::json!({"command": "make"})).expect("one");
+        assert_eq!(one, ["make"]);
+        let two = commands(&serde_json::json!({"command": ["make", "make test"]})).expect("two");
+        assert_eq!(two, ["make", "make test"]);
+        for wrong in [
+            serde_json::json!({}),
+            serde_json::json!({"command": 3}),
+            serde_json::json!({"command": ["make", 3]}),
+            serde_json::json!({"command": " "}),
+            serde_json::json!({"command": vec!["true"; MAX_COMMANDS + 1]}),
+        ] {
+            assert!(commands(&wrong).is_err(), "{wrong}");
+        }
+    }
+}
