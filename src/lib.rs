@@ -15,6 +15,7 @@
 //! ```
 
 pub mod agents;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod conform;

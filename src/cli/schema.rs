@@ -26,6 +26,10 @@ pub enum Name {
     Config,
     /// report.json (what a run did)
     Report,
+    /// errors.json (what `builtin/check` ran and the errors its tools reported)
+    Errors,
+    /// verdicts.json (a validator's verdict on each acceptance criterion)
+    Verdicts,
 }
 
 pub fn run(args: Args) -> Outcome {
@@ -36,6 +40,8 @@ pub fn run(args: Args) -> Outcome {
         Name::Agents => out!("{}", crate::agents::config::agents_schema_text())?,
         Name::Tasks => out!("{}", crate::tasks::tasks_schema_text())?,
         Name::Report => out!("{}", crate::query::report::report_schema_text())?,
+        Name::Errors => out!("{}", crate::check::errors_schema_text())?,
+        Name::Verdicts => out!("{}", crate::check::verdicts::verdicts_schema_text())?,
         Name::Config => {
             let schema = crate::config::project::project_schema();
             outln!(

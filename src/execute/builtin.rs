@@ -7,8 +7,13 @@ use std::path::{Component, Path};
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio::sync::watch;
 
+use super::process;
 use crate::model::FailureKind;
+use crate::record::redact::Redactor;
+
+mod check;
 
 pub struct Ctx<'a> {
     pub attempt_dir: &'a Path,
@@ -20,9 +25,45 @@ pub struct Ctx<'a> {
     pub stdout: &'a Path,
     pub run_id: &'a str,
     pub mission: &'a str,
+    /// How the engine runs a process for this attempt (environment, process ledger, timeout,
+    /// grace period); `builtin/check` runs its commands with it.
+    pub process: &'a process::Spec,
+    /// The attempt's cancellation (see [`process::run`]).
+    pub cancel: watch::Receiver<u8>,
+    /// The run's secrets, for what a step writes of a command's output.
+    pub redactor: &'a Redactor,
 }
 
-pub type Failure = (FailureKind, String);
+/// Does built-in step `name` honour the attempt's timeout and cancellation itself (it runs
+/// processes, which must be stopped through their group, not dropped)?
+pub fn stops_itself(name: &str) -> bool {
+    name == "check"
+}
+
+/// Why a built-in step failed, and the files the failure is about (the files the errors of
+/// `builtin/check` name), recorded in `attempt.failed`.
+#[derive(Debug)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+    pub files: Vec<String>,
+}
+
+impl Failure {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Failure {
+        Failure {
+            kind,
+            message: message.into(),
+            files: Vec::new(),
+        }
+    }
+}
+
+impl From<(FailureKind, String)> for Failure {
+    fn from((kind, message): (FailureKind, String)) -> Failure {
+        Failure::new(kind, message)
+    }
+}
 
 fn text<'a>(with: &'a Value, key: &str) -> Option<&'a str> {
     with.get(key).and_then(Value::as_str)
@@ -31,14 +72,14 @@ fn text<'a>(with: &'a Value, key: &str) -> Option<&'a str> {
 fn write(path: &Path, content: &str) -> Result<(), Failure> {
     if let Some(parent) = path.parent() {
         super::make_dir(parent).map_err(|e| {
-            (
+            Failure::new(
                 FailureKind::Exit,
                 format!("creating `{}`: {e}", parent.display()),
             )
         })?;
     }
     std::fs::write(path, content).map_err(|e| {
-        (
+        Failure::new(
             FailureKind::Exit,
             format!("writing `{}`: {e}", path.display()),
         )
@@ -51,15 +92,16 @@ fn inside(ctx: &Ctx<'_>, relative: &str) -> Result<std::path::PathBuf, Failure> 
         || path.is_absolute()
         || path.components().any(|c| matches!(c, Component::ParentDir))
     {
-        return Err((
+        return Err(Failure::new(
             FailureKind::Exit,
             format!("`{relative}` must be a relative path inside the attempt directory"),
         ));
     }
     let full = super::outputs::relative_under(ctx.attempt_dir, relative)
-        .map_err(|e| (FailureKind::Exit, e.to_string()))?;
+        .map_err(|e| Failure::new(FailureKind::Exit, e.to_string()))?;
     if let Some(parent) = full.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| (FailureKind::Exit, e.to_string()))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Failure::new(FailureKind::Exit, e.to_string()))?;
     }
     Ok(full)
 }
@@ -75,13 +117,12 @@ pub async fn run(name: &str, ctx: Ctx<'_>) -> Result<(), Failure> {
         "fail" => {
             let message = text(ctx.with, "message").unwrap_or("builtin/fail always fails");
             write(ctx.stdout, &format!("{message}\n"))?;
-            Err((FailureKind::Exit, message.to_string()))
+            Err(Failure::new(FailureKind::Exit, message))
         }
         "sleep" => {
             let duration = match ctx.with.get("duration") {
-                Some(Value::String(d)) => {
-                    crate::model::parse_duration(d).map_err(|e| (FailureKind::Exit, e))?
-                }
+                Some(Value::String(d)) => crate::model::parse_duration(d)
+                    .map_err(|e| Failure::new(FailureKind::Exit, e))?,
                 _ => Duration::from_secs(1),
             };
             tokio::time::sleep(duration).await;
@@ -91,8 +132,9 @@ pub async fn run(name: &str, ctx: Ctx<'_>) -> Result<(), Failure> {
             )
         }
         "write" => {
-            let path = text(ctx.with, "path")
-                .ok_or((FailureKind::Exit, "builtin/write needs `with.path`".into()))?;
+            let path = text(ctx.with, "path").ok_or_else(|| {
+                Failure::new(FailureKind::Exit, "builtin/write needs `with.path`")
+            })?;
             let content = match ctx.with.get("content") {
                 Some(Value::String(s)) => s.clone(),
                 Some(other) => serde_json::to_string_pretty(other).unwrap_or_default(),
@@ -103,7 +145,8 @@ pub async fn run(name: &str, ctx: Ctx<'_>) -> Result<(), Failure> {
         "analyse-spec" => analyse_spec(&ctx),
         "report" => report(&ctx).await,
         "learn" => learn(&ctx).await,
-        other => Err((
+        "check" => check::run(&ctx).await,
+        other => Err(Failure::new(
             FailureKind::Spawn,
             format!("unknown built-in step `builtin/{other}`"),
         )),
@@ -115,10 +158,8 @@ pub async fn run(name: &str, ctx: Ctx<'_>) -> Result<(), Failure> {
 /// `tier`, `dimensions`, `requirements`, `questions`, `diagnostics`… A spec with errors
 /// fails the step, after writing the analysis.
 fn analyse_spec(ctx: &Ctx<'_>) -> Result<(), Failure> {
-    let spec = text(ctx.with, "spec").ok_or((
-        FailureKind::Exit,
-        "builtin/analyse-spec needs `with.spec`".into(),
-    ))?;
+    let spec = text(ctx.with, "spec")
+        .ok_or_else(|| Failure::new(FailureKind::Exit, "builtin/analyse-spec needs `with.spec`"))?;
     let path = if Path::new(spec).is_absolute() {
         Path::new(spec).to_path_buf()
     } else {
@@ -128,7 +169,7 @@ fn analyse_spec(ctx: &Ctx<'_>) -> Result<(), Failure> {
         crate::spec::AnalysisConfig::load(ctx.project_root, ctx.project_root);
     let mut analysis = crate::spec::analyse_file(&path, spec, Some(ctx.project_root), &config)
         .map_err(|e| {
-            (
+            Failure::new(
                 FailureKind::Exit,
                 format!("cannot read the spec `{}`: {e}", path.display()),
             )
@@ -150,7 +191,7 @@ fn analyse_spec(ctx: &Ctx<'_>) -> Result<(), Failure> {
         ),
     )?;
     if analysis.has_errors() {
-        return Err((
+        return Err(Failure::new(
             FailureKind::Exit,
             format!(
                 "the spec `{spec}` has {} error(s); `spectacular analyse {spec}` shows them",
@@ -184,7 +225,7 @@ async fn learn(ctx: &Ctx<'_>) -> Result<(), Failure> {
             format!("builtin/learn stopped: {e}; this is a bug in spectacular"),
         )
     })?;
-    let (written, found) = learned.map_err(|e| (FailureKind::Exit, e))?;
+    let (written, found) = learned.map_err(|e| Failure::new(FailureKind::Exit, e))?;
     let mut out = format!(
         "{found} lesson(s) in this run: {} written, {} already known",
         written.written.len(),
@@ -205,7 +246,7 @@ async fn learn(ctx: &Ctx<'_>) -> Result<(), Failure> {
 /// starts a `builtin/report` job), so the report sees the whole run so far. Reading a long log
 /// is blocking work: off the event loop.
 async fn report(ctx: &Ctx<'_>) -> Result<(), Failure> {
-    let failure = |message: String| (FailureKind::Exit, message);
+    let failure = |message: String| Failure::new(FailureKind::Exit, message);
     // The attempt directory is `<store>/runs/<run>/attempts/<instance>/<attempt>`.
     let store = ctx
         .attempt_dir

@@ -194,6 +194,7 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
             stdout,
             run_id,
             mission,
+            process,
         } => {
             let ctx = builtin::Ctx {
                 attempt_dir: &job.dir,
@@ -203,7 +204,12 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
                 stdout,
                 run_id,
                 mission,
+                process,
+                cancel: cancel.clone(),
+                redactor: &job.redactor,
             };
+            // A step that runs processes stops them itself (through their group).
+            let limited = !builtin::stops_itself(step);
             let timeout = job.timeout.unwrap_or(Duration::from_secs(u64::MAX / 4));
             let canceled = async {
                 loop {
@@ -217,14 +223,14 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
             };
             tokio::select! {
                 result = builtin::run(step, ctx) => {
-                    if let Err((kind, message)) = result {
-                        return failed(kind, message, None, None);
+                    if let Err(failure) = result {
+                        return with_files(failed(failure.kind, failure.message, None, None), failure.files);
                     }
                 }
-                _ = tokio::time::sleep(timeout) => {
+                _ = tokio::time::sleep(timeout), if limited => {
                     return failed(FailureKind::Timeout, format!("timed out after {limit}"), None, None);
                 }
-                _ = canceled => return failed(FailureKind::Canceled, "canceled".into(), None, None),
+                _ = canceled, if limited => return failed(FailureKind::Canceled, "canceled".into(), None, None),
             }
         }
     }
@@ -257,7 +263,12 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
     };
     let mut promoted = match promoted {
         Ok(promoted) => promoted,
-        Err(e) => return failed(FailureKind::OutputInvalid, e.to_string(), exit_code, usage),
+        Err(e) => {
+            return with_files(
+                failed(e.failure_kind(), e.to_string(), exit_code, usage),
+                e.files(),
+            )
+        }
     };
     for (name, value) in merge_values {
         promoted.values.entry(name).or_insert(value);
@@ -296,6 +307,14 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
         result,
         git,
     })
+}
+
+/// An `attempt.failed` naming the files its failure is about.
+fn with_files(mut event: EventData, files: Vec<String>) -> EventData {
+    if let EventData::AttemptFailed(failed) = &mut event {
+        failed.files = files;
+    }
+    event
 }
 
 /// `message`, then `: ` and the last lines of a captured stream: redacted and bounded with

@@ -56,6 +56,13 @@ pub enum Error {
     /// `attempt.previous_errors` lists them.
     #[error("{}", crate::tasks::problems_message(name, problems))]
     Plan { name: String, problems: Vec<String> },
+    /// A `check: { kind: verdicts }` output that is not a valid verdicts file for the plan:
+    /// one `- ` line a problem, like a refused plan.
+    #[error("{}", crate::check::verdicts::problems_message(name, problems))]
+    Verdicts { name: String, problems: Vec<String> },
+    /// Valid verdicts with failed criteria: the work is wrong, not the attempt (`checks`).
+    #[error("{message}")]
+    VerdictsFailed { message: String, files: Vec<String> },
     #[error("artifacts: {0}")]
     Artifacts(std::io::Error),
     #[error("promoting `{name}`: {source}")]
@@ -63,6 +70,24 @@ pub enum Error {
         name: String,
         source: std::io::Error,
     },
+}
+
+impl Error {
+    /// The kind of the attempt's failure: `checks` for failed verdicts, else `output_invalid`.
+    pub fn failure_kind(&self) -> crate::model::FailureKind {
+        match self {
+            Error::VerdictsFailed { .. } => crate::model::FailureKind::Checks,
+            _ => crate::model::FailureKind::OutputInvalid,
+        }
+    }
+
+    /// The files the failure is about: the evidence files of failed verdicts.
+    pub fn files(&self) -> Vec<String> {
+        match self {
+            Error::VerdictsFailed { files, .. } => files.clone(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// `root` joined with a relative `/`-separated path (an output's `path:`), each segment
@@ -178,6 +203,10 @@ pub fn promote(
             Some(check) if check.kind == crate::model::OutputCheckKind::Plan => {
                 Some(check_plan(name, &real, size, check.spec.as_deref())?)
             }
+            Some(check) if check.kind == crate::model::OutputCheckKind::Verdicts => {
+                check_verdicts(name, &real, size, check.plan.as_deref())?;
+                None
+            }
             _ => None,
         };
         let artifacts_dir = join_under(run_dir, &["artifacts", instance]).map_err(|_| outside())?;
@@ -278,4 +307,55 @@ fn check_plan(
         }
     };
     crate::tasks::check(&bytes, refs.as_deref()).map_err(refused)
+}
+
+/// The verdicts check of an output (`check: { kind: verdicts }`): the verdicts schema and, with
+/// `plan` (an absolute path, rendered when the attempt was prepared), one verdict for every
+/// acceptance criterion of the plan. Failed verdicts are [`Error::VerdictsFailed`].
+fn check_verdicts(name: &str, real: &Path, size: u64, plan: Option<&str>) -> Result<(), Error> {
+    use crate::check::verdicts;
+    let refused = |problems: Vec<String>| Error::Verdicts {
+        name: name.to_string(),
+        problems,
+    };
+    if size > verdicts::MAX_BYTES as u64 {
+        return Err(refused(vec![format!(
+            "the file has {size} bytes, more than the {} a verdicts file may have",
+            verdicts::MAX_BYTES
+        )]));
+    }
+    let bytes = std::fs::read(real).map_err(|source| Error::Unreadable {
+        name: name.to_string(),
+        source,
+    })?;
+    let criteria = match plan {
+        None => None,
+        Some(plan) => {
+            // At most one byte more than a plan may have: `criteria` refuses the rest.
+            let mut text = Vec::new();
+            std::fs::File::open(plan)
+                .and_then(|f| {
+                    use std::io::Read as _;
+                    f.take(crate::tasks::MAX_BYTES as u64 + 1)
+                        .read_to_end(&mut text)
+                })
+                .map_err(|e| {
+                    refused(vec![format!(
+                        "cannot read the plan `{plan}` the verdicts are about: {e}"
+                    )])
+                })?;
+            Some(
+                verdicts::criteria(&text)
+                    .map_err(|e| refused(vec![format!("the plan `{plan}`: {e}")]))?,
+            )
+        }
+    };
+    let checked = verdicts::check(&bytes, criteria.as_ref()).map_err(refused)?;
+    if checked.failed().is_empty() {
+        return Ok(());
+    }
+    Err(Error::VerdictsFailed {
+        message: verdicts::failed_message(name, &checked),
+        files: checked.failed_files(),
+    })
 }

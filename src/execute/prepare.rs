@@ -54,6 +54,8 @@ pub(super) enum Work {
         stdout: PathBuf,
         run_id: String,
         mission: String,
+        /// How a process of this attempt runs (for built-ins that run commands).
+        process: Box<process::Spec>,
     },
 }
 
@@ -142,9 +144,15 @@ impl Engine {
         let mut outputs = phase.outputs.clone();
         for (name, output) in outputs.iter_mut() {
             output_paths.insert(name.clone(), render(&output.path)?);
-            // A plan check's spec is rendered now, and read from the project root.
-            if let Some(spec) = output.check.as_mut().and_then(|c| c.spec.as_mut()) {
-                *spec = self.project_root.join(render(spec)?).display().to_string();
+            // A plan check's spec (a verdicts check's plan) is rendered now, and read from the
+            // project root.
+            if let Some(check) = output.check.as_mut() {
+                for path in [check.spec.as_mut(), check.plan.as_mut()]
+                    .into_iter()
+                    .flatten()
+                {
+                    *path = self.project_root.join(render(path)?).display().to_string();
+                }
             }
         }
         let worktree = match phase.workspace {
@@ -223,6 +231,7 @@ impl Engine {
                         stdout: dir.join("stdout.log"),
                         run_id: self.log.run_id().to_string(),
                         mission: self.plan.mission.id.clone(),
+                        process: Box::new(spec(Vec::new(), None)),
                     }
                 }
             }

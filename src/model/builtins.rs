@@ -30,7 +30,7 @@ pub const BUILTIN_STEPS: &[(&str, &str)] = &[
     ),
     (
         "check",
-        "runs the project's checks (`with.command`) and parses their errors into `errors.json`",
+        "runs the project's checks (`with.command`, in `with.workdir`) and parses their errors into `errors.json` and `summary.md`; a failing command fails the attempt as `checks`",
     ),
     (
         "learn",

@@ -157,6 +157,8 @@ pub struct OutputCheck {
     pub kind: raw::OutputCheckKind,
     /// The spec (a template) a plan is traced to.
     pub spec: Option<String>,
+    /// The plan (a template) verdicts are about.
+    pub plan: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -401,12 +401,23 @@ pub struct RawOutputCheck {
     /// What the output is. `plan`: a `tasks.json` checked against the published tasks schema
     /// (`spectacular schema tasks`) and the plan rules: unique ids, existing and acyclic
     /// `depends_on`, references the spec defines, every requirement and success criterion
-    /// covered. It writes `traceability.md` beside the output.
+    /// covered. It writes `traceability.md` beside the output. `verdicts`: a validator's
+    /// `verdicts.json` checked against the published verdicts schema
+    /// (`spectacular schema verdicts`) and, with `plan`, exactly one verdict for every
+    /// acceptance criterion of the plan's work packages; a well-formed file with a `fail`
+    /// verdict fails the attempt as `checks`, naming the evidence files of the failed verdicts.
     pub kind: OutputCheckKind,
-    /// The spec the plan is traced to (a path, relative to the project; templated, e.g.
-    /// `{{ inputs.spec }}`). Without it, only the plan's own structure is checked.
+    /// `kind: plan`: the spec the plan is traced to (a path, relative to the project;
+    /// templated, e.g. `{{ inputs.spec }}`). Without it, only the plan's own structure is
+    /// checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec: Option<String>,
+    /// `kind: verdicts`: the plan (`tasks.json`) whose acceptance criteria the verdicts are
+    /// about (a path, relative to the project; templated, e.g.
+    /// `.spectacular/runs/{{ run.id }}/artifacts/plan/tasks.json`). Without it, only the
+    /// verdicts file itself is checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
 }
 
 /// The kinds of output checks.
@@ -415,6 +426,8 @@ pub struct RawOutputCheck {
 pub enum OutputCheckKind {
     /// A planner's `tasks.json`.
     Plan,
+    /// A validator's `verdicts.json`.
+    Verdicts,
 }
 
 /// A rework loop.

@@ -178,12 +178,14 @@ pub(super) fn check(ctx: &mut Ctx<'_>, root: &Node, _graph: &GraphInfo) {
                         &mut strings,
                     );
                 }
-                if let Some(spec) = output.value.get("check").and_then(|c| c.get("spec")) {
-                    collect_strings(
-                        spec,
-                        format!("phases.{id}.outputs.{}.check.spec", output.key),
-                        &mut strings,
-                    );
+                for key in ["spec", "plan"] {
+                    if let Some(node) = output.value.get("check").and_then(|c| c.get(key)) {
+                        collect_strings(
+                            node,
+                            format!("phases.{id}.outputs.{}.check.{key}", output.key),
+                            &mut strings,
+                        );
+                    }
                 }
             }
         }

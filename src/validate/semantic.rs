@@ -739,6 +739,7 @@ fn build_phase(
                         check: o.check.as_ref().map(|c| crate::model::OutputCheck {
                             kind: c.kind,
                             spec: c.spec.clone(),
+                            plan: c.plan.clone(),
                         }),
                     },
                 )

@@ -38,6 +38,7 @@ impl Log {
             inputs: BTreeMap::new(),
             max_parallel: 4,
             engine_version: "0.1.0".into(),
+            git_base: None,
         }));
         log
     }

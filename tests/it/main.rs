@@ -7,6 +7,7 @@ mod branches;
 mod budget;
 mod builtin_missions;
 mod clean;
+mod check;
 mod cli;
 mod diagnostics;
 mod docs;

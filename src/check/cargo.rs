@@ -1,0 +1,204 @@
+//! `cargo … --message-format=json`: one JSON object a line; those with
+//! `"reason": "compiler-message"` carry a rustc diagnostic (`message`: `level`, `message`,
+//! `code.code`, `spans` with `file_name`, `line_start`, `column_start`, `is_primary`, `label`
+//! and, inside macros, `expansion.span`). And libtest's panics, which `cargo test` prints
+//! as text whatever the message format: `thread '<test>' panicked at <file>:<line>:<col>:`
+//! followed by the message (Rust 1.73 and later), or
+//! `thread '<test>' panicked at '<message>', <file>:<line>:<col>` before.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::Deserialize;
+
+use super::{number, Found, Severity, Sink};
+
+#[derive(Deserialize)]
+struct Line {
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    message: Option<Diagnostic>,
+}
+
+#[derive(Deserialize)]
+struct Diagnostic {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    code: Option<Code>,
+    #[serde(default)]
+    level: String,
+    #[serde(default)]
+    spans: Vec<Span>,
+}
+
+#[derive(Deserialize)]
+struct Code {
+    #[serde(default)]
+    code: String,
+}
+
+#[derive(Deserialize)]
+struct Span {
+    #[serde(default)]
+    file_name: String,
+    #[serde(default)]
+    line_start: u32,
+    #[serde(default)]
+    column_start: u32,
+    #[serde(default)]
+    is_primary: bool,
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    expansion: Option<Box<Expansion>>,
+}
+
+#[derive(Deserialize)]
+struct Expansion {
+    span: Span,
+}
+
+pub(super) fn parse_json(text: &str, sink: &mut Sink<'_>) {
+    for line in text.lines() {
+        let line = line.trim();
+        if !line.starts_with("{\"reason\":") {
+            continue;
+        }
+        let Ok(Line {
+            reason: Some(reason),
+            message: Some(diagnostic),
+        }) = serde_json::from_str::<Line>(line)
+        else {
+            continue;
+        };
+        if reason != "compiler-message" {
+            continue;
+        }
+        add_diagnostic(&diagnostic, sink);
+    }
+}
+
+fn add_diagnostic(diagnostic: &Diagnostic, sink: &mut Sink<'_>) {
+    let severity = match diagnostic.level.as_str() {
+        "error" | "error: internal compiler error" => Severity::Error,
+        "warning" => Severity::Warning,
+        "note" | "help" => Severity::Note,
+        // `failure-note` ("For more information about this error…") and unknown levels.
+        _ => return,
+    };
+    if diagnostic.spans.is_empty() && is_summary(&diagnostic.message) {
+        return;
+    }
+    let primary = diagnostic
+        .spans
+        .iter()
+        .find(|s| s.is_primary)
+        .or(diagnostic.spans.first());
+    // Inside a macro of another crate, the call site is the place to look.
+    let mut span = primary;
+    let mut depth = 0;
+    while let Some(s) = span {
+        let outside = s.file_name.starts_with('<')
+            || sink
+                .normalise(&s.file_name)
+                .is_none_or(|f| f.starts_with('/'));
+        match &s.expansion {
+            Some(expansion) if outside && depth < 8 => {
+                span = Some(&expansion.span);
+                depth += 1;
+            }
+            _ => break,
+        }
+    }
+    let label = primary.and_then(|s| s.label.as_deref()).unwrap_or("");
+    let message = if label.is_empty() {
+        diagnostic.message.clone()
+    } else {
+        format!("{}: {label}", diagnostic.message)
+    };
+    sink.add(Found {
+        file: span
+            .map(|s| s.file_name.as_str())
+            .filter(|f| !f.starts_with('<')),
+        line: span.map(|s| s.line_start),
+        column: span.map(|s| s.column_start),
+        severity: Some(severity),
+        code: diagnostic.code.as_ref().map(|c| c.code.as_str()),
+        message: &message,
+        test: None,
+    });
+}
+
+/// rustc's and cargo's closing lines, which are not problems of their own.
+pub(super) fn is_summary(message: &str) -> bool {
+    let m = message.trim();
+    m.starts_with("aborting due to")
+        || m.starts_with("could not compile")
+        || m.starts_with("build failed")
+        || m.starts_with("test failed, to rerun")
+        || m.starts_with("Some errors have detailed explanations")
+        || m.starts_with("For more information about")
+        || (m.contains(" warning") && (m.ends_with(" emitted") || m.contains(" generated ")))
+}
+
+static PANIC: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^thread '([^']*)'(?: \(\d+\))? panicked at (.+?):(\d+):(\d+):$").expect("regex")
+});
+static OLD_PANIC: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^thread '([^']*)'(?: \(\d+\))? panicked at '(.*)', (.+?):(\d+):(\d+)$")
+        .expect("regex")
+});
+
+/// The most message lines kept after a panic's location.
+const PANIC_LINES: usize = 20;
+
+pub(super) fn parse_panics(text: &str, sink: &mut Sink<'_>) {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i].trim_end();
+        i += 1;
+        if !line.starts_with("thread '") {
+            continue;
+        }
+        if let Some(c) = PANIC.captures(line) {
+            let mut message = Vec::new();
+            while i < lines.len() && message.len() < PANIC_LINES {
+                let next = lines[i].trim_end();
+                if next.is_empty()
+                    || next.starts_with("note: ")
+                    || next.starts_with("stack backtrace:")
+                    || next.starts_with("thread '")
+                {
+                    break;
+                }
+                message.push(next);
+                i += 1;
+            }
+            let message = if message.is_empty() {
+                "panicked".to_string()
+            } else {
+                message.join("\n")
+            };
+            sink.add(Found {
+                file: Some(&c[2]),
+                line: number(&c[3]),
+                column: number(&c[4]),
+                message: &message,
+                test: Some(&c[1]).filter(|t| *t != "main"),
+                ..Found::default()
+            });
+        } else if let Some(c) = OLD_PANIC.captures(line) {
+            sink.add(Found {
+                file: Some(&c[3]),
+                line: number(&c[4]),
+                column: number(&c[5]),
+                message: &c[2],
+                test: Some(&c[1]).filter(|t| *t != "main"),
+                ..Found::default()
+            });
+        }
+    }
+}
