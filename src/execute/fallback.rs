@@ -238,17 +238,19 @@ fn hop(
             let reserved_usd = match &next.reserve {
                 None => None,
                 Some(Ok(usd)) => Some(*usd),
-                Some(Err(why)) => return Hop::GiveUp(AgentFailure {
-                    agent: candidate.agent.clone(),
-                    kind: FailureKind::Budget,
-                    message: format!(
+                Some(Err(why)) => {
+                    return Hop::GiveUp(AgentFailure {
+                        agent: candidate.agent.clone(),
+                        kind: FailureKind::Budget,
+                        message: format!(
                         "budget: the fallback to `{}` cannot reserve: {why} (after {}: {reason})",
                         next.key(),
                         class.as_str()
                     ),
-                    exit_code: None,
-                    usage: None,
-                }),
+                        exit_code: None,
+                        usage: None,
+                    })
+                }
             };
             let event = EventData::FallbackActivated(FallbackActivated {
                 phase: job.phase.clone(),

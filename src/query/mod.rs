@@ -2,6 +2,7 @@
 //! projection (kept in step with the logs) or, for one run, from a fold of its log. This
 //! module never writes events.
 
+pub mod answer;
 pub mod cost;
 pub mod whatif;
 
@@ -296,6 +297,13 @@ pub fn status_text(summary: &RunSummary, events: &[Event]) -> String {
         &cells,
         &[false, false, true, true, true, false],
     ));
+    // What the agents answered, phase by phase (fan-out children: `status --json`).
+    let phases: Vec<&str> = rows.iter().map(|r| r.phase.as_str()).collect();
+    out.push_str(&answer::answers_text(
+        &summary.run_id,
+        &phases,
+        &answer::answers(events),
+    ));
     out
 }
 
@@ -330,6 +338,7 @@ pub fn table<const N: usize>(header: &[String; N], rows: &[[String; N]], right: 
 
 pub fn status_json(summary: &RunSummary, events: &[Event]) -> Value {
     let rows = status_rows(summary, events);
+    let answers = answer::answers(events);
     let phases: Vec<Value> = summary
         .phases
         .values()
@@ -347,6 +356,9 @@ pub fn status_json(summary: &RunSummary, events: &[Event]) -> Value {
             });
             if let Some(row) = row {
                 add_row(&mut value, row);
+            }
+            if let Some(answer) = answers.get(&p.phase) {
+                value["answer"] = answer.to_json();
             }
             value
         })
