@@ -349,13 +349,20 @@ answer of `long` (attempt 1, talker):
     // Where the rest is: the whole answer, in the event the command prints.
     let event = stdout(
         &p,
-        &["events", &run, "--phase", "long", "--type", "attempt.succeeded", "--json"],
+        &[
+            "events",
+            &run,
+            "--phase",
+            "long",
+            "--type",
+            "attempt.succeeded",
+            "--json",
+        ],
     );
     let event: serde_json::Value = serde_json::from_str(event.trim()).unwrap();
     assert_eq!(event["data"]["result"], whole.as_str(), "{event}");
     // The JSON status carries the excerpt too.
-    let json: serde_json::Value =
-        serde_json::from_str(&stdout(&p, &["status", "--json"])).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&stdout(&p, &["status", "--json"])).unwrap();
     let long = json["phases"]
         .as_array()
         .unwrap()
