@@ -560,6 +560,14 @@ phases:
         close(report["cost_usd"].as_f64().unwrap(), expected),
         "{report}"
     );
+    assert_eq!(report["estimated_calls"], 1, "{report}");
+    let table = p.run(&["cost"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    let said = format!(
+        "of which {} over 1 call estimated: a client stopped at its timeout reported nothing",
+        spectacular::record::usage::usd(expected)
+    );
+    assert!(table.contains(&said), "{table}");
     let settled = ledger_figures(&ledger(&p), "work#1", "usd");
     assert!(
         settled.len() == 1 && close(settled[0], expected),
