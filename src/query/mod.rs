@@ -528,11 +528,13 @@ pub fn event_detail(event: &Event) -> String {
                 None => agent.to_string(),
             };
             format!(
-                "attempt {}: {} → {}: {}",
+                "attempt {}: {} → {}: {}{}{}",
                 d.attempt,
                 side(&d.from_agent, &d.from_model),
                 side(&d.to_agent, &d.to_model),
-                d.reason
+                d.reason,
+                optional("spent", d.cost_usd).unwrap_or_default(),
+                optional("reserved", d.reserved_usd).unwrap_or_default()
             )
         }
         EventData::BudgetAlert(d) => format!("{}: {}: {}", d.level, alert_numbers(d), d.message),
