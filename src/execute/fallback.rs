@@ -239,17 +239,16 @@ fn hop(
                 None => None,
                 Some(Ok(usd)) => Some(*usd),
                 Some(Err(why)) => {
+                    let (to, after) = (next.key(), class.as_str());
                     return Hop::GiveUp(AgentFailure {
                         agent: candidate.agent.clone(),
                         kind: FailureKind::Budget,
                         message: format!(
-                        "budget: the fallback to `{}` cannot reserve: {why} (after {}: {reason})",
-                        next.key(),
-                        class.as_str()
-                    ),
+                            "budget: the fallback to `{to}` cannot reserve: {why} (after {after}: {reason})"
+                        ),
                         exit_code: None,
                         usage: None,
-                    })
+                    });
                 }
             };
             let event = EventData::FallbackActivated(FallbackActivated {

@@ -324,6 +324,11 @@ fn claude_reported(sample: &str) -> f64 {
 /// a 429) and falls back to `second` (Claude Code on `claude-sonnet`, which records its argv
 /// in `argv.bin`), under `budget`.
 fn two_hop_project(budget: &str, tokens: (u64, u64, u64)) -> Project {
+    two_hop_project_to("claude-sonnet", budget, tokens)
+}
+
+/// [`two_hop_project`] with `second` on `model`.
+fn two_hop_project_to(model: &str, budget: &str, tokens: (u64, u64, u64)) -> Project {
     let p = Project::new(&format!(
         "mission: hops\n{budget}phases:\n  work: {{ agent: first, model: gpt-mini, prompt: work.md.j2 }}\n"
     ));
@@ -347,7 +352,7 @@ fn two_hop_project(budget: &str, tokens: (u64, u64, u64)) -> Project {
   second:
     adapter: claude-code
     binary: {}
-    model: claude-sonnet
+    model: {model}
     env: {{ FAKE_AGENT_SAMPLE: {}, FAKE_AGENT_RECORD: {} }}
 ",
             fixtures.join("codex/codex").display(),
@@ -573,4 +578,29 @@ phases:
         settled.len() == 1 && close(settled[0], expected),
         "{settled:?}"
     );
+}
+
+#[test]
+fn a_hop_to_an_unpriced_model_under_a_budget_is_refused() {
+    let tokens = (1_000, 0, 500);
+    let codex = codex_tokens_cost("gpt-mini", tokens.0, tokens.1, tokens.2);
+    let p = two_hop_project_to(
+        "my-private-model",
+        "budget: { max_usd: 5 }\ndefaults: { retry: { max_attempts: 1 } }\n",
+        tokens,
+    );
+    let out = run_isolated(&p);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(!p.path().join("argv.bin").exists(), "Claude Code started");
+    let refusals = budget_refusals(&p.events());
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    let message = &refusals[0].1;
+    assert!(
+        message.contains("the fallback to `second/my-private-model` cannot reserve")
+            && message.contains("models.yaml"),
+        "{message}"
+    );
+    // What Codex spent still counts.
+    let spent: f64 = p.events().iter().filter_map(cost_of).sum();
+    assert!(close(spent, codex), "{spent} vs {codex}");
 }
