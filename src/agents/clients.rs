@@ -238,7 +238,9 @@ pub const CLIENTS: &[AdapterSpec] = &[
             ("OPENCODE_DISABLE_AUTOUPDATE", "1"),
             ("OPENCODE_DISABLE_SHARE", "1"),
         ],
-        large_prompt: None,
+        // `opencode run` appends what it reads on stdin (when stdin is not a terminal) to the
+        // message of its arguments; with no message argument, stdin is the whole message.
+        large_prompt: Some(LargePrompt::Stdin(&[])),
         settings: Some(opencode_settings),
         key_env: &[
             "OPENAI_API_KEY",

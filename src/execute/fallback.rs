@@ -1,6 +1,9 @@
 //! Fallback chains: the candidates of an agent attempt (the chosen agent and model, then its
 //! fallbacks), run in turn; a transient failure cools the candidate down and hands over to the
-//! next one (`fallback.activated`).
+//! next one (`fallback.activated`). Each candidate reserves against the budgets at its own
+//! model's price: a hop carries what the failed candidate cost and what the next one reserves,
+//! the engine checks the hard cap before recording it, and this task then settles the failed
+//! candidate and reserves the next one in the budgets shared with other runs.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -31,6 +34,13 @@ pub(super) struct Candidate {
     /// The secret variables this candidate's process must not inherit.
     pub(super) env_remove: Vec<String>,
     pub(super) prices: Option<crate::agents::Prices>,
+    /// What this candidate is estimated to use at most (the prompt and a generous answer at
+    /// its own model's price, [`budget::estimated_usage`]): what it reserves, and its usage
+    /// when it is stopped at the timeout without having reported any.
+    pub(super) estimate: crate::agents::Usage,
+    /// What it reserves against the budgets: `None` when the run has none, `Err` (why) when
+    /// its model has no price to reserve at.
+    pub(super) reserve: Option<Result<f64, String>>,
 }
 
 /// How a candidate runs: a CLI client in a process, or one HTTP call (text roles).
@@ -64,6 +74,17 @@ impl Candidate {
         }
         usage.clone()
     }
+
+    /// The usage of a candidate that ran out of time: what the client reported before it was
+    /// stopped, or when it reported nothing, the estimate its reservation was made of (marked
+    /// `estimated`): the money may well have been spent, and zero would under-count it.
+    fn timed_out(&self, reported: &mut crate::agents::Usage) -> crate::agents::Usage {
+        let nothing = reported.total_tokens() == 0 && reported.cost_usd.is_none_or(|c| c <= 0.0);
+        if nothing {
+            *reported = self.estimate.clone();
+        }
+        self.settle(reported)
+    }
 }
 
 /// Agents (and models) that failed transiently, and until when they cool down.
@@ -82,35 +103,119 @@ pub(super) struct AgentFailure {
 
 /// What follows a failed candidate.
 enum Hop {
-    /// Hand over to the next candidate once `fallback.activated` is durable.
-    Next(tokio::sync::oneshot::Receiver<()>),
+    /// Hand over to the next candidate once `fallback.activated` is durable (`Err`: the
+    /// engine refused the hop, for the hard cap).
+    Next(tokio::sync::oneshot::Receiver<Result<(), String>>),
     /// Give up with every reason.
     GiveUp(AgentFailure),
 }
 
-impl Hop {
-    /// Wait until the next candidate may start: its `fallback.activated` is durable. `Err`
-    /// when the engine could not make it so (it is stopping).
-    async fn next(
-        durable: tokio::sync::oneshot::Receiver<()>,
-        candidate: &Candidate,
-    ) -> Result<(), AgentFailure> {
-        if durable.await.is_err() {
+/// The failed candidates' usage so far, for an attempt that ends without another candidate
+/// succeeding. `Some` even when none reported anything, for a hop the budgets refused: a
+/// usage (zero or not) tells the engine the attempt held a reservation to release, where a
+/// bare `budget` failure is one the shared ledgers refused before anything ran.
+fn spent_so_far(
+    spent: &[crate::agents::Usage],
+    candidate: &Candidate,
+) -> Option<Box<crate::agents::Usage>> {
+    let mut usage = Some(Box::new(crate::agents::Usage {
+        model: candidate.model.clone(),
+        ..crate::agents::Usage::default()
+    }));
+    if !spent.is_empty() {
+        usage = None;
+        absorb(&mut usage, spent);
+    }
+    usage
+}
+
+/// The attempt's failure after its last candidate failed: with the usage of every candidate
+/// that ran (see [`spent_so_far`] for a hop the budgets refused).
+fn give_up(
+    failure: AgentFailure,
+    usage: Option<Box<crate::agents::Usage>>,
+    spent: &[crate::agents::Usage],
+    candidate: &Candidate,
+    exit_code: Option<i32>,
+) -> AgentFailure {
+    let mut usage = usage;
+    absorb(&mut usage, spent);
+    if failure.kind == FailureKind::Budget && usage.is_none() {
+        usage = spent_so_far(spent, candidate);
+    }
+    AgentFailure {
+        exit_code,
+        usage,
+        ..failure
+    }
+}
+
+/// After candidate `i` failed (with `usage`, spent already and now in `spent`): once the hop
+/// is durable, settle its reservation in the budgets shared with other runs and reserve the
+/// next candidate's, at that candidate's own price. `Err` when the engine stopped or a budget
+/// refused the next candidate.
+async fn hand_over(
+    job: &Job,
+    agent: &AgentJob,
+    i: usize,
+    durable: tokio::sync::oneshot::Receiver<Result<(), String>>,
+    spent: &[crate::agents::Usage],
+    cost: Option<f64>,
+) -> Result<(), AgentFailure> {
+    let candidate = &agent.candidates[i];
+    let budget_failure = |message: String| AgentFailure {
+        agent: candidate.agent.clone(),
+        kind: FailureKind::Budget,
+        message,
+        exit_code: None,
+        usage: spent_so_far(spent, candidate),
+    };
+    match durable.await {
+        Err(_) => {
+            let mut usage = None;
+            absorb(&mut usage, spent);
             return Err(AgentFailure {
                 agent: candidate.agent.clone(),
                 kind: FailureKind::Canceled,
                 message: "the engine stopped before the fallback could be recorded".into(),
                 exit_code: None,
-                usage: None,
+                usage,
             });
         }
-        crash::point("fallback.next");
-        Ok(())
+        Ok(Err(refused)) => return Err(budget_failure(refused)),
+        Ok(Ok(())) => {}
+    }
+    crash::point("fallback.next");
+    let (Some(reservation), Some(next)) = (&job.reservation, agent.candidates.get(i + 1)) else {
+        return Ok(());
+    };
+    let estimate = match &next.reserve {
+        Some(Ok(usd)) => *usd,
+        _ => 0.0,
+    };
+    let (shared, run_id) = (reservation.shared.clone(), reservation.run_id.clone());
+    let (failed_key, next_key) = (
+        ledger::hop_key(&job.phase, job.attempt, i as u32),
+        ledger::hop_key(&job.phase, job.attempt, i as u32 + 1),
+    );
+    let cost = cost.unwrap_or(0.0);
+    // Off the event loop: another run may hold a ledger's lock for a while.
+    let reserved = tokio::task::spawn_blocking(move || {
+        shared.settle(&run_id, &failed_key, cost, &crate::record::now_ts());
+        shared.reserve(&run_id, &next_key, estimate)
+    })
+    .await;
+    match reserved {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(budget_failure(e.to_string())),
+        Err(e) => Err(budget_failure(format!("budget: {e}"))),
     }
 }
 
 /// After candidate `i` failed with `class`: cool it down if the failure is transient and hand
-/// over to the next candidate (recording `fallback.activated`), or give up with every reason.
+/// over to the next candidate (recording `fallback.activated` with what the failed one cost and
+/// what the next one reserves), or give up with every reason.
+#[allow(clippy::too_many_arguments)]
 fn hop(
     job: &Job,
     agent: &AgentJob,
@@ -118,6 +223,7 @@ fn hop(
     candidate: &Candidate,
     class: crate::agents::FailureClass,
     reason: &str,
+    cost: Option<f64>,
     reasons: &mut Vec<String>,
 ) -> Hop {
     reasons.push(format!("{}: {}: {reason}", candidate.key(), class.as_str()));
@@ -129,6 +235,22 @@ fn hop(
     }
     match agent.candidates.get(i + 1) {
         Some(next) if class.is_transient() => {
+            let reserved_usd = match &next.reserve {
+                None => None,
+                Some(Ok(usd)) => Some(*usd),
+                Some(Err(why)) => {
+                    let (to, after) = (next.key(), class.as_str());
+                    return Hop::GiveUp(AgentFailure {
+                        agent: candidate.agent.clone(),
+                        kind: FailureKind::Budget,
+                        message: format!(
+                            "budget: the fallback to `{to}` cannot reserve: {why} (after {after}: {reason})"
+                        ),
+                        exit_code: None,
+                        usage: None,
+                    });
+                }
+            };
             let event = EventData::FallbackActivated(FallbackActivated {
                 phase: job.phase.clone(),
                 attempt: job.attempt,
@@ -137,6 +259,8 @@ fn hop(
                 to_agent: next.agent.clone(),
                 to_model: next.model.clone(),
                 reason: format!("{}: {reason}", class.as_str()),
+                cost_usd: cost,
+                reserved_usd,
             });
             let (durable, committed) = tokio::sync::oneshot::channel();
             let _ = agent.tx.send(Msg::Record {
@@ -240,7 +364,17 @@ pub(super) async fn run_agent(
                         }
                     }
                 }
-                let mut usage = Some(Box::new(candidate.settle(&mut outcome.usage)));
+                let (class, reason) = outcome
+                    .failure
+                    .clone()
+                    .unwrap_or((crate::agents::FailureClass::Other, "the call failed".into()));
+                let mut usage = Some(Box::new(if outcome.ok {
+                    candidate.settle(&mut outcome.usage)
+                } else if class == crate::agents::FailureClass::Timeout {
+                    candidate.timed_out(&mut outcome.usage)
+                } else {
+                    candidate.settle(&mut outcome.usage)
+                }));
                 if outcome.ok {
                     absorb(&mut usage, &spent);
                     return Ok(Ran {
@@ -250,18 +384,14 @@ pub(super) async fn run_agent(
                         text: outcome.text,
                     });
                 }
-                let (class, reason) = outcome
-                    .failure
-                    .unwrap_or((crate::agents::FailureClass::Other, "the call failed".into()));
-                match hop(job, agent, i, candidate, class, &reason, &mut reasons) {
+                let cost = usage.as_ref().and_then(|u| u.cost_usd);
+                match hop(job, agent, i, candidate, class, &reason, cost, &mut reasons) {
                     Hop::GiveUp(failure) => {
-                        let mut usage = usage;
-                        absorb(&mut usage, &spent);
-                        return Err(AgentFailure { usage, ..failure });
+                        return Err(give_up(failure, usage, &spent, candidate, None))
                     }
                     Hop::Next(durable) => {
                         spent.extend(usage.map(|u| *u));
-                        Hop::next(durable, candidate).await?;
+                        hand_over(job, agent, i, durable, &spent, cost).await?;
                         continue;
                     }
                 }
@@ -303,14 +433,8 @@ pub(super) async fn run_agent(
                     limit,
                 );
                 redact_streams(base, &candidate.secrets).await;
-                let reported = outcome.usage.input_tokens
-                    + outcome.usage.output_tokens
-                    + outcome.usage.cache_read_tokens
-                    + outcome.usage.cache_write_tokens
-                    > 0
-                    || outcome.usage.cost_usd.is_some();
-                // Nothing reported: the usage is unknown, not zero.
-                let usage = reported.then(|| Box::new(candidate.settle(&mut outcome.usage)));
+                // Nothing reported: the usage is estimated, never zero.
+                let usage = Some(Box::new(candidate.timed_out(&mut outcome.usage)));
                 (
                     crate::agents::FailureClass::Timeout,
                     format!("timed out after {limit}"),
@@ -353,20 +477,13 @@ pub(super) async fn run_agent(
                 (class, reason, *code, usage)
             }
         };
-        match hop(job, agent, i, candidate, class, &reason, &mut reasons) {
-            Hop::GiveUp(failure) => {
-                let mut usage = usage;
-                absorb(&mut usage, &spent);
-                return Err(AgentFailure {
-                    exit_code: code,
-                    usage,
-                    ..failure
-                });
-            }
+        let cost = usage.as_ref().and_then(|u| u.cost_usd);
+        match hop(job, agent, i, candidate, class, &reason, cost, &mut reasons) {
+            Hop::GiveUp(failure) => return Err(give_up(failure, usage, &spent, candidate, code)),
             Hop::Next(durable) => {
                 // The failed hop's tokens were spent: they count in the attempt's usage.
                 spent.extend(usage.map(|u| *u));
-                Hop::next(durable, candidate).await?
+                hand_over(job, agent, i, durable, &spent, cost).await?
             }
         }
     }
@@ -407,7 +524,10 @@ fn absorb(usage: &mut Option<Box<crate::agents::Usage>>, spent: &[crate::agents:
         total.cache_write_tokens += hop.cache_write_tokens;
         if let Some(cost) = hop.cost_usd {
             total.cost_usd = Some(total.cost_usd.unwrap_or(0.0) + cost);
-            if total.cost_source.is_none() {
+            // A total with an estimate in it is an estimate.
+            if total.cost_source.is_none()
+                || hop.cost_source == Some(crate::record::usage::CostSource::Estimated)
+            {
                 total.cost_source = hop.cost_source;
             }
         }

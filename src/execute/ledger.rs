@@ -8,6 +8,10 @@
 //!   `phase#attempt`) is about to start and may cost up to `usd`;
 //! - `{"ts", "run_id", "key", "usd"}`: it ended and cost `usd` (0 releases the reservation).
 //!
+//! Each hop of a fallback chain reserves at its own model's price under a key of its own
+//! (`phase#attempt.hop`, [`hop_key`]): the attempt's task settles the failed hop and reserves
+//! the next one once `fallback.activated` (which carries both figures) is durable.
+//!
 //! A reservation counts until its attempt ends or its process is gone (a run killed mid-attempt
 //! reserves nothing any more). Reserving reads the ledger and appends to it under an exclusive
 //! lock on the file, so concurrent runs see each other's reservations: with clients that keep
@@ -423,6 +427,17 @@ fn settle_in(limits: &Limits, run_id: &str, key: &str, usd: f64, ts: &str) {
 /// The key of an attempt in a ledger.
 pub fn key(phase: &str, attempt: u32) -> String {
     format!("{phase}#{attempt}")
+}
+
+/// The key of hop `hop` of an attempt's fallback chain in a ledger: the attempt's key for
+/// the first candidate, `phase#attempt.hop` for the next ones. Each hop reserves and settles
+/// under a key of its own, so that a hop settled before a crash is never taken for the
+/// attempt's end when the run is resumed.
+pub fn hop_key(phase: &str, attempt: u32, hop: u32) -> String {
+    match hop {
+        0 => key(phase, attempt),
+        n => format!("{phase}#{attempt}.{n}"),
+    }
 }
 
 #[cfg(test)]

@@ -140,9 +140,10 @@ enum Msg {
     ApprovalTimeout,
     /// Record an event an attempt reported while it ran (a fallback hop), and tell it once
     /// the event is durable: the attempt waits for that before its next process starts.
+    /// `Err` (nothing recorded): the hard cap refuses the hop's reservation.
     Record {
         data: Box<EventData>,
-        durable: tokio::sync::oneshot::Sender<()>,
+        durable: tokio::sync::oneshot::Sender<Result<(), String>>,
     },
     Inbox,
     Interrupt,
@@ -186,7 +187,7 @@ pub struct Engine {
     branches: worktree::Branches,
     running: HashMap<String, watch::Sender<u8>>,
     /// Attempts waiting for their events to be durable (see `Msg::Record`).
-    awaiting_commit: Vec<tokio::sync::oneshot::Sender<()>>,
+    awaiting_commit: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
     /// Inbox commands acted on, deleted once their events are durable.
     claimed: Vec<inbox::Claimed>,
     tx: mpsc::UnboundedSender<Msg>,

@@ -308,39 +308,8 @@ impl Engine {
                 let model_name = pinned_model
                     .or_else(|| chosen.model.clone())
                     .or_else(|| decisions.model().map(str::to_string));
-                let prices = self.prices(model_name.as_deref());
-                // The hard cap: reserve a conservative estimate before starting, or refuse.
-                // Then the day and month budgets shared with other runs.
-                let reserved = match self.budget.enforced() || !self.shared.is_empty() {
-                    false => None,
-                    true => {
-                        // An unpriced model cannot be reserved for: refused, never a zero
-                        // budget.
-                        if prices.is_none() && chosen.adapter != "command" {
-                            return Err(
-                                (FailureKind::Budget, unpriced(model_name.as_deref())).into()
-                            );
-                        }
-                        let estimate = budget::estimate(prices.as_ref(), text.chars().count());
-                        self.budget
-                            .check(instance, estimate)
-                            .map_err(|e| (FailureKind::Budget, e.to_string()))?;
-                        if !self.shared.is_empty() {
-                            // Reserved by the attempt's task, off the event loop: the ledger's
-                            // lock may be held by another run.
-                            let key = ledger::key(instance, attempt);
-                            self.shared_reserved.insert(key.clone());
-                            shared_reservation = Some(Reservation {
-                                shared: self.shared.clone(),
-                                run_id: self.log.run_id().to_string(),
-                                key,
-                                estimate,
-                            });
-                        }
-                        Some(estimate)
-                    }
-                };
-                started.reserved_usd = reserved;
+                // Under a budget, every candidate of the chain reserves at its own model's price.
+                let budgeted = self.budget.enforced() || !self.shared.is_empty();
                 let make =
                     |name: &str, config: &crate::agents::AdapterConfig, model: Option<String>| {
                         self.candidate(
@@ -351,7 +320,7 @@ impl Engine {
                             &text,
                             &prompt_file,
                             &cwd,
-                            reserved,
+                            budgeted,
                         )
                     };
                 // The chain: the chosen agent, its model's fallbacks (same provider), then its
@@ -383,6 +352,28 @@ impl Engine {
                     let now = Instant::now();
                     candidates
                         .sort_by_key(|c| cooling.get(&c.key()).is_some_and(|until| *until > now));
+                }
+                // The hard cap: reserve the first candidate's estimate before starting, or
+                // refuse (an unpriced model cannot be reserved for: never a zero budget). Then
+                // the day and month budgets shared with other runs.
+                if let Some(reserve) = &candidates[0].reserve {
+                    let estimate = reserve.clone().map_err(|e| (FailureKind::Budget, e))?;
+                    self.budget
+                        .check(instance, estimate)
+                        .map_err(|e| (FailureKind::Budget, e.to_string()))?;
+                    if !self.shared.is_empty() {
+                        // Reserved by the attempt's task, off the event loop: the ledger's
+                        // lock may be held by another run.
+                        let key = ledger::key(instance, attempt);
+                        self.shared_reserved.insert(key.clone());
+                        shared_reservation = Some(Reservation {
+                            shared: self.shared.clone(),
+                            run_id: self.log.run_id().to_string(),
+                            key,
+                            estimate,
+                        });
+                    }
+                    started.reserved_usd = Some(estimate);
                 }
                 started.argv = match &candidates[0].runner {
                     Runner::Cli { invocation, .. } => Some(invocation.argv.clone()),
@@ -442,21 +433,27 @@ impl Engine {
         prompt: &str,
         prompt_file: &Path,
         workdir: &Path,
-        reserved: Option<f64>,
+        budgeted: bool,
     ) -> Result<Candidate, String> {
         let spec = model.as_deref().and_then(|m| self.catalog.get(m));
         let model_id = model
             .as_ref()
             .map(|m| spec.and_then(|s| s.id.clone()).unwrap_or_else(|| m.clone()));
+        let prices = self.prices(model.as_deref());
+        // What this candidate reserves, at its own model's price (also its `--max-budget-usd`).
+        let estimate = budget::estimated_usage(prices.as_ref(), prompt.chars().count());
+        let reserve = budgeted.then(|| match (&prices, config.adapter.as_str()) {
+            (None, adapter) if adapter != "command" => Err(unpriced(model.as_deref())),
+            _ => Ok(estimate.cost_usd.unwrap_or(0.0)),
+        });
         let request = crate::agents::Request {
             prompt: prompt.to_string(),
             prompt_file: prompt_file.to_path_buf(),
             model: model_id.clone(),
             workdir: workdir.to_path_buf(),
-            max_budget_usd: reserved,
+            max_budget_usd: reserve.clone().and_then(Result::ok),
             max_turns: None,
         };
-        let prices = self.prices(model.as_deref());
         if let Some(protocol) = crate::agents::HttpProtocol::from_adapter(&config.adapter) {
             let mut endpoint = crate::agents::HttpEndpoint::from_config(protocol, config);
             if let Some(id) = model_id {
@@ -468,6 +465,8 @@ impl Engine {
                 secrets: self.secrets.with_values(crate::agents::secret_values(&key)),
                 env_remove: Vec::new(),
                 prices,
+                estimate,
+                reserve,
                 model,
                 runner: Runner::Http {
                     protocol,
@@ -497,6 +496,8 @@ impl Engine {
                 .with_values(crate::agents::secrets(Some(adapter.as_ref()), config)),
             env_remove: self.secrets.removals(Some(config)),
             prices,
+            estimate,
+            reserve,
             model,
             runner: Runner::Cli {
                 adapter,

@@ -30,22 +30,28 @@ impl Engine {
         let causation = self.log.last_event_id().map(str::to_string);
         let event = self.log.append(data, actor, causation.as_deref());
         self.scheduler.apply(&event);
-        self.budget.apply(&event.data);
+        // What the event settles in the shared ledgers: at the end of an agent attempt, its
+        // last hop's reservation and cost (the failed hops' are settled by the attempt's task
+        // once their `fallback.activated` is durable).
+        let settlement = self.budget.apply(&event.data);
         self.branches.observe(&event.data);
         let ended = match &event.data {
-            EventData::AttemptSucceeded(d) => Some((&d.phase, d.attempt, &d.usage)),
-            EventData::AttemptFailed(d) => Some((&d.phase, d.attempt, &d.usage)),
+            EventData::AttemptSucceeded(d) => Some((&d.phase, d.attempt)),
+            EventData::AttemptFailed(d) => Some((&d.phase, d.attempt)),
             _ => None,
         };
-        if let (Some((phase, attempt, usage)), false) = (ended, self.shared.is_empty()) {
-            // Record the cost in the shared ledgers, which releases the attempt's reservation,
-            // once this event is durable. A reservation the ledgers refused holds nothing.
-            let cost = usage.as_ref().and_then(|u| u.cost_usd).unwrap_or(0.0);
-            let key = ledger::key(phase, attempt);
+        if let (Some((phase, attempt)), Some(settled), false) =
+            (ended, settlement, self.shared.is_empty())
+        {
+            // Record the cost in the shared ledgers, which releases the reservation, once this
+            // event is durable. A reservation the ledgers refused holds nothing.
             let refused = matches!(&event.data, EventData::AttemptFailed(f)
                 if f.kind == crate::model::FailureKind::Budget && f.usage.is_none());
-            if (self.shared_reserved.remove(&key) && !refused) || cost > 0.0 {
-                self.unsettled.push((key, cost, event.ts.clone()));
+            if (self.shared_reserved.remove(&ledger::key(phase, attempt)) && !refused)
+                || settled.usd > 0.0
+            {
+                self.unsettled
+                    .push((settled.key, settled.usd, event.ts.clone()));
             }
         }
         self.uncommitted.push(event);
@@ -60,7 +66,7 @@ impl Engine {
         self.log.commit()?;
         self.oldest_uncommitted = None;
         for durable in self.awaiting_commit.drain(..) {
-            let _ = durable.send(());
+            let _ = durable.send(Ok(()));
         }
         if !self.claimed.is_empty() {
             crash::point("inbox.committed");
@@ -253,6 +259,14 @@ impl Engine {
             Msg::RetryDue(phase) => self.scheduler.retry_due(&phase),
             Msg::ApprovalTimeout => {}
             Msg::Record { data, durable } => {
+                // The next candidate of a fallback chain reserves at its own price: the hard
+                // cap may refuse it (the attempt then fails, and nothing is recorded here).
+                if let EventData::FallbackActivated(hop) = data.as_ref() {
+                    if let Err(refused) = self.budget.check_hop(hop) {
+                        let _ = durable.send(Err(refused.to_string()));
+                        return;
+                    }
+                }
                 self.record(*data, "engine");
                 self.awaiting_commit.push(durable);
             }

@@ -238,24 +238,16 @@ impl Engine {
             settings,
             observer,
         );
+        // What every hop and every ended attempt cost, under its ledger key.
+        let mut ended: Vec<(String, f64, String)> = Vec::new();
         for e in &events {
-            engine.budget.apply(&e.data);
+            if let Some(settled) = engine.budget.apply(&e.data) {
+                ended.push((settled.key, settled.usd, e.ts.clone()));
+            }
             engine.branches.observe(&e.data);
         }
         if !engine.shared.is_empty() {
             // Spending a dead engine committed but did not settle in the shared ledgers.
-            let ended: Vec<(String, f64, String)> = events
-                .iter()
-                .filter_map(|e| {
-                    let (phase, attempt, usage) = match &e.data {
-                        EventData::AttemptSucceeded(d) => (&d.phase, d.attempt, &d.usage),
-                        EventData::AttemptFailed(d) => (&d.phase, d.attempt, &d.usage),
-                        _ => return None,
-                    };
-                    let usd = usage.as_ref().and_then(|u| u.cost_usd)?;
-                    Some((ledger::key(phase, attempt), usd, e.ts.clone()))
-                })
-                .collect();
             engine.shared.reconcile(run_id, &ended);
         }
         let interrupted = engine.scheduler.running();

@@ -31,6 +31,9 @@ pub struct Call {
     pub cost_usd: f64,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Its cost includes the engine's estimate of a client stopped at its timeout without
+    /// reporting what it used (`cost_source: estimated`).
+    pub estimated: bool,
 }
 
 /// One group of the report.
@@ -51,6 +54,10 @@ pub struct Report {
     pub since: Option<String>,
     pub calls: u64,
     pub cost_usd: f64,
+    /// What the calls whose cost includes an estimate cost (part of `cost_usd`).
+    pub estimated_usd: f64,
+    /// How many calls those are.
+    pub estimated_calls: u64,
     pub groups: Vec<Group>,
 }
 
@@ -104,6 +111,7 @@ pub fn calls_of(run_id: &str, events: &[Event], since: Option<&str>) -> Vec<Call
             cost_usd: usage.cost_usd.unwrap_or(0.0),
             input_tokens: usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens,
             output_tokens: usage.output_tokens,
+            estimated: usage.cost_source == Some(record::usage::CostSource::Estimated),
         });
     }
     calls
@@ -141,11 +149,14 @@ pub fn report(calls: &[Call], by: By, since: Option<String>) -> Report {
     if by != By::Day {
         groups.sort_by(|a, b| b.cost_usd.total_cmp(&a.cost_usd).then(a.key.cmp(&b.key)));
     }
+    let estimated: Vec<&Call> = calls.iter().filter(|c| c.estimated).collect();
     Report {
         by,
         since,
         calls: calls.len() as u64,
         cost_usd: total,
+        estimated_usd: estimated.iter().map(|c| c.cost_usd).sum(),
+        estimated_calls: estimated.len() as u64,
         groups,
     }
 }
@@ -217,5 +228,14 @@ pub fn text(report: &Report) -> String {
         report.calls,
         if report.calls == 1 { "" } else { "s" }
     );
+    if report.estimated_calls > 0 {
+        let _ = writeln!(
+            out,
+            "of which {} over {} call{} estimated: a client stopped at its timeout reported nothing",
+            super::usd(report.estimated_usd),
+            report.estimated_calls,
+            if report.estimated_calls == 1 { "" } else { "s" }
+        );
+    }
     out
 }

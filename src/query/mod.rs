@@ -4,6 +4,7 @@
 //! writes events.
 
 pub mod board;
+pub mod answer;
 pub mod cost;
 pub mod report;
 pub mod whatif;
@@ -311,6 +312,13 @@ pub fn status_text(summary: &RunSummary, events: &[Event]) -> String {
         &cells,
         &[false, false, true, true, true, false],
     ));
+    // What the agents answered, phase by phase (fan-out children: `status --json`).
+    let phases: Vec<&str> = rows.iter().map(|r| r.phase.as_str()).collect();
+    out.push_str(&answer::answers_text(
+        &summary.run_id,
+        &phases,
+        &answer::answers(events),
+    ));
     out
 }
 
@@ -355,6 +363,7 @@ pub fn status_json(summary: &RunSummary, events: &[Event]) -> Value {
             }
         }
     }
+    let answers = answer::answers(events);
     let phases: Vec<Value> = summary
         .phases
         .values()
@@ -375,6 +384,9 @@ pub fn status_json(summary: &RunSummary, events: &[Event]) -> Value {
             }
             if let Some(lane) = lanes.get(&p.phase) {
                 value["lane"] = json!(lane);
+            }
+            if let Some(answer) = answers.get(&p.phase) {
+                value["answer"] = answer.to_json();
             }
             value
         })
@@ -544,11 +556,13 @@ pub fn event_detail(event: &Event) -> String {
                 None => agent.to_string(),
             };
             format!(
-                "attempt {}: {} → {}: {}",
+                "attempt {}: {} → {}: {}{}{}",
                 d.attempt,
                 side(&d.from_agent, &d.from_model),
                 side(&d.to_agent, &d.to_model),
-                d.reason
+                d.reason,
+                optional("spent", d.cost_usd).unwrap_or_default(),
+                optional("reserved", d.reserved_usd).unwrap_or_default()
             )
         }
         EventData::BudgetAlert(d) => format!("{}: {}: {}", d.level, alert_numbers(d), d.message),

@@ -568,6 +568,14 @@ pub struct FallbackActivated {
     pub to_model: Option<String>,
     /// The failure class and message that triggered the hop.
     pub reason: String,
+    /// What the failed candidate cost (also part of the attempt's usage when it ends): spent
+    /// now, for the budgets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// What the next candidate reserves against the budgets, at its own model's price (in
+    /// place of the failed candidate's reservation); absent when the run has no budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_usd: Option<f64>,
 }
 
 /// The run's spending crossed a threshold: `soft` (the mission's `soft_usd`, once per run) or

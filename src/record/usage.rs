@@ -11,6 +11,10 @@ pub enum CostSource {
     Reported,
     /// Spectacular priced the reported tokens from the model catalog.
     Priced,
+    /// Nothing was reported (a client stopped at its timeout before it said what it used):
+    /// the tokens and dollars are the engine's estimate of the attempt, the same one its
+    /// budget reservation is made of.
+    Estimated,
 }
 
 /// Tokens and dollars of one attempt.

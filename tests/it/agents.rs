@@ -1235,11 +1235,17 @@ fn prompts_too_long_for_one_argument_go_through_stdin_or_the_prompt_file() {
         workdir: "/tmp".into(),
         ..Request::default()
     };
-    for name in ["claude-code", "codex", "aider", "gemini"] {
+    // Every client has another way than argv.
+    for name in ["claude-code", "codex", "aider", "gemini", "opencode"] {
         let invocation = adapter(name).invocation(&request);
         assert!(
             invocation.argv.iter().all(|a| a.len() < 128 * 1024),
             "{name}: the prompt is still an argument"
+        );
+        assert!(
+            invocation.argv.iter().all(|a| !a.contains("xxxx")),
+            "{name}: part of the prompt is an argument: {:?}",
+            invocation.argv
         );
         match name {
             "aider" => {
@@ -1258,7 +1264,11 @@ fn prompts_too_long_for_one_argument_go_through_stdin_or_the_prompt_file() {
         prompt: "short".into(),
         ..request
     };
-    assert!(adapter("claude-code").invocation(&short).stdin.is_none());
+    for name in ["claude-code", "opencode"] {
+        let invocation = adapter(name).invocation(&short);
+        assert!(invocation.stdin.is_none(), "{name}");
+        assert!(invocation.argv.contains(&"short".to_string()), "{name}");
+    }
 }
 
 #[test]

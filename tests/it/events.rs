@@ -191,6 +191,8 @@ fn samples() -> Vec<EventData> {
             to_agent: s("codex"),
             to_model: Some(s("gpt")),
             reason: s("rate_limit: 429 Too Many Requests"),
+            cost_usd: Some(0.0125),
+            reserved_usd: Some(0.04096625),
         }),
         EventData::BudgetAlert(BudgetAlert {
             level: s("soft"),

@@ -304,3 +304,71 @@ phases:
         .unwrap_or_else(|| panic!("{stderr}"));
     assert!(header < found, "{stderr}");
 }
+
+/// `status` shows what each agent phase answered: a short answer whole, a long one as its
+/// first lines with the command that prints all of it.
+#[test]
+fn status_shows_each_agents_answer_bounded_with_where_the_rest_is() {
+    let p = Project::new(
+        "
+mission: answers
+phases:
+  short: { role: planner }
+  long: { agent: talker, needs: [short] }
+",
+    );
+    let lines: Vec<String> = (1..=8).map(|i| format!("line {i} of the answer")).collect();
+    let answer = lines.join("\\n");
+    write_agents(
+        &p,
+        &[
+            fake_agent("claude", "claude-code", "planner", "claude-success.json"),
+            format!(
+                "  talker:\n    adapter: command\n    argv: [printf, '%s', '{{\"answer\": \"{answer}\"}}']\n    stdin: false\n    output: {{ format: json, result: /answer }}\n"
+            ),
+        ],
+    );
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let run = p.run_id();
+    let status = stdout(&p, &["status"]);
+    let section = &status[status.find("\nanswer of").expect("answers") + 1..];
+    let whole: String = lines.join("\n");
+    let expected = format!(
+        "answer of `short` (attempt 1, claude):
+  Done: added the parser and its tests.
+
+answer of `long` (attempt 1, talker):
+  {}
+  … (3 more lines, {} characters in all; the whole answer: `spectacular events {run} --phase long --type attempt.succeeded --json`)
+",
+        lines[..5].join("\n  "),
+        whole.chars().count()
+    );
+    assert_eq!(section, expected, "{status}");
+    // Where the rest is: the whole answer, in the event the command prints.
+    let event = stdout(
+        &p,
+        &[
+            "events",
+            &run,
+            "--phase",
+            "long",
+            "--type",
+            "attempt.succeeded",
+            "--json",
+        ],
+    );
+    let event: serde_json::Value = serde_json::from_str(event.trim()).unwrap();
+    assert_eq!(event["data"]["result"], whole.as_str(), "{event}");
+    // The JSON status carries the excerpt too.
+    let json: serde_json::Value = serde_json::from_str(&stdout(&p, &["status", "--json"])).unwrap();
+    let long = json["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|ph| ph["phase"] == "long")
+        .unwrap();
+    assert_eq!(long["answer"]["excerpt"], lines[..5].join("\n").as_str());
+    assert_eq!(long["answer"]["more_lines"], 3);
+}

@@ -2,8 +2,10 @@
 //! `tests/real-clients/run` at the versions in `tests/real-clients/versions`) run through
 //! `spectacular run` with the built-in agent definitions plus only a `base_url`, against the
 //! loopback fake model server. Ignored by `cargo test`: the script runs them with `REAL_CLIENTS`
-//! naming each client's program (`claude-code=/…/claude codex=/…/codex …`); a client it does not
-//! name is skipped.
+//! naming each client's program (`claude-code=/…/claude codex=/…/codex …`), and passes the
+//! exact names of the selected clients' tests only. A test of a client that `REAL_CLIENTS` does
+//! not name fails: a client left out is never counted as passed (the script lists it as not
+//! run, and libtest counts its tests as filtered out).
 
 use std::path::PathBuf;
 use std::process::Output;
@@ -17,7 +19,7 @@ use crate::support::walk;
 /// The API key every client is given; it must appear nowhere but in the requests.
 const CANARY: &str = "sk-canary-real-clients-5d1f0e9a7b3c4e21";
 
-/// The program of `client`, from `REAL_CLIENTS`; `None` when the tier does not test it.
+/// The program of `client`, from `REAL_CLIENTS`; `None` when the tier does not name it.
 fn program(client: &str) -> Option<PathBuf> {
     let all = std::env::var("REAL_CLIENTS").ok()?;
     all.split_whitespace()
@@ -129,6 +131,9 @@ enum Target<'a> {
     Down,
 }
 
+/// The prompt of the file-writing phase.
+const WRITE_PROMPT: &str = "Write the file hello.txt with the text `hello from the fake model`.\n";
+
 /// Run `client` (and, with `fallback`, a second agent after it) on a one-phase mission.
 fn run(
     client: &str,
@@ -136,16 +141,23 @@ fn run(
     timeout: &str,
     fallback: Option<(&str, &FakeLlm)>,
 ) -> Ran {
+    run_prompt(client, target, timeout, fallback, WRITE_PROMPT)
+}
+
+/// [`run`] with the phase's prompt.
+fn run_prompt(
+    client: &str,
+    target: &Target<'_>,
+    timeout: &str,
+    fallback: Option<(&str, &FakeLlm)>,
+    prompt: &str,
+) -> Ran {
     let program = program(client).expect("the client is installed");
     let mission = format!(
         "mission: real-{client}\nphases:\n  write:\n    agent: {client}\n    workspace: repo\n    timeout: {timeout}\n    prompt: prompt.md\n"
     );
     let project = Project::new(&mission);
-    std::fs::write(
-        project.path().join("prompt.md"),
-        "Write the file hello.txt with the text `hello from the fake model`.\n",
-    )
-    .unwrap();
+    std::fs::write(project.path().join("prompt.md"), prompt).unwrap();
     let mut agents = format!(
         "agents:\n  {client}:\n    adapter: {client}\n    binary: {}\n    base_url: {}\n",
         program.display(),
@@ -216,18 +228,18 @@ fn down_url(client: &str) -> String {
     }
 }
 
-/// Whether `client` is left out of this run of the tier (`tests/real-clients/run codex`).
-/// Without `REAL_CLIENTS` at all the test fails: it was run without the tier's script.
-fn skip(client: &str) -> bool {
+/// Fail unless `REAL_CLIENTS` names `client`'s program: a test of a client that was not
+/// installed or not selected must not pass. `tests/real-clients/run` runs only the tests of
+/// the clients it installed, by their exact names.
+fn require(client: &str) {
     assert!(
         std::env::var_os("REAL_CLIENTS").is_some(),
         "REAL_CLIENTS is not set: run these tests with tests/real-clients/run"
     );
-    if program(client).is_none() {
-        eprintln!("{client} is not installed: skipped");
-        return true;
-    }
-    false
+    assert!(
+        program(client).is_some(),
+        "`{client}` is not in REAL_CLIENTS: it was not installed or not selected; run `tests/real-clients/run {client}`"
+    );
 }
 
 fn write_scenario() -> Scenario {
@@ -242,9 +254,7 @@ fn write_scenario() -> Scenario {
 /// text, the exact tokens of the requests the conversation made and their cost, and the key
 /// is nowhere.
 fn writes_a_file(client: &str) {
-    if skip(client) {
-        return;
-    }
+    require(client);
     let server = FakeLlm::with_scenario(write_scenario());
     let ran = run(client, &Target::Server(&server), "120s", None);
     ran.capture(client, "write");
@@ -317,9 +327,7 @@ fn expected_cost(client: &str, usage: &spectacular::agents::Usage) -> Option<f64
 /// An HTTP error the client cannot get past: the attempt fails with `class` named in its
 /// message, and the key is nowhere (the error bodies do not quote it).
 fn fails_with(client: &str, status: u16, class: &str) {
-    if skip(client) {
-        return;
-    }
+    require(client);
     let server = FakeLlm::with_scenario(Scenario::Status(status));
     let ran = run(client, &Target::Server(&server), "300s", None);
     ran.capture(client, &status.to_string());
@@ -341,9 +349,7 @@ fn fails_with(client: &str, status: u16, class: &str) {
 /// a client that waits for the network), and hands over to a second agent, which writes the
 /// file.
 fn falls_back_when_down(client: &str) {
-    if skip(client) {
-        return;
-    }
+    require(client);
     let server = FakeLlm::with_scenario(write_scenario());
     let ran = run(client, &Target::Down, "45s", Some((client, &server)));
     assert_eq!(code(&ran.output), 0, "{}", ran.transcript());
@@ -376,9 +382,7 @@ fn falls_back_when_down(client: &str) {
 /// A server that accepts the request and never answers: the phase's timeout stops the client,
 /// the attempt fails as a timeout, and no process is left behind.
 fn times_out_when_hung(client: &str) {
-    if skip(client) {
-        return;
-    }
+    require(client);
     let server = FakeLlm::with_scenario(Scenario::Hang);
     let ran = run(client, &Target::Server(&server), "15s", None);
     assert_eq!(code(&ran.output), 1, "{}", ran.transcript());
@@ -391,6 +395,53 @@ fn times_out_when_hung(client: &str) {
         "{}",
         ran.transcript()
     );
+    ran.assert_no_canary();
+}
+
+/// The marker at the end of the large prompt: the client must have sent it to the model.
+const LARGE_PROMPT_END: &str = "End of the background notes (marker 7f3a91c2).";
+
+/// A prompt far over what one argument may hold (the kernel refuses an argument over
+/// 128 KiB): the client gets it another way than argv (stdin or a file, see
+/// `src/agents/clients.rs`), sends all of it to the model, and writes the file.
+fn takes_a_large_prompt(client: &str) {
+    require(client);
+    let mut prompt = format!("{WRITE_PROMPT}\nBackground notes, for reference only:\n");
+    let mut n = 0;
+    while prompt.len() < 160 * 1024 {
+        n += 1;
+        prompt.push_str(&format!(
+            "- note {n}: the parser keeps every position it reads, so diagnostics point at the source.\n"
+        ));
+    }
+    prompt.push_str(LARGE_PROMPT_END);
+    prompt.push('\n');
+    let server = FakeLlm::with_scenario(write_scenario());
+    let ran = run_prompt(client, &Target::Server(&server), "180s", None, &prompt);
+    assert_eq!(code(&ran.output), 0, "{}", ran.transcript());
+    let argv = ran
+        .events
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::AttemptStarted(s) => s.argv.clone(),
+            _ => None,
+        })
+        .expect("an argv");
+    assert!(
+        argv.iter().all(|a| !a.contains("note 1:")),
+        "the prompt went through argv"
+    );
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.body.to_string().contains(LARGE_PROMPT_END)),
+        "the model never saw the end of the prompt\n{}",
+        ran.transcript()
+    );
+    let written = std::fs::read_to_string(ran.project.path().join("hello.txt"))
+        .unwrap_or_else(|e| panic!("hello.txt: {e}\n{}", ran.transcript()));
+    assert_eq!(written.trim_end(), "hello from the fake model");
     ran.assert_no_canary();
 }
 
@@ -426,6 +477,12 @@ macro_rules! client_tests {
             #[ignore = "needs the real clients: tests/real-clients/run"]
             fn real_clients_times_out_when_hung() {
                 super::times_out_when_hung($client);
+            }
+
+            #[test]
+            #[ignore = "needs the real clients: tests/real-clients/run"]
+            fn real_clients_takes_a_large_prompt() {
+                super::takes_a_large_prompt($client);
             }
         }
     };
