@@ -173,6 +173,15 @@ impl Progress {
             EventData::ApprovalRequested(d) => {
                 let mark = self.paint("approval", anstyle::AnsiColor::Yellow);
                 self.line(&format!("{mark}  {} waits: {}", d.phase, d.reason));
+                for (i, q) in d.questions.iter().enumerate() {
+                    self.line(&format!("          {}. {q}", i + 1));
+                }
+            }
+            EventData::ClarificationAnswered(d) => {
+                self.line(&format!(
+                    "answered  {} question {} by {}",
+                    d.phase, d.question, event.actor
+                ));
             }
             EventData::ApprovalDecided(d) => {
                 let verdict = if d.approved { "approved" } else { "rejected" };

@@ -27,6 +27,10 @@ pub struct RunArgs {
     /// Stream the run's events as JSON lines on stdout.
     #[arg(long)]
     pub json: bool,
+    /// When the run stops to ask the spec's questions, ask them here (on a terminal), record
+    /// the answers and go on.
+    #[arg(long, conflicts_with = "json")]
+    pub interactive: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -39,6 +43,10 @@ pub struct ResumeArgs {
     /// Stream the run's events as JSON lines on stdout.
     #[arg(long)]
     pub json: bool,
+    /// When the run stops to ask the spec's questions, ask them here (on a terminal), record
+    /// the answers and go on.
+    #[arg(long, conflicts_with = "json")]
+    pub interactive: bool,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
@@ -96,7 +104,7 @@ pub fn run(context: &Context, args: RunArgs) -> Outcome {
     if !args.json {
         eoutln!("run {} of `{mission_id}`", engine.run_id());
     }
-    drive(context, &runtime, engine, &progress, args.json)
+    drive(context, &runtime, engine, &progress, args.json, args.interactive)
 }
 
 pub fn resume(context: &Context, args: ResumeArgs) -> Outcome {
@@ -145,7 +153,7 @@ pub fn resume(context: &Context, args: ResumeArgs) -> Outcome {
     if !args.json {
         eoutln!("resuming run {run_id}");
     }
-    drive(context, &runtime, engine, &progress, args.json)
+    drive(context, &runtime, engine, &progress, args.json, args.interactive)
 }
 
 fn drive(
@@ -154,6 +162,7 @@ fn drive(
     engine: Engine,
     progress: &Arc<Mutex<Progress>>,
     json: bool,
+    interactive: bool,
 ) -> Outcome {
     let run_id = engine.run_id().to_string();
     let outcome = runtime.block_on(engine.drive());
@@ -184,8 +193,36 @@ fn drive(
             Exit::RunFailed
         }
         execute::Outcome::Suspended => {
+            let events = context.store().read_events(&run_id).unwrap_or_default();
+            let questions = super::answer::pending(&events);
+            if questions.is_empty() {
+                say(format!(
+                    "run {run_id} is waiting for approval; continue with `spectacular approve {run_id} <phase> --resume` (or `--reject`); `spectacular status {run_id}` shows the gates"
+                ));
+                return Ok(Exit::Suspended);
+            }
+            use std::io::IsTerminal;
+            if interactive && std::io::stdin().is_terminal() {
+                if super::answer::ask(context, &run_id)? {
+                    return resume(
+                        context,
+                        ResumeArgs {
+                            run: run_id,
+                            upgrade: false,
+                            json,
+                            interactive,
+                        },
+                    );
+                }
+            } else {
+                for p in &questions {
+                    for n in p.open() {
+                        say(format!("{n}. {}", p.questions[n as usize - 1]));
+                    }
+                }
+            }
             say(format!(
-                "run {run_id} is waiting for approval; continue with `spectacular approve {run_id} <phase> --resume` (or `--reject`); `spectacular status {run_id}` shows the gates"
+                "run {run_id} is waiting for answers; give them with `spectacular answer {run_id} <number> \"…\"` (or `--file answers.yaml`), then `spectacular resume {run_id}`; `spectacular approve {run_id} <phase> --resume` goes on without them"
             ));
             Exit::Suspended
         }

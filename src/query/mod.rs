@@ -481,6 +481,9 @@ pub fn event_detail(event: &Event) -> String {
         }
         EventData::LoopStarted(d) => format!("back to {} (loop {})", d.goto, d.iteration),
         EventData::ApprovalRequested(d) => d.reason.clone(),
+        EventData::ClarificationAnswered(d) => {
+            format!("question {} answered by {}: {}", d.question, event.actor, d.answer)
+        }
         EventData::ApprovalDecided(d) => {
             let verdict = if d.timed_out { "timed out, " } else { "" };
             let comment = d

@@ -203,6 +203,8 @@ impl Scheduler {
                                 phase: name,
                                 reason: reason.clone(),
                                 timeout_ms: timeout.map(|t| t.as_millis() as u64),
+                                questions: Vec::new(),
+                                plan: facts::plan_summary(self),
                             },
                         )));
                     } else if phase.for_each.is_some() && inst.parent.is_none() {

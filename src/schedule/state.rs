@@ -113,6 +113,10 @@ pub(super) struct Instance {
     pub(super) approved: bool,
     /// The problems of its last failed attempt (`attempt.previous_errors`).
     pub(super) previous_errors: Vec<String>,
+    /// The questions of the clarification it waits for (or waited for last).
+    pub(super) questions: Vec<String>,
+    /// Their answers so far: question number → (answer, `YYYY-MM-DD` of the answer).
+    pub(super) answers: BTreeMap<u32, (String, String)>,
 }
 
 /// The scheduler of one run.
@@ -181,6 +185,8 @@ impl Instance {
             settled_children: 0,
             approved: false,
             previous_errors: Vec::new(),
+            questions: Vec::new(),
+            answers: BTreeMap::new(),
         }
     }
 }
