@@ -173,6 +173,12 @@ impl Progress {
             EventData::ApprovalRequested(d) => {
                 let mark = self.paint("approval", anstyle::AnsiColor::Yellow);
                 self.line(&format!("{mark}  {} waits: {}", d.phase, d.reason));
+                if let Some(plan) = &d.plan {
+                    self.line(&format!(
+                        "          plan: {}",
+                        crate::tasks::approval_text(plan)
+                    ));
+                }
                 for (i, q) in d.questions.iter().enumerate() {
                     self.line(&format!("          {}. {q}", i + 1));
                 }

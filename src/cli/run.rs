@@ -214,12 +214,6 @@ fn drive(
                         },
                     );
                 }
-            } else {
-                for p in &questions {
-                    for n in p.open() {
-                        say(format!("{n}. {}", p.questions[n as usize - 1]));
-                    }
-                }
             }
             say(format!(
                 "run {run_id} is waiting for answers; give them with `spectacular answer {run_id} <number> \"…\"` (or `--file answers.yaml`), then `spectacular resume {run_id}`; `spectacular approve {run_id} <phase> --resume` goes on without them"

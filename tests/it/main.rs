@@ -3,6 +3,7 @@
 mod agents;
 mod book;
 mod budget;
+mod clarify;
 mod cli;
 mod diagnostics;
 mod docs;
