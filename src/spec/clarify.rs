@@ -390,6 +390,39 @@ mod tests {
     }
 
     #[test]
+    fn a_spec_over_the_threshold_asks_about_its_vague_terms_and_unchecked_requirements() {
+        let text = "# Search\n\n## Requirements\n\n- **FR-001**: Search MUST be fast.\n- **FR-002**: Results MUST be sorted by date.\n\n## Acceptance Criteria\n\n- [ ] Results of FR-002 come newest first.\n";
+        let analysis =
+            super::super::analyse("spec.md", text, None, &super::super::AnalysisConfig::default());
+        assert!(analysis.questions.is_empty());
+        let never = ClarifyConfig {
+            ambiguity: 1.01,
+            max_questions: 5,
+        };
+        assert_eq!(questions(&analysis, &[], &never), None);
+        let always = ClarifyConfig {
+            ambiguity: 0.0,
+            max_questions: 5,
+        };
+        let asked = questions(&analysis, &["Which index?".into()], &always).expect("asks");
+        assert_eq!(asked[0], "Which index?");
+        assert!(
+            asked[1].starts_with("FR-001 says `fast`: what does it mean, measurably ("),
+            "{asked:?}"
+        );
+        assert_eq!(
+            asked[2],
+            "How is FR-001 checked? No acceptance criterion covers it."
+        );
+        assert_eq!(asked.len(), 3, "{asked:?}");
+        let one = ClarifyConfig {
+            ambiguity: 0.0,
+            max_questions: 1,
+        };
+        assert_eq!(questions(&analysis, &[], &one).map(|q| q.len()), Some(1));
+    }
+
+    #[test]
     fn proposed_questions_are_read_from_json_or_a_list() {
         assert_eq!(proposed(r#"["a?", "b?"]"#), ["a?", "b?"]);
         assert_eq!(proposed("# Questions\n\n- a?\n1. b?\n"), ["a?", "b?"]);

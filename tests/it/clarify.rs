@@ -395,3 +395,52 @@ fn serde_yaml_ng_free_parse(text: &str) -> serde_json::Value {
     }
     json(&yaml::parse(text, "models.yaml").root.expect("a document"))
 }
+
+#[test]
+fn interactive_asks_on_the_terminal_and_goes_on() {
+    // A terminal for the run: util-linux `script` gives it a pseudo-terminal and passes what
+    // it reads on its stdin on to it.
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no `script` to give the run a terminal");
+        return;
+    }
+    let dir = greetings();
+    let root = dir.path();
+    ambiguous(root, false);
+    let command = format!("{} run --interactive {SPEC}", bin().display());
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(root)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .env_remove("XDG_CONFIG_HOME")
+        .env("SPECTACULAR_CONFIG_DIR", root.join(".user-config"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script starts");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"one example of each command\n")
+            .expect("write the answer");
+    }
+    let out = child.wait_with_output().expect("script ends");
+    let transcript = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{transcript}");
+    let spec = read(&root.join(SPEC));
+    assert!(
+        spec.contains("→ A: one example of each command\n"),
+        "{spec}\n{transcript}"
+    );
+    let (_, _, events) = last_run(root);
+    assert!(events
+        .iter()
+        .any(|e| matches!(e.data, EventData::RunSucceeded(_))));
+}
