@@ -115,7 +115,8 @@ pub fn undouble(text: &str) -> String {
 pub fn status_rows(summary: &RunSummary, events: &[Event]) -> Vec<StatusRow> {
     use record::PhaseState;
     let mut costs: std::collections::HashMap<&str, f64> = std::collections::HashMap::new();
-    let mut approvals: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    let mut approvals: std::collections::HashMap<&str, (&str, bool)> =
+        std::collections::HashMap::new();
     let mut skipped: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
     for e in events {
         match &e.data {
@@ -128,7 +129,7 @@ pub fn status_rows(summary: &RunSummary, events: &[Event]) -> Vec<StatusRow> {
                 *costs.entry(d.phase.as_str()).or_default() += cost;
             }
             EventData::ApprovalRequested(d) => {
-                approvals.insert(d.phase.as_str(), d.reason.as_str());
+                approvals.insert(d.phase.as_str(), (d.reason.as_str(), !d.questions.is_empty()));
             }
             EventData::PhaseSkipped(d) => {
                 let why = match d.reason {
@@ -197,8 +198,10 @@ pub fn status_rows(summary: &RunSummary, events: &[Event]) -> Vec<StatusRow> {
                 .map(undouble)
                 .unwrap_or_default(),
             PhaseState::Waiting => {
-                let reason = approvals.get(id).copied().unwrap_or("");
-                if reason.starts_with("policy `") {
+                let (reason, questions) = approvals.get(id).copied().unwrap_or(("", false));
+                if questions {
+                    format!("waiting for answers: {reason}")
+                } else if reason.starts_with("policy `") {
                     format!("waiting for approval, asked by {reason}")
                 } else if reason.is_empty() {
                     "waiting for approval".to_string()

@@ -100,6 +100,15 @@ fn an_ambiguous_spec_waits_with_numbered_questions_and_goes_on_after_answer() {
         "{}",
         out.stderr
     );
+    let status = run_cli(root, &["status", &run], &[]);
+    assert!(
+        status
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("clarify ") && l.contains("waiting for answers: ")),
+        "{}",
+        status.stdout
+    );
     // Nothing was planned yet, and the spec is untouched.
     assert!(!events.iter().any(|e| e.data.phase() == Some("plan")));
     assert!(read(&root.join(SPEC)).contains("[NEEDS CLARIFICATION:"));
