@@ -18,7 +18,8 @@ use crate::record::{fold, Event, PhaseState, RunLog};
 pub struct Args {
     /// The run id (a unique prefix, or `last`).
     pub run: String,
-    /// The number of the question (as `status` and the run's output show them).
+    /// The number of the question (as the run's output shows them). Without a question and an
+    /// answer, the questions are printed, with which are answered.
     pub question: Option<u32>,
     /// The answer: one line (at most 2,000 characters).
     pub answer: Option<String>,
@@ -106,6 +107,20 @@ pub fn run(context: &Context, args: Args) -> Outcome {
     let answers: Vec<(u32, String)> = match (&args.file, args.question, &args.answer) {
         (Some(file), _, _) => read_file(file)?,
         (None, Some(n), Some(text)) => vec![(n, text.clone())],
+        (None, None, None) => {
+            // No answer: the questions, and which are answered.
+            outln!("questions of `{}` (run {run_id}):", target.phase)?;
+            for (i, q) in target.questions.iter().enumerate() {
+                let n = i as u32 + 1;
+                let state = if target.answered.contains(&n) {
+                    "answered"
+                } else {
+                    "open"
+                };
+                outln!("{n}. [{state}] {q}")?;
+            }
+            return Ok(Exit::Success);
+        }
         _ => {
             return Err(Failure::usage(
                 "give a question number and its answer (`spectacular answer <run> 1 \"…\"`), or \

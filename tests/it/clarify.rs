@@ -113,6 +113,14 @@ fn an_ambiguous_spec_waits_with_numbered_questions_and_goes_on_after_answer() {
     assert!(!events.iter().any(|e| e.data.phase() == Some("plan")));
     assert!(read(&root.join(SPEC)).contains("[NEEDS CLARIFICATION:"));
 
+    // `answer` alone lists the questions.
+    let listed = run_cli(root, &["answer", &run], &[]);
+    assert_eq!(listed.code, 0, "{}", listed.transcript());
+    assert!(
+        listed.stdout.contains(&format!("1. [open] {}", questions[0])),
+        "{}",
+        listed.stdout
+    );
     // A question the clarification did not ask, and an empty answer, are refused.
     let wrong = run_cli(root, &["answer", &run, "2", "x"], &[]);
     assert_eq!(wrong.code, 2, "{}", wrong.transcript());
