@@ -159,6 +159,7 @@ fn drive_scheduler(n: usize) -> Duration {
             artifacts: Default::default(),
             values: Default::default(),
             result: None,
+            git: None,
         }));
     }
     let elapsed = start.elapsed();

@@ -140,6 +140,7 @@ fn generate(store: &Store, run_id: &str, total: u64) {
                 duration_ms: 1234,
                 agent: None,
                 usage: None,
+                files: Vec::new(),
             }),
             2 => EventData::AttemptSucceeded(AttemptSucceeded {
                 phase: phase.clone(),
@@ -151,6 +152,7 @@ fn generate(store: &Store, run_id: &str, total: u64) {
                 artifacts: BTreeMap::from([("diff".into(), format!("artifacts/wp-{wp}/diff"))]),
                 values: BTreeMap::new(),
                 result: None,
+                git: None,
             }),
             _ => {
                 i += 1;

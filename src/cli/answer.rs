@@ -104,31 +104,30 @@ pub fn run(context: &Context, args: Args) -> Outcome {
         .map_err(|e| Failure::internal(e.to_string()))?;
     let waiting = pending(&events);
     let target = choose(&run_id, &waiting, args.phase.as_deref())?;
-    let answers: Vec<(u32, String)> = match (&args.file, args.question, &args.answer) {
-        (Some(file), _, _) => read_file(file)?,
-        (None, Some(n), Some(text)) => vec![(n, text.clone())],
-        (None, None, None) => {
-            // No answer: the questions, and which are answered.
-            outln!("questions of `{}` (run {run_id}):", target.phase)?;
-            for (i, q) in target.questions.iter().enumerate() {
-                let n = i as u32 + 1;
-                let state = if target.answered.contains(&n) {
-                    "answered"
-                } else {
-                    "open"
-                };
-                outln!("{n}. [{state}] {q}")?;
+    let answers: Vec<(u32, String)> =
+        match (&args.file, args.question, &args.answer) {
+            (Some(file), _, _) => read_file(file)?,
+            (None, Some(n), Some(text)) => vec![(n, text.clone())],
+            (None, None, None) => {
+                // No answer: the questions, and which are answered.
+                outln!("questions of `{}` (run {run_id}):", target.phase)?;
+                for (i, q) in target.questions.iter().enumerate() {
+                    let n = i as u32 + 1;
+                    let state = if target.answered.contains(&n) {
+                        "answered"
+                    } else {
+                        "open"
+                    };
+                    outln!("{n}. [{state}] {q}")?;
+                }
+                return Ok(Exit::Success);
             }
-            return Ok(Exit::Success);
-        }
-        _ => {
-            return Err(Failure::usage(
+            _ => return Err(Failure::usage(
                 "give a question number and its answer (`spectacular answer <run> 1 \"…\"`), or \
                  `--file answers.yaml`"
                     .to_string(),
-            ))
-        }
-    };
+            )),
+        };
     let mut checked = Vec::new();
     for (n, text) in answers {
         checked.push(check(target, n, &text)?);
@@ -136,7 +135,11 @@ pub fn run(context: &Context, args: Args) -> Outcome {
     let open_after: Vec<u32> = target
         .open()
         .into_iter()
-        .filter(|n| !checked.iter().any(|c: &ClarificationAnswered| c.question == *n))
+        .filter(|n| {
+            !checked
+                .iter()
+                .any(|c: &ClarificationAnswered| c.question == *n)
+        })
         .collect();
     let through_engine = record(context, &run_id, checked.clone())?;
     for c in &checked {
@@ -223,7 +226,9 @@ fn check(pending: &Pending, n: u32, text: &str) -> Result<ClarificationAnswered,
     }
     let answer = crate::spec::clarify::clean(text);
     if answer.is_empty() {
-        return Err(Failure::usage(format!("the answer to question {n} is empty")));
+        return Err(Failure::usage(format!(
+            "the answer to question {n} is empty"
+        )));
     }
     Ok(ClarificationAnswered {
         phase: pending.phase.clone(),
@@ -246,7 +251,10 @@ fn read_file(path: &std::path::Path) -> Result<Vec<(u32, String)>, Failure> {
         .map_err(|e| Failure::usage(format!("cannot read `{name}`: {e}")))?;
     let parsed = yaml::parse(&text, &name);
     if let Some(d) = parsed.diagnostics.first() {
-        return Err(Failure::usage(format!("`{name}` is not YAML: {}", d.message)));
+        return Err(Failure::usage(format!(
+            "`{name}` is not YAML: {}",
+            d.message
+        )));
     }
     let scalar = |node: &yaml::Node| match &node.value {
         Value::Str(s) => Some(s.clone()),

@@ -104,7 +104,14 @@ pub fn run(context: &Context, args: RunArgs) -> Outcome {
     if !args.json {
         eoutln!("run {} of `{mission_id}`", engine.run_id());
     }
-    drive(context, &runtime, engine, &progress, args.json, args.interactive)
+    drive(
+        context,
+        &runtime,
+        engine,
+        &progress,
+        args.json,
+        args.interactive,
+    )
 }
 
 pub fn resume(context: &Context, args: ResumeArgs) -> Outcome {
@@ -153,7 +160,14 @@ pub fn resume(context: &Context, args: ResumeArgs) -> Outcome {
     if !args.json {
         eoutln!("resuming run {run_id}");
     }
-    drive(context, &runtime, engine, &progress, args.json, args.interactive)
+    drive(
+        context,
+        &runtime,
+        engine,
+        &progress,
+        args.json,
+        args.interactive,
+    )
 }
 
 fn drive(
@@ -202,18 +216,19 @@ fn drive(
                 return Ok(Exit::Suspended);
             }
             use std::io::IsTerminal;
-            if interactive && std::io::stdin().is_terminal() {
-                if super::answer::ask(context, &run_id)? {
-                    return resume(
-                        context,
-                        ResumeArgs {
-                            run: run_id,
-                            upgrade: false,
-                            json,
-                            interactive,
-                        },
-                    );
-                }
+            if interactive
+                && std::io::stdin().is_terminal()
+                && super::answer::ask(context, &run_id)?
+            {
+                return resume(
+                    context,
+                    ResumeArgs {
+                        run: run_id,
+                        upgrade: false,
+                        json,
+                        interactive,
+                    },
+                );
             }
             say(format!(
                 "run {run_id} is waiting for answers; give them with `spectacular answer {run_id} <number> \"…\"` (or `--file answers.yaml`), then `spectacular resume {run_id}`; `spectacular approve {run_id} <phase> --resume` goes on without them"

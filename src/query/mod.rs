@@ -129,7 +129,10 @@ pub fn status_rows(summary: &RunSummary, events: &[Event]) -> Vec<StatusRow> {
                 *costs.entry(d.phase.as_str()).or_default() += cost;
             }
             EventData::ApprovalRequested(d) => {
-                approvals.insert(d.phase.as_str(), (d.reason.as_str(), !d.questions.is_empty()));
+                approvals.insert(
+                    d.phase.as_str(),
+                    (d.reason.as_str(), !d.questions.is_empty()),
+                );
             }
             EventData::PhaseSkipped(d) => {
                 let why = match d.reason {
@@ -485,7 +488,10 @@ pub fn event_detail(event: &Event) -> String {
         EventData::LoopStarted(d) => format!("back to {} (loop {})", d.goto, d.iteration),
         EventData::ApprovalRequested(d) => d.reason.clone(),
         EventData::ClarificationAnswered(d) => {
-            format!("question {} answered by {}: {}", d.question, event.actor, d.answer)
+            format!(
+                "question {} answered by {}: {}",
+                d.question, event.actor, d.answer
+            )
         }
         EventData::ApprovalDecided(d) => {
             let verdict = if d.timed_out { "timed out, " } else { "" };

@@ -74,7 +74,11 @@ pub fn questions(
     if analysis.criteria.is_empty() && !analysis.requirements.is_empty() {
         push("The spec has no acceptance criteria: how will we know it is done?".into());
     } else {
-        for r in analysis.requirements.iter().filter(|r| r.covered_by.is_empty()) {
+        for r in analysis
+            .requirements
+            .iter()
+            .filter(|r| r.covered_by.is_empty())
+        {
             push(format!(
                 "How is {} checked? No acceptance criterion covers it.",
                 r.id
@@ -89,8 +93,7 @@ pub fn questions(
 /// Markdown list (`- …`, `* …`, `1. …`), else each non-empty line. Bounded.
 pub fn proposed(text: &str) -> Vec<String> {
     const MAX: usize = crate::record::limits::QUESTIONS_MAX;
-    let mut out: Vec<String> = if let Ok(list) = serde_json::from_str::<Vec<String>>(text.trim())
-    {
+    let mut out: Vec<String> = if let Ok(list) = serde_json::from_str::<Vec<String>>(text.trim()) {
         list
     } else {
         let items: Vec<&str> = text
@@ -273,7 +276,8 @@ fn write_session(lines: &mut Vec<String>, date: &str, bullets: Vec<String>) {
                     while at > start + 1 && lines[at - 1].trim().is_empty() {
                         at -= 1;
                     }
-                    let mut block = vec![String::new(), format!("### {session_title}"), String::new()];
+                    let mut block =
+                        vec![String::new(), format!("### {session_title}"), String::new()];
                     block.extend(bullets);
                     splice(lines, at, block, at < lines.len());
                 }
@@ -283,7 +287,13 @@ fn write_session(lines: &mut Vec<String>, date: &str, bullets: Vec<String>) {
             // Spec Kit puts the section after the overview: before the first level-2
             // heading that follows an overview-like one, else before the first level-2
             // heading, else at the end.
-            let overview = ["overview", "summary", "context", "background", "introduction"];
+            let overview = [
+                "overview",
+                "summary",
+                "context",
+                "background",
+                "introduction",
+            ];
             let level2: Vec<&(usize, usize, String)> =
                 found.iter().filter(|(_, level, _)| *level == 2).collect();
             let after_overview = level2
@@ -342,9 +352,15 @@ mod tests {
         let (spec, _) = super::super::parse_all("spec.md", SPEC);
         let c = &spec.clarifications[0];
         let q = format!("{}: {}", c.requirement.as_deref().unwrap(), c.question);
-        let out = apply("spec.md", SPEC, &[answered(&q, "email and\npassword\u{1b}[2J")]);
+        let out = apply(
+            "spec.md",
+            SPEC,
+            &[answered(&q, "email and\npassword\u{1b}[2J")],
+        );
         assert!(
-            out.contains("- **FR-001**: System MUST authenticate users via email and password [2J\n"),
+            out.contains(
+                "- **FR-001**: System MUST authenticate users via email and password [2J\n"
+            ),
             "{out}"
         );
         assert!(!out.contains("NEEDS CLARIFICATION"), "{out}");
@@ -353,12 +369,19 @@ mod tests {
         );
         assert!(out.starts_with(&expected), "{out}");
         // Applying again writes nothing more.
-        assert_eq!(apply("spec.md", &out, &[answered(&q, "email and password [2J")]), out);
+        assert_eq!(
+            apply("spec.md", &out, &[answered(&q, "email and password [2J")]),
+            out
+        );
     }
 
     #[test]
     fn a_later_session_is_added_under_the_existing_section() {
-        let first = apply("spec.md", SPEC, &[answered("How long do sessions last?", "24 h")]);
+        let first = apply(
+            "spec.md",
+            SPEC,
+            &[answered("How long do sessions last?", "24 h")],
+        );
         let second = apply(
             "spec.md",
             &first,
@@ -392,8 +415,12 @@ mod tests {
     #[test]
     fn a_spec_over_the_threshold_asks_about_its_vague_terms_and_unchecked_requirements() {
         let text = "# Search\n\n## Requirements\n\n- **FR-001**: Search MUST be fast.\n- **FR-002**: Results MUST be sorted by date.\n\n## Acceptance Criteria\n\n- [ ] Results of FR-002 come newest first.\n";
-        let analysis =
-            super::super::analyse("spec.md", text, None, &super::super::AnalysisConfig::default());
+        let analysis = super::super::analyse(
+            "spec.md",
+            text,
+            None,
+            &super::super::AnalysisConfig::default(),
+        );
         assert!(analysis.questions.is_empty());
         let never = ClarifyConfig {
             ambiguity: 1.01,

@@ -117,21 +117,32 @@ fn an_ambiguous_spec_waits_with_numbered_questions_and_goes_on_after_answer() {
     let listed = run_cli(root, &["answer", &run], &[]);
     assert_eq!(listed.code, 0, "{}", listed.transcript());
     assert!(
-        listed.stdout.contains(&format!("1. [open] {}", questions[0])),
+        listed
+            .stdout
+            .contains(&format!("1. [open] {}", questions[0])),
         "{}",
         listed.stdout
     );
     // A question the clarification did not ask, and an empty answer, are refused.
     let wrong = run_cli(root, &["answer", &run, "2", "x"], &[]);
     assert_eq!(wrong.code, 2, "{}", wrong.transcript());
-    assert!(wrong.stderr.contains("there is no question 2"), "{}", wrong.stderr);
+    assert!(
+        wrong.stderr.contains("there is no question 2"),
+        "{}",
+        wrong.stderr
+    );
     let empty = run_cli(root, &["answer", &run, "1", " \t"], &[]);
     assert_eq!(empty.code, 2, "{}", empty.transcript());
 
     // The answer is recorded as an event, one line, without control characters.
     let answer = run_cli(
         root,
-        &["answer", &run, "1", "One example of each\ncommand\u{1b}[31m"],
+        &[
+            "answer",
+            &run,
+            "1",
+            "One example of each\ncommand\u{1b}[31m",
+        ],
         &[],
     );
     assert_eq!(answer.code, 0, "{}", answer.transcript());
@@ -148,7 +159,10 @@ fn an_ambiguous_spec_waits_with_numbered_questions_and_goes_on_after_answer() {
             _ => None,
         })
         .collect();
-    assert_eq!(recorded, [(1, "One example of each command [31m".to_string())]);
+    assert_eq!(
+        recorded,
+        [(1, "One example of each command [31m".to_string())]
+    );
 
     let resumed = run_cli(root, &["resume", &run], &[]);
     assert_eq!(resumed.code, 0, "{}", resumed.transcript());
@@ -211,17 +225,22 @@ fn answers_come_from_a_file_and_an_open_question_keeps_the_run_waiting() {
     assert!(questions[0].contains("separate words"), "{questions:?}");
     assert!(questions[1].starts_with("FR-003: "), "{questions:?}");
     // One answer of two: the run still waits, and says which question is open.
-    let one = run_cli(root, &["answer", &run, "1", "quoted, exactly as given"], &[]);
+    let one = run_cli(
+        root,
+        &["answer", &run, "1", "quoted, exactly as given"],
+        &[],
+    );
     assert_eq!(one.code, 0, "{}", one.transcript());
-    assert!(one.stdout.contains("still open: question 2"), "{}", one.stdout);
+    assert!(
+        one.stdout.contains("still open: question 2"),
+        "{}",
+        one.stdout
+    );
     let again = run_cli(root, &["resume", &run], &[]);
     assert_eq!(again.code, 3, "{}", again.transcript());
     assert!(read(&root.join(SPEC)).contains("[NEEDS CLARIFICATION:"));
     // The rest from a file, then on.
-    write(
-        &root.join("answers.yaml"),
-        "2: one example per command\n",
-    );
+    write(&root.join("answers.yaml"), "2: one example per command\n");
     let rest = run_cli(
         root,
         &["answer", &run, "--file", "answers.yaml", "--resume"],
@@ -230,11 +249,17 @@ fn answers_come_from_a_file_and_an_open_question_keeps_the_run_waiting() {
     assert_eq!(rest.code, 0, "{}", rest.transcript());
     let spec = read(&root.join(SPEC));
     assert!(
-        spec.contains(&format!("- Q: {} → A: quoted, exactly as given\n", questions[0])),
+        spec.contains(&format!(
+            "- Q: {} → A: quoted, exactly as given\n",
+            questions[0]
+        )),
         "{spec}"
     );
     assert!(
-        spec.contains(&format!("- Q: {} → A: one example per command\n", questions[1])),
+        spec.contains(&format!(
+            "- Q: {} → A: one example per command\n",
+            questions[1]
+        )),
         "{spec}"
     );
     assert!(
