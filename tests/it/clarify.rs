@@ -486,3 +486,90 @@ fn interactive_asks_on_the_terminal_and_goes_on() {
         .iter()
         .any(|e| matches!(e.data, EventData::RunSucceeded(_))));
 }
+
+const WHILE_RUNNING: &str = r#"
+mission: clarified
+inputs:
+  spec: { type: file, required: true }
+phases:
+  clarify:
+    uses: builtin/clarify
+    with: { spec: "{{ inputs.spec }}" }
+    outputs:
+      analysis: { path: analysis.json }
+  other:
+    shell: "while [ ! -f release ]; do sleep 0.05; done"
+    workspace: repo
+    timeout: 60s
+"#;
+
+/// Kills the engine a test started if the test fails before it ends.
+struct Engine(std::process::Child);
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn answers_reach_a_running_engine_through_its_inbox() {
+    let p = crate::runtime::Project::new(WHILE_RUNNING);
+    let root = p.path();
+    write(
+        &root.join("spec.md"),
+        "# Export\n\n## Requirements\n\n- **FR-001**: Export MUST write [NEEDS CLARIFICATION: CSV or JSON?]\n\n## Acceptance Criteria\n\n- [ ] Exporting writes a file (FR-001).\n",
+    );
+    // `other` keeps the engine running while `clarify` waits for its answer.
+    let mut engine = Engine(p.spawn(&["run", "mission.yaml", "--input", "spec=spec.md"]));
+    p.wait_for("the questions", |events| {
+        events
+            .iter()
+            .any(|e| matches!(&e.data, EventData::ApprovalRequested(r) if r.phase == "clarify"))
+    });
+    let questions = asked(&p.events());
+    assert!(questions[0].starts_with("FR-001: "), "{questions:?}");
+    for n in 1..=questions.len() {
+        let text = if n == 1 {
+            "CSV, one row per record"
+        } else {
+            "a test reads it back"
+        };
+        let answer = run_cli(
+            root,
+            &["answer", "last", &n.to_string(), text],
+            &[("SPECTACULAR_ACTOR", "user:ada")],
+        );
+        assert_eq!(answer.code, 0, "{}", answer.transcript());
+        assert!(
+            answer
+                .stdout
+                .contains("the running engine continues the run"),
+            "{}",
+            answer.stdout
+        );
+    }
+    // The engine records the answer, runs `clarify` with it, and ends once `other` does.
+    p.wait_for("clarify to run with the answer", |events| {
+        events
+            .iter()
+            .any(|e| matches!(&e.data, EventData::PhaseSucceeded(s) if s.phase == "clarify"))
+    });
+    let events = p.events();
+    let answered: Vec<&Event> = events
+        .iter()
+        .filter(|e| matches!(e.data, EventData::ClarificationAnswered(_)))
+        .collect();
+    assert_eq!(answered.len(), questions.len());
+    assert!(answered.iter().all(|e| e.actor == "user:ada"));
+    write(&root.join("release"), "");
+    let status = engine.0.wait().expect("the engine ends");
+    assert_eq!(status.code(), Some(0));
+    let spec = read(&root.join("spec.md"));
+    assert!(
+        spec.contains("- **FR-001**: Export MUST write CSV, one row per record\n"),
+        "{spec}"
+    );
+    assert!(spec.contains("→ A: CSV, one row per record\n"), "{spec}");
+}
