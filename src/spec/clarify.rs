@@ -30,7 +30,8 @@ impl Default for ClarifyConfig {
 }
 
 /// The questions to ask about an analysed spec, marker questions first, then those a
-/// clarifier proposed, then those about vague terms and requirements no criterion checks;
+/// clarifier proposed, then (when the ambiguity reaches the threshold) those about vague terms
+/// and requirements no criterion checks;
 /// `None` when the spec need not ask (no marker remains and the ambiguity is under the
 /// threshold), or when it has nothing to ask.
 pub fn questions(
@@ -39,7 +40,8 @@ pub fn questions(
     config: &ClarifyConfig,
 ) -> Option<Vec<String>> {
     let markers = !analysis.questions.is_empty();
-    if !markers && analysis.ambiguity < config.ambiguity {
+    let ambiguous = analysis.ambiguity >= config.ambiguity;
+    if !markers && !ambiguous {
         return None;
     }
     let mut out: Vec<String> = Vec::new();
@@ -59,7 +61,7 @@ pub fn questions(
     for q in proposed {
         push(q.clone());
     }
-    for r in &analysis.requirements {
+    for r in analysis.requirements.iter().filter(|_| ambiguous) {
         for (term, start, len) in vague_terms(&r.text) {
             let (word, suggestion) = VAGUE_TERMS[term];
             let found = &r.text[start..start + len];
@@ -71,7 +73,9 @@ pub fn questions(
             push(format!("{} says `{found}`: {what}", r.id));
         }
     }
-    if analysis.criteria.is_empty() && !analysis.requirements.is_empty() {
+    if !ambiguous {
+        // Markers alone: ask what the author left open, nothing more.
+    } else if analysis.criteria.is_empty() && !analysis.requirements.is_empty() {
         push("The spec has no acceptance criteria: how will we know it is done?".into());
     } else {
         for r in analysis
@@ -442,6 +446,20 @@ mod tests {
             "How is FR-001 checked? No acceptance criterion covers it."
         );
         assert_eq!(asked.len(), 3, "{asked:?}");
+        // A marker alone asks its own question, not the others, under the threshold.
+        let marked = text.replace(
+            "sorted by date",
+            "sorted [NEEDS CLARIFICATION: by date or by name?]",
+        );
+        let analysis = super::super::analyse(
+            "spec.md",
+            &marked,
+            None,
+            &super::super::AnalysisConfig::default(),
+        );
+        let asked = questions(&analysis, &[], &never).expect("the marker asks");
+        assert_eq!(asked.len(), 1, "{asked:?}");
+        assert!(asked[0].starts_with("FR-002: "), "{asked:?}");
         let one = ClarifyConfig {
             ambiguity: 0.0,
             max_questions: 1,
