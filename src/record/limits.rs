@@ -346,6 +346,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn clarification_answers_and_questions_are_one_bounded_line() {
+        use crate::record::event::{ApprovalRequested, ClarificationAnswered};
+        let hostile = format!("a\n## Heading\r\n\u{1b}[2J{}", "é".repeat(10_000));
+        let mut data = EventData::ClarificationAnswered(ClarificationAnswered {
+            phase: "clarify".into(),
+            question: 1,
+            text: hostile.clone(),
+            answer: hostile.clone(),
+        });
+        sanitize(&mut data, &Redactor::default());
+        let EventData::ClarificationAnswered(d) = &data else {
+            unreachable!()
+        };
+        for s in [&d.text, &d.answer] {
+            assert!(s.starts_with("a ## Heading [2J"), "{s:.40}");
+            assert_eq!(s.chars().count(), ANSWER_MAX);
+            assert!(!s.chars().any(char::is_control));
+        }
+        let mut data = EventData::ApprovalRequested(ApprovalRequested {
+            phase: "clarify".into(),
+            reason: "r".into(),
+            timeout_ms: None,
+            questions: vec![hostile; 50],
+            plan: None,
+        });
+        sanitize(&mut data, &Redactor::default());
+        let EventData::ApprovalRequested(d) = &data else {
+            unreachable!()
+        };
+        assert_eq!(d.questions.len(), QUESTIONS_MAX);
+        assert!(d
+            .questions
+            .iter()
+            .all(|q| q.chars().count() == ANSWER_MAX && !q.contains('\n')));
+    }
+
+    #[test]
     fn text_is_cut_on_a_character_boundary_with_its_marker() {
         let mut s = "é".repeat(10_000);
         bound_text(&mut s, 1000, Some("attempts/a/1/stderr.log"));
