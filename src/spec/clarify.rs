@@ -63,6 +63,10 @@ pub fn questions(
     }
     for r in analysis.requirements.iter().filter(|_| ambiguous) {
         for (term, start, len) in vague_terms(&r.text) {
+            if inside_marker(&r.text, start) {
+                // The marker asks about it already.
+                continue;
+            }
             let (word, suggestion) = VAGUE_TERMS[term];
             let found = &r.text[start..start + len];
             let what = if word == "etc" {
@@ -91,6 +95,15 @@ pub fn questions(
     }
     out.truncate(config.max_questions.max(1));
     (!out.is_empty()).then_some(out)
+}
+
+/// Is byte `at` of `text` inside a `[NEEDS CLARIFICATION: …]` marker?
+fn inside_marker(text: &str, at: usize) -> bool {
+    let before = &text[..at];
+    before.rfind('[').is_some_and(|open| {
+        let marker = &before[open..];
+        !marker.contains(']') && marker.to_lowercase().contains("needs clarification")
+    })
 }
 
 /// The questions a clarifier agent proposed: a JSON array of strings, or the items of a
@@ -460,6 +473,12 @@ mod tests {
         let asked = questions(&analysis, &[], &never).expect("the marker asks");
         assert_eq!(asked.len(), 1, "{asked:?}");
         assert!(asked[0].starts_with("FR-002: "), "{asked:?}");
+        // A vague word inside a marker is the marker's question, not one of its own.
+        assert!(inside_marker(
+            "keep [NEEDS CLARIFICATION: how many days?]",
+            32
+        ));
+        assert!(!inside_marker("keep many [NEEDS CLARIFICATION: days?]", 5));
         let one = ClarifyConfig {
             ambiguity: 0.0,
             max_questions: 1,

@@ -573,3 +573,66 @@ fn answers_reach_a_running_engine_through_its_inbox() {
     );
     assert!(spec.contains("→ A: CSV, one row per record\n"), "{spec}");
 }
+
+const WITH_CLARIFIER: &str = r#"
+mission: clarifier
+inputs:
+  spec: { type: file, required: true }
+phases:
+  clarifier:
+    role: analyser
+    outputs:
+      questions: { path: questions.md }
+  clarify:
+    needs: [clarifier]
+    uses: builtin/clarify
+    with: { spec: "{{ inputs.spec }}", questions: "{{ outputs.clarifier.questions }}" }
+    outputs:
+      analysis: { path: analysis.json }
+"#;
+
+#[test]
+fn a_clarifier_agent_proposes_questions_that_are_asked_with_the_specs_own() {
+    let p = crate::runtime::Project::new(WITH_CLARIFIER);
+    let root = p.path();
+    write(
+        &root.join(".spectacular/agents.yaml"),
+        "agents:\n  asker:\n    adapter: command\n    argv: [sh, -c, \"printf -- '# Questions\\\\n\\\\n- Which file format?\\\\n- Who may export?\\\\n' > \\\"$SPECTACULAR_OUTPUT_DIR/questions.md\\\"\"]\n    roles: [analyser]\n",
+    );
+    write(
+        &root.join("spec.md"),
+        "# Export\n\n## Requirements\n\n- **FR-001**: Export MUST keep [NEEDS CLARIFICATION: how many days?]\n\n## Acceptance Criteria\n\n- [ ] Exporting keeps a copy (FR-001).\n",
+    );
+    let out = run_cli(
+        root,
+        &["run", "mission.yaml", "--input", "spec=spec.md"],
+        &[],
+    );
+    assert_eq!(out.code, 3, "{}", out.transcript());
+    let store = Store::locate(root, None);
+    let run = store.run_ids().expect("runs").pop().expect("a run");
+    let questions = asked(&store.read_events(&run).expect("events"));
+    assert_eq!(questions.len(), 3, "{questions:?}");
+    assert!(questions[0].starts_with("FR-001: "), "{questions:?}");
+    assert_eq!(questions[1..], ["Which file format?", "Who may export?"]);
+    write(
+        &root.join("answers.yaml"),
+        "- thirty\n- CSV\n- administrators\n",
+    );
+    let answered = run_cli(
+        root,
+        &["answer", &run, "--file", "answers.yaml", "--resume"],
+        &[],
+    );
+    assert_eq!(answered.code, 0, "{}", answered.transcript());
+    let spec = read(&root.join("spec.md"));
+    assert!(
+        spec.contains("- Q: Which file format? → A: CSV\n"),
+        "{spec}"
+    );
+    assert!(
+        spec.contains("- Q: Who may export? → A: administrators\n"),
+        "{spec}"
+    );
+    assert!(spec.contains("Export MUST keep thirty\n"), "{spec}");
+}
