@@ -92,6 +92,7 @@ pub fn approve(context: &Context, args: ApproveArgs) -> Outcome {
                         upgrade: false,
                         json: args.json,
                         apply: false,
+                        interactive: false,
                     },
                 );
             }

@@ -40,6 +40,7 @@ macro_rules! eoutln {
 
 mod agents;
 mod analyse;
+mod answer;
 mod board;
 mod clean;
 mod completions;
@@ -119,6 +120,8 @@ pub enum Command {
     Resume(run::ResumeArgs),
     /// Approve (or reject) an approval gate of a run.
     Approve(control::ApproveArgs),
+    /// Answer the questions a run asks about its spec (a clarification waits for them).
+    Answer(answer::Args),
     /// Cancel a run: its attempts are stopped; it can be resumed later.
     Cancel(control::CancelArgs),
     /// The phases of a run: state, attempts, duration.
@@ -174,6 +177,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&context, args),
         Command::Resume(args) => run::resume(&context, args),
         Command::Approve(args) => control::approve(&context, args),
+        Command::Answer(args) => answer::run(&context, args),
         Command::Cancel(args) => control::cancel(&context, args),
         Command::Status(args) => query::status(&context, args),
         Command::Runs(args) => query::runs(&context, args),

@@ -173,6 +173,21 @@ impl Progress {
             EventData::ApprovalRequested(d) => {
                 let mark = self.paint("approval", anstyle::AnsiColor::Yellow);
                 self.line(&format!("{mark}  {} waits: {}", d.phase, d.reason));
+                if let Some(plan) = &d.plan {
+                    self.line(&format!(
+                        "          plan: {}",
+                        crate::tasks::approval_text(plan)
+                    ));
+                }
+                for (i, q) in d.questions.iter().enumerate() {
+                    self.line(&format!("          {}. {q}", i + 1));
+                }
+            }
+            EventData::ClarificationAnswered(d) => {
+                self.line(&format!(
+                    "answered  {} question {} by {}",
+                    d.phase, d.question, event.actor
+                ));
             }
             EventData::ApprovalDecided(d) => {
                 let verdict = if d.approved { "approved" } else { "rejected" };

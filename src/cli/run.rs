@@ -31,6 +31,10 @@ pub struct RunArgs {
     /// that merge work packages); without it the integration branch is left for review.
     #[arg(long)]
     pub apply: bool,
+    /// When the run stops to ask the spec's questions, ask them here (on a terminal), record
+    /// the answers and go on.
+    #[arg(long, conflicts_with = "json")]
+    pub interactive: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -46,6 +50,10 @@ pub struct ResumeArgs {
     /// When the run succeeds, fast-forward its base branch to the integration branch.
     #[arg(long)]
     pub apply: bool,
+    /// When the run stops to ask the spec's questions, ask them here (on a terminal), record
+    /// the answers and go on.
+    #[arg(long, conflicts_with = "json")]
+    pub interactive: bool,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
@@ -103,7 +111,15 @@ pub fn run(context: &Context, args: RunArgs) -> Outcome {
     if !args.json {
         eoutln!("run {} of `{mission_id}`", engine.run_id());
     }
-    drive(context, &runtime, engine, &progress, args.json, args.apply)
+    drive(
+        context,
+        &runtime,
+        engine,
+        &progress,
+        args.json,
+        args.interactive,
+        args.apply,
+    )
 }
 
 pub fn resume(context: &Context, args: ResumeArgs) -> Outcome {
@@ -152,7 +168,15 @@ pub fn resume(context: &Context, args: ResumeArgs) -> Outcome {
     if !args.json {
         eoutln!("resuming run {run_id}");
     }
-    drive(context, &runtime, engine, &progress, args.json, args.apply)
+    drive(
+        context,
+        &runtime,
+        engine,
+        &progress,
+        args.json,
+        args.interactive,
+        args.apply,
+    )
 }
 
 fn drive(
@@ -161,6 +185,7 @@ fn drive(
     engine: Engine,
     progress: &Arc<Mutex<Progress>>,
     json: bool,
+    interactive: bool,
     apply: bool,
 ) -> Outcome {
     let run_id = engine.run_id().to_string();
@@ -203,8 +228,32 @@ fn drive(
             Exit::RunFailed
         }
         execute::Outcome::Suspended => {
+            let events = context.store().read_events(&run_id).unwrap_or_default();
+            let questions = super::answer::pending(&events);
+            if questions.is_empty() {
+                say(format!(
+                    "run {run_id} is waiting for approval; continue with `spectacular approve {run_id} <phase> --resume` (or `--reject`); `spectacular status {run_id}` shows the gates"
+                ));
+                return Ok(Exit::Suspended);
+            }
+            use std::io::IsTerminal;
+            if interactive
+                && std::io::stdin().is_terminal()
+                && super::answer::ask(context, &run_id)?
+            {
+                return resume(
+                    context,
+                    ResumeArgs {
+                        run: run_id,
+                        upgrade: false,
+                        json,
+                        interactive,
+                        apply,
+                    },
+                );
+            }
             say(format!(
-                "run {run_id} is waiting for approval; continue with `spectacular approve {run_id} <phase> --resume` (or `--reject`); `spectacular status {run_id}` shows the gates"
+                "run {run_id} is waiting for answers; give them with `spectacular answer {run_id} <number> \"…\"` (or `--file answers.yaml`), then `spectacular resume {run_id}`; `spectacular approve {run_id} <phase> --resume` goes on without them"
             ));
             Exit::Suspended
         }

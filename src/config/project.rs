@@ -34,6 +34,40 @@ pub struct ProjectConfig {
     /// How much project knowledge (`.spectacular/knowledge/`) prompts get.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub knowledge: Option<KnowledgeConfig>,
+    /// When `builtin/clarify` stops the run to ask the spec's questions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clarify: Option<ClarifySection>,
+}
+
+/// The `clarify` section.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClarifySection {
+    /// Ask when the spec's ambiguity score reaches this (0..1; default 0.5). Clarification
+    /// markers left in the spec are asked about whatever the score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub ambiguity: Option<f64>,
+    /// Ask at most this many questions at once (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 20))]
+    pub max_questions: Option<u32>,
+}
+
+impl ProjectConfig {
+    /// The clarification settings, defaults filled in.
+    pub fn clarify(&self) -> crate::spec::clarify::ClarifyConfig {
+        let mut config = crate::spec::clarify::ClarifyConfig::default();
+        if let Some(section) = &self.clarify {
+            if let Some(a) = section.ambiguity {
+                config.ambiguity = a;
+            }
+            if let Some(n) = section.max_questions {
+                config.max_questions = n as usize;
+            }
+        }
+        config
+    }
 }
 
 /// The `knowledge` section.

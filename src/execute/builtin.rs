@@ -32,6 +32,8 @@ pub struct Ctx<'a> {
     pub cancel: watch::Receiver<u8>,
     /// The run's secrets, for what a step writes of a command's output.
     pub redactor: &'a Redactor,
+    /// `builtin/clarify`: the questions answered so far.
+    pub clarifications: &'a [crate::schedule::Clarified],
 }
 
 /// Does built-in step `name` honour the attempt's timeout and cancellation itself (it runs
@@ -143,6 +145,7 @@ pub async fn run(name: &str, ctx: Ctx<'_>) -> Result<(), Failure> {
             write(&inside(&ctx, path)?, &content)
         }
         "analyse-spec" => analyse_spec(&ctx),
+        "clarify" => clarify(&ctx),
         "report" => report(&ctx).await,
         "learn" => learn(&ctx).await,
         "check" => check::run(&ctx).await,
@@ -158,8 +161,66 @@ pub async fn run(name: &str, ctx: Ctx<'_>) -> Result<(), Failure> {
 /// `tier`, `dimensions`, `requirements`, `questions`, `diagnostics`… A spec with errors
 /// fails the step, after writing the analysis.
 fn analyse_spec(ctx: &Ctx<'_>) -> Result<(), Failure> {
-    let spec = text(ctx.with, "spec")
-        .ok_or_else(|| Failure::new(FailureKind::Exit, "builtin/analyse-spec needs `with.spec`"))?;
+    let spec = text(ctx.with, "spec").ok_or((
+        FailureKind::Exit,
+        "builtin/analyse-spec needs `with.spec`".into(),
+    ))?;
+    analyse_into(ctx, spec, "")
+}
+
+/// `builtin/clarify`, once its questions are answered (or it had none to ask): the answers
+/// written into the spec (`## Clarifications`, markers replaced; written to a temporary file
+/// and renamed, and only when something changed), then the spec analysed again into
+/// `analysis.json`. Applying the same answers twice changes nothing, so an attempt that is
+/// interrupted and run again writes each answer once.
+fn clarify(ctx: &Ctx<'_>) -> Result<(), Failure> {
+    let spec = text(ctx.with, "spec").ok_or((
+        FailureKind::Exit,
+        "builtin/clarify needs `with.spec`".into(),
+    ))?;
+    let path = ctx.project_root.join(spec);
+    let mut note = String::new();
+    if !ctx.clarifications.is_empty() {
+        let original = std::fs::read_to_string(&path).map_err(|e| {
+            (
+                FailureKind::Exit,
+                format!("cannot read the spec `{}`: {e}", path.display()),
+            )
+        })?;
+        let answered: Vec<crate::spec::clarify::Answered> = ctx
+            .clarifications
+            .iter()
+            .map(|c| crate::spec::clarify::Answered {
+                question: c.question.clone(),
+                answer: c.answer.clone(),
+                date: c.date.clone(),
+            })
+            .collect();
+        let updated = crate::spec::clarify::apply(spec, &original, &answered);
+        if updated != original {
+            let temp = path.with_extension("clarifying");
+            std::fs::write(&temp, &updated)
+                .and_then(|()| std::fs::File::open(&temp))
+                .and_then(|f| f.sync_all())
+                .and_then(|()| std::fs::rename(&temp, &path))
+                .map_err(|e| {
+                    (
+                        FailureKind::Exit,
+                        format!("writing the answers into `{}`: {e}", path.display()),
+                    )
+                })?;
+        }
+        note = format!(
+            "wrote {} answer{} into the spec's `## Clarifications`\n",
+            answered.len(),
+            if answered.len() == 1 { "" } else { "s" }
+        );
+    }
+    analyse_into(ctx, spec, &note)
+}
+
+/// Analyse the spec `spec` into `analysis.json`, printing `note` first.
+fn analyse_into(ctx: &Ctx<'_>, spec: &str, note: &str) -> Result<(), Failure> {
     let path = if Path::new(spec).is_absolute() {
         Path::new(spec).to_path_buf()
     } else {
@@ -183,7 +244,7 @@ fn analyse_spec(ctx: &Ctx<'_>) -> Result<(), Failure> {
     write(
         ctx.stdout,
         &format!(
-            "{diagnostics}complexity {} ({}), {} requirements, {} questions\n",
+            "{note}{diagnostics}complexity {} ({}), {} requirements, {} questions\n",
             analysis.complexity,
             analysis.tier.as_str(),
             analysis.summary.requirements,

@@ -1,4 +1,4 @@
-//! The inbox of a running engine: `approve` and `cancel` from another terminal drop a command
+//! The inbox of a running engine: `approve`, `answer` and `cancel` from another terminal drop a command
 //! file into `runs/<id>/inbox/`; the engine (the run's only writer) drains it and records the
 //! events. Files are written to a temporary name and renamed, so a half-written command is
 //! never read; a command's file is deleted only once the event it led to is durable (see
@@ -21,6 +21,13 @@ pub enum Command {
     Cancel {
         actor: String,
         reason: Option<String>,
+    },
+    Answer {
+        phase: String,
+        question: u32,
+        text: String,
+        answer: String,
+        actor: String,
     },
 }
 

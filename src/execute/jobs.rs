@@ -195,6 +195,7 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
             run_id,
             mission,
             process,
+            clarifications,
         } => {
             let ctx = builtin::Ctx {
                 attempt_dir: &job.dir,
@@ -207,6 +208,7 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
                 process,
                 cancel: cancel.clone(),
                 redactor: &job.redactor,
+                clarifications,
             };
             // A step that runs processes stops them itself (through their group).
             let limited = !builtin::stops_itself(step);
@@ -245,8 +247,14 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
             job.base.clone(),
             job.redactor.clone(),
         );
+        let model = usage.as_ref().and_then(|u| u.model.clone());
         tokio::task::spawn_blocking(move || {
-            outputs::promote(&outputs, &paths, &dir, &run_dir, &phase, &base, &redactor)
+            let mut promoted =
+                outputs::promote(&outputs, &paths, &dir, &run_dir, &phase, &base, &redactor);
+            if let Ok(promoted) = &mut promoted {
+                price_plan(&mut promoted.values, &run_dir, model.as_deref());
+            }
+            promoted
         })
         .await
     };
@@ -389,4 +397,32 @@ fn cap_result(text: &str) -> String {
         "{}\n[spectacular: answer truncated at {RESULT_CAP} bytes]",
         &text[..end]
     )
+}
+
+/// Beside a checked plan's report, its estimated cost with the model catalogue (the model the
+/// planner used, else the catalogue's first `standard` one): a fact recorded once, so that
+/// the approval of the plan shows it without reading the catalogue again.
+fn price_plan(
+    values: &mut std::collections::BTreeMap<String, serde_json::Value>,
+    run_dir: &Path,
+    model: Option<&str>,
+) {
+    let Some(report) = values
+        .get(crate::tasks::REPORT_VALUE)
+        .and_then(|v| serde_json::from_value::<crate::tasks::PlanReport>(v.clone()).ok())
+    else {
+        return;
+    };
+    // `.spectacular/runs/<run>` → `.spectacular`.
+    let Some(dot_dir) = run_dir.parent().and_then(Path::parent) else {
+        return;
+    };
+    let (catalog, _) =
+        crate::config::models::load(dot_dir, crate::project::user_config_dir().as_deref());
+    if let Some((usd, model)) = crate::tasks::estimate(&report, &catalog, model) {
+        values.insert(
+            crate::tasks::ESTIMATE_VALUE.into(),
+            serde_json::json!({ "usd": usd, "model": model }),
+        );
+    }
 }

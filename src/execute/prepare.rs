@@ -56,6 +56,8 @@ pub(super) enum Work {
         mission: String,
         /// How a process of this attempt runs (for built-ins that run commands).
         process: Box<process::Spec>,
+        /// `builtin/clarify`: the questions answered so far.
+        clarifications: Vec<crate::schedule::Clarified>,
     },
 }
 
@@ -63,8 +65,9 @@ pub(super) enum Work {
 pub(super) enum NotStarted {
     /// It failed before anything ran (recorded as `attempt.failed`).
     Failed(FailureKind, String),
-    /// A policy requires an approval first (recorded as `approval.requested`).
-    NeedsApproval(String),
+    /// A policy requires an approval first, or a clarification asks its questions
+    /// (recorded as `approval.requested`, with the questions).
+    NeedsApproval(String, Vec<String>),
 }
 
 impl From<(FailureKind, String)> for NotStarted {
@@ -107,6 +110,24 @@ impl Engine {
         }
         let job = self.prepare_job(instance, attempt, timeout, &dir, &mut started);
         (started, job)
+    }
+
+    /// The questions `builtin/clarify` asks before it runs (its `with.spec` analysed without
+    /// the repository, the questions a clarifier proposed in `with.questions`, the project's
+    /// `clarify:` settings), or `None` when the spec need not ask.
+    fn clarify_questions(&self, with: &Value) -> Option<Vec<String>> {
+        let spec = with.get("spec").and_then(Value::as_str)?;
+        let path = self.project_root.join(spec);
+        let dot_dir = self.project_root.join(crate::project::DOT_DIR);
+        let (project, _) = crate::config::project::load(&dot_dir);
+        let (config, _) = crate::spec::AnalysisConfig::load(&self.project_root, &self.project_root);
+        let analysis = crate::spec::analyse_file(&path, spec, None, &config).ok()?;
+        let proposed = with
+            .get("questions")
+            .and_then(Value::as_str)
+            .map(crate::spec::clarify::proposed)
+            .unwrap_or_default();
+        crate::spec::clarify::questions(&analysis, &proposed, &project.clarify())
     }
 
     fn prepare_job(
@@ -224,6 +245,26 @@ impl Engine {
                 if step == "builtin/merge" {
                     Work::Merge(self.merge_job(instance, attempt, &with)?)
                 } else {
+                    let clarifications = if step == "builtin/clarify" {
+                        if !self.scheduler.approved(instance) {
+                            if let Some(questions) = self.clarify_questions(&with) {
+                                let n = questions.len();
+                                let run = self.log.run_id().to_string();
+                                return Err(NotStarted::NeedsApproval(
+                                    format!(
+                                        "the spec is ambiguous: {n} question{} to answer with \
+                                         `spectacular answer {run} <number> \"…\"` (or approve \
+                                         `{instance}` to go on without answers)",
+                                        if n == 1 { "" } else { "s" }
+                                    ),
+                                    questions,
+                                ));
+                            }
+                        }
+                        self.scheduler.clarifications(instance)
+                    } else {
+                        Vec::new()
+                    };
                     Work::Builtin {
                         step: step.strip_prefix("builtin/").unwrap_or(step).to_string(),
                         with,
@@ -232,6 +273,7 @@ impl Engine {
                         run_id: self.log.run_id().to_string(),
                         mission: self.plan.mission.id.clone(),
                         process: Box::new(spec(Vec::new(), None)),
+                        clarifications,
                     }
                 }
             }
@@ -277,9 +319,10 @@ impl Engine {
                     }
                     crate::policy::GovernOutcome::RequireApproval { reason, pack } => {
                         if !self.scheduler.approved(instance) {
-                            return Err(NotStarted::NeedsApproval(format!(
-                                "policy `{pack}`: {reason}"
-                            )));
+                            return Err(NotStarted::NeedsApproval(
+                                format!("policy `{pack}`: {reason}"),
+                                Vec::new(),
+                            ));
                         }
                     }
                 }

@@ -295,6 +295,27 @@ impl Engine {
                                 tracing::warn!("ignoring a decision for `{phase}`, which is not waiting for approval");
                             }
                         }
+                        inbox::Command::Answer {
+                            phase,
+                            question,
+                            text,
+                            answer,
+                            actor,
+                        } => {
+                            if self.scheduler.state(&phase) == Some(&State::Waiting) {
+                                self.record(
+                                    EventData::ClarificationAnswered(ClarificationAnswered {
+                                        phase,
+                                        question,
+                                        text,
+                                        answer,
+                                    }),
+                                    &actor,
+                                );
+                            } else {
+                                tracing::warn!("ignoring an answer for `{phase}`, which is not waiting for one");
+                            }
+                        }
                         inbox::Command::Cancel { actor, reason } => {
                             if !self.scheduler.cancel_requested() {
                                 self.record(
@@ -369,13 +390,16 @@ impl Engine {
             let mut prepared = Vec::new();
             for (phase, attempt, timeout) in starts {
                 let (started, job) = self.prepare(&phase, attempt, timeout);
-                if let Err(NotStarted::NeedsApproval(reason)) = job {
-                    // A policy wants a person to agree first: the phase waits, no attempt.
+                if let Err(NotStarted::NeedsApproval(reason, questions)) = job {
+                    // A policy wants a person to agree first, or a clarification asks its
+                    // questions: the phase waits, no attempt.
                     self.record(
                         EventData::ApprovalRequested(ApprovalRequested {
                             phase,
                             reason,
                             timeout_ms: None,
+                            questions,
+                            plan: None,
                         }),
                         "engine",
                     );
@@ -385,7 +409,7 @@ impl Engine {
                 self.record(EventData::AttemptStarted(started), "engine");
                 match job {
                     Ok(job) => prepared.push(job),
-                    Err(NotStarted::NeedsApproval(_)) => {}
+                    Err(NotStarted::NeedsApproval(..)) => {}
                     Err(NotStarted::Failed(kind, message)) => {
                         self.record(
                             EventData::AttemptFailed(AttemptFailed {

@@ -25,6 +25,10 @@ pub const BUILTIN_STEPS: &[(&str, &str)] = &[
         "analyses a Markdown spec (structure, diagnostics, complexity, questions) into `analysis.json`",
     ),
     (
+        "clarify",
+        "asks the spec's questions when it is too ambiguous (the run waits for `spectacular answer`), writes the answers into its `## Clarifications` section and analyses it again into `analysis.json`",
+    ),
+    (
         "merge",
         "merges the branches of `with.work` (a `workspace: worktree` phase) into the run's integration branch, in dependency order",
     ),

@@ -3,8 +3,8 @@
 //! reports, what-if replay, the board of work packages and the run report. This module never
 //! writes events.
 
-pub mod board;
 pub mod answer;
+pub mod board;
 pub mod cost;
 pub mod report;
 pub mod whatif;
@@ -131,7 +131,8 @@ pub fn undouble(text: &str) -> String {
 pub fn status_rows(summary: &RunSummary, events: &[Event]) -> Vec<StatusRow> {
     use record::PhaseState;
     let mut costs: std::collections::HashMap<&str, f64> = std::collections::HashMap::new();
-    let mut approvals: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    let mut approvals: std::collections::HashMap<&str, (&str, bool)> =
+        std::collections::HashMap::new();
     let mut skipped: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
     for e in events {
         match &e.data {
@@ -144,7 +145,10 @@ pub fn status_rows(summary: &RunSummary, events: &[Event]) -> Vec<StatusRow> {
                 *costs.entry(d.phase.as_str()).or_default() += cost;
             }
             EventData::ApprovalRequested(d) => {
-                approvals.insert(d.phase.as_str(), d.reason.as_str());
+                approvals.insert(
+                    d.phase.as_str(),
+                    (d.reason.as_str(), !d.questions.is_empty()),
+                );
             }
             EventData::PhaseSkipped(d) => {
                 let why = match d.reason {
@@ -213,8 +217,10 @@ pub fn status_rows(summary: &RunSummary, events: &[Event]) -> Vec<StatusRow> {
                 .map(undouble)
                 .unwrap_or_default(),
             PhaseState::Waiting => {
-                let reason = approvals.get(id).copied().unwrap_or("");
-                if reason.starts_with("policy `") {
+                let (reason, questions) = approvals.get(id).copied().unwrap_or(("", false));
+                if questions {
+                    format!("waiting for answers: {reason}")
+                } else if reason.starts_with("policy `") {
                     format!("waiting for approval, asked by {reason}")
                 } else if reason.is_empty() {
                     "waiting for approval".to_string()
@@ -521,6 +527,12 @@ pub fn event_detail(event: &Event) -> String {
         }
         EventData::LoopStarted(d) => format!("back to {} (loop {})", d.goto, d.iteration),
         EventData::ApprovalRequested(d) => d.reason.clone(),
+        EventData::ClarificationAnswered(d) => {
+            format!(
+                "question {} answered by {}: {}",
+                d.question, event.actor, d.answer
+            )
+        }
         EventData::ApprovalDecided(d) => {
             let verdict = if d.timed_out { "timed out, " } else { "" };
             let comment = d

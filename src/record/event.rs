@@ -67,6 +67,8 @@ pub enum EventData {
     ApprovalRequested(ApprovalRequested),
     #[serde(rename = "approval.decided")]
     ApprovalDecided(ApprovalDecided),
+    #[serde(rename = "clarification.answered")]
+    ClarificationAnswered(ClarificationAnswered),
     #[serde(rename = "run.cancel_requested")]
     CancelRequested(CancelRequested),
     #[serde(rename = "run.suspended")]
@@ -104,6 +106,7 @@ impl EventData {
             EventData::LoopStarted(_) => "loop.started",
             EventData::ApprovalRequested(_) => "approval.requested",
             EventData::ApprovalDecided(_) => "approval.decided",
+            EventData::ClarificationAnswered(_) => "clarification.answered",
             EventData::CancelRequested(_) => "run.cancel_requested",
             EventData::RunSuspended(_) => "run.suspended",
             EventData::RunSucceeded(_) => "run.succeeded",
@@ -140,6 +143,7 @@ impl EventData {
         "fallback.activated",
         "budget.alert",
         "merge.step",
+        "clarification.answered",
     ];
 
     /// Decode a payload from its type name and its `data` JSON: the same result as reading
@@ -184,6 +188,7 @@ impl EventData {
             "fallback.activated" => read!(FallbackActivated),
             "budget.alert" => read!(BudgetAlert),
             "merge.step" => read!(MergeStep),
+            "clarification.answered" => read!(ClarificationAnswered),
             other => {
                 return Err(serde::de::Error::unknown_variant(
                     other,
@@ -207,6 +212,7 @@ impl EventData {
             EventData::LoopStarted(d) => Some(&d.from),
             EventData::ApprovalRequested(d) => Some(&d.phase),
             EventData::ApprovalDecided(d) => Some(&d.phase),
+            EventData::ClarificationAnswered(d) => Some(&d.phase),
             EventData::PolicyDecided(d) => Some(&d.phase),
             EventData::FallbackActivated(d) => Some(&d.phase),
             EventData::MergeStep(d) => Some(&d.phase),
@@ -519,6 +525,55 @@ pub struct ApprovalRequested {
     pub reason: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// The numbered questions of a clarification (`builtin/clarify`), question 1 first:
+    /// `spectacular answer <run> <n> "…"` answers them, and the phase runs once every one is
+    /// answered (or a person approves it with questions left open).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub questions: Vec<String>,
+    /// The checked plan a gate approves, summarised when the request was recorded (a gate
+    /// downstream of a phase whose output has `check: { kind: plan }`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Box<PlanSummary>>,
+}
+
+/// A checked plan as an approval shows it: its work packages, the lanes (packages whose
+/// `owned_files` may overlap, run one after another), coverage and an estimated cost.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PlanSummary {
+    /// The phase that wrote the plan.
+    pub phase: String,
+    /// The work packages' ids, in the plan's order.
+    pub work_packages: Vec<String>,
+    /// Waves of packages that can run together (dependency depth).
+    pub waves: u32,
+    /// The lanes with more than one package, each in the order its packages run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lanes: Vec<Vec<String>>,
+    /// How many lanes in all (one per package that shares no file).
+    pub lane_count: u32,
+    /// Requirements and success criteria covered, of how many.
+    pub covered: u32,
+    pub to_cover: u32,
+    /// Requirements and success criteria no package covers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uncovered: Vec<String>,
+    /// The estimated cost in dollars with `model`'s catalogue prices, when one is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+/// A person answered question `question` (1-based) of the clarification `phase` waits for.
+/// The answer is one line of text, bounded; the clarification step writes it into the spec's
+/// `## Clarifications` section when the phase runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClarificationAnswered {
+    pub phase: String,
+    pub question: u32,
+    /// The question, as it was asked.
+    pub text: String,
+    pub answer: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -371,6 +371,10 @@ impl RunSummary {
                     p.finish(PhaseState::Failed, ts);
                 }
             }
+            EventData::ClarificationAnswered(d) => {
+                // The phase keeps waiting until the engine takes the answers up.
+                self.phase(&d.phase);
+            }
             EventData::CancelRequested(_)
             | EventData::RunSuspended(_)
             | EventData::PolicyDecided(_)
@@ -497,6 +501,8 @@ mod tests {
                     phase: "gate".into(),
                     reason: "critical".into(),
                     timeout_ms: None,
+                    questions: Vec::new(),
+                    plan: None,
                 }),
             ),
             event(

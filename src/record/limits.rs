@@ -31,6 +31,46 @@ pub const TEXT_MAX: usize = 8 * 1024;
 pub const VALUE_MAX: usize = 64 * 1024;
 /// The largest total of the text and values of one event, in bytes.
 pub const EVENT_MAX: usize = 1024 * 1024;
+/// The longest answer (and question) of a clarification, in characters: one line of the
+/// spec's `## Clarifications` section, not a document.
+pub const ANSWER_MAX: usize = 2_000;
+/// The most questions one clarification asks.
+pub const QUESTIONS_MAX: usize = 20;
+
+/// Make `s` one line of at most `max` characters: control characters (newlines, tabs,
+/// escapes…) become spaces, runs of whitespace one space, and the ends are trimmed. What a
+/// person typed is written into a spec from here, so nothing in it can start a line, a
+/// heading or a terminal escape of its own.
+pub fn one_line(s: &mut String, max: usize) {
+    let mut out = String::with_capacity(s.len().min(max * 4));
+    let mut space = false;
+    let mut count = 0;
+    for c in s.chars() {
+        let c = if c.is_control() || c.is_whitespace() {
+            ' '
+        } else {
+            c
+        };
+        if c == ' ' {
+            space = !out.is_empty();
+            continue;
+        }
+        if count >= max {
+            break;
+        }
+        if space {
+            out.push(' ');
+            count += 1;
+            space = false;
+            if count >= max {
+                break;
+            }
+        }
+        out.push(c);
+        count += 1;
+    }
+    *s = out;
+}
 
 /// The marker that replaces what was cut: `…[truncated: <size> bytes]`, with `, full text in
 /// <where>` when the full data is kept somewhere (a path relative to the run directory).
@@ -189,7 +229,35 @@ fn slots(data: &mut EventData) -> Vec<Slot<'_>> {
         EventData::PhaseFailed(d) => text(s, &mut d.message),
         EventData::PhaseSkipped(d) => opt_text(s, &mut d.detail),
         EventData::LoopStarted(_) => {}
-        EventData::ApprovalRequested(d) => text(s, &mut d.reason),
+        EventData::ApprovalRequested(d) => {
+            text(s, &mut d.reason);
+            d.questions.truncate(QUESTIONS_MAX);
+            for q in &mut d.questions {
+                one_line(q, ANSWER_MAX);
+                text(s, q);
+            }
+            if let Some(plan) = &mut d.plan {
+                text(s, &mut plan.phase);
+                plan.lanes.truncate(crate::tasks::MAX_WORK_PACKAGES);
+                plan.work_packages.truncate(crate::tasks::MAX_WORK_PACKAGES);
+                plan.uncovered.truncate(crate::tasks::MAX_WORK_PACKAGES);
+                for id in plan
+                    .work_packages
+                    .iter_mut()
+                    .chain(plan.lanes.iter_mut().flatten())
+                    .chain(plan.uncovered.iter_mut())
+                {
+                    text(s, id);
+                }
+                opt_text(s, &mut plan.model);
+            }
+        }
+        EventData::ClarificationAnswered(d) => {
+            one_line(&mut d.text, ANSWER_MAX);
+            one_line(&mut d.answer, ANSWER_MAX);
+            text(s, &mut d.text);
+            text(s, &mut d.answer);
+        }
         EventData::ApprovalDecided(d) => opt_text(s, &mut d.comment),
         EventData::CancelRequested(d) => opt_text(s, &mut d.reason),
         EventData::RunSuspended(_) => {}
@@ -276,6 +344,43 @@ pub fn sanitize(data: &mut EventData, redactor: &Redactor) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clarification_answers_and_questions_are_one_bounded_line() {
+        use crate::record::event::{ApprovalRequested, ClarificationAnswered};
+        let hostile = format!("a\n## Heading\r\n\u{1b}[2J{}", "é".repeat(10_000));
+        let mut data = EventData::ClarificationAnswered(ClarificationAnswered {
+            phase: "clarify".into(),
+            question: 1,
+            text: hostile.clone(),
+            answer: hostile.clone(),
+        });
+        sanitize(&mut data, &Redactor::default());
+        let EventData::ClarificationAnswered(d) = &data else {
+            unreachable!()
+        };
+        for s in [&d.text, &d.answer] {
+            assert!(s.starts_with("a ## Heading [2J"), "{s:.40}");
+            assert_eq!(s.chars().count(), ANSWER_MAX);
+            assert!(!s.chars().any(char::is_control));
+        }
+        let mut data = EventData::ApprovalRequested(ApprovalRequested {
+            phase: "clarify".into(),
+            reason: "r".into(),
+            timeout_ms: None,
+            questions: vec![hostile; 50],
+            plan: None,
+        });
+        sanitize(&mut data, &Redactor::default());
+        let EventData::ApprovalRequested(d) = &data else {
+            unreachable!()
+        };
+        assert_eq!(d.questions.len(), QUESTIONS_MAX);
+        assert!(d
+            .questions
+            .iter()
+            .all(|q| q.chars().count() == ANSWER_MAX && !q.contains('\n')));
+    }
 
     #[test]
     fn text_is_cut_on_a_character_boundary_with_its_marker() {

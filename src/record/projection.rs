@@ -883,6 +883,7 @@ fn phases_named(data: &EventData) -> Vec<Cow<'_, str>> {
             .collect(),
         EventData::ApprovalRequested(d) => vec![Cow::from(d.phase.as_str())],
         EventData::ApprovalDecided(d) => vec![Cow::from(d.phase.as_str())],
+        EventData::ClarificationAnswered(d) => vec![Cow::from(d.phase.as_str())],
         EventData::MergeStep(d) => vec![Cow::from(d.phase.as_str())],
         EventData::RunStarted(_)
         | EventData::RunResumed(_)

@@ -164,14 +164,39 @@ impl Scheduler {
             ),
             EventData::PhaseSkipped(d) => self.set_state(&d.phase, State::Skipped(d.reason)),
             EventData::LoopStarted(d) => self.start_loop(d),
-            EventData::ApprovalRequested(_) => {
+            EventData::ApprovalRequested(d) => {
                 let now = self.now;
-                if let Some(phase) = event.data.phase() {
-                    if let Some(inst) = self.instance_mut(phase) {
-                        inst.state = State::Waiting;
-                        inst.requested = false;
-                        inst.waiting_since = now;
+                if let Some(inst) = self.instance_mut(&d.phase) {
+                    inst.state = State::Waiting;
+                    inst.requested = false;
+                    inst.waiting_since = now;
+                    inst.questions = d.questions.clone();
+                    inst.answers.clear();
+                }
+            }
+            EventData::ClarificationAnswered(d) => {
+                let date = event.ts.get(..10).unwrap_or_default().to_string();
+                let gate = self.index.get(&d.phase).is_some_and(|&i| {
+                    matches!(
+                        self.phases[self.instances[i].phase].kind,
+                        PhaseKind::Approval { .. }
+                    )
+                });
+                let mut resumed = false;
+                if let Some(inst) = self.instance_mut(&d.phase) {
+                    let known = (1..=inst.questions.len() as u32).contains(&d.question);
+                    if inst.state == State::Waiting && known && !gate {
+                        inst.answers.insert(d.question, (d.answer.clone(), date));
+                        if inst.answers.len() == inst.questions.len() {
+                            // Every question is answered: the phase runs with the answers.
+                            inst.approved = true;
+                            inst.state = State::Ready;
+                            resumed = true;
+                        }
                     }
+                }
+                if resumed {
+                    self.suspended = false;
                 }
             }
             EventData::ApprovalDecided(d) => {

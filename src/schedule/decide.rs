@@ -216,6 +216,8 @@ impl Scheduler {
                                 phase: name,
                                 reason: reason.clone(),
                                 timeout_ms: timeout.map(|t| t.as_millis() as u64),
+                                questions: Vec::new(),
+                                plan: facts::plan_summary(self),
                             },
                         )));
                     } else if phase.for_each.is_some() && inst.parent.is_none() {
@@ -362,6 +364,8 @@ impl Scheduler {
                         phase: inst.name.clone(),
                         reason: message,
                         timeout_ms: None,
+                        questions: Vec::new(),
+                        plan: None,
                     }));
                 }
                 if let (Some(on_failure), None) = (&phase.on_failure, inst.parent) {

@@ -54,6 +54,25 @@ fn analysis_facts(s: &Scheduler) -> (Value, Value) {
     found
 }
 
+/// The plan an approval shows: the checked plan (its report and estimate, recorded by the
+/// phase that wrote it) of the last succeeded phase that recorded one.
+pub(super) fn plan_summary(s: &Scheduler) -> Option<Box<crate::record::event::PlanSummary>> {
+    let inst = s.valued.iter().rev().map(|&i| &s.instances[i]).find(|i| {
+        i.state == State::Succeeded && i.values.contains_key(crate::tasks::REPORT_VALUE)
+    })?;
+    let report: crate::tasks::PlanReport =
+        serde_json::from_value(inst.values.get(crate::tasks::REPORT_VALUE)?.clone()).ok()?;
+    let estimate = inst.values.get(crate::tasks::ESTIMATE_VALUE).and_then(|e| {
+        Some((
+            e.get("usd")?.as_f64()?,
+            e.get("model")?.as_str()?.to_string(),
+        ))
+    });
+    Some(Box::new(crate::tasks::approval_summary(
+        &inst.name, &report, estimate,
+    )))
+}
+
 fn outputs(s: &Scheduler) -> Value {
     let mut outputs = Map::new();
     for inst in s.valued.iter().map(|&i| &s.instances[i]) {

@@ -51,6 +51,17 @@ pub enum Action {
     ApprovalTimer { phase: String, after: Duration },
 }
 
+/// A question of a clarification and the answer a person recorded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Clarified {
+    /// 1-based, as asked.
+    pub number: u32,
+    pub question: String,
+    pub answer: String,
+    /// The day of the answer (`YYYY-MM-DD`, from the event's time).
+    pub date: String,
+}
+
 /// Run-wide options.
 #[derive(Clone, Copy, Debug)]
 pub struct Options {
@@ -200,6 +211,28 @@ impl Scheduler {
         self.index
             .get(name)
             .is_some_and(|&i| self.instances[i].approved)
+    }
+
+    /// The clarification of an instance: each question it asked (last request) with its
+    /// answer and the day it was answered, for questions answered so far.
+    pub fn clarifications(&self, name: &str) -> Vec<Clarified> {
+        let Some(&i) = self.index.get(name) else {
+            return Vec::new();
+        };
+        let inst = &self.instances[i];
+        inst.questions
+            .iter()
+            .enumerate()
+            .filter_map(|(n, question)| {
+                let (answer, date) = inst.answers.get(&(n as u32 + 1))?;
+                Some(Clarified {
+                    number: n as u32 + 1,
+                    question: question.clone(),
+                    answer: answer.clone(),
+                    date: date.clone(),
+                })
+            })
+            .collect()
     }
 
     /// The `for_each` item of a child instance.

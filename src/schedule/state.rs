@@ -119,6 +119,10 @@ pub(super) struct Instance {
     pub(super) failure_files: Vec<String>,
     /// For a merge: the work package whose branch conflicted last (`merge.step`).
     pub(super) conflict_work: Option<String>,
+    /// The questions of the clarification it waits for (or waited for last).
+    pub(super) questions: Vec<String>,
+    /// Their answers so far: question number → (answer, `YYYY-MM-DD` of the answer).
+    pub(super) answers: BTreeMap<u32, (String, String)>,
 }
 
 /// The scheduler of one run.
@@ -190,6 +194,8 @@ impl Instance {
             lane: None,
             failure_files: Vec::new(),
             conflict_work: None,
+            questions: Vec::new(),
+            answers: BTreeMap::new(),
         }
     }
 }

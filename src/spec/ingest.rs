@@ -43,6 +43,22 @@ static EARS: LazyLock<Regex> = LazyLock::new(|| {
 static CLARIFY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\[\s*needs\s+clarification\s*:?\s*(?P<text>[^\]]*)\]").expect("valid regex")
 });
+/// `line` with its first clarification marker whose text is `marker` replaced by `answer`.
+pub(crate) fn replace_marker(line: &str, marker: &str, answer: &str) -> String {
+    let mut done = false;
+    CLARIFY
+        .replace_all(line, |c: &regex::Captures<'_>| {
+            let text = c.name("text").map_or("", |m| m.as_str()).trim();
+            if !done && text == marker {
+                done = true;
+                answer.to_string()
+            } else {
+                c[0].to_string()
+            }
+        })
+        .into_owned()
+}
+
 static MODAL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"(?i)\b(must|shall|should|needs? to|has to|have to|is required to|are required to)\b",

@@ -9,6 +9,7 @@
 
 mod analysis;
 mod checks;
+pub mod clarify;
 pub mod complexity;
 pub mod config;
 mod ingest;

@@ -28,7 +28,7 @@ use serde_json::Value;
 pub use check::{check, Lane, Overlap, PlanReport, TraceRow, WorkPackageSummary};
 pub use globs::may_overlap;
 pub use refs::{refs_from_markdown, refs_from_spec, RefKind, SpecRef};
-pub use render::{summary_text, traceability_markdown};
+pub use render::{approval_text, summary_text, traceability_markdown};
 
 /// The `output_invalid` message of a refused plan: a header, then one `- ` line per problem
 /// (the form `attempt.previous_errors` splits), within the size of a recorded message.
@@ -59,6 +59,71 @@ pub fn estimated_cost(report: &PlanReport, input: f64, output: f64) -> f64 {
             (i as f64 * input + o as f64 * output) / 1_000_000.0
         })
         .sum()
+}
+
+/// The value recorded beside [`REPORT_VALUE`]: the plan's estimated cost,
+/// `{"usd": …, "model": …}`, priced when the plan was accepted (see [`estimate`]).
+pub const ESTIMATE_VALUE: &str = "plan_estimate";
+
+/// A plan's estimated cost with the catalogue: priced with `preferred` (the model the planner
+/// used) when the catalogue has it, else with its first `standard` model. Dollars rounded to
+/// the cent, and the model's name.
+pub fn estimate(
+    report: &PlanReport,
+    catalog: &crate::config::models::Catalog,
+    preferred: Option<&str>,
+) -> Option<(f64, String)> {
+    let name = preferred
+        .filter(|m| catalog.get(m).is_some())
+        .map(str::to_string)
+        .or_else(|| {
+            catalog
+                .models
+                .iter()
+                .find(|(_, (m, _))| m.tier == crate::config::models::Tier::Standard)
+                .map(|(name, _)| name.clone())
+        })?;
+    let spec = catalog.get(&name)?;
+    let usd = estimated_cost(report, spec.price.input, spec.price.output);
+    Some(((usd * 100.0).round() / 100.0, name))
+}
+
+/// The summary an approval of the plan shows (`approval.requested`'s `plan`), from the
+/// recorded report and estimate of the phase that wrote it.
+pub fn approval_summary(
+    phase: &str,
+    report: &PlanReport,
+    estimate: Option<(f64, String)>,
+) -> crate::record::event::PlanSummary {
+    let waves = report
+        .work_packages
+        .iter()
+        .map(|w| w.wave + 1)
+        .max()
+        .unwrap_or(0);
+    let (estimate_usd, model) = estimate.unzip();
+    crate::record::event::PlanSummary {
+        phase: phase.to_string(),
+        work_packages: report.work_packages.iter().map(|w| w.id.clone()).collect(),
+        waves: waves as u32,
+        lanes: report
+            .lanes
+            .iter()
+            .filter(|l| l.work_packages.len() > 1)
+            .map(|l| l.work_packages.clone())
+            .collect(),
+        lane_count: report.lanes.len() as u32,
+        covered: report.covered as u32,
+        to_cover: report.to_cover as u32,
+        uncovered: report
+            .traceability
+            .iter()
+            .filter(|r| r.kind.must_cover() && r.work_packages.is_empty())
+            .map(|r| r.id.clone())
+            .collect(),
+        estimate_usd,
+        model,
+    }
 }
 
 /// The schema's `$id`.

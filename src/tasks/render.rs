@@ -147,3 +147,29 @@ pub fn summary_text(report: &PlanReport, cost: Option<(f64, &str)>) -> String {
     }
     out
 }
+
+/// An approval's plan summary on one line: `3 work packages in 2 waves, 3 lanes; coverage 5 of
+/// 5; estimated $0.12 with `claude-sonnet``, with the lanes that serialize packages.
+pub fn approval_text(plan: &crate::record::event::PlanSummary) -> String {
+    let mut out = format!(
+        "{} work packages in {} waves, {} lanes; coverage {} of {}",
+        plan.work_packages.len(),
+        plan.waves,
+        plan.lane_count,
+        plan.covered,
+        plan.to_cover
+    );
+    if !plan.uncovered.is_empty() {
+        let _ = write!(out, " (not covered: {})", plan.uncovered.join(", "));
+    }
+    match (plan.estimate_usd, &plan.model) {
+        (Some(usd), Some(model)) => {
+            let _ = write!(out, "; estimated ${usd:.2} with `{model}`");
+        }
+        _ => out.push_str("; estimated cost unknown"),
+    }
+    for lane in &plan.lanes {
+        let _ = write!(out, "; lane {}", lane.join(" → "));
+    }
+    out
+}

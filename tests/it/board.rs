@@ -279,6 +279,8 @@ fn running_log() -> Log {
         .push(skipped("implement[skip]", SkipReason::Canceled, None))
         .push(ready("implement[ask]"))
         .push(EventData::ApprovalRequested(ApprovalRequested {
+            questions: Vec::new(),
+            plan: None,
             phase: s("implement[ask]"),
             reason: s("policy `security-review`: touches auth"),
             timeout_ms: None,

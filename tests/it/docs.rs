@@ -831,7 +831,20 @@ const EVENT_DESCRIPTIONS: &[(&str, &str)] = &[
     (
         "approval.requested",
         "An approval gate was reached and waits for a decision: `reason` is shown to the \
-         approver, `timeout_ms` is the gate's `timeout`.",
+         approver, `timeout_ms` is the gate's `timeout`. A gate after a checked plan carries \
+         its summary in `plan` (work packages, waves, the lanes of packages that share files \
+         and run one after another, coverage, the estimated cost and the model it is priced \
+         with). A phase that must wait before it starts is requested too: a policy's \
+         `require_approval`, or `builtin/clarify` with numbered `questions` about the spec, \
+         which `spectacular answer` answers.",
+    ),
+    (
+        "clarification.answered",
+        "A person answered question `question` (1-based; `text` is the question as asked) of \
+         the clarification `phase` waits for. The answer is one line (control characters \
+         become spaces, at most 2,000 characters). Once every question is answered the phase \
+         runs: `builtin/clarify` writes the answers into the spec's `## Clarifications` \
+         section and analyses it again.",
     ),
     (
         "approval.decided",

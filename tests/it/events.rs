@@ -35,9 +35,10 @@ fn golden_index(data: &EventData) -> usize {
         EventData::FallbackActivated(_) => 19,
         EventData::BudgetAlert(_) => 20,
         EventData::MergeStep(_) => 21,
+        EventData::ClarificationAnswered(_) => 22,
     }
 }
-const TYPE_COUNT: usize = 22;
+const TYPE_COUNT: usize = 23;
 
 fn samples() -> Vec<EventData> {
     let s = String::from;
@@ -133,9 +134,22 @@ fn samples() -> Vec<EventData> {
             reset: vec![s("implement"), s("check")],
         }),
         EventData::ApprovalRequested(ApprovalRequested {
-            phase: s("approve"),
-            reason: s("critical change"),
+            phase: s("approve_plan"),
+            reason: s("approve the plan (`spectacular plan` shows it)"),
             timeout_ms: Some(86_400_000),
+            questions: Vec::new(),
+            plan: Some(Box::new(PlanSummary {
+                phase: s("plan"),
+                work_packages: vec![s("wp-greet"), s("wp-bye"), s("wp-docs")],
+                waves: 2,
+                lanes: vec![vec![s("wp-greet"), s("wp-bye")]],
+                lane_count: 2,
+                covered: 4,
+                to_cover: 5,
+                uncovered: vec![s("SC-002")],
+                estimate_usd: Some(0.12),
+                model: Some(s("claude-sonnet")),
+            })),
         }),
         EventData::ApprovalDecided(ApprovalDecided {
             phase: s("approve"),
@@ -214,6 +228,12 @@ fn samples() -> Vec<EventData> {
                 file: s("src/lib.rs"),
                 hunks: vec![s("<<<<<<< HEAD\nfn a() {}\n=======\nfn b() {}\n>>>>>>> spectacular/7r9t1w3y-WP02\n")],
             }],
+        }),
+        EventData::ClarificationAnswered(ClarificationAnswered {
+            phase: s("clarify"),
+            question: 1,
+            text: s("FR-001: Auth method not specified - email/password, SSO, OAuth?"),
+            answer: s("email and password; SSO later"),
         }),
     ]
 }

@@ -210,6 +210,8 @@ fn pipeline_log() -> Log {
         }))
         .push(ready("gate"))
         .push(EventData::ApprovalRequested(ApprovalRequested {
+            questions: Vec::new(),
+            plan: None,
             phase: s("gate"),
             reason: s("ship it?"),
             timeout_ms: None,
