@@ -153,6 +153,7 @@ pub enum Command {
 
 /// Parse the command line, run the command, return the process exit code.
 pub fn main() -> ExitCode {
+    completions::complete_if_asked();
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     let context = Context::new(cli.color, cli.store);
