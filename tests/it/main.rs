@@ -4,6 +4,7 @@ mod agents;
 mod book;
 mod budget;
 mod cli;
+mod completions;
 mod diagnostics;
 mod docs;
 mod durability;
