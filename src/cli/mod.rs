@@ -448,6 +448,15 @@ impl Context {
         }
     }
 
+    /// How many columns the terminal on stdout has; `None` when stdout is not a terminal (a
+    /// pipe or a file gets whole lines).
+    pub(crate) fn stdout_columns(&self) -> Option<usize> {
+        if !std::io::stdout().is_terminal() {
+            return None;
+        }
+        terminal_columns(libc::STDOUT_FILENO)
+    }
+
     pub(crate) fn error_line(&self, message: &str) -> String {
         if self.color_stderr {
             let style = anstyle::AnsiColor::Red.on_default().bold();
@@ -473,6 +482,14 @@ impl Context {
             },
         )
     }
+}
+
+/// How many columns the terminal on `fd` has now, if it is one.
+pub(crate) fn terminal_columns(fd: std::os::raw::c_int) -> Option<usize> {
+    // SAFETY: TIOCGWINSZ fills the `winsize` it is given and reads nothing else.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_col > 0).then_some(usize::from(size.ws_col))
 }
 
 fn init_tracing(verbose: u8) {
