@@ -25,4 +25,5 @@ mod secrets;
 mod spec;
 mod support;
 mod tasks;
+mod terminal;
 mod whatif;
