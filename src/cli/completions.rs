@@ -24,7 +24,9 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::{Arg, Command, CommandFactory, ValueHint};
-use clap_complete::engine::{ArgValueCompleter, CompletionCandidate, PathCompleter, ValueCompleter as _};
+use clap_complete::engine::{
+    ArgValueCompleter, CompletionCandidate, PathCompleter, ValueCompleter as _,
+};
 use clap_complete::env::EnvCompleter;
 
 use super::{Cli, Exit, Failure, Outcome};
@@ -388,7 +390,10 @@ fn waiting_gates(current: &OsStr) -> Vec<CompletionCandidate> {
         let Ok(event) = serde_json::from_slice::<serde_json::Value>(&line) else {
             continue;
         };
-        let phase = event["data"]["phase"].as_str().unwrap_or_default().to_string();
+        let phase = event["data"]["phase"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         match event["type"].as_str() {
             Some("approval.requested") => {
                 let reason = event["data"]["reason"].as_str().unwrap_or_default();

@@ -5,7 +5,9 @@
 //! has printed its header (`run … of …`, `resuming run …`). Lines are held back, and the
 //! spinner is not drawn, until the first attempt starts (or the view finishes): so the header
 //! comes first, and no spinner line is left above it. The view clears its spinner when it is
-//! dropped, whichever way the command ends.
+//! dropped, whichever way the command ends. The spinner line is cut to the terminal's width,
+//! and the terminal does not echo while it is shown (see [`EchoOff`]), so that it stays on one
+//! row the view knows of; `tests/it/terminal.rs` checks the screen in tmux.
 
 use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
@@ -211,7 +213,11 @@ impl Progress {
             } else {
                 String::new()
             };
-            let message = format!("{} done · running: {}{extra}", self.done, running.join(", "));
+            let message = format!(
+                "{} done · running: {}{extra}",
+                self.done,
+                running.join(", ")
+            );
             bar.set_message(fit_spinner(&message));
         }
     }

@@ -102,10 +102,7 @@ pub fn status(context: &Context, args: StatusArgs) -> Outcome {
         outln!("{}", serde_json::to_string_pretty(&json).map_err(internal)?)?;
     } else {
         let columns = context.stdout_columns();
-        out!(
-            "{}",
-            query::status_text_fitted(&summary, &events, columns)
-        )?;
+        out!("{}", query::status_text_fitted(&summary, &events, columns))?;
         if summary.status == crate::record::RunStatus::Running && !engine_running {
             outln!(
                 "no engine is running this run; continue it with `spectacular resume {run_id}`"

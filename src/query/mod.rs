@@ -331,8 +331,9 @@ impl Fit<'_> {
         let Some(columns) = self.columns else {
             return table(header, rows, right);
         };
-        let widths =
-            column_widths(std::iter::once(header.as_slice()).chain(rows.iter().map(|r| r.as_slice())));
+        let widths = column_widths(
+            std::iter::once(header.as_slice()).chain(rows.iter().map(|r| r.as_slice())),
+        );
         if total_width(&widths) <= columns || N < 2 {
             return table(header, rows, right);
         }
@@ -723,4 +724,68 @@ pub fn pad(text: &str, columns: usize) -> String {
     let mut out = text.to_string();
     out.push_str(&" ".repeat(columns.saturating_sub(width(text))));
     out
+}
+
+#[cfg(test)]
+mod fit_tests {
+    use super::{cut, wrap, Fit};
+
+    fn cells<const N: usize>(row: [&str; N]) -> [String; N] {
+        row.map(str::to_string)
+    }
+
+    #[test]
+    fn cut_and_wrap_count_display_columns() {
+        assert_eq!(cut("prepare-the-workspace", 10), "prepare-t…");
+        assert_eq!(cut("short", 10), "short");
+        // Wide characters take two columns each.
+        assert_eq!(cut("日本語のフェーズ", 7), "日本語…");
+        assert_eq!(
+            wrap(
+                "waiting for approval, asked by policy `security-review`",
+                20
+            ),
+            [
+                "waiting for",
+                "approval, asked by",
+                "policy",
+                "`security-review`"
+            ]
+        );
+        assert!(wrap("", 20).is_empty());
+    }
+
+    #[test]
+    fn a_wide_table_moves_notes_below_and_cuts_the_names() {
+        let header = cells(["PHASE", "STATE", "NOTE"]);
+        let rows = [
+            cells([
+                "a-very-long-phase-name-indeed",
+                "waiting",
+                "waiting for approval: ship it?",
+            ]),
+            cells(["b", "done", ""]),
+        ];
+        let fit = Fit {
+            columns: Some(24),
+            notes_below: true,
+            shrink: &[0],
+        };
+        let text = fit.table(&header, &rows, &[]);
+        assert_eq!(
+            text,
+            "PHASE            STATE\n\
+             a-very-long-ph…  waiting\n    waiting for\n    approval: ship it?\n\
+             b                done\n"
+        );
+        assert!(text.lines().all(|l| super::width(l) <= 24), "{text}");
+        // Wide enough, or not a terminal: the plain table.
+        for columns in [Some(200), None] {
+            let fit = Fit { columns, ..fit };
+            assert_eq!(
+                fit.table(&header, &rows, &[]),
+                super::table(&header, &rows, &[])
+            );
+        }
+    }
 }

@@ -331,7 +331,10 @@ fn every_command_has_examples_that_parse() {
             .filter_map(|l| l.find("spectacular ").map(|at| words(&l[at..])))
             .collect();
         if examples.len() < 2 {
-            failures.push(format!("`{shown} --help` shows {} examples, not 2 or 3", examples.len()));
+            failures.push(format!(
+                "`{shown} --help` shows {} examples, not 2 or 3",
+                examples.len()
+            ));
         }
         let mut own = false;
         for example in &examples {
@@ -345,7 +348,10 @@ fn every_command_has_examples_that_parse() {
                     }
                     own |= used.starts_with(&path);
                 }
-                Err(e) => failures.push(format!("`{shown}`: `{}` does not parse: {e}", example.join(" "))),
+                Err(e) => failures.push(format!(
+                    "`{shown}`: `{}` does not parse: {e}",
+                    example.join(" ")
+                )),
             }
         }
         if !examples.is_empty() && !own {
@@ -399,10 +405,18 @@ fn global_options_stand_apart() {
         .expect("a `Global options:` heading");
     let global = global.split("\n\n").next().unwrap_or_default();
     for flag in ["--reject", "--comment"] {
-        assert!(own.contains(flag) && !global.contains(flag), "{flag}: {}", output.stdout);
+        assert!(
+            own.contains(flag) && !global.contains(flag),
+            "{flag}: {}",
+            output.stdout
+        );
     }
     for flag in ["--help", "--version", "--verbose", "--color", "--store"] {
-        assert!(global.contains(flag) && !own.contains(flag), "{flag}: {}", output.stdout);
+        assert!(
+            global.contains(flag) && !own.contains(flag),
+            "{flag}: {}",
+            output.stdout
+        );
     }
 }
 

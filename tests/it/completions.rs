@@ -39,12 +39,22 @@ phases:
         ".spectacular/policies/team-pack/pack.yaml",
         "name: team-routing\nversion: 1.0.0\ndescription: routes nothing\nhooks: [route]\n",
     );
-    write(".spectacular/policies/team-pack/policy.rhai", "fn route(ctx) { () }\n");
+    write(
+        ".spectacular/policies/team-pack/policy.rhai",
+        "fn route(ctx) { () }\n",
+    );
     let env = [("SPECTACULAR_CONFIG_DIR", dir.join("user-config"))];
-    let run = p.command(&["run", "mission.yaml"]).envs(env.clone()).output().unwrap();
+    let run = p
+        .command(&["run", "mission.yaml"])
+        .envs(env.clone())
+        .output()
+        .unwrap();
     assert_eq!(run.status.code(), Some(3), "{run:?}");
     let run_id = p.run_id();
-    let approve = p.command(&["approve", &run_id, "first-gate", "--resume"]).output().unwrap();
+    let approve = p
+        .command(&["approve", &run_id, "first-gate", "--resume"])
+        .output()
+        .unwrap();
     assert_eq!(approve.status.code(), Some(3), "{approve:?}");
     p
 }
@@ -102,13 +112,19 @@ fn completes_runs_missions_gates_phases_and_packs() {
     std::fs::remove_file(dir.join(".spectacular/state.db")).unwrap();
 
     // Run ids: `last`, then the ids (newest first); a prefix of any case narrows them.
-    assert_eq!(values(&complete(dir, &["status", ""])), ["last", run_id.as_str()]);
+    assert_eq!(
+        values(&complete(dir, &["status", ""])),
+        ["last", run_id.as_str()]
+    );
     let prefix = run_id[..6].to_ascii_lowercase();
     assert_eq!(complete(dir, &["resume", &prefix]), [run_id.as_str()]);
     assert_eq!(complete(dir, &["cancel", "la"]), ["last"]);
 
     // The gates of the run on the line that wait: not the one approved, nor other phases.
-    assert_eq!(values(&complete(dir, &["approve", "last", ""])), ["second-gate"]);
+    assert_eq!(
+        values(&complete(dir, &["approve", "last", ""])),
+        ["second-gate"]
+    );
     assert_eq!(
         values(&complete(dir, &["approve", &run_id[..8], "sec"])),
         ["second-gate"]
@@ -151,7 +167,11 @@ fn completes_runs_missions_gates_phases_and_packs() {
         ["last"]
     );
     assert_eq!(
-        complete_with(elsewhere.path(), &["status", "la"], &[("SPECTACULAR_STORE", store)]),
+        complete_with(
+            elsewhere.path(),
+            &["status", "la"],
+            &[("SPECTACULAR_STORE", store)]
+        ),
         ["last"]
     );
 
@@ -212,18 +232,30 @@ fn every_shell_gets_a_script_and_answers() {
         assert!(output.status.success(), "{shell}: {output:?}");
         let script = String::from_utf8(output.stdout).unwrap();
         assert!(script.contains("SPECTACULAR_COMPLETE"), "{shell}: {script}");
-        assert!(script.contains(bin), "{shell} does not call the binary back: {script}");
+        assert!(
+            script.contains(bin),
+            "{shell} does not call the binary back: {script}"
+        );
     }
     let dir = p.path();
     let zsh = callback(dir, "zsh", &["approve", "last", ""], &[]);
-    assert!(zsh.lines().any(|l| l == "second-gate:waits: ship it?"), "{zsh}");
+    assert!(
+        zsh.lines().any(|l| l == "second-gate:waits: ship it?"),
+        "{zsh}"
+    );
     let fish = callback(dir, "fish", &["approve", "last", ""], &[]);
-    assert!(fish.lines().any(|l| l == "second-gate\twaits: ship it?"), "{fish}");
+    assert!(
+        fish.lines().any(|l| l == "second-gate\twaits: ship it?"),
+        "{fish}"
+    );
     let powershell = callback(dir, "powershell", &["approve", "last", ""], &[]);
     assert!(
         powershell.lines().any(|l| l.starts_with("second-gate")),
         "{powershell}"
     );
-    let unknown = Command::new(bin).args(["completions", "tcsh"]).output().unwrap();
+    let unknown = Command::new(bin)
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
     assert_eq!(unknown.status.code(), Some(2));
 }

@@ -36,7 +36,10 @@ phases:
 "#;
 
 /// The spinner's glyphs (indicatif's default tick strings).
-const SPINNER: &[char] = &['⠁', '⠂', '⠄', '⡀', '⢀', '⠠', '⠐', '⠈', '⠉', '⠘', '⠰', '⠤', '⠆', '⠃', '⠋', '⠙', '⠸', '⠴', '⠦', '⠇'];
+const SPINNER: &[char] = &[
+    '⠁', '⠂', '⠄', '⡀', '⢀', '⠠', '⠐', '⠈', '⠉', '⠘', '⠰', '⠤', '⠆', '⠃', '⠋', '⠙', '⠸', '⠴', '⠦',
+    '⠇',
+];
 
 /// One program in a tmux pane of its own (a private server), kept on screen after it exits.
 struct Pane {
@@ -52,7 +55,11 @@ impl Pane {
     fn start(cwd: &Path, columns: u16, env: &[(&str, &str)], args: &[&str]) -> Pane {
         let config = tempfile::tempdir().unwrap();
         let conf = config.path().join("tmux.conf");
-        std::fs::write(&conf, "set -g remain-on-exit on\nset -g history-limit 1000\n").unwrap();
+        std::fs::write(
+            &conf,
+            "set -g remain-on-exit on\nset -g history-limit 1000\n",
+        )
+        .unwrap();
         let socket = format!(
             "spectacular-test-{}-{}",
             std::process::id(),
@@ -62,7 +69,15 @@ impl Pane {
         command
             .args(["-L", &socket, "-f"])
             .arg(&conf)
-            .args(["new-session", "-d", "-x", &columns.to_string(), "-y", "40", "-c"])
+            .args([
+                "new-session",
+                "-d",
+                "-x",
+                &columns.to_string(),
+                "-y",
+                "40",
+                "-c",
+            ])
             .arg(cwd)
             .env_remove("TMUX")
             .env_remove("NO_COLOR");
@@ -80,7 +95,11 @@ impl Pane {
         // The shell waits for the program and writes its exit code; Ctrl-C runs the trap in
         // the shell (a trap, not an ignored signal, so the program gets the default back).
         command
-            .args(["sh", "-c", r#"trap : INT; "$0" "$@"; echo $? > "$EXIT_FILE""#])
+            .args([
+                "sh",
+                "-c",
+                r#"trap : INT; "$0" "$@"; echo $? > "$EXIT_FILE""#,
+            ])
             .arg(env!("CARGO_BIN_EXE_spectacular"))
             .args(args);
         let status = command.status().expect("start tmux");
@@ -137,7 +156,10 @@ impl Pane {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("{what} never showed:\n{}", self.screen(false, false).join("\n"));
+        panic!(
+            "{what} never showed:\n{}",
+            self.screen(false, false).join("\n")
+        );
     }
 
     /// Wait (bounded) for the program to end and its pane to close; its exit code.
@@ -151,7 +173,10 @@ impl Pane {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("the program did not end:\n{}", self.screen(false, false).join("\n"));
+        panic!(
+            "the program did not end:\n{}",
+            self.screen(false, false).join("\n")
+        );
     }
 
     fn keys(&self, keys: &str) {
@@ -169,7 +194,10 @@ impl Drop for Pane {
 
 /// Whether these tests can run: tmux is installed. In CI it must be.
 fn tmux_here() -> bool {
-    let found = Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success());
+    let found = Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !found {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -240,7 +268,10 @@ fn the_live_view_redraws_in_place_and_leaves_a_clean_screen() {
         assert_clean_run_screen(&pane.screen(true, false), columns);
         // Colour is on (the `ok` marks), so that the NO_COLOR test below means something.
         let coloured = pane.screen(true, true).join("\n");
-        assert!(coloured.contains("\u{1b}["), "no colour on a terminal:\n{coloured}");
+        assert!(
+            coloured.contains("\u{1b}["),
+            "no colour on a terminal:\n{coloured}"
+        );
     }
 }
 
@@ -259,12 +290,24 @@ fn ctrl_c_leaves_no_spinner_behind() {
         assert_eq!(pane.wait_for_exit(), 130);
         let screen = pane.screen(true, false);
         let text = screen.join("\n");
-        assert!(screen[0].ends_with(" of `slow`"), "{columns} columns:\n{text}");
-        assert!(!text.contains(SPINNER), "{columns} columns: a spinner is left:\n{text}");
-        assert!(!text.contains("running:"), "{columns} columns:\n{text}");
-        assert!(!text.contains("^C"), "{columns} columns: the echoed ^C shows:\n{text}");
         assert!(
-            screen.last().unwrap().contains(" canceled; resume it with "),
+            screen[0].ends_with(" of `slow`"),
+            "{columns} columns:\n{text}"
+        );
+        assert!(
+            !text.contains(SPINNER),
+            "{columns} columns: a spinner is left:\n{text}"
+        );
+        assert!(!text.contains("running:"), "{columns} columns:\n{text}");
+        assert!(
+            !text.contains("^C"),
+            "{columns} columns: the echoed ^C shows:\n{text}"
+        );
+        assert!(
+            screen
+                .last()
+                .unwrap()
+                .contains(" canceled; resume it with "),
             "{columns} columns:\n{text}"
         );
         // Every line is one the view printed whole: a line of its own, not a piece of another.
@@ -284,17 +327,33 @@ fn no_color_means_no_escape_sequences() {
         return;
     }
     let p = Project::new(SLOW);
-    let pane = Pane::start(p.path(), 100, &[("NO_COLOR", "1")], &["run", "mission.yaml"]);
+    let pane = Pane::start(
+        p.path(),
+        100,
+        &[("NO_COLOR", "1")],
+        &["run", "mission.yaml"],
+    );
     assert_eq!(pane.wait_for_exit(), 0);
     let screen = pane.screen(true, true);
     assert_clean_run_screen(&pane.screen(true, false), 100);
     let text = screen.join("\n");
-    assert!(!text.contains('\u{1b}'), "an escape sequence with NO_COLOR:\n{text:?}");
-    for args in [&["status"][..], &["runs"], &["events"], &["status", "--color", "auto"]] {
+    assert!(
+        !text.contains('\u{1b}'),
+        "an escape sequence with NO_COLOR:\n{text:?}"
+    );
+    for args in [
+        &["status"][..],
+        &["runs"],
+        &["events"],
+        &["status", "--color", "auto"],
+    ] {
         let pane = Pane::start(p.path(), 100, &[("NO_COLOR", "1")], args);
         assert_eq!(pane.wait_for_exit(), 0, "{args:?}");
         let text = pane.screen(true, true).join("\n");
-        assert!(!text.contains('\u{1b}'), "{args:?} with NO_COLOR:\n{text:?}");
+        assert!(
+            !text.contains('\u{1b}'),
+            "{args:?} with NO_COLOR:\n{text:?}"
+        );
     }
 }
 
