@@ -112,6 +112,7 @@ fn drive_scheduler(n: usize) -> Duration {
         inputs: Default::default(),
         max_parallel: MAX_PARALLEL,
         engine_version: "bench".into(),
+        git_base: None,
     }));
     let mut running: VecDeque<(String, u32)> = VecDeque::new();
     loop {
@@ -150,6 +151,7 @@ fn drive_scheduler(n: usize) -> Duration {
             panic!("the scheduler stopped with nothing running");
         };
         driver.record(EventData::AttemptSucceeded(AttemptSucceeded {
+            git: None,
             phase,
             attempt,
             exit_code: Some(0),

@@ -109,6 +109,7 @@ fn generate(store: &Store, run_id: &str, total: u64) {
             inputs: BTreeMap::from([("spec".into(), serde_json::json!("specs/auth.md"))]),
             max_parallel: 8,
             engine_version: "0.1.0".into(),
+            git_base: None,
         }),
         "engine",
         None,
@@ -132,6 +133,7 @@ fn generate(store: &Store, run_id: &str, total: u64) {
                 reserved_usd: None,
             }),
             2 if i % 7 == 0 => EventData::AttemptFailed(AttemptFailed {
+                files: Vec::new(),
                 phase: phase.clone(),
                 attempt,
                 kind: spectacular::model::FailureKind::Exit,
@@ -142,6 +144,7 @@ fn generate(store: &Store, run_id: &str, total: u64) {
                 usage: None,
             }),
             2 => EventData::AttemptSucceeded(AttemptSucceeded {
+                git: None,
                 phase: phase.clone(),
                 attempt,
                 exit_code: Some(0),

@@ -91,6 +91,7 @@ pub fn approve(context: &Context, args: ApproveArgs) -> Outcome {
                         run: run_id,
                         upgrade: false,
                         json: args.json,
+                        apply: false,
                     },
                 );
             }

@@ -27,6 +27,10 @@ pub struct RunArgs {
     /// Stream the run's events as JSON lines on stdout.
     #[arg(long)]
     pub json: bool,
+    /// When the run succeeds, fast-forward its base branch to the integration branch (missions
+    /// that merge work packages); without it the integration branch is left for review.
+    #[arg(long)]
+    pub apply: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -39,6 +43,9 @@ pub struct ResumeArgs {
     /// Stream the run's events as JSON lines on stdout.
     #[arg(long)]
     pub json: bool,
+    /// When the run succeeds, fast-forward its base branch to the integration branch.
+    #[arg(long)]
+    pub apply: bool,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
@@ -96,7 +103,7 @@ pub fn run(context: &Context, args: RunArgs) -> Outcome {
     if !args.json {
         eoutln!("run {} of `{mission_id}`", engine.run_id());
     }
-    drive(context, &runtime, engine, &progress, args.json)
+    drive(context, &runtime, engine, &progress, args.json, args.apply)
 }
 
 pub fn resume(context: &Context, args: ResumeArgs) -> Outcome {
@@ -145,7 +152,7 @@ pub fn resume(context: &Context, args: ResumeArgs) -> Outcome {
     if !args.json {
         eoutln!("resuming run {run_id}");
     }
-    drive(context, &runtime, engine, &progress, args.json)
+    drive(context, &runtime, engine, &progress, args.json, args.apply)
 }
 
 fn drive(
@@ -154,6 +161,7 @@ fn drive(
     engine: Engine,
     progress: &Arc<Mutex<Progress>>,
     json: bool,
+    apply: bool,
 ) -> Outcome {
     let run_id = engine.run_id().to_string();
     let outcome = runtime.block_on(engine.drive());
@@ -175,7 +183,18 @@ fn drive(
     Ok(match outcome {
         execute::Outcome::Succeeded => {
             say(format!("run {run_id} succeeded"));
-            Exit::Success
+            match finish_branches(context, &run_id, apply) {
+                Ok(lines) => {
+                    for line in lines {
+                        say(line);
+                    }
+                    Exit::Success
+                }
+                Err(message) => {
+                    eoutln!("{message}");
+                    Exit::RunFailed
+                }
+            }
         }
         execute::Outcome::Failed => {
             say(format!(
@@ -316,5 +335,61 @@ pub fn parse_inputs(
 impl Context {
     pub fn store(&self) -> Store {
         Store::locate(&self.cwd, self.store_override.as_deref())
+    }
+}
+
+/// After a run that worked on branches succeeded: its worktrees and work-package branches go,
+/// its integration branch stays for review, or (`--apply`) its base branch is fast-forwarded
+/// to it. What happened, as lines to show; an `Err` when `--apply` could not fast-forward.
+fn finish_branches(context: &Context, run_id: &str, apply: bool) -> Result<Vec<String>, String> {
+    let store = context.store();
+    let Ok(events) = store.read_events(run_id) else {
+        return Ok(Vec::new());
+    };
+    let base = events.iter().find_map(|e| match &e.data {
+        crate::record::EventData::RunStarted(s) => s.git_base.clone(),
+        _ => None,
+    });
+    let Some(base) = base else {
+        if apply {
+            return Err(format!(
+                "run {run_id} succeeded, but `--apply` has nothing to apply: the mission does not \
+                 merge work on branches"
+            ));
+        }
+        return Ok(Vec::new());
+    };
+    let project_root = crate::project::Project::discover(&context.cwd).root;
+    let Ok(root) = crate::git::ops::toplevel(&project_root) else {
+        return Ok(Vec::new());
+    };
+    crate::git::finish_run(&root, &store, run_id);
+    let integration = crate::git::integration_branch(run_id);
+    let Ok(head) = crate::git::ops::commit_of(&root, &integration) else {
+        return Ok(Vec::new());
+    };
+    let short = head.get(..12).unwrap_or(&head);
+    if !apply {
+        return Ok(vec![format!(
+            "the merged work is on branch `{integration}` ({short}); review it, or merge it with \
+             `git merge --ff-only {integration}` (or run with `--apply`)"
+        )]);
+    }
+    if base.branch == "HEAD" {
+        return Err(format!(
+            "run {run_id} succeeded, but `--apply` cannot move a detached HEAD; the work is on \
+             branch `{integration}`"
+        ));
+    }
+    match crate::git::ops::fast_forward(&root, &base.branch, &head) {
+        Ok(()) => Ok(vec![format!(
+            "`{}` fast-forwarded to `{integration}` ({short})",
+            base.branch
+        )]),
+        Err(e) => Err(format!(
+            "run {run_id} succeeded, but `{}` was not fast-forwarded: {e}; the work is on branch \
+             `{integration}`",
+            base.branch
+        )),
     }
 }

@@ -37,6 +37,13 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
             files: Vec::new(),
         })
     };
+    let failed_on = |kind, message: String, files: Vec<String>| {
+        let mut event = failed(kind, message, None, None);
+        if let EventData::AttemptFailed(f) = &mut event {
+            f.files = files;
+        }
+        event
+    };
     let limit = job
         .timeout
         .map(crate::model::format_duration)
@@ -63,8 +70,21 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
             }
         }
     }
+    // For a worktree attempt: the worktree, reset, with what the attempt starts from merged in
+    // (off the event loop).
+    let mut worktree = None;
+    if let Some(prepared) = &job.worktree {
+        let mut prepared = prepared.clone();
+        match tokio::task::spawn_blocking(move || prepared.prepare().map(|()| prepared)).await {
+            Ok(Ok(ready)) => worktree = Some(ready),
+            Ok(Err(e)) => return failed(FailureKind::Spawn, e, None, None),
+            Err(e) => return failed(FailureKind::Spawn, format!("worktree: {e}"), None, None),
+        }
+    }
     let mut exit_code = None;
     let mut usage = None;
+    // What `builtin/merge` reports (the integration branch, its head…).
+    let mut merge_values = serde_json::Map::new();
     // The agent's answer (its result text), for agent phases.
     let mut result = None;
     match &job.work {
@@ -156,6 +176,17 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
                 }
             }
         }
+        Work::Merge(merge) => {
+            tokio::select! {
+                ran = merge.clone().run() => match ran {
+                    Ok(values) => merge_values = values,
+                    Err((kind, message, files)) => return failed_on(kind, message, files),
+                },
+                _ = canceled(cancel.clone()) => {
+                    return failed(FailureKind::Canceled, "canceled".into(), None, None)
+                }
+            }
+        }
         Work::Builtin {
             step,
             with,
@@ -225,21 +256,47 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
             )
         }
     };
-    match promoted {
-        Ok(promoted) => EventData::AttemptSucceeded(AttemptSucceeded {
-            phase: job.phase.clone(),
-            attempt: job.attempt,
-            exit_code,
-            duration_ms: began.elapsed().as_millis() as u64,
-            artifacts: promoted.artifacts,
-            values: promoted.values,
-            agent: agent_name.lock().ok().and_then(|a| a.clone()),
-            usage,
-            result,
-            git: None,
-        }),
-        Err(e) => failed(FailureKind::OutputInvalid, e.to_string(), exit_code, usage),
+    let mut promoted = match promoted {
+        Ok(promoted) => promoted,
+        Err(e) => return failed(FailureKind::OutputInvalid, e.to_string(), exit_code, usage),
+    };
+    for (name, value) in merge_values {
+        promoted.values.entry(name).or_insert(value);
     }
+    // Commit what the attempt left on its branch, with provenance.
+    let mut git = None;
+    if let Some(worktree) = worktree {
+        let agent = agent_name.lock().ok().and_then(|a| a.clone());
+        let spent = usage.clone();
+        let committed = tokio::task::spawn_blocking(move || {
+            worktree.commit(agent.as_deref(), spent.as_deref())
+        })
+        .await;
+        match committed {
+            Ok(Ok(work)) => git = Some(Box::new(work)),
+            Ok(Err(e)) => return failed(FailureKind::Exit, e, exit_code, usage),
+            Err(e) => {
+                return failed(
+                    FailureKind::Exit,
+                    format!("committing: {e}"),
+                    exit_code,
+                    usage,
+                )
+            }
+        }
+    }
+    EventData::AttemptSucceeded(AttemptSucceeded {
+        phase: job.phase.clone(),
+        attempt: job.attempt,
+        exit_code,
+        duration_ms: began.elapsed().as_millis() as u64,
+        artifacts: promoted.artifacts,
+        values: promoted.values,
+        agent: agent_name.lock().ok().and_then(|a| a.clone()),
+        usage,
+        result,
+        git,
+    })
 }
 
 /// `message`, then `: ` and the last lines of a captured stream: redacted and bounded with

@@ -37,6 +37,7 @@ mod run_loop;
 mod start;
 #[cfg(test)]
 mod tests;
+mod worktree;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -181,6 +182,8 @@ pub struct Engine {
     packs: crate::policy::Packs,
     /// Agents and models that failed transiently, passed over until they cool down.
     cooldowns: Cooldowns,
+    /// The run's git base and the work committed on its branches.
+    branches: worktree::Branches,
     running: HashMap<String, watch::Sender<u8>>,
     /// Attempts waiting for their events to be durable (see `Msg::Record`).
     awaiting_commit: Vec<tokio::sync::oneshot::Sender<()>>,

@@ -31,6 +31,8 @@ pub(super) struct Job {
     pub(super) agent: Option<AgentJob>,
     /// What to reserve in the budgets shared with other runs before anything runs.
     pub(super) reservation: Option<Reservation>,
+    /// For `workspace: worktree`: the worktree to prepare first and commit after.
+    pub(super) worktree: Option<super::worktree::WorktreeJob>,
 }
 
 /// A reservation in the shared day and month budgets, made by the attempt's task.
@@ -43,6 +45,8 @@ pub(super) struct Reservation {
 
 pub(super) enum Work {
     Process(process::Spec),
+    /// `builtin/merge`, which records a step at a time.
+    Merge(super::worktree::MergeJob),
     Builtin {
         step: String,
         with: Value,
@@ -179,9 +183,15 @@ impl Engine {
                 *spec = self.project_root.join(render(spec)?).display().to_string();
             }
         }
-        let cwd = match phase.workspace {
-            Workspace::Repo => self.project_root.clone(),
-            Workspace::Attempt | Workspace::Worktree => dir.to_path_buf(),
+        let worktree = match phase.workspace {
+            Workspace::Worktree => Some(self.worktree_job(instance)?),
+            Workspace::Repo | Workspace::Attempt | Workspace::Integration => None,
+        };
+        let cwd = match (&worktree, phase.workspace) {
+            (Some(w), _) => w.cwd.clone(),
+            (None, Workspace::Repo) => self.project_root.clone(),
+            (None, Workspace::Integration) => self.integration_dir()?,
+            (None, _) => dir.to_path_buf(),
         };
         let mut env = vec![
             (
@@ -246,14 +256,18 @@ impl Engine {
                 } else {
                     Vec::new()
                 };
-                Work::Builtin {
-                    step: step.strip_prefix("builtin/").unwrap_or(step).to_string(),
-                    with,
-                    project_root: self.project_root.clone(),
-                    stdout: dir.join("stdout.log"),
-                    run_id: self.log.run_id().to_string(),
-                    mission: self.plan.mission.id.clone(),
-                    report,
+                if step == "builtin/merge" {
+                    Work::Merge(self.merge_job(instance, attempt, &with)?)
+                } else {
+                    Work::Builtin {
+                        step: step.strip_prefix("builtin/").unwrap_or(step).to_string(),
+                        with,
+                        project_root: self.project_root.clone(),
+                        stdout: dir.join("stdout.log"),
+                        run_id: self.log.run_id().to_string(),
+                        mission: self.plan.mission.id.clone(),
+                        report,
+                    }
                 }
             }
             PhaseKind::Agent {
@@ -436,6 +450,7 @@ impl Engine {
             redactor: self.log.redactor().clone(),
             agent: agent_job,
             reservation: shared_reservation,
+            worktree,
         })
     }
 

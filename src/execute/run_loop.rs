@@ -31,6 +31,7 @@ impl Engine {
         let event = self.log.append(data, actor, causation.as_deref());
         self.scheduler.apply(&event);
         self.budget.apply(&event.data);
+        self.branches.observe(&event.data);
         let ended = match &event.data {
             EventData::AttemptSucceeded(d) => Some((&d.phase, d.attempt, &d.usage)),
             EventData::AttemptFailed(d) => Some((&d.phase, d.attempt, &d.usage)),

@@ -53,6 +53,19 @@ impl Engine {
         if !problems.is_empty() {
             return Err(Error::Unready { problems });
         }
+        // Work on branches starts from a commit, resolved once and recorded.
+        let git_base = if worktree::works_on_branches(&request.mission) {
+            match worktree::resolve_base(&request.project_root, &request.inputs) {
+                Ok((_, base)) => Some(base),
+                Err(problem) => {
+                    return Err(Error::Unready {
+                        problems: vec![problem],
+                    })
+                }
+            }
+        } else {
+            None
+        };
         let run_id = ulid::Ulid::new().to_string();
         let log = RunLog::create(&request.store, &run_id)?;
         let run_dir = request.store.run_dir(&run_id);
@@ -78,6 +91,7 @@ impl Engine {
             inputs: request.inputs.clone(),
             max_parallel: request.max_parallel,
             engine_version: env!("CARGO_PKG_VERSION").to_string(),
+            git_base,
         };
         let plan = Arc::new(plan::plan(request.mission));
         let scheduler = Scheduler::new(
@@ -226,6 +240,7 @@ impl Engine {
         );
         for e in &events {
             engine.budget.apply(&e.data);
+            engine.branches.observe(&e.data);
         }
         if !engine.shared.is_empty() {
             // Spending a dead engine committed but did not settle in the shared ledgers.
@@ -343,6 +358,10 @@ impl Engine {
             Secrets::read(&configured, &catalog)
         };
         log.set_secrets(secrets.pairs());
+        let branches = worktree::Branches {
+            root: crate::git::ops::toplevel(&project_root).ok(),
+            ..Default::default()
+        };
         Engine {
             store,
             log,
@@ -365,6 +384,7 @@ impl Engine {
             packs,
             secrets,
             cooldowns: Cooldowns::default(),
+            branches,
             catalog,
             running: HashMap::new(),
             awaiting_commit: Vec::new(),

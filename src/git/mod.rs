@@ -5,12 +5,18 @@
 //! lowercased: `7r9t1w3y`, see [`run_short`]):
 //!
 //! - each `workspace: worktree` phase instance works in
-//!   `<store>/worktrees/<run>/<instance>` on branch `spectacular/<run-short>/<work package>`
+//!   `<store>/worktrees/<run>/<instance>` on branch `spectacular/<run-short>-<work package>`
 //!   (the `for_each` item's key, else the phase id);
 //! - `builtin/merge` merges those branches into the integration branch
-//!   `spectacular/<run-short>`, in `<store>/worktrees/<run>/merge`.
+//!   `spectacular/<run-short>`, in `<store>/worktrees/<run>/.integration`.
+//!
+//! Work-package branches are `<integration>-<work>`, not `<integration>/<work>`: git keeps
+//! refs as paths, so `spectacular/7r9t1w3y` and `spectacular/7r9t1w3y/WP01` cannot both
+//! exist.
 //!
 //! The user's own working tree and current branch are never touched.
+
+pub mod ops;
 
 use std::path::{Path, PathBuf};
 
@@ -19,8 +25,9 @@ use crate::record::store::{join_under, Store, UnsafePath};
 /// The prefix of every branch the engine creates.
 pub const BRANCH_PREFIX: &str = "spectacular/";
 
-/// The directory of the integration worktree of a run, under `worktrees/<run>/`.
-pub const MERGE_DIR: &str = "merge";
+/// The directory of the integration worktree of a run, under `worktrees/<run>/` (hidden, so
+/// that no phase instance can have its name).
+pub const MERGE_DIR: &str = ".integration";
 
 /// A run's short name for branches: the last eight characters of its id (the random part of
 /// a ULID), lowercased.
@@ -34,9 +41,14 @@ pub fn integration_branch(run_id: &str) -> String {
     format!("{BRANCH_PREFIX}{}", run_short(run_id))
 }
 
-/// `spectacular/<run-short>/<work>`: the branch of one work package.
+/// `spectacular/<run-short>-<work>`: the branch of one work package.
 pub fn work_branch(run_id: &str, work: &str) -> String {
-    format!("{BRANCH_PREFIX}{}/{work}", run_short(run_id))
+    format!("{BRANCH_PREFIX}{}-{work}", run_short(run_id))
+}
+
+/// The prefix of every work-package branch of a run (`spectacular/<run-short>-`).
+pub fn work_branch_prefix(run_id: &str) -> String {
+    format!("{BRANCH_PREFIX}{}-", run_short(run_id))
 }
 
 /// The work package an instance stands for: a `for_each` child's key (`implement[WP01]` →
@@ -58,9 +70,45 @@ pub fn run_worktrees(store: &Store, run_id: &str) -> Result<PathBuf, UnsafePath>
     join_under(&worktrees_dir(store), &[run_id])
 }
 
+/// `<store>/worktrees/<run>/.integration`: the run's integration worktree.
+pub fn integration_dir(store: &Store, run_id: &str) -> Result<PathBuf, UnsafePath> {
+    join_under(&worktrees_dir(store), &[run_id, MERGE_DIR])
+}
+
 /// `<store>/worktrees/<run>/<instance>`: the worktree of one phase instance.
 pub fn worktree_dir(store: &Store, run_id: &str, instance: &str) -> Result<PathBuf, UnsafePath> {
     join_under(&worktrees_dir(store), &[run_id, instance])
+}
+
+/// What is left of a run's work once it succeeded: its worktrees (the integration one too) and
+/// its work-package branches go; the integration branch stays for review. Returns what was
+/// removed. Failures to remove one thing do not stop the others.
+pub fn finish_run(root: &Path, store: &Store, run_id: &str) -> Vec<String> {
+    let mut removed = Vec::new();
+    if let Ok(dir) = run_worktrees(store, run_id) {
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                if ops::remove_worktree(root, &entry.path()).is_ok() {
+                    removed.push(entry.path().display().to_string());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(&dir);
+    }
+    let prefix = format!("refs/heads/{}*", work_branch_prefix(run_id));
+    if let Ok(branches) = ops::git(
+        root,
+        &["for-each-ref", "--format=%(refname:short)", &prefix],
+    ) {
+        // One call for all of them.
+        let branches: Vec<&str> = branches.lines().filter(|b| !b.is_empty()).collect();
+        let mut args = vec!["branch", "-D", "-q"];
+        args.extend(&branches);
+        if !branches.is_empty() && ops::git(root, &args).is_ok() {
+            removed.extend(branches.iter().map(|b| b.to_string()));
+        }
+    }
+    removed
 }
 
 /// Is `path` inside `dir` (both as given, not resolved)?
@@ -77,7 +125,8 @@ mod tests {
         let run = "01JDQ3ZK6V8X4M2N5P7R9T1W3Y";
         assert_eq!(run_short(run), "7r9t1w3y");
         assert_eq!(integration_branch(run), "spectacular/7r9t1w3y");
-        assert_eq!(work_branch(run, "WP01"), "spectacular/7r9t1w3y/WP01");
+        assert_eq!(work_branch(run, "WP01"), "spectacular/7r9t1w3y-WP01");
+        assert!(work_branch(run, "WP01").starts_with(&work_branch_prefix(run)));
         assert_eq!(work_of("implement[WP01]"), "WP01");
         assert_eq!(work_of("merge"), "merge");
         let store = Store {

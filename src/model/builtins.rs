@@ -42,6 +42,16 @@ pub const BUILTIN_STEPS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The outputs a built-in step records without declaring them (`outputs.<phase>.<name>`).
+pub fn implicit_outputs(uses: &str) -> &'static [&'static str] {
+    match uses {
+        // The integration branch, its head, its worktree (relative to the project root) and
+        // the work packages merged.
+        "builtin/merge" => &["branch", "head", "worktree", "merged"],
+        _ => &[],
+    }
+}
+
 /// The step name of `builtin/<name>`, if `uses` names a known built-in.
 pub fn builtin_step(uses: &str) -> Option<&'static str> {
     let name = uses.strip_prefix("builtin/")?;

@@ -241,8 +241,13 @@ pub enum Workspace {
     Attempt,
     /// The project's repository itself.
     Repo,
-    /// A git worktree on its own branch.
+    /// A git worktree on its own branch (`spectacular/<run-short>-<work package>`), created
+    /// from the run's base or the work of its dependencies; what the attempt leaves is
+    /// committed with provenance trailers.
     Worktree,
+    /// The run's integration worktree, where `builtin/merge` merged the work packages: for
+    /// phases that read or check the merged work (what they change there is not committed).
+    Integration,
 }
 
 /// A phase: one node of the mission graph. It has exactly one kind: `role`/`agent` (an agent

@@ -244,6 +244,18 @@ pub struct RunStarted {
     pub max_parallel: u32,
     /// The spectacular version that started the run.
     pub engine_version: String,
+    /// The commit the run's work packages start from (input `base_branch`, else the
+    /// project's `HEAD`), for missions with `workspace: worktree` phases or `builtin/merge`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_base: Option<GitBase>,
+}
+
+/// Where a run's work on branches starts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GitBase {
+    /// The branch named (`main`), or `HEAD`.
+    pub branch: String,
+    pub commit: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -341,7 +353,7 @@ pub struct AttemptSucceeded {
 /// The work an attempt committed on its work package's branch.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct GitWork {
-    /// `spectacular/<run-short>/<work package>`.
+    /// `spectacular/<run-short>-<work package>`.
     pub branch: String,
     /// The worktree, relative to the project root
     /// (`.spectacular/worktrees/<run>/<instance>`).

@@ -3,7 +3,7 @@
 use super::state::{Instance, Outcome};
 use super::{Scheduler, SettleOutcome, State};
 use crate::model::{FailureKind, PhaseKind};
-use crate::record::event::{EventData, LoopStarted, PhaseExpanded};
+use crate::record::event::{EventData, LoopStarted, MergeOutcome, PhaseExpanded};
 use crate::record::Event;
 
 impl Scheduler {
@@ -143,7 +143,18 @@ impl Scheduler {
                     inst.previous_errors.clear();
                 }
             }
-            EventData::AttemptFailed(d) => self.attempt_failed(&d.phase, d.kind, &d.message),
+            EventData::AttemptFailed(d) => {
+                if let Some(inst) = self.instance_mut(&d.phase) {
+                    inst.failure_files = d.files.clone();
+                }
+                self.attempt_failed(&d.phase, d.kind, &d.message)
+            }
+            EventData::MergeStep(d) => {
+                if let Some(inst) = self.instance_mut(&d.phase) {
+                    inst.conflict_work =
+                        (d.outcome == MergeOutcome::Conflict).then(|| d.work.clone());
+                }
+            }
             EventData::PhaseSucceeded(d) => self.set_state(&d.phase, State::Succeeded),
             EventData::PhaseFailed(d) => self.set_state(
                 &d.phase,
@@ -203,7 +214,6 @@ impl Scheduler {
             // Decisions are facts for explain and replay; the engine acts on them itself.
             EventData::PolicyDecided(_)
             | EventData::FallbackActivated(_)
-            | EventData::MergeStep(_)
             | EventData::BudgetAlert(_) => {}
         }
     }
@@ -291,6 +301,7 @@ impl Scheduler {
                 Some((child.key.clone(), child.item.clone())),
                 Vec::new(),
             ));
+            self.instances[i].lane = child.lane;
             self.index.insert(name, i);
             self.dependents.push(Vec::new());
             created.push((i, child));
@@ -329,10 +340,27 @@ impl Scheduler {
 
     fn start_loop(&mut self, d: &LoopStarted) {
         self.loops.insert(d.from.clone(), d.iteration);
+        // What sent the work back, for the prompts of the work packages redone.
+        let errors = self
+            .index
+            .get(&d.from)
+            .map(|&i| self.instances[i].previous_errors.clone())
+            .unwrap_or_default();
         for name in &d.reset {
             let Some(&i) = self.index.get(name) else {
                 continue;
             };
+            // A work package redone on its own: its parent goes back to waiting for it.
+            if let Some(p) = self.instances[i].parent {
+                if std::mem::take(&mut self.instances[i].counted) {
+                    self.instances[p].settled_children =
+                        self.instances[p].settled_children.saturating_sub(1);
+                }
+                self.instances[p].state = State::FanOut;
+                self.instances[p].requested = false;
+                self.instances[i].previous_errors = errors.clone();
+                self.touch(p);
+            }
             self.drop_children(i);
             let inst = &mut self.instances[i];
             inst.state = State::Pending;

@@ -1,7 +1,7 @@
 //! Deciding what to do next from the state.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::ops::Bound;
 use std::time::Duration;
 
@@ -70,15 +70,28 @@ impl Scheduler {
                 }
             }
         }
+        // Lanes (parent, lane) with a child running: their other children wait.
+        let mut busy_lanes: HashSet<(usize, u32)> = self
+            .running_set
+            .iter()
+            .filter_map(|&i| Some((self.instances[i].parent?, self.instances[i].lane?)))
+            .collect();
         let mut starts = Vec::new();
         while room > 0 {
             let Some(Reverse((i, group))) = heads.pop() else {
                 break;
             };
-            starts.push(i);
-            room -= 1;
-            if let Some(p) = group {
-                *per_parent.entry(p).or_insert(0) += 1;
+            let lane = self.instances[i].parent.zip(self.instances[i].lane);
+            let free = match lane {
+                Some(lane) => busy_lanes.insert(lane),
+                None => true,
+            };
+            if free {
+                starts.push(i);
+                room -= 1;
+                if let Some(p) = group {
+                    *per_parent.entry(p).or_insert(0) += 1;
+                }
             }
             if group_room(group, &per_parent) > 0 {
                 let next = self.queued[&group]
@@ -331,6 +344,7 @@ impl Scheduler {
     }
 
     /// The phase-level outcome of a settled attempt (or fan-out, or gate).
+    /// `i` is the instance settling.
     fn settle(&self, i: usize, outcome: Outcome) -> Action {
         let inst = &self.instances[i];
         let phase = &self.phases[inst.phase];
@@ -341,10 +355,26 @@ impl Scheduler {
                 artifacts: inst.artifacts.clone(),
             })),
             Outcome::Failed { kind, message } => {
+                if kind == FailureKind::Conflict && on_conflict(phase) == Some("approval") {
+                    // A person resolves the conflict where the merge left it, then approves:
+                    // the merge runs again and goes on from there.
+                    return Action::Record(EventData::ApprovalRequested(ApprovalRequested {
+                        phase: inst.name.clone(),
+                        reason: message,
+                        timeout_ms: None,
+                    }));
+                }
                 if let (Some(on_failure), None) = (&phase.on_failure, inst.parent) {
                     let done = self.loops.get(&inst.name).copied().unwrap_or(0);
                     if done < on_failure.max_loops && kind != FailureKind::Canceled {
-                        let mut reset = vec![on_failure.goto.clone()];
+                        // Checks and conflicts name what is wrong: only the work packages
+                        // concerned are redone (all of them when none can be told).
+                        let redo = self.work_to_redo(i, kind, &on_failure.goto);
+                        let mut reset = if redo.is_empty() {
+                            vec![on_failure.goto.clone()]
+                        } else {
+                            redo
+                        };
                         for id in self.plan.downstream(&on_failure.goto) {
                             let running = self.index.get(id).is_some_and(|&j| {
                                 matches!(self.instances[j].state, State::Running { .. })
@@ -369,6 +399,47 @@ impl Scheduler {
                     continued: phase.continue_on_error,
                 }))
             }
+        }
+    }
+
+    /// The children of fan-out `goto` that a failure of instance `i` is about: for a conflict,
+    /// the work package whose branch conflicted; for failed checks, those owning a file the
+    /// errors name. Empty when `goto` is not a fan-out or nothing can be told.
+    fn work_to_redo(&self, i: usize, kind: FailureKind, goto: &str) -> Vec<String> {
+        let Some(&parent) = self.index.get(goto) else {
+            return Vec::new();
+        };
+        let children = self.instances[parent]
+            .children
+            .iter()
+            .map(|&c| &self.instances[c]);
+        let failed = &self.instances[i];
+        match kind {
+            FailureKind::Conflict => failed
+                .conflict_work
+                .iter()
+                .filter(|work| children.clone().any(|c| &c.name == *work))
+                .cloned()
+                .collect(),
+            FailureKind::Checks if !failed.failure_files.is_empty() => children
+                .filter(|c| {
+                    let globs: Vec<&str> = match c.item.as_ref().and_then(|i| i.get("owned_files"))
+                    {
+                        Some(Value::Array(globs)) => {
+                            globs.iter().filter_map(Value::as_str).collect()
+                        }
+                        Some(Value::String(one)) => vec![one.as_str()],
+                        _ => Vec::new(),
+                    };
+                    failed.failure_files.iter().any(|file| {
+                        globs
+                            .iter()
+                            .any(|glob| crate::tasks::globs::may_overlap(glob, file))
+                    })
+                })
+                .map(|c| c.name.clone())
+                .collect(),
+            _ => Vec::new(),
         }
     }
 
@@ -450,5 +521,14 @@ impl Scheduler {
             None => Vec::new(),
         };
         items::children(items)
+    }
+}
+
+/// A `builtin/merge` phase's `with.on_conflict` (`rework`, `approval` or `fail`), if written
+/// as a literal.
+fn on_conflict(phase: &crate::plan::PlannedPhase) -> Option<&str> {
+    match &phase.kind {
+        PhaseKind::Uses { with, .. } => with.get("on_conflict").and_then(Value::as_str),
+        _ => None,
     }
 }

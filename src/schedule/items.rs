@@ -131,7 +131,66 @@ pub(super) fn children(items: Vec<Value>) -> Result<Vec<Child>, String> {
     if done < children.len() {
         return Err("the items' `depends_on` form a cycle".into());
     }
+    assign_lanes(&mut children);
     Ok(children)
+}
+
+/// The most `owned_files` globs of one item that lanes look at; a plan checked by `tasks`
+/// never has more.
+const MAX_OWNED: usize = 200;
+
+/// The globs an item owns (`owned_files`), at most [`MAX_OWNED`].
+fn owned(item: &Value) -> Vec<&str> {
+    match item.get("owned_files") {
+        Some(Value::Array(globs)) => globs
+            .iter()
+            .filter_map(Value::as_str)
+            .take(MAX_OWNED)
+            .collect(),
+        Some(Value::String(one)) => vec![one.as_str()],
+        _ => Vec::new(),
+    }
+}
+
+/// Lanes: children whose `owned_files` may overlap (directly or through others) share a lane,
+/// numbered by their first member in item order; two children of one lane never run at the
+/// same time. No lanes at all when no item owns a file.
+fn assign_lanes(children: &mut [Child]) {
+    let globs: Vec<Vec<&str>> = children.iter().map(|c| owned(&c.item)).collect();
+    if globs.iter().all(Vec::is_empty) {
+        return;
+    }
+    // Union-find over the items.
+    let mut parent: Vec<usize> = (0..children.len()).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    for a in 0..children.len() {
+        for b in a + 1..children.len() {
+            if root(&mut parent, a) == root(&mut parent, b) {
+                continue;
+            }
+            let overlap = globs[a].iter().any(|x| {
+                globs[b]
+                    .iter()
+                    .any(|y| crate::tasks::globs::may_overlap(x, y))
+            });
+            if overlap {
+                let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
+                parent[ra.max(rb)] = ra.min(rb);
+            }
+        }
+    }
+    let mut numbers: HashMap<usize, u32> = HashMap::new();
+    for (i, child) in children.iter_mut().enumerate() {
+        let r = root(&mut parent, i);
+        let next = numbers.len() as u32;
+        child.lane = Some(*numbers.entry(r).or_insert(next));
+    }
 }
 
 #[cfg(test)]
@@ -151,6 +210,38 @@ mod tests {
             ),
             Err(message) => message,
         }
+    }
+
+    fn lanes(items: Value) -> Vec<Option<u32>> {
+        let Value::Array(items) = items else {
+            panic!("not a list")
+        };
+        children(items).unwrap().iter().map(|c| c.lane).collect()
+    }
+
+    #[test]
+    fn overlapping_owned_files_share_a_lane() {
+        let got = lanes(json!([
+            {"id": "a", "owned_files": ["src/auth/**"]},
+            {"id": "b", "owned_files": ["docs/*.md"]},
+            {"id": "c", "owned_files": ["src/auth/login.rs"]},
+            {"id": "d", "owned_files": ["README.md", "docs/guide.md"]},
+            {"id": "e", "owned_files": ["src/billing.rs"]},
+            {"id": "f"},
+        ]));
+        assert_eq!(
+            got,
+            [Some(0), Some(1), Some(0), Some(1), Some(2), Some(3)],
+            "a and c share src/auth, b and d share docs, e and f stand alone"
+        );
+        // Overlap is transitive: x–y and y–z put x and z in one lane.
+        let got = lanes(json!([
+            {"id": "x", "owned_files": ["a.rs"]},
+            {"id": "z", "owned_files": ["b.rs"]},
+            {"id": "y", "owned_files": ["a.rs", "b.rs"]},
+        ]));
+        assert_eq!(got, [Some(0), Some(0), Some(0)]);
+        assert_eq!(lanes(json!([{"id": "p"}, {"id": "q"}])), [None, None]);
     }
 
     #[test]

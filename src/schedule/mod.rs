@@ -209,6 +209,55 @@ impl Scheduler {
             .and_then(|&i| self.instances[i].item.as_ref())
     }
 
+    /// The instances `name` waits for (its `needs`; a child's sibling dependencies).
+    pub fn needs_of(&self, name: &str) -> Vec<&str> {
+        self.index
+            .get(name)
+            .map(|&i| {
+                self.instances[i]
+                    .needs
+                    .iter()
+                    .map(|&n| self.instances[n].name.as_str())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The children of fan-out `name`, dependencies first (item order otherwise).
+    pub fn children_in_order(&self, name: &str) -> Vec<&str> {
+        let Some(&parent) = self.index.get(name) else {
+            return Vec::new();
+        };
+        let children = &self.instances[parent].children;
+        let mut done: std::collections::HashSet<usize> = std::collections::HashSet::new();
+        let mut order = Vec::with_capacity(children.len());
+        // Repeated passes in item order; each pass takes every child whose needs are taken.
+        // Item ids were checked acyclic at expansion, so every pass takes at least one.
+        while order.len() < children.len() {
+            let before = order.len();
+            for &c in children {
+                if !done.contains(&c)
+                    && self.instances[c]
+                        .needs
+                        .iter()
+                        .all(|n| done.contains(n) || !children.contains(n))
+                {
+                    done.insert(c);
+                    order.push(self.instances[c].name.as_str());
+                }
+            }
+            if order.len() == before {
+                break;
+            }
+        }
+        order
+    }
+
+    /// A fan-out child's lane, as recorded at expansion.
+    pub fn lane_of(&self, name: &str) -> Option<u32> {
+        self.index.get(name).and_then(|&i| self.instances[i].lane)
+    }
+
     /// Artifacts recorded for an instance.
     pub fn artifacts_of(&self, name: &str) -> Option<&BTreeMap<String, String>> {
         self.index.get(name).map(|&i| &self.instances[i].artifacts)

@@ -113,6 +113,12 @@ pub(super) struct Instance {
     pub(super) approved: bool,
     /// The problems of its last failed attempt (`attempt.previous_errors`).
     pub(super) previous_errors: Vec<String>,
+    /// A fan-out child's lane: no two children of one parent and lane run at once.
+    pub(super) lane: Option<u32>,
+    /// The files its last failed attempt was about (a check's errors, a merge's conflicts).
+    pub(super) failure_files: Vec<String>,
+    /// For a merge: the work package whose branch conflicted last (`merge.step`).
+    pub(super) conflict_work: Option<String>,
 }
 
 /// The scheduler of one run.
@@ -181,6 +187,9 @@ impl Instance {
             settled_children: 0,
             approved: false,
             previous_errors: Vec::new(),
+            lane: None,
+            failure_files: Vec::new(),
+            conflict_work: None,
         }
     }
 }

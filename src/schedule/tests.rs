@@ -53,6 +53,7 @@ impl Harness {
             inputs: Default::default(),
             max_parallel,
             engine_version: "test".into(),
+            git_base: None,
         }));
         h
     }

@@ -16,7 +16,7 @@
 //! panic, in time bounded by the limits below.
 
 mod check;
-mod globs;
+pub mod globs;
 mod refs;
 mod render;
 pub mod speckit;

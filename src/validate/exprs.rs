@@ -81,11 +81,15 @@ fn phase_facts(root: &Node) -> BTreeMap<String, PhaseFacts> {
     };
     let mut out = BTreeMap::new();
     for entry in root.get("phases").map(Node::entries).unwrap_or_default() {
-        let outputs = entry
+        let mut outputs: Vec<String> = entry
             .value
             .get("outputs")
             .map(|o| o.entries().iter().map(|e| e.key.clone()).collect())
             .unwrap_or_default();
+        if let Some(uses) = entry.value.get("uses").and_then(Node::as_str) {
+            let implicit = crate::model::builtins::implicit_outputs(uses);
+            outputs.extend(implicit.iter().map(|o| o.to_string()));
+        }
         let needs = strings(entry.value.get("needs"));
         out.insert(entry.key.clone(), PhaseFacts { outputs, needs });
     }

@@ -51,6 +51,7 @@ fn samples() -> Vec<EventData> {
             inputs: BTreeMap::from([(s("spec"), json!("specs/auth.md"))]),
             max_parallel: 3,
             engine_version: s("0.1.0"),
+            git_base: None,
         }),
         EventData::RunResumed(RunResumed {
             interrupted: vec![s("implement[wp-2]#1")],
@@ -202,14 +203,14 @@ fn samples() -> Vec<EventData> {
             phase: s("merge"),
             attempt: 1,
             work: s("implement[WP02]"),
-            branch: s("spectacular/9t1w3y/WP02"),
+            branch: s("spectacular/7r9t1w3y-WP02"),
             commit: s("4b825dc642cb6eb9a060e54bf8d69288fbee4904"),
-            into: s("spectacular/9t1w3y"),
+            into: s("spectacular/7r9t1w3y"),
             outcome: MergeOutcome::Conflict,
             head: Some(s("a1b2c3d4e5f60718293a4b5c6d7e8f9012345678")),
             conflicts: vec![ConflictFile {
                 file: s("src/lib.rs"),
-                hunks: vec![s("<<<<<<< HEAD\nfn a() {}\n=======\nfn b() {}\n>>>>>>> spectacular/9t1w3y/WP02\n")],
+                hunks: vec![s("<<<<<<< HEAD\nfn a() {}\n=======\nfn b() {}\n>>>>>>> spectacular/7r9t1w3y-WP02\n")],
             }],
         }),
     ]

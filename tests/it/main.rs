@@ -2,6 +2,7 @@
 
 mod agents;
 mod book;
+mod branches;
 mod budget;
 mod cli;
 mod completions;

@@ -899,6 +899,7 @@ fn run_started(mission: &str) -> EventData {
         inputs: Default::default(),
         max_parallel: 1,
         engine_version: "0.1.0".into(),
+        git_base: None,
     })
 }
 
@@ -1216,6 +1217,7 @@ fn a_projection_batch_writes_rows_for_its_events_not_for_the_whole_run() {
         inputs: Default::default(),
         max_parallel: 4,
         engine_version: "test".into(),
+        git_base: None,
     }));
     push(ready("fan"));
     let fanned = push(EventData::PhaseExpanded(PhaseExpanded {

@@ -296,6 +296,7 @@ impl Driver {
             inputs,
             max_parallel,
             engine_version: "test".into(),
+            git_base: None,
         }));
         let mut resumes_left = 2;
         for _ in 0..20_000 {

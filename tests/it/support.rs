@@ -236,3 +236,31 @@ fn only_bless_1_rewrites_goldens_and_other_values_are_refused() {
         assert!(refused.is_err(), "`SPECTACULAR_BLESS={typo}` was accepted");
     }
 }
+
+/// Make `dir` a git repository with everything in it committed on branch `main` (work on
+/// branches starts from a commit).
+pub fn git_init(dir: &Path) {
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &["add", "--all"],
+        &[
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@localhost",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "initial",
+        ],
+    ] {
+        let status = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .status()
+            .expect("git runs");
+        assert!(status.success(), "git {args:?} in {}", dir.display());
+    }
+}

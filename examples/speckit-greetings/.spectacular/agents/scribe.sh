@@ -1,6 +1,8 @@
 #!/bin/sh
 # A stand-in for coding agents: plans, implements and reviews the greetings spec the way an
-# agent would, writing what each phase declares into $SPECTACULAR_OUTPUT_DIR.
+# agent would. The planner writes what its phase declares into $SPECTACULAR_OUTPUT_DIR; each
+# work package writes its code into its worktree (the working directory), where the engine
+# commits it on the work package's branch.
 set -eu
 prompt_file="$1"
 out="$SPECTACULAR_OUTPUT_DIR"
@@ -27,11 +29,40 @@ PLAN
 TASKS
     ;;
   implement*)
-    files=$(sed -n 's/^Change only the files this work package owns: \(.*\)\.$/\1/p' "$prompt_file")
-    for file in $(echo "$files" | tr ',' ' '); do
-      mkdir -p "$out/$(dirname "$file")"
-      echo "# written for $SPECTACULAR_PHASE (attempt $SPECTACULAR_ATTEMPT)" > "$out/$file"
-    done
+    case "$SPECTACULAR_PHASE" in
+      "implement[wp-greet]")
+        mkdir -p src
+        cat > src/greet.sh <<'CODE'
+#!/bin/sh
+# Greets a person by name; `--bye` says goodbye instead (src/bye.sh).
+if [ "${1:-}" = "--bye" ]; then
+  . "$(dirname "$0")/bye.sh"
+  bye "$2"
+else
+  echo "Hello, $1!"
+fi
+CODE
+        ;;
+      "implement[wp-bye]")
+        mkdir -p src
+        cat > src/bye.sh <<'CODE'
+# Sourced by src/greet.sh for `--bye`.
+bye() {
+  echo "Goodbye, $1!"
+}
+CODE
+        ;;
+      "implement[wp-docs]")
+        cat > README.md <<'DOCS'
+# Greetings
+
+```sh
+sh src/greet.sh Ada         # Hello, Ada!
+sh src/greet.sh --bye Ada   # Goodbye, Ada!
+```
+DOCS
+        ;;
+    esac
     ;;
   review)
     echo "The change follows the spec: every requirement has a work package."

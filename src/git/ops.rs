@@ -1,0 +1,436 @@
+//! The git operations of the engine, through the `git` CLI: explicit arguments (never a
+//! shell), a fixed locale, no prompts, no user hooks for the engine's own commits, and every
+//! failure a typed error naming the command and what git said.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+/// At most this many files are listed in a diffstat or a conflict.
+pub const MAX_FILES: usize = 500;
+/// At most this many hunks are kept per conflicting file, each at most [`MAX_HUNK`] bytes.
+pub const MAX_HUNKS: usize = 20;
+pub const MAX_HUNK: usize = 4096;
+
+/// Worktree additions and removals change the repository's shared administrative files:
+/// one at a time within this process.
+static ADMIN: Mutex<()> = Mutex::new(());
+
+/// A git command that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("`git` could not be started ({0}); install git, it is needed for `workspace: worktree` and `builtin/merge`")]
+    Missing(std::io::Error),
+    #[error("`git {command}` failed in `{dir}`: {stderr}")]
+    Failed {
+        command: String,
+        dir: String,
+        stderr: String,
+    },
+    #[error("`{0}` is not inside a git repository; run `git init` and commit, or use `workspace: attempt`")]
+    NotARepo(String),
+    #[error("`{rev}` is not a commit of the repository at `{dir}`")]
+    UnknownRev { rev: String, dir: String },
+}
+
+/// Run `git -C dir args…`, returning its output whatever its status.
+fn raw(dir: &Path, args: &[&str]) -> Result<Output, Error> {
+    Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "core.hooksPath=/dev/null",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(["-c", "core.quotepath=off"])
+        .args(args)
+        .env("LC_ALL", "C")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_EDITOR", "true")
+        .env("GIT_MERGE_AUTOEDIT", "no")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(Error::Missing)
+}
+
+/// Run `git -C dir args…`; its stdout, trimmed, or an error with its stderr.
+pub fn git(dir: &Path, args: &[&str]) -> Result<String, Error> {
+    let out = raw(dir, args)?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+    } else {
+        Err(failed(dir, args, &out))
+    }
+}
+
+fn failed(dir: &Path, args: &[&str], out: &Output) -> Error {
+    let mut stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if stderr.is_empty() {
+        stderr = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    }
+    if stderr.len() > 2000 {
+        let mut cut = 2000;
+        while !stderr.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        stderr.truncate(cut);
+        stderr.push('…');
+    }
+    Error::Failed {
+        command: args.join(" "),
+        dir: dir.display().to_string(),
+        stderr,
+    }
+}
+
+/// The top of the work tree holding `dir`.
+pub fn toplevel(dir: &Path) -> Result<PathBuf, Error> {
+    match git(dir, &["rev-parse", "--show-toplevel"]) {
+        Ok(top) => Ok(PathBuf::from(top)),
+        Err(Error::Failed { .. }) => Err(Error::NotARepo(dir.display().to_string())),
+        Err(e) => Err(e),
+    }
+}
+
+/// The commit `rev` names.
+pub fn commit_of(dir: &Path, rev: &str) -> Result<String, Error> {
+    let spec = format!("{rev}^{{commit}}");
+    git(dir, &["rev-parse", "--verify", "--quiet", &spec]).map_err(|_| Error::UnknownRev {
+        rev: rev.to_string(),
+        dir: dir.display().to_string(),
+    })
+}
+
+/// Does branch `name` exist?
+pub fn branch_exists(dir: &Path, name: &str) -> Result<bool, Error> {
+    let full = format!("refs/heads/{name}");
+    let out = raw(dir, &["show-ref", "--verify", "--quiet", &full])?;
+    Ok(out.status.success())
+}
+
+/// Is commit `a` an ancestor of (or equal to) `b`?
+pub fn is_ancestor(dir: &Path, a: &str, b: &str) -> Result<bool, Error> {
+    let args = ["merge-base", "--is-ancestor", a, b];
+    let out = raw(dir, &args)?;
+    match out.status.code() {
+        Some(0) => Ok(true),
+        Some(1) => Ok(false),
+        _ => Err(failed(dir, &args, &out)),
+    }
+}
+
+/// Make `path` a worktree of the repository at `root` with branch `branch` checked out at
+/// `start`, clean: the branch is created or moved to `start`, and anything the last attempt
+/// left (changes, untracked files, a merge in progress) is gone. Ignored files (build
+/// caches) stay.
+pub fn reset_worktree(root: &Path, path: &Path, branch: &str, start: &str) -> Result<(), Error> {
+    let path_s = path.display().to_string();
+    if path.join(".git").is_file() {
+        // Ours from an earlier attempt: reset it in place.
+        let _ = raw(path, &["merge", "--abort"]);
+        git(path, &["checkout", "--force", "-B", branch, start])?;
+        git(path, &["reset", "--hard", start])?;
+        git(path, &["clean", "-ffd"])?;
+        return Ok(());
+    }
+    let _admin = ADMIN.lock().unwrap_or_else(|e| e.into_inner());
+    if path.exists() {
+        // A directory left by a crash before git registered it: not ours to keep.
+        let _ = std::fs::remove_dir_all(path);
+        git(root, &["worktree", "prune"])?;
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::Failed {
+            command: "worktree add".into(),
+            dir: parent.display().to_string(),
+            stderr: e.to_string(),
+        })?;
+    }
+    git(
+        root,
+        &["worktree", "add", "--force", "-B", branch, &path_s, start],
+    )?;
+    Ok(())
+}
+
+/// Remove the worktree at `path`; when git cannot, remove the directory and prune what git
+/// knows of it.
+pub fn remove_worktree(root: &Path, path: &Path) -> Result<(), Error> {
+    let _admin = ADMIN.lock().unwrap_or_else(|e| e.into_inner());
+    let path_s = path.display().to_string();
+    let removed = raw(root, &["worktree", "remove", "--force", "--force", &path_s])
+        .is_ok_and(|o| o.status.success());
+    if !removed {
+        if path.exists() {
+            let _ = std::fs::remove_dir_all(path);
+        }
+        git(root, &["worktree", "prune"])?;
+    }
+    Ok(())
+}
+
+/// The identity of the engine's commits when the repository has none configured. Asked once
+/// per directory of worktrees (a run's) and process: one `git config` call per run, not two
+/// per commit.
+fn identity_args(dir: &Path) -> Vec<&'static str> {
+    type Known = Vec<(PathBuf, (bool, bool))>;
+    static KNOWN: Mutex<Known> = Mutex::new(Vec::new());
+    let key = dir.parent().unwrap_or(dir).to_path_buf();
+    let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+    let (name, email) = match known.iter().find(|(d, _)| *d == key) {
+        Some((_, found)) => *found,
+        None => {
+            let set = raw(dir, &["config", "--get-regexp", "^user[.](name|email)$"])
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            let found = (set.contains("user.name "), set.contains("user.email "));
+            if known.len() > 64 {
+                known.clear();
+            }
+            known.push((key, found));
+            found
+        }
+    };
+    let mut args = Vec::new();
+    if !name {
+        args.extend(["-c", "user.name=Spectacular"]);
+    }
+    if !email {
+        args.extend(["-c", "user.email=spectacular@localhost"]);
+    }
+    args
+}
+
+/// Commit everything in the worktree at `dir` (new, changed and deleted files; a merge in
+/// progress is concluded) with `message`. The new commit, or `None` when there was nothing
+/// to commit.
+pub fn commit_all(dir: &Path, message: &str) -> Result<Option<String>, Error> {
+    git(dir, &["add", "--all"])?;
+    let mut args = identity_args(dir);
+    args.extend(["commit", "--no-verify", "-q", "-F", "-"]);
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "core.hooksPath=/dev/null",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(&args)
+        .env("LC_ALL", "C")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(Error::Missing)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write as _;
+        let _ = stdin.write_all(message.as_bytes());
+    }
+    let out = child.wait_with_output().map_err(Error::Missing)?;
+    if !out.status.success() {
+        // `git commit` says so on stdout when the index has nothing new (and no merge is
+        // being concluded): nothing to commit is not a failure.
+        let said = String::from_utf8_lossy(&out.stdout);
+        if said.contains("nothing to commit") || said.contains("nothing added to commit") {
+            return Ok(None);
+        }
+        return Err(failed(dir, &args, &out));
+    }
+    Ok(Some(git(dir, &["rev-parse", "HEAD"])?))
+}
+
+/// What changed between two commits.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DiffStat {
+    pub files: Vec<String>,
+    pub insertions: u64,
+    pub deletions: u64,
+}
+
+/// The files changed between `base` and `head`, with line counts (at most [`MAX_FILES`]
+/// files listed; the counts cover all of them).
+pub fn diffstat(dir: &Path, base: &str, head: &str) -> Result<DiffStat, Error> {
+    let out = git(
+        dir,
+        &["diff", "--numstat", "--no-renames", "-z", base, head],
+    )?;
+    let mut stat = DiffStat::default();
+    for entry in out.split('\0').filter(|e| !e.is_empty()) {
+        let mut parts = entry.splitn(3, '\t');
+        let (Some(add), Some(del), Some(file)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        stat.insertions += add.parse::<u64>().unwrap_or(0);
+        stat.deletions += del.parse::<u64>().unwrap_or(0);
+        if stat.files.len() < MAX_FILES {
+            stat.files.push(file.to_string());
+        }
+    }
+    Ok(stat)
+}
+
+/// The commits in `head` and not in `base`, oldest first (at most [`MAX_FILES`]).
+pub fn commits_between(dir: &Path, base: &str, head: &str) -> Result<Vec<String>, Error> {
+    let range = format!("{base}..{head}");
+    let max = format!("--max-count={MAX_FILES}");
+    let out = git(dir, &["rev-list", "--reverse", &max, &range])?;
+    Ok(out.lines().map(str::to_string).collect())
+}
+
+/// How a merge went.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Merged {
+    /// Merged: the new head.
+    Done(String),
+    /// Conflicted: the files and their hunks. The merge is left in progress.
+    Conflict(Vec<(String, Vec<String>)>),
+}
+
+/// Merge `commit` into what the worktree at `dir` has checked out, with a merge commit
+/// titled `message`. On a conflict the merge is left in progress (see [`abort_merge`]).
+pub fn merge(dir: &Path, commit: &str, message: &str) -> Result<Merged, Error> {
+    let mut args = identity_args(dir);
+    args.extend(["merge", "--no-ff", "--no-edit", "-m", message, commit]);
+    let out = raw(dir, &args)?;
+    if out.status.success() {
+        return Ok(Merged::Done(git(dir, &["rev-parse", "HEAD"])?));
+    }
+    let unmerged = git(dir, &["diff", "--name-only", "--diff-filter=U", "-z"])?;
+    let files: Vec<String> = unmerged
+        .split('\0')
+        .filter(|f| !f.is_empty())
+        .take(MAX_FILES)
+        .map(str::to_string)
+        .collect();
+    if files.is_empty() {
+        // Not a conflict: something else went wrong.
+        return Err(failed(dir, &args, &out));
+    }
+    let conflicts = files
+        .into_iter()
+        .map(|file| {
+            let hunks = std::fs::read(dir.join(&file))
+                .map(|bytes| hunks(&String::from_utf8_lossy(&bytes)))
+                .unwrap_or_default();
+            (file, hunks)
+        })
+        .collect();
+    Ok(Merged::Conflict(conflicts))
+}
+
+/// Give up a merge in progress in the worktree at `dir`.
+pub fn abort_merge(dir: &Path) -> Result<(), Error> {
+    let _ = raw(dir, &["merge", "--abort"]);
+    git(dir, &["reset", "--hard", "HEAD"])?;
+    Ok(())
+}
+
+/// Is a merge in progress in the worktree at `dir`?
+pub fn merging(dir: &Path) -> bool {
+    git(dir, &["rev-parse", "--git-path", "MERGE_HEAD"])
+        .map(|p| {
+            let p = PathBuf::from(p);
+            if p.is_absolute() { p } else { dir.join(p) }.exists()
+        })
+        .unwrap_or(false)
+}
+
+/// The conflict hunks of a file's text: each region from `<<<<<<<` to `>>>>>>>`, at most
+/// [`MAX_HUNKS`] of at most [`MAX_HUNK`] bytes.
+pub fn hunks(text: &str) -> Vec<String> {
+    let mut hunks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.split_inclusive('\n') {
+        if line.starts_with("<<<<<<<") {
+            current = Some(String::new());
+        }
+        if let Some(hunk) = current.as_mut() {
+            if hunk.len() + line.len() <= MAX_HUNK {
+                hunk.push_str(line);
+            }
+        }
+        if line.starts_with(">>>>>>>") {
+            if let Some(hunk) = current.take() {
+                hunks.push(hunk);
+                if hunks.len() == MAX_HUNKS {
+                    break;
+                }
+            }
+        }
+    }
+    hunks
+}
+
+/// Files among `files` in the worktree at `dir` that still hold conflict markers.
+pub fn with_markers(dir: &Path, files: &[String]) -> Vec<String> {
+    files
+        .iter()
+        .filter(|f| {
+            std::fs::read(dir.join(f)).is_ok_and(|b| {
+                let text = String::from_utf8_lossy(&b);
+                text.lines().any(|l| l.starts_with("<<<<<<< "))
+                    && text.lines().any(|l| l.starts_with(">>>>>>> "))
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+/// Fast-forward branch `target` to `to` in the repository at `root`. When `target` is checked
+/// out in `root`'s work tree, that tree must be clean and is updated (`merge --ff-only`);
+/// otherwise only the branch moves. Refuses anything but a fast-forward.
+pub fn fast_forward(root: &Path, target: &str, to: &str) -> Result<(), Error> {
+    let current = git(root, &["symbolic-ref", "--quiet", "--short", "HEAD"]).unwrap_or_default();
+    if current == target {
+        let dirty = !git(root, &["status", "--porcelain", "--untracked-files=no"])?.is_empty();
+        if dirty {
+            return Err(Error::Failed {
+                command: format!("merge --ff-only {to}"),
+                dir: root.display().to_string(),
+                stderr: format!(
+                    "`{target}` is checked out with uncommitted changes; commit or stash them, \
+                     then apply again"
+                ),
+            });
+        }
+        git(root, &["merge", "--ff-only", "-q", to])?;
+        return Ok(());
+    }
+    let from = commit_of(root, target)?;
+    if !is_ancestor(root, &from, to)? {
+        return Err(Error::Failed {
+            command: format!("update-ref refs/heads/{target}"),
+            dir: root.display().to_string(),
+            stderr: format!("`{target}` has moved on; it cannot be fast-forwarded to `{to}`"),
+        });
+    }
+    let full = format!("refs/heads/{target}");
+    git(root, &["update-ref", &full, to, &from])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hunks_are_cut_from_conflict_markers_and_bounded() {
+        let text = "a\n<<<<<<< HEAD\nx\n=======\ny\n>>>>>>> b\nc\n";
+        assert_eq!(
+            hunks(text),
+            vec!["<<<<<<< HEAD\nx\n=======\ny\n>>>>>>> b\n"]
+        );
+        let many = "<<<<<<< a\n=======\n>>>>>>> b\n".repeat(100);
+        assert_eq!(hunks(&many).len(), MAX_HUNKS);
+        let huge = format!("<<<<<<< a\n{}\n=======\n>>>>>>> b\n", "z".repeat(100_000));
+        assert!(hunks(&huge)[0].len() <= MAX_HUNK);
+    }
+}
