@@ -49,7 +49,12 @@ fn engine(bin: &Path, max_parallel: u32) -> Duration {
     let dir = project();
     let start = Instant::now();
     let status = Command::new(bin)
-        .args(["run", "mission.yaml", "--max-parallel", &max_parallel.to_string()])
+        .args([
+            "run",
+            "mission.yaml",
+            "--max-parallel",
+            &max_parallel.to_string(),
+        ])
         .current_dir(dir.path())
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::null())

@@ -664,6 +664,9 @@ struct EnvelopeIn<'a> {
     payload: Payload<'a>,
 }
 
+// A value of one decode, on the stack: boxing the large variant would allocate once per event
+// read, on the path that folds million-event logs.
+#[allow(clippy::large_enum_variant)]
 enum Payload<'a> {
     Decoded(EventData),
     Raw(&'a RawValue),
