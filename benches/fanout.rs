@@ -151,7 +151,6 @@ fn drive_scheduler(n: usize) -> Duration {
             panic!("the scheduler stopped with nothing running");
         };
         driver.record(EventData::AttemptSucceeded(AttemptSucceeded {
-            git: None,
             phase,
             attempt,
             exit_code: Some(0),
@@ -161,6 +160,7 @@ fn drive_scheduler(n: usize) -> Duration {
             artifacts: Default::default(),
             values: Default::default(),
             result: None,
+            git: None,
         }));
     }
     let elapsed = start.elapsed();

@@ -30,7 +30,12 @@ pub const EXIT_CODES: &[(u8, &str, &str)] = &[
          output went away (`spectacular replay last | head -1`): the command stops writing and \
          ends quietly, without the 141 of a process killed by SIGPIPE",
     ),
-    (1, "run failed", "the run failed"),
+    (
+        1,
+        "run failed",
+        "the run failed; for `missions diff`, the ejected copy differs from the built-in \
+         mission (as `diff` exits)",
+    ),
     (
         2,
         "usage",
@@ -59,6 +64,11 @@ pub const EXIT_CODES: &[(u8, &str, &str)] = &[
         "the user canceled (Ctrl-C or `spectacular cancel`)",
     ),
 ];
+
+impl Exit {
+    /// `missions diff`: the files differ (as `diff` does, 1; never a run's outcome).
+    pub const DIFFERENT: Exit = Exit::RunFailed;
+}
 
 impl From<Exit> for ExitCode {
     fn from(exit: Exit) -> ExitCode {

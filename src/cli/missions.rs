@@ -1,4 +1,4 @@
-//! `spectacular missions list|show|eject`: the missions that can be run by name.
+//! `spectacular missions list|show|eject|diff`: the missions that can be run by name.
 
 use super::{Context, Exit, Failure, Outcome};
 use crate::load::{self, Origin};
@@ -22,6 +22,13 @@ Examples:
   spectacular missions eject software-dev
   # Copy it again over an earlier copy
   spectacular missions eject software-dev --force";
+
+const EXAMPLES_DIFF: &str = "\
+Examples:
+  # What changed in the built-in mission since it was ejected
+  spectacular missions diff software-dev
+  # Keep the diff to read
+  spectacular missions diff software-dev > software-dev.diff";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -53,6 +60,14 @@ pub enum Sub {
         #[arg(long)]
         force: bool,
     },
+    /// Compare an ejected copy (`.spectacular/missions/<name>/`) with the built-in mission,
+    /// after an upgrade: a unified diff per file (`+` lines are the built-in's). Exits 0 when
+    /// they are the same, 1 when they differ.
+    #[command(after_help = EXAMPLES_DIFF)]
+    Diff {
+        /// The mission's name.
+        name: String,
+    },
 }
 
 pub fn run(context: &Context, args: Args) -> Outcome {
@@ -60,6 +75,7 @@ pub fn run(context: &Context, args: Args) -> Outcome {
         Sub::List { json } => list(context, json),
         Sub::Show { name } => show(context, &name),
         Sub::Eject { name, force } => eject(context, &name, force),
+        Sub::Diff { name } => diff(context, &name),
     }
 }
 
@@ -138,4 +154,24 @@ fn eject(context: &Context, name: &str, force: bool) -> Outcome {
         crate::project::display_path(&target, &context.cwd)
     )?;
     Ok(Exit::Success)
+}
+
+fn diff(context: &Context, name: &str) -> Outcome {
+    let dir = Project::discover(&context.cwd)
+        .dot_dir()
+        .join("missions")
+        .join(name);
+    let shown = crate::project::display_path(&dir, &context.cwd);
+    let diffs = load::diff::compare(name, &dir, &shown).map_err(|e| match e {
+        load::diff::Error::Read { .. } => Failure::internal(e.to_string()),
+        _ => Failure::usage(e.to_string()),
+    })?;
+    if diffs.is_empty() {
+        outln!("`{shown}` is the same as the built-in mission `{name}`")?;
+        return Ok(Exit::Success);
+    }
+    for file in &diffs {
+        out!("{}", file.text)?;
+    }
+    Ok(Exit::DIFFERENT)
 }

@@ -40,6 +40,7 @@ macro_rules! eoutln {
 
 mod agents;
 mod analyse;
+mod clean;
 mod completions;
 mod control;
 mod cost;
@@ -194,6 +195,14 @@ Examples:
   spectacular missions list
   # Copy a built-in mission into the project to change it
   spectacular missions eject software-dev";
+const EXAMPLES_CLEAN: &str = "\
+Examples:
+  # What cleaning every successful run would remove
+  spectacular clean --finished --dry-run
+  # Every finished run, failed and canceled ones too
+  spectacular clean --finished --include-failed
+  # One run
+  spectacular clean last";
 const EXAMPLES_POLICY: &str = "\
 Examples:
   # The policy packs and where each comes from
@@ -310,9 +319,12 @@ pub enum Command {
     /// Print a JSON Schema (for editors and tools).
     #[command(after_help = EXAMPLES_SCHEMA)]
     Schema(schema::Args),
-    /// Missions that can be run by name: list, show, eject.
+    /// Missions that can be run by name: list, show, eject, diff.
     #[command(after_help = EXAMPLES_MISSIONS)]
     Missions(missions::Args),
+    /// Remove the worktrees and work branches of finished runs (the integration branch stays).
+    #[command(after_help = EXAMPLES_CLEAN)]
+    Clean(clean::Args),
     /// Policy packs: list them, run their tests, explain a run's decisions.
     #[command(after_help = EXAMPLES_POLICY)]
     Policy(policy::Args),
@@ -345,6 +357,7 @@ pub fn main() -> ExitCode {
         Command::Graph(args) => graph::run(&context, args),
         Command::Schema(args) => schema::run(args),
         Command::Missions(args) => missions::run(&context, args),
+        Command::Clean(args) => clean::run(&context, args),
         Command::Policy(args) => policy::run(&context, args),
         Command::Completions(args) => completions::run(args),
     };

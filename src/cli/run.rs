@@ -363,7 +363,11 @@ fn finish_branches(context: &Context, run_id: &str, apply: bool) -> Result<Vec<S
     let Ok(root) = crate::git::ops::toplevel(&project_root) else {
         return Ok(Vec::new());
     };
-    crate::git::finish_run(&root, &store, run_id);
+    // Nothing is left behind but the integration branch.
+    let target = crate::git::clean::Target::Run(run_id.to_string());
+    if let Err(e) = crate::git::clean::clean(&store, &root, &target, false) {
+        tracing::warn!("cleaning the run's worktrees: {e}");
+    }
     let integration = crate::git::integration_branch(run_id);
     let Ok(head) = crate::git::ops::commit_of(&root, &integration) else {
         return Ok(Vec::new());

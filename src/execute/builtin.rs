@@ -21,6 +21,8 @@ pub struct ReportRow {
 
 pub struct Ctx<'a> {
     pub attempt_dir: &'a Path,
+    /// The run's directory (its `events.jsonl`), for steps that read the run so far.
+    pub run_dir: &'a Path,
     pub project_root: &'a Path,
     /// `with:`, rendered.
     pub with: &'a Value,
@@ -110,6 +112,7 @@ pub async fn run(name: &str, ctx: Ctx<'_>) -> Result<(), Failure> {
         }
         "analyse-spec" => analyse_spec(&ctx),
         "report" => report(&ctx),
+        "learn" => learn(&ctx).await,
         other => Err((
             FailureKind::Spawn,
             format!("unknown built-in step `builtin/{other}`"),
@@ -166,6 +169,45 @@ fn analyse_spec(ctx: &Ctx<'_>) -> Result<(), Failure> {
         ));
     }
     Ok(())
+}
+
+/// Writes what failed and what fixed it, read from the run's events so far, into the
+/// project's learnings (`knowledge::learn`), off the event loop (a lock, an fsync).
+async fn learn(ctx: &Ctx<'_>) -> Result<(), Failure> {
+    let (root, run_dir, run_id, mission) = (
+        ctx.project_root.to_path_buf(),
+        ctx.run_dir.to_path_buf(),
+        ctx.run_id.to_string(),
+        ctx.mission.to_string(),
+    );
+    let date = crate::record::now_ts()
+        .get(..10)
+        .unwrap_or_default()
+        .to_string();
+    let learned = tokio::task::spawn_blocking(move || {
+        crate::knowledge::learn::learn(&root, &run_dir, &run_id, &mission, &date)
+    })
+    .await
+    .map_err(|e| {
+        (
+            FailureKind::Exit,
+            format!("builtin/learn stopped: {e}; this is a bug in spectacular"),
+        )
+    })?;
+    let (written, found) = learned.map_err(|e| (FailureKind::Exit, e))?;
+    let mut out = format!(
+        "{found} lesson(s) in this run: {} written, {} already known",
+        written.written.len(),
+        written.known
+    );
+    if written.dropped > 0 {
+        let _ = write!(out, ", {} left out (too many)", written.dropped);
+    }
+    if let Some(path) = &written.path {
+        let shown = path.strip_prefix(ctx.project_root).unwrap_or(path);
+        let _ = write!(out, " into `{}`", shown.display());
+    }
+    write(ctx.stdout, &format!("{out}\n"))
 }
 
 fn report(ctx: &Ctx<'_>) -> Result<(), Failure> {

@@ -198,6 +198,7 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
         } => {
             let ctx = builtin::Ctx {
                 attempt_dir: &job.dir,
+                run_dir: &job.run_dir,
                 project_root,
                 with,
                 stdout,

@@ -91,7 +91,7 @@ impl Engine {
             inputs: request.inputs.clone(),
             max_parallel: request.max_parallel,
             engine_version: env!("CARGO_PKG_VERSION").to_string(),
-            git_base,
+            git_base: git_base.map(Box::new),
         };
         let plan = Arc::new(plan::plan(request.mission));
         let scheduler = Scheduler::new(

@@ -29,7 +29,7 @@ pub(super) struct Branches {
 impl Branches {
     pub(super) fn observe(&mut self, data: &EventData) {
         match data {
-            EventData::RunStarted(d) => self.base = d.git_base.clone(),
+            EventData::RunStarted(d) => self.base = d.git_base.as_deref().cloned(),
             EventData::AttemptSucceeded(d) => {
                 if let Some(git) = &d.git {
                     self.heads.insert(d.phase.clone(), (**git).clone());

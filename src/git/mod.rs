@@ -16,6 +16,7 @@
 //!
 //! The user's own working tree and current branch are never touched.
 
+pub mod clean;
 pub mod ops;
 
 use std::path::{Path, PathBuf};
@@ -78,37 +79,6 @@ pub fn integration_dir(store: &Store, run_id: &str) -> Result<PathBuf, UnsafePat
 /// `<store>/worktrees/<run>/<instance>`: the worktree of one phase instance.
 pub fn worktree_dir(store: &Store, run_id: &str, instance: &str) -> Result<PathBuf, UnsafePath> {
     join_under(&worktrees_dir(store), &[run_id, instance])
-}
-
-/// What is left of a run's work once it succeeded: its worktrees (the integration one too) and
-/// its work-package branches go; the integration branch stays for review. Returns what was
-/// removed. Failures to remove one thing do not stop the others.
-pub fn finish_run(root: &Path, store: &Store, run_id: &str) -> Vec<String> {
-    let mut removed = Vec::new();
-    if let Ok(dir) = run_worktrees(store, run_id) {
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for entry in entries.flatten() {
-                if ops::remove_worktree(root, &entry.path()).is_ok() {
-                    removed.push(entry.path().display().to_string());
-                }
-            }
-        }
-        let _ = std::fs::remove_dir(&dir);
-    }
-    let prefix = format!("refs/heads/{}*", work_branch_prefix(run_id));
-    if let Ok(branches) = ops::git(
-        root,
-        &["for-each-ref", "--format=%(refname:short)", &prefix],
-    ) {
-        // One call for all of them.
-        let branches: Vec<&str> = branches.lines().filter(|b| !b.is_empty()).collect();
-        let mut args = vec!["branch", "-D", "-q"];
-        args.extend(&branches);
-        if !branches.is_empty() && ops::git(root, &args).is_ok() {
-            removed.extend(branches.iter().map(|b| b.to_string()));
-        }
-    }
-    removed
 }
 
 /// Is `path` inside `dir` (both as given, not resolved)?

@@ -5,11 +5,15 @@
 //! - `detect.rs`: languages, package managers, commands, CI and agent docs of a repository.
 //! - `scaffold.rs`: `spectacular init`: the knowledge files, `.gitignore`, `config.yaml`;
 //!   never overwrites a file.
+//! - `learn.rs`: `builtin/learn`: lessons (what failed, what fixed it) from a run's events
+//!   into `learnings/<date>.md`, de-duplicated across runs, bounded, written whole.
 //!
 //! **Invariant:** reads the project and writes only through [`scaffold::init`], which creates
-//! files that do not exist yet.
+//! files that do not exist yet, and [`learn::write`], which only adds lessons to the
+//! learnings folder.
 
 mod detect;
+pub mod learn;
 mod scaffold;
 
 use std::fmt::Write as _;

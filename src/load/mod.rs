@@ -1,6 +1,7 @@
 //! Load: find a mission (a path, or a name through the chain project → user → built-in), read
 //! its bytes within limits, and parse them into a positioned YAML tree. No semantic checks here.
 
+pub mod diff;
 pub mod yaml;
 
 use std::fmt;

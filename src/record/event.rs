@@ -247,7 +247,7 @@ pub struct RunStarted {
     /// The commit the run's work packages start from (input `base_branch`, else the
     /// project's `HEAD`), for missions with `workspace: worktree` phases or `builtin/merge`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub git_base: Option<GitBase>,
+    pub git_base: Option<Box<GitBase>>,
 }
 
 /// Where a run's work on branches starts.
@@ -664,9 +664,6 @@ struct EnvelopeIn<'a> {
     payload: Payload<'a>,
 }
 
-// A value of one decode, on the stack: boxing the large variant would allocate once per event
-// read, on the path that folds million-event logs.
-#[allow(clippy::large_enum_variant)]
 enum Payload<'a> {
     Decoded(EventData),
     Raw(&'a RawValue),

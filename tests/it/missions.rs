@@ -108,3 +108,118 @@ fn built_in_missions_validate_clean_by_name() {
         );
     }
 }
+
+/// `missions diff`: an ejected copy against the built-in mission: exit 0 when the same, 1
+/// with a unified diff per changed file when not, 2 when there is nothing to compare.
+#[test]
+fn missions_diff_compares_an_ejected_copy_with_the_built_in() {
+    use crate::support::run_cli;
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = temp.path();
+    std::fs::create_dir_all(dir.join(".spectacular")).unwrap();
+
+    let none = run_cli(dir, &["missions", "diff", "research"], &[]);
+    assert_eq!(none.code, 2, "{}", none.transcript());
+    assert!(
+        none.stderr.contains("no ejected copy of `research`")
+            && none.stderr.contains("spectacular missions eject research"),
+        "{}",
+        none.stderr
+    );
+    let unknown = run_cli(dir, &["missions", "diff", "no-such-mission"], &[]);
+    assert_eq!(unknown.code, 2, "{}", unknown.transcript());
+    assert!(
+        unknown.stderr.contains("no built-in mission named"),
+        "{}",
+        unknown.stderr
+    );
+
+    let eject = run_cli(dir, &["missions", "eject", "research"], &[]);
+    assert_eq!(eject.code, 0, "{}", eject.transcript());
+    let same = run_cli(dir, &["missions", "diff", "research"], &[]);
+    assert_eq!(same.code, 0, "{}", same.transcript());
+    assert!(
+        same.stdout.contains("is the same as the built-in"),
+        "{}",
+        same.stdout
+    );
+
+    // The copy drifts: one line of the mission changed, a template removed, a file added.
+    let copy = dir.join(".spectacular/missions/research");
+    let yaml = std::fs::read_to_string(copy.join("mission.yaml")).unwrap();
+    let changed = yaml.replace("max_questions: 6\n", "max_questions: 4\n");
+    assert_ne!(changed, yaml, "the mission has `max_questions: 6`");
+    std::fs::write(copy.join("mission.yaml"), &changed).unwrap();
+    std::fs::remove_file(copy.join("templates/synthesize.md.j2")).unwrap();
+    std::fs::write(copy.join("templates/extra.md.j2"), "mine\n").unwrap();
+    let differs = run_cli(dir, &["missions", "diff", "research"], &[]);
+    assert_eq!(differs.code, 1, "{}", differs.transcript());
+    crate::support::assert_goldens(
+        crate::support::golden(
+            Path::new("tests/fixtures/cli/missions-diff.txt"),
+            &format!(
+                "$ spectacular missions diff research\n{}",
+                differs.transcript()
+            ),
+        )
+        .err()
+        .into_iter()
+        .collect(),
+    );
+    let out = &differs.stdout;
+    assert!(
+        out.contains(
+            "--- .spectacular/missions/research/mission.yaml\n\
+             +++ builtin:missions/research/mission.yaml\n"
+        ),
+        "{out}"
+    );
+    let hunk = out.split("@@ ").nth(1).expect("a hunk for mission.yaml");
+    assert!(
+        hunk.contains("\n-  max_questions: 4\n+  max_questions: 6\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("--- /dev/null\n+++ builtin:missions/research/templates/synthesize.md.j2\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "--- .spectacular/missions/research/templates/extra.md.j2\n+++ /dev/null\n@@ -1,1 +0,0 @@\n-mine\n"
+        ),
+        "{out}"
+    );
+    // Applying the diff to the copy gives back the built-in mission, line for line.
+    let builtin =
+        std::fs::read_to_string(repo_root().join("missions/research/mission.yaml")).unwrap();
+    let mission_diff = out.split("--- ").nth(1).unwrap();
+    let patched = apply(&changed, mission_diff);
+    assert_eq!(patched, builtin);
+}
+
+/// Apply a one-file unified diff (as `missions diff` prints it) to `old`.
+fn apply(old: &str, diff: &str) -> String {
+    let old: Vec<&str> = old.lines().collect();
+    let mut out: Vec<String> = Vec::new();
+    let mut at = 0;
+    for hunk in diff.split("\n@@ -").skip(1) {
+        let start: usize = hunk.split([',', ' ']).next().unwrap().parse().unwrap();
+        while at + 1 < start {
+            out.push(old[at].to_string());
+            at += 1;
+        }
+        for line in hunk.lines().skip(1) {
+            match line.split_at(1) {
+                (" ", rest) => {
+                    out.push(rest.to_string());
+                    at += 1;
+                }
+                ("-", _) => at += 1,
+                ("+", rest) => out.push(rest.to_string()),
+                _ => break,
+            }
+        }
+    }
+    out.extend(old[at..].iter().map(|l| l.to_string()));
+    out.join("\n") + "\n"
+}

@@ -469,6 +469,9 @@ fn runs_per_mission() -> u64 {
 
 /// Every mission the project ships (`missions/`, `examples/`) or keeps as a valid fixture.
 const FIXTURE_MISSIONS: &[&str] = &[
+    "missions/bugfix/mission.yaml",
+    "missions/documentation/mission.yaml",
+    "missions/research/mission.yaml",
     "missions/software-dev/mission.yaml",
     "examples/quickstart/mission.yaml",
     "tests/fixtures/valid/approvals/mission.yaml",

@@ -1,0 +1,211 @@
+//! The built-in missions `research` and `documentation` run end to end by name, with a fake
+//! `command` agent (a shell script that writes what each phase declares, from its prompt) in
+//! a git repository the test makes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use spectacular::record::{Event, EventData};
+
+use crate::runtime::Project;
+
+/// The fake agent: `$1` is the phase instance, `$2` the prompt file; it writes the phase's
+/// outputs in its working directory, copying the prompt so that the test sees what reached it.
+const AGENT: &str = r##"#!/bin/sh
+set -e
+case "$1" in
+  questions)
+    printf '%s' '[{"id":"q1","question":"Which clock does the scheduler read?","why":"replay"},{"id":"q2","question":"Where are events made durable?","where":["src/record"]}]' > questions.json ;;
+  investigate*) { echo "Findings of $1"; cat "$2"; } > findings.md ;;
+  synthesize) cp "$2" report.md ;;
+  inventory)
+    echo "# Inventory: nothing documented yet" > inventory.md
+    printf '%s' '[{"id":"install","title":"Installing","description":"How to install it","owned_files":["docs/install.md"],"examples":["cargo install spectacular"]},{"id":"usage","title":"Using it","description":"A first run","owned_files":["docs/usage.md"],"depends_on":["install"]}]' > pages.json ;;
+  write*) mkdir -p docs; cp "$2" "docs/$(echo "$1" | sed 's/.*\[\(.*\)\]/\1/').md" ;;
+  review) cp "$2" review.md ;;
+  *) echo "unexpected phase $1" >&2; exit 3 ;;
+esac
+"##;
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("run git");
+    assert!(out.status.success(), "git {args:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A git repository with a committed file, the fake agent for every role, and `brief.md`.
+fn project() -> Project {
+    let p = Project::new("mission: unused\nphases:\n  a:\n    uses: builtin/noop\n");
+    let root = p.path();
+    std::fs::write(root.join(".gitignore"), ".spectacular/\n").unwrap();
+    std::fs::write(
+        root.join("brief.md"),
+        "# Brief\n\nHow does the engine stay deterministic?\n",
+    )
+    .unwrap();
+    let agent = root.join(".spectacular/agent.sh");
+    std::fs::write(&agent, AGENT).unwrap();
+    std::fs::write(
+        root.join(".spectacular/agents.yaml"),
+        format!(
+            "agents:\n  fake:\n    adapter: command\n    roles: [planner, analyst, executor, validator]\n    stdin: false\n    argv: [sh, {}, \"{{{{ phase.id }}}}\", \"{{{{ prompt_file }}}}\"]\n",
+            agent.display()
+        ),
+    )
+    .unwrap();
+    git(root, &["init", "-q", "-b", "main"]);
+    git(root, &["add", "."]);
+    git(root, &["commit", "-q", "-m", "init"]);
+    p
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\n{}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The artifact `name` of `phase`'s successful attempt.
+fn artifact(p: &Project, events: &[Event], phase: &str, name: &str) -> String {
+    let relative = events
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::AttemptSucceeded(s) if s.phase == phase => s.artifacts.get(name).cloned(),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("`{phase}` recorded no `{name}`"));
+    let path: PathBuf = p.store().run_dir(&p.run_id()).join(relative);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn succeeded(events: &[Event], phase: &str) -> Option<usize> {
+    events
+        .iter()
+        .position(|e| matches!(&e.data, EventData::PhaseSucceeded(s) if s.phase == phase))
+}
+
+#[test]
+fn research_runs_end_to_end_and_changes_no_code() {
+    let p = project();
+    let head = git(p.path(), &["rev-parse", "HEAD"]);
+    let out = p.run(&["run", "research", "--input", "brief=brief.md"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let events = p.events();
+    for phase in [
+        "questions",
+        "investigate[q1]",
+        "investigate[q2]",
+        "synthesize",
+        "summary",
+    ] {
+        assert!(
+            succeeded(&events, phase).is_some(),
+            "`{phase}` did not succeed"
+        );
+    }
+    // Each question reached its investigator, each finding reached the synthesis.
+    let report = artifact(&p, &events, "synthesize", "report");
+    for expected in [
+        "Findings of investigate[q1]",
+        "Which clock does the scheduler read?",
+        "Findings of investigate[q2]",
+        "Where are events made durable?",
+        "Start from: src/record",
+    ] {
+        assert!(report.contains(expected), "`{expected}` not in\n{report}");
+    }
+    // No code changes: the repository is as it was.
+    assert_eq!(git(p.path(), &["rev-parse", "HEAD"]), head);
+    assert_eq!(git(p.path(), &["status", "--porcelain"]), "");
+}
+
+#[test]
+fn documentation_runs_end_to_end() {
+    let p = project();
+    let out = p.run(&["run", "documentation", "--input", "scope=the CLI"]);
+    let events = p.events();
+    for phase in ["inventory", "write[install]", "write[usage]"] {
+        assert!(
+            succeeded(&events, phase).is_some(),
+            "`{phase}` did not succeed\n{}",
+            text(&out)
+        );
+    }
+    // `usage` links to `install`: it starts once `install` is written.
+    let usage_started = events
+        .iter()
+        .position(|e| matches!(&e.data, EventData::AttemptStarted(s) if s.phase == "write[usage]"))
+        .unwrap();
+    assert!(succeeded(&events, "write[install]").unwrap() < usage_started);
+    // The page's writer got its page, its examples, the other pages and the inventory.
+    let run_dir = p.store().run_dir(&p.run_id());
+    let prompt = crate::support::walk(&run_dir)
+        .into_iter()
+        .find(|f| f.to_string_lossy().contains("write[install]") && f.ends_with("prompt.md"))
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .expect("the prompt of write[install]");
+    for expected in [
+        "Write the documentation page install: Installing",
+        "Change only these files: docs/install.md.",
+        "- cargo install spectacular",
+        "a page of this\nplan: install, usage)",
+        "# Inventory: nothing documented yet",
+        "The scope of the whole task: the CLI",
+    ] {
+        assert!(prompt.contains(expected), "`{expected}` not in\n{prompt}");
+    }
+    // Merging and checking are `builtin/merge` and `builtin/check`: where this build has them,
+    // the run goes on to the review; where it does not, `merge` fails saying so and the
+    // report still runs (`always`).
+    let merge_missing = events.iter().any(|e| {
+        matches!(&e.data, EventData::AttemptFailed(f)
+            if f.phase == "merge" && f.message.contains("unknown built-in step `builtin/merge`"))
+    });
+    if merge_missing {
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(succeeded(&events, "report").is_some());
+    } else {
+        assert!(out.status.success(), "{}", text(&out));
+        for phase in ["merge", "review", "learn", "report"] {
+            assert!(
+                succeeded(&events, phase).is_some(),
+                "`{phase}` did not succeed"
+            );
+        }
+        let review = artifact(&p, &events, "review", "review");
+        assert!(
+            review.contains("Review the documentation written for: the CLI"),
+            "{review}"
+        );
+    }
+}
+
+/// Every new built-in mission validates by name (the validation of every shipped file is
+/// `missions::every_shipped_mission_validates_clean`).
+#[test]
+fn the_new_built_in_missions_validate_by_name() {
+    let temp = tempfile::tempdir().unwrap();
+    for name in ["bugfix", "documentation", "research"] {
+        let out = crate::support::run_cli(temp.path(), &["validate", name], &[]);
+        assert_eq!(out.code, 0, "{}", out.transcript());
+        assert!(
+            out.stdout
+                .contains(&format!("`builtin:missions/{name}/mission.yaml` is valid")),
+            "{}",
+            out.stdout
+        );
+    }
+}
