@@ -10,6 +10,19 @@ use super::{Context, Exit, Failure, Outcome};
 use crate::agents::config::load_with_origins;
 use crate::agents::{cli_adapter, HttpProtocol};
 
+const EXAMPLES_LIST: &str = "\
+Examples:
+  # The configured agents and the file each comes from
+  spectacular agents list
+  # With the agents.yaml beside a mission
+  spectacular agents list --mission-dir examples/quickstart";
+const EXAMPLES_DOCTOR: &str = "\
+Examples:
+  # Is each agent's program installed, are its keys set?
+  spectacular agents doctor
+  # As JSON, for tools
+  spectacular agents doctor --json";
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -19,6 +32,7 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 pub enum Sub {
     /// The configured agents: adapter, roles, model, and the file each comes from.
+    #[command(after_help = EXAMPLES_LIST)]
     List {
         /// Also read the `agents.yaml` beside this mission directory.
         #[arg(long, value_name = "DIR")]
@@ -28,6 +42,7 @@ pub enum Sub {
         json: bool,
     },
     /// Check each agent: is its program installed (and which version), are its API keys set?
+    #[command(after_help = EXAMPLES_DOCTOR)]
     Doctor {
         /// Also read the `agents.yaml` beside this mission directory.
         #[arg(long, value_name = "DIR")]

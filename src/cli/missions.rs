@@ -4,6 +4,32 @@ use super::{Context, Exit, Failure, Outcome};
 use crate::load::{self, Origin};
 use crate::project::Project;
 
+const EXAMPLES_LIST: &str = "\
+Examples:
+  # Missions by name, with their origin
+  spectacular missions list
+  # As JSON
+  spectacular missions list --json";
+const EXAMPLES_SHOW: &str = "\
+Examples:
+  # Print a built-in mission
+  spectacular missions show software-dev
+  # Keep a copy to read
+  spectacular missions show software-dev > software-dev.yaml";
+const EXAMPLES_EJECT: &str = "\
+Examples:
+  # Copy a built-in mission into .spectacular/missions/ to change it
+  spectacular missions eject software-dev
+  # Copy it again over an earlier copy
+  spectacular missions eject software-dev --force";
+
+const EXAMPLES_DIFF: &str = "\
+Examples:
+  # What changed in the built-in mission since it was ejected
+  spectacular missions diff software-dev
+  # Keep the diff to read
+  spectacular missions diff software-dev > software-dev.diff";
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -13,17 +39,20 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 pub enum Sub {
     /// List missions by name with their origin (project, user, built-in).
+    #[command(after_help = EXAMPLES_LIST)]
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Print a mission's file.
+    #[command(after_help = EXAMPLES_SHOW)]
     Show {
         /// The mission's name.
         name: String,
     },
     /// Copy a built-in mission into `.spectacular/missions/<name>/` to customise it.
+    #[command(after_help = EXAMPLES_EJECT)]
     Eject {
         /// The built-in mission's name.
         name: String,
@@ -34,6 +63,7 @@ pub enum Sub {
     /// Compare an ejected copy (`.spectacular/missions/<name>/`) with the built-in mission,
     /// after an upgrade: a unified diff per file (`+` lines are the built-in's). Exits 0 when
     /// they are the same, 1 when they differ.
+    #[command(after_help = EXAMPLES_DIFF)]
     Diff {
         /// The mission's name.
         name: String,

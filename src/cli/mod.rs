@@ -74,26 +74,185 @@ use crate::load;
 use crate::validate::Validated;
 
 const AFTER_HELP: &str = "\
+Examples:
+  # Run the bundled example mission, offline, then look at what it did
+  spectacular run examples/quickstart
+  spectacular status
+  # Complete run ids, missions, gates and packs in bash (add to ~/.bashrc)
+  source <(spectacular completions bash)
+
 Exit codes: 0 success · 1 the run failed · 2 usage error · 3 suspended (waiting for an approval)
             65 invalid input · 70 internal error · 130 canceled
 
 Docs: the book in `book/`; `spectacular <command> --help` for each command.";
 
+/// The heading of the options every command takes, shown apart from the command's own.
+const GLOBAL: &str = "Global options";
+
+// Two or three examples at the end of each command's `--help` (a test parses every one).
+const EXAMPLES_INIT: &str = "\
+Examples:
+  # Scaffold `.spectacular/` at the root of this repository
+  spectacular init
+  # Then check which agents can run here
+  spectacular agents doctor";
+const EXAMPLES_RUN: &str = "\
+Examples:
+  # Run the bundled example mission, offline
+  spectacular run examples/quickstart
+  # Run a built-in mission by name, with an input
+  spectacular run software-dev --input spec=specs/auth.md
+  # Stream the run's events as JSON lines
+  spectacular run examples/quickstart --json";
+const EXAMPLES_RESUME: &str = "\
+Examples:
+  # Continue the latest run
+  spectacular resume last
+  # Continue a run with its mission as it is now
+  spectacular resume 01JD3Q --upgrade";
+const EXAMPLES_APPROVE: &str = "\
+Examples:
+  # Approve the gate `review` of the latest run, and continue it
+  spectacular approve last review --resume
+  # Reject it, saying why
+  spectacular approve last review --reject --comment \"needs tests\"";
+const EXAMPLES_CANCEL: &str = "\
+Examples:
+  # Cancel the latest run (`spectacular resume` continues it)
+  spectacular cancel last
+  # Cancel a run by a prefix of its id
+  spectacular cancel 01JD3Q";
+const EXAMPLES_STATUS: &str = "\
+Examples:
+  # The phases of the latest run
+  spectacular status
+  # Of another run, as JSON
+  spectacular status 01JD3Q --json";
+const EXAMPLES_RUNS: &str = "\
+Examples:
+  # Every run of the store
+  spectacular runs
+  # As JSON, for tools
+  spectacular runs --json";
+const EXAMPLES_EVENTS: &str = "\
+Examples:
+  # The policy decisions and budget alerts of the latest run
+  spectacular events --type policy,budget
+  # Follow one phase of a run as it goes
+  spectacular events last --phase implement --follow
+  # The log itself, as JSON lines
+  spectacular events last --json";
+const EXAMPLES_REPLAY: &str = "\
+Examples:
+  # Check that the projection matches the log
+  spectacular replay last --verify
+  # What would the latest run have cost with another routing pack?
+  spectacular replay last --policies ./cost-routing
+  # The same for every run of the last 30 days
+  spectacular replay --all --since 30d --policies ./cost-routing";
+const EXAMPLES_PLAN: &str = "\
+Examples:
+  # The checked plan of the latest run
+  spectacular plan
+  # Priced with another model, as JSON
+  spectacular plan last --model claude-sonnet --json";
+const EXAMPLES_COST: &str = "\
+Examples:
+  # What each phase cost
+  spectacular cost --by phase
+  # Spending per day over the last week
+  spectacular cost --by day --since 7d";
+const EXAMPLES_AGENTS: &str = "\
+Examples:
+  # The configured agents
+  spectacular agents list
+  # Which of them can run here
+  spectacular agents doctor";
+const EXAMPLES_VALIDATE: &str = "\
+Examples:
+  # Check a mission directory
+  spectacular validate examples/quickstart
+  # Check a built-in mission, diagnostics as JSON
+  spectacular validate software-dev --format json";
+const EXAMPLES_ANALYSE: &str = "\
+Examples:
+  # Analyse a spec against the repository it is about
+  spectacular analyse specs/auth.md
+  # The spec alone, as JSON
+  spectacular analyse specs/auth.md --no-repo --json";
+const EXAMPLES_GRAPH: &str = "\
+Examples:
+  # Graphviz DOT of a mission's phases
+  spectacular graph examples/quickstart
+  # Mermaid, to paste into Markdown
+  spectacular graph software-dev --format mermaid";
+const EXAMPLES_SCHEMA: &str = "\
+Examples:
+  # For editors: the mission schema
+  spectacular schema mission > mission.schema.json
+  # The shape of the work packages a planner writes
+  spectacular schema tasks";
+const EXAMPLES_MISSIONS: &str = "\
+Examples:
+  # The missions that can be run by name
+  spectacular missions list
+  # Copy a built-in mission into the project to change it
+  spectacular missions eject software-dev";
+const EXAMPLES_CLEAN: &str = "\
+Examples:
+  # What cleaning every successful run would remove
+  spectacular clean --finished --dry-run
+  # Every finished run, failed and canceled ones too
+  spectacular clean --finished --include-failed
+  # One run
+  spectacular clean last";
+const EXAMPLES_POLICY: &str = "\
+Examples:
+  # The policy packs and where each comes from
+  spectacular policy list
+  # Run the packs' tests
+  spectacular policy test
+  # Why the latest run's phases went where they went
+  spectacular policy explain last";
+const EXAMPLES_COMPLETIONS: &str = "\
+Examples:
+  # Bash: complete run ids, missions, gates and packs (add to ~/.bashrc)
+  source <(spectacular completions bash)
+  # Fish
+  spectacular completions fish > ~/.config/fish/completions/spectacular.fish
+  # PowerShell (add to $PROFILE)
+  spectacular completions powershell | Out-String | Invoke-Expression";
+
 /// Spectacular: an embedded workflow engine for spec-driven AI coding.
 #[derive(Debug, Parser)]
-#[command(name = "spectacular", version, about, after_help = AFTER_HELP, propagate_version = true)]
+#[command(
+    name = "spectacular",
+    version,
+    about,
+    after_help = AFTER_HELP,
+    propagate_version = true,
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
 pub struct Cli {
+    /// Print help.
+    #[arg(short, long, action = clap::ArgAction::Help, global = true, help_heading = GLOBAL)]
+    pub help: Option<bool>,
+    /// Print the version.
+    #[arg(short = 'V', long, action = clap::ArgAction::Version, global = true, help_heading = GLOBAL)]
+    pub version: Option<bool>,
     /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = GLOBAL)]
     pub verbose: u8,
     /// When to use colour: auto (only on a terminal, never with NO_COLOR), always, never.
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true, help_heading = GLOBAL)]
     pub color: ColorChoice,
     /// The store directory (default: the nearest `.spectacular/` above the working directory,
     /// else the git root's, else the working directory's).
     #[arg(
         long,
         global = true,
+        help_heading = GLOBAL,
         env = "SPECTACULAR_STORE",
         hide_env_values = true,
         value_name = "DIR"
@@ -113,29 +272,39 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Scaffold `.spectacular/` here: knowledge files, `.gitignore`, a commented `config.yaml`.
+    #[command(after_help = EXAMPLES_INIT)]
     Init(init::Args),
     /// Run a mission (a path or a name) to its end.
+    #[command(after_help = EXAMPLES_RUN)]
     Run(run::RunArgs),
     /// Continue a run that was interrupted, canceled or suspended.
+    #[command(after_help = EXAMPLES_RESUME)]
     Resume(run::ResumeArgs),
     /// Approve (or reject) an approval gate of a run.
+    #[command(after_help = EXAMPLES_APPROVE)]
     Approve(control::ApproveArgs),
     /// Answer the questions a run asks about its spec (a clarification waits for them).
     Answer(answer::Args),
     /// Cancel a run: its attempts are stopped; it can be resumed later.
+    #[command(after_help = EXAMPLES_CANCEL)]
     Cancel(control::CancelArgs),
     /// The phases of a run: state, attempts, duration.
+    #[command(after_help = EXAMPLES_STATUS)]
     Status(query::StatusArgs),
     /// The runs in the store.
+    #[command(after_help = EXAMPLES_RUNS)]
     Runs(query::RunsArgs),
     /// The events of a run.
+    #[command(after_help = EXAMPLES_EVENTS)]
     Events(query::EventsArgs),
     /// Re-fold a run's log without side effects and print its timeline.
     ///
     /// With `--policies` or `--models` (what-if replay): what the run's policy decisions and
     /// costs would have been under other packs or prices, without running anything.
+    #[command(after_help = EXAMPLES_REPLAY)]
     Replay(replay::ReplayArgs),
     /// The checked plan of a run: work packages, dependencies, files, coverage, lanes, cost.
+    #[command(after_help = EXAMPLES_PLAN)]
     Plan(plan::Args),
     /// The work packages of a run on a board: planned, doing, review, done.
     Board(board::Args),
@@ -146,29 +315,40 @@ pub enum Command {
     /// and model, policy decisions, approvals, loops and the timeline.
     Report(report::Args),
     /// What agent calls cost: totals, averages and shares by agent, model, phase, mission or day.
+    #[command(after_help = EXAMPLES_COST)]
     Cost(cost::Args),
     /// The configured agents, and whether each can run here.
+    #[command(after_help = EXAMPLES_AGENTS)]
     Agents(agents::Args),
     /// Check a mission and report every problem, with its location and a fix.
+    #[command(after_help = EXAMPLES_VALIDATE)]
     Validate(validate::Args),
     /// Analyse a spec: structure, problems, complexity with its signals, questions.
+    #[command(after_help = EXAMPLES_ANALYSE)]
     Analyse(analyse::Args),
     /// Draw a mission's phase graph (Graphviz DOT or Mermaid).
+    #[command(after_help = EXAMPLES_GRAPH)]
     Graph(graph::Args),
     /// Print a JSON Schema (for editors and tools).
+    #[command(after_help = EXAMPLES_SCHEMA)]
     Schema(schema::Args),
     /// Missions that can be run by name: list, show, eject, diff.
+    #[command(after_help = EXAMPLES_MISSIONS)]
     Missions(missions::Args),
     /// Remove the worktrees and work branches of finished runs (the integration branch stays).
+    #[command(after_help = EXAMPLES_CLEAN)]
     Clean(clean::Args),
     /// Policy packs: list them, run their tests, explain a run's decisions.
+    #[command(after_help = EXAMPLES_POLICY)]
     Policy(policy::Args),
     /// Print a shell completion script.
+    #[command(after_help = EXAMPLES_COMPLETIONS)]
     Completions(completions::Args),
 }
 
 /// Parse the command line, run the command, return the process exit code.
 pub fn main() -> ExitCode {
+    completions::complete_if_asked();
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     let context = Context::new(cli.color, cli.store);
@@ -297,6 +477,15 @@ impl Context {
         }
     }
 
+    /// How many columns the terminal on stdout has; `None` when stdout is not a terminal (a
+    /// pipe or a file gets whole lines).
+    pub(crate) fn stdout_columns(&self) -> Option<usize> {
+        if !std::io::stdout().is_terminal() {
+            return None;
+        }
+        terminal_columns(libc::STDOUT_FILENO)
+    }
+
     pub(crate) fn error_line(&self, message: &str) -> String {
         if self.color_stderr {
             let style = anstyle::AnsiColor::Red.on_default().bold();
@@ -322,6 +511,14 @@ impl Context {
             },
         )
     }
+}
+
+/// How many columns the terminal on `fd` has now, if it is one.
+pub(crate) fn terminal_columns(fd: std::os::raw::c_int) -> Option<usize> {
+    // SAFETY: TIOCGWINSZ fills the `winsize` it is given and reads nothing else.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_col > 0).then_some(usize::from(size.ws_col))
 }
 
 fn init_tracing(verbose: u8) {

@@ -11,6 +11,25 @@ use crate::policy::{Layer, PackFiles, Packs};
 use crate::project::{user_config_dir, Project};
 use crate::record::EventData;
 
+const EXAMPLES_LIST: &str = "\
+Examples:
+  # Every pack, its layer and hooks
+  spectacular policy list
+  # With the packs a mission adds
+  spectacular policy list --mission examples/quickstart";
+const EXAMPLES_TEST: &str = "\
+Examples:
+  # Run the tests of every pack
+  spectacular policy test
+  # Of one pack, by name or directory
+  spectacular policy test budget-guard";
+const EXAMPLES_EXPLAIN: &str = "\
+Examples:
+  # Every policy decision of the latest run
+  spectacular policy explain last
+  # One phase, and what another pack would have decided
+  spectacular policy explain last implement --policies ./cost-routing";
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -20,6 +39,7 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 pub enum Sub {
     /// List policy packs with their version, layer, hooks and origin.
+    #[command(after_help = EXAMPLES_LIST)]
     List {
         /// Also the packs beside this mission (its `policies/` directory) and those it enables.
         #[arg(long, value_name = "MISSION")]
@@ -29,6 +49,7 @@ pub enum Sub {
         json: bool,
     },
     /// Run the test cases (`tests/*.yaml`) of every pack, or of one pack (a name or a directory).
+    #[command(after_help = EXAMPLES_TEST)]
     Test {
         /// A pack name, or the path of a pack directory.
         pack: Option<String>,
@@ -40,6 +61,7 @@ pub enum Sub {
         json: bool,
     },
     /// Show the policy decisions of a run (every hook call, with its reason).
+    #[command(after_help = EXAMPLES_EXPLAIN)]
     Explain {
         /// The run id (a unique prefix, or `last`).
         run: String,

@@ -5,7 +5,9 @@
 //! has printed its header (`run … of …`, `resuming run …`). Lines are held back, and the
 //! spinner is not drawn, until the first attempt starts (or the view finishes): so the header
 //! comes first, and no spinner line is left above it. The view clears its spinner when it is
-//! dropped, whichever way the command ends.
+//! dropped, whichever way the command ends. The spinner line is cut to the terminal's width,
+//! and the terminal does not echo while it is shown (see [`EchoOff`]), so that it stays on one
+//! row the view knows of; `tests/it/terminal.rs` checks the screen in tmux.
 
 use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
@@ -46,6 +48,8 @@ pub struct Progress {
     done: u32,
     failed: u32,
     color: bool,
+    /// The terminal's echo, turned off while the spinner is shown.
+    echo: Option<EchoOff>,
 }
 
 impl Progress {
@@ -59,6 +63,7 @@ impl Progress {
             done: 0,
             failed: 0,
             color,
+            echo: None,
         }
     }
 
@@ -80,6 +85,7 @@ impl Progress {
             );
             bar.enable_steady_tick(Duration::from_millis(120));
             self.bar = Some(bar);
+            self.echo = EchoOff::on_stderr();
         }
     }
 
@@ -222,11 +228,12 @@ impl Progress {
             } else {
                 String::new()
             };
-            bar.set_message(format!(
+            let message = format!(
                 "{} done · running: {}{extra}",
                 self.done,
                 running.join(", ")
-            ));
+            );
+            bar.set_message(fit_spinner(&message));
         }
     }
 
@@ -235,6 +242,7 @@ impl Progress {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+        self.echo = None;
     }
 }
 
@@ -242,6 +250,55 @@ impl Drop for Progress {
     /// However the command ends, no spinner line is left behind and nothing held is lost.
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+/// The terminal on stderr with its echo off, until dropped. The spinner line is drawn to the
+/// last column (indicatif keeps the cursor there so that the next line starts below it), so
+/// anything the terminal echoes, the `^C` of Ctrl-C or a key pressed, would wrap onto a new
+/// row the view does not know of: the spinner would stay behind as a stray line and later
+/// redraws would land one row off. Keys pressed meanwhile still reach the shell afterwards.
+struct EchoOff {
+    saved: libc::termios,
+}
+
+impl EchoOff {
+    fn on_stderr() -> Option<EchoOff> {
+        // SAFETY: tcgetattr and tcsetattr read and write the `termios` given, on stderr's
+        // terminal (the live view runs only when stderr is one).
+        unsafe {
+            let mut saved: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(libc::STDERR_FILENO, &mut saved) != 0 {
+                return None;
+            }
+            let mut quiet = saved;
+            quiet.c_lflag &= !(libc::ECHO | libc::ECHOCTL);
+            if libc::tcsetattr(libc::STDERR_FILENO, libc::TCSANOW, &quiet) != 0 {
+                return None;
+            }
+            Some(EchoOff { saved })
+        }
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        // SAFETY: as in `on_stderr`: the settings read there are put back.
+        unsafe {
+            libc::tcsetattr(libc::STDERR_FILENO, libc::TCSANOW, &self.saved);
+        }
+    }
+}
+
+/// What the spinner line leaves of `message` so that the whole line (`⠋  12s ` before it)
+/// stays on one row of the terminal, with room to spare: a line that reached the last column
+/// would wrap when the terminal echoes `^C`, and the view would lose track of its own line.
+fn fit_spinner(message: &str) -> String {
+    const BEFORE: usize = 7;
+    const SPARE: usize = 4;
+    match super::terminal_columns(libc::STDERR_FILENO) {
+        Some(columns) => crate::query::cut(message, columns.saturating_sub(BEFORE + SPARE).max(10)),
+        None => message.to_string(),
     }
 }
 

@@ -101,7 +101,8 @@ pub fn status(context: &Context, args: StatusArgs) -> Outcome {
         json["engine_running"] = serde_json::Value::Bool(engine_running);
         outln!("{}", serde_json::to_string_pretty(&json).map_err(internal)?)?;
     } else {
-        out!("{}", query::status_text(&summary, &events))?;
+        let columns = context.stdout_columns();
+        out!("{}", query::status_text_fitted(&summary, &events, columns))?;
         if summary.status == crate::record::RunStatus::Running && !engine_running {
             outln!(
                 "no engine is running this run; continue it with `spectacular resume {run_id}`"
@@ -179,7 +180,12 @@ pub fn runs(context: &Context, args: RunsArgs) -> Outcome {
         "STATUS".into(),
         "STARTED".into(),
     ];
-    out!("{}", query::table(&header, &lines, &[]))?;
+    let fit = query::Fit {
+        columns: context.stdout_columns(),
+        notes_below: false,
+        shrink: &[1, 3],
+    };
+    out!("{}", fit.table(&header, &lines, &[]))?;
     finish_runs(context, &damaged)
 }
 

@@ -279,6 +279,16 @@ pub fn usd(value: f64) -> String {
 /// why each unfinished one is where it is. Fan-out children are summarised under their parent.
 /// Columns are aligned by display width.
 pub fn status_text(summary: &RunSummary, events: &[Event]) -> String {
+    status_text_fitted(summary, events, None)
+}
+
+/// [`status_text`] for a terminal `columns` wide: when the table is wider, each phase's note
+/// goes on lines of its own under its row, and phase names are cut to fit (see [`Fit`]).
+pub fn status_text_fitted(
+    summary: &RunSummary,
+    events: &[Event],
+    columns: Option<usize>,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -313,11 +323,12 @@ pub fn status_text(summary: &RunSummary, events: &[Event]) -> String {
         "COST".into(),
         "NOTE".into(),
     ];
-    out.push_str(&table(
-        &header,
-        &cells,
-        &[false, false, true, true, true, false],
-    ));
+    let fit = Fit {
+        columns,
+        notes_below: true,
+        shrink: &[0],
+    };
+    out.push_str(&fit.table(&header, &cells, &[false, false, true, true, true, false]));
     // What the agents answered, phase by phase (fan-out children: `status --json`).
     let phases: Vec<&str> = rows.iter().map(|r| r.phase.as_str()).collect();
     out.push_str(&answer::answers_text(
@@ -326,6 +337,135 @@ pub fn status_text(summary: &RunSummary, events: &[Event]) -> String {
         &answer::answers(events),
     ));
     out
+}
+
+/// How a table fits a terminal of `columns` (none: a pipe or a file, where nothing is cut).
+/// When the table is wider, its last column moves under each row (`notes_below`), indented and
+/// wrapped at word boundaries; then the `shrink` columns, in order, are cut with `…`, down to
+/// their header's width. A table never takes more than `columns` unless no cut can make it fit.
+#[derive(Clone, Copy, Debug)]
+pub struct Fit<'a> {
+    pub columns: Option<usize>,
+    pub notes_below: bool,
+    pub shrink: &'a [usize],
+}
+
+impl Fit<'_> {
+    pub fn table<const N: usize>(
+        &self,
+        header: &[String; N],
+        rows: &[[String; N]],
+        right: &[bool],
+    ) -> String {
+        let Some(columns) = self.columns else {
+            return table(header, rows, right);
+        };
+        let widths = column_widths(
+            std::iter::once(header.as_slice()).chain(rows.iter().map(|r| r.as_slice())),
+        );
+        if total_width(&widths) <= columns || N < 2 {
+            return table(header, rows, right);
+        }
+        let shown = if self.notes_below { N - 1 } else { N };
+        let mut widths = widths[..shown].to_vec();
+        let mut excess = total_width(&widths).saturating_sub(columns);
+        for &column in self.shrink.iter().filter(|&&c| c < shown) {
+            let floor = width(&header[column]).max(4);
+            let cut = excess.min(widths[column].saturating_sub(floor));
+            widths[column] -= cut;
+            excess -= cut;
+        }
+        let mut out = String::new();
+        for (i, row) in std::iter::once(header).chain(rows).enumerate() {
+            let mut line = String::new();
+            for (c, cell) in row[..shown].iter().enumerate() {
+                let cell = cut(cell, widths[c]);
+                let gap = " ".repeat(widths[c].saturating_sub(width(&cell)));
+                if right.get(c).copied().unwrap_or(false) {
+                    line.push_str(&gap);
+                    line.push_str(&cell);
+                } else {
+                    line.push_str(&cell);
+                    line.push_str(&gap);
+                }
+                line.push_str("  ");
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+            if self.notes_below && i > 0 {
+                for note_line in wrap(&row[N - 1], columns.saturating_sub(4).max(20)) {
+                    out.push_str("    ");
+                    out.push_str(&note_line);
+                    out.push('\n');
+                }
+            }
+        }
+        out
+    }
+}
+
+fn column_widths<'a>(rows: impl Iterator<Item = &'a [String]>) -> Vec<usize> {
+    let mut widths: Vec<usize> = Vec::new();
+    for row in rows {
+        widths.resize(widths.len().max(row.len()), 0);
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(width(cell));
+        }
+    }
+    widths
+}
+
+/// The width of a table with these columns, two spaces between them.
+fn total_width(widths: &[usize]) -> usize {
+    widths.iter().sum::<usize>() + 2 * widths.len().saturating_sub(1)
+}
+
+/// `text` cut to `columns` terminal columns, ending with `…` when it was cut.
+pub fn cut(text: &str, columns: usize) -> String {
+    if width(text) <= columns {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w + 1 > columns {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    out.push('…');
+    out
+}
+
+/// `text` in lines of at most `columns` terminal columns, broken at spaces (a word longer than
+/// a line is cut); nothing for an empty text.
+pub fn wrap(text: &str, columns: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let needed = if line.is_empty() {
+            width(word)
+        } else {
+            width(&line) + 1 + width(word)
+        };
+        if needed > columns && !line.is_empty() {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+        if width(&line) > columns {
+            lines.push(cut(&line, columns));
+            line.clear();
+        }
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 /// Rows of cells as a table: columns separated by two spaces and aligned by display width
@@ -652,4 +792,68 @@ pub fn pad(text: &str, columns: usize) -> String {
     let mut out = text.to_string();
     out.push_str(&" ".repeat(columns.saturating_sub(width(text))));
     out
+}
+
+#[cfg(test)]
+mod fit_tests {
+    use super::{cut, wrap, Fit};
+
+    fn cells<const N: usize>(row: [&str; N]) -> [String; N] {
+        row.map(str::to_string)
+    }
+
+    #[test]
+    fn cut_and_wrap_count_display_columns() {
+        assert_eq!(cut("prepare-the-workspace", 10), "prepare-t…");
+        assert_eq!(cut("short", 10), "short");
+        // Wide characters take two columns each.
+        assert_eq!(cut("日本語のフェーズ", 7), "日本語…");
+        assert_eq!(
+            wrap(
+                "waiting for approval, asked by policy `security-review`",
+                20
+            ),
+            [
+                "waiting for",
+                "approval, asked by",
+                "policy",
+                "`security-review`"
+            ]
+        );
+        assert!(wrap("", 20).is_empty());
+    }
+
+    #[test]
+    fn a_wide_table_moves_notes_below_and_cuts_the_names() {
+        let header = cells(["PHASE", "STATE", "NOTE"]);
+        let rows = [
+            cells([
+                "a-very-long-phase-name-indeed",
+                "waiting",
+                "waiting for approval: ship it?",
+            ]),
+            cells(["b", "done", ""]),
+        ];
+        let fit = Fit {
+            columns: Some(24),
+            notes_below: true,
+            shrink: &[0],
+        };
+        let text = fit.table(&header, &rows, &[]);
+        assert_eq!(
+            text,
+            "PHASE            STATE\n\
+             a-very-long-ph…  waiting\n    waiting for\n    approval: ship it?\n\
+             b                done\n"
+        );
+        assert!(text.lines().all(|l| super::width(l) <= 24), "{text}");
+        // Wide enough, or not a terminal: the plain table.
+        for columns in [Some(200), None] {
+            let fit = Fit { columns, ..fit };
+            assert_eq!(
+                fit.table(&header, &rows, &[]),
+                super::table(&header, &rows, &[])
+            );
+        }
+    }
 }

@@ -310,21 +310,114 @@ fn missions_list_show_and_eject() {
     assert_goldens(failures);
 }
 
+/// Every command's `--help` ends with examples, and each example is a command line this
+/// build accepts (the words from `spectacular` up to a redirection or a pipe), at least one of
+/// them of the command itself. Commands added later are held to the same.
 #[test]
-fn completions_mention_the_subcommands() {
-    for shell in ["bash", "zsh", "fish"] {
-        let output = run_cli(&repo_root(), &["completions", shell], &[]);
-        assert_eq!(output.code, 0, "{shell}: {}", output.transcript());
-        assert!(!output.stdout.trim().is_empty(), "{shell}: empty script");
-        for sub in ["validate", "graph", "schema", "missions", "completions"] {
-            assert!(
-                output.stdout.contains(sub),
-                "{shell} completions lack `{sub}`"
-            );
+fn every_command_has_examples_that_parse() {
+    fn walk(command: &clap::Command, path: Vec<String>, failures: &mut Vec<String>) {
+        let shown = path.join(" ");
+        let after = command
+            .get_after_help()
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        let examples: Vec<Vec<String>> = after
+            .split_once("Examples:\n")
+            .map(|(_, rest)| rest)
+            .unwrap_or("")
+            .lines()
+            .take_while(|l| l.starts_with("  "))
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter_map(|l| l.find("spectacular ").map(|at| words(&l[at..])))
+            .collect();
+        if examples.len() < 2 {
+            failures.push(format!(
+                "`{shown} --help` shows {} examples, not 2 or 3",
+                examples.len()
+            ));
+        }
+        let mut own = false;
+        for example in &examples {
+            match spectacular::cli::Cli::command().try_get_matches_from(example) {
+                Ok(matches) => {
+                    let mut used = vec!["spectacular".to_string()];
+                    let mut m = &matches;
+                    while let Some((name, sub)) = m.subcommand() {
+                        used.push(name.to_string());
+                        m = sub;
+                    }
+                    own |= used.starts_with(&path);
+                }
+                Err(e) => failures.push(format!(
+                    "`{shown}`: `{}` does not parse: {e}",
+                    example.join(" ")
+                )),
+            }
+        }
+        if !examples.is_empty() && !own {
+            failures.push(format!("no example of `{shown}` runs `{shown}`"));
+        }
+        for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+            let mut path = path.clone();
+            path.push(sub.get_name().to_string());
+            walk(sub, path, failures);
         }
     }
-    let output = run_cli(&repo_root(), &["completions", "tcsh"], &[]);
-    assert_eq!(output.code, 2, "{}", output.transcript());
+    /// Split an example line into words: quotes group, a redirection or a pipe ends it.
+    fn words(line: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut word = String::new();
+        let mut quoted = false;
+        for c in line.chars() {
+            match c {
+                '"' => quoted = !quoted,
+                ' ' if !quoted => {
+                    if !word.is_empty() {
+                        out.push(std::mem::take(&mut word));
+                    }
+                }
+                '>' | '|' | ')' if !quoted => break,
+                c => word.push(c),
+            }
+        }
+        if !word.is_empty() {
+            out.push(word);
+        }
+        out
+    }
+    use clap::CommandFactory;
+    let mut failures = Vec::new();
+    let mut root = spectacular::cli::Cli::command();
+    root.build();
+    walk(&root, vec!["spectacular".to_string()], &mut failures);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The options every command takes are listed under their own heading, apart from the
+/// command's own options.
+#[test]
+fn global_options_stand_apart() {
+    let output = run_cli(&repo_root(), &["approve", "--help"], &[]);
+    assert_eq!(output.code, 0, "{}", output.transcript());
+    let (own, global) = output
+        .stdout
+        .split_once("Global options:\n")
+        .expect("a `Global options:` heading");
+    let global = global.split("\n\n").next().unwrap_or_default();
+    for flag in ["--reject", "--comment"] {
+        assert!(
+            own.contains(flag) && !global.contains(flag),
+            "{flag}: {}",
+            output.stdout
+        );
+    }
+    for flag in ["--help", "--version", "--verbose", "--color", "--store"] {
+        assert!(
+            global.contains(flag) && !own.contains(flag),
+            "{flag}: {}",
+            output.stdout
+        );
+    }
 }
 
 #[test]

@@ -644,11 +644,32 @@ fn command_section(out: &mut String, command: &clap::Command, parent: &str) {
         options_table(out, &options);
         out.push('\n');
     }
+    examples(out, command);
     for sub in command.get_subcommands() {
         if sub.get_name() != "help" {
             command_section(out, sub, &full);
         }
     }
+}
+
+/// The examples that end a command's `--help`, as a shell block shown, not run (they name
+/// files a reader has and the book's scratch projects do not).
+fn examples(out: &mut String, command: &clap::Command) {
+    let after = command
+        .get_after_help()
+        .map(|h| h.to_string())
+        .unwrap_or_default();
+    let Some((_, rest)) = after.split_once("Examples:\n") else {
+        return;
+    };
+    let lines: Vec<&str> = rest
+        .lines()
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| l.strip_prefix("  ").unwrap_or(l))
+        .collect();
+    out.push_str("Examples:\n\n");
+    out.push_str(&fenced("sh,no_run", &lines.join("\n")));
+    out.push('\n');
 }
 
 fn is_builtin(arg: &clap::Arg) -> bool {
