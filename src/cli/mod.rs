@@ -150,6 +150,24 @@ Examples:
   spectacular replay last --policies ./cost-routing
   # The same for every run of the last 30 days
   spectacular replay --all --since 30d --policies ./cost-routing";
+const EXAMPLES_ANSWER: &str = "\
+Examples:
+  # List the questions the latest run waits on
+  spectacular answer last
+  # Answer question 1 and go on
+  spectacular answer last 1 \"Keep exports for 30 days\" --resume";
+const EXAMPLES_BOARD: &str = "\
+Examples:
+  # The work packages of the latest run, in four columns
+  spectacular board
+  # As JSON, with each package's transitions
+  spectacular board last --json";
+const EXAMPLES_REPORT: &str = "\
+Examples:
+  # The report of the latest run, as Markdown
+  spectacular report
+  # As JSON (`spectacular schema report` describes it)
+  spectacular report last --json";
 const EXAMPLES_PLAN: &str = "\
 Examples:
   # The checked plan of the latest run
@@ -284,6 +302,7 @@ pub enum Command {
     #[command(after_help = EXAMPLES_APPROVE)]
     Approve(control::ApproveArgs),
     /// Answer the questions a run asks about its spec (a clarification waits for them).
+    #[command(after_help = EXAMPLES_ANSWER)]
     Answer(answer::Args),
     /// Cancel a run: its attempts are stopped; it can be resumed later.
     #[command(after_help = EXAMPLES_CANCEL)]
@@ -307,12 +326,14 @@ pub enum Command {
     #[command(after_help = EXAMPLES_PLAN)]
     Plan(plan::Args),
     /// The work packages of a run on a board: planned, doing, review, done.
+    #[command(after_help = EXAMPLES_BOARD)]
     Board(board::Args),
     /// What a run did, from its events: `report.md`, or `report.json` with `--json`.
     ///
     /// The spec and its complexity, the plan and its traceability, each work package (branch,
     /// commits, diffstat, lane, attempts, verdicts), checks and errors, cost by phase, agent
     /// and model, policy decisions, approvals, loops and the timeline.
+    #[command(after_help = EXAMPLES_REPORT)]
     Report(report::Args),
     /// What agent calls cost: totals, averages and shares by agent, model, phase, mission or day.
     #[command(after_help = EXAMPLES_COST)]

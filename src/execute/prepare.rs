@@ -168,11 +168,21 @@ impl Engine {
             // A plan check's spec (a verdicts check's plan) is rendered now, and read from the
             // project root.
             if let Some(check) = output.check.as_mut() {
-                for path in [check.spec.as_mut(), check.plan.as_mut()]
-                    .into_iter()
-                    .flatten()
-                {
-                    *path = self.project_root.join(render(path)?).display().to_string();
+                // A verdicts check's plan may name a recorded output, `<phase>.<output>`.
+                if let Some(plan) = check.plan.as_mut() {
+                    let rendered = render(plan)?;
+                    let recorded = rendered.split_once('.').and_then(|(phase, output)| {
+                        self.scheduler.artifacts_of(phase)?.get(output).cloned()
+                    });
+                    *plan = match recorded {
+                        Some(artifact) => self.run_dir.join(artifact),
+                        None => self.project_root.join(rendered),
+                    }
+                    .display()
+                    .to_string();
+                }
+                if let Some(spec) = check.spec.as_mut() {
+                    *spec = self.project_root.join(render(spec)?).display().to_string();
                 }
             }
         }

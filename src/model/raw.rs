@@ -413,9 +413,8 @@ pub struct RawOutputCheck {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec: Option<String>,
     /// `kind: verdicts`: the plan (`tasks.json`) whose acceptance criteria the verdicts are
-    /// about (a path, relative to the project; templated, e.g.
-    /// `.spectacular/runs/{{ run.id }}/artifacts/plan/tasks.json`). Without it, only the
-    /// verdicts file itself is checked.
+    /// about: a recorded output as `<phase>.<output>` (`plan.tasks`), or a path relative to
+    /// the project (templated). Without it, only the verdicts file itself is checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<String>,
 }

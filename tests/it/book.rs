@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{bin, repo_root};
+use crate::support::{bin, git_init, repo_root};
 
 /// One fenced block of a page.
 struct Block {
@@ -78,7 +78,7 @@ fn copy_dir(from: &Path, to: &Path) {
 fn scratch() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
-    std::fs::create_dir_all(root.join("project/.git")).expect("create .git");
+    std::fs::create_dir_all(root.join("project")).expect("create the project");
     std::fs::create_dir_all(root.join("home")).expect("create home");
     std::fs::create_dir_all(root.join("bin")).expect("create bin");
     copy_dir(
@@ -86,6 +86,8 @@ fn scratch() -> tempfile::TempDir {
         &root.join("project/examples"),
     );
     std::os::unix::fs::symlink(bin(), root.join("bin/spectacular")).expect("link the binary");
+    // A real repository: missions that work on branches start from a commit.
+    git_init(&root.join("project"));
     dir
 }
 

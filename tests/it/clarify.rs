@@ -27,6 +27,7 @@ fn greetings() -> tempfile::TempDir {
         std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
         std::fs::copy(&file, &to).expect("copy");
     }
+    crate::support::git_init(dir.path());
     dir
 }
 

@@ -45,10 +45,13 @@ CODE
         ;;
       "implement[wp-bye]")
         mkdir -p src
-        cat > src/bye.sh <<'CODE'
-# Sourced by src/greet.sh for `--bye`.
+        # SCRIBE_SLIP=1 makes the first farewell wrong, to show the checks sending it back.
+        word=Goodbye
+        if [ "${SCRIBE_SLIP:-}" = 1 ] && ! grep -q 'sent back' "$prompt_file"; then word=Bye; fi
+        cat > src/bye.sh <<CODE
+# Sourced by src/greet.sh for \`--bye\`.
 bye() {
-  echo "Goodbye, $1!"
+  echo "$word, \$1!"
 }
 CODE
         ;;
@@ -65,7 +68,25 @@ DOCS
     esac
     ;;
   review)
-    echo "The change follows the spec: every requirement has a work package."
+    # The merged work is the working directory: judge each criterion by running it.
+    verdict() { if [ "$2" = "$3" ]; then echo pass; else echo fail; fi; }
+    greet=$(sh src/greet.sh Ada 2>&1 || true)
+    bye=$(sh src/greet.sh --bye Ada 2>&1 || true)
+    docs=$(grep -c 'src/greet.sh' README.md 2>/dev/null || echo 0)
+    cat > "$out/verdicts.json" <<VERDICTS
+[
+  {"criterion": "wp-greet/1", "verdict": "$(verdict x "$greet" "Hello, Ada!")",
+   "evidence": [{"kind": "command", "ref": "sh src/greet.sh Ada", "detail": "printed $greet"}],
+   "reason": "the greeting as the spec words it"},
+  {"criterion": "wp-bye/1", "verdict": "$(verdict x "$bye" "Goodbye, Ada!")",
+   "evidence": [{"kind": "command", "ref": "sh src/greet.sh --bye Ada", "detail": "printed $bye"}],
+   "reason": "the farewell reuses the greeting's wording rules"},
+  {"criterion": "wp-docs/1", "verdict": "$(verdict x "$docs" 2)",
+   "evidence": [{"kind": "file", "ref": "README.md"}],
+   "reason": "one example of each command"}
+]
+VERDICTS
+    echo "The change follows the spec: every criterion judged."
     ;;
   *)
     echo "the scribe does not know phase $SPECTACULAR_PHASE" >&2
