@@ -27,6 +27,7 @@ state.db
 state.db-*
 spend.jsonl
 *.promoting
+knowledge/learnings/.lock
 ";
 
 /// `config.yaml`, every setting commented out at its default.

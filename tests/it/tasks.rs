@@ -382,3 +382,105 @@ fn the_optional_plan_gate_waits_with_the_plan_readable_and_continues_when_approv
     )));
     assert!(read(&root.join("specs/001-greetings/tasks.md")).contains("T003"));
 }
+
+/// `git -C dir args…`, its trimmed stdout.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}");
+    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+}
+
+#[test]
+fn a_spec_becomes_checked_merged_code_and_a_failed_check_sends_back_only_its_package() {
+    let dir = greetings();
+    // The stand-in agent gets the farewell wrong the first time.
+    let out = run_cli(
+        dir.path(),
+        &["run", "specs/001-greetings/spec.md"],
+        &[("SCRIBE_SLIP", "1")],
+    );
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let (run, run_dir) = last_run(dir.path());
+    let events = store(dir.path()).read_events(&run).expect("events");
+    let attempts = |phase: &str| {
+        events
+            .iter()
+            .filter(|e| matches!(&e.data, EventData::AttemptStarted(s) if s.phase == phase))
+            .count()
+    };
+    // The check failed on the farewell, named its file, and only its package was redone.
+    let failed = events
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::AttemptFailed(f) if f.phase == "check" => Some(f.clone()),
+            _ => None,
+        })
+        .expect("the first check failed");
+    assert_eq!(failed.kind, FailureKind::Checks);
+    assert_eq!(failed.files, vec!["src/bye.sh".to_string()]);
+    assert_eq!(attempts("implement[wp-bye]"), 2);
+    assert_eq!(attempts("implement[wp-greet]"), 1);
+    assert_eq!(attempts("implement[wp-docs]"), 1);
+    let bye_prompt = read(&run_dir.join("attempts/implement[wp-bye]/2/prompt.md"));
+    assert!(
+        bye_prompt.contains("src/bye.sh:1:1: farewell is not"),
+        "the redone package got the error: {bye_prompt}"
+    );
+    // The merged code is on the integration branch, and it works.
+    let into = spectacular::git::integration_branch(&run);
+    let bye = git(dir.path(), &["show", &format!("{into}:src/bye.sh")]);
+    assert!(bye.contains("Goodbye"), "{bye}");
+    let checked = events.iter().rev().find_map(|e| match &e.data {
+        EventData::AttemptSucceeded(s) if s.phase == "check" => s.values.get("errors").cloned(),
+        _ => None,
+    });
+    assert_eq!(checked.expect("errors.json recorded")["passed"], true);
+    // A verdict per acceptance criterion, each a pass with evidence.
+    let verdicts = events
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::AttemptSucceeded(s) if s.phase == "review" => {
+                s.values.get("verdicts").cloned()
+            }
+            _ => None,
+        })
+        .expect("verdicts recorded");
+    let verdicts = verdicts.as_array().expect("a list");
+    let criteria: Vec<&str> = verdicts
+        .iter()
+        .filter_map(|v| v["criterion"].as_str())
+        .collect();
+    assert_eq!(criteria, ["wp-greet/1", "wp-bye/1", "wp-docs/1"]);
+    assert!(
+        verdicts.iter().all(|v| v["verdict"] == "pass"),
+        "{verdicts:?}"
+    );
+    // The report, the board, the lesson, and nothing left behind but the integration branch.
+    let report = read(&run_dir.join("artifacts/report/report.md"));
+    assert!(
+        report.contains("wp-bye") && report.contains(&into),
+        "{report}"
+    );
+    let board = run_cli(dir.path(), &["board", &run, "--json"], &[]);
+    assert_eq!(board.code, 0, "{}", board.transcript());
+    let board: serde_json::Value = serde_json::from_str(&board.stdout).expect("board JSON");
+    assert_eq!(board["columns"]["done"], 3, "{board}");
+    let learned: Vec<_> = walk(&dir.path().join(".spectacular/knowledge/learnings"))
+        .into_iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "md"))
+        .collect();
+    assert_eq!(learned.len(), 1);
+    assert!(read(&learned[0]).contains("src/bye.sh"));
+    let worktrees = git(dir.path(), &["worktree", "list", "--porcelain"]);
+    assert_eq!(worktrees.matches("worktree ").count(), 1, "{worktrees}");
+    let branches = git(dir.path(), &["branch", "--format=%(refname:short)"]);
+    assert_eq!(
+        branches.lines().collect::<Vec<_>>(),
+        ["main", into.as_str()]
+    );
+}

@@ -262,6 +262,15 @@ fn workdir(ctx: &Ctx<'_>) -> Result<(PathBuf, String), Failure> {
             format!("builtin/check: `with.workdir` `{relative}` is not a directory of the project"),
         ));
     }
+    // A worktree of the run (`.spectacular/worktrees/<run>/<name>/…`) holds a copy of the
+    // project: its files are named as the project's own, so that they map to the work
+    // packages that own them.
+    let parts = match parts.as_slice() {
+        [dot, "worktrees", _run, _name, rest @ ..] if *dot == crate::project::DOT_DIR => {
+            rest.to_vec()
+        }
+        _ => parts,
+    };
     let shown = if parts.is_empty() {
         ".".to_string()
     } else {
