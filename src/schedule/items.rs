@@ -70,10 +70,19 @@ pub(super) fn children(items: Vec<Value>) -> Result<Vec<Child>, String> {
     let mut children = Vec::with_capacity(items.len());
     // Key → index of the item.
     let mut keys: HashMap<String, usize> = HashMap::with_capacity(items.len());
+    // Plain strings name their children (`write[install]`) when every one of them can.
+    let by_value = {
+        let mut seen = std::collections::HashSet::new();
+        items.iter().all(|item| match item {
+            Value::String(s) => is_item_id(s) && seen.insert(s.as_str()),
+            _ => true,
+        })
+    };
     for (index, item) in items.into_iter().enumerate() {
-        let key = match item.get("id") {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
+        let key = match (item.get("id"), &item) {
+            (Some(Value::String(s)), _) => s.clone(),
+            (Some(Value::Number(n)), _) => n.to_string(),
+            (_, Value::String(s)) if by_value => s.clone(),
             _ => index.to_string(),
         };
         check_key(index, &key)?;
@@ -210,6 +219,22 @@ mod tests {
             ),
             Err(message) => message,
         }
+    }
+
+    fn keys(items: Value) -> Vec<String> {
+        let Value::Array(items) = items else {
+            panic!("not a list")
+        };
+        children(items).unwrap().into_iter().map(|c| c.key).collect()
+    }
+
+    #[test]
+    fn plain_strings_name_their_children_when_they_all_can() {
+        assert_eq!(keys(json!(["install", "test"])), ["install", "test"]);
+        assert_eq!(keys(json!([3, 5])), ["0", "1"]);
+        // One that cannot be an id, or a repeat: every child by its index.
+        assert_eq!(keys(json!(["install", "a b"])), ["0", "1"]);
+        assert_eq!(keys(json!(["x", "x"])), ["0", "1"]);
     }
 
     fn lanes(items: Value) -> Vec<Option<u32>> {
