@@ -78,6 +78,7 @@ pub fn run(context: &Context, args: RunArgs) -> Outcome {
     };
     let inputs = parse_inputs(&mission, &input_args, context)?;
     let store = context.store();
+    let (annotate, annotations_store) = (annotations_wanted(args.json), store.clone());
     let progress = Arc::new(Mutex::new(Progress::new(
         Mode::choose(args.json),
         context.color_stderr,
@@ -97,6 +98,9 @@ pub fn run(context: &Context, args: RunArgs) -> Outcome {
             observer: Box::new(move |e| {
                 if let Ok(mut p) = observer_progress.lock() {
                     p.event(e);
+                }
+                if annotate {
+                    print_annotations(&annotations_store, e);
                 }
             }),
         })
@@ -127,6 +131,7 @@ pub fn resume(context: &Context, args: ResumeArgs) -> Outcome {
     let run_id = store
         .resolve_run(&args.run)
         .map_err(|e| Failure::usage(e.to_string()))?;
+    let (annotate, annotations_store) = (annotations_wanted(args.json), store.clone());
     let progress = Arc::new(Mutex::new(Progress::new(
         Mode::choose(args.json),
         context.color_stderr,
@@ -143,6 +148,9 @@ pub fn resume(context: &Context, args: ResumeArgs) -> Outcome {
             Box::new(move |e| {
                 if let Ok(mut p) = observer_progress.lock() {
                     p.event(e);
+                }
+                if annotate {
+                    print_annotations(&annotations_store, e);
                 }
             }),
         )
@@ -444,5 +452,28 @@ fn finish_branches(context: &Context, run_id: &str, apply: bool) -> Result<Vec<S
              `{integration}`",
             base.branch
         )),
+    }
+}
+
+/// Under GitHub Actions (and not `--json`), the annotations `builtin/check` wrote go to stdout,
+/// where the runner turns them into annotations of the workflow.
+fn annotations_wanted(json: bool) -> bool {
+    !json && std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true")
+}
+
+/// Print the annotations of the attempt an `attempt.succeeded` or `attempt.failed` ends.
+fn print_annotations(store: &crate::record::Store, event: &crate::record::Event) {
+    let (phase, attempt) = match &event.data {
+        crate::record::EventData::AttemptSucceeded(d) => (&d.phase, d.attempt),
+        crate::record::EventData::AttemptFailed(d) => (&d.phase, d.attempt),
+        _ => return,
+    };
+    let run_dir = store.run_dir(&event.run_id);
+    let Ok(dir) = crate::record::store::join_under(&run_dir, &["attempts", phase, &attempt.to_string()])
+    else {
+        return;
+    };
+    if let Ok(text) = std::fs::read_to_string(dir.join("annotations.txt")) {
+        let _ = out!("{text}");
     }
 }

@@ -187,6 +187,10 @@ phases:
         ],
         "{log}"
     );
+    // And on the command's own stdout, where the GitHub Actions runner reads them.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let printed: Vec<&str> = stdout.lines().filter(|l| l.starts_with("::")).collect();
+    assert_eq!(printed, annotations, "{stdout}");
     // The files of the failure are relative to the project root.
     assert_eq!(failures(&p, "typecheck")[0].files, ["web/src/index.ts"]);
 }

@@ -166,7 +166,10 @@ pub(super) async fn run(ctx: &Ctx<'_>) -> Result<(), Failure> {
         ));
     }
     if std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true") {
-        log.push_str(&check::annotations(&report));
+        let annotations = check::annotations(&report);
+        log.push_str(&annotations);
+        // The command prints these on its own stdout, where GitHub Actions reads them.
+        write(&ctx.attempt_dir.join("annotations.txt"), &annotations)?;
     }
     write(ctx.stdout, &log)?;
     if let Some(failure) = outcome {
