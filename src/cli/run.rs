@@ -78,13 +78,8 @@ pub fn run(context: &Context, args: RunArgs) -> Outcome {
     };
     let inputs = parse_inputs(&mission, &input_args, context)?;
     let store = context.store();
-    let (annotate, annotations_store) = (annotations_wanted(args.json), store.clone());
-    let progress = Arc::new(Mutex::new(Progress::new(
-        Mode::choose(args.json),
-        context.color_stderr,
-    )));
+    let (progress, observer) = watch(context, &store, args.json);
     let runtime = runtime()?;
-    let observer_progress = progress.clone();
     let project_root = crate::project::Project::discover(&context.cwd).root;
     let mission_id = mission.id.clone();
     let engine = runtime.block_on(async {
@@ -95,14 +90,7 @@ pub fn run(context: &Context, args: RunArgs) -> Outcome {
             max_parallel: args.max_parallel,
             project_root,
             settings: Settings::default(),
-            observer: Box::new(move |e| {
-                if let Ok(mut p) = observer_progress.lock() {
-                    p.event(e);
-                }
-                if annotate {
-                    print_annotations(&annotations_store, e);
-                }
-            }),
+            observer,
         })
     });
     let engine = engine.map_err(|e| match e {
@@ -131,12 +119,7 @@ pub fn resume(context: &Context, args: ResumeArgs) -> Outcome {
     let run_id = store
         .resolve_run(&args.run)
         .map_err(|e| Failure::usage(e.to_string()))?;
-    let (annotate, annotations_store) = (annotations_wanted(args.json), store.clone());
-    let progress = Arc::new(Mutex::new(Progress::new(
-        Mode::choose(args.json),
-        context.color_stderr,
-    )));
-    let observer_progress = progress.clone();
+    let (progress, observer) = watch(context, &store, args.json);
     let runtime = runtime()?;
     let engine = runtime.block_on(async {
         Engine::resume(
@@ -145,14 +128,7 @@ pub fn resume(context: &Context, args: ResumeArgs) -> Outcome {
             &context.cwd,
             args.upgrade,
             Settings::default(),
-            Box::new(move |e| {
-                if let Ok(mut p) = observer_progress.lock() {
-                    p.event(e);
-                }
-                if annotate {
-                    print_annotations(&annotations_store, e);
-                }
-            }),
+            observer,
         )
     });
     let engine = match engine {
@@ -455,10 +431,29 @@ fn finish_branches(context: &Context, run_id: &str, apply: bool) -> Result<Vec<S
     }
 }
 
-/// Under GitHub Actions (and not `--json`), the annotations `builtin/check` wrote go to stdout,
-/// where the runner turns them into annotations of the workflow.
-fn annotations_wanted(json: bool) -> bool {
-    !json && std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true")
+/// The live view of a run, and the observer that feeds it every durable event (and, under
+/// GitHub Actions without `--json`, prints the annotations `builtin/check` wrote on stdout,
+/// where the runner turns them into annotations of the workflow).
+fn watch(
+    context: &Context,
+    store: &crate::record::Store,
+    json: bool,
+) -> (Arc<Mutex<Progress>>, execute::Observer) {
+    let progress = Arc::new(Mutex::new(Progress::new(
+        Mode::choose(json),
+        context.color_stderr,
+    )));
+    let annotate = !json && std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true");
+    let (view, store) = (progress.clone(), store.clone());
+    let observer: execute::Observer = Box::new(move |e| {
+        if let Ok(mut p) = view.lock() {
+            p.event(e);
+        }
+        if annotate {
+            print_annotations(&store, e);
+        }
+    });
+    (progress, observer)
 }
 
 /// Print the annotations of the attempt an `attempt.succeeded` or `attempt.failed` ends.
@@ -469,7 +464,8 @@ fn print_annotations(store: &crate::record::Store, event: &crate::record::Event)
         _ => return,
     };
     let run_dir = store.run_dir(&event.run_id);
-    let Ok(dir) = crate::record::store::join_under(&run_dir, &["attempts", phase, &attempt.to_string()])
+    let Ok(dir) =
+        crate::record::store::join_under(&run_dir, &["attempts", phase, &attempt.to_string()])
     else {
         return;
     };

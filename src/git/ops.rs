@@ -33,9 +33,11 @@ pub enum Error {
     UnknownRev { rev: String, dir: String },
 }
 
-/// Run `git -C dir args…`, returning its output whatever its status.
-fn raw(dir: &Path, args: &[&str]) -> Result<Output, Error> {
-    Command::new("git")
+/// `git -C dir` with the engine's settings: no user hooks, no signing, paths unquoted, a fixed
+/// locale, no prompts, and nothing of a `GIT_DIR` the engine itself may have been given.
+fn command(dir: &Path) -> Command {
+    let mut command = Command::new("git");
+    command
         .arg("-C")
         .arg(dir)
         .args([
@@ -45,14 +47,20 @@ fn raw(dir: &Path, args: &[&str]) -> Result<Output, Error> {
             "commit.gpgsign=false",
         ])
         .args(["-c", "core.quotepath=off"])
-        .args(args)
         .env("LC_ALL", "C")
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_EDITOR", "true")
         .env("GIT_MERGE_AUTOEDIT", "no")
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE")
-        .env_remove("GIT_INDEX_FILE")
+        .env_remove("GIT_INDEX_FILE");
+    command
+}
+
+/// Run `git -C dir args…`, returning its output whatever its status.
+fn raw(dir: &Path, args: &[&str]) -> Result<Output, Error> {
+    command(dir)
+        .args(args)
         .stdin(std::process::Stdio::null())
         .output()
         .map_err(Error::Missing)
@@ -213,18 +221,8 @@ pub fn commit_all(dir: &Path, message: &str) -> Result<Option<String>, Error> {
     git(dir, &["add", "--all"])?;
     let mut args = identity_args(dir);
     args.extend(["commit", "--no-verify", "-q", "-F", "-"]);
-    let mut child = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "core.hooksPath=/dev/null",
-            "-c",
-            "commit.gpgsign=false",
-        ])
+    let mut child = command(dir)
         .args(&args)
-        .env("LC_ALL", "C")
-        .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

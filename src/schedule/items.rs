@@ -225,7 +225,11 @@ mod tests {
         let Value::Array(items) = items else {
             panic!("not a list")
         };
-        children(items).unwrap().into_iter().map(|c| c.key).collect()
+        children(items)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.key)
+            .collect()
     }
 
     #[test]

@@ -264,3 +264,26 @@ pub fn git_init(dir: &Path) {
         assert!(status.success(), "git {args:?} in {}", dir.display());
     }
 }
+
+/// A copy of `examples/speckit-greetings` in a temporary directory, without what runs of the
+/// example left in the checkout: a project and a git repository of its own.
+pub fn greetings() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let from = repo_root().join("examples/speckit-greetings");
+    for file in walk(&from) {
+        let relative = file.strip_prefix(&from).expect("below the example");
+        let local = [
+            ".spectacular/runs",
+            ".spectacular/state.db",
+            ".spectacular/worktrees",
+        ];
+        if local.iter().any(|l| relative.starts_with(l)) {
+            continue;
+        }
+        let to = dir.path().join(relative);
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(&file, &to).expect("copy");
+    }
+    git_init(dir.path());
+    dir
+}

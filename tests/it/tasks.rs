@@ -27,23 +27,9 @@ use std::path::{Path, PathBuf};
 use spectacular::model::FailureKind;
 use spectacular::record::{EventData, Store};
 
-/// A copy of `examples/speckit-greetings` in a temporary directory (its own project).
+/// A copy of `examples/speckit-greetings`: a project and git repository of its own.
 fn greetings() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let from = repo_root().join("examples/speckit-greetings");
-    for file in walk(&from) {
-        let relative = file.strip_prefix(&from).expect("below the example");
-        if relative.starts_with(".spectacular/runs")
-            || relative.starts_with(".spectacular/state.db")
-        {
-            continue;
-        }
-        let to = dir.path().join(relative);
-        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
-        std::fs::copy(&file, &to).expect("copy");
-    }
-    git_init(dir.path());
-    dir
+    crate::support::greetings()
 }
 
 fn store(dir: &Path) -> Store {
