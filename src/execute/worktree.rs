@@ -210,10 +210,8 @@ impl WorktreeJob {
             message.push_str(&format!("Spectacular-Cost: ${cost:.4}\n"));
         }
         ops::commit_all(&self.path, &message).map_err(|e| format!("committing: {e}"))?;
-        let head = ops::git(&self.path, &["rev-parse", "HEAD"]).map_err(|e| e.to_string())?;
-        let commits =
-            ops::commits_between(&self.path, &self.start, &head).map_err(|e| e.to_string())?;
-        let stat = ops::diffstat(&self.path, &self.start, &head).map_err(|e| e.to_string())?;
+        let (head, commits, stat) =
+            ops::work_since(&self.path, &self.start).map_err(|e| e.to_string())?;
         let outside_owned = if self.owned.is_empty() {
             Vec::new()
         } else {

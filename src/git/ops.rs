@@ -215,9 +215,8 @@ fn identity_args(dir: &Path) -> Vec<&'static str> {
 }
 
 /// Commit everything in the worktree at `dir` (new, changed and deleted files; a merge in
-/// progress is concluded) with `message`. The new commit, or `None` when there was nothing
-/// to commit.
-pub fn commit_all(dir: &Path, message: &str) -> Result<Option<String>, Error> {
+/// progress is concluded) with `message`. Whether there was anything to commit.
+pub fn commit_all(dir: &Path, message: &str) -> Result<bool, Error> {
     git(dir, &["add", "--all"])?;
     let mut args = identity_args(dir);
     args.extend(["commit", "--no-verify", "-q", "-F", "-"]);
@@ -238,11 +237,61 @@ pub fn commit_all(dir: &Path, message: &str) -> Result<Option<String>, Error> {
         // being concluded): nothing to commit is not a failure.
         let said = String::from_utf8_lossy(&out.stdout);
         if said.contains("nothing to commit") || said.contains("nothing added to commit") {
-            return Ok(None);
+            return Ok(false);
         }
         return Err(failed(dir, &args, &out));
     }
-    Ok(Some(git(dir, &["rev-parse", "HEAD"])?))
+    Ok(true)
+}
+
+/// The work on the branch checked out in `dir` since commit `start`: its head, the commits
+/// added (oldest first, at most [`MAX_FILES`]) and what changed. One `git log` when the branch
+/// gained one ordinary commit (the usual case); one `git diff` more otherwise (line counts of
+/// several commits, or of a merge, do not add up).
+pub fn work_since(dir: &Path, start: &str) -> Result<(String, Vec<String>, DiffStat), Error> {
+    let range = format!("{start}..HEAD");
+    let max = format!("--max-count={MAX_FILES}");
+    let args = [
+        "log",
+        "--format=%x00%H %P",
+        "--numstat",
+        "--no-renames",
+        &max,
+        &range,
+    ];
+    let out = git(dir, &args)?;
+    let mut commits = Vec::new();
+    let mut stat = DiffStat::default();
+    let mut merge = false;
+    for record in out.split('\0').filter(|r| !r.trim().is_empty()) {
+        let mut lines = record.lines();
+        let ids: Vec<&str> = lines.next().unwrap_or_default().split(' ').collect();
+        merge |= ids.len() > 2;
+        commits.push(ids[0].to_string());
+        if commits.len() > 1 {
+            continue;
+        }
+        for line in lines.filter(|l| !l.is_empty()) {
+            let mut parts = line.splitn(3, '\t');
+            let (Some(add), Some(del), Some(file)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            stat.insertions += add.parse::<u64>().unwrap_or(0);
+            stat.deletions += del.parse::<u64>().unwrap_or(0);
+            if stat.files.len() < MAX_FILES {
+                stat.files.push(file.to_string());
+            }
+        }
+    }
+    let Some(head) = commits.first().cloned() else {
+        return Ok((start.to_string(), Vec::new(), DiffStat::default()));
+    };
+    if commits.len() > 1 || merge {
+        stat = diffstat(dir, start, &head)?;
+    }
+    commits.reverse();
+    Ok((head, commits, stat))
 }
 
 /// What changed between two commits.
@@ -273,14 +322,6 @@ pub fn diffstat(dir: &Path, base: &str, head: &str) -> Result<DiffStat, Error> {
         }
     }
     Ok(stat)
-}
-
-/// The commits in `head` and not in `base`, oldest first (at most [`MAX_FILES`]).
-pub fn commits_between(dir: &Path, base: &str, head: &str) -> Result<Vec<String>, Error> {
-    let range = format!("{base}..{head}");
-    let max = format!("--max-count={MAX_FILES}");
-    let out = git(dir, &["rev-list", "--reverse", &max, &range])?;
-    Ok(out.lines().map(str::to_string).collect())
 }
 
 /// How a merge went.
