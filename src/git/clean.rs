@@ -236,6 +236,7 @@ fn clean_run(
     // be named under the prefix) nor the current one.
     let current = git.current_branch();
     let integration = integration_branch(run_id);
+    let mut doomed = Vec::new();
     for branch in git.branches_under(&work_prefix(run_id)) {
         if branch == integration {
             continue;
@@ -244,14 +245,25 @@ fn clean_run(
             run.current.push(branch);
             continue;
         }
-        if !dry_run {
-            if let Err(e) = git.run(&["branch".as_ref(), "-D".as_ref(), branch.as_ref()]) {
-                run.errors
-                    .push(format!("cannot delete the branch `{branch}`: {e}"));
-                continue;
+        doomed.push(branch);
+    }
+    // One `git branch -D` for all of them; one by one only to tell which failed.
+    let delete = |branches: &[String]| {
+        let mut args: Vec<&std::ffi::OsStr> = vec!["branch".as_ref(), "-D".as_ref()];
+        args.extend(branches.iter().map(|b| std::ffi::OsStr::new(b.as_str())));
+        git.run(&args)
+    };
+    if dry_run || doomed.is_empty() || delete(&doomed).is_ok() {
+        run.branches = doomed;
+    } else {
+        for branch in doomed {
+            match delete(std::slice::from_ref(&branch)) {
+                Ok(_) => run.branches.push(branch),
+                Err(e) => run
+                    .errors
+                    .push(format!("cannot delete the branch `{branch}`: {e}")),
             }
         }
-        run.branches.push(branch);
     }
     if git.branch_exists(&integration) {
         run.kept = Some(integration);
