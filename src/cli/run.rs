@@ -94,7 +94,7 @@ pub fn run(context: &Context, args: RunArgs) -> Outcome {
         })
     });
     let engine = engine.map_err(|e| match e {
-        execute::Error::Unready { .. } => Failure {
+        execute::Error::Unready { .. } | execute::Error::NoBase(_) => Failure {
             exit: Exit::Invalid,
             message: e.to_string(),
         },

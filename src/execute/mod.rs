@@ -79,6 +79,9 @@ pub enum Error {
     PinnedInvalid { run_id: String, detail: String },
     #[error("this run cannot start here:\n  {}\n`spectacular agents doctor` shows what can run here", problems.join("\n  "))]
     Unready { problems: Vec<String> },
+    /// A mission that works on branches, outside a git repository with a commit.
+    #[error("this run cannot start here: {0}")]
+    NoBase(String),
     #[error("failed to prepare `{path}`: {source}")]
     Io {
         path: String,

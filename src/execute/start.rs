@@ -57,11 +57,7 @@ impl Engine {
         let git_base = if worktree::works_on_branches(&request.mission) {
             match worktree::resolve_base(&request.project_root, &request.inputs) {
                 Ok((_, base)) => Some(base),
-                Err(problem) => {
-                    return Err(Error::Unready {
-                        problems: vec![problem],
-                    })
-                }
+                Err(problem) => return Err(Error::NoBase(problem)),
             }
         } else {
             None
