@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::{Context, Exit, Failure, Outcome};
 use crate::query::board::{self, Board, Card, Column, WpState};
-use crate::query::{usd, width};
+use crate::query::{cut as fit, usd, width};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -110,25 +110,6 @@ impl Paint {
             text.to_string()
         }
     }
-}
-
-/// `text` cut to `columns` terminal columns, with `…` when it was cut.
-fn fit(text: &str, columns: usize) -> String {
-    if width(text) <= columns {
-        return text.to_string();
-    }
-    let mut out = String::new();
-    let mut used = 0;
-    for c in text.chars() {
-        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
-        if used + w + 1 > columns {
-            break;
-        }
-        out.push(c);
-        used += w;
-    }
-    out.push('…');
-    out
 }
 
 /// One cell of a card: plain text and how to paint it once fitted.

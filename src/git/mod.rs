@@ -19,7 +19,7 @@
 pub mod clean;
 pub mod ops;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::record::store::{join_under, Store, UnsafePath};
 
@@ -45,11 +45,6 @@ pub fn integration_branch(run_id: &str) -> String {
 /// `spectacular/<run-short>-<work>`: the branch of one work package.
 pub fn work_branch(run_id: &str, work: &str) -> String {
     format!("{BRANCH_PREFIX}{}-{work}", run_short(run_id))
-}
-
-/// The prefix of every work-package branch of a run (`spectacular/<run-short>-`).
-pub fn work_branch_prefix(run_id: &str) -> String {
-    format!("{BRANCH_PREFIX}{}-", run_short(run_id))
 }
 
 /// The work package an instance stands for: a `for_each` child's key (`implement[WP01]` →
@@ -81,11 +76,6 @@ pub fn worktree_dir(store: &Store, run_id: &str, instance: &str) -> Result<PathB
     join_under(&worktrees_dir(store), &[run_id, instance])
 }
 
-/// Is `path` inside `dir` (both as given, not resolved)?
-pub fn is_under(path: &Path, dir: &Path) -> bool {
-    path.starts_with(dir)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,7 +86,6 @@ mod tests {
         assert_eq!(run_short(run), "7r9t1w3y");
         assert_eq!(integration_branch(run), "spectacular/7r9t1w3y");
         assert_eq!(work_branch(run, "WP01"), "spectacular/7r9t1w3y-WP01");
-        assert!(work_branch(run, "WP01").starts_with(&work_branch_prefix(run)));
         assert_eq!(work_of("implement[WP01]"), "WP01");
         assert_eq!(work_of("merge"), "merge");
         let store = Store {
