@@ -314,7 +314,15 @@ impl Scheduler {
                 | State::Skipped(_) => {}
             }
         }
-        for i in self.next_starts() {
+        // Records first: what they change (a dependency settled, a package now ready) may
+        // change which instances should take the free slots, so the starts wait for the next
+        // call. Each start is then what the log up to it decides, on replay as in the engine.
+        let starts = if actions.iter().any(|a| matches!(a, Action::Record(_))) {
+            Vec::new()
+        } else {
+            self.next_starts()
+        };
+        for i in starts {
             let inst = &self.instances[i];
             let phase = &self.phases[inst.phase];
             let remaining = match (phase.deadline, inst.round_started, self.now) {

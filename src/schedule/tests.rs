@@ -482,6 +482,34 @@ phases:
     );
 }
 
+/// A slot freed by a package that succeeded goes to the package that waited for it, by plan
+/// order, not to one queued behind it: the starts wait until the records that change what is
+/// ready are applied, so a replay of the log decides exactly what the engine did.
+#[test]
+fn starts_wait_for_the_records_decided_with_them() {
+    let mut h = Harness::new(
+        "
+mission: fan
+phases:
+  fan:
+    uses: builtin/noop
+    for_each: [{id: a}, {id: b, depends_on: [a]}, {id: c}]
+    max_parallel: 1
+",
+        8,
+    );
+    assert_eq!(Harness::names(&h.starts()), vec!["fan[a]"]);
+    h.succeed("fan[a]", 1);
+    let actions = h.s.decide();
+    assert!(
+        matches!(&actions[..], [Action::Record(EventData::PhaseSucceeded(s))] if s.phase == "fan[a]"),
+        "{actions:#?}"
+    );
+    assert_eq!(Harness::names(&h.starts()), vec!["fan[b]"]);
+    h.succeed("fan[b]", 1);
+    assert_eq!(Harness::names(&h.starts()), vec!["fan[c]"]);
+}
+
 #[test]
 fn for_each_refuses_cyclic_items() {
     let mut h = Harness::new(
