@@ -4,7 +4,8 @@
 use serde_json::Value;
 
 use super::*;
-use crate::model::PhaseKind;
+use crate::model::{FailureKind, PhaseKind};
+use crate::record::event::AttemptFailed;
 
 impl Engine {
     /// Run the policy hooks for an agent attempt.
@@ -78,6 +79,7 @@ impl Engine {
                 agent: agent.clone(),
                 model: model.clone(),
                 adapter,
+                changes: None,
             },
             run: RunContext {
                 mission: self.plan.mission.id.clone(),
@@ -143,5 +145,101 @@ impl Engine {
                 .collect(),
         };
         self.packs.decide(&ctx.normalized())
+    }
+}
+
+impl Engine {
+    /// The result of an attempt, after `govern` was asked about the files it changed outside
+    /// its work package's `owned_files` (only then): the decisions are recorded, and a deny
+    /// fails the attempt (kind `denied`, its usage kept: the money was spent). A hook that
+    /// asks for an approval the phase did not get before it started fails it too, since a
+    /// finished attempt cannot wait for one.
+    pub(super) fn govern_changes(&mut self, result: EventData) -> EventData {
+        use crate::policy::{Changes, GovernOutcome, PhaseContext, RoutingContext, RunContext};
+        let EventData::AttemptSucceeded(done) = &result else {
+            return result;
+        };
+        let routed = self.routed.remove(&done.phase);
+        let Some(changes) = done
+            .git
+            .as_deref()
+            .filter(|g| !g.outside_owned.is_empty())
+            .map(|g| Changes {
+                files: g.files.clone(),
+                outside_owned: g.outside_owned.clone(),
+            })
+        else {
+            return result;
+        };
+        if !self.packs.governs() {
+            return result;
+        }
+        let mut ctx = match routed {
+            Some(ctx) => *ctx,
+            None => RoutingContext {
+                phase: PhaseContext {
+                    id: done.phase.clone(),
+                    kind: self
+                        .scheduler
+                        .phase_of(&done.phase)
+                        .map_or("run", |p| p.kind.name())
+                        .to_string(),
+                    ..Default::default()
+                },
+                run: RunContext {
+                    mission: self.plan.mission.id.clone(),
+                    inputs: self.scheduler.context(&done.phase, done.attempt)["inputs"]
+                        .as_object()
+                        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                        .unwrap_or_default(),
+                    budget_usd: self.budget.cap(),
+                    soft_usd: self.budget.soft(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        };
+        ctx.phase.attempt = done.attempt;
+        let outside = changes.outside_owned.clone();
+        ctx.phase.changes = Some(changes);
+        ctx.run.spent_usd = self.budget.spent();
+        ctx.run.remaining_usd = None;
+        let ctx = ctx.normalized();
+        let model = done.usage.as_ref().and_then(|u| u.model.clone());
+        let decisions = self
+            .packs
+            .govern_changes(&ctx, done.agent.as_deref(), model.as_deref());
+        for event in decisions.events(&done.phase) {
+            self.record(event, "engine");
+        }
+        let why = match &decisions.govern {
+            GovernOutcome::Allow => return result,
+            // A person agreed to this phase before it started: the same ask is answered.
+            GovernOutcome::RequireApproval { .. } if self.scheduler.approved(&done.phase) => {
+                return result
+            }
+            GovernOutcome::Deny { reason, pack } => format!("denied by policy `{pack}`: {reason}"),
+            GovernOutcome::RequireApproval { reason, pack } => format!(
+                "policy `{pack}` asks for approval ({reason}), which a finished attempt cannot \
+                 wait for: have the policy deny such changes, or widen the package's owned_files"
+            ),
+        };
+        let EventData::AttemptSucceeded(done) = result else {
+            unreachable!("matched above")
+        };
+        EventData::AttemptFailed(AttemptFailed {
+            message: format!(
+                "{why} (changed outside owned_files: {})",
+                outside.join(", ")
+            ),
+            files: outside,
+            phase: done.phase,
+            attempt: done.attempt,
+            kind: FailureKind::Denied,
+            exit_code: done.exit_code,
+            duration_ms: done.duration_ms,
+            agent: done.agent,
+            usage: done.usage,
+        })
     }
 }

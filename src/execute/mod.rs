@@ -6,7 +6,8 @@
 //! - `start.rs`: starting a run, and resuming one (what a dead engine left behind);
 //! - `run_loop.rs`: the event loop (ask, record, commit, act; messages and signals);
 //! - `prepare.rs`: preparing each kind of attempt (argv, scripts, prompts, built-ins, agents);
-//! - `decide.rs`: the policy hooks of agent attempts;
+//! - `decide.rs`: the policy hooks of agent attempts, and `govern` asked again about an
+//!   attempt that changed files outside its work package's `owned_files`;
 //! - `fallback.rs`: fallback chains and cooldowns;
 //! - `preflight.rs`: before a run starts, whether every agent phase has an agent that can
 //!   run here;
@@ -186,6 +187,9 @@ pub struct Engine {
     packs: crate::policy::Packs,
     /// Agents and models that failed transiently, passed over until they cool down.
     cooldowns: Cooldowns,
+    /// The context the policy hooks saw before each running agent attempt, for `govern` to
+    /// be asked again about what the attempt changed.
+    routed: HashMap<String, Box<crate::policy::RoutingContext>>,
     /// The run's git base and the work committed on its branches.
     branches: worktree::Branches,
     running: HashMap<String, watch::Sender<u8>>,

@@ -319,6 +319,9 @@ impl Engine {
                 for event in decisions.events(instance) {
                     self.record(event, "engine");
                 }
+                if let Some(ctx) = &decisions.context {
+                    self.routed.insert(instance.to_string(), ctx.clone());
+                }
                 match &decisions.govern {
                     crate::policy::GovernOutcome::Allow => {}
                     crate::policy::GovernOutcome::Deny { reason, pack } => {

@@ -251,7 +251,8 @@ impl Engine {
         match msg {
             Msg::Done { phase, result } => {
                 self.running.remove(&phase);
-                self.record(*result, "engine");
+                let result = self.govern_changes(*result);
+                self.record(result, "engine");
                 if let Some(alert) = self.budget.due_alert() {
                     self.record(EventData::BudgetAlert(alert), "engine");
                 }

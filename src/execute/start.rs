@@ -372,6 +372,7 @@ impl Engine {
             packs,
             secrets,
             cooldowns: Cooldowns::default(),
+            routed: HashMap::new(),
             branches,
             catalog,
             running: HashMap::new(),

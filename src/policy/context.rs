@@ -45,6 +45,21 @@ pub struct PhaseContext {
     /// agent, else the first serving the role): `claude-code`, `codex`, `command`… A `command`
     /// agent has no model unless it declares one, and costs what it reports.
     pub adapter: Option<String>,
+    /// What a finished attempt changed on its work-package branch, when `govern` is asked
+    /// again about it (`()` to hooks before an attempt starts). Asked only when the attempt
+    /// changed files outside its package's `owned_files`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Changes>,
+}
+
+/// The files an attempt changed on its work-package branch.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Changes {
+    /// Every file changed between the attempt's base and its last commit.
+    pub files: Vec<String>,
+    /// Those outside the work package's `owned_files`.
+    pub outside_owned: Vec<String>,
 }
 
 /// The run the phase belongs to.
@@ -236,6 +251,15 @@ impl RoutingContext {
             ("agent", option_string(&p.agent)),
             ("model", option_string(&p.model)),
             ("adapter", option_string(&p.adapter)),
+            (
+                "changes",
+                p.changes.as_ref().map_or(Dynamic::UNIT, |c| {
+                    Dynamic::from_map(map([
+                        ("files", strings(&c.files)),
+                        ("outside_owned", strings(&c.outside_owned)),
+                    ]))
+                }),
+            ),
         ]));
         let r = &self.run;
         let run = Dynamic::from_map(map([
@@ -354,6 +378,10 @@ mod tests {
                 agent: None,
                 model: Some("opus".into()),
                 adapter: Some("claude-code".into()),
+                changes: Some(Changes {
+                    files: vec!["src/a.rs".into(), "README.md".into()],
+                    outside_owned: vec!["README.md".into()],
+                }),
             },
             run: RunContext {
                 mission: "m".into(),

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 use sha2::Digest as _;
 
-pub use context::{Frozen, ModelInfo, PhaseContext, RoutingContext, RunContext};
+pub use context::{Changes, Frozen, ModelInfo, PhaseContext, RoutingContext, RunContext};
 pub use pack::{LoadedPack, Manifest, PackFiles, Param, ParamType};
 
 use crate::diag::{did_you_mean, Code, Diagnostic, Diagnostics};
@@ -548,6 +548,48 @@ impl Packs {
             }
         }
         let mut decisions = combine(winner, all);
+        decisions.context = Some(Box::new(ctx.clone()));
+        decisions
+    }
+
+    /// Whether an active pack has a `govern` hook.
+    pub fn governs(&self) -> bool {
+        self.entries.iter().any(|e| e.active && e.has(Hook::Govern))
+    }
+
+    /// Ask the `govern` hooks again about a finished attempt: `ctx.phase.changes` holds what
+    /// it changed and `ctx.route` the agent and model it ran on. Only `govern` is called (the
+    /// route was taken and the money spent); the answers combine as before an attempt.
+    pub fn govern_changes(
+        &self,
+        ctx: &RoutingContext,
+        agent: Option<&str>,
+        model: Option<&str>,
+    ) -> Decisions {
+        let (parts, ctx_digest) = ctx.to_rhai(&self.cache);
+        let route = SeenRoute {
+            agent: agent.map(str::to_string),
+            model: model.map(str::to_string),
+            pack: None,
+        };
+        let route_dyn = route.to_dynamic();
+        let route_text = serde_json::to_string(&route).unwrap_or_default();
+        let all = self
+            .entries
+            .iter()
+            .filter(|e| e.active && e.has(Hook::Govern))
+            .map(|entry| {
+                self.call(
+                    entry,
+                    Hook::Govern,
+                    &parts,
+                    &ctx_digest,
+                    &route_dyn,
+                    &route_text,
+                )
+            })
+            .collect();
+        let mut decisions = combine(None, all);
         decisions.context = Some(Box::new(ctx.clone()));
         decisions
     }

@@ -168,6 +168,17 @@ struct Batch<'a> {
     decisions: Vec<&'a PolicyDecided>,
 }
 
+impl Batch<'_> {
+    /// `govern` asked again about what a finished attempt changed outside its work
+    /// package's `owned_files`: not a route, and the money was spent whatever it answered.
+    fn after_attempt(&self) -> bool {
+        self.decisions
+            .first()
+            .and_then(|d| d.context.as_ref())
+            .is_some_and(|c| !c["phase"]["changes"].is_null())
+    }
+}
+
 /// Evaluate every recorded decision of a run under `setup`.
 pub fn evaluate(events: &[Event], setup: &Setup<'_>) -> RunReport {
     let (mission, started_at) = events
@@ -194,6 +205,8 @@ pub fn evaluate(events: &[Event], setup: &Setup<'_>) -> RunReport {
     // Phase → index in `report.attempts` of its attempt waiting for its result.
     let mut pending: HashMap<String, usize> = HashMap::new();
     let mut batch: Option<Batch<'_>> = None;
+    // Phases whose finished attempt `govern` was asked about again (see `after_attempt`).
+    let mut reviewed: BTreeSet<String> = BTreeSet::new();
     for event in events {
         if let EventData::PolicyDecided(d) = &event.data {
             let continues = batch
@@ -201,7 +214,7 @@ pub fn evaluate(events: &[Event], setup: &Setup<'_>) -> RunReport {
                 .is_some_and(|b| b.phase == d.phase && d.context.is_none());
             if !continues {
                 if let Some(b) = batch.take() {
-                    finish_batch(b, setup, delta, &mut report, &mut pending);
+                    finish(b, &mut reviewed, setup, delta, &mut report, &mut pending);
                 }
                 batch = Some(Batch {
                     phase: d.phase.clone(),
@@ -214,7 +227,7 @@ pub fn evaluate(events: &[Event], setup: &Setup<'_>) -> RunReport {
             continue;
         }
         if let Some(b) = batch.take() {
-            finish_batch(b, setup, delta, &mut report, &mut pending);
+            finish(b, &mut reviewed, setup, delta, &mut report, &mut pending);
         }
         let (phase, attempt, agent, usage, denied) = match &event.data {
             EventData::AttemptSucceeded(s) => {
@@ -225,10 +238,12 @@ pub fn evaluate(events: &[Event], setup: &Setup<'_>) -> RunReport {
                 f.attempt,
                 &f.agent,
                 f.usage.as_deref(),
-                f.kind == crate::model::FailureKind::Denied,
+                // Denied for what it changed, it ran: its tokens are priced like any.
+                f.kind == crate::model::FailureKind::Denied && !reviewed.contains(&f.phase),
             ),
             _ => continue,
         };
+        let after_review = reviewed.remove(phase.as_str());
         let recorded_cost = usage.and_then(|u| u.cost_usd).unwrap_or(0.0);
         report.cost_before_usd += recorded_cost;
         let Some(index) = pending.remove(phase.as_str()) else {
@@ -249,6 +264,13 @@ pub fn evaluate(events: &[Event], setup: &Setup<'_>) -> RunReport {
         if a.after.model.is_none() && a.after.agent == a.before.agent {
             a.after.model.clone_from(&a.before.model);
         }
+        if after_review {
+            a.notes.push(
+                "`govern` was asked again about the files it changed outside its owned_files; \
+                 that decision is as recorded, not evaluated again"
+                    .into(),
+            );
+        }
         a.cost_before_usd = recorded_cost;
         a.tokens = usage.map(Tokens::of);
         settle(a, usage, denied, setup, &mut report.unpriced_models);
@@ -257,7 +279,7 @@ pub fn evaluate(events: &[Event], setup: &Setup<'_>) -> RunReport {
         }
     }
     if let Some(b) = batch.take() {
-        finish_batch(b, setup, delta, &mut report, &mut pending);
+        finish(b, &mut reviewed, setup, delta, &mut report, &mut pending);
     }
     // Attempts that never got a result (a gate that waited, a run that stopped): no cost.
     for index in pending.into_values() {
@@ -285,6 +307,22 @@ pub fn evaluate(events: &[Event], setup: &Setup<'_>) -> RunReport {
     }
     report.cost_after_usd = after;
     report
+}
+
+/// A batch before an attempt is evaluated again; one after is only noted.
+fn finish(
+    batch: Batch<'_>,
+    reviewed: &mut BTreeSet<String>,
+    setup: &Setup<'_>,
+    delta: f64,
+    report: &mut RunReport,
+    pending: &mut HashMap<String, usize>,
+) {
+    if batch.after_attempt() {
+        reviewed.insert(batch.phase);
+    } else {
+        finish_batch(batch, setup, delta, report, pending);
+    }
 }
 
 /// Evaluate a batch of recorded decisions again and register its attempt as pending.
@@ -837,6 +875,106 @@ pub fn text_aggregate(reports: &[RunReport]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `govern` asked again after an attempt about the files it changed is not a route: the
+    /// attempt it follows keeps its own evaluation, and a deny there (the money spent) is
+    /// priced like any finished attempt.
+    #[test]
+    fn a_deny_after_an_attempt_keeps_its_cost_and_the_route_before_it() {
+        use crate::policy::{Changes, RoutingContext};
+        use crate::record::event::{AttemptFailed, AttemptStarted};
+        let ctx = |changes: Option<Changes>| {
+            let mut ctx = RoutingContext::default().normalized();
+            ctx.phase.id = "w".into();
+            ctx.phase.kind = "agent".into();
+            ctx.phase.changes = changes;
+            serde_json::to_value(ctx).ok()
+        };
+        let decided = |context, result: Value| {
+            EventData::PolicyDecided(Box::new(PolicyDecided {
+                phase: "w".into(),
+                pack: "strict".into(),
+                version: "1".into(),
+                hook: "govern".into(),
+                result,
+                reason: None,
+                input_digest: String::new(),
+                layer: Some("project".into()),
+                context,
+            }))
+        };
+        let usage = Usage {
+            input_tokens: 1000,
+            output_tokens: 100,
+            cost_usd: Some(0.25),
+            model: Some("m".into()),
+            ..Usage::default()
+        };
+        let data = [
+            decided(ctx(None), serde_json::json!({"decision": "allow"})),
+            EventData::AttemptStarted(AttemptStarted {
+                phase: "w".into(),
+                attempt: 1,
+                workdir: ".".into(),
+                argv: None,
+                prompt_digest: None,
+                timeout_ms: None,
+                reserved_usd: None,
+            }),
+            decided(
+                ctx(Some(Changes {
+                    files: vec!["a".into(), "b".into()],
+                    outside_owned: vec!["b".into()],
+                })),
+                serde_json::json!({"decision": "deny"}),
+            ),
+            EventData::AttemptFailed(AttemptFailed {
+                phase: "w".into(),
+                attempt: 1,
+                kind: crate::model::FailureKind::Denied,
+                message: "denied by policy `strict`".into(),
+                exit_code: Some(0),
+                duration_ms: 5,
+                agent: Some("coder".into()),
+                usage: Some(Box::new(usage)),
+                files: vec!["b".into()],
+            }),
+        ];
+        let events: Vec<Event> = data
+            .into_iter()
+            .enumerate()
+            .map(|(i, data)| Event {
+                event_id: format!("e{i}"),
+                schema: 1,
+                run_id: "run".into(),
+                seq: i as u64 + 1,
+                ts: "2026-01-01T00:00:00Z".into(),
+                causation_id: None,
+                actor: "engine".into(),
+                data,
+            })
+            .collect();
+        let (packs, _) = Packs::from_sources(Vec::new(), &[]);
+        let catalog = Catalog::default();
+        let setup = Setup {
+            packs: &packs,
+            catalog: &catalog,
+            repriced: false,
+        };
+        let report = evaluate(&events, &setup);
+        assert_eq!(report.attempts.len(), 1, "{:#?}", report.attempts);
+        let a = &report.attempts[0];
+        assert_eq!(a.evaluation, Evaluation::Evaluated);
+        assert_eq!(a.before.govern, "allow");
+        assert_eq!(a.cost_before_usd, 0.25);
+        assert_eq!(a.cost_after_usd, Some(0.25), "{a:#?}");
+        assert!(
+            a.notes.iter().any(|n| n.contains("asked again")),
+            "{:?}",
+            a.notes
+        );
+        assert_eq!(report.cost_after_usd, 0.25);
+    }
 
     #[test]
     fn dollars_never_print_as_negative_zero() {

@@ -554,3 +554,85 @@ fn killed_during_the_work_and_during_the_merge_a_resumed_run_ends_the_same() {
     let verify = p.run(&["replay", &run, "--verify"]);
     assert_eq!(code(&verify), 0, "{}", text(&verify));
 }
+
+/// A work package that writes outside its `owned_files`: reported always; denied when the
+/// mission enables the `owned-files` pack, which `govern` asks after the attempt with what it
+/// changed. The money was spent, so the attempt's usage is kept.
+#[test]
+fn a_governance_pack_can_deny_changes_outside_owned_files() {
+    let mission = |policies: &str| {
+        format!(
+            r#"mission: strays
+{policies}phases:
+  implement:
+    for_each: '[#{{id: "w", title: "Write", owned_files: ["src/owned.txt"]}}, #{{id: "tidy", title: "Tidy", owned_files: ["notes.txt"]}}]'
+    workspace: worktree
+    shell: |
+      case "$SPECTACULAR_PHASE" in
+        *"[w]") echo new > src/owned.txt; echo stray > src/other.txt; echo lock > Cargo.lock ;;
+        *) echo tidy > notes.txt ;;
+      esac
+  merge: {{ needs: [implement], uses: builtin/merge, with: {{ work: implement }} }}
+"#
+        )
+    };
+    let files = [("src/owned.txt", "old\n"), ("notes.txt", "\n")];
+
+    // Without the pack, the stray file is only reported.
+    let p = repo(&mission(""), &files);
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let w = &work(&p.events())["implement[w]"];
+    assert_eq!(w.outside_owned, vec!["Cargo.lock", "src/other.txt"]);
+
+    // With it, the attempt that strayed fails; its sibling, which did not, succeeds.
+    let p = repo(&mission("policies: [owned-files]\n"), &files);
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let events = p.events();
+    let failed = events
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::AttemptFailed(f) if f.phase == "implement[w]" => Some(f.clone()),
+            _ => None,
+        })
+        .expect("the straying attempt failed");
+    assert_eq!(failed.kind, spectacular::model::FailureKind::Denied);
+    assert_eq!(failed.files, vec!["Cargo.lock", "src/other.txt"]);
+    // Cargo.lock is allowed by the pack's default `allow`; src/other.txt is not.
+    assert!(
+        failed.message.contains("denied by policy `owned-files`")
+            && failed
+                .message
+                .contains("changed files outside its owned_files: src/other.txt"),
+        "{}",
+        failed.message
+    );
+    assert_eq!(
+        attempts(&events, "implement[w]"),
+        1,
+        "a deny is not retried"
+    );
+    assert!(work(&events).contains_key("implement[tidy]"));
+    assert!(!work(&events).contains_key("implement[w]"));
+    // The decision is recorded with what the hook saw.
+    let asked = events
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::PolicyDecided(d) if d.phase == "implement[w]" && d.context.is_some() => {
+                d.context.clone()
+            }
+            _ => None,
+        })
+        .expect("govern was asked about implement[w]");
+    assert_eq!(
+        asked["phase"]["changes"]["outside_owned"],
+        serde_json::json!(["Cargo.lock", "src/other.txt"])
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(&e.data, EventData::AttemptStarted(s) if s.phase == "merge")),
+        "nothing is merged after the deny"
+    );
+}

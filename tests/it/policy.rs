@@ -92,6 +92,7 @@ fn builtin_packs_load_clean_and_pass_their_tests() {
             "approved-models",
             "budget-guard",
             "default-routing",
+            "owned-files",
             "security-review"
         ]
     );
@@ -480,6 +481,7 @@ fn builtin_packs_route_budget_and_govern_together() {
             ("default-routing", Hook::Route),
             ("budget-guard", Hook::Budget),
             ("approved-models", Hook::Govern),
+            ("owned-files", Hook::Govern),
             ("security-review", Hook::Govern),
         ]
     );
@@ -518,6 +520,63 @@ fn builtin_packs_route_budget_and_govern_together() {
     assert_eq!(packs.decide(&planning_ctx()).events("plan"), events);
 }
 
+/// After an attempt, only `govern` is asked: with what the attempt changed and the route it
+/// ran on, not a new route.
+#[test]
+fn govern_is_asked_again_about_the_files_an_attempt_changed() {
+    let (mut packs, diagnostics) = Packs::builtin();
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+    let mut ctx = planning_ctx();
+    ctx.phase.changes = Some(spectacular::policy::Changes {
+        files: vec!["src/a.rs".into(), "src/b.rs".into(), "Cargo.lock".into()],
+        outside_owned: vec!["src/b.rs".into(), "Cargo.lock".into()],
+    });
+    let decisions = packs.govern_changes(&ctx, Some("claude-code"), Some("claude-sonnet-4-5"));
+    assert!(decisions.all.iter().all(|d| d.hook == Hook::Govern));
+    assert_eq!(decisions.route, None);
+    match &decisions.govern {
+        GovernOutcome::Deny { reason, pack } => {
+            assert_eq!(pack, "owned-files");
+            assert!(
+                reason.ends_with("outside its owned_files: src/b.rs"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a deny, got {other:?}"),
+    }
+    // The recorded context is the one the hooks saw, changes included.
+    let events = decisions.events("implement[wp-1]");
+    let EventData::PolicyDecided(first) = &events[0] else {
+        panic!("{:?}", events[0])
+    };
+    assert_eq!(
+        first.context.as_ref().unwrap()["phase"]["changes"]["outside_owned"],
+        json!(["src/b.rs", "Cargo.lock"])
+    );
+    // `ctx.route` is the route the attempt ran on.
+    packs
+        .set_params(
+            "approved-models",
+            json!({"models": ["claude-haiku-4-5"]}).as_object().unwrap(),
+        )
+        .expect("params fit");
+    packs
+        .set_params(
+            "owned-files",
+            json!({"allow": ["src/", "Cargo.lock"]})
+                .as_object()
+                .unwrap(),
+        )
+        .expect("params fit");
+    let decisions = packs.govern_changes(&ctx, Some("claude-code"), Some("claude-sonnet-4-5"));
+    match &decisions.govern {
+        GovernOutcome::Deny { pack, .. } => assert_eq!(pack, "approved-models"),
+        other => panic!("expected a deny, got {other:?}"),
+    }
+    let decisions = packs.govern_changes(&ctx, Some("claude-code"), Some("claude-haiku-4-5"));
+    assert_eq!(decisions.govern, GovernOutcome::Allow);
+}
+
 #[test]
 fn committed_policy_schema_is_current_and_fits_the_builtin_packs() {
     let committed = crate::support::assert_committed_schema("policy", "policy.schema.json");
@@ -527,6 +586,7 @@ fn committed_policy_schema_is_current_and_fits_the_builtin_packs() {
         "approved-models",
         "budget-guard",
         "default-routing",
+        "owned-files",
         "security-review",
     ] {
         let path = repo_root().join("policies").join(name).join("pack.yaml");
@@ -600,7 +660,7 @@ fn policy_command_goldens() {
     // JSON output carries digests and timestamps: asserted, not kept as goldens.
     let json = run_cli(dir, &["policy", "list", "--json"], &[]);
     let parsed: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
-    assert_eq!(parsed.as_array().map(Vec::len), Some(4));
+    assert_eq!(parsed.as_array().map(Vec::len), Some(5));
     check("policy-test", dir, &["policy", "test"], 0);
     check(
         "policy-test-one",
@@ -715,7 +775,7 @@ fn policy_command_goldens() {
     let json = run_cli(dir, &["policy", "explain", "last", "plan", "--json"], &[]);
     let parsed: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
     let items = parsed.as_array().expect("a list");
-    assert_eq!(items.len(), 4);
+    assert_eq!(items.len(), 5);
     for item in items {
         assert_eq!(item["phase"], "plan");
         assert!(item["input_digest"]
