@@ -6,11 +6,11 @@
 //! - every worktree under `<store>/worktrees/<run>/` (`git worktree remove --force`; when git
 //!   refuses, the directory is removed and `git worktree prune` forgets it), then that
 //!   directory;
-//! - every branch under `spectacular/<run-short>/` (`git branch -D`, which refuses a branch
+//! - every work branch `spectacular/<run-short>-<work>` (`git branch -D`, which refuses a branch
 //!   checked out anywhere).
 //!
 //! What stays: the integration branch `spectacular/<run-short>` (the run's result, for review;
-//! delete it with `git branch -D` once merged), any branch not under `spectacular/<run-short>/`,
+//! delete it with `git branch -D` once merged), any branch not named `spectacular/<run-short>-…`,
 //! the current branch of the repository, and every path outside `<store>/worktrees/<run>/`.
 //! A running, interrupted or suspended run is never touched; a failed or canceled run is kept
 //! for inspection unless it is named or `include_failed` is set.
@@ -232,7 +232,7 @@ fn clean_run(
         }
     }
 
-    // Branches under `spectacular/<run-short>/`; never the integration branch (should it
+    // Work branches `spectacular/<run-short>-…`; never the integration branch (should it
     // be named under the prefix) nor the current one.
     let current = git.current_branch();
     let integration = integration_branch(run_id);

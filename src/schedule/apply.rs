@@ -327,6 +327,8 @@ impl Scheduler {
                 Vec::new(),
             ));
             self.instances[i].lane = child.lane;
+            // A fan-out sent back as a whole: each of its work packages gets what failed.
+            self.instances[i].previous_errors = self.instances[parent].previous_errors.clone();
             self.index.insert(name, i);
             self.dependents.push(Vec::new());
             created.push((i, child));
@@ -385,6 +387,9 @@ impl Scheduler {
                 self.instances[p].requested = false;
                 self.instances[i].previous_errors = errors.clone();
                 self.touch(p);
+            } else if *name == d.goto {
+                // The phase sent back gets what failed (a fan-out passes it to its children).
+                self.instances[i].previous_errors = errors.clone();
             }
             self.drop_children(i);
             let inst = &mut self.instances[i];

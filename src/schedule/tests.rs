@@ -835,6 +835,52 @@ phases:
     );
 }
 
+/// A loop sends back the phase it names with what failed: a plain phase gets the errors, and
+/// a fan-out sent back whole passes them to every work package it expands again.
+#[test]
+fn the_phase_a_loop_sends_back_sees_what_failed() {
+    for (goto, redone) in [("fix", vec!["fix"]), ("fan", vec!["fan[a]", "fan[b]"])] {
+        let yaml = format!(
+            "
+mission: loops
+phases:
+  fix: {{ uses: builtin/noop }}
+  fan: {{ uses: builtin/noop, needs: [fix], for_each: [{{id: a}}, {{id: b}}] }}
+  check:
+    needs: [fan]
+    uses: builtin/noop
+    on_failure: {{ goto: {goto}, max_loops: 1 }}
+"
+        );
+        let mut h = Harness::new(&yaml, 4);
+        h.starts();
+        h.succeed("fix", 1);
+        h.starts();
+        h.succeed("fan[a]", 1);
+        h.succeed("fan[b]", 1);
+        h.starts();
+        h.record(EventData::AttemptFailed(AttemptFailed {
+            files: Vec::new(),
+            phase: "check".into(),
+            attempt: 1,
+            kind: FailureKind::Checks,
+            message: "checks failed:\n- a.rs:1:1: bad".into(),
+            exit_code: Some(1),
+            duration_ms: 1,
+            agent: None,
+            usage: None,
+        }));
+        assert_eq!(Harness::names(&h.starts()), redone, "{goto}");
+        for name in &redone {
+            assert_eq!(
+                h.s.context(name, 2)["attempt"]["previous_errors"],
+                serde_json::json!(["a.rs:1:1: bad"]),
+                "{name}"
+            );
+        }
+    }
+}
+
 /// `outputs` and `run.complexity` are kept between events and rebuilt only when recorded
 /// values change: what a context shows must follow every value recorded after it was read.
 #[test]

@@ -1,4 +1,4 @@
-//! The built-in missions `research` and `documentation` run end to end by name, with a fake
+//! The built-in missions `research`, `documentation` and `bugfix` run end to end by name, with a fake
 //! `command` agent (a shell script that writes what each phase declares, from its prompt) in
 //! a git repository the test makes.
 
@@ -23,6 +23,16 @@ case "$1" in
     printf '%s' '[{"id":"install","title":"Installing","description":"How to install it","owned_files":["docs/install.md"],"examples":["cargo install spectacular"]},{"id":"usage","title":"Using it","description":"A first run","owned_files":["docs/usage.md"],"depends_on":["install"]}]' > pages.json ;;
   write*) mkdir -p docs; cp "$2" "docs/$(echo "$1" | sed 's/.*\[\(.*\)\]/\1/').md" ;;
   review) cp "$2" review.md ;;
+  reproduce)
+    { echo "add 2 3 prints -1: add subtracts."; echo "Test: tests/add_test.sh asserts add 2 3 = 5."; } > reproduction.md ;;
+  fix)
+    mkdir -p tests
+    printf '. ./src/add.sh\ngot=$(add 2 3)\n[ "$got" = 5 ] || { echo "tests/add_test.sh:2:1: error: add 2 3 gave $got, expected 5"; exit 1; }\n' > tests/add_test.sh
+    if grep -q 'fix these' "$2"; then
+      printf 'add() { echo $(($1 + $2)); }\n' > src/add.sh
+    else
+      printf 'add() { echo $(($1 * $2)); }\n' > src/add.sh
+    fi ;;
   *) echo "unexpected phase $1" >&2; exit 3 ;;
 esac
 "##;
@@ -167,30 +177,117 @@ fn documentation_runs_end_to_end() {
     ] {
         assert!(prompt.contains(expected), "`{expected}` not in\n{prompt}");
     }
-    // Merging and checking are `builtin/merge` and `builtin/check`: where this build has them,
-    // the run goes on to the review; where it does not, `merge` fails saying so and the
-    // report still runs (`always`).
-    let merge_missing = events.iter().any(|e| {
-        matches!(&e.data, EventData::AttemptFailed(f)
-            if f.phase == "merge" && f.message.contains("unknown built-in step `builtin/merge`"))
-    });
-    if merge_missing {
-        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-        assert!(succeeded(&events, "report").is_some());
-    } else {
-        assert!(out.status.success(), "{}", text(&out));
-        for phase in ["merge", "review", "learn", "report"] {
-            assert!(
-                succeeded(&events, phase).is_some(),
-                "`{phase}` did not succeed"
-            );
-        }
-        let review = artifact(&p, &events, "review", "review");
+    // The pages are merged, checked and reviewed; the report runs last.
+    assert!(out.status.success(), "{}", text(&out));
+    for phase in ["merge", "review", "learn", "report"] {
         assert!(
-            review.contains("Review the documentation written for: the CLI"),
-            "{review}"
+            succeeded(&events, phase).is_some(),
+            "`{phase}` did not succeed"
         );
     }
+    let review = artifact(&p, &events, "review", "review");
+    assert!(
+        review.contains("Review the documentation written for: the CLI"),
+        "{review}"
+    );
+}
+
+/// `bugfix`: the analyst reproduces the bug, the executor writes the failing test and a fix
+/// on a branch; the first fix is wrong, so the checks fail and send it back with their errors;
+/// the second is right. The merged branch holds the test and the fix, and its tests pass.
+#[test]
+fn bugfix_runs_end_to_end_and_a_failed_check_sends_the_fix_back() {
+    let p = project();
+    let root = p.path();
+    std::fs::create_dir_all(root.join("src")).unwrap();
+    std::fs::create_dir_all(root.join("tests")).unwrap();
+    std::fs::write(root.join("src/add.sh"), "add() { echo $(($1 - $2)); }\n").unwrap();
+    std::fs::write(root.join("tests/smoke.sh"), "true\n").unwrap();
+    std::fs::write(
+        root.join("test.sh"),
+        "for t in tests/*.sh; do sh \"$t\" || exit 1; done\necho all tests pass\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("bug.md"),
+        "# add subtracts\n\n`add 2 3` prints -1; it should print 5.\n",
+    )
+    .unwrap();
+    git(root, &["add", "."]);
+    git(root, &["commit", "-q", "-m", "the bug"]);
+    let out = p.run(&[
+        "run",
+        "bugfix",
+        "--input",
+        "bug=bug.md",
+        "--input",
+        "check_command=sh test.sh",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let events = p.events();
+    for phase in ["reproduce", "fix", "merge", "check", "learn", "report"] {
+        assert!(
+            succeeded(&events, phase).is_some(),
+            "`{phase}` did not succeed"
+        );
+    }
+    assert!(artifact(&p, &events, "reproduce", "reproduction").contains("add subtracts"));
+    // The wrong fix failed the checks, naming the test; the loop sent `fix` back once.
+    let check_failed = events
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::AttemptFailed(f) if f.phase == "check" => Some(f.clone()),
+            _ => None,
+        })
+        .expect("the first check failed");
+    assert_eq!(check_failed.files, vec!["tests/add_test.sh".to_string()]);
+    let loops = events
+        .iter()
+        .filter(|e| matches!(&e.data, EventData::LoopStarted(l) if l.goto == "fix"))
+        .count();
+    assert_eq!(loops, 1);
+    assert_eq!(crate::runtime::count(&events, "attempt.started", "fix"), 2);
+    // The second fix's prompt had the check's error.
+    let prompts: Vec<String> = crate::support::walk(&p.store().run_dir(&p.run_id()))
+        .into_iter()
+        .filter(|f| f.to_string_lossy().contains("/fix/") && f.ends_with("prompt.md"))
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    assert!(
+        prompts
+            .iter()
+            .any(|t| t.contains("add 2 3 gave 6, expected 5")),
+        "{prompts:?}"
+    );
+    // The integration branch holds the test and the right fix, and its tests pass.
+    let branch = spectacular::git::integration_branch(&p.run_id());
+    assert_eq!(
+        git(root, &["show", &format!("{branch}:src/add.sh")]),
+        "add() { echo $(($1 + $2)); }\n"
+    );
+    assert!(git(root, &["show", &format!("{branch}:tests/add_test.sh")]).contains("expected 5"));
+    let checkout = tempfile::tempdir().unwrap();
+    git(
+        root,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            &checkout.path().join("c").to_string_lossy(),
+            &branch,
+        ],
+    );
+    let tests = Command::new("sh")
+        .arg("test.sh")
+        .current_dir(checkout.path().join("c"))
+        .output()
+        .unwrap();
+    assert!(tests.status.success(), "{}", text(&tests));
+    // The user's checkout is untouched.
+    assert_eq!(
+        std::fs::read_to_string(root.join("src/add.sh")).unwrap(),
+        "add() { echo $(($1 - $2)); }\n"
+    );
 }
 
 /// Every new built-in mission validates by name (the validation of every shipped file is
