@@ -18,7 +18,6 @@
 //! Git runs as a process with explicit arguments (`git -C <repo> …`), never through a shell.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::record::fold::{fold, RunStatus};
 use crate::record::store::Store;
@@ -304,8 +303,8 @@ fn remove_dir(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// `git -C <repo> …`, with the repository named by the path alone (no `GIT_DIR` and friends
-/// from the environment).
+/// `git -C <repo> …` with the engine's settings ([`super::ops`]), for the commands that name
+/// paths (which need not be UTF-8).
 struct Git {
     repo: PathBuf,
 }
@@ -318,15 +317,8 @@ impl Git {
     }
 
     fn run(&self, args: &[&std::ffi::OsStr]) -> Result<String, String> {
-        let output = Command::new("git")
-            .arg("-C")
-            .arg(&self.repo)
+        let output = super::ops::command(&self.repo)
             .args(args)
-            .env_remove("GIT_DIR")
-            .env_remove("GIT_WORK_TREE")
-            .env_remove("GIT_INDEX_FILE")
-            .env_remove("GIT_COMMON_DIR")
-            .env("GIT_TERMINAL_PROMPT", "0")
             .stdin(std::process::Stdio::null())
             .output()
             .map_err(|e| format!("cannot run git: {e}"))?;
@@ -343,10 +335,7 @@ impl Git {
     }
 
     fn toplevel(&self) -> Option<PathBuf> {
-        let out = self
-            .run(&["rev-parse".as_ref(), "--show-toplevel".as_ref()])
-            .ok()?;
-        let top = PathBuf::from(out.trim_end_matches('\n'));
+        let top = super::ops::toplevel(&self.repo).ok()?;
         Some(top.canonicalize().unwrap_or(top))
     }
 
@@ -380,14 +369,7 @@ impl Git {
     }
 
     fn branch_exists(&self, branch: &str) -> bool {
-        let reference = format!("refs/heads/{branch}");
-        self.run(&[
-            "show-ref".as_ref(),
-            "--verify".as_ref(),
-            "--quiet".as_ref(),
-            reference.as_ref(),
-        ])
-        .is_ok()
+        super::ops::branch_exists(&self.repo, branch).unwrap_or(false)
     }
 
     /// The branch checked out in the repository's own working tree.

@@ -35,7 +35,7 @@ pub enum Error {
 
 /// `git -C dir` with the engine's settings: no user hooks, no signing, paths unquoted, a fixed
 /// locale, no prompts, and nothing of a `GIT_DIR` the engine itself may have been given.
-fn command(dir: &Path) -> Command {
+pub(super) fn command(dir: &Path) -> Command {
     let mut command = Command::new("git");
     command
         .arg("-C")
@@ -53,7 +53,8 @@ fn command(dir: &Path) -> Command {
         .env("GIT_MERGE_AUTOEDIT", "no")
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE")
-        .env_remove("GIT_INDEX_FILE");
+        .env_remove("GIT_INDEX_FILE")
+        .env_remove("GIT_COMMON_DIR");
     command
 }
 
