@@ -604,3 +604,48 @@ fn a_hop_to_an_unpriced_model_under_a_budget_is_refused() {
     let spent: f64 = p.events().iter().filter_map(cost_of).sum();
     assert!(close(spent, codex), "{spent} vs {codex}");
 }
+
+/// The same chain without a budget: nothing to reserve against, so a hop to a model without a
+/// price runs, and no attempt records a reservation.
+#[test]
+fn without_a_budget_a_hop_to_an_unpriced_model_runs_and_nothing_is_reserved() {
+    let p = two_hop_project_to(
+        "my-private-model",
+        "defaults: { retry: { max_attempts: 1 } }\n",
+        (1_000, 0, 500),
+    );
+    let out = run_isolated(&p);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        p.path().join("argv.bin").exists(),
+        "Claude Code never started"
+    );
+    let events = p.events();
+    assert!(budget_refusals(&events).is_empty());
+    for e in &events {
+        if let EventData::AttemptStarted(s) = &e.data {
+            assert_eq!(s.reserved_usd, None, "{s:?}");
+        }
+    }
+}
+
+/// Policy hooks see the run's budget as the mission set it: the cap, the soft threshold, and
+/// what remains before anything is spent or reserved.
+#[test]
+fn policies_see_the_budget_the_mission_set() {
+    let p = two_hop_project("budget: { max_usd: 5, soft_usd: 2 }\n", (1_000, 0, 500));
+    let out = run_isolated(&p);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let context = p
+        .events()
+        .into_iter()
+        .find_map(|e| match e.data {
+            EventData::PolicyDecided(d) => d.context,
+            _ => None,
+        })
+        .expect("a decision recorded its context");
+    assert_eq!(context["run"]["budget_usd"], 5.0, "{context:#}");
+    assert_eq!(context["run"]["soft_usd"], 2.0, "{context:#}");
+    assert_eq!(context["run"]["remaining_usd"], 5.0, "{context:#}");
+    assert_eq!(context["run"]["spent_usd"], 0.0, "{context:#}");
+}
