@@ -411,6 +411,51 @@ mod tests {
         assert!(b.due_alert().is_none());
     }
 
+    /// The limits are inclusive: a failed candidate that spent exactly what it reserved did
+    /// not overspend, and a next candidate that brings the total to the cap exactly may start.
+    /// (The figures are exact in binary, so no rounding hides an off-by-one comparison.)
+    #[test]
+    fn a_hop_that_reaches_the_cap_exactly_may_start() {
+        let mut b = Budget::new(&Limits {
+            max_usd: Some(1.0),
+            soft_usd: None,
+        });
+        b.apply(&started("a", 0.25));
+        b.apply(&started("b", 0.25));
+        // 0.25 spent (all `a` held) + 0.25 held by `b` + 0.5 = 1.0.
+        b.check_hop(&hop("a", 0.25, 0.5)).unwrap();
+        assert!(matches!(
+            b.check_hop(&hop("a", 0.25, 0.5 + 1e-6)),
+            Err(Refused::Hop { .. })
+        ));
+        assert!(matches!(
+            b.check_hop(&hop("a", 0.25 + 1e-6, 0.25)),
+            Err(Refused::Overspent { .. })
+        ));
+        // The same for a new attempt: 0.5 held + 0.5 = 1.0.
+        b.check("c", 0.5).unwrap();
+        assert!(matches!(b.check("c", 0.5 + 1e-6), Err(Refused::Cap { .. })));
+    }
+
+    #[test]
+    fn the_soft_alert_is_due_once_spending_reaches_the_threshold() {
+        let mut b = Budget::new(&Limits {
+            max_usd: Some(1.0),
+            soft_usd: Some(0.5),
+        });
+        assert_eq!(b.due_alert(), None);
+        b.apply(&started("a", 0.25));
+        b.apply(&succeeded("a", 0.25));
+        assert_eq!(b.due_alert(), None, "below the threshold");
+        b.apply(&started("b", 0.25));
+        b.apply(&succeeded("b", 0.25));
+        let alert = b.due_alert().expect("at the threshold");
+        assert_eq!(alert.level, "soft");
+        assert_eq!(alert.threshold_usd, Some(0.5));
+        b.apply(&EventData::BudgetAlert(alert));
+        assert_eq!(b.due_alert(), None, "once per run");
+    }
+
     #[test]
     fn an_estimated_usage_is_the_reservation() {
         let prices = Prices {
