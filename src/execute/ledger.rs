@@ -111,9 +111,12 @@ impl Limits {
     /// Count what the logs say was spent in the day and month of `now` beyond what the ledger
     /// holds.
     pub fn with_logged(mut self, logged: (f64, f64), now: &str) -> Limits {
-        let recorded = Usage::read(&self.ledger, now, std::process::id())
-            .map(|u| (u.day_spent, u.month_spent))
-            .unwrap_or((0.0, 0.0));
+        // A ledger that cannot be read counts as empty here: all that the logs know then counts
+        // as unrecorded, which errs on the side of refusing. Reserving reads it again, under
+        // its lock, and reports what stops it.
+        let text = std::fs::read_to_string(&self.ledger).unwrap_or_default();
+        let usage = Usage::of(&text, now, std::process::id());
+        let recorded = (usage.day_spent, usage.month_spent);
         self.unrecorded = (
             (logged.0 - recorded.0).max(0.0),
             (logged.1 - recorded.1).max(0.0),
@@ -132,18 +135,6 @@ struct Usage {
 }
 
 impl Usage {
-    fn read(path: &Path, now: &str, own_pid: u32) -> std::io::Result<Usage> {
-        let mut text = String::new();
-        match File::open(path) {
-            Ok(mut file) => {
-                file.read_to_string(&mut text)?;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        Ok(Usage::of(&text, now, own_pid))
-    }
-
     fn of(text: &str, now: &str, own_pid: u32) -> Usage {
         let (day, month) = (prefix(now, 10), prefix(now, 7));
         let mut usage = Usage::default();
@@ -516,6 +507,18 @@ mod tests {
         let refused = shared.reserve("run", "x#1", 0.2).unwrap_err().to_string();
         assert!(refused.contains("spent $0.9000"), "{refused}");
         shared.reserve("run", "x#1", 0.1).unwrap();
+    }
+
+    #[test]
+    fn what_the_ledger_holds_is_not_counted_again_from_the_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = crate::record::now_ts();
+        Shared::new(vec![limits(dir.path(), 10.0)]).settle("run", "a#1", 0.5, &now);
+        let limits = limits(dir.path(), 10.0).with_logged((0.75, 2.0), &now);
+        assert_eq!(limits.unrecorded, (0.25, 1.5));
+        // The logs never count for less than the ledger holds.
+        let limits = limits.with_logged((0.25, 0.25), &now);
+        assert_eq!(limits.unrecorded, (0.0, 0.0));
     }
 
     #[test]

@@ -182,8 +182,12 @@ fn pipeline_log() -> Log {
     let mut checked = succeeded("check", 2);
     checked.values.insert(
         s("errors"),
-        json!([{"tool": "clippy", "file": "src/main.rs", "line": 7, "column": 5,
-                "severity": "warning", "code": "clippy::needless_return", "message": "unneeded `return`"}]),
+        json!({"passed": true, "workdir": ".", "commands": [], "dropped": 0, "errors": [
+            {"tool": "cargo", "file": "src/main.rs", "line": 7, "column": 5,
+             "severity": "warning", "code": "clippy::needless_return", "message": "unneeded `return`"},
+            // Not the published shape (no severity): not a check's error.
+            {"tool": "cargo", "message": "half an error"}
+        ]}),
     );
     log.push(EventData::AttemptSucceeded(checked))
         .push(phase_ok("check"))
@@ -194,10 +198,13 @@ fn pipeline_log() -> Log {
     reviewed.usage = usage("opus", 1.0);
     reviewed.values.insert(
         s("verdicts"),
-        json!({"verdicts": [
-            {"criterion": "WP01: greets by name", "verdict": "pass", "work_package": "WP01", "evidence": "tests/greet.rs"},
-            {"criterion": "WP02: prints usage", "verdict": "unknown", "work_package": "WP02"}
-        ]}),
+        json!([
+            {"criterion": "WP01/1", "verdict": "pass", "reason": "the test greets Ada",
+             "evidence": [{"kind": "test", "ref": "tests::greets_by_name"}, {"kind": "file", "ref": "src/greet.rs:3"}]},
+            {"criterion": "WP02/1", "verdict": "unknown", "reason": "no test prints the usage", "evidence": []},
+            // Not the published shape: not a verdict.
+            {"criterion": "WP02: prints usage", "verdict": "pass", "work_package": "WP02"}
+        ]),
     );
     log.push(EventData::AttemptSucceeded(reviewed))
         .push(phase_ok("review"))
@@ -268,7 +275,17 @@ fn the_report_of_a_whole_pipeline_follows_the_schema_and_tells_what_happened() {
     assert_eq!(wp(0)["loops"], 1);
     assert_eq!(wp(0)["state"], "done");
     assert_eq!(wp(0)["verdicts"][0]["verdict"], "pass");
+    assert_eq!(
+        wp(0)["verdicts"][0]["evidence"],
+        json!(["test tests::greets_by_name", "file src/greet.rs:3"])
+    );
+    assert_eq!(wp(0)["verdicts"][0]["reason"], "the test greets Ada");
     assert_eq!(wp(1)["verdicts"][0]["verdict"], "unknown");
+    assert_eq!(
+        wp(1)["verdicts"].as_array().unwrap().len(),
+        1,
+        "a row of another shape is no verdict"
+    );
     assert_eq!(wp(1)["git"]["outside_owned"], json!(["README.md"]));
     assert_eq!(wp(1)["merge"], "already");
     // Checks: the failure with its files, the errors of the check phase.
@@ -282,6 +299,12 @@ fn the_report_of_a_whole_pipeline_follows_the_schema_and_tells_what_happened() {
         "clippy::needless_return"
     );
     assert_eq!(report["checks"]["errors"][0]["line"], 7);
+    assert_eq!(report["checks"]["errors"][0]["severity"], "warning");
+    assert_eq!(
+        report["checks"]["errors"].as_array().unwrap().len(),
+        1,
+        "a row of another shape is no check error"
+    );
     // Cost by phase, agent and model, summed from the attempts' usage above.
     let total = 0.5 + 0.25 + 0.125 + 0.0625 + 1.0;
     assert_eq!(report["cost"]["total_usd"], total);

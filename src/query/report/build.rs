@@ -107,19 +107,25 @@ pub fn report(events: &[Event]) -> Report {
                             plan_report = Some((d.phase.clone(), value.clone()))
                         }
                         "tasks" => tasks = Some((d.phase.clone(), value.clone())),
+                        // Rows of the published shapes; anything else is not a check's
+                        // errors or a validator's verdicts, whatever its name.
                         "errors" => {
-                            for e in rows_of(value, "errors") {
-                                if checks.errors.len() < ROWS_MAX {
-                                    checks.errors.push(check_error(&d.phase, e));
-                                }
-                            }
+                            let room = ROWS_MAX.saturating_sub(checks.errors.len());
+                            checks.errors.extend(
+                                rows_of(value, "errors")
+                                    .iter()
+                                    .filter_map(|e| check_error(&d.phase, e))
+                                    .take(room),
+                            );
                         }
                         "verdicts" => {
-                            for v in rows_of(value, "verdicts") {
-                                if verdicts.len() < ROWS_MAX {
-                                    verdicts.push(verdict(&d.phase, v));
-                                }
-                            }
+                            let room = ROWS_MAX.saturating_sub(verdicts.len());
+                            verdicts.extend(
+                                rows_of(value, "verdicts")
+                                    .iter()
+                                    .filter_map(|v| verdict(&d.phase, v))
+                                    .take(room),
+                            );
                         }
                         _ => {}
                     }
@@ -361,10 +367,6 @@ fn text_of(value: &Value, keys: &[&str]) -> Option<String> {
     })
 }
 
-fn number_of(value: &Value, key: &str) -> Option<u64> {
-    value.get(key).and_then(Value::as_u64)
-}
-
 /// The rows of a recorded value: the array itself, or the array under `key`.
 fn rows_of<'a>(value: &'a Value, key: &str) -> &'a [Value] {
     match value {
@@ -374,27 +376,38 @@ fn rows_of<'a>(value: &'a Value, key: &str) -> &'a [Value] {
     }
 }
 
-fn check_error(phase: &str, e: &Value) -> CheckError {
-    CheckError {
+fn check_error(phase: &str, e: &Value) -> Option<CheckError> {
+    let e: crate::check::Error = serde_json::from_value(e.clone()).ok()?;
+    Some(CheckError {
         phase: phase.to_string(),
-        tool: text_of(e, &["tool"]),
-        file: text_of(e, &["file", "path"]),
-        line: number_of(e, "line"),
-        column: number_of(e, "column"),
-        severity: text_of(e, &["severity", "level"]),
-        code: text_of(e, &["code"]),
-        message: text_of(e, &["message"]).unwrap_or_else(|| e.to_string()),
-    }
+        tool: e.tool,
+        file: e.file,
+        line: e.line,
+        column: e.column,
+        severity: e.severity.as_str().to_string(),
+        code: e.code,
+        message: e.message,
+        test: e.test,
+    })
 }
 
-fn verdict(phase: &str, v: &Value) -> Verdict {
-    Verdict {
+fn verdict(phase: &str, v: &Value) -> Option<Verdict> {
+    let v: crate::check::verdicts::Verdict = serde_json::from_value(v.clone()).ok()?;
+    Some(Verdict {
         phase: phase.to_string(),
-        criterion: text_of(v, &["criterion", "id", "acceptance"]).unwrap_or_default(),
-        verdict: text_of(v, &["verdict", "status", "result"]).unwrap_or_else(|| "unknown".into()),
-        work_package: text_of(v, &["work_package", "wp"]),
-        evidence: text_of(v, &["evidence"]),
-    }
+        work_package: v.criterion.split_once('/').map(|(wp, _)| wp.to_string()),
+        criterion: v.criterion,
+        verdict: v.verdict.as_str().to_string(),
+        evidence: v
+            .evidence
+            .iter()
+            .map(|e| {
+                let kind = serde_json::to_value(e.kind).unwrap_or_default();
+                format!("{} {}", kind.as_str().unwrap_or("?"), e.reference)
+            })
+            .collect(),
+        reason: v.reason,
+    })
 }
 
 fn spec_section(phase: &str, value: &Value) -> Option<SpecSection> {

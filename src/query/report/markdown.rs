@@ -318,8 +318,8 @@ pub fn markdown(report: &Report) -> String {
                     out,
                     "| {} | {} | {} | {} | {} |",
                     cell(&at),
-                    opt(&e.severity),
-                    opt(&e.tool),
+                    cell(&e.severity),
+                    cell(&e.tool),
                     opt(&e.code),
                     cell(&e.message)
                 );
@@ -329,16 +329,24 @@ pub fn markdown(report: &Report) -> String {
 
     if !report.verdicts.is_empty() {
         let _ = writeln!(out, "\n## Verdicts\n");
-        let _ = writeln!(out, "| criterion | verdict | package | evidence | by |");
-        let _ = writeln!(out, "|---|---|---|---|---|");
+        let _ = writeln!(
+            out,
+            "| criterion | verdict | package | evidence | reason | by |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|");
         for v in &report.verdicts {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | `{}` |",
+                "| {} | {} | {} | {} | {} | `{}` |",
                 cell(&v.criterion),
                 cell(&v.verdict),
                 opt(&v.work_package),
-                opt(&v.evidence),
+                if v.evidence.is_empty() {
+                    "-".to_string()
+                } else {
+                    cell(&v.evidence.join("; "))
+                },
+                cell(&v.reason),
                 v.phase
             );
         }

@@ -221,17 +221,22 @@ pub struct Checks {
     pub failures: Vec<CheckFailure>,
 }
 
+/// One error of a recorded `errors` value (`errors.json`, its published schema), and the
+/// phase that recorded it.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct CheckError {
     /// The phase that recorded it.
     pub phase: String,
-    pub tool: Option<String>,
+    pub tool: String,
     pub file: Option<String>,
-    pub line: Option<u64>,
-    pub column: Option<u64>,
-    pub severity: Option<String>,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+    /// `error`, `warning` or `note`.
+    pub severity: String,
     pub code: Option<String>,
     pub message: String,
+    /// The failing test, for test runners.
+    pub test: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, JsonSchema)]
@@ -243,18 +248,22 @@ pub struct CheckFailure {
     pub files: Vec<String>,
 }
 
+/// One verdict of a recorded `verdicts` value (`verdicts.json`, its published schema), and
+/// the phase that recorded it.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct Verdict {
     /// The phase that recorded it.
     pub phase: String,
-    /// The acceptance criterion (its id or text).
+    /// The acceptance criterion: `<work package>/<n>`.
     pub criterion: String,
     /// `pass`, `fail` or `unknown`.
     pub verdict: String,
-    /// The work package it is about, when known.
+    /// The work package it is about (the criterion's first part).
     pub work_package: Option<String>,
-    /// The evidence: a file, a test, command output.
-    pub evidence: Option<String>,
+    /// Each piece of evidence, as `<kind> <ref>` (`test tests::greets`, `file src/a.rs:3`).
+    pub evidence: Vec<String>,
+    /// Why, in the validator's words.
+    pub reason: String,
 }
 
 #[derive(Clone, Debug, Serialize, JsonSchema)]
