@@ -521,6 +521,37 @@ mod tests {
         assert_eq!(limits.unrecorded, (0.0, 0.0));
     }
 
+    /// A writer killed in the middle of a line leaves it torn; the next one truncates it
+    /// and starts on a line of its own, the complete lines before it untouched.
+    #[test]
+    fn a_torn_last_line_is_truncated_before_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LEDGER);
+        let whole = serde_json::to_string(&Line {
+            ts: "2026-11-21T12:00:00Z".into(),
+            run_id: "a".into(),
+            usd: Some(0.5),
+            ..Line::default()
+        })
+        .unwrap();
+        std::fs::write(&path, format!("{whole}\n{{\"ts\":\"2026-11-2")).unwrap();
+        let next = Line {
+            ts: "2026-11-21T12:00:01Z".into(),
+            run_id: "b".into(),
+            usd: Some(0.25),
+            ..Line::default()
+        };
+        Locked::open(&path)
+            .unwrap()
+            .append(&[next.clone()])
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            format!("{whole}\n{}\n", serde_json::to_string(&next).unwrap())
+        );
+    }
+
     #[test]
     fn reconciling_writes_what_the_log_knows_once() {
         let dir = tempfile::tempdir().unwrap();
