@@ -552,6 +552,66 @@ mod tests {
         );
     }
 
+    /// What reconciling counts as settled already: a settlement of this run's attempt, not
+    /// its open reservation nor another run's line for the same key. What it writes stops
+    /// counting as unrecorded; an attempt that cost nothing is not written.
+    #[test]
+    fn reconciling_writes_each_missing_settlement_and_counts_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = crate::record::now_ts();
+        let mut shared = Shared::new(vec![limits(dir.path(), 10.0)]);
+        shared.reserve("run", "a#1", 1.0).unwrap();
+        shared.settle("other", "a#1", 0.5, &now);
+        let mut logged = Shared::new(vec![limits(dir.path(), 10.0).with_logged((1.0, 2.0), &now)]);
+        assert_eq!(logged.limits[0].unrecorded, (0.5, 1.5));
+        logged.reconcile(
+            "run",
+            &[
+                ("a#1".to_string(), 0.25, now.clone()),
+                ("b#1".to_string(), 0.0, now.clone()),
+            ],
+        );
+        let text = std::fs::read_to_string(dir.path().join(LEDGER)).unwrap();
+        let lines: Vec<Line> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let settled: Vec<(&str, &str, Option<f64>)> = lines
+            .iter()
+            .filter(|l| l.reserve.is_none())
+            .map(|l| (l.run_id.as_str(), l.key.as_deref().unwrap_or(""), l.usd))
+            .collect();
+        assert_eq!(
+            settled,
+            [("other", "a#1", Some(0.5)), ("run", "a#1", Some(0.25))]
+        );
+        assert_eq!(logged.limits[0].unrecorded, (0.25, 1.25));
+    }
+
+    /// The month budget counts the month's spending, the ledger's and the logs' alike.
+    #[test]
+    fn a_month_budget_counts_what_the_logs_know() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = crate::record::now_ts();
+        let month = Limits::new(
+            "user",
+            dir.path(),
+            &BudgetsFile {
+                day_usd: None,
+                month_usd: Some(2.0),
+            },
+        );
+        Shared::new(vec![month.clone()]).settle("old", "x#1", 0.5, &now);
+        let shared = Shared::new(vec![month.with_logged((0.0, 1.0), &now)]);
+        // 0.5 in the ledger + 0.5 more in the logs + 1.25 > 2.0; 1.0 reaches it exactly.
+        let refused = shared.reserve("run", "a#1", 1.25).unwrap_err().to_string();
+        assert!(
+            refused.contains("user month budget") && refused.contains("spent $1.0000"),
+            "{refused}"
+        );
+        shared.reserve("run", "a#1", 1.0).unwrap();
+    }
+
     #[test]
     fn reconciling_writes_what_the_log_knows_once() {
         let dir = tempfile::tempdir().unwrap();
