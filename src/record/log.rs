@@ -362,6 +362,7 @@ mod tests {
         let mut log = RunLog::create(&store, "R1").unwrap();
         log.append(ready("a"), "engine", None);
         log.commit().unwrap();
+        assert!(!log.is_poisoned());
         // A read-only handle on the same file: the kernel refuses the write (EBADF).
         log.replace_file(File::open(log.path()).unwrap());
         log.append(ready("b"), "engine", None);
