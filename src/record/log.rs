@@ -356,6 +356,25 @@ mod tests {
         assert!(matches!(err, Error::RunExists { .. }), "{err:?}");
     }
 
+    /// The first commit makes the new directories durable too; a directory that cannot be
+    /// (here: moved away) fails the commit, naming it, rather than leaving the run's entry
+    /// to chance on a crash.
+    #[test]
+    fn the_first_commit_fails_when_a_new_directory_cannot_be_made_durable() {
+        let (tmp, store) = store();
+        let mut log = RunLog::create(&store, "R1").unwrap();
+        std::fs::rename(store.runs_dir(), tmp.path().join("elsewhere")).unwrap();
+        log.append(ready("a"), "engine", None);
+        let err = log.commit().unwrap_err();
+        match &err {
+            Error::Io { action, path, .. } => {
+                assert_eq!(*action, "fsync the directory");
+                assert_eq!(path, &store.run_dir("R1"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn a_failed_write_poisons_the_log_for_good() {
         let (_tmp, store) = store();
