@@ -83,6 +83,7 @@ case "$SPECTACULAR_PHASE" in
   "implement[wp-docs]")
     printf '# Arith\n\n    . src/add.sh; . src/mul.sh; mul 2 3   # 6\n' > README.md ;;
 esac
+if [ -n "${CODER_STRAY:-}" ]; then echo stray > stray.txt; fi
 sleep "${CODER_SLEEP:-0}"
 echo "wrote $SPECTACULAR_PHASE"
 "#;
@@ -634,5 +635,60 @@ fn a_governance_pack_can_deny_changes_outside_owned_files() {
             .iter()
             .any(|e| matches!(&e.data, EventData::AttemptStarted(s) if s.phase == "merge")),
         "nothing is merged after the deny"
+    );
+}
+
+/// An agent's attempt is asked about with the context its route was decided on: the role and
+/// the adapter before the attempt, the files it changed after.
+#[test]
+fn an_agent_that_writes_outside_its_package_is_denied_with_the_context_it_was_routed_on() {
+    let p = arith();
+    let mission = build_mission("fail").replace("phases:", "policies: [owned-files]\nphases:");
+    std::fs::write(p.path().join("mission.yaml"), mission).unwrap();
+    let out = p
+        .command(&["run", "mission.yaml"])
+        .env("CODER_STRAY", "1")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let events = p.events();
+    let denied: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::AttemptFailed(f)
+                if f.kind == spectacular::model::FailureKind::Denied
+                    && f.files == ["stray.txt"] =>
+            {
+                Some(f.phase.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(denied.contains(&"implement[wp-add]"), "{denied:?}");
+    let after = events
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::PolicyDecided(d)
+                if d.phase == "implement[wp-add]"
+                    && d.context
+                        .as_ref()
+                        .is_some_and(|c| !c["phase"]["changes"].is_null()) =>
+            {
+                d.context.clone()
+            }
+            _ => None,
+        })
+        .expect("govern was asked after the attempt");
+    assert_eq!(after["phase"]["role"], "executor");
+    assert_eq!(after["phase"]["adapter"], "command");
+    assert_eq!(
+        after["phase"]["changes"]["outside_owned"],
+        serde_json::json!(["stray.txt"])
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(&e.data, EventData::MergeStep(_))),
+        "nothing denied is merged"
     );
 }
