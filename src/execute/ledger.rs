@@ -543,7 +543,7 @@ mod tests {
         };
         Locked::open(&path)
             .unwrap()
-            .append(&[next.clone()])
+            .append(std::slice::from_ref(&next))
             .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(
@@ -559,7 +559,7 @@ mod tests {
     fn reconciling_writes_each_missing_settlement_and_counts_it_once() {
         let dir = tempfile::tempdir().unwrap();
         let now = crate::record::now_ts();
-        let mut shared = Shared::new(vec![limits(dir.path(), 10.0)]);
+        let shared = Shared::new(vec![limits(dir.path(), 10.0)]);
         shared.reserve("run", "a#1", 1.0).unwrap();
         shared.settle("other", "a#1", 0.5, &now);
         let mut logged = Shared::new(vec![limits(dir.path(), 10.0).with_logged((1.0, 2.0), &now)]);
