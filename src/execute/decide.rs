@@ -156,8 +156,9 @@ impl Engine {
     /// finished attempt cannot wait for one.
     pub(super) fn govern_changes(&mut self, result: EventData) -> EventData {
         use crate::policy::{Changes, GovernOutcome, PhaseContext, RoutingContext, RunContext};
-        let EventData::AttemptSucceeded(done) = &result else {
-            return result;
+        let done = match result {
+            EventData::AttemptSucceeded(done) => done,
+            other => return other,
         };
         let routed = self.routed.remove(&done.phase);
         let Some(changes) = done
@@ -169,10 +170,10 @@ impl Engine {
                 outside_owned: g.outside_owned.clone(),
             })
         else {
-            return result;
+            return EventData::AttemptSucceeded(done);
         };
         if !self.packs.governs() {
-            return result;
+            return EventData::AttemptSucceeded(done);
         }
         let mut ctx = match routed {
             Some(ctx) => *ctx,
@@ -213,19 +214,16 @@ impl Engine {
             self.record(event, "engine");
         }
         let why = match &decisions.govern {
-            GovernOutcome::Allow => return result,
+            GovernOutcome::Allow => return EventData::AttemptSucceeded(done),
             // A person agreed to this phase before it started: the same ask is answered.
             GovernOutcome::RequireApproval { .. } if self.scheduler.approved(&done.phase) => {
-                return result
+                return EventData::AttemptSucceeded(done)
             }
             GovernOutcome::Deny { reason, pack } => format!("denied by policy `{pack}`: {reason}"),
             GovernOutcome::RequireApproval { reason, pack } => format!(
                 "policy `{pack}` asks for approval ({reason}), which a finished attempt cannot \
                  wait for: have the policy deny such changes, or widen the package's owned_files"
             ),
-        };
-        let EventData::AttemptSucceeded(done) = result else {
-            unreachable!("matched above")
         };
         EventData::AttemptFailed(AttemptFailed {
             message: format!(
