@@ -622,8 +622,16 @@ fn killing_the_engine_at_any_moment_loses_nothing() {
         engine = p.spawn(&["resume", &p.run_id()]);
     }
     if !finished {
+        // The last resume completes the run, unless the engine killed last had recorded its
+        // end already: then this one finds nothing left to do, and says so.
         let status = engine.wait().unwrap();
-        assert_eq!(status.code(), Some(0), "the last resume completes the run");
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(engine.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        assert!(
+            status.code() == Some(0)
+                || (status.code() == Some(2) && stderr.contains("already succeeded")),
+            "the last resume: {status:?}: {stderr}"
+        );
     }
     assert!(kills >= 5, "the engine was killed only {kills} times");
     let events = p.events();
