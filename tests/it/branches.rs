@@ -3,31 +3,13 @@
 //! conflicts (rework, approval, fail), retries from a clean reset, `--apply`, and SIGKILL in
 //! the middle of implementation and of the merge.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use spectacular::record::event::{GitWork, MergeOutcome};
 use spectacular::record::{Event, EventData};
 
 use crate::runtime::{code, text, Project};
-use crate::support::git_init;
-
-/// `git -C dir args…`, trimmed stdout; panics when git fails.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
-}
+use crate::support::{git, git_init};
 
 /// A project with `mission` and `files`, committed on `main`.
 fn repo(mission: &str, files: &[(&str, &str)]) -> Project {

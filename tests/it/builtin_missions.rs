@@ -2,12 +2,13 @@
 //! `command` agent (a shell script that writes what each phase declares, from its prompt) in
 //! a git repository the test makes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use spectacular::record::{Event, EventData};
 
 use crate::runtime::Project;
+use crate::support::git;
 
 /// The fake agent: `$1` is the phase instance, `$2` the prompt file; it writes the phase's
 /// outputs in its working directory, copying the prompt so that the test sees what reached it.
@@ -36,22 +37,6 @@ case "$1" in
   *) echo "unexpected phase $1" >&2; exit 3 ;;
 esac
 "##;
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "Test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.com")
-        .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.com")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .expect("run git");
-    assert!(out.status.success(), "git {args:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// A git repository with a committed file, the fake agent for every role, and `brief.md`.
 fn project() -> Project {
@@ -261,11 +246,6 @@ fn bugfix_runs_end_to_end_and_a_failed_check_sends_the_fix_back() {
     );
     // The integration branch holds the test and the right fix, and its tests pass.
     let branch = spectacular::git::integration_branch(&p.run_id());
-    assert_eq!(
-        git(root, &["show", &format!("{branch}:src/add.sh")]),
-        "add() { echo $(($1 + $2)); }\n"
-    );
-    assert!(git(root, &["show", &format!("{branch}:tests/add_test.sh")]).contains("expected 5"));
     let checkout = tempfile::tempdir().unwrap();
     git(
         root,
@@ -283,6 +263,14 @@ fn bugfix_runs_end_to_end_and_a_failed_check_sends_the_fix_back() {
         .output()
         .unwrap();
     assert!(tests.status.success(), "{}", text(&tests));
+    let merged = checkout.path().join("c");
+    assert_eq!(
+        std::fs::read_to_string(merged.join("src/add.sh")).unwrap(),
+        "add() { echo $(($1 + $2)); }\n"
+    );
+    assert!(std::fs::read_to_string(merged.join("tests/add_test.sh"))
+        .unwrap()
+        .contains("expected 5"));
     // The user's checkout is untouched.
     assert_eq!(
         std::fs::read_to_string(root.join("src/add.sh")).unwrap(),

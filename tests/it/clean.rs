@@ -3,41 +3,18 @@
 //! the integration branch `spectacular/<run-short>`), with run logs in every state.
 
 use std::path::Path;
-use std::process::Command;
 
 use spectacular::git::{integration_branch, run_short, work_branch, worktree_dir};
 use spectacular::record::event::{RunFinished, RunSuspended};
 use spectacular::record::{EventData, RunLog, Store};
 
-use crate::support::{run_cli, Output};
+use crate::support::{git, run_cli, Output};
 
 const SUCCEEDED: &str = "01JDQ3ZK6V8X4M2N5P7R9SUCC1";
 const FAILED: &str = "01JDQ3ZK6V8X4M2N5P7R9FAIL1";
 const CANCELED: &str = "01JDQ3ZK6V8X4M2N5P7R9CANC1";
 const RUNNING: &str = "01JDQ3ZK6V8X4M2N5P7R9RUNN1";
 const SUSPENDED: &str = "01JDQ3ZK6V8X4M2N5P7R9SUSP1";
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "Test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.com")
-        .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.com")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn branches(repo: &Path) -> Vec<String> {
     git(

@@ -239,6 +239,32 @@ fn only_bless_1_rewrites_goldens_and_other_values_are_refused() {
 
 /// Make `dir` a git repository with everything in it committed on branch `main` (work on
 /// branches starts from a commit).
+/// `git -C dir args…` in a repository a test made: a fixed identity, no system config, none of
+/// the caller's `GIT_DIR`; panics with git's stderr when it fails. Its stdout, without the
+/// trailing newline.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?} in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+}
+
 pub fn git_init(dir: &Path) {
     for args in [
         &["init", "-q", "-b", "main"][..],

@@ -369,18 +369,6 @@ fn the_optional_plan_gate_waits_with_the_plan_readable_and_continues_when_approv
     assert!(read(&root.join("specs/001-greetings/tasks.md")).contains("T003"));
 }
 
-/// `git -C dir args…`, its trimmed stdout.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("git runs");
-    assert!(out.status.success(), "git {args:?}");
-    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
-}
-
 #[test]
 fn a_spec_becomes_checked_merged_code_and_a_failed_check_sends_back_only_its_package() {
     let dir = greetings();
