@@ -67,6 +67,11 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 pub fn run(context: &Context, args: RunArgs) -> Outcome {
     // A Markdown file runs the project's spec mission with it as the `spec` input.
     let spec_run = super::spec_run::target(context, &args.mission, &args.inputs)?;
+    if !args.json {
+        for note in spec_run.iter().flat_map(|s| &s.notes) {
+            eoutln!("{note}");
+        }
+    }
     let (mission_arg, input_args) = match &spec_run {
         Some(s) => (s.mission.clone(), s.inputs.clone()),
         None => (args.mission.clone(), args.inputs.clone()),

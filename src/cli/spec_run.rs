@@ -17,6 +17,8 @@ use crate::tasks::{speckit, PlanReport, REPORT_VALUE};
 pub struct SpecRun {
     pub mission: String,
     pub inputs: Vec<String>,
+    /// What to tell the user before the run starts (the check command chosen, and why).
+    pub notes: Vec<String>,
 }
 
 /// Is `target` a Markdown file? Then the mission and the inputs to run it with: the spec, the
@@ -76,11 +78,46 @@ pub fn target(
             all.push(format!("{name}={value}"));
         }
     }
+    let mut notes = Vec::new();
+    if !given(CHECK) && !config.spec_inputs.contains_key(CHECK) {
+        if let Some(default) = input_default(context, &mission, CHECK) {
+            let config_file = display_path(&context.store().dir.join("config.yaml"), &root);
+            match crate::knowledge::detect(&root).check {
+                Some(check) => {
+                    notes.push(format!(
+                        "checking the work with `{}`: no check command is configured, and {} \
+                         (set `spec_inputs.{CHECK}` in {config_file}, or run `spectacular init`)",
+                        check.command, check.why
+                    ));
+                    all.push(format!("{CHECK}={}", check.command));
+                }
+                None => notes.push(format!(
+                    "checking the work with `{default}`, the mission's default: no check command \
+                     is configured and none was found in the repository (set \
+                     `spec_inputs.{CHECK}` in {config_file})"
+                )),
+            }
+        }
+    }
     all.extend(inputs.iter().cloned());
     Ok(Some(SpecRun {
         mission,
         inputs: all,
+        notes,
     }))
+}
+
+/// The input that holds the command checking the work.
+const CHECK: &str = "check_command";
+
+/// The default of `mission`'s string input `name`, when it declares one that is not empty.
+fn input_default(context: &Context, mission: &str, name: &str) -> Option<String> {
+    let mission = context.validate(mission).ok()?.mission?;
+    let input = mission.inputs.get(name)?;
+    match &input.default {
+        Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    }
 }
 
 /// Does `mission` declare input `name`? (A mission that does not load is reported later.)
