@@ -40,6 +40,7 @@ macro_rules! eoutln {
 
 mod agents;
 mod analyse;
+mod apply;
 mod answer;
 mod board;
 mod clean;
@@ -216,6 +217,12 @@ Examples:
   spectacular missions list
   # Copy a built-in mission into the project to change it
   spectacular missions eject software-dev";
+const EXAMPLES_APPLY: &str = "\
+Examples:
+  # Apply the latest run's work (it succeeded) to the branch it started from
+  spectacular apply
+  # A run by id prefix
+  spectacular apply 01J9";
 const EXAMPLES_CLEAN: &str = "\
 Examples:
   # What cleaning every successful run would remove
@@ -298,6 +305,9 @@ pub enum Command {
     /// Continue a run that was interrupted, canceled or suspended.
     #[command(after_help = EXAMPLES_RESUME)]
     Resume(run::ResumeArgs),
+    /// Fast-forward the base branch of a run that succeeded to its integration branch.
+    #[command(after_help = EXAMPLES_APPLY)]
+    Apply(apply::Args),
     /// Approve (or reject) an approval gate of a run.
     #[command(after_help = EXAMPLES_APPROVE)]
     Approve(control::ApproveArgs),
@@ -377,6 +387,7 @@ pub fn main() -> ExitCode {
         Command::Init(args) => init::run(&context, args),
         Command::Run(args) => run::run(&context, args),
         Command::Resume(args) => run::resume(&context, args),
+        Command::Apply(args) => apply::run(&context, args),
         Command::Approve(args) => control::approve(&context, args),
         Command::Answer(args) => answer::run(&context, args),
         Command::Cancel(args) => control::cancel(&context, args),

@@ -20,6 +20,11 @@ pub struct Args {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Write the plan beside the run's spec as Spec Kit's `plan.md` and `tasks.md` (a spec in a
+    /// Spec Kit feature directory, `specs/NNN-name/spec.md`; a file the team wrote there is kept
+    /// as `<name>.orig`).
+    #[arg(long, conflicts_with = "json")]
+    pub write: bool,
 }
 
 /// The last plan the run recorded: its phase and report; else the problems of the last plan
@@ -97,6 +102,18 @@ pub fn run(context: &Context, args: Args) -> Outcome {
             )))
         }
     };
+    if args.write {
+        let Some(lines) = super::spec_run::export(&store, &run_id, &context.cwd) else {
+            return Err(Failure::usage(format!(
+                "run {run_id}'s spec is not in a Spec Kit feature directory \
+                 (`specs/NNN-name/spec.md`): there is nowhere to write plan.md and tasks.md"
+            )));
+        };
+        for line in lines {
+            outln!("{line}")?;
+        }
+        return Ok(Exit::Success);
+    }
     let dot_dir = context.store().dir;
     let (catalog, _) =
         crate::config::models::load(&dot_dir, crate::project::user_config_dir().as_deref());

@@ -138,6 +138,10 @@ pub fn resume(context: &Context, args: ResumeArgs) -> Outcome {
     });
     let engine = match engine {
         Ok(engine) => engine,
+        // A finished run has nothing to resume, but its work can still be applied.
+        Err(execute::Error::Finished { .. }) if args.apply => {
+            return super::apply::run(context, super::apply::Args { run: run_id })
+        }
         Err(
             e @ (execute::Error::Drift { .. }
             | execute::Error::Finished { .. }
@@ -190,8 +194,8 @@ fn drive(
             eoutln!("{text}");
         }
     };
-    // A spec in a Spec Kit directory gets the checked plan back as plan.md and tasks.md.
-    for line in super::spec_run::export(&context.store(), &run_id, &context.cwd) {
+    // A spec in a Spec Kit directory may get the checked plan back, on request.
+    if let Some(line) = super::spec_run::export_hint(&context.store(), &run_id, &context.cwd) {
         say(line);
     }
     Ok(match outcome {
@@ -379,7 +383,7 @@ impl Context {
 /// After a run that worked on branches succeeded: its worktrees and work-package branches go,
 /// its integration branch stays for review, or (`--apply`) its base branch is fast-forwarded
 /// to it. What happened, as lines to show; an `Err` when `--apply` could not fast-forward.
-fn finish_branches(context: &Context, run_id: &str, apply: bool) -> Result<Vec<String>, String> {
+pub(super) fn finish_branches(context: &Context, run_id: &str, apply: bool) -> Result<Vec<String>, String> {
     let store = context.store();
     let Ok(events) = store.read_events(run_id) else {
         return Ok(Vec::new());

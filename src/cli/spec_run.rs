@@ -1,8 +1,9 @@
 //! `spectacular run <spec.md>`: a Markdown file as the run target runs the project's spec
 //! mission (`spec_mission` in `config.yaml`, default `software-dev`) with the file as its
 //! `spec` input. A spec in a Spec Kit feature directory gets the artifacts beside it as the
-//! `context` input, and the run's checked plan is written back there as Spec Kit's `plan.md`
-//! and `tasks.md`.
+//! `context` input (but for the files Spectacular wrote there), and the run's checked plan can
+//! be written back there as Spec Kit's `plan.md` and `tasks.md` on request (`spectacular plan
+//! <run> --write`): a run never changes the user's checkout.
 
 use std::path::{Path, PathBuf};
 
@@ -63,9 +64,12 @@ pub fn target(
     }
     if !given("context") {
         if let Some(layout) = speckit::detect(&path) {
+            // What Spectacular wrote there itself (an earlier run's plan written back on
+            // request) is not the team's context.
             let files: Vec<String> = layout
                 .artifacts
                 .iter()
+                .filter(|a| !speckit::written_by_us(a))
                 .map(|a| display_path(a, &root))
                 .collect();
             if !files.is_empty() && declares(context, &mission, "context") {
@@ -129,12 +133,10 @@ fn declares(context: &Context, mission: &str, name: &str) -> bool {
         .is_some_and(|m| m.inputs.contains_key(name))
 }
 
-/// After a run (or resume) of a spec in a Spec Kit feature directory: write its checked plan
-/// there as `plan.md` and `tasks.md`. Returns what to tell the user.
-pub fn export(store: &Store, run_id: &str, cwd: &Path) -> Vec<String> {
-    let Ok(events) = store.read_events(run_id) else {
-        return Vec::new();
-    };
+/// The spec of a run in a Spec Kit feature directory, and the run's checked plan (its report
+/// and `plan` text), when it has one.
+fn checked_plan(store: &Store, run_id: &str) -> Option<(PathBuf, speckit::Layout, PlanReport, String)> {
+    let events = store.read_events(run_id).ok()?;
     let spec = events.iter().find_map(|e| match &e.data {
         EventData::RunStarted(d) => d
             .inputs
@@ -143,9 +145,8 @@ pub fn export(store: &Store, run_id: &str, cwd: &Path) -> Vec<String> {
             .map(PathBuf::from),
         _ => None,
     });
-    let Some(layout) = spec.as_deref().and_then(speckit::detect) else {
-        return Vec::new();
-    };
+    let spec = spec?;
+    let layout = speckit::detect(&spec)?;
     let mut report: Option<(PlanReport, String)> = None;
     for event in &events {
         if let EventData::AttemptSucceeded(d) = &event.data {
@@ -162,13 +163,29 @@ pub fn export(store: &Store, run_id: &str, cwd: &Path) -> Vec<String> {
             }
         }
     }
-    let Some((report, plan)) = report else {
-        return Vec::new();
-    };
-    let spec_text = spec
-        .as_deref()
-        .and_then(|s| std::fs::read_to_string(s).ok())
-        .unwrap_or_default();
+    let (report, plan) = report?;
+    Some((spec, layout, report, plan))
+}
+
+/// After a run of a spec in a Spec Kit feature directory with a checked plan: how to get it
+/// there as Spec Kit's `plan.md` and `tasks.md` (never written unasked: the checkout stays as
+/// it was).
+pub fn export_hint(store: &Store, run_id: &str, cwd: &Path) -> Option<String> {
+    let (_, layout, _, _) = checked_plan(store, run_id)?;
+    let root = Project::discover(cwd).root;
+    Some(format!(
+        "the checked plan can go beside the spec as Spec Kit's plan.md and tasks.md: \
+         `spectacular plan {run_id} --write` writes them into {}",
+        display_path(&layout.dir, &root)
+    ))
+}
+
+/// Write the checked plan of a run of a spec in a Spec Kit feature directory there, as
+/// `plan.md` and `tasks.md` (`spectacular plan --write`). Returns what to tell the user; `None`
+/// when the run's spec is not in a Spec Kit directory or it has no checked plan.
+pub fn export(store: &Store, run_id: &str, cwd: &Path) -> Option<Vec<String>> {
+    let (spec, layout, report, plan) = checked_plan(store, run_id)?;
+    let spec_text = std::fs::read_to_string(&spec).unwrap_or_default();
     let title = speckit::feature_title(&spec_text, &layout.feature);
     let root = Project::discover(cwd).root;
     let files = [
@@ -200,5 +217,5 @@ pub fn export(store: &Store, run_id: &str, cwd: &Path) -> Vec<String> {
             )),
         }
     }
-    said
+    Some(said)
 }
