@@ -223,9 +223,19 @@ fn drive(
         execute::Outcome::Suspended => {
             let events = context.store().read_events(&run_id).unwrap_or_default();
             let questions = super::answer::pending(&events);
+            let summary = crate::record::fold(&events);
+            let gates = super::control::waiting_gates(&summary);
+            let gate = match gates.as_slice() {
+                [gate] => gate.to_string(),
+                _ => "<gate>".to_string(),
+            };
             if questions.is_empty() {
+                let which = match gates.as_slice() {
+                    [] | [_] => String::new(),
+                    more => format!(" (waiting: {})", crate::diag::one_of(more)),
+                };
                 say(format!(
-                    "run {run_id} is waiting for approval; continue with `spectacular approve {run_id} <phase> --resume` (or `--reject`); `spectacular status {run_id}` shows the gates"
+                    "run {run_id} is waiting for approval; continue with `spectacular approve {run_id} {gate} --resume` (or `--reject`){which}; `spectacular status {run_id}` shows the gates"
                 ));
                 return Ok(Exit::Suspended);
             }
@@ -246,7 +256,7 @@ fn drive(
                 );
             }
             say(format!(
-                "run {run_id} is waiting for answers; give them with `spectacular answer {run_id} <number> \"…\"` (or `--file answers.yaml`), then `spectacular resume {run_id}`; `spectacular approve {run_id} <phase> --resume` goes on without them"
+                "run {run_id} is waiting for answers; give them with `spectacular answer {run_id} <number> \"…\"` (or `--file answers.yaml`), then `spectacular resume {run_id}`; `spectacular approve {run_id} {gate} --resume` goes on without them"
             ));
             Exit::Suspended
         }

@@ -33,6 +33,13 @@ pub fn target(
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("md") || e.eq_ignore_ascii_case("markdown"));
     let path = context.cwd.join(target);
+    if is_markdown && !path.exists() {
+        return Err(Failure::usage(format!(
+            "no such file: `{target}`\n  help: a Markdown run target is a spec to implement; \
+             check the path (it is relative to {})",
+            context.cwd.display()
+        )));
+    }
     if !is_markdown || !path.is_file() {
         return Ok(None);
     }

@@ -220,6 +220,14 @@ fn spectacular_plan_prints_the_checked_plan_with_lanes_coverage_and_cost() {
             .into_iter()
             .collect(),
     );
+    // The example's agents are shell scripts: without `--model` the plan is not priced.
+    let unpriced = run_cli(root, &["plan", "last"], &[]);
+    assert!(
+        unpriced.stdout.contains("estimated cost: unpriced (its agents have no prices"),
+        "{}",
+        unpriced.stdout
+    );
+    assert!(!unpriced.stdout.contains('$'), "{}", unpriced.stdout);
     let json = run_cli(root, &["plan", "--json"], &[]);
     assert_eq!(json.code, 0, "{}", json.transcript());
     let value: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
@@ -229,6 +237,7 @@ fn spectacular_plan_prints_the_checked_plan_with_lanes_coverage_and_cost() {
     );
     assert_eq!(value["plan"]["covered"], 5);
     assert_eq!(value["plan"]["work_packages"][1]["wave"], 1);
+    assert_eq!(value["estimate"]["unpriced"], true);
 }
 
 /// A planner that forgets requirements on its first attempt and plans them all once its
@@ -415,6 +424,13 @@ fn a_markdown_target_runs_the_configured_spec_mission_with_its_inputs() {
     assert!(started.inputs["spec"]
         .as_str()
         .is_some_and(|s| s.ends_with("notes.md")));
+    let missing = run_cli(root, &["run", "nosuch.md"], &[]);
+    assert_eq!(missing.code, 2, "{}", missing.transcript());
+    assert!(
+        missing.stderr.contains("no such file: `nosuch.md`"),
+        "{}",
+        missing.stderr
+    );
     let twice = run_cli(root, &["run", "notes.md", "--input", "spec=notes.md"], &[]);
     assert_eq!(twice.code, 2, "{}", twice.transcript());
     assert!(
@@ -439,6 +455,30 @@ fn the_optional_plan_gate_waits_with_the_plan_readable_and_continues_when_approv
         &[],
     );
     assert_eq!(out.code, 3, "{}", out.transcript());
+    assert!(
+        out.stderr.contains("unpriced (its agents have no prices)"),
+        "the gate shows no price for shell agents: {}",
+        out.stderr
+    );
+    let (run, _) = last_run(root);
+    assert!(
+        out.stderr.contains(&format!(
+            "continue with `spectacular approve {run} approve_plan --resume`"
+        )),
+        "the suspend line names the gate: {}",
+        out.stderr
+    );
+    // A phase that is not waiting: the hint names the gate that is.
+    let wrong = run_cli(root, &["approve", "last", "plan"], &[]);
+    assert_eq!(wrong.code, 2, "{}", wrong.transcript());
+    assert!(
+        wrong.stderr.contains(&format!(
+            "phase `plan` is not waiting for approval (it is succeeded)\n  help: the gate \
+             waiting is `approve_plan`: `spectacular approve {run} approve_plan`"
+        )),
+        "{}",
+        wrong.stderr
+    );
     // The plan is checked before the gate: Spec Kit's files can be written to review it.
     let wrote = run_cli(root, &["plan", "--write"], &[]);
     assert_eq!(wrote.code, 0, "{}", wrote.transcript());
@@ -446,7 +486,6 @@ fn the_optional_plan_gate_waits_with_the_plan_readable_and_continues_when_approv
     let plan = run_cli(root, &["plan"], &[]);
     assert_eq!(plan.code, 0, "{}", plan.transcript());
     assert!(plan.stdout.contains("coverage: 5 of 5"), "{}", plan.stdout);
-    let (run, _) = last_run(root);
     let approved = run_cli(root, &["approve", &run, "approve_plan", "--resume"], &[]);
     assert_eq!(approved.code, 0, "{}", approved.transcript());
     let events = store(root).read_events(&run).expect("events");
