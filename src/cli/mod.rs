@@ -177,8 +177,10 @@ Examples:
   spectacular plan last --model claude-sonnet --json";
 const EXAMPLES_COST: &str = "\
 Examples:
-  # What each phase cost
-  spectacular cost --by phase
+  # What each phase of the latest run cost
+  spectacular cost last --by phase
+  # What each model cost, over every run
+  spectacular cost
   # Spending per day over the last week
   spectacular cost --by day --since 7d";
 const EXAMPLES_AGENTS: &str = "\
@@ -345,7 +347,8 @@ pub enum Command {
     /// and model, policy decisions, approvals, loops and the timeline.
     #[command(after_help = EXAMPLES_REPORT)]
     Report(report::Args),
-    /// What agent calls cost: totals, averages and shares by agent, model, phase, mission or day.
+    /// What agent calls cost (of one run, or all): totals, averages and shares by agent, model,
+    /// phase, mission or day.
     #[command(after_help = EXAMPLES_COST)]
     Cost(cost::Args),
     /// The configured agents, and whether each can run here.

@@ -220,6 +220,17 @@ fn spectacular_plan_prints_the_checked_plan_with_lanes_coverage_and_cost() {
             .into_iter()
             .collect(),
     );
+    // `cost` takes a run like every read command; free calls still have their share.
+    let cost = run_cli(root, &["cost", "last", "--by", "agent"], &[]);
+    assert_eq!(cost.code, 0, "{}", cost.transcript());
+    assert!(cost.stdout.contains("100.0%"), "{}", cost.stdout);
+    assert!(
+        cost.stdout.contains("shares are of the calls"),
+        "{}",
+        cost.stdout
+    );
+    let nosuch = run_cli(root, &["cost", "nosuchrun"], &[]);
+    assert_eq!(nosuch.code, 2, "{}", nosuch.transcript());
     // The example's agents are shell scripts: without `--model` the plan is not priced.
     let unpriced = run_cli(root, &["plan", "last"], &[]);
     assert!(
