@@ -198,7 +198,7 @@ fn drive(
     if let Some(line) = super::spec_run::export_hint(&context.store(), &run_id, &context.cwd) {
         say(line);
     }
-    Ok(match outcome {
+    let exit = match outcome {
         execute::Outcome::Succeeded => {
             say(format!("run {run_id} succeeded"));
             match finish_branches(context, &run_id, apply) {
@@ -266,7 +266,16 @@ fn drive(
             ));
             Exit::Canceled
         }
-    })
+    };
+    // The report on disk says how the run ended, and the last line says where it is.
+    if let Some(path) = super::report::finalize(&context.store(), &run_id) {
+        let root = crate::project::Project::discover(&context.cwd).root;
+        say(format!(
+            "report: {}",
+            crate::project::display_path(&path, &root)
+        ));
+    }
+    Ok(exit)
 }
 
 /// Check `--input name=value` against the mission's inputs; apply defaults.

@@ -27,7 +27,7 @@ use serde_json::Value;
 
 pub use check::{check, Lane, Overlap, PlanReport, TraceRow, WorkPackageSummary};
 pub use globs::may_overlap;
-pub use refs::{refs_from_markdown, refs_from_spec, RefKind, SpecRef};
+pub use refs::{refs_from_markdown, refs_from_spec, story_of, RefKind, SpecRef};
 pub use render::{approval_text, summary_text, traceability_markdown, Cost};
 
 /// The `output_invalid` message of a refused plan: a header, then one `- ` line per problem

@@ -28,10 +28,24 @@ pub fn traceability_markdown(report: &PlanReport) -> String {
         let _ = writeln!(out, "| id | kind | spec line | text | work packages |");
         let _ = writeln!(out, "|---|---|---|---|---|");
         for row in &report.traceability {
-            let packages = if row.work_packages.is_empty() {
-                "—".to_string()
-            } else {
-                row.work_packages.join(", ")
+            let through = (row.kind == super::RefKind::Acceptance)
+                .then(|| super::refs::story_of(&row.id))
+                .flatten()
+                .and_then(|story| {
+                    report
+                        .traceability
+                        .iter()
+                        .find(|r| r.kind == super::RefKind::Story && r.id == story)
+                })
+                .filter(|story| !story.work_packages.is_empty());
+            let packages = match through {
+                _ if !row.work_packages.is_empty() => row.work_packages.join(", "),
+                Some(story) => format!(
+                    "through {}: {}",
+                    story.id,
+                    story.work_packages.join(", ")
+                ),
+                None => "—".to_string(),
             };
             let _ = writeln!(
                 out,

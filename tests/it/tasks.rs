@@ -63,6 +63,24 @@ fn a_spec_kit_spec_runs_offline_and_gets_spec_kit_plan_and_tasks() {
         out.stderr
     );
     assert_eq!(git_status(root), "", "the checkout is not clean");
+    // The report left on disk is final, and the run's last line says where it is.
+    let report_md = run_dir.join("artifacts/report/report.md");
+    let report = read(&report_md);
+    assert!(report.contains("- status: **succeeded**"), "{report}");
+    assert_eq!(
+        out.stderr.lines().last(),
+        Some(format!("report: .spectacular/runs/{run}/artifacts/report/report.md").as_str()),
+        "{}",
+        out.stderr
+    );
+    // Acceptance scenarios no package names are covered through their story.
+    assert!(
+        report.contains("| US1.1 | acceptance | through US1: wp-greet |"),
+        "{report}"
+    );
+    assert!(!report.contains("**none**"), "{report}");
+    let trace = read(&run_dir.join("artifacts/plan/traceability.md"));
+    assert!(trace.contains("through US2: wp-bye"), "{trace}");
     // The built-in software-dev mission ran, with the spec, the Spec Kit context and the
     // configured check command as inputs.
     let events = store(root).read_events(&run).expect("events");
