@@ -65,7 +65,10 @@ fn found(detected: &crate::knowledge::Detected) -> String {
         .iter()
         .take(3)
         .map(|(language, files)| {
-            format!("{language} ({files} file{})", if *files == 1 { "" } else { "s" })
+            format!(
+                "{language} ({files} file{})",
+                if *files == 1 { "" } else { "s" }
+            )
         })
         .collect();
     parts.extend(

@@ -40,8 +40,8 @@ macro_rules! eoutln {
 
 mod agents;
 mod analyse;
-mod apply;
 mod answer;
+mod apply;
 mod board;
 mod clean;
 mod completions;

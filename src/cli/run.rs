@@ -402,7 +402,11 @@ impl Context {
 /// After a run that worked on branches succeeded: its worktrees and work-package branches go,
 /// its integration branch stays for review, or (`--apply`) its base branch is fast-forwarded
 /// to it. What happened, as lines to show; an `Err` when `--apply` could not fast-forward.
-pub(super) fn finish_branches(context: &Context, run_id: &str, apply: bool) -> Result<Vec<String>, String> {
+pub(super) fn finish_branches(
+    context: &Context,
+    run_id: &str,
+    apply: bool,
+) -> Result<Vec<String>, String> {
     let store = context.store();
     let Ok(events) = store.read_events(run_id) else {
         return Ok(Vec::new());

@@ -142,7 +142,10 @@ fn declares(context: &Context, mission: &str, name: &str) -> bool {
 
 /// The spec of a run in a Spec Kit feature directory, and the run's checked plan (its report
 /// and `plan` text), when it has one.
-fn checked_plan(store: &Store, run_id: &str) -> Option<(PathBuf, speckit::Layout, PlanReport, String)> {
+fn checked_plan(
+    store: &Store,
+    run_id: &str,
+) -> Option<(PathBuf, speckit::Layout, PlanReport, String)> {
     let events = store.read_events(run_id).ok()?;
     let spec = events.iter().find_map(|e| match &e.data {
         EventData::RunStarted(d) => d

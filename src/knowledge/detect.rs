@@ -156,19 +156,16 @@ fn uses_pytest(root: &Path) -> Option<&'static str> {
             return Some(file);
         }
     }
-    for file in [
+    [
         "pyproject.toml",
         "setup.cfg",
         "tox.ini",
         "requirements.txt",
         "requirements-dev.txt",
         "setup.py",
-    ] {
-        if read_small(&root.join(file)).is_some_and(|t| t.contains("pytest")) {
-            return Some(file);
-        }
-    }
-    None
+    ]
+    .into_iter()
+    .find(|file| read_small(&root.join(file)).is_some_and(|t| t.contains("pytest")))
 }
 
 /// Python test files (`test_*.py`, `*_test.py`) at the top or in `tests/`, the way `unittest`
@@ -237,7 +234,10 @@ pub fn detect(root: &Path) -> Detected {
         }
     }
     if targets.iter().any(|t| t == "test") {
-        check("make test", "the `Makefile` has a `test` target".to_string());
+        check(
+            "make test",
+            "the `Makefile` has a `test` target".to_string(),
+        );
     }
     if has("Cargo.toml") {
         manager("cargo", "Cargo.toml");
@@ -285,10 +285,7 @@ pub fn detect(root: &Path) -> Detected {
             );
         }
     }
-    let python_files = d
-        .languages
-        .iter()
-        .any(|(language, _)| language == "Python");
+    let python_files = d.languages.iter().any(|(language, _)| language == "Python");
     if has("pyproject.toml") || has("setup.py") || has("requirements.txt") || python_files {
         let (name, file) = if has("uv.lock") {
             ("uv", "uv.lock")
@@ -325,11 +322,17 @@ pub fn detect(root: &Path) -> Detected {
         } else if has_python_tests(&root.join("tests")) {
             let run = format!("{prefix}python3 -m unittest discover -s tests");
             command("test", &run, "tests/");
-            check(&run, "`tests/` has Python tests and nothing names pytest: unittest".to_string());
+            check(
+                &run,
+                "`tests/` has Python tests and nothing names pytest: unittest".to_string(),
+            );
         } else if has_python_tests(root) {
             let run = format!("{prefix}python3 -m unittest");
             command("test", &run, ".");
-            check(&run, "Python tests at the top and nothing names pytest: unittest".to_string());
+            check(
+                &run,
+                "Python tests at the top and nothing names pytest: unittest".to_string(),
+            );
         }
         if pyproject.contains("ruff") {
             command("lint", &format!("{prefix}ruff check ."), "pyproject.toml");
@@ -362,7 +365,10 @@ pub fn detect(root: &Path) -> Detected {
     if has("build.gradle") || has("build.gradle.kts") {
         manager("gradle", "build.gradle");
         command("test", "./gradlew test", "build.gradle");
-        check("./gradlew test", "`build.gradle`: a Gradle project".to_string());
+        check(
+            "./gradlew test",
+            "`build.gradle`: a Gradle project".to_string(),
+        );
     }
     if has("Gemfile") {
         manager("bundler", "Gemfile");
@@ -567,7 +573,10 @@ mod tests {
         let command = |files: &[(&str, &str)]| checked(files).map(|(c, _)| c);
         assert_eq!(
             command(&[
-                ("pyproject.toml", "[project.optional-dependencies]\ndev = [\"pytest\"]\n"),
+                (
+                    "pyproject.toml",
+                    "[project.optional-dependencies]\ndev = [\"pytest\"]\n"
+                ),
                 ("app.py", ""),
             ]),
             Some("python3 -m pytest".into())
@@ -606,8 +615,7 @@ mod tests {
             );
         }
         // npm's placeholder script is no test.
-        let placeholder =
-            r#"{"scripts": {"test": "echo \"Error: no test specified\" && exit 1"}}"#;
+        let placeholder = r#"{"scripts": {"test": "echo \"Error: no test specified\" && exit 1"}}"#;
         assert_eq!(command(&[("package.json", placeholder)]), None);
         // The Makefile's `test` wins over the ecosystem's.
         assert_eq!(
@@ -616,6 +624,9 @@ mod tests {
         );
         assert_eq!(command(&[("README.md", "hello\n")]), None);
         let (_, why) = checked(&[("package.json", node), ("yarn.lock", "")]).expect("a check");
-        assert_eq!(why, "`package.json` has a `test` script; `yarn.lock` says yarn");
+        assert_eq!(
+            why,
+            "`package.json` has a `test` script; `yarn.lock` says yarn"
+        );
     }
 }

@@ -114,10 +114,7 @@ pub fn init(root: &Path, dot_dir: &Path) -> std::io::Result<(Detected, Vec<Creat
     }
     let files: Vec<(PathBuf, String)> = vec![
         (dot_dir.join(".gitignore"), GITIGNORE.to_string()),
-        (
-            dot_dir.join("config.yaml"),
-            config(detected.check.as_ref()),
-        ),
+        (dot_dir.join("config.yaml"), config(detected.check.as_ref())),
         (knowledge.join("architecture.md"), architecture(root)),
         (
             knowledge.join("conventions.md"),

@@ -318,7 +318,10 @@ mod tests {
         let report = report(&calls, By::Agent, None);
         assert_eq!(report.share_of, "calls");
         let shown = text(&report);
-        assert!(shown.contains("66.7%") && shown.contains("33.3%"), "{shown}");
+        assert!(
+            shown.contains("66.7%") && shown.contains("33.3%"),
+            "{shown}"
+        );
         assert!(shown.contains("shares are of the calls"), "{shown}");
         let priced = super::report(&[call("a", 0.5)], By::Agent, None);
         assert_eq!(priced.share_of, "cost");

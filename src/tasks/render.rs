@@ -40,11 +40,7 @@ pub fn traceability_markdown(report: &PlanReport) -> String {
                 .filter(|story| !story.work_packages.is_empty());
             let packages = match through {
                 _ if !row.work_packages.is_empty() => row.work_packages.join(", "),
-                Some(story) => format!(
-                    "through {}: {}",
-                    story.id,
-                    story.work_packages.join(", ")
-                ),
+                Some(story) => format!("through {}: {}", story.id, story.work_packages.join(", ")),
                 None => "—".to_string(),
             };
             let _ = writeln!(

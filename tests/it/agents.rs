@@ -1614,7 +1614,11 @@ fn agents_doctor_points_to_the_command_adapter_when_nothing_can_run() {
         "`command` agent",
         "\"Try it on your project without a model\" (book/src/without-a-model.md)",
     ] {
-        assert!(out.stdout.contains(expected), "{expected} in\n{}", out.stdout);
+        assert!(
+            out.stdout.contains(expected),
+            "{expected} in\n{}",
+            out.stdout
+        );
     }
     assert!(crate::support::repo_root()
         .join("book/src/without-a-model.md")

@@ -550,7 +550,10 @@ fn a_failed_run_leaves_its_packages_where_they_stopped_and_loops_count() {
     assert_eq!(got["implement[e]"].2, "the run failed first");
     // Never started: it stays under planned. Nothing of a failed run is under done.
     assert_eq!(got["implement[e]"].1, "planned");
-    assert!(got.values().all(|(_, column, _)| column != "done"), "{got:#?}");
+    assert!(
+        got.values().all(|(_, column, _)| column != "done"),
+        "{got:#?}"
+    );
     let a = &board["work_packages"][0];
     assert_eq!(a["loops"], 1);
     // Both rounds' attempts are paid for, and their time counts.
@@ -702,9 +705,17 @@ phases:
         assert_eq!(out.code, 0, "{}", out.transcript());
         let words: Vec<&str> = out.stdout.split_whitespace().collect();
         for word in title.split_whitespace() {
-            assert!(words.contains(&word), "`{word}` missing at {columns}:\n{}", out.stdout);
+            assert!(
+                words.contains(&word),
+                "`{word}` missing at {columns}:\n{}",
+                out.stdout
+            );
         }
-        assert!(!out.stdout.contains('…'), "cut at {columns}:\n{}", out.stdout);
+        assert!(
+            !out.stdout.contains('…'),
+            "cut at {columns}:\n{}",
+            out.stdout
+        );
         // A finished run shows how long the package worked, not `0s` in its last state.
         assert!(out.stdout.contains("done · worked 1s"), "{}", out.stdout);
     }

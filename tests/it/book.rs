@@ -294,6 +294,9 @@ fn the_book_shows_the_shipped_gitignore() {
     assert_eq!(shown.body, shipped);
 }
 
+/// Files of a repository: path and text.
+type Files<'a> = &'a [(&'a str, &'a str)];
+
 /// A scratch project whose repository holds `files` (committed), with a git identity in its
 /// private home, as a new user's own repository would be.
 fn own_repository(files: &[(&str, &str)]) -> tempfile::TempDir {
@@ -323,7 +326,7 @@ fn own_repository(files: &[(&str, &str)]) -> tempfile::TempDir {
 #[test]
 fn the_stand_in_agent_runs_on_a_python_a_rust_and_a_node_repository() {
     let page = repo_root().join("book/src/without-a-model.md");
-    let repositories: [(&str, &[(&str, &str)], &str); 3] = [
+    let repositories: [(&str, Files, &str); 3] = [
         (
             "python",
             &[
@@ -423,6 +426,10 @@ fn the_stand_in_agent_runs_on_a_python_a_rust_and_a_node_repository() {
             .current_dir(&project)
             .output()
             .expect("git status");
-        assert!(status.stdout.is_empty(), "{name}: {}", String::from_utf8_lossy(&status.stdout));
+        assert!(
+            status.stdout.is_empty(),
+            "{name}: {}",
+            String::from_utf8_lossy(&status.stdout)
+        );
     }
 }

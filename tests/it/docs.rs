@@ -1238,7 +1238,10 @@ fn command_output_keys_are_documented() {
 #[test]
 fn bare_spectacular_commands_come_after_the_install_step() {
     let mut files = vec![repo_root().join("README.md")];
-    for entry in std::fs::read_dir(repo_root().join("examples")).expect("examples").flatten() {
+    for entry in std::fs::read_dir(repo_root().join("examples"))
+        .expect("examples")
+        .flatten()
+    {
         let readme = entry.path().join("README.md");
         if readme.is_file() {
             files.push(readme);

@@ -134,9 +134,9 @@ fn init_writes_the_check_command_of_the_repository_and_says_why() {
         let out = run_cli(dir.path(), &["init"], &[]);
         assert_eq!(out.code, 0, "{}", out.transcript());
         assert!(
-            out.stdout.contains(&format!(
-                "Runs of a spec check the work with `{command}` ("
-            )) && out.stdout.contains(why),
+            out.stdout
+                .contains(&format!("Runs of a spec check the work with `{command}` ("))
+                && out.stdout.contains(why),
             "{}",
             out.stdout
         );
@@ -154,7 +154,11 @@ fn init_writes_the_check_command_of_the_repository_and_says_why() {
     // Nothing found: said, and the setting stays commented out.
     let dir = repository(&[("README.md", "hello\n")]);
     let out = run_cli(dir.path(), &["init"], &[]);
-    assert!(out.stdout.contains("No test command found"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("No test command found"),
+        "{}",
+        out.stdout
+    );
     let (config, _) = spectacular::config::project::load(&dir.path().join(".spectacular"));
     assert_eq!(config, Default::default());
 }

@@ -195,14 +195,21 @@ fn a_finished_run_is_applied_later_with_apply_or_resume_apply() {
     // A run that did not succeed is not applied.
     let failed = run_cli(
         root,
-        &["run", "specs/001-greetings/spec.md", "--input", "check_command=false"],
+        &[
+            "run",
+            "specs/001-greetings/spec.md",
+            "--input",
+            "check_command=false",
+        ],
         &[],
     );
     assert_eq!(failed.code, 1, "{}", failed.transcript());
     let refused = run_cli(root, &["apply", "last"], &[]);
     assert_eq!(refused.code, 2, "{}", refused.transcript());
     assert!(
-        refused.stderr.contains("failed: only the work of a run that succeeded is applied"),
+        refused
+            .stderr
+            .contains("failed: only the work of a run that succeeded is applied"),
         "{}",
         refused.stderr
     );
@@ -252,7 +259,9 @@ fn spectacular_plan_prints_the_checked_plan_with_lanes_coverage_and_cost() {
     // The example's agents are shell scripts: without `--model` the plan is not priced.
     let unpriced = run_cli(root, &["plan", "last"], &[]);
     assert!(
-        unpriced.stdout.contains("estimated cost: unpriced (its agents have no prices"),
+        unpriced
+            .stdout
+            .contains("estimated cost: unpriced (its agents have no prices"),
         "{}",
         unpriced.stdout
     );

@@ -154,11 +154,9 @@ pub fn markdown(report: &Report) -> String {
                     .filter(|story| !story.work_packages.is_empty());
                 let wps = match through {
                     _ if !t.work_packages.is_empty() => t.work_packages.join(", "),
-                    Some(story) => format!(
-                        "through {}: {}",
-                        story.id,
-                        story.work_packages.join(", ")
-                    ),
+                    Some(story) => {
+                        format!("through {}: {}", story.id, story.work_packages.join(", "))
+                    }
                     None => "**none**".to_string(),
                 };
                 let _ = writeln!(
