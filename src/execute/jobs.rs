@@ -248,11 +248,16 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
             job.redactor.clone(),
         );
         let model = usage.as_ref().and_then(|u| u.model.clone());
+        // An agent with no model and no reported cost (a `command` agent) is not priced: its
+        // plan gets no estimate from some other model's prices.
+        let unpriced = usage
+            .as_ref()
+            .is_some_and(|u| u.model.is_none() && u.cost_usd.is_none());
         tokio::task::spawn_blocking(move || {
             let mut promoted =
                 outputs::promote(&outputs, &paths, &dir, &run_dir, &phase, &base, &redactor);
             if let Ok(promoted) = &mut promoted {
-                price_plan(&mut promoted.values, &run_dir, model.as_deref());
+                price_plan(&mut promoted.values, &run_dir, model.as_deref(), unpriced);
             }
             promoted
         })
@@ -401,11 +406,13 @@ fn cap_result(text: &str) -> String {
 
 /// Beside a checked plan's report, its estimated cost with the model catalogue (the model the
 /// planner used, else the catalogue's first `standard` one): a fact recorded once, so that
-/// the approval of the plan shows it without reading the catalogue again.
+/// the approval of the plan shows it without reading the catalogue again. A plan written by an
+/// `unpriced` agent is recorded as such (`{"unpriced": true}`).
 fn price_plan(
     values: &mut std::collections::BTreeMap<String, serde_json::Value>,
     run_dir: &Path,
     model: Option<&str>,
+    unpriced: bool,
 ) {
     let Some(report) = values
         .get(crate::tasks::REPORT_VALUE)
@@ -413,6 +420,13 @@ fn price_plan(
     else {
         return;
     };
+    if unpriced {
+        values.insert(
+            crate::tasks::ESTIMATE_VALUE.into(),
+            serde_json::json!({ "unpriced": true }),
+        );
+        return;
+    }
     // `.spectacular/runs/<run>` → `.spectacular`.
     let Some(dot_dir) = run_dir.parent().and_then(Path::parent) else {
         return;

@@ -27,6 +27,16 @@ pub const ARTIFACTS: &[&str] = &[
 /// it is the team's own and is kept as `<name>.orig` before being replaced.
 pub const MARKER: &str = "<!-- Written by Spectacular";
 
+/// Did Spectacular write the file at `path` (its first line is [`MARKER`])? A directory never.
+pub fn written_by_us(path: &Path) -> bool {
+    use std::io::Read as _;
+    let mut head = [0u8; MARKER.len()];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && head == MARKER.as_bytes()
+}
+
 /// A Spec Kit feature directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
