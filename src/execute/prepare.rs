@@ -33,6 +33,8 @@ pub(super) struct Job {
     pub(super) reservation: Option<Reservation>,
     /// For `workspace: worktree`: the worktree to prepare first and commit after.
     pub(super) worktree: Option<super::worktree::WorktreeJob>,
+    /// For `workspace: integration`: the integration branch's head it must run on and leave.
+    pub(super) integration: Option<super::worktree::IntegrationGuard>,
 }
 
 /// A reservation in the shared day and month budgets, made by the attempt's task.
@@ -189,6 +191,10 @@ impl Engine {
         let worktree = match phase.workspace {
             Workspace::Worktree => Some(self.worktree_job(instance)?),
             Workspace::Repo | Workspace::Attempt | Workspace::Integration => None,
+        };
+        let integration = match phase.workspace {
+            Workspace::Integration => Some(self.integration_guard()?),
+            _ => None,
         };
         let cwd = match (&worktree, phase.workspace) {
             (Some(w), _) => w.cwd.clone(),
@@ -463,6 +469,7 @@ impl Engine {
             agent: agent_job,
             reservation: shared_reservation,
             worktree,
+            integration,
         })
     }
 

@@ -346,8 +346,14 @@ impl Engine {
             Secrets::read(&configured, &catalog)
         };
         log.set_secrets(secrets.pairs());
+        let root = crate::git::ops::toplevel(&project_root).ok();
+        let registry = root
+            .as_ref()
+            .filter(|_| worktree::works_on_branches(&plan.mission))
+            .map(|root| std::sync::Arc::new(crate::git::guard::Registry::open(&run_dir, root)));
         let branches = worktree::Branches {
-            root: crate::git::ops::toplevel(&project_root).ok(),
+            root,
+            registry,
             ..Default::default()
         };
         Engine {
