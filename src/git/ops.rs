@@ -679,3 +679,30 @@ mod tests {
         assert!(hunks(&huge)[0].len() <= MAX_HUNK);
     }
 }
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+
+    #[test]
+    fn the_engines_git_sees_no_secret_and_runs_no_configured_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path();
+        let mark = repo.join("ran");
+        git(repo, &["init", "-q"]).unwrap();
+        let hook = format!("touch '{}'", mark.display());
+        git(repo, &["config", "core.fsmonitor", &hook]).unwrap();
+        git(repo, &["config", "filter.evil.clean", &hook]).unwrap();
+        git(repo, &["config", "filter.evil.required", "true"]).unwrap();
+        std::fs::write(repo.join(".gitattributes"), "* filter=evil\n").unwrap();
+        std::fs::write(repo.join("a.txt"), "a\n").unwrap();
+        // A variable no other test reads.
+        std::env::set_var("SPECTACULAR_ENV_TEST_API_KEY", "sk-not-for-git");
+        git(repo, &["add", "--all"]).unwrap();
+        git(repo, &["status", "--porcelain"]).unwrap();
+        assert!(!mark.exists(), "a configured command ran");
+        let env = git(repo, &["-c", "alias.e=!env", "e"]).unwrap();
+        assert!(!env.contains("sk-not-for-git"), "{env}");
+        assert!(env.contains("PATH="), "{env}");
+    }
+}
