@@ -508,7 +508,7 @@ pub fn merge(dir: &Path, commit: &str, message: &str) -> Result<Merged, Error> {
     let conflicts = files
         .into_iter()
         .map(|file| {
-            let hunks = std::fs::read(dir.join(&file))
+            let hunks = read_regular(&dir.join(&file), 1 << 20)
                 .map(|bytes| hunks(&String::from_utf8_lossy(&bytes)))
                 .unwrap_or_default();
             (file, hunks)
@@ -560,24 +560,40 @@ pub fn hunks(text: &str) -> Vec<String> {
     hunks
 }
 
+/// The first `max` bytes of `path` when it is a regular file: a symbolic link (to a FIFO, a
+/// device, a file outside) is never followed, and nothing that can block is opened.
+fn read_regular(path: &Path, max: u64) -> Option<Vec<u8>> {
+    use std::io::Read as _;
+    if !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+        return None;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // Swapped for a FIFO or a link since the check: fail instead of blocking.
+        options.custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW);
+    }
+    let file = options.open(path).ok()?;
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    file.take(max).read_to_end(&mut bytes).ok()?;
+    Some(bytes)
+}
+
 /// Files among `files` in the worktree at `dir` that still hold conflict markers (a line
 /// opening a conflict, then its separator, then its end). Only regular files are read, and
 /// only their first 16 MiB: a link or a FIFO is never opened.
 pub fn with_markers(dir: &Path, files: &[String]) -> Vec<String> {
-    use std::io::Read as _;
     files
         .iter()
         .filter(|f| {
-            let path = dir.join(f);
-            if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+            let Some(bytes) = read_regular(&dir.join(f), 16 << 20) else {
                 return false;
-            }
-            let mut bytes = Vec::new();
-            let read = std::fs::File::open(&path)
-                .and_then(|file| file.take(16 << 20).read_to_end(&mut bytes));
-            if read.is_err() {
-                return false;
-            }
+            };
             let text = String::from_utf8_lossy(&bytes);
             let mut stage = 0;
             for line in text.lines() {

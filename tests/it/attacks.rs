@@ -426,3 +426,99 @@ fn make_executable(path: &Path) {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+#[test]
+fn conflict_markers_marked_resolved_by_git_add_are_never_committed() {
+    let mission = r#"mission: clash
+phases:
+  implement:
+    for_each: '[#{id: "a", title: "A side"}, #{id: "b", title: "B side"}]'
+    workspace: worktree
+    shell: |
+      if grep -q '^<<<<<<<' shared.txt; then
+        git add -A
+      else
+        echo "line from {{ item.id }}" >> shared.txt
+      fi
+  merge:
+    needs: [implement]
+    uses: builtin/merge
+    with: { work: implement, on_conflict: rework }
+    on_failure: { goto: implement, max_loops: 1 }
+"#;
+    let scene = Scene::new(mission);
+    let before = scene.snapshot();
+    let out = scene.run("", &["run", "mission.yaml"], &[]);
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    let events = scene.project.events();
+    let (_, message) = failure(&events, "implement[b]");
+    assert!(
+        message.contains("conflict markers are left in shared.txt"),
+        "{message}"
+    );
+    // No commit of the package holds a marker.
+    for e in &events {
+        if let EventData::AttemptSucceeded(d) = &e.data {
+            if let Some(work) = &d.git {
+                let text = git(
+                    scene.project.path(),
+                    &["show", &format!("{}:shared.txt", work.head)],
+                );
+                assert!(!text.contains("<<<<<<<"), "{}: {text}", d.phase);
+            }
+        }
+    }
+    assert_eq!(scene.snapshot(), before);
+}
+
+#[test]
+fn a_conflict_on_a_link_to_a_fifo_ends_the_merge_instead_of_hanging() {
+    let mission = r#"mission: fifo
+phases:
+  implement:
+    for_each: '[#{id: "a", title: "A"}, #{id: "b", title: "B"}]'
+    workspace: worktree
+    shell: |
+      if [ "$SPECTACULAR_PHASE" = "implement[a]" ]; then
+        rm -f shared.txt && ln -s "$FIFO" shared.txt
+      else
+        echo "from b" >> shared.txt
+      fi
+  merge:
+    needs: [implement]
+    uses: builtin/merge
+    with: { work: implement, on_conflict: fail }
+"#;
+    let scene = Scene::new(mission);
+    let fifo = scene.other.path().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let before = scene.snapshot();
+    let mut child = scene
+        .project
+        .command(&["run", "mission.yaml"])
+        .env("FIFO", &fifo)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the merge of a link to a FIFO hangs");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let (kind, message) = failure(&scene.project.events(), "merge");
+    assert_eq!(kind, FailureKind::Conflict, "{message}");
+    assert!(message.contains("shared.txt"), "{message}");
+    assert_eq!(scene.snapshot(), before);
+}
