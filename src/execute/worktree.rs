@@ -216,7 +216,8 @@ impl WorktreeJob {
         usage: Option<&crate::record::usage::Usage>,
     ) -> Result<GitWork, (FailureKind, String)> {
         // The agent may not point the worktree elsewhere, switch its branch or rewind it.
-        self.registry
+        let recorded = self
+            .registry
             .verify(
                 &self.root,
                 &self.within,
@@ -225,6 +226,8 @@ impl WorktreeJob {
                 Expect::Contains(&self.start),
             )
             .map_err(|e| git_failure(FailureKind::Exit, "committing the attempt's work", e))?;
+        // The attempt's processes are gone: a lock one of them left is stale.
+        guard::clear_stale_lock(&recorded);
         let git_err = |e: ops::Error| (FailureKind::Exit, format!("committing: {e}"));
         let merged = self.resolve.is_some() || ops::merging(&self.path);
         ops::stage_all(&self.path).map_err(git_err)?;
@@ -431,13 +434,14 @@ impl MergeJob {
             let done = spawn(Box::new(move || {
                 // Nothing but the engine commits here (a phase in the integration worktree
                 // that committed or switched branches is refused).
-                job.registry.verify(
+                let recorded = job.registry.verify(
                     &job.root,
                     &job.within,
                     &path,
                     Some(&job.into),
                     Expect::Exactly(&expected),
                 )?;
+                guard::clear_stale_lock(&recorded);
                 Ok(ops::merge(&path, &c, &title)?)
             }))
             .await

@@ -312,6 +312,7 @@ impl Registry {
                 ops::prune_worktrees(root)?;
             } else {
                 let recorded = self.verify(root, within, path, branch, expect)?;
+                clear_stale_lock(&recorded);
                 ops::reset_in_place(path, branch, start)?;
                 return Ok(recorded);
             }
@@ -344,6 +345,22 @@ impl Registry {
         }
         Ok(())
     }
+}
+
+/// Remove the `index.lock` a killed git (an agent's, or the engine's own before a crash) left
+/// in the git directory of a worktree the engine made and verified: nothing else runs git
+/// there between attempts, so the lock is stale. Without this, every later attempt fails on
+/// it. Returns whether there was one.
+pub fn clear_stale_lock(recorded: &Recorded) -> bool {
+    let lock = recorded.gitdir.join("index.lock");
+    if !std::fs::symlink_metadata(&lock).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    tracing::warn!(
+        "removing the stale `{}` left by a git that was killed",
+        lock.display()
+    );
+    std::fs::remove_file(&lock).is_ok()
 }
 
 /// The repository's config files an agent could write: the common `config` and

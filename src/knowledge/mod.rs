@@ -77,9 +77,7 @@ struct Piece {
 fn read_bounded(root: &Path, path: &Path) -> Option<String> {
     use std::io::Read;
     let real = path.canonicalize().ok()?;
-    let inside = root
-        .canonicalize()
-        .is_ok_and(|root| real.starts_with(root));
+    let inside = root.canonicalize().is_ok_and(|root| real.starts_with(root));
     if !inside {
         tracing::warn!(
             "knowledge: `{}` leads out of the project; not read",

@@ -305,7 +305,10 @@ mod tests {
             let err = write(&layout, name, "new text\n").unwrap_err();
             assert!(err.to_string().contains("symbolic link"), "{err}");
         }
-        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "the user's file\n");
+        assert_eq!(
+            std::fs::read_to_string(&outside).unwrap(),
+            "the user's file\n"
+        );
     }
 
     #[test]

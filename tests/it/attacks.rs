@@ -522,3 +522,34 @@ phases:
     assert!(message.contains("shared.txt"), "{message}");
     assert_eq!(scene.snapshot(), before);
 }
+
+#[test]
+fn a_stale_index_lock_left_by_a_killed_git_is_recovered() {
+    let mission = r#"mission: locked
+phases:
+  implement:
+    for_each: '[#{id: "a", title: "A", owned_files: ["a.txt"]}]'
+    workspace: worktree
+    retry: { max_attempts: 2, backoff: { initial: 10ms } }
+    shell: |
+      echo a > a.txt
+      # A git killed with SIGKILL leaves its lock behind; the first attempt then fails.
+      touch "$(git rev-parse --git-dir)/index.lock"
+      if [ "$SPECTACULAR_ATTEMPT" = 1 ]; then exit 1; fi
+  merge:
+    needs: [implement]
+    uses: builtin/merge
+    with: { work: implement }
+"#;
+    let scene = Scene::new(mission);
+    let before = scene.snapshot();
+    let out = scene.run("", &["run", "mission.yaml"], &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let events = scene.project.events();
+    assert_eq!(
+        crate::runtime::count(&events, "attempt.started", "implement[a]"),
+        2,
+        "one retry, not one per lock"
+    );
+    assert_eq!(scene.snapshot(), before);
+}
