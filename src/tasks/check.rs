@@ -232,7 +232,8 @@ pub fn check(bytes: &[u8], spec: Option<&[SpecRef]>) -> Result<PlanReport, Vec<S
         if !is_item_id(id) && !flagged_ids.contains(&index) {
             problems.push(format!(
                 "work package {index} has the id `{}`; ids must be 1 to 64 ASCII letters, digits, \
-                 `-`, `_` and `.`, starting with a letter, a digit or `_` (like `wp-{index}`)",
+                 `-`, `_` and `.`, starting with a letter, a digit or `_`, without `..` and not \
+                 ending with `.` or `.lock`, since they name git branches (like `wp-{index}`)",
                 shown(id)
             ));
         }
