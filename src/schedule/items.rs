@@ -286,8 +286,23 @@ mod tests {
         }
         let long = "a".repeat(MAX_ITEM_ID_LEN + 1);
         for bad in [
-            "", ".", "..", ".hidden", "-rf", "a/b", "a\\b", "a b", "a\nb", "a\0b", "a[1]", "é",
-            &long, "wp-greet.lock", "a..b", "a.", "x.LOCK",
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "-rf",
+            "a/b",
+            "a\\b",
+            "a b",
+            "a\nb",
+            "a\0b",
+            "a[1]",
+            "é",
+            &long,
+            "wp-greet.lock",
+            "a..b",
+            "a.",
+            "x.LOCK",
         ] {
             assert!(!is_item_id(bad), "{bad:?}");
         }

@@ -171,7 +171,7 @@ pub fn tasks_md(report: &PlanReport, title: &str, feature: &str, run_id: &str) -
             wp.requirement_refs.join(", ")
         );
     }
-    out
+    super::render::no_html(&out)
 }
 
 /// `plan.md` in Spec Kit's shape: the header, the planner's plan as the summary, and the
@@ -212,7 +212,7 @@ pub fn plan_md(
             let _ = writeln!(out, "{line}");
         }
     }
-    out
+    super::render::no_html(&out)
 }
 
 /// Write `name` in the layout's directory; a file the team wrote (without [`MARKER`]) is kept
