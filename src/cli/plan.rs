@@ -147,7 +147,7 @@ pub fn run(context: &Context, args: Args) -> Outcome {
         )?;
     } else {
         outln!("plan of run {run_id} (phase `{phase}`)")?;
-        out!("{}", summary_text(&report, cost))?;
+        out!("{}", super::printable(&summary_text(&report, cost)))?;
     }
     Ok(Exit::Success)
 }
