@@ -553,3 +553,49 @@ phases:
     );
     assert_eq!(scene.snapshot(), before);
 }
+
+#[test]
+fn an_approval_from_inside_an_attempt_is_refused_even_with_its_variables_scrubbed() {
+    let mission = r#"mission: sneaky
+phases:
+  gate:
+    approval: { reason: ship it? }
+  sneak:
+    shell: |
+      sleep 1
+      cd "$PROJECT_DIR"
+      ( env -u SPECTACULAR_RUN_ID -u SPECTACULAR_PHASE "$SPECTACULAR_BIN" approve last gate > "$MARKS/scrubbed.txt" 2>&1 & wait )
+      "$SPECTACULAR_BIN" approve last gate > "$MARKS/plain.txt" 2>&1 || true
+  deploy: { shell: 'echo deployed', needs: [gate, sneak] }
+"#;
+    let scene = Scene::new(mission);
+    let marks = scene.other.path();
+    let out = scene.run(
+        "",
+        &["run", "mission.yaml"],
+        &[
+            ("SPECTACULAR_BIN", env!("CARGO_BIN_EXE_spectacular")),
+            ("PROJECT_DIR", scene.project.path().to_str().unwrap()),
+            ("MARKS", marks.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(code(&out), 3, "the run waits for a person: {}", text(&out));
+    let events = scene.project.events();
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e.data, EventData::ApprovalDecided(_))),
+        "an attempt approved the gate"
+    );
+    for (file, says) in [
+        ("scrubbed.txt", "process group of attempt `sneak 1`"),
+        ("plain.txt", "`SPECTACULAR_RUN_ID` is set"),
+    ] {
+        let said = std::fs::read_to_string(marks.join(file)).unwrap();
+        assert!(
+            said.contains("approvals come from people"),
+            "{file}: {said}"
+        );
+        assert!(said.contains(says), "{file}: {said}");
+    }
+}
