@@ -185,6 +185,7 @@ impl Engine {
                 }
                 if let Some(spec) = check.spec.as_mut() {
                     *spec = self.project_root.join(render(spec)?).display().to_string();
+                    check.started_spec = super::start::input_snapshot(&self.run_dir, spec);
                 }
             }
         }

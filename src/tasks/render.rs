@@ -82,6 +82,9 @@ pub fn traceability_markdown(report: &PlanReport) -> String {
 /// prices are known, with the model's name.
 pub fn summary_text(report: &PlanReport, cost: Option<(f64, &str)>) -> String {
     let mut out = String::new();
+    if let Some(changed) = &report.spec_changed {
+        let _ = writeln!(out, "warning: {changed}");
+    }
     let _ = writeln!(
         out,
         "{} work packages in {} waves, {} lanes",

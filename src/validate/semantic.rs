@@ -740,6 +740,7 @@ fn build_phase(
                             kind: c.kind,
                             spec: c.spec.clone(),
                             plan: c.plan.clone(),
+                            started_spec: None,
                         }),
                     },
                 )

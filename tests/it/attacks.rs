@@ -599,3 +599,36 @@ phases:
         assert!(said.contains(says), "{file}: {said}");
     }
 }
+
+#[test]
+fn a_planner_that_drops_a_requirement_from_the_spec_mid_run_is_checked_against_the_spec_it_started_with(
+) {
+    let mission = r#"mission: moving-spec
+inputs:
+  spec: { type: file, required: true }
+phases:
+  plan:
+    retry: { max_attempts: 1 }
+    shell: |
+      # Covers two of three requirements, then makes the spec say there were two.
+      grep -v 'FR-003' "$SPEC" > "$SPEC.new" && mv "$SPEC.new" "$SPEC"
+      cat > "$SPECTACULAR_OUTPUT_DIR/tasks.json" <<'JSON'
+      [{"id": "wp-1", "title": "One", "description": "d", "depends_on": [], "owned_files": ["a"], "requirement_refs": ["FR-001"], "acceptance": ["ok"], "estimate": "s"},
+       {"id": "wp-2", "title": "Two", "description": "d", "depends_on": [], "owned_files": ["b"], "requirement_refs": ["FR-002"], "acceptance": ["ok"], "estimate": "s"}]
+      JSON
+    outputs:
+      tasks: { path: tasks.json, check: { kind: plan, spec: "{{ inputs.spec }}" } }
+"#;
+    let p = Project::new(mission);
+    let spec = "# Feature\n\n## Requirements\n\n- **FR-001**: one.\n- **FR-002**: two.\n- **FR-003**: three.\n";
+    std::fs::write(p.path().join("spec.md"), spec).unwrap();
+    let out = p
+        .command(&["run", "mission.yaml", "--input", "spec=spec.md"])
+        .env("SPEC", p.path().join("spec.md"))
+        .output()
+        .unwrap();
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    let (_, message) = failure(&p.events(), "plan");
+    assert!(message.contains("FR-003"), "{message}");
+    assert!(message.contains("changed during the run"), "{message}");
+}
