@@ -190,7 +190,7 @@ pub fn run(context: &Context, args: Args) -> Outcome {
             None if unpriced => Cost::Unpriced,
             None => Cost::Unknown,
         };
-        out!("{}", summary_text(&report, cost))?;
+        out!("{}", super::printable(&summary_text(&report, cost)))?;
     }
     Ok(Exit::Success)
 }

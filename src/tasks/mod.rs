@@ -18,7 +18,7 @@
 mod check;
 pub mod globs;
 mod refs;
-mod render;
+pub(crate) mod render;
 pub mod speckit;
 
 use schemars::JsonSchema;

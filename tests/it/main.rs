@@ -1,6 +1,7 @@
 //! The integration tests: one binary, shared helpers in `support`.
 
 mod agents;
+mod attacks;
 mod board;
 mod book;
 mod branches;
