@@ -302,7 +302,7 @@ pub(crate) const MAX_OVERLAP_PAIRS: usize = 2_000_000;
 /// An id named in a criterion's text, as a whole token (`NFR-001` is not `FR-001`, `R1.2` is
 /// not `R1`).
 static ID_TOKEN: LazyLock<regex::Regex> = LazyLock::new(|| {
-    regex::Regex::new(r"\b[A-Z][A-Z0-9]{0,5}-?\d{1,4}(?:\.\d{1,3})*\b").expect("valid regex")
+    regex::Regex::new(r"\b[A-Z][A-Z0-9]{0,5}-?\d{1,9}[A-Za-z]?(?:\.\d{1,3})*\b").expect("valid regex")
 });
 
 /// Fill `covers` of every criterion by the rule in the module docs.

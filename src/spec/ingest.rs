@@ -15,13 +15,14 @@ use crate::diag::{Code, Diagnostic};
 static HEADING: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t#]*$").expect("valid regex"));
 static LIST_ITEM: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^([ \t]*)(?:[-*+]|\d{1,9}[.)])[ \t]+(?:\[([ xX])\][ \t]+)?(.*)$")
+    Regex::new(r"^([ \t]*)(?:[-*+]|\d{1,9}(?:\.\d{1,9})*[.)])[ \t]+(?:\[([ xX])\][ \t]+)?(.*)$")
         .expect("valid regex")
 });
-/// An id at the start of an item: `**FR-001**:`, `FR-001:`, `[NFR-2]`, `SC-003 -`.
+/// An id at the start of an item: `**FR-001**:`, `FR-001:`, `[NFR-2]`, `SC-003 -`, kept as
+/// written: `FR-12345`, and the letter suffixes Spec Kit's clarify adds (`FR-011a`, `SC-006A`).
 static LEADING_ID: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"^(?:\*\*|__)?\[?(?P<id>[A-Z]{1,6}-?\d{1,4}(?:\.\d{1,3})*)\]?(?:\*\*|__)?(?P<sep>[ \t]*[:.)–—-]?[ \t]*(?:\*\*|__)?[ \t]*)",
+        r"^(?:\*\*|__)?\[?(?P<id>[A-Z]{1,6}-?\d{1,9}[A-Za-z]?(?:\.\d{1,3})*)\b\]?(?:\*\*|__)?(?P<sep>[ \t]*[:.)–—-]?[ \t]*(?:\*\*|__)?[ \t]*)",
     )
     .expect("valid regex")
 });
@@ -30,7 +31,7 @@ static STORY: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex")
 });
 static KIRO_REQUIREMENT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^requirement\s+(\d{1,4})\s*(?:[:.\-–—]\s*(.*))?$").expect("valid regex")
+    Regex::new(r"(?i)^(?:requirement\s+|要件\s*|需求\s*)(\d{1,4})\s*(?:[:.\-–—：]\s*(.*))?$").expect("valid regex")
 });
 static GWT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\bgiven\b[\s*_]*(?P<given>.*?),?[\s*_]*\bwhen\b[\s*_]*(?P<when>.*?),?[\s*_]*\bthen\b[\s*_]*(?P<then>.*)$")
@@ -82,9 +83,59 @@ enum Role {
     EdgeCases,
     Tasks,
     Questions,
+    /// A template's guidance to its author (Spec Kit's older "Quick Guidelines", "Review &
+    /// Acceptance Checklist", "Execution Status"): nothing under it is part of the spec.
+    Guidance,
 }
 
 fn role_of(title: &str) -> Role {
+    let role = english_role(title);
+    if role != Role::Unknown {
+        return role;
+    }
+    cjk_role(title)
+}
+
+/// The roles of Japanese and Chinese headings (Kiro and Spec Kit write them so in those
+/// languages).
+fn cjk_role(title: &str) -> Role {
+    let has = |w: &str| title.contains(w);
+    if has("非機能") || has("非功能") {
+        return Role::Requirements {
+            non_functional: true,
+        };
+    }
+    if has("受け入れ") || has("受入") || has("验收") || has("驗收") {
+        return Role::Acceptance;
+    }
+    if has("成功基準") || has("成功标准") || has("成功指标") || has("成功標準") {
+        return Role::Success;
+    }
+    if has("要件") || has("需求") || has("要求") {
+        return Role::Requirements {
+            non_functional: false,
+        };
+    }
+    if has("制約") || has("约束") || has("制约") || has("限制") {
+        return Role::Constraints;
+    }
+    if has("エッジケース") || has("边界") || has("邊界") || has("边缘") {
+        return Role::EdgeCases;
+    }
+    if has("未解決") || has("未决") || has("待定") || has("開放課題") || has("未解决") {
+        return Role::Questions;
+    }
+    const NEUTRAL: &[&str] = &[
+        "導入", "概要", "背景", "前提", "用語", "範囲外", "概述", "背景", "假设", "术语",
+        "范围", "用户场景", "ユーザーシナリオ", "主要实体", "エンティティ", "澄清", "明確化",
+    ];
+    if NEUTRAL.iter().any(|n| has(n)) {
+        return Role::Neutral;
+    }
+    Role::Unknown
+}
+
+fn english_role(title: &str) -> Role {
     let mut t = title.to_lowercase();
     // `*(mandatory)*`, `(optional)`, trailing colons and emphasis say nothing about the role.
     if let Some(i) = t.find('(') {
@@ -96,6 +147,17 @@ fn role_of(title: &str) -> Role {
         .collect();
     let t = t.trim();
     let has = |w: &str| t.contains(w);
+    // A template's guidance to its author, not part of the spec.
+    if has("quick guidelines")
+        || has("review  acceptance checklist")
+        || has("review checklist")
+        || has("execution status")
+        || has("execution flow")
+        || t == "for ai generation"
+        || t == "section requirements"
+    {
+        return Role::Guidance;
+    }
     if has("non-functional")
         || has("nonfunctional")
         || has("non functional")
@@ -163,6 +225,14 @@ fn role_of(title: &str) -> Role {
     Role::Unknown
 }
 
+/// The level of a bold label read as a heading: below every Markdown heading.
+const LABEL_LEVEL: u8 = 7;
+
+static BOLD_LABEL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:\*\*|__)(?P<label>[^*_:]{2,60}?)[ \t]*:?(?:\*\*|__)[ \t]*:?[ \t]*$")
+        .expect("valid regex")
+});
+
 #[derive(Clone, Copy, Debug)]
 enum Last {
     None,
@@ -176,6 +246,10 @@ struct Open {
     level: u8,
     role: Role,
     title: String,
+    /// The document's title (its first heading): its role is its own items', never passed
+    /// on to the sections below it (`# imaprest — Requirements` makes no section a list of
+    /// requirements).
+    is_title: bool,
 }
 
 struct Builder<'a> {
@@ -190,6 +264,11 @@ struct Builder<'a> {
     prose: Vec<(u32, u32, String)>,
     last: Last,
     scenario_seq: u32,
+    /// The indentation of the list item the current list hangs from: deeper items are
+    /// details of it, not items of their own.
+    list_indent: Option<usize>,
+    /// Lines already read as the continuation of a list item.
+    consumed: u32,
 }
 
 impl<'a> Builder<'a> {
@@ -201,8 +280,12 @@ impl<'a> Builder<'a> {
     }
 
     fn role(&self) -> Role {
-        for open in self.stack.iter().rev() {
-            if open.role != Role::Unknown {
+        if self.stack.iter().any(|o| o.role == Role::Guidance) {
+            return Role::Guidance;
+        }
+        for (i, open) in self.stack.iter().enumerate().rev() {
+            let own = i + 1 == self.stack.len();
+            if open.role != Role::Unknown && (own || !open.is_title) {
                 return open.role;
             }
         }
@@ -240,6 +323,7 @@ impl<'a> Builder<'a> {
     fn heading(&mut self, no: u32, line: &str, level: u8, title: &str) {
         self.flush_paragraph();
         self.last = Last::None;
+        self.list_indent = None;
         let location = Location::new(no, col(line, offset_in(line, title)), chars(title));
         if let Some(last) = self.spec.sections.last_mut() {
             last.end_line = no.saturating_sub(1).max(last.location.line);
@@ -251,7 +335,8 @@ impl<'a> Builder<'a> {
             location,
             end_line: no,
         });
-        if self.spec.title.is_none() {
+        let is_title = self.spec.title.is_none();
+        if is_title {
             self.spec.title = Some(clean.clone());
         }
         while self.stack.last().is_some_and(|o| o.level >= level) {
@@ -299,7 +384,30 @@ impl<'a> Builder<'a> {
             level,
             role,
             title: clean,
+            is_title,
         });
+    }
+
+    /// A line that is only a bold label (`**Acceptance Criteria:**`, `**Tasks**:`) with a
+    /// role: a sub-heading of the current section until the next heading or label.
+    fn label(&mut self, title: &str) -> bool {
+        let role = role_of(title);
+        if role == Role::Unknown || role == Role::Neutral && title.len() > 40 {
+            return false;
+        }
+        self.flush_paragraph();
+        self.last = Last::None;
+        self.list_indent = None;
+        if self.stack.last().is_some_and(|o| o.level == LABEL_LEVEL) {
+            self.stack.pop();
+        }
+        self.stack.push(Open {
+            level: LABEL_LEVEL,
+            role,
+            title: title.to_string(),
+            is_title: false,
+        });
+        true
     }
 
     fn requirement(&mut self, id: Option<&str>, text: &str, kind: RequirementKind, at: Location) {
@@ -381,9 +489,13 @@ impl<'a> Builder<'a> {
         );
     }
 
-    fn list_item(&mut self, no: u32, line: &str, checkbox: bool, body: &str) {
+    /// One list item: `body` is its text on the line, `full` the same with the lines that
+    /// continue it.
+    fn list_item(&mut self, no: u32, line: &str, checkbox: bool, body: &str, full: &str) {
         self.flush_paragraph();
         let role = self.role();
+        let on_line = body;
+        let body = full;
         let (id, text) = match LEADING_ID.captures(body) {
             Some(c) => {
                 let id = c.name("id").map_or("", |m| m.as_str());
@@ -403,13 +515,18 @@ impl<'a> Builder<'a> {
         };
         let text = text.trim();
         let shown = plain(text);
-        let at = Location::new(no, col(line, offset_in(line, text)), chars(text));
+        let start = offset_in(line, on_line) + offset_in(body, text);
+        let first = line.get(start.min(line.len())..).unwrap_or("");
+        let at = Location::new(no, col(line, start), chars(text).min(chars(first)));
         let prefix = id
             .as_deref()
-            .map(|i| i.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-'))
+            .and_then(|i| i.split(|c: char| c == '-' || c.is_ascii_digit()).next())
             .unwrap_or("");
         let gwt = GWT.captures(&shown);
         let shall = shown.to_lowercase().contains("shall");
+        if role == Role::Guidance {
+            return self.item(shown, at);
+        }
         // Explicit ids decide first: `SC-` is a success criterion and `AC-` an acceptance
         // criterion wherever they are; `FR-`, `NFR-`… are requirements.
         match prefix {
@@ -498,6 +615,7 @@ impl<'a> Builder<'a> {
                 self.item(shown, at);
             }
             Role::Tasks => self.requirement(id.as_deref(), &shown, RequirementKind::Task, at),
+            Role::Guidance => self.item(shown, at),
             Role::Unknown | Role::Neutral => {
                 if checkbox && role == Role::Unknown {
                     self.requirement(id.as_deref(), &shown, RequirementKind::Task, at)
@@ -535,9 +653,16 @@ impl<'a> Builder<'a> {
     }
 
     fn clarifications(&mut self, no: u32, line: &str) {
+        if self.role() == Role::Guidance {
+            return;
+        }
         for c in CLARIFY.captures_iter(line) {
             let whole = c.get(0).map_or("", |m| m.as_str());
             let marker = c.name("text").map_or("", |m| m.as_str()).trim().to_string();
+            // `[NEEDS CLARIFICATION]` alone names the convention, it asks nothing.
+            if marker.is_empty() {
+                continue;
+            }
             let requirement = match self.last {
                 Last::Requirement(i) if self.spec.requirements[i].location.line <= no => {
                     Some(self.spec.requirements[i].id.clone())
@@ -724,12 +849,19 @@ pub(super) fn ingest(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
         prose: Vec::new(),
         last: Last::None,
         scenario_seq: 0,
+        list_indent: None,
+        consumed: 0,
     };
     let mut fence: Option<&str> = None;
     let mut in_comment = false;
     let mut issue_title_pending = b.spec.format == Format::Issue;
-    for &(no, line) in &lines {
+    for (index, &(no, line)) in lines.iter().enumerate() {
         let trimmed = line.trim();
+        if b.consumed > 0 && fence.is_none() && !in_comment {
+            b.consumed -= 1;
+            b.clarifications(no, line);
+            continue;
+        }
         if let Some(marker) = fence {
             if trimmed.starts_with(marker) {
                 fence = None;
@@ -750,6 +882,7 @@ pub(super) fn ingest(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
         if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
             fence = Some(&trimmed[..3]);
             b.last = Last::None;
+            b.list_indent = None;
             b.add_prose(no, line, line);
             continue;
         }
@@ -783,12 +916,31 @@ pub(super) fn ingest(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
         if trimmed == "---" || trimmed == "***" || trimmed == "___" {
             b.flush_paragraph();
             b.last = Last::None;
+            b.list_indent = None;
             continue;
+        }
+        if let Some(label) = BOLD_LABEL.captures(trimmed) {
+            let label = plain(label.name("label").map_or("", |m| m.as_str()));
+            if b.label(label.trim()) {
+                continue;
+            }
         }
         if let Some(c) = LIST_ITEM.captures(line) {
             let body = c.get(3).map_or("", |m| m.as_str());
             if !body.trim().is_empty() {
-                b.list_item(no, line, c.get(2).is_some(), body);
+                let indent = indent_width(c.get(1).map_or("", |m| m.as_str()));
+                // A hard-wrapped item: its indented lines are part of it.
+                let (joined, taken) = wrapped(body, &lines[index + 1..], indent);
+                b.consumed = taken;
+                let nested = b.list_indent.is_some_and(|p| indent > p)
+                    && !matches!(b.last, Last::None);
+                if nested {
+                    // A sub-bullet details the item it hangs from.
+                    b.continuation(&joined);
+                } else {
+                    b.list_indent = Some(indent);
+                    b.list_item(no, line, c.get(2).is_some(), body, &joined);
+                }
                 b.clarifications(no, line);
                 continue;
             }
@@ -826,6 +978,9 @@ pub(super) fn ingest(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
             }
         }
         b.last = Last::None;
+        if !indented {
+            b.list_indent = None;
+        }
         b.add_prose(no, line, trimmed);
         b.clarifications(no, line);
     }
@@ -844,6 +999,37 @@ pub(super) fn ingest(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
     let _ = b.path;
     diagnostics.append(&mut b.diagnostics);
     (b.spec, diagnostics)
+}
+
+/// The width of a list item's indentation (a tab is four columns).
+fn indent_width(indent: &str) -> usize {
+    indent.chars().map(|c| if c == '\t' { 4 } else { 1 }).sum()
+}
+
+/// A list item's text with the lines that continue it (indented deeper than its marker, up
+/// to a blank line, a list item, a heading or a fence), and how many lines those are.
+fn wrapped(body: &str, rest: &[(u32, &str)], indent: usize) -> (String, u32) {
+    let mut text = body.trim_end().to_string();
+    let mut taken = 0;
+    for &(_, line) in rest {
+        let t = line.trim();
+        let deeper = indent_width(&line[..line.len() - line.trim_start().len()]) > indent;
+        if t.is_empty()
+            || !deeper
+            || LIST_ITEM.is_match(line)
+            || HEADING.is_match(line)
+            || t.starts_with("```")
+            || t.starts_with("~~~")
+            || t.starts_with("<!--")
+            || t.starts_with('|')
+        {
+            break;
+        }
+        text.push(' ');
+        text.push_str(t);
+        taken += 1;
+    }
+    (text, taken)
 }
 
 /// When the spec lists no requirements, the sentences of its prose that say `must`, `shall`,
