@@ -144,6 +144,10 @@ pub(super) fn check(text: &str, spec: &mut Spec, out: &mut Vec<Diagnostic>) {
         return;
     }
     let path = spec.source.clone();
+    if let Some(d) = unfilled_template(&path, spec) {
+        out.push(d);
+        return;
+    }
     duplicates(text, &path, spec, out);
     cover(spec);
     let at = |l: Location| Some(l.span());
@@ -293,6 +297,48 @@ fn duplicates(text: &str, path: &str, spec: &Spec, out: &mut Vec<Diagnostic>) {
             }
         }
     }
+}
+
+/// A template's placeholder: `[FEATURE NAME]`, `[###-feature-name]`, `[specific capability]`,
+/// `[Brief Title]`; never a link (`[text](url)`), a checkbox or a Spec Kit marker.
+static PLACEHOLDER: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r"\[(?:[A-Z][A-Z0-9 _#/-]{2,}|#{2,}[^\]]*|(?:specific|brief|describe|e\.g\.|entity|outcome|key|primary|number|date|link|feature|user|measurable|metric|action|state|initial|expected|boundary|error|what|how|system|area|role|type|another)[^\]]{0,60})\](?:[^(]|$)")
+        .expect("valid regex")
+});
+
+/// The spec is a template never filled in (its title, or most of its requirements, are
+/// placeholders): analysing it would report the template's own examples as the feature.
+fn unfilled_template(path: &str, spec: &Spec) -> Option<Diagnostic> {
+    let placeholder = |t: &str| PLACEHOLDER.is_match(&format!("{t} ")) && !t.contains("NEEDS CLARIFICATION");
+    let title = spec.sections.first().filter(|s| placeholder(&s.title));
+    let listed = spec.requirements.len() + spec.criteria.len();
+    let unfilled = spec
+        .requirements
+        .iter()
+        .map(|r| r.text.as_str())
+        .chain(spec.criteria.iter().map(|c| c.text.as_str()))
+        .filter(|t| placeholder(t))
+        .count();
+    let at = match title {
+        Some(s) => s.location,
+        None if listed > 0 && unfilled * 2 > listed => spec
+            .requirements
+            .iter()
+            .map(|r| r.location)
+            .chain(spec.criteria.iter().map(|c| c.location))
+            .min()
+            .unwrap_or_default(),
+        None => return None,
+    };
+    Some(
+        Diagnostic::new(
+            Code::UnfilledTemplate,
+            "the spec is an unfilled template: its placeholders were never replaced",
+        )
+        .at(path, Some(at.span()), "")
+        .label("a placeholder, not the feature's own text")
+        .help("write the feature's title, requirements and criteria in place of the bracketed placeholders"),
+    )
 }
 
 /// Above this many requirement × criterion pairs only ownership and named ids decide

@@ -154,6 +154,8 @@ fn english_role(title: &str) -> Role {
         || has("execution status")
         || has("execution flow")
         || t == "for ai generation"
+        || has("constitution check")
+        || has("constitutional compliance")
         || t == "section requirements"
     {
         return Role::Guidance;
@@ -685,7 +687,7 @@ impl<'a> Builder<'a> {
 fn ears(text: &str) -> Option<Ears> {
     let lower = text.to_lowercase();
     if !lower.contains("shall") {
-        return None;
+        return cjk_ears(text);
     }
     if let Some(c) = EARS.captures(text) {
         let kw = c.name("kw").map_or("", |m| m.as_str()).to_lowercase();
@@ -705,6 +707,59 @@ fn ears(text: &str) -> Option<Ears> {
         pattern: "ubiquitous".into(),
         condition: None,
         response: text.trim().to_string(),
+    })
+}
+
+/// EARS written in Japanese or Chinese: the English keywords (`WHEN … THEN`, `IF`, `WHILE`,
+/// `WHERE`) around a response that says it must (`しなければならない`, `必须`…).
+fn cjk_ears(text: &str) -> Option<Ears> {
+    const MODALS: &[&str] = &["なければならない", "ものとする", "必须", "应当", "應當", "必須"];
+    let t = text.trim();
+    let said = t.trim_end_matches(['。', '.']);
+    if !MODALS.iter().any(|m| t.contains(m)) && !said.ends_with("こと") {
+        return None;
+    }
+    let upper = t.to_uppercase();
+    let pattern = ["WHEN", "WHILE", "IF", "WHERE"]
+        .iter()
+        .find(|k| upper.starts_with(*k))
+        .map(|k| match *k {
+            "WHEN" => "event",
+            "WHILE" => "state",
+            "IF" => "unwanted",
+            _ => "optional",
+        });
+    let Some(pattern) = pattern else {
+        // Japanese EARS without the English keywords: `…時、` (event), `…場合、` (unwanted),
+        // `…間、` (state).
+        for (mark, pattern) in [("時、", "event"), ("とき、", "event"), ("場合、", "unwanted"), ("間、", "state")] {
+            if let Some(at) = t.find(mark) {
+                return Some(Ears {
+                    pattern: pattern.into(),
+                    condition: Some(t[..at].to_string()),
+                    response: t[at + mark.len()..].trim().to_string(),
+                });
+            }
+        }
+        return Some(Ears {
+            pattern: "ubiquitous".into(),
+            condition: None,
+            response: t.to_string(),
+        });
+    };
+    let start = t.find(char::is_whitespace).unwrap_or(t.len());
+    let (condition, response) = match upper.find("THEN").or_else(|| upper.find("THE ")) {
+        Some(at) if at >= start && t.is_char_boundary(at) => {
+            let cond = t[start..at].trim();
+            let resp = t[at..].trim_start_matches(|c: char| c.is_ascii_alphabetic()).trim();
+            (Some(cond.to_string()), resp.to_string())
+        }
+        _ => (None, t[start..].trim().to_string()),
+    };
+    Some(Ears {
+        pattern: pattern.into(),
+        condition,
+        response,
     })
 }
 
@@ -952,10 +1007,11 @@ pub(super) fn ingest(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
         }
         // A scenario or a Kiro user story written as a paragraph.
         let shown = plain(trimmed);
-        if let Some(rest) = shown
-            .strip_prefix("User Story:")
-            .or_else(|| shown.strip_prefix("User story:"))
-        {
+        // Kiro's `User Story:`, cc-sdd's `Objective:`, and the same in Japanese and Chinese.
+        let story_line = ["User Story:", "User story:", "Objective:", "ユーザーストーリー:", "ユーザーストーリー：", "用户故事:", "用户故事："]
+            .iter()
+            .find_map(|p| shown.strip_prefix(p));
+        if let Some(rest) = story_line {
             if let Some((_, k)) = b.kiro {
                 let rest = rest.trim().to_string();
                 let n = b.spec.requirements[k]
