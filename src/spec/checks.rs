@@ -309,7 +309,8 @@ static PLACEHOLDER: LazyLock<regex::Regex> = LazyLock::new(|| {
 /// The spec is a template never filled in (its title, or most of its requirements, are
 /// placeholders): analysing it would report the template's own examples as the feature.
 fn unfilled_template(path: &str, spec: &Spec) -> Option<Diagnostic> {
-    let placeholder = |t: &str| PLACEHOLDER.is_match(&format!("{t} ")) && !t.contains("NEEDS CLARIFICATION");
+    let placeholder =
+        |t: &str| PLACEHOLDER.is_match(&format!("{t} ")) && !t.contains("NEEDS CLARIFICATION");
     let title = spec.sections.first().filter(|s| placeholder(&s.title));
     let listed = spec.requirements.len() + spec.criteria.len();
     let unfilled = spec
@@ -348,7 +349,8 @@ pub(crate) const MAX_OVERLAP_PAIRS: usize = 2_000_000;
 /// An id named in a criterion's text, as a whole token (`NFR-001` is not `FR-001`, `R1.2` is
 /// not `R1`).
 static ID_TOKEN: LazyLock<regex::Regex> = LazyLock::new(|| {
-    regex::Regex::new(r"\b[A-Z][A-Z0-9]{0,5}-?\d{1,9}[A-Za-z]?(?:\.\d{1,3})*\b").expect("valid regex")
+    regex::Regex::new(r"\b[A-Z][A-Z0-9]{0,5}(?:-[A-Z]{2,12})?-?\d{1,9}[A-Za-z]?(?:\.\d{1,3})*\b")
+        .expect("valid regex")
 });
 
 /// Fill `covers` of every criterion by the rule in the module docs.

@@ -22,7 +22,7 @@ static LIST_ITEM: LazyLock<Regex> = LazyLock::new(|| {
 /// written: `FR-12345`, and the letter suffixes Spec Kit's clarify adds (`FR-011a`, `SC-006A`).
 static LEADING_ID: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"^(?:\*\*|__)?\[?(?P<id>[A-Z]{1,6}-?\d{1,9}[A-Za-z]?(?:\.\d{1,3})*)\b\]?(?:\*\*|__)?(?P<sep>[ \t]*[:.)–—-]?[ \t]*(?:\*\*|__)?[ \t]*)",
+        r"^(?:\*\*|__)?\[?(?P<id>[A-Z]{1,6}(?:-[A-Z]{2,12})?-?\d{1,9}[A-Za-z]?(?:\.\d{1,3})*)\b\]?(?:\*\*|__)?(?P<sep>[ \t]*[:.)–—-]?[ \t]*(?:\*\*|__)?[ \t]*)",
     )
     .expect("valid regex")
 });
@@ -31,7 +31,8 @@ static STORY: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex")
 });
 static KIRO_REQUIREMENT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^(?:requirement\s+|要件\s*|需求\s*)(\d{1,4})\s*(?:[:.\-–—：]\s*(.*))?$").expect("valid regex")
+    Regex::new(r"(?i)^(?:requirement\s+|要件\s*|需求\s*)(\d{1,4})\s*(?:[:.\-–—：]\s*(.*))?$")
+        .expect("valid regex")
 });
 static GWT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\bgiven\b[\s*_]*(?P<given>.*?),?[\s*_]*\bwhen\b[\s*_]*(?P<when>.*?),?[\s*_]*\bthen\b[\s*_]*(?P<then>.*)$")
@@ -122,12 +123,28 @@ fn cjk_role(title: &str) -> Role {
     if has("エッジケース") || has("边界") || has("邊界") || has("边缘") {
         return Role::EdgeCases;
     }
-    if has("未解決") || has("未决") || has("待定") || has("開放課題") || has("未解决") {
+    if has("未解決") || has("未决") || has("待定") || has("開放課題") || has("未解决")
+    {
         return Role::Questions;
     }
     const NEUTRAL: &[&str] = &[
-        "導入", "概要", "背景", "前提", "用語", "範囲外", "概述", "背景", "假设", "术语",
-        "范围", "用户场景", "ユーザーシナリオ", "主要实体", "エンティティ", "澄清", "明確化",
+        "導入",
+        "概要",
+        "背景",
+        "前提",
+        "用語",
+        "範囲外",
+        "概述",
+        "背景",
+        "假设",
+        "术语",
+        "范围",
+        "用户场景",
+        "ユーザーシナリオ",
+        "主要实体",
+        "エンティティ",
+        "澄清",
+        "明確化",
     ];
     if NEUTRAL.iter().any(|n| has(n)) {
         return Role::Neutral;
@@ -526,7 +543,14 @@ impl<'a> Builder<'a> {
             .unwrap_or("");
         let gwt = GWT.captures(&shown);
         let shall = shown.to_lowercase().contains("shall");
-        if role == Role::Guidance {
+        // A Spec Kit spec numbers its requirements; what an unknown sub-section of its
+        // Requirements (a data flow, an architecture note) lists without ids describes them.
+        let inherited = self.stack.last().is_some_and(|o| o.role == Role::Unknown);
+        let described = self.spec.format == Format::SpecKit
+            && inherited
+            && id.is_none()
+            && matches!(role, Role::Requirements { .. });
+        if role == Role::Guidance || described {
             return self.item(shown, at);
         }
         // Explicit ids decide first: `SC-` is a success criterion and `AC-` an acceptance
@@ -713,9 +737,22 @@ fn ears(text: &str) -> Option<Ears> {
 /// EARS written in Japanese or Chinese: the English keywords (`WHEN … THEN`, `IF`, `WHILE`,
 /// `WHERE`) around a response that says it must (`しなければならない`, `必须`…).
 fn cjk_ears(text: &str) -> Option<Ears> {
-    const MODALS: &[&str] = &["なければならない", "ものとする", "必须", "应当", "應當", "必須"];
+    const MODALS: &[&str] = &[
+        "なければならない",
+        "ものとする",
+        "必须",
+        "应当",
+        "應當",
+        "必須",
+    ];
     let t = text.trim();
-    let said = t.trim_end_matches(['。', '.']);
+    let mut said = t.trim_end_matches(['。', '.']);
+    // A closing aside (`…取得すること（k値は設定可能）`) is not the statement's end.
+    if said.ends_with('）') {
+        if let Some(open) = said.rfind('（') {
+            said = said[..open].trim_end();
+        }
+    }
     if !MODALS.iter().any(|m| t.contains(m)) && !said.ends_with("こと") {
         return None;
     }
@@ -732,7 +769,12 @@ fn cjk_ears(text: &str) -> Option<Ears> {
     let Some(pattern) = pattern else {
         // Japanese EARS without the English keywords: `…時、` (event), `…場合、` (unwanted),
         // `…間、` (state).
-        for (mark, pattern) in [("時、", "event"), ("とき、", "event"), ("場合、", "unwanted"), ("間、", "state")] {
+        for (mark, pattern) in [
+            ("時、", "event"),
+            ("とき、", "event"),
+            ("場合、", "unwanted"),
+            ("間、", "state"),
+        ] {
             if let Some(at) = t.find(mark) {
                 return Some(Ears {
                     pattern: pattern.into(),
@@ -751,7 +793,9 @@ fn cjk_ears(text: &str) -> Option<Ears> {
     let (condition, response) = match upper.find("THEN").or_else(|| upper.find("THE ")) {
         Some(at) if at >= start && t.is_char_boundary(at) => {
             let cond = t[start..at].trim();
-            let resp = t[at..].trim_start_matches(|c: char| c.is_ascii_alphabetic()).trim();
+            let resp = t[at..]
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .trim();
             (Some(cond.to_string()), resp.to_string())
         }
         _ => (None, t[start..].trim().to_string()),
@@ -987,8 +1031,8 @@ pub(super) fn ingest(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
                 // A hard-wrapped item: its indented lines are part of it.
                 let (joined, taken) = wrapped(body, &lines[index + 1..], indent);
                 b.consumed = taken;
-                let nested = b.list_indent.is_some_and(|p| indent > p)
-                    && !matches!(b.last, Last::None);
+                let nested =
+                    b.list_indent.is_some_and(|p| indent > p) && !matches!(b.last, Last::None);
                 if nested {
                     // A sub-bullet details the item it hangs from.
                     b.continuation(&joined);
@@ -1000,6 +1044,19 @@ pub(super) fn ingest(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
                 continue;
             }
         }
+        // `**FR-001**: …` written as a paragraph of its own, not as a list item.
+        if trimmed.starts_with("**")
+            && LEADING_ID
+                .captures(trimmed)
+                .is_some_and(|c| c.name("id").is_some_and(|m| m.as_str().contains('-')))
+        {
+            let (joined, taken) = wrapped(trimmed, &lines[index + 1..], 0);
+            b.consumed = taken;
+            b.list_indent = None;
+            b.list_item(no, line, false, trimmed, &joined);
+            b.clarifications(no, line);
+            continue;
+        }
         let indented = line.starts_with(' ') || line.starts_with('\t');
         if indented && b.paragraph.is_none() && b.continuation(trimmed) {
             b.clarifications(no, line);
@@ -1008,9 +1065,17 @@ pub(super) fn ingest(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
         // A scenario or a Kiro user story written as a paragraph.
         let shown = plain(trimmed);
         // Kiro's `User Story:`, cc-sdd's `Objective:`, and the same in Japanese and Chinese.
-        let story_line = ["User Story:", "User story:", "Objective:", "ユーザーストーリー:", "ユーザーストーリー：", "用户故事:", "用户故事："]
-            .iter()
-            .find_map(|p| shown.strip_prefix(p));
+        let story_line = [
+            "User Story:",
+            "User story:",
+            "Objective:",
+            "ユーザーストーリー:",
+            "ユーザーストーリー：",
+            "用户故事:",
+            "用户故事：",
+        ]
+        .iter()
+        .find_map(|p| shown.strip_prefix(p));
         if let Some(rest) = story_line {
             if let Some((_, k)) = b.kiro {
                 let rest = rest.trim().to_string();
