@@ -367,6 +367,15 @@ fn cover(spec: &mut Spec) {
     } else {
         Vec::new()
     };
+    // How many requirements use each stem, for its weight: ln(1 + n / uses).
+    let mut uses: HashMap<&str, usize> = HashMap::new();
+    for own in &req_stems {
+        for s in own {
+            *uses.entry(s.as_str()).or_default() += 1;
+        }
+    }
+    let n = req_stems.len().max(1) as f64;
+    let weight = |s: &str| (1.0 + n / uses.get(s).copied().unwrap_or(1) as f64).ln();
     for c in spec.criteria.iter_mut() {
         let owned = !c.covers.is_empty();
         let mut covered: std::collections::HashSet<usize> = c
@@ -385,22 +394,39 @@ fn cover(spec: &mut Spec) {
             continue;
         }
         let criterion_stems = stems(&c.text);
-        for (i, r) in requirements.iter().enumerate() {
-            let needed = req_stems[i].len().min(2);
+        // Each requirement this criterion shares enough with, by the weight of what is
+        // shared: a stem most requirements use (`group` in a spec about groups) says little.
+        let mut scored: Vec<(f64, usize)> = Vec::new();
+        for (i, _) in requirements.iter().enumerate() {
+            let own = &req_stems[i];
+            let needed = own.len().min(2);
             if needed == 0 || covered.contains(&i) {
                 continue;
             }
-            let shared = req_stems[i]
-                .iter()
-                .filter(|s| criterion_stems.contains(s))
-                .count();
-            if shared >= needed {
-                covered.insert(i);
-                c.covers.push(r.id.clone());
+            let shared: Vec<&String> = own.iter().filter(|s| criterion_stems.contains(s)).collect();
+            if shared.len() < needed {
+                continue;
             }
+            let total: f64 = own.iter().map(|s| weight(s)).sum();
+            let part: f64 = shared.iter().map(|s| weight(s)).sum();
+            if total > 0.0 {
+                scored.push((part / total, i));
+            }
+        }
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let best = scored.first().map_or(0.0, |s| s.0);
+        for &(score, i) in scored.iter().take(MAX_OVERLAP_LINKS) {
+            if score < best * 0.5 || score < 0.2 {
+                break;
+            }
+            covered.insert(i);
+            c.covers.push(requirements[i].id.clone());
         }
     }
 }
+
+/// The most requirements one criterion covers by shared words (named ids are not limited).
+const MAX_OVERLAP_LINKS: usize = 4;
 
 /// Whether `text` names `id` as a whole token.
 #[cfg(test)]

@@ -84,6 +84,8 @@ enum Role {
     EdgeCases,
     Tasks,
     Questions,
+    /// User stories listed one per item ("As a …, I want …", a KEP's "User Stories").
+    Stories,
     /// A template's guidance to its author (Spec Kit's older "Quick Guidelines", "Review &
     /// Acceptance Checklist", "Execution Status"): nothing under it is part of the spec.
     Guidance,
@@ -177,6 +179,16 @@ fn english_role(title: &str) -> Role {
     {
         return Role::Guidance;
     }
+    // A KEP's "Implementation Details/Notes/Constraints" describes the design.
+    if has("implementation detail") {
+        return Role::Neutral;
+    }
+    if has("user stories") && !has("requirement") {
+        return Role::Stories;
+    }
+    if has("graduation criteria") {
+        return Role::Acceptance;
+    }
     if has("non-functional")
         || has("nonfunctional")
         || has("non functional")
@@ -204,7 +216,7 @@ fn english_role(title: &str) -> Role {
     if has("edge case") {
         return Role::EdgeCases;
     }
-    if t == "tasks" || has("task list") || t == "todo" || t == "to do" || has("checklist") {
+    if t == "tasks" || t.starts_with("task") || has("task list") || t == "todo" || t == "to do" || has("checklist") {
         return Role::Tasks;
     }
     if has("open question") || t == "questions" || has("unresolved") {
@@ -279,8 +291,11 @@ struct Builder<'a> {
     story: Option<(u8, usize)>,
     kiro: Option<(u8, usize)>,
     paragraph: Option<(Location, String, String)>,
-    /// Prose lines (line, column of the text, text) for the requirement fallback.
-    prose: Vec<(u32, u32, String)>,
+    /// Prose lines for the requirement fallback: outside code, tables, quotes and the
+    /// sections that only give context.
+    prose: Vec<ProseLine>,
+    /// The number of the paragraph prose lines are added to.
+    paragraph_no: u32,
     last: Last,
     scenario_seq: u32,
     /// The indentation of the list item the current list hangs from: deeper items are
@@ -288,6 +303,10 @@ struct Builder<'a> {
     list_indent: Option<usize>,
     /// Lines already read as the continuation of a list item.
     consumed: u32,
+    /// The line of the last listed open question (its marker is not a second question).
+    question_line: Option<u32>,
+    /// Questions and the index of the requirement each sits in.
+    question_of: Vec<(usize, usize)>,
 }
 
 impl<'a> Builder<'a> {
@@ -312,6 +331,7 @@ impl<'a> Builder<'a> {
     }
 
     fn flush_paragraph(&mut self) {
+        self.paragraph_no += 1;
         if let Some((location, section, text)) = self.paragraph.take() {
             self.spec.paragraphs.push(Paragraph {
                 text,
@@ -321,9 +341,21 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn add_prose(&mut self, no: u32, line: &str, text: &str) {
+    /// A line of prose; `statement` when it may state a requirement (not code, a table or a
+    /// quote, nor in a section that only gives context).
+    fn add_prose(&mut self, no: u32, line: &str, text: &str, statement: bool) {
         let c = col(line, offset_in(line, text));
-        self.prose.push((no, c, text.to_string()));
+        let context = self.stack.iter().any(|o| context_only(&o.title))
+            || self.role() == Role::Guidance;
+        let t = text.trim_start();
+        if statement && !context && !t.starts_with('|') && !t.starts_with('>') {
+            self.prose.push(ProseLine {
+                no,
+                col: c,
+                text: text.to_string(),
+                paragraph: self.paragraph_no,
+            });
+        }
         match &mut self.paragraph {
             Some((_, _, body)) => {
                 body.push('\n');
@@ -354,7 +386,10 @@ impl<'a> Builder<'a> {
             location,
             end_line: no,
         });
-        let is_title = self.spec.title.is_none();
+        // The first heading is the title unless it is a section's name (an RFC opens with
+        // `## Summary`, not with its name).
+        let is_title = self.spec.title.is_none()
+            && (level == 1 || role_of(&clean) == Role::Unknown && !context_only(&clean));
         if is_title {
             self.spec.title = Some(clean.clone());
         }
@@ -409,12 +444,18 @@ impl<'a> Builder<'a> {
 
     /// A line that is only a bold label (`**Acceptance Criteria:**`, `**Tasks**:`) with a
     /// role: a sub-heading of the current section until the next heading or label.
-    fn label(&mut self, title: &str) -> bool {
+    fn label(&mut self, title: &str, shown: &str, at: Location) -> bool {
         let role = role_of(title);
         if role == Role::Unknown || role == Role::Neutral && title.len() > 40 {
             return false;
         }
         self.flush_paragraph();
+        // Kept as a paragraph of its own: nothing of the spec is dropped.
+        self.spec.paragraphs.push(Paragraph {
+            text: shown.to_string(),
+            section: self.section(),
+            location: at,
+        });
         self.last = Last::None;
         self.list_indent = None;
         if self.stack.last().is_some_and(|o| o.level == LABEL_LEVEL) {
@@ -510,7 +551,9 @@ impl<'a> Builder<'a> {
 
     /// One list item: `body` is its text on the line, `full` the same with the lines that
     /// continue it.
-    fn list_item(&mut self, no: u32, line: &str, checkbox: bool, body: &str, full: &str) {
+    fn list_item(&mut self, no: u32, line: &str, mark: Option<&str>, body: &str, full: &str) {
+        let checkbox = mark.is_some();
+        let checkbox_done = mark.is_some_and(|m| m.eq_ignore_ascii_case("x"));
         self.flush_paragraph();
         let role = self.role();
         let on_line = body;
@@ -550,7 +593,9 @@ impl<'a> Builder<'a> {
             && inherited
             && id.is_none()
             && matches!(role, Role::Requirements { .. });
-        if role == Role::Guidance || described {
+        // `see testing:` introduces what follows; it states nothing itself.
+        let lead_in = shown.ends_with(':') && id.is_none();
+        if role == Role::Guidance || described || lead_in {
             return self.item(shown, at);
         }
         // Explicit ids decide first: `SC-` is a success criterion and `AC-` an acceptance
@@ -625,7 +670,9 @@ impl<'a> Builder<'a> {
                 });
                 self.last = Last::Edge(self.spec.edge_cases.len() - 1);
             }
+            Role::Questions if resolved(checkbox_done, &shown) => self.item(shown, at),
             Role::Questions => {
+                self.question_line = Some(no);
                 let question = if shown.ends_with('?') {
                     shown.clone()
                 } else {
@@ -642,6 +689,17 @@ impl<'a> Builder<'a> {
             }
             Role::Tasks => self.requirement(id.as_deref(), &shown, RequirementKind::Task, at),
             Role::Guidance => self.item(shown, at),
+            Role::Stories => {
+                let n = self.spec.stories.len() + 1;
+                self.spec.stories.push(UserStory {
+                    id: format!("US{n}"),
+                    title: shown.clone(),
+                    priority: None,
+                    location: at,
+                    scenarios: Vec::new(),
+                });
+                self.item(shown, at)
+            }
             Role::Unknown | Role::Neutral => {
                 if checkbox && role == Role::Unknown {
                     self.requirement(id.as_deref(), &shown, RequirementKind::Task, at)
@@ -689,9 +747,15 @@ impl<'a> Builder<'a> {
             if marker.is_empty() {
                 continue;
             }
+            if self.question_line == Some(no) {
+                // The line is a listed open question already: its marker is the same one.
+                continue;
+            }
             let requirement = match self.last {
                 Last::Requirement(i) if self.spec.requirements[i].location.line <= no => {
-                    Some(self.spec.requirements[i].id.clone())
+                    // Generated ids are given at the end: tie the question to the index.
+                    self.question_of.push((self.spec.clarifications.len(), i));
+                    None
                 }
                 _ => None,
             };
@@ -705,6 +769,18 @@ impl<'a> Builder<'a> {
             });
         }
     }
+}
+
+/// An open question marked as settled: ticked, struck through, or answered in place.
+fn resolved(ticked: bool, text: &str) -> bool {
+    let lower = text.to_lowercase();
+    ticked
+        || text.starts_with("~~")
+        || text.contains('✅')
+        || lower.starts_with("resolved")
+        || lower.contains("(resolved")
+        || lower.contains("→ a:")
+        || lower.contains("answer:")
 }
 
 /// The EARS parts of a statement, when it is one.
@@ -946,10 +1022,13 @@ pub(super) fn ingest(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
         kiro: None,
         paragraph: None,
         prose: Vec::new(),
+        paragraph_no: 0,
         last: Last::None,
         scenario_seq: 0,
         list_indent: None,
         consumed: 0,
+        question_line: None,
+        question_of: Vec::new(),
     };
     let mut fence: Option<&str> = None;
     let mut in_comment = false;
@@ -965,7 +1044,7 @@ pub(super) fn ingest(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
             if trimmed.starts_with(marker) {
                 fence = None;
             }
-            b.add_prose(no, line, line);
+            b.add_prose(no, line, line, false);
             continue;
         }
         if in_comment {
@@ -982,7 +1061,7 @@ pub(super) fn ingest(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
             fence = Some(&trimmed[..3]);
             b.last = Last::None;
             b.list_indent = None;
-            b.add_prose(no, line, line);
+            b.add_prose(no, line, line, false);
             continue;
         }
         if trimmed.is_empty() {
@@ -1020,7 +1099,8 @@ pub(super) fn ingest(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
         }
         if let Some(label) = BOLD_LABEL.captures(trimmed) {
             let label = plain(label.name("label").map_or("", |m| m.as_str()));
-            if b.label(label.trim()) {
+            let at = Location::new(no, col(line, offset_in(line, trimmed)), chars(trimmed));
+            if b.label(label.trim(), &plain(trimmed), at) {
                 continue;
             }
         }
@@ -1038,7 +1118,7 @@ pub(super) fn ingest(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
                     b.continuation(&joined);
                 } else {
                     b.list_indent = Some(indent);
-                    b.list_item(no, line, c.get(2).is_some(), body, &joined);
+                    b.list_item(no, line, c.get(2).map(|m| m.as_str()), body, &joined);
                 }
                 b.clarifications(no, line);
                 continue;
@@ -1053,7 +1133,7 @@ pub(super) fn ingest(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
             let (joined, taken) = wrapped(trimmed, &lines[index + 1..], 0);
             b.consumed = taken;
             b.list_indent = None;
-            b.list_item(no, line, false, trimmed, &joined);
+            b.list_item(no, line, None, trimmed, &joined);
             b.clarifications(no, line);
             continue;
         }
@@ -1102,21 +1182,27 @@ pub(super) fn ingest(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
         if !indented {
             b.list_indent = None;
         }
-        b.add_prose(no, line, trimmed);
+        b.add_prose(no, line, trimmed, true);
         b.clarifications(no, line);
     }
     b.flush_paragraph();
     if let Some(last) = b.spec.sections.last_mut() {
         last.end_line = b.spec.lines.max(last.location.line);
     }
-    if b.spec
-        .requirements
-        .iter()
-        .all(|r| r.kind == RequirementKind::Constraint)
-    {
+    let none = |spec: &Spec| spec.requirements.iter().all(|r| r.kind == RequirementKind::Constraint);
+    if none(&b.spec) {
+        goal_requirements(&mut b.spec);
+    }
+    if none(&b.spec) {
         prose_requirements(&mut b);
     }
     assign_ids(&mut b.spec);
+    for &(q, r) in &b.question_of {
+        let id = b.spec.requirements.get(r).map(|r| r.id.clone());
+        if let Some(q) = b.spec.clarifications.get_mut(q) {
+            q.requirement = id.filter(|id| !id.is_empty());
+        }
+    }
     let _ = b.path;
     diagnostics.append(&mut b.diagnostics);
     (b.spec, diagnostics)
@@ -1153,34 +1239,152 @@ fn wrapped(body: &str, rest: &[(u32, &str)], indent: usize) -> (String, u32) {
     (text, taken)
 }
 
+/// When the spec lists no requirements, the items of its Goals (a KEP's, a design's) are
+/// what it asks.
+fn goal_requirements(spec: &mut Spec) {
+    let goals = |section: &str| {
+        let t = section.to_lowercase();
+        t.contains("goal") && !t.contains("non-goal") && !t.contains("non goal")
+    };
+    let (taken, kept): (Vec<Item>, Vec<Item>) =
+        std::mem::take(&mut spec.items).into_iter().partition(|i| goals(&i.section));
+    spec.items = kept;
+    for item in taken {
+        spec.requirements.push(Requirement {
+            id: String::new(),
+            explicit_id: false,
+            text: item.text,
+            kind: RequirementKind::Functional,
+            location: item.location,
+            section: item.section,
+            priority: None,
+        });
+    }
+}
+
+/// A line of prose kept for the requirement fallback.
+struct ProseLine {
+    no: u32,
+    col: u32,
+    text: String,
+    paragraph: u32,
+}
+
+/// Sections that give context and ask nothing: their sentences are never requirements.
+fn context_only(title: &str) -> bool {
+    const CONTEXT: &[&str] = &[
+        "motivation", "background", "context", "drawback", "alternative", "rationale",
+        "prior art", "reference", "history", "risk", "non-goal", "non goal", "out of scope",
+        "glossary", "table of contents", "files to", "implementation hint", "dependencies",
+        "verification", "testing strategy", "test plan", "future possibilit", "appendix",
+        "assumption", "notes",
+    ];
+    let t = title.to_lowercase();
+    CONTEXT.iter().any(|c| t.contains(c))
+}
+
+/// Verbs that open an imperative sentence: the ask of an issue or a proposal ("Add rate
+/// limiting to the login endpoint.").
+const IMPERATIVES: &[&str] = &[
+    "add", "allow", "build", "change", "convert", "create", "define", "delete", "deprecate",
+    "disable", "display", "document", "drop", "emit", "enable", "ensure", "expose", "extend",
+    "extract", "fix", "implement", "introduce", "keep", "limit", "log", "make", "mark",
+    "migrate", "move", "prevent", "provide", "refactor", "reject", "remove", "rename", "replace",
+    "report", "return", "rewrite", "send", "show", "stabilise", "stabilize", "store", "support",
+    "update", "use", "validate", "write",
+];
+
+/// The sentences of `text`: cut after `.`, `!`, `?` or `;` followed by a space or the end,
+/// never inside a code span, after an abbreviation (`e.g.`) or between digits (`1.10`).
+/// Returns byte ranges.
+fn sentences(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut code = false;
+    let bytes = text.as_bytes();
+    for (i, ch) in text.char_indices() {
+        if ch == '`' {
+            code = !code;
+            continue;
+        }
+        if code || !matches!(ch, '.' | '!' | '?' | ';') {
+            continue;
+        }
+        let end = i + 1;
+        let at_end = end >= text.len() || bytes[end].is_ascii_whitespace();
+        if !at_end {
+            continue;
+        }
+        let before = text[..i].rsplit(|c: char| c.is_whitespace() || c == '(').next().unwrap_or("");
+        let abbreviation = ch == '.'
+            && matches!(before.to_lowercase().as_str(), "e.g" | "i.e" | "etc" | "vs" | "cf" | "eg" | "ie");
+        if abbreviation {
+            continue;
+        }
+        out.push((start, end));
+        start = end;
+    }
+    if start < text.len() {
+        out.push((start, text.len()));
+    }
+    out
+}
+
 /// When the spec lists no requirements, the sentences of its prose that say `must`, `shall`,
-/// `should`, `needs to`… are its requirements.
+/// `should`, `needs to`…, or that open with an imperative (`Add …`, `Support …`), are its
+/// requirements: whole sentences, across the lines a paragraph is wrapped over, never code.
 fn prose_requirements(b: &mut Builder<'_>) {
     let prose = std::mem::take(&mut b.prose);
-    for (no, col0, text) in prose {
-        let mut start = 0;
-        for (i, ch) in text.char_indices() {
-            let end = i + ch.len_utf8();
-            let last = end == text.len();
-            if matches!(ch, '.' | '!' | '?' | ';') || last {
-                let sentence = &text[start..end];
-                let lead = sentence.len() - sentence.trim_start().len();
-                let s = sentence.trim();
-                if s.len() > 8 && MODAL.is_match(s) && !s.ends_with('?') {
-                    let c = col0 + text[..start + lead].chars().count() as u32;
-                    b.spec.requirements.push(Requirement {
-                        id: String::new(),
-                        explicit_id: false,
-                        text: plain(s),
-                        kind: RequirementKind::Functional,
-                        location: Location::new(no, c, chars(s)),
-                        section: String::new(),
-                        priority: None,
-                    });
-                }
-                start = end;
+    let mut i = 0;
+    while i < prose.len() {
+        let mut j = i;
+        // A paragraph: its lines joined, with where each line starts.
+        let mut text = String::new();
+        let mut starts: Vec<(usize, usize)> = Vec::new();
+        while j < prose.len() && prose[j].paragraph == prose[i].paragraph {
+            if !text.is_empty() {
+                text.push(' ');
             }
+            starts.push((text.len(), j));
+            text.push_str(prose[j].text.trim());
+            j += 1;
         }
+        for (start, end) in sentences(&text) {
+            let sentence = &text[start..end];
+            let lead = sentence.len() - sentence.trim_start().len();
+            let s = sentence.trim();
+            if s.len() <= 8 || s.ends_with('?') {
+                continue;
+            }
+            let first = s
+                .split(|c: char| !c.is_alphanumeric())
+                .next()
+                .unwrap_or("")
+                .to_lowercase();
+            let imperative = IMPERATIVES.contains(&first.as_str());
+            if !(MODAL.is_match(s) || imperative) {
+                continue;
+            }
+            let at = start + lead;
+            let &(line_start, k) = starts
+                .iter()
+                .rev()
+                .find(|(o, _)| *o <= at)
+                .unwrap_or(&starts[0]);
+            let line = &prose[k];
+            let c = line.col + text[line_start..at].chars().count() as u32;
+            let on_line = chars(s).min(chars(&text[at..line_start + line.text.trim().len().max(at - line_start)]));
+            b.spec.requirements.push(Requirement {
+                id: String::new(),
+                explicit_id: false,
+                text: plain(s),
+                kind: RequirementKind::Functional,
+                location: Location::new(line.no, c, on_line),
+                section: String::new(),
+                priority: None,
+            });
+        }
+        i = j;
     }
     for r in b.spec.requirements.iter_mut() {
         if r.section.is_empty() {

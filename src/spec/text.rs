@@ -68,6 +68,17 @@ const STOPWORDS: &[&str] = &[
 pub(crate) fn stems(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for word in text.split(|c: char| !c.is_alphanumeric()) {
+        if word.chars().any(is_cjk) {
+            // No spaces between Chinese or Japanese words: pairs of characters stand in.
+            let han: Vec<char> = word.chars().filter(|&c| is_cjk(c)).collect();
+            for pair in han.windows(2) {
+                let stem: String = pair.iter().collect();
+                if !out.contains(&stem) {
+                    out.push(stem);
+                }
+            }
+            continue;
+        }
         if word.chars().count() < 4 {
             continue;
         }
