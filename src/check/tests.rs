@@ -16,6 +16,7 @@ fn ctx() -> Context {
     Context {
         workdirs: vec![PathBuf::from("/home/dev/calc")],
         go_module: Some("example.com/calc".into()),
+        base: None,
     }
 }
 
@@ -370,7 +371,7 @@ fn jest_places_failures_at_their_frame_and_reports_suites_that_did_not_run() {
                 "tests/sum.test.js:5:23",
                 "error",
                 "",
-                "Error: expect(received).toBe(expected) // Object.is equality"
+                "expect(received).toBe(expected) // Object.is equality"
             ),
             row(
                 "tests/broken.test.js:1:19",
@@ -380,7 +381,10 @@ fn jest_places_failures_at_their_frame_and_reports_suites_that_did_not_run() {
             ),
         ]
     );
-    assert_eq!(errors[0].test.as_deref(), Some("sum adds 1 + 2 to equal 3"));
+    assert_eq!(
+        errors[0].test.as_deref(),
+        Some("sum › adds 1 + 2 to equal 3")
+    );
     assert!(
         errors[0].message.ends_with("Expected: 3\nReceived: 4"),
         "{}",
@@ -405,7 +409,14 @@ fn jest_places_failures_at_their_frame_and_reports_suites_that_did_not_run() {
 
 #[test]
 fn the_generic_parser_reads_what_no_other_parser_knows() {
+    // mypy's and Ruff's lines are known by their shape; the generic parser reads them alike.
     let (errors, parsers) = run("./lint.sh", &fixture("generic/lint.stdout"), "");
+    assert_eq!(parsers, ["mypy", "ruff"]);
+    assert_eq!(errors[2].message, "`os` imported but unused");
+    let lint = fixture("generic/lint.stdout")
+        .replace("[*] ", "")
+        .replace("Found", "found");
+    let (errors, parsers) = run("./lint.sh", &lint, "");
     assert_eq!(parsers, ["generic"]);
     assert_eq!(
         brief(&errors),
@@ -426,7 +437,7 @@ fn the_generic_parser_reads_what_no_other_parser_knows() {
                 "calc/cli.py:1:8",
                 "error",
                 "F401",
-                "[*] `os` imported but unused"
+                "`os` imported but unused"
             ),
         ]
     );
@@ -502,6 +513,7 @@ fn the_files_of_a_report_are_project_files_relative_to_the_root() {
     };
     let mut report = Report {
         passed: false,
+        outcome: Outcome::Failed,
         workdir: "crates/calc".into(),
         commands: Vec::new(),
         errors: vec![
@@ -600,10 +612,13 @@ fn the_summary_has_the_commands_then_each_tool_with_counts_and_a_bounded_table()
     );
     let report = Report {
         passed: false,
+        outcome: Outcome::Failed,
         workdir: ".".into(),
         commands: vec![CommandResult {
             command: "cargo build --message-format=json | tee x".into(),
             passed: false,
+            outcome: Outcome::Failed,
+            reason: None,
             exit_code: Some(101),
             parsers: vec!["cargo".into()],
             errors: 2,
@@ -641,6 +656,7 @@ fn the_summary_has_the_commands_then_each_tool_with_counts_and_a_bounded_table()
 fn annotations_are_workflow_commands_with_escaped_values() {
     let report = Report {
         passed: false,
+        outcome: Outcome::Failed,
         workdir: "web".into(),
         commands: Vec::new(),
         errors: vec![
@@ -679,6 +695,7 @@ fn the_errors_schema_accepts_a_report() {
     let (errors, _) = run("pytest", &fixture("pytest/run.stdout"), "");
     let report = Report {
         passed: false,
+        outcome: Outcome::Failed,
         workdir: ".".into(),
         commands: Vec::new(),
         errors,
