@@ -7,7 +7,7 @@
 //! `parse/parse_test.go:9:2: undefined: Tokens`, relative to where `go` ran.
 //!
 //! And plain `go test` (`parse_plain`): `--- FAIL: TestAdd (0.00s)` then the test's indented
-//! `calc_test.go:7: message` lines, its package named after them by `FAIL	example.com/calc`;
+//! `calc_test.go:7: message` lines, its package named after them by `FAIL example.com/calc`;
 //! build errors (`# example.com/calc/parse` then `parse/parse.go:4:2: …`, on stderr, also
 //! with `-json` before Go 1.24). A test that panicked (`panic: runtime error: …`, then the
 //! goroutine's frames) is placed at the first frame in a file of the project, which is where

@@ -117,7 +117,7 @@ static COUNTS: LazyLock<Regex> = LazyLock::new(|| {
         .expect("regex")
 });
 
-/// Go's lines for a package whose tests ran (`ok  	example.com/x	0.01s`, `--- PASS`).
+/// Go's lines for a package whose tests ran (`ok  example.com/x  0.01s`, `--- PASS`).
 static GO_RAN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"^(?:ok\s+\S+\s+(?:\(cached\)|[\d.]+s)|--- (?:PASS|FAIL): |\{.*"Action":"(?:pass|fail)".*"Test":)"#)
         .expect("regex")
@@ -161,7 +161,7 @@ pub fn classify(
         let mut ran = false;
         let mut says_exit = false;
         for line in lines() {
-            if GO_RAN.is_match(&line) {
+            if GO_RAN.is_match(&line) && !line.contains("[no tests to run]") {
                 ran = true;
             }
             for c in COUNTS.captures_iter(&line) {
@@ -170,7 +170,8 @@ pub fn classify(
                     ran = true;
                 }
             }
-            if marker.is_none() && NO_TESTS.is_match(&line) {
+            if NO_TESTS.is_match(&line) {
+                // The last one says it best (pytest's `collected 0 items`, then `no tests ran`).
                 says_exit |= line.contains("exiting with code");
                 marker = Some(line);
             }
