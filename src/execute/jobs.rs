@@ -15,7 +15,17 @@ use crate::record::event::*;
 use crate::record::limits;
 use crate::record::redact::Redactor;
 
-pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
+pub(super) async fn run_job(job: Job, cancel: watch::Receiver<u8>) -> EventData {
+    // A view of the repository is the attempt's only: removed however the attempt ended.
+    let view = job.view.clone();
+    let ended = run_attempt(job, cancel).await;
+    if let Some(view) = view {
+        let _ = tokio::task::spawn_blocking(move || view.remove()).await;
+    }
+    ended
+}
+
+async fn run_attempt(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
     let began = Instant::now();
     // The agent that ran: the chain's first, or the one a fallback moved to.
     let agent_name = std::sync::Mutex::new(
@@ -79,6 +89,26 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
             Ok(Ok(ready)) => worktree = Some(ready),
             Ok(Err(e)) => return failed(FailureKind::Spawn, e, None, None),
             Err(e) => return failed(FailureKind::Spawn, format!("worktree: {e}"), None, None),
+        }
+    }
+    if let Some(view) = &job.view {
+        let view = view.clone();
+        match tokio::task::spawn_blocking(move || view.prepare()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return failed(FailureKind::Spawn, e, None, None),
+            Err(e) => return failed(FailureKind::Spawn, format!("view: {e}"), None, None),
+        }
+    }
+    // The outputs directory inside a repository workspace, empty.
+    if let Some(out) = &job.out_dir {
+        let dir = out.clone();
+        match tokio::task::spawn_blocking(move || outputs::prepare_out(&dir)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let message = format!("making the outputs directory `{}`: {e}", out.display());
+                return failed(FailureKind::Spawn, message, None, None);
+            }
+            Err(e) => return failed(FailureKind::Spawn, format!("outputs: {e}"), None, None),
         }
     }
     let mut exit_code = None;
@@ -238,6 +268,7 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
     }
     // Copying and fsyncing outputs is blocking work: off the event loop.
     let promoted = {
+        let out_dir = job.out_dir.clone();
         let (outputs, paths, dir, run_dir, phase, base, redactor) = (
             job.outputs.clone(),
             job.output_paths.clone(),
@@ -249,6 +280,10 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
         );
         let model = usage.as_ref().and_then(|u| u.model.clone());
         tokio::task::spawn_blocking(move || {
+            // Written inside the workspace: into the attempt directory, out of the commit.
+            if let Some(out) = &out_dir {
+                outputs::collect(out, &dir, &paths);
+            }
             let mut promoted =
                 outputs::promote(&outputs, &paths, &dir, &run_dir, &phase, &base, &redactor);
             if let Ok(promoted) = &mut promoted {

@@ -33,6 +33,12 @@ pub(super) struct Job {
     pub(super) reservation: Option<Reservation>,
     /// For `workspace: worktree`: the worktree to prepare first and commit after.
     pub(super) worktree: Option<super::worktree::WorktreeJob>,
+    /// For `workspace: view`: the view of the repository to make first and remove after.
+    pub(super) view: Option<super::view::ViewJob>,
+    /// For the workspaces in a repository (`view`, `worktree`, `integration`): the outputs
+    /// directory inside the working directory (`outputs::WORKSPACE_OUT`), made empty before the
+    /// attempt and moved into the attempt directory after it.
+    pub(super) out_dir: Option<PathBuf>,
 }
 
 /// A reservation in the shared day and month budgets, made by the attempt's task.
@@ -188,13 +194,27 @@ impl Engine {
         }
         let worktree = match phase.workspace {
             Workspace::Worktree => Some(self.worktree_job(instance)?),
-            Workspace::Repo | Workspace::Attempt | Workspace::Integration => None,
+            Workspace::Repo | Workspace::Attempt | Workspace::Integration | Workspace::View => None,
         };
-        let cwd = match (&worktree, phase.workspace) {
-            (Some(w), _) => w.cwd.clone(),
-            (None, Workspace::Repo) => self.project_root.clone(),
-            (None, Workspace::Integration) => self.integration_dir()?,
-            (None, _) => dir.to_path_buf(),
+        let view = match phase.workspace {
+            Workspace::View => Some(self.view_job(instance, attempt, &context)?),
+            _ => None,
+        };
+        let cwd = match (&worktree, &view, phase.workspace) {
+            (Some(w), _, _) => w.cwd.clone(),
+            (None, Some(v), _) => v.cwd.clone(),
+            (None, None, Workspace::Repo) => self.project_root.clone(),
+            (None, None, Workspace::Integration) => self.integration_dir()?,
+            (None, None, _) => dir.to_path_buf(),
+        };
+        // Clients are confined to their working directory: a phase working in a repository
+        // writes its outputs inside it. The attempt and repo workspaces write them in the
+        // attempt directory (under the project, where such a client works).
+        let out_dir = match phase.workspace {
+            Workspace::View | Workspace::Worktree | Workspace::Integration => {
+                Some(cwd.join(outputs::WORKSPACE_OUT))
+            }
+            Workspace::Attempt | Workspace::Repo => None,
         };
         let mut env = vec![
             (
@@ -205,7 +225,7 @@ impl Engine {
             ("SPECTACULAR_ATTEMPT".to_string(), attempt.to_string()),
             (
                 "SPECTACULAR_OUTPUT_DIR".to_string(),
-                dir.display().to_string(),
+                out_dir.as_deref().unwrap_or(dir).display().to_string(),
             ),
             (
                 "SPECTACULAR_RUN_DIR".to_string(),
@@ -463,6 +483,8 @@ impl Engine {
             agent: agent_job,
             reservation: shared_reservation,
             worktree,
+            view,
+            out_dir,
         })
     }
 

@@ -167,6 +167,30 @@ pub fn reset_worktree(root: &Path, path: &Path, branch: &str, start: &str) -> Re
     Ok(())
 }
 
+/// Make `path` a detached worktree of the repository at `root` at commit `commit`: a
+/// read-only view of the code for an attempt, on no branch. Anything at `path` before (a
+/// view a crash left) is replaced.
+pub fn add_detached_worktree(root: &Path, path: &Path, commit: &str) -> Result<(), Error> {
+    let _admin = ADMIN.lock().unwrap_or_else(|e| e.into_inner());
+    if path.exists() {
+        let _ = std::fs::remove_dir_all(path);
+        git(root, &["worktree", "prune"])?;
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::Failed {
+            command: "worktree add".into(),
+            dir: parent.display().to_string(),
+            stderr: e.to_string(),
+        })?;
+    }
+    let path_s = path.display().to_string();
+    git(
+        root,
+        &["worktree", "add", "--force", "--detach", &path_s, commit],
+    )?;
+    Ok(())
+}
+
 /// Remove the worktree at `path`; when git cannot, remove the directory and prune what git
 /// knows of it.
 pub fn remove_worktree(root: &Path, path: &Path) -> Result<(), Error> {
