@@ -396,6 +396,8 @@ impl Engine {
                             &text,
                             &prompt_file,
                             &cwd,
+                            // The repository workspaces are the engine's own worktrees.
+                            out_dir.is_some(),
                             budgeted,
                         )
                     };
@@ -511,6 +513,7 @@ impl Engine {
         prompt: &str,
         prompt_file: &Path,
         workdir: &Path,
+        git_worktree: bool,
         budgeted: bool,
     ) -> Result<Candidate, String> {
         let spec = model.as_deref().and_then(|m| self.catalog.get(m));
@@ -531,6 +534,7 @@ impl Engine {
             workdir: workdir.to_path_buf(),
             max_budget_usd: reserve.clone().and_then(Result::ok),
             max_turns: None,
+            git_worktree,
         };
         if let Some(protocol) = crate::agents::HttpProtocol::from_adapter(&config.adapter) {
             let mut endpoint = crate::agents::HttpEndpoint::from_config(protocol, config);

@@ -239,10 +239,21 @@ fn identity_args(dir: &Path) -> Vec<&'static str> {
     args
 }
 
+/// What clients leave in their working directory and the engine never commits (pathspecs):
+/// Aider's tag cache and history files, and the outputs directory of an attempt.
+pub const NEVER_COMMITTED: &[&str] = &[
+    ":(exclude,glob)**/.aider.tags.cache.v*/**",
+    ":(exclude,glob)**/.aider.*.history*",
+    ":(exclude,glob)**/.spectacular/out/**",
+];
+
 /// Commit everything in the worktree at `dir` (new, changed and deleted files; a merge in
-/// progress is concluded) with `message`. Whether there was anything to commit.
+/// progress is concluded) with `message`, but for [`NEVER_COMMITTED`]. Whether there was
+/// anything to commit.
 pub fn commit_all(dir: &Path, message: &str) -> Result<bool, Error> {
-    git(dir, &["add", "--all"])?;
+    let mut add = vec!["add", "--all", "--", "."];
+    add.extend(NEVER_COMMITTED);
+    git(dir, &add)?;
     let mut args = identity_args(dir);
     args.extend(["commit", "--no-verify", "-q", "-F", "-"]);
     let mut child = command(dir)
