@@ -11,6 +11,7 @@ mod clarify;
 mod clean;
 mod cli;
 mod completions;
+mod dashboard;
 mod diagnostics;
 mod docs;
 mod durability;
