@@ -169,7 +169,7 @@ function runsPage(me) {
     runFilters.state = stateSel.value;
     runFilters.since = since.value;
     const missions = [...new Set(rows.map((r) => r.mission).filter(Boolean))].sort();
-    missionSel.replaceChildren(h('option', { value: '' }, 'any'), missions.map((m) => h('option', { value: m }, m)));
+    missionSel.replaceChildren(h('option', { value: '' }, 'any'), ...missions.map((m) => h('option', { value: m }, m)));
     missionSel.value = runFilters.mission;
     const shown = rows.filter((r) =>
       (!runFilters.mission || r.mission === runFilters.mission) &&
@@ -246,7 +246,7 @@ function drawHead(head, id, data) {
   const st = data.status;
   const total = (data.cost && data.cost.cost_usd) || 0;
   const cancellable = !data.read_only && !['succeeded', 'failed', 'canceled'].includes(st.status);
-  head.replaceChildren(
+  head.replaceChildren(...[
     h('h1', {}, st.mission, ' ', h('span', { class: 'mono muted' }, st.run_id)),
     h('span', { id: 'run-status', 'data-status': st.status }, badge(st.status)),
     h('span', { class: 'muted' }, st.engine_running ? 'an engine is running it' : 'no engine running'),
@@ -258,7 +258,7 @@ function drawHead(head, id, data) {
         if (!confirm('Cancel run ' + st.run_id + '? `spectacular resume` continues it later.')) return;
         act(e.target, '/api/runs/' + encodeURIComponent(id) + '/cancel', {});
       },
-    }, 'Cancel run') : null);
+    }, 'Cancel run') : null].filter(Boolean));
 }
 
 function act(button, path, body) {
