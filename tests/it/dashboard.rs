@@ -374,3 +374,98 @@ fn binding_beyond_loopback_needs_a_chosen_token() {
         text(&out)
     );
 }
+
+fn cli_json(p: &Project, args: &[&str]) -> serde_json::Value {
+    let out = p.run(args);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_pages_show_the_numbers_of_status_board_and_cost() {
+    let p = Project::new(
+        "
+mission: costly
+budget: { max_usd: 0.05, soft_usd: 0.01 }
+phases:
+  a: { role: executor, model: gpt, prompt: work.md.j2 }
+  gate: { needs: [a], approval: { reason: ship it? } }
+",
+    );
+    std::fs::write(p.path().join("work.md.j2"), "Work on item 10.\n").unwrap();
+    crate::runtime::write_agents(
+        &p,
+        &[crate::runtime::fake_agent(
+            "codex",
+            "codex",
+            "executor",
+            "codex-success.jsonl",
+        )],
+    );
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    let costly = p.run_id();
+    let quickstart = crate::support::repo_root().join("examples/quickstart");
+    let out = p.run(&["run", quickstart.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let planned = p.run_id();
+    let d = Dashboard::start(&p, &[], &[]);
+    let get = |path: &str| -> serde_json::Value {
+        let (status, body) = d.call("GET", path, None);
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    };
+
+    // The run page: `status --json`'s phases, and the mission's budget.
+    let run = get(&format!("/api/runs/{costly}"));
+    let status = cli_json(&p, &["status", &costly, "--json"]);
+    assert_eq!(run["status"]["phases"], status["phases"]);
+    assert_eq!(run["status"]["status"], "suspended");
+    let cost = crate::budget::codex_cost("codex-success.jsonl", "gpt");
+    assert!((run["cost"]["cost_usd"].as_f64().unwrap() - cost).abs() < 1e-9);
+    assert_eq!(run["budget"]["max_usd"], 0.05);
+    assert_eq!(run["budget"]["soft_usd"], 0.01);
+    assert_eq!(run["waiting"][0]["phase"], "gate");
+    assert_eq!(
+        run["graph"]["edges"][0],
+        serde_json::json!({"from": "a", "to": "gate"})
+    );
+
+    // The board: `board --json`'s work packages, in the same columns.
+    let board = get(&format!("/api/runs/{planned}/board"));
+    let cli_board = cli_json(&p, &["board", &planned, "--json"]);
+    let cards = |v: &serde_json::Value| -> Vec<(String, String, String)> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+                (s("work"), s("state"), s("column"))
+            })
+            .collect()
+    };
+    let shown = cards(&board["board"]["work_packages"]);
+    assert_eq!(shown, cards(&cli_board["work_packages"]));
+    assert_eq!(shown.len(), 3, "{board:#}");
+
+    // Costs: `cost --by … --json`, every grouping.
+    let costs = get("/api/costs");
+    for by in ["day", "agent", "model", "mission", "phase"] {
+        let cli = cli_json(&p, &["cost", "--by", by, "--json"]);
+        assert_eq!(costs["reports"][by]["groups"], cli["groups"], "--by {by}");
+        assert_eq!(
+            costs["reports"][by]["cost_usd"], cli["cost_usd"],
+            "--by {by}"
+        );
+    }
+    let since = get("/api/costs?since=7d");
+    assert_eq!(since["reports"]["model"]["calls"], 1 + 4);
+    let (status, body) = d.call("GET", "/api/costs?since=yesterday-ish", None);
+    assert_eq!(status, 400, "{body}");
+
+    // The runs list: both, newest first, with their costs.
+    let runs = get("/api/runs");
+    assert_eq!(runs[0]["run_id"], planned.as_str());
+    assert_eq!(runs[1]["run_id"], costly.as_str());
+    assert!((runs[1]["cost_usd"].as_f64().unwrap() - cost).abs() < 1e-9);
+}
