@@ -469,3 +469,110 @@ phases:
     assert_eq!(runs[1]["run_id"], costly.as_str());
     assert!((runs[1]["cost_usd"].as_f64().unwrap() - cost).abs() < 1e-9);
 }
+
+#[test]
+fn answering_from_the_dashboard_records_the_answers_and_the_last_one_lets_the_run_go_on() {
+    let p = Project::new(
+        "
+mission: asks
+inputs:
+  spec: { type: file }
+phases:
+  clarify:
+    uses: builtin/clarify
+    with: { spec: '{{ inputs.spec }}' }
+    outputs:
+      analysis: { path: analysis.json }
+  after: { needs: [clarify], run: [echo, done] }
+",
+    );
+    std::fs::write(
+        p.path().join("spec.md"),
+        "# Feature: greetings\n\n## Requirements\n\n- **FR-001**: The tool MUST greet the user by name.\n- **FR-002**: The README MUST show [NEEDS CLARIFICATION: which examples?]\n",
+    )
+    .unwrap();
+    let out = p.run(&["run", "mission.yaml", "--input", "spec=spec.md"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    let d = Dashboard::start(&p, &[], &[("SPECTACULAR_ACTOR", "user:answerer")]);
+    let run = p.run_id();
+    let (_, page) = d.call("GET", &format!("/api/runs/{run}"), None);
+    let page: serde_json::Value = serde_json::from_str(&page).unwrap();
+    let questions = page["waiting"][0]["questions"].as_array().unwrap().clone();
+    assert!(!questions.is_empty(), "{page:#}");
+    assert_eq!(page["waiting"][0]["phase"], "clarify");
+    let path = format!("/api/runs/{run}/answer");
+    // A question that was not asked is refused with the CLI's words.
+    let body = format!(
+        r#"{{"phase":"clarify","question":{},"answer":"x"}}"#,
+        questions.len() + 1
+    );
+    let (status, text) = d.call("POST", &path, Some(&body));
+    assert_eq!(status, 409, "{text}");
+    for (i, q) in questions.iter().enumerate() {
+        let body = serde_json::json!({
+            "phase": "clarify", "question": q["n"], "answer": format!("answer {}", i + 1),
+        });
+        let (status, text) = d.call("POST", &path, Some(&body.to_string()));
+        assert_eq!(status, 200, "{text}");
+        let said: serde_json::Value = serde_json::from_str(&text).unwrap();
+        // Only the last answer lets the run go on.
+        assert_eq!(said["resumed"], i + 1 == questions.len(), "{text}");
+    }
+    p.wait_for("the run to succeed", |events| {
+        events
+            .iter()
+            .any(|e| matches!(e.data, EventData::RunSucceeded(_)))
+    });
+    let answered: Vec<_> = p
+        .events()
+        .into_iter()
+        .filter_map(|e| match e.data {
+            EventData::ClarificationAnswered(a) => Some((a.question, a.answer, e.actor)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answered.len(), questions.len());
+    assert_eq!(
+        answered[0],
+        (1, "answer 1".to_string(), "user:answerer".to_string())
+    );
+}
+
+#[test]
+fn canceling_from_the_dashboard_stops_a_running_engine_through_its_inbox() {
+    let p = Project::new(
+        "
+mission: slow
+phases:
+  wait: { run: [sleep, '30'] }
+",
+    );
+    let mut engine = p.spawn(&["run", "mission.yaml"]);
+    p.wait_for("the attempt to start", |events| {
+        events
+            .iter()
+            .any(|e| matches!(e.data, EventData::AttemptStarted(_)))
+    });
+    let d = Dashboard::start(&p, &[], &[]);
+    let (_, page) = d.call("GET", &format!("/api/runs/{}", p.run_id()), None);
+    let page: serde_json::Value = serde_json::from_str(&page).unwrap();
+    assert_eq!(page["status"]["engine_running"], true, "{page:#}");
+    let (status, text) = d.call(
+        "POST",
+        &format!("/api/runs/{}/cancel", p.run_id()),
+        Some("{}"),
+    );
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("the running engine"), "{text}");
+    let exit = engine.wait().unwrap();
+    assert_eq!(exit.code(), Some(130));
+    let events = p.events();
+    let requested = events
+        .iter()
+        .find(|e| matches!(e.data, EventData::CancelRequested(_)))
+        .expect("cancel.requested");
+    assert_eq!(requested.actor, "user:tester");
+    assert!(events
+        .iter()
+        .any(|e| matches!(e.data, EventData::RunCanceled(_))));
+}
