@@ -233,7 +233,7 @@ fn approving_from_the_dashboard_records_what_the_cli_records_and_the_run_goes_on
     // From the CLI.
     let cli = gated_run();
     let out = cli
-        .command(&["approve", "last", "gate", "--comment", "looks good"])
+        .command(&["approve", "last", "gate", "--comment=--reject looks good"])
         .env("SPECTACULAR_ACTOR", "user:reviewer")
         .output()
         .unwrap();
@@ -244,7 +244,7 @@ fn approving_from_the_dashboard_records_what_the_cli_records_and_the_run_goes_on
     let (status, body) = d.call(
         "POST",
         &format!("/api/runs/{}/approve", p.run_id()),
-        Some(r#"{"phase":"gate","approve":true,"comment":"looks good"}"#),
+        Some(r#"{"phase":"gate","approve":true,"comment":"--reject looks good"}"#),
     );
     assert_eq!(status, 200, "{body}");
     let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -510,7 +510,7 @@ phases:
     assert_eq!(status, 409, "{text}");
     for (i, q) in questions.iter().enumerate() {
         let body = serde_json::json!({
-            "phase": "clarify", "question": q["n"], "answer": format!("answer {}", i + 1),
+            "phase": "clarify", "question": q["n"], "answer": format!("--resume answer {}", i + 1),
         });
         let (status, text) = d.call("POST", &path, Some(&body.to_string()));
         assert_eq!(status, 200, "{text}");
@@ -532,9 +532,14 @@ phases:
         })
         .collect();
     assert_eq!(answered.len(), questions.len());
+    // A text that looks like an option is recorded as written.
     assert_eq!(
         answered[0],
-        (1, "answer 1".to_string(), "user:answerer".to_string())
+        (
+            1,
+            "--resume answer 1".to_string(),
+            "user:answerer".to_string()
+        )
     );
 }
 
