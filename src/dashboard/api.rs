@@ -262,9 +262,11 @@ pub fn waiting(events: &[Event]) -> Vec<Value> {
                 );
             }
             EventData::ClarificationAnswered(d) => {
+                let index = d.question.checked_sub(1).map(|i| i as usize);
                 if let Some(q) = found
                     .get_mut(&d.phase)
-                    .and_then(|w| w["questions"].get_mut(d.question.saturating_sub(1) as usize))
+                    .zip(index)
+                    .and_then(|(w, i)| w["questions"].get_mut(i))
                 {
                     q["answered"] = json!(true);
                     q["answer"] = json!(d.answer);
@@ -309,4 +311,85 @@ fn budget(events: &[Event]) -> Value {
         "soft_usd": declared.get("soft_usd").and_then(Value::as_f64),
         "alert": alert,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::event::{ApprovalRequested, ClarificationAnswered};
+
+    fn event(seq: u64, data: EventData) -> Event {
+        Event {
+            event_id: format!("E{seq}"),
+            schema: 1,
+            run_id: "R".into(),
+            seq,
+            ts: "2026-12-07T10:00:00.000Z".into(),
+            causation_id: None,
+            actor: "engine".into(),
+            data,
+        }
+    }
+
+    #[test]
+    fn what_waits_says_which_questions_are_answered() {
+        let answer = |seq, question| {
+            event(
+                seq,
+                EventData::ClarificationAnswered(ClarificationAnswered {
+                    phase: "clarify".into(),
+                    question,
+                    text: "q".into(),
+                    answer: format!("answer {question}"),
+                }),
+            )
+        };
+        let events = [
+            event(
+                1,
+                EventData::ApprovalRequested(ApprovalRequested {
+                    phase: "clarify".into(),
+                    reason: "the spec is ambiguous".into(),
+                    timeout_ms: None,
+                    questions: vec!["Which examples?".into(), "Done when?".into()],
+                    plan: None,
+                }),
+            ),
+            answer(2, 2),
+            // Numbers that were never asked change nothing.
+            answer(3, 0),
+            answer(4, 9),
+        ];
+        let waiting = waiting(&events);
+        assert_eq!(waiting.len(), 1);
+        let questions = &waiting[0]["questions"];
+        assert_eq!(questions[0]["answered"], false);
+        assert_eq!(questions[1]["answered"], true);
+        assert_eq!(questions[1]["answer"], "answer 2");
+        assert_eq!(questions.as_array().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn a_log_tail_starts_where_the_page_left_off_and_keeps_only_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stdout.log");
+        std::fs::write(&path, "first\nsecond\n").unwrap();
+        assert_eq!(
+            read_tail(&path, None).unwrap(),
+            ("first\nsecond\n".to_string(), 13, 0)
+        );
+        assert_eq!(
+            read_tail(&path, Some(6)).unwrap(),
+            ("second\n".to_string(), 13, 6)
+        );
+        // An offset past the end (the file was replaced) starts again.
+        assert_eq!(read_tail(&path, Some(99)).unwrap().2, 0);
+        let big = "x".repeat(LOG_TAIL_MAX as usize + 10);
+        std::fs::write(&path, &big).unwrap();
+        let (text, len, from) = read_tail(&path, None).unwrap();
+        assert_eq!(
+            (text.len() as u64, len, from),
+            (LOG_TAIL_MAX, LOG_TAIL_MAX + 10, 10)
+        );
+    }
 }
