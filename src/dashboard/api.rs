@@ -14,25 +14,46 @@ pub const TIMELINE_MAX: usize = 2_000;
 /// The most bytes of an attempt's log a page gets (its end).
 pub const LOG_TAIL_MAX: u64 = 64 * 1024;
 
+/// Each run's cost by the length of its log when it was summed, so that the list of runs
+/// reads again only the logs that grew.
+#[derive(Debug, Default)]
+pub struct CostCache(std::sync::Mutex<std::collections::HashMap<String, (u64, f64)>>);
+
+impl CostCache {
+    /// What the agent calls of `run_id` cost, from its log.
+    fn cost(&self, store: &Store, run_id: &str) -> f64 {
+        let len = std::fs::metadata(store.events_path(run_id)).map_or(0, |m| m.len());
+        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((seen, cost)) = cache.get(run_id) {
+            if *seen == len {
+                return *cost;
+            }
+        }
+        let events = store.read_events(run_id).unwrap_or_default();
+        let cost = cost::calls_of(run_id, &events, None)
+            .iter()
+            .map(|c| c.cost_usd)
+            .sum();
+        cache.insert(run_id.to_string(), (len, cost));
+        cost
+    }
+}
+
 /// The runs of the store, as `spectacular runs --json` lists them, with each run's cost. A
 /// run whose log cannot be read is listed as `damaged` with its error.
-pub fn runs(store: &Store) -> Result<Value, record::Error> {
+pub fn runs(store: &Store, costs: &CostCache) -> Result<Value, record::Error> {
     if !store.dir.is_dir() {
         return Ok(json!([]));
     }
     let (projection, damaged) = store.projection_checked()?;
     let rows = projection.runs()?;
-    let mut costs = std::collections::HashMap::<String, f64>::new();
-    for call in cost::calls(store, None).unwrap_or_default() {
-        *costs.entry(call.run_id).or_default() += call.cost_usd;
-    }
     let mut list: Vec<Value> = rows
         .iter()
         .map(|r| {
             json!({
                 "run_id": r.run_id, "mission": r.mission, "status": r.status,
                 "started_at": r.started_at, "ended_at": r.ended_at, "events": r.last_seq,
-                "cost_usd": costs.get(&r.run_id).copied().unwrap_or(0.0),
+                "cost_usd": costs.cost(store, &r.run_id),
             })
         })
         .collect();
