@@ -159,6 +159,10 @@ pub struct OutputCheck {
     pub spec: Option<String>,
     /// The plan (a template) verdicts are about.
     pub plan: Option<String>,
+    /// Set by the engine when it prepares an attempt: the copy of the spec taken when the run
+    /// started, which coverage is checked against (the spec on disk may have changed since).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_spec: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -107,10 +107,18 @@ pub fn bound_text(text: &mut String, max: usize, full_at: Option<&str>) {
 
 /// Replace `value` with a marker string when its JSON is larger than `max` bytes.
 pub fn bound_value(value: &mut Value, max: usize, full_at: Option<&str>) {
+    bound_value_sized(value, max, full_at);
+}
+
+/// [`bound_value`], returning the size of the JSON of what is left (the value is serialised
+/// once, to count).
+fn bound_value_sized(value: &mut Value, max: usize, full_at: Option<&str>) -> usize {
     let size = json_size(value);
     if size > max {
         *value = Value::String(value_marker(size, full_at));
+        return json_size(value);
     }
+    size
 }
 
 /// The last `lines` non-empty lines of a captured stream, joined with ` / `, redacted, then
@@ -308,9 +316,9 @@ pub fn sanitize(data: &mut EventData, redactor: &Redactor) {
                 budgeted,
             } => {
                 redactor.redact_value(value);
-                bound_value(value, VALUE_MAX, full_at.as_deref());
+                let size = bound_value_sized(value, VALUE_MAX, full_at.as_deref());
                 if *budgeted {
-                    json_size(value)
+                    size
                 } else {
                     0
                 }

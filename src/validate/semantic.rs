@@ -750,6 +750,7 @@ fn build_phase(
                             kind: c.kind,
                             spec: c.spec.clone(),
                             plan: c.plan.clone(),
+                            started_spec: None,
                         }),
                     },
                 )
