@@ -358,7 +358,7 @@ pub enum Command {
     /// phase, mission or day.
     #[command(after_help = EXAMPLES_COST)]
     Cost(cost::Args),
-    /// A local web UI: runs, phase graphs, boards, costs and reports, live; approve, answer, cancel.
+    /// Watch and steer runs in a browser: graphs, boards, costs and reports, live.
     #[command(after_help = EXAMPLES_DASHBOARD)]
     Dashboard(dashboard::Args),
     /// The configured agents, and whether each can run here.
