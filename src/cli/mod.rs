@@ -41,6 +41,7 @@ macro_rules! eoutln {
 mod agents;
 mod analyse;
 mod answer;
+mod apply;
 mod board;
 mod clean;
 mod completions;
@@ -176,8 +177,10 @@ Examples:
   spectacular plan last --model claude-sonnet --json";
 const EXAMPLES_COST: &str = "\
 Examples:
-  # What each phase cost
-  spectacular cost --by phase
+  # What each phase of the latest run cost
+  spectacular cost last --by phase
+  # What each model cost, over every run
+  spectacular cost
   # Spending per day over the last week
   spectacular cost --by day --since 7d";
 const EXAMPLES_AGENTS: &str = "\
@@ -216,6 +219,12 @@ Examples:
   spectacular missions list
   # Copy a built-in mission into the project to change it
   spectacular missions eject software-dev";
+const EXAMPLES_APPLY: &str = "\
+Examples:
+  # Apply the latest run's work (it succeeded) to the branch it started from
+  spectacular apply
+  # A run by id prefix
+  spectacular apply 01J9";
 const EXAMPLES_CLEAN: &str = "\
 Examples:
   # What cleaning every successful run would remove
@@ -298,6 +307,9 @@ pub enum Command {
     /// Continue a run that was interrupted, canceled or suspended.
     #[command(after_help = EXAMPLES_RESUME)]
     Resume(run::ResumeArgs),
+    /// Fast-forward the base branch of a run that succeeded to its integration branch.
+    #[command(after_help = EXAMPLES_APPLY)]
+    Apply(apply::Args),
     /// Approve (or reject) an approval gate of a run.
     #[command(after_help = EXAMPLES_APPROVE)]
     Approve(control::ApproveArgs),
@@ -335,7 +347,8 @@ pub enum Command {
     /// and model, policy decisions, approvals, loops and the timeline.
     #[command(after_help = EXAMPLES_REPORT)]
     Report(report::Args),
-    /// What agent calls cost: totals, averages and shares by agent, model, phase, mission or day.
+    /// What agent calls cost (of one run, or all): totals, averages and shares by agent, model,
+    /// phase, mission or day.
     #[command(after_help = EXAMPLES_COST)]
     Cost(cost::Args),
     /// The configured agents, and whether each can run here.
@@ -377,6 +390,7 @@ pub fn main() -> ExitCode {
         Command::Init(args) => init::run(&context, args),
         Command::Run(args) => run::run(&context, args),
         Command::Resume(args) => run::resume(&context, args),
+        Command::Apply(args) => apply::run(&context, args),
         Command::Approve(args) => control::approve(&context, args),
         Command::Answer(args) => answer::run(&context, args),
         Command::Cancel(args) => control::cancel(&context, args),

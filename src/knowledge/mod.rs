@@ -19,7 +19,7 @@ mod scaffold;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-pub use detect::{detect, Detected};
+pub use detect::{detect, Check, Detected};
 pub use scaffold::{init, Created};
 
 /// The knowledge directory inside `.spectacular/`.

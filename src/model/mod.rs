@@ -171,13 +171,23 @@ pub struct OnFailure {
     pub max_loops: u32,
 }
 
+/// Why a text is not a duration.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum DurationError {
+    /// A bare number: mission files always name the unit.
+    #[error("`{0}` has no unit")]
+    NoUnit(String),
+    #[error(transparent)]
+    Invalid(#[from] humantime::DurationError),
+}
+
 /// Parse a humantime duration as mission files write them.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let trimmed = text.trim();
     if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return Err(format!("`{trimmed}` has no unit"));
+        return Err(DurationError::NoUnit(trimmed.to_string()));
     }
-    humantime::parse_duration(trimmed).map_err(|e| e.to_string())
+    Ok(humantime::parse_duration(trimmed)?)
 }
 
 /// Format a duration the way users write them (`1h 30m`).

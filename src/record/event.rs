@@ -567,6 +567,9 @@ pub struct PlanSummary {
     pub estimate_usd: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// The plan was written by an agent with no prices (a `command` agent): no estimate.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unpriced: bool,
 }
 
 /// A person answered question `question` (1-based) of the clarification `phase` waits for.

@@ -343,9 +343,17 @@ pub fn check(bytes: &[u8], spec: Option<&[SpecRef]>) -> Result<PlanReport, Vec<S
             for reference in strings(item, "requirement_refs") {
                 match known.get(reference) {
                     Some(&row) => {
-                        let covering = &mut rows[row].work_packages;
-                        if !covering.iter().any(|c| c == id) {
-                            covering.push(id.to_string());
+                        // A user story brings what its scenarios cover.
+                        let through: Vec<usize> = spec[row]
+                            .covers
+                            .iter()
+                            .filter_map(|c| known.get(c.as_str()).copied())
+                            .collect();
+                        for r in std::iter::once(row).chain(through) {
+                            let covering = &mut rows[r].work_packages;
+                            if !covering.iter().any(|c| c == id) {
+                                covering.push(id.to_string());
+                            }
                         }
                     }
                     None => problems.push(format!(

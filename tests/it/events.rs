@@ -150,6 +150,7 @@ fn samples() -> Vec<EventData> {
                 uncovered: vec![s("SC-002")],
                 estimate_usd: Some(0.12),
                 model: Some(s("claude-sonnet")),
+                unpriced: false,
             })),
         }),
         EventData::ApprovalDecided(ApprovalDecided {

@@ -12,6 +12,7 @@ mod clarify;
 mod clean;
 mod cli;
 mod completions;
+mod corpus;
 mod diagnostics;
 mod docs;
 mod durability;
