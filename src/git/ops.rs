@@ -337,7 +337,11 @@ pub fn remove_worktree(root: &Path, path: &Path) -> Result<(), Error> {
     // A link planted at the worktree's place (or its run directory's): git would find the
     // worktree its target is, and remove that. Only the link goes; prune forgets ours.
     let link = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
-    if let Some(at) = [Some(path), path.parent()].into_iter().flatten().find(|p| link(p)) {
+    if let Some(at) = [Some(path), path.parent()]
+        .into_iter()
+        .flatten()
+        .find(|p| link(p))
+    {
         let _ = std::fs::remove_file(at);
         git(root, &["worktree", "prune"])?;
         return Ok(());
