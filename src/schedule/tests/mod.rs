@@ -141,6 +141,7 @@ impl Harness {
     ) {
         self.record(EventData::AttemptSucceeded(AttemptSucceeded {
             git: None,
+            integration_head: None,
             phase: phase.into(),
             attempt,
             exit_code: Some(0),
