@@ -556,6 +556,8 @@ fn shape(text: &str) -> Vec<Parser> {
         } else if gotest::looks_like_plain(line) {
             mark(Parser::GoTest, &mut found);
         } else if line.starts_with("---- ") && line.ends_with(" stdout ----")
+            || line.starts_with("{ \"type\": \"test\"")
+            || line.starts_with("{ \"type\": \"suite\"")
             || line.starts_with("test result: ")
         {
             mark(Parser::RustTest, &mut found);
