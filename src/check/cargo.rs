@@ -171,6 +171,11 @@ static NO_PANIC: LazyLock<Regex> = LazyLock::new(|| {
 /// without a place).
 pub(super) fn parse_tests(text: &str, sink: &mut Sink<'_>) {
     parse_libtest_json(text, sink);
+    parse_human(text, sink);
+}
+
+/// libtest's human report (see [`parse_tests`]).
+fn parse_human(text: &str, sink: &mut Sink<'_>) {
     let lines: Vec<&str> = text.lines().collect();
     let mut section: Option<&str> = None;
     let mut i = 0;
@@ -284,7 +289,7 @@ fn parse_libtest_json(text: &str, sink: &mut Sink<'_>) {
         if let Some(stdout) = &event.stdout {
             report.push_str(stdout);
         }
-        parse_tests(&report, sink);
+        parse_human(&report, sink);
         if sink.found.list.len() + sink.found.dropped == before {
             sink.add(Found {
                 message: event.message.as_deref().unwrap_or("failed"),
