@@ -329,6 +329,8 @@ fn as_path(text: &str) -> Option<String> {
         && !t.contains("..")
         && !t.contains(char::is_whitespace)
         && (t.contains('/')
+            // A dotfile: `.shellcheckrc`, `.gitignore`.
+            || t.len() > 2 && t.starts_with('.') && !t[1..].contains('.')
             || t.rsplit_once('.').is_some_and(|(a, e)| {
                 !a.is_empty()
                     && (1..=8).contains(&e.len())
