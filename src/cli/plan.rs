@@ -6,7 +6,7 @@ use serde_json::json;
 use super::{Context, Exit, Failure, Outcome};
 use crate::model::FailureKind;
 use crate::record::event::EventData;
-use crate::tasks::{estimated_cost, summary_text, PlanReport, REPORT_VALUE};
+use crate::tasks::{estimated_cost, summary_text, Cost, PlanReport, ESTIMATE_VALUE, REPORT_VALUE};
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -23,6 +23,11 @@ pub struct Args {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Write the plan beside the run's spec as Spec Kit's `plan.md` and `tasks.md` (a spec in a
+    /// Spec Kit feature directory, `specs/NNN-name/spec.md`; a file the team wrote there is kept
+    /// as `<name>.orig`).
+    #[arg(long, conflicts_with = "json")]
+    pub write: bool,
 }
 
 /// The last plan the run recorded: its phase and report; else the problems of the last plan
@@ -31,6 +36,8 @@ enum Found {
     Plan {
         phase: String,
         report: Box<PlanReport>,
+        /// The agent that wrote it has no prices.
+        unpriced: bool,
     },
     Refused {
         phase: String,
@@ -126,7 +133,7 @@ fn import(context: &Context, args: ImportArgs) -> Outcome {
                 outln!("{}", String::from_utf8_lossy(&bytes))?;
             } else {
                 outln!("{shown} read as a plan")?;
-                out!("{}", summary_text(&report, None))?;
+                out!("{}", summary_text(&report, Cost::Unknown))?;
             }
             Ok(Exit::Success)
         }
@@ -161,6 +168,12 @@ pub fn run(context: &Context, args: Args) -> Outcome {
                         found = Found::Plan {
                             phase: d.phase.clone(),
                             report: Box::new(report),
+                            unpriced: d
+                                .values
+                                .get(ESTIMATE_VALUE)
+                                .and_then(|e| e.get("unpriced"))
+                                .and_then(serde_json::Value::as_bool)
+                                .unwrap_or(false),
                         };
                     }
                 }
@@ -178,8 +191,12 @@ pub fn run(context: &Context, args: Args) -> Outcome {
             _ => {}
         }
     }
-    let (phase, report) = match found {
-        Found::Plan { phase, report } => (phase, report),
+    let (phase, report, unpriced) = match found {
+        Found::Plan {
+            phase,
+            report,
+            unpriced,
+        } => (phase, report, unpriced),
         Found::Refused {
             phase,
             attempt,
@@ -200,6 +217,18 @@ pub fn run(context: &Context, args: Args) -> Outcome {
             )))
         }
     };
+    if args.write {
+        let Some(lines) = super::spec_run::export(&store, &run_id, &context.cwd) else {
+            return Err(Failure::usage(format!(
+                "run {run_id}'s spec is not in a Spec Kit feature directory \
+                 (`specs/NNN-name/spec.md`): there is nowhere to write plan.md and tasks.md"
+            )));
+        };
+        for line in lines {
+            outln!("{line}")?;
+        }
+        return Ok(Exit::Success);
+    }
     let dot_dir = context.store().dir;
     let (catalog, _) =
         crate::config::models::load(&dot_dir, crate::project::user_config_dir().as_deref());
@@ -208,7 +237,12 @@ pub fn run(context: &Context, args: Args) -> Outcome {
         .filter(|(m, _)| catalog.get(m).is_some())
         .max_by_key(|(_, n)| **n)
         .map(|(m, _)| m.clone());
-    let model = args.model.clone().or(most_used).or_else(|| {
+    // A plan written by an unpriced agent is priced only when asked (`--model`).
+    let fallback = if unpriced { None } else { most_used };
+    let model = args.model.clone().or(fallback).or_else(|| {
+        if unpriced {
+            return None;
+        }
         catalog
             .models
             .iter()
@@ -242,7 +276,11 @@ pub fn run(context: &Context, args: Args) -> Outcome {
             "run_id": run_id,
             "phase": phase,
             "plan": &*report,
-            "estimate": cost.map(|(usd, m)| json!({ "usd": (usd * 100.0).round() / 100.0, "model": m })),
+            "estimate": match cost {
+                Some((usd, m)) => json!({ "usd": (usd * 100.0).round() / 100.0, "model": m }),
+                None if unpriced => json!({ "unpriced": true }),
+                None => serde_json::Value::Null,
+            },
         });
         outln!(
             "{}",
@@ -250,7 +288,12 @@ pub fn run(context: &Context, args: Args) -> Outcome {
         )?;
     } else {
         outln!("plan of run {run_id} (phase `{phase}`)")?;
-        out!("{}", summary_text(&report, cost))?;
+        let cost = match cost {
+            Some((usd, model)) => Cost::Priced(usd, model),
+            None if unpriced => Cost::Unpriced,
+            None => Cost::Unknown,
+        };
+        out!("{}", super::printable(&summary_text(&report, cost)))?;
     }
     Ok(Exit::Success)
 }

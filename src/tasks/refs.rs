@@ -37,6 +37,14 @@ impl RefKind {
     }
 }
 
+/// The user story an acceptance scenario belongs to: `US1` of `US1.2`.
+pub fn story_of(acceptance: &str) -> Option<&str> {
+    acceptance
+        .rsplit_once('.')
+        .map(|(story, _)| story)
+        .filter(|s| !s.is_empty())
+}
+
 /// One requirement, criterion or user story of a spec.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpecRef {

@@ -27,6 +27,16 @@ pub const ARTIFACTS: &[&str] = &[
 /// it is the team's own and is kept as `<name>.orig` before being replaced.
 pub const MARKER: &str = "<!-- Written by Spectacular";
 
+/// Did Spectacular write the file at `path` (its first line is [`MARKER`])? A directory never.
+pub fn written_by_us(path: &Path) -> bool {
+    use std::io::Read as _;
+    let mut head = [0u8; MARKER.len()];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && head == MARKER.as_bytes()
+}
+
 /// A Spec Kit feature directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
@@ -171,7 +181,7 @@ pub fn tasks_md(report: &PlanReport, title: &str, feature: &str, run_id: &str) -
             wp.requirement_refs.join(", ")
         );
     }
-    out
+    super::render::no_html(&out)
 }
 
 /// `plan.md` in Spec Kit's shape: the header, the planner's plan as the summary, and the
@@ -212,7 +222,7 @@ pub fn plan_md(
             let _ = writeln!(out, "{line}");
         }
     }
-    out
+    super::render::no_html(&out)
 }
 
 /// Write `name` in the layout's directory; a file the team wrote (without [`MARKER`]) is kept
@@ -223,19 +233,39 @@ pub fn write(
     text: &str,
 ) -> std::io::Result<(PathBuf, Option<PathBuf>)> {
     let path = layout.dir.join(name);
+    let temp = layout.dir.join(format!(".{name}.spectacular"));
+    let orig = layout.dir.join(format!("{name}.orig"));
+    // Nothing is written, read or moved through a symbolic link (one committed where the
+    // plan goes could point anywhere).
+    for at in [&layout.dir, &path, &temp, &orig] {
+        if std::fs::symlink_metadata(at).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(std::io::Error::other(format!(
+                "`{}` is a symbolic link; nothing is written through one (remove it, then run \
+                 again)",
+                at.display()
+            )));
+        }
+    }
     let mut backup = None;
     if let Ok(existing) = std::fs::read_to_string(&path) {
         if existing == text {
             return Ok((path, None));
         }
         if !existing.starts_with(MARKER) {
-            let orig = layout.dir.join(format!("{name}.orig"));
             std::fs::rename(&path, &orig)?;
             backup = Some(orig);
         }
     }
-    let temp = layout.dir.join(format!(".{name}.spectacular"));
-    std::fs::write(&temp, text)?;
+    let _ = std::fs::remove_file(&temp);
+    {
+        use std::io::Write as _;
+        // `create_new`: never opens what is there (a link planted in between included).
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
+        file.write_all(text.as_bytes())?;
+    }
     std::fs::rename(&temp, &path)?;
     Ok((path, backup))
 }
@@ -606,6 +636,32 @@ mod tests {
             ),
         ]);
         super::super::check(plan.to_string().as_bytes(), None).expect("a valid plan")
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn write_back_never_writes_through_a_symbolic_link() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let feature = dir.path().join("specs/001-x");
+        std::fs::create_dir_all(&feature).unwrap();
+        let outside = dir.path().join("outside.txt");
+        std::fs::write(&outside, "the user's file\n").unwrap();
+        let layout = Layout {
+            dir: feature.clone(),
+            feature: "001-x".into(),
+            artifacts: Vec::new(),
+        };
+        for name in ["plan.md", ".tasks.md.spectacular"] {
+            std::os::unix::fs::symlink(&outside, feature.join(name)).unwrap();
+        }
+        for name in ["plan.md", "tasks.md"] {
+            let err = write(&layout, name, "new text\n").unwrap_err();
+            assert!(err.to_string().contains("symbolic link"), "{err}");
+        }
+        assert_eq!(
+            std::fs::read_to_string(&outside).unwrap(),
+            "the user's file\n"
+        );
     }
 
     #[test]
