@@ -192,7 +192,7 @@ fn english_role(title: &str) -> Role {
     if has("non-functional")
         || has("nonfunctional")
         || has("non functional")
-        || has("quality")
+        || has("quality") && !has("code quality")
         || has("performance requirement")
     {
         return Role::Requirements {
@@ -205,12 +205,17 @@ fn english_role(title: &str) -> Role {
     if has("success criteria") || has("measurable outcome") || has("success metric") {
         return Role::Success;
     }
-    if has("requirement") {
+    if has("requirement") && !has("implementation requirement") && !has("technical requirement") {
         return Role::Requirements {
             non_functional: false,
         };
     }
-    if has("constraint") || has("limitation") {
+    if has("constraint")
+        || has("limitation")
+        || has("implementation requirement")
+        || has("technical requirement")
+        || has("tech stack")
+    {
         return Role::Constraints;
     }
     if has("edge case") {
@@ -351,8 +356,21 @@ impl<'a> Builder<'a> {
     /// quote, nor in a section that only gives context).
     fn add_prose(&mut self, no: u32, line: &str, text: &str, statement: bool) {
         let c = col(line, offset_in(line, text));
-        let context =
-            self.stack.iter().any(|o| context_only(&o.title)) || self.role() == Role::Guidance;
+        // The nearest heading that says decides: Goals under Motivation (a KEP's) ask.
+        let context = self
+            .stack
+            .iter()
+            .rev()
+            .find_map(|o| {
+                let t = o.title.to_lowercase();
+                if t.contains("goal") && !t.contains("non-goal") && !t.contains("non goal") {
+                    Some(false)
+                } else {
+                    context_only(&o.title).then_some(true)
+                }
+            })
+            .unwrap_or(false)
+            || self.role() == Role::Guidance;
         let t = text.trim_start();
         if statement && !context && !t.starts_with('|') && !t.starts_with('>') {
             self.prose.push(ProseLine {
@@ -1065,8 +1083,11 @@ pub(super) fn ingest(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
         }
         if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
             fence = Some(&trimmed[..3]);
-            b.last = Last::None;
-            b.list_indent = None;
+            // A fence indented under a list item belongs to it: the list goes on after it.
+            if !(line.starts_with(' ') || line.starts_with('\t')) {
+                b.last = Last::None;
+                b.list_indent = None;
+            }
             b.add_prose(no, line, line, false);
             continue;
         }
