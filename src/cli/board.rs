@@ -42,7 +42,10 @@ pub fn run(context: &Context, args: Args) -> Outcome {
         return Ok(Exit::Success);
     }
     let paint = Paint(context.color_stdout);
-    out!("{}", render(&board, until, terminal_width(), paint))?;
+    out!(
+        "{}",
+        super::printable(&render(&board, until, terminal_width(), paint))
+    )?;
     Ok(Exit::Success)
 }
 

@@ -38,6 +38,12 @@ pub fn approve(context: &Context, args: ApproveArgs) -> Outcome {
     let run_id = store
         .resolve_run(&args.run)
         .map_err(|e| Failure::usage(e.to_string()))?;
+    if let Some(why) = inbox::inside_attempt(&store) {
+        return Err(Failure::usage(format!(
+            "approvals come from people, and this one comes from inside a run: {why}; nothing \
+             was recorded (approve from your own terminal)"
+        )));
+    }
     let actor = inbox::actor();
     let verdict = if args.reject { "rejected" } else { "approved" };
     match RunLog::open(&store, &run_id) {

@@ -424,6 +424,45 @@ pub fn main() -> ExitCode {
 
 /// Write to stdout (for `out!`): a broken pipe ends the command quietly with exit code 0,
 /// any other failure is an internal error.
+/// Text for a terminal, whatever it quotes (a plan's titles, an agent's text): control
+/// characters go (an escape sequence can retitle the window, move the cursor or set the
+/// clipboard), except newlines, tabs and the colour sequences (`ESC [ … m`), which do nothing
+/// else.
+pub(crate) fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // Keep `ESC [ digits ; … m`, drop any other sequence's introducer.
+            let mut seq = String::from(c);
+            if chars.peek() == Some(&'[') {
+                seq.push(chars.next().unwrap_or('['));
+                while let Some(&d) = chars.peek() {
+                    if d.is_ascii_digit() || d == ';' {
+                        seq.push(d);
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                if chars.peek() == Some(&'m') {
+                    chars.next();
+                    seq.push('m');
+                    out.push_str(&seq);
+                    continue;
+                }
+                out.push_str(&seq[1..]);
+            }
+            continue;
+        }
+        if c.is_control() && c != '\n' && c != '\t' {
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
 pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) -> Result<(), Failure> {
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
@@ -570,4 +609,20 @@ fn init_tracing(verbose: u8) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .try_init();
+}
+
+#[cfg(test)]
+mod printable_tests {
+    use super::printable;
+
+    #[test]
+    fn escape_sequences_go_but_colours_newlines_and_tabs_stay() {
+        let clipboard = "title\u{1b}]52;c;cm0gLXJmIH4=\u{7}end";
+        assert_eq!(printable(clipboard), "title]52;c;cm0gLXJmIH4=end");
+        assert_eq!(printable("a\u{1b}[2Jb"), "a[2Jb");
+        assert_eq!(
+            printable("\u{1b}[1;31mred\u{1b}[0m\n\tx\r\u{9b}"),
+            "\u{1b}[1;31mred\u{1b}[0m\n\tx"
+        );
+    }
 }

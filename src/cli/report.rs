@@ -25,7 +25,7 @@ pub fn run(context: &Context, args: Args) -> Outcome {
     if args.json {
         out!("{}", report::json(&built))?;
     } else {
-        out!("{}", report::markdown(&built))?;
+        out!("{}", super::printable(&report::markdown(&built)))?;
     }
     Ok(Exit::Success)
 }

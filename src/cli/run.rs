@@ -415,7 +415,7 @@ pub(super) fn finish_branches(
         crate::record::EventData::RunStarted(s) => s.git_base.clone(),
         _ => None,
     });
-    let Some(base) = base else {
+    if base.is_none() {
         if apply {
             return Err(format!(
                 "run {run_id} succeeded, but `--apply` has nothing to apply: the mission does not \
@@ -434,32 +434,24 @@ pub(super) fn finish_branches(
         tracing::warn!("cleaning the run's worktrees: {e}");
     }
     let integration = crate::git::integration_branch(run_id);
-    let Ok(head) = crate::git::ops::commit_of(&root, &integration) else {
-        return Ok(Vec::new());
-    };
-    let short = head.get(..12).unwrap_or(&head);
     if !apply {
+        let Ok(head) = crate::git::ops::commit_of(&root, &integration) else {
+            return Ok(Vec::new());
+        };
+        let short = head.get(..12).unwrap_or(&head);
         return Ok(vec![format!(
             "the merged work is on branch `{integration}` ({short}); review it, or merge it with \
              `git merge --ff-only {integration}` (or run with `--apply`)"
         )]);
     }
-    if base.branch == "HEAD" {
-        return Err(format!(
-            "run {run_id} succeeded, but `--apply` cannot move a detached HEAD; the work is on \
-             branch `{integration}`"
-        ));
-    }
-    match crate::git::ops::fast_forward(&root, &base.branch, &head) {
-        Ok(()) => Ok(vec![format!(
-            "`{}` fast-forwarded to `{integration}` ({short})",
-            base.branch
+    match crate::git::apply::apply(&store, &root, run_id) {
+        Ok(applied) => Ok(vec![format!(
+            "`{}` fast-forwarded to `{}` ({}), the commit the checks ran on",
+            applied.branch,
+            applied.integration,
+            applied.commit.get(..12).unwrap_or(&applied.commit)
         )]),
-        Err(e) => Err(format!(
-            "run {run_id} succeeded, but `{}` was not fast-forwarded: {e}; the work is on branch \
-             `{integration}`",
-            base.branch
-        )),
+        Err(e) => Err(format!("run {run_id} succeeded, but {e}")),
     }
 }
 

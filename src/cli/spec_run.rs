@@ -198,6 +198,20 @@ pub fn export(store: &Store, run_id: &str, cwd: &Path) -> Option<Vec<String>> {
     let spec_text = std::fs::read_to_string(&spec).unwrap_or_default();
     let title = speckit::feature_title(&spec_text, &layout.feature);
     let root = Project::discover(cwd).root;
+    // The feature directory is in the project: a link out of it is never written through.
+    let inside = layout
+        .dir
+        .canonicalize()
+        .ok()
+        .zip(root.canonicalize().ok())
+        .is_some_and(|(dir, root)| dir.starts_with(root));
+    if !inside {
+        return vec![format!(
+            "did not write the plan back: `{}` leads out of the project (a symbolic link on the \
+             way)",
+            display_path(&layout.dir, &root)
+        )];
+    }
     let files = [
         (
             "plan.md",

@@ -77,7 +77,15 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
         let mut prepared = prepared.clone();
         match tokio::task::spawn_blocking(move || prepared.prepare().map(|()| prepared)).await {
             Ok(Ok(ready)) => worktree = Some(ready),
-            Ok(Err(e)) => return failed(FailureKind::Spawn, e, None, None),
+            Ok(Err((kind, e))) => return failed(kind, e, None, None),
+            Err(e) => return failed(FailureKind::Spawn, format!("worktree: {e}"), None, None),
+        }
+    }
+    // For an integration attempt: the branch at the head the merge recorded.
+    if let Some(guard) = job.integration.clone() {
+        match tokio::task::spawn_blocking(move || guard.verify(false)).await {
+            Ok(Ok(())) => {}
+            Ok(Err((kind, e))) => return failed(kind, e, None, None),
             Err(e) => return failed(FailureKind::Spawn, format!("worktree: {e}"), None, None),
         }
     }
@@ -297,11 +305,29 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
         .await;
         match committed {
             Ok(Ok(work)) => git = Some(Box::new(work)),
-            Ok(Err(e)) => return failed(FailureKind::Exit, e, exit_code, usage),
+            Ok(Err((kind, e))) => return failed(kind, e, exit_code, usage),
             Err(e) => {
                 return failed(
                     FailureKind::Exit,
                     format!("committing: {e}"),
+                    exit_code,
+                    usage,
+                )
+            }
+        }
+    }
+    // An integration attempt leaves the branch where it found it: what it checked is what
+    // `--apply` applies.
+    let mut integration_head = None;
+    if let Some(guard) = job.integration.clone() {
+        let head = guard.head.clone();
+        match tokio::task::spawn_blocking(move || guard.verify(true)).await {
+            Ok(Ok(())) => integration_head = Some(head),
+            Ok(Err((kind, e))) => return failed(kind, e, exit_code, usage),
+            Err(e) => {
+                return failed(
+                    FailureKind::Spawn,
+                    format!("worktree: {e}"),
                     exit_code,
                     usage,
                 )
@@ -319,6 +345,7 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
         usage,
         result,
         git,
+        integration_head,
     })
 }
 

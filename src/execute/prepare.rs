@@ -33,6 +33,8 @@ pub(super) struct Job {
     pub(super) reservation: Option<Reservation>,
     /// For `workspace: worktree`: the worktree to prepare first and commit after.
     pub(super) worktree: Option<super::worktree::WorktreeJob>,
+    /// For `workspace: integration`: the integration branch's head it must run on and leave.
+    pub(super) integration: Option<super::worktree::IntegrationGuard>,
 }
 
 /// A reservation in the shared day and month budgets, made by the attempt's task.
@@ -183,12 +185,17 @@ impl Engine {
                 }
                 if let Some(spec) = check.spec.as_mut() {
                     *spec = self.project_root.join(render(spec)?).display().to_string();
+                    check.started_spec = super::start::input_snapshot(&self.run_dir, spec);
                 }
             }
         }
         let worktree = match phase.workspace {
             Workspace::Worktree => Some(self.worktree_job(instance)?),
             Workspace::Repo | Workspace::Attempt | Workspace::Integration => None,
+        };
+        let integration = match phase.workspace {
+            Workspace::Integration => Some(self.integration_guard()?),
+            _ => None,
         };
         let cwd = match (&worktree, phase.workspace) {
             (Some(w), _) => w.cwd.clone(),
@@ -463,6 +470,7 @@ impl Engine {
             agent: agent_job,
             reservation: shared_reservation,
             worktree,
+            integration,
         })
     }
 

@@ -354,6 +354,11 @@ pub struct AttemptSucceeded {
     /// What a `workspace: worktree` attempt left on its branch, committed by the engine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git: Option<Box<GitWork>>,
+    /// For a `workspace: integration` attempt (checks, a validator): the integration
+    /// branch's commit it ran on, the same before and after it. `--apply` applies exactly
+    /// this commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration_head: Option<String>,
 }
 
 /// The work an attempt committed on its work package's branch.

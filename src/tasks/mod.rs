@@ -18,7 +18,7 @@
 mod check;
 pub mod globs;
 mod refs;
-mod render;
+pub(crate) mod render;
 pub mod speckit;
 
 use schemars::JsonSchema;
@@ -132,8 +132,8 @@ pub const TASKS_SCHEMA_ID: &str = "https://spectacular.dev/schemas/tasks.schema.
 
 /// The largest `tasks.json` checked, in bytes.
 pub const MAX_BYTES: usize = 1 << 20;
-/// The most work packages in a plan.
-pub const MAX_WORK_PACKAGES: usize = 200;
+/// The most work packages in a plan (a record limit: plan summaries in events are cut at it).
+pub use crate::record::limits::WORK_PACKAGES_MAX as MAX_WORK_PACKAGES;
 /// The most entries in each list of a work package (`owned_files`, `depends_on`…).
 pub const MAX_LIST: usize = 64;
 /// The longest title.

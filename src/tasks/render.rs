@@ -9,6 +9,23 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
 
+/// Markdown the engine writes with no raw HTML from what it quotes (a plan's titles, a spec's
+/// text, an agent's plan): every `<` becomes `&lt;`, so no tag, comment or script reaches a
+/// renderer. The engine's own first-line marker comment ([`super::speckit::MARKER`]) stays.
+pub fn no_html(markdown: &str) -> String {
+    let (first, rest) = match markdown.split_once('\n') {
+        Some((first, rest))
+            if first.starts_with(super::speckit::MARKER)
+                && first.ends_with("-->")
+                && first[4..first.len() - 3].find("-->").is_none() =>
+        {
+            (format!("{first}\n"), rest)
+        }
+        _ => (String::new(), markdown),
+    };
+    first + &*rest.replace('<', "&lt;")
+}
+
 /// The traceability matrix: each requirement, criterion and story of the spec and the work
 /// packages that deliver it, then each package and what it covers.
 pub fn traceability_markdown(report: &PlanReport) -> String {
@@ -68,7 +85,7 @@ pub fn traceability_markdown(report: &PlanReport) -> String {
             cell(&wp.owned_files.join(", "))
         );
     }
-    out
+    no_html(&out)
 }
 
 /// What a plan is estimated to cost.
@@ -85,6 +102,9 @@ pub enum Cost<'a> {
 /// The plan summary for a terminal, with its estimated cost.
 pub fn summary_text(report: &PlanReport, cost: Cost<'_>) -> String {
     let mut out = String::new();
+    if let Some(changed) = &report.spec_changed {
+        let _ = writeln!(out, "warning: {changed}");
+    }
     let _ = writeln!(
         out,
         "{} work packages in {} waves, {} lanes",
@@ -200,4 +220,22 @@ pub fn approval_text(plan: &crate::record::event::PlanSummary) -> String {
         let _ = write!(out, "; lane {}", lane.join(" → "));
     }
     out
+}
+
+#[cfg(test)]
+mod html_tests {
+    use super::*;
+
+    #[test]
+    fn no_raw_html_reaches_the_markdown_but_the_marker_stays() {
+        let md = format!(
+            "{} (run r) -->\n# <script>alert(1)</script>\n<!-- x -->\n",
+            super::super::speckit::MARKER
+        );
+        let safe = no_html(&md);
+        assert!(safe.starts_with("<!-- Written by Spectacular"), "{safe}");
+        assert!(!safe[4..].contains('<'), "{safe}");
+        assert!(safe.contains("&lt;script>"), "{safe}");
+        assert_eq!(no_html("a <b> c"), "a &lt;b> c");
+    }
 }

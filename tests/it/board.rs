@@ -130,6 +130,7 @@ pub(crate) fn succeeded(phase: &str, attempt: u32) -> AttemptSucceeded {
         usage: None,
         result: None,
         git: None,
+        integration_head: None,
     }
 }
 

@@ -89,6 +89,7 @@ fn samples() -> Vec<EventData> {
         }),
         EventData::AttemptSucceeded(AttemptSucceeded {
             git: None,
+            integration_head: None,
             phase: s("plan"),
             attempt: 2,
             exit_code: Some(0),

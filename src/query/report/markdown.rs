@@ -497,7 +497,7 @@ pub fn markdown(report: &Report) -> String {
             report.timeline_omitted, run.run_id
         );
     }
-    out
+    crate::tasks::render::no_html(&out)
 }
 
 fn plural(n: u64) -> &'static str {
