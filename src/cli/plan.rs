@@ -128,7 +128,7 @@ fn import(context: &Context, args: ImportArgs) -> Outcome {
                 outln!("{}", String::from_utf8_lossy(&bytes))?;
             } else {
                 outln!("{shown} read as a plan")?;
-                out!("{}", summary_text(&report, None))?;
+                out!("{}", summary_text(&report, Cost::Unknown))?;
             }
             Ok(Exit::Success)
         }

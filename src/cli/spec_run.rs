@@ -206,11 +206,11 @@ pub fn export(store: &Store, run_id: &str, cwd: &Path) -> Option<Vec<String>> {
         .zip(root.canonicalize().ok())
         .is_some_and(|(dir, root)| dir.starts_with(root));
     if !inside {
-        return vec![format!(
+        return Some(vec![format!(
             "did not write the plan back: `{}` leads out of the project (a symbolic link on the \
              way)",
             display_path(&layout.dir, &root)
-        )];
+        )]);
     }
     let files = [
         (
