@@ -15,7 +15,17 @@ use crate::record::event::*;
 use crate::record::limits;
 use crate::record::redact::Redactor;
 
-pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
+pub(super) async fn run_job(job: Job, cancel: watch::Receiver<u8>) -> EventData {
+    // A view of the repository is the attempt's only: removed however the attempt ended.
+    let view = job.view.clone();
+    let ended = run_attempt(job, cancel).await;
+    if let Some(view) = view {
+        let _ = tokio::task::spawn_blocking(move || view.remove()).await;
+    }
+    ended
+}
+
+async fn run_attempt(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
     let began = Instant::now();
     // The agent that ran: the chain's first, or the one a fallback moved to.
     let agent_name = std::sync::Mutex::new(
@@ -87,6 +97,26 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
             Ok(Ok(())) => {}
             Ok(Err((kind, e))) => return failed(kind, e, None, None),
             Err(e) => return failed(FailureKind::Spawn, format!("worktree: {e}"), None, None),
+        }
+    }
+    if let Some(view) = &job.view {
+        let view = view.clone();
+        match tokio::task::spawn_blocking(move || view.prepare()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return failed(FailureKind::Spawn, e, None, None),
+            Err(e) => return failed(FailureKind::Spawn, format!("view: {e}"), None, None),
+        }
+    }
+    // The outputs directory inside a repository workspace, empty.
+    if let Some(out) = &job.out_dir {
+        let dir = out.clone();
+        match tokio::task::spawn_blocking(move || outputs::prepare_out(&dir)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let message = format!("making the outputs directory `{}`: {e}", out.display());
+                return failed(FailureKind::Spawn, message, None, None);
+            }
+            Err(e) => return failed(FailureKind::Spawn, format!("outputs: {e}"), None, None),
         }
     }
     let mut exit_code = None;
@@ -246,6 +276,7 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
     }
     // Copying and fsyncing outputs is blocking work: off the event loop.
     let promoted = {
+        let out_dir = job.out_dir.clone();
         let (outputs, paths, dir, run_dir, phase, base, redactor) = (
             job.outputs.clone(),
             job.output_paths.clone(),
@@ -262,6 +293,10 @@ pub(super) async fn run_job(job: Job, mut cancel: watch::Receiver<u8>) -> EventD
             .as_ref()
             .is_some_and(|u| u.model.is_none() && u.cost_usd.is_none());
         tokio::task::spawn_blocking(move || {
+            // Written inside the workspace: into the attempt directory, out of the commit.
+            if let Some(out) = &out_dir {
+                outputs::collect(out, &dir, &paths);
+            }
             let mut promoted =
                 outputs::promote(&outputs, &paths, &dir, &run_dir, &phase, &base, &redactor);
             if let Ok(promoted) = &mut promoted {

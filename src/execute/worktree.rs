@@ -58,12 +58,14 @@ impl Branches {
     }
 }
 
-/// Does the mission work on branches (a worktree phase or a merge)?
+/// Does the mission work on branches or read the repository at its base (a worktree or view
+/// phase, or a merge)? Such a run records the commit it starts from.
 pub(super) fn works_on_branches(mission: &crate::model::Mission) -> bool {
+    let from_base = |w: Option<Workspace>| matches!(w, Some(Workspace::Worktree | Workspace::View));
     mission.phases.values().any(|p| {
-        p.workspace == Some(Workspace::Worktree)
+        from_base(p.workspace)
             || matches!(&p.kind, PhaseKind::Uses { step, .. } if step == "builtin/merge")
-    }) || mission.defaults.workspace == Some(Workspace::Worktree)
+    }) || from_base(mission.defaults.workspace)
 }
 
 /// The run's base: input `base_branch` when set, else `HEAD`, resolved to a commit.
@@ -516,7 +518,7 @@ impl MergeJob {
 
 impl Engine {
     /// The project's git root, or why there is none.
-    fn git_root(&self) -> Result<PathBuf, (FailureKind, String)> {
+    pub(super) fn git_root(&self) -> Result<PathBuf, (FailureKind, String)> {
         self.branches.root.clone().ok_or_else(|| {
             (
                 FailureKind::Spawn,
@@ -540,7 +542,7 @@ impl Engine {
         })
     }
 
-    fn base_commit(&self) -> Result<String, (FailureKind, String)> {
+    pub(super) fn base_commit(&self) -> Result<String, (FailureKind, String)> {
         self.branches
             .base
             .as_ref()
@@ -588,7 +590,7 @@ impl Engine {
     }
 
     /// The project's directory inside the repository (empty when the project is its top).
-    fn subdir(&self) -> PathBuf {
+    pub(super) fn subdir(&self) -> PathBuf {
         let Some(root) = &self.branches.root else {
             return PathBuf::new();
         };

@@ -306,6 +306,30 @@ pub fn checked_out_in(
     Ok(None)
 }
 
+/// Make `path` a detached worktree of the repository at `root` at commit `commit`: a
+/// read-only view of the code for an attempt, on no branch. Anything at `path` before (a
+/// view a crash left) is replaced.
+pub fn add_detached_worktree(root: &Path, path: &Path, commit: &str) -> Result<(), Error> {
+    let _admin = ADMIN.lock().unwrap_or_else(|e| e.into_inner());
+    if path.exists() {
+        let _ = std::fs::remove_dir_all(path);
+        git(root, &["worktree", "prune"])?;
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::Failed {
+            command: "worktree add".into(),
+            dir: parent.display().to_string(),
+            stderr: e.to_string(),
+        })?;
+    }
+    let path_s = path.display().to_string();
+    git(
+        root,
+        &["worktree", "add", "--force", "--detach", &path_s, commit],
+    )?;
+    Ok(())
+}
+
 /// Remove the worktree at `path`; when git cannot, remove the directory and prune what git
 /// knows of it.
 pub fn remove_worktree(root: &Path, path: &Path) -> Result<(), Error> {
@@ -354,8 +378,17 @@ fn identity_args(dir: &Path) -> Vec<&'static str> {
     args
 }
 
+/// What clients leave in their working directory and the engine never commits (pathspecs):
+/// Aider's tag cache and history files, and the outputs directory of an attempt.
+pub const NEVER_COMMITTED: &[&str] = &[
+    ":(exclude,glob)**/.aider.tags.cache.v*/**",
+    ":(exclude,glob)**/.aider.*.history*",
+    ":(exclude,glob)**/.spectacular/out/**",
+];
+
 /// Commit everything in the worktree at `dir` (new, changed and deleted files; a merge in
-/// progress is concluded) with `message`. Whether there was anything to commit.
+/// progress is concluded) with `message`, but for [`NEVER_COMMITTED`]. Whether there was
+/// anything to commit.
 pub fn commit_all(dir: &Path, message: &str) -> Result<bool, Error> {
     stage_all(dir)?;
     commit_staged(dir, message)
@@ -370,6 +403,9 @@ pub fn stage_all(dir: &Path) -> Result<(), Error> {
 /// Commit what is staged in the worktree at `dir` (a merge in progress is concluded).
 /// Whether there was anything to commit.
 pub fn commit_staged(dir: &Path, message: &str) -> Result<bool, Error> {
+    let mut add = vec!["add", "--all", "--", "."];
+    add.extend(NEVER_COMMITTED);
+    git(dir, &add)?;
     let mut args = identity_args(dir);
     args.extend(["commit", "--no-verify", "-q", "-F", "-"]);
     let mut child = command(dir)

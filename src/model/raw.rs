@@ -253,6 +253,10 @@ pub enum Workspace {
     /// The run's integration worktree, where `builtin/merge` merged the work packages: for
     /// phases that read or check the merged work (what they change there is not committed).
     Integration,
+    /// A throw-away view of the repository at the run's base commit (a detached git worktree,
+    /// removed after the attempt): for phases that read the code without changing it
+    /// (research, planning). Never the user's own checkout.
+    View,
 }
 
 /// A phase: one node of the mission graph. It has exactly one kind: `role`/`agent` (an agent
