@@ -47,6 +47,7 @@ mod clean;
 mod completions;
 mod control;
 mod cost;
+mod dashboard;
 mod exit;
 mod graph;
 mod init;
@@ -183,6 +184,12 @@ Examples:
   spectacular cost
   # Spending per day over the last week
   spectacular cost --by day --since 7d";
+const EXAMPLES_DASHBOARD: &str = "\
+Examples:
+  # Watch and steer the runs of this project in a browser
+  spectacular dashboard --open
+  # On a fixed port, pages only (no approving or canceling)
+  spectacular dashboard --port 8080 --read-only";
 const EXAMPLES_AGENTS: &str = "\
 Examples:
   # The configured agents
@@ -351,6 +358,9 @@ pub enum Command {
     /// phase, mission or day.
     #[command(after_help = EXAMPLES_COST)]
     Cost(cost::Args),
+    /// A local web UI: runs, phase graphs, boards, costs and reports, live; approve, answer, cancel.
+    #[command(after_help = EXAMPLES_DASHBOARD)]
+    Dashboard(dashboard::Args),
     /// The configured agents, and whether each can run here.
     #[command(after_help = EXAMPLES_AGENTS)]
     Agents(agents::Args),
@@ -402,6 +412,7 @@ pub fn main() -> ExitCode {
         Command::Board(args) => board::run(&context, args),
         Command::Report(args) => report::run(&context, args),
         Command::Cost(args) => cost::run(&context, args),
+        Command::Dashboard(args) => dashboard::run(&context, args),
         Command::Agents(args) => agents::run(&context, args),
         Command::Validate(args) => validate::run(&context, args),
         Command::Analyse(args) => analyse::run(&context, args),

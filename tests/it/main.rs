@@ -13,6 +13,7 @@ mod clean;
 mod cli;
 mod completions;
 mod corpus;
+mod dashboard;
 mod diagnostics;
 mod docs;
 mod durability;
