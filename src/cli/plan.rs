@@ -47,10 +47,18 @@ enum Found {
     Nothing,
 }
 
+const EXAMPLES_IMPORT: &str = "\
+Examples:
+  # Print the work packages of a Spec Kit tasks.md, checked against the spec beside it
+  spectacular plan import specs/001-greetings/tasks.md
+  # Write them as tasks.json
+  spectacular plan import specs/001-greetings/tasks.md --out tasks.json";
+
 #[derive(Debug, clap::Subcommand)]
 pub enum PlanCommand {
     /// Read a Spec Kit `tasks.md` as the plan, without an agent: one work package per task
     /// not done, dependencies from its phases and `[P]`, checked against the spec beside it.
+    #[command(after_help = EXAMPLES_IMPORT)]
     Import(ImportArgs),
 }
 
