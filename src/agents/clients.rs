@@ -58,6 +58,8 @@ pub struct Settings<'a> {
     pub model: Option<&'a str>,
     pub api_key_env: Option<&'a str>,
     pub attempt_dir: &'a std::path::Path,
+    /// Whether the working directory is a git worktree the engine made ([`Request::git_worktree`]).
+    pub git_worktree: bool,
 }
 
 /// What a client's settings hook adds to an invocation.
@@ -174,6 +176,10 @@ pub const CLIENTS: &[AdapterSpec] = &[
             Arg::Lit("--analytics-disable"),
             // Aider's own files stay out of the repository.
             Arg::Lit("--no-gitignore"),
+            // The engine commits an attempt's work, on the work package's branch only; Aider
+            // commits nothing, not even the files it finds changed.
+            Arg::Lit("--no-auto-commits"),
+            Arg::Lit("--no-dirty-commits"),
             Arg::Model("--model"),
             Arg::Args,
         ],
@@ -285,10 +291,18 @@ fn codex_settings(settings: &Settings<'_>) -> Extra {
     }
 }
 
-/// Aider's history files go into the attempt's directory, not the repository's root.
+/// Aider's history files go into the attempt's directory, not the repository's root. Outside a
+/// worktree the engine made, Aider runs without git: it would take the user's repository
+/// (above an attempt directory) as its own.
 fn aider_settings(settings: &Settings<'_>) -> Extra {
     let dir = settings.attempt_dir.display();
+    let args = if settings.git_worktree {
+        Vec::new()
+    } else {
+        vec!["--no-git".to_string()]
+    };
     Extra {
+        args,
         env: vec![
             (
                 "AIDER_CHAT_HISTORY_FILE".into(),
@@ -305,17 +319,22 @@ fn aider_settings(settings: &Settings<'_>) -> Extra {
 
 /// With a `base_url`, Gemini CLI takes the endpoint as a "gateway", which it refuses to run
 /// non-interactively; a settings file naming the API-key auth type keeps the key and the URL.
+/// Gemini CLI loads a system settings file only when root owns it and every directory above
+/// it, so the file is its user settings, in a HOME of the attempt's own
+/// (`<attempt>/home/.gemini/settings.json`): the user's own settings and login are neither read
+/// nor changed.
 fn gemini_settings(settings: &Settings<'_>) -> Extra {
     if settings.base_url.is_none() {
         return Extra::default();
     }
-    let path = settings.attempt_dir.join("gemini-settings.json");
-    let json = serde_json::json!({"security": {"auth": {"selectedType": "gemini-api-key"}}});
+    let home = settings.attempt_dir.join("home");
+    let path = home.join(".gemini").join("settings.json");
+    let json = serde_json::json!({
+        "security": {"auth": {"selectedType": "gemini-api-key"}},
+        "privacy": {"usageStatisticsEnabled": false}
+    });
     Extra {
-        env: vec![(
-            "GEMINI_CLI_SYSTEM_SETTINGS_PATH".into(),
-            path.display().to_string(),
-        )],
+        env: vec![("HOME".into(), home.display().to_string())],
         files: vec![(path, format!("{json:#}\n"))],
         ..Extra::default()
     }
@@ -507,6 +526,7 @@ impl CliAdapter for Client {
                     model: model.map(String::as_str),
                     api_key_env: self.api_key_env.as_deref(),
                     attempt_dir,
+                    git_worktree: request.git_worktree,
                 })
             })
             .unwrap_or_default();

@@ -76,6 +76,11 @@ pub struct Request {
     pub max_budget_usd: Option<f64>,
     /// A cap on agentic turns (Claude Code only).
     pub max_turns: Option<u32>,
+    /// Whether `workdir` is a git worktree the engine made for the attempt (a view, a work
+    /// package's worktree, the integration worktree). Elsewhere (an attempt directory inside
+    /// the user's checkout, the checkout itself) a client must not use git: it would find the
+    /// user's repository.
+    pub git_worktree: bool,
 }
 
 /// How to start a client: an argv (the program first), optional stdin bytes, extra

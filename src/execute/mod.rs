@@ -38,6 +38,7 @@ mod run_loop;
 mod start;
 #[cfg(test)]
 mod tests;
+mod view;
 mod worktree;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

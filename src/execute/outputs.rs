@@ -90,6 +90,67 @@ impl Error {
     }
 }
 
+/// Where a phase that works in a repository (`workspace: view`, `worktree` or `integration`)
+/// writes its outputs, relative to its working directory: clients are confined to their
+/// working directory, so the outputs are written inside it, then moved into the attempt
+/// directory ([`collect`]) and never committed.
+pub const WORKSPACE_OUT: &str = ".spectacular/out";
+
+/// Make an attempt's outputs directory (`<working directory>/`[`WORKSPACE_OUT`]) empty and
+/// ready (blocking).
+pub(super) fn prepare_out(out: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(out) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(out)?,
+        Ok(_) => std::fs::remove_file(out)?,
+        Err(_) => {}
+    }
+    std::fs::create_dir_all(out)
+}
+
+/// Move the declared outputs an attempt wrote into `out` (its [`WORKSPACE_OUT`]) into its
+/// attempt directory, where [`promote`] checks them, then remove `out` (and `.spectacular/`
+/// when nothing else is in it), so that nothing of it is committed (blocking). An output that
+/// is not there is left to [`promote`] to report; a path that would leave either directory is
+/// not moved.
+pub(super) fn collect(out: &Path, attempt_dir: &Path, paths: &BTreeMap<String, String>) {
+    // The agent may have replaced the directory (or `.spectacular/`) by a link elsewhere.
+    let real_dir = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
+    let moved = if real_dir(out) && out.parent().is_some_and(real_dir) {
+        paths.values().collect()
+    } else {
+        Vec::new()
+    };
+    for relative in moved {
+        let (Ok(from), Ok(to)) = (
+            relative_under(out, relative),
+            relative_under(attempt_dir, relative),
+        ) else {
+            continue;
+        };
+        let Ok(meta) = std::fs::symlink_metadata(&from) else {
+            continue;
+        };
+        if let Some(parent) = to.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        // Worktrees live under the project's store, like attempt directories: a rename (a
+        // link moves as a link, for `promote` to judge), else a copy of a regular file
+        // (another file system).
+        if std::fs::rename(&from, &to).is_err() && meta.is_file() {
+            let _ = std::fs::copy(&from, &to);
+        }
+    }
+    discard_out(out);
+}
+
+/// Remove an attempt's outputs directory and `.spectacular/` above it when it is left empty.
+pub(super) fn discard_out(out: &Path) {
+    let _ = std::fs::remove_dir_all(out);
+    if let Some(dot_dir) = out.parent() {
+        let _ = std::fs::remove_dir(dot_dir);
+    }
+}
+
 /// `root` joined with a relative `/`-separated path (an output's `path:`), each segment
 /// proven to stay under `root` ([`join_under`]); empty and `.` segments are dropped.
 pub(super) fn relative_under(root: &Path, relative: &str) -> Result<PathBuf, UnsafePath> {
@@ -200,9 +261,13 @@ pub fn promote(
             }
         }
         let plan = match &output.check {
-            Some(check) if check.kind == crate::model::OutputCheckKind::Plan => {
-                Some(check_plan(name, &real, size, check.spec.as_deref())?)
-            }
+            Some(check) if check.kind == crate::model::OutputCheckKind::Plan => Some(check_plan(
+                name,
+                &real,
+                size,
+                check.spec.as_deref(),
+                check.started_spec.as_deref(),
+            )?),
             Some(check) if check.kind == crate::model::OutputCheckKind::Verdicts => {
                 check_verdicts(name, &real, size, check.plan.as_deref())?;
                 None
@@ -265,12 +330,15 @@ pub fn promote(
 }
 
 /// The plan check of an output (`check: { kind: plan }`): the tasks schema and the plan rules,
-/// traced to `spec` (an absolute path, rendered when the attempt was prepared) when given.
+/// traced to `spec` (an absolute path, rendered when the attempt was prepared) when given: to
+/// its copy taken when the run started (`started`) when there is one, and a spec changed
+/// since is reported in the plan's report.
 fn check_plan(
     name: &str,
     real: &Path,
     size: u64,
     spec: Option<&str>,
+    started: Option<&str>,
 ) -> Result<crate::tasks::PlanReport, Error> {
     let refused = |problems: Vec<String>| Error::Plan {
         name: name.to_string(),
@@ -286,27 +354,43 @@ fn check_plan(
         name: name.to_string(),
         source,
     })?;
+    let read_spec = |path: &str| -> std::io::Result<Vec<u8>> {
+        let mut text = Vec::new();
+        std::fs::File::open(path).and_then(|f| {
+            use std::io::Read as _;
+            f.take(crate::spec::MAX_SPEC_BYTES as u64 + 1)
+                .read_to_end(&mut text)
+        })?;
+        Ok(text)
+    };
+    let mut changed = None;
+    if let (Some(live), Some(started)) = (spec, started) {
+        if read_spec(live).ok() != read_spec(started).ok() {
+            changed = Some(format!(
+                "the spec `{live}` changed during the run; coverage is checked against the spec \
+                 as it was when the run started (kept in the run as `{started}`)"
+            ));
+        }
+    }
     let refs = match spec {
         None => None,
         Some(spec) => {
             // At most one byte more than a spec may have: parse_bytes refuses the rest.
-            let mut text = Vec::new();
-            std::fs::File::open(spec)
-                .and_then(|f| {
-                    use std::io::Read as _;
-                    f.take(crate::spec::MAX_SPEC_BYTES as u64 + 1)
-                        .read_to_end(&mut text)
-                })
-                .map_err(|e| {
-                    refused(vec![format!(
-                        "cannot read the spec `{spec}` to trace the plan to: {e}"
-                    )])
-                })?;
+            let text = read_spec(started.unwrap_or(spec)).map_err(|e| {
+                refused(vec![format!(
+                    "cannot read the spec `{spec}` to trace the plan to: {e}"
+                )])
+            })?;
             let (model, _) = crate::spec::parse_bytes(spec, &text);
             Some(crate::tasks::refs_from_spec(&model))
         }
     };
-    crate::tasks::check(&bytes, refs.as_deref()).map_err(refused)
+    let mut report = crate::tasks::check(&bytes, refs.as_deref()).map_err(|mut problems| {
+        problems.extend(changed.clone());
+        refused(problems)
+    })?;
+    report.spec_changed = changed;
+    Ok(report)
 }
 
 /// The verdicts check of an output (`check: { kind: verdicts }`): the verdicts schema and, with

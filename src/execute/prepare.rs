@@ -33,6 +33,14 @@ pub(super) struct Job {
     pub(super) reservation: Option<Reservation>,
     /// For `workspace: worktree`: the worktree to prepare first and commit after.
     pub(super) worktree: Option<super::worktree::WorktreeJob>,
+    /// For `workspace: integration`: the integration branch's head it must run on and leave.
+    pub(super) integration: Option<super::worktree::IntegrationGuard>,
+    /// For `workspace: view`: the view of the repository to make first and remove after.
+    pub(super) view: Option<super::view::ViewJob>,
+    /// For the workspaces in a repository (`view`, `worktree`, `integration`): the outputs
+    /// directory inside the working directory (`outputs::WORKSPACE_OUT`), made empty before the
+    /// attempt and moved into the attempt directory after it.
+    pub(super) out_dir: Option<PathBuf>,
 }
 
 /// A reservation in the shared day and month budgets, made by the attempt's task.
@@ -183,18 +191,37 @@ impl Engine {
                 }
                 if let Some(spec) = check.spec.as_mut() {
                     *spec = self.project_root.join(render(spec)?).display().to_string();
+                    check.started_spec = super::start::input_snapshot(&self.run_dir, spec);
                 }
             }
         }
         let worktree = match phase.workspace {
             Workspace::Worktree => Some(self.worktree_job(instance)?),
-            Workspace::Repo | Workspace::Attempt | Workspace::Integration => None,
+            Workspace::Repo | Workspace::Attempt | Workspace::Integration | Workspace::View => None,
         };
-        let cwd = match (&worktree, phase.workspace) {
-            (Some(w), _) => w.cwd.clone(),
-            (None, Workspace::Repo) => self.project_root.clone(),
-            (None, Workspace::Integration) => self.integration_dir()?,
-            (None, _) => dir.to_path_buf(),
+        let integration = match phase.workspace {
+            Workspace::Integration => Some(self.integration_guard()?),
+            _ => None,
+        };
+        let view = match phase.workspace {
+            Workspace::View => Some(self.view_job(instance, attempt, &context)?),
+            _ => None,
+        };
+        let cwd = match (&worktree, &view, phase.workspace) {
+            (Some(w), _, _) => w.cwd.clone(),
+            (None, Some(v), _) => v.cwd.clone(),
+            (None, None, Workspace::Repo) => self.project_root.clone(),
+            (None, None, Workspace::Integration) => self.integration_dir()?,
+            (None, None, _) => dir.to_path_buf(),
+        };
+        // Clients are confined to their working directory: a phase working in a repository
+        // writes its outputs inside it. The attempt and repo workspaces write them in the
+        // attempt directory (under the project, where such a client works).
+        let out_dir = match phase.workspace {
+            Workspace::View | Workspace::Worktree | Workspace::Integration => {
+                Some(cwd.join(outputs::WORKSPACE_OUT))
+            }
+            Workspace::Attempt | Workspace::Repo => None,
         };
         let mut env = vec![
             (
@@ -205,7 +232,7 @@ impl Engine {
             ("SPECTACULAR_ATTEMPT".to_string(), attempt.to_string()),
             (
                 "SPECTACULAR_OUTPUT_DIR".to_string(),
-                dir.display().to_string(),
+                out_dir.as_deref().unwrap_or(dir).display().to_string(),
             ),
             (
                 "SPECTACULAR_RUN_DIR".to_string(),
@@ -376,6 +403,8 @@ impl Engine {
                             &text,
                             &prompt_file,
                             &cwd,
+                            // The repository workspaces are the engine's own worktrees.
+                            out_dir.is_some(),
                             budgeted,
                         )
                     };
@@ -463,6 +492,9 @@ impl Engine {
             agent: agent_job,
             reservation: shared_reservation,
             worktree,
+            integration,
+            view,
+            out_dir,
         })
     }
 
@@ -489,6 +521,7 @@ impl Engine {
         prompt: &str,
         prompt_file: &Path,
         workdir: &Path,
+        git_worktree: bool,
         budgeted: bool,
     ) -> Result<Candidate, String> {
         let spec = model.as_deref().and_then(|m| self.catalog.get(m));
@@ -509,6 +542,7 @@ impl Engine {
             workdir: workdir.to_path_buf(),
             max_budget_usd: reserve.clone().and_then(Result::ok),
             max_turns: None,
+            git_worktree,
         };
         if let Some(protocol) = crate::agents::HttpProtocol::from_adapter(&config.adapter) {
             let mut endpoint = crate::agents::HttpEndpoint::from_config(protocol, config);

@@ -8,7 +8,10 @@
 //!   `<store>/worktrees/<run>/<instance>` on branch `spectacular/<run-short>-<work package>`
 //!   (the `for_each` item's key, else the phase id);
 //! - `builtin/merge` merges those branches into the integration branch
-//!   `spectacular/<run-short>`, in `<store>/worktrees/<run>/.integration`.
+//!   `spectacular/<run-short>`, in `<store>/worktrees/<run>/.integration`;
+//! - each attempt of a `workspace: view` phase reads the repository in a detached worktree at
+//!   the run's base commit, `<store>/worktrees/<run>/.views/<instance>/<attempt>`, removed
+//!   when the attempt ends (no branch).
 //!
 //! Work-package branches are `<integration>-<work>`, not `<integration>/<work>`: git keeps
 //! refs as paths, so `spectacular/7r9t1w3y` and `spectacular/7r9t1w3y/WP01` cannot both
@@ -16,7 +19,9 @@
 //!
 //! The user's own working tree and current branch are never touched.
 
+pub mod apply;
 pub mod clean;
+pub mod guard;
 pub mod ops;
 
 use std::path::PathBuf;
@@ -29,6 +34,10 @@ pub const BRANCH_PREFIX: &str = "spectacular/";
 /// The directory of the integration worktree of a run, under `worktrees/<run>/` (hidden, so
 /// that no phase instance can have its name).
 pub const MERGE_DIR: &str = ".integration";
+
+/// The directory of a run's view worktrees, under `worktrees/<run>/` (hidden, like
+/// [`MERGE_DIR`]).
+pub const VIEWS_DIR: &str = ".views";
 
 /// A run's short name for branches: the last eight characters of its id (the random part of
 /// a ULID), lowercased.
@@ -76,6 +85,19 @@ pub fn worktree_dir(store: &Store, run_id: &str, instance: &str) -> Result<PathB
     join_under(&worktrees_dir(store), &[run_id, instance])
 }
 
+/// `<store>/worktrees/<run>/.views/<instance>/<attempt>`: the view worktree of one attempt.
+pub fn view_dir(
+    store: &Store,
+    run_id: &str,
+    instance: &str,
+    attempt: u32,
+) -> Result<PathBuf, UnsafePath> {
+    join_under(
+        &worktrees_dir(store),
+        &[run_id, VIEWS_DIR, instance, &attempt.to_string()],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +118,10 @@ mod tests {
             PathBuf::from("/p/.spectacular/worktrees/01JDQ3ZK6V8X4M2N5P7R9T1W3Y/implement[WP01]")
         );
         assert!(worktree_dir(&store, run, "..").is_err());
+        assert_eq!(
+            view_dir(&store, run, "research", 2).unwrap(),
+            PathBuf::from("/p/.spectacular/worktrees/01JDQ3ZK6V8X4M2N5P7R9T1W3Y/.views/research/2")
+        );
+        assert!(view_dir(&store, run, "..", 1).is_err());
     }
 }

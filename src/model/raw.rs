@@ -211,6 +211,10 @@ pub enum FailureKind {
     Checks,
     /// Merging a work package's branch conflicted with what was merged before it.
     Conflict,
+    /// Something the engine's git was about to act on is not what the engine made: a
+    /// worktree's path, `.git`, branch or commit, the integration branch, or the
+    /// repository's config changed under it. Nothing was done; never retried.
+    Tampered,
 }
 
 impl FailureKind {
@@ -229,6 +233,7 @@ impl FailureKind {
             FailureKind::Denied => "denied",
             FailureKind::Checks => "checks",
             FailureKind::Conflict => "conflict",
+            FailureKind::Tampered => "tampered",
         }
     }
 }
@@ -248,6 +253,10 @@ pub enum Workspace {
     /// The run's integration worktree, where `builtin/merge` merged the work packages: for
     /// phases that read or check the merged work (what they change there is not committed).
     Integration,
+    /// A throw-away view of the repository at the run's base commit (a detached git worktree,
+    /// removed after the attempt): for phases that read the code without changing it
+    /// (research, planning). Never the user's own checkout.
+    View,
 }
 
 /// A phase: one node of the mission graph. It has exactly one kind: `role`/`agent` (an agent

@@ -36,6 +36,8 @@ pub const EVENT_MAX: usize = 1024 * 1024;
 pub const ANSWER_MAX: usize = 2_000;
 /// The most questions one clarification asks.
 pub const QUESTIONS_MAX: usize = 20;
+/// The most work packages in a plan, and in a plan summary recorded in an event.
+pub const WORK_PACKAGES_MAX: usize = 200;
 
 /// Make `s` one line of at most `max` characters: control characters (newlines, tabs,
 /// escapes…) become spaces, runs of whitespace one space, and the ends are trimmed. What a
@@ -246,9 +248,9 @@ fn slots(data: &mut EventData) -> Vec<Slot<'_>> {
             }
             if let Some(plan) = &mut d.plan {
                 text(s, &mut plan.phase);
-                plan.lanes.truncate(crate::tasks::MAX_WORK_PACKAGES);
-                plan.work_packages.truncate(crate::tasks::MAX_WORK_PACKAGES);
-                plan.uncovered.truncate(crate::tasks::MAX_WORK_PACKAGES);
+                plan.lanes.truncate(WORK_PACKAGES_MAX);
+                plan.work_packages.truncate(WORK_PACKAGES_MAX);
+                plan.uncovered.truncate(WORK_PACKAGES_MAX);
                 for id in plan
                     .work_packages
                     .iter_mut()

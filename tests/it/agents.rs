@@ -326,6 +326,7 @@ fn invocations_follow_each_clients_non_interactive_form() {
         workdir: "/tmp".into(),
         max_budget_usd: Some(2.5),
         max_turns: Some(8),
+        git_worktree: false,
     };
     let argv = |name: &str| adapter(name).invocation(&request).argv;
     assert_eq!(
@@ -379,10 +380,22 @@ fn invocations_follow_each_clients_non_interactive_form() {
             "--no-show-release-notes",
             "--analytics-disable",
             "--no-gitignore",
+            "--no-auto-commits",
+            "--no-dirty-commits",
             "--model",
-            "m1"
+            "m1",
+            // Not in a worktree of the engine: the repository above is the user's.
+            "--no-git"
         ]
     );
+    let in_worktree = Request {
+        git_worktree: true,
+        ..request.clone()
+    };
+    assert!(!adapter("aider")
+        .invocation(&in_worktree)
+        .argv
+        .contains(&"--no-git".to_string()));
     assert_eq!(
         argv("gemini"),
         [
@@ -451,16 +464,14 @@ fn invocations_follow_each_clients_non_interactive_form() {
         "{env:OPENAI_API_KEY}"
     );
     assert!(opencode.argv.contains(&"spectacular/m1".to_string()));
-    // Gemini refuses a bare base URL non-interactively: a settings file beside the prompt
-    // selects the API-key auth type.
+    // Gemini refuses a bare base URL non-interactively: user settings in a HOME of the
+    // attempt's own select the API-key auth type (a system settings file is read only when
+    // root owns it and every directory above it).
     let gemini = base("gemini");
     let (path, settings) = &gemini.files[0];
-    assert_eq!(path, Path::new("/tmp/gemini-settings.json"));
+    assert_eq!(path, Path::new("/tmp/home/.gemini/settings.json"));
     assert!(settings.contains("gemini-api-key"), "{settings}");
-    assert!(gemini.env.contains(&(
-        "GEMINI_CLI_SYSTEM_SETTINGS_PATH".into(),
-        path.display().to_string()
-    )));
+    assert!(gemini.env.contains(&("HOME".into(), "/tmp/home".into())));
     // Without a base URL, nothing of the sort.
     assert!(adapter("gemini").invocation(&request).files.is_empty());
     assert!(!argv("codex").contains(&"-c".to_string()));
@@ -1596,4 +1607,31 @@ fn an_agents_own_model_wins_over_the_default_route() {
         .unwrap();
     let at = argv.iter().position(|a| a == "--model").expect("--model");
     assert_eq!(argv[at + 1], "claude-haiku-4-5", "{argv:?}");
+}
+
+#[test]
+fn agents_doctor_points_to_the_command_adapter_when_nothing_can_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join(".git")).expect("git marker");
+    let out = crate::support::run_cli(
+        dir.path(),
+        &["agents", "doctor"],
+        &[("PATH", "/nonexistent")],
+    );
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    assert!(out.stdout.contains("0 of "), "{}", out.stdout);
+    for expected in [
+        "No client can run here",
+        "`command` agent",
+        "\"Try it on your project without a model\" (book/src/without-a-model.md)",
+    ] {
+        assert!(
+            out.stdout.contains(expected),
+            "{expected} in\n{}",
+            out.stdout
+        );
+    }
+    assert!(crate::support::repo_root()
+        .join("book/src/without-a-model.md")
+        .is_file());
 }

@@ -674,3 +674,31 @@ fn an_agent_that_writes_outside_its_package_is_denied_with_the_context_it_was_ro
         "nothing denied is merged"
     );
 }
+
+/// A work package writes a declared output in `.spectacular/out/` of its worktree: the output
+/// is promoted, and neither it nor the directory reaches the package's branch, even when the
+/// agent committed it itself.
+#[test]
+fn outputs_written_in_a_worktree_are_promoted_and_never_committed() {
+    let mission = "mission: notes\n\
+        phases:\n\
+        \x20 implement:\n    workspace: worktree\n    shell: |\n      echo code > code.txt\n      echo 'what I did' > .spectacular/out/notes.md\n      git add -A -f && git -c user.name=a -c user.email=a@a commit -qm 'agent commit'\n      echo 'and more' >> .spectacular/out/notes.md\n    outputs:\n      notes: { path: notes.md }\n";
+    let p = repo(mission, &[]);
+    let head = git(p.path(), &["rev-parse", "HEAD"]);
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let events = p.events();
+    let notes = std::fs::read_to_string(
+        p.store()
+            .run_dir(&p.run_id())
+            .join("artifacts/implement/notes.md"),
+    )
+    .unwrap();
+    assert_eq!(notes, "what I did\nand more\n");
+    let work = work(&events);
+    let committed = &work["implement"].head;
+    let files = git(p.path(), &["ls-tree", "-r", "--name-only", committed]);
+    assert!(files.lines().any(|f| f == "code.txt"), "{files}");
+    assert!(!files.contains(".spectacular/out"), "{files}");
+    assert_eq!(git(p.path(), &["rev-parse", "HEAD"]), head);
+}

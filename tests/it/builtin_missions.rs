@@ -11,21 +11,29 @@ use crate::runtime::Project;
 use crate::support::git;
 
 /// The fake agent: `$1` is the phase instance, `$2` the prompt file; it writes the phase's
-/// outputs in its working directory, copying the prompt so that the test sees what reached it.
+/// outputs where a client may write them, the relative `.spectacular/out/` the prompts name
+/// (in its working directory: a view of the repository, a worktree, the integration
+/// worktree), copying the prompt so that the test sees what reached it. The phases that read
+/// the code fail when they cannot see the repository's files.
 const AGENT: &str = r##"#!/bin/sh
 set -e
+out=.spectacular/out
+sees() { test -f "$1" || { echo "$1 is not in $(pwd)" >&2; exit 4; }; }
 case "$1" in
   questions)
-    printf '%s' '[{"id":"q1","question":"Which clock does the scheduler read?","why":"replay"},{"id":"q2","question":"Where are events made durable?","where":["src/record"]}]' > questions.json ;;
-  investigate*) { echo "Findings of $1"; cat "$2"; } > findings.md ;;
+    sees brief.md
+    printf '%s' '[{"id":"q1","question":"Which clock does the scheduler read?","why":"replay"},{"id":"q2","question":"Where are events made durable?","where":["src/record"]}]' > $out/questions.json ;;
+  investigate*) sees brief.md; { echo "Findings of $1"; cat "$2"; } > $out/findings.md ;;
   synthesize) cp "$2" report.md ;;
   inventory)
-    echo "# Inventory: nothing documented yet" > inventory.md
-    printf '%s' '[{"id":"install","title":"Installing","description":"How to install it","owned_files":["docs/install.md"],"examples":["cargo install spectacular"]},{"id":"usage","title":"Using it","description":"A first run","owned_files":["docs/usage.md"],"depends_on":["install"]}]' > pages.json ;;
+    sees brief.md
+    echo "# Inventory: nothing documented yet" > $out/inventory.md
+    printf '%s' '[{"id":"install","title":"Installing","description":"How to install it","owned_files":["docs/install.md"],"examples":["cargo install spectacular"]},{"id":"usage","title":"Using it","description":"A first run","owned_files":["docs/usage.md"],"depends_on":["install"]}]' > $out/pages.json ;;
   write*) mkdir -p docs; cp "$2" "docs/$(echo "$1" | sed 's/.*\[\(.*\)\]/\1/').md" ;;
-  review) cp "$2" review.md ;;
+  review) sees docs/install.md; cp "$2" $out/review.md ;;
   reproduce)
-    { echo "add 2 3 prints -1: add subtracts."; echo "Test: tests/add_test.sh asserts add 2 3 = 5."; } > reproduction.md ;;
+    sees src/add.sh
+    { echo "add 2 3 prints -1: add subtracts."; echo "Test: tests/add_test.sh asserts add 2 3 = 5."; } > $out/reproduction.md ;;
   fix)
     mkdir -p tests
     printf '. ./src/add.sh\ngot=$(add 2 3)\n[ "$got" = 5 ] || { echo "tests/add_test.sh:2:1: error: add 2 3 gave $got, expected 5"; exit 1; }\n' > tests/add_test.sh
@@ -122,9 +130,11 @@ fn research_runs_end_to_end_and_changes_no_code() {
     ] {
         assert!(report.contains(expected), "`{expected}` not in\n{report}");
     }
-    // No code changes: the repository is as it was.
+    // No code changes: the repository is as it was, and every view is gone.
     assert_eq!(git(p.path(), &["rev-parse", "HEAD"]), head);
     assert_eq!(git(p.path(), &["status", "--porcelain"]), "");
+    let worktrees = git(p.path(), &["worktree", "list", "--porcelain"]);
+    assert_eq!(worktrees.matches("worktree ").count(), 1, "{worktrees}");
 }
 
 #[test]

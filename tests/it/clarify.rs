@@ -290,7 +290,8 @@ if [ "$SPECTACULAR_PHASE" != research ]; then
   exec sh "$(dirname "$0")/scribe.sh" "$@"
 fi
 out="$SPECTACULAR_OUTPUT_DIR"
-grep -q "Search the repository for the spec's terms" "$1"
+grep -q "search it for the spec's terms" "$1"
+test -f scripts/check.sh
 printf '# Research\n\n`greet` lives in src/greet.sh; the farewell reuses its wording.\n' > "$out/research.md"
 printf -- '- src/greet.sh: the greeting (read and change)\n' > "$out/context.md"
 "#;

@@ -176,10 +176,23 @@ fn run_prompt(
     }
     std::fs::write(project.path().join(".spectacular/agents.yaml"), agents).unwrap();
     let home = project.path().join(".home");
-    std::fs::create_dir_all(&home).unwrap();
-    let output = project
-        .command(&["run", "mission.yaml"])
-        .env("HOME", &home)
+    let output = spectacular_run(&project, &home, &["run", "mission.yaml"]);
+    let events = project.events();
+    Ran {
+        project,
+        home,
+        output,
+        events,
+    }
+}
+
+/// `spectacular <args>` in `project` as on a CI runner: a fresh `home` (no login, no
+/// settings), the canary as every key.
+fn spectacular_run(project: &Project, home: &std::path::Path, args: &[&str]) -> Output {
+    std::fs::create_dir_all(home).unwrap();
+    project
+        .command(args)
+        .env("HOME", home)
         .env_remove("XDG_CONFIG_HOME")
         .env_remove("XDG_DATA_HOME")
         .env_remove("XDG_CACHE_HOME")
@@ -191,14 +204,119 @@ fn run_prompt(
         // Claude Code retries a failing API ten times with backoff; two keep the tier short.
         .env("CLAUDE_CODE_MAX_RETRIES", "2")
         .output()
-        .expect("run spectacular");
-    let events = project.events();
-    Ran {
-        project,
-        home,
-        output,
-        events,
+        .expect("run spectacular")
+}
+
+/// What a user sees of their checkout: the branch and commit checked out, the index, the
+/// status, the diff, every branch but the engine's, and the bytes of every file git does not
+/// ignore.
+fn checkout_state(root: &std::path::Path) -> String {
+    let git = |args: &[&str]| crate::support::git(root, args);
+    let mut state = String::new();
+    for args in [
+        &["symbolic-ref", "HEAD"][..],
+        &["rev-parse", "HEAD"],
+        &["ls-files", "--stage"],
+        &["status", "--porcelain=v1", "--untracked-files=all"],
+        &["diff"],
+        &["stash", "list"],
+    ] {
+        state.push_str(&format!("$ git {}\n{}\n", args.join(" "), git(args)));
     }
+    let branches = git(&[
+        "branch",
+        "--list",
+        "--format=%(refname:short) %(objectname)",
+    ]);
+    for line in branches.lines().filter(|l| !l.starts_with("spectacular/")) {
+        state.push_str(&format!("branch {line}\n"));
+    }
+    let files = git(&["ls-files", "--cached", "--others", "--exclude-standard"]);
+    for file in files.lines() {
+        let bytes = std::fs::read(root.join(file)).unwrap_or_default();
+        state.push_str(&format!(
+            "--- {file}\n{}\n",
+            String::from_utf8_lossy(&bytes)
+        ));
+    }
+    state
+}
+
+/// The user's checkout is never where a client works: a phase in an attempt directory (inside
+/// the checkout) and a work package in its worktree both write a file through the client's
+/// own tools, and the checkout's branch, index and working tree (changes staged, unstaged and
+/// untracked) are byte-identical afterwards. The work package's branch holds the file and
+/// nothing of the client's caches or histories.
+fn leaves_the_checkout_untouched(client: &str) {
+    require(client);
+    let program = program(client).expect("the client is installed");
+    let server = FakeLlm::with_scenario(write_scenario());
+    let mission = format!(
+        "mission: untouched-{client}\nphases:\n\
+         \x20 scratch:\n    agent: {client}\n    timeout: 120s\n    prompt: prompt.md\n\
+         \x20 work:\n    needs: [scratch]\n    agent: {client}\n    workspace: worktree\n    timeout: 120s\n    prompt: prompt.md\n"
+    );
+    let project = Project::new(&mission);
+    let root = project.path();
+    std::fs::write(root.join("prompt.md"), WRITE_PROMPT).unwrap();
+    // What `spectacular init` ignores.
+    std::fs::write(
+        root.join(".spectacular/.gitignore"),
+        "runs/\nworktrees/\nstate.db\nstate.db-*\nspend.jsonl\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join(".spectacular/agents.yaml"),
+        format!(
+            "agents:\n  {client}:\n    adapter: {client}\n    binary: {}\n    base_url: {}\n",
+            program.display(),
+            base_url(client, &server)
+        ),
+    )
+    .unwrap();
+    std::fs::write(root.join("README.md"), "# A project\n").unwrap();
+    crate::support::git_init(root);
+    // Work in progress of every kind.
+    std::fs::write(
+        root.join("README.md"),
+        "# A project\n\nEdited, not staged.\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("staged.txt"), "staged, not committed\n").unwrap();
+    crate::support::git(root, &["add", "staged.txt"]);
+    std::fs::write(root.join("notes.txt"), "untracked\n").unwrap();
+    let before = checkout_state(root);
+    let home = tempfile::tempdir().unwrap();
+    let output = spectacular_run(&project, home.path(), &["run", "mission.yaml"]);
+    let events = project.events();
+    let transcript = || {
+        let mut out = text(&output);
+        for file in walk(&root.join(".spectacular/runs")) {
+            if file.extension().is_some_and(|e| e == "log") {
+                let log = std::fs::read_to_string(&file).unwrap_or_default();
+                out.push_str(&format!("\n--- {}\n{log}", file.display()));
+            }
+        }
+        out
+    };
+    assert_eq!(code(&output), 0, "{}", transcript());
+    assert_eq!(checkout_state(root), before, "{}", transcript());
+    let work = events
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::AttemptSucceeded(d) if d.phase == "work" => d.git.clone(),
+            _ => None,
+        })
+        .expect("the work package committed");
+    let files = crate::support::git(root, &["ls-tree", "-r", "--name-only", &work.head]);
+    assert!(files.lines().any(|f| f == "hello.txt"), "{files}");
+    for file in files.lines() {
+        assert!(
+            !file.contains(".aider") && !file.starts_with(".spectacular/out"),
+            "`{file}` was committed"
+        );
+    }
+    assert_eq!(work.files, vec!["hello.txt".to_string()], "{work:?}");
 }
 
 fn program_or(client: &str) -> PathBuf {
@@ -483,6 +601,12 @@ macro_rules! client_tests {
             #[ignore = "needs the real clients: tests/real-clients/run"]
             fn real_clients_takes_a_large_prompt() {
                 super::takes_a_large_prompt($client);
+            }
+
+            #[test]
+            #[ignore = "needs the real clients: tests/real-clients/run"]
+            fn real_clients_leaves_the_checkout_untouched() {
+                super::leaves_the_checkout_untouched($client);
             }
         }
     };
