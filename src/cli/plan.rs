@@ -75,11 +75,16 @@ fn import(context: &Context, args: ImportArgs) -> Outcome {
     let shown = args.tasks.display().to_string();
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Failure::usage(format!("cannot read `{shown}`: {e}")))?;
-    let plan = crate::tasks::speckit::import(&shown, &text)
-        .map_err(|e| Failure { exit: Exit::Invalid, message: e.to_string() })?;
+    let plan = crate::tasks::speckit::import(&shown, &text).map_err(|e| Failure {
+        exit: Exit::Invalid,
+        message: e.to_string(),
+    })?;
     let spec_path = match &args.spec {
         Some(p) => Some(context.cwd.join(p)),
-        None => path.parent().map(|d| d.join("spec.md")).filter(|p| p.is_file()),
+        None => path
+            .parent()
+            .map(|d| d.join("spec.md"))
+            .filter(|p| p.is_file()),
     };
     let refs = match &spec_path {
         Some(p) => {

@@ -284,7 +284,9 @@ pub enum ImportError {
     },
     #[error("{path}: every task is done ([x]); nothing is left to plan")]
     AllDone { path: String },
-    #[error("{path}: {count} tasks, more than the {max} a plan may hold; import one phase at a time")]
+    #[error(
+        "{path}: {count} tasks, more than the {max} a plan may hold; import one phase at a time"
+    )]
     TooMany {
         path: String,
         count: usize,
@@ -322,8 +324,10 @@ static TAG: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(r"^\[(?P<tag>P|US\d{1,4}|Story\s*\d{1,4})\]\s*").expect("valid regex")
 });
 static BARE_PATH: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"(?:^|[\s(])(?P<path>(?:[A-Za-z0-9_.-]+/)+[A-Za-z0-9_.-]+\.[A-Za-z0-9]{1,8})\b")
-        .expect("valid regex")
+    regex::Regex::new(
+        r"(?:^|[\s(])(?P<path>(?:[A-Za-z0-9_.-]+/)+[A-Za-z0-9_.-]+\.[A-Za-z0-9]{1,8})\b",
+    )
+    .expect("valid regex")
 });
 
 /// Ids a task names (`FR-003`, `SC-001`, `FR-011a`), after its `[USn]`.
@@ -345,14 +349,23 @@ fn refs_of(t: &Task) -> Vec<String> {
 
 /// A path a task names: relative, no `..`, no spaces, a file or directory name in it.
 fn as_path(text: &str) -> Option<String> {
-    let t = text.trim().trim_end_matches([',', '.', ':', ';']).trim_start_matches("./");
+    let t = text
+        .trim()
+        .trim_end_matches([',', '.', ':', ';'])
+        .trim_start_matches("./");
     let ok = !t.is_empty()
         && t.len() <= 200
         && !t.starts_with('/')
         && !t.contains("..")
         && !t.contains(char::is_whitespace)
-        && (t.contains('/') || t.rsplit_once('.').is_some_and(|(a, e)| !a.is_empty() && (1..=8).contains(&e.len()) && e.chars().all(|c| c.is_ascii_alphanumeric())))
-        && t.chars().all(|c| c.is_ascii_alphanumeric() || "/._-*{},".contains(c));
+        && (t.contains('/')
+            || t.rsplit_once('.').is_some_and(|(a, e)| {
+                !a.is_empty()
+                    && (1..=8).contains(&e.len())
+                    && e.chars().all(|c| c.is_ascii_alphanumeric())
+            }))
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-*{},".contains(c));
     ok.then(|| t.to_string())
 }
 
