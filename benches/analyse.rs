@@ -8,14 +8,14 @@
 //!
 //! Goals are printed next to the figures, never asserted. `-- --quick` runs fewer rounds.
 
-use std::fmt::Write as _;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use spectacular::spec::{analyse, analyse_file, AnalysisConfig};
 
-const SPEC_LINES: usize = 2_000;
-const REPO_FILES: usize = 10_000;
+#[path = "fixtures/analyse.rs"]
+mod fixture;
+use fixture::{generated_repo, generated_spec, REPO_FILES, SPEC_LINES};
+
 const LARGE_GOAL: Duration = Duration::from_millis(200);
 const SPECS_PER_SECOND_GOAL: f64 = 100.0;
 
@@ -41,115 +41,6 @@ fn main() {
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
-}
-
-const VERBS: &[&str] = &[
-    "archive", "export", "import", "validate", "merge", "publish", "restore",
-];
-const DONE: &[&str] = &[
-    "archived",
-    "exported",
-    "imported",
-    "validated",
-    "merged",
-    "published",
-    "restored",
-];
-const NOUNS: &[&str] = &[
-    "widgets",
-    "invoices",
-    "orders",
-    "customers",
-    "shipments",
-    "reports",
-    "tickets",
-    "articles",
-    "contracts",
-    "payments",
-    "sessions",
-    "devices",
-    "playlists",
-];
-
-/// A Spec Kit spec of `lines` lines: stories with scenarios, requirements naming symbols of
-/// the generated repository, success criteria, edge cases, markers and vague terms.
-fn generated_spec(lines: usize) -> String {
-    let mut s = String::from(
-        "# Feature Specification: Generated\n\n**Feature Branch**: `999-generated`\n\n## User Scenarios & Testing\n\n",
-    );
-    let mut story = 0;
-    while s.lines().count() < lines / 3 {
-        story += 1;
-        let _ = write!(
-            s,
-            "### User Story {story} - Manage widgets of kind {story} (Priority: P{})\n\n\
-             The operator manages widgets of kind {story} through `WidgetService{story}`.\n\n\
-             **Acceptance Scenarios**:\n\n\
-             1. **Given** {story} widgets, **When** the operator archives one, **Then** the widget {story} is archived and logged\n\
-             2. **Given** an archived widget, **When** it is restored, **Then** the widget {story} is active again\n\n---\n\n",
-            story % 3 + 1
-        );
-    }
-    s.push_str("### Edge Cases\n\n- What happens when a widget is archived twice?\n\n");
-    s.push_str("## Requirements\n\n### Functional Requirements\n\n");
-    let mut n = 0;
-    while s.lines().count() < lines * 5 / 6 {
-        n += 1;
-        let _ = writeln!(
-            s,
-            "- **FR-{n:03}**: System MUST {} {} of kind {n} through `widget_store_{}`{}",
-            VERBS[n % VERBS.len()],
-            NOUNS[n % NOUNS.len()],
-            n % 500,
-            match n % 40 {
-                0 => " fast",
-                20 => " [NEEDS CLARIFICATION: retention period not specified]",
-                _ => "",
-            }
-        );
-    }
-    s.push_str("\n## Success Criteria\n\n");
-    let mut c = 0;
-    while s.lines().count() < lines {
-        c += 1;
-        let _ = writeln!(
-            s,
-            "- **SC-{c:03}**: {} of kind {c} are {} in under 200 ms",
-            NOUNS[c % NOUNS.len()],
-            DONE[c % DONE.len()]
-        );
-    }
-    s
-}
-
-/// A repository of `files` Rust files in 100 modules, with a manifest and a `.gitignore`d
-/// target directory.
-fn generated_repo(root: &Path, files: usize) {
-    std::fs::write(
-        root.join("Cargo.toml"),
-        "[package]\nname = \"widgets\"\nversion = \"0.1.0\"\n\n[dependencies]\nserde = \"1\"\ntokio = \"1\"\n",
-    )
-    .expect("write the manifest");
-    std::fs::write(root.join(".gitignore"), "target/\n").expect("write .gitignore");
-    for i in 0..files {
-        let dir = root.join("src").join(format!("module_{}", i % 100));
-        if i < 100 {
-            std::fs::create_dir_all(&dir).expect("create a module directory");
-        }
-        let body = format!(
-            "//! File {i}.\n\npub struct WidgetService{i};\n\npub fn widget_store_{i}() -> usize {{\n    {i}\n}}\n\n#[cfg(test)]\nmod tests {{\n    #[test]\n    fn works() {{\n        assert_eq!(super::widget_store_{i}(), {i});\n    }}\n}}\n"
-        );
-        std::fs::write(dir.join(format!("file_{i}.rs")), body).expect("write a source file");
-    }
-    let target = root.join("target");
-    std::fs::create_dir_all(&target).expect("create target/");
-    for i in 0..200 {
-        std::fs::write(
-            target.join(format!("ignored_{i}.rs")),
-            "pub fn widget_store_1() {}\n",
-        )
-        .expect("write an ignored file");
-    }
 }
 
 fn bench_large(rounds: usize) {

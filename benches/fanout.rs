@@ -161,6 +161,7 @@ fn drive_scheduler(n: usize) -> Duration {
             values: Default::default(),
             result: None,
             git: None,
+            integration_head: None,
         }));
     }
     let elapsed = start.elapsed();

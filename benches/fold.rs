@@ -145,6 +145,7 @@ fn generate(store: &Store, run_id: &str, total: u64) {
             }),
             2 => EventData::AttemptSucceeded(AttemptSucceeded {
                 git: None,
+                integration_head: None,
                 phase: phase.clone(),
                 attempt,
                 exit_code: Some(0),

@@ -19,6 +19,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod conform;
+pub mod dashboard;
 pub mod diag;
 pub mod execute;
 pub mod expr;

@@ -4,7 +4,9 @@
 //! and, inside macros, `expansion.span`). And libtest's panics, which `cargo test` prints
 //! as text whatever the message format: `thread '<test>' panicked at <file>:<line>:<col>:`
 //! followed by the message (Rust 1.73 and later), or
-//! `thread '<test>' panicked at '<message>', <file>:<line>:<col>` before.
+//! `thread '<test>' panicked at '<message>', <file>:<line>:<col>` before; a `#[should_panic]`
+//! test that did not panic and a test that returned `Err`, in their `---- <test> stdout ----`
+//! sections.
 
 use std::sync::LazyLock;
 
@@ -138,6 +140,7 @@ pub(super) fn is_summary(message: &str) -> bool {
         || m.starts_with("could not compile")
         || m.starts_with("build failed")
         || m.starts_with("test failed, to rerun")
+        || (m.ends_with(" targets failed:") || m.ends_with(" target failed:"))
         || m.starts_with("Some errors have detailed explanations")
         || m.starts_with("For more information about")
         || (m.contains(" warning") && (m.ends_with(" emitted") || m.contains(" generated ")))
@@ -154,12 +157,52 @@ static OLD_PANIC: LazyLock<Regex> = LazyLock::new(|| {
 /// The most message lines kept after a panic's location.
 const PANIC_LINES: usize = 20;
 
-pub(super) fn parse_panics(text: &str, sink: &mut Sink<'_>) {
+/// A test's section of libtest's report: `---- tests::it_adds stdout ----`.
+static SECTION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^---- (.+?) stdout ----$").expect("regex"));
+/// A `#[should_panic]` test that did not panic (its place since Rust 1.80 or so).
+static NO_PANIC: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^note: test did not panic as expected(?: at (.+?):(\d+):(\d+))?$").expect("regex")
+});
+
+/// libtest's report: each panic (`thread '<test>' panicked at <place>:` and its message), a
+/// `#[should_panic]` test that did not panic (`note: test did not panic as expected at
+/// src/lib.rs:30:8`) and a test returning `Err` (`Error: ParseIntError { … }` in its section,
+/// without a place).
+pub(super) fn parse_tests(text: &str, sink: &mut Sink<'_>) {
     let lines: Vec<&str> = text.lines().collect();
+    let mut section: Option<&str> = None;
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i].trim_end();
         i += 1;
+        if let Some(c) = SECTION.captures(line) {
+            section = c.get(1).map(|m| m.as_str());
+            continue;
+        }
+        if line == "failures:" || line.starts_with("test result: ") {
+            section = None;
+            continue;
+        }
+        if let Some(c) = NO_PANIC.captures(line) {
+            sink.add(Found {
+                file: c.get(1).map(|m| m.as_str()),
+                line: c.get(2).and_then(|m| number(m.as_str())),
+                column: c.get(3).and_then(|m| number(m.as_str())),
+                message: "test did not panic as expected",
+                test: section,
+                ..Found::default()
+            });
+            continue;
+        }
+        if let (Some(test), Some(error)) = (section, line.strip_prefix("Error: ")) {
+            sink.add(Found {
+                message: &format!("returned Err: {error}"),
+                test: Some(test),
+                ..Found::default()
+            });
+            continue;
+        }
         if !line.starts_with("thread '") {
             continue;
         }

@@ -2,7 +2,7 @@
 //! `warning: …`), then ` --> file:line:col` and a snippet; a lint's name is in a
 //! `= note: #[warn(unused_variables)]` line. gcc and clang: `file:line:col: error: message`
 //! (also `fatal error`, `warning`, `note`; the column may be missing), a warning's flag in
-//! brackets at the end (`[-Wunused-variable]`).
+//! brackets at the end (`[-Wunused-variable]`); the linker's `undefined reference to`.
 
 use std::sync::LazyLock;
 
@@ -82,9 +82,28 @@ pub(super) fn looks_like_gcc(line: &str) -> bool {
     GCC_SHAPE.is_match(line)
 }
 
+/// The linker's `main.c:(.text+0xa): undefined reference to `helper'`: the object's source is
+/// named without its directory, so it is told in the message, not as the file.
+static UNDEFINED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:(\S+?):\(\.[^)]*\): )?(undefined reference to .+)$").expect("regex")
+});
+
 pub(super) fn parse_gcc(text: &str, sink: &mut Sink<'_>) {
     for line in text.lines() {
         let line = line.trim_end();
+        if let Some(c) = UNDEFINED.captures(line) {
+            let message = match c.get(1) {
+                Some(object) => format!("{} (in {})", &c[2], object.as_str()),
+                None => c[2].to_string(),
+            };
+            sink.add(Found {
+                severity: Some(Severity::Error),
+                code: Some("ld"),
+                message: &message,
+                ..Found::default()
+            });
+            continue;
+        }
         let Some(c) = GCC.captures(line) else {
             continue;
         };

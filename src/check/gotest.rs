@@ -5,6 +5,13 @@
 //! line (and without a failing subtest) gives one error without a file. Build errors come as
 //! `build-output` events (Go 1.24 and later) or, before, as package output:
 //! `parse/parse_test.go:9:2: undefined: Tokens`, relative to where `go` ran.
+//!
+//! And plain `go test` (`parse_plain`): `--- FAIL: TestAdd (0.00s)` then the test's indented
+//! `calc_test.go:7: message` lines, its package named after them by `FAIL example.com/calc`;
+//! build errors (`# example.com/calc/parse` then `parse/parse.go:4:2: …`, on stderr, also
+//! with `-json` before Go 1.24). A test that panicked (`panic: runtime error: …`, then the
+//! goroutine's frames) is placed at the first frame in a file of the project, which is where
+//! it panicked.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -118,12 +125,20 @@ pub(super) fn parse(text: &str, sink: &mut Sink<'_>) {
             .iter()
             .any(|(p, t)| p == package && t.starts_with(&format!("{test}/")));
         if !reported && !subtest_failed {
-            let message = format!("{test} failed");
-            sink.add(Found {
-                message: &message,
-                test: Some(test),
-                ..Found::default()
-            });
+            match panic_of(lines, sink) {
+                Some((message, file, line)) => sink.add(Found {
+                    file: file.as_deref(),
+                    line,
+                    message: &message,
+                    test: Some(test),
+                    ..Found::default()
+                }),
+                None => sink.add(Found {
+                    message: &format!("{test} failed"),
+                    test: Some(test),
+                    ..Found::default()
+                }),
+            }
         }
     }
 }
@@ -142,4 +157,133 @@ fn place(file: &str, package: &str, module: Option<&str>) -> String {
         },
         None => file.to_string(),
     }
+}
+
+static FAIL_HEADER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(\s*)--- FAIL: (\S+) \(").expect("regex"));
+static PACKAGE_END: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:FAIL|ok)\s+(\S+)(?:\s+(?:[\d.]+s|\(cached\)|\[.*\])).*$").expect("regex")
+});
+static FRAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\s+(\S+\.go):(\d+)(?: \+0x[0-9a-f]+)?$").expect("regex"));
+
+/// Lines only plain `go test` prints.
+pub(super) fn looks_like_plain(line: &str) -> bool {
+    line.starts_with("--- FAIL: ")
+        || line.starts_with("FAIL\t")
+        || line.starts_with("ok  \t")
+        || line.starts_with("=== RUN ")
+        || line.starts_with("?   \t")
+}
+
+/// The message of a panic in a test's output and the first frame in a file of the project.
+fn panic_of<S: AsRef<str>>(
+    lines: &[S],
+    sink: &Sink<'_>,
+) -> Option<(String, Option<String>, Option<u32>)> {
+    let start = lines
+        .iter()
+        .position(|l| l.as_ref().starts_with("panic: "))?;
+    let message = lines[start]
+        .as_ref()
+        .trim_end_matches(" [recovered]")
+        .to_string();
+    let place = lines[start + 1..].iter().take(200).find_map(|l| {
+        let c = FRAME.captures(l.as_ref())?;
+        sink.in_project(&c[1])
+            .then(|| (c[1].to_string(), number(&c[2])))
+    });
+    Some((
+        message,
+        place.as_ref().map(|p| p.0.clone()),
+        place.and_then(|p| p.1),
+    ))
+}
+
+/// Plain `go test` output (see the module's documentation).
+pub(super) fn parse_plain(text: &str, sink: &mut Sink<'_>) {
+    // The errors of the package being read: (file relative to its directory, line, message, test).
+    let mut pending: Vec<(String, Option<u32>, String, String)> = Vec::new();
+    let mut test: Option<String> = None;
+    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    let mut i = 0;
+    let flush = |pending: &mut Vec<(String, Option<u32>, String, String)>,
+                 package: &str,
+                 sink: &mut Sink<'_>| {
+        for (file, line, message, test) in pending.drain(..) {
+            let file = place(&file, package, sink.go_module());
+            sink.add(Found {
+                file: Some(&file),
+                line,
+                message: &message,
+                test: Some(&test),
+                ..Found::default()
+            });
+        }
+    };
+    while i < lines.len() {
+        let line = lines[i];
+        i += 1;
+        if line.starts_with('{') {
+            continue;
+        }
+        if let Some(c) = FAIL_HEADER.captures(line) {
+            test = Some(c[2].to_string());
+            continue;
+        }
+        if let Some(c) = PACKAGE_END.captures(line) {
+            flush(&mut pending, &c[1], sink);
+            test = None;
+            continue;
+        }
+        if line.starts_with("panic: ") {
+            let rest = &lines[i - 1..];
+            if let Some((message, file, at)) = panic_of(rest, sink) {
+                sink.add(Found {
+                    file: file.as_deref(),
+                    line: at,
+                    message: &message,
+                    test: test.as_deref(),
+                    ..Found::default()
+                });
+            }
+            // The goroutine dump: up to the package's end.
+            while i < lines.len() && !PACKAGE_END.is_match(lines[i]) {
+                i += 1;
+            }
+            continue;
+        }
+        if let (Some(current), Some(c)) = (&test, TEST_LINE.captures(line)) {
+            let indent = c[1].len();
+            let mut message = c[4].to_string();
+            let mut more = 0;
+            while i < lines.len() && more < CONTINUATION {
+                let next = lines[i];
+                let deeper = next.len() - next.trim_start().len() > indent;
+                if !deeper || TEST_LINE.is_match(next) || FAIL_HEADER.is_match(next) {
+                    break;
+                }
+                message.push('\n');
+                message.push_str(next.trim());
+                i += 1;
+                more += 1;
+            }
+            if pending.len() < TEST_OUTPUT_LINES {
+                pending.push((c[2].to_string(), number(&c[3]), message, current.clone()));
+            }
+            continue;
+        }
+        if !line.starts_with(char::is_whitespace) {
+            if let Some(c) = BUILD_LINE.captures(line) {
+                sink.add(Found {
+                    file: Some(&c[1]),
+                    line: number(&c[2]),
+                    column: c.get(3).and_then(|m| number(m.as_str())),
+                    message: &c[4],
+                    ..Found::default()
+                });
+            }
+        }
+    }
+    flush(&mut pending, "", sink);
 }

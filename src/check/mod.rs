@@ -32,8 +32,11 @@ mod eslint;
 mod generic;
 mod gotest;
 mod jest;
+mod mypy;
+mod outcome;
 mod pytest;
 pub mod render;
+mod ruff;
 mod tsc;
 pub mod verdicts;
 
@@ -44,6 +47,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use outcome::{classify, command_dir, Outcome};
 pub use render::{annotations, summary_markdown};
 
 /// The most errors kept from one check; the rest are counted in [`Report::dropped`].
@@ -121,8 +125,14 @@ pub struct Error {
 pub struct CommandResult {
     /// The command, as run with `sh -c`.
     pub command: String,
-    /// Did it exit with status 0?
+    /// Did it pass: exit with status 0, having run tests if it is a test runner?
     pub passed: bool,
+    /// How it ended: `passed`, `failed`, `no_tests` (it ran no test: nothing was checked),
+    /// `cannot_run` (the command is wrong, not the work) or `timed_out`.
+    pub outcome: Outcome,
+    /// The line of its output that says why it ran no test or cannot run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Its exit status; absent when it was killed by a signal or did not start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
@@ -143,6 +153,9 @@ pub struct Report {
     /// Did every command pass? (Errors can be listed even then: warnings, or a tool that
     /// prints errors and still exits with 0.)
     pub passed: bool,
+    /// How the check ended: the worst outcome of its commands (`timed_out`, `cannot_run`,
+    /// `failed`, `no_tests`, `passed`, in that order).
+    pub outcome: Outcome,
     /// Where the commands ran, relative to the project root (`.` for the root itself); the
     /// files of `errors` are relative to it.
     pub workdir: String,
@@ -239,6 +252,8 @@ pub enum Parser {
     Tsc,
     Eslint,
     Jest,
+    Ruff,
+    Mypy,
     Generic,
 }
 
@@ -254,6 +269,8 @@ impl Parser {
             Parser::Tsc => "tsc",
             Parser::Eslint => "eslint",
             Parser::Jest => "jest",
+            Parser::Ruff => "ruff",
+            Parser::Mypy => "mypy",
             Parser::Generic => "generic",
         }
     }
@@ -262,14 +279,26 @@ impl Parser {
         let mut sink = Sink { tool, found, ctx };
         match self {
             Parser::Cargo => cargo::parse_json(text, &mut sink),
-            Parser::RustTest => cargo::parse_panics(text, &mut sink),
+            Parser::RustTest => cargo::parse_tests(text, &mut sink),
             Parser::Rustc => compiler::parse_rustc(text, &mut sink),
             Parser::Gcc => compiler::parse_gcc(text, &mut sink),
             Parser::Pytest => pytest::parse(text, &mut sink),
-            Parser::GoTest => gotest::parse(text, &mut sink),
+            Parser::GoTest => {
+                gotest::parse(text, &mut sink);
+                gotest::parse_plain(text, &mut sink);
+            }
             Parser::Tsc => tsc::parse(text, &mut sink),
-            Parser::Eslint => eslint::parse(text, &mut sink),
-            Parser::Jest => jest::parse(text, &mut sink),
+            Parser::Eslint => {
+                eslint::parse(text, &mut sink);
+                eslint::parse_stylish(text, &mut sink);
+            }
+            Parser::Jest => {
+                jest::parse(text, &mut sink);
+                jest::parse_jest(text, &mut sink);
+                jest::parse_vitest(text, &mut sink);
+            }
+            Parser::Ruff => ruff::parse(text, &mut sink),
+            Parser::Mypy => mypy::parse(text, &mut sink),
             Parser::Generic => generic::parse(text, &mut sink),
         }
     }
@@ -281,9 +310,13 @@ pub struct Context {
     /// The check's working directory (absolute): absolute paths under it become relative.
     /// Give both the path as configured and its canonical form when they differ.
     pub workdirs: Vec<PathBuf>,
-    /// The Go module path (`module` of the working directory's `go.mod`), to place the files
-    /// `go test` names relative to their package.
+    /// The Go module path (`module` of the `go.mod` where the command runs), to place the
+    /// files `go test` names relative to their package.
     pub go_module: Option<String>,
+    /// Where the command runs, relative to the working directory, when it is not the working
+    /// directory itself (`cd web && npm test`: `web`; see [`command_dir`]): the relative paths
+    /// its tools print are relative to it.
+    pub base: Option<String>,
 }
 
 /// The output of one command.
@@ -303,17 +336,35 @@ pub struct Errors {
     seen: HashSet<Place>,
 }
 
-/// What makes two errors the same: file, line, column and message.
-type Place = (Option<String>, Option<u32>, Option<u32>, String);
+/// What makes two errors the same: a failing test and its place (a test is one error however
+/// many parsers or streams report it, and two tests are two errors even when their messages
+/// are the same), else the place and the message.
+type Place = (
+    Option<String>,
+    Option<String>,
+    Option<u32>,
+    Option<u32>,
+    String,
+);
 
 impl Errors {
     fn add(&mut self, error: Error) {
-        let key = (
-            error.file.clone(),
-            error.line,
-            error.column,
-            error.message.clone(),
-        );
+        let key = match &error.test {
+            Some(test) => (
+                Some(test.clone()),
+                error.file.clone(),
+                error.line,
+                error.column,
+                String::new(),
+            ),
+            None => (
+                None,
+                error.file.clone(),
+                error.line,
+                error.column,
+                error.message.clone(),
+            ),
+        };
         if self.seen.contains(&key) {
             return;
         }
@@ -330,6 +381,17 @@ impl Errors {
 pub fn parse(output: &Output<'_>, ctx: &Context, found: &mut Errors) -> Vec<&'static str> {
     let stdout = bounded(output.stdout);
     let stderr = bounded(output.stderr);
+    let with_base;
+    let ctx = match (&ctx.base, command_dir(output.command)) {
+        (None, Some(dir)) => {
+            with_base = Context {
+                base: Some(dir),
+                ..ctx.clone()
+            };
+            &with_base
+        }
+        _ => ctx,
+    };
     let parsers = detect(output.command, stdout, stderr);
     let tool = |parser: Parser| -> &'static str {
         let command = output.command.to_ascii_lowercase();
@@ -416,6 +478,12 @@ pub fn detect(command: &str, stdout: &str, stderr: &str) -> Vec<Parser> {
     if has("jest") || has("vitest") {
         add(Parser::Jest);
     }
+    if has("ruff") {
+        add(Parser::Ruff);
+    }
+    if has("mypy") || has("dmypy") {
+        add(Parser::Mypy);
+    }
     for text in [stdout, stderr] {
         for parser in shape(text) {
             add(parser);
@@ -466,6 +534,20 @@ fn shape(text: &str) -> Vec<Parser> {
             mark(Parser::Tsc, &mut found);
         } else if compiler::looks_like_gcc(line) {
             mark(Parser::Gcc, &mut found);
+        } else if jest::looks_like_human(line) {
+            mark(Parser::Jest, &mut found);
+        } else if eslint::looks_like_stylish(line) {
+            mark(Parser::Eslint, &mut found);
+        } else if ruff::looks_like_ruff(line) {
+            mark(Parser::Ruff, &mut found);
+        } else if mypy::looks_like_mypy(line) {
+            mark(Parser::Mypy, &mut found);
+        } else if gotest::looks_like_plain(line) {
+            mark(Parser::GoTest, &mut found);
+        } else if line.starts_with("---- ") && line.ends_with(" stdout ----")
+            || line.starts_with("test result: ")
+        {
+            mark(Parser::RustTest, &mut found);
         }
     }
     if trimmed.starts_with('[') && head.contains("\"filePath\"") && !found.contains(&Parser::Eslint)
@@ -527,7 +609,12 @@ impl Sink<'_> {
 
     /// The normalised form of a path a tool printed (see [`Error::file`]).
     pub(crate) fn normalise(&self, raw: &str) -> Option<String> {
-        normalise(raw, &self.ctx.workdirs)
+        normalise_in(raw, &self.ctx.workdirs, self.ctx.base.as_deref())
+    }
+
+    /// Is this path, as a tool printed it, a file of the project?
+    pub(crate) fn in_project(&self, raw: &str) -> bool {
+        self.normalise(raw).is_some_and(|f| is_project_path(&f))
     }
 
     pub(crate) fn go_module(&self) -> Option<&str> {
@@ -538,6 +625,46 @@ impl Sink<'_> {
 /// A path a tool printed, relative to the first of `workdirs` it is under; a relative path
 /// without `.` segments; anything else as written. Control characters make it no path.
 pub fn normalise(raw: &str, workdirs: &[PathBuf]) -> Option<String> {
+    normalise_in(raw, workdirs, None)
+}
+
+/// [`normalise`] for a command that runs in `base` (relative to the working directory): a
+/// relative path is joined to it first (`..` going up from it, never above the working
+/// directory).
+pub fn normalise_in(raw: &str, workdirs: &[PathBuf], base: Option<&str>) -> Option<String> {
+    let Some(base) = base.filter(|b| !b.is_empty() && *b != ".") else {
+        return normalise_plain(raw, workdirs);
+    };
+    let plain = normalise_plain(raw, workdirs)?;
+    let printed = strip_ansi(raw);
+    let printed = printed.trim();
+    let printed = printed.strip_prefix("file://").unwrap_or(printed);
+    if Path::new(printed).is_absolute() || plain.starts_with('/') {
+        // Absolute: already placed relative to the working directory, or outside it.
+        return Some(plain);
+    }
+    let mut parts: Vec<&str> = base
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    for part in plain.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Some(plain);
+                }
+            }
+            other => parts.push(other),
+        }
+    }
+    if parts.is_empty() {
+        return Some(plain);
+    }
+    Some(parts.join("/"))
+}
+
+fn normalise_plain(raw: &str, workdirs: &[PathBuf]) -> Option<String> {
     let raw = strip_ansi(raw);
     let raw = raw.trim();
     let raw = raw.strip_prefix("file://").unwrap_or(raw);
@@ -654,3 +781,6 @@ pub(crate) fn number(text: &str) -> Option<u32> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod real;

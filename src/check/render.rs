@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{is_project_path, Error, Report, Severity};
+use super::{is_project_path, Error, Outcome, Report, Severity};
 
 /// The most rows of a tool's table in `summary.md`.
 pub const SUMMARY_ROWS: usize = 50;
@@ -14,15 +14,28 @@ const CELL: usize = 200;
 /// `summary.md`.
 pub fn summary_markdown(report: &Report) -> String {
     let mut out = String::new();
-    let verdict = if report.passed { "passed" } else { "failed" };
+    let verdict = match report.outcome {
+        Outcome::Passed => "passed",
+        Outcome::Failed => "failed",
+        Outcome::NoTests => "ran no tests",
+        Outcome::CannotRun => "cannot run",
+        Outcome::TimedOut => "timed out",
+    };
     let _ = writeln!(out, "# Checks {verdict}\n");
     let _ = writeln!(out, "| command | result | errors | warnings |");
     let _ = writeln!(out, "|---|---|---|---|");
     for command in &report.commands {
-        let result = match (command.passed, command.exit_code) {
-            (true, _) => "passed".to_string(),
-            (false, Some(code)) => format!("exit {code}"),
-            (false, None) => "did not finish".to_string(),
+        let exit = command
+            .exit_code
+            .map(|c| format!(" (exit {c})"))
+            .unwrap_or_default();
+        let result = match (command.outcome, command.exit_code) {
+            (Outcome::Passed, _) => "passed".to_string(),
+            (Outcome::NoTests, _) => format!("no tests{exit}"),
+            (Outcome::CannotRun, _) => format!("cannot run{exit}"),
+            (Outcome::TimedOut, _) => "timed out".to_string(),
+            (Outcome::Failed, Some(code)) => format!("exit {code}"),
+            (Outcome::Failed, None) => "did not finish".to_string(),
         };
         let _ = writeln!(
             out,
@@ -31,6 +44,23 @@ pub fn summary_markdown(report: &Report) -> String {
             command.errors,
             command.warnings
         );
+    }
+    for command in &report.commands {
+        if let (Outcome::NoTests | Outcome::CannotRun, Some(reason)) =
+            (command.outcome, &command.reason)
+        {
+            let _ = writeln!(
+                out,
+                "\n{} {}: {}",
+                code_cell(&command.command),
+                if command.outcome == Outcome::NoTests {
+                    "ran no tests"
+                } else {
+                    "cannot run"
+                },
+                code_cell(reason)
+            );
+        }
     }
     if report.errors.is_empty() {
         let _ = writeln!(out, "\nNo errors were found in the output.");

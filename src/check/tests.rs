@@ -16,6 +16,7 @@ fn ctx() -> Context {
     Context {
         workdirs: vec![PathBuf::from("/home/dev/calc")],
         go_module: Some("example.com/calc".into()),
+        base: None,
     }
 }
 
@@ -370,7 +371,7 @@ fn jest_places_failures_at_their_frame_and_reports_suites_that_did_not_run() {
                 "tests/sum.test.js:5:23",
                 "error",
                 "",
-                "Error: expect(received).toBe(expected) // Object.is equality"
+                "expect(received).toBe(expected) // Object.is equality"
             ),
             row(
                 "tests/broken.test.js:1:19",
@@ -380,7 +381,10 @@ fn jest_places_failures_at_their_frame_and_reports_suites_that_did_not_run() {
             ),
         ]
     );
-    assert_eq!(errors[0].test.as_deref(), Some("sum adds 1 + 2 to equal 3"));
+    assert_eq!(
+        errors[0].test.as_deref(),
+        Some("sum › adds 1 + 2 to equal 3")
+    );
     assert!(
         errors[0].message.ends_with("Expected: 3\nReceived: 4"),
         "{}",
@@ -405,7 +409,14 @@ fn jest_places_failures_at_their_frame_and_reports_suites_that_did_not_run() {
 
 #[test]
 fn the_generic_parser_reads_what_no_other_parser_knows() {
+    // mypy's and Ruff's lines are known by their shape; the generic parser reads them alike.
     let (errors, parsers) = run("./lint.sh", &fixture("generic/lint.stdout"), "");
+    assert_eq!(parsers, ["mypy", "ruff"]);
+    assert_eq!(errors[2].message, "`os` imported but unused");
+    let lint = fixture("generic/lint.stdout")
+        .replace("[*] ", "")
+        .replace("Found", "found");
+    let (errors, parsers) = run("./lint.sh", &lint, "");
     assert_eq!(parsers, ["generic"]);
     assert_eq!(
         brief(&errors),
@@ -426,7 +437,7 @@ fn the_generic_parser_reads_what_no_other_parser_knows() {
                 "calc/cli.py:1:8",
                 "error",
                 "F401",
-                "[*] `os` imported but unused"
+                "`os` imported but unused"
             ),
         ]
     );
@@ -502,6 +513,7 @@ fn the_files_of_a_report_are_project_files_relative_to_the_root() {
     };
     let mut report = Report {
         passed: false,
+        outcome: Outcome::Failed,
         workdir: "crates/calc".into(),
         commands: Vec::new(),
         errors: vec![
@@ -563,6 +575,13 @@ fn hostile_output_is_bounded_and_never_panics() {
         "E   \n_____ x _____\n= FAILURES =\nFAILED ::\nERROR  - \n",
         "\u{fffd}\u{0}\u{1b}[\u{1b}]8;;\u{9b}",
         "a(1,2): error TS1: \n  \n",
+        "FAIL x\n  ● \n  ● t\n      at (:0:0)\n      at f (/:99999999999:1)\n● Console\n",
+        " FAIL  > \n ❯ :99999999999:1\n FAIL  a > b\n⎯⎯\n",
+        "/abs\n  1:1  error  \n  0:0  warning    x\n",
+        "F401 x\n --> :0:0\nWould reformat: \nx:1:1: invalid-syntax: \n",
+        "a.py:1: error: x\nwrapped\n  [code]\n",
+        "--- FAIL: T (\n    x.go:1: y\npanic: x\n\t/a.go:999999999999\nFAIL\tpkg\t1s\n",
+        "---- t stdout ----\nError: \nnote: test did not panic as expected at :0:0\n",
     ];
     for text in garbage {
         for command in [
@@ -572,6 +591,11 @@ fn hostile_output_is_bounded_and_never_panics() {
             "jest",
             "eslint",
             "tsc",
+            "ruff check",
+            "mypy .",
+            "npm test",
+            "go test ./...",
+            "cd web && npx vitest run",
             "./x",
         ] {
             let _ = run(command, text, text);
@@ -600,10 +624,13 @@ fn the_summary_has_the_commands_then_each_tool_with_counts_and_a_bounded_table()
     );
     let report = Report {
         passed: false,
+        outcome: Outcome::Failed,
         workdir: ".".into(),
         commands: vec![CommandResult {
             command: "cargo build --message-format=json | tee x".into(),
             passed: false,
+            outcome: Outcome::Failed,
+            reason: None,
             exit_code: Some(101),
             parsers: vec!["cargo".into()],
             errors: 2,
@@ -641,6 +668,7 @@ fn the_summary_has_the_commands_then_each_tool_with_counts_and_a_bounded_table()
 fn annotations_are_workflow_commands_with_escaped_values() {
     let report = Report {
         passed: false,
+        outcome: Outcome::Failed,
         workdir: "web".into(),
         commands: Vec::new(),
         errors: vec![
@@ -679,6 +707,7 @@ fn the_errors_schema_accepts_a_report() {
     let (errors, _) = run("pytest", &fixture("pytest/run.stdout"), "");
     let report = Report {
         passed: false,
+        outcome: Outcome::Failed,
         workdir: ".".into(),
         commands: Vec::new(),
         errors,
@@ -794,4 +823,102 @@ mod verdicts_file {
         let message = problems_message("verdicts", &problems);
         assert!(message.len() <= 8 * 1024, "{}", message.len());
     }
+}
+
+#[test]
+fn duplicates_are_merged_by_test_never_by_message() {
+    // Two tests failing with the same message at the same place are two errors.
+    let text = "FAIL src/a.test.js\n  ● one\n\n    boom\n\n      at Object.<anonymous> (src/a.test.js:3:5)\n\n  ● two\n\n    boom\n\n      at Object.<anonymous> (src/a.test.js:3:5)\n";
+    let (errors, _) = run("npx jest", "", text);
+    let tests: Vec<Option<&str>> = errors.iter().map(|e| e.test.as_deref()).collect();
+    assert_eq!(tests, [Some("one"), Some("two")]);
+    // The same test reported twice (both streams, or Jest's closing summary) is one error.
+    let (errors, _) = run("npx jest", text, text);
+    assert_eq!(errors.len(), 2);
+}
+
+#[test]
+fn where_a_command_runs_is_read_from_the_command() {
+    for (command, dir) in [
+        ("cd web && npm test", Some("web")),
+        ("cd ./packages/app/ && npx jest", Some("packages/app")),
+        ("cd backend; pytest -q", Some("backend")),
+        (
+            "cargo test --manifest-path crates/calc/Cargo.toml",
+            Some("crates/calc"),
+        ),
+        ("npm --prefix packages/web run lint", Some("packages/web")),
+        ("make -C native test", Some("native")),
+        ("yarn --cwd=site test", Some("site")),
+        ("cd web && make -C lib", Some("web/lib")),
+        ("cd .. && npm test", None),
+        ("cd /etc && make", None),
+        ("npm test", None),
+        ("cd", None),
+    ] {
+        assert_eq!(command_dir(command).as_deref(), dir, "{command}");
+    }
+    let roots = [PathBuf::from("/home/dev/mono")];
+    assert_eq!(
+        normalise_in("src/a.js", &roots, Some("web")).as_deref(),
+        Some("web/src/a.js")
+    );
+    assert_eq!(
+        normalise_in("/home/dev/mono/web/src/a.js", &roots, Some("web")).as_deref(),
+        Some("web/src/a.js")
+    );
+    assert_eq!(
+        normalise_in("../api/x.go", &roots, Some("web")).as_deref(),
+        Some("api/x.go")
+    );
+    assert_eq!(
+        normalise_in("../../x.go", &roots, Some("web")).as_deref(),
+        Some("../../x.go")
+    );
+}
+
+#[test]
+fn a_run_is_no_tests_only_when_nothing_says_tests_ran() {
+    let no = |stdout: &str, code: i32| classify(Some(code), stdout, "", &[]).0;
+    // One Go package without tests beside one whose tests passed: tests ran.
+    assert_eq!(
+        no(
+            "?   \texample.com/a\t[no test files]\nok  \texample.com/b\t0.01s\n",
+            0
+        ),
+        Outcome::Passed
+    );
+    assert_eq!(
+        no("?   \texample.com/a\t[no test files]\n", 0),
+        Outcome::NoTests
+    );
+    assert_eq!(
+        no("ok  \texample.com/a\t0.01s [no tests to run]\n", 0),
+        Outcome::NoTests
+    );
+    // unittest, and a runner's `0 passed` when it is all it says.
+    assert_eq!(
+        no("\n----------\nRan 0 tests in 0.000s\n\nOK\n", 0),
+        Outcome::NoTests
+    );
+    assert_eq!(no("0 passed in 0.01s\n", 0), Outcome::NoTests);
+    assert_eq!(no("10 passed in 0.01s\n", 0), Outcome::Passed);
+    // A failure is a failure, whatever else the output says.
+    assert_eq!(no("no tests ran\n", 1), Outcome::Failed);
+    // Exit 127 without a word is a command that cannot run; a located error is the work's.
+    assert_eq!(classify(Some(127), "", "", &[]).0, Outcome::CannotRun);
+    let placed = Error {
+        tool: "generic".into(),
+        file: Some("src/a.py".into()),
+        line: Some(1),
+        column: None,
+        severity: Severity::Error,
+        code: None,
+        message: "bad".into(),
+        test: None,
+    };
+    assert_eq!(
+        classify(Some(1), "", "sh: 1: x: not found\n", &[placed]).0,
+        Outcome::Failed
+    );
 }

@@ -189,8 +189,18 @@ pub fn run(context: &Context, args: Args) -> Outcome {
     }
     let ready = rows.iter().filter(|r| r.ready).count();
     outln!("{ready} of {} agents can run here", rows.len())?;
+    if ready == 0 {
+        outln!("{WITHOUT_A_MODEL}")?;
+    }
     Ok(Exit::Success)
 }
+
+/// What doctor says when nothing can run: the `command` adapter runs any program as an agent.
+const WITHOUT_A_MODEL: &str = "\
+No client can run here. To try Spectacular without a model, declare a `command` agent in
+.spectacular/agents.yaml: a script standing in for the agent (adapter: command). The book's
+page \"Try it on your project without a model\" (book/src/without-a-model.md) gives the
+contract it follows and a script that works on any spec of any repository.";
 
 /// The program as the OS would find it: a path as given, else the first match on PATH.
 fn which(program: &str) -> Option<PathBuf> {

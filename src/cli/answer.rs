@@ -96,6 +96,12 @@ pub fn pending(events: &[Event]) -> Vec<Pending> {
 
 pub fn run(context: &Context, args: Args) -> Outcome {
     let store = context.store();
+    if let Some(why) = crate::execute::inbox::inside_attempt(&store) {
+        return Err(Failure::usage(format!(
+            "answers come from people, and these come from inside a run: {why}; nothing was \
+             recorded (answer from your own terminal)"
+        )));
+    }
     let run_id = store
         .resolve_run(&args.run)
         .map_err(|e| Failure::usage(e.to_string()))?;

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::{Context, Exit, Failure, Outcome};
 use crate::query::board::{self, Board, Card, Column, WpState};
-use crate::query::{cut as fit, usd, width};
+use crate::query::{cut as fit, usd, width, wrap};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -42,7 +42,10 @@ pub fn run(context: &Context, args: Args) -> Outcome {
         return Ok(Exit::Success);
     }
     let paint = Paint(context.color_stdout);
-    out!("{}", render(&board, until, terminal_width(), paint))?;
+    out!(
+        "{}",
+        super::printable(&render(&board, until, terminal_width(), paint))
+    )?;
     Ok(Exit::Success)
 }
 
@@ -112,13 +115,38 @@ impl Paint {
     }
 }
 
-/// One cell of a card: plain text and how to paint it once fitted.
+/// One cell of a card: plain text and how to paint it once wrapped to its column.
 struct Line {
     text: String,
     state: Option<WpState>,
 }
 
-fn card_lines(card: &Card, until: SystemTime) -> Vec<Line> {
+/// `in_progress · 12s` while the run runs (how long in that state); `done · worked 3s` once
+/// it ended (how long its attempts ran); then its rework loops and lane.
+fn state_line(card: &Card, until: SystemTime, ended: bool) -> String {
+    let mut line = card.state.as_str().to_string();
+    if ended {
+        if card.attempts > 0 {
+            line.push_str(&format!(" · worked {}", board::age_text(card.work_ms)));
+        }
+    } else {
+        let age = board::age_ms(&card.since, until)
+            .map(board::age_text)
+            .unwrap_or_else(|| "-".into());
+        line.push_str(&format!(" · {age}"));
+    }
+    match card.loops {
+        0 => {}
+        1 => line.push_str(" · 1 rework"),
+        n => line.push_str(&format!(" · {n} reworks")),
+    }
+    if let Some(lane) = card.lane {
+        line.push_str(&format!(" · lane {lane}"));
+    }
+    line
+}
+
+fn card_lines(card: &Card, until: SystemTime, ended: bool) -> Vec<Line> {
     let mut lines = Vec::new();
     let title = match &card.title {
         Some(t) => format!("{} {t}", card.work),
@@ -128,15 +156,8 @@ fn card_lines(card: &Card, until: SystemTime) -> Vec<Line> {
         text: title,
         state: None,
     });
-    let age = board::age_ms(&card.since, until)
-        .map(board::age_text)
-        .unwrap_or_else(|| "-".into());
-    let lane = card
-        .lane
-        .map(|l| format!(" · lane {l}"))
-        .unwrap_or_default();
     lines.push(Line {
-        text: format!("{} · {age}{lane}", card.state.as_str()),
+        text: state_line(card, until, ended),
         state: Some(card.state),
     });
     let who = [card.agent.as_deref(), card.model.as_deref()]
@@ -185,6 +206,7 @@ fn render(board: &Board, until: SystemTime, total: usize, paint: Paint) -> Strin
         out.push_str("no work packages: no fan-out phase has expanded\n");
         return out;
     }
+    let ended = board.ended_at.is_some();
     let column_width = (total.saturating_sub(GAP * 3) / 4).min(MAX_COLUMN);
     if column_width < MIN_COLUMN {
         return stacked(board, until, total, paint, out);
@@ -194,7 +216,7 @@ fn render(board: &Board, until: SystemTime, total: usize, paint: Paint) -> Strin
         .map(|c| {
             board
                 .column(*c)
-                .map(|card| card_lines(card, until))
+                .map(|card| card_lines(card, until, ended))
                 .collect()
         })
         .collect();
@@ -210,12 +232,14 @@ fn render(board: &Board, until: SystemTime, total: usize, paint: Paint) -> Strin
         for card in cards {
             block.push((0, String::new()));
             for line in card {
-                let text = fit(&line.text, column_width);
-                let painted = match line.state {
-                    Some(state) => paint.state(state, &text),
-                    None => text.clone(),
-                };
-                block.push((width(&text), painted));
+                // Wrapped, never cut: a long title or note takes more lines.
+                for text in wrap(&line.text, column_width) {
+                    let painted = match line.state {
+                        Some(state) => paint.state(state, &text),
+                        None => text.clone(),
+                    };
+                    block.push((width(&text), painted));
+                }
             }
         }
         blocks.push(block);
@@ -254,25 +278,35 @@ fn stacked(
         )));
         out.push('\n');
         for card in cards {
-            let lines = card_lines(card, until);
+            let lines = card_lines(card, until, board.ended_at.is_some());
             let text: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
-            let line = fit(&format!("  {}", text.join(" · ")), total.max(MIN_COLUMN));
-            // Paint the state where it is in the line (it follows the title).
+            // The whole card, wrapped: the first line indented by two, the rest by four.
+            let room = total.max(MIN_COLUMN).saturating_sub(4);
             let state = card.state.as_str();
-            let painted = match line.find(&format!(" · {state}")) {
-                Some(at) => {
-                    let at = at + " · ".len();
-                    format!(
-                        "{}{}{}",
-                        &line[..at],
-                        paint.state(card.state, state),
-                        &line[at + state.len()..]
-                    )
-                }
-                None => line.clone(),
-            };
-            out.push_str(&painted);
-            out.push('\n');
+            let mut painted_state = false;
+            for (i, line) in wrap(&text.join(" · "), room).into_iter().enumerate() {
+                let indent = if i == 0 { "  " } else { "    " };
+                // Paint the state where it is (it follows the title).
+                let at = (!painted_state)
+                    .then(|| line.find(&format!("· {state}")))
+                    .flatten()
+                    .map(|at| at + "· ".len());
+                let line = match at {
+                    Some(at) => {
+                        painted_state = true;
+                        format!(
+                            "{}{}{}",
+                            &line[..at],
+                            paint.state(card.state, state),
+                            &line[at + state.len()..]
+                        )
+                    }
+                    None => line,
+                };
+                out.push_str(indent);
+                out.push_str(&line);
+                out.push('\n');
+            }
         }
     }
     out

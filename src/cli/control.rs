@@ -38,6 +38,12 @@ pub fn approve(context: &Context, args: ApproveArgs) -> Outcome {
     let run_id = store
         .resolve_run(&args.run)
         .map_err(|e| Failure::usage(e.to_string()))?;
+    if let Some(why) = inbox::inside_attempt(&store) {
+        return Err(Failure::usage(format!(
+            "approvals come from people, and this one comes from inside a run: {why}; nothing \
+             was recorded (approve from your own terminal)"
+        )));
+    }
     let actor = inbox::actor();
     let verdict = if args.reject { "rejected" } else { "approved" };
     match RunLog::open(&store, &run_id) {
@@ -102,30 +108,36 @@ pub fn approve(context: &Context, args: ApproveArgs) -> Outcome {
     }
 }
 
+/// The gates of a run waiting for a decision.
+pub(super) fn waiting_gates(summary: &crate::record::RunSummary) -> Vec<&str> {
+    summary
+        .phases
+        .values()
+        .filter(|p| p.state == PhaseState::Waiting)
+        .map(|p| p.phase.as_str())
+        .collect()
+}
+
 fn check_waiting(summary: &crate::record::RunSummary, phase: &str) -> Result<(), Failure> {
+    let waiting = waiting_gates(summary);
+    let help = match waiting.as_slice() {
+        [] => "no gate of this run is waiting".to_string(),
+        [gate] => format!(
+            "the gate waiting is `{gate}`: `spectacular approve {} {gate}`",
+            summary.run_id
+        ),
+        _ => format!("waiting: {}", crate::diag::one_of(&waiting)),
+    };
     match summary.phases.get(phase) {
         Some(p) if p.state == PhaseState::Waiting => Ok(()),
         Some(p) => Err(Failure::usage(format!(
-            "phase `{phase}` is not waiting for approval (it is {})",
+            "phase `{phase}` is not waiting for approval (it is {})\n  help: {help}",
             p.state.as_str()
         ))),
-        None => {
-            let waiting: Vec<&str> = summary
-                .phases
-                .values()
-                .filter(|p| p.state == PhaseState::Waiting)
-                .map(|p| p.phase.as_str())
-                .collect();
-            let help = if waiting.is_empty() {
-                "no gate of this run is waiting".to_string()
-            } else {
-                format!("waiting: {}", crate::diag::one_of(&waiting))
-            };
-            Err(Failure::usage(format!(
-                "run `{}` has no phase `{phase}` waiting for approval\n  help: {help}",
-                summary.run_id
-            )))
-        }
+        None => Err(Failure::usage(format!(
+            "run `{}` has no phase `{phase}` waiting for approval\n  help: {help}",
+            summary.run_id
+        ))),
     }
 }
 

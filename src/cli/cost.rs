@@ -5,6 +5,8 @@ use crate::query::cost::{self, By};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Only this run (an id, a unique prefix, or `last`); without it, every run in the store.
+    pub run: Option<String>,
     /// Group by.
     #[arg(long, value_enum, default_value_t = By::Model)]
     pub by: By,
@@ -24,8 +26,20 @@ pub fn run(context: &Context, args: Args) -> Outcome {
         .map(|s| cost::parse_since(s, std::time::SystemTime::now()))
         .transpose()
         .map_err(Failure::usage)?;
-    let calls =
-        cost::calls(&store, since.as_deref()).map_err(|e| Failure::internal(e.to_string()))?;
+    let calls = match &args.run {
+        Some(run) => {
+            let run_id = store
+                .resolve_run(run)
+                .map_err(|e| Failure::usage(e.to_string()))?;
+            let events = store
+                .read_events(&run_id)
+                .map_err(|e| Failure::internal(e.to_string()))?;
+            cost::calls_of(&run_id, &events, since.as_deref())
+        }
+        None => {
+            cost::calls(&store, since.as_deref()).map_err(|e| Failure::internal(e.to_string()))?
+        }
+    };
     let report = cost::report(&calls, args.by, since);
     if args.json {
         let text =

@@ -41,11 +41,13 @@ macro_rules! eoutln {
 mod agents;
 mod analyse;
 mod answer;
+mod apply;
 mod board;
 mod clean;
 mod completions;
 mod control;
 mod cost;
+mod dashboard;
 mod exit;
 mod graph;
 mod init;
@@ -176,10 +178,18 @@ Examples:
   spectacular plan last --model claude-sonnet --json";
 const EXAMPLES_COST: &str = "\
 Examples:
-  # What each phase cost
-  spectacular cost --by phase
+  # What each phase of the latest run cost
+  spectacular cost last --by phase
+  # What each model cost, over every run
+  spectacular cost
   # Spending per day over the last week
   spectacular cost --by day --since 7d";
+const EXAMPLES_DASHBOARD: &str = "\
+Examples:
+  # Watch and steer the runs of this project in a browser
+  spectacular dashboard --open
+  # On a fixed port, pages only (no approving or canceling)
+  spectacular dashboard --port 8080 --read-only";
 const EXAMPLES_AGENTS: &str = "\
 Examples:
   # The configured agents
@@ -216,6 +226,12 @@ Examples:
   spectacular missions list
   # Copy a built-in mission into the project to change it
   spectacular missions eject software-dev";
+const EXAMPLES_APPLY: &str = "\
+Examples:
+  # Apply the latest run's work (it succeeded) to the branch it started from
+  spectacular apply
+  # A run by id prefix
+  spectacular apply 01J9";
 const EXAMPLES_CLEAN: &str = "\
 Examples:
   # What cleaning every successful run would remove
@@ -298,6 +314,9 @@ pub enum Command {
     /// Continue a run that was interrupted, canceled or suspended.
     #[command(after_help = EXAMPLES_RESUME)]
     Resume(run::ResumeArgs),
+    /// Fast-forward the base branch of a run that succeeded to its integration branch.
+    #[command(after_help = EXAMPLES_APPLY)]
+    Apply(apply::Args),
     /// Approve (or reject) an approval gate of a run.
     #[command(after_help = EXAMPLES_APPROVE)]
     Approve(control::ApproveArgs),
@@ -335,9 +354,13 @@ pub enum Command {
     /// and model, policy decisions, approvals, loops and the timeline.
     #[command(after_help = EXAMPLES_REPORT)]
     Report(report::Args),
-    /// What agent calls cost: totals, averages and shares by agent, model, phase, mission or day.
+    /// What agent calls cost (of one run, or all): totals, averages and shares by agent, model,
+    /// phase, mission or day.
     #[command(after_help = EXAMPLES_COST)]
     Cost(cost::Args),
+    /// A local web UI: runs, phase graphs, boards, costs and reports, live; approve, answer, cancel.
+    #[command(after_help = EXAMPLES_DASHBOARD)]
+    Dashboard(dashboard::Args),
     /// The configured agents, and whether each can run here.
     #[command(after_help = EXAMPLES_AGENTS)]
     Agents(agents::Args),
@@ -377,6 +400,7 @@ pub fn main() -> ExitCode {
         Command::Init(args) => init::run(&context, args),
         Command::Run(args) => run::run(&context, args),
         Command::Resume(args) => run::resume(&context, args),
+        Command::Apply(args) => apply::run(&context, args),
         Command::Approve(args) => control::approve(&context, args),
         Command::Answer(args) => answer::run(&context, args),
         Command::Cancel(args) => control::cancel(&context, args),
@@ -388,6 +412,7 @@ pub fn main() -> ExitCode {
         Command::Board(args) => board::run(&context, args),
         Command::Report(args) => report::run(&context, args),
         Command::Cost(args) => cost::run(&context, args),
+        Command::Dashboard(args) => dashboard::run(&context, args),
         Command::Agents(args) => agents::run(&context, args),
         Command::Validate(args) => validate::run(&context, args),
         Command::Analyse(args) => analyse::run(&context, args),
@@ -410,6 +435,45 @@ pub fn main() -> ExitCode {
 
 /// Write to stdout (for `out!`): a broken pipe ends the command quietly with exit code 0,
 /// any other failure is an internal error.
+/// Text for a terminal, whatever it quotes (a plan's titles, an agent's text): control
+/// characters go (an escape sequence can retitle the window, move the cursor or set the
+/// clipboard), except newlines, tabs and the colour sequences (`ESC [ … m`), which do nothing
+/// else.
+pub(crate) fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // Keep `ESC [ digits ; … m`, drop any other sequence's introducer.
+            let mut seq = String::from(c);
+            if chars.peek() == Some(&'[') {
+                seq.push(chars.next().unwrap_or('['));
+                while let Some(&d) = chars.peek() {
+                    if d.is_ascii_digit() || d == ';' {
+                        seq.push(d);
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                if chars.peek() == Some(&'m') {
+                    chars.next();
+                    seq.push('m');
+                    out.push_str(&seq);
+                    continue;
+                }
+                out.push_str(&seq[1..]);
+            }
+            continue;
+        }
+        if c.is_control() && c != '\n' && c != '\t' {
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
 pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) -> Result<(), Failure> {
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
@@ -556,4 +620,20 @@ fn init_tracing(verbose: u8) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .try_init();
+}
+
+#[cfg(test)]
+mod printable_tests {
+    use super::printable;
+
+    #[test]
+    fn escape_sequences_go_but_colours_newlines_and_tabs_stay() {
+        let clipboard = "title\u{1b}]52;c;cm0gLXJmIH4=\u{7}end";
+        assert_eq!(printable(clipboard), "title]52;c;cm0gLXJmIH4=end");
+        assert_eq!(printable("a\u{1b}[2Jb"), "a[2Jb");
+        assert_eq!(
+            printable("\u{1b}[1;31mred\u{1b}[0m\n\tx\r\u{9b}"),
+            "\u{1b}[1;31mred\u{1b}[0m\n\tx"
+        );
+    }
 }

@@ -6,10 +6,13 @@ use serde_json::json;
 use super::{Context, Exit, Failure, Outcome};
 use crate::model::FailureKind;
 use crate::record::event::EventData;
-use crate::tasks::{estimated_cost, summary_text, PlanReport, REPORT_VALUE};
+use crate::tasks::{estimated_cost, summary_text, Cost, PlanReport, ESTIMATE_VALUE, REPORT_VALUE};
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<PlanCommand>,
     /// The run id (a unique prefix, or `last`).
     #[arg(default_value = "last")]
     pub run: String,
@@ -20,6 +23,11 @@ pub struct Args {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Write the plan beside the run's spec as Spec Kit's `plan.md` and `tasks.md` (a spec in a
+    /// Spec Kit feature directory, `specs/NNN-name/spec.md`; a file the team wrote there is kept
+    /// as `<name>.orig`).
+    #[arg(long, conflicts_with = "json")]
+    pub write: bool,
 }
 
 /// The last plan the run recorded: its phase and report; else the problems of the last plan
@@ -28,6 +36,8 @@ enum Found {
     Plan {
         phase: String,
         report: Box<PlanReport>,
+        /// The agent that wrote it has no prices.
+        unpriced: bool,
     },
     Refused {
         phase: String,
@@ -37,7 +47,102 @@ enum Found {
     Nothing,
 }
 
+#[derive(Debug, clap::Subcommand)]
+pub enum PlanCommand {
+    /// Read a Spec Kit `tasks.md` as the plan, without an agent: one work package per task
+    /// not done, dependencies from its phases and `[P]`, checked against the spec beside it.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// The Spec Kit `tasks.md` (`specs/NNN-name/tasks.md`).
+    pub tasks: std::path::PathBuf,
+    /// The spec the plan must cover (default: `spec.md` beside the tasks file).
+    #[arg(long)]
+    pub spec: Option<std::path::PathBuf>,
+    /// Write the work packages (`tasks.json`) there instead of printing them.
+    #[arg(long, short)]
+    pub out: Option<std::path::PathBuf>,
+    /// Print the checked plan as JSON (work packages and report).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `spectacular plan import`: a Spec Kit `tasks.md` as a checked `tasks.json`.
+fn import(context: &Context, args: ImportArgs) -> Outcome {
+    let path = context.cwd.join(&args.tasks);
+    let shown = args.tasks.display().to_string();
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Failure::usage(format!("cannot read `{shown}`: {e}")))?;
+    let plan = crate::tasks::speckit::import(&shown, &text)
+        .map_err(|e| Failure { exit: Exit::Invalid, message: e.to_string() })?;
+    let spec_path = match &args.spec {
+        Some(p) => Some(context.cwd.join(p)),
+        None => path.parent().map(|d| d.join("spec.md")).filter(|p| p.is_file()),
+    };
+    let refs = match &spec_path {
+        Some(p) => {
+            let spec_text = std::fs::read_to_string(p).map_err(|e| {
+                Failure::usage(format!("cannot read the spec `{}`: {e}", p.display()))
+            })?;
+            Some(crate::tasks::refs_from_markdown(&spec_text))
+        }
+        None => None,
+    };
+    let bytes = serde_json::to_vec_pretty(&plan).map_err(|e| Failure::internal(e.to_string()))?;
+    // The team's plan is checked as any plan; what it does not trace to the spec is said,
+    // not refused: the team decides whether to add the ids to its tasks.
+    let structure = crate::tasks::check(&bytes, None);
+    let checked = match (structure, refs.as_deref()) {
+        (Err(problems), _) => Err(problems),
+        (Ok(report), None) => Ok(report),
+        (Ok(report), Some(refs)) => match crate::tasks::check(&bytes, Some(refs)) {
+            Ok(traced) => Ok(traced),
+            Err(gaps) => {
+                eoutln!(
+                    "warning: {shown} does not trace everything to the spec ({} gaps):",
+                    gaps.len()
+                );
+                for gap in &gaps {
+                    eoutln!("  - {gap}");
+                }
+                Ok(report)
+            }
+        },
+    };
+    if let Some(out) = &args.out {
+        std::fs::write(context.cwd.join(out), &bytes)
+            .map_err(|e| Failure::internal(format!("cannot write `{}`: {e}", out.display())))?;
+    }
+    match checked {
+        Ok(report) => {
+            if args.json {
+                let value = json!({ "tasks": plan, "plan": report });
+                outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&value)
+                        .map_err(|e| Failure::internal(e.to_string()))?
+                )?;
+            } else if args.out.is_none() {
+                outln!("{}", String::from_utf8_lossy(&bytes))?;
+            } else {
+                outln!("{shown} read as a plan")?;
+                out!("{}", summary_text(&report, Cost::Unknown))?;
+            }
+            Ok(Exit::Success)
+        }
+        Err(problems) => Err(Failure {
+            exit: Exit::Invalid,
+            message: crate::tasks::problems_message(&shown, &problems),
+        }),
+    }
+}
+
 pub fn run(context: &Context, args: Args) -> Outcome {
+    if let Some(PlanCommand::Import(import_args)) = args.command {
+        return import(context, import_args);
+    }
     let store = context.store();
     let run_id = store
         .resolve_run(&args.run)
@@ -58,6 +163,12 @@ pub fn run(context: &Context, args: Args) -> Outcome {
                         found = Found::Plan {
                             phase: d.phase.clone(),
                             report: Box::new(report),
+                            unpriced: d
+                                .values
+                                .get(ESTIMATE_VALUE)
+                                .and_then(|e| e.get("unpriced"))
+                                .and_then(serde_json::Value::as_bool)
+                                .unwrap_or(false),
                         };
                     }
                 }
@@ -75,8 +186,12 @@ pub fn run(context: &Context, args: Args) -> Outcome {
             _ => {}
         }
     }
-    let (phase, report) = match found {
-        Found::Plan { phase, report } => (phase, report),
+    let (phase, report, unpriced) = match found {
+        Found::Plan {
+            phase,
+            report,
+            unpriced,
+        } => (phase, report, unpriced),
         Found::Refused {
             phase,
             attempt,
@@ -97,6 +212,18 @@ pub fn run(context: &Context, args: Args) -> Outcome {
             )))
         }
     };
+    if args.write {
+        let Some(lines) = super::spec_run::export(&store, &run_id, &context.cwd) else {
+            return Err(Failure::usage(format!(
+                "run {run_id}'s spec is not in a Spec Kit feature directory \
+                 (`specs/NNN-name/spec.md`): there is nowhere to write plan.md and tasks.md"
+            )));
+        };
+        for line in lines {
+            outln!("{line}")?;
+        }
+        return Ok(Exit::Success);
+    }
     let dot_dir = context.store().dir;
     let (catalog, _) =
         crate::config::models::load(&dot_dir, crate::project::user_config_dir().as_deref());
@@ -105,7 +232,12 @@ pub fn run(context: &Context, args: Args) -> Outcome {
         .filter(|(m, _)| catalog.get(m).is_some())
         .max_by_key(|(_, n)| **n)
         .map(|(m, _)| m.clone());
-    let model = args.model.clone().or(most_used).or_else(|| {
+    // A plan written by an unpriced agent is priced only when asked (`--model`).
+    let fallback = if unpriced { None } else { most_used };
+    let model = args.model.clone().or(fallback).or_else(|| {
+        if unpriced {
+            return None;
+        }
         catalog
             .models
             .iter()
@@ -139,7 +271,11 @@ pub fn run(context: &Context, args: Args) -> Outcome {
             "run_id": run_id,
             "phase": phase,
             "plan": &*report,
-            "estimate": cost.map(|(usd, m)| json!({ "usd": (usd * 100.0).round() / 100.0, "model": m })),
+            "estimate": match cost {
+                Some((usd, m)) => json!({ "usd": (usd * 100.0).round() / 100.0, "model": m }),
+                None if unpriced => json!({ "unpriced": true }),
+                None => serde_json::Value::Null,
+            },
         });
         outln!(
             "{}",
@@ -147,7 +283,12 @@ pub fn run(context: &Context, args: Args) -> Outcome {
         )?;
     } else {
         outln!("plan of run {run_id} (phase `{phase}`)")?;
-        out!("{}", summary_text(&report, cost))?;
+        let cost = match cost {
+            Some((usd, model)) => Cost::Priced(usd, model),
+            None if unpriced => Cost::Unpriced,
+            None => Cost::Unknown,
+        };
+        out!("{}", super::printable(&summary_text(&report, cost)))?;
     }
     Ok(Exit::Success)
 }

@@ -67,6 +67,11 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 pub fn run(context: &Context, args: RunArgs) -> Outcome {
     // A Markdown file runs the project's spec mission with it as the `spec` input.
     let spec_run = super::spec_run::target(context, &args.mission, &args.inputs)?;
+    if !args.json {
+        for note in spec_run.iter().flat_map(|s| &s.notes) {
+            eoutln!("{note}");
+        }
+    }
     let (mission_arg, input_args) = match &spec_run {
         Some(s) => (s.mission.clone(), s.inputs.clone()),
         None => (args.mission.clone(), args.inputs.clone()),
@@ -133,6 +138,10 @@ pub fn resume(context: &Context, args: ResumeArgs) -> Outcome {
     });
     let engine = match engine {
         Ok(engine) => engine,
+        // A finished run has nothing to resume, but its work can still be applied.
+        Err(execute::Error::Finished { .. }) if args.apply => {
+            return super::apply::run(context, super::apply::Args { run: run_id })
+        }
         Err(
             e @ (execute::Error::Drift { .. }
             | execute::Error::Finished { .. }
@@ -185,11 +194,11 @@ fn drive(
             eoutln!("{text}");
         }
     };
-    // A spec in a Spec Kit directory gets the checked plan back as plan.md and tasks.md.
-    for line in super::spec_run::export(&context.store(), &run_id, &context.cwd) {
+    // A spec in a Spec Kit directory may get the checked plan back, on request.
+    if let Some(line) = super::spec_run::export_hint(&context.store(), &run_id, &context.cwd) {
         say(line);
     }
-    Ok(match outcome {
+    let exit = match outcome {
         execute::Outcome::Succeeded => {
             say(format!("run {run_id} succeeded"));
             match finish_branches(context, &run_id, apply) {
@@ -214,9 +223,19 @@ fn drive(
         execute::Outcome::Suspended => {
             let events = context.store().read_events(&run_id).unwrap_or_default();
             let questions = super::answer::pending(&events);
+            let summary = crate::record::fold(&events);
+            let gates = super::control::waiting_gates(&summary);
+            let gate = match gates.as_slice() {
+                [gate] => gate.to_string(),
+                _ => "<gate>".to_string(),
+            };
             if questions.is_empty() {
+                let which = match gates.as_slice() {
+                    [] | [_] => String::new(),
+                    more => format!(" (waiting: {})", crate::diag::one_of(more)),
+                };
                 say(format!(
-                    "run {run_id} is waiting for approval; continue with `spectacular approve {run_id} <phase> --resume` (or `--reject`); `spectacular status {run_id}` shows the gates"
+                    "run {run_id} is waiting for approval; continue with `spectacular approve {run_id} {gate} --resume` (or `--reject`){which}; `spectacular status {run_id}` shows the gates"
                 ));
                 return Ok(Exit::Suspended);
             }
@@ -237,7 +256,7 @@ fn drive(
                 );
             }
             say(format!(
-                "run {run_id} is waiting for answers; give them with `spectacular answer {run_id} <number> \"…\"` (or `--file answers.yaml`), then `spectacular resume {run_id}`; `spectacular approve {run_id} <phase> --resume` goes on without them"
+                "run {run_id} is waiting for answers; give them with `spectacular answer {run_id} <number> \"…\"` (or `--file answers.yaml`), then `spectacular resume {run_id}`; `spectacular approve {run_id} {gate} --resume` goes on without them"
             ));
             Exit::Suspended
         }
@@ -247,7 +266,16 @@ fn drive(
             ));
             Exit::Canceled
         }
-    })
+    };
+    // The report on disk says how the run ended, and the last line says where it is.
+    if let Some(path) = super::report::finalize(&context.store(), &run_id) {
+        let root = crate::project::Project::discover(&context.cwd).root;
+        say(format!(
+            "report: {}",
+            crate::project::display_path(&path, &root)
+        ));
+    }
+    Ok(exit)
 }
 
 /// Check `--input name=value` against the mission's inputs; apply defaults.
@@ -374,7 +402,11 @@ impl Context {
 /// After a run that worked on branches succeeded: its worktrees and work-package branches go,
 /// its integration branch stays for review, or (`--apply`) its base branch is fast-forwarded
 /// to it. What happened, as lines to show; an `Err` when `--apply` could not fast-forward.
-fn finish_branches(context: &Context, run_id: &str, apply: bool) -> Result<Vec<String>, String> {
+pub(super) fn finish_branches(
+    context: &Context,
+    run_id: &str,
+    apply: bool,
+) -> Result<Vec<String>, String> {
     let store = context.store();
     let Ok(events) = store.read_events(run_id) else {
         return Ok(Vec::new());
@@ -383,7 +415,7 @@ fn finish_branches(context: &Context, run_id: &str, apply: bool) -> Result<Vec<S
         crate::record::EventData::RunStarted(s) => s.git_base.clone(),
         _ => None,
     });
-    let Some(base) = base else {
+    if base.is_none() {
         if apply {
             return Err(format!(
                 "run {run_id} succeeded, but `--apply` has nothing to apply: the mission does not \
@@ -402,32 +434,24 @@ fn finish_branches(context: &Context, run_id: &str, apply: bool) -> Result<Vec<S
         tracing::warn!("cleaning the run's worktrees: {e}");
     }
     let integration = crate::git::integration_branch(run_id);
-    let Ok(head) = crate::git::ops::commit_of(&root, &integration) else {
-        return Ok(Vec::new());
-    };
-    let short = head.get(..12).unwrap_or(&head);
     if !apply {
+        let Ok(head) = crate::git::ops::commit_of(&root, &integration) else {
+            return Ok(Vec::new());
+        };
+        let short = head.get(..12).unwrap_or(&head);
         return Ok(vec![format!(
             "the merged work is on branch `{integration}` ({short}); review it, or merge it with \
              `git merge --ff-only {integration}` (or run with `--apply`)"
         )]);
     }
-    if base.branch == "HEAD" {
-        return Err(format!(
-            "run {run_id} succeeded, but `--apply` cannot move a detached HEAD; the work is on \
-             branch `{integration}`"
-        ));
-    }
-    match crate::git::ops::fast_forward(&root, &base.branch, &head) {
-        Ok(()) => Ok(vec![format!(
-            "`{}` fast-forwarded to `{integration}` ({short})",
-            base.branch
+    match crate::git::apply::apply(&store, &root, run_id) {
+        Ok(applied) => Ok(vec![format!(
+            "`{}` fast-forwarded to `{}` ({}), the commit the checks ran on",
+            applied.branch,
+            applied.integration,
+            applied.commit.get(..12).unwrap_or(&applied.commit)
         )]),
-        Err(e) => Err(format!(
-            "run {run_id} succeeded, but `{}` was not fast-forwarded: {e}; the work is on branch \
-             `{integration}`",
-            base.branch
-        )),
+        Err(e) => Err(format!("run {run_id} succeeded, but {e}")),
     }
 }
 

@@ -1,8 +1,9 @@
 //! `spectacular run <spec.md>`: a Markdown file as the run target runs the project's spec
 //! mission (`spec_mission` in `config.yaml`, default `software-dev`) with the file as its
 //! `spec` input. A spec in a Spec Kit feature directory gets the artifacts beside it as the
-//! `context` input, and the run's checked plan is written back there as Spec Kit's `plan.md`
-//! and `tasks.md`.
+//! `context` input (but for the files Spectacular wrote there), and the run's checked plan can
+//! be written back there as Spec Kit's `plan.md` and `tasks.md` on request (`spectacular plan
+//! <run> --write`): a run never changes the user's checkout.
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,8 @@ use crate::tasks::{speckit, PlanReport, REPORT_VALUE};
 pub struct SpecRun {
     pub mission: String,
     pub inputs: Vec<String>,
+    /// What to tell the user before the run starts (the check command chosen, and why).
+    pub notes: Vec<String>,
 }
 
 /// Is `target` a Markdown file? Then the mission and the inputs to run it with: the spec, the
@@ -30,6 +33,13 @@ pub fn target(
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("md") || e.eq_ignore_ascii_case("markdown"));
     let path = context.cwd.join(target);
+    if is_markdown && !path.exists() {
+        return Err(Failure::usage(format!(
+            "no such file: `{target}`\n  help: a Markdown run target is a spec to implement; \
+             check the path (it is relative to {})",
+            context.cwd.display()
+        )));
+    }
     if !is_markdown || !path.is_file() {
         return Ok(None);
     }
@@ -61,9 +71,12 @@ pub fn target(
     }
     if !given("context") {
         if let Some(layout) = speckit::detect(&path) {
+            // What Spectacular wrote there itself (an earlier run's plan written back on
+            // request) is not the team's context.
             let files: Vec<String> = layout
                 .artifacts
                 .iter()
+                .filter(|a| !speckit::written_by_us(a))
                 .map(|a| display_path(a, &root))
                 .collect();
             if !files.is_empty() && declares(context, &mission, "context") {
@@ -76,11 +89,46 @@ pub fn target(
             all.push(format!("{name}={value}"));
         }
     }
+    let mut notes = Vec::new();
+    if !given(CHECK) && !config.spec_inputs.contains_key(CHECK) {
+        if let Some(default) = input_default(context, &mission, CHECK) {
+            let config_file = display_path(&context.store().dir.join("config.yaml"), &root);
+            match crate::knowledge::detect(&root).check {
+                Some(check) => {
+                    notes.push(format!(
+                        "checking the work with `{}`: no check command is configured, and {} \
+                         (set `spec_inputs.{CHECK}` in {config_file}, or run `spectacular init`)",
+                        check.command, check.why
+                    ));
+                    all.push(format!("{CHECK}={}", check.command));
+                }
+                None => notes.push(format!(
+                    "checking the work with `{default}`, the mission's default: no check command \
+                     is configured and none was found in the repository (set \
+                     `spec_inputs.{CHECK}` in {config_file})"
+                )),
+            }
+        }
+    }
     all.extend(inputs.iter().cloned());
     Ok(Some(SpecRun {
         mission,
         inputs: all,
+        notes,
     }))
+}
+
+/// The input that holds the command checking the work.
+const CHECK: &str = "check_command";
+
+/// The default of `mission`'s string input `name`, when it declares one that is not empty.
+fn input_default(context: &Context, mission: &str, name: &str) -> Option<String> {
+    let mission = context.validate(mission).ok()?.mission?;
+    let input = mission.inputs.get(name)?;
+    match &input.default {
+        Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    }
 }
 
 /// Does `mission` declare input `name`? (A mission that does not load is reported later.)
@@ -92,12 +140,13 @@ fn declares(context: &Context, mission: &str, name: &str) -> bool {
         .is_some_and(|m| m.inputs.contains_key(name))
 }
 
-/// After a run (or resume) of a spec in a Spec Kit feature directory: write its checked plan
-/// there as `plan.md` and `tasks.md`. Returns what to tell the user.
-pub fn export(store: &Store, run_id: &str, cwd: &Path) -> Vec<String> {
-    let Ok(events) = store.read_events(run_id) else {
-        return Vec::new();
-    };
+/// The spec of a run in a Spec Kit feature directory, and the run's checked plan (its report
+/// and `plan` text), when it has one.
+fn checked_plan(
+    store: &Store,
+    run_id: &str,
+) -> Option<(PathBuf, speckit::Layout, PlanReport, String)> {
+    let events = store.read_events(run_id).ok()?;
     let spec = events.iter().find_map(|e| match &e.data {
         EventData::RunStarted(d) => d
             .inputs
@@ -106,9 +155,8 @@ pub fn export(store: &Store, run_id: &str, cwd: &Path) -> Vec<String> {
             .map(PathBuf::from),
         _ => None,
     });
-    let Some(layout) = spec.as_deref().and_then(speckit::detect) else {
-        return Vec::new();
-    };
+    let spec = spec?;
+    let layout = speckit::detect(&spec)?;
     let mut report: Option<(PlanReport, String)> = None;
     for event in &events {
         if let EventData::AttemptSucceeded(d) = &event.data {
@@ -125,15 +173,45 @@ pub fn export(store: &Store, run_id: &str, cwd: &Path) -> Vec<String> {
             }
         }
     }
-    let Some((report, plan)) = report else {
-        return Vec::new();
-    };
-    let spec_text = spec
-        .as_deref()
-        .and_then(|s| std::fs::read_to_string(s).ok())
-        .unwrap_or_default();
+    let (report, plan) = report?;
+    Some((spec, layout, report, plan))
+}
+
+/// After a run of a spec in a Spec Kit feature directory with a checked plan: how to get it
+/// there as Spec Kit's `plan.md` and `tasks.md` (never written unasked: the checkout stays as
+/// it was).
+pub fn export_hint(store: &Store, run_id: &str, cwd: &Path) -> Option<String> {
+    let (_, layout, _, _) = checked_plan(store, run_id)?;
+    let root = Project::discover(cwd).root;
+    Some(format!(
+        "the checked plan can go beside the spec as Spec Kit's plan.md and tasks.md: \
+         `spectacular plan {run_id} --write` writes them into {}",
+        display_path(&layout.dir, &root)
+    ))
+}
+
+/// Write the checked plan of a run of a spec in a Spec Kit feature directory there, as
+/// `plan.md` and `tasks.md` (`spectacular plan --write`). Returns what to tell the user; `None`
+/// when the run's spec is not in a Spec Kit directory or it has no checked plan.
+pub fn export(store: &Store, run_id: &str, cwd: &Path) -> Option<Vec<String>> {
+    let (spec, layout, report, plan) = checked_plan(store, run_id)?;
+    let spec_text = std::fs::read_to_string(&spec).unwrap_or_default();
     let title = speckit::feature_title(&spec_text, &layout.feature);
     let root = Project::discover(cwd).root;
+    // The feature directory is in the project: a link out of it is never written through.
+    let inside = layout
+        .dir
+        .canonicalize()
+        .ok()
+        .zip(root.canonicalize().ok())
+        .is_some_and(|(dir, root)| dir.starts_with(root));
+    if !inside {
+        return Some(vec![format!(
+            "did not write the plan back: `{}` leads out of the project (a symbolic link on the \
+             way)",
+            display_path(&layout.dir, &root)
+        )]);
+    }
     let files = [
         (
             "plan.md",
@@ -163,5 +241,5 @@ pub fn export(store: &Store, run_id: &str, cwd: &Path) -> Vec<String> {
             )),
         }
     }
-    said
+    Some(said)
 }

@@ -56,8 +56,8 @@ pub struct ClarifySection {
 
 impl ProjectConfig {
     /// The clarification settings, defaults filled in.
-    pub fn clarify(&self) -> crate::spec::clarify::ClarifyConfig {
-        let mut config = crate::spec::clarify::ClarifyConfig::default();
+    pub fn clarify(&self) -> ClarifyConfig {
+        let mut config = ClarifyConfig::default();
         if let Some(section) = &self.clarify {
             if let Some(a) = section.ambiguity {
                 config.ambiguity = a;
@@ -67,6 +67,25 @@ impl ProjectConfig {
             }
         }
         config
+    }
+}
+
+/// When a spec asks its questions: the `clarify:` key of `.spectacular/config.yaml`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ClarifyConfig {
+    /// Ask when the ambiguity dimension reaches this score (0..1), or when clarification
+    /// markers remain, whatever the score.
+    pub ambiguity: f64,
+    /// Ask at most this many questions at once (Spec Kit asks five).
+    pub max_questions: usize,
+}
+
+impl Default for ClarifyConfig {
+    fn default() -> ClarifyConfig {
+        ClarifyConfig {
+            ambiguity: 0.5,
+            max_questions: 5,
+        }
     }
 }
 

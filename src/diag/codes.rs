@@ -213,6 +213,9 @@ codes! {
     NoRequirements = "S2006", "no-requirements", Warning,
         summary: "Nothing in the spec reads as a requirement: no requirement list, no task list, no sentence with `must` or `shall`.",
         fix: "List the requirements under a `## Requirements` heading, one per bullet.";
+    UnfilledTemplate = "S2007", "unfilled-template", Error,
+        summary: "The spec is a template whose placeholders (`[FEATURE NAME]`, `[specific capability]`…) were never filled in.",
+        fix: "Write the feature's own title, requirements and criteria in place of the bracketed placeholders (Spec Kit's `/specify` does this), then analyse it again.";
     BadAnalysisConfig = "S3001", "bad-analysis-config", Error,
         summary: "The `analysis:` key of `.spectacular/config.yaml` has an unknown key or a value of the wrong type or range.",
         fix: "`analysis:` takes `weights` (scope, dependencies, ambiguity, technical_risk, integration: numbers ≥ 0), `tiers` (medium, complex, critical: increasing numbers in 0..1) and `max_files` (a positive integer).";

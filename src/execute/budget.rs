@@ -313,6 +313,7 @@ mod tests {
     fn succeeded(phase: &str, cost: f64) -> EventData {
         EventData::AttemptSucceeded(AttemptSucceeded {
             git: None,
+            integration_head: None,
             phase: phase.into(),
             attempt: 1,
             exit_code: Some(0),

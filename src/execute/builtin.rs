@@ -124,7 +124,7 @@ pub async fn run(name: &str, ctx: Ctx<'_>) -> Result<(), Failure> {
         "sleep" => {
             let duration = match ctx.with.get("duration") {
                 Some(Value::String(d)) => crate::model::parse_duration(d)
-                    .map_err(|e| Failure::new(FailureKind::Exit, e))?,
+                    .map_err(|e| Failure::new(FailureKind::Exit, e.to_string()))?,
                 _ => Duration::from_secs(1),
             };
             tokio::time::sleep(duration).await;

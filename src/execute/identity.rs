@@ -4,6 +4,8 @@
 //!
 //! Linux reads `/proc/sys/kernel/random/boot_id` and field 22 of `/proc/<pid>/stat` (the start
 //! time in clock ticks since boot); macOS asks `sysctl kern.boottime` and `proc_pidinfo`.
+//! A process whose group is not recorded yet is found by the token in its environment
+//! ([`carriers`]: `/proc/<pid>/environ`, `sysctl kern.procargs2`).
 //! Elsewhere nothing can be proven, and recorded groups are never signalled.
 
 use std::sync::OnceLock;
@@ -52,10 +54,25 @@ pub fn process(pid: i32) -> Option<Process> {
     imp::process(pid)
 }
 
-/// The start time of the calling process. Safe to call between `fork` and `exec`: it neither
-/// allocates nor takes locks.
-pub fn own_start() -> Option<u64> {
-    imp::own_start()
+/// The processes whose initial environment holds `variable` (a `NAME=value` entry, exactly):
+/// the ones a spawn's token marks, found again by a later engine. Only processes this user may
+/// read are seen; elsewhere than Linux and macOS, none.
+pub fn carriers(variable: &str) -> Vec<i32> {
+    let mut needle = Vec::with_capacity(variable.len() + 2);
+    needle.push(0);
+    needle.extend_from_slice(variable.as_bytes());
+    needle.push(0);
+    imp::carriers(&needle)
+}
+
+/// Does a block of NUL-separated strings hold `needle` (`\0NAME=value\0`) as one of them?
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
+fn holds(block: &[u8], needle: &[u8]) -> bool {
+    let mut framed = Vec::with_capacity(block.len() + 2);
+    framed.push(0);
+    framed.extend_from_slice(block);
+    framed.push(0);
+    memchr::memmem::find(&framed, needle).is_some()
 }
 
 /// A live process as the kernel describes it.
@@ -96,24 +113,16 @@ mod imp {
         parse_stat(&stat)
     }
 
-    pub(super) fn own_start() -> Option<u64> {
-        let mut buffer = [0u8; 2048];
-        // SAFETY: open/read/close on a NUL-terminated literal and a stack buffer we own; all
-        // three are async-signal-safe.
-        let read = unsafe {
-            let fd = libc::open(
-                c"/proc/self/stat".as_ptr(),
-                libc::O_RDONLY | libc::O_CLOEXEC,
-            );
-            if fd < 0 {
-                return None;
-            }
-            let n = libc::read(fd, buffer.as_mut_ptr().cast(), buffer.len());
-            libc::close(fd);
-            n
+    pub(super) fn carriers(needle: &[u8]) -> Vec<i32> {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
         };
-        let n = usize::try_from(read).ok()?;
-        parse_stat(&buffer[..n]).map(|p| p.start)
+        dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|environ| super::holds(&environ, needle))
+            })
+            .collect()
     }
 }
 
@@ -151,9 +160,61 @@ mod imp {
         })
     }
 
-    pub(super) fn own_start() -> Option<u64> {
-        // SAFETY: getpid cannot fail.
-        info(unsafe { libc::getpid() }).map(|i| start(&i))
+    /// The arguments and environment of `pid` (`sysctl kern.procargs2`).
+    fn arguments(pid: i32) -> Option<Vec<u8>> {
+        let mut mib = [libc::CTL_KERN, libc::KERN_PROCARGS2, pid];
+        let mut size: libc::size_t = 0;
+        // SAFETY: asking for the size only (a null buffer).
+        let rc = unsafe {
+            libc::sysctl(
+                mib.as_mut_ptr(),
+                3,
+                std::ptr::null_mut(),
+                &mut size,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        if rc != 0 || size == 0 {
+            return None;
+        }
+        let mut buffer = vec![0u8; size];
+        // SAFETY: sysctl writes at most `size` bytes into `buffer`, which holds that many.
+        let rc = unsafe {
+            libc::sysctl(
+                mib.as_mut_ptr(),
+                3,
+                buffer.as_mut_ptr().cast(),
+                &mut size,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        (rc == 0).then(|| {
+            buffer.truncate(size);
+            buffer
+        })
+    }
+
+    pub(super) fn carriers(needle: &[u8]) -> Vec<i32> {
+        // SAFETY: with a null buffer, proc_listallpids returns how many processes there are.
+        let count = unsafe { libc::proc_listallpids(std::ptr::null_mut(), 0) };
+        let Ok(count) = usize::try_from(count) else {
+            return Vec::new();
+        };
+        // Room for processes started meanwhile.
+        let mut pids = vec![0 as libc::pid_t; count + 64];
+        let bytes = (pids.len() * std::mem::size_of::<libc::pid_t>()) as libc::c_int;
+        // SAFETY: proc_listallpids writes at most `bytes` bytes into `pids`.
+        let found = unsafe { libc::proc_listallpids(pids.as_mut_ptr().cast(), bytes) };
+        let Ok(found) = usize::try_from(found) else {
+            return Vec::new();
+        };
+        pids.truncate(found.min(pids.len()));
+        pids.into_iter()
+            .filter(|&pid| pid > 0)
+            .filter(|&pid| arguments(pid).is_some_and(|block| super::holds(&block, needle)))
+            .collect()
     }
 }
 
@@ -165,8 +226,8 @@ mod imp {
         None
     }
 
-    pub(super) fn own_start() -> Option<u64> {
-        None
+    pub(super) fn carriers(_needle: &[u8]) -> Vec<i32> {
+        Vec::new()
     }
 }
 
@@ -189,7 +250,9 @@ mod tests {
     #[test]
     fn this_process_is_known_by_its_start_time() {
         let me = process(std::process::id() as i32).unwrap();
-        assert_eq!(Some(me.start), own_start());
+        assert!(me.start > 0);
+        // SAFETY: getpgrp cannot fail.
+        assert_eq!(me.pgid, unsafe { libc::getpgrp() });
         assert!(boot_id().is_some_and(|b| b.len() > 8));
     }
 }

@@ -183,3 +183,33 @@ pub fn actor() -> String {
         })
         .unwrap_or_else(|| "user".into())
 }
+
+/// Is this process part of an attempt the engine started (an agent, a check, one of their
+/// background processes)? What gives it away, when it is: the variables the engine sets in
+/// every attempt's environment, or the process group of an attempt recorded in a run's
+/// process-group ledger. Approvals and answers come from people: the commands that record
+/// them refuse when this is `Some`.
+pub fn inside_attempt(store: &crate::record::Store) -> Option<String> {
+    if let Ok(run) = std::env::var("SPECTACULAR_RUN_ID") {
+        let phase = std::env::var("SPECTACULAR_PHASE").unwrap_or_default();
+        return Some(format!(
+            "it runs in the environment of attempt `{}` of run {} (`SPECTACULAR_RUN_ID` is set)",
+            crate::knowledge::learn::one_line(&phase, 80),
+            crate::knowledge::learn::one_line(&run, 40)
+        ));
+    }
+    // SAFETY: getpgrp(2) cannot fail and touches no memory.
+    let own = unsafe { libc::getpgrp() };
+    for run_id in store.run_ids().unwrap_or_default() {
+        let ledger = store.run_dir(&run_id).join("pids");
+        for entry in super::process::entries(&ledger) {
+            if entry.pgid == own && entry.verdict() == super::process::Verdict::Ours {
+                return Some(format!(
+                    "it runs in the process group of attempt `{}` of run {run_id}",
+                    crate::knowledge::learn::one_line(&entry.tag, 80)
+                ));
+            }
+        }
+    }
+    None
+}

@@ -87,7 +87,15 @@ async fn run_attempt(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
         let mut prepared = prepared.clone();
         match tokio::task::spawn_blocking(move || prepared.prepare().map(|()| prepared)).await {
             Ok(Ok(ready)) => worktree = Some(ready),
-            Ok(Err(e)) => return failed(FailureKind::Spawn, e, None, None),
+            Ok(Err((kind, e))) => return failed(kind, e, None, None),
+            Err(e) => return failed(FailureKind::Spawn, format!("worktree: {e}"), None, None),
+        }
+    }
+    // For an integration attempt: the branch at the head the merge recorded.
+    if let Some(guard) = job.integration.clone() {
+        match tokio::task::spawn_blocking(move || guard.verify(false)).await {
+            Ok(Ok(())) => {}
+            Ok(Err((kind, e))) => return failed(kind, e, None, None),
             Err(e) => return failed(FailureKind::Spawn, format!("worktree: {e}"), None, None),
         }
     }
@@ -279,6 +287,11 @@ async fn run_attempt(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
             job.redactor.clone(),
         );
         let model = usage.as_ref().and_then(|u| u.model.clone());
+        // An agent with no model and no reported cost (a `command` agent) is not priced: its
+        // plan gets no estimate from some other model's prices.
+        let unpriced = usage
+            .as_ref()
+            .is_some_and(|u| u.model.is_none() && u.cost_usd.is_none());
         tokio::task::spawn_blocking(move || {
             // Written inside the workspace: into the attempt directory, out of the commit.
             if let Some(out) = &out_dir {
@@ -287,7 +300,7 @@ async fn run_attempt(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
             let mut promoted =
                 outputs::promote(&outputs, &paths, &dir, &run_dir, &phase, &base, &redactor);
             if let Ok(promoted) = &mut promoted {
-                price_plan(&mut promoted.values, &run_dir, model.as_deref());
+                price_plan(&mut promoted.values, &run_dir, model.as_deref(), unpriced);
             }
             promoted
         })
@@ -327,11 +340,29 @@ async fn run_attempt(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
         .await;
         match committed {
             Ok(Ok(work)) => git = Some(Box::new(work)),
-            Ok(Err(e)) => return failed(FailureKind::Exit, e, exit_code, usage),
+            Ok(Err((kind, e))) => return failed(kind, e, exit_code, usage),
             Err(e) => {
                 return failed(
                     FailureKind::Exit,
                     format!("committing: {e}"),
+                    exit_code,
+                    usage,
+                )
+            }
+        }
+    }
+    // An integration attempt leaves the branch where it found it: what it checked is what
+    // `--apply` applies.
+    let mut integration_head = None;
+    if let Some(guard) = job.integration.clone() {
+        let head = guard.head.clone();
+        match tokio::task::spawn_blocking(move || guard.verify(true)).await {
+            Ok(Ok(())) => integration_head = Some(head),
+            Ok(Err((kind, e))) => return failed(kind, e, exit_code, usage),
+            Err(e) => {
+                return failed(
+                    FailureKind::Spawn,
+                    format!("worktree: {e}"),
                     exit_code,
                     usage,
                 )
@@ -349,6 +380,7 @@ async fn run_attempt(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
         usage,
         result,
         git,
+        integration_head,
     })
 }
 
@@ -436,11 +468,13 @@ fn cap_result(text: &str) -> String {
 
 /// Beside a checked plan's report, its estimated cost with the model catalogue (the model the
 /// planner used, else the catalogue's first `standard` one): a fact recorded once, so that
-/// the approval of the plan shows it without reading the catalogue again.
+/// the approval of the plan shows it without reading the catalogue again. A plan written by an
+/// `unpriced` agent is recorded as such (`{"unpriced": true}`).
 fn price_plan(
     values: &mut std::collections::BTreeMap<String, serde_json::Value>,
     run_dir: &Path,
     model: Option<&str>,
+    unpriced: bool,
 ) {
     let Some(report) = values
         .get(crate::tasks::REPORT_VALUE)
@@ -448,6 +482,13 @@ fn price_plan(
     else {
         return;
     };
+    if unpriced {
+        values.insert(
+            crate::tasks::ESTIMATE_VALUE.into(),
+            serde_json::json!({ "unpriced": true }),
+        );
+        return;
+    }
     // `.spectacular/runs/<run>` → `.spectacular`.
     let Some(dot_dir) = run_dir.parent().and_then(Path::parent) else {
         return;

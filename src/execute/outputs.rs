@@ -261,9 +261,13 @@ pub fn promote(
             }
         }
         let plan = match &output.check {
-            Some(check) if check.kind == crate::model::OutputCheckKind::Plan => {
-                Some(check_plan(name, &real, size, check.spec.as_deref())?)
-            }
+            Some(check) if check.kind == crate::model::OutputCheckKind::Plan => Some(check_plan(
+                name,
+                &real,
+                size,
+                check.spec.as_deref(),
+                check.started_spec.as_deref(),
+            )?),
             Some(check) if check.kind == crate::model::OutputCheckKind::Verdicts => {
                 check_verdicts(name, &real, size, check.plan.as_deref())?;
                 None
@@ -326,12 +330,15 @@ pub fn promote(
 }
 
 /// The plan check of an output (`check: { kind: plan }`): the tasks schema and the plan rules,
-/// traced to `spec` (an absolute path, rendered when the attempt was prepared) when given.
+/// traced to `spec` (an absolute path, rendered when the attempt was prepared) when given: to
+/// its copy taken when the run started (`started`) when there is one, and a spec changed
+/// since is reported in the plan's report.
 fn check_plan(
     name: &str,
     real: &Path,
     size: u64,
     spec: Option<&str>,
+    started: Option<&str>,
 ) -> Result<crate::tasks::PlanReport, Error> {
     let refused = |problems: Vec<String>| Error::Plan {
         name: name.to_string(),
@@ -347,27 +354,43 @@ fn check_plan(
         name: name.to_string(),
         source,
     })?;
+    let read_spec = |path: &str| -> std::io::Result<Vec<u8>> {
+        let mut text = Vec::new();
+        std::fs::File::open(path).and_then(|f| {
+            use std::io::Read as _;
+            f.take(crate::spec::MAX_SPEC_BYTES as u64 + 1)
+                .read_to_end(&mut text)
+        })?;
+        Ok(text)
+    };
+    let mut changed = None;
+    if let (Some(live), Some(started)) = (spec, started) {
+        if read_spec(live).ok() != read_spec(started).ok() {
+            changed = Some(format!(
+                "the spec `{live}` changed during the run; coverage is checked against the spec \
+                 as it was when the run started (kept in the run as `{started}`)"
+            ));
+        }
+    }
     let refs = match spec {
         None => None,
         Some(spec) => {
             // At most one byte more than a spec may have: parse_bytes refuses the rest.
-            let mut text = Vec::new();
-            std::fs::File::open(spec)
-                .and_then(|f| {
-                    use std::io::Read as _;
-                    f.take(crate::spec::MAX_SPEC_BYTES as u64 + 1)
-                        .read_to_end(&mut text)
-                })
-                .map_err(|e| {
-                    refused(vec![format!(
-                        "cannot read the spec `{spec}` to trace the plan to: {e}"
-                    )])
-                })?;
+            let text = read_spec(started.unwrap_or(spec)).map_err(|e| {
+                refused(vec![format!(
+                    "cannot read the spec `{spec}` to trace the plan to: {e}"
+                )])
+            })?;
             let (model, _) = crate::spec::parse_bytes(spec, &text);
             Some(crate::tasks::refs_from_spec(&model))
         }
     };
-    crate::tasks::check(&bytes, refs.as_deref()).map_err(refused)
+    let mut report = crate::tasks::check(&bytes, refs.as_deref()).map_err(|mut problems| {
+        problems.extend(changed.clone());
+        refused(problems)
+    })?;
+    report.spec_changed = changed;
+    Ok(report)
 }
 
 /// The verdicts check of an output (`check: { kind: verdicts }`): the verdicts schema and, with

@@ -33,6 +33,8 @@ pub(super) struct Job {
     pub(super) reservation: Option<Reservation>,
     /// For `workspace: worktree`: the worktree to prepare first and commit after.
     pub(super) worktree: Option<super::worktree::WorktreeJob>,
+    /// For `workspace: integration`: the integration branch's head it must run on and leave.
+    pub(super) integration: Option<super::worktree::IntegrationGuard>,
     /// For `workspace: view`: the view of the repository to make first and remove after.
     pub(super) view: Option<super::view::ViewJob>,
     /// For the workspaces in a repository (`view`, `worktree`, `integration`): the outputs
@@ -189,12 +191,17 @@ impl Engine {
                 }
                 if let Some(spec) = check.spec.as_mut() {
                     *spec = self.project_root.join(render(spec)?).display().to_string();
+                    check.started_spec = super::start::input_snapshot(&self.run_dir, spec);
                 }
             }
         }
         let worktree = match phase.workspace {
             Workspace::Worktree => Some(self.worktree_job(instance)?),
             Workspace::Repo | Workspace::Attempt | Workspace::Integration | Workspace::View => None,
+        };
+        let integration = match phase.workspace {
+            Workspace::Integration => Some(self.integration_guard()?),
+            _ => None,
         };
         let view = match phase.workspace {
             Workspace::View => Some(self.view_job(instance, attempt, &context)?),
@@ -508,6 +515,7 @@ impl Engine {
             agent: agent_job,
             reservation: shared_reservation,
             worktree,
+            integration,
             view,
             out_dir,
         })

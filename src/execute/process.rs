@@ -2,8 +2,6 @@
 //! with a size cap, a timeout, and cancellation by SIGINT → SIGTERM → SIGKILL to the whole
 //! group, so that no process of the phase survives.
 
-use std::ffi::{CStr, CString};
-use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -27,9 +25,8 @@ pub struct Spec {
     pub stdin: Option<Vec<u8>>,
     pub stdout: PathBuf,
     pub stderr: PathBuf,
-    /// The run's process-group ledger (`runs/<id>/pids`): each started group records itself
-    /// there (an [`Entry`]) before it runs, so that a later engine can kill what a dead one
-    /// left running.
+    /// The run's process-group ledger (`runs/<id>/pids`): the engine records each group it
+    /// starts there (a [`Line`]), so that a later engine can kill what a dead one left running.
     pub pid_file: PathBuf,
     /// How this process is named in the ledger (`<phase> <attempt>`).
     pub tag: String,
@@ -71,36 +68,68 @@ pub fn tag(phase: &str, attempt: u32) -> String {
     format!("{phase} {attempt}")
 }
 
-/// One line of the process-group ledger, a JSON object so that no tag can inject a line:
-/// `{"tag": "<phase> <attempt>", "boot": "<boot id>", "pgid": 123, "start": 456}`. The
-/// process writes it itself, between `fork` and `exec`, so that nothing the engine starts can
-/// run unrecorded. Ledgers of older versions hold `<pgid> <tag>` lines, without an identity.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
-pub struct Entry {
-    pub tag: String,
-    pub pgid: i32,
-    /// The boot the group was started in (`None`: unknown, or an older ledger).
-    #[serde(default)]
-    pub boot: Option<String>,
-    /// The start time of the group's leader (see `identity`).
-    #[serde(default)]
-    pub start: Option<u64>,
+/// The variable every started process carries, naming its spawn (`<token>`, a ULID): until the
+/// ledger holds its pid, the token is how a later engine finds it.
+pub const SPAWN_VAR: &str = "SPECTACULAR_SPAWN";
+
+/// One line of the process-group ledger, a JSON object so that no tag can inject a line. The
+/// engine writes two for every process it starts, each with one `write` on an `O_APPEND` file:
+///
+/// - before the spawn, the intent: `{"tag": "<phase> <attempt>", "boot": "<boot id>",
+///   "spawn": "<token>"}`, the token also set in the child's environment ([`SPAWN_VAR`]);
+/// - after it, the group: the same with `"pgid": 123, "start": 456` (the leader's start time,
+///   see `identity`).
+///
+/// An engine that dies between the two leaves an intent without its group; a later engine
+/// finds the group by its token ([`kill_orphan_group`]). Ledgers of older versions hold
+/// `<pgid> <tag>` lines, without an identity, and groups that recorded themselves (no token).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+struct Line {
+    tag: String,
+    boot: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    spawn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pgid: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    start: Option<u64>,
 }
 
-impl Entry {
-    fn parse(line: &str) -> Option<Entry> {
+impl Line {
+    fn parse(line: &str) -> Option<Line> {
         if line.starts_with('{') {
             return serde_json::from_str(line).ok();
         }
         let (pgid, tag) = line.split_once(' ')?;
-        Some(Entry {
+        Some(Line {
             tag: tag.to_string(),
-            pgid: pgid.parse().ok()?,
-            boot: None,
-            start: None,
+            pgid: Some(pgid.parse().ok()?),
+            ..Line::default()
         })
     }
 
+    fn entry(&self) -> Option<Entry> {
+        Some(Entry {
+            tag: self.tag.clone(),
+            pgid: self.pgid?,
+            boot: self.boot.clone(),
+            start: self.start,
+        })
+    }
+}
+
+/// A process group the ledger records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub tag: String,
+    pub pgid: i32,
+    /// The boot the group was started in (`None`: unknown, or an older ledger).
+    pub boot: Option<String>,
+    /// The start time of the group's leader (see `identity`).
+    pub start: Option<u64>,
+}
+
+impl Entry {
     /// Is this group provably the one the engine started?
     pub fn verdict(&self) -> Verdict {
         if self.pgid <= 1 {
@@ -109,11 +138,8 @@ impl Entry {
         let (Some(boot), Some(start)) = (&self.boot, self.start) else {
             return self.unproven();
         };
-        match identity::boot_id() {
-            // Started in an earlier boot: whatever has this number now is someone else's.
-            Some(current) if current != boot => return Verdict::Gone,
-            Some(_) => {}
-            None => return self.unproven(),
+        if !this_boot(boot) {
+            return Verdict::Gone;
         }
         match identity::process(self.pgid) {
             Some(leader) if leader.start == start && leader.pgid == self.pgid => Verdict::Ours,
@@ -130,6 +156,12 @@ impl Entry {
             Verdict::Gone
         }
     }
+}
+
+/// Was `boot` recorded in the running boot? (`false` when that cannot be known: nothing is
+/// proven then.)
+fn this_boot(boot: &str) -> bool {
+    identity::boot_id() == Some(boot)
 }
 
 /// What a later engine may do with a recorded process group.
@@ -153,21 +185,62 @@ fn group_exists(pgid: i32) -> bool {
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// The entries of a ledger (unreadable lines are skipped: a line is only ever torn by a
-/// process that died before it could exec).
-pub fn entries(pid_file: &Path) -> Vec<Entry> {
+/// The lines of a ledger (unreadable lines are skipped: a line is only ever torn by a write
+/// the disk refused).
+fn lines(pid_file: &Path) -> Vec<Line> {
     let Ok(text) = std::fs::read_to_string(pid_file) else {
         return Vec::new();
     };
-    text.lines().filter_map(Entry::parse).collect()
+    text.lines().filter_map(Line::parse).collect()
+}
+
+/// The process groups a ledger records.
+pub fn entries(pid_file: &Path) -> Vec<Entry> {
+    lines(pid_file).iter().filter_map(Line::entry).collect()
+}
+
+/// The groups started by spawns of `tag` whose intent the ledger holds but whose group it does
+/// not (the engine died in between): the leaders of their own group that carry the spawn's
+/// token. The token is only ever in the environment of that spawn's processes, so each group
+/// found is one the run started; spawns of an earlier boot left nothing.
+fn unrecorded_groups(lines: &[Line], tag: &str) -> Vec<i32> {
+    let recorded: std::collections::HashSet<&str> = lines
+        .iter()
+        .filter(|l| l.pgid.is_some())
+        .filter_map(|l| l.spawn.as_deref())
+        .collect();
+    let mut groups = Vec::new();
+    for line in lines.iter().filter(|l| l.tag == tag && l.pgid.is_none()) {
+        let (Some(token), Some(boot)) = (&line.spawn, &line.boot) else {
+            continue;
+        };
+        if recorded.contains(token.as_str()) || !this_boot(boot) {
+            continue;
+        }
+        for pid in identity::carriers(&format!("{SPAWN_VAR}={token}")) {
+            if identity::process(pid).is_some_and(|p| p.pgid == pid) && !groups.contains(&pid) {
+                groups.push(pid);
+            }
+        }
+    }
+    groups
 }
 
 /// Kill what is left of the process groups the ledger records for `tag` (orphans of a dead
 /// engine), when they are provably the groups the engine started; warn about the others and
 /// leave them. Returns each recorded group with its verdict.
 pub fn kill_orphan_group(pid_file: &Path, tag: &str) -> Vec<(i32, Verdict)> {
+    let lines = lines(pid_file);
     let mut seen = Vec::new();
-    for entry in entries(pid_file).into_iter().filter(|e| e.tag == tag) {
+    for pgid in unrecorded_groups(&lines, tag) {
+        signal_group(pgid, libc::SIGKILL);
+        seen.push((pgid, Verdict::Ours));
+    }
+    for entry in lines
+        .iter()
+        .filter_map(Line::entry)
+        .filter(|e| e.tag == tag)
+    {
         let verdict = entry.verdict();
         match verdict {
             Verdict::Ours => {
@@ -184,82 +257,18 @@ pub fn kill_orphan_group(pid_file: &Path, tag: &str) -> Vec<(i32, Verdict)> {
     seen
 }
 
-/// The first part of the entry a started process writes for itself (up to `"pgid":`).
-fn entry_prefix(tag: &str) -> Vec<u8> {
-    let text = format!(
-        "{{\"tag\":{},\"boot\":{},\"pgid\":",
-        serde_json::Value::from(tag),
-        identity::boot_id().map_or(serde_json::Value::Null, serde_json::Value::from)
-    );
-    text.into_bytes()
-}
-
-/// Append this process's entry to the ledger: called in the child between `fork` and `exec`,
-/// so it only makes system calls and writes the line with one `writev` on an `O_APPEND` file
-/// (whole, whatever other processes append at the same time).
-fn record_self(pid_file: &CStr, prefix: &[u8]) -> std::io::Result<()> {
-    let mut suffix = [0u8; 64];
-    let mut n = 0;
-    let mut put = |bytes: &[u8]| {
-        suffix[n..n + bytes.len()].copy_from_slice(bytes);
-        n += bytes.len();
-    };
-    // SAFETY: getpid cannot fail. Our group was made with `process_group(0)`: pgid == pid.
-    let pid = unsafe { libc::getpid() };
-    let mut digits = [0u8; 20];
-    put(decimal(pid.unsigned_abs() as u64, &mut digits));
-    put(b",\"start\":");
-    match identity::own_start() {
-        Some(start) => put(decimal(start, &mut digits)),
-        None => put(b"null"),
-    }
-    put(b"}\n");
-    let parts = [
-        libc::iovec {
-            iov_base: prefix.as_ptr() as *mut libc::c_void,
-            iov_len: prefix.len(),
-        },
-        libc::iovec {
-            iov_base: suffix.as_ptr() as *mut libc::c_void,
-            iov_len: n,
-        },
-    ];
-    // SAFETY: open/writev/close with a NUL-terminated path and buffers that outlive the
-    // calls; all are async-signal-safe.
-    unsafe {
-        let fd = libc::open(
-            pid_file.as_ptr(),
-            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC,
-            0o644,
-        );
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let written = libc::writev(fd, parts.as_ptr(), 2);
-        let error = std::io::Error::last_os_error();
-        libc::close(fd);
-        if written != (prefix.len() + n) as isize {
-            return Err(if written < 0 {
-                error
-            } else {
-                std::io::Error::other("short write")
-            });
-        }
-    }
-    Ok(())
-}
-
-/// `value` in decimal, in `buffer`, without allocating.
-fn decimal(mut value: u64, buffer: &mut [u8; 20]) -> &[u8] {
-    let mut i = buffer.len();
-    loop {
-        i -= 1;
-        buffer[i] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            return &buffer[i..];
-        }
-    }
+/// Append `line` to the ledger with one `write` on an `O_APPEND` file (whole, whatever other
+/// engines append at the same time). Not synced: a ledger outlives a dead engine in the page
+/// cache, and after a crash of the machine its groups are of an earlier boot.
+fn append(pid_file: &Path, line: &Line) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut text = serde_json::to_vec(line).map_err(std::io::Error::other)?;
+    text.push(b'\n');
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(pid_file)?
+        .write_all(&text)
 }
 
 /// Copy a child's pipe into a file, keeping at most `OUTPUT_CAP` bytes. The pipe is read
@@ -327,27 +336,24 @@ pub async fn run(spec: Spec, mut cancel: watch::Receiver<u8>) -> Ended {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(false);
-    let Ok(pid_file) = CString::new(spec.pid_file.as_os_str().as_bytes()) else {
+    // The intent first: whatever the spawn does, a later engine knows to look for its token.
+    let mut line = Line {
+        tag: spec.tag.clone(),
+        boot: identity::boot_id().map(str::to_string),
+        spawn: Some(ulid::Ulid::new().to_string()),
+        ..Line::default()
+    };
+    command.env(SPAWN_VAR, line.spawn.as_deref().unwrap_or_default());
+    if let Err(e) = append(&spec.pid_file, &line) {
         return Ended::SpawnFailed(format!(
-            "the process ledger `{}` has an unusable name",
+            "could not start `{program}`: its process ledger `{}` cannot be written: {e}",
             spec.pid_file.display()
         ));
-    };
-    let prefix = entry_prefix(&spec.tag);
-    // SAFETY: `record_self` only makes async-signal-safe system calls and allocates nothing.
-    unsafe {
-        command.pre_exec(move || record_self(&pid_file, &prefix));
     }
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
-            let ledger_missing = spec.pid_file.parent().is_some_and(|d| !d.is_dir());
-            let hint = if ledger_missing {
-                format!(
-                    "could not start `{program}`: its process ledger `{}` cannot be written: {e}",
-                    spec.pid_file.display()
-                )
-            } else if e.kind() == std::io::ErrorKind::NotFound {
+            let hint = if e.kind() == std::io::ErrorKind::NotFound {
                 format!("`{program}` was not found on PATH (`spectacular agents doctor` shows what can run here)")
             } else {
                 format!("could not start `{program}`: {e}")
@@ -355,9 +361,20 @@ pub async fn run(spec: Spec, mut cancel: watch::Receiver<u8>) -> Ended {
             return Ended::SpawnFailed(hint);
         }
     };
-    // The group recorded itself before it could run (`record_self`).
+    // Until its group is recorded, a later engine finds it by its token.
     crash::point("process.spawned");
     let pgid = child.id().map(|p| p as i32).unwrap_or(0);
+    // The leader has not been waited for yet: even if it has exited, its start time is there.
+    line.pgid = Some(pgid);
+    line.start = identity::process(pgid).map(|p| p.start);
+    if let Err(e) = append(&spec.pid_file, &line) {
+        tracing::warn!(
+            "the process ledger `{}` cannot be written ({e}); a later engine finds `{}` by its token",
+            spec.pid_file.display(),
+            spec.tag
+        );
+    }
+    crash::point("process.recorded");
     let out = tokio::spawn(copy_capped(child.stdout.take(), spec.stdout.clone()));
     let err = tokio::spawn(copy_capped(child.stderr.take(), spec.stderr.clone()));
     if let (Some(mut stdin), Some(data)) = (child.stdin.take(), spec.stdin.clone()) {
@@ -516,7 +533,7 @@ mod tests {
     }
 
     #[test]
-    fn a_group_the_engine_started_records_itself_and_is_killed_as_ours() {
+    fn a_group_the_engine_started_is_recorded_and_killed_as_ours() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = dir.path().join("pids");
         // A tag with a newline cannot inject a line.
@@ -541,7 +558,6 @@ mod tests {
         let (_cancel, cancel_rx) = watch::channel(0u8);
         let ended = runtime.block_on(async {
             let run = tokio::spawn(run(spec, cancel_rx));
-            // The entry is written before the program runs.
             let entry = loop {
                 if let Some(entry) = entries(&ledger).pop() {
                     break entry;
@@ -549,6 +565,7 @@ mod tests {
                 tokio::task::yield_now().await;
             };
             assert_eq!(entries(&ledger).len(), 1);
+            assert_eq!(lines(&ledger).len(), 2, "an intent, then the group");
             assert_eq!(entry.tag, tag);
             assert_eq!(entry.boot.as_deref(), identity::boot_id());
             assert!(entry.start.is_some());
@@ -566,5 +583,46 @@ mod tests {
                 signal: Some(libc::SIGKILL)
             }
         );
+    }
+
+    #[test]
+    fn a_spawn_whose_group_was_never_recorded_is_found_by_its_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = dir.path().join("pids");
+        let boot = identity::boot_id().unwrap();
+        let token = ulid::Ulid::new().to_string();
+        // What a spawn leaves when its engine dies before recording the group.
+        let mut command = std::process::Command::new("sleep");
+        command.arg("1000").env(SPAWN_VAR, &token).process_group(0);
+        let child = command.spawn().unwrap();
+        let pgid = child.id() as i32;
+        let unrelated = unrelated_group();
+        let lines = [
+            format!(r#"{{"tag":"p 1","boot":"{boot}","spawn":"{token}"}}"#),
+            // An intent of an earlier boot, with the same token: nothing of it is left.
+            format!(r#"{{"tag":"p 2","boot":"another-boot","spawn":"{token}"}}"#),
+            // An intent whose spawn never happened.
+            format!(
+                r#"{{"tag":"p 3","boot":"{boot}","spawn":"{}"}}"#,
+                ulid::Ulid::new()
+            ),
+        ];
+        std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+        assert_eq!(kill_orphan_group(&ledger, "p 2"), []);
+        assert_eq!(kill_orphan_group(&ledger, "p 3"), []);
+        assert_eq!(kill_orphan_group(&ledger, "p 1"), [(pgid, Verdict::Ours)]);
+        assert_eq!(stop(child), Some(libc::SIGKILL), "the spawn was not killed");
+        assert_eq!(
+            stop(unrelated),
+            Some(libc::SIGTERM),
+            "the unrelated group was killed"
+        );
+        // Once its group is recorded, the intent is settled: the group is judged by identity.
+        let mut text = std::fs::read_to_string(&ledger).unwrap();
+        text.push_str(&format!(
+            r#"{{"tag":"p 1","boot":"{boot}","spawn":"{token}","pgid":{pgid},"start":1}}"#
+        ));
+        std::fs::write(&ledger, text + "\n").unwrap();
+        assert!(unrecorded_groups(&super::lines(&ledger), "p 1").is_empty());
     }
 }

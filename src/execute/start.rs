@@ -44,6 +44,62 @@ fn shared_budgets(store: &Store, dot_dir: &Path) -> ledger::Shared {
     ledger::Shared::new(limits)
 }
 
+/// The most bytes of an input file kept as it was when the run started.
+const MAX_SNAPSHOT: u64 = 8 << 20;
+
+/// Keep a copy of every file input (a spec…) as it is when the run starts, in
+/// `<run>/inputs/<name>`, with `inputs/index.json` mapping each file's path to its copy: what
+/// a plan's coverage is checked against, whatever an agent does to the file later.
+fn snapshot_inputs(
+    run_dir: &Path,
+    mission: &crate::model::Mission,
+    inputs: &std::collections::BTreeMap<String, serde_json::Value>,
+) {
+    let dir = run_dir.join("inputs");
+    let mut index = serde_json::Map::new();
+    for (name, input) in &mission.inputs {
+        if input.kind != crate::model::InputType::File {
+            continue;
+        }
+        let Some(path) = inputs.get(name).and_then(|v| v.as_str()) else {
+            continue;
+        };
+        let Ok(real) = Path::new(path).canonicalize() else {
+            continue;
+        };
+        if !std::fs::metadata(&real).is_ok_and(|m| m.is_file() && m.len() <= MAX_SNAPSHOT) {
+            continue;
+        }
+        let Ok(copy) = crate::record::store::join_under(&dir, &[name]) else {
+            continue;
+        };
+        let _ = std::fs::create_dir_all(&dir);
+        if std::fs::copy(&real, &copy).is_ok() {
+            index.insert(
+                real.display().to_string(),
+                serde_json::Value::String(copy.display().to_string()),
+            );
+        }
+    }
+    if !index.is_empty() {
+        let _ = std::fs::write(
+            dir.join("index.json"),
+            serde_json::Value::Object(index).to_string(),
+        );
+    }
+}
+
+/// The copy of the file at `path` taken when the run started, if there is one.
+pub(super) fn input_snapshot(run_dir: &Path, path: &str) -> Option<String> {
+    let real = Path::new(path).canonicalize().ok()?;
+    let index = std::fs::read(run_dir.join("inputs/index.json")).ok()?;
+    let index: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&index).ok()?;
+    index
+        .get(&real.display().to_string())?
+        .as_str()
+        .map(str::to_string)
+}
+
 impl Engine {
     /// Create a new run: its directory, its log, and the pinning `run.started` event. Refused
     /// ([`Error::Unready`]) when an agent phase has no agent that can run here.
@@ -70,6 +126,7 @@ impl Engine {
             path: lock_file.display().to_string(),
             source,
         })?;
+        snapshot_inputs(&run_dir, &request.mission, &request.inputs);
         let (digest, files) = pin::digest(&request.mission);
         let started = RunStarted {
             mission: request.mission.id.clone(),
@@ -346,8 +403,14 @@ impl Engine {
             Secrets::read(&configured, &catalog)
         };
         log.set_secrets(secrets.pairs());
+        let root = crate::git::ops::toplevel(&project_root).ok();
+        let registry = root
+            .as_ref()
+            .filter(|_| worktree::works_on_branches(&plan.mission))
+            .map(|root| std::sync::Arc::new(crate::git::guard::Registry::open(&run_dir, root)));
         let branches = worktree::Branches {
-            root: crate::git::ops::toplevel(&project_root).ok(),
+            root,
+            registry,
             ..Default::default()
         };
         Engine {

@@ -252,9 +252,9 @@ phases:
 "#;
 
 #[test]
-fn a_process_started_just_before_a_crash_is_recorded_and_killed_on_resume() {
+fn a_process_recorded_just_before_a_crash_is_killed_on_resume() {
     let p = Project::new(SLOW_ONCE);
-    p.crash_at("process.spawned", &[]);
+    p.crash_at("process.recorded", &[]);
     let ledger = p.run_dir().join("pids");
     let entries = process::entries(&ledger);
     let [orphan] = entries.as_slice() else {
@@ -271,6 +271,33 @@ fn a_process_started_just_before_a_crash_is_recorded_and_killed_on_resume() {
     p.write("marker", "");
     assert_eq!(p.resume(), "Succeeded");
     assert!(dies(orphan.pgid), "the orphan of the dead engine survived");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(unrelated.id() as i32, libc::SIGTERM) };
+    let mut unrelated = unrelated;
+    assert_eq!(
+        unrelated.wait().unwrap().signal(),
+        Some(libc::SIGTERM),
+        "resume killed a process group that is not its own"
+    );
+}
+
+#[test]
+fn a_process_started_but_not_yet_recorded_is_found_and_killed_on_resume() {
+    let p = Project::new(SLOW_ONCE);
+    p.crash_at("process.spawned", &[]);
+    let ledger = p.run_dir().join("pids");
+    assert_eq!(process::entries(&ledger), [], "the group was recorded");
+    let intent: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&ledger).unwrap().trim()).unwrap();
+    let token = intent["spawn"].as_str().expect("an intent with its token");
+    let orphans = identity::carriers(&format!("{}={token}", process::SPAWN_VAR));
+    let [orphan] = orphans.as_slice() else {
+        panic!("the spawn's process is not found by its token: {orphans:?}");
+    };
+    let unrelated = unrelated_group();
+    p.write("marker", "");
+    assert_eq!(p.resume(), "Succeeded");
+    assert!(dies(*orphan), "the orphan of the dead engine survived");
     // SAFETY: signalling our own child.
     unsafe { libc::kill(unrelated.id() as i32, libc::SIGTERM) };
     let mut unrelated = unrelated;

@@ -5,10 +5,12 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use super::*;
+use crate::git::guard::{self, Expect, Tampered};
 use crate::git::{self, ops};
 use crate::model::{FailureKind, PhaseKind, Workspace};
 use crate::record::event::*;
@@ -24,6 +26,12 @@ pub(super) struct Branches {
     /// Work packages whose branch conflicted in a merge, and the branch they conflicted with:
     /// their next attempt starts with that branch merged in, conflicts and all.
     pub(super) conflicts: HashMap<String, String>,
+    /// The integration branch's head after the last recorded merge step, and whether that
+    /// step conflicted (a person may have committed a resolution on top of it).
+    pub(super) integration_head: Option<String>,
+    pub(super) integration_conflicted: bool,
+    /// Every worktree the engine made for the run ([`git::guard`]).
+    pub(super) registry: Option<Arc<guard::Registry>>,
 }
 
 impl Branches {
@@ -36,8 +44,14 @@ impl Branches {
                     self.conflicts.remove(&d.phase);
                 }
             }
-            EventData::MergeStep(d) if d.outcome == MergeOutcome::Conflict => {
-                self.conflicts.insert(d.work.clone(), d.into.clone());
+            EventData::MergeStep(d) => {
+                if d.outcome == MergeOutcome::Conflict {
+                    self.conflicts.insert(d.work.clone(), d.into.clone());
+                }
+                if d.head.is_some() {
+                    self.integration_head = d.head.clone();
+                }
+                self.integration_conflicted = d.outcome == MergeOutcome::Conflict;
             }
             _ => {}
         }
@@ -112,8 +126,21 @@ pub(super) struct WorktreeJob {
     pub(super) title: String,
     pub(super) run_id: String,
     pub(super) instance: String,
-    /// The worktree's `.git` file as git wrote it (read after `prepare`).
-    pub(super) gitfile: Vec<u8>,
+    /// The worktrees the engine made, and the directory they are all under.
+    pub(super) registry: Arc<guard::Registry>,
+    pub(super) within: PathBuf,
+}
+
+/// A failure of the engine's git: `tampered` when what it was about to act on is not what
+/// it made, else `kind`.
+pub(super) fn git_failure(kind: FailureKind, doing: &str, e: Tampered) -> (FailureKind, String) {
+    match e {
+        Tampered::Git(e) => (kind, format!("{doing}: {e}")),
+        e => (
+            FailureKind::Tampered,
+            format!("{doing}: refused, nothing was touched: {e}"),
+        ),
+    }
 }
 
 /// One line of hostile text for a commit title: no control characters, at most 72 chars.
@@ -131,28 +158,41 @@ fn one_line(text: &str, max: usize) -> String {
 
 impl WorktreeJob {
     /// Reset the worktree and merge in what the attempt starts from (blocking).
-    pub(super) fn prepare(&mut self) -> Result<(), String> {
-        ops::reset_worktree(&self.root, &self.path, &self.branch, &self.start)
-            .map_err(|e| format!("preparing the worktree: {e}"))?;
-        self.gitfile = std::fs::read(self.path.join(".git"))
-            .map_err(|e| format!("reading the worktree's `.git`: {e}"))?;
+    pub(super) fn prepare(&mut self) -> Result<(), (FailureKind, String)> {
+        self.registry
+            .prepare(
+                &self.root,
+                &self.within,
+                &self.path,
+                Some(&self.branch),
+                &self.start,
+                Expect::Any,
+            )
+            .map_err(|e| git_failure(FailureKind::Spawn, "preparing the worktree", e))?;
         for (name, commit) in &self.merges {
             match ops::merge(
                 &self.path,
                 commit,
                 &format!("Merge {name} into {}", self.branch),
             )
-            .map_err(|e| format!("merging dependency `{name}`: {e}"))?
-            {
+            .map_err(|e| {
+                (
+                    FailureKind::Spawn,
+                    format!("merging dependency `{name}`: {e}"),
+                )
+            })? {
                 ops::Merged::Done(_) => {}
                 ops::Merged::Conflict(files) => {
                     let _ = ops::abort_merge(&self.path);
                     let names: Vec<&str> = files.iter().map(|(f, _)| f.as_str()).collect();
-                    return Err(format!(
-                        "the work of dependency `{name}` conflicts with the others in {}; \
-                         give the work packages disjoint `owned_files` or make one depend on \
-                         the other",
-                        names.join(", ")
+                    return Err((
+                        FailureKind::Spawn,
+                        format!(
+                            "the work of dependency `{name}` conflicts with the others in {}; \
+                             give the work packages disjoint `owned_files` or make one depend \
+                             on the other",
+                            names.join(", ")
+                        ),
                     ));
                 }
             }
@@ -160,8 +200,12 @@ impl WorktreeJob {
         if let Some(branch) = &self.resolve {
             let title = format!("Merge {branch} into {}", self.branch);
             // A conflict stays in the worktree: resolving it is the attempt's work.
-            ops::merge(&self.path, branch, &title)
-                .map_err(|e| format!("merging `{branch}` to resolve the conflict: {e}"))?;
+            ops::merge(&self.path, branch, &title).map_err(|e| {
+                (
+                    FailureKind::Spawn,
+                    format!("merging `{branch}` to resolve the conflict: {e}"),
+                )
+            })?;
         }
         Ok(())
     }
@@ -172,30 +216,33 @@ impl WorktreeJob {
         &self,
         agent: Option<&str>,
         usage: Option<&crate::record::usage::Usage>,
-    ) -> Result<GitWork, String> {
-        // The agent may not point the worktree elsewhere.
-        let top = ops::toplevel(&self.path).map_err(|e| e.to_string())?;
-        let same = |a: &Path, b: &Path| {
-            a.canonicalize()
-                .ok()
-                .zip(b.canonicalize().ok())
-                .is_some_and(|(a, b)| a == b)
-        };
-        if !same(&top, &self.path) {
-            return Err(format!(
-                "the worktree `{}` is no longer a worktree of its own (its `.git` was changed)",
-                self.shown_path
-            ));
-        }
-        if self.resolve.is_some() {
-            let unmerged = ops::git(&self.path, &["diff", "--name-only", "--diff-filter=U"])
-                .unwrap_or_default();
-            let files: Vec<String> = unmerged.lines().map(str::to_string).collect();
-            let left = ops::with_markers(&self.path, &files);
+    ) -> Result<GitWork, (FailureKind, String)> {
+        // The agent may not point the worktree elsewhere, switch its branch or rewind it.
+        let recorded = self
+            .registry
+            .verify(
+                &self.root,
+                &self.within,
+                &self.path,
+                Some(&self.branch),
+                Expect::Contains(&self.start),
+            )
+            .map_err(|e| git_failure(FailureKind::Exit, "committing the attempt's work", e))?;
+        // The attempt's processes are gone: a lock one of them left is stale.
+        guard::clear_stale_lock(&recorded);
+        let git_err = |e: ops::Error| (FailureKind::Exit, format!("committing: {e}"));
+        let merged = self.resolve.is_some() || ops::merging(&self.path);
+        ops::stage_all(&self.path).map_err(git_err)?;
+        if merged {
+            // Whatever the index says (an agent's `git add -A` marks a conflict resolved).
+            let left = ops::with_markers(&self.path, &ops::changed_files(&self.path, &self.start));
             if !left.is_empty() {
-                return Err(format!(
-                    "conflict markers are left in {}; resolve every conflict",
-                    left.join(", ")
+                return Err((
+                    FailureKind::Exit,
+                    format!(
+                        "conflict markers are left in {}; resolve every conflict",
+                        left.join(", ")
+                    ),
                 ));
             }
         }
@@ -211,26 +258,23 @@ impl WorktreeJob {
         if let Some(cost) = usage.and_then(|u| u.cost_usd) {
             message.push_str(&format!("Spectacular-Cost: ${cost:.4}\n"));
         }
-        ops::commit_all(&self.path, &message).map_err(|e| format!("committing: {e}"))?;
-        let (head, commits, stat) =
-            ops::work_since(&self.path, &self.start).map_err(|e| e.to_string())?;
+        ops::commit_staged(&self.path, &message).map_err(git_err)?;
+        let (head, commits, stat) = ops::work_since(&self.path, &self.start).map_err(git_err)?;
+        // On every file changed, before any list is cut.
         let outside_owned = if self.owned.is_empty() {
             Vec::new()
         } else {
-            stat.files
-                .iter()
+            let owned = crate::tasks::globs::Owned::new(&self.owned);
+            ops::changed_files(&self.path, &self.start)
+                .into_iter()
                 .filter(|f| {
                     let in_project = Path::new(f.as_str())
                         .strip_prefix(&self.subdir)
                         .ok()
                         .and_then(Path::to_str);
-                    !in_project.is_some_and(|f| {
-                        self.owned
-                            .iter()
-                            .any(|g| crate::tasks::globs::may_overlap(g, f))
-                    })
+                    !in_project.is_some_and(|f| owned.matches(f))
                 })
-                .cloned()
+                .take(ops::MAX_FILES)
                 .collect()
         };
         Ok(GitWork {
@@ -244,6 +288,40 @@ impl WorktreeJob {
             deletions: stat.deletions,
             outside_owned,
         })
+    }
+}
+
+/// A `workspace: integration` attempt (checks, a validator): it runs on the integration
+/// branch at the head the merge recorded, and must leave it there.
+#[derive(Clone)]
+pub(super) struct IntegrationGuard {
+    pub(super) root: PathBuf,
+    pub(super) path: PathBuf,
+    pub(super) branch: String,
+    pub(super) head: String,
+    pub(super) registry: Arc<guard::Registry>,
+    pub(super) within: PathBuf,
+}
+
+impl IntegrationGuard {
+    /// The integration worktree is the engine's, on its branch at the recorded head
+    /// (blocking). `after`: the attempt has run.
+    pub(super) fn verify(&self, after: bool) -> Result<(), (FailureKind, String)> {
+        let doing = if after {
+            "after the attempt, the integration branch"
+        } else {
+            "before the attempt, the integration branch"
+        };
+        self.registry
+            .verify(
+                &self.root,
+                &self.within,
+                &self.path,
+                Some(&self.branch),
+                Expect::Exactly(&self.head),
+            )
+            .map(|_| ())
+            .map_err(|e| git_failure(FailureKind::Spawn, doing, e))
     }
 }
 
@@ -265,6 +343,12 @@ pub(super) struct MergeJob {
     pub(super) attempt: u32,
     pub(super) run_id: String,
     pub(super) tx: mpsc::UnboundedSender<Msg>,
+    pub(super) registry: Arc<guard::Registry>,
+    pub(super) within: PathBuf,
+    /// The integration branch's head after the last recorded step, and whether that step
+    /// conflicted.
+    pub(super) recorded_head: Option<String>,
+    pub(super) conflicted: bool,
 }
 
 /// How a merge attempt ended: its outputs, or a failure (with the files it is about).
@@ -283,33 +367,52 @@ impl MergeJob {
     }
 
     pub(super) async fn run(self) -> MergeEnd {
-        let spawn = |f: Box<dyn FnOnce() -> Result<ops::Merged, ops::Error> + Send>| {
+        let spawn = |f: Box<dyn FnOnce() -> Result<ops::Merged, Tampered> + Send>| {
             tokio::task::spawn_blocking(f)
         };
         let fail = |e: String| (FailureKind::Exit, e, Vec::new());
-        // The integration worktree, made once and kept: a resumed merge goes on from its
-        // branch's head (a merge killed half-way is abandoned and done again).
-        let (root, path, into, base) = (
-            self.root.clone(),
-            self.path.clone(),
-            self.into.clone(),
-            self.base.clone(),
-        );
-        let ready = tokio::task::spawn_blocking(move || -> Result<String, ops::Error> {
-            let start = if ops::branch_exists(&root, &into)? {
-                ops::commit_of(&root, &into)?
-            } else {
-                base
+        let refuse = |doing: &str, e: Tampered| {
+            let (kind, message) = git_failure(FailureKind::Exit, doing, e);
+            (kind, message, Vec::new())
+        };
+        // The integration worktree, made once and kept: a resumed merge goes on from the head
+        // its last recorded step left (a merge killed half-way is abandoned and done again).
+        // The branch is the engine's, made from the run's base: one that exists before the
+        // engine made it is refused.
+        let job = self.clone();
+        let ready = tokio::task::spawn_blocking(move || -> Result<String, Tampered> {
+            let exists = ops::branch_exists(&job.root, &job.into)?;
+            let start = match &job.recorded_head {
+                Some(head) => {
+                    // A person resolved the conflict the last step left and committed it.
+                    let resolved = if job.conflicted && job.on_conflict == "approval" && exists {
+                        let now = ops::commit_of(&job.root, &job.into)?;
+                        ops::is_ancestor(&job.root, head, &now)?.then_some(now)
+                    } else {
+                        None
+                    };
+                    resolved.unwrap_or_else(|| head.clone())
+                }
+                None if exists && job.registry.get(&job.path).is_none() => {
+                    return Err(Tampered::BranchExists {
+                        branch: job.into.clone(),
+                    })
+                }
+                None => job.base.clone(),
             };
-            if path.join(".git").is_file() && ops::merging(&path) {
-                ops::abort_merge(&path)?;
-            }
-            ops::reset_worktree(&root, &path, &into, &start)?;
+            job.registry.prepare(
+                &job.root,
+                &job.within,
+                &job.path,
+                Some(&job.into),
+                &start,
+                Expect::Any,
+            )?;
             Ok(start)
         })
         .await
         .map_err(|e| fail(e.to_string()))?
-        .map_err(|e| fail(format!("preparing the integration worktree: {e}")))?;
+        .map_err(|e| refuse("preparing the integration worktree", e))?;
         let mut head = ready;
         let mut merged = Vec::new();
         for (work, branch, commit) in &self.steps {
@@ -325,14 +428,27 @@ impl MergeJob {
                 conflicts: Vec::new(),
             };
             let (path, c) = (self.path.clone(), commit.clone());
+            let (job, expected) = (self.clone(), head.clone());
             let title = format!(
                 "Merge {branch} into {}\n\nSpectacular-Run: {}\nSpectacular-Phase: {}\n",
                 self.into, self.run_id, self.phase
             );
-            let done = spawn(Box::new(move || ops::merge(&path, &c, &title)))
-                .await
-                .map_err(|e| fail(e.to_string()))?
-                .map_err(|e| fail(format!("merging `{branch}`: {e}")))?;
+            let done = spawn(Box::new(move || {
+                // Nothing but the engine commits here (a phase in the integration worktree
+                // that committed or switched branches is refused).
+                let recorded = job.registry.verify(
+                    &job.root,
+                    &job.within,
+                    &path,
+                    Some(&job.into),
+                    Expect::Exactly(&expected),
+                )?;
+                guard::clear_stale_lock(&recorded);
+                Ok(ops::merge(&path, &c, &title)?)
+            }))
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .map_err(|e| refuse(&format!("merging `{branch}`"), e))?;
             match done {
                 // Already in the integration branch (a resumed merge): git did nothing.
                 ops::Merged::Done(new_head) if new_head == head => {
@@ -415,6 +531,17 @@ impl Engine {
         })
     }
 
+    /// The worktrees the engine made for the run.
+    pub(super) fn registry(&self) -> Result<Arc<guard::Registry>, (FailureKind, String)> {
+        self.git_root()?;
+        self.branches.registry.clone().ok_or_else(|| {
+            (
+                FailureKind::Spawn,
+                "this run does not work on branches; no worktree was recorded".to_string(),
+            )
+        })
+    }
+
     pub(super) fn base_commit(&self) -> Result<String, (FailureKind, String)> {
         self.branches
             .base
@@ -443,6 +570,23 @@ impl Engine {
             ));
         }
         Ok(dir.join(self.subdir()))
+    }
+
+    /// What a `workspace: integration` attempt runs on and must leave as it found it.
+    pub(super) fn integration_guard(&self) -> Result<IntegrationGuard, (FailureKind, String)> {
+        let run_id = self.log.run_id();
+        Ok(IntegrationGuard {
+            root: self.git_root()?,
+            path: git::integration_dir(&self.store, run_id)
+                .map_err(|e| (FailureKind::Spawn, format!("worktree: {e}")))?,
+            branch: git::integration_branch(run_id),
+            head: match &self.branches.integration_head {
+                Some(head) => head.clone(),
+                None => self.base_commit()?,
+            },
+            registry: self.registry()?,
+            within: git::worktrees_dir(&self.store),
+        })
     }
 
     /// The project's directory inside the repository (empty when the project is its top).
@@ -523,7 +667,8 @@ impl Engine {
             title,
             run_id: run_id.to_string(),
             instance: instance.to_string(),
-            gitfile: Vec::new(),
+            registry: self.registry()?,
+            within: git::worktrees_dir(&self.store),
         })
     }
 
@@ -578,6 +723,10 @@ impl Engine {
             attempt,
             run_id: run_id.to_string(),
             tx: self.tx.clone(),
+            registry: self.registry()?,
+            within: git::worktrees_dir(&self.store),
+            recorded_head: self.branches.integration_head.clone(),
+            conflicted: self.branches.integration_conflicted,
         })
     }
 }

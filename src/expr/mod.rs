@@ -29,7 +29,7 @@
 pub mod script;
 pub mod template;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -111,6 +111,9 @@ impl Drop for Installed {
 thread_local! {
     static INSTALLED: RefCell<Option<Interrupt>> = const { RefCell::new(None) };
     static BUDGET: RefCell<Option<Budget>> = const { RefCell::new(None) };
+    /// Operations counted since the evaluation was armed (or since the last look outside
+    /// one): a plain counter, so that counting an operation costs an add and a compare.
+    static OPERATIONS: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Why an evaluation was stopped by its budget.
@@ -137,10 +140,10 @@ impl Stop {
     }
 }
 
-/// The budget of the evaluation running on this thread.
+/// The budget of the evaluation running on this thread (its operations are counted in
+/// `OPERATIONS`).
 struct Budget {
     deadline: Instant,
-    operations: u64,
     interrupt: Option<Interrupt>,
 }
 
@@ -161,15 +164,16 @@ pub fn bounded_for<T>(limit: Duration, call: impl FnOnce() -> T) -> T {
     BUDGET.with(|b| {
         *b.borrow_mut() = Some(Budget {
             deadline: Instant::now() + limit,
-            operations: 0,
             interrupt: Interrupt::current(),
         })
     });
+    OPERATIONS.with(|o| o.set(0));
     // Disarmed even if `call` unwinds.
     struct Disarm;
     impl Drop for Disarm {
         fn drop(&mut self) {
             BUDGET.with(|b| *b.borrow_mut() = None);
+            OPERATIONS.with(|o| o.set(0));
         }
     }
     let _disarm = Disarm;
@@ -177,25 +181,38 @@ pub fn bounded_for<T>(limit: Duration, call: impl FnOnce() -> T) -> T {
 }
 
 /// Count `n` operations against the running evaluation; `Err` once it must stop. Outside an
-/// evaluation, only the installed interrupt is looked at.
+/// evaluation, only the installed interrupt is looked at. Called for every operation: the
+/// deadline and the interrupt are looked at every `CHECK_EVERY` operations, and only then
+/// is the budget itself touched.
+#[inline]
 pub fn spend(n: u64) -> Result<(), Stop> {
-    BUDGET.with(|b| {
-        let mut b = b.borrow_mut();
-        let Some(budget) = b.as_mut() else {
-            return match Interrupt::current() {
+    let (before, after) = OPERATIONS.with(|o| {
+        let before = o.get();
+        let after = before.saturating_add(n);
+        o.set(after);
+        (before, after)
+    });
+    if after <= MAX_OPERATIONS && before / CHECK_EVERY == after / CHECK_EVERY {
+        return Ok(());
+    }
+    look(after)
+}
+
+/// The slow half of [`spend`]: the operation limit, the deadline and the interrupt.
+#[cold]
+#[inline(never)]
+fn look(operations: u64) -> Result<(), Stop> {
+    BUDGET.with(|b| match b.borrow().as_ref() {
+        Some(_) if operations > MAX_OPERATIONS => Err(Stop::Operations),
+        Some(budget) => budget.check(),
+        None => {
+            // Outside an evaluation nothing is counted: only the interrupt is looked at.
+            OPERATIONS.with(|o| o.set(0));
+            match Interrupt::current() {
                 Some(i) if i.is_triggered() => Err(Stop::Interrupted),
                 _ => Ok(()),
-            };
-        };
-        let before = budget.operations;
-        budget.operations = before.saturating_add(n);
-        if budget.operations > MAX_OPERATIONS {
-            return Err(Stop::Operations);
+            }
         }
-        if before / CHECK_EVERY != budget.operations / CHECK_EVERY {
-            return budget.check();
-        }
-        Ok(())
     })
 }
 

@@ -183,6 +183,25 @@ fn clean_run(
         .collect();
     let mut forced = false;
     for worktree in &registered {
+        let within = if worktree.starts_with(&resolved) {
+            &resolved
+        } else {
+            &dir
+        };
+        if !dry_run && super::guard::no_links(within, worktree).is_err() {
+            // A link planted where the worktree was: git would act on its target. Only the
+            // link goes; prune forgets the worktree.
+            if let Err(e) = remove_link_on_the_way(within, worktree) {
+                run.errors.push(format!(
+                    "cannot remove the link at `{}`: {e}",
+                    worktree.display()
+                ));
+                continue;
+            }
+            forced = true;
+            run.worktrees.push(worktree.clone());
+            continue;
+        }
         if !dry_run {
             let remove = || {
                 git.run(&[
@@ -288,6 +307,19 @@ fn check_not_around_the_repository(dir: &Path, git: &Git) -> Result<(), Error> {
             path: dir.display().to_string(),
             reason: format!("it contains the project `{}`", repo.display()),
         });
+    }
+    Ok(())
+}
+
+/// Remove the first symbolic link on the way from `within` down to `path` (the link, never
+/// its target).
+fn remove_link_on_the_way(within: &Path, path: &Path) -> std::io::Result<()> {
+    let mut at = within.to_path_buf();
+    for part in path.strip_prefix(within).unwrap_or(path).components() {
+        at.push(part);
+        if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            return std::fs::remove_file(&at);
+        }
     }
     Ok(())
 }

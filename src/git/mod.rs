@@ -19,7 +19,9 @@
 //!
 //! The user's own working tree and current branch are never touched.
 
+pub mod apply;
 pub mod clean;
+pub mod guard;
 pub mod ops;
 
 use std::path::PathBuf;

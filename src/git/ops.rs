@@ -33,28 +33,119 @@ pub enum Error {
     UnknownRev { rev: String, dir: String },
 }
 
-/// `git -C dir` with the engine's settings: no user hooks, no signing, paths unquoted, a fixed
-/// locale, no prompts, and nothing of a `GIT_DIR` the engine itself may have been given.
-pub(super) fn command(dir: &Path) -> Command {
+/// The variables of the engine's environment git may see: where programs and the user's
+/// global config are, and the identity of commits. Nothing else (no API key, no token, no
+/// `GIT_*` variable that redirects git or adds config) reaches the engine's git.
+const KEPT_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "TMPDIR",
+    "XDG_CONFIG_HOME",
+    "GIT_CONFIG_NOSYSTEM",
+    "GIT_CONFIG_GLOBAL",
+    "GIT_AUTHOR_NAME",
+    "GIT_AUTHOR_EMAIL",
+    "GIT_COMMITTER_NAME",
+    "GIT_COMMITTER_EMAIL",
+    "SYSTEMROOT",
+];
+
+/// Config keys that run a command, neutralised on every invocation of the engine (`-c`
+/// wins over every config file): fsmonitor, hooks, ssh, pagers and editors, credential
+/// helpers, external diffs, signing programs.
+const NEUTRAL: &[&str] = &[
+    "core.fsmonitor=false",
+    "core.hooksPath=/dev/null",
+    "core.sshCommand=ssh",
+    "core.pager=cat",
+    "core.editor=true",
+    "core.askPass=",
+    "core.alternateRefsCommand=",
+    "sequence.editor=true",
+    "credential.helper=",
+    "diff.external=",
+    "commit.gpgsign=false",
+    "tag.gpgSign=false",
+    "gpg.program=false",
+    "protocol.allow=never",
+    "core.quotepath=off",
+];
+
+/// Per-driver keys that run a command (`filter.<name>.clean`, `diff.<name>.textconv`,
+/// `merge.<name>.driver`…) and their neutral values, for every driver some config file
+/// defines: a filter does nothing and is not required, a diff driver has no program, a merge
+/// driver fails (a conflict, never a silent merge).
+fn driver_overrides(dir: &Path) -> Vec<String> {
     let mut command = Command::new("git");
+    base(&mut command, dir);
+    let Ok(out) = command
+        .args(["config", "--list", "--name-only", "-z"])
+        .stdin(std::process::Stdio::null())
+        .output()
+    else {
+        return Vec::new();
+    };
+    let mut overrides = Vec::new();
+    for key in String::from_utf8_lossy(&out.stdout).split('\0') {
+        if key.is_empty() || key.contains('=') {
+            continue;
+        }
+        let lower = key.to_ascii_lowercase();
+        let value = if lower.starts_with("filter.") {
+            match lower.rsplit('.').next() {
+                Some("clean" | "smudge" | "process") => "",
+                Some("required") => "false",
+                _ => continue,
+            }
+        } else if lower.starts_with("diff.") {
+            match lower.rsplit('.').next() {
+                Some("textconv" | "command") => "",
+                _ => continue,
+            }
+        } else if lower.starts_with("merge.") && lower.ends_with(".driver") {
+            "false"
+        } else {
+            continue;
+        };
+        let set = format!("{key}={value}");
+        if !overrides.contains(&set) {
+            overrides.push(set);
+        }
+    }
+    overrides
+}
+
+/// What every git the engine runs gets: `-C dir`, the neutral config, a clean environment.
+fn base(command: &mut Command, dir: &Path) {
+    command.arg("-C").arg(dir);
+    for setting in NEUTRAL {
+        command.args(["-c", setting]);
+    }
+    command.env_clear();
+    for key in KEPT_ENV {
+        if let Some(value) = std::env::var_os(key) {
+            command.env(key, value);
+        }
+    }
     command
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "core.hooksPath=/dev/null",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(["-c", "core.quotepath=off"])
         .env("LC_ALL", "C")
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_EDITOR", "true")
         .env("GIT_MERGE_AUTOEDIT", "no")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .env_remove("GIT_INDEX_FILE")
-        .env_remove("GIT_COMMON_DIR");
+        .env("GIT_OPTIONAL_LOCKS", "0");
+}
+
+/// `git -C dir` with the engine's settings: a clean environment (see [`KEPT_ENV`]), a fixed
+/// locale, no prompts, and every config key that can run a command neutralised (see
+/// [`NEUTRAL`] and [`driver_overrides`]). The one way the engine runs git.
+pub(super) fn command(dir: &Path) -> Command {
+    let mut command = Command::new("git");
+    base(&mut command, dir);
+    for setting in driver_overrides(dir) {
+        command.args(["-c", &setting]);
+    }
     command
 }
 
@@ -133,26 +224,30 @@ pub fn is_ancestor(dir: &Path, a: &str, b: &str) -> Result<bool, Error> {
     }
 }
 
-/// Make `path` a worktree of the repository at `root` with branch `branch` checked out at
-/// `start`, clean: the branch is created or moved to `start`, and anything the last attempt
-/// left (changes, untracked files, a merge in progress) is gone. Ignored files (build
-/// caches) stay.
-pub fn reset_worktree(root: &Path, path: &Path, branch: &str, start: &str) -> Result<(), Error> {
+/// Reset the worktree at `path` (one the engine made, verified by the caller) to `branch`
+/// (or a detached HEAD) at `start`, clean: anything the last attempt left (changes,
+/// untracked files, a merge in progress) is gone. Ignored files (build caches) stay.
+pub fn reset_in_place(path: &Path, branch: Option<&str>, start: &str) -> Result<(), Error> {
+    let _ = raw(path, &["merge", "--abort"]);
+    match branch {
+        Some(branch) => git(path, &["checkout", "--force", "-B", branch, start])?,
+        None => git(path, &["checkout", "--force", "--detach", start])?,
+    };
+    git(path, &["reset", "--hard", start])?;
+    git(path, &["clean", "-ffd"])?;
+    Ok(())
+}
+
+/// Make `path` (which does not exist) a worktree of the repository at `root` with `branch`
+/// created or moved to `start`, or detached at `start`.
+pub fn add_worktree(
+    root: &Path,
+    path: &Path,
+    branch: Option<&str>,
+    start: &str,
+) -> Result<(), Error> {
     let path_s = path.display().to_string();
-    if path.join(".git").is_file() {
-        // Ours from an earlier attempt: reset it in place.
-        let _ = raw(path, &["merge", "--abort"]);
-        git(path, &["checkout", "--force", "-B", branch, start])?;
-        git(path, &["reset", "--hard", start])?;
-        git(path, &["clean", "-ffd"])?;
-        return Ok(());
-    }
     let _admin = ADMIN.lock().unwrap_or_else(|e| e.into_inner());
-    if path.exists() {
-        // A directory left by a crash before git registered it: not ours to keep.
-        let _ = std::fs::remove_dir_all(path);
-        git(root, &["worktree", "prune"])?;
-    }
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| Error::Failed {
             command: "worktree add".into(),
@@ -160,11 +255,55 @@ pub fn reset_worktree(root: &Path, path: &Path, branch: &str, start: &str) -> Re
             stderr: e.to_string(),
         })?;
     }
-    git(
-        root,
-        &["worktree", "add", "--force", "-B", branch, &path_s, start],
-    )?;
+    match branch {
+        Some(branch) => git(
+            root,
+            &["worktree", "add", "--force", "-B", branch, &path_s, start],
+        )?,
+        None => git(
+            root,
+            &["worktree", "add", "--force", "--detach", &path_s, start],
+        )?,
+    };
     Ok(())
+}
+
+/// Forget what git knows of worktrees whose directory is gone.
+pub fn prune_worktrees(root: &Path) -> Result<(), Error> {
+    let _admin = ADMIN.lock().unwrap_or_else(|e| e.into_inner());
+    git(root, &["worktree", "prune"])?;
+    Ok(())
+}
+
+/// The worktree (other than `except`) that has `branch` checked out, if any.
+pub fn checked_out_in(
+    root: &Path,
+    branch: &str,
+    except: Option<&Path>,
+) -> Result<Option<PathBuf>, Error> {
+    let list = git(root, &["worktree", "list", "--porcelain", "-z"])?;
+    let full = format!("branch refs/heads/{branch}");
+    let mut current: Option<PathBuf> = None;
+    for field in list.split('\0') {
+        if let Some(path) = field.strip_prefix("worktree ") {
+            current = Some(PathBuf::from(path));
+        } else if field == full {
+            let Some(path) = current.clone() else {
+                continue;
+            };
+            let same = except.is_some_and(|e| {
+                e == path
+                    || e.canonicalize()
+                        .ok()
+                        .zip(path.canonicalize().ok())
+                        .is_some_and(|(a, b)| a == b)
+            });
+            if !same {
+                return Ok(Some(path));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Make `path` a detached worktree of the repository at `root` at commit `commit`: a
@@ -251,6 +390,19 @@ pub const NEVER_COMMITTED: &[&str] = &[
 /// progress is concluded) with `message`, but for [`NEVER_COMMITTED`]. Whether there was
 /// anything to commit.
 pub fn commit_all(dir: &Path, message: &str) -> Result<bool, Error> {
+    stage_all(dir)?;
+    commit_staged(dir, message)
+}
+
+/// Stage everything in the worktree at `dir`: new, changed and deleted files.
+pub fn stage_all(dir: &Path) -> Result<(), Error> {
+    git(dir, &["add", "--all"])?;
+    Ok(())
+}
+
+/// Commit what is staged in the worktree at `dir` (a merge in progress is concluded).
+/// Whether there was anything to commit.
+pub fn commit_staged(dir: &Path, message: &str) -> Result<bool, Error> {
     let mut add = vec!["add", "--all", "--", "."];
     add.extend(NEVER_COMMITTED);
     git(dir, &add)?;
@@ -392,7 +544,7 @@ pub fn merge(dir: &Path, commit: &str, message: &str) -> Result<Merged, Error> {
     let conflicts = files
         .into_iter()
         .map(|file| {
-            let hunks = std::fs::read(dir.join(&file))
+            let hunks = read_regular(&dir.join(&file), 1 << 20)
                 .map(|bytes| hunks(&String::from_utf8_lossy(&bytes)))
                 .unwrap_or_default();
             (file, hunks)
@@ -444,25 +596,95 @@ pub fn hunks(text: &str) -> Vec<String> {
     hunks
 }
 
-/// Files among `files` in the worktree at `dir` that still hold conflict markers.
+/// The first `max` bytes of `path` when it is a regular file: a symbolic link (to a FIFO, a
+/// device, a file outside) is never followed, and nothing that can block is opened.
+fn read_regular(path: &Path, max: u64) -> Option<Vec<u8>> {
+    use std::io::Read as _;
+    if !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+        return None;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // Swapped for a FIFO or a link since the check: fail instead of blocking.
+        options.custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW);
+    }
+    let file = options.open(path).ok()?;
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    file.take(max).read_to_end(&mut bytes).ok()?;
+    Some(bytes)
+}
+
+/// Files among `files` in the worktree at `dir` that still hold conflict markers (a line
+/// opening a conflict, then its separator, then its end). Only regular files are read, and
+/// only their first 16 MiB: a link or a FIFO is never opened.
 pub fn with_markers(dir: &Path, files: &[String]) -> Vec<String> {
     files
         .iter()
         .filter(|f| {
-            std::fs::read(dir.join(f)).is_ok_and(|b| {
-                let text = String::from_utf8_lossy(&b);
-                text.lines().any(|l| l.starts_with("<<<<<<< "))
-                    && text.lines().any(|l| l.starts_with(">>>>>>> "))
-            })
+            let Some(bytes) = read_regular(&dir.join(f), 16 << 20) else {
+                return false;
+            };
+            let text = String::from_utf8_lossy(&bytes);
+            let mut stage = 0;
+            for line in text.lines() {
+                stage = match stage {
+                    0 if line.starts_with("<<<<<<< ") || line == "<<<<<<<" => 1,
+                    1 if line == "=======" => 2,
+                    2 if line.starts_with(">>>>>>> ") || line == ">>>>>>>" => return true,
+                    s => s,
+                };
+            }
+            false
         })
         .cloned()
         .collect()
 }
 
+/// Every file the index of the worktree at `dir` changes since commit `from` (all of them,
+/// never cut: what is checked against `owned_files` and for conflict markers).
+pub fn changed_files(dir: &Path, from: &str) -> Vec<String> {
+    git(
+        dir,
+        &[
+            "diff",
+            "--cached",
+            "--name-only",
+            "--no-renames",
+            "-z",
+            from,
+        ],
+    )
+    .map(|out| {
+        out.split('\0')
+            .filter(|f| !f.is_empty())
+            .map(str::to_string)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
 /// Fast-forward branch `target` to `to` in the repository at `root`. When `target` is checked
 /// out in `root`'s work tree, that tree must be clean and is updated (`merge --ff-only`);
-/// otherwise only the branch moves. Refuses anything but a fast-forward.
+/// when it is checked out in another worktree, nothing moves; otherwise only the branch
+/// moves. Refuses anything but a fast-forward.
 pub fn fast_forward(root: &Path, target: &str, to: &str) -> Result<(), Error> {
+    if let Some(elsewhere) = checked_out_in(root, target, Some(root))? {
+        return Err(Error::Failed {
+            command: format!("update-ref refs/heads/{target}"),
+            dir: root.display().to_string(),
+            stderr: format!(
+                "`{target}` is checked out in the worktree `{}`; moving it would change that \
+                 worktree under it: run `git merge --ff-only {to}` there",
+                elsewhere.display()
+            ),
+        });
+    }
     let current = git(root, &["symbolic-ref", "--quiet", "--short", "HEAD"]).unwrap_or_default();
     if current == target {
         let dirty = !git(root, &["status", "--porcelain", "--untracked-files=no"])?.is_empty();
@@ -507,5 +729,32 @@ mod tests {
         assert_eq!(hunks(&many).len(), MAX_HUNKS);
         let huge = format!("<<<<<<< a\n{}\n=======\n>>>>>>> b\n", "z".repeat(100_000));
         assert!(hunks(&huge)[0].len() <= MAX_HUNK);
+    }
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+
+    #[test]
+    fn the_engines_git_sees_no_secret_and_runs_no_configured_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path();
+        let mark = repo.join("ran");
+        git(repo, &["init", "-q"]).unwrap();
+        let hook = format!("touch '{}'", mark.display());
+        git(repo, &["config", "core.fsmonitor", &hook]).unwrap();
+        git(repo, &["config", "filter.evil.clean", &hook]).unwrap();
+        git(repo, &["config", "filter.evil.required", "true"]).unwrap();
+        std::fs::write(repo.join(".gitattributes"), "* filter=evil\n").unwrap();
+        std::fs::write(repo.join("a.txt"), "a\n").unwrap();
+        // A variable no other test reads.
+        std::env::set_var("SPECTACULAR_ENV_TEST_API_KEY", "sk-not-for-git");
+        git(repo, &["add", "--all"]).unwrap();
+        git(repo, &["status", "--porcelain"]).unwrap();
+        assert!(!mark.exists(), "a configured command ran");
+        let env = git(repo, &["-c", "alias.e=!env", "e"]).unwrap();
+        assert!(!env.contains("sk-not-for-git"), "{env}");
+        assert!(env.contains("PATH="), "{env}");
     }
 }

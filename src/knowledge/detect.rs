@@ -37,6 +37,17 @@ pub struct Detected {
     pub instructions: Vec<String>,
     /// `.editorconfig` settings of its `[*]` section.
     pub editorconfig: Vec<String>,
+    /// The command that checks the work (`spec_inputs.check_command`) and why it is that one.
+    pub check: Option<Check>,
+}
+
+/// The check command [`detect`] chose, and what it saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    /// The shell command (`python3 -m pytest`, `npm test`, `make test`…).
+    pub command: String,
+    /// What showed it, for people: "`pyproject.toml` names pytest".
+    pub why: String,
 }
 
 fn language(extension: &str) -> Option<&'static str> {
@@ -112,7 +123,8 @@ fn count_languages(root: &Path) -> Vec<(String, usize)> {
     languages
 }
 
-/// The scripts of `package.json` that exist among `names`.
+/// The scripts of `package.json`, without npm's placeholder `test` script (which only fails
+/// with "no test specified").
 fn npm_scripts(root: &Path) -> Vec<String> {
     let Some(text) = read_small(&root.join("package.json")) else {
         return Vec::new();
@@ -123,8 +135,49 @@ fn npm_scripts(root: &Path) -> Vec<String> {
     value
         .get("scripts")
         .and_then(|s| s.as_object())
-        .map(|s| s.keys().cloned().collect())
+        .map(|s| {
+            s.iter()
+                .filter(|(_, body)| {
+                    !body
+                        .as_str()
+                        .is_some_and(|b| b.contains("no test specified"))
+                })
+                .map(|(name, _)| name.clone())
+                .collect()
+        })
         .unwrap_or_default()
+}
+
+/// Does the Python project use pytest? Its configuration or requirements name it, or it has
+/// pytest's own files.
+fn uses_pytest(root: &Path) -> Option<&'static str> {
+    for file in ["pytest.ini", "conftest.py", "tests/conftest.py"] {
+        if root.join(file).is_file() {
+            return Some(file);
+        }
+    }
+    [
+        "pyproject.toml",
+        "setup.cfg",
+        "tox.ini",
+        "requirements.txt",
+        "requirements-dev.txt",
+        "setup.py",
+    ]
+    .into_iter()
+    .find(|file| read_small(&root.join(file)).is_some_and(|t| t.contains("pytest")))
+}
+
+/// Python test files (`test_*.py`, `*_test.py`) at the top or in `tests/`, the way `unittest`
+/// finds them.
+fn has_python_tests(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.filter_map(Result::ok).take(MAX_ENTRIES).any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.ends_with(".py") && (name.starts_with("test") || name.ends_with("_test.py"))
+        })
+    })
 }
 
 /// The targets of a Makefile (`name:` at the start of a line).
@@ -155,6 +208,13 @@ pub fn detect(root: &Path) -> Detected {
             .push((name.to_string(), file.to_string()));
     };
     let mut commands: Vec<(String, String, String)> = Vec::new();
+    let mut checks: Vec<Check> = Vec::new();
+    let mut check = |command: &str, why: String| {
+        checks.push(Check {
+            command: command.to_string(),
+            why,
+        });
+    };
     let mut command = |what: &str, cmd: &str, from: &str| {
         if !commands.iter().any(|(w, _, _)| w == what) {
             commands.push((what.to_string(), cmd.to_string(), from.to_string()));
@@ -173,6 +233,12 @@ pub fn detect(root: &Path) -> Detected {
             command(what, &format!("make {target}"), "Makefile");
         }
     }
+    if targets.iter().any(|t| t == "test") {
+        check(
+            "make test",
+            "the `Makefile` has a `test` target".to_string(),
+        );
+    }
     if has("Cargo.toml") {
         manager("cargo", "Cargo.toml");
         command("build", "cargo build", "Cargo.toml");
@@ -183,18 +249,23 @@ pub fn detect(root: &Path) -> Detected {
             "Cargo.toml",
         );
         command("format", "cargo fmt --all -- --check", "Cargo.toml");
+        check("cargo test", "`Cargo.toml`: a Rust project".to_string());
     }
     if has("package.json") {
-        let (name, run) = if has("pnpm-lock.yaml") {
-            ("pnpm", "pnpm")
+        let (name, run, lock) = if has("pnpm-lock.yaml") {
+            ("pnpm", "pnpm", "pnpm-lock.yaml")
         } else if has("yarn.lock") {
-            ("yarn", "yarn")
-        } else if has("bun.lockb") || has("bun.lock") {
-            ("bun", "bun run")
+            ("yarn", "yarn", "yarn.lock")
+        } else if has("bun.lockb") {
+            ("bun", "bun run", "bun.lockb")
+        } else if has("bun.lock") {
+            ("bun", "bun run", "bun.lock")
+        } else if has("package-lock.json") {
+            ("npm", "npm run", "package-lock.json")
         } else {
-            ("npm", "npm run")
+            ("npm", "npm run", "package.json")
         };
-        manager(name, "package.json");
+        manager(name, lock);
         let scripts = npm_scripts(root);
         for (what, script) in [
             ("test", "test"),
@@ -207,8 +278,15 @@ pub fn detect(root: &Path) -> Detected {
                 command(what, &format!("{run} {script}"), "package.json");
             }
         }
+        if scripts.iter().any(|s| s == "test") {
+            check(
+                &format!("{run} test"),
+                format!("`package.json` has a `test` script; `{lock}` says {name}"),
+            );
+        }
     }
-    if has("pyproject.toml") || has("setup.py") || has("requirements.txt") {
+    let python_files = d.languages.iter().any(|(language, _)| language == "Python");
+    if has("pyproject.toml") || has("setup.py") || has("requirements.txt") || python_files {
         let (name, file) = if has("uv.lock") {
             ("uv", "uv.lock")
         } else if has("poetry.lock") {
@@ -217,10 +295,14 @@ pub fn detect(root: &Path) -> Detected {
             ("pip", "pyproject.toml")
         } else if has("setup.py") {
             ("pip", "setup.py")
-        } else {
+        } else if has("requirements.txt") {
             ("pip", "requirements.txt")
+        } else {
+            ("python", "")
         };
-        manager(name, file);
+        if !file.is_empty() {
+            manager(name, file);
+        }
         let pyproject = read_small(&root.join("pyproject.toml")).unwrap_or_default();
         let prefix = if name == "uv" {
             "uv run "
@@ -229,8 +311,28 @@ pub fn detect(root: &Path) -> Detected {
         } else {
             ""
         };
-        if pyproject.contains("pytest") || root.join("tests").is_dir() {
-            command("test", &format!("{prefix}pytest"), "pyproject.toml");
+        if let Some(file) = uses_pytest(root) {
+            let run = if prefix.is_empty() {
+                "python3 -m pytest".to_string()
+            } else {
+                format!("{prefix}pytest")
+            };
+            command("test", &run, file);
+            check(&run, format!("`{file}` names pytest"));
+        } else if has_python_tests(&root.join("tests")) {
+            let run = format!("{prefix}python3 -m unittest discover -s tests");
+            command("test", &run, "tests/");
+            check(
+                &run,
+                "`tests/` has Python tests and nothing names pytest: unittest".to_string(),
+            );
+        } else if has_python_tests(root) {
+            let run = format!("{prefix}python3 -m unittest");
+            command("test", &run, ".");
+            check(
+                &run,
+                "Python tests at the top and nothing names pytest: unittest".to_string(),
+            );
         }
         if pyproject.contains("ruff") {
             command("lint", &format!("{prefix}ruff check ."), "pyproject.toml");
@@ -253,14 +355,20 @@ pub fn detect(root: &Path) -> Detected {
         command("test", "go test ./...", "go.mod");
         command("lint", "go vet ./...", "go.mod");
         command("format", "gofmt -l .", "go.mod");
+        check("go test ./...", "`go.mod`: a Go module".to_string());
     }
     if has("pom.xml") {
         manager("maven", "pom.xml");
         command("test", "mvn test", "pom.xml");
+        check("mvn test", "`pom.xml`: a Maven project".to_string());
     }
     if has("build.gradle") || has("build.gradle.kts") {
         manager("gradle", "build.gradle");
         command("test", "./gradlew test", "build.gradle");
+        check(
+            "./gradlew test",
+            "`build.gradle`: a Gradle project".to_string(),
+        );
     }
     if has("Gemfile") {
         manager("bundler", "Gemfile");
@@ -269,6 +377,8 @@ pub fn detect(root: &Path) -> Detected {
         manager("composer", "composer.json");
     }
     d.commands = commands;
+    // The Makefile's `test` wins (the team's own entry point); then the first ecosystem found.
+    d.check = checks.into_iter().next();
     for file in [
         ".gitlab-ci.yml",
         ".circleci/config.yml",
@@ -445,6 +555,78 @@ mod tests {
                 ("test".into(), "make test".into(), "Makefile".into()),
                 ("lint".into(), "pnpm lint".into(), "package.json".into()),
             ]
+        );
+    }
+
+    fn checked(files: &[(&str, &str)]) -> Option<(String, String)> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (file, text) in files {
+            let path = dir.path().join(file);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, text).expect("write");
+        }
+        detect(dir.path()).check.map(|c| (c.command, c.why))
+    }
+
+    #[test]
+    fn the_check_command_fits_the_ecosystem() {
+        let command = |files: &[(&str, &str)]| checked(files).map(|(c, _)| c);
+        assert_eq!(
+            command(&[
+                (
+                    "pyproject.toml",
+                    "[project.optional-dependencies]\ndev = [\"pytest\"]\n"
+                ),
+                ("app.py", ""),
+            ]),
+            Some("python3 -m pytest".into())
+        );
+        assert_eq!(
+            command(&[("pyproject.toml", "[project]\n"), ("tests/test_app.py", "")]),
+            Some("python3 -m unittest discover -s tests".into())
+        );
+        assert_eq!(
+            command(&[("app.py", ""), ("test_app.py", "import unittest\n")]),
+            Some("python3 -m unittest".into())
+        );
+        assert_eq!(
+            command(&[("uv.lock", ""), ("pyproject.toml", "pytest"), ("a.py", "")]),
+            Some("uv run pytest".into())
+        );
+        assert_eq!(
+            command(&[("Cargo.toml", "[package]\n")]),
+            Some("cargo test".into())
+        );
+        assert_eq!(
+            command(&[("go.mod", "module x\n")]),
+            Some("go test ./...".into())
+        );
+        let node = r#"{"scripts": {"test": "node --test"}}"#;
+        for (lock, expected) in [
+            ("package-lock.json", "npm run test"),
+            ("pnpm-lock.yaml", "pnpm test"),
+            ("yarn.lock", "yarn test"),
+            ("bun.lockb", "bun run test"),
+        ] {
+            assert_eq!(
+                command(&[("package.json", node), (lock, "")]),
+                Some(expected.into()),
+                "{lock}"
+            );
+        }
+        // npm's placeholder script is no test.
+        let placeholder = r#"{"scripts": {"test": "echo \"Error: no test specified\" && exit 1"}}"#;
+        assert_eq!(command(&[("package.json", placeholder)]), None);
+        // The Makefile's `test` wins over the ecosystem's.
+        assert_eq!(
+            command(&[("Makefile", "test:\n\tgo test ./...\n"), ("go.mod", "")]),
+            Some("make test".into())
+        );
+        assert_eq!(command(&[("README.md", "hello\n")]), None);
+        let (_, why) = checked(&[("package.json", node), ("yarn.lock", "")]).expect("a check");
+        assert_eq!(
+            why,
+            "`package.json` has a `test` script; `yarn.lock` says yarn"
         );
     }
 }

@@ -357,10 +357,21 @@ pub fn write(
             format!("`{date}` is not a date (YYYY-MM-DD); this is a bug in spectacular"),
         ));
     }
-    std::fs::create_dir_all(dir)?;
-    let _lock = Lock::take(&dir.join(".lock"))?;
-    let mut known = known_keys(dir);
     let path = dir.join(format!("{date}.md"));
+    // Nothing is written or read through a symbolic link (`knowledge/` linked out of the
+    // project, a lessons file linked to one of the user's).
+    let lock = dir.join(".lock");
+    for at in [dir.parent().unwrap_or(dir), dir, &lock, &path] {
+        if std::fs::symlink_metadata(at).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(std::io::Error::other(format!(
+                "`{}` is a symbolic link; lessons are never written through one",
+                at.display()
+            )));
+        }
+    }
+    std::fs::create_dir_all(dir)?;
+    let _lock = Lock::take(&lock)?;
+    let mut known = known_keys(dir);
     let mut text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -411,7 +422,11 @@ fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .unwrap_or_default();
     let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
-        let mut file = std::fs::File::create(&temp)?;
+        let _ = std::fs::remove_file(&temp);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&temp, path)?;

@@ -30,19 +30,18 @@ spend.jsonl
 knowledge/learnings/.lock
 ";
 
-/// `config.yaml`, every setting commented out at its default.
-pub const CONFIG: &str = "\
-# Spectacular project configuration. Every setting is shown at its default; uncomment to change.
+/// `config.yaml`, every setting commented out at its default but the check command
+/// [`config`] fills in.
+const CONFIG: &str = "\
+# Spectacular project configuration. Settings commented out are shown at their default;
+# uncomment to change.
 # Schema: `spectacular schema config`.
 
 # The mission `spectacular run <spec.md>` runs, with the Markdown file as its `spec` input
 # (a built-in or project mission name, or a path).
 # spec_mission: software-dev
 
-# Inputs given to that mission unless `--input` gives them.
-# spec_inputs:
-#   check_command: cargo test
-
+{SPEC_INPUTS}
 # The spec analysis (`spectacular analyse`): the weights of the complexity dimensions, the
 # lowest score of each tier, and how many repository files it looks at.
 # analysis:
@@ -59,6 +58,25 @@ pub const CONFIG: &str = "\
 #     executor: 4000     # conventions.md, gotchas.md, learnings about its files
 #     validator: 2000    # conventions.md
 ";
+
+/// `config.yaml` for a repository whose check command is `check` (commented out when init
+/// found none).
+pub fn config(check: Option<&super::Check>) -> String {
+    let inputs = match check {
+        Some(check) => format!(
+            "# Inputs given to that mission unless `--input` gives them. `spectacular init` chose\n\
+             # the check command because {}.\n\
+             spec_inputs:\n  check_command: {}\n",
+            check.why,
+            serde_json::Value::String(check.command.clone())
+        ),
+        None => "# Inputs given to that mission unless `--input` gives them. `spectacular init` \
+                 found no test\n# command: set the one that checks your work.\n\
+                 # spec_inputs:\n#   check_command: make test\n"
+            .to_string(),
+    };
+    CONFIG.replace("{SPEC_INPUTS}", &inputs)
+}
 
 fn architecture(root: &Path) -> String {
     let mut text = String::from(
@@ -81,7 +99,7 @@ this. -->\n";
 
 /// Create what does not exist yet under `root/.spectacular/` (`dot_dir`); return every path
 /// with whether it was created.
-pub fn init(root: &Path, dot_dir: &Path) -> std::io::Result<Vec<Created>> {
+pub fn init(root: &Path, dot_dir: &Path) -> std::io::Result<(Detected, Vec<Created>)> {
     let detected: Detected = super::detect(root);
     let knowledge = dot_dir.join(DIR);
     let mut done = Vec::new();
@@ -96,7 +114,7 @@ pub fn init(root: &Path, dot_dir: &Path) -> std::io::Result<Vec<Created>> {
     }
     let files: Vec<(PathBuf, String)> = vec![
         (dot_dir.join(".gitignore"), GITIGNORE.to_string()),
-        (dot_dir.join("config.yaml"), CONFIG.to_string()),
+        (dot_dir.join("config.yaml"), config(detected.check.as_ref())),
         (knowledge.join("architecture.md"), architecture(root)),
         (
             knowledge.join("conventions.md"),
@@ -110,7 +128,7 @@ pub fn init(root: &Path, dot_dir: &Path) -> std::io::Result<Vec<Created>> {
         let created = write_new(&path, &text)?;
         done.push(Created { path, created });
     }
-    Ok(done)
+    Ok((detected, done))
 }
 
 /// Write `text` to `path` unless something is there (atomically decided by `create_new`).

@@ -159,6 +159,10 @@ pub struct OutputCheck {
     pub spec: Option<String>,
     /// The plan (a template) verdicts are about.
     pub plan: Option<String>,
+    /// Set by the engine when it prepares an attempt: the copy of the spec taken when the run
+    /// started, which coverage is checked against (the spec on disk may have changed since).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_spec: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -167,13 +171,23 @@ pub struct OnFailure {
     pub max_loops: u32,
 }
 
+/// Why a text is not a duration.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum DurationError {
+    /// A bare number: mission files always name the unit.
+    #[error("`{0}` has no unit")]
+    NoUnit(String),
+    #[error(transparent)]
+    Invalid(#[from] humantime::DurationError),
+}
+
 /// Parse a humantime duration as mission files write them.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let trimmed = text.trim();
     if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return Err(format!("`{trimmed}` has no unit"));
+        return Err(DurationError::NoUnit(trimmed.to_string()));
     }
-    humantime::parse_duration(trimmed).map_err(|e| e.to_string())
+    Ok(humantime::parse_duration(trimmed)?)
 }
 
 /// Format a duration the way users write them (`1h 30m`).

@@ -211,6 +211,10 @@ pub enum FailureKind {
     Checks,
     /// Merging a work package's branch conflicted with what was merged before it.
     Conflict,
+    /// Something the engine's git was about to act on is not what the engine made: a
+    /// worktree's path, `.git`, branch or commit, the integration branch, or the
+    /// repository's config changed under it. Nothing was done; never retried.
+    Tampered,
 }
 
 impl FailureKind {
@@ -229,6 +233,7 @@ impl FailureKind {
             FailureKind::Denied => "denied",
             FailureKind::Checks => "checks",
             FailureKind::Conflict => "conflict",
+            FailureKind::Tampered => "tampered",
         }
     }
 }

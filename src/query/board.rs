@@ -13,13 +13,15 @@
 //! | `in_review` | `attempt.started` of a phase downstream of its parent (a merge, a check, a review; a downstream fan-out child only for the same key), or a downstream gate approved |
 //! | `approved` | a `merge.step` of its branch with outcome `merged` or `already` |
 //! | `done` | the package succeeded and every phase downstream of its parent succeeded or was skipped, or `run.succeeded` |
-//! | `blocked` | its own `phase.failed`; `phase.skipped` because a dependency failed; a `merge.step` `conflict`; an `approval.requested` for it or for a gate downstream; `phase.failed` of a phase downstream, or `run.failed`, while it waited for review |
+//! | `blocked` | its own `phase.failed`; `phase.skipped` because a dependency failed; a `merge.step` `conflict`; an `approval.requested` for it or for a gate downstream; `phase.failed` of a phase downstream, or `run.failed`, while it waited for review or was merged |
 //! | `canceled` | `phase.skipped` for a condition or a cancel; `run.canceled` or `run.failed` before it was done with its work; dropped from a new expansion |
 //!
 //! Phases that run `always` (a report, a cleanup) are neither review nor needed for `done`.
 //! The four columns collapse the states: planned (`planned`), doing (`claimed`,
 //! `in_progress`), review (`for_review`, `in_review`), done (`approved`, `done`,
-//! `canceled`); a blocked package stays in the column of the state it was blocked in.
+//! `canceled`); a blocked package stays in the column of the state it was blocked in (review for
+//! a merged one), and a package the run's end canceled or blocked stays where it stopped: on a
+//! failed run, nothing that was not done shows under done.
 //!
 //! Pure: a function of the events; never writes anything.
 
@@ -149,6 +151,9 @@ pub struct Card {
     /// What its attempts cost, every loop included.
     pub cost_usd: f64,
     pub attempts: u32,
+    /// Time its attempts ran, in milliseconds, every loop included (an attempt still running
+    /// is not counted).
+    pub work_ms: u64,
     /// Rework loops that sent it back to `planned`.
     pub loops: u32,
     /// Its branch, once an attempt committed work on it (or a merge named it).
@@ -165,6 +170,9 @@ pub struct Card {
     /// The state before `blocked`, for its column.
     #[serde(skip)]
     before_blocked: WpState,
+    /// When its running attempt started.
+    #[serde(skip)]
+    attempt_since: Option<String>,
 }
 
 impl Card {
@@ -186,10 +194,29 @@ impl Card {
             });
         }
         self.note = note;
-        self.column = match state {
-            WpState::Blocked => self.before_blocked.column(),
-            other => other.column(),
+        self.column = match (state, self.before_blocked) {
+            // Merged but not yet through the phases after the merge: it stopped in review.
+            (WpState::Blocked, WpState::Approved) => Column::Review,
+            (WpState::Blocked, before) => before.column(),
+            (other, _) => other.column(),
         };
+    }
+
+    /// Enter `state` where it stopped: its column stays the one it was in.
+    fn stop(&mut self, state: WpState, event: &Event, note: impl Into<String>) {
+        let column = self.column;
+        self.enter(state, event, note);
+        self.column = column;
+    }
+
+    /// An attempt of it ended at `event`: its time counts.
+    fn attempt_ended(&mut self, event: &Event) {
+        if let Some(since) = self.attempt_since.take() {
+            let until = humantime::parse_rfc3339_weak(&event.ts).ok();
+            if let Some(ms) = until.and_then(|u| age_ms(&since, u)) {
+                self.work_ms += ms;
+            }
+        }
     }
 
     /// Has it finished its own work, waiting for downstream phases?
@@ -349,6 +376,7 @@ pub fn board(events: &[Event]) -> Board {
                         model: None,
                         cost_usd: 0.0,
                         attempts: 0,
+                        work_ms: 0,
                         loops: 0,
                         branch: None,
                         transitions: vec![Transition {
@@ -359,6 +387,7 @@ pub fn board(events: &[Event]) -> Board {
                         succeeded: false,
                         gate: None,
                         before_blocked: WpState::Planned,
+                        attempt_since: None,
                     });
                     card.title = title;
                     card.lane = child.lane;
@@ -383,6 +412,7 @@ pub fn board(events: &[Event]) -> Board {
             EventData::AttemptStarted(d) => {
                 if let Some(card) = cards.get_mut(&d.phase) {
                     card.attempts += 1;
+                    card.attempt_since = Some(event.ts.clone());
                     card.succeeded = false;
                     card.enter(WpState::InProgress, event, "");
                 }
@@ -412,6 +442,7 @@ pub fn board(events: &[Event]) -> Board {
             }
             EventData::AttemptSucceeded(d) => {
                 if let Some(card) = cards.get_mut(&d.phase) {
+                    card.attempt_ended(event);
                     card.agent = d.agent.clone().or(card.agent.take());
                     if let Some(usage) = &d.usage {
                         card.model = usage.model.clone().or(card.model.take());
@@ -425,6 +456,7 @@ pub fn board(events: &[Event]) -> Board {
             }
             EventData::AttemptFailed(d) => {
                 if let Some(card) = cards.get_mut(&d.phase) {
+                    card.attempt_ended(event);
                     card.agent = d.agent.clone().or(card.agent.take());
                     if let Some(usage) = &d.usage {
                         card.model = usage.model.clone().or(card.model.take());
@@ -589,9 +621,9 @@ pub fn board(events: &[Event]) -> Board {
                 for card in cards.values_mut() {
                     match card.state {
                         WpState::Planned | WpState::Claimed | WpState::InProgress => {
-                            card.enter(WpState::Canceled, event, "the run failed first")
+                            card.stop(WpState::Canceled, event, "the run failed first")
                         }
-                        WpState::ForReview | WpState::InReview => {
+                        WpState::ForReview | WpState::InReview | WpState::Approved => {
                             let why = if failed.is_empty() {
                                 "the run failed".to_string()
                             } else {
@@ -615,7 +647,7 @@ pub fn board(events: &[Event]) -> Board {
                             | WpState::ForReview
                             | WpState::InReview
                     ) {
-                        card.enter(WpState::Canceled, event, CANCELED_RUN);
+                        card.stop(WpState::Canceled, event, CANCELED_RUN);
                     }
                 }
             }

@@ -43,6 +43,7 @@ pub struct Group {
     pub calls: u64,
     pub cost_usd: f64,
     pub average_usd: f64,
+    /// Its part of the cost, or of the calls when no call cost anything (`Report::share_of`).
     pub share: f64,
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -58,6 +59,8 @@ pub struct Report {
     pub estimated_usd: f64,
     /// How many calls those are.
     pub estimated_calls: u64,
+    /// What the shares are of: `cost`, or `calls` when no call cost anything (unpriced agents).
+    pub share_of: &'static str,
     pub groups: Vec<Group>,
 }
 
@@ -138,11 +141,17 @@ pub fn report(calls: &[Call], by: By, since: Option<String>) -> Report {
         g.output_tokens += call.output_tokens;
     }
     let total: f64 = groups.values().map(|g| g.cost_usd).sum();
+    let all_calls = calls.len().max(1) as f64;
     let mut groups: Vec<Group> = groups
         .into_values()
         .map(|mut g| {
             g.average_usd = g.cost_usd / g.calls.max(1) as f64;
-            g.share = if total > 0.0 { g.cost_usd / total } else { 0.0 };
+            // Free calls (unpriced agents) still have their part: of the calls.
+            g.share = if total > 0.0 {
+                g.cost_usd / total
+            } else {
+                g.calls as f64 / all_calls
+            };
             g
         })
         .collect();
@@ -157,6 +166,7 @@ pub fn report(calls: &[Call], by: By, since: Option<String>) -> Report {
         cost_usd: total,
         estimated_usd: estimated.iter().map(|c| c.cost_usd).sum(),
         estimated_calls: estimated.len() as u64,
+        share_of: if total > 0.0 { "cost" } else { "calls" },
         groups,
     }
 }
@@ -174,6 +184,28 @@ pub fn parse_since(text: &str, now: std::time::SystemTime) -> Result<String, Str
         .checked_sub(back)
         .ok_or_else(|| format!("`--since {text}` reaches before 1970"))?;
     Ok(humantime::format_rfc3339_millis(at).to_string())
+}
+
+/// Shares as tenths of a percent that add up to exactly 100.0% (largest remainders get the
+/// rounding), so that a table never shows 99.9% or 100.1% in all.
+pub fn tenths(shares: &[f64]) -> Vec<u64> {
+    let sum: f64 = shares.iter().sum();
+    if shares.is_empty() || sum <= 0.0 {
+        return vec![0; shares.len()];
+    }
+    let exact: Vec<f64> = shares.iter().map(|s| s / sum * 1000.0).collect();
+    let mut out: Vec<u64> = exact.iter().map(|e| e.floor() as u64).collect();
+    let mut order: Vec<usize> = (0..shares.len()).collect();
+    order.sort_by(|&a, &b| {
+        (exact[b] - exact[b].floor())
+            .total_cmp(&(exact[a] - exact[a].floor()))
+            .then(a.cmp(&b))
+    });
+    let missing = 1000u64.saturating_sub(out.iter().sum());
+    for &i in order.iter().cycle().take(missing as usize) {
+        out[i] += 1;
+    }
+    out
 }
 
 /// The report as a table.
@@ -196,16 +228,18 @@ pub fn text(report: &Report) -> String {
         "TOKENS IN".into(),
         "TOKENS OUT".into(),
     ];
+    let shares = tenths(&report.groups.iter().map(|g| g.share).collect::<Vec<_>>());
     let rows: Vec<[String; 7]> = report
         .groups
         .iter()
-        .map(|g| {
+        .zip(&shares)
+        .map(|(g, share)| {
             [
                 g.key.clone(),
                 g.calls.to_string(),
                 super::usd(g.cost_usd),
                 super::usd(g.average_usd),
-                format!("{:.1}%", g.share * 100.0),
+                format!("{}.{}%", share / 10, share % 10),
                 g.input_tokens.to_string(),
                 g.output_tokens.to_string(),
             ]
@@ -228,6 +262,13 @@ pub fn text(report: &Report) -> String {
         report.calls,
         if report.calls == 1 { "" } else { "s" }
     );
+    if report.calls > 0 && report.share_of == "calls" {
+        let _ = writeln!(
+            out,
+            "no call was priced (agents without prices, such as `command` agents): shares are \
+             of the calls"
+        );
+    }
     if report.estimated_calls > 0 {
         let _ = writeln!(
             out,
@@ -238,4 +279,52 @@ pub fn text(report: &Report) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(agent: &str, cost_usd: f64) -> Call {
+        Call {
+            run_id: "r".into(),
+            mission: "m".into(),
+            phase: "p".into(),
+            agent: agent.into(),
+            model: "-".into(),
+            day: "2026-12-07".into(),
+            ts: "2026-12-07T00:00:00Z".into(),
+            cost_usd,
+            input_tokens: 0,
+            output_tokens: 0,
+            estimated: false,
+        }
+    }
+
+    #[test]
+    fn shares_add_up_to_a_hundred_percent() {
+        assert_eq!(tenths(&[1.0, 1.0, 1.0]), [334, 333, 333]);
+        assert_eq!(tenths(&[0.0, 0.0]), [0, 0]);
+        assert_eq!(tenths(&[]), Vec::<u64>::new());
+        let calls = [call("a", 0.1), call("b", 0.1), call("c", 0.1)];
+        let shown = text(&report(&calls, By::Agent, None));
+        assert_eq!(shown.matches("33.3%").count(), 2, "{shown}");
+        assert_eq!(shown.matches("33.4%").count(), 1, "{shown}");
+    }
+
+    #[test]
+    fn free_calls_share_by_calls_and_say_so() {
+        let calls = [call("shell", 0.0), call("shell", 0.0), call("other", 0.0)];
+        let report = report(&calls, By::Agent, None);
+        assert_eq!(report.share_of, "calls");
+        let shown = text(&report);
+        assert!(
+            shown.contains("66.7%") && shown.contains("33.3%"),
+            "{shown}"
+        );
+        assert!(shown.contains("shares are of the calls"), "{shown}");
+        let priced = super::report(&[call("a", 0.5)], By::Agent, None);
+        assert_eq!(priced.share_of, "cost");
+        assert!(!text(&priced).contains("shares are of the calls"));
+    }
 }

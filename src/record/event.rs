@@ -354,6 +354,11 @@ pub struct AttemptSucceeded {
     /// What a `workspace: worktree` attempt left on its branch, committed by the engine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git: Option<Box<GitWork>>,
+    /// For a `workspace: integration` attempt (checks, a validator): the integration
+    /// branch's commit it ran on, the same before and after it. `--apply` applies exactly
+    /// this commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration_head: Option<String>,
 }
 
 /// The work an attempt committed on its work package's branch.
@@ -562,6 +567,9 @@ pub struct PlanSummary {
     pub estimate_usd: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// The plan was written by an agent with no prices (a `command` agent): no estimate.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unpriced: bool,
 }
 
 /// A person answered question `question` (1-based) of the clarification `phase` waits for.

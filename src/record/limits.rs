@@ -36,6 +36,8 @@ pub const EVENT_MAX: usize = 1024 * 1024;
 pub const ANSWER_MAX: usize = 2_000;
 /// The most questions one clarification asks.
 pub const QUESTIONS_MAX: usize = 20;
+/// The most work packages in a plan, and in a plan summary recorded in an event.
+pub const WORK_PACKAGES_MAX: usize = 200;
 
 /// Make `s` one line of at most `max` characters: control characters (newlines, tabs,
 /// escapes…) become spaces, runs of whitespace one space, and the ends are trimmed. What a
@@ -105,10 +107,18 @@ pub fn bound_text(text: &mut String, max: usize, full_at: Option<&str>) {
 
 /// Replace `value` with a marker string when its JSON is larger than `max` bytes.
 pub fn bound_value(value: &mut Value, max: usize, full_at: Option<&str>) {
+    bound_value_sized(value, max, full_at);
+}
+
+/// [`bound_value`], returning the size of the JSON of what is left (the value is serialised
+/// once, to count).
+fn bound_value_sized(value: &mut Value, max: usize, full_at: Option<&str>) -> usize {
     let size = json_size(value);
     if size > max {
         *value = Value::String(value_marker(size, full_at));
+        return json_size(value);
     }
+    size
 }
 
 /// The last `lines` non-empty lines of a captured stream, joined with ` / `, redacted, then
@@ -238,9 +248,9 @@ fn slots(data: &mut EventData) -> Vec<Slot<'_>> {
             }
             if let Some(plan) = &mut d.plan {
                 text(s, &mut plan.phase);
-                plan.lanes.truncate(crate::tasks::MAX_WORK_PACKAGES);
-                plan.work_packages.truncate(crate::tasks::MAX_WORK_PACKAGES);
-                plan.uncovered.truncate(crate::tasks::MAX_WORK_PACKAGES);
+                plan.lanes.truncate(WORK_PACKAGES_MAX);
+                plan.work_packages.truncate(WORK_PACKAGES_MAX);
+                plan.uncovered.truncate(WORK_PACKAGES_MAX);
                 for id in plan
                     .work_packages
                     .iter_mut()
@@ -306,9 +316,9 @@ pub fn sanitize(data: &mut EventData, redactor: &Redactor) {
                 budgeted,
             } => {
                 redactor.redact_value(value);
-                bound_value(value, VALUE_MAX, full_at.as_deref());
+                let size = bound_value_sized(value, VALUE_MAX, full_at.as_deref());
                 if *budgeted {
-                    json_size(value)
+                    size
                 } else {
                     0
                 }

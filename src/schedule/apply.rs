@@ -289,6 +289,7 @@ impl Scheduler {
                 | FailureKind::Unavailable
                 | FailureKind::Checks
                 | FailureKind::Conflict
+                | FailureKind::Tampered
         ) && !retry.non_retryable.contains(&kind);
         let next = inst.round_attempts + 1;
         let delay = retry.backoff(next);

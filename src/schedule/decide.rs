@@ -378,7 +378,13 @@ impl Scheduler {
                 }
                 if let (Some(on_failure), None) = (&phase.on_failure, inst.parent) {
                     let done = self.loops.get(&inst.name).copied().unwrap_or(0);
-                    if done < on_failure.max_loops && kind != FailureKind::Canceled {
+                    // A loop sends the work back: not for what the work cannot fix (a
+                    // cancel, a timeout, a program that is not there).
+                    let about_the_work = !matches!(
+                        kind,
+                        FailureKind::Canceled | FailureKind::Timeout | FailureKind::Unavailable
+                    );
+                    if done < on_failure.max_loops && about_the_work {
                         // Checks and conflicts name what is wrong: only the work packages
                         // concerned are redone (all of them when none can be told).
                         let redo = self.work_to_redo(i, kind, &on_failure.goto);

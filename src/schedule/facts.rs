@@ -68,9 +68,15 @@ pub(super) fn plan_summary(s: &Scheduler) -> Option<Box<crate::record::event::Pl
             e.get("model")?.as_str()?.to_string(),
         ))
     });
-    Some(Box::new(crate::tasks::approval_summary(
-        &inst.name, &report, estimate,
-    )))
+    let unpriced = inst
+        .values
+        .get(crate::tasks::ESTIMATE_VALUE)
+        .and_then(|e| e.get("unpriced"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let mut summary = crate::tasks::approval_summary(&inst.name, &report, estimate);
+    summary.unpriced = unpriced;
+    Some(Box::new(summary))
 }
 
 fn outputs(s: &Scheduler) -> Value {

@@ -15,8 +15,10 @@ pub const MAX_ITEM_ID_LEN: usize = 64;
 const SHOWN_CHARS: usize = 40;
 
 /// Is `id` a valid item id: 1 to [`MAX_ITEM_ID_LEN`] ASCII letters, digits, `-`, `_` and `.`,
-/// starting with a letter, a digit or `_`? Such an id is a single, ordinary path segment
-/// (never `.`, `..`, hidden, an option, or a separator) and fits on one line.
+/// starting with a letter, a digit or `_`, without `..` and not ending with `.` or `.lock`?
+/// Such an id is a single, ordinary path segment (never `.`, `..`, hidden, an option, or a
+/// separator), fits on one line, and ends a git branch name git accepts
+/// (`spectacular/<run>-<id>`).
 pub fn is_item_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_ITEM_ID_LEN
@@ -24,6 +26,9 @@ pub fn is_item_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !id.contains("..")
+        && !id.ends_with('.')
+        && !id.to_ascii_lowercase().ends_with(".lock")
 }
 
 /// `s` for an error message: control characters and quotes escaped, at most
@@ -59,7 +64,8 @@ fn check_key(index: usize, key: &str) -> Result<(), String> {
     Err(format!(
         "item {index} has {problem}; item ids name children and their files, so they must be \
          1 to {MAX_ITEM_ID_LEN} ASCII letters, digits, `-`, `_` and `.`, starting with a letter, \
-         a digit or `_`: give the item an `id` like `task-{index}`"
+         a digit or `_`, without `..` and not ending with `.` or `.lock` (they name git \
+         branches too): give the item an `id` like `task-{index}`"
     ))
 }
 
@@ -275,13 +281,28 @@ mod tests {
 
     #[test]
     fn item_ids_are_plain_path_segments() {
-        for good in ["a", "wp-1", "Task_2", "v1.2.3", "_x", "0", "a..b"] {
+        for good in ["a", "wp-1", "Task_2", "v1.2.3", "_x", "0", "a.locks"] {
             assert!(is_item_id(good), "{good}");
         }
         let long = "a".repeat(MAX_ITEM_ID_LEN + 1);
         for bad in [
-            "", ".", "..", ".hidden", "-rf", "a/b", "a\\b", "a b", "a\nb", "a\0b", "a[1]", "é",
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "-rf",
+            "a/b",
+            "a\\b",
+            "a b",
+            "a\nb",
+            "a\0b",
+            "a[1]",
+            "é",
             &long,
+            "wp-greet.lock",
+            "a..b",
+            "a.",
+            "x.LOCK",
         ] {
             assert!(!is_item_id(bad), "{bad:?}");
         }

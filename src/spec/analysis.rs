@@ -25,6 +25,8 @@ pub struct Summary {
     pub success_criteria: usize,
     pub stories: usize,
     pub scenarios: usize,
+    /// Criteria written as EARS statements (`WHEN … THE SYSTEM SHALL …`, any pattern).
+    pub ears: usize,
     pub edge_cases: usize,
     pub items: usize,
     pub paragraphs: usize,
@@ -66,6 +68,9 @@ pub struct CriterionRow {
     pub line: u32,
     pub column: u32,
     pub covers: Vec<String>,
+    /// Its EARS parts (`event`, `state`, `unwanted`, `optional`, `ubiquitous`; `scenario`
+    /// for Given/When/Then), when it is written so.
+    pub ears: Option<super::model::Ears>,
 }
 
 /// What the repository walk found, in short.
@@ -203,6 +208,11 @@ fn finish(
             .count(),
         stories: spec.stories.len(),
         scenarios: spec.scenarios.len(),
+        ears: spec
+            .criteria
+            .iter()
+            .filter(|c| c.ears.as_ref().is_some_and(|e| e.pattern != "scenario"))
+            .count(),
         edge_cases: spec.edge_cases.len(),
         items: spec.items.len(),
         paragraphs: spec.paragraphs.len(),
@@ -236,6 +246,7 @@ fn finish(
             line: c.location.line,
             column: c.location.col,
             covers: c.covers.clone(),
+            ears: c.ears.clone(),
         })
         .collect();
     let questions = spec

@@ -144,6 +144,10 @@ pub(super) fn check(text: &str, spec: &mut Spec, out: &mut Vec<Diagnostic>) {
         return;
     }
     let path = spec.source.clone();
+    if let Some(d) = unfilled_template(&path, spec) {
+        out.push(d);
+        return;
+    }
     duplicates(text, &path, spec, out);
     cover(spec);
     let at = |l: Location| Some(l.span());
@@ -295,6 +299,49 @@ fn duplicates(text: &str, path: &str, spec: &Spec, out: &mut Vec<Diagnostic>) {
     }
 }
 
+/// A template's placeholder: `[FEATURE NAME]`, `[###-feature-name]`, `[specific capability]`,
+/// `[Brief Title]`; never a link (`[text](url)`), a checkbox or a Spec Kit marker.
+static PLACEHOLDER: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r"\[(?:[A-Z][A-Z0-9 _#/-]{2,}|#{2,}[^\]]*|(?:specific|brief|describe|e\.g\.|entity|outcome|key|primary|number|date|link|feature|user|measurable|metric|action|state|initial|expected|boundary|error|what|how|system|area|role|type|another)[^\]]{0,60})\](?:[^(]|$)")
+        .expect("valid regex")
+});
+
+/// The spec is a template never filled in (its title, or most of its requirements, are
+/// placeholders): analysing it would report the template's own examples as the feature.
+fn unfilled_template(path: &str, spec: &Spec) -> Option<Diagnostic> {
+    let placeholder =
+        |t: &str| PLACEHOLDER.is_match(&format!("{t} ")) && !t.contains("NEEDS CLARIFICATION");
+    let title = spec.sections.first().filter(|s| placeholder(&s.title));
+    let listed = spec.requirements.len() + spec.criteria.len();
+    let unfilled = spec
+        .requirements
+        .iter()
+        .map(|r| r.text.as_str())
+        .chain(spec.criteria.iter().map(|c| c.text.as_str()))
+        .filter(|t| placeholder(t))
+        .count();
+    let at = match title {
+        Some(s) => s.location,
+        None if listed > 0 && unfilled * 2 > listed => spec
+            .requirements
+            .iter()
+            .map(|r| r.location)
+            .chain(spec.criteria.iter().map(|c| c.location))
+            .min()
+            .unwrap_or_default(),
+        None => return None,
+    };
+    Some(
+        Diagnostic::new(
+            Code::UnfilledTemplate,
+            "the spec is an unfilled template: its placeholders were never replaced",
+        )
+        .at(path, Some(at.span()), "")
+        .label("a placeholder, not the feature's own text")
+        .help("write the feature's title, requirements and criteria in place of the bracketed placeholders"),
+    )
+}
+
 /// Above this many requirement × criterion pairs only ownership and named ids decide
 /// coverage (the stem overlap is skipped), so that a hostile spec stays linear.
 pub(crate) const MAX_OVERLAP_PAIRS: usize = 2_000_000;
@@ -302,7 +349,8 @@ pub(crate) const MAX_OVERLAP_PAIRS: usize = 2_000_000;
 /// An id named in a criterion's text, as a whole token (`NFR-001` is not `FR-001`, `R1.2` is
 /// not `R1`).
 static ID_TOKEN: LazyLock<regex::Regex> = LazyLock::new(|| {
-    regex::Regex::new(r"\b[A-Z][A-Z0-9]{0,5}-?\d{1,4}(?:\.\d{1,3})*\b").expect("valid regex")
+    regex::Regex::new(r"\b[A-Z][A-Z0-9]{0,5}(?:-[A-Z]{2,12})?-?\d{1,9}[A-Za-z]?(?:\.\d{1,3})*\b")
+        .expect("valid regex")
 });
 
 /// Fill `covers` of every criterion by the rule in the module docs.
@@ -319,6 +367,15 @@ fn cover(spec: &mut Spec) {
     } else {
         Vec::new()
     };
+    // How many requirements use each stem, for its weight: ln(1 + n / uses).
+    let mut uses: HashMap<&str, usize> = HashMap::new();
+    for own in &req_stems {
+        for s in own {
+            *uses.entry(s.as_str()).or_default() += 1;
+        }
+    }
+    let n = req_stems.len().max(1) as f64;
+    let weight = |s: &str| (1.0 + n / uses.get(s).copied().unwrap_or(1) as f64).ln();
     for c in spec.criteria.iter_mut() {
         let owned = !c.covers.is_empty();
         let mut covered: std::collections::HashSet<usize> = c
@@ -337,22 +394,39 @@ fn cover(spec: &mut Spec) {
             continue;
         }
         let criterion_stems = stems(&c.text);
-        for (i, r) in requirements.iter().enumerate() {
-            let needed = req_stems[i].len().min(2);
+        // Each requirement this criterion shares enough with, by the weight of what is
+        // shared: a stem most requirements use (`group` in a spec about groups) says little.
+        let mut scored: Vec<(f64, usize)> = Vec::new();
+        for (i, _) in requirements.iter().enumerate() {
+            let own = &req_stems[i];
+            let needed = own.len().min(2);
             if needed == 0 || covered.contains(&i) {
                 continue;
             }
-            let shared = req_stems[i]
-                .iter()
-                .filter(|s| criterion_stems.contains(s))
-                .count();
-            if shared >= needed {
-                covered.insert(i);
-                c.covers.push(r.id.clone());
+            let shared: Vec<&String> = own.iter().filter(|s| criterion_stems.contains(s)).collect();
+            if shared.len() < needed {
+                continue;
             }
+            let total: f64 = own.iter().map(|s| weight(s)).sum();
+            let part: f64 = shared.iter().map(|s| weight(s)).sum();
+            if total > 0.0 {
+                scored.push((part / total, i));
+            }
+        }
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let best = scored.first().map_or(0.0, |s| s.0);
+        for &(score, i) in scored.iter().take(MAX_OVERLAP_LINKS) {
+            if score < best * 0.5 || score < 0.2 {
+                break;
+            }
+            covered.insert(i);
+            c.covers.push(requirements[i].id.clone());
         }
     }
 }
+
+/// The most requirements one criterion covers by shared words (named ids are not limited).
+const MAX_OVERLAP_LINKS: usize = 4;
 
 /// Whether `text` names `id` as a whole token.
 #[cfg(test)]

@@ -10,24 +10,7 @@ use super::analysis::Analysis;
 use super::checks::{vague_terms, VAGUE_TERMS};
 use crate::record::limits::{one_line, ANSWER_MAX};
 
-/// When a spec asks its questions: the `clarify:` key of `.spectacular/config.yaml`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ClarifyConfig {
-    /// Ask when the ambiguity dimension reaches this score (0..1), or when clarification
-    /// markers remain, whatever the score.
-    pub ambiguity: f64,
-    /// Ask at most this many questions at once (Spec Kit asks five).
-    pub max_questions: usize,
-}
-
-impl Default for ClarifyConfig {
-    fn default() -> ClarifyConfig {
-        ClarifyConfig {
-            ambiguity: 0.5,
-            max_questions: 5,
-        }
-    }
-}
+pub use crate::config::project::ClarifyConfig;
 
 /// The questions to ask about an analysed spec, marker questions first, then those a
 /// clarifier proposed, then (when the ambiguity reaches the threshold) those about vague terms

@@ -1,11 +1,13 @@
 //! What the repository says about a spec: the files and symbols it names, the manifests and
-//! their dependencies, the size of the modules involved. The walk respects `.gitignore` (and
-//! skips hidden files), stops after `max_files` files and reads at most
+//! their dependencies, the size of the modules involved. The walk runs on every core, respects
+//! `.gitignore` (and skips hidden files), reads only source files (when the spec names
+//! identifiers) and manifests, stops after `max_files` files and reads at most
 //! [`MAX_READ_BYTES`] of source, [`MAX_FILE_BYTES`] per file; when it stops early it says so.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{LazyLock, Mutex};
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use regex::Regex;
@@ -126,57 +128,67 @@ pub fn identifiers(text: &str) -> Vec<String> {
     out
 }
 
-/// Walk `root` looking for `identifiers`.
-pub fn scan(root: &Path, identifiers: &[String], max_files: usize) -> RepoFacts {
-    let mut facts = RepoFacts {
-        identifiers: identifiers.to_vec(),
-        ..RepoFacts::default()
-    };
-    // Content is searched for the names of symbols; paths are compared with path-like
-    // identifiers and with file stems.
-    let searcher = AhoCorasick::builder()
-        .match_kind(MatchKind::LeftmostLongest)
-        .build(identifiers)
-        .ok();
-    let stems: Vec<String> = identifiers.iter().map(|i| snake(i)).collect();
-    let mut found = vec![false; identifiers.len()];
-    let mut read: u64 = 0;
-    let mut dependencies: Vec<String> = Vec::new();
-    let mut ecosystems: Vec<String> = Vec::new();
-    let walker = ignore::WalkBuilder::new(root)
-        .require_git(false)
-        .git_global(false)
-        .build();
-    for entry in walker.flatten() {
+/// What the walk's threads share: the searches, prepared once, and the budgets.
+struct Walk<'a> {
+    root: &'a Path,
+    identifiers: &'a [String],
+    /// Content is searched for the names of symbols.
+    searcher: Option<AhoCorasick>,
+    /// File stems (lowercase, `snake_case`) → the identifiers they stand for.
+    stems: HashMap<String, Vec<usize>>,
+    /// Identifiers compared with the ends of paths (those with a `/` or a `.`).
+    path_like: Vec<usize>,
+    max_files: usize,
+    files: AtomicUsize,
+    read: AtomicU64,
+    found: Mutex<Found>,
+}
+
+/// What the threads found, merged.
+#[derive(Default)]
+struct Found {
+    /// (relative path, ecosystem, dependencies) of each manifest near the root.
+    manifests: Vec<(String, &'static str, Vec<String>)>,
+    matched: Vec<MatchedFile>,
+    read_stopped: bool,
+}
+
+/// Manifests looked at in all (those nearest the root, by path, are kept).
+const MAX_MANIFESTS: usize = 64;
+
+impl Walk<'_> {
+    /// One file of the walk; `Quit` once `max_files` files are seen.
+    fn visit(&self, entry: Result<ignore::DirEntry, ignore::Error>) -> ignore::WalkState {
+        let Ok(entry) = entry else {
+            return ignore::WalkState::Continue;
+        };
         if !entry.file_type().is_some_and(|t| t.is_file()) {
-            continue;
+            return ignore::WalkState::Continue;
         }
-        if facts.files >= max_files {
-            facts.truncated = true;
-            facts.stopped = Some(format!("stopped after {max_files} files"));
-            break;
+        if self.files.fetch_add(1, Ordering::Relaxed) >= self.max_files {
+            return ignore::WalkState::Quit;
         }
-        facts.files += 1;
         let path = entry.path();
         let relative = path
-            .strip_prefix(root)
+            .strip_prefix(self.root)
             .unwrap_or(path)
             .to_string_lossy()
             .replace('\\', "/");
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if let Some((_, ecosystem)) = MANIFESTS.iter().find(|(m, _)| *m == name) {
-            if relative.matches('/').count() <= 2 && facts.manifests.len() < 64 {
-                facts.manifests.push(relative.clone());
-                if !ecosystems.iter().any(|e| e == ecosystem) {
-                    ecosystems.push(ecosystem.to_string());
+        if let Some((manifest, ecosystem)) = MANIFESTS.iter().find(|(m, _)| *m == name) {
+            if relative.matches('/').count() <= 2 {
+                let mut dependencies = Vec::new();
+                if let Some(text) = read_bounded(path).and_then(|b| String::from_utf8(b).ok()) {
+                    manifest_dependencies(manifest, &text, &mut dependencies);
                 }
-                if let Ok(text) = read_bounded(path) {
-                    manifest_dependencies(name, &text, &mut dependencies);
-                }
+                let mut found = self.found.lock().unwrap_or_else(|e| e.into_inner());
+                found
+                    .manifests
+                    .push((relative.clone(), ecosystem, dependencies));
             }
         }
-        if identifiers.is_empty() {
-            continue;
+        if self.identifiers.is_empty() {
+            return ignore::WalkState::Continue;
         }
         let mut hits: Vec<usize> = Vec::new();
         let stem = Path::new(name)
@@ -184,23 +196,23 @@ pub fn scan(root: &Path, identifiers: &[String], max_files: usize) -> RepoFacts 
             .and_then(|s| s.to_str())
             .unwrap_or("")
             .to_lowercase();
-        for (i, ident) in identifiers.iter().enumerate() {
-            let path_like = ident.contains('/') || ident.contains('.');
-            if (path_like && relative.ends_with(ident.as_str()))
-                || (!stem.is_empty() && stem == stems[i])
-            {
+        if let Some(indices) = self.stems.get(&stem) {
+            hits.extend(indices);
+        }
+        for &i in &self.path_like {
+            if relative.ends_with(self.identifiers[i].as_str()) && !hits.contains(&i) {
                 hits.push(i);
             }
         }
         let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         let mut lines = 0;
-        if SOURCE_EXTENSIONS.contains(&extension) && read < MAX_READ_BYTES {
-            let size = entry.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
-            if size <= MAX_FILE_BYTES {
-                if let Ok(bytes) = std::fs::read(path) {
-                    read += bytes.len() as u64;
-                    lines = memchr::memchr_iter(b'\n', &bytes).count();
-                    if let Some(searcher) = &searcher {
+        let mut read_stopped = false;
+        if SOURCE_EXTENSIONS.contains(&extension) {
+            if self.read.load(Ordering::Relaxed) < MAX_READ_BYTES {
+                if let Some(bytes) = read_bounded(path) {
+                    let before = self.read.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    read_stopped = before + bytes.len() as u64 >= MAX_READ_BYTES;
+                    if let Some(searcher) = &self.searcher {
                         for m in searcher.find_iter(&bytes) {
                             let i = m.pattern().as_usize();
                             if !hits.contains(&i) && boundary(&bytes, m.start(), m.end()) {
@@ -208,26 +220,97 @@ pub fn scan(root: &Path, identifiers: &[String], max_files: usize) -> RepoFacts 
                             }
                         }
                     }
+                    if !hits.is_empty() {
+                        lines = memchr::memchr_iter(b'\n', &bytes).count();
+                    }
                 }
-            }
-            if read >= MAX_READ_BYTES && facts.stopped.is_none() {
-                facts.truncated = true;
-                facts.stopped = Some(format!(
-                    "stopped reading source after {} MiB",
-                    MAX_READ_BYTES / (1024 * 1024)
-                ));
+            } else {
+                read_stopped = true;
             }
         }
+        if hits.is_empty() && !read_stopped {
+            return ignore::WalkState::Continue;
+        }
+        let mut found = self.found.lock().unwrap_or_else(|e| e.into_inner());
+        found.read_stopped |= read_stopped;
         if !hits.is_empty() {
             hits.sort_unstable();
-            for &i in &hits {
-                found[i] = true;
-            }
-            facts.matched.push(MatchedFile {
+            found.matched.push(MatchedFile {
                 path: relative,
                 lines,
-                identifiers: hits.iter().map(|&i| identifiers[i].clone()).collect(),
+                identifiers: hits.iter().map(|&i| self.identifiers[i].clone()).collect(),
             });
+        }
+        ignore::WalkState::Continue
+    }
+}
+
+/// Walk `root` looking for `identifiers`, on as many threads as there are cores. What it
+/// finds does not depend on the order the threads see files in, unless the walk stops early.
+pub fn scan(root: &Path, identifiers: &[String], max_files: usize) -> RepoFacts {
+    let mut facts = RepoFacts {
+        identifiers: identifiers.to_vec(),
+        ..RepoFacts::default()
+    };
+    let mut stems: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, identifier) in identifiers.iter().enumerate() {
+        stems.entry(snake(identifier)).or_default().push(i);
+    }
+    stems.remove("");
+    let walk = Walk {
+        root,
+        identifiers,
+        searcher: AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(identifiers)
+            .ok(),
+        stems,
+        path_like: (0..identifiers.len())
+            .filter(|&i| identifiers[i].contains('/') || identifiers[i].contains('.'))
+            .collect(),
+        max_files,
+        files: AtomicUsize::new(0),
+        read: AtomicU64::new(0),
+        found: Mutex::new(Found::default()),
+    };
+    ignore::WalkBuilder::new(root)
+        .require_git(false)
+        .git_global(false)
+        .build_parallel()
+        .run(|| Box::new(|entry| walk.visit(entry)));
+    let seen = walk.files.load(Ordering::Relaxed);
+    facts.files = seen.min(max_files);
+    let found = walk.found.into_inner().unwrap_or_else(|e| e.into_inner());
+    if seen > max_files {
+        facts.truncated = true;
+        facts.stopped = Some(format!("stopped after {max_files} files"));
+    } else if found.read_stopped {
+        facts.truncated = true;
+        facts.stopped = Some(format!(
+            "stopped reading source after {} MiB",
+            MAX_READ_BYTES / (1024 * 1024)
+        ));
+    }
+    let mut manifests = found.manifests;
+    manifests.sort_by(|a, b| a.0.cmp(&b.0));
+    manifests.truncate(MAX_MANIFESTS);
+    let mut ecosystems: Vec<String> = Vec::new();
+    let mut dependencies: Vec<String> = Vec::new();
+    for (path, ecosystem, deps) in manifests {
+        facts.manifests.push(path);
+        if !ecosystems.iter().any(|e| e == ecosystem) {
+            ecosystems.push(ecosystem.to_string());
+        }
+        dependencies.extend(deps);
+    }
+    facts.matched = found.matched;
+    facts.matched.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut found = vec![false; identifiers.len()];
+    for m in &facts.matched {
+        for identifier in &m.identifiers {
+            if let Some(i) = identifiers.iter().position(|x| x == identifier) {
+                found[i] = true;
+            }
         }
     }
     facts.found = identifiers
@@ -268,12 +351,17 @@ pub fn scan(root: &Path, identifiers: &[String], max_files: usize) -> RepoFacts 
     facts
 }
 
-fn read_bounded(path: &Path) -> std::io::Result<String> {
-    let size = std::fs::metadata(path)?.len();
-    if size > MAX_FILE_BYTES {
-        return Err(std::io::Error::other("too large"));
-    }
-    std::fs::read_to_string(path)
+/// The bytes of a file of at most [`MAX_FILE_BYTES`] (`None` for a larger or unreadable
+/// one), read without asking its size first.
+fn read_bounded(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    (bytes.len() as u64 <= MAX_FILE_BYTES).then_some(bytes)
 }
 
 fn boundary(bytes: &[u8], start: usize, end: usize) -> bool {
@@ -394,5 +482,78 @@ mod tests {
             &mut deps,
         );
         assert_eq!(deps, vec!["serde", "tokio"]);
+    }
+
+    #[test]
+    fn the_walk_finds_symbols_paths_and_manifests_whatever_the_order_of_its_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let write = |path: &str, text: &str| {
+            let path = root.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write(
+            "Cargo.toml",
+            "[package]\nname = \"x\"\n[dependencies]\nserde = \"1\"\n",
+        );
+        write("web/package.json", r#"{"dependencies": {"react": "18"}}"#);
+        write("src/auth/login.rs", "fn login() {}\n");
+        write(
+            "src/store.rs",
+            "struct SessionManager;\nfn session_store() {}\nfn session_store_x() {}\n",
+        );
+        write("src/session_manager.py", "pass\n");
+        // Larger than a file may be: not searched.
+        write(
+            "src/big.rs",
+            &"session_store\n".repeat(MAX_FILE_BYTES as usize / 10),
+        );
+        for i in 0..200 {
+            write(&format!("src/filler/f{i}.rs"), "fn nothing() {}\n");
+        }
+        let identifiers: Vec<String> = [
+            "session_store",
+            "src/auth/login.rs",
+            "SessionManager",
+            "Absent",
+        ]
+        .map(String::from)
+        .to_vec();
+        let facts = scan(root, &identifiers, 10_000);
+        assert_eq!(facts.files, 206);
+        assert!(!facts.truncated);
+        assert_eq!(facts.manifests, ["Cargo.toml", "web/package.json"]);
+        assert_eq!(facts.ecosystems, ["node", "rust"]);
+        assert_eq!(facts.dependencies, ["react", "serde"]);
+        assert_eq!(
+            facts.found,
+            ["session_store", "src/auth/login.rs", "SessionManager"]
+        );
+        let matched: Vec<(&str, usize, Vec<&str>)> = facts
+            .matched
+            .iter()
+            .map(|m| {
+                let ids = m.identifiers.iter().map(String::as_str).collect();
+                (m.path.as_str(), m.lines, ids)
+            })
+            .collect();
+        assert_eq!(
+            matched,
+            [
+                ("src/auth/login.rs", 1, vec!["src/auth/login.rs"]),
+                ("src/session_manager.py", 1, vec!["SessionManager"]),
+                ("src/store.rs", 3, vec!["session_store", "SessionManager"]),
+            ]
+        );
+        assert_eq!(
+            scan(root, &identifiers, 10_000),
+            facts,
+            "the same every time"
+        );
+        let stopped = scan(root, &identifiers, 50);
+        assert_eq!(stopped.files, 50);
+        assert!(stopped.truncated);
+        assert_eq!(stopped.stopped.as_deref(), Some("stopped after 50 files"));
     }
 }

@@ -1,6 +1,12 @@
 //! Small text helpers shared by ingest, checks and complexity: columns, clipping, words and
 //! the crude stems the coverage rule compares.
 
+/// A Han, kana or Hangul character: a language written without spaces between words.
+pub(crate) fn is_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7AF | 0xF900..=0xFAFF)
+}
+
 /// The 1-based column (in characters) of byte offset `byte` of `line`.
 pub(crate) fn col(line: &str, byte: usize) -> u32 {
     let byte = floor_boundary(line, byte.min(line.len()));
@@ -62,6 +68,17 @@ const STOPWORDS: &[&str] = &[
 pub(crate) fn stems(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for word in text.split(|c: char| !c.is_alphanumeric()) {
+        if word.chars().any(is_cjk) {
+            // No spaces between Chinese or Japanese words: pairs of characters stand in.
+            let han: Vec<char> = word.chars().filter(|&c| is_cjk(c)).collect();
+            for pair in han.windows(2) {
+                let stem: String = pair.iter().collect();
+                if !out.contains(&stem) {
+                    out.push(stem);
+                }
+            }
+            continue;
+        }
         if word.chars().count() < 4 {
             continue;
         }
@@ -79,7 +96,15 @@ pub(crate) fn stems(text: &str) -> Vec<String> {
 
 /// Whitespace-separated words.
 pub(crate) fn word_count(text: &str) -> u32 {
-    text.split_whitespace().count().min(u32::MAX as usize) as u32
+    // Chinese and Japanese put no spaces between words: each of their characters counts as
+    // a word (as word processors count them), the rest by whitespace.
+    let mut n = 0usize;
+    for word in text.split_whitespace() {
+        let cjk = word.chars().filter(|&c| is_cjk(c)).count();
+        let rest = word.chars().any(|c| !is_cjk(c) && c.is_alphanumeric());
+        n += cjk + usize::from(rest || cjk == 0);
+    }
+    n.min(u32::MAX as usize) as u32
 }
 
 /// `1 item`, `2 items`.

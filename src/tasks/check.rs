@@ -34,6 +34,10 @@ pub struct PlanReport {
     pub more_overlaps: usize,
     /// Packages grouped so that no two packages of different lanes share files.
     pub lanes: Vec<Lane>,
+    /// The spec changed on disk during the run: what to tell (coverage is of the spec as it
+    /// was when the run started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_changed: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -232,7 +236,8 @@ pub fn check(bytes: &[u8], spec: Option<&[SpecRef]>) -> Result<PlanReport, Vec<S
         if !is_item_id(id) && !flagged_ids.contains(&index) {
             problems.push(format!(
                 "work package {index} has the id `{}`; ids must be 1 to 64 ASCII letters, digits, \
-                 `-`, `_` and `.`, starting with a letter, a digit or `_` (like `wp-{index}`)",
+                 `-`, `_` and `.`, starting with a letter, a digit or `_`, without `..` and not \
+                 ending with `.` or `.lock`, since they name git branches (like `wp-{index}`)",
                 shown(id)
             ));
         }
@@ -338,9 +343,17 @@ pub fn check(bytes: &[u8], spec: Option<&[SpecRef]>) -> Result<PlanReport, Vec<S
             for reference in strings(item, "requirement_refs") {
                 match known.get(reference) {
                     Some(&row) => {
-                        let covering = &mut rows[row].work_packages;
-                        if !covering.iter().any(|c| c == id) {
-                            covering.push(id.to_string());
+                        // A user story brings what its scenarios cover.
+                        let through: Vec<usize> = spec[row]
+                            .covers
+                            .iter()
+                            .filter_map(|c| known.get(c.as_str()).copied())
+                            .collect();
+                        for r in std::iter::once(row).chain(through) {
+                            let covering = &mut rows[r].work_packages;
+                            if !covering.iter().any(|c| c == id) {
+                                covering.push(id.to_string());
+                            }
                         }
                     }
                     None => problems.push(format!(
@@ -439,6 +452,7 @@ pub fn check(bytes: &[u8], spec: Option<&[SpecRef]>) -> Result<PlanReport, Vec<S
             .into_values()
             .map(|work_packages| Lane { work_packages })
             .collect(),
+        spec_changed: None,
     })
 }
 

@@ -128,9 +128,88 @@ fn suffixes_related(a: &str, b: &str) -> bool {
     sa.ends_with(sb) || sb.ends_with(sa)
 }
 
+/// Which files a work package's `owned_files` own, as git and the book say: `*` and `?`
+/// within a segment, `**` across segments, `[…]` classes and `{a,b}` alternatives
+/// (`globset`); a glob without wildcards owns that file or, as a directory, everything below
+/// it (`src/auth`, `src/auth/`).
+pub struct Owned {
+    set: globset::GlobSet,
+    /// Globs `globset` refused: matched with the conservative [`may_overlap`].
+    odd: Vec<String>,
+}
+
+impl Owned {
+    pub fn new(globs: &[String]) -> Owned {
+        let mut builder = globset::GlobSetBuilder::new();
+        let mut odd = Vec::new();
+        for glob in globs {
+            let glob = normalize(glob);
+            if glob.is_empty() {
+                continue;
+            }
+            let mut add = |pattern: &str| match globset::GlobBuilder::new(pattern)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+            {
+                Ok(g) => {
+                    builder.add(g);
+                    true
+                }
+                Err(_) => false,
+            };
+            let ok = add(glob) && (glob.contains(WILD) || add(&format!("{glob}/**")));
+            if !ok {
+                odd.push(glob.to_string());
+            }
+        }
+        Owned {
+            set: builder
+                .build()
+                .unwrap_or_else(|_| globset::GlobSet::empty()),
+            odd,
+        }
+    }
+
+    /// Does one of the globs own `path` (relative to the project)?
+    pub fn matches(&self, path: &str) -> bool {
+        self.set.is_match(path) || self.odd.iter().any(|g| may_overlap(g, path))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owned_files_match_as_git_does() {
+        let owned = Owned::new(&[
+            "src/{a,b}.sh".to_string(),
+            "docs/**".to_string(),
+            "lib/*.rs".to_string(),
+            "README.md".to_string(),
+            "tools/".to_string(),
+        ]);
+        for yes in [
+            "src/a.sh",
+            "src/b.sh",
+            "docs/x/y/z.md",
+            "lib/m.rs",
+            "README.md",
+            "tools/t/u.sh",
+        ] {
+            assert!(owned.matches(yes), "{yes}");
+        }
+        for no in [
+            "src/c.sh",
+            "lib/sub/m.rs",
+            "README.md.bak",
+            "other/README.md",
+            "toolsx",
+        ] {
+            assert!(!owned.matches(no), "{no}");
+        }
+    }
 
     #[test]
     fn matching_handles_stars_globstars_and_question_marks() {

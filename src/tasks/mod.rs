@@ -18,7 +18,7 @@
 mod check;
 pub mod globs;
 mod refs;
-mod render;
+pub(crate) mod render;
 pub mod speckit;
 
 use schemars::JsonSchema;
@@ -27,8 +27,8 @@ use serde_json::Value;
 
 pub use check::{check, Lane, Overlap, PlanReport, TraceRow, WorkPackageSummary};
 pub use globs::may_overlap;
-pub use refs::{refs_from_markdown, refs_from_spec, RefKind, SpecRef};
-pub use render::{approval_text, summary_text, traceability_markdown};
+pub use refs::{refs_from_markdown, refs_from_spec, story_of, RefKind, SpecRef};
+pub use render::{approval_text, summary_text, traceability_markdown, Cost};
 
 /// The `output_invalid` message of a refused plan: a header, then one `- ` line per problem
 /// (the form `attempt.previous_errors` splits), within the size of a recorded message.
@@ -122,6 +122,7 @@ pub fn approval_summary(
             .map(|r| r.id.clone())
             .collect(),
         estimate_usd,
+        unpriced: false,
         model,
     }
 }
@@ -131,8 +132,8 @@ pub const TASKS_SCHEMA_ID: &str = "https://spectacular.dev/schemas/tasks.schema.
 
 /// The largest `tasks.json` checked, in bytes.
 pub const MAX_BYTES: usize = 1 << 20;
-/// The most work packages in a plan.
-pub const MAX_WORK_PACKAGES: usize = 200;
+/// The most work packages in a plan (a record limit: plan summaries in events are cut at it).
+pub use crate::record::limits::WORK_PACKAGES_MAX as MAX_WORK_PACKAGES;
 /// The most entries in each list of a work package (`owned_files`, `depends_on`…).
 pub const MAX_LIST: usize = 64;
 /// The longest title.

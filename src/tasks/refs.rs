@@ -37,6 +37,14 @@ impl RefKind {
     }
 }
 
+/// The user story an acceptance scenario belongs to: `US1` of `US1.2`.
+pub fn story_of(acceptance: &str) -> Option<&str> {
+    acceptance
+        .rsplit_once('.')
+        .map(|(story, _)| story)
+        .filter(|s| !s.is_empty())
+}
+
 /// One requirement, criterion or user story of a spec.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpecRef {
@@ -46,6 +54,10 @@ pub struct SpecRef {
     pub text: String,
     /// 1-based line of its definition.
     pub line: usize,
+    /// For a user story: the requirements and criteria its acceptance scenarios cover, which
+    /// a package that delivers the story delivers too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub covers: Vec<String>,
 }
 
 /// The most ids taken from one spec.
@@ -67,18 +79,19 @@ pub fn refs_from_spec(spec: &Spec) -> Vec<SpecRef> {
     let must: HashSet<&str> = spec.traceable_ids().into_iter().collect();
     let mut seen = HashSet::new();
     let mut refs = Vec::new();
-    let mut push = |id: &str, kind: RefKind, text: &str, line: u32| {
+    let mut push = |id: &str, kind: RefKind, text: &str, line: u32, covers: Vec<String>| {
         if refs.len() < MAX_REFS && seen.insert(id.to_string()) {
             refs.push(SpecRef {
                 id: id.to_string(),
                 kind,
                 text: one_line(text),
                 line: line as usize,
+                covers,
             });
         }
     };
     for r in &spec.requirements {
-        push(&r.id, RefKind::Requirement, &r.text, r.location.line);
+        push(&r.id, RefKind::Requirement, &r.text, r.location.line, Vec::new());
     }
     for c in &spec.criteria {
         let kind = if must.contains(c.id.as_str()) || c.kind == CriterionKind::Success {
@@ -86,10 +99,19 @@ pub fn refs_from_spec(spec: &Spec) -> Vec<SpecRef> {
         } else {
             RefKind::Acceptance
         };
-        push(&c.id, kind, &c.text, c.location.line);
+        push(&c.id, kind, &c.text, c.location.line, Vec::new());
     }
     for s in &spec.stories {
-        push(&s.id, RefKind::Story, &s.title, s.location.line);
+        // What the story's scenarios cover (the scenarios themselves included).
+        let mut covers: Vec<String> = Vec::new();
+        for c in spec.criteria.iter().filter(|c| s.scenarios.contains(&c.id)) {
+            for id in std::iter::once(&c.id).chain(&c.covers) {
+                if !covers.contains(id) {
+                    covers.push(id.clone());
+                }
+            }
+        }
+        push(&s.id, RefKind::Story, &s.title, s.location.line, covers);
     }
     refs
 }

@@ -9,6 +9,23 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
 
+/// Markdown the engine writes with no raw HTML from what it quotes (a plan's titles, a spec's
+/// text, an agent's plan): every `<` becomes `&lt;`, so no tag, comment or script reaches a
+/// renderer. The engine's own first-line marker comment ([`super::speckit::MARKER`]) stays.
+pub fn no_html(markdown: &str) -> String {
+    let (first, rest) = match markdown.split_once('\n') {
+        Some((first, rest))
+            if first.starts_with(super::speckit::MARKER)
+                && first.ends_with("-->")
+                && first[4..first.len() - 3].find("-->").is_none() =>
+        {
+            (format!("{first}\n"), rest)
+        }
+        _ => (String::new(), markdown),
+    };
+    first + &*rest.replace('<', "&lt;")
+}
+
 /// The traceability matrix: each requirement, criterion and story of the spec and the work
 /// packages that deliver it, then each package and what it covers.
 pub fn traceability_markdown(report: &PlanReport) -> String {
@@ -28,10 +45,20 @@ pub fn traceability_markdown(report: &PlanReport) -> String {
         let _ = writeln!(out, "| id | kind | spec line | text | work packages |");
         let _ = writeln!(out, "|---|---|---|---|---|");
         for row in &report.traceability {
-            let packages = if row.work_packages.is_empty() {
-                "—".to_string()
-            } else {
-                row.work_packages.join(", ")
+            let through = (row.kind == super::RefKind::Acceptance)
+                .then(|| super::refs::story_of(&row.id))
+                .flatten()
+                .and_then(|story| {
+                    report
+                        .traceability
+                        .iter()
+                        .find(|r| r.kind == super::RefKind::Story && r.id == story)
+                })
+                .filter(|story| !story.work_packages.is_empty());
+            let packages = match through {
+                _ if !row.work_packages.is_empty() => row.work_packages.join(", "),
+                Some(story) => format!("through {}: {}", story.id, story.work_packages.join(", ")),
+                None => "—".to_string(),
             };
             let _ = writeln!(
                 out,
@@ -58,13 +85,26 @@ pub fn traceability_markdown(report: &PlanReport) -> String {
             cell(&wp.owned_files.join(", "))
         );
     }
-    out
+    no_html(&out)
 }
 
-/// The plan summary for a terminal; `cost` is the estimated cost in dollars when a model's
-/// prices are known, with the model's name.
-pub fn summary_text(report: &PlanReport, cost: Option<(f64, &str)>) -> String {
+/// What a plan is estimated to cost.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Cost<'a> {
+    /// Dollars with a model's catalogue prices.
+    Priced(f64, &'a str),
+    /// Its agents have no prices (`command` agents).
+    Unpriced,
+    /// No model's prices are known.
+    Unknown,
+}
+
+/// The plan summary for a terminal, with its estimated cost.
+pub fn summary_text(report: &PlanReport, cost: Cost<'_>) -> String {
     let mut out = String::new();
+    if let Some(changed) = &report.spec_changed {
+        let _ = writeln!(out, "warning: {changed}");
+    }
     let _ = writeln!(
         out,
         "{} work packages in {} waves, {} lanes",
@@ -85,10 +125,17 @@ pub fn summary_text(report: &PlanReport, cost: Option<(f64, &str)>) -> String {
         );
     }
     match cost {
-        Some((usd, model)) => {
+        Cost::Priced(usd, model) => {
             let _ = writeln!(out, "estimated cost: ${usd:.2} with `{model}`");
         }
-        None => {
+        Cost::Unpriced => {
+            let _ = writeln!(
+                out,
+                "estimated cost: unpriced (its agents have no prices; `--model` prices it \
+                 with a catalogue model)"
+            );
+        }
+        Cost::Unknown => {
             let _ = writeln!(out, "estimated cost: unknown (no priced model)");
         }
     }
@@ -163,6 +210,7 @@ pub fn approval_text(plan: &crate::record::event::PlanSummary) -> String {
         let _ = write!(out, " (not covered: {})", plan.uncovered.join(", "));
     }
     match (plan.estimate_usd, &plan.model) {
+        _ if plan.unpriced => out.push_str("; unpriced (its agents have no prices)"),
         (Some(usd), Some(model)) => {
             let _ = write!(out, "; estimated ${usd:.2} with `{model}`");
         }
@@ -172,4 +220,22 @@ pub fn approval_text(plan: &crate::record::event::PlanSummary) -> String {
         let _ = write!(out, "; lane {}", lane.join(" → "));
     }
     out
+}
+
+#[cfg(test)]
+mod html_tests {
+    use super::*;
+
+    #[test]
+    fn no_raw_html_reaches_the_markdown_but_the_marker_stays() {
+        let md = format!(
+            "{} (run r) -->\n# <script>alert(1)</script>\n<!-- x -->\n",
+            super::super::speckit::MARKER
+        );
+        let safe = no_html(&md);
+        assert!(safe.starts_with("<!-- Written by Spectacular"), "{safe}");
+        assert!(!safe[4..].contains('<'), "{safe}");
+        assert!(safe.contains("&lt;script>"), "{safe}");
+        assert_eq!(no_html("a <b> c"), "a &lt;b> c");
+    }
 }

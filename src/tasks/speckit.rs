@@ -27,6 +27,16 @@ pub const ARTIFACTS: &[&str] = &[
 /// it is the team's own and is kept as `<name>.orig` before being replaced.
 pub const MARKER: &str = "<!-- Written by Spectacular";
 
+/// Did Spectacular write the file at `path` (its first line is [`MARKER`])? A directory never.
+pub fn written_by_us(path: &Path) -> bool {
+    use std::io::Read as _;
+    let mut head = [0u8; MARKER.len()];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && head == MARKER.as_bytes()
+}
+
 /// A Spec Kit feature directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
@@ -171,7 +181,7 @@ pub fn tasks_md(report: &PlanReport, title: &str, feature: &str, run_id: &str) -
             wp.requirement_refs.join(", ")
         );
     }
-    out
+    super::render::no_html(&out)
 }
 
 /// `plan.md` in Spec Kit's shape: the header, the planner's plan as the summary, and the
@@ -212,7 +222,7 @@ pub fn plan_md(
             let _ = writeln!(out, "{line}");
         }
     }
-    out
+    super::render::no_html(&out)
 }
 
 /// Write `name` in the layout's directory; a file the team wrote (without [`MARKER`]) is kept
@@ -223,21 +233,283 @@ pub fn write(
     text: &str,
 ) -> std::io::Result<(PathBuf, Option<PathBuf>)> {
     let path = layout.dir.join(name);
+    let temp = layout.dir.join(format!(".{name}.spectacular"));
+    let orig = layout.dir.join(format!("{name}.orig"));
+    // Nothing is written, read or moved through a symbolic link (one committed where the
+    // plan goes could point anywhere).
+    for at in [&layout.dir, &path, &temp, &orig] {
+        if std::fs::symlink_metadata(at).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(std::io::Error::other(format!(
+                "`{}` is a symbolic link; nothing is written through one (remove it, then run \
+                 again)",
+                at.display()
+            )));
+        }
+    }
     let mut backup = None;
     if let Ok(existing) = std::fs::read_to_string(&path) {
         if existing == text {
             return Ok((path, None));
         }
         if !existing.starts_with(MARKER) {
-            let orig = layout.dir.join(format!("{name}.orig"));
             std::fs::rename(&path, &orig)?;
             backup = Some(orig);
         }
     }
-    let temp = layout.dir.join(format!(".{name}.spectacular"));
-    std::fs::write(&temp, text)?;
+    let _ = std::fs::remove_file(&temp);
+    {
+        use std::io::Write as _;
+        // `create_new`: never opens what is there (a link planted in between included).
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
+        file.write_all(text.as_bytes())?;
+    }
     std::fs::rename(&temp, &path)?;
     Ok((path, backup))
+}
+
+/// What went wrong reading a Spec Kit `tasks.md` as a plan.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ImportError {
+    #[error("{path}: no task lines (`- [ ] T001 [P] [US1] Description in path`) found")]
+    NoTasks { path: String },
+    #[error("{path}:{line}: task `{id}` is listed twice (first at line {first}); give each task its own id")]
+    Duplicate {
+        path: String,
+        line: usize,
+        first: usize,
+        id: String,
+    },
+    #[error("{path}: every task is done ([x]); nothing is left to plan")]
+    AllDone { path: String },
+    #[error("{path}: {count} tasks, more than the {max} a plan may hold; import one phase at a time")]
+    TooMany {
+        path: String,
+        count: usize,
+        max: usize,
+    },
+}
+
+/// One task line of a Spec Kit `tasks.md`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Task {
+    /// `T001`, as written.
+    pub id: String,
+    pub done: bool,
+    /// `[P]`: may run beside the other `[P]` tasks of its phase.
+    pub parallel: bool,
+    /// `US1` for `[US1]`.
+    pub story: Option<String>,
+    /// The task's text, without its checkbox, id and tags.
+    pub text: String,
+    /// The heading it sits under (`Phase 1: Setup`).
+    pub phase: String,
+    /// The backticked (or bare) file paths the text names.
+    pub paths: Vec<String>,
+    /// 1-based line.
+    pub line: usize,
+}
+
+static TASK_LINE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(
+        r"^\s*[-*]\s+\[(?P<done>[ xX])\]\s+(?:\*\*)?(?P<id>T\d{1,5}[a-z]?)(?:\*\*)?[:.]?\s+(?P<rest>.*)$",
+    )
+    .expect("valid regex")
+});
+static TAG: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"^\[(?P<tag>P|US\d{1,4}|Story\s*\d{1,4})\]\s*").expect("valid regex")
+});
+static BARE_PATH: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"(?:^|[\s(])(?P<path>(?:[A-Za-z0-9_.-]+/)+[A-Za-z0-9_.-]+\.[A-Za-z0-9]{1,8})\b")
+        .expect("valid regex")
+});
+
+/// Ids a task names (`FR-003`, `SC-001`, `FR-011a`), after its `[USn]`.
+static NAMED_ID: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"\b(?:FR|NFR|SC|REQ|AC|CON|C|R)(?:-[A-Z]{2,12})?-\d{1,9}[A-Za-z]?\b")
+        .expect("valid regex")
+});
+
+/// The spec ids a task refers to: its story, then the ids its text names.
+fn refs_of(t: &Task) -> Vec<String> {
+    let mut refs: Vec<String> = t.story.iter().cloned().collect();
+    for m in NAMED_ID.find_iter(&t.text) {
+        if !refs.iter().any(|r| r == m.as_str()) && refs.len() < super::MAX_LIST {
+            refs.push(m.as_str().to_string());
+        }
+    }
+    refs
+}
+
+/// A path a task names: relative, no `..`, no spaces, a file or directory name in it.
+fn as_path(text: &str) -> Option<String> {
+    let t = text.trim().trim_end_matches([',', '.', ':', ';']).trim_start_matches("./");
+    let ok = !t.is_empty()
+        && t.len() <= 200
+        && !t.starts_with('/')
+        && !t.contains("..")
+        && !t.contains(char::is_whitespace)
+        && (t.contains('/') || t.rsplit_once('.').is_some_and(|(a, e)| !a.is_empty() && (1..=8).contains(&e.len()) && e.chars().all(|c| c.is_ascii_alphanumeric())))
+        && t.chars().all(|c| c.is_ascii_alphanumeric() || "/._-*{},".contains(c));
+    ok.then(|| t.to_string())
+}
+
+/// The task lines of a Spec Kit `tasks.md`, with the phase each sits under. Lines inside
+/// code fences are not tasks.
+pub fn read_tasks(text: &str) -> Vec<Task> {
+    let mut tasks = Vec::new();
+    let mut phase = String::new();
+    let mut fence = false;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim_start();
+        if t.starts_with("```") || t.starts_with("~~~") {
+            fence = !fence;
+            continue;
+        }
+        if fence {
+            continue;
+        }
+        if let Some(h) = t.strip_prefix('#') {
+            phase = h.trim_start_matches('#').trim().to_string();
+            continue;
+        }
+        let Some(c) = TASK_LINE.captures(line) else {
+            continue;
+        };
+        let mut rest = c.name("rest").map_or("", |m| m.as_str());
+        let (mut parallel, mut story) = (false, None);
+        while let Some(tag) = TAG.captures(rest) {
+            let name = tag.name("tag").map_or("", |m| m.as_str());
+            if name == "P" {
+                parallel = true;
+            } else {
+                let n: String = name.chars().filter(char::is_ascii_digit).collect();
+                story = Some(format!("US{n}"));
+            }
+            rest = &rest[tag.get(0).map_or(0, |m| m.end())..];
+        }
+        let mut paths: Vec<String> = Vec::new();
+        for (k, part) in rest.split('`').enumerate() {
+            if k % 2 == 1 {
+                if let Some(p) = as_path(part) {
+                    paths.push(p);
+                }
+            } else {
+                for m in BARE_PATH.captures_iter(part) {
+                    if let Some(p) = m.name("path").and_then(|p| as_path(p.as_str())) {
+                        paths.push(p);
+                    }
+                }
+            }
+        }
+        paths.dedup();
+        tasks.push(Task {
+            id: c.name("id").map_or("", |m| m.as_str()).to_string(),
+            done: c.name("done").is_some_and(|m| m.as_str() != " "),
+            parallel,
+            story,
+            text: rest.trim().to_string(),
+            phase: phase.clone(),
+            paths,
+            line: i + 1,
+        });
+    }
+    tasks
+}
+
+/// A Spec Kit `tasks.md` as the tasks contract (`tasks.json`'s work packages), without an
+/// agent: one package per task that is not done, in the team's words. Dependencies follow
+/// Spec Kit's rules: phases run in order; within a phase a task waits for the task before it
+/// unless both are `[P]`; done tasks are skipped and never waited for. `[USn]` becomes a
+/// reference to the user story (which covers what its scenarios cover); the paths the task
+/// names are the files it owns (all files, `**`, when it names none).
+pub fn import(path: &str, text: &str) -> Result<serde_json::Value, ImportError> {
+    let tasks = read_tasks(text);
+    if tasks.is_empty() {
+        return Err(ImportError::NoTasks {
+            path: path.to_string(),
+        });
+    }
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for t in &tasks {
+        if let Some(first) = seen.insert(&t.id, t.line) {
+            return Err(ImportError::Duplicate {
+                path: path.to_string(),
+                line: t.line,
+                first,
+                id: t.id.clone(),
+            });
+        }
+    }
+    let open: Vec<&Task> = tasks.iter().filter(|t| !t.done).collect();
+    if open.is_empty() {
+        return Err(ImportError::AllDone {
+            path: path.to_string(),
+        });
+    }
+    if open.len() > super::MAX_WORK_PACKAGES {
+        return Err(ImportError::TooMany {
+            path: path.to_string(),
+            count: open.len(),
+            max: super::MAX_WORK_PACKAGES,
+        });
+    }
+    let mut packages = Vec::new();
+    // The tasks a new task waits for: the end of the previous phase, then what came before
+    // it in its own phase.
+    let mut phase = None::<&str>;
+    let mut before_phase: Vec<String> = Vec::new();
+    let mut in_phase: Vec<(String, bool)> = Vec::new();
+    for t in open {
+        if phase != Some(t.phase.as_str()) {
+            if !in_phase.is_empty() {
+                before_phase = in_phase.drain(..).map(|(id, _)| id).collect();
+            }
+            phase = Some(t.phase.as_str());
+        }
+        let last_serial = in_phase.iter().rposition(|(_, p)| !*p);
+        let depends: Vec<String> = if t.parallel {
+            // Beside the [P] tasks since the last serial one.
+            match last_serial {
+                Some(k) => vec![in_phase[k].0.clone()],
+                None => before_phase.clone(),
+            }
+        } else if in_phase.is_empty() {
+            before_phase.clone()
+        } else {
+            // After everything since the last serial task (that one included).
+            in_phase[last_serial.unwrap_or(0)..]
+                .iter()
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        in_phase.push((t.id.clone(), t.parallel));
+        let title: String = t.text.chars().take(super::MAX_TITLE).collect();
+        let owned = if t.paths.is_empty() {
+            vec!["**".to_string()]
+        } else {
+            t.paths.iter().take(super::MAX_LIST).cloned().collect()
+        };
+        let mut description = format!("{} {}", t.id, t.text);
+        if !t.phase.is_empty() {
+            description.push_str(&format!("\n\nPhase: {}", t.phase));
+        }
+        let description: String = description.chars().take(super::MAX_TEXT).collect();
+        packages.push(serde_json::json!({
+            "id": t.id,
+            "title": if title.trim().is_empty() { t.id.clone() } else { title },
+            "description": description,
+            "depends_on": depends,
+            "owned_files": owned,
+            "requirement_refs": refs_of(t),
+            "acceptance": [format!("{} is done as tasks.md states: {}", t.id, t.text.chars().take(2000).collect::<String>())],
+            "estimate": "s",
+            "speckit": { "phase": t.phase, "parallel": t.parallel, "line": t.line },
+        }));
+    }
+    Ok(serde_json::Value::Array(packages))
 }
 
 #[cfg(test)]
@@ -263,6 +535,32 @@ mod tests {
             ),
         ]);
         super::super::check(plan.to_string().as_bytes(), None).expect("a valid plan")
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn write_back_never_writes_through_a_symbolic_link() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let feature = dir.path().join("specs/001-x");
+        std::fs::create_dir_all(&feature).unwrap();
+        let outside = dir.path().join("outside.txt");
+        std::fs::write(&outside, "the user's file\n").unwrap();
+        let layout = Layout {
+            dir: feature.clone(),
+            feature: "001-x".into(),
+            artifacts: Vec::new(),
+        };
+        for name in ["plan.md", ".tasks.md.spectacular"] {
+            std::os::unix::fs::symlink(&outside, feature.join(name)).unwrap();
+        }
+        for name in ["plan.md", "tasks.md"] {
+            let err = write(&layout, name, "new text\n").unwrap_err();
+            assert!(err.to_string().contains("symbolic link"), "{err}");
+        }
+        assert_eq!(
+            std::fs::read_to_string(&outside).unwrap(),
+            "the user's file\n"
+        );
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub fn validate(loaded: &Loaded, cwd: &Path) -> Validated {
         match serde_json::from_value::<RawMission>(json) {
             Ok(raw) => match semantic::build(raw, loaded) {
                 Ok(m) => mission = Some(m),
-                Err(message) => ctx.push(bug(ctx.file, &message)),
+                Err(e) => ctx.push(bug(ctx.file, &e.to_string())),
             },
             Err(e) => ctx.push(bug(ctx.file, &e.to_string())),
         }

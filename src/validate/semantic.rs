@@ -586,12 +586,22 @@ fn check_graph(ctx: &mut Ctx<'_>, ids: &[String], needs: &Needs, gotos: &[(Strin
     }
 }
 
+/// Why a raw mission that passed every check still could not be built: each is a bug in the
+/// checks, which should have reported it.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum BuildError {
+    #[error("a duration passed the checks but does not parse: {0}")]
+    Duration(#[from] crate::model::DurationError),
+    #[error("phase `{0}` has no kind")]
+    NoKind(String),
+}
+
 /// Turn a raw mission that passed every check into the validated model.
-pub(super) fn build(raw: RawMission, loaded: &Loaded) -> Result<Mission, String> {
-    let duration = |d: &Option<raw::Duration>| -> Result<Option<std::time::Duration>, String> {
-        d.as_ref().map(|d| parse_duration(&d.0)).transpose()
+pub(super) fn build(raw: RawMission, loaded: &Loaded) -> Result<Mission, BuildError> {
+    let duration = |d: &Option<raw::Duration>| -> Result<Option<std::time::Duration>, BuildError> {
+        Ok(d.as_ref().map(|d| parse_duration(&d.0)).transpose()?)
     };
-    let retry = |r: &Option<RawRetry>| -> Result<Retry, String> {
+    let retry = |r: &Option<RawRetry>| -> Result<Retry, BuildError> {
         let Some(r) = r else {
             return Ok(Retry::default());
         };
@@ -671,15 +681,15 @@ pub(super) fn build(raw: RawMission, loaded: &Loaded) -> Result<Mission, String>
 }
 
 type DurationFn<'a> =
-    dyn Fn(&Option<raw::Duration>) -> Result<Option<std::time::Duration>, String> + 'a;
-type RetryFn<'a> = dyn Fn(&Option<RawRetry>) -> Result<Retry, String> + 'a;
+    dyn Fn(&Option<raw::Duration>) -> Result<Option<std::time::Duration>, BuildError> + 'a;
+type RetryFn<'a> = dyn Fn(&Option<RawRetry>) -> Result<Retry, BuildError> + 'a;
 
 fn build_phase(
     id: &str,
     p: &RawPhase,
     duration: &DurationFn<'_>,
     retry: &RetryFn<'_>,
-) -> Result<Phase, String> {
+) -> Result<Phase, BuildError> {
     let kind = if p.role.is_some() || p.agent.is_some() {
         PhaseKind::Agent {
             role: p.role.clone(),
@@ -705,7 +715,7 @@ fn build_phase(
             on_timeout: a.on_timeout.unwrap_or(OnTimeout::Reject),
         }
     } else {
-        return Err(format!("phase `{id}` has no kind"));
+        return Err(BuildError::NoKind(id.to_string()));
     };
     Ok(Phase {
         id: id.to_string(),
@@ -740,6 +750,7 @@ fn build_phase(
                             kind: c.kind,
                             spec: c.spec.clone(),
                             plan: c.plan.clone(),
+                            started_spec: None,
                         }),
                     },
                 )

@@ -1608,3 +1608,30 @@ fn an_agents_own_model_wins_over_the_default_route() {
     let at = argv.iter().position(|a| a == "--model").expect("--model");
     assert_eq!(argv[at + 1], "claude-haiku-4-5", "{argv:?}");
 }
+
+#[test]
+fn agents_doctor_points_to_the_command_adapter_when_nothing_can_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join(".git")).expect("git marker");
+    let out = crate::support::run_cli(
+        dir.path(),
+        &["agents", "doctor"],
+        &[("PATH", "/nonexistent")],
+    );
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    assert!(out.stdout.contains("0 of "), "{}", out.stdout);
+    for expected in [
+        "No client can run here",
+        "`command` agent",
+        "\"Try it on your project without a model\" (book/src/without-a-model.md)",
+    ] {
+        assert!(
+            out.stdout.contains(expected),
+            "{expected} in\n{}",
+            out.stdout
+        );
+    }
+    assert!(crate::support::repo_root()
+        .join("book/src/without-a-model.md")
+        .is_file());
+}

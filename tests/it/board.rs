@@ -130,6 +130,7 @@ pub(crate) fn succeeded(phase: &str, attempt: u32) -> AttemptSucceeded {
         usage: None,
         result: None,
         git: None,
+        integration_head: None,
     }
 }
 
@@ -540,17 +541,26 @@ fn a_failed_run_leaves_its_packages_where_they_stopped_and_loops_count() {
     let board = board_json(dir.path(), FAILED);
     let got = states(&board);
     let state = |i: &str| got[i].0.as_str();
-    assert_eq!(state("implement[a]"), "approved", "{board:#}");
+    // Merged, but the run failed before its work was checked: blocked in review, not done.
+    assert_eq!(state("implement[a]"), "blocked", "{board:#}");
+    assert_eq!(got["implement[a]"].1, "review");
     assert_eq!(state("implement[b]"), "blocked");
     assert_eq!(got["implement[b]"].1, "review");
     assert_eq!(state("implement[c]"), "blocked");
     assert_eq!(state("implement[d]"), "blocked");
     assert_eq!(state("implement[e]"), "canceled");
     assert_eq!(got["implement[e]"].2, "the run failed first");
+    // Never started: it stays under planned. Nothing of a failed run is under done.
+    assert_eq!(got["implement[e]"].1, "planned");
+    assert!(
+        got.values().all(|(_, column, _)| column != "done"),
+        "{got:#?}"
+    );
     let a = &board["work_packages"][0];
     assert_eq!(a["loops"], 1);
-    // Both rounds' attempts are paid for.
+    // Both rounds' attempts are paid for, and their time counts.
     assert_eq!(a["cost_usd"], 0.75);
+    assert!(a["work_ms"].as_u64().is_some_and(|ms| ms > 0), "{a:#}");
     // A finished run's ages end with the run: `b` conflicted two events before it failed.
     let b = &board["work_packages"][1];
     assert_eq!(b["age_ms"], 2000);
@@ -663,4 +673,52 @@ phases:
         None,
         "items that own no files have no lane"
     );
+}
+
+#[test]
+fn long_titles_wrap_to_the_terminal_instead_of_being_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let mission = "\
+mission: long-titles
+phases:
+  implement: { for_each: outputs.plan.tasks, role: executor, workspace: worktree }
+";
+    let run = "01JDQ3ZK6V8X4M2N5P7R9T1W3F";
+    let title = "Greet every person by the name they give, in their own language, \
+                 and remember it for the next visit";
+    let mut log = Log::new(run, mission);
+    log.push(EventData::PhaseExpanded(PhaseExpanded {
+        phase: s("implement"),
+        children: vec![Child {
+            key: s("wp-greet"),
+            item: json!({ "id": "wp-greet", "title": title }),
+            depends_on: Vec::new(),
+            lane: Some(0),
+        }],
+    }));
+    work(&mut log, "implement[wp-greet]", "command", "-", 0.0);
+    log.push(EventData::RunSucceeded(RunFinished {
+        failed: Vec::new(),
+        reason: None,
+    }));
+    log.write(dir.path());
+    for columns in ["100", "60"] {
+        let out = run_cli(dir.path(), &["board", run], &[("COLUMNS", columns)]);
+        assert_eq!(out.code, 0, "{}", out.transcript());
+        let words: Vec<&str> = out.stdout.split_whitespace().collect();
+        for word in title.split_whitespace() {
+            assert!(
+                words.contains(&word),
+                "`{word}` missing at {columns}:\n{}",
+                out.stdout
+            );
+        }
+        assert!(
+            !out.stdout.contains('…'),
+            "cut at {columns}:\n{}",
+            out.stdout
+        );
+        // A finished run shows how long the package worked, not `0s` in its last state.
+        assert!(out.stdout.contains("done · worked 1s"), "{}", out.stdout);
+    }
 }

@@ -101,8 +101,26 @@ fn expected_exit(block: &Block) -> i32 {
         .unwrap_or(0)
 }
 
-/// Run the tested blocks of one page; returns the failures.
+/// Run the tested blocks of one page in a scratch project with `examples/`; returns the
+/// failures.
 fn run_page(page: &Path) -> Vec<String> {
+    run_page_in(page, &scratch)
+}
+
+/// The pages whose blocks run in projects of their own rather than beside `examples/`.
+const OWN_PROJECTS: &[&str] = &["without-a-model.md"];
+
+/// Run the tested blocks of one page in the scratch project `make` makes (at the first block
+/// that needs it); returns the failures.
+fn run_page_in(page: &Path, make: &dyn Fn() -> tempfile::TempDir) -> Vec<String> {
+    run_page_at(page, make).0
+}
+
+/// [`run_page_in`], and the scratch project it ran in.
+fn run_page_at(
+    page: &Path,
+    make: &dyn Fn() -> tempfile::TempDir,
+) -> (Vec<String>, Option<tempfile::TempDir>) {
     let name = page.file_name().unwrap().to_string_lossy().into_owned();
     let text = std::fs::read_to_string(page).expect("read a page");
     let mut failures = Vec::new();
@@ -110,7 +128,7 @@ fn run_page(page: &Path) -> Vec<String> {
     for block in blocks(&text) {
         let at = format!("book/src/{name}:{}", block.line);
         if let Some(file) = block.attrs.iter().find_map(|a| a.strip_prefix("file=")) {
-            let dir = dir.get_or_insert_with(scratch);
+            let dir = dir.get_or_insert_with(make);
             let path = dir.path().join("project").join(file);
             std::fs::create_dir_all(path.parent().unwrap()).expect("create a directory");
             std::fs::write(&path, &block.body).expect("write a file of the book");
@@ -131,7 +149,7 @@ fn run_page(page: &Path) -> Vec<String> {
         if shown {
             continue;
         }
-        let dir = dir.get_or_insert_with(scratch);
+        let dir = dir.get_or_insert_with(make);
         if block.lang == "console" {
             failures.extend(check_transcript(dir.path(), &block, &at));
             continue;
@@ -148,7 +166,7 @@ fn run_page(page: &Path) -> Vec<String> {
             ));
         }
     }
-    failures
+    (failures, dir)
 }
 
 /// Run `script` with `sh -e` in the scratch project under `root`.
@@ -214,6 +232,10 @@ fn every_shell_example_of_the_book_runs() {
     let mut failures = Vec::new();
     let mut tested = 0;
     for page in pages() {
+        let name = page.file_name().unwrap().to_string_lossy().into_owned();
+        if OWN_PROJECTS.contains(&name.as_str()) {
+            continue;
+        }
         let text = std::fs::read_to_string(&page).expect("read a page");
         tested += blocks(&text)
             .iter()
@@ -270,4 +292,144 @@ fn the_book_shows_the_shipped_gitignore() {
         .find(|b| b.attrs.iter().any(|a| a == "file=.spectacular/.gitignore"))
         .expect("committing.md shows `.spectacular/.gitignore`");
     assert_eq!(shown.body, shipped);
+}
+
+/// Files of a repository: path and text.
+type Files<'a> = &'a [(&'a str, &'a str)];
+
+/// A scratch project whose repository holds `files` (committed), with a git identity in its
+/// private home, as a new user's own repository would be.
+fn own_repository(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    for sub in ["project", "home", "bin"] {
+        std::fs::create_dir_all(root.join(sub)).expect("create a directory");
+    }
+    for (file, text) in files {
+        let path = root.join("project").join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).expect("create a directory");
+        std::fs::write(path, text).expect("write a file of the repository");
+    }
+    std::fs::write(
+        root.join("home/.gitconfig"),
+        "[user]\n\tname = Book\n\temail = book@localhost\n",
+    )
+    .expect("write .gitconfig");
+    std::os::unix::fs::symlink(bin(), root.join("bin/spectacular")).expect("link the binary");
+    git_init(&root.join("project"));
+    dir
+}
+
+/// "Try it on your project without a model", followed word for word on a Python, a Rust and a
+/// Node repository: `init` chooses each one's check command, the stand-in agent gets a checked
+/// integration branch from the page's spec, and the checkout stays clean until `apply`.
+#[test]
+fn the_stand_in_agent_runs_on_a_python_a_rust_and_a_node_repository() {
+    let page = repo_root().join("book/src/without-a-model.md");
+    let repositories: [(&str, Files, &str); 3] = [
+        (
+            "python",
+            &[
+                ("app.py", "def greet(name):\n    return f\"Hello, {name}!\"\n"),
+                (
+                    "tests/test_app.py",
+                    "import unittest\n\nfrom app import greet\n\n\nclass Greet(unittest.TestCase):\n    \
+                     def test_greet(self):\n        self.assertEqual(greet(\"Ada\"), \"Hello, Ada!\")\n",
+                ),
+            ],
+            "python3 -m unittest discover -s tests",
+        ),
+        (
+            "rust",
+            &[
+                (
+                    "Cargo.toml",
+                    "[package]\nname = \"greeter\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+                ),
+                (
+                    "src/lib.rs",
+                    "pub fn greet(name: &str) -> String {\n    format!(\"Hello, {name}!\")\n}\n\n\
+                     #[test]\nfn greets() {\n    assert_eq!(greet(\"Ada\"), \"Hello, Ada!\");\n}\n",
+                ),
+                (".gitignore", "/target\n"),
+            ],
+            "cargo test",
+        ),
+        (
+            "node",
+            &[
+                (
+                    "package.json",
+                    "{\"name\": \"greeter\", \"version\": \"1.0.0\", \"scripts\": {\"test\": \"node --test\"}}\n",
+                ),
+                ("package-lock.json", "{\"name\": \"greeter\", \"lockfileVersion\": 3}\n"),
+                (
+                    "greet.js",
+                    "exports.greet = (name) => `Hello, ${name}!`;\n",
+                ),
+                (
+                    "test/greet.test.js",
+                    "const test = require('node:test');\nconst assert = require('node:assert');\n\
+                     const { greet } = require('../greet.js');\n\
+                     test('greets', () => assert.strictEqual(greet('Ada'), 'Hello, Ada!'));\n",
+                ),
+            ],
+            "npm run test",
+        ),
+    ];
+    for (name, files, check) in repositories {
+        let (failures, dir) = run_page_at(&page, &|| own_repository(files));
+        assert!(failures.is_empty(), "{name}:\n{}", failures.join("\n\n"));
+        let dir = dir.expect("the page ran");
+        let project = dir.path().join("project");
+        let store = spectacular::record::Store::locate(&project, None);
+        let runs = store.run_ids().expect("runs");
+        assert_eq!(runs.len(), 1, "{name}: one run");
+        let events = store.read_events(&runs[0]).expect("events");
+        let started = events
+            .iter()
+            .find_map(|e| match &e.data {
+                spectacular::record::EventData::RunStarted(s) => Some(s.clone()),
+                _ => None,
+            })
+            .expect("run.started");
+        assert_eq!(started.inputs["check_command"], check, "{name}");
+        assert!(
+            events.iter().any(|e| matches!(
+                &e.data,
+                spectacular::record::EventData::AttemptSucceeded(a) if a.phase == "check"
+            )),
+            "{name}: the check ran and passed"
+        );
+        assert!(
+            events.iter().any(|e| matches!(
+                &e.data,
+                spectacular::record::EventData::AttemptSucceeded(a) if a.phase == "review"
+            )),
+            "{name}: the review ran"
+        );
+        assert!(
+            matches!(
+                events.last().map(|e| &e.data),
+                Some(spectacular::record::EventData::RunSucceeded(_))
+            ),
+            "{name}: the run succeeded"
+        );
+        // Applied: the notes are in the checkout, committed, and nothing else changed.
+        for id in ["FR-001", "FR-002", "SC-001", "SC-002"] {
+            let note = std::fs::read_to_string(project.join(format!("todo/{id}.md")))
+                .unwrap_or_else(|e| panic!("{name}: todo/{id}.md: {e}"));
+            assert!(note.starts_with(&format!("# {id}\n")), "{name}: {note}");
+        }
+        let status = Command::new("git")
+            .args(["status", "--porcelain"])
+            .current_dir(&project)
+            .output()
+            .expect("git status");
+        assert!(
+            status.stdout.is_empty(),
+            "{name}: {}",
+            String::from_utf8_lossy(&status.stdout)
+        );
+    }
 }

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use serde_json::Value;
-use spectacular::check::{Report, Severity};
+use spectacular::check::{Outcome, Report, Severity};
 use spectacular::model::FailureKind;
 use spectacular::record::event::AttemptFailed;
 use spectacular::record::EventData;
@@ -236,22 +236,38 @@ phases:
     );
 }
 
+/// A check that times out fails the run's check: it is not the work's fault, so no loop
+/// sends the work back.
 #[test]
 fn the_attempt_timeout_stops_the_checks_process_group() {
     let p = Project::new(
         r#"
 mission: slow-check
 phases:
+  implement: { uses: builtin/noop }
   check:
     uses: builtin/check
+    needs: [implement]
     timeout: 1s
+    retry: { max_attempts: 1 }
     with: { command: "sleep 60 & echo $! > child.pid; echo $$ > shell.pid; wait" }
+    on_failure: { goto: implement, max_loops: 2 }
 "#,
     );
     let out = p.run(&["run", "mission.yaml"]);
     assert_eq!(code(&out), 1, "{}", text(&out));
     let failed = failures(&p, "check");
+    assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0].kind, FailureKind::Timeout, "{failed:?}");
+    assert!(
+        failed[0]
+            .message
+            .starts_with("the checks timed out after 1s; the work is not sent back"),
+        "{}",
+        failed[0].message
+    );
+    assert_eq!(count(&p.events(), "loop.started", "check"), 0);
+    assert_eq!(report(&p, "check", 1).outcome, Outcome::TimedOut);
     for file in ["child.pid", "shell.pid"] {
         let pid: i32 = std::fs::read_to_string(p.path().join(file))
             .expect("pid")
@@ -260,6 +276,153 @@ phases:
             .expect("a pid");
         assert!(!alive(pid), "{file} ({pid}) survived the timeout");
     }
+}
+
+/// A check command that cannot run (a missing manifest, a program that is not installed)
+/// fails the run once, naming the command, and sends no work back.
+#[test]
+fn a_check_command_that_cannot_run_fails_the_run_once_without_rework() {
+    for (command, says) in [
+        (
+            "cargo test --manifest-path missing/Cargo.toml",
+            "manifest path `missing/Cargo.toml` does not exist",
+        ),
+        ("no-such-test-runner --all", "not found"),
+    ] {
+        let p = Project::new(&format!(
+            r#"
+mission: cannot-run
+phases:
+  implement: {{ uses: builtin/noop }}
+  check:
+    uses: builtin/check
+    needs: [implement]
+    with: {{ command: "{command}" }}
+    on_failure: {{ goto: implement, max_loops: 2 }}
+"#
+        ));
+        let out = p.run(&["run", "mission.yaml"]);
+        assert_eq!(code(&out), 1, "{}", text(&out));
+        let failed = failures(&p, "check");
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert_eq!(failed[0].kind, FailureKind::Unavailable, "{failed:?}");
+        let message = &failed[0].message;
+        assert!(
+            message.starts_with(&format!("the check command cannot run here: `{command}` (")),
+            "{message}"
+        );
+        assert!(message.contains(says), "{says:?} in {message}");
+        assert!(message.contains("the work is not sent back"), "{message}");
+        let events = p.events();
+        assert_eq!(count(&events, "loop.started", "check"), 0);
+        assert_eq!(count(&events, "attempt.started", "implement"), 1);
+        let report = report(&p, "check", 1);
+        assert_eq!(report.outcome, Outcome::CannotRun);
+        assert_eq!(report.commands[0].outcome, Outcome::CannotRun);
+        assert!(report.commands[0]
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains(says)));
+    }
+}
+
+/// A test runner that ran no test does not fail the check (there is nothing to send back),
+/// and is not reported as passed.
+#[test]
+fn a_check_that_ran_no_tests_says_so_and_is_not_a_pass() {
+    let p = Project::new(
+        r#"
+mission: no-tests
+phases:
+  check:
+    uses: builtin/check
+    with: { command: ["sh ci/pytest.sh", "true"] }
+"#,
+    );
+    write(
+        p.path(),
+        "ci/pytest.out",
+        &std::fs::read_to_string(
+            repo_root().join("tests/fixtures/check-outputs/pytest/no-tests.txt"),
+        )
+        .expect("fixture"),
+    );
+    write(p.path(), "ci/pytest.sh", "cat ci/pytest.out\nexit 5\n");
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let report = report(&p, "check", 1);
+    assert!(!report.passed);
+    assert_eq!(report.outcome, Outcome::NoTests);
+    let outcomes: Vec<(Outcome, Option<i32>)> = report
+        .commands
+        .iter()
+        .map(|c| (c.outcome, c.exit_code))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [(Outcome::NoTests, Some(5)), (Outcome::Passed, Some(0))]
+    );
+    let dir = attempt_dir(&p, "check", 1);
+    let log = std::fs::read_to_string(dir.join("stdout.log")).expect("stdout.log");
+    assert!(
+        log.starts_with("`sh ci/pytest.sh`: ran no tests (")
+            && log.contains("no tests ran in 0.00s"),
+        "{log}"
+    );
+    let summary = std::fs::read_to_string(dir.join("summary.md")).expect("summary.md");
+    assert!(summary.starts_with("# Checks ran no tests"), "{summary}");
+    assert!(
+        summary.contains("| `sh ci/pytest.sh` | no tests (exit 5) | 0 | 0 |"),
+        "{summary}"
+    );
+}
+
+/// Jest's default report of a package that is a directory of the repository: the errors are
+/// placed in that directory, and only the work package owning them is sent back.
+#[test]
+fn real_jest_output_in_a_subdirectory_sends_back_only_the_package_owning_it() {
+    let p = Project::new(
+        r#"
+mission: jest-rework
+phases:
+  implement:
+    uses: builtin/noop
+    for_each:
+      - { id: web, owned_files: ["web/**"] }
+      - { id: api, owned_files: ["api/**"] }
+  check:
+    uses: builtin/check
+    needs: [implement]
+    with: { command: "cd web && sh ../ci/jest.sh" }
+    on_failure: { goto: implement, max_loops: 1 }
+"#,
+    );
+    let real = repo_root().join("tests/fixtures/check-outputs/jest/default.stderr.txt");
+    write(
+        p.path(),
+        "ci/jest.err",
+        &std::fs::read_to_string(real).expect("fixture"),
+    );
+    write(p.path(), "ci/jest.sh", "cat ../ci/jest.err >&2\nexit 1\n");
+    write(p.path(), "web/package.json", "{}\n");
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let failed = failures(&p, "check");
+    assert_eq!(failed[0].kind, FailureKind::Checks);
+    assert_eq!(
+        failed[0].files,
+        ["web/src/sum.test.js", "web/src/broken.test.js"]
+    );
+    assert!(
+        failed[0].message.contains(
+            "\n- web/src/sum.test.js:5:23: sum › adds 1 + 2: expect(received).toBe(expected)"
+        ),
+        "{}",
+        failed[0].message
+    );
+    let events = p.events();
+    assert_eq!(count(&events, "attempt.started", "implement[web]"), 2);
+    assert_eq!(count(&events, "attempt.started", "implement[api]"), 1);
 }
 
 #[test]

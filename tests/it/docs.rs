@@ -1232,3 +1232,42 @@ fn command_output_keys_are_documented() {
         );
     }
 }
+
+/// The README and the examples' READMEs use a bare `spectacular` only after saying how to
+/// install it (the quick start builds it with `cargo run --`, which puts nothing on `PATH`).
+#[test]
+fn bare_spectacular_commands_come_after_the_install_step() {
+    let mut files = vec![repo_root().join("README.md")];
+    for entry in std::fs::read_dir(repo_root().join("examples"))
+        .expect("examples")
+        .flatten()
+    {
+        let readme = entry.path().join("README.md");
+        if readme.is_file() {
+            files.push(readme);
+        }
+    }
+    let mut failures = Vec::new();
+    for file in files {
+        let text = read(&file);
+        let install = text.find("cargo install").unwrap_or(usize::MAX);
+        let mut in_sh = false;
+        let mut at = 0;
+        for (n, line) in text.lines().enumerate() {
+            if line.starts_with("```") {
+                in_sh = !in_sh && line.trim() == "```sh";
+            }
+            let bare = (in_sh && line.trim_start().starts_with("spectacular "))
+                || line.contains("`spectacular ");
+            if bare && at < install {
+                failures.push(format!("{}:{}: {line}", file.display(), n + 1));
+            }
+            at += line.len() + 1;
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "a bare `spectacular` before the install step:\n{}",
+        failures.join("\n")
+    );
+}

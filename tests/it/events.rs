@@ -89,6 +89,7 @@ fn samples() -> Vec<EventData> {
         }),
         EventData::AttemptSucceeded(AttemptSucceeded {
             git: None,
+            integration_head: None,
             phase: s("plan"),
             attempt: 2,
             exit_code: Some(0),
@@ -149,6 +150,7 @@ fn samples() -> Vec<EventData> {
                 uncovered: vec![s("SC-002")],
                 estimate_usd: Some(0.12),
                 model: Some(s("claude-sonnet")),
+                unpriced: false,
             })),
         }),
         EventData::ApprovalDecided(ApprovalDecided {

@@ -52,6 +52,7 @@ fn succeeded(phase: &str, attempt: u32, changed: &[&str]) -> EventData {
         usage: None,
         result: None,
         git,
+        integration_head: None,
     })
 }
 

@@ -1,6 +1,7 @@
 //! The integration tests: one binary, shared helpers in `support`.
 
 mod agents;
+mod attacks;
 mod board;
 mod book;
 mod branches;
@@ -11,6 +12,8 @@ mod clarify;
 mod clean;
 mod cli;
 mod completions;
+mod corpus;
+mod dashboard;
 mod diagnostics;
 mod docs;
 mod durability;

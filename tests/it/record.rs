@@ -725,6 +725,7 @@ fn attempt_failed(message: String) -> EventData {
 fn attempt_succeeded(name: &str, value: serde_json::Value) -> EventData {
     EventData::AttemptSucceeded(AttemptSucceeded {
         git: None,
+        integration_head: None,
         phase: "plan".into(),
         attempt: 1,
         exit_code: Some(0),

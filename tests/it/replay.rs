@@ -167,6 +167,7 @@ impl Driver {
             let values = self.values(&phase);
             self.record(EventData::AttemptSucceeded(AttemptSucceeded {
                 git: None,
+                integration_head: None,
                 phase,
                 attempt,
                 exit_code: Some(0),

@@ -381,19 +381,26 @@ phases:
         .expect("report.json was written");
     let report: Value = serde_json::from_str(&json).unwrap();
     assert_valid(&report);
-    // Written during the run, after the failure: it names what failed and saw every event
-    // recorded before the report started (its own `attempt.started` is the last).
-    assert_eq!(report["run"]["status"], "running");
+    // Written during the run, after the failure (its summary says the run was running), then
+    // again once the run ended: the files left on disk are final and saw every event.
+    let summary =
+        std::fs::read_to_string(attempt_file(dir.path(), "report", "stdout.log")).unwrap();
+    assert!(summary.contains(" running, "), "{summary}");
+    assert_eq!(report["run"]["status"], "failed");
     assert_eq!(report["run"]["failed"], json!(["check"]));
     let timeline = report["timeline"].as_array().unwrap();
-    let last = timeline.last().unwrap();
-    assert_eq!(
-        (last["type"].as_str(), last["phase"].as_str()),
-        (Some("attempt.started"), Some("report"))
-    );
+    assert_eq!(timeline.last().unwrap()["type"], "run.failed");
     assert!(timeline
         .iter()
         .any(|t| t["type"] == "phase.failed" && t["phase"] == "check"));
+    let store = spectacular::record::Store::locate(dir.path(), None);
+    let run = store.run_ids().unwrap().pop().expect("a run");
+    assert_eq!(
+        out.stderr.lines().last(),
+        Some(format!("report: .spectacular/runs/{run}/attempts/report/1/report.md").as_str()),
+        "{}",
+        out.stderr
+    );
     let states: Vec<&str> = report["work_packages"]
         .as_array()
         .unwrap()
@@ -403,11 +410,11 @@ phases:
     assert_eq!(states, ["blocked", "blocked"], "{report:#}");
     assert_eq!(report["work_packages"][0]["note"], "`check` failed");
     let md = std::fs::read_to_string(attempt_file(dir.path(), "report", "report.md")).unwrap();
-    assert!(md.contains("- status: **running**"), "{md}");
+    assert!(md.contains("- status: **failed**"), "{md}");
     assert!(md.contains("- failed: `check`"), "{md}");
     assert!(md.contains("| check | failed | 1 |"), "{md}");
 
-    // `spectacular report` prints it again from the whole log: now the run has ended.
+    // `spectacular report` prints the same from the whole log.
     let again = run_cli(dir.path(), &["report", "--json"], &[]);
     assert_eq!(again.code, 0, "{}", again.transcript());
     let again: Value = serde_json::from_str(&again.stdout).unwrap();
@@ -415,7 +422,7 @@ phases:
     assert_eq!(again["run"]["status"], "failed");
     assert_eq!(again["run"]["failed"], json!(["check"]));
     assert_eq!(again["work_packages"][0]["state"], "blocked");
-    assert!(again["timeline"].as_array().unwrap().len() > timeline.len());
+    assert_eq!(again["timeline"], report["timeline"]);
 }
 
 #[test]

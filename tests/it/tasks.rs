@@ -53,12 +53,34 @@ fn a_spec_kit_spec_runs_offline_and_gets_spec_kit_plan_and_tasks() {
     let root = dir.path();
     let out = run_cli(root, &["run", "specs/001-greetings/spec.md"], &[]);
     assert_eq!(out.code, 0, "{}", out.transcript());
+    let (run, run_dir) = last_run(root);
+    // The run leaves the checkout as it was, and says how to get Spec Kit's files.
     assert!(
-        out.stderr.contains("wrote specs/001-greetings/tasks.md"),
+        out.stderr.contains(&format!(
+            "`spectacular plan {run} --write` writes them into specs/001-greetings"
+        )),
         "{}",
         out.stderr
     );
-    let (run, run_dir) = last_run(root);
+    assert_eq!(git_status(root), "", "the checkout is not clean");
+    // The report left on disk is final, and the run's last line says where it is.
+    let report_md = run_dir.join("artifacts/report/report.md");
+    let report = read(&report_md);
+    assert!(report.contains("- status: **succeeded**"), "{report}");
+    assert_eq!(
+        out.stderr.lines().last(),
+        Some(format!("report: .spectacular/runs/{run}/artifacts/report/report.md").as_str()),
+        "{}",
+        out.stderr
+    );
+    // Acceptance scenarios no package names are covered through their story.
+    assert!(
+        report.contains("| US1.1 | acceptance | through US1: wp-greet |"),
+        "{report}"
+    );
+    assert!(!report.contains("**none**"), "{report}");
+    let trace = read(&run_dir.join("artifacts/plan/traceability.md"));
+    assert!(trace.contains("through US2: wp-bye"), "{trace}");
     // The built-in software-dev mission ran, with the spec, the Spec Kit context and the
     // configured check command as inputs.
     let events = store(root).read_events(&run).expect("events");
@@ -88,7 +110,15 @@ fn a_spec_kit_spec_runs_offline_and_gets_spec_kit_plan_and_tasks() {
         trace.contains("| FR-002 | requirement | 40 |"),
         "the spec line is given: {trace}"
     );
-    // Spec Kit's files next to the spec.
+    // Spec Kit's files next to the spec, on request.
+    assert!(!root.join("specs/001-greetings/tasks.md").exists());
+    let wrote = run_cli(root, &["plan", &run, "--write"], &[]);
+    assert_eq!(wrote.code, 0, "{}", wrote.transcript());
+    assert!(
+        wrote.stdout.contains("wrote specs/001-greetings/tasks.md"),
+        "{}",
+        wrote.stdout
+    );
     let tasks = read(&root.join("specs/001-greetings/tasks.md"));
     let lines: Vec<&str> = tasks.lines().filter(|l| l.starts_with("- [ ] T")).collect();
     assert_eq!(
@@ -103,6 +133,87 @@ fn a_spec_kit_spec_runs_offline_and_gets_spec_kit_plan_and_tasks() {
     let plan = read(&root.join("specs/001-greetings/plan.md"));
     assert!(plan.contains("# Implementation Plan: Greetings"), "{plan}");
     assert!(plan.contains("The greeting comes first"), "{plan}");
+    // What Spectacular wrote there is not the next run's context; the team's files are.
+    let again = run_cli(root, &["run", "specs/001-greetings/spec.md"], &[]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    let (second, _) = last_run(root);
+    let events = store(root).read_events(&second).expect("events");
+    let EventData::RunStarted(started) = &events[0].data else {
+        panic!("the first event starts the run")
+    };
+    assert_eq!(started.inputs["context"], "specs/001-greetings/research.md");
+}
+
+/// `git status --porcelain` of the checkout at `root`.
+fn git_status(root: &Path) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["status", "--porcelain"])
+        .output()
+        .expect("git runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn git(root: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn a_finished_run_is_applied_later_with_apply_or_resume_apply() {
+    let dir = greetings();
+    let root = dir.path();
+    let out = run_cli(root, &["run", "specs/001-greetings/spec.md"], &[]);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let (run, _) = last_run(root);
+    let integration = spectacular::git::integration_branch(&run);
+    let merged = git(root, &["rev-parse", &integration]);
+    assert_ne!(git(root, &["rev-parse", "main"]), merged);
+    // `resume` has nothing to resume, but `--apply` applies.
+    let resumed = run_cli(root, &["resume", &run], &[]);
+    assert_eq!(resumed.code, 2, "{}", resumed.transcript());
+    let applied = run_cli(root, &["resume", &run, "--apply"], &[]);
+    assert_eq!(applied.code, 0, "{}", applied.transcript());
+    assert!(
+        applied.stdout.contains("`main` fast-forwarded to"),
+        "{}",
+        applied.transcript()
+    );
+    assert_eq!(git(root, &["rev-parse", "main"]), merged);
+    assert_eq!(git_status(root), "", "the checkout is not clean");
+    // Applying again changes nothing and says so the same way.
+    let again = run_cli(root, &["apply", "last"], &[]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert_eq!(git(root, &["rev-parse", "main"]), merged);
+    // A run that did not succeed is not applied.
+    let failed = run_cli(
+        root,
+        &[
+            "run",
+            "specs/001-greetings/spec.md",
+            "--input",
+            "check_command=false",
+        ],
+        &[],
+    );
+    assert_eq!(failed.code, 1, "{}", failed.transcript());
+    let refused = run_cli(root, &["apply", "last"], &[]);
+    assert_eq!(refused.code, 2, "{}", refused.transcript());
+    assert!(
+        refused
+            .stderr
+            .contains("failed: only the work of a run that succeeded is applied"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(git(root, &["rev-parse", "main"]), merged);
 }
 
 #[test]
@@ -134,6 +245,27 @@ fn spectacular_plan_prints_the_checked_plan_with_lanes_coverage_and_cost() {
             .into_iter()
             .collect(),
     );
+    // `cost` takes a run like every read command; free calls still have their share.
+    let cost = run_cli(root, &["cost", "last", "--by", "agent"], &[]);
+    assert_eq!(cost.code, 0, "{}", cost.transcript());
+    assert!(cost.stdout.contains("100.0%"), "{}", cost.stdout);
+    assert!(
+        cost.stdout.contains("shares are of the calls"),
+        "{}",
+        cost.stdout
+    );
+    let nosuch = run_cli(root, &["cost", "nosuchrun"], &[]);
+    assert_eq!(nosuch.code, 2, "{}", nosuch.transcript());
+    // The example's agents are shell scripts: without `--model` the plan is not priced.
+    let unpriced = run_cli(root, &["plan", "last"], &[]);
+    assert!(
+        unpriced
+            .stdout
+            .contains("estimated cost: unpriced (its agents have no prices"),
+        "{}",
+        unpriced.stdout
+    );
+    assert!(!unpriced.stdout.contains('$'), "{}", unpriced.stdout);
     let json = run_cli(root, &["plan", "--json"], &[]);
     assert_eq!(json.code, 0, "{}", json.transcript());
     let value: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
@@ -143,6 +275,7 @@ fn spectacular_plan_prints_the_checked_plan_with_lanes_coverage_and_cost() {
     );
     assert_eq!(value["plan"]["covered"], 5);
     assert_eq!(value["plan"]["work_packages"][1]["wave"], 1);
+    assert_eq!(value["estimate"]["unpriced"], true);
 }
 
 /// A planner that forgets requirements on its first attempt and plans them all once its
@@ -329,6 +462,13 @@ fn a_markdown_target_runs_the_configured_spec_mission_with_its_inputs() {
     assert!(started.inputs["spec"]
         .as_str()
         .is_some_and(|s| s.ends_with("notes.md")));
+    let missing = run_cli(root, &["run", "nosuch.md"], &[]);
+    assert_eq!(missing.code, 2, "{}", missing.transcript());
+    assert!(
+        missing.stderr.contains("no such file: `nosuch.md`"),
+        "{}",
+        missing.stderr
+    );
     let twice = run_cli(root, &["run", "notes.md", "--input", "spec=notes.md"], &[]);
     assert_eq!(twice.code, 2, "{}", twice.transcript());
     assert!(
@@ -353,12 +493,37 @@ fn the_optional_plan_gate_waits_with_the_plan_readable_and_continues_when_approv
         &[],
     );
     assert_eq!(out.code, 3, "{}", out.transcript());
-    // The plan is checked before the gate: Spec Kit's files are there to review.
+    assert!(
+        out.stderr.contains("unpriced (its agents have no prices)"),
+        "the gate shows no price for shell agents: {}",
+        out.stderr
+    );
+    let (run, _) = last_run(root);
+    assert!(
+        out.stderr.contains(&format!(
+            "continue with `spectacular approve {run} approve_plan --resume`"
+        )),
+        "the suspend line names the gate: {}",
+        out.stderr
+    );
+    // A phase that is not waiting: the hint names the gate that is.
+    let wrong = run_cli(root, &["approve", "last", "plan"], &[]);
+    assert_eq!(wrong.code, 2, "{}", wrong.transcript());
+    assert!(
+        wrong.stderr.contains(&format!(
+            "phase `plan` is not waiting for approval (it is succeeded)\n  help: the gate \
+             waiting is `approve_plan`: `spectacular approve {run} approve_plan`"
+        )),
+        "{}",
+        wrong.stderr
+    );
+    // The plan is checked before the gate: Spec Kit's files can be written to review it.
+    let wrote = run_cli(root, &["plan", "--write"], &[]);
+    assert_eq!(wrote.code, 0, "{}", wrote.transcript());
     assert!(read(&root.join("specs/001-greetings/tasks.md")).contains("T003"));
     let plan = run_cli(root, &["plan"], &[]);
     assert_eq!(plan.code, 0, "{}", plan.transcript());
     assert!(plan.stdout.contains("coverage: 5 of 5"), "{}", plan.stdout);
-    let (run, _) = last_run(root);
     let approved = run_cli(root, &["approve", &run, "approve_plan", "--resume"], &[]);
     assert_eq!(approved.code, 0, "{}", approved.transcript());
     let events = store(root).read_events(&run).expect("events");

@@ -46,7 +46,7 @@ pub(super) async fn run(ctx: &Ctx<'_>) -> Result<(), Failure> {
     }
     let context = check::Context {
         workdirs,
-        go_module: go_module(&workdir),
+        ..check::Context::default()
     };
     let mut found = Errors::default();
     let mut results = Vec::new();
@@ -91,8 +91,14 @@ pub(super) async fn run(ctx: &Ctx<'_>) -> Result<(), Failure> {
         };
         // Reading (up to the output cap), redacting and parsing are blocking work: off the
         // event loop.
-        let (redactor, context_now, command_now) =
-            (ctx.redactor.clone(), context.clone(), command.clone());
+        let (redactor, command_now) = (ctx.redactor.clone(), command.clone());
+        let mut context_now = context.clone();
+        context_now.base = check::command_dir(command);
+        let runs_in = match &context_now.base {
+            Some(dir) => workdir.join(dir),
+            None => workdir.clone(),
+        };
+        context_now.go_module = go_module(&runs_in).or_else(|| go_module(&workdir));
         let (out_path, err_path) = (spec.stdout.clone(), spec.stderr.clone());
         let parsed = tokio::task::spawn_blocking(move || {
             let stdout = read_redacted(&out_path, &redactor);
@@ -104,10 +110,12 @@ pub(super) async fn run(ctx: &Ctx<'_>) -> Result<(), Failure> {
                 stderr: &stderr,
             };
             let parsers = check::parse(&output, &context_now, &mut found);
-            (found, before, parsers)
+            let (outcome, reason) =
+                check::classify(exit_code, &stdout, &stderr, &found.list[before..]);
+            (found, before, parsers, outcome, reason)
         })
         .await;
-        let (back, before, parsers) = parsed.map_err(|e| {
+        let (back, before, parsers, outcome_now, reason) = parsed.map_err(|e| {
             Failure::new(
                 FailureKind::Exit,
                 format!(
@@ -117,9 +125,16 @@ pub(super) async fn run(ctx: &Ctx<'_>) -> Result<(), Failure> {
         })?;
         found = back;
         let new = &found.list[before..];
+        let outcome_now = if outcome.is_some() {
+            check::Outcome::TimedOut
+        } else {
+            outcome_now
+        };
         results.push(CommandResult {
             command: command.clone(),
-            passed,
+            passed: passed && outcome_now == check::Outcome::Passed,
+            outcome: outcome_now,
+            reason,
             exit_code,
             parsers: parsers.iter().map(|p| p.to_string()).collect(),
             errors: new.iter().filter(|e| e.severity == Severity::Error).count(),
@@ -134,8 +149,14 @@ pub(super) async fn run(ctx: &Ctx<'_>) -> Result<(), Failure> {
             break;
         }
     }
+    let overall = check::Outcome::worst(results.iter().map(|r| r.outcome));
     let report = Report {
         passed: outcome.is_none() && results.iter().all(|r| r.passed),
+        outcome: if outcome.is_some() {
+            check::Outcome::TimedOut
+        } else {
+            overall
+        },
         workdir: workdir_shown,
         commands: results,
         errors: found.list,
@@ -149,10 +170,20 @@ pub(super) async fn run(ctx: &Ctx<'_>) -> Result<(), Failure> {
     )?;
     let mut log = String::new();
     for command in &report.commands {
-        let result = match (command.passed, command.exit_code) {
-            (true, _) => "passed".to_string(),
-            (false, Some(code)) => format!("exited with code {code}"),
-            (false, None) => "did not finish".to_string(),
+        let result = match (command.outcome, command.exit_code) {
+            (check::Outcome::Passed, _) => "passed".to_string(),
+            (check::Outcome::NoTests, _) => format!(
+                "ran no tests ({})",
+                command.reason.as_deref().unwrap_or("no test ran")
+            ),
+            (check::Outcome::CannotRun, code) => format!(
+                "cannot run{}: {}",
+                code.map(|c| format!(" (exit {c})")).unwrap_or_default(),
+                command.reason.as_deref().unwrap_or("")
+            ),
+            (check::Outcome::TimedOut, _) => "timed out".to_string(),
+            (_, Some(code)) => format!("exited with code {code}"),
+            (_, None) => "did not finish".to_string(),
         };
         let plural = |n: usize, word: &str| match n {
             1 => format!("1 {word}"),
@@ -175,7 +206,14 @@ pub(super) async fn run(ctx: &Ctx<'_>) -> Result<(), Failure> {
     if let Some(failure) = outcome {
         return Err(failure);
     }
-    if report.passed {
+    if let Some(failure) = cannot_run(&report) {
+        return Err(failure);
+    }
+    if report
+        .commands
+        .iter()
+        .all(|c| matches!(c.outcome, check::Outcome::Passed | check::Outcome::NoTests))
+    {
         return Ok(());
     }
     Err(Failure {
@@ -185,13 +223,55 @@ pub(super) async fn run(ctx: &Ctx<'_>) -> Result<(), Failure> {
     })
 }
 
+/// A check that ran past the phase's timeout: the machine's or the command's problem, not the
+/// work's (kind `timeout`, which never starts a rework loop).
 fn timed_out(ctx: &Ctx<'_>) -> Failure {
     let limit = ctx
         .process
         .timeout
         .map(crate::model::format_duration)
         .unwrap_or_default();
-    Failure::new(FailureKind::Timeout, format!("timed out after {limit}"))
+    Failure::new(
+        FailureKind::Timeout,
+        format!(
+            "the checks timed out after {limit}; the work is not sent back for that: raise the \
+             phase's `timeout`, or make the check command faster"
+        ),
+    )
+}
+
+/// A command that cannot run at all (a missing manifest, a program that is not installed):
+/// the run fails once, as `unavailable`, naming the command, instead of sending every work
+/// package back.
+fn cannot_run(report: &Report) -> Option<Failure> {
+    let broken: Vec<String> = report
+        .commands
+        .iter()
+        .filter(|c| c.outcome == check::Outcome::CannotRun)
+        .map(|c| {
+            let code = c
+                .exit_code
+                .map(|code| format!(", exit {code}"))
+                .unwrap_or_default();
+            format!(
+                "`{}` ({}{code})",
+                c.command,
+                check::cut(c.reason.as_deref().unwrap_or("it could not start"), 300)
+            )
+        })
+        .collect();
+    if broken.is_empty() {
+        return None;
+    }
+    Some(Failure::new(
+        FailureKind::Unavailable,
+        format!(
+            "the check command cannot run here: {}; the work is not sent back for that: fix \
+             the command (the phase's `with.command`; for `spectacular run <spec>`, the \
+             `check_command` input in `.spectacular/config.yaml`) and run again",
+            broken.join("; ")
+        ),
+    ))
 }
 
 /// `with.command`: one command or a list of them.
@@ -318,7 +398,7 @@ fn failure_message(report: &Report) -> String {
     let failed: Vec<String> = report
         .commands
         .iter()
-        .filter(|c| !c.passed)
+        .filter(|c| matches!(c.outcome, check::Outcome::Failed))
         .map(|c| match c.exit_code {
             Some(code) => format!("`{}` exited with code {code}", c.command),
             None => format!("`{}` did not finish", c.command),
@@ -381,10 +461,13 @@ mod tests {
     fn report(errors: usize) -> Report {
         Report {
             passed: false,
+            outcome: check::Outcome::Failed,
             workdir: ".".into(),
             commands: vec![CommandResult {
                 command: "make".into(),
                 passed: false,
+                outcome: check::Outcome::Failed,
+                reason: None,
                 exit_code: Some(2),
                 parsers: vec!["gcc".into()],
                 errors,

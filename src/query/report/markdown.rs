@@ -142,10 +142,22 @@ pub fn markdown(report: &Report) -> String {
             let _ = writeln!(out, "| id | kind | work packages | text |");
             let _ = writeln!(out, "|---|---|---|---|");
             for t in &plan.traceability {
-                let wps = if t.work_packages.is_empty() {
-                    "**none**".to_string()
-                } else {
-                    t.work_packages.join(", ")
+                // An acceptance scenario no package names is covered through its story.
+                let through = (t.kind == "acceptance")
+                    .then(|| crate::tasks::story_of(&t.id))
+                    .flatten()
+                    .and_then(|story| {
+                        plan.traceability
+                            .iter()
+                            .find(|r| r.kind == "story" && r.id == story)
+                    })
+                    .filter(|story| !story.work_packages.is_empty());
+                let wps = match through {
+                    _ if !t.work_packages.is_empty() => t.work_packages.join(", "),
+                    Some(story) => {
+                        format!("through {}: {}", story.id, story.work_packages.join(", "))
+                    }
+                    None => "**none**".to_string(),
                 };
                 let _ = writeln!(
                     out,
@@ -485,7 +497,7 @@ pub fn markdown(report: &Report) -> String {
             report.timeline_omitted, run.run_id
         );
     }
-    out
+    crate::tasks::render::no_html(&out)
 }
 
 fn plural(n: u64) -> &'static str {

@@ -193,6 +193,7 @@ fn a_gate_after_a_checked_plan_shows_its_summary() {
             uncovered: vec!["FR-002".into()],
             estimate_usd: Some(0.42),
             model: Some("m".into()),
+            unpriced: false,
         }
     );
 }

@@ -141,6 +141,7 @@ impl Harness {
     ) {
         self.record(EventData::AttemptSucceeded(AttemptSucceeded {
             git: None,
+            integration_head: None,
             phase: phase.into(),
             attempt,
             exit_code: Some(0),
@@ -580,6 +581,34 @@ phases:
         h.types().iter().filter(|t| **t == "loop.started").count(),
         2
     );
+}
+
+/// A check that timed out, or whose command cannot run, is not the work's fault: the run
+/// fails once instead of sending the work back.
+#[test]
+fn a_timeout_or_an_unavailable_program_starts_no_rework_loop() {
+    for kind in [FailureKind::Timeout, FailureKind::Unavailable] {
+        let mut h = Harness::new(
+            "
+mission: loop
+phases:
+  implement: { uses: builtin/noop }
+  check:
+    uses: builtin/noop
+    needs: [implement]
+    retry: { max_attempts: 1 }
+    on_failure: { goto: implement, max_loops: 2 }
+",
+            4,
+        );
+        h.starts();
+        h.succeed("implement", 1);
+        h.starts();
+        h.fail("check", 1, kind);
+        assert!(h.starts().is_empty(), "{kind:?}");
+        assert_eq!(h.s.finished(), Some("failed"), "{kind:?}");
+        assert!(!h.types().contains(&"loop.started"), "{kind:?}");
+    }
 }
 
 #[test]
