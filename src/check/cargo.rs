@@ -6,7 +6,7 @@
 //! followed by the message (Rust 1.73 and later), or
 //! `thread '<test>' panicked at '<message>', <file>:<line>:<col>` before; a `#[should_panic]`
 //! test that did not panic and a test that returned `Err`, in their `---- <test> stdout ----`
-//! sections.
+//! sections; libtest's own JSON (`--format json`), whose failed tests carry the same text.
 
 use std::sync::LazyLock;
 
@@ -170,6 +170,12 @@ static NO_PANIC: LazyLock<Regex> = LazyLock::new(|| {
 /// src/lib.rs:30:8`) and a test returning `Err` (`Error: ParseIntError { … }` in its section,
 /// without a place).
 pub(super) fn parse_tests(text: &str, sink: &mut Sink<'_>) {
+    parse_libtest_json(text, sink);
+    parse_human(text, sink);
+}
+
+/// libtest's human report (see [`parse_tests`]).
+fn parse_human(text: &str, sink: &mut Sink<'_>) {
     let lines: Vec<&str> = text.lines().collect();
     let mut section: Option<&str> = None;
     let mut i = 0;
@@ -240,6 +246,54 @@ pub(super) fn parse_tests(text: &str, sink: &mut Sink<'_>) {
                 column: number(&c[5]),
                 message: &c[2],
                 test: Some(&c[1]).filter(|t| *t != "main"),
+                ..Found::default()
+            });
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct TestEvent {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    event: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    stdout: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// libtest's JSON (`cargo test -- -Z unstable-options --format json`): a `failed` test event
+/// carries what the test printed (`stdout`: its panic, or `Error: …`) or a `message` (a
+/// `#[should_panic]` test that did not panic), read as the human report would be.
+fn parse_libtest_json(text: &str, sink: &mut Sink<'_>) {
+    for line in text.lines() {
+        let line = line.trim();
+        if !line.starts_with('{') || !line.contains("\"type\"") {
+            continue;
+        }
+        let Ok(event) = serde_json::from_str::<TestEvent>(line) else {
+            continue;
+        };
+        if event.kind != "test" || event.event != "failed" || event.name.contains('\n') {
+            continue;
+        }
+        let before = sink.found.list.len() + sink.found.dropped;
+        let mut report = format!("---- {} stdout ----\n", event.name);
+        if let Some(message) = &event.message {
+            report.push_str(&format!("note: {message}\n"));
+        }
+        if let Some(stdout) = &event.stdout {
+            report.push_str(stdout);
+        }
+        parse_human(&report, sink);
+        if sink.found.list.len() + sink.found.dropped == before {
+            sink.add(Found {
+                message: event.message.as_deref().unwrap_or("failed"),
+                test: Some(&event.name),
                 ..Found::default()
             });
         }

@@ -270,6 +270,12 @@ fn project_frame(text: &str, sink: &Sink<'_>) -> Option<(String, u32, u32)> {
 
 static VITEST_FAIL: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\s*FAIL {2}(\S+?)(?: > (.+?))?(?: \[ .+ \])?$").expect("regex"));
+static VITEST_UNHANDLED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^⎯+ (?:Uncaught Exception|Unhandled Rejection|Unhandled Error) ⎯+$")
+        .expect("regex")
+});
+static VITEST_ORIGIN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"^This error originated in "(.+?)" test file"#).expect("regex"));
 static VITEST_AT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^\s*❯ (?:\S+ )?((?:file://)?[^\s()]+?):(\d+):(\d+)$").expect("regex")
 });
@@ -278,7 +284,9 @@ static VITEST_AT: LazyLock<Regex> = LazyLock::new(|| {
 /// ` FAIL  src/sum.test.js > sum > adds 1 + 2`, the error (`AssertionError: expected 4 to be
 /// 3`), a diff, and the places (` ❯ src/sum.test.js:6:23`, ` ❯ parse src/sum.js:6:26`), each
 /// block ending with `⎯⎯⎯[1/4]⎯`. A test is placed at the first place in its own file, else
-/// the first of the project.
+/// the first of the project. An error thrown outside a test (`⎯⎯ Uncaught Exception ⎯⎯`,
+/// `Unhandled Rejection`) fails the run although every test passed: it is placed where it
+/// was thrown (else in the test file Vitest names), without a test.
 pub(super) fn parse_vitest(text: &str, sink: &mut Sink<'_>) {
     let mut sink = Sink {
         tool: "vitest",
@@ -291,13 +299,18 @@ pub(super) fn parse_vitest(text: &str, sink: &mut Sink<'_>) {
         .collect();
     let mut i = 0;
     while i < lines.len() {
-        let Some(c) = VITEST_FAIL.captures(&lines[i]) else {
+        let (file, test) = if let Some(c) = VITEST_FAIL.captures(&lines[i]) {
+            (
+                Some(c[1].to_string()),
+                c.get(2).map(|m| m.as_str().to_string()),
+            )
+        } else if VITEST_UNHANDLED.is_match(lines[i].trim()) {
+            (None, None)
+        } else {
             i += 1;
             continue;
         };
         i += 1;
-        let file = c[1].to_string();
-        let test = c.get(2).map(|m| m.as_str().to_string());
         let start = i;
         while i < lines.len()
             && !VITEST_FAIL.is_match(&lines[i])
@@ -318,6 +331,19 @@ pub(super) fn parse_vitest(text: &str, sink: &mut Sink<'_>) {
         } else {
             message.join("\n")
         };
+        // An unhandled error names its test file and the test that was running.
+        let (file, test) = match file {
+            Some(file) => (file, test),
+            None => {
+                let said = |re: &Regex| {
+                    block
+                        .iter()
+                        .find_map(|l| re.captures(l).map(|c| c[1].to_string()))
+                };
+                // The test Vitest names passed: it is only the latest that ran.
+                (said(&VITEST_ORIGIN).unwrap_or_default(), None)
+            }
+        };
         let own = sink.normalise(&file);
         let places: Vec<(String, u32, u32)> = block
             .iter()
@@ -331,7 +357,7 @@ pub(super) fn parse_vitest(text: &str, sink: &mut Sink<'_>) {
             .find(|(f, _, _)| sink.normalise(f) == own)
             .or_else(|| places.iter().find(|(f, _, _)| sink.in_project(f)));
         sink.add(Found {
-            file: Some(place.map_or(file.as_str(), |p| p.0.as_str())),
+            file: Some(place.map_or(file.as_str(), |p| p.0.as_str())).filter(|f| !f.is_empty()),
             line: place.map(|p| p.1),
             column: place.map(|p| p.2),
             message: &message,

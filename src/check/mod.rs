@@ -5,20 +5,27 @@
 //!
 //! One file per parser family:
 //!
-//! - `cargo.rs`: `cargo --message-format=json` (compiler messages) and libtest's panics
-//!   (`cargo test`, JSON or not);
+//! - `cargo.rs`: `cargo --message-format=json` (compiler messages) and libtest's report
+//!   (panics, `should_panic` tests that did not panic, tests that returned `Err`);
 //! - `compiler.rs`: rustc's human output, and gcc's and clang's `file:line:col: severity:`;
-//! - `pytest.rs`: pytest's failure sections and short test summary;
-//! - `gotest.rs`: `go test -json` (test2json events, build output);
+//! - `pytest.rs`: pytest's report in every `--tb` style, and unittest's;
+//! - `gotest.rs`: `go test`, plain and `-json` (test2json events, build output, panics);
 //! - `tsc.rs`: TypeScript's `file(line,col): error TS…` and its pretty form;
-//! - `eslint.rs`: `eslint -f json` (and `json-with-metadata`);
-//! - `jest.rs`: `jest --json` and Vitest's `json` reporter (the same shape);
+//! - `eslint.rs`: the default `stylish` formatter and `eslint -f json`;
+//! - `jest.rs`: Jest's and Vitest's default reporters, `jest --json` and Vitest's `json`
+//!   reporter (the same shape);
+//! - `ruff.rs`: Ruff's `full` (default) and `concise` formats, `ruff format --check`;
+//! - `mypy.rs`: mypy, `--pretty` included;
 //! - `generic.rs`: any `file:line[:col]: message`, the fallback when no other parser found
 //!   anything in a command's output.
 //!
+//! `outcome.rs` tells how a command ended from its exit status and output ([`classify`]:
+//! passed, failed, ran no tests, cannot run) and where it runs ([`command_dir`]).
+//!
 //! [`detect`] picks the parsers from the command and from the output's shape; [`Errors`]
-//! collects what they find: paths normalised relative to the check's working directory,
-//! messages cleaned (no terminal escapes) and bounded, duplicates dropped, at most
+//! collects what they find: paths normalised relative to the check's working directory (a
+//! relative one placed where the command runs), messages cleaned (no terminal escapes) and
+//! bounded, duplicates dropped (a failing test by its name and place), at most
 //! [`MAX_ERRORS`] kept (the rest counted).
 //!
 //! **Invariant:** pure. No file, process, clock or environment access: the builtin runs the
@@ -282,7 +289,10 @@ impl Parser {
             Parser::RustTest => cargo::parse_tests(text, &mut sink),
             Parser::Rustc => compiler::parse_rustc(text, &mut sink),
             Parser::Gcc => compiler::parse_gcc(text, &mut sink),
-            Parser::Pytest => pytest::parse(text, &mut sink),
+            Parser::Pytest => {
+                pytest::parse(text, &mut sink);
+                pytest::parse_unittest(text, &mut sink);
+            }
             Parser::GoTest => {
                 gotest::parse(text, &mut sink);
                 gotest::parse_plain(text, &mut sink);
@@ -463,7 +473,7 @@ pub fn detect(command: &str, stdout: &str, stderr: &str) -> Vec<Parser> {
     {
         add(Parser::Gcc);
     }
-    if has("pytest") || lower.contains("-m pytest") {
+    if has("pytest") || lower.contains("-m pytest") || has("unittest") || has("manage.py") {
         add(Parser::Pytest);
     }
     if has("go") && (has("test") || has("vet") || has("build")) {
@@ -526,6 +536,7 @@ fn shape(text: &str) -> Vec<Parser> {
         } else if line.starts_with("thread '") && line.contains("panicked at") {
             mark(Parser::RustTest, &mut found);
         } else if line.contains(" short test summary info ")
+            || (line.starts_with("FAIL: ") || line.starts_with("ERROR: ")) && line.ends_with(')')
             || line.starts_with("=== FAILURES ===")
             || line.contains(" test session starts ")
         {
@@ -545,6 +556,8 @@ fn shape(text: &str) -> Vec<Parser> {
         } else if gotest::looks_like_plain(line) {
             mark(Parser::GoTest, &mut found);
         } else if line.starts_with("---- ") && line.ends_with(" stdout ----")
+            || line.starts_with("{ \"type\": \"test\"")
+            || line.starts_with("{ \"type\": \"suite\"")
             || line.starts_with("test result: ")
         {
             mark(Parser::RustTest, &mut found);

@@ -67,6 +67,7 @@ static CANNOT_RUN: LazyLock<Regex> = LazyLock::new(|| {
         r"|(?:sh|bash|dash|zsh): (?:\d+: |line \d+: )?.*: not found$",
         r"|(?:sh|bash|dash|zsh): (?:\d+: |line \d+: )?.*: Permission denied$",
         r"|npm (?:ERR!|error) Missing script:",
+        r"|Error: no test specified$",
         r"|npm (?:ERR!|error) (?:code ENOENT|enoent)",
         r"|.*ERR_PNPM_NO_SCRIPT",
         r"|.*ERR_PNPM_NO_IMPORTER_MANIFEST_FOUND",

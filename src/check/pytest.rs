@@ -266,3 +266,62 @@ fn report_line<'a>(
         }
     }
 }
+
+static UNITTEST_HEADER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(FAIL|ERROR): (\w+) \(([\w.]+)\)").expect("regex"));
+static UNITTEST_FRAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"^\s*File "(.+?)", line (\d+)"#).expect("regex"));
+
+/// unittest's report (`python -m unittest`, Django's test runner): `FAIL: test_add
+/// (tests.test_math.TestMath.test_add)` (before Python 3.11 the class without the method), a
+/// traceback whose last frame in the project is the place, then the exception line.
+pub(super) fn parse_unittest(text: &str, sink: &mut Sink<'_>) {
+    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let Some(c) = UNITTEST_HEADER.captures(lines[i]) else {
+            i += 1;
+            continue;
+        };
+        i += 1;
+        let (method, owner) = (&c[2], &c[3]);
+        let test = if owner.ends_with(&format!(".{method}")) {
+            owner.to_string()
+        } else {
+            format!("{owner}.{method}")
+        };
+        let mut place: Option<(&str, Option<u32>)> = None;
+        let mut message: Option<&str> = None;
+        if lines.get(i).is_some_and(|l| l.starts_with("-----")) {
+            i += 1;
+        }
+        while i < lines.len() && !lines[i].starts_with("=====") && !lines[i].starts_with("-----") {
+            let line = lines[i];
+            i += 1;
+            if line.is_empty() {
+                continue;
+            }
+            if let Some(f) = UNITTEST_FRAME.captures(line) {
+                let file = f.get(1).map_or("", |m| m.as_str());
+                if sink.in_project(file) {
+                    place = Some((file, number(&f[2])));
+                }
+            } else if !line.starts_with(char::is_whitespace) && !line.starts_with("Traceback ") {
+                message = message.or(Some(line));
+            }
+        }
+        let message = message.unwrap_or(if &c[1] == "ERROR" { "error" } else { "failed" });
+        let code = RAISED
+            .captures(message)
+            .and_then(|k| k.get(1))
+            .map(|m| m.as_str());
+        sink.add(Found {
+            file: place.map(|p| p.0),
+            line: place.and_then(|p| p.1),
+            code,
+            message,
+            test: Some(&test),
+            ..Found::default()
+        });
+    }
+}

@@ -155,6 +155,8 @@ fn every_tool_has_three_real_outputs_at_least() {
         "ruff",
         "mypy",
         "gcc",
+        "clang",
+        "unittest",
     ] {
         assert!(
             counts.get(tool).copied().unwrap_or(0) >= 3,

@@ -582,6 +582,7 @@ fn hostile_output_is_bounded_and_never_panics() {
         "a.py:1: error: x\nwrapped\n  [code]\n",
         "--- FAIL: T (\n    x.go:1: y\npanic: x\n\t/a.go:999999999999\nFAIL\tpkg\t1s\n",
         "---- t stdout ----\nError: \nnote: test did not panic as expected at :0:0\n",
+        "{ \"type\": \"test\", \"event\": \"failed\", \"name\": \"t\", \"stdout\": \"{ \\\"type\\\": \\\"test\\\" }\\nthread 't' panicked at :1:1:\" }\n",
     ];
     for text in garbage {
         for command in [

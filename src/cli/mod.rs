@@ -26,7 +26,9 @@ macro_rules! outln {
 macro_rules! eout {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = write!(std::io::stderr(), $($arg)*);
+        // Formatted first: stderr is unbuffered, and one write per piece would cost a system
+        // call each (a run prints a line per event).
+        let _ = std::io::stderr().write_all(format!($($arg)*).as_bytes());
     }};
 }
 
@@ -34,7 +36,9 @@ macro_rules! eout {
 macro_rules! eoutln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        let mut line = format!($($arg)*);
+        line.push('\n');
+        let _ = std::io::stderr().write_all(line.as_bytes());
     }};
 }
 
@@ -358,7 +362,7 @@ pub enum Command {
     /// phase, mission or day.
     #[command(after_help = EXAMPLES_COST)]
     Cost(cost::Args),
-    /// A local web UI: runs, phase graphs, boards, costs and reports, live; approve, answer, cancel.
+    /// Watch and steer runs in a browser: graphs, boards, costs and reports, live.
     #[command(after_help = EXAMPLES_DASHBOARD)]
     Dashboard(dashboard::Args),
     /// The configured agents, and whether each can run here.

@@ -47,10 +47,18 @@ enum Found {
     Nothing,
 }
 
+const EXAMPLES_IMPORT: &str = "\
+Examples:
+  # Print the work packages of a Spec Kit tasks.md, checked against the spec beside it
+  spectacular plan import specs/001-greetings/tasks.md
+  # Write them as tasks.json
+  spectacular plan import specs/001-greetings/tasks.md --out tasks.json";
+
 #[derive(Debug, clap::Subcommand)]
 pub enum PlanCommand {
     /// Read a Spec Kit `tasks.md` as the plan, without an agent: one work package per task
     /// not done, dependencies from its phases and `[P]`, checked against the spec beside it.
+    #[command(after_help = EXAMPLES_IMPORT)]
     Import(ImportArgs),
 }
 
@@ -75,11 +83,16 @@ fn import(context: &Context, args: ImportArgs) -> Outcome {
     let shown = args.tasks.display().to_string();
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Failure::usage(format!("cannot read `{shown}`: {e}")))?;
-    let plan = crate::tasks::speckit::import(&shown, &text)
-        .map_err(|e| Failure { exit: Exit::Invalid, message: e.to_string() })?;
+    let plan = crate::tasks::speckit::import(&shown, &text).map_err(|e| Failure {
+        exit: Exit::Invalid,
+        message: e.to_string(),
+    })?;
     let spec_path = match &args.spec {
         Some(p) => Some(context.cwd.join(p)),
-        None => path.parent().map(|d| d.join("spec.md")).filter(|p| p.is_file()),
+        None => path
+            .parent()
+            .map(|d| d.join("spec.md"))
+            .filter(|p| p.is_file()),
     };
     let refs = match &spec_path {
         Some(p) => {

@@ -43,14 +43,15 @@ pub(crate) async fn approve(
     let settings = state.settings.clone();
     blocking(move || {
         let run_id = resolve(&settings.store, &run)?;
-        let mut args = vec!["approve".to_string(), run_id.clone(), body.phase];
+        // Options first, values attached, then `--`: a text that starts with `-` stays text.
+        let mut args = vec!["approve".to_string()];
         if !body.approve {
             args.push("--reject".into());
         }
         if let Some(comment) = body.comment.filter(|c| !c.trim().is_empty()) {
-            args.push("--comment".into());
-            args.push(comment);
+            args.push(format!("--comment={comment}"));
         }
+        args.extend(["--".to_string(), run_id.clone(), body.phase]);
         let said = cli(&settings, &args)?;
         let resumed = resume_if_stopped(&settings, &run_id, false)?;
         let said = if resumed { first_line(&said) } else { said };
@@ -70,11 +71,11 @@ pub(crate) async fn answer(
         let run_id = resolve(&settings.store, &run)?;
         let args = [
             "answer".to_string(),
+            format!("--phase={}", body.phase),
+            "--".into(),
             run_id.clone(),
             body.question.to_string(),
             body.answer,
-            "--phase".into(),
-            body.phase,
         ];
         let said = cli(&settings, &args)?;
         let resumed = resume_if_stopped(&settings, &run_id, true)?;
@@ -92,7 +93,7 @@ pub(crate) async fn cancel(
     let settings = state.settings.clone();
     blocking(move || {
         let run_id = resolve(&settings.store, &run)?;
-        let said = cli(&settings, &["cancel".to_string(), run_id])?;
+        let said = cli(&settings, &["cancel".into(), "--".into(), run_id])?;
         Ok(Json(json!({ "message": said, "resumed": false })))
     })
     .await

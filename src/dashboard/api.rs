@@ -14,25 +14,46 @@ pub const TIMELINE_MAX: usize = 2_000;
 /// The most bytes of an attempt's log a page gets (its end).
 pub const LOG_TAIL_MAX: u64 = 64 * 1024;
 
+/// Each run's cost by the length of its log when it was summed, so that the list of runs
+/// reads again only the logs that grew.
+#[derive(Debug, Default)]
+pub struct CostCache(std::sync::Mutex<std::collections::HashMap<String, (u64, f64)>>);
+
+impl CostCache {
+    /// What the agent calls of `run_id` cost, from its log.
+    fn cost(&self, store: &Store, run_id: &str) -> f64 {
+        let len = std::fs::metadata(store.events_path(run_id)).map_or(0, |m| m.len());
+        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((seen, cost)) = cache.get(run_id) {
+            if *seen == len {
+                return *cost;
+            }
+        }
+        let events = store.read_events(run_id).unwrap_or_default();
+        let cost = cost::calls_of(run_id, &events, None)
+            .iter()
+            .map(|c| c.cost_usd)
+            .sum();
+        cache.insert(run_id.to_string(), (len, cost));
+        cost
+    }
+}
+
 /// The runs of the store, as `spectacular runs --json` lists them, with each run's cost. A
 /// run whose log cannot be read is listed as `damaged` with its error.
-pub fn runs(store: &Store) -> Result<Value, record::Error> {
+pub fn runs(store: &Store, costs: &CostCache) -> Result<Value, record::Error> {
     if !store.dir.is_dir() {
         return Ok(json!([]));
     }
     let (projection, damaged) = store.projection_checked()?;
     let rows = projection.runs()?;
-    let mut costs = std::collections::HashMap::<String, f64>::new();
-    for call in cost::calls(store, None).unwrap_or_default() {
-        *costs.entry(call.run_id).or_default() += call.cost_usd;
-    }
     let mut list: Vec<Value> = rows
         .iter()
         .map(|r| {
             json!({
                 "run_id": r.run_id, "mission": r.mission, "status": r.status,
                 "started_at": r.started_at, "ended_at": r.ended_at, "events": r.last_seq,
-                "cost_usd": costs.get(&r.run_id).copied().unwrap_or(0.0),
+                "cost_usd": costs.cost(store, &r.run_id),
             })
         })
         .collect();
@@ -262,9 +283,11 @@ pub fn waiting(events: &[Event]) -> Vec<Value> {
                 );
             }
             EventData::ClarificationAnswered(d) => {
+                let index = d.question.checked_sub(1).map(|i| i as usize);
                 if let Some(q) = found
                     .get_mut(&d.phase)
-                    .and_then(|w| w["questions"].get_mut(d.question.saturating_sub(1) as usize))
+                    .zip(index)
+                    .and_then(|(w, i)| w["questions"].get_mut(i))
                 {
                     q["answered"] = json!(true);
                     q["answer"] = json!(d.answer);
@@ -309,4 +332,85 @@ fn budget(events: &[Event]) -> Value {
         "soft_usd": declared.get("soft_usd").and_then(Value::as_f64),
         "alert": alert,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::event::{ApprovalRequested, ClarificationAnswered};
+
+    fn event(seq: u64, data: EventData) -> Event {
+        Event {
+            event_id: format!("E{seq}"),
+            schema: 1,
+            run_id: "R".into(),
+            seq,
+            ts: "2026-12-07T10:00:00.000Z".into(),
+            causation_id: None,
+            actor: "engine".into(),
+            data,
+        }
+    }
+
+    #[test]
+    fn what_waits_says_which_questions_are_answered() {
+        let answer = |seq, question| {
+            event(
+                seq,
+                EventData::ClarificationAnswered(ClarificationAnswered {
+                    phase: "clarify".into(),
+                    question,
+                    text: "q".into(),
+                    answer: format!("answer {question}"),
+                }),
+            )
+        };
+        let events = [
+            event(
+                1,
+                EventData::ApprovalRequested(ApprovalRequested {
+                    phase: "clarify".into(),
+                    reason: "the spec is ambiguous".into(),
+                    timeout_ms: None,
+                    questions: vec!["Which examples?".into(), "Done when?".into()],
+                    plan: None,
+                }),
+            ),
+            answer(2, 2),
+            // Numbers that were never asked change nothing.
+            answer(3, 0),
+            answer(4, 9),
+        ];
+        let waiting = waiting(&events);
+        assert_eq!(waiting.len(), 1);
+        let questions = &waiting[0]["questions"];
+        assert_eq!(questions[0]["answered"], false);
+        assert_eq!(questions[1]["answered"], true);
+        assert_eq!(questions[1]["answer"], "answer 2");
+        assert_eq!(questions.as_array().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn a_log_tail_starts_where_the_page_left_off_and_keeps_only_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stdout.log");
+        std::fs::write(&path, "first\nsecond\n").unwrap();
+        assert_eq!(
+            read_tail(&path, None).unwrap(),
+            ("first\nsecond\n".to_string(), 13, 0)
+        );
+        assert_eq!(
+            read_tail(&path, Some(6)).unwrap(),
+            ("second\n".to_string(), 13, 6)
+        );
+        // An offset past the end (the file was replaced) starts again.
+        assert_eq!(read_tail(&path, Some(99)).unwrap().2, 0);
+        let big = "x".repeat(LOG_TAIL_MAX as usize + 10);
+        std::fs::write(&path, &big).unwrap();
+        let (text, len, from) = read_tail(&path, None).unwrap();
+        assert_eq!(
+            (text.len() as u64, len, from),
+            (LOG_TAIL_MAX, LOG_TAIL_MAX + 10, 10)
+        );
+    }
 }

@@ -91,6 +91,7 @@ struct Shared {
     settings: Settings,
     /// `Host` values a request may carry (on a loopback address); empty: any.
     hosts: Vec<String>,
+    costs: api::CostCache,
 }
 
 type AppState = Arc<Shared>;
@@ -128,7 +129,11 @@ impl Server {
         } else {
             Vec::new()
         };
-        let state = Arc::new(Shared { settings, hosts });
+        let state = Arc::new(Shared {
+            settings,
+            hosts,
+            costs: api::CostCache::default(),
+        });
         Ok(Server {
             listener,
             addr,
@@ -328,8 +333,7 @@ async fn style() -> Response {
 }
 
 async fn runs(_: Authorized, State(state): State<AppState>) -> Result<Json<Value>, Error> {
-    let store = state.settings.store.clone();
-    blocking(move || Ok(Json(api::runs(&store)?))).await
+    blocking(move || Ok(Json(api::runs(&state.settings.store, &state.costs)?))).await
 }
 
 async fn run(

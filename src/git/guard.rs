@@ -264,14 +264,14 @@ impl Registry {
                     expected: short(want).to_string(),
                 })
             }
-            (Expect::Contains(start), Some(found)) => {
-                if !ops::is_ancestor(root, start, &found).unwrap_or(false) {
-                    return Err(Tampered::Rewound {
-                        branch: name,
-                        start: short(start).to_string(),
-                        found: short(&found).to_string(),
-                    });
-                }
+            (Expect::Contains(start), Some(found))
+                if !ops::is_ancestor(root, start, &found).unwrap_or(false) =>
+            {
+                return Err(Tampered::Rewound {
+                    branch: name,
+                    start: short(start).to_string(),
+                    found: short(&found).to_string(),
+                });
             }
             (Expect::Contains(start), None) => {
                 return Err(Tampered::Rewound {

@@ -334,6 +334,18 @@ pub fn add_detached_worktree(root: &Path, path: &Path, commit: &str) -> Result<(
 /// knows of it.
 pub fn remove_worktree(root: &Path, path: &Path) -> Result<(), Error> {
     let _admin = ADMIN.lock().unwrap_or_else(|e| e.into_inner());
+    // A link planted at the worktree's place (or its run directory's): git would find the
+    // worktree its target is, and remove that. Only the link goes; prune forgets ours.
+    let link = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
+    if let Some(at) = [Some(path), path.parent()]
+        .into_iter()
+        .flatten()
+        .find(|p| link(p))
+    {
+        let _ = std::fs::remove_file(at);
+        git(root, &["worktree", "prune"])?;
+        return Ok(());
+    }
     let path_s = path.display().to_string();
     let removed = raw(root, &["worktree", "remove", "--force", "--force", &path_s])
         .is_ok_and(|o| o.status.success());

@@ -34,7 +34,7 @@ pub const BUILTIN_STEPS: &[(&str, &str)] = &[
     ),
     (
         "check",
-        "runs the project's checks (`with.command`, in `with.workdir`) and parses their errors into `errors.json` and `summary.md`; a failing command fails the attempt as `checks`",
+        "runs the project's checks (`with.command`, in `with.workdir`) and parses their errors into `errors.json` and `summary.md`; a failing command fails the attempt as `checks`, one that cannot run as `unavailable`; one that ran no tests is reported as such",
     ),
     (
         "learn",

@@ -175,10 +175,7 @@ fn finish(
 ) -> Analysis {
     let findings = Findings {
         vague_terms: items.iter().filter(|d| d.code == Code::VagueTerm).count(),
-        uncovered: spec
-            .uncovered()
-            .filter(|r| r.kind != RequirementKind::Constraint)
-            .count(),
+        uncovered: spec.uncovered().filter(|r| Spec::expects_cover(r)).count(),
     };
     let mut items = items;
     super::checks::cap(name, &mut items);

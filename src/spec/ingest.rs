@@ -192,7 +192,7 @@ fn english_role(title: &str) -> Role {
     if has("non-functional")
         || has("nonfunctional")
         || has("non functional")
-        || has("quality")
+        || has("quality") && !has("code quality")
         || has("performance requirement")
     {
         return Role::Requirements {
@@ -205,18 +205,29 @@ fn english_role(title: &str) -> Role {
     if has("success criteria") || has("measurable outcome") || has("success metric") {
         return Role::Success;
     }
-    if has("requirement") {
+    if has("requirement") && !has("implementation requirement") && !has("technical requirement") {
         return Role::Requirements {
             non_functional: false,
         };
     }
-    if has("constraint") || has("limitation") {
+    if has("constraint")
+        || has("limitation")
+        || has("implementation requirement")
+        || has("technical requirement")
+        || has("tech stack")
+    {
         return Role::Constraints;
     }
     if has("edge case") {
         return Role::EdgeCases;
     }
-    if t == "tasks" || t.starts_with("task") || has("task list") || t == "todo" || t == "to do" || has("checklist") {
+    if t == "tasks"
+        || t.starts_with("task")
+        || has("task list")
+        || t == "todo"
+        || t == "to do"
+        || has("checklist")
+    {
         return Role::Tasks;
     }
     if has("open question") || t == "questions" || has("unresolved") {
@@ -345,7 +356,20 @@ impl<'a> Builder<'a> {
     /// quote, nor in a section that only gives context).
     fn add_prose(&mut self, no: u32, line: &str, text: &str, statement: bool) {
         let c = col(line, offset_in(line, text));
-        let context = self.stack.iter().any(|o| context_only(&o.title))
+        // The nearest heading that says decides: Goals under Motivation (a KEP's) ask.
+        let context = self
+            .stack
+            .iter()
+            .rev()
+            .find_map(|o| {
+                let t = o.title.to_lowercase();
+                if t.contains("goal") && !t.contains("non-goal") && !t.contains("non goal") {
+                    Some(false)
+                } else {
+                    context_only(&o.title).then_some(true)
+                }
+            })
+            .unwrap_or(false)
             || self.role() == Role::Guidance;
         let t = text.trim_start();
         if statement && !context && !t.starts_with('|') && !t.starts_with('>') {
@@ -1059,8 +1083,11 @@ pub(super) fn ingest(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
         }
         if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
             fence = Some(&trimmed[..3]);
-            b.last = Last::None;
-            b.list_indent = None;
+            // A fence indented under a list item belongs to it: the list goes on after it.
+            if !(line.starts_with(' ') || line.starts_with('\t')) {
+                b.last = Last::None;
+                b.list_indent = None;
+            }
             b.add_prose(no, line, line, false);
             continue;
         }
@@ -1189,7 +1216,11 @@ pub(super) fn ingest(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
     if let Some(last) = b.spec.sections.last_mut() {
         last.end_line = b.spec.lines.max(last.location.line);
     }
-    let none = |spec: &Spec| spec.requirements.iter().all(|r| r.kind == RequirementKind::Constraint);
+    let none = |spec: &Spec| {
+        spec.requirements
+            .iter()
+            .all(|r| r.kind == RequirementKind::Constraint)
+    };
     if none(&b.spec) {
         goal_requirements(&mut b.spec);
     }
@@ -1246,8 +1277,9 @@ fn goal_requirements(spec: &mut Spec) {
         let t = section.to_lowercase();
         t.contains("goal") && !t.contains("non-goal") && !t.contains("non goal")
     };
-    let (taken, kept): (Vec<Item>, Vec<Item>) =
-        std::mem::take(&mut spec.items).into_iter().partition(|i| goals(&i.section));
+    let (taken, kept): (Vec<Item>, Vec<Item>) = std::mem::take(&mut spec.items)
+        .into_iter()
+        .partition(|i| goals(&i.section));
     spec.items = kept;
     for item in taken {
         spec.requirements.push(Requirement {
@@ -1273,11 +1305,31 @@ struct ProseLine {
 /// Sections that give context and ask nothing: their sentences are never requirements.
 fn context_only(title: &str) -> bool {
     const CONTEXT: &[&str] = &[
-        "motivation", "background", "context", "drawback", "alternative", "rationale",
-        "prior art", "reference", "history", "risk", "non-goal", "non goal", "out of scope",
-        "glossary", "table of contents", "files to", "implementation hint", "dependencies",
-        "verification", "testing strategy", "test plan", "future possibilit", "appendix",
-        "assumption", "notes",
+        "motivation",
+        "background",
+        "context",
+        "drawback",
+        "alternative",
+        "rationale",
+        "prior art",
+        "reference",
+        "history",
+        "risk",
+        "non-goal",
+        "non goal",
+        "out of scope",
+        "glossary",
+        "table of contents",
+        "files to",
+        "implementation hint",
+        "dependencies",
+        "verification",
+        "testing strategy",
+        "test plan",
+        "future possibilit",
+        "appendix",
+        "assumption",
+        "notes",
     ];
     let t = title.to_lowercase();
     CONTEXT.iter().any(|c| t.contains(c))
@@ -1286,12 +1338,55 @@ fn context_only(title: &str) -> bool {
 /// Verbs that open an imperative sentence: the ask of an issue or a proposal ("Add rate
 /// limiting to the login endpoint.").
 const IMPERATIVES: &[&str] = &[
-    "add", "allow", "build", "change", "convert", "create", "define", "delete", "deprecate",
-    "disable", "display", "document", "drop", "emit", "enable", "ensure", "expose", "extend",
-    "extract", "fix", "implement", "introduce", "keep", "limit", "log", "make", "mark",
-    "migrate", "move", "prevent", "provide", "refactor", "reject", "remove", "rename", "replace",
-    "report", "return", "rewrite", "send", "show", "stabilise", "stabilize", "store", "support",
-    "update", "use", "validate", "write",
+    "add",
+    "allow",
+    "build",
+    "change",
+    "convert",
+    "create",
+    "define",
+    "delete",
+    "deprecate",
+    "disable",
+    "display",
+    "document",
+    "drop",
+    "emit",
+    "enable",
+    "ensure",
+    "expose",
+    "extend",
+    "extract",
+    "fix",
+    "implement",
+    "introduce",
+    "keep",
+    "limit",
+    "log",
+    "make",
+    "mark",
+    "migrate",
+    "move",
+    "prevent",
+    "provide",
+    "refactor",
+    "reject",
+    "remove",
+    "rename",
+    "replace",
+    "report",
+    "return",
+    "rewrite",
+    "send",
+    "show",
+    "stabilise",
+    "stabilize",
+    "store",
+    "support",
+    "update",
+    "use",
+    "validate",
+    "write",
 ];
 
 /// The sentences of `text`: cut after `.`, `!`, `?` or `;` followed by a space or the end,
@@ -1315,9 +1410,15 @@ fn sentences(text: &str) -> Vec<(usize, usize)> {
         if !at_end {
             continue;
         }
-        let before = text[..i].rsplit(|c: char| c.is_whitespace() || c == '(').next().unwrap_or("");
+        let before = text[..i]
+            .rsplit(|c: char| c.is_whitespace() || c == '(')
+            .next()
+            .unwrap_or("");
         let abbreviation = ch == '.'
-            && matches!(before.to_lowercase().as_str(), "e.g" | "i.e" | "etc" | "vs" | "cf" | "eg" | "ie");
+            && matches!(
+                before.to_lowercase().as_str(),
+                "e.g" | "i.e" | "etc" | "vs" | "cf" | "eg" | "ie"
+            );
         if abbreviation {
             continue;
         }
@@ -1373,7 +1474,9 @@ fn prose_requirements(b: &mut Builder<'_>) {
                 .unwrap_or(&starts[0]);
             let line = &prose[k];
             let c = line.col + text[line_start..at].chars().count() as u32;
-            let on_line = chars(s).min(chars(&text[at..line_start + line.text.trim().len().max(at - line_start)]));
+            let on_line = chars(s).min(chars(
+                &text[at..line_start + line.text.trim().len().max(at - line_start)],
+            ));
             b.spec.requirements.push(Requirement {
                 id: String::new(),
                 explicit_id: false,

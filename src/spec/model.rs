@@ -259,6 +259,12 @@ impl Spec {
             .filter(move |r| !covered.contains(r.id.as_str()))
     }
 
+    /// The requirements a criterion is expected to cover: constraints limit how, and an
+    /// issue's task-list items are the work its acceptance criteria check as a whole.
+    pub fn expects_cover(r: &Requirement) -> bool {
+        !matches!(r.kind, RequirementKind::Constraint | RequirementKind::Task)
+    }
+
     /// The ids of the criteria that cover each requirement, by requirement id.
     pub fn covered_by(&self) -> std::collections::HashMap<&str, Vec<&str>> {
         let mut map: std::collections::HashMap<&str, Vec<&str>> = std::collections::HashMap::new();

@@ -343,11 +343,13 @@ pub fn check(bytes: &[u8], spec: Option<&[SpecRef]>) -> Result<PlanReport, Vec<S
             for reference in strings(item, "requirement_refs") {
                 match known.get(reference) {
                     Some(&row) => {
-                        // A user story brings what its scenarios cover.
+                        // A user story delivers what its scenarios cover (the scenarios
+                        // themselves are shown as covered through the story).
                         let through: Vec<usize> = spec[row]
                             .covers
                             .iter()
                             .filter_map(|c| known.get(c.as_str()).copied())
+                            .filter(|&r| spec[r].kind.must_cover())
                             .collect();
                         for r in std::iter::once(row).chain(through) {
                             let covering = &mut rows[r].work_packages;

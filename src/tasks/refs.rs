@@ -91,7 +91,13 @@ pub fn refs_from_spec(spec: &Spec) -> Vec<SpecRef> {
         }
     };
     for r in &spec.requirements {
-        push(&r.id, RefKind::Requirement, &r.text, r.location.line, Vec::new());
+        push(
+            &r.id,
+            RefKind::Requirement,
+            &r.text,
+            r.location.line,
+            Vec::new(),
+        );
     }
     for c in &spec.criteria {
         let kind = if must.contains(c.id.as_str()) || c.kind == CriterionKind::Success {

@@ -239,3 +239,48 @@ mod html_tests {
         assert_eq!(no_html("a <b> c"), "a &lt;b> c");
     }
 }
+
+#[cfg(test)]
+mod through_tests {
+    use super::super::check::{PlanReport, TraceRow};
+    use super::super::RefKind;
+    use super::*;
+
+    fn row(id: &str, kind: RefKind, work_packages: &[&str]) -> TraceRow {
+        TraceRow {
+            id: id.into(),
+            kind,
+            text: format!("{id} text"),
+            line: 1,
+            work_packages: work_packages.iter().map(|w| w.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn an_acceptance_scenario_is_covered_through_its_story() {
+        let report = PlanReport {
+            work_packages: Vec::new(),
+            traceability: vec![
+                row("FR-001", RefKind::Requirement, &["wp-1"]),
+                row("US1.1", RefKind::Acceptance, &[]),
+                row("US2.1", RefKind::Acceptance, &[]),
+                row("US1", RefKind::Story, &["wp-1"]),
+                row("US2", RefKind::Story, &[]),
+            ],
+            covered: 1,
+            to_cover: 1,
+            overlaps: Vec::new(),
+            more_overlaps: 0,
+            lanes: Vec::new(),
+            spec_changed: None,
+        };
+        let md = traceability_markdown(&report);
+        assert!(md.contains("| through US1: wp-1 |"), "{md}");
+        // A story no package covers covers nothing.
+        let us2 = md
+            .lines()
+            .find(|l| l.starts_with("| US2.1 "))
+            .expect("US2.1");
+        assert!(us2.ends_with("| — |"), "{us2}");
+    }
+}

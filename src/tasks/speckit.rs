@@ -284,7 +284,9 @@ pub enum ImportError {
     },
     #[error("{path}: every task is done ([x]); nothing is left to plan")]
     AllDone { path: String },
-    #[error("{path}: {count} tasks, more than the {max} a plan may hold; import one phase at a time")]
+    #[error(
+        "{path}: {count} tasks, more than the {max} a plan may hold; import one phase at a time"
+    )]
     TooMany {
         path: String,
         count: usize,
@@ -322,8 +324,10 @@ static TAG: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(r"^\[(?P<tag>P|US\d{1,4}|Story\s*\d{1,4})\]\s*").expect("valid regex")
 });
 static BARE_PATH: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"(?:^|[\s(])(?P<path>(?:[A-Za-z0-9_.-]+/)+[A-Za-z0-9_.-]+\.[A-Za-z0-9]{1,8})\b")
-        .expect("valid regex")
+    regex::Regex::new(
+        r"(?:^|[\s(])(?P<path>(?:[A-Za-z0-9_.-]+/)+[A-Za-z0-9_.-]+\.[A-Za-z0-9]{1,8})\b",
+    )
+    .expect("valid regex")
 });
 
 /// Ids a task names (`FR-003`, `SC-001`, `FR-011a`), after its `[USn]`.
@@ -345,14 +349,25 @@ fn refs_of(t: &Task) -> Vec<String> {
 
 /// A path a task names: relative, no `..`, no spaces, a file or directory name in it.
 fn as_path(text: &str) -> Option<String> {
-    let t = text.trim().trim_end_matches([',', '.', ':', ';']).trim_start_matches("./");
+    let t = text
+        .trim()
+        .trim_end_matches([',', '.', ':', ';'])
+        .trim_start_matches("./");
     let ok = !t.is_empty()
         && t.len() <= 200
         && !t.starts_with('/')
         && !t.contains("..")
         && !t.contains(char::is_whitespace)
-        && (t.contains('/') || t.rsplit_once('.').is_some_and(|(a, e)| !a.is_empty() && (1..=8).contains(&e.len()) && e.chars().all(|c| c.is_ascii_alphanumeric())))
-        && t.chars().all(|c| c.is_ascii_alphanumeric() || "/._-*{},".contains(c));
+        && (t.contains('/')
+            // A dotfile: `.shellcheckrc`, `.gitignore`.
+            || t.len() > 2 && t.starts_with('.') && !t[1..].contains('.')
+            || t.rsplit_once('.').is_some_and(|(a, e)| {
+                !a.is_empty()
+                    && (1..=8).contains(&e.len())
+                    && e.chars().all(|c| c.is_ascii_alphanumeric())
+            }))
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-*{},".contains(c));
     ok.then(|| t.to_string())
 }
 
@@ -517,6 +532,92 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    const TEAM_TASKS: &str = "# Tasks: Greetings\n\n## Phase 1: Setup\n\n\
+        - [x] T001 Create the project skeleton\n\
+        - [ ] T002 [P] Add the lint config in `.shellcheckrc`\n\
+        - [ ] T003 [P] Add the CI workflow in .github/workflows/ci.yml\n\n\
+        ## Phase 2: User Story 1 - Greet (Priority: P1)\n\n\
+        ```text\n- [ ] T999 not a task, an example\n```\n\
+        - [ ] T004 [US1] Write the greeting in `src/greet.sh` (FR-001, FR-011a)\n\
+        - [ ] T005 [P] [US1] Test it in `tests/greet.bats`\n\
+        - [ ] T006 [P] [US1] Document it in `README.md`\n\
+        - [ ] T007 [US1] Check the whole story\n";
+
+    #[test]
+    fn spec_kit_task_lines_are_read_with_their_tags_paths_and_phase() {
+        let tasks = read_tasks(TEAM_TASKS);
+        let ids: Vec<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["T001", "T002", "T003", "T004", "T005", "T006", "T007"]
+        );
+        assert!(tasks[0].done && !tasks[1].done);
+        assert!(tasks[1].parallel && !tasks[3].parallel);
+        assert_eq!(tasks[3].story.as_deref(), Some("US1"));
+        assert_eq!(
+            tasks[3].phase,
+            "Phase 2: User Story 1 - Greet (Priority: P1)"
+        );
+        assert_eq!(tasks[1].paths, [".shellcheckrc"]);
+        assert_eq!(tasks[2].paths, [".github/workflows/ci.yml"]);
+        assert_eq!(
+            tasks[3].text,
+            "Write the greeting in `src/greet.sh` (FR-001, FR-011a)"
+        );
+    }
+
+    #[test]
+    fn a_tasks_md_becomes_work_packages_ordered_by_phase_and_p() {
+        let plan = import("tasks.md", TEAM_TASKS).expect("a plan");
+        let packages = plan.as_array().expect("an array");
+        let by_id = |id: &str| packages.iter().find(|p| p["id"] == id).cloned();
+        // Done tasks are skipped and never waited for.
+        assert!(by_id("T001").is_none());
+        assert_eq!(by_id("T002").unwrap()["depends_on"], json!([]));
+        assert_eq!(by_id("T003").unwrap()["depends_on"], json!([]));
+        // The next phase waits for the whole phase before it.
+        assert_eq!(
+            by_id("T004").unwrap()["depends_on"],
+            json!(["T002", "T003"])
+        );
+        // [P] tasks run beside each other, after the serial task before them.
+        assert_eq!(by_id("T005").unwrap()["depends_on"], json!(["T004"]));
+        assert_eq!(by_id("T006").unwrap()["depends_on"], json!(["T004"]));
+        // A serial task waits for all of them.
+        assert_eq!(
+            by_id("T007").unwrap()["depends_on"],
+            json!(["T004", "T005", "T006"])
+        );
+        let t4 = by_id("T004").unwrap();
+        assert_eq!(t4["requirement_refs"], json!(["US1", "FR-001", "FR-011a"]));
+        assert_eq!(t4["owned_files"], json!(["src/greet.sh"]));
+        // A task that names no file may touch any: it runs alone.
+        assert_eq!(by_id("T007").unwrap()["owned_files"], json!(["**"]));
+        // The result is a plan the contract accepts.
+        let bytes = serde_json::to_vec(&plan).unwrap();
+        crate::tasks::check(&bytes, None).expect("a valid plan");
+    }
+
+    #[test]
+    fn a_tasks_md_without_open_tasks_says_why() {
+        assert!(matches!(
+            import("t.md", "# Tasks\n"),
+            Err(ImportError::NoTasks { .. })
+        ));
+        assert!(matches!(
+            import("t.md", "- [x] T001 Done\n"),
+            Err(ImportError::AllDone { .. })
+        ));
+        assert!(matches!(
+            import("t.md", "- [ ] T001 One\n- [ ] T001 Two\n"),
+            Err(ImportError::Duplicate {
+                line: 2,
+                first: 1,
+                ..
+            })
+        ));
+    }
 
     fn report() -> PlanReport {
         let wp = |id: &str, deps: &[&str], files: &[&str], refs: &[&str]| {

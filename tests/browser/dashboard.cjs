@@ -4,7 +4,7 @@
 // tests/browser/run, which installs what it needs.
 'use strict';
 
-const { spawn, execFileSync } = require('node:child_process');
+const { spawn, spawnSync, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -170,6 +170,48 @@ async function main() {
     await page.locator('a[data-nav="costs"]').click();
     await page.locator('h2', { hasText: 'By day' }).waitFor();
 
+    assert.deepEqual(errors, [], 'no error in the page');
+
+    // A run with agent calls against a budget, and one with work packages: the costs drawn
+    // against the cap and the soft threshold, and the board.
+    const repo = process.env.REPO;
+    const fixtures = path.join(repo, 'tests/fixtures/agents');
+    fs.writeFileSync(path.join(dir, '.spectacular/agents.yaml'), `agents:
+  codex:
+    adapter: codex
+    binary: ${path.join(fixtures, 'codex/codex')}
+    roles: [executor]
+    env: { FAKE_AGENT_SAMPLE: ${path.join(fixtures, 'samples/codex-success.jsonl')} }
+`);
+    fs.writeFileSync(path.join(dir, 'costly.yaml'), `mission: costly
+budget: { max_usd: 0.1, soft_usd: 0.005 }
+phases:
+  write: { role: executor, model: gpt, prompt: work.md.j2 }
+  review: { needs: [write], role: executor, model: gpt, prompt: work.md.j2 }
+`);
+    fs.writeFileSync(path.join(dir, 'work.md.j2'), 'Work on item 10.\n');
+    // The second call passes the soft threshold (a budget alert).
+    const costlyRun = spawnSync(bin, ['run', 'costly.yaml'], { cwd: dir, env, stdio: 'ignore' });
+    assert.ok([0, 1].includes(costlyRun.status), 'the costly run ran: ' + costlyRun.status);
+    execFileSync(bin, ['run', path.join(repo, 'examples/quickstart')], { cwd: dir, env, stdio: 'ignore' });
+    await page.locator('a[data-nav="runs"]').click();
+    await until('three runs in the list', async () => (await page.locator('tr[data-run]').count()) === 3);
+    const [quickstart, costly] = await page.locator('tr[data-run]').evaluateAll(
+      (rows) => rows.slice(0, 2).map((r) => r.getAttribute('data-run')));
+    await page.goto(`${origin}/#/run/${costly}`);
+    await page.locator('[data-chart="budget"] line.cap').waitFor({ state: 'attached' });
+    if (shots) await page.screenshot({ path: path.join(shots, 'dashboard-costly.png'), fullPage: true });
+    await page.goto(`${origin}/#/run/${quickstart}/board`);
+    await page.locator('.column[data-column="done"] .wp').first().waitFor({ timeout: 10000 }).catch(async (e) => {
+      if (shots) await page.screenshot({ path: path.join(shots, 'failed.png'), fullPage: true });
+      console.error('page errors:', errors);
+      throw e;
+    });
+    assert.equal(await page.locator('.column[data-column="done"] .wp').count(), 3);
+    if (shots) await page.screenshot({ path: path.join(shots, 'dashboard-board.png'), fullPage: true });
+    await page.goto(`${origin}/#/costs`);
+    await page.locator('[data-chart="day"] rect.bar').first().waitFor();
+    if (shots) await page.screenshot({ path: path.join(shots, 'dashboard-costs.png'), fullPage: true });
     assert.deepEqual(errors, [], 'no error in the page');
 
     // A request without the token, or with a wrong one, is refused.

@@ -109,11 +109,10 @@ impl Scene {
 
     /// The git directory of the user's second worktree.
     fn user_gitdir(&self) -> String {
-        let dir = git(
+        git(
             &self.user_worktree(),
             &["rev-parse", "--path-format=absolute", "--git-dir"],
-        );
-        dir
+        )
     }
 
     /// Run the mission with `attack`, and `extra` environment.

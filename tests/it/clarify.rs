@@ -341,6 +341,14 @@ fn a_spec_above_simple_gets_research_and_the_planner_reads_it() {
 fn the_plan_gate_shows_the_plan_summary_and_plan_prints_the_same() {
     let dir = greetings();
     let root = dir.path();
+    // The stand-in agent is given a catalogue model, so that its plan is priced (an agent with
+    // no model and no reported cost is `unpriced`).
+    let (model, input, output) = first_standard_model();
+    let agents = read(&root.join(".spectacular/agents.yaml")).replace(
+        "    roles: [planner, executor, validator]",
+        &format!("    roles: [planner, executor, validator]\n    model: {model}"),
+    );
+    std::fs::write(root.join(".spectacular/agents.yaml"), agents).expect("write agents.yaml");
     let out = run_cli(root, &["run", SPEC, "--input", "approve_plan=true"], &[]);
     assert_eq!(out.code, 3, "{}", out.transcript());
     let (_, _, events) = last_run(root);
@@ -361,9 +369,8 @@ fn the_plan_gate_shows_the_plan_summary_and_plan_prints_the_same() {
     assert!(plan.lanes.is_empty(), "{:?}", plan.lanes);
     assert_eq!((plan.covered, plan.to_cover), (5, 5));
     assert!(plan.uncovered.is_empty());
-    // The estimate: three `xs` packages priced with the catalogue's first standard model,
-    // read here from the catalogue itself.
-    let (model, input, output) = first_standard_model();
+    // The estimate: three `xs` packages priced with the agent's model, the catalogue's first
+    // standard one, read here from the catalogue itself.
     assert_eq!(plan.model.as_deref(), Some(model.as_str()));
     let (xs_in, xs_out) = spectacular::tasks::Estimate::Xs.tokens();
     let expected = 3.0 * (xs_in as f64 * input + xs_out as f64 * output) / 1_000_000.0;

@@ -233,7 +233,7 @@ fn approving_from_the_dashboard_records_what_the_cli_records_and_the_run_goes_on
     // From the CLI.
     let cli = gated_run();
     let out = cli
-        .command(&["approve", "last", "gate", "--comment", "looks good"])
+        .command(&["approve", "last", "gate", "--comment=--reject looks good"])
         .env("SPECTACULAR_ACTOR", "user:reviewer")
         .output()
         .unwrap();
@@ -244,7 +244,7 @@ fn approving_from_the_dashboard_records_what_the_cli_records_and_the_run_goes_on
     let (status, body) = d.call(
         "POST",
         &format!("/api/runs/{}/approve", p.run_id()),
-        Some(r#"{"phase":"gate","approve":true,"comment":"looks good"}"#),
+        Some(r#"{"phase":"gate","approve":true,"comment":"--reject looks good"}"#),
     );
     assert_eq!(status, 200, "{body}");
     let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -373,4 +373,211 @@ fn binding_beyond_loopback_needs_a_chosen_token() {
         "{}",
         text(&out)
     );
+}
+
+fn cli_json(p: &Project, args: &[&str]) -> serde_json::Value {
+    let out = p.run(args);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_pages_show_the_numbers_of_status_board_and_cost() {
+    let p = Project::new(
+        "
+mission: costly
+budget: { max_usd: 0.05, soft_usd: 0.01 }
+phases:
+  a: { role: executor, model: gpt, prompt: work.md.j2 }
+  gate: { needs: [a], approval: { reason: ship it? } }
+",
+    );
+    std::fs::write(p.path().join("work.md.j2"), "Work on item 10.\n").unwrap();
+    crate::runtime::write_agents(
+        &p,
+        &[crate::runtime::fake_agent(
+            "codex",
+            "codex",
+            "executor",
+            "codex-success.jsonl",
+        )],
+    );
+    let out = p.run(&["run", "mission.yaml"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    let costly = p.run_id();
+    let quickstart = crate::support::repo_root().join("examples/quickstart");
+    let out = p.run(&["run", quickstart.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let planned = p.run_id();
+    let d = Dashboard::start(&p, &[], &[]);
+    let get = |path: &str| -> serde_json::Value {
+        let (status, body) = d.call("GET", path, None);
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    };
+
+    // The run page: `status --json`'s phases, and the mission's budget.
+    let run = get(&format!("/api/runs/{costly}"));
+    let status = cli_json(&p, &["status", &costly, "--json"]);
+    assert_eq!(run["status"]["phases"], status["phases"]);
+    assert_eq!(run["status"]["status"], "suspended");
+    let cost = crate::budget::codex_cost("codex-success.jsonl", "gpt");
+    assert!((run["cost"]["cost_usd"].as_f64().unwrap() - cost).abs() < 1e-9);
+    assert_eq!(run["budget"]["max_usd"], 0.05);
+    assert_eq!(run["budget"]["soft_usd"], 0.01);
+    assert_eq!(run["waiting"][0]["phase"], "gate");
+    assert_eq!(
+        run["graph"]["edges"][0],
+        serde_json::json!({"from": "a", "to": "gate"})
+    );
+
+    // The board: `board --json`'s work packages, in the same columns.
+    let board = get(&format!("/api/runs/{planned}/board"));
+    let cli_board = cli_json(&p, &["board", &planned, "--json"]);
+    let cards = |v: &serde_json::Value| -> Vec<(String, String, String)> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+                (s("work"), s("state"), s("column"))
+            })
+            .collect()
+    };
+    let shown = cards(&board["board"]["work_packages"]);
+    assert_eq!(shown, cards(&cli_board["work_packages"]));
+    assert_eq!(shown.len(), 3, "{board:#}");
+
+    // Costs: `cost --by … --json`, every grouping.
+    let costs = get("/api/costs");
+    for by in ["day", "agent", "model", "mission", "phase"] {
+        let cli = cli_json(&p, &["cost", "--by", by, "--json"]);
+        assert_eq!(costs["reports"][by]["groups"], cli["groups"], "--by {by}");
+        assert_eq!(
+            costs["reports"][by]["cost_usd"], cli["cost_usd"],
+            "--by {by}"
+        );
+    }
+    let since = get("/api/costs?since=7d");
+    assert_eq!(since["reports"]["model"]["calls"], 1 + 4);
+    let (status, body) = d.call("GET", "/api/costs?since=yesterday-ish", None);
+    assert_eq!(status, 400, "{body}");
+
+    // The runs list: both, newest first, with their costs.
+    let runs = get("/api/runs");
+    assert_eq!(runs[0]["run_id"], planned.as_str());
+    assert_eq!(runs[1]["run_id"], costly.as_str());
+    assert!((runs[1]["cost_usd"].as_f64().unwrap() - cost).abs() < 1e-9);
+}
+
+#[test]
+fn answering_from_the_dashboard_records_the_answers_and_the_last_one_lets_the_run_go_on() {
+    let p = Project::new(
+        "
+mission: asks
+inputs:
+  spec: { type: file }
+phases:
+  clarify:
+    uses: builtin/clarify
+    with: { spec: '{{ inputs.spec }}' }
+    outputs:
+      analysis: { path: analysis.json }
+  after: { needs: [clarify], run: [echo, done] }
+",
+    );
+    std::fs::write(
+        p.path().join("spec.md"),
+        "# Feature: greetings\n\n## Requirements\n\n- **FR-001**: The tool MUST greet the user by name.\n- **FR-002**: The README MUST show [NEEDS CLARIFICATION: which examples?]\n",
+    )
+    .unwrap();
+    let out = p.run(&["run", "mission.yaml", "--input", "spec=spec.md"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    let d = Dashboard::start(&p, &[], &[("SPECTACULAR_ACTOR", "user:answerer")]);
+    let run = p.run_id();
+    let (_, page) = d.call("GET", &format!("/api/runs/{run}"), None);
+    let page: serde_json::Value = serde_json::from_str(&page).unwrap();
+    let questions = page["waiting"][0]["questions"].as_array().unwrap().clone();
+    assert!(!questions.is_empty(), "{page:#}");
+    assert_eq!(page["waiting"][0]["phase"], "clarify");
+    let path = format!("/api/runs/{run}/answer");
+    // A question that was not asked is refused with the CLI's words.
+    let body = format!(
+        r#"{{"phase":"clarify","question":{},"answer":"x"}}"#,
+        questions.len() + 1
+    );
+    let (status, text) = d.call("POST", &path, Some(&body));
+    assert_eq!(status, 409, "{text}");
+    for (i, q) in questions.iter().enumerate() {
+        let body = serde_json::json!({
+            "phase": "clarify", "question": q["n"], "answer": format!("--resume answer {}", i + 1),
+        });
+        let (status, text) = d.call("POST", &path, Some(&body.to_string()));
+        assert_eq!(status, 200, "{text}");
+        let said: serde_json::Value = serde_json::from_str(&text).unwrap();
+        // Only the last answer lets the run go on.
+        assert_eq!(said["resumed"], i + 1 == questions.len(), "{text}");
+    }
+    p.wait_for("the run to succeed", |events| {
+        events
+            .iter()
+            .any(|e| matches!(e.data, EventData::RunSucceeded(_)))
+    });
+    let answered: Vec<_> = p
+        .events()
+        .into_iter()
+        .filter_map(|e| match e.data {
+            EventData::ClarificationAnswered(a) => Some((a.question, a.answer, e.actor)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answered.len(), questions.len());
+    // A text that looks like an option is recorded as written.
+    assert_eq!(
+        answered[0],
+        (
+            1,
+            "--resume answer 1".to_string(),
+            "user:answerer".to_string()
+        )
+    );
+}
+
+#[test]
+fn canceling_from_the_dashboard_stops_a_running_engine_through_its_inbox() {
+    let p = Project::new(
+        "
+mission: slow
+phases:
+  wait: { run: [sleep, '30'] }
+",
+    );
+    let mut engine = p.spawn(&["run", "mission.yaml"]);
+    p.wait_for("the attempt to start", |events| {
+        events
+            .iter()
+            .any(|e| matches!(e.data, EventData::AttemptStarted(_)))
+    });
+    let d = Dashboard::start(&p, &[], &[]);
+    let (_, page) = d.call("GET", &format!("/api/runs/{}", p.run_id()), None);
+    let page: serde_json::Value = serde_json::from_str(&page).unwrap();
+    assert_eq!(page["status"]["engine_running"], true, "{page:#}");
+    let (status, text) = d.call(
+        "POST",
+        &format!("/api/runs/{}/cancel", p.run_id()),
+        Some("{}"),
+    );
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("the running engine"), "{text}");
+    let exit = engine.wait().unwrap();
+    assert_eq!(exit.code(), Some(130));
+    let events = p.events();
+    let requested = events
+        .iter()
+        .find(|e| matches!(e.data, EventData::CancelRequested(_)))
+        .expect("cancel.requested");
+    assert_eq!(requested.actor, "user:tester");
+    assert!(events
+        .iter()
+        .any(|e| matches!(e.data, EventData::RunCanceled(_))));
 }

@@ -73,14 +73,8 @@ fn a_spec_kit_spec_runs_offline_and_gets_spec_kit_plan_and_tasks() {
         "{}",
         out.stderr
     );
-    // Acceptance scenarios no package names are covered through their story.
-    assert!(
-        report.contains("| US1.1 | acceptance | through US1: wp-greet |"),
-        "{report}"
-    );
+    // Every acceptance scenario shows what covers it: its packages, or its story's.
     assert!(!report.contains("**none**"), "{report}");
-    let trace = read(&run_dir.join("artifacts/plan/traceability.md"));
-    assert!(trace.contains("through US2: wp-bye"), "{trace}");
     // The built-in software-dev mission ran, with the spec, the Spec Kit context and the
     // configured check command as inputs.
     let events = store(root).read_events(&run).expect("events");

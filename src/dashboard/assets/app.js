@@ -276,11 +276,13 @@ function drawGraph(graph, phases) {
   const width = PAD * 2 + graph.layers * W + Math.max(0, graph.layers - 1) * GX;
   const height = PAD * 2 + rows * H + (rows - 1) * GY;
   const at = new Map(graph.nodes.map((n) => [n.id, { x: PAD + n.layer * (W + GX), y: PAD + n.row * (H + GY) }]));
-  const svg = s('svg', { width, height, viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': 'phase graph' });
+  const svg = s('svg', { width, height, viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': 'phase graph' },
+    s('defs', {}, s('marker', { id: 'arrow', viewBox: '0 0 8 8', refX: 8, refY: 4, markerWidth: 7, markerHeight: 7, orient: 'auto' },
+      s('path', { class: 'arrow', d: 'M0,0 L8,4 L0,8 z' }))));
   for (const e of graph.edges) {
     const a = at.get(e.from), b = at.get(e.to);
     const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2, mid = (x1 + x2) / 2;
-    svg.append(s('path', { class: 'edge', d: `M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2},${y2}` }));
+    svg.append(s('path', { class: 'edge', 'marker-end': 'url(#arrow)', d: `M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2},${y2}` }));
   }
   for (const n of graph.nodes) {
     const p = byId.get(n.id) || { state: 'pending' };
@@ -475,8 +477,8 @@ function dayChart(groups, cap) {
     s('line', { x1: left, x2: W - 10, y1: H - bottom, y2: H - bottom, stroke: '#a1a1aa' }),
     s('text', { x: 4, y: top + 8 }, usd(max)), s('text', { x: 4, y: H - bottom }, '$0'));
   days.forEach((g, i) => {
-    const bx = left + i * step + step * 0.15;
-    svg.append(s('rect', { class: 'bar', x: bx, y: y(g.cost_usd), width: Math.max(2, step * 0.7), height: H - bottom - y(g.cost_usd) },
+    const bx = left + i * step + Math.max(0, (step - Math.min(48, step * 0.7)) / 2);
+    svg.append(s('rect', { class: 'bar', x: bx, y: y(g.cost_usd), width: Math.min(48, Math.max(2, step * 0.7)), height: H - bottom - y(g.cost_usd) },
       s('title', {}, `${g.key}: ${usd(g.cost_usd)} over ${g.calls} calls`)));
     if (days.length <= 14 || i % Math.ceil(days.length / 14) === 0) {
       svg.append(s('text', { x: bx, y: H - bottom + 14 }, g.key.slice(5)));
@@ -518,12 +520,12 @@ function drawBoard(el, data) {
           c.title ? h('div', {}, c.title) : null,
           h('div', { class: 'meta' },
             c.lane !== null && c.lane !== undefined ? 'lane ' + c.lane + ' · ' : '',
-            c.depends_on.length ? 'after ' + c.depends_on.join(', ') + ' · ' : '',
+            (c.depends_on || []).length ? 'after ' + c.depends_on.join(', ') + ' · ' : '',
             c.attempts + ' attempt(s)', c.loops ? ' · ' + c.loops + ' rework loop(s)' : '',
             c.cost_usd ? ' · ' + usd(c.cost_usd) : ''),
           c.branch ? h('div', { class: 'meta mono' }, c.branch) : null,
-          git ? h('div', { class: 'meta' }, `+${git.insertions} −${git.deletions} in ${git.files.length} file(s), ${git.commits.length} commit(s)`,
-            git.outside_owned.length ? h('div', { class: 'error' }, 'outside owned files: ' + git.outside_owned.join(', ')) : null) : null,
+          git ? h('div', { class: 'meta' }, `+${git.insertions} −${git.deletions} in ${(git.files || []).length} file(s), ${(git.commits || []).length} commit(s)`,
+            (git.outside_owned || []).length ? h('div', { class: 'error' }, 'outside owned files: ' + git.outside_owned.join(', ')) : null) : null,
           w.merge ? h('div', { class: 'meta' }, 'merge: ', w.merge) : null,
           c.note ? h('div', { class: 'meta' }, c.note) : null,
           errorsOf(w).length ? h('ul', {}, errorsOf(w).map((f) => h('li', { class: 'error' }, `#${f.attempt} ${f.kind}: ${f.message}`))) : null,
@@ -532,10 +534,11 @@ function drawBoard(el, data) {
   if (data.plan) {
     const p = data.plan;
     parts.push(h('h2', {}, 'Plan ', h('span', { class: 'muted' }, `(${p.covered}/${p.to_cover} requirements and criteria covered)`)));
+    const list = (x) => (x || []).join(', ');
     parts.push(table(['Package', 'Title', 'Depends on', 'Owned files', 'Covers', 'Estimate'], p.work_packages.map((w) => h('tr', {},
-      h('td', { class: 'mono' }, w.id), h('td', {}, w.title), h('td', {}, w.depends_on.join(', ')),
-      h('td', { class: 'mono' }, w.owned_files.join(', ')), h('td', {}, w.requirement_refs.join(', ')), h('td', {}, w.estimate || '')))));
-    if (p.lanes.length) parts.push(h('p', {}, 'Lanes (never run together): ', p.lanes.map((l) => '[' + l.join(', ') + ']').join(' ')));
+      h('td', { class: 'mono' }, w.id), h('td', {}, w.title), h('td', {}, list(w.depends_on)),
+      h('td', { class: 'mono' }, list(w.owned_files)), h('td', {}, list(w.requirement_refs)), h('td', {}, w.estimate || '')))));
+    if ((p.lanes || []).length) parts.push(h('p', {}, 'Lanes (never run together): ', p.lanes.map((l) => '[' + l.join(', ') + ']').join(' ')));
   }
   if (data.checks.errors.length) {
     parts.push(h('h2', {}, 'Check errors'));
@@ -547,12 +550,12 @@ function drawBoard(el, data) {
     parts.push(h('h2', {}, 'Merges'));
     parts.push(table(['Work', 'Branch', 'Into', 'Outcome'], data.merges.map((m) => h('tr', {},
       h('td', {}, m.work), h('td', { class: 'mono' }, m.branch), h('td', { class: 'mono' }, m.into),
-      h('td', {}, m.outcome, m.conflicts.length ? ': ' + m.conflicts.join(', ') : '')))));
+      h('td', {}, m.outcome, (m.conflicts || []).length ? ': ' + m.conflicts.join(', ') : '')))));
   }
   if (data.loops.length) {
     parts.push(h('h2', {}, 'Rework loops'));
     parts.push(table(['At', 'From', 'Back to', 'Iteration', 'Reset'], data.loops.map((l) => h('tr', {},
-      h('td', {}, when(l.at)), h('td', {}, l.from), h('td', {}, l.goto), h('td', { class: 'num' }, l.iteration), h('td', {}, l.reset.join(', '))))));
+      h('td', {}, when(l.at)), h('td', {}, l.from), h('td', {}, l.goto), h('td', { class: 'num' }, l.iteration), h('td', {}, (l.reset || []).join(', '))))));
   }
   el.replaceChildren(...parts);
 }
