@@ -99,18 +99,23 @@ impl CommandAdapter {
             None => Value::Null,
         };
         let argv = render_argv(&self.config.argv, &context)?;
+        let mut env: Vec<(String, String)> = self
+            .config
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        // The model chosen for the attempt (a route's, the phase's, its own), as `{{ model }}`.
+        if let Some(model) = context["model"].as_str() {
+            env.push(("SPECTACULAR_MODEL".to_string(), model.to_string()));
+        }
         Ok(Invocation {
             argv,
             stdin: self
                 .config
                 .stdin
                 .then(|| request.prompt.as_bytes().to_vec()),
-            env: self
-                .config
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            env,
             files: Vec::new(),
         })
     }

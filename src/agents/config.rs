@@ -48,6 +48,12 @@ pub struct AgentConfig {
     /// The model to ask for (a phase's model wins).
     #[serde(default)]
     pub model: Option<String>,
+    /// Other models of the catalogue this agent accepts from a routing policy: a route may
+    /// choose among these and `model`, and among no other. A `command` agent is offered for
+    /// routing only the models it declares (`{{ model }}` and `SPECTACULAR_MODEL` tell it the
+    /// one chosen).
+    #[serde(default)]
+    pub models: Vec<String>,
     /// CLI adapters: extra arguments, placed before the prompt.
     #[serde(default)]
     pub args: Vec<String>,
@@ -95,6 +101,7 @@ impl Default for AgentConfig {
             output: None,
             binary: None,
             model: None,
+            models: Vec::new(),
             args: Vec::new(),
             env: IndexMap::new(),
             base_url: None,

@@ -346,6 +346,7 @@ fn explain(
                     "result": d.result,
                     "reason": d.reason,
                     "input_digest": d.input_digest,
+                    "ignored": d.ignored,
                 })
             })
             .collect();
@@ -391,6 +392,10 @@ fn explain(
             who,
             summarize(&d.hook, &d.result, d.reason.as_deref())
         )?;
+        // A route the engine did not apply is never shown as if it were.
+        if let Some(why) = &d.ignored {
+            outln!("  {:6}  {:6}  {:24}  {why}", "", "", "")?;
+        }
     }
     if let Some(tools) = what_if {
         let report = tools.evaluate(&events)?;

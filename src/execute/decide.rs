@@ -52,9 +52,20 @@ impl Engine {
             Some("gemini") => Some("google"),
             _ => None,
         };
-        // A command agent runs no model of ours (unless it declares one, which the engine
-        // uses), so none is offered for routing: it is neither priced nor judged as one.
-        let offers_models = adapter.as_deref() != Some("command");
+        // An agent that declares its models is offered those only; a command agent that
+        // declares none runs no model of ours and is offered none: it is neither priced nor
+        // judged as one.
+        let offer = crate::policy::choice::Offer {
+            agent: None,
+            adapter: adapter.as_deref(),
+            model: chosen.and_then(|a| a.model.as_deref()),
+            models: chosen.map_or(&[][..], |a| a.models.as_slice()),
+        };
+        let restricted = offer.restricted();
+        let offered = |name: &str, model_provider: &str| match &restricted {
+            Some(names) => names.contains(&name),
+            None => provider.is_none_or(|p| model_provider == p),
+        };
         let analysis = context["outputs"]
             .as_object()
             .and_then(|o| {
@@ -78,7 +89,9 @@ impl Engine {
                 paths: phase.outputs.values().map(|o| o.path.clone()).collect(),
                 agent: agent.clone(),
                 model: model.clone(),
-                adapter,
+                agent_model: chosen.and_then(|a| a.model.clone()),
+                agent_models: chosen.map(|a| a.models.clone()).unwrap_or_default(),
+                adapter: adapter.clone(),
                 changes: None,
             },
             run: RunContext {
@@ -133,7 +146,7 @@ impl Engine {
                 .catalog
                 .models
                 .iter()
-                .filter(|(_, (m, _))| offers_models && provider.is_none_or(|p| m.provider == p))
+                .filter(|(name, (m, _))| offered(name, &m.provider))
                 .map(|(name, (m, _))| ModelInfo {
                     name: name.clone(),
                     provider: m.provider.clone(),

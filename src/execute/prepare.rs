@@ -341,8 +341,47 @@ impl Engine {
                 let configured = agents::load(self.plan.mission.base.dir(), &dot_dir)
                     .map_err(|e| (FailureKind::Spawn, e))?;
                 // Policies route, govern and budget the phase; every decision is recorded.
-                let decisions =
+                let mut decisions =
                     self.decide_policies(instance, attempt, &phase, &configured, &text, &context);
+                // The agent: the phase's, else the route's, else the first serving the role.
+                let routed_agent = agent
+                    .clone()
+                    .or_else(|| decisions.agent().map(str::to_string));
+                let chosen_agent =
+                    agents::choose(&configured, routed_agent.as_deref(), role.as_deref());
+                // The model: a budget downgrade (it is what `govern` judged), else the phase's
+                // pinned model, else the route's when the agent accepts it, else the agent's own.
+                // A route not applied says why in its recorded decision.
+                let named = |d: &crate::policy::Decision| {
+                    d.result
+                        .get("model")
+                        .and_then(Value::as_str)
+                        .filter(|m| !m.is_empty())
+                        .map(str::to_string)
+                };
+                let downgrade = decisions
+                    .budget
+                    .iter()
+                    .rev()
+                    .find(|d| d.kind() == Some("downgrade"))
+                    .and_then(named);
+                let route_model = decisions.route.as_ref().and_then(named);
+                let applied = chosen_agent.as_ref().ok().map(|(name, config)| {
+                    crate::policy::choice::apply(
+                        agent.as_deref(),
+                        model.as_deref(),
+                        downgrade.as_deref(),
+                        decisions.agent(),
+                        route_model.as_deref(),
+                        &crate::policy::choice::Offer {
+                            agent: Some(name),
+                            adapter: Some(&config.adapter),
+                            model: config.model.as_deref(),
+                            models: &config.models,
+                        },
+                    )
+                });
+                decisions.ignored = applied.as_ref().and_then(|a| a.ignored.clone());
                 for event in decisions.events(instance) {
                     self.record(event, "engine");
                 }
@@ -366,21 +405,7 @@ impl Engine {
                         }
                     }
                 }
-                let routed_agent = agent
-                    .clone()
-                    .or_else(|| decisions.agent().map(str::to_string));
-                // A budget downgrade wins over everything (it is what `govern` judged), then the
-                // phase's pinned model, then the agent's own `model:`, then the route's.
-                let downgraded = decisions
-                    .budget
-                    .iter()
-                    .any(|d| d.kind() == Some("downgrade"))
-                    .then(|| decisions.model().map(str::to_string))
-                    .flatten();
-                let pinned_model = downgraded.or_else(|| model.clone());
-                let (agent_name, chosen) =
-                    agents::choose(&configured, routed_agent.as_deref(), role.as_deref())
-                        .map_err(|e| (FailureKind::Spawn, e))?;
+                let (agent_name, chosen) = chosen_agent.map_err(|e| (FailureKind::Spawn, e))?;
                 let mut agent_context = context.clone();
                 agent_context["project_dir"] =
                     Value::String(self.project_root.display().to_string());
@@ -388,9 +413,7 @@ impl Engine {
                     agent_context["mission_dir"] = Value::String(mission_dir.display().to_string());
                 }
                 // The catalog name (for prices) and the provider's id (for the client).
-                let model_name = pinned_model
-                    .or_else(|| chosen.model.clone())
-                    .or_else(|| decisions.model().map(str::to_string));
+                let model_name = applied.and_then(|a| a.model);
                 // Under a budget, every candidate of the chain reserves at its own model's price.
                 let budgeted = self.budget.enforced() || !self.shared.is_empty();
                 let make =

@@ -45,6 +45,13 @@ pub struct PhaseContext {
     /// agent, else the first serving the role): `claude-code`, `codex`, `command`… A `command`
     /// agent has no model unless it declares one, and costs what it reports.
     pub adapter: Option<String>,
+    /// That agent's own model (`model:` in agents.yaml), which it runs when no route's model
+    /// applies.
+    pub agent_model: Option<String>,
+    /// The other models that agent accepts from a route (`models:` in agents.yaml). When it
+    /// declares neither `model` nor `models`, a client takes any model and a `command` agent
+    /// none; otherwise a route's model outside them is not applied.
+    pub agent_models: Vec<String>,
     /// What a finished attempt changed on its work-package branch, when `govern` is asked
     /// again about it (`()` to hooks before an attempt starts). Asked only when the attempt
     /// changed files outside its package's `owned_files`.
@@ -251,6 +258,8 @@ impl RoutingContext {
             ("agent", option_string(&p.agent)),
             ("model", option_string(&p.model)),
             ("adapter", option_string(&p.adapter)),
+            ("agent_model", option_string(&p.agent_model)),
+            ("agent_models", strings(&p.agent_models)),
             (
                 "changes",
                 p.changes.as_ref().map_or(Dynamic::UNIT, |c| {
@@ -378,6 +387,8 @@ mod tests {
                 agent: None,
                 model: Some("opus".into()),
                 adapter: Some("claude-code".into()),
+                agent_model: None,
+                agent_models: Vec::new(),
                 changes: Some(Changes {
                     files: vec!["src/a.rs".into(), "README.md".into()],
                     outside_owned: vec!["README.md".into()],

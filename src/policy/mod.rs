@@ -23,6 +23,7 @@
 //! the wrong shape) becomes a decision of kind `error`, which counts as a deny whose reason is
 //! the error.
 
+pub mod choice;
 mod context;
 pub mod pack;
 pub mod sandbox;
@@ -184,6 +185,7 @@ impl Decision {
             input_digest: self.input_digest.clone(),
             layer: Some(self.layer.as_str().to_string()),
             context: None,
+            ignored: None,
         }))
     }
 }
@@ -210,6 +212,10 @@ pub struct Decisions {
     /// The context the hooks saw, recorded with the first decision (for what-if replay).
     #[serde(skip)]
     pub context: Option<Box<RoutingContext>>,
+    /// Why the winning route was not (wholly) applied, once the engine chose
+    /// ([`choice::apply`]); recorded on the route's decision.
+    #[serde(skip)]
+    pub ignored: Option<String>,
 }
 
 impl Decisions {
@@ -249,7 +255,20 @@ impl Decisions {
     /// One `policy.decided` event per hook call, in order; the first carries the context
     /// the hooks saw.
     pub fn events(&self, phase: &str) -> Vec<EventData> {
-        let mut events: Vec<EventData> = self.all.iter().map(|d| d.to_event(phase)).collect();
+        let winner = self.route.as_ref();
+        let mut events: Vec<EventData> = self
+            .all
+            .iter()
+            .map(|d| {
+                let mut event = d.to_event(phase);
+                if let EventData::PolicyDecided(e) = &mut event {
+                    if winner.is_some_and(|w| w == d) {
+                        e.ignored.clone_from(&self.ignored);
+                    }
+                }
+                event
+            })
+            .collect();
         if let (Some(EventData::PolicyDecided(first)), Some(ctx)) =
             (events.first_mut(), &self.context)
         {
@@ -904,5 +923,6 @@ fn combine(route: Option<usize>, all: Vec<Decision>) -> Decisions {
         budget,
         all,
         context: None,
+        ignored: None,
     }
 }

@@ -680,6 +680,10 @@ pub struct PolicyDecided {
     /// it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<serde_json::Value>,
+    /// On a winning route the engine did not (wholly) apply: why (`not applied: model
+    /// `claude-haiku`: the phase pins model `claude-sonnet-4-5``).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
 }
 
 /// Why a log line could not be read.

@@ -254,6 +254,7 @@ fn running_log() -> Log {
             input_digest: s("sha256:11"),
             layer: Some(s("builtin")),
             context: None,
+            ignored: None,
         })));
     work(&mut log, "implement[review]", "claude", "sonnet", 0.25);
     log.push(ready("implement[fail]"))

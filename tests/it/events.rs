@@ -198,6 +198,7 @@ fn samples() -> Vec<EventData> {
                             "input_per_mtok": 15.0, "output_per_mtok": 75.0,
                             "context_window": 200000}]
             })),
+            ignored: None,
         })),
         EventData::FallbackActivated(FallbackActivated {
             phase: s("implement[wp-2]"),

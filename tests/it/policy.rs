@@ -842,3 +842,93 @@ fn a_command_agent_is_not_routed_a_model_nor_billed_as_one() {
     assert_eq!(usage["cost_usd"], json!(0.0125), "{usage}");
     assert_eq!(usage["input_tokens"], json!(1000), "{usage}");
 }
+
+/// A command agent that declares the models it accepts is offered them for routing: the route's
+/// model reaches the command (`{{ model }}`, `SPECTACULAR_MODEL`) and the attempt is priced as
+/// that model. A route to a model the agent does not accept is not applied, and `policy
+/// explain` says so and why instead of showing it as the route taken.
+#[test]
+fn a_command_agent_runs_the_routed_model_it_accepts_and_explain_shows_a_route_not_applied() {
+    use crate::runtime::{code, text, write_agents, Project};
+
+    let project = |models: &str| {
+        let p = Project::new(
+            "mission: scripted\npolicies: [to-haiku]\nphases:\n  plan:\n    role: planner\n    prompt: inline.md\n    outputs:\n      seen: { path: seen.txt }\n",
+        );
+        std::fs::write(p.path().join("inline.md"), "Plan something.\n").unwrap();
+        write_pack(
+            &p.path().join(".spectacular/policies"),
+            "to-haiku",
+            "hooks: [route]\n",
+            "fn route(ctx) {\n    route(\"\", \"claude-haiku\", \"cheap is enough\")\n}\n",
+        );
+        write_agents(
+            &p,
+            &[format!("  script:\n    adapter: command\n    roles: [planner]\n    model: claude-sonnet\n{models}    stdin: false\n    argv: [sh, -c, 'echo \"{{{{ model }}}} $SPECTACULAR_MODEL\" > \"$SPECTACULAR_OUTPUT_DIR/seen.txt\"; echo \"{{\\\"in\\\": 1000, \\\"out\\\": 500}}\"']\n    output: {{ format: json, input_tokens: /in, output_tokens: /out }}\n")],
+        );
+        let out = p.run(&["run", "mission.yaml"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        p
+    };
+    let succeeded = |p: &Project| {
+        p.events()
+            .into_iter()
+            .find_map(|e| match e.data {
+                spectacular::record::EventData::AttemptSucceeded(s) => Some(s),
+                _ => None,
+            })
+            .expect("the attempt succeeded")
+    };
+
+    // Accepted: the command is told the model, and the attempt costs what that model costs.
+    let accepts = project("    models: [claude-haiku]\n");
+    let done = succeeded(&accepts);
+    assert_eq!(
+        done.values["seen"],
+        json!("claude-haiku-4-5 claude-haiku-4-5\n"),
+        "{:?}",
+        done.values
+    );
+    let usage = done.usage.expect("usage");
+    assert_eq!(usage.model.as_deref(), Some("claude-haiku"));
+    let cost = usage.cost_usd.expect("priced");
+    assert!(
+        (cost - (1000.0 * 1.0 + 500.0 * 5.0) / 1e6).abs() < 1e-12,
+        "{cost}"
+    );
+    let explained = run_cli(accepts.path(), &["policy", "explain", "last"], &[]);
+    assert!(
+        !explained.stdout.contains("not applied"),
+        "{}",
+        explained.stdout
+    );
+
+    // Not accepted: its own model runs and is priced, and the route says it was not applied.
+    let refuses = project("");
+    let done = succeeded(&refuses);
+    assert_eq!(
+        done.values["seen"],
+        json!("claude-sonnet-4-5 claude-sonnet-4-5\n")
+    );
+    let usage = done.usage.expect("usage");
+    assert_eq!(usage.model.as_deref(), Some("claude-sonnet"));
+    let explained = run_cli(refuses.path(), &["policy", "explain", "last"], &[]);
+    assert!(
+        explained.stdout.contains(
+            "not applied: model `claude-haiku`: `script` accepts only `claude-sonnet` \
+             (`model`/`models` in agents.yaml)"
+        ),
+        "{}",
+        explained.stdout
+    );
+    let json = run_cli(
+        refuses.path(),
+        &["policy", "explain", "last", "--json"],
+        &[],
+    );
+    assert!(
+        json.stdout.contains("\"ignored\": \"not applied"),
+        "{}",
+        json.stdout
+    );
+}

@@ -247,7 +247,7 @@ fn checkout_state(root: &std::path::Path) -> String {
 /// own tools, and the checkout's branch, index and working tree (changes staged, unstaged and
 /// untracked) are byte-identical afterwards. The work package's branch holds the file and
 /// nothing of the client's caches or histories.
-fn leaves_the_checkout_untouched(client: &str) {
+fn leaves_the_checkout_untouched(client: &str, parent: &std::path::Path) {
     require(client);
     let program = program(client).expect("the client is installed");
     let server = FakeLlm::with_scenario(write_scenario());
@@ -256,7 +256,7 @@ fn leaves_the_checkout_untouched(client: &str) {
          \x20 scratch:\n    agent: {client}\n    timeout: 120s\n    prompt: prompt.md\n\
          \x20 work:\n    needs: [scratch]\n    agent: {client}\n    workspace: worktree\n    timeout: 120s\n    prompt: prompt.md\n"
     );
-    let project = Project::new(&mission);
+    let project = Project::new_in(parent, &mission);
     let root = project.path();
     std::fs::write(root.join("prompt.md"), WRITE_PROMPT).unwrap();
     // What `spectacular init` ignores.
@@ -606,7 +606,15 @@ macro_rules! client_tests {
             #[test]
             #[ignore = "needs the real clients: tests/real-clients/run"]
             fn real_clients_leaves_the_checkout_untouched() {
-                super::leaves_the_checkout_untouched($client);
+                // The tier's scratch directory, below $HOME.
+                super::leaves_the_checkout_untouched($client, &std::env::temp_dir());
+            }
+
+            #[test]
+            #[ignore = "needs the real clients: tests/real-clients/run"]
+            fn real_clients_leaves_the_checkout_untouched_under_tmp() {
+                // A directory writable by others above the project, as on a CI runner.
+                super::leaves_the_checkout_untouched($client, std::path::Path::new("/tmp"));
             }
         }
     };

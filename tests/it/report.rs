@@ -125,6 +125,7 @@ fn pipeline_log() -> Log {
                 input_digest: s("sha256:22"),
                 layer: Some(s("builtin")),
                 context: None,
+                ignored: None,
             })))
             .push(started(&instance, 1));
         let mut ok = succeeded(&instance, 1);

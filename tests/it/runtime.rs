@@ -15,7 +15,12 @@ pub(crate) struct Project {
 
 impl Project {
     pub(crate) fn new(mission: &str) -> Project {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Project::new_in(&std::env::temp_dir(), mission)
+    }
+
+    /// A project in a new directory under `parent`.
+    pub(crate) fn new_in(parent: &Path, mission: &str) -> Project {
+        let dir = tempfile::tempdir_in(parent).expect("tempdir");
         std::fs::create_dir_all(dir.path().join(".spectacular")).unwrap();
         std::fs::write(dir.path().join("mission.yaml"), mission).unwrap();
         Project { dir }

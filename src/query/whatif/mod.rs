@@ -30,7 +30,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::models::Catalog;
-use crate::policy::{GovernOutcome, ModelInfo, Packs, RoutingContext};
+use crate::policy::{GovernOutcome, ModelInfo, Packs, PhaseContext, RoutingContext};
 use crate::record::event::PolicyDecided;
 use crate::record::usage::Usage;
 use crate::record::{Event, EventData};
@@ -66,6 +66,10 @@ pub struct Choice {
     /// `pack: level: message` of each budget alert.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<String>,
+    /// Why the winning route's agent or model is not what the attempt runs on (`not applied:
+    /// …`), when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_ignored: Option<String>,
 }
 
 /// Whether an attempt could be evaluated again.
@@ -338,11 +342,8 @@ fn finish_batch(
         .first()
         .and_then(|d| d.context.as_ref())
         .and_then(|c| serde_json::from_value::<RoutingContext>(c.clone()).ok());
-    let (pinned_agent, pinned_model) = recorded_context
-        .as_ref()
-        .map(|c| (c.phase.agent.clone(), c.phase.model.clone()))
-        .unwrap_or_default();
-    let before = recorded_choice(&batch.decisions, pinned_agent.clone(), pinned_model.clone());
+    let recorded_phase = recorded_context.as_ref().map(|c| c.phase.clone());
+    let before = recorded_choice(&batch.decisions, recorded_phase.as_ref());
     let mut notes = Vec::new();
     let (evaluation, after, attempt) = match recorded_context {
         Some(mut ctx) => {
@@ -355,7 +356,10 @@ fn finish_batch(
                 ctx.run.remaining_usd = ctx.run.remaining_usd.map(|r| (r - delta).max(0.0));
             }
             let decisions = setup.packs.decide(&ctx);
-            let mut after = choice_of(&decisions, pinned_agent, pinned_model);
+            let mut after = choice_of(&decisions, recorded_phase.as_ref());
+            if let (Some(why), Some(pack)) = (&after.route_ignored, &after.routed_by) {
+                notes.push(format!("the route of `{pack}` would be {why}"));
+            }
             if after.agent.is_none() {
                 after.agent = ctx.agents.first().cloned();
             }
@@ -499,12 +503,33 @@ fn layer_rank(layer: Option<&str>) -> u8 {
     }
 }
 
+/// The agent and model by the engine's rules ([`crate::policy::choice::apply`]), for the
+/// phase as the hooks saw it (its pins, the likely agent's models); a log without the context
+/// takes a route's choice as it is.
+fn applied(
+    phase: Option<&PhaseContext>,
+    downgrade: Option<String>,
+    route_agent: Option<String>,
+    route_model: Option<String>,
+) -> crate::policy::choice::Applied {
+    let offer = crate::policy::choice::Offer {
+        agent: phase.and_then(|p| p.agent.as_deref()),
+        adapter: phase.and_then(|p| p.adapter.as_deref()),
+        model: phase.and_then(|p| p.agent_model.as_deref()),
+        models: phase.map_or(&[][..], |p| p.agent_models.as_slice()),
+    };
+    crate::policy::choice::apply(
+        phase.and_then(|p| p.agent.as_deref()),
+        phase.and_then(|p| p.model.as_deref()),
+        downgrade.as_deref(),
+        route_agent.as_deref(),
+        route_model.as_deref(),
+        &offer,
+    )
+}
+
 /// What the recorded decisions chose, combined by the engine's rules.
-fn recorded_choice(
-    decisions: &[&PolicyDecided],
-    pinned_agent: Option<String>,
-    pinned_model: Option<String>,
-) -> Choice {
+fn recorded_choice(decisions: &[&PolicyDecided], phase: Option<&PhaseContext>) -> Choice {
     let answered =
         |d: &&&PolicyDecided| d.hook == "route" && !d.result.is_null() && kind(d) != Some("error");
     // The highest layer that answered; within a layer, the first.
@@ -529,14 +554,16 @@ fn recorded_choice(
         (None, Some(d)) => ("require_approval", Some(d.pack.clone()), d.reason.clone()),
         (None, None) => ("allow", None, None),
     };
-    let model = downgrade
-        .and_then(|d| text(&d.result, "model"))
-        .or(pinned_model)
-        .or_else(|| route.and_then(|r| text(&r.result, "model")));
-    let agent = pinned_agent.or_else(|| route.and_then(|r| text(&r.result, "agent")));
+    let applied = applied(
+        phase,
+        downgrade.and_then(|d| text(&d.result, "model")),
+        route.and_then(|r| text(&r.result, "agent")),
+        route.and_then(|r| text(&r.result, "model")),
+    );
     Choice {
-        agent,
-        model,
+        route_ignored: applied.ignored,
+        agent: applied.agent,
+        model: applied.model,
         govern: govern.into(),
         by,
         reason,
@@ -564,11 +591,7 @@ fn recorded_choice(
 }
 
 /// What the packs decided now, combined by the engine's rules.
-fn choice_of(
-    decisions: &crate::policy::Decisions,
-    pinned_agent: Option<String>,
-    pinned_model: Option<String>,
-) -> Choice {
+fn choice_of(decisions: &crate::policy::Decisions, phase: Option<&PhaseContext>) -> Choice {
     let (govern, by, reason) = match &decisions.govern {
         GovernOutcome::Allow => ("allow", None, None),
         GovernOutcome::Deny { reason, pack } => ("deny", Some(pack.clone()), Some(reason.clone())),
@@ -581,19 +604,19 @@ fn choice_of(
         .iter()
         .rev()
         .find(|d| d.kind() == Some("downgrade"));
-    let model = downgrade
-        .and_then(|d| text(&d.result, "model"))
-        .or(pinned_model)
-        .or_else(|| {
-            decisions
-                .route
-                .as_ref()
-                .and_then(|r| text(&r.result, "model"))
-        });
-    let agent = pinned_agent.or_else(|| decisions.agent().map(str::to_string));
+    let applied = applied(
+        phase,
+        downgrade.and_then(|d| text(&d.result, "model")),
+        decisions.agent().map(str::to_string),
+        decisions
+            .route
+            .as_ref()
+            .and_then(|r| text(&r.result, "model")),
+    );
     Choice {
-        agent,
-        model,
+        route_ignored: applied.ignored,
+        agent: applied.agent,
+        model: applied.model,
         govern: govern.into(),
         by,
         reason,

@@ -27,6 +27,7 @@ fn a_deny_after_an_attempt_keeps_its_cost_and_the_route_before_it() {
             input_digest: String::new(),
             layer: Some("project".into()),
             context,
+            ignored: None,
         }))
     };
     let usage = Usage {
@@ -160,16 +161,34 @@ fn the_recorded_route_is_the_highest_layer_that_answered() {
         input_digest: String::new(),
         layer: Some(layer.into()),
         context: None,
+        ignored: None,
     };
     let (low, high, also_high) = (
         d("default-routing", "builtin", "gpt"),
         d("a-project", "project", "gpt-mini"),
         d("b-project", "project", "claude-haiku"),
     );
-    let choice = recorded_choice(&[&low, &high, &also_high], None, None);
+    let choice = recorded_choice(&[&low, &high, &also_high], None);
     assert_eq!(choice.model.as_deref(), Some("gpt-mini"));
     assert_eq!(choice.routed_by.as_deref(), Some("a-project"));
     // A pinned model wins over the route.
-    let pinned = recorded_choice(&[&low, &high], None, Some("gpt".into()));
+    let phase = crate::policy::PhaseContext {
+        model: Some("gpt".into()),
+        ..Default::default()
+    };
+    let pinned = recorded_choice(&[&low, &high], Some(&phase));
     assert_eq!(pinned.model.as_deref(), Some("gpt"));
+    assert_eq!(
+        pinned.route_ignored.as_deref(),
+        Some("not applied: model `gpt-mini`: the phase pins model `gpt`")
+    );
+    // A command agent runs the models it declares only: a route to another is not applied.
+    let command = crate::policy::PhaseContext {
+        adapter: Some("command".into()),
+        agent_model: Some("claude-sonnet".into()),
+        ..Default::default()
+    };
+    let ignored = recorded_choice(&[&low, &high], Some(&command));
+    assert_eq!(ignored.model.as_deref(), Some("claude-sonnet"));
+    assert!(ignored.route_ignored.is_some());
 }
