@@ -310,24 +310,12 @@ pub fn checked_out_in(
 /// read-only view of the code for an attempt, on no branch. Anything at `path` before (a
 /// view a crash left) is replaced.
 pub fn add_detached_worktree(root: &Path, path: &Path, commit: &str) -> Result<(), Error> {
-    let _admin = ADMIN.lock().unwrap_or_else(|e| e.into_inner());
-    if path.exists() {
-        let _ = std::fs::remove_dir_all(path);
-        git(root, &["worktree", "prune"])?;
+    if path.symlink_metadata().is_ok() {
+        // `remove_dir_all` removes a link planted here, never what it points at.
+        let _ = std::fs::remove_dir_all(path).or_else(|_| std::fs::remove_file(path));
+        prune_worktrees(root)?;
     }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| Error::Failed {
-            command: "worktree add".into(),
-            dir: parent.display().to_string(),
-            stderr: e.to_string(),
-        })?;
-    }
-    let path_s = path.display().to_string();
-    git(
-        root,
-        &["worktree", "add", "--force", "--detach", &path_s, commit],
-    )?;
-    Ok(())
+    add_worktree(root, path, None, commit)
 }
 
 /// Remove the worktree at `path`; when git cannot, remove the directory and prune what git
