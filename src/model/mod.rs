@@ -171,6 +171,26 @@ pub struct OnFailure {
     pub max_loops: u32,
 }
 
+/// The longest item id accepted.
+pub const MAX_ITEM_ID_LEN: usize = 64;
+
+/// Is `id` a valid item id: 1 to [`MAX_ITEM_ID_LEN`] ASCII letters, digits, `-`, `_` and `.`,
+/// starting with a letter, a digit or `_`, without `..` and not ending with `.` or `.lock`?
+/// Such an id is a single, ordinary path segment (never `.`, `..`, hidden, an option, or a
+/// separator), fits on one line, and ends a git branch name git accepts
+/// (`spectacular/<run>-<id>`).
+pub fn is_item_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ITEM_ID_LEN
+        && (id.as_bytes()[0].is_ascii_alphanumeric() || id.as_bytes()[0] == b'_')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !id.contains("..")
+        && !id.ends_with('.')
+        && !id.to_ascii_lowercase().ends_with(".lock")
+}
+
 /// Why a text is not a duration.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum DurationError {

@@ -6,30 +6,11 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use crate::model::{is_item_id, MAX_ITEM_ID_LEN};
 use crate::record::event::Child;
-
-/// The longest item id accepted.
-pub const MAX_ITEM_ID_LEN: usize = 64;
 
 /// How many characters of an offending id an error message shows.
 const SHOWN_CHARS: usize = 40;
-
-/// Is `id` a valid item id: 1 to [`MAX_ITEM_ID_LEN`] ASCII letters, digits, `-`, `_` and `.`,
-/// starting with a letter, a digit or `_`, without `..` and not ending with `.` or `.lock`?
-/// Such an id is a single, ordinary path segment (never `.`, `..`, hidden, an option, or a
-/// separator), fits on one line, and ends a git branch name git accepts
-/// (`spectacular/<run>-<id>`).
-pub fn is_item_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_ITEM_ID_LEN
-        && (id.as_bytes()[0].is_ascii_alphanumeric() || id.as_bytes()[0] == b'_')
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && !id.contains("..")
-        && !id.ends_with('.')
-        && !id.to_ascii_lowercase().ends_with(".lock")
-}
 
 /// `s` for an error message: control characters and quotes escaped, at most
 /// [`SHOWN_CHARS`] characters.

@@ -28,7 +28,7 @@ use crate::model::FailureKind;
 use crate::plan::{Plan, PlannedPhase};
 use crate::record::event::EventData;
 
-pub use items::{is_item_id, MAX_ITEM_ID_LEN};
+pub use crate::model::{is_item_id, MAX_ITEM_ID_LEN};
 use state::Instance;
 pub use state::{Scheduler, SettleOutcome, State};
 

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::globs::may_overlap;
 use super::refs::{RefKind, SpecRef};
 use super::*;
-use crate::schedule::is_item_id;
+use crate::model::is_item_id;
 
 /// The published schema, compiled once.
 static VALIDATOR: LazyLock<Option<jsonschema::Validator>> =
