@@ -294,25 +294,49 @@ fn codex_settings(settings: &Settings<'_>) -> Extra {
 /// Aider's history files go into the attempt's directory, not the repository's root. Outside a
 /// worktree the engine made, Aider runs without git: it would take the user's repository
 /// (above an attempt directory) as its own.
+///
+/// In a worktree, Aider writes a placeholder `user.name` and `user.email` into the repository's
+/// config when git knows no identity (a fresh HOME, a CI runner), which changes the user's
+/// repository (and the engine refuses the attempt as tampered). Aider's git is given the
+/// identity the engine commits with, as command-line-scope config in its environment
+/// (`GIT_CONFIG_COUNT`, after any entries the user's environment already has); Aider never
+/// commits with it (`--no-auto-commits`).
 fn aider_settings(settings: &Settings<'_>) -> Extra {
     let dir = settings.attempt_dir.display();
+    let mut env = vec![
+        (
+            "AIDER_CHAT_HISTORY_FILE".into(),
+            format!("{dir}/aider.chat.history.md"),
+        ),
+        (
+            "AIDER_INPUT_HISTORY_FILE".into(),
+            format!("{dir}/aider.input.history"),
+        ),
+    ];
     let args = if settings.git_worktree {
+        let first = std::env::var("GIT_CONFIG_COUNT")
+            .ok()
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        let identity = [
+            ("user.name", crate::git::IDENTITY_NAME),
+            ("user.email", crate::git::IDENTITY_EMAIL),
+        ];
+        for (i, (key, value)) in identity.iter().enumerate() {
+            env.push((format!("GIT_CONFIG_KEY_{}", first + i), key.to_string()));
+            env.push((format!("GIT_CONFIG_VALUE_{}", first + i), value.to_string()));
+        }
+        env.push((
+            "GIT_CONFIG_COUNT".into(),
+            (first + identity.len()).to_string(),
+        ));
         Vec::new()
     } else {
         vec!["--no-git".to_string()]
     };
     Extra {
         args,
-        env: vec![
-            (
-                "AIDER_CHAT_HISTORY_FILE".into(),
-                format!("{dir}/aider.chat.history.md"),
-            ),
-            (
-                "AIDER_INPUT_HISTORY_FILE".into(),
-                format!("{dir}/aider.input.history"),
-            ),
-        ],
+        env,
         ..Extra::default()
     }
 }

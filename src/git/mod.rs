@@ -28,6 +28,23 @@ use std::path::PathBuf;
 
 use crate::record::store::{join_under, Store, UnsafePath};
 
+/// The identity the engine commits with where git knows none (a fresh HOME, a CI runner),
+/// given on the command line, never written to any config: `identity!(name)`,
+/// `identity!(email)`.
+macro_rules! identity {
+    (name) => {
+        "Spectacular"
+    };
+    (email) => {
+        "spectacular@localhost"
+    };
+}
+pub(crate) use identity;
+/// See [`identity`].
+pub const IDENTITY_NAME: &str = identity!(name);
+/// See [`identity`].
+pub const IDENTITY_EMAIL: &str = identity!(email);
+
 /// The prefix of every branch the engine creates.
 pub const BRANCH_PREFIX: &str = "spectacular/";
 

@@ -370,10 +370,10 @@ fn identity_args(dir: &Path) -> Vec<&'static str> {
     };
     let mut args = Vec::new();
     if !name {
-        args.extend(["-c", "user.name=Spectacular"]);
+        args.extend(["-c", concat!("user.name=", super::identity!(name))]);
     }
     if !email {
-        args.extend(["-c", "user.email=spectacular@localhost"]);
+        args.extend(["-c", concat!("user.email=", super::identity!(email))]);
     }
     args
 }
@@ -386,6 +386,25 @@ pub const NEVER_COMMITTED: &[&str] = &[
     ":(exclude,glob)**/.spectacular/out/**",
 ];
 
+/// [`NEVER_COMMITTED`] as paths to take out of the index: what an agent's own `git add -A`
+/// staged there is never committed either.
+const NEVER_COMMITTED_STAGED: &[&str] = &[
+    ":(glob)**/.aider.tags.cache.v*/**",
+    ":(glob)**/.aider.*.history*",
+    ":(glob)**/.spectacular/out/**",
+];
+
+/// Stage everything but [`NEVER_COMMITTED`], and take out of the index what is there of it.
+fn stage_committable(dir: &Path) -> Result<(), Error> {
+    let mut add = vec!["add", "--all", "--", "."];
+    add.extend(NEVER_COMMITTED);
+    git(dir, &add)?;
+    let mut reset = vec!["reset", "-q", "--"];
+    reset.extend(NEVER_COMMITTED_STAGED);
+    git(dir, &reset)?;
+    Ok(())
+}
+
 /// Commit everything in the worktree at `dir` (new, changed and deleted files; a merge in
 /// progress is concluded) with `message`, but for [`NEVER_COMMITTED`]. Whether there was
 /// anything to commit.
@@ -394,18 +413,16 @@ pub fn commit_all(dir: &Path, message: &str) -> Result<bool, Error> {
     commit_staged(dir, message)
 }
 
-/// Stage everything in the worktree at `dir`: new, changed and deleted files.
+/// Stage everything in the worktree at `dir` (new, changed and deleted files) but for
+/// [`NEVER_COMMITTED`].
 pub fn stage_all(dir: &Path) -> Result<(), Error> {
-    git(dir, &["add", "--all"])?;
-    Ok(())
+    stage_committable(dir)
 }
 
 /// Commit what is staged in the worktree at `dir` (a merge in progress is concluded).
 /// Whether there was anything to commit.
 pub fn commit_staged(dir: &Path, message: &str) -> Result<bool, Error> {
-    let mut add = vec!["add", "--all", "--", "."];
-    add.extend(NEVER_COMMITTED);
-    git(dir, &add)?;
+    stage_committable(dir)?;
     let mut args = identity_args(dir);
     args.extend(["commit", "--no-verify", "-q", "-F", "-"]);
     let mut child = command(dir)
@@ -735,6 +752,26 @@ mod tests {
 #[cfg(test)]
 mod env_tests {
     use super::*;
+
+    #[test]
+    fn what_an_agent_staged_of_a_client_cache_is_never_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path();
+        git(repo, &["init", "-q"]).unwrap();
+        std::fs::write(repo.join("a.txt"), "a\n").unwrap();
+        assert!(commit_all(repo, "first").unwrap());
+        std::fs::create_dir_all(repo.join(".aider.tags.cache.v4")).unwrap();
+        std::fs::write(repo.join(".aider.tags.cache.v4/cache.db"), "x").unwrap();
+        std::fs::create_dir_all(repo.join(".spectacular/out")).unwrap();
+        std::fs::write(repo.join(".spectacular/out/verdicts.json"), "{}").unwrap();
+        std::fs::write(repo.join("hello.txt"), "hello\n").unwrap();
+        // The agent's own `git add -A` staged all of it.
+        git(repo, &["add", "-A"]).unwrap();
+        stage_all(repo).unwrap();
+        assert!(commit_staged(repo, "work").unwrap());
+        let files = git(repo, &["ls-tree", "-r", "--name-only", "HEAD"]).unwrap();
+        assert_eq!(files.lines().collect::<Vec<_>>(), ["a.txt", "hello.txt"]);
+    }
 
     #[test]
     fn the_engines_git_sees_no_secret_and_runs_no_configured_command() {
