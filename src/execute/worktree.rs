@@ -232,7 +232,7 @@ impl WorktreeJob {
         guard::clear_stale_lock(&recorded);
         let git_err = |e: ops::Error| (FailureKind::Exit, format!("committing: {e}"));
         let merged = self.resolve.is_some() || ops::merging(&self.path);
-        ops::stage_all(&self.path).map_err(git_err)?;
+        ops::stage_all(&self.path, &self.start).map_err(git_err)?;
         if merged {
             // Whatever the index says (an agent's `git add -A` marks a conflict resolved).
             let left = ops::with_markers(&self.path, &ops::changed_files(&self.path, &self.start));

@@ -386,43 +386,39 @@ pub const NEVER_COMMITTED: &[&str] = &[
     ":(exclude,glob)**/.spectacular/out/**",
 ];
 
-/// [`NEVER_COMMITTED`] as paths to take out of the index: what an agent's own `git add -A`
-/// staged there is never committed either.
+/// [`NEVER_COMMITTED`] as paths whose index entries are put back as they were at the start of
+/// the work: what an agent staged or committed there itself is never committed by the engine.
 const NEVER_COMMITTED_STAGED: &[&str] = &[
     ":(glob)**/.aider.tags.cache.v*/**",
     ":(glob)**/.aider.*.history*",
     ":(glob)**/.spectacular/out/**",
 ];
 
-/// Stage everything but [`NEVER_COMMITTED`], and take out of the index what is there of it.
-fn stage_committable(dir: &Path) -> Result<(), Error> {
+/// Commit everything in the worktree at `dir` (new, changed and deleted files; a merge in
+/// progress is concluded) with `message`, but for [`NEVER_COMMITTED`]. Whether there was
+/// anything to commit.
+pub fn commit_all(dir: &Path, message: &str) -> Result<bool, Error> {
+    stage_all(dir, "HEAD")?;
+    commit_staged(dir, message)
+}
+
+/// Stage everything in the worktree at `dir` (new, changed and deleted files) but for
+/// [`NEVER_COMMITTED`], whose index entries are put back as they were at `start` (the commit
+/// the work started from): what an agent staged or committed there itself never reaches the
+/// branch, and what the repository had there stays.
+pub fn stage_all(dir: &Path, start: &str) -> Result<(), Error> {
     let mut add = vec!["add", "--all", "--", "."];
     add.extend(NEVER_COMMITTED);
     git(dir, &add)?;
-    let mut reset = vec!["reset", "-q", "--"];
+    let mut reset = vec!["reset", "-q", start, "--"];
     reset.extend(NEVER_COMMITTED_STAGED);
     git(dir, &reset)?;
     Ok(())
 }
 
-/// Commit everything in the worktree at `dir` (new, changed and deleted files; a merge in
-/// progress is concluded) with `message`, but for [`NEVER_COMMITTED`]. Whether there was
-/// anything to commit.
-pub fn commit_all(dir: &Path, message: &str) -> Result<bool, Error> {
-    stage_all(dir)?;
-    commit_staged(dir, message)
-}
-
-/// Stage everything in the worktree at `dir` (new, changed and deleted files) but for
-/// [`NEVER_COMMITTED`].
-pub fn stage_all(dir: &Path) -> Result<(), Error> {
-    stage_committable(dir)
-}
-
 /// Commit what is staged in the worktree at `dir` (a merge in progress is concluded).
 /// Whether there was anything to commit.
 pub fn commit_staged(dir: &Path, message: &str) -> Result<bool, Error> {
-    stage_committable(dir)?;
     let mut args = identity_args(dir);
     args.extend(["commit", "--no-verify", "-q", "-F", "-"]);
     let mut child = command(dir)
@@ -767,7 +763,7 @@ mod env_tests {
         std::fs::write(repo.join("hello.txt"), "hello\n").unwrap();
         // The agent's own `git add -A` staged all of it.
         git(repo, &["add", "-A"]).unwrap();
-        stage_all(repo).unwrap();
+        stage_all(repo, "HEAD").unwrap();
         assert!(commit_staged(repo, "work").unwrap());
         let files = git(repo, &["ls-tree", "-r", "--name-only", "HEAD"]).unwrap();
         assert_eq!(files.lines().collect::<Vec<_>>(), ["a.txt", "hello.txt"]);
