@@ -179,8 +179,6 @@ pub struct Engine {
     /// Spending to settle in the shared ledgers once the events reporting it are durable:
     /// `(key, usd, ts)`.
     unsettled: Vec<(String, f64, String)>,
-    /// Settlements being written, off the event loop.
-    settling: Vec<tokio::task::JoinHandle<()>>,
     /// The secret variables of this run's environment (read once), for the redactor and for
     /// what each child must not inherit.
     secrets: Secrets,

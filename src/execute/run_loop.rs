@@ -76,14 +76,13 @@ impl Engine {
         }
         if !self.unsettled.is_empty() {
             crash::point("ledger.settle");
-            let (shared, run_id) = (self.shared.clone(), self.log.run_id().to_string());
-            let unsettled = std::mem::take(&mut self.unsettled);
-            self.settling.retain(|h| !h.is_finished());
-            self.settling.push(tokio::task::spawn_blocking(move || {
-                for (key, usd, ts) in unsettled {
-                    shared.settle(&run_id, &key, usd, &ts);
-                }
-            }));
+            // On the loop, before anything it decides next: an attempt started after this one
+            // ended must find its reservation released and its cost spent, or it would count
+            // both against the shared budgets.
+            let run_id = self.log.run_id().to_string();
+            for (key, usd, ts) in std::mem::take(&mut self.unsettled) {
+                self.shared.settle(&run_id, &key, usd, &ts);
+            }
         }
         let events = std::mem::take(&mut self.uncommitted);
         self.projection_backlog.extend(events.iter().cloned());
@@ -114,9 +113,6 @@ impl Engine {
         self.sync_projection();
         if let Some(projection) = &mut self.projection {
             projection.finish().await;
-        }
-        for settling in self.settling.drain(..) {
-            let _ = settling.await;
         }
         if result.is_err() {
             // The log refused a write: stop every attempt, record nothing more.

@@ -431,7 +431,6 @@ impl Engine {
             shared,
             shared_reserved: HashSet::new(),
             unsettled: Vec::new(),
-            settling: Vec::new(),
             packs,
             secrets,
             cooldowns: Cooldowns::default(),

@@ -1933,7 +1933,13 @@ fn project_and_user_day_budgets_count_other_runs() {
             .output()
             .unwrap()
     };
-    assert_eq!(code(&run(&p)), 0, "the first run fits ($0.0842)");
+    let first = run(&p);
+    assert_eq!(
+        code(&first),
+        0,
+        "the first run fits ($0.0842): {}",
+        text(&first)
+    );
     let out = run(&p);
     assert_eq!(code(&out), 1, "{}", text(&out));
     match attempt_result(&p.events()) {
