@@ -290,9 +290,16 @@ fn a_process_started_but_not_yet_recorded_is_found_and_killed_on_resume() {
     let intent: serde_json::Value =
         serde_json::from_str(std::fs::read_to_string(&ledger).unwrap().trim()).unwrap();
     let token = intent["spawn"].as_str().expect("an intent with its token");
-    let orphans = identity::carriers(&format!("{}={token}", process::SPAWN_VAR));
+    // The phase's processes all inherit the token; the spawn's own leads its group.
+    let carriers = identity::carriers(&format!("{}={token}", process::SPAWN_VAR));
+    // SAFETY: getpgid only reads.
+    let orphans: Vec<i32> = carriers
+        .iter()
+        .copied()
+        .filter(|&pid| unsafe { libc::getpgid(pid) } == pid)
+        .collect();
     let [orphan] = orphans.as_slice() else {
-        panic!("the spawn's process is not found by its token: {orphans:?}");
+        panic!("the spawn's process is not found by its token: {carriers:?} (leaders {orphans:?})");
     };
     let unrelated = unrelated_group();
     p.write("marker", "");
