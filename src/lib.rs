@@ -27,6 +27,7 @@ pub mod git;
 pub mod knowledge;
 pub mod load;
 pub mod model;
+pub mod notify;
 pub mod plan;
 pub mod policy;
 pub mod project;

@@ -238,13 +238,16 @@ pub fn events(context: &Context, args: EventsArgs) -> Outcome {
         if !args.follow {
             return Ok(Exit::Success);
         }
-        let ended = events.last().is_some_and(|e| {
+        let ended = events.iter().rfind(|e| !e.data.is_notification()).is_some_and(|e| {
             e.data.is_terminal() || matches!(e.data, crate::record::EventData::RunSuspended(_))
         });
-        if ended {
-            return Ok(Exit::Success);
+        let locked = crate::record::lock::is_locked(&store.run_dir(&run_id));
+        if ended && locked {
+            // The engine may still record its last webhook deliveries: follow until it stops.
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
         }
-        if !crate::record::lock::is_locked(&store.run_dir(&run_id)) {
+        if ended || !locked {
             // The engine stopped: print what it wrote after our last read, then stop too.
             let events = store.read_events(&run_id).map_err(internal)?;
             if events.len() > seen {

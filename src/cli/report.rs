@@ -37,7 +37,8 @@ pub fn run(context: &Context, args: Args) -> Outcome {
 pub fn finalize(store: &crate::record::Store, run_id: &str) -> Option<std::path::PathBuf> {
     use crate::record::EventData;
     let events = store.read_events(run_id).ok()?;
-    let ended = events.last().is_some_and(|e| {
+    // Deliveries to webhooks may be recorded after the event that ended the run.
+    let ended = events.iter().rfind(|e| !e.data.is_notification()).is_some_and(|e| {
         matches!(
             e.data,
             EventData::RunSucceeded(_) | EventData::RunFailed(_) | EventData::RunCanceled(_)

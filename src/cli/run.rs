@@ -103,6 +103,7 @@ pub fn run(context: &Context, args: RunArgs) -> Outcome {
             exit: Exit::Invalid,
             message: e.to_string(),
         },
+        execute::Error::Notify(e) => notify_failure(context, e),
         e => Failure::internal(e.to_string()),
     })?;
     if !args.json {
@@ -153,6 +154,7 @@ pub fn resume(context: &Context, args: ResumeArgs) -> Outcome {
                 message: e.to_string(),
             })
         }
+        Err(execute::Error::Notify(e)) => return Err(notify_failure(context, e)),
         Err(execute::Error::Record(e @ crate::record::Error::Locked { .. })) => {
             return Err(Failure::usage(e.to_string()))
         }
@@ -170,6 +172,21 @@ pub fn resume(context: &Context, args: ResumeArgs) -> Outcome {
         args.interactive,
         args.apply,
     )
+}
+
+/// The project's webhooks cannot be used as configured: refused before anything runs.
+fn notify_failure(context: &Context, e: crate::notify::Error) -> Failure {
+    let message = match e {
+        crate::notify::Error::Config(diagnostics) => format!(
+            "the project's config.yaml has errors\n{}",
+            context.render_stderr(&diagnostics)
+        ),
+        e => e.to_string(),
+    };
+    Failure {
+        exit: Exit::Invalid,
+        message,
+    }
 }
 
 fn drive(

@@ -5,6 +5,7 @@
 
 pub mod budgets;
 pub mod models;
+pub mod notify;
 pub mod project;
 
 pub use crate::conform::check_file;

@@ -37,6 +37,10 @@ pub struct ProjectConfig {
     /// When `builtin/clarify` stops the run to ask the spec's questions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clarify: Option<ClarifySection>,
+    /// The webhooks told about runs: a gate or a question waiting for a person, a run that
+    /// failed or succeeded, a budget alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<super::notify::NotifySection>,
 }
 
 /// The `clarify` section.
@@ -123,9 +127,18 @@ pub fn load(dot_dir: &Path) -> (ProjectConfig, Diagnostics) {
             (ProjectConfig::default(), Diagnostics::new())
         }
         Ok(text) => {
-            let (config, diagnostics) =
-                super::check_file(&text, &path.display().to_string(), &PROJECT_SCHEMA);
-            (config.unwrap_or_default(), diagnostics)
+            let file = path.display().to_string();
+            let (config, mut diagnostics) = super::check_file(&text, &file, &PROJECT_SCHEMA);
+            let mut config: ProjectConfig = config.unwrap_or_default();
+            if let Some(section) = &config.notify {
+                if let Some(root) = crate::load::yaml::parse(&text, &file).root {
+                    super::notify::check(&root, section, &file, &mut diagnostics);
+                }
+                if diagnostics.has_errors() {
+                    config.notify = None;
+                }
+            }
+            (config, diagnostics)
         }
         Err(_) => (ProjectConfig::default(), Diagnostics::new()),
     }

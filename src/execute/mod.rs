@@ -27,6 +27,7 @@ mod fallback;
 pub mod identity;
 pub mod inbox;
 mod jobs;
+mod notifications;
 pub mod ledger;
 mod outputs;
 pub mod pin;
@@ -84,6 +85,8 @@ pub enum Error {
     /// A mission that works on branches, outside a git repository with a commit.
     #[error("this run cannot start here: {0}")]
     NoBase(String),
+    #[error(transparent)]
+    Notify(#[from] crate::notify::Error),
     #[error("failed to prepare `{path}`: {source}")]
     Io {
         path: String,
@@ -152,6 +155,8 @@ enum Msg {
     },
     Inbox,
     Interrupt,
+    /// A webhook delivery ended: record it.
+    Notified(crate::notify::Delivery),
 }
 
 /// A run being driven.
@@ -199,6 +204,10 @@ pub struct Engine {
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
     interrupts: u32,
+    /// The project's webhooks (`notify:`), and the deliveries offered to them whose outcome
+    /// is not recorded yet.
+    notifier: Option<crate::notify::Notifier>,
+    notify_pending: HashMap<(String, u64), crate::config::notify::NotifyKind>,
     /// Stops the script evaluations (policy hooks, `if`, `for_each`, templates) running on the
     /// engine's thread when Ctrl-C, SIGTERM or a `cancel` arrives: they cannot yield to the
     /// event loop, so the signal handler and the inbox watcher set this flag directly.

@@ -92,6 +92,7 @@ impl Engine {
         for e in &events {
             (self.observer)(e);
         }
+        self.offer_notifications(&events);
         Ok(())
     }
 
@@ -109,7 +110,12 @@ impl Engine {
 
     /// Drive the run until it ends, is suspended, or is canceled.
     pub async fn drive(mut self) -> Result<Outcome, Error> {
-        let result = self.drive_inner().await;
+        let mut result = self.drive_inner().await;
+        if let Ok(outcome) = result {
+            // Deliveries about how the run ended (or why it waits) go out before the engine
+            // stops, within the configured wait.
+            result = self.drain_notifications().await.map(|()| outcome);
+        }
         self.sync_projection();
         if let Some(projection) = &mut self.projection {
             projection.finish().await;
@@ -331,6 +337,7 @@ impl Engine {
                     crash::point("inbox.claimed");
                 }
             }
+            Msg::Notified(delivery) => self.notified(delivery),
             Msg::Interrupt => {
                 self.interrupt.clear();
                 self.interrupts += 1;

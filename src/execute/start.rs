@@ -109,6 +109,7 @@ impl Engine {
         if !problems.is_empty() {
             return Err(Error::Unready { problems });
         }
+        let webhooks = crate::notify::Webhooks::load(&request.project_root, &env_var)?;
         // Work on branches starts from a commit, resolved once and recorded.
         let git_base = if worktree::works_on_branches(&request.mission) {
             match worktree::resolve_base(&request.project_root, &request.inputs) {
@@ -162,6 +163,7 @@ impl Engine {
             request.project_root,
             request.settings,
             request.observer,
+            webhooks,
         );
         engine.record(EventData::RunStarted(started), "engine");
         engine.flush()?;
@@ -270,6 +272,7 @@ impl Engine {
         if !problems.is_empty() {
             return Err(Error::Unready { problems });
         }
+        let webhooks = crate::notify::Webhooks::load(&project_root, &env_var)?;
         let plan = Arc::new(plan::plan(mission));
         let mut scheduler = Scheduler::new(
             plan.clone(),
@@ -290,7 +293,9 @@ impl Engine {
             project_root,
             settings,
             observer,
+            webhooks,
         );
+        engine.redeliver(&events);
         // What every hop and every ended attempt cost, under its ledger key.
         let mut ended: Vec<(String, f64, String)> = Vec::new();
         for e in &events {
@@ -349,6 +354,7 @@ impl Engine {
         project_root: PathBuf,
         settings: Settings,
         observer: Observer,
+        webhooks: Option<crate::notify::Webhooks>,
     ) -> Engine {
         let projection = match store.projection() {
             Ok(p) => Some(projector::Projector::new(p)),
@@ -402,7 +408,19 @@ impl Engine {
             let configured = agents::load(plan.mission.base.dir(), &dot_dir).unwrap_or_default();
             Secrets::read(&configured, &catalog)
         };
-        log.set_secrets(secrets.pairs());
+        let mut pairs = secrets.pairs();
+        if let Some(webhooks) = &webhooks {
+            // Webhook URLs (Slack's and Discord's hold a token) and signing keys.
+            pairs.extend(webhooks.secrets().iter().cloned());
+        }
+        log.set_secrets(pairs);
+        let notifier = webhooks.map(|webhooks| {
+            let tx = tx.clone();
+            let report: crate::notify::Report = Arc::new(move |delivery| {
+                let _ = tx.send(Msg::Notified(delivery));
+            });
+            webhooks.start(log.run_id(), &plan.mission.id, report)
+        });
         let root = crate::git::ops::toplevel(&project_root).ok();
         let registry = root
             .as_ref()
@@ -443,9 +461,16 @@ impl Engine {
             tx,
             rx,
             interrupts: 0,
+            notifier,
+            notify_pending: HashMap::new(),
             interrupt: crate::expr::Interrupt::new(),
         }
     }
+}
+
+/// An environment variable, for the webhooks' URLs and secrets.
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
 }
 
 fn short(digest: &str) -> String {

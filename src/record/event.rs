@@ -87,6 +87,10 @@ pub enum EventData {
     MergeStep(MergeStep),
     #[serde(rename = "budget.alert")]
     BudgetAlert(BudgetAlert),
+    #[serde(rename = "notification.sent")]
+    NotificationSent(Notification),
+    #[serde(rename = "notification.failed")]
+    NotificationFailed(Notification),
 }
 
 impl EventData {
@@ -116,6 +120,8 @@ impl EventData {
             EventData::FallbackActivated(_) => "fallback.activated",
             EventData::MergeStep(_) => "merge.step",
             EventData::BudgetAlert(_) => "budget.alert",
+            EventData::NotificationSent(_) => "notification.sent",
+            EventData::NotificationFailed(_) => "notification.failed",
         }
     }
 
@@ -144,6 +150,8 @@ impl EventData {
         "budget.alert",
         "merge.step",
         "clarification.answered",
+        "notification.sent",
+        "notification.failed",
     ];
 
     /// Decode a payload from its type name and its `data` JSON: the same result as reading
@@ -189,6 +197,8 @@ impl EventData {
             "budget.alert" => read!(BudgetAlert),
             "merge.step" => read!(MergeStep),
             "clarification.answered" => read!(ClarificationAnswered),
+            "notification.sent" => read!(NotificationSent),
+            "notification.failed" => read!(NotificationFailed),
             other => {
                 return Err(serde::de::Error::unknown_variant(
                     other,
@@ -218,6 +228,15 @@ impl EventData {
             EventData::MergeStep(d) => Some(&d.phase),
             _ => None,
         }
+    }
+
+    /// Is this the record of a webhook delivery? Such events may follow the event that ended
+    /// or suspended the run, and change nothing about its state.
+    pub fn is_notification(&self) -> bool {
+        matches!(
+            self,
+            EventData::NotificationSent(_) | EventData::NotificationFailed(_)
+        )
     }
 
     /// Does this event end the run (for now: a suspended run can continue later)?
@@ -652,6 +671,26 @@ pub struct BudgetAlert {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cap_usd: Option<f64>,
     pub message: String,
+}
+
+/// A webhook of the project's `notify:` configuration was told about an event of the run
+/// (`notification.sent`), or could not be (`notification.failed`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    /// The webhook's `name`.
+    pub webhook: String,
+    /// What it was told: `approval`, `question`, `failed`, `succeeded` or `budget`.
+    pub kind: String,
+    /// The `seq` of the event it was about.
+    pub event_seq: u64,
+    /// Requests made (1 plus the retries).
+    pub attempts: u32,
+    /// The HTTP status of the last answer, if there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Why it failed (`notification.failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A policy hook's decision about a phase: who decided (pack and version), which hook, on

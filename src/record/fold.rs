@@ -281,6 +281,10 @@ impl RunSummary {
             self.run_id = event.run_id.clone();
         }
         self.last_seq = event.seq;
+        if event.data.is_notification() {
+            // A delivery record may follow the end of a run; it changes nothing.
+            return;
+        }
         self.status = match &event.data {
             EventData::RunSucceeded(_) => RunStatus::Succeeded,
             EventData::RunFailed(_) => RunStatus::Failed,
@@ -380,7 +384,9 @@ impl RunSummary {
             | EventData::PolicyDecided(_)
             | EventData::FallbackActivated(_)
             | EventData::MergeStep(_)
-            | EventData::BudgetAlert(_) => {}
+            | EventData::BudgetAlert(_)
+            | EventData::NotificationSent(_)
+            | EventData::NotificationFailed(_) => {}
             EventData::RunSucceeded(_) | EventData::RunFailed(_) | EventData::RunCanceled(_) => {
                 self.ended_at = Some(ts.clone());
             }

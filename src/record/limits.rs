@@ -291,6 +291,10 @@ fn slots(data: &mut EventData) -> Vec<Slot<'_>> {
             }
         }
         EventData::BudgetAlert(d) => text(s, &mut d.message),
+        EventData::NotificationSent(d) | EventData::NotificationFailed(d) => {
+            text(s, &mut d.webhook);
+            opt_text(s, &mut d.error);
+        }
     }
     slots
 }

@@ -892,6 +892,8 @@ fn phases_named(data: &EventData) -> Vec<Cow<'_, str>> {
         | EventData::PolicyDecided(_)
         | EventData::FallbackActivated(_)
         | EventData::BudgetAlert(_)
+        | EventData::NotificationSent(_)
+        | EventData::NotificationFailed(_)
         | EventData::RunSucceeded(_)
         | EventData::RunFailed(_)
         | EventData::RunCanceled(_) => Vec::new(),

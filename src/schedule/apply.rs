@@ -239,7 +239,9 @@ impl Scheduler {
             // Decisions are facts for explain and replay; the engine acts on them itself.
             EventData::PolicyDecided(_)
             | EventData::FallbackActivated(_)
-            | EventData::BudgetAlert(_) => {}
+            | EventData::BudgetAlert(_)
+            | EventData::NotificationSent(_)
+            | EventData::NotificationFailed(_) => {}
         }
     }
 
