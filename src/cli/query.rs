@@ -238,9 +238,12 @@ pub fn events(context: &Context, args: EventsArgs) -> Outcome {
         if !args.follow {
             return Ok(Exit::Success);
         }
-        let ended = events.iter().rfind(|e| !e.data.is_notification()).is_some_and(|e| {
-            e.data.is_terminal() || matches!(e.data, crate::record::EventData::RunSuspended(_))
-        });
+        let ended = events
+            .iter()
+            .rfind(|e| !e.data.is_notification())
+            .is_some_and(|e| {
+                e.data.is_terminal() || matches!(e.data, crate::record::EventData::RunSuspended(_))
+            });
         let locked = crate::record::lock::is_locked(&store.run_dir(&run_id));
         if ended && locked {
             // The engine may still record its last webhook deliveries: follow until it stops.

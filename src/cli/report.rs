@@ -38,12 +38,15 @@ pub fn finalize(store: &crate::record::Store, run_id: &str) -> Option<std::path:
     use crate::record::EventData;
     let events = store.read_events(run_id).ok()?;
     // Deliveries to webhooks may be recorded after the event that ended the run.
-    let ended = events.iter().rfind(|e| !e.data.is_notification()).is_some_and(|e| {
-        matches!(
-            e.data,
-            EventData::RunSucceeded(_) | EventData::RunFailed(_) | EventData::RunCanceled(_)
-        )
-    });
+    let ended = events
+        .iter()
+        .rfind(|e| !e.data.is_notification())
+        .is_some_and(|e| {
+            matches!(
+                e.data,
+                EventData::RunSucceeded(_) | EventData::RunFailed(_) | EventData::RunCanceled(_)
+            )
+        });
     if !ended {
         return None;
     }

@@ -151,11 +151,7 @@ pub fn check(root: &Node, section: &NotifySection, file: &str, diagnostics: &mut
     let mut names = std::collections::HashSet::new();
     for (i, hook) in section.webhooks.iter().enumerate() {
         let item = |key: &str| {
-            let mut path = vec![
-                base[0].clone(),
-                Seg::Key("webhooks".into()),
-                Seg::Index(i),
-            ];
+            let mut path = vec![base[0].clone(), Seg::Key("webhooks".into()), Seg::Index(i)];
             if !key.is_empty() {
                 path.push(Seg::Key(key.into()));
             }

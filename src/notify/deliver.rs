@@ -143,7 +143,10 @@ fn send(agent: &ureq::Agent, hook: &Webhook, job: &Job) -> Try {
     let mut request = agent
         .post(&hook.url)
         .header("content-type", "application/json")
-        .header("user-agent", concat!("spectacular/", env!("CARGO_PKG_VERSION")))
+        .header(
+            "user-agent",
+            concat!("spectacular/", env!("CARGO_PKG_VERSION")),
+        )
         .header("x-spectacular-event", job.event_type)
         .header("x-spectacular-delivery", &job.delivery_id)
         .header(sign::TIMESTAMP_HEADER, &timestamp.to_string());
@@ -209,9 +212,15 @@ fn excerpt(text: &str) -> String {
 /// A transport error, said without the URL (a Slack or Discord URL is a secret).
 fn transport_error(e: &ureq::Error, hook: &Webhook) -> String {
     let text = match e {
-        ureq::Error::Timeout(_) => format!("no answer within {}", humantime::format_duration(hook.timeout)),
+        ureq::Error::Timeout(_) => format!(
+            "no answer within {}",
+            humantime::format_duration(hook.timeout)
+        ),
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
-            format!("no answer within {}", humantime::format_duration(hook.timeout))
+            format!(
+                "no answer within {}",
+                humantime::format_duration(hook.timeout)
+            )
         }
         ureq::Error::Io(io) => format!("cannot reach the webhook: {io}"),
         ureq::Error::HostNotFound => "cannot reach the webhook: host not found".to_string(),

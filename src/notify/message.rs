@@ -170,7 +170,10 @@ mod tests {
 
     #[test]
     fn slack_markup_in_run_text_is_escaped() {
-        assert_eq!(slack_escape("<!channel> & <http://x|y>"), "&lt;!channel&gt; &amp; &lt;http://x|y&gt;");
+        assert_eq!(
+            slack_escape("<!channel> & <http://x|y>"),
+            "&lt;!channel&gt; &amp; &lt;http://x|y&gt;"
+        );
     }
 
     #[test]

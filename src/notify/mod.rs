@@ -255,16 +255,14 @@ impl Notifier {
             };
             match queue.try_send(job) {
                 Ok(()) => queued.push((hook.name.clone(), event.seq, kind)),
-                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                    refused.push(failed(
-                        &hook.name,
-                        kind,
-                        event.seq,
-                        0,
-                        None,
-                        format!("not sent: {QUEUE} deliveries to this webhook were waiting already"),
-                    ))
-                }
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => refused.push(failed(
+                    &hook.name,
+                    kind,
+                    event.seq,
+                    0,
+                    None,
+                    format!("not sent: {QUEUE} deliveries to this webhook were waiting already"),
+                )),
             }
         }
         (queued, refused)

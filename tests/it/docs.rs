@@ -907,6 +907,22 @@ const EVENT_DESCRIPTIONS: &[(&str, &str)] = &[
          reserved for it (no further agent attempt starts under the cap).",
     ),
     (
+        "notification.sent",
+        "A webhook of the project's `notify:` configuration (`webhook`, its name) was told \
+         about the event whose `seq` is `event_seq`: `kind` is `approval`, `question`, \
+         `failed`, `succeeded` or `budget`; `attempts` counts the requests (retries included) \
+         and `status` is the receiver's HTTP status. Deliveries are recorded when they end, so \
+         they may follow `run.succeeded`, `run.failed` or `run.suspended`; they change nothing \
+         about the run. See [Notifications](../notifications.md).",
+    ),
+    (
+        "notification.failed",
+        "A webhook could not be told (`error` says why, never with the URL): every try failed, \
+         the receiver refused the message (a 4xx other than 408 and 429), its queue was full, \
+         or the engine stopped before an answer came (after `notify.exit_wait`). A run never \
+         fails because of a webhook.",
+    ),
+    (
         "merge.step",
         "One step of `builtin/merge`: a work package's branch (`branch` at `commit`) merged into \
          the run's integration branch `into` (`merged`, with the integration branch's new \

@@ -36,9 +36,11 @@ fn golden_index(data: &EventData) -> usize {
         EventData::BudgetAlert(_) => 20,
         EventData::MergeStep(_) => 21,
         EventData::ClarificationAnswered(_) => 22,
+        EventData::NotificationSent(_) => 23,
+        EventData::NotificationFailed(_) => 24,
     }
 }
-const TYPE_COUNT: usize = 23;
+const TYPE_COUNT: usize = 25;
 
 fn samples() -> Vec<EventData> {
     let s = String::from;
@@ -237,6 +239,22 @@ fn samples() -> Vec<EventData> {
             question: 1,
             text: s("FR-001: Auth method not specified - email/password, SSO, OAuth?"),
             answer: s("email and password; SSO later"),
+        }),
+        EventData::NotificationSent(Notification {
+            webhook: s("team-slack"),
+            kind: s("approval"),
+            event_seq: 11,
+            attempts: 1,
+            status: Some(200),
+            error: None,
+        }),
+        EventData::NotificationFailed(Notification {
+            webhook: s("ops"),
+            kind: s("failed"),
+            event_seq: 16,
+            attempts: 4,
+            status: Some(503),
+            error: Some(s("HTTP 503: upstream unavailable")),
         }),
     ]
 }
