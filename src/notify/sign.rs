@@ -33,9 +33,7 @@ mod tests {
 
     #[test]
     fn matches_a_published_hmac_sha256_vector() {
-        // RFC 4231, test case 2: key "Jefe", data "what do ya want for nothing?".
-        // Here the data is "<timestamp>.<body>", so split it as "what do ya want for
-        // nothing?" cannot be; check the construction against a direct HMAC instead.
+        // RFC 4231, test case 2 (key "Jefe"): the HMAC itself is the standard one…
         let direct = {
             let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").unwrap();
             mac.update(b"what do ya want for nothing?");
@@ -46,6 +44,7 @@ mod tests {
             hex,
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+        // …and the signature covers `<timestamp>.<body>`.
         let signed = signature(b"Jefe", 1_700_000_000, b"{}");
         let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").unwrap();
         mac.update(b"1700000000.{}");
