@@ -13,6 +13,8 @@
 //!   run here;
 //! - `jobs.rs`: the spawned task of each attempt;
 //! - `projector.rs`: the SQLite projection, updated on a thread of its own;
+//! - `notifications.rs`: durable events offered to the project's webhooks, and each
+//!   delivery recorded;
 //! - processes and side files: `process.rs` (with `identity.rs`: which process groups are
 //!   provably ours), `inbox.rs`, `ledger.rs`; and `builtin.rs`, `outputs.rs`, `budget.rs`,
 //!   `pin.rs`;
