@@ -433,3 +433,68 @@ fn report_names_a_run_it_does_not_know() {
     assert_eq!(out.code, 2, "{}", out.transcript());
     assert!(out.stderr.contains("01NOPE"), "{}", out.stderr);
 }
+
+#[test]
+fn an_answered_clarification_is_reported_as_answered_with_its_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join(".spectacular")).unwrap();
+    std::fs::write(
+        root.join("mission.yaml"),
+        "\
+mission: asks
+inputs:
+  spec: { type: file }
+phases:
+  clarify:
+    uses: builtin/clarify
+    with: { spec: '{{ inputs.spec }}' }
+  after: { needs: [clarify], run: [echo, done] }
+",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("spec.md"),
+        "# Feature: greetings\n\n## Requirements\n\n- **FR-001**: The tool MUST greet the user by name.\n- **FR-002**: The README MUST show [NEEDS CLARIFICATION: which examples?]\n",
+    )
+    .unwrap();
+    let actor = [("SPECTACULAR_ACTOR", "user:ana")];
+    let out = run_cli(
+        root,
+        &["run", "mission.yaml", "--input", "spec=spec.md"],
+        &[],
+    );
+    assert_eq!(out.code, 3, "{}", out.transcript());
+    let report = |root: &Path| {
+        let out = run_cli(root, &["report", "last"], &[]);
+        assert_eq!(out.code, 0, "{}", out.transcript());
+        out.stdout
+    };
+    let before = report(root);
+    assert!(before.contains("): waiting\n"), "{before}");
+    assert!(
+        before.contains("  1. FR-002: Which examples? → not answered"),
+        "{before}"
+    );
+
+    let out = run_cli(root, &["answer", "last", "1", "one per command"], &actor);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let partly = report(root);
+    assert!(
+        partly.contains("waiting (1 of 2 questions answered)"),
+        "{partly}"
+    );
+
+    let out = run_cli(root, &["answer", "last", "2", "the tests pass"], &actor);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let out = run_cli(root, &["resume", "last"], &[]);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let after = report(root);
+    assert!(after.contains("): answered by user:ana\n"), "{after}");
+    assert!(!after.contains("): waiting"), "{after}");
+    assert!(
+        after.contains("1. FR-002: Which examples? → one per command"),
+        "{after}"
+    );
+    assert!(after.contains("→ the tests pass"), "{after}");
+}

@@ -190,7 +190,32 @@ pub fn report(events: &[Event]) -> Report {
                 by: None,
                 comment: None,
                 timed_out: false,
+                questions: d
+                    .questions
+                    .iter()
+                    .zip(1..)
+                    .map(|(text, number)| Question {
+                        number,
+                        text: text.clone(),
+                        answer: None,
+                        by: None,
+                        answered_at: None,
+                    })
+                    .collect(),
             }),
+            EventData::ClarificationAnswered(d) => {
+                let open = approvals
+                    .iter_mut()
+                    .rev()
+                    .find(|a| a.phase == d.phase && a.approved.is_none());
+                let question =
+                    open.and_then(|a| a.questions.iter_mut().find(|q| q.number == d.question));
+                if let Some(q) = question {
+                    q.answer = Some(d.answer.clone());
+                    q.by = Some(event.actor.clone());
+                    q.answered_at = Some(event.ts.clone());
+                }
+            }
             EventData::ApprovalDecided(d) => {
                 let open = approvals
                     .iter_mut()

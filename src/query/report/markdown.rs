@@ -440,7 +440,18 @@ pub fn markdown(report: &Report) -> String {
     if !report.approvals.is_empty() {
         let _ = writeln!(out, "\n## Approvals\n");
         for a in &report.approvals {
+            let answered = a.questions.iter().filter(|q| q.answer.is_some()).count();
             let outcome = match a.approved {
+                None if a.answered() => {
+                    let mut by: Vec<&str> =
+                        a.questions.iter().filter_map(|q| q.by.as_deref()).collect();
+                    by.dedup();
+                    format!("answered by {}", by.join(", "))
+                }
+                None if answered > 0 => format!(
+                    "waiting ({answered} of {} questions answered)",
+                    a.questions.len()
+                ),
                 None => "waiting".to_string(),
                 Some(approved) => {
                     let what = match (approved, a.timed_out) {
@@ -458,6 +469,10 @@ pub fn markdown(report: &Report) -> String {
                 }
             };
             let _ = writeln!(out, "- `{}` ({}): {outcome}", a.phase, cell(&a.reason));
+            for q in &a.questions {
+                let answer = q.answer.as_deref().map_or("not answered".into(), cell);
+                let _ = writeln!(out, "  {}. {} → {answer}", q.number, cell(&q.text));
+            }
         }
     }
 

@@ -323,6 +323,31 @@ pub struct Approval {
     pub by: Option<String>,
     pub comment: Option<String>,
     pub timed_out: bool,
+    /// The numbered questions of a clarification (`builtin/clarify`), question 1 first, each
+    /// with its answer once given; none for a gate. A clarification whose questions are all
+    /// answered goes on without a decision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub questions: Vec<Question>,
+}
+
+/// A clarification's question and its answer.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct Question {
+    /// 1-based.
+    pub number: u32,
+    pub text: String,
+    /// `None` while it waits for an answer.
+    pub answer: Option<String>,
+    /// Who answered (`user:alice`).
+    pub by: Option<String>,
+    pub answered_at: Option<String>,
+}
+
+impl Approval {
+    /// Every question answered (false for a gate, which has none).
+    pub fn answered(&self) -> bool {
+        !self.questions.is_empty() && self.questions.iter().all(|q| q.answer.is_some())
+    }
 }
 
 #[derive(Clone, Debug, Serialize, JsonSchema)]
