@@ -71,6 +71,13 @@ async function until(what, check, ms = 30000) {
   }
 }
 
+// Dollars as the page writes them (app.js's `usd`).
+function usd(v) {
+  if (v === undefined || v === null) return '-';
+  if (v === 0) return '$0';
+  return v < 0.01 ? '$' + v.toFixed(4) : '$' + v.toFixed(2);
+}
+
 function status(dir, run) {
   return JSON.parse(execFileSync(bin, ['status', run, '--json'], { cwd: dir, env }).toString());
 }
@@ -212,6 +219,61 @@ phases:
     await page.goto(`${origin}/#/costs`);
     await page.locator('[data-chart="day"] rect.bar').first().waitFor();
     if (shots) await page.screenshot({ path: path.join(shots, 'dashboard-costs.png'), fullPage: true });
+    assert.deepEqual(errors, [], 'no error in the page');
+
+    // The page's numbers are the CLI's: the costs page's total is `cost --json`'s, each run's
+    // cost in the list is `cost <run> --json`'s, and every card sits in the column
+    // `board --json` gives it.
+    const cliJson = (args) => JSON.parse(execFileSync(bin, args, { cwd: dir, env }).toString());
+    const total = cliJson(['cost', '--json']);
+    assert.ok(total.cost_usd > 0, 'the costly run cost something');
+    assert.equal(await page.locator('p strong').first().textContent(), usd(total.cost_usd));
+    await page.locator('a[data-nav="runs"]').click();
+    for (const id of [costly, quickstart, runId]) {
+      const cell = page.locator(`tr[data-run="${id}"] td.num`).last();
+      assert.equal(await cell.textContent(), usd(cliJson(['cost', id, '--json']).cost_usd), `cost of ${id}`);
+    }
+    await page.goto(`${origin}/#/run/${quickstart}/board`);
+    await page.locator('.column[data-column="done"] .wp').first().waitFor();
+    const board = cliJson(['board', quickstart, '--json']);
+    assert.equal(board.work_packages.length, 3);
+    for (const c of board.work_packages) {
+      const card = page.locator(`.column[data-column="${c.column}"] .wp[data-work="${c.work}"]`);
+      assert.equal(await card.count(), 1, `${c.work} in ${c.column}`);
+      assert.equal(await card.getAttribute('data-state'), c.state);
+    }
+
+    // The board of a running run, open while its work packages go: the cards move column
+    // without a reload. The scribe holds each package until the test lets it go.
+    const slow = path.join(dir, 'slow');
+    fs.cpSync(path.join(repo, 'examples/quickstart'), slow, { recursive: true });
+    const scribe = path.join(slow, 'agents/scribe.sh');
+    const gate = (wp) => path.join(slow, 'go-' + wp);
+    fs.writeFileSync(scribe, fs.readFileSync(scribe, 'utf8').replace('  implement*)\n',
+      `  implement*)\n    wp=\${SPECTACULAR_PHASE#implement[}; wp=\${wp%]}\n` +
+      `    while [ ! -e "${slow}/go-$wp" ]; do sleep 0.1; done\n`));
+    const slowRun = start(dir, ['run', slow]);
+    const slowExit = new Promise((resolve) => slowRun.on('exit', resolve));
+    await page.locator('a[data-nav="runs"]').click();
+    await until('the fourth run in the list', async () => (await page.locator('tr[data-run]').count()) === 4);
+    const runs = await page.locator('tr[data-run]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-run')));
+    const slowId = runs.find((id) => ![runId, costly, quickstart].includes(id));
+    await page.goto(`${origin}/#/run/${slowId}/board`);
+    const at = (column, wp) => page.locator(`.column[data-column="${column}"] .wp[data-work="${wp}"]`);
+    await at('doing', 'wp-1').waitFor({ timeout: 20000 });
+    await at('doing', 'wp-3').waitFor({ timeout: 20000 });
+    await at('planned', 'wp-2').waitFor();
+    await page.evaluate(() => { window.notReloaded = true; });
+    if (shots) await page.screenshot({ path: path.join(shots, 'dashboard-board-live.png'), fullPage: true });
+    fs.writeFileSync(gate('wp-1'), '');
+    await at('done', 'wp-1').waitFor({ timeout: 20000 });
+    await at('doing', 'wp-2').waitFor({ timeout: 20000 });
+    assert.equal(await at('doing', 'wp-3').count(), 1, 'wp-3 still doing');
+    fs.writeFileSync(gate('wp-2'), '');
+    fs.writeFileSync(gate('wp-3'), '');
+    for (const wp of ['wp-1', 'wp-2', 'wp-3']) await at('done', wp).waitFor({ timeout: 20000 });
+    assert.equal(await page.evaluate(() => window.notReloaded), true, 'the page moved the cards itself');
+    assert.equal(await slowExit, 0, 'the slow run succeeded');
     assert.deepEqual(errors, [], 'no error in the page');
 
     // A request without the token, or with a wrong one, is refused.
