@@ -265,10 +265,13 @@ phases:
     await at('planned', 'wp-2').waitFor();
     await page.evaluate(() => { window.notReloaded = true; });
     if (shots) await page.screenshot({ path: path.join(shots, 'dashboard-board-live.png'), fullPage: true });
+    // wp-1's work is done: it waits for review (the check downstream), and wp-2, which
+    // needed it, starts.
     fs.writeFileSync(gate('wp-1'), '');
-    await at('done', 'wp-1').waitFor({ timeout: 20000 });
+    await at('review', 'wp-1').waitFor({ timeout: 20000 });
     await at('doing', 'wp-2').waitFor({ timeout: 20000 });
     assert.equal(await at('doing', 'wp-3').count(), 1, 'wp-3 still doing');
+    if (shots) await page.screenshot({ path: path.join(shots, 'dashboard-board-moved.png'), fullPage: true });
     fs.writeFileSync(gate('wp-2'), '');
     fs.writeFileSync(gate('wp-3'), '');
     for (const wp of ['wp-1', 'wp-2', 'wp-3']) await at('done', wp).waitFor({ timeout: 20000 });
