@@ -173,6 +173,9 @@ async function main() {
     await page.locator('.board, p.muted').first().waitFor();
     await page.locator('.tabs a', { hasText: 'Report' }).click();
     await page.locator('.report h1, .report h2').first().waitFor({ timeout: 10000 });
+    // The clarification answered in the page is reported as answered, not waiting.
+    await page.locator('.report li', { hasText: 'answered by user:browser-test' }).first().waitFor();
+    assert.equal(await page.locator('.report li', { hasText: /\): waiting/ }).count(), 0);
     if (shots) await page.screenshot({ path: path.join(shots, 'dashboard-report.png'), fullPage: true });
     await page.locator('a[data-nav="costs"]').click();
     await page.locator('h2', { hasText: 'By day' }).waitFor();
