@@ -205,6 +205,15 @@ impl Progress {
                 let mark = self.paint("budget", anstyle::AnsiColor::Yellow);
                 self.line(&format!("{mark}    {} alert: {}", d.level, d.message));
             }
+            EventData::NotificationFailed(d) => {
+                let mark = self.paint("notify", anstyle::AnsiColor::Yellow);
+                self.line(&format!(
+                    "{mark}    webhook `{}` was not told ({}): {}",
+                    d.webhook,
+                    d.kind,
+                    d.error.as_deref().unwrap_or("failed")
+                ));
+            }
             EventData::FallbackActivated(d) => {
                 let mark = self.paint("fallback", anstyle::AnsiColor::Yellow);
                 self.line(&format!(

@@ -718,6 +718,21 @@ pub fn event_detail(event: &Event) -> String {
             )
         }
         EventData::BudgetAlert(d) => format!("{}: {}: {}", d.level, alert_numbers(d), d.message),
+        EventData::NotificationSent(d) => format!(
+            "{} told of event {} ({}) after {} request(s){}",
+            d.webhook,
+            d.event_seq,
+            d.kind,
+            d.attempts,
+            d.status.map(|s| format!(", HTTP {s}")).unwrap_or_default()
+        ),
+        EventData::NotificationFailed(d) => format!(
+            "{} not told of event {} ({}): {}",
+            d.webhook,
+            d.event_seq,
+            d.kind,
+            d.error.as_deref().unwrap_or("failed")
+        ),
         EventData::MergeStep(d) => {
             let files: Vec<&str> = d.conflicts.iter().map(|c| c.file.as_str()).collect();
             let conflicts = if files.is_empty() {

@@ -429,6 +429,11 @@ fn a_receiver_that_hangs_holds_up_neither_the_run_nor_the_engine() {
     // only once the test drops it, after these lines.
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(receiver.got().len(), 1, "the receiver got the request");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("webhook `slow` was not told (succeeded): no answer"),
+        "{stderr}"
+    );
     let events = p.events();
     let ended = events
         .iter()
