@@ -309,3 +309,88 @@ pub(crate) fn failed(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::notify::WebhookConfig;
+    use crate::record::event::{EventData, RunFinished};
+
+    fn succeeded(seq: u64) -> Event {
+        Event {
+            event_id: format!("e{seq}"),
+            schema: crate::record::event::SCHEMA_VERSION,
+            run_id: "01RUN".into(),
+            seq,
+            ts: "2026-12-01T00:00:00.000Z".into(),
+            causation_id: None,
+            actor: "engine".into(),
+            data: EventData::RunSucceeded(RunFinished {
+                failed: Vec::new(),
+                reason: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_full_queue_refuses_at_once_and_never_waits() {
+        // A receiver that accepts connections (the kernel's backlog) and never answers.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let section = NotifySection {
+            exit_wait: None,
+            webhooks: vec![WebhookConfig {
+                name: "stuck".into(),
+                url: Some(format!("http://{}/", listener.local_addr().unwrap())),
+                timeout: Some("60s".into()),
+                ..WebhookConfig::default()
+            }],
+        };
+        let webhooks = Webhooks::resolve(&section, &|_| None).unwrap();
+        let notifier = webhooks.start("01RUN", "m", Arc::new(|_| {}));
+        let (mut queued, mut refused) = (0, Vec::new());
+        for seq in 1..=100 {
+            let (q, r) = notifier.offer(&succeeded(seq));
+            queued += q.len();
+            refused.extend(r);
+        }
+        // One in flight at most, and a full queue.
+        assert!((QUEUE..=QUEUE + 1).contains(&queued), "{queued}");
+        assert_eq!(queued + refused.len(), 100);
+        let first = &refused[0].record;
+        assert!(!refused[0].sent);
+        assert_eq!(
+            (first.webhook.as_str(), first.kind.as_str()),
+            ("stuck", "succeeded")
+        );
+        assert!(first
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("were waiting already"));
+    }
+
+    #[test]
+    fn a_missing_secret_names_its_variable() {
+        let section = NotifySection {
+            exit_wait: None,
+            webhooks: vec![WebhookConfig {
+                name: "team".into(),
+                url_env: Some("TEAM_URL".into()),
+                ..WebhookConfig::default()
+            }],
+        };
+        let err = Webhooks::resolve(&section, &|_| None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("`TEAM_URL`, which is not set"), "{err}");
+        let ok = Webhooks::resolve(&section, &|_| Some("https://hooks.example/x".into())).unwrap();
+        assert_eq!(
+            ok.secrets(),
+            [(
+                "TEAM_URL".to_string(),
+                "https://hooks.example/x".to_string()
+            )]
+        );
+    }
+}
