@@ -176,6 +176,9 @@ async function main() {
     // The clarification answered in the page is reported as answered, not waiting.
     await page.locator('.report li', { hasText: 'answered by user:browser-test' }).first().waitFor();
     assert.equal(await page.locator('.report li', { hasText: /\): waiting/ }).count(), 0);
+    const reportText = await page.locator('.report').textContent();
+    assert.ok(reportText.includes('answer ' + runId + ' <number>'), 'a `<` shows as `<`');
+    assert.ok(!reportText.includes('&lt;'), 'no entity shows as text');
     if (shots) await page.screenshot({ path: path.join(shots, 'dashboard-report.png'), fullPage: true });
     await page.locator('a[data-nav="costs"]').click();
     await page.locator('h2', { hasText: 'By day' }).waitFor();

@@ -576,7 +576,9 @@ function reportPage(id, me) {
 // `code` and **bold**. Builds nodes, never HTML.
 function markdown(text) {
   const out = [];
-  const lines = text.split('\n');
+  // report.md writes every `<` as `&lt;` (no tag can reach a Markdown renderer); this reader
+  // builds text nodes only, so it shows them as written.
+  const lines = text.replace(/&lt;/g, '<').split('\n');
   let i = 0;
   const inline = (t) => {
     const nodes = [];
