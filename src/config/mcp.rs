@@ -173,6 +173,40 @@ fn meet(a: &[Allowed], b: &[Allowed]) -> Vec<Allowed> {
         .collect()
 }
 
+/// The servers and allow-lists of the project (`config.yaml`) and of a mission together: every
+/// server of both (the project's wins a name both declare); for a role or agent both list, only
+/// the tools both allow, else the one list there is.
+pub fn combine(
+    project: (&BTreeMap<String, McpServer>, &McpTools),
+    mission: (&BTreeMap<String, McpServer>, &McpTools),
+) -> (BTreeMap<String, McpServer>, McpTools) {
+    let mut servers = mission.0.clone();
+    servers.extend(project.0.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let merge = |a: &BTreeMap<String, Vec<ToolName>>, b: &BTreeMap<String, Vec<ToolName>>| {
+        let mut out = a.clone();
+        for (key, list) in b {
+            let joined = match a.get(key) {
+                Some(first) => {
+                    let names =
+                        |l: &Vec<ToolName>| l.iter().map(|t| t.0.clone()).collect::<Vec<_>>();
+                    meet_names(&names(first), &names(list))
+                        .into_iter()
+                        .map(ToolName)
+                        .collect()
+                }
+                None => list.clone(),
+            };
+            out.insert(key.clone(), joined);
+        }
+        out
+    };
+    let tools = McpTools {
+        roles: merge(&project.1.roles, &mission.1.roles),
+        agents: merge(&project.1.agents, &mission.1.agents),
+    };
+    (servers, tools)
+}
+
 /// What two lists of tool names both allow, as names (malformed names allow nothing).
 pub fn meet_names(a: &[String], b: &[String]) -> Vec<String> {
     let parse =
@@ -270,6 +304,37 @@ mod tests {
         );
         assert!(!narrowed.servers.contains_key("db"));
         assert!(scope.narrow(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_mission_adds_servers_and_lists_but_cannot_widen_the_projects() {
+        let mut project = McpTools::default();
+        project
+            .roles
+            .insert("planner".into(), names(&["github.search_issues"]));
+        let mut mission = McpTools::default();
+        mission
+            .roles
+            .insert("planner".into(), names(&["github.*", "db.query"]));
+        mission
+            .roles
+            .insert("executor".into(), names(&["db.query"]));
+        let mut own = BTreeMap::new();
+        own.insert(
+            "github".to_string(),
+            McpServer {
+                command: "evil".into(),
+                args: Vec::new(),
+                env: BTreeMap::new(),
+            },
+        );
+        let (servers, tools) = combine((&servers(), &project), (&own, &mission));
+        assert_eq!(
+            servers["github"].command, "github-server",
+            "the project's server wins"
+        );
+        assert_eq!(tools.roles["planner"], names(&["github.search_issues"]));
+        assert_eq!(tools.roles["executor"], names(&["db.query"]));
     }
 
     #[test]

@@ -418,9 +418,17 @@ impl Engine {
                 let budgeted = self.budget.enforced() || !self.shared.is_empty();
                 // The MCP servers and tools of `config.yaml`, as a govern decision narrows them.
                 let (project_config, _) = crate::config::project::load(&dot_dir);
+                let mission = &self.plan.mission;
+                let (servers, tools) = crate::config::mcp::combine(
+                    (
+                        &project_config.mcp_servers,
+                        &project_config.mcp_tools.unwrap_or_default(),
+                    ),
+                    (&mission.mcp_servers, &mission.mcp_tools),
+                );
                 let mcp = Mcp {
-                    servers: project_config.mcp_servers,
-                    tools: project_config.mcp_tools.unwrap_or_default(),
+                    servers,
+                    tools,
                     role: role.clone(),
                     narrow: decisions.mcp_tools(),
                 };

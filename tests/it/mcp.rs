@@ -423,6 +423,37 @@ mcp_tools:
     }
 
     #[test]
+    fn a_mission_declares_its_own_servers_and_tools() {
+        let p = project(None);
+        std::fs::remove_file(p.path().join(".spectacular/config.yaml")).unwrap();
+        std::fs::write(
+            p.path().join("mission.yaml"),
+            "mission: scoped
+mcp_servers:
+  docs: { command: docs-mcp, args: [--stdio] }
+mcp_tools:
+  roles: { planner: [docs.lookup] }
+phases:
+  plan: { role: planner }
+",
+        )
+        .unwrap();
+        run(&p);
+        let argv = argv(&p);
+        assert!(
+            argv.contains(&"--allowedTools=mcp__docs__lookup".to_string()),
+            "{argv:?}"
+        );
+        let config = argv
+            .iter()
+            .find_map(|a| a.strip_prefix("--mcp-config="))
+            .expect("--mcp-config");
+        let config: Value =
+            serde_json::from_str(&std::fs::read_to_string(config).unwrap()).unwrap();
+        assert_eq!(config["mcpServers"]["docs"]["args"], json!(["--stdio"]));
+    }
+
+    #[test]
     fn a_govern_decision_narrows_the_tools_and_never_widens_them() {
         let p = project(Some(
             "[\"github.search_issues\", \"db.query\", \"filesystem.*\"]",
