@@ -154,15 +154,32 @@ impl Server {
                     return Err(refusal(&said));
                 }
                 let resumed = resume && self.resume_if_stopped(&run, after_answer)?;
+                if resumed {
+                    // The resumed run's events from here on reach the client too.
+                    let run_id = self.store().resolve_run(&run)?;
+                    let log = self.store().events_path(&run_id);
+                    let from = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
+                    tokio::spawn(runs::follow(context.peer.clone(), log, run_id, from));
+                }
                 Ok(CallToolResult::structured(json!({
                     "message": said.stdout.trim(),
                     "resumed": resumed,
                 })))
             }
+            Call::Waiting(run) => {
+                let store = self.store();
+                let run_id = store.resolve_run(&run)?;
+                let events = store.read_events(&run_id)?;
+                let waiting = crate::dashboard::api::waiting(&events);
+                Ok(CallToolResult::structured(json!({
+                    "run_id": run_id,
+                    "waiting": waiting,
+                })))
+            }
             Call::Start(args) => {
                 let run_id = runs::start(&self.cli, &args).await?;
                 let log = self.store().events_path(&run_id);
-                tokio::spawn(runs::follow(context.peer.clone(), log, run_id.clone()));
+                tokio::spawn(runs::follow(context.peer.clone(), log, run_id.clone(), 0));
                 Ok(CallToolResult::structured(json!({
                     "run_id": run_id,
                     "resource": format!("spectacular://runs/{run_id}"),

@@ -99,13 +99,15 @@ fn run_id_of(line: &str) -> Option<String> {
         .then(|| id.to_string())
 }
 
-/// Follow a run's log from its start and tell the client about each event: a log message
+/// Follow a run's log and tell the client about each event: a log message
 /// (`notifications/message`, logger `spectacular`) with the run, sequence, type and phase, and
 /// `notifications/resources/updated` for the run's resource. Ends when the run stops (it
 /// succeeded, failed, was canceled or suspended) or the client goes away.
-pub async fn follow(peer: Peer<RoleServer>, log: PathBuf, run_id: String) {
+/// `from`: the length of the log already told (0 for a new run; its length when a stopped run
+/// is resumed).
+pub async fn follow(peer: Peer<RoleServer>, log: PathBuf, run_id: String, from: usize) {
     let uri = format!("spectacular://runs/{run_id}");
-    let mut offset = 0usize;
+    let mut offset = from;
     let mut pending = Vec::new();
     loop {
         let from = offset;

@@ -22,6 +22,9 @@ pub enum Call {
     },
     /// `spectacular run`, answered with the run id as soon as there is one.
     Start(Vec<String>),
+    /// What a run waits for from a person: its gates and their numbered questions, read from
+    /// its log (the dashboard's read side; `spectacular answer <run>` prints the same as text).
+    Waiting(String),
 }
 
 /// One tool of the server.
@@ -375,10 +378,7 @@ fn answer_call(args: &Args<'_>) -> Result<Call, Error> {
         argv.push(format!("--phase={phase}"));
     }
     match (args.number("question"), args.text("answer")) {
-        (None, None) => {
-            argv.extend(["--json".into(), "--".into(), run]);
-            Ok(Call::Json(argv))
-        }
+        (None, None) => Ok(Call::Waiting(run)),
         (Some(n), Some(text)) => {
             argv.extend(["--".into(), run.clone(), n.to_string(), text]);
             Ok(Call::Act {

@@ -108,6 +108,26 @@ impl Session {
         )
     }
 
+    /// The `message` of every log notification seen so far.
+    fn logged(&self) -> Vec<String> {
+        self.notes
+            .iter()
+            .filter(|n| n["method"] == "notifications/message")
+            .filter_map(|n| n["params"]["data"]["message"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// Wait (bounded) for the log notification whose message is `message`.
+    fn wait_note(&mut self, message: &str) {
+        while !self.logged().iter().any(|m| m == message) {
+            let note = self
+                .lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no notification `{message}`: {:?}", self.logged()));
+            self.notes.push(note);
+        }
+    }
+
     /// Call a tool until `done` holds for its structured result (bounded).
     fn until(&mut self, name: &str, arguments: Value, done: impl Fn(&Value) -> bool) -> Value {
         for _ in 0..300 {
@@ -210,6 +230,10 @@ fn a_run_started_from_a_client_is_followed_approved_and_read_back() {
         r["status"] == "suspended"
     });
     assert!(status.to_string().contains("gate"), "{status}");
+    let waiting = s.tool("answer", json!({ "run": run_id }));
+    let waiting = &waiting["result"]["structuredContent"]["waiting"];
+    assert_eq!(waiting[0]["phase"], "gate", "{waiting}");
+    assert_eq!(waiting[0]["reason"], "ship it?", "{waiting}");
     let approved = s.tool("approve", json!({ "run": run_id, "phase": "gate" }));
     assert_eq!(
         approved["result"]["structuredContent"]["resumed"], true,
@@ -242,6 +266,12 @@ fn a_run_started_from_a_client_is_followed_approved_and_read_back() {
         logged.iter().any(|m| m == "phase.succeeded build"),
         "{logged:?}"
     );
+    // And, once approved and resumed, the rest of the run up to its end, each event once.
+    s.wait_note("run.succeeded");
+    let logged = s.logged();
+    let once = |m: &str| logged.iter().filter(|l| *l == m).count() == 1;
+    assert!(once("phase.succeeded deploy"), "{logged:?}");
+    assert!(once("run.started"), "{logged:?}");
 }
 
 /// The official Python MCP SDK's client (installed by `tests/mcp-client/run`, which sets
