@@ -53,7 +53,11 @@ pub fn apply(adapter: &str, scope: &Scope, attempt_dir: &Path, invocation: &mut 
         "codex" => codex(scope, invocation),
         "gemini" => gemini(scope, attempt_dir, invocation),
         "opencode" => opencode(scope, invocation),
-        _ => {}
+        other => tracing::warn!(
+            adapter = other,
+            tools = ?scope.names(),
+            "this client takes no MCP servers: the attempt runs without its MCP tools"
+        ),
     }
 }
 
@@ -136,7 +140,18 @@ fn codex(scope: &Scope, invocation: &mut Invocation) {
         let forwarded: Vec<String> = s
             .env
             .iter()
-            .filter_map(|(k, v)| env_reference(v).filter(|n| n == k).map(|_| k.clone()))
+            .filter_map(|(k, v)| {
+                let var = env_reference(v)?;
+                if var != k {
+                    // Codex forwards a variable under its own name only.
+                    tracing::warn!(
+                        server = %name,
+                        "Codex cannot pass `${{{var}}}` as `{k}`: name it `{var}: ${{{var}}}`"
+                    );
+                    return None;
+                }
+                Some(k.clone())
+            })
             .collect();
         if !forwarded.is_empty() {
             set("env_vars", toml_array(&forwarded));
