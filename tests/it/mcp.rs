@@ -429,6 +429,21 @@ mcp_tools:
             argv.contains(&"--strict-mcp-config".to_string()),
             "{argv:?}"
         );
+        // What the attempt was given is in its log: `attempt.started` records the argv.
+        let recorded = p
+            .events()
+            .into_iter()
+            .find_map(|e| match e.data {
+                spectacular::record::EventData::AttemptStarted(d) => d.argv,
+                _ => None,
+            })
+            .expect("attempt.started with its argv");
+        assert!(
+            recorded
+                .iter()
+                .any(|a| a.starts_with("--allowedTools=mcp__filesystem__read_file")),
+            "{recorded:?}"
+        );
         let config = argv
             .iter()
             .find_map(|a| a.strip_prefix("--mcp-config="))
