@@ -132,7 +132,7 @@ fn generate(store: &Store, run_id: &str, total: u64) {
                 timeout_ms: Some(1_800_000),
                 reserved_usd: None,
             }),
-            2 if i % 7 == 0 => EventData::AttemptFailed(AttemptFailed {
+            2 if i.is_multiple_of(7) => EventData::AttemptFailed(AttemptFailed {
                 files: Vec::new(),
                 phase: phase.clone(),
                 attempt,
@@ -167,7 +167,7 @@ fn generate(store: &Store, run_id: &str, total: u64) {
         };
         let cause = log.last_event_id().map(str::to_owned);
         log.append(data, "engine", cause.as_deref());
-        if log.last_seq() % 10_000 == 0 {
+        if log.last_seq().is_multiple_of(10_000) {
             log.commit().expect("commit");
         }
     }

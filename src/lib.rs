@@ -26,6 +26,7 @@ pub mod expr;
 pub mod git;
 pub mod knowledge;
 pub mod load;
+pub mod mcp;
 pub mod model;
 pub mod notify;
 pub mod plan;

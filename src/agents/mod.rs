@@ -19,6 +19,7 @@ pub mod command;
 pub mod config;
 mod gemini;
 mod http;
+pub mod mcp;
 mod opencode;
 pub mod secret;
 

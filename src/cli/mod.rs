@@ -55,6 +55,7 @@ mod dashboard;
 mod exit;
 mod graph;
 mod init;
+mod mcp;
 mod missions;
 mod plan;
 mod policy;
@@ -194,6 +195,12 @@ Examples:
   spectacular dashboard --open
   # On a fixed port, pages only (no approving or canceling)
   spectacular dashboard --port 8080 --read-only";
+const EXAMPLES_MCP: &str = "\
+Examples:
+  # Serve this project's runs to an MCP client on stdin/stdout (the client starts it)
+  spectacular mcp
+  # Serve another project's store
+  spectacular mcp --store ../other/.spectacular";
 const EXAMPLES_AGENTS: &str = "\
 Examples:
   # The configured agents
@@ -365,6 +372,10 @@ pub enum Command {
     /// Watch and steer runs in a browser: graphs, boards, costs and reports, live.
     #[command(after_help = EXAMPLES_DASHBOARD)]
     Dashboard(dashboard::Args),
+    /// Serve the engine to an MCP client (an IDE agent) over stdin/stdout: tools to validate,
+    /// start, follow and steer runs; resources for runs, events and reports.
+    #[command(after_help = EXAMPLES_MCP)]
+    Mcp(mcp::Args),
     /// The configured agents, and whether each can run here.
     #[command(after_help = EXAMPLES_AGENTS)]
     Agents(agents::Args),
@@ -417,6 +428,7 @@ pub fn main() -> ExitCode {
         Command::Report(args) => report::run(&context, args),
         Command::Cost(args) => cost::run(&context, args),
         Command::Dashboard(args) => dashboard::run(&context, args),
+        Command::Mcp(args) => mcp::run(&context, args),
         Command::Agents(args) => agents::run(&context, args),
         Command::Validate(args) => validate::run(&context, args),
         Command::Analyse(args) => analyse::run(&context, args),

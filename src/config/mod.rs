@@ -4,6 +4,7 @@
 //! checked against its JSON Schema with located diagnostics, like missions (`crate::conform`).
 
 pub mod budgets;
+pub mod mcp;
 pub mod models;
 pub mod notify;
 pub mod project;

@@ -41,6 +41,14 @@ pub struct ProjectConfig {
     /// failed or succeeded, a budget alert.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<super::notify::NotifySection>,
+    /// MCP servers agents may be given (`github: { command: github-mcp-server, args: [stdio] }`);
+    /// an attempt gets only the servers of the tools `mcp_tools` allows it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("propertyNames" = { "pattern": "^[A-Za-z0-9_-]{1,32}$" }))]
+    pub mcp_servers: BTreeMap<String, super::mcp::McpServer>,
+    /// Which MCP tools each role and each agent may call (`<server>.<tool>`, `<server>.*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_tools: Option<super::mcp::McpTools>,
 }
 
 /// The `clarify` section.

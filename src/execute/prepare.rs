@@ -416,6 +416,22 @@ impl Engine {
                 let model_name = applied.and_then(|a| a.model);
                 // Under a budget, every candidate of the chain reserves at its own model's price.
                 let budgeted = self.budget.enforced() || !self.shared.is_empty();
+                // The MCP servers and tools of `config.yaml`, as a govern decision narrows them.
+                let (project_config, _) = crate::config::project::load(&dot_dir);
+                let mission = &self.plan.mission;
+                let (servers, tools) = crate::config::mcp::combine(
+                    (
+                        &project_config.mcp_servers,
+                        &project_config.mcp_tools.unwrap_or_default(),
+                    ),
+                    (&mission.mcp_servers, &mission.mcp_tools),
+                );
+                let mcp = Mcp {
+                    servers,
+                    tools,
+                    role: role.clone(),
+                    narrow: decisions.mcp_tools(),
+                };
                 let make =
                     |name: &str, config: &crate::agents::AdapterConfig, model: Option<String>| {
                         self.candidate(
@@ -429,6 +445,7 @@ impl Engine {
                             // The repository workspaces are the engine's own worktrees.
                             out_dir.is_some(),
                             budgeted,
+                            &mcp,
                         )
                     };
                 // The chain: the chosen agent, its model's fallbacks (same provider), then its
@@ -546,6 +563,7 @@ impl Engine {
         workdir: &Path,
         git_worktree: bool,
         budgeted: bool,
+        mcp: &Mcp,
     ) -> Result<Candidate, String> {
         let spec = model.as_deref().and_then(|m| self.catalog.get(m));
         let model_id = model
@@ -601,13 +619,20 @@ impl Engine {
                 )
             })?
         };
-        let invocation = adapter.try_invocation(&request)?;
+        let mut invocation = adapter.try_invocation(&request)?;
+        let scope = mcp.scope(name);
+        let attempt_dir = prompt_file.parent().unwrap_or(workdir);
+        crate::agents::mcp::apply(&config.adapter, &scope, attempt_dir, &mut invocation);
+        // A variable a server refers to (`${GITHUB_TOKEN}`) stays for the client to pass on.
+        let keep = crate::agents::mcp::referenced_env(&scope);
+        let mut env_remove = self.secrets.removals(Some(config));
+        env_remove.retain(|name| !keep.iter().any(|k| k == name));
         Ok(Candidate {
             agent: name.to_string(),
             secrets: self
                 .secrets
                 .with_values(crate::agents::secrets(Some(adapter.as_ref()), config)),
-            env_remove: self.secrets.removals(Some(config)),
+            env_remove,
             prices,
             estimate,
             reserve,
@@ -617,6 +642,31 @@ impl Engine {
                 invocation,
             },
         })
+    }
+}
+
+/// What decides an attempt's MCP servers and tools: `config.yaml`'s `mcp_servers` and
+/// `mcp_tools`, the phase's role, and what a `govern` decision narrowed them to.
+struct Mcp {
+    servers: std::collections::BTreeMap<String, crate::config::mcp::McpServer>,
+    tools: crate::config::mcp::McpTools,
+    role: Option<String>,
+    narrow: Option<Vec<String>>,
+}
+
+impl Mcp {
+    /// The scope of an attempt on `agent`.
+    fn scope(&self, agent: &str) -> crate::config::mcp::Scope {
+        let scope = crate::config::mcp::Scope::resolve(
+            &self.servers,
+            &self.tools,
+            self.role.as_deref(),
+            agent,
+        );
+        match &self.narrow {
+            Some(to) => scope.narrow(to),
+            None => scope,
+        }
     }
 }
 

@@ -83,7 +83,7 @@ impl io::Write for Bounded {
             return Err(io::Error::other("template output limit"));
         }
         self.writes = self.writes.wrapping_add(1);
-        if self.writes % 64 == 0 {
+        if self.writes.is_multiple_of(64) {
             if let Err(stop) = check() {
                 self.stopped = Some(Stopped::Budget(stop));
                 return Err(io::Error::other("template budget"));

@@ -26,6 +26,10 @@ pub struct Mission {
     pub policy_params: IndexMap<String, serde_json::Map<String, serde_json::Value>>,
     pub defaults: Defaults,
     pub phases: IndexMap<String, Phase>,
+    /// The MCP servers this mission declares for its agents.
+    pub mcp_servers: std::collections::BTreeMap<String, crate::config::mcp::McpServer>,
+    /// Which of their tools (and of the project's) each role and agent may call.
+    pub mcp_tools: crate::config::mcp::McpTools,
     /// The mission's source text, exactly as read.
     #[serde(skip)]
     pub source_text: String,

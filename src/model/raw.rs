@@ -29,6 +29,17 @@ pub struct RawMission {
     /// `{name: {param: value, …}}` to set its params.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<PolicyEntry>,
+    /// MCP servers this mission's agents may be given, by name (`github: { command:
+    /// github-mcp-server, args: [stdio], env: { GITHUB_TOKEN: "${GITHUB_TOKEN}" } }`), beside
+    /// those of `.spectacular/config.yaml` (whose server of the same name wins).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    #[schemars(extend("propertyNames" = { "pattern": "^[A-Za-z0-9_-]{1,32}$" }))]
+    pub mcp_servers: IndexMap<String, crate::config::mcp::McpServer>,
+    /// Which MCP tools each role and each agent may call (`planner: [github.search_issues,
+    /// filesystem.*]`); where `.spectacular/config.yaml` lists the same role or agent, only
+    /// the tools both lists allow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_tools: Option<crate::config::mcp::McpTools>,
     /// Settings every phase inherits unless it sets its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub defaults: Option<RawDefaults>,

@@ -240,6 +240,27 @@ impl Decisions {
             .filter(|m| !m.is_empty())
     }
 
+    /// What the `govern` decisions that name `mcp_tools` leave of the MCP tools an attempt may
+    /// call: each narrows (`config::mcp::Scope::narrow`), none widens. `None` when none names any.
+    pub fn mcp_tools(&self) -> Option<Vec<String>> {
+        let mut narrowed: Option<Vec<String>> = None;
+        for d in self.all.iter().filter(|d| d.hook == Hook::Govern) {
+            let Some(list) = d.result.get("mcp_tools").and_then(Json::as_array) else {
+                continue;
+            };
+            let names: Vec<String> = list
+                .iter()
+                .filter_map(Json::as_str)
+                .map(str::to_string)
+                .collect();
+            narrowed = Some(match narrowed {
+                None => names,
+                Some(before) => crate::config::mcp::meet_names(&before, &names),
+            });
+        }
+        narrowed
+    }
+
     /// The budget alerts: (pack, level, message).
     pub fn alerts(&self) -> Vec<(&str, &str, &str)> {
         self.budget
@@ -828,7 +849,7 @@ fn interpret(hook: Hook, value: Json) -> Result<(Json, Option<String>), String> 
     };
     let allowed: &[&str] = match hook {
         Hook::Route => &["agent", "model", "reason"],
-        Hook::Govern => &["decision", "reason"],
+        Hook::Govern => &["decision", "reason", "mcp_tools"],
         Hook::Budget => &["decision", "model", "level", "message", "reason"],
     };
     if let Some(key) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
@@ -857,6 +878,16 @@ fn interpret(hook: Hook, value: Json) -> Result<(Json, Option<String>), String> 
                 return Err(format!(
                     "`{hook}` returned the decision `{decision}`; it must return {shape}"
                 ));
+            }
+            if let Some(tools) = map.get("mcp_tools") {
+                let names = tools.as_array().filter(|l| {
+                    l.len() <= 256 && l.iter().all(|t| t.as_str().is_some_and(|s| s.len() <= 128))
+                });
+                if names.is_none() {
+                    return Err(format!(
+                        "`{hook}` returned `mcp_tools: {tools}`, which must be a list of tool names (`github.search_issues`, `filesystem.*`)"
+                    ));
+                }
             }
             if decision == "downgrade" && text("model")?.filter(|m| !m.is_empty()).is_none() {
                 return Err("`budget` returned `downgrade` without a `model`".into());

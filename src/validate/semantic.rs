@@ -674,6 +674,12 @@ pub(super) fn build(raw: RawMission, loaded: &Loaded) -> Result<Mission, BuildEr
             .collect(),
         defaults,
         phases,
+        mcp_servers: raw
+            .mcp_servers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        mcp_tools: raw.mcp_tools.clone().unwrap_or_default(),
         source_text: loaded.source.text.to_string(),
         source_name: loaded.source.name.clone(),
         base: loaded.located.base.clone(),

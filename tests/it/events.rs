@@ -267,7 +267,12 @@ fn sample_event(seq: u64, data: EventData) -> Event {
         seq,
         ts: format!("2026-11-21T10:15:{:02}.120Z", seq % 60),
         causation_id: (seq > 1).then(|| format!("01JDQ4{:020}", seq - 1)),
-        actor: if seq % 5 == 0 { "user:alice" } else { "engine" }.to_string(),
+        actor: if seq.is_multiple_of(5) {
+            "user:alice"
+        } else {
+            "engine"
+        }
+        .to_string(),
         data,
     }
 }

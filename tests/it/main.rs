@@ -24,6 +24,7 @@ mod fuzz;
 mod hostile;
 mod init;
 mod learn;
+mod mcp;
 mod missions;
 mod notify;
 mod policy;
