@@ -1,5 +1,5 @@
 //! `builtin/learn`: lessons (a failed check, the work that fixed it) from a run's log into
-//! `.spectacular/knowledge/learnings/<date>.md`: written once across runs, hostile text kept
+//! `.spectacular/learnings/<date>.md`: written once across runs, hostile text kept
 //! inside its line, bounded, and found again by the prompts of executors owning the files.
 
 use std::path::Path;
@@ -94,7 +94,7 @@ fn fixed_check(message: &str) -> Vec<EventData> {
 }
 
 fn learnings(root: &Path) -> String {
-    std::fs::read_to_string(root.join(format!(".spectacular/knowledge/learnings/{DATE}.md")))
+    std::fs::read_to_string(root.join(format!(".spectacular/learnings/{DATE}.md")))
         .unwrap_or_default()
 }
 
@@ -252,7 +252,7 @@ fn hostile_lesson_text_stays_inside_its_line_and_is_bounded() {
         );
     }
     // The planted marker is not a known key: a lesson with that key would still be written.
-    let known = learn::known_keys(&root.join(".spectacular/knowledge/learnings"));
+    let known = learn::known_keys(&root.join(".spectacular/learnings"));
     assert!(!known.contains("0000000000000000"), "{known:?}");
 }
 

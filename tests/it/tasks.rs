@@ -603,12 +603,19 @@ fn a_spec_becomes_checked_merged_code_and_a_failed_check_sends_back_only_its_pac
     assert_eq!(board.code, 0, "{}", board.transcript());
     let board: serde_json::Value = serde_json::from_str(&board.stdout).expect("board JSON");
     assert_eq!(board["columns"]["done"], 3, "{board}");
-    let learned: Vec<_> = walk(&dir.path().join(".spectacular/knowledge/learnings"))
+    let learned: Vec<_> = walk(&dir.path().join(".spectacular/learnings"))
         .into_iter()
         .filter(|f| f.extension().is_some_and(|e| e == "md"))
         .collect();
     assert_eq!(learned.len(), 1);
     assert!(read(&learned[0]).contains("src/bye.sh"));
+    // The lesson is this machine's: the checkout is as clean as before the run (the
+    // example's `.spectacular/.gitignore` predates the learnings folder).
+    assert_eq!(
+        git_status(dir.path()),
+        "",
+        "the run left files in the checkout"
+    );
     let worktrees = git(dir.path(), &["worktree", "list", "--porcelain"]);
     assert_eq!(worktrees.matches("worktree ").count(), 1, "{worktrees}");
     let branches = git(dir.path(), &["branch", "--format=%(refname:short)"]);
