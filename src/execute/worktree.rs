@@ -366,9 +366,10 @@ impl MergeJob {
         let _ = committed.await;
     }
 
-    pub(super) async fn run(self) -> MergeEnd {
+    /// Merge the steps, every git killed as soon as `cancel` says so.
+    pub(super) async fn run(self, cancel: watch::Receiver<u8>) -> MergeEnd {
         let spawn = |f: Box<dyn FnOnce() -> Result<ops::Merged, Tampered> + Send>| {
-            tokio::task::spawn_blocking(f)
+            super::jobs::git_blocking(&cancel, f)
         };
         let fail = |e: String| (FailureKind::Exit, e, Vec::new());
         let refuse = |doing: &str, e: Tampered| {
@@ -380,7 +381,7 @@ impl MergeJob {
         // The branch is the engine's, made from the run's base: one that exists before the
         // engine made it is refused.
         let job = self.clone();
-        let ready = tokio::task::spawn_blocking(move || -> Result<String, Tampered> {
+        let ready = super::jobs::git_blocking(&cancel, move || -> Result<String, Tampered> {
             let exists = ops::branch_exists(&job.root, &job.into)?;
             let start = match &job.recorded_head {
                 Some(head) => {
