@@ -20,7 +20,30 @@ pub(super) async fn run_job(job: Job, cancel: watch::Receiver<u8>) -> EventData 
     let view = job.view.clone();
     let ended = run_attempt(job, cancel).await;
     if let Some(view) = view {
-        let _ = tokio::task::spawn_blocking(move || view.remove()).await;
+        let checked = tokio::task::spawn_blocking(move || view.remove()).await;
+        match (checked, &ended) {
+            // The view was changed under the engine: the attempt's work is not trusted.
+            (Ok(Err(e)), EventData::AttemptSucceeded(done))
+                if !matches!(e, crate::git::guard::Tampered::Git(_)) =>
+            {
+                return EventData::AttemptFailed(AttemptFailed {
+                    phase: done.phase.clone(),
+                    attempt: done.attempt,
+                    kind: FailureKind::Tampered,
+                    message: format!(
+                        "the view of the repository was changed under the engine: {e}; only \
+                         its directory was removed, nothing of yours was touched"
+                    ),
+                    exit_code: done.exit_code,
+                    duration_ms: done.duration_ms,
+                    agent: done.agent.clone(),
+                    usage: done.usage.clone(),
+                    files: Vec::new(),
+                });
+            }
+            (Ok(Err(e)), _) => tracing::warn!("the view of the repository: {e}"),
+            _ => {}
+        }
     }
     ended
 }

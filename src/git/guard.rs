@@ -82,6 +82,8 @@ pub enum Tampered {
         found: String,
         expected: String,
     },
+    #[error("HEAD of `{path}` is the branch `{branch}`, not the detached commit the engine made it (an agent checked out a branch)")]
+    Attached { path: String, branch: String },
     #[error("branch `{branch}` is at {found}, not at {expected} (a commit the engine did not make or check)")]
     Moved {
         branch: String,
@@ -264,7 +266,15 @@ impl Registry {
                 }
                 ops::commit_of(root, &format!("refs/heads/{branch}")).ok()
             }
-            None => Some(head.to_string()),
+            None => {
+                if let Some(branch) = head.strip_prefix("ref: ") {
+                    return Err(Tampered::Attached {
+                        path: shown(path),
+                        branch: branch.trim_start_matches("refs/heads/").to_string(),
+                    });
+                }
+                Some(head.to_string())
+            }
         };
         let name = recorded.branch.clone().unwrap_or_else(|| "HEAD".into());
         match (expect, commit) {

@@ -571,7 +571,8 @@ phases:
 }
 
 #[test]
-fn an_approval_from_inside_an_attempt_is_refused_even_with_its_variables_scrubbed() {
+fn an_approval_from_inside_an_attempt_is_refused_even_with_its_variables_scrubbed_or_its_group_left(
+) {
     let mission = r#"mission: sneaky
 phases:
   gate:
@@ -581,6 +582,10 @@ phases:
       sleep 1
       cd "$PROJECT_DIR"
       ( env -u SPECTACULAR_RUN_ID -u SPECTACULAR_PHASE "$SPECTACULAR_BIN" approve last gate > "$MARKS/scrubbed.txt" 2>&1 & wait )
+      # Out of the attempt's process group and session, its variables scrubbed.
+      perl -e 'use POSIX; POSIX::setsid() or die "setsid: $!"; exec @ARGV' \
+        env -u SPECTACULAR_RUN_ID -u SPECTACULAR_PHASE -u SPECTACULAR_SPAWN \
+        "$SPECTACULAR_BIN" approve last gate > "$MARKS/setsid.txt" 2>&1 || true
       "$SPECTACULAR_BIN" approve last gate > "$MARKS/plain.txt" 2>&1 || true
   deploy: { shell: 'echo deployed', needs: [gate, sneak] }
 "#;
@@ -606,6 +611,7 @@ phases:
     for (file, says) in [
         ("scrubbed.txt", "process group of attempt `sneak 1`"),
         ("plain.txt", "`SPECTACULAR_RUN_ID` is set"),
+        ("setsid.txt", "of attempt `sneak 1`"),
     ] {
         let said = std::fs::read_to_string(marks.join(file)).unwrap();
         assert!(
@@ -749,4 +755,62 @@ fn an_agent_that_puts_a_fifo_in_place_of_its_head_fails_its_attempt_instead_of_h
         }
     }
     assert_eq!(scene.snapshot(), before);
+}
+
+/// A phase reading the repository in a view (a detached worktree of the base, recorded like
+/// every worktree of the engine), whose agent does what `ATTACK` says.
+const VIEW_MISSION: &str = r#"mission: peek
+phases:
+  research:
+    workspace: view
+    shell: |
+      test -f shared.txt
+      case "${ATTACK:-}" in
+        rewrite-git) printf 'gitdir: %s\n' "$USER_GITDIR" > .git ;;
+        switch) git checkout -q release ;;
+      esac
+"#;
+
+#[test]
+fn a_view_is_recorded_checked_and_removed_like_every_worktree_of_the_engine() {
+    let scene = Scene::new(VIEW_MISSION);
+    let before = scene.snapshot();
+    let out = scene.run("", &["run", "mission.yaml"], &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    // Gone from git, the disk and the registry once its attempt ended.
+    let p = scene.project.path();
+    let listed = git(p, &["worktree", "list", "--porcelain"]);
+    assert!(!listed.contains(".views"), "{listed}");
+    let run_dir = scene.project.store().run_dir(&scene.project.run_id());
+    let registry = std::fs::read_to_string(run_dir.join("worktrees.json")).unwrap();
+    assert!(!registry.contains(".views"), "{registry}");
+    assert_eq!(scene.snapshot(), before);
+}
+
+#[test]
+fn an_agent_that_rewrites_its_views_git_file_or_switches_its_branch_is_refused() {
+    for (attack, says) in [
+        ("rewrite-git", "/.git` was changed"),
+        ("switch", "the branch `release`"),
+    ] {
+        let scene = Scene::new(VIEW_MISSION);
+        let before = scene.snapshot();
+        let out = scene.run(attack, &["run", "mission.yaml"], &[]);
+        assert_ne!(code(&out), 0, "{attack}: {}", text(&out));
+        let (kind, message) = failure(&scene.project.events(), "research");
+        assert_eq!(kind, FailureKind::Tampered, "{attack}: {message}");
+        assert!(message.contains(says), "{attack}: {message}");
+        assert!(!scene
+            .project
+            .path()
+            .join(".spectacular/worktrees")
+            .join(scene.project.run_id())
+            .join(".views/research/1")
+            .exists());
+        assert_eq!(
+            scene.snapshot(),
+            before,
+            "{attack}: the user's repository changed"
+        );
+    }
 }
