@@ -73,7 +73,7 @@ pub fn parent(pid: i32) -> Option<i32> {
 /// The first of `variables` (`NAME=value` entries) the initial environment of process `pid`
 /// holds, exactly. Only processes this user may read are seen; elsewhere than Linux and
 /// macOS, none.
-pub fn holds_one_of<'a>(pid: i32, variables: &'a [String]) -> Option<&'a str> {
+pub fn holds_one_of(pid: i32, variables: &[String]) -> Option<&str> {
     let block = imp::environment(pid)?;
     variables.iter().map(String::as_str).find(|variable| {
         let mut needle = Vec::with_capacity(variable.len() + 2);

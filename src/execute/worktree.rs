@@ -445,7 +445,23 @@ impl MergeJob {
                     Expect::Exactly(&expected),
                 )?;
                 guard::clear_stale_lock(&recorded);
-                Ok(ops::merge(&path, &c, &title)?)
+                let merged = ops::merge(&path, &c, &title)?;
+                // The merge commit sits on the head just verified: a branch moved in between
+                // (by a process an attempt left) is refused, never built on.
+                if let ops::Merged::Done(new) = merged.clone() {
+                    let parent = match new == expected {
+                        true => expected.clone(),
+                        false => ops::commit_of(&path, &format!("{new}^1"))?,
+                    };
+                    if parent != expected {
+                        return Err(Tampered::Moved {
+                            branch: job.into.clone(),
+                            found: parent.get(..12).unwrap_or(&parent).to_string(),
+                            expected: expected.get(..12).unwrap_or(&expected).to_string(),
+                        });
+                    }
+                }
+                Ok(merged)
             }))
             .await
             .map_err(|e| fail(e.to_string()))?

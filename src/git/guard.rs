@@ -199,10 +199,8 @@ impl Registry {
             // what that includes, watched from now on.
             let own = with_includes(vec![recorded.gitdir.join("config.worktree")]);
             for file in own {
-                if !state.config.contains_key(&file) {
-                    let text = read_config(&file);
-                    state.config.insert(file, text);
-                }
+                let text = read_config(&file);
+                state.config.entry(file).or_insert(text);
             }
         }
         self.save();
@@ -335,6 +333,12 @@ impl Registry {
             } else {
                 let recorded = self.verify(root, within, path, branch, expect)?;
                 clear_stale_lock(&recorded);
+                // The branch is moved only from where it was just checked to be.
+                let at = match branch {
+                    Some(b) => Some(ops::commit_of(root, &format!("refs/heads/{b}"))?),
+                    None => None,
+                };
+                let branch = branch.zip(at.as_deref());
                 ops::reset_in_place(path, branch, start)?;
                 return Ok(recorded);
             }

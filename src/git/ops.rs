@@ -395,10 +395,21 @@ pub fn is_ancestor(dir: &Path, a: &str, b: &str) -> Result<bool, Error> {
 /// Reset the worktree at `path` (one the engine made, verified by the caller) to `branch`
 /// (or a detached HEAD) at `start`, clean: anything the last attempt left (changes,
 /// untracked files, a merge in progress) is gone. Ignored files (build caches) stay.
-pub fn reset_in_place(path: &Path, branch: Option<&str>, start: &str) -> Result<(), Error> {
+///
+/// `branch` is `(name, at)`: the branch, checked out there, and the commit the caller saw it
+/// at. It is moved with a compare-and-swap (`update-ref <ref> <start> <at>`): a branch moved
+/// since the caller checked it is refused, never reset.
+pub fn reset_in_place(path: &Path, branch: Option<(&str, &str)>, start: &str) -> Result<(), Error> {
     let _ = raw(path, &["merge", "--abort"]);
     match branch {
-        Some(branch) => git(path, &["checkout", "--force", "-B", branch, start])?,
+        Some((branch, at)) => {
+            let full = format!("refs/heads/{branch}");
+            git(
+                path,
+                &["update-ref", "-m", "spectacular: reset", &full, start, at],
+            )?;
+            git(path, &["checkout", "--force", "-q", branch])?
+        }
         None => git(path, &["checkout", "--force", "--detach", start])?,
     };
     git(path, &["reset", "--hard", start])?;
@@ -970,6 +981,27 @@ mod env_tests {
         assert_eq!(command, "hash-object fifo");
         // Nothing was left watching: the next git runs.
         assert!(git(repo, &["status", "--porcelain"]).is_ok());
+    }
+
+    #[test]
+    fn a_branch_moved_since_it_was_checked_is_never_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path();
+        git(repo, &["init", "-q", "-b", "main"]).unwrap();
+        std::fs::write(repo.join("a.txt"), "a\n").unwrap();
+        assert!(commit_all(repo, "first").unwrap());
+        let first = commit_of(repo, "HEAD").unwrap();
+        std::fs::write(repo.join("a.txt"), "b\n").unwrap();
+        assert!(commit_all(repo, "second").unwrap());
+        let second = commit_of(repo, "HEAD").unwrap();
+        // Checked at `first`, but someone moved it to `second` since: refused.
+        let moved = reset_in_place(repo, Some(("main", &first)), &first);
+        assert!(matches!(moved, Err(Error::Failed { .. })), "{moved:?}");
+        assert_eq!(commit_of(repo, "main").unwrap(), second);
+        // Checked where it is: reset.
+        reset_in_place(repo, Some(("main", &second)), &first).unwrap();
+        assert_eq!(commit_of(repo, "main").unwrap(), first);
+        assert_eq!(std::fs::read_to_string(repo.join("a.txt")).unwrap(), "a\n");
     }
 
     #[test]
