@@ -14,6 +14,7 @@
 //! - `eslint.rs`: the default `stylish` formatter and `eslint -f json`;
 //! - `jest.rs`: Jest's and Vitest's default reporters, `jest --json` and Vitest's `json`
 //!   reporter (the same shape);
+//! - `mocha.rs`: Mocha's default `spec` reporter;
 //! - `ruff.rs`: Ruff's `full` (default) and `concise` formats, `ruff format --check`;
 //! - `mypy.rs`: mypy, `--pretty` included;
 //! - `generic.rs`: any `file:line[:col]: message`, the fallback when no other parser found
@@ -39,6 +40,7 @@ mod eslint;
 mod generic;
 mod gotest;
 mod jest;
+mod mocha;
 mod mypy;
 mod outcome;
 mod pytest;
@@ -259,6 +261,7 @@ pub enum Parser {
     Tsc,
     Eslint,
     Jest,
+    Mocha,
     Ruff,
     Mypy,
     Generic,
@@ -276,6 +279,7 @@ impl Parser {
             Parser::Tsc => "tsc",
             Parser::Eslint => "eslint",
             Parser::Jest => "jest",
+            Parser::Mocha => "mocha",
             Parser::Ruff => "ruff",
             Parser::Mypy => "mypy",
             Parser::Generic => "generic",
@@ -307,6 +311,7 @@ impl Parser {
                 jest::parse_jest(text, &mut sink);
                 jest::parse_vitest(text, &mut sink);
             }
+            Parser::Mocha => mocha::parse(text, &mut sink),
             Parser::Ruff => ruff::parse(text, &mut sink),
             Parser::Mypy => mypy::parse(text, &mut sink),
             Parser::Generic => generic::parse(text, &mut sink),
@@ -488,6 +493,9 @@ pub fn detect(command: &str, stdout: &str, stderr: &str) -> Vec<Parser> {
     if has("jest") || has("vitest") {
         add(Parser::Jest);
     }
+    if has("mocha") {
+        add(Parser::Mocha);
+    }
     if has("ruff") {
         add(Parser::Ruff);
     }
@@ -545,6 +553,8 @@ fn shape(text: &str) -> Vec<Parser> {
             mark(Parser::Tsc, &mut found);
         } else if compiler::looks_like_gcc(line) {
             mark(Parser::Gcc, &mut found);
+        } else if mocha::looks_like_mocha(line) {
+            mark(Parser::Mocha, &mut found);
         } else if jest::looks_like_human(line) {
             mark(Parser::Jest, &mut found);
         } else if eslint::looks_like_stylish(line) {
