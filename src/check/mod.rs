@@ -6,7 +6,8 @@
 //! One file per parser family:
 //!
 //! - `cargo.rs`: `cargo --message-format=json` (compiler messages) and libtest's report
-//!   (panics, `should_panic` tests that did not panic, tests that returned `Err`);
+//!   (panics, `should_panic` tests that did not panic, tests that returned `Err`), as cargo
+//!   test prints it or cargo-nextest does;
 //! - `compiler.rs`: rustc's human output, and gcc's and clang's `file:line:col: severity:`;
 //! - `pytest.rs`: pytest's report in every `--tb` style, and unittest's;
 //! - `gotest.rs`: `go test`, plain and `-json` (test2json events, build output, panics);

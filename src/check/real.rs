@@ -158,6 +158,7 @@ fn every_tool_has_three_real_outputs_at_least() {
         "clang",
         "unittest",
         "mocha",
+        "nextest",
     ] {
         assert!(
             counts.get(tool).copied().unwrap_or(0) >= 3,
