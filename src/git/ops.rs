@@ -2,10 +2,12 @@
 //! shell), a fixed locale, no prompts, no user hooks for the engine's own commits, and every
 //! failure a typed error naming the command and what git said.
 //!
-//! Every git the engine runs is bounded: it runs in a process group of its own, killed (the
-//! group, so nothing it started lives on) when it takes longer than [`timeout`] or when the
-//! attempt it works for is canceled ([`stopping_when`]): a hung `git` never blocks a run or
-//! its Ctrl-C. A lock a killed git leaves is recovered by the next attempt
+//! Every git the engine runs is bounded: it is killed when it takes longer than [`timeout`],
+//! or when the attempt it works for is canceled ([`stopping_when`]): a hung `git` never blocks
+//! a run or its Ctrl-C. Working for an attempt, it runs in a process group of its own (the
+//! engine, not the terminal, decides when it stops, and the whole group is killed); outside
+//! one (`apply`, `clean`), it stays in the engine's group, so a Ctrl-C at the terminal reaches
+//! it as it reaches the engine. A lock a killed git leaves is recovered by the next attempt
 //! ([`super::guard::clear_stale_lock`]).
 
 use std::cell::RefCell;
@@ -115,8 +117,9 @@ fn bounded_by(
         let (command, dir) = what();
         return Err(Error::Canceled { command, dir });
     }
+    let watched = STOP.with(|s| s.borrow().is_some());
     #[cfg(unix)]
-    {
+    if watched {
         use std::os::unix::process::CommandExt as _;
         command.process_group(0);
     }
@@ -158,7 +161,7 @@ fn bounded_by(
         }
         let canceled = stopped();
         if canceled || started.elapsed() >= limit {
-            kill_group(&mut child);
+            kill(&mut child, watched);
             let _ = child.wait();
             let _ = (stdout.join(), stderr.join());
             let (command, dir) = what();
@@ -182,10 +185,10 @@ fn bounded_by(
     })
 }
 
-/// Kill a git and every process of its group.
-fn kill_group(child: &mut std::process::Child) {
+/// Kill a git, and every process of its group when it leads one (`group`).
+fn kill(child: &mut std::process::Child, group: bool) {
     #[cfg(unix)]
-    {
+    if group {
         if let Ok(pid) = i32::try_from(child.id()) {
             // SAFETY: a signal to the process group this child leads (it was started with
             // `process_group(0)`); no memory is involved.
