@@ -168,6 +168,27 @@ fn a_fixed_check_becomes_one_lesson_written_once_across_runs() {
         "{:?}",
         other_owner.included
     );
+
+    // The folder ignores itself: the checkout shows nothing of it.
+    let ignore = std::fs::read_to_string(dot.join("learnings/.gitignore")).unwrap();
+    assert!(ignore.lines().any(|l| l == "*"), "{ignore}");
+    // Kept for the team: moved into knowledge/learnings/, it is read from there and never
+    // written again here.
+    let team = dot.join("knowledge/learnings");
+    std::fs::create_dir_all(&team).unwrap();
+    let local = dot.join(format!("learnings/{DATE}.md"));
+    std::fs::rename(&local, team.join(format!("{DATE}.md"))).unwrap();
+    let fourth = run_with(root, "01JDQ3ZK6V8X4M2N5P7R9T1FFF", fixed_check(moved));
+    let (kept, _) = learn::learn(root, &fourth, "01JDQ3ZK6V8X4M2N5P7R9T1FFF", "m", DATE).unwrap();
+    assert_eq!((kept.written.len(), kept.known), (0, 1), "{kept:?}");
+    assert!(!local.exists());
+    let planner = spectacular::knowledge::for_role(&dot, Some("planner"), &[], None);
+    assert_eq!(planner.included.len(), 2, "{:?}", planner.included);
+    assert!(
+        planner.included.iter().all(|p| p.starts_with("learnings/")),
+        "{:?}",
+        planner.included
+    );
 }
 
 #[test]
