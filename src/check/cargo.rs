@@ -133,10 +133,15 @@ fn add_diagnostic(diagnostic: &Diagnostic, sink: &mut Sink<'_>) {
     });
 }
 
-/// rustc's and cargo's closing lines, which are not problems of their own.
+/// rustc's, cargo's and cargo-nextest's closing lines, which are not problems of their own
+/// (nextest's `no tests to run` is the check's outcome, not an error).
 pub(super) fn is_summary(message: &str) -> bool {
     let m = message.trim();
-    m.starts_with("aborting due to")
+    m == "test run failed"
+        || m == "no tests to run"
+        || m.contains(" tests were not run due to test failure")
+        || m.contains(" test was not run due to test failure")
+        || m.starts_with("aborting due to")
         || m.starts_with("could not compile")
         || m.starts_with("build failed")
         || m.starts_with("test failed, to rerun")
@@ -174,14 +179,29 @@ pub(super) fn parse_tests(text: &str, sink: &mut Sink<'_>) {
     parse_human(text, sink);
 }
 
-/// libtest's human report (see [`parse_tests`]).
+/// cargo-nextest's line for a test that ended: `FAIL [   0.012s] (1/4) calc tests::adds`
+/// (the binary, then the test).
+static NEXTEST: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:FAIL|PASS|SIGSEGV|SIGABRT|TIMEOUT|LEAK|ABORT) \[\s*[\d.]+s\] (?:\(\d+/\d+\) )?\S+ (\S+)$")
+        .expect("regex")
+});
+
+/// libtest's human report (see [`parse_tests`]), as cargo test prints it or as cargo-nextest
+/// does (each test's output indented under the line that names it).
 fn parse_human(text: &str, sink: &mut Sink<'_>) {
     let lines: Vec<&str> = text.lines().collect();
     let mut section: Option<&str> = None;
+    // The test nextest last named: its output follows.
+    let mut nextest: Option<&str> = None;
     let mut i = 0;
     while i < lines.len() {
-        let line = lines[i].trim_end();
+        let line = lines[i].trim();
         i += 1;
+        if let Some(c) = NEXTEST.captures(line) {
+            nextest = c.get(1).map(|m| m.as_str());
+            section = None;
+            continue;
+        }
         if let Some(c) = SECTION.captures(line) {
             section = c.get(1).map(|m| m.as_str());
             continue;
@@ -196,12 +216,12 @@ fn parse_human(text: &str, sink: &mut Sink<'_>) {
                 line: c.get(2).and_then(|m| number(m.as_str())),
                 column: c.get(3).and_then(|m| number(m.as_str())),
                 message: "test did not panic as expected",
-                test: section,
+                test: section.or(nextest),
                 ..Found::default()
             });
             continue;
         }
-        if let (Some(test), Some(error)) = (section, line.strip_prefix("Error: ")) {
+        if let (Some(test), Some(error)) = (section.or(nextest), line.strip_prefix("Error: ")) {
             sink.add(Found {
                 message: &format!("returned Err: {error}"),
                 test: Some(test),
@@ -216,10 +236,11 @@ fn parse_human(text: &str, sink: &mut Sink<'_>) {
             let mut message = Vec::new();
             while i < lines.len() && message.len() < PANIC_LINES {
                 let next = lines[i].trim_end();
-                if next.is_empty()
-                    || next.starts_with("note: ")
-                    || next.starts_with("stack backtrace:")
-                    || next.starts_with("thread '")
+                let bare = next.trim_start();
+                if bare.is_empty()
+                    || bare.starts_with("note: ")
+                    || bare.starts_with("stack backtrace:")
+                    || bare.starts_with("thread '")
                 {
                     break;
                 }

@@ -6,7 +6,8 @@
 //! One file per parser family:
 //!
 //! - `cargo.rs`: `cargo --message-format=json` (compiler messages) and libtest's report
-//!   (panics, `should_panic` tests that did not panic, tests that returned `Err`);
+//!   (panics, `should_panic` tests that did not panic, tests that returned `Err`), as cargo
+//!   test prints it or cargo-nextest does;
 //! - `compiler.rs`: rustc's human output, and gcc's and clang's `file:line:col: severity:`;
 //! - `pytest.rs`: pytest's report in every `--tb` style, and unittest's;
 //! - `gotest.rs`: `go test`, plain and `-json` (test2json events, build output, panics);
@@ -14,6 +15,7 @@
 //! - `eslint.rs`: the default `stylish` formatter and `eslint -f json`;
 //! - `jest.rs`: Jest's and Vitest's default reporters, `jest --json` and Vitest's `json`
 //!   reporter (the same shape);
+//! - `mocha.rs`: Mocha's default `spec` reporter;
 //! - `ruff.rs`: Ruff's `full` (default) and `concise` formats, `ruff format --check`;
 //! - `mypy.rs`: mypy, `--pretty` included;
 //! - `generic.rs`: any `file:line[:col]: message`, the fallback when no other parser found
@@ -39,6 +41,7 @@ mod eslint;
 mod generic;
 mod gotest;
 mod jest;
+mod mocha;
 mod mypy;
 mod outcome;
 mod pytest;
@@ -259,6 +262,7 @@ pub enum Parser {
     Tsc,
     Eslint,
     Jest,
+    Mocha,
     Ruff,
     Mypy,
     Generic,
@@ -276,6 +280,7 @@ impl Parser {
             Parser::Tsc => "tsc",
             Parser::Eslint => "eslint",
             Parser::Jest => "jest",
+            Parser::Mocha => "mocha",
             Parser::Ruff => "ruff",
             Parser::Mypy => "mypy",
             Parser::Generic => "generic",
@@ -307,6 +312,7 @@ impl Parser {
                 jest::parse_jest(text, &mut sink);
                 jest::parse_vitest(text, &mut sink);
             }
+            Parser::Mocha => mocha::parse(text, &mut sink),
             Parser::Ruff => ruff::parse(text, &mut sink),
             Parser::Mypy => mypy::parse(text, &mut sink),
             Parser::Generic => generic::parse(text, &mut sink),
@@ -488,6 +494,9 @@ pub fn detect(command: &str, stdout: &str, stderr: &str) -> Vec<Parser> {
     if has("jest") || has("vitest") {
         add(Parser::Jest);
     }
+    if has("mocha") {
+        add(Parser::Mocha);
+    }
     if has("ruff") {
         add(Parser::Ruff);
     }
@@ -545,6 +554,8 @@ fn shape(text: &str) -> Vec<Parser> {
             mark(Parser::Tsc, &mut found);
         } else if compiler::looks_like_gcc(line) {
             mark(Parser::Gcc, &mut found);
+        } else if mocha::looks_like_mocha(line) {
+            mark(Parser::Mocha, &mut found);
         } else if jest::looks_like_human(line) {
             mark(Parser::Jest, &mut found);
         } else if eslint::looks_like_stylish(line) {

@@ -107,6 +107,7 @@ static NO_TESTS: LazyLock<Regex> = LazyLock::new(|| {
         r"|^\s*0 passing\b",
         r"|^\W*0 passed\b",
         r"|^no tests to run\b",
+        r"|^error: no tests to run$",
         r")"
     ))
     .expect("regex")
@@ -173,7 +174,9 @@ pub fn classify(
             }
             if NO_TESTS.is_match(&line) {
                 // The last one says it best (pytest's `collected 0 items`, then `no tests ran`).
-                says_exit |= line.contains("exiting with code");
+                // cargo-nextest ends with exit 4 when its filters left no test.
+                says_exit |=
+                    line.contains("exiting with code") || line.starts_with("error: no tests");
                 marker = Some(line);
             }
         }

@@ -157,6 +157,8 @@ fn every_tool_has_three_real_outputs_at_least() {
         "gcc",
         "clang",
         "unittest",
+        "mocha",
+        "nextest",
     ] {
         assert!(
             counts.get(tool).copied().unwrap_or(0) >= 3,

@@ -177,6 +177,32 @@ fn checked_plan(
     Some((spec, layout, report, plan))
 }
 
+/// Was the checked plan imported from `tasks` (the team's `tasks.md`): is every work
+/// package one of its task ids?
+fn imported_from(report: &PlanReport, tasks: &str) -> bool {
+    let ids: std::collections::HashSet<String> = speckit::read_tasks(tasks)
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    !report.work_packages.is_empty() && report.work_packages.iter().all(|w| ids.contains(&w.id))
+}
+
+/// The work packages a run merged (`merge.step` merged or already there).
+fn merged_work(store: &Store, run_id: &str) -> std::collections::BTreeSet<String> {
+    let events = store.read_events(run_id).unwrap_or_default();
+    events
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::MergeStep(step)
+                if step.outcome != crate::record::event::MergeOutcome::Conflict =>
+            {
+                Some(crate::git::work_of(&step.work).to_string())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// After a run of a spec in a Spec Kit feature directory with a checked plan: how to get it
 /// there as Spec Kit's `plan.md` and `tasks.md` (never written unasked: the checkout stays as
 /// it was).
@@ -212,17 +238,41 @@ pub fn export(store: &Store, run_id: &str, cwd: &Path) -> Option<Vec<String>> {
             display_path(&layout.dir, &root)
         )]);
     }
-    let files = [
-        (
-            "plan.md",
-            speckit::plan_md(&report, &plan, &title, &layout.feature, run_id),
-        ),
-        (
+    let mut said = Vec::new();
+    // A plan imported from the team's own tasks.md: that file stays theirs, with the tasks
+    // the run merged ticked.
+    let theirs = std::fs::read_to_string(layout.dir.join("tasks.md"))
+        .ok()
+        .filter(|text| !text.starts_with(speckit::MARKER))
+        .filter(|text| imported_from(&report, text));
+    if let Some(text) = &theirs {
+        let (ticked, ids) = speckit::tick(text, &merged_work(store, run_id));
+        said.push(match speckit::update(&layout, "tasks.md", &ticked) {
+            Ok(path) if ids.is_empty() => format!(
+                "left {} as it was: the run merged none of its open tasks",
+                display_path(&path, &root)
+            ),
+            Ok(path) => format!(
+                "ticked {} in {} (the rest of it is as you wrote it)",
+                ids.join(", "),
+                display_path(&path, &root)
+            ),
+            Err(e) => format!(
+                "could not tick tasks.md in {}: {e}",
+                display_path(&layout.dir, &root)
+            ),
+        });
+    }
+    let mut files = vec![(
+        "plan.md",
+        speckit::plan_md(&report, &plan, &title, &layout.feature, run_id),
+    )];
+    if theirs.is_none() {
+        files.push((
             "tasks.md",
             speckit::tasks_md(&report, &title, &layout.feature, run_id),
-        ),
-    ];
-    let mut said = Vec::new();
+        ));
+    }
     for (name, text) in files {
         match speckit::write(&layout, name, &text) {
             Ok((path, backup)) => {

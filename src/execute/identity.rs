@@ -65,6 +65,25 @@ pub fn carriers(variable: &str) -> Vec<i32> {
     imp::carriers(&needle)
 }
 
+/// The parent of process `pid`, if it exists (and can be known here).
+pub fn parent(pid: i32) -> Option<i32> {
+    imp::parent(pid).filter(|p| *p > 0)
+}
+
+/// The first of `variables` (`NAME=value` entries) the initial environment of process `pid`
+/// holds, exactly. Only processes this user may read are seen; elsewhere than Linux and
+/// macOS, none.
+pub fn holds_one_of(pid: i32, variables: &[String]) -> Option<&str> {
+    let block = imp::environment(pid)?;
+    variables.iter().map(String::as_str).find(|variable| {
+        let mut needle = Vec::with_capacity(variable.len() + 2);
+        needle.push(0);
+        needle.extend_from_slice(variable.as_bytes());
+        needle.push(0);
+        holds(&block, &needle)
+    })
+}
+
 /// Does a block of NUL-separated strings hold `needle` (`\0NAME=value\0`) as one of them?
 #[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
 fn holds(block: &[u8], needle: &[u8]) -> bool {
@@ -113,6 +132,20 @@ mod imp {
         parse_stat(&stat)
     }
 
+    /// Field 4 of `/proc/<pid>/stat`.
+    pub(super) fn parent(pid: i32) -> Option<i32> {
+        let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+        let close = stat.iter().rposition(|b| *b == b')')?;
+        let mut fields = stat[close + 1..]
+            .split(|b| *b == b' ')
+            .filter(|f| !f.is_empty());
+        i32::try_from(number(fields.nth(1)?)?).ok()
+    }
+
+    pub(super) fn environment(pid: i32) -> Option<Vec<u8>> {
+        std::fs::read(format!("/proc/{pid}/environ")).ok()
+    }
+
     pub(super) fn carriers(needle: &[u8]) -> Vec<i32> {
         let Ok(dir) = std::fs::read_dir("/proc") else {
             return Vec::new();
@@ -150,6 +183,14 @@ mod imp {
 
     fn start(info: &libc::proc_bsdinfo) -> u64 {
         info.pbi_start_tvsec * 1_000_000 + info.pbi_start_tvusec
+    }
+
+    pub(super) fn parent(pid: i32) -> Option<i32> {
+        i32::try_from(info(pid)?.pbi_ppid).ok()
+    }
+
+    pub(super) fn environment(pid: i32) -> Option<Vec<u8>> {
+        arguments(pid)
     }
 
     pub(super) fn process(pid: i32) -> Option<Process> {
@@ -223,6 +264,14 @@ mod imp {
     use super::Process;
 
     pub(super) fn process(_pid: i32) -> Option<Process> {
+        None
+    }
+
+    pub(super) fn parent(_pid: i32) -> Option<i32> {
+        None
+    }
+
+    pub(super) fn environment(_pid: i32) -> Option<Vec<u8>> {
         None
     }
 

@@ -200,16 +200,60 @@ pub fn inside_attempt(store: &crate::record::Store) -> Option<String> {
     }
     // SAFETY: getpgrp(2) cannot fail and touches no memory.
     let own = unsafe { libc::getpgrp() };
+    let ancestors = ancestors();
+    let mut marks = Vec::new();
     for run_id in store.run_ids().unwrap_or_default() {
         let ledger = store.run_dir(&run_id).join("pids");
         for entry in super::process::entries(&ledger) {
-            if entry.pgid == own && entry.verdict() == super::process::Verdict::Ours {
+            if entry.verdict() != super::process::Verdict::Ours {
+                continue;
+            }
+            let tag = crate::knowledge::learn::one_line(&entry.tag, 80);
+            if entry.pgid == own {
                 return Some(format!(
-                    "it runs in the process group of attempt `{}` of run {run_id}",
-                    crate::knowledge::learn::one_line(&entry.tag, 80)
+                    "it runs in the process group of attempt `{tag}` of run {run_id}"
+                ));
+            }
+            if let Some((pid, _)) = ancestors.iter().find(|(_, g)| *g == entry.pgid) {
+                return Some(format!(
+                    "it was started by process {pid}, of the process group of attempt `{tag}` \
+                     of run {run_id}"
                 ));
             }
         }
+        marks.extend(
+            super::process::spawn_marks(&ledger)
+                .into_iter()
+                .map(|(tag, mark)| (run_id.clone(), tag, mark)),
+        );
+    }
+    // A process that left the attempt's group (`setsid`) and scrubbed its own environment
+    // still descends from a process the attempt started, which carries its spawn's token.
+    let variables: Vec<String> = marks.iter().map(|(_, _, m)| m.clone()).collect();
+    for (pid, _) in &ancestors {
+        if let Some(found) = super::identity::holds_one_of(*pid, &variables) {
+            let (run_id, tag, _) = marks.iter().find(|(_, _, m)| m == found)?;
+            return Some(format!(
+                "it was started by process {pid}, a process of attempt `{}` of run {run_id}",
+                crate::knowledge::learn::one_line(tag, 80)
+            ));
+        }
     }
     None
+}
+
+/// The processes this one descends from (its parent first), each with its process group, up
+/// to the first system process (pid 1) or 64 of them.
+fn ancestors() -> Vec<(i32, i32)> {
+    let mut out = Vec::new();
+    let mut pid = i32::try_from(std::process::id()).unwrap_or(0);
+    while let Some(parent) = super::identity::parent(pid) {
+        if parent <= 1 || out.len() >= 64 || out.iter().any(|(p, _)| *p == parent) {
+            break;
+        }
+        let group = super::identity::process(parent).map_or(0, |p| p.pgid);
+        out.push((parent, group));
+        pid = parent;
+    }
+    out
 }

@@ -20,7 +20,30 @@ pub(super) async fn run_job(job: Job, cancel: watch::Receiver<u8>) -> EventData 
     let view = job.view.clone();
     let ended = run_attempt(job, cancel).await;
     if let Some(view) = view {
-        let _ = tokio::task::spawn_blocking(move || view.remove()).await;
+        let checked = tokio::task::spawn_blocking(move || view.remove()).await;
+        match (checked, &ended) {
+            // The view was changed under the engine: the attempt's work is not trusted.
+            (Ok(Err(e)), EventData::AttemptSucceeded(done))
+                if !matches!(e, crate::git::guard::Tampered::Git(_)) =>
+            {
+                return EventData::AttemptFailed(AttemptFailed {
+                    phase: done.phase.clone(),
+                    attempt: done.attempt,
+                    kind: FailureKind::Tampered,
+                    message: format!(
+                        "the view of the repository was changed under the engine: {e}; only \
+                         its directory was removed, nothing of yours was touched"
+                    ),
+                    exit_code: done.exit_code,
+                    duration_ms: done.duration_ms,
+                    agent: done.agent.clone(),
+                    usage: done.usage.clone(),
+                    files: Vec::new(),
+                });
+            }
+            (Ok(Err(e)), _) => tracing::warn!("the view of the repository: {e}"),
+            _ => {}
+        }
     }
     ended
 }
@@ -85,7 +108,7 @@ async fn run_attempt(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
     let mut worktree = None;
     if let Some(prepared) = &job.worktree {
         let mut prepared = prepared.clone();
-        match tokio::task::spawn_blocking(move || prepared.prepare().map(|()| prepared)).await {
+        match git_blocking(&cancel, move || prepared.prepare().map(|()| prepared)).await {
             Ok(Ok(ready)) => worktree = Some(ready),
             Ok(Err((kind, e))) => return failed(kind, e, None, None),
             Err(e) => return failed(FailureKind::Spawn, format!("worktree: {e}"), None, None),
@@ -93,7 +116,7 @@ async fn run_attempt(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
     }
     // For an integration attempt: the branch at the head the merge recorded.
     if let Some(guard) = job.integration.clone() {
-        match tokio::task::spawn_blocking(move || guard.verify(false)).await {
+        match git_blocking(&cancel, move || guard.verify(false)).await {
             Ok(Ok(())) => {}
             Ok(Err((kind, e))) => return failed(kind, e, None, None),
             Err(e) => return failed(FailureKind::Spawn, format!("worktree: {e}"), None, None),
@@ -101,7 +124,7 @@ async fn run_attempt(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
     }
     if let Some(view) = &job.view {
         let view = view.clone();
-        match tokio::task::spawn_blocking(move || view.prepare()).await {
+        match git_blocking(&cancel, move || view.prepare()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return failed(FailureKind::Spawn, e, None, None),
             Err(e) => return failed(FailureKind::Spawn, format!("view: {e}"), None, None),
@@ -216,7 +239,7 @@ async fn run_attempt(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
         }
         Work::Merge(merge) => {
             tokio::select! {
-                ran = merge.clone().run() => match ran {
+                ran = merge.clone().run(cancel.clone()) => match ran {
                     Ok(values) => merge_values = values,
                     Err((kind, message, files)) => return failed_on(kind, message, files),
                 },
@@ -334,7 +357,7 @@ async fn run_attempt(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
     if let Some(worktree) = worktree {
         let agent = agent_name.lock().ok().and_then(|a| a.clone());
         let spent = usage.clone();
-        let committed = tokio::task::spawn_blocking(move || {
+        let committed = git_blocking(&cancel, move || {
             worktree.commit(agent.as_deref(), spent.as_deref())
         })
         .await;
@@ -356,7 +379,7 @@ async fn run_attempt(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
     let mut integration_head = None;
     if let Some(guard) = job.integration.clone() {
         let head = guard.head.clone();
-        match tokio::task::spawn_blocking(move || guard.verify(true)).await {
+        match git_blocking(&cancel, move || guard.verify(true)).await {
             Ok(Ok(())) => integration_head = Some(head),
             Ok(Err((kind, e))) => return failed(kind, e, exit_code, usage),
             Err(e) => {
@@ -437,6 +460,21 @@ fn relative_to(run_dir: &Path, path: &Path) -> String {
         .unwrap_or(path)
         .to_string_lossy()
         .into_owned()
+}
+
+/// Run blocking work that runs git off the event loop, every git it runs killed as soon as
+/// the attempt is canceled (a hung `git` never outlives a Ctrl-C; see [`crate::git::ops`]).
+pub(super) fn git_blocking<T, F>(cancel: &watch::Receiver<u8>, f: F) -> tokio::task::JoinHandle<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let cancel = cancel.clone();
+    tokio::task::spawn_blocking(move || {
+        let stop: crate::git::ops::Stop =
+            std::sync::Arc::new(move || *cancel.borrow() >= process::CANCEL);
+        crate::git::ops::stopping_when(stop, f)
+    })
 }
 
 /// Resolves once the attempt is asked to stop.

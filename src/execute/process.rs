@@ -194,6 +194,16 @@ fn lines(pid_file: &Path) -> Vec<Line> {
     text.lines().filter_map(Line::parse).collect()
 }
 
+/// The spawns of the running boot a ledger records: each as its tag and the variable its
+/// processes carry (`SPECTACULAR_SPAWN=<token>`).
+pub fn spawn_marks(pid_file: &Path) -> Vec<(String, String)> {
+    lines(pid_file)
+        .into_iter()
+        .filter(|line| line.boot.as_deref().is_some_and(this_boot))
+        .filter_map(|line| Some((line.tag, format!("{SPAWN_VAR}={}", line.spawn?))))
+        .collect()
+}
+
 /// The process groups a ledger records.
 pub fn entries(pid_file: &Path) -> Vec<Entry> {
     lines(pid_file).iter().filter_map(Line::entry).collect()

@@ -3,12 +3,20 @@
 //! detached git worktree of its own, made before its process starts and removed when it ends,
 //! so that a client confined to its working directory sees the code while the user's
 //! checkout (its branch, index and working tree) is never the place it works in.
+//!
+//! Views are recorded in the run's worktree registry like every worktree the engine makes
+//! ([`guard::Registry`]): one a crash left is checked before it is reused, and when the
+//! attempt ends the view is checked the same way (no link on the way, its `.git` and git
+//! directory the ones git made, HEAD still detached) before it is removed. A view an agent
+//! tampered with fails its attempt (kind `tampered`); only its directory is removed then.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use super::*;
+use crate::git::guard::{self, Expect};
 use crate::git::{self, ops};
 use crate::model::{FailureKind, InputType};
 
@@ -27,12 +35,23 @@ pub(super) struct ViewJob {
     /// The run's input files (`type: file` inputs inside the project, a spec not committed
     /// yet): copied into the view at the same place, relative to `cwd`, from where they are.
     pub(super) files: Vec<(PathBuf, PathBuf)>,
+    /// The run's worktree registry, and the directory every worktree of the engine is under.
+    pub(super) registry: Arc<guard::Registry>,
+    pub(super) within: PathBuf,
 }
 
 impl ViewJob {
     /// Make the view (blocking).
     pub(super) fn prepare(&self) -> Result<(), String> {
-        ops::add_detached_worktree(&self.root, &self.path, &self.commit)
+        self.registry
+            .prepare(
+                &self.root,
+                &self.within,
+                &self.path,
+                None,
+                &self.commit,
+                Expect::Any,
+            )
             .map_err(|e| format!("preparing the view of the repository: {e}"))?;
         for (relative, source) in &self.files {
             let target = self.cwd.join(relative);
@@ -46,16 +65,33 @@ impl ViewJob {
         Ok(())
     }
 
-    /// Remove the view, whatever the attempt left in it (blocking). A view that cannot be
-    /// removed is left for `spectacular clean`, never an attempt's failure.
-    pub(super) fn remove(&self) {
-        if let Err(e) = ops::remove_worktree(&self.root, &self.path) {
+    /// Remove the view, whatever the attempt left in it (blocking), after checking it as
+    /// every worktree of the engine is checked: what an agent changed of it (its `.git`, its
+    /// git directory, a link on the way, a branch checked out) is returned, and then only
+    /// its directory is removed (git is never asked to act on what it points at). A view
+    /// that cannot be removed is left for `spectacular clean`, never an attempt's failure.
+    pub(super) fn remove(&self) -> Result<(), guard::Tampered> {
+        let checked = self
+            .registry
+            .verify(&self.root, &self.within, &self.path, None, Expect::Any);
+        let removed = match &checked {
+            Ok(_) => ops::remove_worktree(&self.root, &self.path),
+            Err(_) => {
+                // `remove_dir_all` removes a link itself, never what it points at.
+                let _ = std::fs::remove_dir_all(&self.path)
+                    .or_else(|_| std::fs::remove_file(&self.path));
+                ops::prune_worktrees(&self.root)
+            }
+        };
+        if let Err(e) = removed {
             tracing::warn!("removing the view `{}`: {e}", self.path.display());
         }
+        self.registry.forget(&self.path);
         // `.views/<instance>/` once its last attempt's view is gone.
         if let Some(parent) = self.path.parent() {
             let _ = std::fs::remove_dir(parent);
         }
+        checked.map(|_| ())
     }
 }
 
@@ -77,6 +113,8 @@ impl Engine {
             path,
             commit,
             files: self.input_files(context),
+            registry: self.registry()?,
+            within: git::worktrees_dir(&self.store),
         })
     }
 
@@ -141,13 +179,17 @@ mod tests {
         let commit = ops::commit_of(&root, "HEAD").unwrap();
         // The user's work in progress is not what the view shows.
         std::fs::write(root.join("a.txt"), "changed, not committed\n").unwrap();
-        let path = root.join(".spectacular/worktrees/r/.views/research/1");
+        let within = root.join(".spectacular/worktrees");
+        let path = within.join("r/.views/research/1");
+        std::fs::create_dir_all(within.join("r")).unwrap();
         let view = ViewJob {
             root: root.clone(),
             cwd: path.clone(),
             path: path.clone(),
             commit: commit.clone(),
             files: Vec::new(),
+            registry: Arc::new(guard::Registry::open(&within.join("r"), &root)),
+            within,
         };
         view.prepare().unwrap();
         assert_eq!(
@@ -157,8 +199,10 @@ mod tests {
         // Detached: no branch was created or moved.
         let branches = ops::git(&root, &["branch", "--list"]).unwrap();
         assert_eq!(branches.trim(), "* main");
+        assert!(view.registry.get(&path).is_some(), "the view is recorded");
         std::fs::write(path.join("scratch.txt"), "left by the agent").unwrap();
-        view.remove();
+        view.remove().unwrap();
+        assert!(view.registry.get(&path).is_none());
         assert!(!path.exists());
         assert!(!root
             .join(".spectacular/worktrees/r/.views/research")

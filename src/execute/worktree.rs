@@ -366,9 +366,10 @@ impl MergeJob {
         let _ = committed.await;
     }
 
-    pub(super) async fn run(self) -> MergeEnd {
+    /// Merge the steps, every git killed as soon as `cancel` says so.
+    pub(super) async fn run(self, cancel: watch::Receiver<u8>) -> MergeEnd {
         let spawn = |f: Box<dyn FnOnce() -> Result<ops::Merged, Tampered> + Send>| {
-            tokio::task::spawn_blocking(f)
+            super::jobs::git_blocking(&cancel, f)
         };
         let fail = |e: String| (FailureKind::Exit, e, Vec::new());
         let refuse = |doing: &str, e: Tampered| {
@@ -380,7 +381,7 @@ impl MergeJob {
         // The branch is the engine's, made from the run's base: one that exists before the
         // engine made it is refused.
         let job = self.clone();
-        let ready = tokio::task::spawn_blocking(move || -> Result<String, Tampered> {
+        let ready = super::jobs::git_blocking(&cancel, move || -> Result<String, Tampered> {
             let exists = ops::branch_exists(&job.root, &job.into)?;
             let start = match &job.recorded_head {
                 Some(head) => {
@@ -444,7 +445,23 @@ impl MergeJob {
                     Expect::Exactly(&expected),
                 )?;
                 guard::clear_stale_lock(&recorded);
-                Ok(ops::merge(&path, &c, &title)?)
+                let merged = ops::merge(&path, &c, &title)?;
+                // The merge commit sits on the head just verified: a branch moved in between
+                // (by a process an attempt left) is refused, never built on.
+                if let ops::Merged::Done(new) = merged.clone() {
+                    let parent = match new == expected {
+                        true => expected.clone(),
+                        false => ops::commit_of(&path, &format!("{new}^1"))?,
+                    };
+                    if parent != expected {
+                        return Err(Tampered::Moved {
+                            branch: job.into.clone(),
+                            found: parent.get(..12).unwrap_or(&parent).to_string(),
+                            expected: expected.get(..12).unwrap_or(&expected).to_string(),
+                        });
+                    }
+                }
+                Ok(merged)
             }))
             .await
             .map_err(|e| fail(e.to_string()))?

@@ -349,11 +349,7 @@ impl Git {
     }
 
     fn run(&self, args: &[&std::ffi::OsStr]) -> Result<String, String> {
-        let output = super::ops::command(&self.repo)
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run git: {e}"))?;
+        let output = super::ops::run(&self.repo, args).map_err(|e| e.to_string())?;
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {

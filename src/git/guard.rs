@@ -82,6 +82,8 @@ pub enum Tampered {
         found: String,
         expected: String,
     },
+    #[error("HEAD of `{path}` is the branch `{branch}`, not the detached commit the engine made it (an agent checked out a branch)")]
+    Attached { path: String, branch: String },
     #[error("branch `{branch}` is at {found}, not at {expected} (a commit the engine did not make or check)")]
     Moved {
         branch: String,
@@ -140,12 +142,10 @@ impl Registry {
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
         if state.config.is_empty() {
-            state.config = config_files(root)
+            state.config = with_includes(config_files(root))
                 .into_iter()
                 .map(|f| {
-                    let text = std::fs::read(&f)
-                        .ok()
-                        .map(|b| String::from_utf8_lossy(&b).into_owned());
+                    let text = read_config(&f);
                     (f, text)
                 })
                 .collect();
@@ -195,6 +195,13 @@ impl Registry {
             let mut state = self.lock();
             state.worktrees.retain(|w| w.path != path);
             state.worktrees.push(recorded.clone());
+            // Its own config (`git config --worktree` with `extensions.worktreeConfig`), and
+            // what that includes, watched from now on.
+            let own = with_includes(vec![recorded.gitdir.join("config.worktree")]);
+            for file in own {
+                let text = read_config(&file);
+                state.config.entry(file).or_insert(text);
+            }
         }
         self.save();
         Ok(recorded)
@@ -238,7 +245,12 @@ impl Registry {
         }
         check_gitdir(path, &recorded.gitdir)?;
         self.check_config()?;
-        let head = std::fs::read_to_string(recorded.gitdir.join("HEAD")).unwrap_or_default();
+        // Read as a regular file only: a FIFO planted as HEAD would block the engine here.
+        let head = read_small(&recorded.gitdir.join("HEAD")).ok_or_else(|| Tampered::GitDir {
+            path: shown(path),
+            gitdir: shown(&recorded.gitdir),
+            why: "its `HEAD` is not a regular file".into(),
+        })?;
         let head = head.trim();
         let commit = match &recorded.branch {
             Some(branch) => {
@@ -252,7 +264,15 @@ impl Registry {
                 }
                 ops::commit_of(root, &format!("refs/heads/{branch}")).ok()
             }
-            None => Some(head.to_string()),
+            None => {
+                if let Some(branch) = head.strip_prefix("ref: ") {
+                    return Err(Tampered::Attached {
+                        path: shown(path),
+                        branch: branch.trim_start_matches("refs/heads/").to_string(),
+                    });
+                }
+                Some(head.to_string())
+            }
         };
         let name = recorded.branch.clone().unwrap_or_else(|| "HEAD".into());
         match (expect, commit) {
@@ -313,6 +333,12 @@ impl Registry {
             } else {
                 let recorded = self.verify(root, within, path, branch, expect)?;
                 clear_stale_lock(&recorded);
+                // The branch is moved only from where it was just checked to be.
+                let at = match branch {
+                    Some(b) => Some(ops::commit_of(root, &format!("refs/heads/{b}"))?),
+                    None => None,
+                };
+                let branch = branch.zip(at.as_deref());
                 ops::reset_in_place(path, branch, start)?;
                 return Ok(recorded);
             }
@@ -333,9 +359,7 @@ impl Registry {
     pub fn check_config(&self) -> Result<(), Tampered> {
         let config = self.lock().config.clone();
         for (file, before) in config {
-            let now = std::fs::read(&file)
-                .ok()
-                .map(|b| String::from_utf8_lossy(&b).into_owned());
+            let now = read_config(&file);
             if now != before {
                 return Err(Tampered::Config {
                     file: shown(&file),
@@ -374,6 +398,85 @@ fn config_files(root: &Path) -> Vec<PathBuf> {
     };
     let common = PathBuf::from(common);
     vec![common.join("config"), common.join("config.worktree")]
+}
+
+/// The most config files watched through includes.
+const MAX_CONFIG_FILES: usize = 64;
+
+/// A config file's text (lossy); `None` when it is missing or not a regular file (a FIFO
+/// planted there is never opened).
+fn read_config(file: &Path) -> Option<String> {
+    ops::read_regular(file, 1 << 20).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// `files` and every file they include (`include.path`, `includeIf.<condition>.path`,
+/// whatever the condition), transitively, at most [`MAX_CONFIG_FILES`]: a setting an agent
+/// writes into an included file is as much a change of the repository's config as one in
+/// `config` itself.
+fn with_includes(files: Vec<PathBuf>) -> Vec<PathBuf> {
+    let mut all: Vec<PathBuf> = Vec::new();
+    let mut queue = std::collections::VecDeque::from(files);
+    while let Some(file) = queue.pop_front() {
+        if all.contains(&file) || all.len() >= MAX_CONFIG_FILES {
+            continue;
+        }
+        if let Some(text) = read_config(&file) {
+            queue.extend(included(&file, &text));
+        }
+        all.push(file);
+    }
+    all
+}
+
+/// The files the config file `file` (with text `text`) includes, resolved as git does: `~/`
+/// from `$HOME`, a relative path from the including file's directory.
+fn included(file: &Path, text: &str) -> Vec<PathBuf> {
+    let mut section = String::new();
+    let mut found = Vec::new();
+    for line in text.lines() {
+        let mut line = line.trim();
+        if let Some(rest) = line.strip_prefix('[') {
+            let Some((header, after)) = rest.split_once(']') else {
+                continue;
+            };
+            section = header
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            // `[include] path = …` on one line.
+            line = after.trim();
+        }
+        if section != "include" && section != "includeif" {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if !key.trim().eq_ignore_ascii_case("path") {
+            continue;
+        }
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        if value.is_empty() {
+            continue;
+        }
+        let path = if let Some(home) = value.strip_prefix("~/") {
+            match std::env::var_os("HOME") {
+                Some(h) => PathBuf::from(h).join(home),
+                None => continue,
+            }
+        } else if Path::new(value).is_absolute() {
+            PathBuf::from(value)
+        } else {
+            file.parent().unwrap_or(Path::new(".")).join(value)
+        };
+        found.push(path);
+    }
+    found
 }
 
 /// What changed between two versions of a config file, in a few words: the lines added and
@@ -459,6 +562,12 @@ fn real_dirs(within: &Path, path: &Path) -> Result<(), Tampered> {
     Ok(())
 }
 
+/// The text of a small administrative file of git, read only when it is a regular file (a
+/// link, a FIFO or a device an agent put in its place is never opened: nothing can block).
+fn read_small(path: &Path) -> Option<String> {
+    ops::read_regular(path, 64 * 1024).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
 /// Is there anything at `path` (a link counts)?
 pub fn occupied(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok()
@@ -496,7 +605,7 @@ fn gitdir_named(path: &Path) -> Result<PathBuf, Tampered> {
             expected: "a `gitdir:` file".into(),
         });
     }
-    let text = std::fs::read_to_string(&dotgit).unwrap_or_default();
+    let text = read_small(&dotgit).unwrap_or_default();
     let Some(named) = text.trim_end().strip_prefix("gitdir: ") else {
         return Err(Tampered::GitFile {
             path: shown(path),
@@ -524,7 +633,7 @@ fn check_gitdir(path: &Path, gitdir: &Path) -> Result<(), Tampered> {
         Ok(_) => return Err(fail("it is not a directory".into())),
         Err(e) => return Err(fail(e.to_string())),
     }
-    let back = std::fs::read_to_string(gitdir.join("gitdir")).unwrap_or_default();
+    let back = read_small(&gitdir.join("gitdir")).unwrap_or_default();
     let back = PathBuf::from(back.trim_end());
     let same = |a: &Path, b: &Path| {
         a == b
@@ -588,6 +697,22 @@ mod tests {
         );
         assert_eq!(config_change(None, Some("[a]\n")), "created");
         assert_eq!(config_change(Some(before), None), "deleted");
+    }
+
+    #[test]
+    fn included_config_files_are_found_as_git_resolves_them() {
+        let config = Path::new("/r/.git/config");
+        let text = "[core]\n\tbare = false\n[include]\n\tpath = shared.inc\n\
+                    [includeIf \"gitdir:/r/\"]\n\tPath = \"/etc/team.inc\"\n\
+                    [alias]\n\tpath = not-an-include\n[include] path = ../one-line.inc\n";
+        assert_eq!(
+            included(config, text),
+            [
+                PathBuf::from("/r/.git/shared.inc"),
+                PathBuf::from("/etc/team.inc"),
+                PathBuf::from("/r/.git/../one-line.inc"),
+            ]
+        );
     }
 
     #[test]

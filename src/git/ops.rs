@@ -1,10 +1,20 @@
 //! The git operations of the engine, through the `git` CLI: explicit arguments (never a
 //! shell), a fixed locale, no prompts, no user hooks for the engine's own commits, and every
 //! failure a typed error naming the command and what git said.
+//!
+//! Every git the engine runs is bounded: it is killed when it takes longer than [`timeout`],
+//! or when the attempt it works for is canceled ([`stopping_when`]): a hung `git` never blocks
+//! a run or its Ctrl-C. Working for an attempt, it runs in a process group of its own (the
+//! engine, not the terminal, decides when it stops, and the whole group is killed); outside
+//! one (`apply`, `clean`), it stays in the engine's group, so a Ctrl-C at the terminal reaches
+//! it as it reaches the engine. A lock a killed git leaves is recovered by the next attempt
+//! ([`super::guard::clear_stale_lock`]).
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// At most this many files are listed in a diffstat or a conflict.
 pub const MAX_FILES: usize = 500;
@@ -31,6 +41,163 @@ pub enum Error {
     NotARepo(String),
     #[error("`{rev}` is not a commit of the repository at `{dir}`")]
     UnknownRev { rev: String, dir: String },
+    #[error("`git {command}` in `{dir}` took longer than {seconds}s and was stopped (set `SPECTACULAR_GIT_TIMEOUT` to allow longer)")]
+    TimedOut {
+        command: String,
+        dir: String,
+        seconds: u64,
+    },
+    #[error("`git {command}` in `{dir}` was stopped: the attempt was canceled")]
+    Canceled { command: String, dir: String },
+}
+
+/// How long one git command of the engine may run: `SPECTACULAR_GIT_TIMEOUT` seconds (a
+/// whole number above zero), else 600.
+pub fn timeout() -> Duration {
+    let seconds = std::env::var("SPECTACULAR_GIT_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(600);
+    Duration::from_secs(seconds)
+}
+
+/// Whether the work a git command is done for was canceled.
+pub type Stop = Arc<dyn Fn() -> bool + Send + Sync>;
+
+thread_local! {
+    static STOP: RefCell<Option<Stop>> = const { RefCell::new(None) };
+}
+
+/// Puts back the [`Stop`] that was watched before, when dropped.
+struct Restore(Option<Stop>);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        STOP.with(|s| *s.borrow_mut() = previous);
+    }
+}
+
+/// Run `f` (on this thread) with every git it runs stopped as soon as `stop` says so: the
+/// running one killed, the next ones not started ([`Error::Canceled`]).
+pub fn stopping_when<T>(stop: Stop, f: impl FnOnce() -> T) -> T {
+    let _restore = Restore(STOP.with(|s| s.replace(Some(stop))));
+    f()
+}
+
+fn stopped() -> bool {
+    STOP.with(|s| s.borrow().as_ref().is_some_and(|stop| stop()))
+}
+
+/// Run a git `command` (made by [`command`]) for `args` in `dir` to its end, feeding it
+/// `input`: in a process group of its own, killed with it on [`timeout`] or when the watched
+/// [`Stop`] says so.
+fn bounded(
+    command: &mut Command,
+    dir: &Path,
+    args: &[&str],
+    input: Option<&[u8]>,
+) -> Result<Output, Error> {
+    bounded_by(command, dir, args, input, timeout())
+}
+
+/// [`bounded`], within `limit`.
+fn bounded_by(
+    command: &mut Command,
+    dir: &Path,
+    args: &[&str],
+    input: Option<&[u8]>,
+    limit: Duration,
+) -> Result<Output, Error> {
+    use std::io::{Read as _, Write as _};
+    use std::process::Stdio;
+    let what = || (args.join(" "), dir.display().to_string());
+    if stopped() {
+        let (command, dir) = what();
+        return Err(Error::Canceled { command, dir });
+    }
+    let watched = STOP.with(|s| s.borrow().is_some());
+    #[cfg(unix)]
+    if watched {
+        use std::os::unix::process::CommandExt as _;
+        command.process_group(0);
+    }
+    let stdin = if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
+    let mut child = command
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(Error::Missing)?;
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    if let (Some(mut stdin), Some(input)) = (child.stdin.take(), input) {
+        // Fed from a thread: a git that never reads its input cannot block the engine here.
+        // One that ends without reading it fails the write: its status says why.
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(Error::Missing)? {
+            break status;
+        }
+        let canceled = stopped();
+        if canceled || started.elapsed() >= limit {
+            kill(&mut child, watched);
+            let _ = child.wait();
+            let _ = (stdout.join(), stderr.join());
+            let (command, dir) = what();
+            return Err(if canceled {
+                Error::Canceled { command, dir }
+            } else {
+                Error::TimedOut {
+                    command,
+                    dir,
+                    seconds: limit.as_secs(),
+                }
+            });
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    };
+    Ok(Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
+/// Kill a git, and every process of its group when it leads one (`group`).
+fn kill(child: &mut std::process::Child, group: bool) {
+    #[cfg(unix)]
+    if group {
+        if let Ok(pid) = i32::try_from(child.id()) {
+            // SAFETY: a signal to the process group this child leads (it was started with
+            // `process_group(0)`); no memory is involved.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
+    }
+    let _ = child.kill();
 }
 
 /// The variables of the engine's environment git may see: where programs and the user's
@@ -80,11 +247,8 @@ const NEUTRAL: &[&str] = &[
 fn driver_overrides(dir: &Path) -> Vec<String> {
     let mut command = Command::new("git");
     base(&mut command, dir);
-    let Ok(out) = command
-        .args(["config", "--list", "--name-only", "-z"])
-        .stdin(std::process::Stdio::null())
-        .output()
-    else {
+    let args = ["config", "--list", "--name-only", "-z"];
+    let Ok(out) = bounded(command.args(args), dir, &args, None) else {
         return Vec::new();
     };
     let mut overrides = Vec::new();
@@ -151,11 +315,18 @@ pub(super) fn command(dir: &Path) -> Command {
 
 /// Run `git -C dir args…`, returning its output whatever its status.
 fn raw(dir: &Path, args: &[&str]) -> Result<Output, Error> {
-    command(dir)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(Error::Missing)
+    bounded(command(dir).args(args), dir, args, None)
+}
+
+/// Run `git -C dir args…` with the engine's settings, bounded (see [`bounded`]): for the
+/// engine's own git commands outside this module.
+pub fn run(dir: &Path, args: &[&std::ffi::OsStr]) -> Result<Output, Error> {
+    let shown: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let shown: Vec<&str> = shown.iter().map(String::as_str).collect();
+    bounded(command(dir).args(args), dir, &shown, None)
 }
 
 /// Run `git -C dir args…`; its stdout, trimmed, or an error with its stderr.
@@ -227,10 +398,21 @@ pub fn is_ancestor(dir: &Path, a: &str, b: &str) -> Result<bool, Error> {
 /// Reset the worktree at `path` (one the engine made, verified by the caller) to `branch`
 /// (or a detached HEAD) at `start`, clean: anything the last attempt left (changes,
 /// untracked files, a merge in progress) is gone. Ignored files (build caches) stay.
-pub fn reset_in_place(path: &Path, branch: Option<&str>, start: &str) -> Result<(), Error> {
+///
+/// `branch` is `(name, at)`: the branch, checked out there, and the commit the caller saw it
+/// at. It is moved with a compare-and-swap (`update-ref <ref> <start> <at>`): a branch moved
+/// since the caller checked it is refused, never reset.
+pub fn reset_in_place(path: &Path, branch: Option<(&str, &str)>, start: &str) -> Result<(), Error> {
     let _ = raw(path, &["merge", "--abort"]);
     match branch {
-        Some(branch) => git(path, &["checkout", "--force", "-B", branch, start])?,
+        Some((branch, at)) => {
+            let full = format!("refs/heads/{branch}");
+            git(
+                path,
+                &["update-ref", "-m", "spectacular: reset", &full, start, at],
+            )?;
+            git(path, &["checkout", "--force", "-q", branch])?
+        }
         None => git(path, &["checkout", "--force", "--detach", start])?,
     };
     git(path, &["reset", "--hard", start])?;
@@ -421,18 +603,12 @@ pub fn stage_all(dir: &Path, start: &str) -> Result<(), Error> {
 pub fn commit_staged(dir: &Path, message: &str) -> Result<bool, Error> {
     let mut args = identity_args(dir);
     args.extend(["commit", "--no-verify", "-q", "-F", "-"]);
-    let mut child = command(dir)
-        .args(&args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(Error::Missing)?;
-    if let Some(mut stdin) = child.stdin.take() {
-        use std::io::Write as _;
-        let _ = stdin.write_all(message.as_bytes());
-    }
-    let out = child.wait_with_output().map_err(Error::Missing)?;
+    let out = bounded(
+        command(dir).args(&args),
+        dir,
+        &args,
+        Some(message.as_bytes()),
+    )?;
     if !out.status.success() {
         // `git commit` says so on stdout when the index has nothing new (and no merge is
         // being concluded): nothing to commit is not a failure.
@@ -611,7 +787,7 @@ pub fn hunks(text: &str) -> Vec<String> {
 
 /// The first `max` bytes of `path` when it is a regular file: a symbolic link (to a FIFO, a
 /// device, a file outside) is never followed, and nothing that can block is opened.
-fn read_regular(path: &Path, max: u64) -> Option<Vec<u8>> {
+pub(crate) fn read_regular(path: &Path, max: u64) -> Option<Vec<u8>> {
     use std::io::Read as _;
     if !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
         return None;
@@ -767,6 +943,68 @@ mod env_tests {
         assert!(commit_staged(repo, "work").unwrap());
         let files = git(repo, &["ls-tree", "-r", "--name-only", "HEAD"]).unwrap();
         assert_eq!(files.lines().collect::<Vec<_>>(), ["a.txt", "hello.txt"]);
+    }
+
+    /// A git that blocks (reading a FIFO nobody writes) is killed when the work is canceled
+    /// or its time is up, and the engine goes on.
+    #[cfg(unix)]
+    #[test]
+    fn a_hung_git_is_stopped_by_cancellation_and_by_its_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path();
+        git(repo, &["init", "-q"]).unwrap();
+        let fifo = repo.join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let args = ["hash-object", "fifo"];
+        let asked = Instant::now();
+        let stop: Stop = Arc::new(move || asked.elapsed() > Duration::from_millis(200));
+        let canceled = stopping_when(stop, || raw(repo, &args));
+        assert!(
+            matches!(canceled, Err(Error::Canceled { .. })),
+            "{canceled:?}"
+        );
+        // Once canceled, no other git starts.
+        let stop: Stop = Arc::new(|| true);
+        let next = stopping_when(stop, || git(repo, &["status"]));
+        assert!(matches!(next, Err(Error::Canceled { .. })), "{next:?}");
+        let timed_out = bounded_by(
+            command(repo).args(args),
+            repo,
+            &args,
+            None,
+            Duration::from_millis(200),
+        );
+        let Err(Error::TimedOut { command, .. }) = timed_out else {
+            panic!("{timed_out:?}")
+        };
+        assert_eq!(command, "hash-object fifo");
+        // Nothing was left watching: the next git runs.
+        assert!(git(repo, &["status", "--porcelain"]).is_ok());
+    }
+
+    #[test]
+    fn a_branch_moved_since_it_was_checked_is_never_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path();
+        git(repo, &["init", "-q", "-b", "main"]).unwrap();
+        std::fs::write(repo.join("a.txt"), "a\n").unwrap();
+        assert!(commit_all(repo, "first").unwrap());
+        let first = commit_of(repo, "HEAD").unwrap();
+        std::fs::write(repo.join("a.txt"), "b\n").unwrap();
+        assert!(commit_all(repo, "second").unwrap());
+        let second = commit_of(repo, "HEAD").unwrap();
+        // Checked at `first`, but someone moved it to `second` since: refused.
+        let moved = reset_in_place(repo, Some(("main", &first)), &first);
+        assert!(matches!(moved, Err(Error::Failed { .. })), "{moved:?}");
+        assert_eq!(commit_of(repo, "main").unwrap(), second);
+        // Checked where it is: reset.
+        reset_in_place(repo, Some(("main", &second)), &first).unwrap();
+        assert_eq!(commit_of(repo, "main").unwrap(), first);
+        assert_eq!(std::fs::read_to_string(repo.join("a.txt")).unwrap(), "a\n");
     }
 
     #[test]

@@ -1,7 +1,12 @@
 //! `builtin/learn`: what failed and what fixed it (error → change), read from a run's events
-//! and written into `.spectacular/knowledge/learnings/<date>.md`, so that later runs' prompts
-//! get it (see [`super::for_role`]: planners get every lesson, executors those naming files
-//! they own).
+//! and written into `.spectacular/learnings/<date>.md`, so that later runs' prompts get it
+//! (see [`super::for_role`]: planners get every lesson, executors those naming files they
+//! own).
+//!
+//! The folder is this machine's, beside `runs/`, and ignores itself (a `.gitignore` of `*`
+//! written with it): a run never leaves a file `git status` shows in the user's checkout. A
+//! lesson worth keeping for the team is moved into `.spectacular/knowledge/learnings/`
+//! (committed); a lesson known there is not written again either.
 //!
 //! A lesson is a failed attempt of kind `checks` (its message and `files`) followed, as the
 //! next outcome of the same phase instance, by a success: the work committed in between
@@ -370,6 +375,7 @@ pub fn write(
         }
     }
     std::fs::create_dir_all(dir)?;
+    ignore_itself(dir)?;
     let _lock = Lock::take(&lock)?;
     let mut known = known_keys(dir);
     let mut text = match std::fs::read_to_string(&path) {
@@ -410,6 +416,27 @@ pub fn write(
         written.path = Some(path);
     }
     Ok(written)
+}
+
+/// The `.gitignore` of a folder the engine keeps for this machine: everything in it, itself
+/// included, is ignored by git. Written once; one already there is left as it is.
+fn ignore_itself(dir: &Path) -> std::io::Result<()> {
+    let ignore = dir.join(".gitignore");
+    if std::fs::symlink_metadata(&ignore).is_ok() {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&ignore)
+    {
+        Ok(mut file) => file.write_all(
+            b"# Written by Spectacular: what runs on this machine learnt; never committed.\n\
+              # Move a lesson worth keeping into ../knowledge/learnings/ (committed).\n*\n",
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Write `path` whole: a temporary file beside it, fsynced, renamed over it, the directory
@@ -461,7 +488,8 @@ impl Lock {
 }
 
 /// Read a run's log (`run_dir/events.jsonl`, read-only, beside its live writer), find its
-/// lessons and write the new ones into `project_root/.spectacular/knowledge/learnings/`.
+/// lessons and write the new ones into `project_root/.spectacular/learnings/` (those already
+/// in the team's `.spectacular/knowledge/learnings/` are known, not written again).
 pub fn learn(
     project_root: &Path,
     run_dir: &Path,
@@ -475,14 +503,17 @@ pub fn learn(
     let events = crate::record::store::parse_log(&log, &bytes, run_id)
         .map_err(|e| e.to_string())?
         .events;
-    let found = lessons(&events);
-    let dir = project_root
-        .join(crate::project::DOT_DIR)
-        .join(super::DIR)
-        .join(super::LEARNINGS);
-    let written = write(&dir, date, run_id, mission, &found)
+    let all = lessons(&events);
+    let dot = project_root.join(crate::project::DOT_DIR);
+    let dir = dot.join(super::LOCAL_LEARNINGS);
+    let team = known_keys(&dot.join(super::DIR).join(super::LEARNINGS));
+    let (in_team, found): (Vec<Lesson>, Vec<Lesson>) =
+        all.into_iter().partition(|l| team.contains(&l.key));
+    let known = in_team.len();
+    let mut written = write(&dir, date, run_id, mission, &found)
         .map_err(|e| format!("cannot write the lessons into `{}`: {e}", dir.display()))?;
-    Ok((written, found.len()))
+    written.known += known;
+    Ok((written, found.len() + known))
 }
 
 #[cfg(test)]

@@ -6,11 +6,15 @@
 //! - `scaffold.rs`: `spectacular init`: the knowledge files, `.gitignore`, `config.yaml`;
 //!   never overwrites a file.
 //! - `learn.rs`: `builtin/learn`: lessons (what failed, what fixed it) from a run's events
-//!   into `learnings/<date>.md`, de-duplicated across runs, bounded, written whole.
+//!   into `.spectacular/learnings/<date>.md` (this machine's, never committed: see
+//!   [`LOCAL_LEARNINGS`]), de-duplicated across runs, bounded, written whole.
+//!
+//! Prompts get the team's learnings (`knowledge/learnings/`, committed: lessons someone
+//! chose to keep) and this machine's (`.spectacular/learnings/`).
 //!
 //! **Invariant:** reads the project and writes only through [`scaffold::init`], which creates
 //! files that do not exist yet, and [`learn::write`], which only adds lessons to the
-//! learnings folder.
+//! local learnings folder (never a file of the user's checkout `git status` would show).
 
 mod detect;
 pub mod learn;
@@ -33,8 +37,17 @@ pub const FILES: &[&str] = &[
     "dependencies.md",
 ];
 
-/// The folder of learnings (one Markdown file per day, `## ` sections).
+/// The folder of learnings (one Markdown file per day, `## ` sections), in `knowledge/`: the
+/// team's, committed (a lesson moved here from [`LOCAL_LEARNINGS`] is kept for everyone).
 pub const LEARNINGS: &str = "learnings";
+
+/// The folder, in `.spectacular/` itself, where `builtin/learn` writes: what runs on this
+/// machine learnt. It holds its own `.gitignore` (`*`), so a run never leaves a file in the
+/// user's checkout, whatever `.spectacular/.gitignore` says (or if there is none).
+pub const LOCAL_LEARNINGS: &str = "learnings";
+
+/// The prefix of the names of [`LOCAL_LEARNINGS`] pieces in a prompt.
+const LOCAL_PREFIX: &str = ".spectacular/learnings/";
 
 /// A knowledge file is read up to this many bytes.
 const MAX_FILE: u64 = 256 * 1024;
@@ -140,8 +153,9 @@ fn as_data(text: &str) -> String {
     )
 }
 
-/// The learnings sections (`## ` headings) of `dir`, newest file first.
-fn learnings(root: &Path, dir: &Path) -> Vec<Piece> {
+/// The learnings sections (`## ` headings) of `dir`, newest file first, each named
+/// `<prefix><file>#<title>`.
+fn learnings(root: &Path, dir: &Path, prefix: &str) -> Vec<Piece> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -172,7 +186,7 @@ fn learnings(root: &Path, dir: &Path) -> Vec<Piece> {
                     format!("#{title}")
                 };
                 pieces.push(Piece {
-                    name: format!("{LEARNINGS}/{name}{anchor}"),
+                    name: format!("{prefix}{name}{anchor}"),
                     text: std::mem::take(body),
                 });
             }
@@ -216,7 +230,8 @@ pub fn for_role(
     budget: Option<usize>,
 ) -> Injected {
     let dir = dot_dir.join(DIR);
-    if !dir.is_dir() {
+    let local = dot_dir.join(LOCAL_LEARNINGS);
+    if !dir.is_dir() && !local.is_dir() {
         return Injected::default();
     }
     let root = dot_dir.parent().unwrap_or(dot_dir);
@@ -233,7 +248,8 @@ pub fn for_role(
         })
         .collect();
     if with_learnings {
-        let all = learnings(root, &dir.join(LEARNINGS));
+        let mut all = learnings(root, &dir.join(LEARNINGS), &format!("{LEARNINGS}/"));
+        all.extend(learnings(root, &local, LOCAL_PREFIX));
         let planner = role == Some("planner");
         pieces.extend(
             all.into_iter()
@@ -249,7 +265,7 @@ pub fn for_role(
             continue;
         }
         used += cost;
-        if piece.name.starts_with(LEARNINGS) {
+        if piece.name.starts_with(LEARNINGS) || piece.name.starts_with(LOCAL_PREFIX) {
             let _ = write!(
                 injected.text,
                 "<!-- knowledge: {} -->\n{}\n",
@@ -270,7 +286,7 @@ pub fn for_role(
         let _ = writeln!(
             injected.text,
             "\n(Project knowledge left out to stay within {budget} tokens: {}. Read these files \
-             in `.spectacular/knowledge/` if you need them.)",
+             in `.spectacular/knowledge/` (or `.spectacular/learnings/`) if you need them.)",
             injected.left_out.join(", ")
         );
     }

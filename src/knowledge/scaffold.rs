@@ -27,7 +27,7 @@ state.db
 state.db-*
 spend.jsonl
 *.promoting
-knowledge/learnings/.lock
+learnings/
 ";
 
 /// `config.yaml`, every setting commented out at its default but the check command

@@ -38,7 +38,7 @@ pub const BUILTIN_STEPS: &[(&str, &str)] = &[
     ),
     (
         "learn",
-        "writes what failed and what fixed it into `.spectacular/knowledge/learnings/`",
+        "writes what failed and what fixed it into `.spectacular/learnings/` (ignored by git)",
     ),
     (
         "report",

@@ -232,6 +232,53 @@ pub fn write(
     name: &str,
     text: &str,
 ) -> std::io::Result<(PathBuf, Option<PathBuf>)> {
+    write_as(layout, name, text, true)
+}
+
+/// Replace `name` in the layout's directory with `text`, the team's file or not, without a
+/// backup: for the team's own `tasks.md` with ticks added ([`tick`]), where nothing of
+/// theirs is lost.
+pub fn update(layout: &Layout, name: &str, text: &str) -> std::io::Result<PathBuf> {
+    write_as(layout, name, text, false).map(|(path, _)| path)
+}
+
+/// The team's `tasks.md` with the tasks in `done` ticked (`- [ ] T004 …` → `- [x] T004 …`),
+/// every other byte as it was: their phases, their wording, the ticks they made and the
+/// examples in code fences stay. Returns the text and the ids ticked, in file order.
+pub fn tick(text: &str, done: &std::collections::BTreeSet<String>) -> (String, Vec<String>) {
+    let mut out = String::with_capacity(text.len());
+    let mut ticked = Vec::new();
+    let mut fence = false;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_start();
+        if t.starts_with("```") || t.starts_with("~~~") {
+            fence = !fence;
+        } else if !fence {
+            let body = line.trim_end_matches(['\n', '\r']);
+            if let Some(c) = TASK_LINE.captures(body) {
+                let id = c.name("id").map_or("", |m| m.as_str());
+                if let Some(m) = c.name("done").filter(|m| m.as_str() == " ") {
+                    if done.contains(id) {
+                        out.push_str(&line[..m.start()]);
+                        out.push('x');
+                        out.push_str(&line[m.end()..]);
+                        ticked.push(id.to_string());
+                        continue;
+                    }
+                }
+            }
+        }
+        out.push_str(line);
+    }
+    (out, ticked)
+}
+
+fn write_as(
+    layout: &Layout,
+    name: &str,
+    text: &str,
+    keep_theirs: bool,
+) -> std::io::Result<(PathBuf, Option<PathBuf>)> {
     let path = layout.dir.join(name);
     let temp = layout.dir.join(format!(".{name}.spectacular"));
     let orig = layout.dir.join(format!("{name}.orig"));
@@ -251,7 +298,7 @@ pub fn write(
         if existing == text {
             return Ok((path, None));
         }
-        if !existing.starts_with(MARKER) {
+        if keep_theirs && !existing.starts_with(MARKER) {
             std::fs::rename(&path, &orig)?;
             backup = Some(orig);
         }
@@ -543,6 +590,22 @@ mod tests {
         - [ ] T005 [P] [US1] Test it in `tests/greet.bats`\n\
         - [ ] T006 [P] [US1] Document it in `README.md`\n\
         - [ ] T007 [US1] Check the whole story\n";
+
+    #[test]
+    fn ticking_the_teams_tasks_changes_only_the_boxes_of_the_work_done() {
+        let done: std::collections::BTreeSet<String> =
+            ["T004", "T005", "T999", "T001"].map(String::from).into();
+        let text = TEAM_TASKS.replace("T007 [US1] Check", "T007 [US1] Check\r");
+        let (ticked, ids) = tick(&text, &done);
+        assert_eq!(ids, ["T004", "T005"]);
+        let expected = text
+            .replace("- [ ] T004", "- [x] T004")
+            .replace("- [ ] T005", "- [x] T005");
+        assert_eq!(ticked, expected);
+        // The example in a fence and the team's own tick are untouched.
+        assert!(ticked.contains("- [ ] T999 not a task"));
+        assert!(ticked.contains("- [x] T001 Create the project skeleton"));
+    }
 
     #[test]
     fn spec_kit_task_lines_are_read_with_their_tags_paths_and_phase() {

@@ -29,6 +29,13 @@ if [ "$me" = a ]; then
       printf 'gitdir: %s\n' "$USER_GITDIR" > ../.integration/.git ;;
     checkout) git checkout -q release ;;
     fsmonitor) git config core.fsmonitor "$HOOK" ;;
+    included-config)
+      git config --file "$(git rev-parse --path-format=absolute --git-common-dir)/team.inc" \
+        core.fsmonitor "$HOOK" ;;
+    worktree-config) git config --worktree core.fsmonitor "$HOOK" ;;
+    fifo-head)
+      head=$(git rev-parse --path-format=absolute --git-path HEAD)
+      rm -f "$head" && mkfifo "$head" ;;
     integration-branch)
       echo backdoor > backdoor.txt
       git add backdoor.txt
@@ -191,9 +198,19 @@ fn failure(events: &[Event], phase: &str) -> (FailureKind, String) {
 /// Run `attack`: the run fails, `phase`'s attempt is `tampered` with a message containing
 /// `says`, and the user's repository is as it was.
 fn refused(attack: &str, phase: &str, says: &str) -> Scene {
-    let scene = Scene::new(MISSION);
+    refused_in(Scene::new(MISSION), attack, phase, says, &[])
+}
+
+/// [`refused`] in a scene set up beforehand, with `extra` environment.
+fn refused_in(
+    scene: Scene,
+    attack: &str,
+    phase: &str,
+    says: &str,
+    extra: &[(&str, &str)],
+) -> Scene {
     let before = scene.snapshot();
-    let out = scene.run(attack, &["run", "mission.yaml"], &[]);
+    let out = scene.run(attack, &["run", "mission.yaml"], extra);
     assert_ne!(code(&out), 0, "{attack}: the run failed\n{}", text(&out));
     let events = scene.project.events();
     let (kind, message) = failure(&events, phase);
@@ -554,7 +571,8 @@ phases:
 }
 
 #[test]
-fn an_approval_from_inside_an_attempt_is_refused_even_with_its_variables_scrubbed() {
+fn an_approval_from_inside_an_attempt_is_refused_even_with_its_variables_scrubbed_or_its_group_left(
+) {
     let mission = r#"mission: sneaky
 phases:
   gate:
@@ -564,6 +582,10 @@ phases:
       sleep 1
       cd "$PROJECT_DIR"
       ( env -u SPECTACULAR_RUN_ID -u SPECTACULAR_PHASE "$SPECTACULAR_BIN" approve last gate > "$MARKS/scrubbed.txt" 2>&1 & wait )
+      # Out of the attempt's process group and session, its variables scrubbed.
+      perl -e 'use POSIX; POSIX::setsid() or die "setsid: $!"; exec @ARGV' \
+        env -u SPECTACULAR_RUN_ID -u SPECTACULAR_PHASE -u SPECTACULAR_SPAWN \
+        "$SPECTACULAR_BIN" approve last gate > "$MARKS/setsid.txt" 2>&1 || true
       "$SPECTACULAR_BIN" approve last gate > "$MARKS/plain.txt" 2>&1 || true
   deploy: { shell: 'echo deployed', needs: [gate, sneak] }
 "#;
@@ -589,6 +611,7 @@ phases:
     for (file, says) in [
         ("scrubbed.txt", "process group of attempt `sneak 1`"),
         ("plain.txt", "`SPECTACULAR_RUN_ID` is set"),
+        ("setsid.txt", "of attempt `sneak 1`"),
     ] {
         let said = std::fs::read_to_string(marks.join(file)).unwrap();
         assert!(
@@ -630,4 +653,164 @@ phases:
     let (_, message) = failure(&p.events(), "plan");
     assert!(message.contains("FR-003"), "{message}");
     assert!(message.contains("changed during the run"), "{message}");
+}
+
+/// A hook an attack writes into some config file, and the file it leaves when it runs.
+fn hook(scene: &Scene) -> (PathBuf, PathBuf) {
+    let mark = scene.other.path().join("hook-ran");
+    let hook = scene.other.path().join("hook.sh");
+    std::fs::write(
+        &hook,
+        format!("#!/bin/sh\necho ran >> '{}'\n", mark.display()),
+    )
+    .unwrap();
+    make_executable(&hook);
+    (hook, mark)
+}
+
+#[test]
+fn an_agent_that_writes_a_command_into_an_included_config_file_is_named() {
+    let scene = Scene::new(MISSION);
+    let p = scene.project.path();
+    // The user's config includes a file of the team's settings (harmless when the run starts).
+    let common = git(
+        p,
+        &["rev-parse", "--path-format=absolute", "--git-common-dir"],
+    );
+    std::fs::write(
+        Path::new(&common).join("team.inc"),
+        "[color]\n\tui = auto\n",
+    )
+    .unwrap();
+    git(p, &["config", "include.path", "team.inc"]);
+    let (hook, mark) = hook(&scene);
+    refused_in(
+        scene,
+        "included-config",
+        "implement[wp-a]",
+        "team.inc",
+        &[("HOOK", hook.to_str().unwrap())],
+    );
+    assert!(!mark.exists(), "the engine ran the agent's hook");
+}
+
+#[test]
+fn an_agent_that_writes_a_command_into_its_worktrees_own_config_is_named() {
+    let scene = Scene::new(MISSION);
+    git(
+        scene.project.path(),
+        &["config", "extensions.worktreeConfig", "true"],
+    );
+    let (hook, mark) = hook(&scene);
+    let scene = refused_in(
+        scene,
+        "worktree-config",
+        "implement[wp-a]",
+        "config.worktree",
+        &[("HOOK", hook.to_str().unwrap())],
+    );
+    assert!(!mark.exists(), "the engine ran the agent's hook");
+    let message = failure(&scene.project.events(), "implement[wp-a]").1;
+    assert!(message.contains("fsmonitor"), "{message}");
+}
+
+#[test]
+fn an_agent_that_puts_a_fifo_in_place_of_its_head_fails_its_attempt_instead_of_hanging_the_run() {
+    let scene = Scene::new(MISSION);
+    let before = scene.snapshot();
+    let mut child = scene
+        .project
+        .command(&["run", "mission.yaml"])
+        .env("ATTACK", "fifo-head")
+        .env("USER_WT", scene.user_worktree())
+        .env("USER_GITDIR", scene.user_gitdir())
+        // Any git of the engine that would open the FIFO is stopped.
+        .env("SPECTACULAR_GIT_TIMEOUT", "20")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("a FIFO in place of a worktree's HEAD hangs the run");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let (kind, message) = failure(&scene.project.events(), "implement[wp-a]");
+    assert_eq!(kind, FailureKind::Tampered, "{message}");
+    assert!(
+        message.contains("`HEAD` is not a regular file"),
+        "{message}"
+    );
+    // The FIFO goes (the test's own git would block on it too), then nothing else changed.
+    for file in walk(&scene.project.path().join(".git/worktrees")) {
+        if file.ends_with("HEAD") && !file.is_file() {
+            std::fs::remove_file(&file).unwrap();
+        }
+    }
+    assert_eq!(scene.snapshot(), before);
+}
+
+/// A phase reading the repository in a view (a detached worktree of the base, recorded like
+/// every worktree of the engine), whose agent does what `ATTACK` says.
+const VIEW_MISSION: &str = r#"mission: peek
+phases:
+  research:
+    workspace: view
+    shell: |
+      test -f shared.txt
+      case "${ATTACK:-}" in
+        rewrite-git) printf 'gitdir: %s\n' "$USER_GITDIR" > .git ;;
+        switch) git checkout -q release ;;
+      esac
+"#;
+
+#[test]
+fn a_view_is_recorded_checked_and_removed_like_every_worktree_of_the_engine() {
+    let scene = Scene::new(VIEW_MISSION);
+    let before = scene.snapshot();
+    let out = scene.run("", &["run", "mission.yaml"], &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    // Gone from git, the disk and the registry once its attempt ended.
+    let p = scene.project.path();
+    let listed = git(p, &["worktree", "list", "--porcelain"]);
+    assert!(!listed.contains(".views"), "{listed}");
+    let run_dir = scene.project.store().run_dir(&scene.project.run_id());
+    let registry = std::fs::read_to_string(run_dir.join("worktrees.json")).unwrap();
+    assert!(!registry.contains(".views"), "{registry}");
+    assert_eq!(scene.snapshot(), before);
+}
+
+#[test]
+fn an_agent_that_rewrites_its_views_git_file_or_switches_its_branch_is_refused() {
+    for (attack, says) in [
+        ("rewrite-git", "/.git` was changed"),
+        ("switch", "the branch `release`"),
+    ] {
+        let scene = Scene::new(VIEW_MISSION);
+        let before = scene.snapshot();
+        let out = scene.run(attack, &["run", "mission.yaml"], &[]);
+        assert_ne!(code(&out), 0, "{attack}: {}", text(&out));
+        let (kind, message) = failure(&scene.project.events(), "research");
+        assert_eq!(kind, FailureKind::Tampered, "{attack}: {message}");
+        assert!(message.contains(says), "{attack}: {message}");
+        assert!(!scene
+            .project
+            .path()
+            .join(".spectacular/worktrees")
+            .join(scene.project.run_id())
+            .join(".views/research/1")
+            .exists());
+        assert_eq!(
+            scene.snapshot(),
+            before,
+            "{attack}: the user's repository changed"
+        );
+    }
 }

@@ -1,5 +1,5 @@
 //! `builtin/learn`: lessons (a failed check, the work that fixed it) from a run's log into
-//! `.spectacular/knowledge/learnings/<date>.md`: written once across runs, hostile text kept
+//! `.spectacular/learnings/<date>.md`: written once across runs, hostile text kept
 //! inside its line, bounded, and found again by the prompts of executors owning the files.
 
 use std::path::Path;
@@ -94,7 +94,7 @@ fn fixed_check(message: &str) -> Vec<EventData> {
 }
 
 fn learnings(root: &Path) -> String {
-    std::fs::read_to_string(root.join(format!(".spectacular/knowledge/learnings/{DATE}.md")))
+    std::fs::read_to_string(root.join(format!(".spectacular/learnings/{DATE}.md")))
         .unwrap_or_default()
 }
 
@@ -167,6 +167,27 @@ fn a_fixed_check_becomes_one_lesson_written_once_across_runs() {
         other_owner.included.is_empty(),
         "{:?}",
         other_owner.included
+    );
+
+    // The folder ignores itself: the checkout shows nothing of it.
+    let ignore = std::fs::read_to_string(dot.join("learnings/.gitignore")).unwrap();
+    assert!(ignore.lines().any(|l| l == "*"), "{ignore}");
+    // Kept for the team: moved into knowledge/learnings/, it is read from there and never
+    // written again here.
+    let team = dot.join("knowledge/learnings");
+    std::fs::create_dir_all(&team).unwrap();
+    let local = dot.join(format!("learnings/{DATE}.md"));
+    std::fs::rename(&local, team.join(format!("{DATE}.md"))).unwrap();
+    let fourth = run_with(root, "01JDQ3ZK6V8X4M2N5P7R9T1FFF", fixed_check(moved));
+    let (kept, _) = learn::learn(root, &fourth, "01JDQ3ZK6V8X4M2N5P7R9T1FFF", "m", DATE).unwrap();
+    assert_eq!((kept.written.len(), kept.known), (0, 1), "{kept:?}");
+    assert!(!local.exists());
+    let planner = spectacular::knowledge::for_role(&dot, Some("planner"), &[], None);
+    assert_eq!(planner.included.len(), 2, "{:?}", planner.included);
+    assert!(
+        planner.included.iter().all(|p| p.starts_with("learnings/")),
+        "{:?}",
+        planner.included
     );
 }
 
@@ -252,7 +273,7 @@ fn hostile_lesson_text_stays_inside_its_line_and_is_bounded() {
         );
     }
     // The planted marker is not a known key: a lesson with that key would still be written.
-    let known = learn::known_keys(&root.join(".spectacular/knowledge/learnings"));
+    let known = learn::known_keys(&root.join(".spectacular/learnings"));
     assert!(!known.contains("0000000000000000"), "{known:?}");
 }
 

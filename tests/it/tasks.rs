@@ -603,12 +603,19 @@ fn a_spec_becomes_checked_merged_code_and_a_failed_check_sends_back_only_its_pac
     assert_eq!(board.code, 0, "{}", board.transcript());
     let board: serde_json::Value = serde_json::from_str(&board.stdout).expect("board JSON");
     assert_eq!(board["columns"]["done"], 3, "{board}");
-    let learned: Vec<_> = walk(&dir.path().join(".spectacular/knowledge/learnings"))
+    let learned: Vec<_> = walk(&dir.path().join(".spectacular/learnings"))
         .into_iter()
         .filter(|f| f.extension().is_some_and(|e| e == "md"))
         .collect();
     assert_eq!(learned.len(), 1);
     assert!(read(&learned[0]).contains("src/bye.sh"));
+    // The lesson is this machine's: the checkout is as clean as before the run (the
+    // example's `.spectacular/.gitignore` predates the learnings folder).
+    assert_eq!(
+        git_status(dir.path()),
+        "",
+        "the run left files in the checkout"
+    );
     let worktrees = git(dir.path(), &["worktree", "list", "--porcelain"]);
     assert_eq!(worktrees.matches("worktree ").count(), 1, "{worktrees}");
     let branches = git(dir.path(), &["branch", "--format=%(refname:short)"]);
@@ -616,4 +623,106 @@ fn a_spec_becomes_checked_merged_code_and_a_failed_check_sends_back_only_its_pac
         branches.lines().collect::<Vec<_>>(),
         ["main", into.as_str()]
     );
+}
+
+/// The team's own Spec Kit `tasks.md`: a done task, phase names and wording of their own.
+const TEAM_TASKS: &str = "# Tasks: Greetings (ours)\n\n\
+## Phase 1: Skeleton we already have\n\n\
+- [x] T001 Create the project skeleton\n\n\
+## Phase 2: User Story 1 - Hello first (Priority: P1)\n\n\
+- [ ] T002 [US1] Greet people by name in `src/greet.sh` (FR-001, SC-001)\n\
+- [ ] T003 [P] Keep the README's two examples in `README.md` (FR-003, SC-002)\n\n\
+## Phase 3: User Story 2 - Then goodbye\n\n\
+- [ ] T004 [US2] Say goodbye in `src/bye.sh` (FR-002)\n";
+
+/// A stand-in team: its planner imports the team's `tasks.md` (`spectacular plan import`),
+/// its executors write each task's file.
+const TEAM_AGENT: &str = r##"#!/bin/sh
+set -eu
+out="$SPECTACULAR_OUTPUT_DIR"
+case "$SPECTACULAR_PHASE" in
+  research) echo "# Research" > "$out/research.md"; echo "none" > "$out/context.md" ;;
+  plan)
+    "$SPECTACULAR_BIN" plan import specs/001-greetings/tasks.md --out "$out/tasks.json" > /dev/null
+    printf '# Plan\n\nThe team'"'"'s tasks.md, as they wrote it.\n' > "$out/plan.md" ;;
+  "implement[T002]")
+    mkdir -p src
+    cat > src/greet.sh <<'CODE'
+if [ "${1:-}" = "--bye" ]; then . "$(dirname "$0")/bye.sh"; bye "$2"; else echo "Hello, $1!"; fi
+CODE
+    ;;
+  "implement[T003]") printf '# Greetings\n\n    sh src/greet.sh Ada\n    sh src/greet.sh --bye Ada\n' > README.md ;;
+  "implement[T004]") mkdir -p src; printf 'bye() {\n  echo "Goodbye, $1!"\n}\n' > src/bye.sh ;;
+  review)
+    printf '[{"criterion":"T002/1","verdict":"pass","evidence":[{"kind":"file","ref":"src/greet.sh"}],"reason":"ok"},{"criterion":"T003/1","verdict":"pass","evidence":[{"kind":"file","ref":"README.md"}],"reason":"ok"},{"criterion":"T004/1","verdict":"pass","evidence":[{"kind":"file","ref":"src/bye.sh"}],"reason":"ok"}]' > "$out/verdicts.json" ;;
+  *) echo "unknown phase $SPECTACULAR_PHASE" >&2; exit 2 ;;
+esac
+"##;
+
+#[test]
+fn a_run_with_the_teams_imported_tasks_md_ticks_only_what_it_did_in_their_own_file() {
+    let dir = greetings();
+    let root = dir.path();
+    let tasks = root.join("specs/001-greetings/tasks.md");
+    std::fs::write(&tasks, TEAM_TASKS).expect("write tasks.md");
+    std::fs::write(root.join(".spectacular/agents/team.sh"), TEAM_AGENT).expect("agent");
+    std::fs::write(
+        root.join(".spectacular/agents.yaml"),
+        "agents:\n  team:\n    adapter: command\n    argv: [sh, \"{{ project_dir }}/.spectacular/agents/team.sh\"]\n    roles: [planner, executor, validator]\n",
+    )
+    .expect("agents.yaml");
+    git(root, &["add", "-A"]);
+    git(
+        root,
+        &[
+            "-c",
+            "user.name=T",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "the team's tasks",
+        ],
+    );
+    let bin = env!("CARGO_BIN_EXE_spectacular");
+    let out = run_cli(
+        root,
+        &["run", "specs/001-greetings/spec.md"],
+        &[("SPECTACULAR_BIN", bin)],
+    );
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let (run, _) = last_run(root);
+    // The imported plan ran: one package per open task, T001 (done) skipped.
+    let events = store(root).read_events(&run).expect("events");
+    let mut merged: Vec<String> = events
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::MergeStep(s) => Some(s.work.clone()),
+            _ => None,
+        })
+        .collect();
+    merged.sort();
+    assert_eq!(
+        merged,
+        ["implement[T002]", "implement[T003]", "implement[T004]"]
+    );
+    let into = spectacular::git::integration_branch(&run);
+    assert!(git(root, &["show", &format!("{into}:src/bye.sh")]).contains("Goodbye"));
+    assert_eq!(git_status(root), "", "the run left the checkout as it was");
+    // Written back on request: the team's file, with only the tasks the run did ticked.
+    let wrote = run_cli(root, &["plan", &run, "--write"], &[]);
+    assert_eq!(wrote.code, 0, "{}", wrote.transcript());
+    assert!(
+        wrote
+            .stdout
+            .contains("ticked T002, T003, T004 in specs/001-greetings/tasks.md"),
+        "{}",
+        wrote.stdout
+    );
+    let expected = TEAM_TASKS
+        .replace("- [ ] T002", "- [x] T002")
+        .replace("- [ ] T003", "- [x] T003")
+        .replace("- [ ] T004", "- [x] T004");
+    assert_eq!(read(&tasks), expected);
+    assert!(!root.join("specs/001-greetings/tasks.md.orig").exists());
 }
