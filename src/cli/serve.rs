@@ -20,7 +20,12 @@ pub struct Args {
     pub nats: String,
     /// The token every request must carry as `Authorization: Bearer <token>`: at least 16
     /// letters, digits, `-` or `_`.
-    #[arg(long, value_name = "TOKEN", env = "SPECTACULAR_SERVE_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "SPECTACULAR_SERVE_TOKEN",
+        hide_env_values = true
+    )]
     pub token: String,
     /// The address to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
@@ -91,7 +96,9 @@ pub fn run(context: &Context, args: Args) -> Outcome {
         addr: SocketAddr::new(args.bind, args.port),
         token: args.token,
         stream: args.stream.clone(),
-        data: args.data.unwrap_or_else(|| context.store().dir.join("fleet")),
+        data: args
+            .data
+            .unwrap_or_else(|| context.store().dir.join("fleet")),
         budgets: parse_budgets(&args.budgets)?,
         rebuild: args.rebuild,
     };
@@ -208,10 +215,14 @@ pub fn fleet(context: &Context, args: FleetArgs) -> Outcome {
         FleetView::Budgets => client.get("/v1/budgets", &[]).map_err(failed)?,
     };
     if args.json {
-        outln!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default())?;
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&answer).unwrap_or_default()
+        )?;
         return Ok(Exit::Success);
     }
-    let unreadable = |e: serde_json::Error| Failure::internal(format!("the control plane's answer: {e}"));
+    let unreadable =
+        |e: serde_json::Error| Failure::internal(format!("the control plane's answer: {e}"));
     match args.view {
         FleetView::Cost { .. } => {
             let rows: Vec<CostRow> =
@@ -228,7 +239,10 @@ pub fn fleet(context: &Context, args: FleetArgs) -> Outcome {
                 serde_json::from_value(answer["budgets"].clone()).map_err(unreadable)?;
             outln!("{:<24} {:>12} {:>12}  month", "project", "spent", "budget")?;
             for b in list {
-                let limit = b.limit_usd.map(crate::record::usage::usd).unwrap_or("-".into());
+                let limit = b
+                    .limit_usd
+                    .map(crate::record::usage::usd)
+                    .unwrap_or("-".into());
                 let over = if b.over { "  OVER" } else { "" };
                 outln!(
                     "{:<24} {:>12} {:>12}  {}{over}",
@@ -257,7 +271,13 @@ fn print_cost(answer: &Value, rows: &[CostRow]) -> Result<(), Failure> {
         )?;
     }
     let total: f64 = rows.iter().map(|r| r.usd).sum();
-    outln!("{:<32} {:>7} {:>12} {:>12}", "total", "", "", crate::record::usage::usd(total))?;
+    outln!(
+        "{:<32} {:>7} {:>12} {:>12}",
+        "total",
+        "",
+        "",
+        crate::record::usage::usd(total)
+    )?;
     Ok(())
 }
 

@@ -60,11 +60,7 @@ fn queue(store: &crate::record::store::Store, settings: &Settings) -> Result<Que
     Ok((runs, broken))
 }
 
-fn status(
-    store: &crate::record::store::Store,
-    settings: &Settings,
-    as_json: bool,
-) -> Outcome {
+fn status(store: &crate::record::store::Store, settings: &Settings, as_json: bool) -> Outcome {
     let (runs, broken) = queue(store, settings)?;
     let state = State::load(&settings.dir).map_err(queue_error)?;
     let pending: usize = runs.iter().map(|(_, n)| n).sum();
@@ -78,7 +74,10 @@ fn status(
             "unreadable": broken.iter().map(|(r, e)| json!({"run_id": r, "error": e})).collect::<Vec<_>>(),
             "state": state,
         });
-        outln!("{}", serde_json::to_string_pretty(&value).unwrap_or_default())?;
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        )?;
         return Ok(Exit::Success);
     }
     let team = settings
@@ -86,7 +85,11 @@ fn status(
         .as_deref()
         .map(|t| format!(", team `{t}`"))
         .unwrap_or_default();
-    outln!("sync to {} as project `{}`{team}", settings.url, settings.project)?;
+    outln!(
+        "sync to {} as project `{}`{team}",
+        settings.url,
+        settings.project
+    )?;
     outln!("pending: {pending} event(s) in {} run(s)", runs.len())?;
     for (run, n) in &runs {
         outln!("  {run}: {n}")?;
@@ -122,17 +125,28 @@ fn first_line(text: &str) -> &str {
 
 fn diagnose(store: &crate::record::store::Store, settings: &Settings) -> Outcome {
     let mut healthy = true;
-    outln!("settings: sync to {} as project `{}`", settings.url, settings.project)?;
+    outln!(
+        "settings: sync to {} as project `{}`",
+        settings.url,
+        settings.project
+    )?;
     match Client::of(settings, Duration::from_secs(10)).and_then(|c| c.budget(&settings.project)) {
         Ok(b) => {
-            outln!("control plane: reachable, and it takes the token in {}", settings.token_env)?;
+            outln!(
+                "control plane: reachable, and it takes the token in {}",
+                settings.token_env
+            )?;
             if b.over {
                 outln!(
                     "fleet budget: over (${:.4} of ${:.2} in {}){}",
                     b.spent_usd,
                     b.limit_usd.unwrap_or(0.0),
                     b.month,
-                    if settings.enforce_budget { "; agent attempts are refused" } else { "" }
+                    if settings.enforce_budget {
+                        "; agent attempts are refused"
+                    } else {
+                        ""
+                    }
                 )?;
             }
         }
@@ -153,11 +167,20 @@ fn diagnose(store: &crate::record::store::Store, settings: &Settings) -> Outcome
         healthy = false;
         let why = match &state.last_problem {
             Some(p) => format!("the last push failed at {}: {}", p.at, p.message),
-            None => "not pushed yet (a run pushes every 2 s; `spectacular sync push` sends now)".into(),
+            None => {
+                "not pushed yet (a run pushes every 2 s; `spectacular sync push` sends now)".into()
+            }
         };
-        outln!("pending: {pending} event(s) in {} run(s): {why}", runs.len())?;
+        outln!(
+            "pending: {pending} event(s) in {} run(s): {why}",
+            runs.len()
+        )?;
         if let Some(t) = state.retry_after_unix {
-            outln!("  next automatic try after {} (backoff after {} failure(s))", ts(t), state.failures)?;
+            outln!(
+                "  next automatic try after {} (backoff after {} failure(s))",
+                ts(t),
+                state.failures
+            )?;
         }
     } else {
         outln!("pending: nothing")?;
@@ -183,7 +206,11 @@ fn diagnose(store: &crate::record::store::Store, settings: &Settings) -> Outcome
             )?;
         }
     }
-    Ok(if healthy { Exit::Success } else { Exit::RunFailed })
+    Ok(if healthy {
+        Exit::Success
+    } else {
+        Exit::RunFailed
+    })
 }
 
 fn ts(unix: u64) -> String {
@@ -192,8 +219,13 @@ fn ts(unix: u64) -> String {
 }
 
 fn push(store: &crate::record::store::Store, settings: &Settings) -> Outcome {
-    let report = sync::push(store, settings, Duration::from_secs(30), &mut BTreeMap::new())
-        .map_err(queue_error)?;
+    let report = sync::push(
+        store,
+        settings,
+        Duration::from_secs(30),
+        &mut BTreeMap::new(),
+    )
+    .map_err(queue_error)?;
     outln!(
         "sent: {} accepted, {} duplicate(s), {} rejected; {} pending",
         report.accepted,

@@ -17,8 +17,7 @@ use super::projection::{Origin, Projection};
 use super::{authorized, error, App, Error};
 use crate::record::event::Event;
 use crate::sync::{
-    is_name, one_line, Batch, BatchResponse, EventResult, Status, MAX_BATCH_EVENTS,
-    MAX_EVENT_BYTES,
+    is_name, one_line, Batch, BatchResponse, EventResult, Status, MAX_BATCH_EVENTS, MAX_EVENT_BYTES,
 };
 
 /// How long JetStream remembers a message id (a repeat after it is caught by the projection).

@@ -215,7 +215,11 @@ pub fn this_month() -> String {
 
 fn is_month(text: &str) -> bool {
     let b = text.as_bytes();
-    b.len() == 7 && b[4] == b'-' && b.iter().enumerate().all(|(i, c)| i == 4 || c.is_ascii_digit())
+    b.len() == 7
+        && b[4] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || c.is_ascii_digit())
 }
 
 #[derive(Deserialize)]
@@ -297,7 +301,12 @@ impl App {
             .copied()
     }
 
-    fn budget_of(&self, p: &Projection, project: &str, month: &str) -> rusqlite::Result<BudgetAnswer> {
+    fn budget_of(
+        &self,
+        p: &Projection,
+        project: &str,
+        month: &str,
+    ) -> rusqlite::Result<BudgetAnswer> {
         let spent = p.spent(project, month)?;
         let limit = self.limit(project);
         Ok(BudgetAnswer {

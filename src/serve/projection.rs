@@ -252,7 +252,11 @@ impl Projection {
 }
 
 /// The rows an event adds to the views.
-fn apply_facts(tx: &rusqlite::Transaction<'_>, origin: &Origin, event: &Event) -> rusqlite::Result<()> {
+fn apply_facts(
+    tx: &rusqlite::Transaction<'_>,
+    origin: &Origin,
+    event: &Event,
+) -> rusqlite::Result<()> {
     let team = origin.team.clone().unwrap_or_default();
     match &event.data {
         EventData::RunStarted(d) => {
@@ -290,7 +294,11 @@ fn apply_facts(tx: &rusqlite::Transaction<'_>, origin: &Origin, event: &Event) -
             };
             let model = usage.model.clone().unwrap_or_default();
             let usd = usage.cost_usd.unwrap_or(0.0);
-            let usd = if usd.is_finite() && usd >= 0.0 { usd } else { 0.0 };
+            let usd = if usd.is_finite() && usd >= 0.0 {
+                usd
+            } else {
+                0.0
+            };
             tx.execute(
                 "INSERT OR IGNORE INTO calls (event_id, project, team, run_id, month, agent,
                    model, usd, tokens) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",

@@ -27,7 +27,8 @@ impl Gate {
     /// that cannot be asked does not stop the attempt (sync never blocks a run); the problem
     /// is logged and `spectacular sync diagnose` shows the last one.
     pub fn check(&self) -> Result<(), String> {
-        let answer = Client::of(&self.settings, TIMEOUT).and_then(|c| c.budget(&self.settings.project));
+        let answer =
+            Client::of(&self.settings, TIMEOUT).and_then(|c| c.budget(&self.settings.project));
         match answer {
             Ok(a) if a.over => Err(format!(
                 "fleet budget: project `{}` has spent ${:.4} of its ${:.2} for {} across the fleet (control plane {})\n  help: raise it on the control plane (`spectacular serve --budget {}=USD`) or wait for next month",

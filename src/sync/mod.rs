@@ -85,10 +85,8 @@ impl Settings {
         let path = store.dir.join("config.yaml");
         let (config, diagnostics) = crate::config::project::load(&store.dir);
         if diagnostics.has_errors() {
-            let text = crate::diag::render_text(
-                &diagnostics,
-                crate::diag::RenderOptions { color: false },
-            );
+            let text =
+                crate::diag::render_text(&diagnostics, crate::diag::RenderOptions { color: false });
             return Err(Error::Config {
                 path: path.display().to_string(),
                 diagnostics: text,

@@ -127,8 +127,7 @@ fn batch_lines(events: &[Event]) -> (Vec<String>, usize) {
     for event in events {
         let line = event.to_json_line();
         let line = line.trim_end().to_string();
-        if !lines.is_empty() && (lines.len() >= BATCH_EVENTS || bytes + line.len() > BATCH_BYTES)
-        {
+        if !lines.is_empty() && (lines.len() >= BATCH_EVENTS || bytes + line.len() > BATCH_BYTES) {
             break;
         }
         bytes += line.len();

@@ -35,6 +35,7 @@ mod runtime;
 mod secrets;
 mod spec;
 mod support;
+mod sync;
 mod tasks;
 mod terminal;
 mod whatif;
