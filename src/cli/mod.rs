@@ -267,7 +267,7 @@ Examples:
   # A control plane on this machine, events in the local NATS server
   spectacular serve --nats 127.0.0.1:4222 --token \"$FLEET_TOKEN\"
   # On every interface, with a monthly fleet budget per project
-  spectacular serve --nats nats://nats:4222 --bind 0.0.0.0 --budget payments=200 --budget '*=50'";
+  spectacular serve --nats nats://nats:4222 --token \"$FLEET_TOKEN\" --bind 0.0.0.0 --budget payments=200 --budget '*=50'";
 const EXAMPLES_FLEET: &str = "\
 Examples:
   # Cost by project across the fleet (the server of this project's `sync:`)

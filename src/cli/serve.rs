@@ -128,6 +128,25 @@ pub fn run(context: &Context, args: Args) -> Outcome {
     })
 }
 
+const EXAMPLES_COST: &str = "\
+Examples:
+  # Cost by project across the fleet
+  spectacular fleet cost --server http://fleet:7420
+  # By model, in one month
+  spectacular fleet cost --by model --month 2026-12";
+const EXAMPLES_AUDIT: &str = "\
+Examples:
+  # Who ran which mission and spec, with which agents
+  spectacular fleet audit
+  # One project's last ten runs, as JSON
+  spectacular fleet audit --project payments --limit 10 --json";
+const EXAMPLES_BUDGETS: &str = "\
+Examples:
+  # Each project's spending this month against its budget
+  spectacular fleet budgets
+  # As JSON
+  spectacular fleet budgets --json";
+
 #[derive(Debug, clap::Args)]
 pub struct FleetArgs {
     #[command(subcommand)]
@@ -143,6 +162,7 @@ pub struct FleetArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum FleetView {
     /// What agent calls cost across the fleet, by project, team, agent or model.
+    #[command(after_help = EXAMPLES_COST)]
     Cost {
         /// What to group by.
         #[arg(long, value_enum, default_value_t = FleetBy::Project)]
@@ -152,6 +172,7 @@ pub enum FleetView {
         month: Option<String>,
     },
     /// Who ran which mission and spec, with which agents, from which commit: newest first.
+    #[command(after_help = EXAMPLES_AUDIT)]
     Audit {
         /// One project's runs.
         #[arg(long, value_name = "NAME")]
@@ -161,6 +182,7 @@ pub enum FleetView {
         limit: u32,
     },
     /// Each project's spending this month against its fleet budget.
+    #[command(after_help = EXAMPLES_BUDGETS)]
     Budgets,
 }
 

@@ -9,6 +9,25 @@ use serde_json::json;
 use super::{Context, Exit, Failure, Outcome};
 use crate::sync::{self, Client, ClientError, Cursor, Settings, State};
 
+const EXAMPLES_STATUS: &str = "\
+Examples:
+  # What is pending, and what the last push met
+  spectacular sync status
+  # As JSON, for tools
+  spectacular sync status --json";
+const EXAMPLES_DIAGNOSE: &str = "\
+Examples:
+  # Why events are pending or rejected (exit code 1 when something is wrong)
+  spectacular sync diagnose
+  # Of the project whose store is elsewhere
+  spectacular sync diagnose --store ../app/.spectacular";
+const EXAMPLES_PUSH: &str = "\
+Examples:
+  # Send what is pending now
+  spectacular sync push
+  # Then check that nothing is left
+  spectacular sync status";
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -18,14 +37,17 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 pub enum Action {
     /// What is pending, and what the last push met.
+    #[command(after_help = EXAMPLES_STATUS)]
     Status {
         /// As JSON.
         #[arg(long)]
         json: bool,
     },
     /// Check the settings, the token and the control plane, and explain what is pending and why.
+    #[command(after_help = EXAMPLES_DIAGNOSE)]
     Diagnose,
     /// Send the pending events now (whatever the backoff says).
+    #[command(after_help = EXAMPLES_PUSH)]
     Push,
 }
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::projection::{Origin, Projection};
-use super::{authorized, error, App, Error};
+use super::{authorized, error, error_response, App, Error, Refusal};
 use crate::record::event::Event;
 use crate::sync::{
     is_name, one_line, Batch, BatchResponse, EventResult, Status, MAX_BATCH_EVENTS, MAX_EVENT_BYTES,
@@ -85,7 +85,7 @@ pub(super) async fn catch_up(
 }
 
 /// Check the batch's names; the origin its events are stored with.
-fn origin(batch: &Batch) -> Result<Origin, Response> {
+fn origin(batch: &Batch) -> Result<Origin, Refusal> {
     if !is_name(&batch.project) {
         return Err(error(
             StatusCode::BAD_REQUEST,
@@ -144,12 +144,12 @@ pub(super) async fn post_events(
     body: Bytes,
 ) -> Response {
     if let Err(r) = authorized(&app, &headers) {
-        return r;
+        return r.into_response();
     }
     let batch: Batch = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => {
-            return error(
+            return error_response(
                 StatusCode::BAD_REQUEST,
                 format!("not a batch ({}): {{\"project\", \"team\", \"user\", \"host\", \"events\": [...]}}", one_line(&e.to_string())),
             )
@@ -157,10 +157,10 @@ pub(super) async fn post_events(
     };
     let origin = match origin(&batch) {
         Ok(o) => o,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     if batch.events.len() > MAX_BATCH_EVENTS {
-        return error(
+        return error_response(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
                 "{} events in one batch, over the limit of {MAX_BATCH_EVENTS}",
@@ -173,7 +173,7 @@ pub(super) async fn post_events(
     for raw in &batch.events {
         match ingest_one(&app, &origin, raw).await {
             Ok(result) => results.push(result),
-            Err(r) => return r,
+            Err(r) => return r.into_response(),
         }
     }
     Json(BatchResponse { results }).into_response()
@@ -181,7 +181,7 @@ pub(super) async fn post_events(
 
 /// One event: rejected, duplicate or accepted; `Err` when the stream or the projection
 /// failed (the whole batch is answered with it, and sent again later).
-async fn ingest_one(app: &App, origin: &Origin, raw: &RawValue) -> Result<EventResult, Response> {
+async fn ingest_one(app: &App, origin: &Origin, raw: &RawValue) -> Result<EventResult, Refusal> {
     let event = match check(raw) {
         Ok(e) => e,
         Err(reason) => {

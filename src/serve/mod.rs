@@ -172,13 +172,26 @@ fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// A refused request: its status and what to tell the client (as `{"error": …}`).
+pub(crate) struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
 /// A JSON error answer.
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
+fn error(status: StatusCode, message: impl Into<String>) -> Refusal {
+    Refusal(status, message.into())
+}
+
+fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
+    error(status, message).into_response()
 }
 
 /// The bearer token, compared in constant time.
-fn authorized(app: &App, headers: &HeaderMap) -> Result<(), Response> {
+fn authorized(app: &App, headers: &HeaderMap) -> Result<(), Refusal> {
     let given = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -201,7 +214,7 @@ fn authorized(app: &App, headers: &HeaderMap) -> Result<(), Response> {
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> Response {
+fn internal(e: impl std::fmt::Display) -> Refusal {
     error(
         StatusCode::INTERNAL_SERVER_ERROR,
         format!("the projection failed: {e}"),
@@ -234,16 +247,16 @@ async fn cost(
     query: Result<Query<CostQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     if let Err(r) = authorized(&app, &headers) {
-        return r;
+        return r.into_response();
     }
     let Ok(Query(query)) = query else {
-        return error(
+        return error_response(
             StatusCode::BAD_REQUEST,
             "`by` is one of project, team, agent, model; `month` is YYYY-MM",
         );
     };
     if query.month.as_deref().is_some_and(|m| !is_month(m)) {
-        return error(StatusCode::BAD_REQUEST, "`month` is YYYY-MM (2026-12)");
+        return error_response(StatusCode::BAD_REQUEST, "`month` is YYYY-MM (2026-12)");
     }
     let by = query.by.unwrap_or(By::Project);
     let rows = app
@@ -257,7 +270,7 @@ async fn cost(
             Json(json!({ "by": by, "month": query.month, "rows": rows, "total_usd": total }))
                 .into_response()
         }
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
@@ -273,13 +286,13 @@ async fn audit(
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     if let Err(r) = authorized(&app, &headers) {
-        return r;
+        return r.into_response();
     }
     let Ok(Query(query)) = query else {
-        return error(StatusCode::BAD_REQUEST, "`limit` is a number");
+        return error_response(StatusCode::BAD_REQUEST, "`limit` is a number");
     };
     if query.project.as_deref().is_some_and(|p| !is_name(p)) {
-        return error(StatusCode::BAD_REQUEST, "`project` is not a project name");
+        return error_response(StatusCode::BAD_REQUEST, "`project` is not a project name");
     }
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let runs = app
@@ -289,7 +302,7 @@ async fn audit(
         .and_then(|p| p.audit(query.project.as_deref(), limit).map_err(internal));
     match runs {
         Ok(runs) => Json(json!({ "runs": runs })).into_response(),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
@@ -325,10 +338,10 @@ async fn budget(
     UrlPath(project): UrlPath<String>,
 ) -> Response {
     if let Err(r) = authorized(&app, &headers) {
-        return r;
+        return r.into_response();
     }
     if !is_name(&project) {
-        return error(StatusCode::BAD_REQUEST, "not a project name");
+        return error_response(StatusCode::BAD_REQUEST, "not a project name");
     }
     let month = this_month();
     let answer = app
@@ -338,13 +351,13 @@ async fn budget(
         .and_then(|p| app.budget_of(&p, &project, &month).map_err(internal));
     match answer {
         Ok(a) => Json(a).into_response(),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
 async fn budgets(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     if let Err(r) = authorized(&app, &headers) {
-        return r;
+        return r.into_response();
     }
     let month = this_month();
     let answers = app.projection.lock().map_err(internal).and_then(|p| {
@@ -359,6 +372,6 @@ async fn budgets(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     });
     match answers {
         Ok(list) => Json(json!({ "month": month, "budgets": list })).into_response(),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
