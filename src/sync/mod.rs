@@ -205,3 +205,35 @@ pub fn one_line(text: &str) -> String {
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_subject_tokens_never_paths_or_wildcards() {
+        for ok in ["payments", "a", "team-1_b", &"x".repeat(64)] {
+            assert!(is_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "a.b",
+            "../x",
+            "a/b",
+            "*",
+            ">",
+            "a b",
+            "é",
+            &"x".repeat(65),
+        ] {
+            assert!(!is_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn text_from_elsewhere_is_one_bounded_line() {
+        assert_eq!(one_line("a\nb\u{1b}[2Jc"), "a b [2Jc");
+        assert_eq!(one_line(&"x".repeat(1000)).len(), 300);
+    }
+}

@@ -255,3 +255,65 @@ pub fn pending(
     }
     (out, broken)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_back_off_exponentially_up_to_five_minutes_and_a_success_resets() {
+        let mut state = State::default();
+        let delays: Vec<u64> = (0..12)
+            .map(|_| {
+                state.failed(ProblemKind::Unreachable, "down".into(), 1000);
+                state.retry_after_unix.unwrap() - 1000
+            })
+            .collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
+        assert_eq!(state.failures, 12);
+        state.succeeded();
+        assert_eq!((state.failures, state.retry_after_unix), (0, None));
+        assert!(state.last_problem.is_none());
+    }
+
+    #[test]
+    fn rejected_events_keep_the_newest_hundred_and_count_them_all() {
+        let mut state = State::default();
+        for seq in 1..=150 {
+            state.reject(Rejected {
+                run_id: "r".into(),
+                seq,
+                event_id: String::new(),
+                kind: "phase.ready".into(),
+                reason: "no".into(),
+                at: String::new(),
+            });
+        }
+        assert_eq!(state.rejected_total, 150);
+        assert_eq!(state.rejected.len(), 100);
+        assert_eq!(state.rejected[0].seq, 51);
+    }
+
+    #[test]
+    fn a_damaged_cursor_is_an_error_never_a_fresh_start() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CURSOR), "{not json").unwrap();
+        assert!(Cursor::load(dir.path()).is_err());
+        let mut cursor = Cursor::default();
+        cursor.runs.insert("01J".into(), 7);
+        cursor.save(dir.path()).unwrap();
+        assert_eq!(Cursor::load(dir.path()).unwrap(), cursor);
+    }
+
+    #[test]
+    fn a_second_push_of_the_project_is_refused_while_one_holds_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = PushLock::try_take(dir.path()).unwrap();
+        assert!(matches!(
+            PushLock::try_take(dir.path()),
+            Err(Error::Busy(_))
+        ));
+        drop(held);
+        assert!(PushLock::try_take(dir.path()).is_ok());
+    }
+}
