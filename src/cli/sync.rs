@@ -53,7 +53,13 @@ pub enum Action {
 
 pub fn run(context: &Context, args: Args) -> Outcome {
     let store = context.store();
-    let settings = Settings::load(&store).map_err(|e| Failure::usage(e.to_string()))?;
+    let settings = Settings::load(&store).map_err(|e| match e {
+        sync::Error::Config { .. } => Failure {
+            exit: Exit::Invalid,
+            message: e.to_string(),
+        },
+        e => Failure::usage(e.to_string()),
+    })?;
     match args.action {
         Action::Status { json } => status(&store, &settings, json),
         Action::Diagnose => diagnose(&store, &settings),

@@ -444,3 +444,16 @@ fn hostile_batches_are_refused_or_rejected_with_reasons() {
     // The tables are still there and answer.
     assert_eq!(plane.get("/v1/cost")["rows"], json!([]));
 }
+
+#[test]
+fn a_sync_section_with_errors_is_reported_where_it_is_wrong_and_the_run_goes_on() {
+    let p = project("http://127.0.0.1:9", "a.b", "core", "  tokn_env: X\n");
+    let out = cli(&p, &["sync", "status"], TOKEN);
+    assert_eq!(code(&out), 65, "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("config.yaml:3:12 (sync.project)"), "{said}");
+    assert!(said.contains("did you mean `token_env`?"), "{said}");
+    let out = cli(&p, &["run", "mission.yaml"], TOKEN);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("so sync is off"), "{}", text(&out));
+}
