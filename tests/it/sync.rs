@@ -457,3 +457,47 @@ fn a_sync_section_with_errors_is_reported_where_it_is_wrong_and_the_run_goes_on(
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(text(&out).contains("so sync is off"), "{}", text(&out));
 }
+
+#[test]
+fn a_run_killed_with_sigkill_loses_no_event_and_sends_none_twice() {
+    if !nats_or_skip("sigkill") {
+        return;
+    }
+    let stream = Stream::new("sigkill");
+    let data = tempfile::tempdir().unwrap();
+    let plane = Plane::start(&stream, data.path(), 0, &[]);
+    let p = project(&plane.url, "killed", "core", "");
+    std::fs::write(
+        p.path().join("mission.yaml"),
+        "mission: k\nphases:\n  work: { agent: coder, prompt: work.md.j2 }\n  slow: { run: [sleep, '30'], needs: [work] }\n",
+    )
+    .unwrap();
+    let mut engine = p
+        .command(&["run", "mission.yaml"])
+        .env("SPECTACULAR_SYNC_TOKEN", TOKEN)
+        .env("SPECTACULAR_CONFIG_DIR", p.path().join(".user-config"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    p.wait_for("the slow phase to start", |events| {
+        events.iter().any(|e| {
+            matches!(&e.data, spectacular::record::EventData::AttemptStarted(a) if a.phase == "slow")
+        })
+    });
+    // SIGKILL: no last push, maybe a push cut in the middle.
+    unsafe { libc::kill(engine.id() as i32, libc::SIGKILL) };
+    engine.wait().unwrap();
+    let out = cli(&p, &["sync", "push"], TOKEN);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(status(&p)["pending"], 0);
+    // Resumed elsewhere in time, canceled, pushed: every event of the log accepted once.
+    let out = cli(&p, &["cancel", "last"], TOKEN);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = cli(&p, &["sync", "push"], TOKEN);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let s = status(&p);
+    assert_eq!(s["pending"], 0);
+    assert_eq!(s["state"]["accepted"].as_u64(), Some(logged(&p)), "{s}");
+    assert!((cost_of(&plane, "project", "killed") - claude_cost()).abs() < 1e-9);
+}
