@@ -36,6 +36,8 @@ pub mod prompt;
 pub mod query;
 pub mod record;
 pub mod schedule;
+pub mod serve;
 pub mod spec;
+pub mod sync;
 pub mod tasks;
 pub mod validate;

@@ -65,7 +65,9 @@ mod replay;
 mod report;
 mod run;
 mod schema;
+mod serve;
 mod spec_run;
+mod sync;
 mod validate;
 
 use std::io::IsTerminal;
@@ -259,6 +261,28 @@ Examples:
   spectacular policy test
   # Why the latest run's phases went where they went
   spectacular policy explain last";
+const EXAMPLES_SYNC: &str = "\
+Examples:
+  # What this project's queue holds for the control plane
+  spectacular sync status
+  # Why events are pending or rejected
+  spectacular sync diagnose
+  # Send them now
+  spectacular sync push";
+const EXAMPLES_SERVE: &str = "\
+Examples:
+  # A control plane on this machine, events in the local NATS server
+  spectacular serve --nats 127.0.0.1:4222 --token \"$FLEET_TOKEN\"
+  # On every interface, with a monthly fleet budget per project
+  spectacular serve --nats nats://nats:4222 --token \"$FLEET_TOKEN\" --bind 0.0.0.0 --budget payments=200 --budget '*=50'";
+const EXAMPLES_FLEET: &str = "\
+Examples:
+  # Cost by project across the fleet (the server of this project's `sync:`)
+  spectacular fleet cost
+  # By model, this month, from another control plane
+  spectacular fleet cost --by model --month 2026-12 --server http://fleet:7420
+  # Who ran what
+  spectacular fleet audit --project payments";
 const EXAMPLES_COMPLETIONS: &str = "\
 Examples:
   # Bash: complete run ids, missions, gates and packs (add to ~/.bashrc)
@@ -400,6 +424,16 @@ pub enum Command {
     /// Policy packs: list them, run their tests, explain a run's decisions.
     #[command(after_help = EXAMPLES_POLICY)]
     Policy(policy::Args),
+    /// This project's event sync to a control plane: status, diagnose, push.
+    #[command(after_help = EXAMPLES_SYNC)]
+    Sync(sync::Args),
+    /// Serve a control plane: events of many projects (HTTP, stored in NATS JetStream), with
+    /// cost, budget and audit views.
+    #[command(after_help = EXAMPLES_SERVE)]
+    Serve(serve::Args),
+    /// The fleet's views from a control plane: cost, audit, budgets.
+    #[command(after_help = EXAMPLES_FLEET)]
+    Fleet(serve::FleetArgs),
     /// Print a shell completion script.
     #[command(after_help = EXAMPLES_COMPLETIONS)]
     Completions(completions::Args),
@@ -437,6 +471,9 @@ pub fn main() -> ExitCode {
         Command::Missions(args) => missions::run(&context, args),
         Command::Clean(args) => clean::run(&context, args),
         Command::Policy(args) => policy::run(&context, args),
+        Command::Sync(args) => sync::run(&context, args),
+        Command::Serve(args) => serve::run(&context, args),
+        Command::Fleet(args) => serve::fleet(&context, args),
         Command::Completions(args) => completions::run(args),
     };
     match result {

@@ -199,7 +199,20 @@ fn drive(
     apply: bool,
 ) -> Outcome {
     let run_id = engine.run_id().to_string();
+    // With `sync:`, the run's events go to the control plane as they are recorded, from a
+    // thread of its own; whatever is not sent shortly after the run ends stays queued.
+    let sync = crate::sync::Background::start(&context.store());
+    if let (None, Err(e @ crate::sync::Error::Config { .. })) =
+        (&sync, crate::sync::Settings::load(&context.store()))
+    {
+        if !json {
+            eoutln!("warning: {e}");
+        }
+    }
     let outcome = runtime.block_on(engine.drive());
+    if let Some(sync) = sync {
+        sync.finish(std::time::Duration::from_secs(5));
+    }
     if let Ok(mut p) = progress.lock() {
         p.finish();
     }

@@ -49,6 +49,34 @@ pub struct ProjectConfig {
     /// Which MCP tools each role and each agent may call (`<server>.<tool>`, `<server>.*`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp_tools: Option<super::mcp::McpTools>,
+    /// Send this project's run events to a control plane (`spectacular serve`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncSection>,
+}
+
+/// The `sync` section: where this project's events go, and under which names.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncSection {
+    /// The control plane's URL (`http://fleet.internal:7420`).
+    #[schemars(regex(pattern = r"^https?://[^\s]+$"))]
+    pub url: String,
+    /// This project's name on the control plane: letters, digits, `_` and `-`.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"))]
+    pub project: String,
+    /// The team the project belongs to (cost by team).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"))]
+    pub team: Option<String>,
+    /// The environment variable holding the bearer token (default `SPECTACULAR_SYNC_TOKEN`).
+    /// The token itself is never written in a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"))]
+    pub token_env: Option<String>,
+    /// Ask the control plane before each agent attempt whether the project is over its fleet
+    /// budget for the month, and refuse the attempt when it is (default false).
+    #[serde(default)]
+    pub enforce_budget: bool,
 }
 
 /// The `clarify` section.

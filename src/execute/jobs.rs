@@ -81,6 +81,18 @@ async fn run_attempt(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
         .timeout
         .map(crate::model::format_duration)
         .unwrap_or_default();
+    if let Some(gate) = job.fleet.clone() {
+        // Off the event loop: the control plane may be slow to answer.
+        let asked = tokio::task::spawn_blocking(move || gate.check());
+        tokio::select! {
+            asked = asked => if let Ok(Err(refused)) = asked {
+                return failed(FailureKind::Budget, refused, None, None);
+            },
+            _ = canceled(cancel.clone()) => {
+                return failed(FailureKind::Canceled, "canceled".into(), None, None)
+            }
+        }
+    }
     if let Some(reservation) = &job.reservation {
         // Off the event loop: another run may hold the ledger's lock for a while.
         let super::prepare::Reservation {

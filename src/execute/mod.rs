@@ -183,6 +183,9 @@ pub struct Engine {
     /// Day and month budgets shared with other runs, and the attempts reserved in them.
     shared: ledger::Shared,
     shared_reserved: HashSet<String>,
+    /// With `sync.enforce_budget`: the control plane's fleet budget, asked before each agent
+    /// attempt (`crate::sync::Gate`).
+    fleet: Option<crate::sync::Gate>,
     /// Spending to settle in the shared ledgers once the events reporting it are durable:
     /// `(key, usd, ts)`.
     unsettled: Vec<(String, f64, String)>,

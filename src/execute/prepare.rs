@@ -31,6 +31,9 @@ pub(super) struct Job {
     pub(super) agent: Option<AgentJob>,
     /// What to reserve in the budgets shared with other runs before anything runs.
     pub(super) reservation: Option<Reservation>,
+    /// For agent phases of a project with `sync.enforce_budget`: the fleet budget to ask
+    /// first.
+    pub(super) fleet: Option<crate::sync::Gate>,
     /// For `workspace: worktree`: the worktree to prepare first and commit after.
     pub(super) worktree: Option<super::worktree::WorktreeJob>,
     /// For `workspace: integration`: the integration branch's head it must run on and leave.
@@ -518,7 +521,9 @@ impl Engine {
                 ));
             }
         };
+        let fleet = agent_job.as_ref().and(self.fleet.clone());
         Ok(Job {
+            fleet,
             phase: instance.to_string(),
             attempt,
             dir: dir.to_path_buf(),

@@ -368,6 +368,7 @@ impl Engine {
         let (tx, rx) = mpsc::unbounded_channel();
         let budget_limits = plan.mission.budget.clone();
         let shared = shared_budgets(&store, &project_root.join(crate::project::DOT_DIR));
+        let fleet = crate::sync::Gate::of(crate::sync::Settings::configured(&store));
         let packs = {
             let dot_dir = project_root.join(crate::project::DOT_DIR);
             let user = crate::project::user_config_dir().map(|d| d.join("policies"));
@@ -448,6 +449,7 @@ impl Engine {
             budget: budget::Budget::new(&budget_limits),
             shared,
             shared_reserved: HashSet::new(),
+            fleet,
             unsettled: Vec::new(),
             packs,
             secrets,

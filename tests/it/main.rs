@@ -37,6 +37,7 @@ mod runtime;
 mod secrets;
 mod spec;
 mod support;
+mod sync;
 mod tasks;
 mod terminal;
 mod whatif;
