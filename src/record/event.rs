@@ -87,6 +87,12 @@ pub enum EventData {
     MergeStep(MergeStep),
     #[serde(rename = "budget.alert")]
     BudgetAlert(BudgetAlert),
+    #[serde(rename = "issue.commented")]
+    IssueCommented(IssueCommented),
+    #[serde(rename = "pr.opened")]
+    PrOpened(PullRequest),
+    #[serde(rename = "pr.updated")]
+    PrUpdated(PullRequest),
 }
 
 impl EventData {
@@ -116,6 +122,9 @@ impl EventData {
             EventData::FallbackActivated(_) => "fallback.activated",
             EventData::MergeStep(_) => "merge.step",
             EventData::BudgetAlert(_) => "budget.alert",
+            EventData::IssueCommented(_) => "issue.commented",
+            EventData::PrOpened(_) => "pr.opened",
+            EventData::PrUpdated(_) => "pr.updated",
         }
     }
 
@@ -144,6 +153,9 @@ impl EventData {
         "budget.alert",
         "merge.step",
         "clarification.answered",
+        "issue.commented",
+        "pr.opened",
+        "pr.updated",
     ];
 
     /// Decode a payload from its type name and its `data` JSON: the same result as reading
@@ -189,6 +201,9 @@ impl EventData {
             "budget.alert" => read!(BudgetAlert),
             "merge.step" => read!(MergeStep),
             "clarification.answered" => read!(ClarificationAnswered),
+            "issue.commented" => read!(IssueCommented),
+            "pr.opened" => read!(PrOpened),
+            "pr.updated" => read!(PrUpdated),
             other => {
                 return Err(serde::de::Error::unknown_variant(
                     other,
@@ -582,6 +597,35 @@ pub struct ClarificationAnswered {
     /// The question, as it was asked.
     pub text: String,
     pub answer: String,
+}
+
+/// A comment written on the issue a run came from (`github:owner/repo#123`): the checked
+/// plan (`what: plan`) or how the run ended (`what: end`, with the `seq` of the event that
+/// ended it, so that a run resumed and ended again comments again).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IssueCommented {
+    pub issue: String,
+    pub what: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_seq: Option<u64>,
+    /// Where the comment is (its address, or GitLab's note id).
+    pub url: String,
+}
+
+/// The pull (GitHub) or merge (GitLab) request of a run's integration branch, opened or
+/// updated: where (`project`, `github:owner/repo`), its number and address, the branch
+/// pushed and the commit it was at, and the branch it asks to merge into.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PullRequest {
+    pub project: String,
+    pub number: u64,
+    pub url: String,
+    pub branch: String,
+    pub head: String,
+    pub base: String,
+    /// The issue it closes, if the run came from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

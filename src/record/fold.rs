@@ -380,7 +380,10 @@ impl RunSummary {
             | EventData::PolicyDecided(_)
             | EventData::FallbackActivated(_)
             | EventData::MergeStep(_)
-            | EventData::BudgetAlert(_) => {}
+            | EventData::BudgetAlert(_)
+            | EventData::IssueCommented(_)
+            | EventData::PrOpened(_)
+            | EventData::PrUpdated(_) => {}
             EventData::RunSucceeded(_) | EventData::RunFailed(_) | EventData::RunCanceled(_) => {
                 self.ended_at = Some(ts.clone());
             }

@@ -892,6 +892,9 @@ fn phases_named(data: &EventData) -> Vec<Cow<'_, str>> {
         | EventData::PolicyDecided(_)
         | EventData::FallbackActivated(_)
         | EventData::BudgetAlert(_)
+        | EventData::IssueCommented(_)
+        | EventData::PrOpened(_)
+        | EventData::PrUpdated(_)
         | EventData::RunSucceeded(_)
         | EventData::RunFailed(_)
         | EventData::RunCanceled(_) => Vec::new(),

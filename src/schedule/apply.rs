@@ -240,6 +240,8 @@ impl Scheduler {
             EventData::PolicyDecided(_)
             | EventData::FallbackActivated(_)
             | EventData::BudgetAlert(_) => {}
+            // What was done outside the run (an issue commented, a pull request opened).
+            EventData::IssueCommented(_) | EventData::PrOpened(_) | EventData::PrUpdated(_) => {}
         }
     }
 

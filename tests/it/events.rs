@@ -36,9 +36,12 @@ fn golden_index(data: &EventData) -> usize {
         EventData::BudgetAlert(_) => 20,
         EventData::MergeStep(_) => 21,
         EventData::ClarificationAnswered(_) => 22,
+        EventData::IssueCommented(_) => 23,
+        EventData::PrOpened(_) => 24,
+        EventData::PrUpdated(_) => 25,
     }
 }
-const TYPE_COUNT: usize = 23;
+const TYPE_COUNT: usize = 26;
 
 fn samples() -> Vec<EventData> {
     let s = String::from;
@@ -237,6 +240,30 @@ fn samples() -> Vec<EventData> {
             question: 1,
             text: s("FR-001: Auth method not specified - email/password, SSO, OAuth?"),
             answer: s("email and password; SSO later"),
+        }),
+        EventData::IssueCommented(IssueCommented {
+            issue: s("github:octo/shop#123"),
+            what: s("end"),
+            ended_seq: Some(22),
+            url: s("https://github.com/octo/shop/issues/123#issuecomment-1"),
+        }),
+        EventData::PrOpened(PullRequest {
+            project: s("github:octo/shop"),
+            number: 7,
+            url: s("https://github.com/octo/shop/pull/7"),
+            branch: s("spectacular/01jdq3zk6v8x"),
+            head: s("9c1d0e5f2a3b4c5d6e7f8091a2b3c4d5e6f70812"),
+            base: s("main"),
+            issue: Some(s("github:octo/shop#123")),
+        }),
+        EventData::PrUpdated(PullRequest {
+            project: s("gitlab:group/sub/shop"),
+            number: 45,
+            url: s("https://gitlab.com/group/sub/shop/-/merge_requests/45"),
+            branch: s("spectacular/01jdq3zk6v8x"),
+            head: s("0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"),
+            base: s("main"),
+            issue: None,
         }),
     ]
 }
