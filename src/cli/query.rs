@@ -238,9 +238,13 @@ pub fn events(context: &Context, args: EventsArgs) -> Outcome {
         if !args.follow {
             return Ok(Exit::Success);
         }
-        let ended = events.last().is_some_and(|e| {
-            e.data.is_terminal() || matches!(e.data, crate::record::EventData::RunSuspended(_))
-        });
+        let ended = events
+            .iter()
+            .rev()
+            .find(|e| !e.data.is_after_the_fact())
+            .is_some_and(|e| {
+                e.data.is_terminal() || matches!(e.data, crate::record::EventData::RunSuspended(_))
+            });
         if ended {
             return Ok(Exit::Success);
         }

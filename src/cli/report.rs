@@ -37,12 +37,16 @@ pub fn run(context: &Context, args: Args) -> Outcome {
 pub fn finalize(store: &crate::record::Store, run_id: &str) -> Option<std::path::PathBuf> {
     use crate::record::EventData;
     let events = store.read_events(run_id).ok()?;
-    let ended = events.last().is_some_and(|e| {
-        matches!(
-            e.data,
-            EventData::RunSucceeded(_) | EventData::RunFailed(_) | EventData::RunCanceled(_)
-        )
-    });
+    let ended = events
+        .iter()
+        .rev()
+        .find(|e| !e.data.is_after_the_fact())
+        .is_some_and(|e| {
+            matches!(
+                e.data,
+                EventData::RunSucceeded(_) | EventData::RunFailed(_) | EventData::RunCanceled(_)
+            )
+        });
     if !ended {
         return None;
     }

@@ -235,6 +235,15 @@ impl EventData {
         }
     }
 
+    /// Is this a record of something done outside the run, after it stopped (an issue
+    /// commented, a pull request opened)? Such events never change how the run ended.
+    pub fn is_after_the_fact(&self) -> bool {
+        matches!(
+            self,
+            EventData::IssueCommented(_) | EventData::PrOpened(_) | EventData::PrUpdated(_)
+        )
+    }
+
     /// Does this event end the run (for now: a suspended run can continue later)?
     pub fn is_terminal(&self) -> bool {
         matches!(
