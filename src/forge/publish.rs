@@ -244,7 +244,7 @@ fn record(store: &Store, run_id: &str, data: EventData) -> Result<(), PublishErr
         other => other?,
     };
     let causation = log.last_event_id().map(str::to_string);
-    log.append(data, "user", causation.as_deref());
+    log.append(data, &crate::execute::inbox::actor(), causation.as_deref());
     log.commit()?;
     drop(log);
     if let Ok(mut projection) = store.projection() {
