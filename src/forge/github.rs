@@ -19,8 +19,8 @@ impl GitHub {
             ("x-github-api-version", "2022-11-28"),
         ];
         GitHub {
+            client: Client::new(&api, token, Auth::Bearer, headers),
             api,
-            client: Client::new(token, Auth::Bearer, headers),
         }
     }
 

@@ -122,13 +122,22 @@ impl Method {
 }
 
 impl Client {
-    pub fn new(token: Token, auth: Auth, headers: Vec<(&'static str, &'static str)>) -> Client {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+    /// A client of the API at `api` (a loopback API is never reached through a proxy).
+    pub fn new(
+        api: &str,
+        token: Token,
+        auth: Auth,
+        headers: Vec<(&'static str, &'static str)>,
+    ) -> Client {
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(TIMEOUT))
-            .user_agent(concat!("spectacular/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+            .user_agent(concat!("spectacular/", env!("CARGO_PKG_VERSION")));
+        let host = host_of(api);
+        if host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]") {
+            config = config.proxy(None);
+        }
+        let agent: ureq::Agent = config.build().into();
         Client {
             agent,
             token,
@@ -405,6 +414,74 @@ mod tests {
             "invalid_token"
         );
         assert_eq!(error_message(""), "no message");
+    }
+
+    /// A loopback server answering each connection with the next of `answers`.
+    fn serve(answers: Vec<&'static str>) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/x", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for answer in answers {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        url
+    }
+
+    fn client(waits: &std::sync::Arc<std::sync::Mutex<Vec<Duration>>>) -> Client {
+        let waits = waits.clone();
+        Client::new(
+            "http://127.0.0.1",
+            Token::new("t".into()),
+            Auth::Bearer,
+            Vec::new(),
+        )
+        .with_sleep(move |d| waits.lock().unwrap().push(d))
+    }
+
+    const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 8\r\nconnection: close\r\n\r\n{\"a\": 1}";
+    const FAIL: &str = "HTTP/1.1 500 X\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
+
+    #[test]
+    fn server_errors_are_tried_again_after_a_backoff() {
+        let waits = Default::default();
+        let url = serve(vec![FAIL, FAIL, OK]);
+        let answer = client(&waits).send(Method::Get, &url, None).unwrap();
+        assert_eq!(answer, serde_json::json!({"a": 1}));
+        let waits = waits.lock().unwrap().clone();
+        assert_eq!(
+            waits,
+            [Duration::from_millis(250), Duration::from_millis(500)]
+        );
+    }
+
+    #[test]
+    fn a_long_rate_limit_is_an_error_saying_when_it_resets() {
+        let waits = Default::default();
+        let limited = "HTTP/1.1 429 X\r\nretry-after: 3600\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
+        let url = serve(vec![limited]);
+        let e = client(&waits).send(Method::Post, &url, None).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("rate limited, and the limit resets in 3600 s"),
+            "{e}"
+        );
+        assert!(waits.lock().unwrap().is_empty(), "nothing was waited for");
+    }
+
+    #[test]
+    fn errors_that_last_stop_after_the_last_attempt() {
+        let waits = Default::default();
+        let url = serve(vec![FAIL; MAX_ATTEMPTS as usize]);
+        let e = client(&waits).send(Method::Get, &url, None).unwrap_err();
+        assert!(matches!(e, Error::Status { status: 500, .. }), "{e}");
+        assert_eq!(waits.lock().unwrap().len(), MAX_ATTEMPTS as usize - 1);
     }
 
     #[test]
