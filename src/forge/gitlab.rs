@@ -15,12 +15,13 @@ pub struct GitLab {
 impl GitLab {
     pub fn new(api: String, token: Token) -> GitLab {
         GitLab {
-            api,
             client: Client::new(
+                &api,
                 token,
                 Auth::PrivateToken,
                 vec![("accept", "application/json")],
             ),
+            api,
         }
     }
 
