@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use super::{clean, clean_line, Kind};
+use crate::spec::complexity::LABELS_PREFIX;
 
 /// The most comments of an issue read into its spec.
 pub const MAX_COMMENTS: usize = 100;
@@ -203,35 +204,6 @@ impl Issue {
     }
 }
 
-/// The line of an issue's spec that lists its labels.
-pub const LABELS_PREFIX: &str = "Labels: ";
-
-/// The tier an issue's `complexity:<tier>` label asks for, read from the labels line of a
-/// spec written by [`Issue::to_spec`] (in its first lines): `simple`/`low`, `medium`,
-/// `complex`/`high`, `critical`.
-pub fn complexity_hint(spec_text: &str) -> Option<(String, crate::spec::complexity::Tier)> {
-    use crate::spec::complexity::Tier;
-    let line = spec_text
-        .lines()
-        .take(8)
-        .find_map(|l| l.strip_prefix(LABELS_PREFIX))?;
-    line.split(", ").find_map(|label| {
-        let label = label.trim_matches('`');
-        let tier = match label
-            .strip_prefix("complexity:")?
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "simple" | "low" | "trivial" => Tier::Simple,
-            "medium" => Tier::Medium,
-            "complex" | "high" => Tier::Complex,
-            "critical" => Tier::Critical,
-            _ => return None,
-        };
-        Some((label.to_string(), tier))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,7 +265,7 @@ mod tests {
             spec.contains("### Comment by ada\n\nAlso wave.\n"),
             "{spec}"
         );
-        let (label, tier) = complexity_hint(&spec).unwrap();
+        let (label, tier) = crate::spec::complexity::complexity_hint(&spec).unwrap();
         assert_eq!(label, "complexity:high");
         assert_eq!(tier, crate::spec::complexity::Tier::Complex);
         assert_eq!(r.closes("o/r"), "Closes #1");

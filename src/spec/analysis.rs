@@ -275,7 +275,7 @@ fn finish(
     });
     let diagnostics =
         serde_json::from_str(&render_json(&diagnostics_found)).unwrap_or(serde_json::Value::Null);
-    let hint = crate::forge::issue::complexity_hint(text);
+    let hint = complexity::complexity_hint(text);
     Analysis {
         tier: hint.as_ref().map_or(scored.tier, |(_, tier)| *tier),
         tier_hint: hint.map(|(label, _)| label),
