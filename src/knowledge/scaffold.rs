@@ -16,7 +16,7 @@ pub struct Created {
 }
 
 /// What must not be committed: the run logs and artifacts, the projection, worktrees, the
-/// spend ledger. Missions, policies, agents, models, budgets, config and knowledge are.
+/// spend ledger, the issues fetched as specs. Missions, policies, agents, models, budgets, config and knowledge are.
 pub const GITIGNORE: &str = "\
 # Written by `spectacular init`: what Spectacular keeps locally and must not be committed.
 # Missions, policies, agents.yaml, models.yaml, budgets.yaml, config.yaml and knowledge/
@@ -28,6 +28,7 @@ state.db-*
 spend.jsonl
 *.promoting
 knowledge/learnings/.lock
+issues/
 ";
 
 /// `config.yaml`, every setting commented out at its default but the check command

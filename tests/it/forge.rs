@@ -425,6 +425,16 @@ fn a_github_issue_becomes_a_run_whose_report_is_a_pull_request() {
     let (_, events) = last_run(root);
     assert!(events.iter().any(|e| matches!(&e.data, EventData::PrUpdated(p) if p.number == 1 && p.issue.as_deref() == Some("github:octo/greetings#7"))));
 
+    let shown = spectacular(root, &["events", &run], &[], &clis);
+    assert!(
+        shown
+            .stdout
+            .lines()
+            .any(|l| l.contains("pr.updated") && l.contains("github:octo/greetings #1")),
+        "{}",
+        shown.stdout
+    );
+
     // Without `pull_requests` in the configuration nothing is pushed.
     let config = root.join(".spectacular/config.yaml");
     let text = std::fs::read_to_string(&config).unwrap();
