@@ -37,7 +37,16 @@ fn issue_target(
     };
     Some((|| {
         let store = context.store();
-        let (config, _) = project::load(&store.dir);
+        let (config, diagnostics) = project::load(&store.dir);
+        if diagnostics.has_errors() {
+            return Err(Failure {
+                exit: super::Exit::Invalid,
+                message: format!(
+                    "the project's config.yaml has errors\n{}",
+                    context.render_stderr(&diagnostics)
+                ),
+            });
+        }
         let forge = crate::forge::ForgeConfig::from_project(&config);
         let api = crate::forge::connect(reference.kind, &forge).map_err(forge_failure)?;
         let (path, issue) = crate::forge::publish::fetch_spec(&store.dir, api.as_ref(), &reference)

@@ -568,6 +568,23 @@ fn a_missing_token_says_which_variable_to_set() {
         .run_ids()
         .unwrap_or_default()
         .is_empty());
+    // A forge section with a mistake is reported where it is, before anything is asked.
+    configure(
+        root,
+        &format!(
+            "forge:\n  github: {{ api_url: \"{}\", token: x }}\n",
+            fake.url
+        ),
+    );
+    let token = [("GITHUB_TOKEN", "t")];
+    let out = spectacular(root, &["run", "github:octo/greetings#7"], &token, &clis);
+    assert_eq!(out.code, 65, "{}", transcript(&out));
+    assert!(out.stderr.contains("config.yaml:"), "{}", out.stderr);
+    assert!(out.stderr.contains("token"), "{}", out.stderr);
+    assert!(
+        fake.seen().is_empty(),
+        "nothing was asked with a broken configuration"
+    );
 }
 
 #[test]
