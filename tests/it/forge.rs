@@ -174,8 +174,15 @@ fn answer(kind: &str, state: &Mutex<State>, seen: &Seen, base: &str) -> Canned {
         (_, "POST") if is("/comments") || is("/notes") => {
             ok(json!({"id": 99, "html_url": format!("{base}/comment/99")}))
         }
-        ("github", "GET") if is("/pulls") => ok(json!([])),
-        ("gitlab", "GET") if is("/merge_requests") => ok(json!([])),
+        // The open requests (every request the fake has is open, from the run's branch).
+        (_, "GET") if is("/pulls") || is("/merge_requests") => ok(Value::Array(
+            (1..=s.requests.len() as u64)
+                .map(|n| {
+                    json!({"number": n, "iid": n, "html_url": format!("{base}/pull/{n}"),
+                                "web_url": format!("{base}/-/merge_requests/{n}")})
+                })
+                .collect(),
+        )),
         (_, "POST") if is("/pulls") || is("/merge_requests") => {
             s.requests.push(seen.json());
             let n = s.requests.len() as u64;
@@ -532,6 +539,33 @@ fn a_gitlab_issue_in_a_nested_group_becomes_a_merge_request() {
         .filter(|s| s.method == "GET" && s.path.ends_with("/issues/45"))
         .count();
     assert_eq!(issue_gets, 2, "the rate limit, then the issue");
+
+    // A request opened by a `pr` that stopped before recording it is found by its branch and
+    // updated, not opened again.
+    let log = Store::locate(root, None).run_dir(&run).join("events.jsonl");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("\"pr.opened\""))
+        .collect();
+    assert_eq!(
+        kept.len() + 1,
+        text.lines().count(),
+        "the last event was the request"
+    );
+    std::fs::write(&log, kept.join("\n") + "\n").unwrap();
+    let again = spectacular(root, &["pr", &run], &[], &clis);
+    assert_eq!(again.code, 0, "{}", transcript(&again));
+    assert!(
+        again.stdout.contains("updated merge request !1"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(fake.requests().len(), 1);
+    assert!(fake
+        .seen()
+        .iter()
+        .any(|s| s.method == "PUT" && s.path.ends_with("/merge_requests/1")));
 }
 
 #[test]
