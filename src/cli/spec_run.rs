@@ -61,8 +61,9 @@ fn issue_target(
         run.notes.insert(
             0,
             format!(
-                "fetched {reference} ({} comments, labels: {}) into {}",
+                "fetched {reference} ({} comment{}, labels: {}) into {}",
                 issue.comments.len(),
+                if issue.comments.len() == 1 { "" } else { "s" },
                 if issue.labels.is_empty() {
                     "none".to_string()
                 } else {

@@ -110,7 +110,8 @@ impl Api for GitLab {
             .client
             .send(Method::Post, &url, Some(&json!({ "body": body })))?;
         let id = v.get("id").and_then(Value::as_u64).unwrap_or_default();
-        Ok(format!("note {id}"))
+        // GitLab answers the note, not its address: the anchor on the page.
+        Ok(format!("#note_{id}"))
     }
 
     fn find_request(&self, project: &str, branch: &str) -> Result<Option<Request>, Error> {

@@ -89,7 +89,7 @@ pub trait Api {
     fn kind(&self) -> Kind;
     /// The issue `number` of `project`, with its labels and (the first) comments.
     fn issue(&self, project: &str, number: u64) -> Result<Issue, Error>;
-    /// Comment on an issue; the comment's address.
+    /// Comment on an issue; the comment's address, or an anchor on the issue's page (`#note_1`).
     fn comment(&self, project: &str, number: u64, body: &str) -> Result<String, Error>;
     /// The open pull request from `branch`, if there is one.
     fn find_request(&self, project: &str, branch: &str) -> Result<Option<Request>, Error>;

@@ -158,6 +158,10 @@ pub fn comment(
     let mut lines = Vec::new();
     for (what, ended_seq, body) in todo {
         let url = api.comment(&link.issue.project, link.issue.number, &body)?;
+        let url = match url.strip_prefix('#') {
+            Some(anchor) => format!("{}#{anchor}", link.url),
+            None => url,
+        };
         record(
             store,
             run_id,

@@ -346,7 +346,7 @@ fn a_github_issue_becomes_a_run_whose_report_is_a_pull_request() {
     assert_eq!(out.code, 0, "{}", transcript(&out));
     assert!(
         out.stderr
-            .contains("fetched github:octo/greetings#7 (1 comments, labels: complexity:low)"),
+            .contains("fetched github:octo/greetings#7 (1 comment, labels: complexity:low)"),
         "{}",
         out.stderr
     );
