@@ -58,6 +58,19 @@ const CONFIG: &str = "\
 #     planner: 8000      # everything, with every learning
 #     executor: 4000     # conventions.md, gotchas.md, learnings about its files
 #     validator: 2000    # conventions.md
+
+# Issues in, pull requests out (`spectacular run github:owner/repo#123`, `spectacular pr`):
+# the APIs (GitHub Enterprise: https://<host>/api/v3), and whether the plan and the end of a
+# run are commented on its issue. Tokens come from GITHUB_TOKEN / GITLAB_TOKEN, or gh / glab.
+# forge:
+#   github: { api_url: https://api.github.com }
+#   gitlab: { api_url: https://gitlab.com/api/v4 }
+#   comment: false
+# Nothing is pushed without this section: the remote the run's integration branch is pushed
+# to, and whether a run that succeeds opens (or updates) its pull request.
+# pull_requests:
+#   remote: origin
+#   on_success: false
 ";
 
 /// `config.yaml` for a repository whose check command is `check` (commented out when init
