@@ -198,22 +198,31 @@ impl Client {
                         }
                     }
                 }
-                Err(message) if !last => {
+                // A POST that may have reached the server is not sent twice (a second comment,
+                // a second pull request); one that never connected is.
+                Err((message, connected)) => {
+                    if last || (connected && method == Method::Post) {
+                        return Err(Error::Transport {
+                            method: method.name(),
+                            url: url.to_string(),
+                            message,
+                        });
+                    }
                     tracing::info!("{} {url}: {message}; trying again", method.name());
                     (self.sleep)(backoff(attempt));
-                }
-                Err(message) => {
-                    return Err(Error::Transport {
-                        method: method.name(),
-                        url: url.to_string(),
-                        message,
-                    })
                 }
             }
         }
     }
 
-    fn once(&self, method: Method, url: &str, body: Option<&Value>) -> Result<Answer, String> {
+    /// One request: the answer, or what went wrong and whether the request may have reached
+    /// the server.
+    fn once(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, (String, bool)> {
         let auth = match self.auth {
             Auth::Bearer => ("authorization", format!("Bearer {}", self.token.expose())),
             Auth::PrivateToken => ("private-token", self.token.expose().to_string()),
@@ -241,7 +250,17 @@ impl Client {
                 b.send(text.as_bytes())
             }
         };
-        let mut response = response.map_err(|e| e.to_string())?;
+        let mut response = response.map_err(|e| {
+            let connected = !match &e {
+                ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => true,
+                ureq::Error::Io(io) => matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::AddrNotAvailable
+                ),
+                _ => false,
+            };
+            (e.to_string(), connected)
+        })?;
         let status = response.status().as_u16();
         let headers: Vec<(String, String)> = response
             .headers()
@@ -253,7 +272,7 @@ impl Client {
             .with_config()
             .limit(MAX_ANSWER)
             .read_to_string()
-            .map_err(|e| format!("reading the answer: {e}"))?;
+            .map_err(|e| (format!("reading the answer: {e}"), true))?;
         if (200..300).contains(&status) {
             Ok(Answer::Ok(text))
         } else {
@@ -482,6 +501,23 @@ mod tests {
         let e = client(&waits).send(Method::Get, &url, None).unwrap_err();
         assert!(matches!(e, Error::Status { status: 500, .. }), "{e}");
         assert_eq!(waits.lock().unwrap().len(), MAX_ATTEMPTS as usize - 1);
+    }
+
+    #[test]
+    fn a_post_that_never_connected_is_tried_again() {
+        let waits = Default::default();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let url = format!("http://127.0.0.1:{port}/x");
+        let e = client(&waits).send(Method::Post, &url, None).unwrap_err();
+        assert!(matches!(e, Error::Transport { .. }), "{e:?}");
+        assert_eq!(
+            waits.lock().unwrap().len(),
+            MAX_ATTEMPTS as usize - 1,
+            "{e:?}"
+        );
     }
 
     #[test]
