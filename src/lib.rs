@@ -23,6 +23,7 @@ pub mod dashboard;
 pub mod diag;
 pub mod execute;
 pub mod expr;
+pub mod forge;
 pub mod git;
 pub mod knowledge;
 pub mod load;

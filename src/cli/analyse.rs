@@ -128,7 +128,19 @@ pub fn render(a: &Analysis, options: RenderOptions) -> String {
         out.push_str(&diagnostics);
         out.push('\n');
     }
-    let _ = writeln!(out, "complexity {:.2} ({})", a.complexity, a.tier.as_str());
+    match &a.tier_hint {
+        Some(label) => {
+            let _ = writeln!(
+                out,
+                "complexity {:.2} ({}, from the label `{label}`)",
+                a.complexity,
+                a.tier.as_str()
+            );
+        }
+        None => {
+            let _ = writeln!(out, "complexity {:.2} ({})", a.complexity, a.tier.as_str());
+        }
+    }
     for (name, d) in &a.dimensions {
         let _ = writeln!(
             out,

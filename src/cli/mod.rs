@@ -59,6 +59,7 @@ mod mcp;
 mod missions;
 mod plan;
 mod policy;
+mod pr;
 mod progress;
 mod query;
 mod replay;
@@ -239,6 +240,12 @@ Examples:
   spectacular missions list
   # Copy a built-in mission into the project to change it
   spectacular missions eject software-dev";
+const EXAMPLES_PR: &str = "\
+Examples:
+  # Open (or update) the pull request of the latest run, which succeeded
+  spectacular pr
+  # A run by id prefix
+  spectacular pr 01J9";
 const EXAMPLES_APPLY: &str = "\
 Examples:
   # Apply the latest run's work (it succeeded) to the branch it started from
@@ -352,6 +359,12 @@ pub enum Command {
     /// Fast-forward the base branch of a run that succeeded to its integration branch.
     #[command(after_help = EXAMPLES_APPLY)]
     Apply(apply::Args),
+    /// Push a run's integration branch and open its pull or merge request (or update it).
+    ///
+    /// Only when `.spectacular/config.yaml` has a `pull_requests:` section naming the remote;
+    /// the body is the run's report, and a run fetched from an issue closes it.
+    #[command(after_help = EXAMPLES_PR)]
+    Pr(pr::Args),
     /// Approve (or reject) an approval gate of a run.
     #[command(after_help = EXAMPLES_APPROVE)]
     Approve(control::ApproveArgs),
@@ -450,6 +463,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&context, args),
         Command::Resume(args) => run::resume(&context, args),
         Command::Apply(args) => apply::run(&context, args),
+        Command::Pr(args) => pr::run(&context, args),
         Command::Approve(args) => control::approve(&context, args),
         Command::Answer(args) => answer::run(&context, args),
         Command::Cancel(args) => control::cancel(&context, args),

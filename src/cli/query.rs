@@ -240,13 +240,13 @@ pub fn events(context: &Context, args: EventsArgs) -> Outcome {
         }
         let ended = events
             .iter()
-            .rfind(|e| !e.data.is_notification())
+            .rfind(|e| !e.data.is_after_the_fact())
             .is_some_and(|e| {
                 e.data.is_terminal() || matches!(e.data, crate::record::EventData::RunSuspended(_))
             });
         let locked = crate::record::lock::is_locked(&store.run_dir(&run_id));
         if ended && locked {
-            // The engine may still record its last webhook deliveries: follow until it stops.
+            // The engine may still record its last deliveries and comments: follow until it stops.
             std::thread::sleep(Duration::from_millis(200));
             continue;
         }

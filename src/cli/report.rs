@@ -37,10 +37,11 @@ pub fn run(context: &Context, args: Args) -> Outcome {
 pub fn finalize(store: &crate::record::Store, run_id: &str) -> Option<std::path::PathBuf> {
     use crate::record::EventData;
     let events = store.read_events(run_id).ok()?;
-    // Deliveries to webhooks may be recorded after the event that ended the run.
+    // Deliveries to webhooks, comments and pull requests may be recorded after the event
+    // that ended the run.
     let ended = events
         .iter()
-        .rfind(|e| !e.data.is_notification())
+        .rfind(|e| !e.data.is_after_the_fact())
         .is_some_and(|e| {
             matches!(
                 e.data,

@@ -109,6 +109,14 @@ pub fn run(context: &Context, args: RunArgs) -> Outcome {
     if !args.json {
         eoutln!("run {} of `{mission_id}`", engine.run_id());
     }
+    // A run of an issue remembers it: its plan and end are commented there, and its pull
+    // request closes it.
+    if let Some(link) = spec_run.as_ref().and_then(|s| s.issue.as_ref()) {
+        let run_dir = context.store().run_dir(engine.run_id());
+        if let Err(e) = crate::forge::publish::write_link(&run_dir, link) {
+            eoutln!("warning: {e}; the run goes on without its issue");
+        }
+    }
     drive(
         context,
         &runtime,
@@ -228,15 +236,30 @@ fn drive(
     if let Some(line) = super::spec_run::export_hint(&context.store(), &run_id, &context.cwd) {
         say(line);
     }
+    // The issue the run came from hears of its plan and its end; a success may open its
+    // pull request.
+    let succeeded = matches!(outcome, execute::Outcome::Succeeded);
+    let (forge_lines, forge_error) = super::pr::after_run(context, &run_id, succeeded);
+    if !succeeded {
+        for line in &forge_lines {
+            say(line.clone());
+        }
+    }
     let exit = match outcome {
         execute::Outcome::Succeeded => {
             say(format!("run {run_id} succeeded"));
             match finish_branches(context, &run_id, apply) {
                 Ok(lines) => {
-                    for line in lines {
+                    for line in lines.into_iter().chain(forge_lines.iter().cloned()) {
                         say(line);
                     }
-                    Exit::Success
+                    match &forge_error {
+                        Some(message) => {
+                            eoutln!("{message}");
+                            Exit::RunFailed
+                        }
+                        None => Exit::Success,
+                    }
                 }
                 Err(message) => {
                     eoutln!("{message}");

@@ -20,6 +20,97 @@ pub struct SpecRun {
     pub inputs: Vec<String>,
     /// What to tell the user before the run starts (the check command chosen, and why).
     pub notes: Vec<String>,
+    /// The issue the spec was fetched from (`github:owner/repo#123`), to remember in the run.
+    pub issue: Option<crate::forge::publish::Link>,
+}
+
+/// Is `target` an issue reference (`github:owner/repo#123`, `gitlab:group/project#45`)? Then
+/// the issue is fetched into a spec file below the store, and run like one.
+fn issue_target(
+    context: &Context,
+    target: &str,
+    inputs: &[String],
+) -> Option<Result<SpecRun, Failure>> {
+    let reference = match crate::forge::IssueRef::parse(target)? {
+        Ok(r) => r,
+        Err(e) => return Some(Err(Failure::usage(e.to_string()))),
+    };
+    Some((|| {
+        let store = context.store();
+        let (config, diagnostics) = project::load(&store.dir);
+        if diagnostics.has_errors() {
+            return Err(Failure {
+                exit: super::Exit::Invalid,
+                message: format!(
+                    "the project's config.yaml has errors\n{}",
+                    context.render_stderr(&diagnostics)
+                ),
+            });
+        }
+        let forge = crate::forge::ForgeConfig::from_project(&config);
+        let api = crate::forge::connect(reference.kind, &forge).map_err(forge_failure)?;
+        let (path, issue) = crate::forge::publish::fetch_spec(&store.dir, api.as_ref(), &reference)
+            .map_err(publish_failure)?;
+        let shown = path.display().to_string();
+        let mut run = self::target(context, &shown, inputs)?.ok_or_else(|| {
+            Failure::internal(format!(
+                "the spec of {reference} is not a Markdown file; this is a bug in spectacular"
+            ))
+        })?;
+        let root = Project::discover(&context.cwd).root;
+        run.notes.insert(
+            0,
+            format!(
+                "fetched {reference} ({} comment{}, labels: {}) into {}",
+                issue.comments.len(),
+                if issue.comments.len() == 1 { "" } else { "s" },
+                if issue.labels.is_empty() {
+                    "none".to_string()
+                } else {
+                    issue.labels.join(", ")
+                },
+                display_path(&path, &root)
+            ),
+        );
+        run.issue = Some(crate::forge::publish::Link {
+            issue: reference.clone(),
+            title: issue.title.clone(),
+            url: issue.url.clone(),
+        });
+        Ok(run)
+    })())
+}
+
+/// A forge error as a failure: what the user can fix is a usage error.
+pub fn forge_failure(e: crate::forge::Error) -> Failure {
+    use crate::forge::Error as E;
+    let exit = match &e {
+        E::NoToken { .. } | E::BadApiUrl { .. } => super::Exit::Usage,
+        E::Status { status, .. } if (400..500).contains(status) => super::Exit::Usage,
+        _ => super::Exit::RunFailed,
+    };
+    Failure {
+        exit,
+        message: e.to_string(),
+    }
+}
+
+/// A publishing error as a failure.
+pub fn publish_failure(e: crate::forge::publish::PublishError) -> Failure {
+    use crate::forge::publish::PublishError as E;
+    match e {
+        E::Forge(e) => forge_failure(e),
+        E::TooLarge { .. } => Failure {
+            exit: super::Exit::Invalid,
+            message: e.to_string(),
+        },
+        E::Io { .. } | E::Record(_) => Failure::internal(e.to_string()),
+        E::Push { .. } => Failure {
+            exit: super::Exit::RunFailed,
+            message: e.to_string(),
+        },
+        e => Failure::usage(e.to_string()),
+    }
 }
 
 /// Is `target` a Markdown file? Then the mission and the inputs to run it with: the spec, the
@@ -29,6 +120,9 @@ pub fn target(
     target: &str,
     inputs: &[String],
 ) -> Result<Option<SpecRun>, Failure> {
+    if let Some(run) = issue_target(context, target, inputs) {
+        return run.map(Some);
+    }
     let is_markdown = Path::new(target)
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("md") || e.eq_ignore_ascii_case("markdown"));
@@ -115,6 +209,7 @@ pub fn target(
         mission,
         inputs: all,
         notes,
+        issue: None,
     }))
 }
 

@@ -52,6 +52,14 @@ pub struct ProjectConfig {
     /// Send this project's run events to a control plane (`spectacular serve`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync: Option<SyncSection>,
+    /// The GitHub and GitLab APIs that issue references (`spectacular run github:owner/repo#1`)
+    /// are fetched from, and whether the plan and the end of a run are commented on the issue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forge: Option<ForgeSection>,
+    /// Pushing a run's integration branch and opening a pull or merge request for it. Without
+    /// this section nothing is ever pushed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_requests: Option<PullRequestSection>,
 }
 
 /// The `sync` section: where this project's events go, and under which names.
@@ -77,6 +85,58 @@ pub struct SyncSection {
     /// budget for the month, and refuse the attempt when it is (default false).
     #[serde(default)]
     pub enforce_budget: bool,
+}
+
+/// The `forge` section.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForgeSection {
+    /// GitHub (or GitHub Enterprise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<ForgeApi>,
+    /// GitLab (or a self-hosted GitLab).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitlab: Option<ForgeApi>,
+    /// Comment the checked plan and the end of a run on the issue it came from (default
+    /// false: nothing is written to the issue).
+    #[serde(default)]
+    pub comment: bool,
+}
+
+/// One forge's API.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForgeApi {
+    /// The API's address (default `https://api.github.com`, `https://gitlab.com/api/v4`;
+    /// GitHub Enterprise: `https://<host>/api/v3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub api_url: Option<String>,
+}
+
+/// The `pull_requests` section.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PullRequestSection {
+    /// The git remote the integration branch is pushed to (`origin`).
+    #[schemars(length(min = 1))]
+    pub remote: String,
+    /// Open (or update) the pull request at the end of every run that succeeds; without it,
+    /// only `spectacular pr <run>` does.
+    #[serde(default)]
+    pub on_success: bool,
+    /// The project the pull request is opened in (`github:owner/repo`,
+    /// `gitlab:group/project`); default: the project of the run's issue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub project: Option<String>,
+    /// The branch it asks to merge into; default: the branch the run started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub base: Option<String>,
+    /// Open it as a draft.
+    #[serde(default)]
+    pub draft: bool,
 }
 
 /// The `clarify` section.

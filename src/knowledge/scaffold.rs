@@ -16,7 +16,7 @@ pub struct Created {
 }
 
 /// What must not be committed: the run logs and artifacts, the projection, worktrees, the
-/// spend ledger. Missions, policies, agents, models, budgets, config and knowledge are.
+/// spend ledger, the issues fetched as specs. Missions, policies, agents, models, budgets, config and knowledge are.
 pub const GITIGNORE: &str = "\
 # Written by `spectacular init`: what Spectacular keeps locally and must not be committed.
 # Missions, policies, agents.yaml, models.yaml, budgets.yaml, config.yaml and knowledge/
@@ -28,6 +28,8 @@ state.db-*
 spend.jsonl
 *.promoting
 learnings/
+knowledge/learnings/.lock
+issues/
 ";
 
 /// `config.yaml`, every setting commented out at its default but the check command
@@ -57,6 +59,19 @@ const CONFIG: &str = "\
 #     planner: 8000      # everything, with every learning
 #     executor: 4000     # conventions.md, gotchas.md, learnings about its files
 #     validator: 2000    # conventions.md
+
+# Issues in, pull requests out (`spectacular run github:owner/repo#123`, `spectacular pr`):
+# the APIs (GitHub Enterprise: https://<host>/api/v3), and whether the plan and the end of a
+# run are commented on its issue. Tokens come from GITHUB_TOKEN / GITLAB_TOKEN, or gh / glab.
+# forge:
+#   github: { api_url: https://api.github.com }
+#   gitlab: { api_url: https://gitlab.com/api/v4 }
+#   comment: false
+# Nothing is pushed without this section: the remote the run's integration branch is pushed
+# to, and whether a run that succeeds opens (or updates) its pull request.
+# pull_requests:
+#   remote: origin
+#   on_success: false
 ";
 
 /// `config.yaml` for a repository whose check command is `check` (commented out when init

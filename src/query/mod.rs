@@ -747,6 +747,13 @@ pub fn event_detail(event: &Event) -> String {
                 d.into
             )
         }
+        EventData::IssueCommented(d) => format!("{} on {}: {}", d.what, d.issue, d.url),
+        EventData::PrOpened(d) | EventData::PrUpdated(d) => {
+            format!(
+                "{} #{} ({} into {}): {}",
+                d.project, d.number, d.branch, d.base, d.url
+            )
+        }
         _ => String::new(),
     };
     record::limits::bound_text(&mut detail, record::limits::TEXT_MAX, None);

@@ -91,6 +91,12 @@ pub enum EventData {
     NotificationSent(Notification),
     #[serde(rename = "notification.failed")]
     NotificationFailed(Notification),
+    #[serde(rename = "issue.commented")]
+    IssueCommented(IssueCommented),
+    #[serde(rename = "pr.opened")]
+    PrOpened(PullRequest),
+    #[serde(rename = "pr.updated")]
+    PrUpdated(PullRequest),
 }
 
 impl EventData {
@@ -122,6 +128,9 @@ impl EventData {
             EventData::BudgetAlert(_) => "budget.alert",
             EventData::NotificationSent(_) => "notification.sent",
             EventData::NotificationFailed(_) => "notification.failed",
+            EventData::IssueCommented(_) => "issue.commented",
+            EventData::PrOpened(_) => "pr.opened",
+            EventData::PrUpdated(_) => "pr.updated",
         }
     }
 
@@ -152,6 +161,9 @@ impl EventData {
         "clarification.answered",
         "notification.sent",
         "notification.failed",
+        "issue.commented",
+        "pr.opened",
+        "pr.updated",
     ];
 
     /// Decode a payload from its type name and its `data` JSON: the same result as reading
@@ -199,6 +211,9 @@ impl EventData {
             "clarification.answered" => read!(ClarificationAnswered),
             "notification.sent" => read!(NotificationSent),
             "notification.failed" => read!(NotificationFailed),
+            "issue.commented" => read!(IssueCommented),
+            "pr.opened" => read!(PrOpened),
+            "pr.updated" => read!(PrUpdated),
             other => {
                 return Err(serde::de::Error::unknown_variant(
                     other,
@@ -237,6 +252,17 @@ impl EventData {
             self,
             EventData::NotificationSent(_) | EventData::NotificationFailed(_)
         )
+    }
+
+    /// Is this a record of something done outside the run, possibly after it stopped (a
+    /// webhook told, an issue commented, a pull request opened)? Such events never change how
+    /// the run ended.
+    pub fn is_after_the_fact(&self) -> bool {
+        self.is_notification()
+            || matches!(
+                self,
+                EventData::IssueCommented(_) | EventData::PrOpened(_) | EventData::PrUpdated(_)
+            )
     }
 
     /// Does this event end the run (for now: a suspended run can continue later)?
@@ -601,6 +627,35 @@ pub struct ClarificationAnswered {
     /// The question, as it was asked.
     pub text: String,
     pub answer: String,
+}
+
+/// A comment written on the issue a run came from (`github:owner/repo#123`): the checked
+/// plan (`what: plan`) or how the run ended (`what: end`, with the `seq` of the event that
+/// ended it, so that a run resumed and ended again comments again).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IssueCommented {
+    pub issue: String,
+    pub what: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_seq: Option<u64>,
+    /// Where the comment is (its address, or GitLab's note id).
+    pub url: String,
+}
+
+/// The pull (GitHub) or merge (GitLab) request of a run's integration branch, opened or
+/// updated: where (`project`, `github:owner/repo`), its number and address, the branch
+/// pushed and the commit it was at, and the branch it asks to merge into.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PullRequest {
+    pub project: String,
+    pub number: u64,
+    pub url: String,
+    pub branch: String,
+    pub head: String,
+    pub base: String,
+    /// The issue it closes, if the run came from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

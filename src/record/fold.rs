@@ -281,8 +281,9 @@ impl RunSummary {
             self.run_id = event.run_id.clone();
         }
         self.last_seq = event.seq;
-        if event.data.is_notification() {
-            // A delivery record may follow the end of a run; it changes nothing.
+        if event.data.is_after_the_fact() {
+            // A delivery record, a comment or a pull request may follow the end of a run; it
+            // changes nothing.
             return;
         }
         self.status = match &event.data {
@@ -387,6 +388,9 @@ impl RunSummary {
             | EventData::BudgetAlert(_)
             | EventData::NotificationSent(_)
             | EventData::NotificationFailed(_) => {}
+            | EventData::IssueCommented(_)
+            | EventData::PrOpened(_)
+            | EventData::PrUpdated(_) => {}
             EventData::RunSucceeded(_) | EventData::RunFailed(_) | EventData::RunCanceled(_) => {
                 self.ended_at = Some(ts.clone());
             }

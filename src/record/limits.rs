@@ -295,6 +295,19 @@ fn slots(data: &mut EventData) -> Vec<Slot<'_>> {
             text(s, &mut d.webhook);
             opt_text(s, &mut d.error);
         }
+        EventData::IssueCommented(d) => {
+            text(s, &mut d.issue);
+            text(s, &mut d.what);
+            text(s, &mut d.url);
+        }
+        EventData::PrOpened(d) | EventData::PrUpdated(d) => {
+            text(s, &mut d.project);
+            text(s, &mut d.url);
+            text(s, &mut d.branch);
+            text(s, &mut d.head);
+            text(s, &mut d.base);
+            opt_text(s, &mut d.issue);
+        }
     }
     slots
 }

@@ -894,6 +894,9 @@ fn phases_named(data: &EventData) -> Vec<Cow<'_, str>> {
         | EventData::BudgetAlert(_)
         | EventData::NotificationSent(_)
         | EventData::NotificationFailed(_)
+        | EventData::IssueCommented(_)
+        | EventData::PrOpened(_)
+        | EventData::PrUpdated(_)
         | EventData::RunSucceeded(_)
         | EventData::RunFailed(_)
         | EventData::RunCanceled(_) => Vec::new(),

@@ -239,9 +239,14 @@ impl Scheduler {
             // Decisions are facts for explain and replay; the engine acts on them itself.
             EventData::PolicyDecided(_)
             | EventData::FallbackActivated(_)
-            | EventData::BudgetAlert(_)
-            | EventData::NotificationSent(_)
-            | EventData::NotificationFailed(_) => {}
+            | EventData::BudgetAlert(_) => {}
+            // What was done outside the run (a webhook told, an issue commented, a pull request
+            // opened).
+            EventData::NotificationSent(_)
+            | EventData::NotificationFailed(_)
+            | EventData::IssueCommented(_)
+            | EventData::PrOpened(_)
+            | EventData::PrUpdated(_) => {}
         }
     }
 

@@ -98,6 +98,10 @@ pub struct Analysis {
     /// The weighted complexity score (0..1), as `run.complexity` reads it.
     pub complexity: f64,
     pub tier: Tier,
+    /// The label that set the tier instead of the score: an issue's `complexity:<tier>`
+    /// (`spectacular run github:owner/repo#123`), which the team's judgement wins over the score.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier_hint: Option<String>,
     /// The ambiguity dimension's score, for the clarification gate.
     pub ambiguity: f64,
     pub dimensions: indexmap::IndexMap<String, Dimension>,
@@ -271,13 +275,15 @@ fn finish(
     });
     let diagnostics =
         serde_json::from_str(&render_json(&diagnostics_found)).unwrap_or(serde_json::Value::Null);
+    let hint = complexity::complexity_hint(text);
     Analysis {
+        tier: hint.as_ref().map_or(scored.tier, |(_, tier)| *tier),
+        tier_hint: hint.map(|(label, _)| label),
         spec: name.to_string(),
         format: spec.format,
         title: spec.title.clone(),
         summary,
         complexity: scored.score,
-        tier: scored.tier,
         ambiguity: scored
             .dimensions
             .get("ambiguity")

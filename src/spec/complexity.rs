@@ -713,6 +713,34 @@ pub fn score(
     }
 }
 
+/// The line of an issue's spec that lists its labels.
+pub const LABELS_PREFIX: &str = "Labels: ";
+
+/// The tier an issue's `complexity:<tier>` label asks for, read from the labels line of a
+/// spec written by `forge::Issue::to_spec` (in its first lines): `simple`/`low`, `medium`,
+/// `complex`/`high`, `critical`.
+pub fn complexity_hint(spec_text: &str) -> Option<(String, crate::spec::complexity::Tier)> {
+    let line = spec_text
+        .lines()
+        .take(8)
+        .find_map(|l| l.strip_prefix(LABELS_PREFIX))?;
+    line.split(", ").find_map(|label| {
+        let label = label.trim_matches('`');
+        let tier = match label
+            .strip_prefix("complexity:")?
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "simple" | "low" | "trivial" => Tier::Simple,
+            "medium" => Tier::Medium,
+            "complex" | "high" => Tier::Complex,
+            "critical" => Tier::Critical,
+            _ => return None,
+        };
+        Some((label.to_string(), tier))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

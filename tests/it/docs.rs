@@ -947,6 +947,28 @@ const EVENT_DESCRIPTIONS: &[(&str, &str)] = &[
          (`spectacular replay --policies`) evaluates other packs on. Both are absent in logs \
          written before they were recorded.",
     ),
+    (
+        "issue.commented",
+        "A comment written on the issue the run came from (`spectacular run \
+         github:owner/repo#123`), when the project's `forge.comment` is true: the checked plan \
+         (`what: plan`, once) or how the run ended (`what: end`, with `ended_seq`, the `seq` of \
+         the event that ended it, so that a run resumed and ended again comments again). \
+         Recorded after the forge answered; `url` is where the comment is.",
+    ),
+    (
+        "pr.opened",
+        "The run's integration branch `branch` was pushed at commit `head` and a pull request \
+         (GitHub) or merge request (GitLab) opened for it in `project`, asking to merge into \
+         `base`, with the run's report as its body and closing `issue` when the run came from \
+         one. Only when `pull_requests` is configured (at the end of a run that succeeded with \
+         `on_success: true`, or `spectacular pr`).",
+    ),
+    (
+        "pr.updated",
+        "The same as `pr.opened`, for a pull or merge request the run already had (its \
+         integration branch pushed again and the body replaced by the current report): a run \
+         resumed or reworked updates its request instead of opening another.",
+    ),
 ];
 
 fn events_reference() -> String {

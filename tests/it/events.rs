@@ -38,9 +38,12 @@ fn golden_index(data: &EventData) -> usize {
         EventData::ClarificationAnswered(_) => 22,
         EventData::NotificationSent(_) => 23,
         EventData::NotificationFailed(_) => 24,
+        EventData::IssueCommented(_) => 25,
+        EventData::PrOpened(_) => 26,
+        EventData::PrUpdated(_) => 27,
     }
 }
-const TYPE_COUNT: usize = 25;
+const TYPE_COUNT: usize = 28;
 
 fn samples() -> Vec<EventData> {
     let s = String::from;
@@ -255,6 +258,30 @@ fn samples() -> Vec<EventData> {
             attempts: 4,
             status: Some(503),
             error: Some(s("HTTP 503: upstream unavailable")),
+        }),
+        EventData::IssueCommented(IssueCommented {
+            issue: s("github:octo/shop#123"),
+            what: s("end"),
+            ended_seq: Some(22),
+            url: s("https://github.com/octo/shop/issues/123#issuecomment-1"),
+        }),
+        EventData::PrOpened(PullRequest {
+            project: s("github:octo/shop"),
+            number: 7,
+            url: s("https://github.com/octo/shop/pull/7"),
+            branch: s("spectacular/01jdq3zk6v8x"),
+            head: s("9c1d0e5f2a3b4c5d6e7f8091a2b3c4d5e6f70812"),
+            base: s("main"),
+            issue: Some(s("github:octo/shop#123")),
+        }),
+        EventData::PrUpdated(PullRequest {
+            project: s("gitlab:group/sub/shop"),
+            number: 45,
+            url: s("https://gitlab.com/group/sub/shop/-/merge_requests/45"),
+            branch: s("spectacular/01jdq3zk6v8x"),
+            head: s("0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"),
+            base: s("main"),
+            issue: None,
         }),
     ]
 }
