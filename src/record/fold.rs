@@ -388,9 +388,7 @@ impl RunSummary {
             | EventData::BudgetAlert(_)
             | EventData::NotificationSent(_)
             | EventData::NotificationFailed(_) => {}
-            | EventData::IssueCommented(_)
-            | EventData::PrOpened(_)
-            | EventData::PrUpdated(_) => {}
+            EventData::IssueCommented(_) | EventData::PrOpened(_) | EventData::PrUpdated(_) => {}
             EventData::RunSucceeded(_) | EventData::RunFailed(_) | EventData::RunCanceled(_) => {
                 self.ended_at = Some(ts.clone());
             }
