@@ -77,6 +77,7 @@ pub use exit::{Exit, EXIT_CODES};
 
 use crate::diag::{render_text, Diagnostics, RenderOptions};
 use crate::load;
+use crate::project::Project;
 use crate::validate::Validated;
 
 const AFTER_HELP: &str = "\
@@ -542,6 +543,8 @@ pub type Outcome = Result<Exit, Failure>;
 /// What every command needs to know about its surroundings.
 pub struct Context {
     pub cwd: PathBuf,
+    /// The project of `cwd`, found once when the command starts.
+    pub project: Project,
     /// Colour on stdout.
     pub color_stdout: bool,
     /// Colour on stderr.
@@ -558,8 +561,10 @@ impl Context {
             ColorChoice::Never => false,
             ColorChoice::Auto => is_terminal && !no_color,
         };
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
         Context {
-            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            project: Project::discover(&cwd),
+            cwd,
             color_stdout: decide(std::io::stdout().is_terminal()),
             color_stderr: decide(std::io::stderr().is_terminal()),
             store_override,
@@ -586,9 +591,13 @@ impl Context {
 
     /// Find, load and validate a mission given by path or name.
     pub fn validate(&self, mission: &str) -> Result<Validated, Failure> {
-        let located = load::locate(mission, &self.cwd)?;
+        let located = load::locate_in(mission, &self.cwd, &self.project)?;
         let loaded = load::load(located)?;
-        Ok(crate::validate::validate(&loaded, &self.cwd))
+        Ok(crate::validate::validate_in(
+            &loaded,
+            &self.cwd,
+            &self.project,
+        ))
     }
 
     /// Diagnostics as text for stderr.

@@ -226,7 +226,7 @@ pub fn run(context: &Context, args: Args) -> Outcome {
         }
     };
     if args.write {
-        let Some(lines) = super::spec_run::export(&store, &run_id, &context.cwd) else {
+        let Some(lines) = super::spec_run::export(&store, &run_id, &context.project) else {
             return Err(Failure::usage(format!(
                 "run {run_id}'s spec is not in a Spec Kit feature directory \
                  (`specs/NNN-name/spec.md`): there is nowhere to write plan.md and tasks.md"

@@ -85,7 +85,7 @@ pub fn run(context: &Context, args: RunArgs) -> Outcome {
     let store = context.store();
     let (progress, observer) = watch(context, &store, args.json);
     let runtime = runtime()?;
-    let project_root = crate::project::Project::discover(&context.cwd).root;
+    let project_root = context.project.root.clone();
     let mission_id = mission.id.clone();
     let engine = runtime.block_on(async {
         Engine::start(StartRequest {
@@ -131,6 +131,7 @@ pub fn resume(context: &Context, args: ResumeArgs) -> Outcome {
             store,
             &run_id,
             &context.cwd,
+            &context.project,
             args.upgrade,
             Settings::default(),
             observer,
@@ -195,7 +196,7 @@ fn drive(
         }
     };
     // A spec in a Spec Kit directory may get the checked plan back, on request.
-    if let Some(line) = super::spec_run::export_hint(&context.store(), &run_id, &context.cwd) {
+    if let Some(line) = super::spec_run::export_hint(&context.store(), &run_id, &context.project) {
         say(line);
     }
     let exit = match outcome {
@@ -269,10 +270,9 @@ fn drive(
     };
     // The report on disk says how the run ended, and the last line says where it is.
     if let Some(path) = super::report::finalize(&context.store(), &run_id) {
-        let root = crate::project::Project::discover(&context.cwd).root;
         say(format!(
             "report: {}",
-            crate::project::display_path(&path, &root)
+            crate::project::display_path(&path, &context.project.root)
         ));
     }
     Ok(exit)
@@ -395,7 +395,7 @@ pub fn parse_inputs(
 /// A store for a context.
 impl Context {
     pub fn store(&self) -> Store {
-        Store::locate(&self.cwd, self.store_override.as_deref())
+        Store::of(&self.project, &self.cwd, self.store_override.as_deref())
     }
 }
 
@@ -424,7 +424,7 @@ pub(super) fn finish_branches(
         }
         return Ok(Vec::new());
     };
-    let project_root = crate::project::Project::discover(&context.cwd).root;
+    let project_root = context.project.root.clone();
     let Ok(root) = crate::git::ops::toplevel(&project_root) else {
         return Ok(Vec::new());
     };
