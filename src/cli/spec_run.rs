@@ -43,7 +43,7 @@ pub fn target(
     if !is_markdown || !path.is_file() {
         return Ok(None);
     }
-    let root = &context.project.root;
+    let root = context.project.root.clone();
     let (config, diagnostics) = project::load(&context.store().dir);
     if diagnostics.has_errors() {
         return Err(Failure {
@@ -182,7 +182,7 @@ fn checked_plan(
 /// it was).
 pub fn export_hint(store: &Store, run_id: &str, project: &Project) -> Option<String> {
     let (_, layout, _, _) = checked_plan(store, run_id)?;
-    let root = &project.root;
+    let root = project.root.clone();
     Some(format!(
         "the checked plan can go beside the spec as Spec Kit's plan.md and tasks.md: \
          `spectacular plan {run_id} --write` writes them into {}",
@@ -197,7 +197,7 @@ pub fn export(store: &Store, run_id: &str, project: &Project) -> Option<Vec<Stri
     let (spec, layout, report, plan) = checked_plan(store, run_id)?;
     let spec_text = std::fs::read_to_string(&spec).unwrap_or_default();
     let title = speckit::feature_title(&spec_text, &layout.feature);
-    let root = &project.root;
+    let root = project.root.clone();
     // The feature directory is in the project: a link out of it is never written through.
     let inside = layout
         .dir
