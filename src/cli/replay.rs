@@ -123,7 +123,7 @@ fn replay_all(
     let since = since
         .map(|s| crate::query::cost::parse_since(s, std::time::SystemTime::now()))
         .transpose()
-        .map_err(Failure::usage)?;
+        .map_err(|e| Failure::usage(e.to_string()))?;
     let ids = if store.runs_dir().is_dir() {
         store.run_ids().map_err(internal)?
     } else {

@@ -421,7 +421,7 @@ async fn costs(
             .filter(|s| !s.is_empty())
             .map(|s| crate::query::cost::parse_since(&s, std::time::SystemTime::now()))
             .transpose()
-            .map_err(Error::BadRequest)?;
+            .map_err(|e| Error::BadRequest(e.to_string()))?;
         Ok(Json(api::costs(&store, since.as_deref())?))
     })
     .await

@@ -53,11 +53,14 @@ pub enum Base {
 
 impl Base {
     /// Read a file referenced by the mission, relative to the mission's directory.
-    pub fn read(&self, relative: &str) -> Result<String, String> {
+    pub fn read(&self, relative: &str) -> Result<String, Error> {
         match self {
             Base::Dir(dir) => {
                 let path = dir.join(relative);
-                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
+                std::fs::read_to_string(&path).map_err(|source| Error::Read {
+                    path: path.display().to_string(),
+                    source,
+                })
             }
             Base::Builtin(name) => {
                 let wanted = format!("{name}/{}", relative.trim_start_matches("./"));
@@ -65,7 +68,7 @@ impl Base {
                     .iter()
                     .find(|(path, _)| *path == wanted)
                     .map(|(_, text)| text.to_string())
-                    .ok_or_else(|| format!("builtin:missions/{wanted}: no such file"))
+                    .ok_or(Error::NoBuiltinFile { path: wanted })
             }
         }
     }
@@ -112,6 +115,10 @@ pub enum Error {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "builtin:missions/{path}: no such file; the built-in missions hold only their own files"
+    )]
+    NoBuiltinFile { path: String },
 }
 
 /// The parsed mission document: its source, its YAML tree (absent when unparseable) and the
