@@ -489,12 +489,14 @@ impl Packs {
         &mut self,
         name: &str,
         values: &serde_json::Map<String, Json>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ParamsError> {
         let entry = self
             .entries
             .iter_mut()
             .find(|e| e.active && e.name() == name)
-            .ok_or_else(|| format!("no active policy pack named `{name}`"))?;
+            .ok_or_else(|| ParamsError::NoSuchPack {
+                name: name.to_string(),
+            })?;
         let params = merge_params(&entry.pack.manifest, &entry.params, values)?;
         entry.set_params(params);
         Ok(())
@@ -765,12 +767,34 @@ fn pack_dirs(dir: &Path) -> Vec<PathBuf> {
     dirs
 }
 
+/// Why params cannot be given to a pack.
+#[derive(Debug, thiserror::Error)]
+pub enum ParamsError {
+    #[error("no active policy pack named `{name}`")]
+    NoSuchPack { name: String },
+    /// `hint` is empty or `; did you mean …`.
+    #[error("pack `{pack}` has no parameter `{key}`{hint}")]
+    Unknown {
+        pack: String,
+        key: String,
+        hint: String,
+    },
+    #[error("parameter `{key}` of pack `{pack}` is a {kind}, not {value}")]
+    WrongType {
+        pack: String,
+        key: String,
+        kind: &'static str,
+        /// The value given, as JSON.
+        value: String,
+    },
+}
+
 /// `current` with `values` applied, each checked against the manifest.
 fn merge_params(
     manifest: &Manifest,
     current: &serde_json::Map<String, Json>,
     values: &serde_json::Map<String, Json>,
-) -> Result<serde_json::Map<String, Json>, String> {
+) -> Result<serde_json::Map<String, Json>, ParamsError> {
     let mut params = current.clone();
     for (key, value) in values {
         let Some(spec) = manifest.params.get(key) else {
@@ -778,17 +802,19 @@ fn merge_params(
             let hint = did_you_mean(key, known.iter().copied())
                 .map(|h| format!("; {h}"))
                 .unwrap_or_default();
-            return Err(format!(
-                "pack `{}` has no parameter `{key}`{hint}",
-                manifest.name
-            ));
+            return Err(ParamsError::Unknown {
+                pack: manifest.name.clone(),
+                key: key.clone(),
+                hint,
+            });
         };
         if !spec.kind.accepts(value) {
-            return Err(format!(
-                "parameter `{key}` of pack `{}` is a {}, not {value}",
-                manifest.name,
-                spec.kind.as_str()
-            ));
+            return Err(ParamsError::WrongType {
+                pack: manifest.name.clone(),
+                key: key.clone(),
+                kind: spec.kind.as_str(),
+                value: value.to_string(),
+            });
         }
         params.insert(key.clone(), value.clone());
     }

@@ -339,9 +339,9 @@ fn check_case(
                 let current = serde_json::Map::new();
                 match merge_params(manifest, &current, &map) {
                     Ok(_) => map,
-                    Err(message) => {
+                    Err(error) => {
                         diagnostics.push(
-                            Diagnostic::new(Code::BadParamDefault, message)
+                            Diagnostic::new(Code::BadParamDefault, error.to_string())
                                 .at(file, Some(p.span), at("params"))
                                 .help("a test's params must be declared in pack.yaml, with the declared type"),
                         );
