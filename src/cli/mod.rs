@@ -611,6 +611,21 @@ impl Context {
     }
 }
 
+/// The run `run` names (an id, a unique prefix of one, or `last`) and its events: a usage
+/// error when it names none, an internal one when its log cannot be read.
+pub(crate) fn run_events(
+    store: &crate::record::Store,
+    run: &str,
+) -> Result<(String, Vec<crate::record::Event>), Failure> {
+    let run_id = store
+        .resolve_run(run)
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let events = store
+        .read_events(&run_id)
+        .map_err(|e| Failure::internal(e.to_string()))?;
+    Ok((run_id, events))
+}
+
 /// How many columns the terminal on `fd` has now, if it is one.
 pub(crate) fn terminal_columns(fd: std::os::raw::c_int) -> Option<usize> {
     // SAFETY: TIOCGWINSZ fills the `winsize` it is given and reads nothing else.
