@@ -146,6 +146,39 @@ pub(super) fn ingest(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
         return (spec, diagnostics);
     }
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let lines = split_lines(path, text, &mut diagnostics);
+    spec.lines = lines.len() as u32;
+    spec.words = word_count(text);
+    spec.format = detect(&lines);
+
+    let mut b = Builder {
+        path,
+        spec,
+        diagnostics: Vec::new(),
+        stack: Vec::new(),
+        story: None,
+        kiro: None,
+        paragraph: None,
+        prose: Vec::new(),
+        paragraph_no: 0,
+        last: Last::None,
+        scenario_seq: 0,
+        list_indent: None,
+        consumed: 0,
+        question_line: None,
+        question_of: Vec::new(),
+    };
+    read_body(&mut b, &lines);
+    finish(b, diagnostics)
+}
+
+/// The lines of `text` with their 1-based numbers: `\r`s dropped, each line clipped
+/// to [`MAX_LINE_BYTES`] (with a diagnostic), the empty line after a final newline left out.
+fn split_lines<'t>(
+    path: &str,
+    text: &'t str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<(u32, &'t str)> {
     let mut lines: Vec<(u32, &str)> = Vec::new();
     for (i, raw) in text.split('\n').enumerate() {
         let no = u32::try_from(i + 1).unwrap_or(u32::MAX);
@@ -172,27 +205,12 @@ pub(super) fn ingest(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
     if lines.last().is_some_and(|(_, l)| l.is_empty()) {
         lines.pop();
     }
-    spec.lines = lines.len() as u32;
-    spec.words = word_count(text);
-    spec.format = detect(&lines);
+    lines
+}
 
-    let mut b = Builder {
-        path,
-        spec,
-        diagnostics: Vec::new(),
-        stack: Vec::new(),
-        story: None,
-        kiro: None,
-        paragraph: None,
-        prose: Vec::new(),
-        paragraph_no: 0,
-        last: Last::None,
-        scenario_seq: 0,
-        list_indent: None,
-        consumed: 0,
-        question_line: None,
-        question_of: Vec::new(),
-    };
+/// The pass over the lines: code fences and comments, headings, bold labels, list items and
+/// paragraphs, each handed to the builder.
+fn read_body(b: &mut Builder<'_>, lines: &[(u32, &str)]) {
     let mut fence: Option<&str> = None;
     let mut in_comment = false;
     let mut issue_title_pending = b.spec.format == Format::Issue;
@@ -309,40 +327,8 @@ pub(super) fn ingest(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
             continue;
         }
         // A scenario or a Kiro user story written as a paragraph.
-        let shown = plain(trimmed);
-        // Kiro's `User Story:`, cc-sdd's `Objective:`, and the same in Japanese and Chinese.
-        let story_line = [
-            "User Story:",
-            "User story:",
-            "Objective:",
-            "ユーザーストーリー:",
-            "ユーザーストーリー：",
-            "用户故事:",
-            "用户故事：",
-        ]
-        .iter()
-        .find_map(|p| shown.strip_prefix(p));
-        if let Some(rest) = story_line {
-            if let Some((_, k)) = b.kiro {
-                let rest = rest.trim().to_string();
-                let n = b.spec.requirements[k]
-                    .id
-                    .trim_start_matches('R')
-                    .to_string();
-                let at = Location::new(no, col(line, offset_in(line, trimmed)), chars(trimmed));
-                b.spec.stories.push(UserStory {
-                    id: format!("US{n}"),
-                    title: rest.clone(),
-                    priority: None,
-                    location: at,
-                    scenarios: Vec::new(),
-                });
-                let req = &mut b.spec.requirements[k];
-                req.text = format!("{}: {rest}", req.text);
-                b.flush_paragraph();
-                b.last = Last::Requirement(k);
-                continue;
-            }
+        if story_paragraph(b, no, line, trimmed) {
+            continue;
         }
         b.last = Last::None;
         if !indented {
@@ -351,6 +337,53 @@ pub(super) fn ingest(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
         b.add_prose(no, line, trimmed, true);
         b.clarifications(no, line);
     }
+}
+
+/// A Kiro user story (`User Story:`, `Objective:`…) written as a paragraph under a
+/// requirement: it becomes the requirement's story. Whether the line was one.
+fn story_paragraph(b: &mut Builder<'_>, no: u32, line: &str, trimmed: &str) -> bool {
+    // A scenario or a Kiro user story written as a paragraph.
+    let shown = plain(trimmed);
+    // Kiro's `User Story:`, cc-sdd's `Objective:`, and the same in Japanese and Chinese.
+    let story_line = [
+        "User Story:",
+        "User story:",
+        "Objective:",
+        "ユーザーストーリー:",
+        "ユーザーストーリー：",
+        "用户故事:",
+        "用户故事：",
+    ]
+    .iter()
+    .find_map(|p| shown.strip_prefix(p));
+    if let Some(rest) = story_line {
+        if let Some((_, k)) = b.kiro {
+            let rest = rest.trim().to_string();
+            let n = b.spec.requirements[k]
+                .id
+                .trim_start_matches('R')
+                .to_string();
+            let at = Location::new(no, col(line, offset_in(line, trimmed)), chars(trimmed));
+            b.spec.stories.push(UserStory {
+                id: format!("US{n}"),
+                title: rest.clone(),
+                priority: None,
+                location: at,
+                scenarios: Vec::new(),
+            });
+            let req = &mut b.spec.requirements[k];
+            req.text = format!("{}: {rest}", req.text);
+            b.flush_paragraph();
+            b.last = Last::Requirement(k);
+            return true;
+        }
+    }
+    false
+}
+
+/// After the pass: the last paragraph, the end of the last section, the fallback requirements,
+/// the ids, and which requirement each question is about.
+fn finish(mut b: Builder<'_>, mut diagnostics: Vec<Diagnostic>) -> (Spec, Vec<Diagnostic>) {
     b.flush_paragraph();
     if let Some(last) = b.spec.sections.last_mut() {
         last.end_line = b.spec.lines.max(last.location.line);
