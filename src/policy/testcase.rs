@@ -180,9 +180,10 @@ pub fn load_cases(
         let text = match files.read(&relative) {
             Ok(Some(text)) => text,
             Ok(None) => continue,
-            Err(message) => {
-                diagnostics
-                    .push(Diagnostic::new(Code::PolicyTestInvalid, message).at(&file, None, ""));
+            Err(error) => {
+                diagnostics.push(
+                    Diagnostic::new(Code::PolicyTestInvalid, error.to_string()).at(&file, None, ""),
+                );
                 continue;
             }
         };
