@@ -43,9 +43,9 @@ pub fn run(context: &Context, args: Args) -> Outcome {
             }
             Ok(Exit::Success)
         }
-        Err(message) => Err(Failure {
+        Err(error) => Err(Failure {
             exit: Exit::RunFailed,
-            message,
+            message: error.to_string(),
         }),
     }
 }

@@ -209,8 +209,8 @@ fn drive(
                     }
                     Exit::Success
                 }
-                Err(message) => {
-                    eoutln!("{message}");
+                Err(error) => {
+                    eoutln!("{error}");
                     Exit::RunFailed
                 }
             }
@@ -399,6 +399,21 @@ impl Context {
     }
 }
 
+/// Why `--apply` did not bring a succeeded run's work onto its base branch.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ApplyError {
+    #[error(
+        "run {run_id} succeeded, but `--apply` has nothing to apply: the mission does not \
+         merge work on branches"
+    )]
+    NothingToApply { run_id: String },
+    #[error("run {run_id} succeeded, but {source}")]
+    Apply {
+        run_id: String,
+        source: Box<crate::git::apply::Error>,
+    },
+}
+
 /// After a run that worked on branches succeeded: its worktrees and work-package branches go,
 /// its integration branch stays for review, or (`--apply`) its base branch is fast-forwarded
 /// to it. What happened, as lines to show; an `Err` when `--apply` could not fast-forward.
@@ -406,7 +421,7 @@ pub(super) fn finish_branches(
     context: &Context,
     run_id: &str,
     apply: bool,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, ApplyError> {
     let store = context.store();
     let Ok(events) = store.read_events(run_id) else {
         return Ok(Vec::new());
@@ -417,10 +432,9 @@ pub(super) fn finish_branches(
     });
     if base.is_none() {
         if apply {
-            return Err(format!(
-                "run {run_id} succeeded, but `--apply` has nothing to apply: the mission does not \
-                 merge work on branches"
-            ));
+            return Err(ApplyError::NothingToApply {
+                run_id: run_id.to_string(),
+            });
         }
         return Ok(Vec::new());
     };
@@ -451,7 +465,10 @@ pub(super) fn finish_branches(
             applied.integration,
             applied.commit.get(..12).unwrap_or(&applied.commit)
         )]),
-        Err(e) => Err(format!("run {run_id} succeeded, but {e}")),
+        Err(source) => Err(ApplyError::Apply {
+            run_id: run_id.to_string(),
+            source: Box::new(source),
+        }),
     }
 }
 
