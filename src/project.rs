@@ -13,14 +13,13 @@ pub struct Project {
 }
 
 impl Project {
-    /// Find the project for `cwd`: the nearest ancestor holding `.spectacular/`, else the
-    /// nearest holding `.git`, else `cwd` itself.
+    /// Find the project for `cwd`: the nearest ancestor holding a `.spectacular/` directory,
+    /// else the nearest holding `.git` (a directory, or the file of a git worktree), else `cwd`
+    /// itself. A command does this once, at its start, and passes the project down.
     pub fn discover(cwd: &Path) -> Project {
-        let find = |marker: &str| cwd.ancestors().find(|dir| dir.join(marker).exists());
-        let root = find(DOT_DIR)
-            .or_else(|| find(".git"))
-            .unwrap_or(cwd)
-            .to_path_buf();
+        let dot = cwd.ancestors().find(|dir| dir.join(DOT_DIR).is_dir());
+        let git = || cwd.ancestors().find(|dir| dir.join(".git").exists());
+        let root = dot.or_else(git).unwrap_or(cwd).to_path_buf();
         Project { root }
     }
 

@@ -61,7 +61,7 @@ pub fn render_argv(template: &[String], context: &Value) -> Result<Vec<String>, 
     }
     template
         .iter()
-        .map(|a| crate::prompt::render(a, context).map_err(Error::Template))
+        .map(|a| crate::prompt::render(a, context).map_err(|e| Error::Template(e.to_string())))
         .collect()
 }
 

@@ -107,11 +107,7 @@ pub(super) fn parse_gcc(text: &str, sink: &mut Sink<'_>) {
         let Some(c) = GCC.captures(line) else {
             continue;
         };
-        let severity = match &c[4] {
-            "fatal error" | "error" => Severity::Error,
-            "warning" => Severity::Warning,
-            _ => Severity::Note,
-        };
+        let severity = super::severity_word(&c[4]);
         sink.add(Found {
             file: Some(&c[1]),
             line: number(&c[2]),

@@ -194,10 +194,7 @@ static CODE_FRAME: LazyLock<Regex> =
 /// (src/sum.test.js:5:23)`); a test file that did not run is `● Test suite failed to run`.
 /// A test is placed at the first frame in its own file, else in another file of the project.
 pub(super) fn parse_jest(text: &str, sink: &mut Sink<'_>) {
-    let lines: Vec<String> = text
-        .lines()
-        .map(|l| strip_ansi(l).trim_end().to_string())
-        .collect();
+    let lines: Vec<String> = super::plain_lines(text);
     let mut file: Option<String> = None;
     let mut i = 0;
     while i < lines.len() {
@@ -293,10 +290,7 @@ pub(super) fn parse_vitest(text: &str, sink: &mut Sink<'_>) {
         found: &mut *sink.found,
         ctx: sink.ctx,
     };
-    let lines: Vec<String> = text
-        .lines()
-        .map(|l| strip_ansi(l).trim_end().to_string())
-        .collect();
+    let lines: Vec<String> = super::plain_lines(text);
     let mut i = 0;
     while i < lines.len() {
         let (file, test) = if let Some(c) = VITEST_FAIL.captures(&lines[i]) {

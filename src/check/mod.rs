@@ -725,6 +725,23 @@ fn clean_relative(path: &Path) -> Option<String> {
     Some(parts.join("/"))
 }
 
+/// The lines of a tool's output without colour codes or trailing white space.
+pub(crate) fn plain_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| strip_ansi(l).trim_end().to_string())
+        .collect()
+}
+
+/// A severity as compilers and type checkers write it: `error` (and gcc's `fatal error`),
+/// `warning`, else a note.
+pub(crate) fn severity_word(word: &str) -> Severity {
+    match word {
+        "fatal error" | "error" => Severity::Error,
+        "warning" => Severity::Warning,
+        _ => Severity::Note,
+    }
+}
+
 /// Terminal escape sequences (colours, cursor moves, hyperlinks) removed.
 pub(crate) fn strip_ansi(text: &str) -> std::borrow::Cow<'_, str> {
     if !text.contains('\u{1b}') && !text.contains('\u{9b}') {

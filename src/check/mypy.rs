@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{number, strip_ansi, Found, Severity, Sink};
+use super::{number, Found, Sink};
 
 static LOCATED: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(\S.*?\.pyi?):(\d+):(?:(\d+):)? (error|warning|note): (.*)$").expect("regex")
@@ -22,10 +22,7 @@ pub(super) fn looks_like_mypy(line: &str) -> bool {
 }
 
 pub(super) fn parse(text: &str, sink: &mut Sink<'_>) {
-    let lines: Vec<String> = text
-        .lines()
-        .map(|l| strip_ansi(l).trim_end().to_string())
-        .collect();
+    let lines: Vec<String> = super::plain_lines(text);
     let mut i = 0;
     while i < lines.len() {
         let Some(c) = LOCATED.captures(&lines[i]) else {
@@ -50,11 +47,7 @@ pub(super) fn parse(text: &str, sink: &mut Sink<'_>) {
             Some(k) => (k[1].to_string(), Some(k[2].to_string())),
             None => (message.clone(), None),
         };
-        let severity = match &c[4] {
-            "error" => Severity::Error,
-            "warning" => Severity::Warning,
-            _ => Severity::Note,
-        };
+        let severity = super::severity_word(&c[4]);
         sink.add(Found {
             file: Some(&c[1]),
             line: number(&c[2]),

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{number, strip_ansi, Found, Sink};
+use super::{number, Found, Sink};
 
 static HEADER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(?:([A-Z]{1,4}[0-9]{1,5}) |([a-z]+(?:-[a-z]+)*): )(?:\[\*\] )?(.+)$")
@@ -32,10 +32,7 @@ pub(super) fn looks_like_ruff(line: &str) -> bool {
 }
 
 pub(super) fn parse(text: &str, sink: &mut Sink<'_>) {
-    let lines: Vec<String> = text
-        .lines()
-        .map(|l| strip_ansi(l).trim_end().to_string())
-        .collect();
+    let lines: Vec<String> = super::plain_lines(text);
     for (i, line) in lines.iter().enumerate() {
         if let Some(c) = CONCISE.captures(line) {
             sink.add(Found {

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{number, strip_ansi, Found, Severity, Sink};
+use super::{number, Found, Severity, Sink};
 
 static PLAIN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(.+?)\((\d+),(\d+)\): (error|warning|message) (TS\d+): (.*)$").expect("regex")
@@ -22,10 +22,7 @@ static GLOBAL: LazyLock<Regex> =
 const CONTINUATION: usize = 10;
 
 pub(super) fn parse(text: &str, sink: &mut Sink<'_>) {
-    let lines: Vec<String> = text
-        .lines()
-        .map(|l| strip_ansi(l).trim_end().to_string())
-        .collect();
+    let lines: Vec<String> = super::plain_lines(text);
     let mut i = 0;
     while i < lines.len() {
         let line = &lines[i];
@@ -70,9 +67,5 @@ pub(super) fn parse(text: &str, sink: &mut Sink<'_>) {
 }
 
 fn severity(word: &str) -> Severity {
-    match word {
-        "error" => Severity::Error,
-        "warning" => Severity::Warning,
-        _ => Severity::Note,
-    }
+    super::severity_word(word)
 }

@@ -174,20 +174,29 @@ fn without_line(reference: &str) -> &str {
     rest
 }
 
+/// Why a plan's acceptance criteria cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("the plan has {bytes} bytes, more than the {limit} a plan may have")]
+    TooLarge { bytes: usize, limit: usize },
+    #[error("the plan is not JSON: {0}")]
+    NotJson(serde_json::Error),
+    #[error("the plan is not a list of work packages")]
+    NotAList,
+}
+
 /// The acceptance criteria of a plan (`tasks.json`): `<id>/<n>` → the criterion's text, in
 /// plan order. Only `id` and `acceptance` are read; the plan was checked when it was made.
-pub fn criteria(plan: &[u8]) -> Result<BTreeMap<String, String>, String> {
+pub fn criteria(plan: &[u8]) -> Result<BTreeMap<String, String>, PlanError> {
     if plan.len() > crate::tasks::MAX_BYTES {
-        return Err(format!(
-            "the plan has {} bytes, more than the {} a plan may have",
-            plan.len(),
-            crate::tasks::MAX_BYTES
-        ));
+        return Err(PlanError::TooLarge {
+            bytes: plan.len(),
+            limit: crate::tasks::MAX_BYTES,
+        });
     }
-    let value: Value =
-        serde_json::from_slice(plan).map_err(|e| format!("the plan is not JSON: {e}"))?;
+    let value: Value = serde_json::from_slice(plan).map_err(PlanError::NotJson)?;
     let Value::Array(packages) = value else {
-        return Err("the plan is not a list of work packages".into());
+        return Err(PlanError::NotAList);
     };
     let mut out = BTreeMap::new();
     for package in packages.iter().take(crate::tasks::MAX_WORK_PACKAGES) {

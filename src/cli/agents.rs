@@ -72,7 +72,7 @@ pub fn run(context: &Context, args: Args) -> Outcome {
         Sub::List { mission_dir, json } => (false, mission_dir, json),
         Sub::Doctor { mission_dir, json } => (true, mission_dir, json),
     };
-    let dot_dir = crate::project::Project::discover(&context.cwd).dot_dir();
+    let dot_dir = context.project.dot_dir();
     let user = crate::project::user_config_dir();
     let mission_dir = mission_dir.map(|d| context.cwd.join(d));
     let agents =

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::{Context, Exit, Failure, Outcome};
 use crate::diag::{render_text, RenderOptions};
-use crate::project::{display_path, Project};
+use crate::project::display_path;
 use crate::spec::{analyse_file, Analysis, AnalysisConfig};
 
 #[derive(Debug, clap::Args)]
@@ -34,7 +34,7 @@ pub fn run(context: &Context, args: Args) -> Outcome {
         )));
     }
     let name = display_path(&path, &context.cwd);
-    let project = Project::discover(&context.cwd);
+    let project = &context.project;
     let (config, config_diagnostics) = AnalysisConfig::load(&project.root, &context.cwd);
     let repo = if args.no_repo {
         None

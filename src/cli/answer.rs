@@ -102,12 +102,7 @@ pub fn run(context: &Context, args: Args) -> Outcome {
              recorded (answer from your own terminal)"
         )));
     }
-    let run_id = store
-        .resolve_run(&args.run)
-        .map_err(|e| Failure::usage(e.to_string()))?;
-    let events = store
-        .read_events(&run_id)
-        .map_err(|e| Failure::internal(e.to_string()))?;
+    let (run_id, events) = super::run_events(&store, &args.run)?;
     let waiting = pending(&events);
     let target = choose(&run_id, &waiting, args.phase.as_deref())?;
     let answers: Vec<(u32, String)> =

@@ -13,12 +13,7 @@ pub struct Args {
 
 pub fn run(context: &Context, args: Args) -> Outcome {
     let store = context.store();
-    let run_id = store
-        .resolve_run(&args.run)
-        .map_err(|e| Failure::usage(e.to_string()))?;
-    let events = store
-        .read_events(&run_id)
-        .map_err(|e| Failure::internal(e.to_string()))?;
+    let (run_id, events) = super::run_events(&store, &args.run)?;
     let ended = events.iter().rev().find_map(|e| match &e.data {
         EventData::RunSucceeded(_) => Some("succeeded"),
         EventData::RunFailed(_) => Some("failed"),
@@ -48,9 +43,9 @@ pub fn run(context: &Context, args: Args) -> Outcome {
             }
             Ok(Exit::Success)
         }
-        Err(message) => Err(Failure {
+        Err(error) => Err(Failure {
             exit: Exit::RunFailed,
-            message,
+            message: error.to_string(),
         }),
     }
 }

@@ -3,8 +3,7 @@
 
 use super::{Context, Exit, Failure, Outcome};
 use crate::git::clean::{self, RunClean, Target};
-use crate::project::{display_path, Project};
-use crate::record::store::Store;
+use crate::project::display_path;
 
 #[derive(Debug, clap::Args)]
 #[command(group = clap::ArgGroup::new("which").required(true).args(["run", "finished"]))]
@@ -27,8 +26,8 @@ pub struct Args {
 }
 
 pub fn run(context: &Context, args: Args) -> Outcome {
-    let store = Store::locate(&context.cwd, context.store_override.as_deref());
-    let repo = Project::discover(&context.cwd).root;
+    let store = context.store();
+    let repo = context.project.root.clone();
     let target = match args.run {
         Some(run) => Target::Run(run),
         None => Target::Finished {

@@ -30,6 +30,7 @@ use clap_complete::engine::{
 use clap_complete::env::EnvCompleter;
 
 use super::{Cli, Exit, Failure, Outcome};
+use crate::project::Project;
 use crate::record::Store;
 
 /// The variable that turns a call of the binary into a completion request. Our own name, so
@@ -147,6 +148,8 @@ fn complete_arg(arg: Arg, command: &str, parent: &str) -> Arg {
 /// store (`--store DIR` on the line, else `SPECTACULAR_STORE`), and the words of the line.
 struct Request {
     cwd: PathBuf,
+    /// The project of `cwd`, found once.
+    project: Project,
     store: Store,
     /// The words of the command line, the program's name first, the word being completed last.
     words: Vec<String>,
@@ -174,8 +177,14 @@ impl Request {
                 store_dir = Some(PathBuf::from(dir));
             }
         }
-        let store = Store::locate(&cwd, store_dir.as_deref());
-        Request { cwd, store, words }
+        let project = Project::discover(&cwd);
+        let store = Store::of(&project, &cwd, store_dir.as_deref());
+        Request {
+            cwd,
+            project,
+            store,
+            words,
+        }
     }
 
     /// The run the line names before the word being completed (an id, a unique prefix of one,
@@ -241,7 +250,7 @@ fn missions(current: &OsStr) -> Vec<CompletionCandidate> {
         return Vec::new();
     };
     let request = Request::read();
-    let mut out: Vec<CompletionCandidate> = crate::load::list(&request.cwd)
+    let mut out: Vec<CompletionCandidate> = crate::load::list_in(&request.cwd, &request.project)
         .into_iter()
         .filter(|m| !m.shadowed && m.name.starts_with(typed))
         .map(|m| {
@@ -291,7 +300,7 @@ fn packs(current: &OsStr) -> Vec<CompletionCandidate> {
         .into_iter()
         .map(|n| (n, "built-in pack"))
         .collect();
-    let project_dot = crate::project::Project::discover(&request.cwd).dot_dir();
+    let project_dot = request.project.dot_dir();
     let mut layers = Vec::new();
     if let Some(user) = crate::project::user_config_dir() {
         layers.push((user.join("policies"), "user pack"));

@@ -25,7 +25,7 @@ pub fn run(context: &Context, args: Args) -> Outcome {
         .as_deref()
         .map(|s| cost::parse_since(s, std::time::SystemTime::now()))
         .transpose()
-        .map_err(Failure::usage)?;
+        .map_err(|e| Failure::usage(e.to_string()))?;
     let calls = match &args.run {
         Some(run) => {
             let run_id = store

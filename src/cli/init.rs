@@ -2,13 +2,13 @@
 //! the project, without overwriting anything.
 
 use super::{Context, Exit, Failure, Outcome};
-use crate::project::{display_path, Project, DOT_DIR};
+use crate::project::{display_path, DOT_DIR};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
 pub fn run(context: &Context, _args: Args) -> Outcome {
-    let project = Project::discover(&context.cwd);
+    let project = &context.project;
     let dot_dir = match &context.store_override {
         Some(dir) if dir.is_absolute() => dir.clone(),
         Some(dir) => context.cwd.join(dir),

@@ -2,7 +2,6 @@
 
 use super::{Context, Exit, Failure, Outcome};
 use crate::load::{self, Origin};
-use crate::project::Project;
 
 const EXAMPLES_LIST: &str = "\
 Examples:
@@ -80,7 +79,7 @@ pub fn run(context: &Context, args: Args) -> Outcome {
 }
 
 fn list(context: &Context, json: bool) -> Outcome {
-    let missions = load::list(&context.cwd);
+    let missions = load::list_in(&context.cwd, &context.project);
     if json {
         let text = serde_json::to_string_pretty(&missions)
             .map_err(|e| Failure::internal(e.to_string()))?;
@@ -107,7 +106,7 @@ fn list(context: &Context, json: bool) -> Outcome {
 }
 
 fn show(context: &Context, name: &str) -> Outcome {
-    let located = load::locate(name, &context.cwd)?;
+    let located = load::locate_in(name, &context.cwd, &context.project)?;
     let loaded = load::load(located)?;
     out!("{}", loaded.source.text)?;
     Ok(Exit::Success)
@@ -116,7 +115,7 @@ fn show(context: &Context, name: &str) -> Outcome {
 fn eject(context: &Context, name: &str, force: bool) -> Outcome {
     let files = load::builtin_files(name);
     if files.is_empty() {
-        let names: Vec<String> = load::list(&context.cwd)
+        let names: Vec<String> = load::list_in(&context.cwd, &context.project)
             .into_iter()
             .filter(|m| m.origin == Origin::Builtin)
             .map(|m| m.name)
@@ -126,10 +125,7 @@ fn eject(context: &Context, name: &str, force: bool) -> Outcome {
             names.join(", ")
         )));
     }
-    let target = Project::discover(&context.cwd)
-        .dot_dir()
-        .join("missions")
-        .join(name);
+    let target = context.project.dot_dir().join("missions").join(name);
     for (relative, _) in &files {
         let path = target.join(relative);
         if path.exists() && !force {
@@ -157,10 +153,7 @@ fn eject(context: &Context, name: &str, force: bool) -> Outcome {
 }
 
 fn diff(context: &Context, name: &str) -> Outcome {
-    let dir = Project::discover(&context.cwd)
-        .dot_dir()
-        .join("missions")
-        .join(name);
+    let dir = context.project.dot_dir().join("missions").join(name);
     let shown = crate::project::display_path(&dir, &context.cwd);
     let diffs = load::diff::compare(name, &dir, &shown).map_err(|e| match e {
         load::diff::Error::Read { .. } => Failure::internal(e.to_string()),

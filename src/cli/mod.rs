@@ -81,6 +81,7 @@ pub use exit::{Exit, EXIT_CODES};
 
 use crate::diag::{render_text, Diagnostics, RenderOptions};
 use crate::load;
+use crate::project::Project;
 use crate::validate::Validated;
 
 const AFTER_HELP: &str = "\
@@ -605,6 +606,8 @@ pub type Outcome = Result<Exit, Failure>;
 /// What every command needs to know about its surroundings.
 pub struct Context {
     pub cwd: PathBuf,
+    /// The project of `cwd`, found once when the command starts.
+    pub project: Project,
     /// Colour on stdout.
     pub color_stdout: bool,
     /// Colour on stderr.
@@ -621,8 +624,10 @@ impl Context {
             ColorChoice::Never => false,
             ColorChoice::Auto => is_terminal && !no_color,
         };
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
         Context {
-            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            project: Project::discover(&cwd),
+            cwd,
             color_stdout: decide(std::io::stdout().is_terminal()),
             color_stderr: decide(std::io::stderr().is_terminal()),
             store_override,
@@ -649,9 +654,13 @@ impl Context {
 
     /// Find, load and validate a mission given by path or name.
     pub fn validate(&self, mission: &str) -> Result<Validated, Failure> {
-        let located = load::locate(mission, &self.cwd)?;
+        let located = load::locate_in(mission, &self.cwd, &self.project)?;
         let loaded = load::load(located)?;
-        Ok(crate::validate::validate(&loaded, &self.cwd))
+        Ok(crate::validate::validate_in(
+            &loaded,
+            &self.cwd,
+            &self.project,
+        ))
     }
 
     /// Diagnostics as text for stderr.
@@ -663,6 +672,21 @@ impl Context {
             },
         )
     }
+}
+
+/// The run `run` names (an id, a unique prefix of one, or `last`) and its events: a usage
+/// error when it names none, an internal one when its log cannot be read.
+pub(crate) fn run_events(
+    store: &crate::record::Store,
+    run: &str,
+) -> Result<(String, Vec<crate::record::Event>), Failure> {
+    let run_id = store
+        .resolve_run(run)
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let events = store
+        .read_events(&run_id)
+        .map_err(|e| Failure::internal(e.to_string()))?;
+    Ok((run_id, events))
 }
 
 /// How many columns the terminal on `fd` has now, if it is one.

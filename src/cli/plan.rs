@@ -157,12 +157,7 @@ pub fn run(context: &Context, args: Args) -> Outcome {
         return import(context, import_args);
     }
     let store = context.store();
-    let run_id = store
-        .resolve_run(&args.run)
-        .map_err(|e| Failure::usage(e.to_string()))?;
-    let events = store
-        .read_events(&run_id)
-        .map_err(|e| Failure::internal(e.to_string()))?;
+    let (run_id, events) = super::run_events(&store, &args.run)?;
     let mut found = Found::Nothing;
     let mut models: std::collections::BTreeMap<String, usize> = Default::default();
     for event in &events {
@@ -226,7 +221,7 @@ pub fn run(context: &Context, args: Args) -> Outcome {
         }
     };
     if args.write {
-        let Some(lines) = super::spec_run::export(&store, &run_id, &context.cwd) else {
+        let Some(lines) = super::spec_run::export(&store, &run_id, &context.project) else {
             return Err(Failure::usage(format!(
                 "run {run_id}'s spec is not in a Spec Kit feature directory \
                  (`specs/NNN-name/spec.md`): there is nowhere to write plan.md and tasks.md"

@@ -8,7 +8,7 @@ use super::{Context, Exit, Failure, Outcome};
 use crate::diag::{did_you_mean, Diagnostics};
 use crate::policy::testcase::PackReport;
 use crate::policy::{Layer, PackFiles, Packs};
-use crate::project::{user_config_dir, Project};
+use crate::project::user_config_dir;
 use crate::record::EventData;
 
 const EXAMPLES_LIST: &str = "\
@@ -107,7 +107,7 @@ pub fn run(context: &Context, args: Args) -> Outcome {
 /// mission-local layer and the packs the mission enables. An invalid mission is reported and
 /// ends the command (with the outcome in `Err`).
 fn discover(context: &Context, mission: Option<&str>) -> Result<(Packs, Diagnostics), Outcome> {
-    let dot_dir = Project::discover(&context.cwd).dot_dir();
+    let dot_dir = context.project.dot_dir();
     let user = user_config_dir().map(|d| d.join("policies"));
     let validated = match mission {
         None => None,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::{Context, Exit, Failure, Outcome};
 use crate::config::models::Catalog;
 use crate::policy::{Layer, PackFiles, Packs};
-use crate::project::{user_config_dir, Project};
+use crate::project::user_config_dir;
 use crate::query::whatif::{self, RunReport, Setup};
 use crate::record::{fold, Event, Store};
 
@@ -123,7 +123,7 @@ fn replay_all(
     let since = since
         .map(|s| crate::query::cost::parse_since(s, std::time::SystemTime::now()))
         .transpose()
-        .map_err(Failure::usage)?;
+        .map_err(|e| Failure::usage(e.to_string()))?;
     let ids = if store.runs_dir().is_dir() {
         store.run_ids().map_err(internal)?
     } else {
@@ -198,7 +198,7 @@ impl WhatIf {
         policies: &[String],
         models: Option<&Path>,
     ) -> Result<WhatIf, Failure> {
-        let dot_dir = Project::discover(&context.cwd).dot_dir();
+        let dot_dir = context.project.dot_dir();
         let user = user_config_dir();
         let builtin = crate::policy::pack::builtin_names();
         // What was given: pack directories, directories of packs, or built-in names.

@@ -85,7 +85,7 @@ pub fn run(context: &Context, args: RunArgs) -> Outcome {
     let store = context.store();
     let (progress, observer) = watch(context, &store, args.json);
     let runtime = runtime()?;
-    let project_root = crate::project::Project::discover(&context.cwd).root;
+    let project_root = context.project.root.clone();
     let mission_id = mission.id.clone();
     let engine = runtime.block_on(async {
         Engine::start(StartRequest {
@@ -140,6 +140,7 @@ pub fn resume(context: &Context, args: ResumeArgs) -> Outcome {
             store,
             &run_id,
             &context.cwd,
+            &context.project,
             args.upgrade,
             Settings::default(),
             observer,
@@ -233,7 +234,7 @@ fn drive(
         }
     };
     // A spec in a Spec Kit directory may get the checked plan back, on request.
-    if let Some(line) = super::spec_run::export_hint(&context.store(), &run_id, &context.cwd) {
+    if let Some(line) = super::spec_run::export_hint(&context.store(), &run_id, &context.project) {
         say(line);
     }
     // The issue the run came from hears of its plan and its end; a success may open its
@@ -261,8 +262,8 @@ fn drive(
                         None => Exit::Success,
                     }
                 }
-                Err(message) => {
-                    eoutln!("{message}");
+                Err(error) => {
+                    eoutln!("{error}");
                     Exit::RunFailed
                 }
             }
@@ -322,10 +323,9 @@ fn drive(
     };
     // The report on disk says how the run ended, and the last line says where it is.
     if let Some(path) = super::report::finalize(&context.store(), &run_id) {
-        let root = crate::project::Project::discover(&context.cwd).root;
         say(format!(
             "report: {}",
-            crate::project::display_path(&path, &root)
+            crate::project::display_path(&path, &context.project.root)
         ));
     }
     Ok(exit)
@@ -448,8 +448,23 @@ pub fn parse_inputs(
 /// A store for a context.
 impl Context {
     pub fn store(&self) -> Store {
-        Store::locate(&self.cwd, self.store_override.as_deref())
+        Store::of(&self.project, &self.cwd, self.store_override.as_deref())
     }
+}
+
+/// Why `--apply` did not bring a succeeded run's work onto its base branch.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ApplyError {
+    #[error(
+        "run {run_id} succeeded, but `--apply` has nothing to apply: the mission does not \
+         merge work on branches"
+    )]
+    NothingToApply { run_id: String },
+    #[error("run {run_id} succeeded, but {source}")]
+    Apply {
+        run_id: String,
+        source: Box<crate::git::apply::Error>,
+    },
 }
 
 /// After a run that worked on branches succeeded: its worktrees and work-package branches go,
@@ -459,7 +474,7 @@ pub(super) fn finish_branches(
     context: &Context,
     run_id: &str,
     apply: bool,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, ApplyError> {
     let store = context.store();
     let Ok(events) = store.read_events(run_id) else {
         return Ok(Vec::new());
@@ -470,14 +485,13 @@ pub(super) fn finish_branches(
     });
     if base.is_none() {
         if apply {
-            return Err(format!(
-                "run {run_id} succeeded, but `--apply` has nothing to apply: the mission does not \
-                 merge work on branches"
-            ));
+            return Err(ApplyError::NothingToApply {
+                run_id: run_id.to_string(),
+            });
         }
         return Ok(Vec::new());
     };
-    let project_root = crate::project::Project::discover(&context.cwd).root;
+    let project_root = context.project.root.clone();
     let Ok(root) = crate::git::ops::toplevel(&project_root) else {
         return Ok(Vec::new());
     };
@@ -504,7 +518,10 @@ pub(super) fn finish_branches(
             applied.integration,
             applied.commit.get(..12).unwrap_or(&applied.commit)
         )]),
-        Err(e) => Err(format!("run {run_id} succeeded, but {e}")),
+        Err(source) => Err(ApplyError::Apply {
+            run_id: run_id.to_string(),
+            source: Box::new(source),
+        }),
     }
 }
 

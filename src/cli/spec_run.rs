@@ -137,7 +137,7 @@ pub fn target(
     if !is_markdown || !path.is_file() {
         return Ok(None);
     }
-    let root = Project::discover(&context.cwd).root;
+    let root = context.project.root.clone();
     let (config, diagnostics) = project::load(&context.store().dir);
     if diagnostics.has_errors() {
         return Err(Failure {
@@ -301,9 +301,9 @@ fn merged_work(store: &Store, run_id: &str) -> std::collections::BTreeSet<String
 /// After a run of a spec in a Spec Kit feature directory with a checked plan: how to get it
 /// there as Spec Kit's `plan.md` and `tasks.md` (never written unasked: the checkout stays as
 /// it was).
-pub fn export_hint(store: &Store, run_id: &str, cwd: &Path) -> Option<String> {
+pub fn export_hint(store: &Store, run_id: &str, project: &Project) -> Option<String> {
     let (_, layout, _, _) = checked_plan(store, run_id)?;
-    let root = Project::discover(cwd).root;
+    let root = project.root.clone();
     Some(format!(
         "the checked plan can go beside the spec as Spec Kit's plan.md and tasks.md: \
          `spectacular plan {run_id} --write` writes them into {}",
@@ -314,11 +314,11 @@ pub fn export_hint(store: &Store, run_id: &str, cwd: &Path) -> Option<String> {
 /// Write the checked plan of a run of a spec in a Spec Kit feature directory there, as
 /// `plan.md` and `tasks.md` (`spectacular plan --write`). Returns what to tell the user; `None`
 /// when the run's spec is not in a Spec Kit directory or it has no checked plan.
-pub fn export(store: &Store, run_id: &str, cwd: &Path) -> Option<Vec<String>> {
+pub fn export(store: &Store, run_id: &str, project: &Project) -> Option<Vec<String>> {
     let (spec, layout, report, plan) = checked_plan(store, run_id)?;
     let spec_text = std::fs::read_to_string(&spec).unwrap_or_default();
     let title = speckit::feature_title(&spec_text, &layout.feature);
-    let root = Project::discover(cwd).root;
+    let root = project.root.clone();
     // The feature directory is in the project: a link out of it is never written through.
     let inside = layout
         .dir

@@ -291,6 +291,20 @@ fn resolve(store: &Store, run: &str) -> Result<String, Error> {
     Ok(store.resolve_run(run)?)
 }
 
+/// The JSON a handler reads about the run `run` names, read off the async threads.
+async fn of_run(
+    state: &AppState,
+    run: String,
+    read: impl FnOnce(&Store, &str) -> Result<Value, Error> + Send + 'static,
+) -> Result<Json<Value>, Error> {
+    let store = state.settings.store.clone();
+    blocking(move || {
+        let run_id = resolve(&store, &run)?;
+        Ok(Json(read(&store, &run_id)?))
+    })
+    .await
+}
+
 const INDEX: &str = include_str!("assets/index.html");
 const SCRIPT: &str = include_str!("assets/app.js");
 const STYLE: &str = include_str!("assets/app.css");
@@ -341,11 +355,9 @@ async fn run(
     State(state): State<AppState>,
     Path(run): Path<String>,
 ) -> Result<Json<Value>, Error> {
-    let store = state.settings.store.clone();
     let read_only = state.settings.read_only;
-    blocking(move || {
-        let run_id = resolve(&store, &run)?;
-        Ok(Json(api::run(&store, &run_id, read_only)?))
+    of_run(&state, run, move |store, run_id| {
+        Ok(api::run(store, run_id, read_only)?)
     })
     .await
 }
@@ -355,12 +367,7 @@ async fn board(
     State(state): State<AppState>,
     Path(run): Path<String>,
 ) -> Result<Json<Value>, Error> {
-    let store = state.settings.store.clone();
-    blocking(move || {
-        let run_id = resolve(&store, &run)?;
-        Ok(Json(api::board(&store, &run_id)?))
-    })
-    .await
+    of_run(&state, run, |store, run_id| Ok(api::board(store, run_id)?)).await
 }
 
 async fn report(
@@ -368,12 +375,7 @@ async fn report(
     State(state): State<AppState>,
     Path(run): Path<String>,
 ) -> Result<Json<Value>, Error> {
-    let store = state.settings.store.clone();
-    blocking(move || {
-        let run_id = resolve(&store, &run)?;
-        Ok(Json(api::report(&store, &run_id)?))
-    })
-    .await
+    of_run(&state, run, |store, run_id| Ok(api::report(store, run_id)?)).await
 }
 
 #[derive(Deserialize)]
@@ -395,11 +397,8 @@ async fn log(
     Path(run): Path<String>,
     Query(q): Query<LogQuery>,
 ) -> Result<Json<Value>, Error> {
-    let store = state.settings.store.clone();
-    blocking(move || {
-        let run_id = resolve(&store, &run)?;
-        let tail = api::log_tail(&store, &run_id, &q.instance, q.attempt, &q.stream, q.offset)?;
-        Ok(Json(tail))
+    of_run(&state, run, move |store, run_id| {
+        api::log_tail(store, run_id, &q.instance, q.attempt, &q.stream, q.offset)
     })
     .await
 }
@@ -421,7 +420,7 @@ async fn costs(
             .filter(|s| !s.is_empty())
             .map(|s| crate::query::cost::parse_since(&s, std::time::SystemTime::now()))
             .transpose()
-            .map_err(Error::BadRequest)?;
+            .map_err(|e| Error::BadRequest(e.to_string()))?;
         Ok(Json(api::costs(&store, since.as_deref())?))
     })
     .await

@@ -286,7 +286,7 @@ async fn learn(ctx: &Ctx<'_>) -> Result<(), Failure> {
             format!("builtin/learn stopped: {e}; this is a bug in spectacular"),
         )
     })?;
-    let (written, found) = learned.map_err(|e| Failure::new(FailureKind::Exit, e))?;
+    let (written, found) = learned.map_err(|e| Failure::new(FailureKind::Exit, e.to_string()))?;
     let mut out = format!(
         "{found} lesson(s) in this run: {} written, {} already known",
         written.written.len(),

@@ -170,7 +170,8 @@ impl Engine {
         };
         context["knowledge"] = Value::String(knowledge(&self.project_root, role, &context).text);
         let render = |text: &str| {
-            crate::prompt::render(text, &context).map_err(|e| (FailureKind::Expression, e))
+            crate::prompt::render(text, &context)
+                .map_err(|e| (FailureKind::Expression, e.to_string()))
         };
         let mut output_paths = BTreeMap::new();
         let mut outputs = phase.outputs.clone();
@@ -281,7 +282,7 @@ impl Engine {
             PhaseKind::Uses { step, with } => {
                 let with =
                     render_value(&Value::Object(with.clone().into_iter().collect()), &context)
-                        .map_err(|e| (FailureKind::Expression, e))?;
+                        .map_err(|e| (FailureKind::Expression, e.to_string()))?;
                 if step == "builtin/merge" {
                     Work::Merge(self.merge_job(instance, attempt, &with)?)
                 } else {
@@ -706,7 +707,7 @@ fn knowledge(
     crate::knowledge::for_role(&dot_dir, role, &files, budget)
 }
 
-fn render_value(value: &Value, context: &Value) -> Result<Value, String> {
+fn render_value(value: &Value, context: &Value) -> Result<Value, crate::expr::Error> {
     Ok(match value {
         Value::String(s) => Value::String(crate::prompt::render(s, context)?),
         Value::Array(items) => Value::Array(
@@ -718,7 +719,7 @@ fn render_value(value: &Value, context: &Value) -> Result<Value, String> {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| Ok((k.clone(), render_value(v, context)?)))
-                .collect::<Result<_, String>>()?,
+                .collect::<Result<_, crate::expr::Error>>()?,
         ),
         other => other.clone(),
     })

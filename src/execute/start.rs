@@ -176,6 +176,7 @@ impl Engine {
         store: Store,
         run_id: &str,
         cwd: &Path,
+        project: &crate::project::Project,
         upgrade: bool,
         settings: Settings,
         observer: Observer,
@@ -225,14 +226,15 @@ impl Engine {
             }
         }
         let located = locate_source(&started.mission_source, cwd);
-        let pinned = validate_text(located.clone(), &pinned_text, cwd).map_err(|detail| {
-            Error::PinnedInvalid {
-                run_id: run_id.into(),
-                detail,
-            }
-        })?;
+        let pinned =
+            validate_text(located.clone(), &pinned_text, cwd, project).map_err(|detail| {
+                Error::PinnedInvalid {
+                    run_id: run_id.into(),
+                    detail,
+                }
+            })?;
         let (current_digest, current) = match load::load(located.clone()) {
-            Ok(loaded) => match crate::validate::validate(&loaded, cwd).mission {
+            Ok(loaded) => match crate::validate::validate_in(&loaded, cwd, project).mission {
                 Some(mission) => (pin::digest(&mission).0, Some(mission)),
                 None => ("an invalid file".to_string(), None),
             },
@@ -267,7 +269,7 @@ impl Engine {
         } else {
             pinned
         };
-        let project_root = crate::project::Project::discover(cwd).root;
+        let project_root = project.root.clone();
         let problems = preflight::check(&mission, &project_root);
         if !problems.is_empty() {
             return Err(Error::Unready { problems });
@@ -506,9 +508,14 @@ pub(super) fn locate_source(source: &str, cwd: &Path) -> Located {
     }
 }
 
-fn validate_text(located: Located, text: &str, cwd: &Path) -> Result<Mission, String> {
+fn validate_text(
+    located: Located,
+    text: &str,
+    cwd: &Path,
+    project: &crate::project::Project,
+) -> Result<Mission, String> {
     let loaded = load::load_bytes(located, text.as_bytes());
-    let validated = crate::validate::validate(&loaded, cwd);
+    let validated = crate::validate::validate_in(&loaded, cwd, project);
     validated.mission.ok_or_else(|| {
         validated
             .diagnostics

@@ -71,7 +71,8 @@ fn engine_child() {
         let observer = observer(store.dir.clone());
         let engine = match std::env::var(RESUME) {
             Ok(run_id) => {
-                Engine::resume(store, &run_id, &project, false, settings, observer).unwrap()
+                let found = crate::project::Project::discover(&project);
+                Engine::resume(store, &run_id, &project, &found, false, settings, observer).unwrap()
             }
             Err(_) => {
                 let located = start::locate_source("mission.yaml", &project);

@@ -116,6 +116,30 @@ thread_local! {
     static OPERATIONS: Cell<u64> = const { Cell::new(0) };
 }
 
+/// Why a template could not be rendered or an expression evaluated, as people read it: what
+/// went wrong (and where in the text, when the engine says), or which limit stopped it.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// The template does not parse, reads a missing variable, or a filter failed.
+    #[error("{0}")]
+    Template(String),
+    /// The script failed or hit a limit other than the budget's.
+    #[error("{0}")]
+    Script(String),
+    /// The rendering grew past [`MAX_TEMPLATE_OUTPUT`].
+    #[error("output limit exceeded: the template produced more than {MAX_TEMPLATE_OUTPUT} bytes")]
+    OutputLimit,
+    /// The rendering produced bytes that are not UTF-8.
+    #[error("the template produced text that is not UTF-8")]
+    NotUtf8,
+    /// The budget stopped the evaluation (operations, deadline, interrupt).
+    #[error("{}", .0.message())]
+    Stopped(Stop),
+    /// A shell word cannot hold a NUL byte.
+    #[error("a NUL byte cannot be passed to a shell")]
+    NulInShellWord,
+}
+
 /// Why an evaluation was stopped by its budget.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stop {

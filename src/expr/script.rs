@@ -78,9 +78,9 @@ pub fn eval_expression(
     engine: &Engine,
     scope: &mut Scope,
     expression: &str,
-) -> Result<Dynamic, String> {
+) -> Result<Dynamic, super::Error> {
     bounded(|| engine.eval_expression_with_scope::<Dynamic>(scope, expression))
-        .map_err(|e| describe_error(&e))
+        .map_err(|e| super::Error::Script(describe_error(&e)))
 }
 
 fn too_large(what: &str) -> Box<EvalAltResult> {

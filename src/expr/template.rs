@@ -25,9 +25,9 @@ pub fn environment() -> Environment<'static> {
 
 /// `text` as one POSIX shell word: in single quotes, each `'` written as `'\''`. Safe for any
 /// text (newlines, quotes, `$`, backslashes…) except NUL, which no shell argument can hold.
-pub fn shell_quote(text: &str) -> Result<String, String> {
+pub fn shell_quote(text: &str) -> Result<String, super::Error> {
     if text.contains('\0') {
-        return Err("a NUL byte cannot be passed to a shell".into());
+        return Err(super::Error::NulInShellWord);
     }
     let mut quoted = String::with_capacity(text.len() + 2);
     quoted.push('\'');
@@ -50,7 +50,7 @@ fn shell_quote_filter(value: &Value) -> Result<String, Error> {
             Some(s) => s.to_string(),
             None => v.to_string(),
         };
-        shell_quote(&text).map_err(|e| Error::new(ErrorKind::InvalidOperation, e))
+        shell_quote(&text).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
     };
     if value.as_str().is_none() && value.kind() == minijinja::value::ValueKind::Seq {
         let mut words = Vec::new();
@@ -99,9 +99,11 @@ impl io::Write for Bounded {
 }
 
 /// Render `source` against `context` within the bounds; a failure as a message for people.
-pub fn render(source: &str, context: &serde_json::Value) -> Result<String, String> {
+pub fn render(source: &str, context: &serde_json::Value) -> Result<String, super::Error> {
     let env = environment();
-    let template = env.template_from_str(source).map_err(|e| describe(&e))?;
+    let template = env
+        .template_from_str(source)
+        .map_err(|e| super::Error::Template(describe(&e)))?;
     let mut out = Bounded {
         out: Vec::new(),
         writes: 0,
@@ -115,14 +117,10 @@ pub fn render(source: &str, context: &serde_json::Value) -> Result<String, Strin
         template.render_captured_to(context, &mut out).map(|_| ())
     });
     match (result, out.stopped) {
-        (Ok(()), _) => String::from_utf8(out.out)
-            .map_err(|_| "the template produced text that is not UTF-8".to_string()),
-        (Err(_), Some(Stopped::Full)) => Err(format!(
-            "output limit exceeded: the template produced more than {} bytes",
-            MAX_TEMPLATE_OUTPUT
-        )),
-        (Err(_), Some(Stopped::Budget(stop))) => Err(stop.message()),
-        (Err(e), None) => Err(describe(&e)),
+        (Ok(()), _) => String::from_utf8(out.out).map_err(|_| super::Error::NotUtf8),
+        (Err(_), Some(Stopped::Full)) => Err(super::Error::OutputLimit),
+        (Err(_), Some(Stopped::Budget(stop))) => Err(super::Error::Stopped(stop)),
+        (Err(e), None) => Err(super::Error::Template(describe(&e))),
     }
 }
 

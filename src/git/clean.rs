@@ -246,7 +246,7 @@ fn clean_run(
     }
     if forced && git.is_repo() {
         if let Err(e) = git.run(&["worktree".as_ref(), "prune".as_ref()]) {
-            run.errors.push(format!("`git worktree prune` failed: {e}"));
+            run.errors.push(e.to_string());
         }
     }
 
@@ -348,13 +348,18 @@ impl Git {
         }
     }
 
-    fn run(&self, args: &[&std::ffi::OsStr]) -> Result<String, String> {
-        let output = super::ops::run(&self.repo, args).map_err(|e| e.to_string())?;
+    fn run(&self, args: &[&std::ffi::OsStr]) -> Result<String, super::ops::Error> {
+        let output = super::ops::run(&self.repo, args)?;
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            Err(crate::knowledge::learn::one_line(&stderr, 300))
+            let command: Vec<String> = args.iter().map(|a| a.to_string_lossy().into()).collect();
+            Err(super::ops::Error::Failed {
+                command: command.join(" "),
+                dir: self.repo.display().to_string(),
+                stderr: crate::knowledge::learn::one_line(&stderr, 300),
+            })
         }
     }
 

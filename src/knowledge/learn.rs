@@ -487,6 +487,20 @@ impl Lock {
     }
 }
 
+/// Why a run's lessons could not be learned.
+#[derive(Debug, thiserror::Error)]
+pub enum LearnError {
+    #[error("cannot read the run log `{path}`: {source}")]
+    ReadLog {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Log(#[from] crate::record::Error),
+    #[error("cannot write the lessons into `{dir}`: {source}")]
+    Write { dir: String, source: std::io::Error },
+}
+
 /// Read a run's log (`run_dir/events.jsonl`, read-only, beside its live writer), find its
 /// lessons and write the new ones into `project_root/.spectacular/learnings/` (those already
 /// in the team's `.spectacular/knowledge/learnings/` are known, not written again).
@@ -496,13 +510,13 @@ pub fn learn(
     run_id: &str,
     mission: &str,
     date: &str,
-) -> Result<(Written, usize), String> {
+) -> Result<(Written, usize), LearnError> {
     let log = run_dir.join(crate::record::EVENTS_FILE);
-    let bytes = std::fs::read(&log)
-        .map_err(|e| format!("cannot read the run log `{}`: {e}", log.display()))?;
-    let events = crate::record::store::parse_log(&log, &bytes, run_id)
-        .map_err(|e| e.to_string())?
-        .events;
+    let bytes = std::fs::read(&log).map_err(|source| LearnError::ReadLog {
+        path: log.display().to_string(),
+        source,
+    })?;
+    let events = crate::record::store::parse_log(&log, &bytes, run_id)?.events;
     let all = lessons(&events);
     let dot = project_root.join(crate::project::DOT_DIR);
     let dir = dot.join(super::LOCAL_LEARNINGS);
@@ -510,8 +524,11 @@ pub fn learn(
     let (in_team, found): (Vec<Lesson>, Vec<Lesson>) =
         all.into_iter().partition(|l| team.contains(&l.key));
     let known = in_team.len();
-    let mut written = write(&dir, date, run_id, mission, &found)
-        .map_err(|e| format!("cannot write the lessons into `{}`: {e}", dir.display()))?;
+    let mut written =
+        write(&dir, date, run_id, mission, &found).map_err(|source| LearnError::Write {
+            dir: dir.display().to_string(),
+            source,
+        })?;
     written.known += known;
     Ok((written, found.len() + known))
 }

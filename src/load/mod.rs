@@ -53,11 +53,14 @@ pub enum Base {
 
 impl Base {
     /// Read a file referenced by the mission, relative to the mission's directory.
-    pub fn read(&self, relative: &str) -> Result<String, String> {
+    pub fn read(&self, relative: &str) -> Result<String, Error> {
         match self {
             Base::Dir(dir) => {
                 let path = dir.join(relative);
-                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
+                std::fs::read_to_string(&path).map_err(|source| Error::Read {
+                    path: path.display().to_string(),
+                    source,
+                })
             }
             Base::Builtin(name) => {
                 let wanted = format!("{name}/{}", relative.trim_start_matches("./"));
@@ -65,7 +68,7 @@ impl Base {
                     .iter()
                     .find(|(path, _)| *path == wanted)
                     .map(|(_, text)| text.to_string())
-                    .ok_or_else(|| format!("builtin:missions/{wanted}: no such file"))
+                    .ok_or(Error::NoBuiltinFile { path: wanted })
             }
         }
     }
@@ -112,6 +115,10 @@ pub enum Error {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "builtin:missions/{path}: no such file; the built-in missions hold only their own files"
+    )]
+    NoBuiltinFile { path: String },
 }
 
 /// The parsed mission document: its source, its YAML tree (absent when unparseable) and the
@@ -136,6 +143,12 @@ fn looks_like_path(arg: &str) -> bool {
 /// Find the mission `arg` names: a file or directory path, or a mission name resolved through
 /// the project, then the user's config dir, then the built-in missions.
 pub fn locate(arg: &str, cwd: &Path) -> Result<Located, Error> {
+    locate_in(arg, cwd, &Project::discover(cwd))
+}
+
+/// [`locate`] in a project already found: mission names resolve through `project`'s
+/// `.spectacular/missions/` first.
+pub fn locate_in(arg: &str, cwd: &Path, project: &Project) -> Result<Located, Error> {
     if looks_like_path(arg) {
         let mut path = cwd.join(arg);
         if path.is_dir() {
@@ -152,7 +165,6 @@ pub fn locate(arg: &str, cwd: &Path) -> Result<Located, Error> {
             path: Some(path),
         });
     }
-    let project = Project::discover(cwd);
     let mut searched = Vec::new();
     let mut on_disk = vec![(Origin::Project, project.dot_dir().join("missions"))];
     if let Some(user) = project::user_config_dir() {
@@ -333,7 +345,11 @@ pub struct Listed {
 
 /// Every mission reachable by name, highest precedence first within each name.
 pub fn list(cwd: &Path) -> Vec<Listed> {
-    let project = Project::discover(cwd);
+    list_in(cwd, &Project::discover(cwd))
+}
+
+/// [`list`] in a project already found.
+pub fn list_in(cwd: &Path, project: &Project) -> Vec<Listed> {
     let mut found = Vec::new();
     let mut scan = |origin: Origin, dir: PathBuf| {
         let Ok(entries) = std::fs::read_dir(&dir) else {

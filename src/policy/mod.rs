@@ -510,12 +510,14 @@ impl Packs {
         &mut self,
         name: &str,
         values: &serde_json::Map<String, Json>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ParamsError> {
         let entry = self
             .entries
             .iter_mut()
             .find(|e| e.active && e.name() == name)
-            .ok_or_else(|| format!("no active policy pack named `{name}`"))?;
+            .ok_or_else(|| ParamsError::NoSuchPack {
+                name: name.to_string(),
+            })?;
         let params = merge_params(&entry.pack.manifest, &entry.params, values)?;
         entry.set_params(params);
         Ok(())
@@ -655,9 +657,9 @@ impl Packs {
         let (result, reason) = match self.run_hook(entry, hook, ctx) {
             Ok(value) => match interpret(hook, value) {
                 Ok(ok) => ok,
-                Err(message) => error_result(message),
+                Err(error) => error_result(error.to_string()),
             },
-            Err(message) => error_result(message),
+            Err(error) => error_result(error.to_string()),
         };
         Decision {
             pack: entry.name().to_string(),
@@ -671,7 +673,7 @@ impl Packs {
     }
 
     /// Run the hook function in the sandbox; the result as JSON, or why it failed.
-    fn run_hook(&self, entry: &Entry, hook: Hook, ctx: Dynamic) -> Result<Json, String> {
+    fn run_hook(&self, entry: &Entry, hook: Hook, ctx: Dynamic) -> Result<Json, HookError> {
         let options = rhai::CallFnOptions::new()
             .eval_ast(false)
             .rewind_scope(true);
@@ -685,7 +687,7 @@ impl Packs {
                 (ctx,),
             )
         });
-        let value = result.map_err(|e| sandbox::describe_error(&e))?;
+        let value = result.map_err(|e| HookError::Failed(sandbox::describe_error(&e)))?;
         dynamic_to_json(&value)
     }
 }
@@ -726,14 +728,14 @@ pub(crate) fn digest_text(digest: &[u8]) -> String {
 }
 
 /// A hook's result as JSON: `()`, booleans, numbers, strings, arrays and maps of them.
-fn dynamic_to_json(value: &Dynamic) -> Result<Json, String> {
+fn dynamic_to_json(value: &Dynamic) -> Result<Json, HookError> {
     if value.is_unit() {
         return Ok(Json::Null);
     }
     if let Ok(s) = value.as_immutable_string_ref() {
         return Ok(Json::String(s.to_string()));
     }
-    let object = |map: &Map| -> Result<Json, String> {
+    let object = |map: &Map| -> Result<Json, HookError> {
         let mut out = serde_json::Map::new();
         for (k, v) in map.iter() {
             out.insert(k.to_string(), dynamic_to_json(v)?);
@@ -753,12 +755,8 @@ fn dynamic_to_json(value: &Dynamic) -> Result<Json, String> {
             .collect::<Result<_, _>>()
             .map(Json::Array);
     }
-    rhai::serde::from_dynamic::<Json>(value).map_err(|e| {
-        format!(
-            "the result cannot be recorded: {}",
-            sandbox::describe_error(&e)
-        )
-    })
+    rhai::serde::from_dynamic::<Json>(value)
+        .map_err(|e| HookError::NotRecordable(sandbox::describe_error(&e)))
 }
 
 /// Every problem of the pack in `dir` (its manifest, scripts and test cases), with file names
@@ -786,12 +784,34 @@ fn pack_dirs(dir: &Path) -> Vec<PathBuf> {
     dirs
 }
 
+/// Why params cannot be given to a pack.
+#[derive(Debug, thiserror::Error)]
+pub enum ParamsError {
+    #[error("no active policy pack named `{name}`")]
+    NoSuchPack { name: String },
+    /// `hint` is empty or `; did you mean …`.
+    #[error("pack `{pack}` has no parameter `{key}`{hint}")]
+    Unknown {
+        pack: String,
+        key: String,
+        hint: String,
+    },
+    #[error("parameter `{key}` of pack `{pack}` is a {kind}, not {value}")]
+    WrongType {
+        pack: String,
+        key: String,
+        kind: &'static str,
+        /// The value given, as JSON.
+        value: String,
+    },
+}
+
 /// `current` with `values` applied, each checked against the manifest.
 fn merge_params(
     manifest: &Manifest,
     current: &serde_json::Map<String, Json>,
     values: &serde_json::Map<String, Json>,
-) -> Result<serde_json::Map<String, Json>, String> {
+) -> Result<serde_json::Map<String, Json>, ParamsError> {
     let mut params = current.clone();
     for (key, value) in values {
         let Some(spec) = manifest.params.get(key) else {
@@ -799,21 +819,37 @@ fn merge_params(
             let hint = did_you_mean(key, known.iter().copied())
                 .map(|h| format!("; {h}"))
                 .unwrap_or_default();
-            return Err(format!(
-                "pack `{}` has no parameter `{key}`{hint}",
-                manifest.name
-            ));
+            return Err(ParamsError::Unknown {
+                pack: manifest.name.clone(),
+                key: key.clone(),
+                hint,
+            });
         };
         if !spec.kind.accepts(value) {
-            return Err(format!(
-                "parameter `{key}` of pack `{}` is a {}, not {value}",
-                manifest.name,
-                spec.kind.as_str()
-            ));
+            return Err(ParamsError::WrongType {
+                pack: manifest.name.clone(),
+                key: key.clone(),
+                kind: spec.kind.as_str(),
+                value: value.to_string(),
+            });
         }
         params.insert(key.clone(), value.clone());
     }
     Ok(params)
+}
+
+/// Why a hook's answer is not used; recorded as the decision's error.
+#[derive(Debug, thiserror::Error)]
+enum HookError {
+    /// The script failed or hit a limit of the sandbox.
+    #[error("{0}")]
+    Failed(String),
+    /// The script returned what cannot be recorded as JSON.
+    #[error("the result cannot be recorded: {0}")]
+    NotRecordable(String),
+    /// The answer has a shape the hook may not return; the message says which it must.
+    #[error("{0}")]
+    Answer(String),
 }
 
 fn error_result(message: String) -> (Json, Option<String>) {
@@ -824,7 +860,7 @@ fn error_result(message: String) -> (Json, Option<String>) {
 }
 
 /// Check the shape of a hook's result; keep it as recorded, with its reason.
-fn interpret(hook: Hook, value: Json) -> Result<(Json, Option<String>), String> {
+fn interpret(hook: Hook, value: Json) -> Result<(Json, Option<String>), HookError> {
     if value.is_null() {
         return Ok((Json::Null, None));
     }
@@ -834,17 +870,17 @@ fn interpret(hook: Hook, value: Json) -> Result<(Json, Option<String>), String> 
         Hook::Budget => "`()` or a map `#{decision: \"allow\"|\"deny\"|\"downgrade\"|\"alert\", model, level, message}`",
     };
     let Some(map) = value.as_object() else {
-        return Err(format!(
+        return Err(HookError::Answer(format!(
             "`{hook}` returned {value}, but must return {shape}"
-        ));
+        )));
     };
-    let text = |key: &str| -> Result<Option<String>, String> {
+    let text = |key: &str| -> Result<Option<String>, HookError> {
         match map.get(key) {
             None | Some(Json::Null) => Ok(None),
             Some(Json::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(format!(
+            Some(other) => Err(HookError::Answer(format!(
                 "`{hook}` returned `{key}: {other}`, which must be a string"
-            )),
+            ))),
         }
     };
     let allowed: &[&str] = match hook {
@@ -853,16 +889,16 @@ fn interpret(hook: Hook, value: Json) -> Result<(Json, Option<String>), String> 
         Hook::Budget => &["decision", "model", "level", "message", "reason"],
     };
     if let Some(key) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(format!(
+        return Err(HookError::Answer(format!(
             "`{hook}` returned the unknown key `{key}`; it must return {shape}"
-        ));
+        )));
     }
     match hook {
         Hook::Route => {
             let agent = text("agent")?.filter(|s| !s.is_empty());
             let model = text("model")?.filter(|s| !s.is_empty());
             if agent.is_none() && model.is_none() {
-                return Err(format!("`route` returned neither an agent nor a model; return `()` to abstain, or {shape}"));
+                return Err(HookError::Answer(format!("`route` returned neither an agent nor a model; return `()` to abstain, or {shape}")));
             }
             let reason = text("reason")?;
             Ok((value, reason))
@@ -875,22 +911,24 @@ fn interpret(hook: Hook, value: Json) -> Result<(Json, Option<String>), String> 
                 &["allow", "deny", "downgrade", "alert"]
             };
             if !choices.contains(&decision.as_str()) {
-                return Err(format!(
+                return Err(HookError::Answer(format!(
                     "`{hook}` returned the decision `{decision}`; it must return {shape}"
-                ));
+                )));
             }
             if let Some(tools) = map.get("mcp_tools") {
                 let names = tools.as_array().filter(|l| {
                     l.len() <= 256 && l.iter().all(|t| t.as_str().is_some_and(|s| s.len() <= 128))
                 });
                 if names.is_none() {
-                    return Err(format!(
+                    return Err(HookError::Answer(format!(
                         "`{hook}` returned `mcp_tools: {tools}`, which must be a list of tool names (`github.search_issues`, `filesystem.*`)"
-                    ));
+                    )));
                 }
             }
             if decision == "downgrade" && text("model")?.filter(|m| !m.is_empty()).is_none() {
-                return Err("`budget` returned `downgrade` without a `model`".into());
+                return Err(HookError::Answer(
+                    "`budget` returned `downgrade` without a `model`".into(),
+                ));
             }
             let reason = match (text("reason")?, text("message")?) {
                 (Some(r), _) => Some(r),

@@ -163,6 +163,18 @@ pub enum PackFiles {
     Builtin { name: String },
 }
 
+/// Why a file of a pack cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("`{file}` is not UTF-8 text")]
+    NotUtf8 { file: String },
+    #[error("failed to read `{file}`: {source}")]
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
+}
+
 impl PackFiles {
     /// A directory on disk, shown relative to `base` when it lies below it.
     pub fn dir(path: &Path, base: &Path) -> PackFiles {
@@ -187,14 +199,19 @@ impl PackFiles {
     }
 
     /// The text of a file of the pack; `Ok(None)` when it does not exist.
-    pub fn read(&self, relative: &str) -> Result<Option<String>, String> {
+    pub fn read(&self, relative: &str) -> Result<Option<String>, ReadError> {
         match self {
             PackFiles::Dir { path, .. } => match std::fs::read(path.join(relative)) {
                 Ok(bytes) => String::from_utf8(bytes)
                     .map(Some)
-                    .map_err(|_| format!("`{}` is not UTF-8 text", self.display(relative))),
+                    .map_err(|_| ReadError::NotUtf8 {
+                        file: self.display(relative),
+                    }),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(format!("failed to read `{}`: {e}", self.display(relative))),
+                Err(source) => Err(ReadError::Io {
+                    file: self.display(relative),
+                    source,
+                }),
             },
             PackFiles::Builtin { name } => {
                 let path = format!("{name}/{relative}");
@@ -276,8 +293,9 @@ pub fn load(
             );
             return None;
         }
-        Err(message) => {
-            diagnostics.push(Diagnostic::new(Code::PackInvalid, message).at(&name, None, ""));
+        Err(error) => {
+            diagnostics
+                .push(Diagnostic::new(Code::PackInvalid, error.to_string()).at(&name, None, ""));
             return None;
         }
     };
@@ -345,9 +363,11 @@ pub fn load(
                 compiled = false;
                 continue;
             }
-            Err(message) => {
+            Err(error) => {
                 let (span, path) = locate();
-                diagnostics.push(Diagnostic::new(Code::PackInvalid, message).at(&name, span, path));
+                diagnostics.push(
+                    Diagnostic::new(Code::PackInvalid, error.to_string()).at(&name, span, path),
+                );
                 compiled = false;
                 continue;
             }

@@ -180,9 +180,10 @@ pub fn load_cases(
         let text = match files.read(&relative) {
             Ok(Some(text)) => text,
             Ok(None) => continue,
-            Err(message) => {
-                diagnostics
-                    .push(Diagnostic::new(Code::PolicyTestInvalid, message).at(&file, None, ""));
+            Err(error) => {
+                diagnostics.push(
+                    Diagnostic::new(Code::PolicyTestInvalid, error.to_string()).at(&file, None, ""),
+                );
                 continue;
             }
         };
@@ -339,9 +340,9 @@ fn check_case(
                 let current = serde_json::Map::new();
                 match merge_params(manifest, &current, &map) {
                     Ok(_) => map,
-                    Err(message) => {
+                    Err(error) => {
                         diagnostics.push(
-                            Diagnostic::new(Code::BadParamDefault, message)
+                            Diagnostic::new(Code::BadParamDefault, error.to_string())
                                 .at(file, Some(p.span), at("params"))
                                 .help("a test's params must be declared in pack.yaml, with the declared type"),
                         );

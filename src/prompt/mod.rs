@@ -28,7 +28,7 @@ pub fn environment() -> Environment<'static> {
 
 /// Render a template against a context (the recorded facts), within the bounds of
 /// [`crate::expr`] (fuel, output size, deadline, interrupt). A missing variable is an error.
-pub fn render(source: &str, context: &serde_json::Value) -> Result<String, String> {
+pub fn render(source: &str, context: &serde_json::Value) -> Result<String, crate::expr::Error> {
     if !is_template(source) {
         return Ok(source.to_string());
     }

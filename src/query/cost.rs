@@ -171,18 +171,30 @@ pub fn report(calls: &[Call], by: By, since: Option<String>) -> Report {
     }
 }
 
+/// A `--since` that is neither a date nor a duration back from now.
+#[derive(Debug, thiserror::Error)]
+pub enum SinceError {
+    #[error("`--since {text}` is neither a date (2026-11-01) nor a duration (7d): {detail}")]
+    NotADate { text: String, detail: String },
+    #[error("`--since {text}` reaches before 1970")]
+    BeforeEpoch { text: String },
+}
+
 /// `--since`: a date (`2026-11-01`), a timestamp, or a duration back from now (`7d`, `12h`).
-pub fn parse_since(text: &str, now: std::time::SystemTime) -> Result<String, String> {
+pub fn parse_since(text: &str, now: std::time::SystemTime) -> Result<String, SinceError> {
     let text = text.trim();
     if text.len() >= 10 && text.as_bytes()[4] == b'-' && text.as_bytes()[7] == b'-' {
         return Ok(text.to_string());
     }
-    let back = crate::model::parse_duration(text).map_err(|e| {
-        format!("`--since {text}` is neither a date (2026-11-01) nor a duration (7d): {e}")
+    let back = crate::model::parse_duration(text).map_err(|e| SinceError::NotADate {
+        text: text.to_string(),
+        detail: e.to_string(),
     })?;
     let at = now
         .checked_sub(back)
-        .ok_or_else(|| format!("`--since {text}` reaches before 1970"))?;
+        .ok_or_else(|| SinceError::BeforeEpoch {
+            text: text.to_string(),
+        })?;
     Ok(humantime::format_rfc3339_millis(at).to_string())
 }
 

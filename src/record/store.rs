@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use super::event::Event;
 use super::projection::{LogMark, Projection};
 use super::{Error, EVENTS_FILE};
-use crate::project::{Project, DOT_DIR};
+use crate::project::Project;
 
 /// A project's store: the `.spectacular` directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,19 +21,17 @@ impl Store {
     /// wins; else the nearest `.spectacular/` walking up from `cwd`; else
     /// `<git root>/.spectacular`; else `<cwd>/.spectacular`. Creates nothing.
     pub fn locate(cwd: &Path, override_dir: Option<&Path>) -> Store {
-        if let Some(dir) = override_dir {
-            let dir = if dir.is_absolute() {
-                dir.to_path_buf()
-            } else {
-                cwd.join(dir)
-            };
-            return Store { dir };
-        }
-        let nearest = cwd
-            .ancestors()
-            .map(|a| a.join(DOT_DIR))
-            .find(|d| d.is_dir());
-        let dir = nearest.unwrap_or_else(|| Project::discover(cwd).dot_dir());
+        Store::of(&Project::discover(cwd), cwd, override_dir)
+    }
+
+    /// The store of `project`: `override_dir` (relative to `cwd`) when given, else the
+    /// project's `.spectacular/`. Creates nothing.
+    pub fn of(project: &Project, cwd: &Path, override_dir: Option<&Path>) -> Store {
+        let dir = match override_dir {
+            Some(dir) if dir.is_absolute() => dir.to_path_buf(),
+            Some(dir) => cwd.join(dir),
+            None => project.dot_dir(),
+        };
         Store { dir }
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::state::Outcome;
-use super::{facts, items, Action, Scheduler, SettleOutcome, State};
+use super::{facts, items, Action, ExpressionError, Scheduler, SettleOutcome, State};
 use crate::model::{FailureKind, ForEach, OnTimeout, PhaseKind};
 use crate::record::event::{
     ApprovalDecided, ApprovalRequested, Child, EventData, LoopStarted, PhaseExpanded, PhaseFailed,
@@ -193,12 +193,12 @@ impl Scheduler {
                                 detail: phase.condition.clone(),
                             })))
                         }
-                        Some(Err(message)) => {
+                        Some(Err(error)) => {
                             actions.push(Action::Record(EventData::PhaseFailed(PhaseFailed {
                                 phase: name,
                                 attempts: 0,
                                 kind: FailureKind::Expression,
-                                message,
+                                message: error.to_string(),
                                 continued: false,
                             })))
                         }
@@ -228,12 +228,12 @@ impl Scheduler {
                                     children,
                                 },
                             ))),
-                            Err(message) => {
+                            Err(error) => {
                                 actions.push(Action::Record(EventData::PhaseFailed(PhaseFailed {
                                     phase: name,
                                     attempts: 0,
                                     kind: FailureKind::Expression,
-                                    message,
+                                    message: error.to_string(),
                                     continued: false,
                                 })))
                             }
@@ -520,21 +520,27 @@ impl Scheduler {
         }
     }
 
-    fn eval_condition(&self, i: usize, expression: &str) -> Result<bool, String> {
+    fn eval_condition(&self, i: usize, expression: &str) -> Result<bool, ExpressionError> {
         let value = facts::eval(self, i, expression)?;
-        value
-            .as_bool()
-            .ok_or_else(|| format!("`if: {expression}` gave {value}, not true or false"))
+        value.as_bool().ok_or_else(|| ExpressionError::NotBool {
+            expression: expression.to_string(),
+            value: value.to_string(),
+        })
     }
 
-    fn expand_items(&self, i: usize) -> Result<Vec<Child>, String> {
+    fn expand_items(&self, i: usize) -> Result<Vec<Child>, ExpressionError> {
         let phase = &self.phases[self.instances[i].phase];
         let items = match &phase.for_each {
             Some(ForEach::Items(items)) => items.clone(),
             Some(ForEach::Expression(e)) => match facts::eval(self, i, e)? {
                 Value::Array(items) => items,
                 Value::Null => Vec::new(),
-                other => return Err(format!("`for_each: {e}` gave {other}, not a list")),
+                other => {
+                    return Err(ExpressionError::NotList {
+                        expression: e.clone(),
+                        value: other.to_string(),
+                    })
+                }
             },
             None => Vec::new(),
         };

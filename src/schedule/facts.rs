@@ -4,7 +4,7 @@
 use rhai::{Dynamic, Scope};
 use serde_json::{json, Map, Value};
 
-use super::{Scheduler, State};
+use super::{ExpressionError, Scheduler, State};
 
 /// `run.complexity`: the last `complexity` number found in a recorded output (the analysis
 /// step writes it), else 0.
@@ -168,27 +168,36 @@ pub(super) fn context(s: &Scheduler, i: Option<usize>, attempt: u32) -> Value {
 }
 
 /// Evaluate a Rhai expression over the facts of instance `i`.
-pub(super) fn eval(s: &Scheduler, i: usize, expression: &str) -> Result<Value, String> {
+pub(super) fn eval(s: &Scheduler, i: usize, expression: &str) -> Result<Value, ExpressionError> {
     let context = context(s, Some(i), 0);
     let mut scope = Scope::new();
     for name in ["inputs", "vars", "outputs", "run", "phase", "item"] {
         if let Some(value) = context.get(name) {
-            let dynamic: Dynamic = rhai::serde::to_dynamic(value).map_err(|e| e.to_string())?;
+            let dynamic: Dynamic =
+                rhai::serde::to_dynamic(value).map_err(|e| ExpressionError::Facts {
+                    expression: expression.to_string(),
+                    detail: e.to_string(),
+                })?;
             scope.push_constant(name, dynamic);
         }
     }
     let mut result = crate::expr::script::eval_expression(&s.engine, &mut scope, expression)
-        .map_err(|e| format!("`{expression}` failed: {e}"))?;
+        .map_err(|source| ExpressionError::Failed {
+            expression: expression.to_string(),
+            source,
+        })?;
     // `range(a, b)` is a handy way to fan out; it is a range, not an array, in Rhai.
     if let Some(range) = result.clone().try_cast::<std::ops::Range<rhai::INT>>() {
         if range.end.saturating_sub(range.start) > crate::expr::MAX_ARRAY_SIZE as rhai::INT {
-            return Err(format!(
-                "`{expression}` gives more than {} items",
-                crate::expr::MAX_ARRAY_SIZE
-            ));
+            return Err(ExpressionError::TooManyItems {
+                expression: expression.to_string(),
+                limit: crate::expr::MAX_ARRAY_SIZE,
+            });
         }
         result = Dynamic::from_array(range.map(Dynamic::from_int).collect());
     }
-    rhai::serde::from_dynamic::<Value>(&result)
-        .map_err(|e| format!("`{expression}` gave a value that is not data: {e}"))
+    rhai::serde::from_dynamic::<Value>(&result).map_err(|e| ExpressionError::NotData {
+        expression: expression.to_string(),
+        detail: e.to_string(),
+    })
 }

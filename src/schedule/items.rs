@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use super::ExpressionError;
 use crate::model::{is_item_id, MAX_ITEM_ID_LEN};
 use crate::record::event::Child;
 
@@ -27,7 +28,7 @@ fn shown(s: &str) -> String {
 }
 
 /// Why `key`, the id of item `index`, is refused, if it is.
-fn check_key(index: usize, key: &str) -> Result<(), String> {
+fn check_key(index: usize, key: &str) -> Result<(), ExpressionError> {
     if is_item_id(key) {
         return Ok(());
     }
@@ -42,18 +43,13 @@ fn check_key(index: usize, key: &str) -> Result<(), String> {
     } else {
         format!("the id `{}`", shown(key))
     };
-    Err(format!(
-        "item {index} has {problem}; item ids name children and their files, so they must be \
-         1 to {MAX_ITEM_ID_LEN} ASCII letters, digits, `-`, `_` and `.`, starting with a letter, \
-         a digit or `_`, without `..` and not ending with `.` or `.lock` (they name git \
-         branches too): give the item an `id` like `task-{index}`"
-    ))
+    Err(ExpressionError::BadItemId { index, problem })
 }
 
 /// Turn `for_each` items into children: keys from `id` (else the index), edges from
 /// `depends_on`. Refuses invalid ids (see [`is_item_id`]), duplicate keys, unknown
 /// dependencies and cycles. Linear in the number of items and edges.
-pub(super) fn children(items: Vec<Value>) -> Result<Vec<Child>, String> {
+pub(super) fn children(items: Vec<Value>) -> Result<Vec<Child>, ExpressionError> {
     let mut children = Vec::with_capacity(items.len());
     // Key → index of the item.
     let mut keys: HashMap<String, usize> = HashMap::with_capacity(items.len());
@@ -74,9 +70,7 @@ pub(super) fn children(items: Vec<Value>) -> Result<Vec<Child>, String> {
         };
         check_key(index, &key)?;
         if let Some(first) = keys.insert(key.clone(), index) {
-            return Err(format!(
-                "items {first} and {index} have the same id `{key}`; give each item its own `id`"
-            ));
+            return Err(ExpressionError::DuplicateId { first, index, key });
         }
         let depends_on: Vec<String> = match item.get("depends_on") {
             Some(Value::Array(deps)) => deps
@@ -103,11 +97,10 @@ pub(super) fn children(items: Vec<Value>) -> Result<Vec<Child>, String> {
     for (index, child) in children.iter().enumerate() {
         for dep in &child.depends_on {
             let Some(&d) = keys.get(dep) else {
-                return Err(format!(
-                    "item `{}` depends on `{}`, which is not an item",
-                    child.key,
-                    shown(dep)
-                ));
+                return Err(ExpressionError::UnknownDependency {
+                    key: child.key.clone(),
+                    dependency: shown(dep),
+                });
             };
             dependents[d].push(index);
         }
@@ -125,7 +118,7 @@ pub(super) fn children(items: Vec<Value>) -> Result<Vec<Child>, String> {
         }
     }
     if done < children.len() {
-        return Err("the items' `depends_on` form a cycle".into());
+        return Err(ExpressionError::Cycle);
     }
     assign_lanes(&mut children);
     Ok(children)
@@ -204,7 +197,7 @@ mod tests {
                 "accepted: {:?}",
                 c.iter().map(|c| c.key.clone()).collect::<Vec<_>>()
             ),
-            Err(message) => message,
+            Err(error) => error.to_string(),
         }
     }
 

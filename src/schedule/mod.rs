@@ -12,6 +12,7 @@
 
 mod apply;
 mod decide;
+mod error;
 mod facts;
 mod items;
 mod state;
@@ -29,6 +30,7 @@ use crate::plan::{Plan, PlannedPhase};
 use crate::record::event::EventData;
 
 pub use crate::model::{is_item_id, MAX_ITEM_ID_LEN};
+pub use error::ExpressionError;
 use state::Instance;
 pub use state::{Scheduler, SettleOutcome, State};
 

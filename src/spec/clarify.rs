@@ -225,16 +225,7 @@ fn heading(line: &str) -> Option<(usize, &str)> {
 /// Headings of `lines` outside code fences: (index, level, title).
 fn headings(lines: &[String]) -> Vec<(usize, usize, String)> {
     let mut out = Vec::new();
-    let mut fence = false;
-    for (i, line) in lines.iter().enumerate() {
-        let t = line.trim_start();
-        if t.starts_with("```") || t.starts_with("~~~") {
-            fence = !fence;
-            continue;
-        }
-        if fence {
-            continue;
-        }
+    for (i, line) in super::outside_fences(lines.iter().map(String::as_str)) {
         if let Some((level, title)) = heading(line) {
             out.push((i, level, title.to_string()));
         }

@@ -17,6 +17,8 @@ pub mod model;
 pub mod repo;
 mod text;
 
+pub(crate) use text::outside_fences;
+
 use std::path::Path;
 
 use crate::diag::{Code, Diagnostic, Diagnostics, SourceFile, Span};

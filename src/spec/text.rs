@@ -121,6 +121,22 @@ pub(crate) fn plain(text: &str) -> String {
     text.replace("**", "").replace("__", "").trim().to_string()
 }
 
+/// The lines outside Markdown code fences (```` ``` ```` and `~~~`), with their 0-based
+/// index; the fence lines themselves are left out.
+pub(crate) fn outside_fences<'a>(
+    lines: impl Iterator<Item = &'a str>,
+) -> impl Iterator<Item = (usize, &'a str)> {
+    let mut fence = false;
+    lines.enumerate().filter(move |(_, line)| {
+        let t = line.trim_start();
+        if t.starts_with("```") || t.starts_with("~~~") {
+            fence = !fence;
+            return false;
+        }
+        !fence
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

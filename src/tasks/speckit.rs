@@ -423,16 +423,8 @@ fn as_path(text: &str) -> Option<String> {
 pub fn read_tasks(text: &str) -> Vec<Task> {
     let mut tasks = Vec::new();
     let mut phase = String::new();
-    let mut fence = false;
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in crate::spec::outside_fences(text.lines()) {
         let t = line.trim_start();
-        if t.starts_with("```") || t.starts_with("~~~") {
-            fence = !fence;
-            continue;
-        }
-        if fence {
-            continue;
-        }
         if let Some(h) = t.strip_prefix('#') {
             phase = h.trim_start_matches('#').trim().to_string();
             continue;

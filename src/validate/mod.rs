@@ -17,6 +17,7 @@ use crate::load::yaml::Node;
 use crate::load::{Base, Loaded};
 use crate::model::raw::RawMission;
 use crate::model::Mission;
+use crate::project::Project;
 
 pub use crate::conform::{path_text, Seg};
 
@@ -26,6 +27,8 @@ pub(crate) struct Ctx<'a> {
     pub text: &'a str,
     pub base: &'a Base,
     pub cwd: &'a Path,
+    /// The project the mission is validated in (its agents, budgets and policy packs).
+    pub project: &'a Project,
     pub diagnostics: Diagnostics,
 }
 
@@ -42,8 +45,13 @@ pub struct Validated {
     pub diagnostics: Diagnostics,
 }
 
-/// Validate a loaded mission. `cwd` is used to display paths of referenced files.
+/// Validate a loaded mission in the project found from `cwd`; see [`validate_in`].
 pub fn validate(loaded: &Loaded, cwd: &Path) -> Validated {
+    validate_in(loaded, cwd, &Project::discover(cwd))
+}
+
+/// Validate a loaded mission in `project`. `cwd` is used to display paths of referenced files.
+pub fn validate_in(loaded: &Loaded, cwd: &Path, project: &Project) -> Validated {
     let mut diagnostics = loaded.diagnostics.clone();
     let Some(root) = &loaded.root else {
         return Validated {
@@ -56,6 +64,7 @@ pub fn validate(loaded: &Loaded, cwd: &Path) -> Validated {
         text: &loaded.source.text,
         base: &loaded.located.base,
         cwd,
+        project,
         diagnostics: Diagnostics::new(),
     };
     let json = root.to_json();
@@ -95,7 +104,7 @@ pub fn check_document(
 
 /// The `agents.yaml` beside the mission and the project's must be valid.
 fn check_agents(ctx: &mut Ctx<'_>, loaded: &Loaded) {
-    let project = crate::project::Project::discover(ctx.cwd);
+    let project = ctx.project;
     let dirs = [
         loaded.located.base.dir().map(std::path::Path::to_path_buf),
         Some(project.dot_dir()),
@@ -121,7 +130,7 @@ fn check_agents(ctx: &mut Ctx<'_>, loaded: &Loaded) {
 /// The policy packs the mission will run with must compile, and the packs it names in
 /// `policies:` must exist.
 fn check_policies(ctx: &mut Ctx<'_>, root: &Node, loaded: &Loaded) {
-    let project = crate::project::Project::discover(ctx.cwd);
+    let project = ctx.project;
     let user = crate::project::user_config_dir().map(|d| d.join("policies"));
     // (name, params, span, index) of each entry of `policies:`.
     type Params = serde_json::Map<String, serde_json::Value>;

@@ -33,6 +33,25 @@ fn short(commit: &str) -> &str {
 /// The report as Markdown (`report.md`).
 pub fn markdown(report: &Report) -> String {
     let mut out = String::new();
+    header(&mut out, report);
+    spec(&mut out, report);
+    plan(&mut out, report);
+    work_packages(&mut out, report);
+    work_package_problems(&mut out, report);
+    phases(&mut out, report);
+    checks(&mut out, report);
+    verdicts(&mut out, report);
+    merges(&mut out, report);
+    cost(&mut out, report);
+    decisions(&mut out, report);
+    approvals(&mut out, report);
+    loops(&mut out, report);
+    timeline(&mut out, report);
+    crate::tasks::render::no_html(&out)
+}
+
+/// The title and the run's status, mission, times, cost and inputs.
+fn header(out: &mut String, report: &Report) {
     let run = &report.run;
     let _ = writeln!(out, "# Run {} of `{}`\n", run.run_id, run.mission);
     let _ = writeln!(out, "- status: **{}**", run.status);
@@ -69,7 +88,10 @@ pub fn markdown(report: &Report) -> String {
         };
         let _ = writeln!(out, "- input `{name}`: {}", cell(&shown));
     }
+}
 
+/// The spec's complexity and what it is made of.
+fn spec(out: &mut String, report: &Report) {
     if let Some(spec) = &report.spec {
         let _ = writeln!(out, "\n## Spec\n");
         let title = spec
@@ -106,7 +128,10 @@ pub fn markdown(report: &Report) -> String {
             }
         }
     }
+}
 
+/// The checked plan: its work packages and how they cover the spec.
+fn plan(out: &mut String, report: &Report) {
     if let Some(plan) = &report.plan {
         let _ = writeln!(out, "\n## Plan\n");
         let _ = writeln!(
@@ -170,7 +195,10 @@ pub fn markdown(report: &Report) -> String {
             }
         }
     }
+}
 
+/// The work packages: a summary of their states and one row each.
+fn work_packages(out: &mut String, report: &Report) {
     if !report.work_packages.is_empty() {
         let _ = writeln!(out, "\n## Work packages\n");
         let mut states: Vec<(WpState, usize)> = Vec::new();
@@ -249,32 +277,39 @@ pub fn markdown(report: &Report) -> String {
                 }
             );
         }
-        for wp in &report.work_packages {
-            let failed: Vec<&AttemptRow> = wp
-                .attempts
-                .iter()
-                .filter(|a| a.outcome == "failed")
-                .collect();
-            let outside = wp.git.as_ref().map(|g| &g.outside_owned);
-            if failed.is_empty() && outside.is_none_or(|o| o.is_empty()) {
-                continue;
-            }
-            let _ = writeln!(out, "\n### `{}`\n", wp.instance);
-            if let Some(outside) = outside.filter(|o| !o.is_empty()) {
-                let _ = writeln!(out, "- changed outside its files: {}", outside.join(", "));
-            }
-            for a in failed {
-                let _ = writeln!(
-                    out,
-                    "- attempt {} failed: {}: {}",
-                    a.attempt,
-                    a.kind.as_deref().unwrap_or("-"),
-                    cell(a.message.as_deref().unwrap_or(""))
-                );
-            }
+    }
+}
+
+/// What went wrong in each work package: failed attempts, changes outside its files.
+fn work_package_problems(out: &mut String, report: &Report) {
+    for wp in &report.work_packages {
+        let failed: Vec<&AttemptRow> = wp
+            .attempts
+            .iter()
+            .filter(|a| a.outcome == "failed")
+            .collect();
+        let outside = wp.git.as_ref().map(|g| &g.outside_owned);
+        if failed.is_empty() && outside.is_none_or(|o| o.is_empty()) {
+            continue;
+        }
+        let _ = writeln!(out, "\n### `{}`\n", wp.instance);
+        if let Some(outside) = outside.filter(|o| !o.is_empty()) {
+            let _ = writeln!(out, "- changed outside its files: {}", outside.join(", "));
+        }
+        for a in failed {
+            let _ = writeln!(
+                out,
+                "- attempt {} failed: {}: {}",
+                a.attempt,
+                a.kind.as_deref().unwrap_or("-"),
+                cell(a.message.as_deref().unwrap_or(""))
+            );
         }
     }
+}
 
+/// One row per phase.
+fn phases(out: &mut String, report: &Report) {
     let _ = writeln!(out, "\n## Phases\n");
     let _ = writeln!(out, "| phase | state | attempts | time | cost | note |");
     let _ = writeln!(out, "|---|---|---:|---:|---:|---|");
@@ -294,7 +329,10 @@ pub fn markdown(report: &Report) -> String {
             cell(&p.note)
         );
     }
+}
 
+/// Failed attempts and the errors the checks found.
+fn checks(out: &mut String, report: &Report) {
     if !report.checks.errors.is_empty() || !report.checks.failures.is_empty() {
         let _ = writeln!(out, "\n## Checks and errors\n");
         for f in &report.checks.failures {
@@ -338,7 +376,10 @@ pub fn markdown(report: &Report) -> String {
             }
         }
     }
+}
 
+/// The judges' verdicts on the acceptance criteria.
+fn verdicts(out: &mut String, report: &Report) {
     if !report.verdicts.is_empty() {
         let _ = writeln!(out, "\n## Verdicts\n");
         let _ = writeln!(
@@ -363,7 +404,10 @@ pub fn markdown(report: &Report) -> String {
             );
         }
     }
+}
 
+/// The merges of work branches.
+fn merges(out: &mut String, report: &Report) {
     if !report.merges.is_empty() {
         let _ = writeln!(out, "\n## Merges\n");
         for m in &report.merges {
@@ -383,7 +427,10 @@ pub fn markdown(report: &Report) -> String {
             );
         }
     }
+}
 
+/// What the agent calls cost, by phase, agent and model, and the budget alerts.
+fn cost(out: &mut String, report: &Report) {
     let _ = writeln!(out, "\n## Cost\n");
     if report.cost.calls == 0 {
         let _ = writeln!(out, "No agent calls.");
@@ -419,7 +466,10 @@ pub fn markdown(report: &Report) -> String {
     for alert in &report.cost.alerts {
         let _ = writeln!(out, "- budget alert: {}", cell(alert));
     }
+}
 
+/// The policy packs' decisions.
+fn decisions(out: &mut String, report: &Report) {
     if !report.decisions.is_empty() {
         let _ = writeln!(out, "\n## Policy decisions\n");
         let _ = writeln!(out, "| phase | pack | hook | decision |");
@@ -436,7 +486,10 @@ pub fn markdown(report: &Report) -> String {
             );
         }
     }
+}
 
+/// The approvals asked for and their answers.
+fn approvals(out: &mut String, report: &Report) {
     if !report.approvals.is_empty() {
         let _ = writeln!(out, "\n## Approvals\n");
         for a in &report.approvals {
@@ -475,7 +528,10 @@ pub fn markdown(report: &Report) -> String {
             }
         }
     }
+}
 
+/// The loops taken back to earlier phases.
+fn loops(out: &mut String, report: &Report) {
     if !report.loops.is_empty() {
         let _ = writeln!(out, "\n## Loops\n");
         for l in &report.loops {
@@ -490,7 +546,11 @@ pub fn markdown(report: &Report) -> String {
             );
         }
     }
+}
 
+/// The events, the latest last.
+fn timeline(out: &mut String, report: &Report) {
+    let run = &report.run;
     let _ = writeln!(out, "\n## Timeline\n");
     let _ = writeln!(out, "| seq | time | event | phase | detail |");
     let _ = writeln!(out, "|---:|---|---|---|---|");
@@ -512,7 +572,6 @@ pub fn markdown(report: &Report) -> String {
             report.timeline_omitted, run.run_id
         );
     }
-    crate::tasks::render::no_html(&out)
 }
 
 fn plural(n: u64) -> &'static str {
