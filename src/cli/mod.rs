@@ -66,6 +66,7 @@ mod run;
 mod schema;
 mod spec_run;
 mod validate;
+mod worker;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -365,6 +366,8 @@ pub enum Command {
     /// Watch and steer runs in a browser: graphs, boards, costs and reports, live.
     #[command(after_help = EXAMPLES_DASHBOARD)]
     Dashboard(dashboard::Args),
+    /// Run attempts that coordinators (`run --nats`) publish to NATS JetStream.
+    Worker(worker::Args),
     /// The configured agents, and whether each can run here.
     #[command(after_help = EXAMPLES_AGENTS)]
     Agents(agents::Args),
@@ -417,6 +420,7 @@ pub fn main() -> ExitCode {
         Command::Report(args) => report::run(&context, args),
         Command::Cost(args) => cost::run(&context, args),
         Command::Dashboard(args) => dashboard::run(&context, args),
+        Command::Worker(args) => worker::run(&context, args),
         Command::Agents(args) => agents::run(&context, args),
         Command::Validate(args) => validate::run(&context, args),
         Command::Analyse(args) => analyse::run(&context, args),

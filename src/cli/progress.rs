@@ -205,6 +205,13 @@ impl Progress {
                 let mark = self.paint("budget", anstyle::AnsiColor::Yellow);
                 self.line(&format!("{mark}    {} alert: {}", d.level, d.message));
             }
+            EventData::AttemptRedelivered(d) => {
+                let mark = self.paint("worker", anstyle::AnsiColor::Yellow);
+                self.line(&format!(
+                    "{mark}    {}: attempt {} taken again by {} (delivery {})",
+                    d.phase, d.attempt, d.worker, d.delivery
+                ));
+            }
             EventData::FallbackActivated(d) => {
                 let mark = self.paint("fallback", anstyle::AnsiColor::Yellow);
                 self.line(&format!(

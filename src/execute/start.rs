@@ -444,6 +444,9 @@ impl Engine {
             rx,
             interrupts: 0,
             interrupt: crate::expr::Interrupt::new(),
+            remote: None,
+            mirror: None,
+            superseded: None,
         }
     }
 }

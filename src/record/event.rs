@@ -87,6 +87,8 @@ pub enum EventData {
     MergeStep(MergeStep),
     #[serde(rename = "budget.alert")]
     BudgetAlert(BudgetAlert),
+    #[serde(rename = "attempt.redelivered")]
+    AttemptRedelivered(AttemptRedelivered),
 }
 
 impl EventData {
@@ -116,6 +118,7 @@ impl EventData {
             EventData::FallbackActivated(_) => "fallback.activated",
             EventData::MergeStep(_) => "merge.step",
             EventData::BudgetAlert(_) => "budget.alert",
+            EventData::AttemptRedelivered(_) => "attempt.redelivered",
         }
     }
 
@@ -142,6 +145,7 @@ impl EventData {
         "policy.decided",
         "fallback.activated",
         "budget.alert",
+        "attempt.redelivered",
         "merge.step",
         "clarification.answered",
     ];
@@ -187,6 +191,7 @@ impl EventData {
             "policy.decided" => read!(PolicyDecided),
             "fallback.activated" => read!(FallbackActivated),
             "budget.alert" => read!(BudgetAlert),
+            "attempt.redelivered" => read!(AttemptRedelivered),
             "merge.step" => read!(MergeStep),
             "clarification.answered" => read!(ClarificationAnswered),
             other => {
@@ -215,6 +220,7 @@ impl EventData {
             EventData::ClarificationAnswered(d) => Some(&d.phase),
             EventData::PolicyDecided(d) => Some(&d.phase),
             EventData::FallbackActivated(d) => Some(&d.phase),
+            EventData::AttemptRedelivered(d) => Some(&d.phase),
             EventData::MergeStep(d) => Some(&d.phase),
             _ => None,
         }
@@ -639,6 +645,19 @@ pub struct FallbackActivated {
     /// place of the failed candidate's reservation); absent when the run has no budget.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reserved_usd: Option<f64>,
+}
+
+/// A NATS worker took a running attempt after the worker that had it went silent for longer
+/// than the work queue's ack wait (killed, or cut off): the earlier worker's interruption. The
+/// attempt goes on; only one outcome is recorded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRedelivered {
+    pub phase: String,
+    pub attempt: u32,
+    /// The worker that took it now (`--name`, else its host name and process id).
+    pub worker: String,
+    /// How many times the attempt was delivered to a worker (2 or more).
+    pub delivery: u64,
 }
 
 /// The run's spending crossed a threshold: `soft` (the mission's `soft_usd`, once per run) or

@@ -379,6 +379,7 @@ impl RunSummary {
             | EventData::RunSuspended(_)
             | EventData::PolicyDecided(_)
             | EventData::FallbackActivated(_)
+            | EventData::AttemptRedelivered(_)
             | EventData::MergeStep(_)
             | EventData::BudgetAlert(_) => {}
             EventData::RunSucceeded(_) | EventData::RunFailed(_) | EventData::RunCanceled(_) => {

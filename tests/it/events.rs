@@ -36,6 +36,7 @@ fn golden_index(data: &EventData) -> usize {
         EventData::BudgetAlert(_) => 20,
         EventData::MergeStep(_) => 21,
         EventData::ClarificationAnswered(_) => 22,
+        EventData::AttemptRedelivered(_) => 23,
     }
 }
 const TYPE_COUNT: usize = 23;
