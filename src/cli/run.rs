@@ -218,8 +218,11 @@ fn drive(
     if let Ok(mut p) = progress.lock() {
         p.finish();
     }
-    let outcome = outcome.map_err(|e| {
-        Failure::internal(format!("{e}\nthe engine stopped; the log keeps everything recorded so far: `spectacular resume {run_id}` continues"))
+    let outcome = outcome.map_err(|e| match e {
+        execute::Error::Distributed(e @ crate::distributed::Error::Superseded { .. }) => {
+            Failure::usage(e.to_string())
+        }
+        e => Failure::internal(format!("{e}\nthe engine stopped; the log keeps everything recorded so far: `spectacular resume {run_id}` continues"))
     })?;
     let say = |text: String| {
         if !json {

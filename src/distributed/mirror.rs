@@ -137,7 +137,12 @@ pub fn write_local(run_dir: &Path, events: &[Event]) -> Result<(), Error> {
 /// The mirror of one run: committed events are sent to it in order.
 pub struct Mirror {
     tx: mpsc::UnboundedSender<Vec<Event>>,
+    task: tokio::task::JoinHandle<Result<(), Error>>,
 }
+
+/// The longest a coordinator waits, when its run ends, for NATS to take the events it has
+/// not mirrored yet.
+pub const DRAIN: Duration = Duration::from_secs(60);
 
 impl Mirror {
     /// Start mirroring `run_id`, whose committed log is `local`: the events past the stream's
@@ -151,8 +156,23 @@ impl Mirror {
         let tip = tip(&link, run_id).await?.unwrap_or_default();
         let (tx, rx) = mpsc::unbounded_channel();
         let _ = tx.send(local);
-        tokio::spawn(run(link, run_id.to_string(), tip, rx, lost));
-        Ok(Mirror { tx })
+        let task = tokio::spawn(run(link, run_id.to_string(), tip, rx, lost));
+        Ok(Mirror { tx, task })
+    }
+
+    /// Wait until every event sent is in the stream (at most [`DRAIN`]): a coordinator that
+    /// lost the run to another learns it here at the latest.
+    pub async fn finish(self) -> Result<(), Error> {
+        let Mirror { tx, task } = self;
+        drop(tx);
+        match tokio::time::timeout(DRAIN, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(Error::Io(format!("the mirror stopped: {e}"))),
+            Err(_) => Err(Error::Io(format!(
+                "NATS did not take the run's last events within {}s; the local log has them",
+                DRAIN.as_secs()
+            ))),
+        }
     }
 
     /// Mirror these committed events (those already in the stream are passed over).
@@ -167,7 +187,7 @@ async fn run(
     mut tip: Tip,
     mut rx: mpsc::UnboundedReceiver<Vec<Event>>,
     lost: impl FnOnce(Error),
-) {
+) -> Result<(), Error> {
     let subject = link.config.run_subject(&run_id);
     while let Some(events) = rx.recv().await {
         for event in events {
@@ -193,11 +213,12 @@ async fn run(
                         break;
                     }
                     Err(PublishErrorKind::WrongLastSequence) => {
-                        lost(Error::Superseded {
+                        let superseded = || Error::Superseded {
                             run_id: run_id.clone(),
                             expected: tip.stream_seq,
-                        });
-                        return;
+                        };
+                        lost(superseded());
+                        return Err(superseded());
                     }
                     Err(kind) => {
                         // The server is away: the local log is durable, the mirror catches up.
@@ -209,4 +230,5 @@ async fn run(
             }
         }
     }
+    Ok(())
 }

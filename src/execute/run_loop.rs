@@ -112,13 +112,29 @@ impl Engine {
 
     /// Drive the run until it ends, is suspended, or is canceled.
     pub async fn drive(mut self) -> Result<Outcome, Error> {
-        let result = self.drive_inner().await;
+        let mut result = self.drive_inner().await;
+        if let Some(mirror) = self.mirror.take() {
+            // Every event in the stream before the command ends (or the news that another
+            // coordinator took the run).
+            if let Err(e) = mirror.finish().await {
+                if result.is_ok() {
+                    result = Err(e.into());
+                }
+            }
+        }
         self.sync_projection();
         if let Some(projection) = &mut self.projection {
             projection.finish().await;
         }
-        if result.is_err() {
-            // The log refused a write: stop every attempt, record nothing more.
+        let superseded = matches!(
+            result,
+            Err(Error::Distributed(
+                crate::distributed::Error::Superseded { .. }
+            ))
+        );
+        if result.is_err() && !superseded {
+            // The log refused a write: stop every attempt, record nothing more. (A run another
+            // coordinator took over keeps its attempts: they are that coordinator's now.)
             for (phase, attempt) in self.scheduler.running() {
                 process::kill_orphan_group(
                     &self.run_dir.join("pids"),

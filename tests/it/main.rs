@@ -25,6 +25,7 @@ mod hostile;
 mod init;
 mod learn;
 mod missions;
+mod nats;
 mod policy;
 mod read_side;
 mod real_clients;
