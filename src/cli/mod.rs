@@ -110,13 +110,17 @@ Examples:
   # Run a built-in mission by name, with an input
   spectacular run software-dev --input spec=specs/auth.md
   # Stream the run's events as JSON lines
-  spectacular run examples/quickstart --json";
+  spectacular run examples/quickstart --json
+  # Run the attempts on workers through NATS JetStream
+  spectacular run examples/quickstart --nats nats://127.0.0.1:4222";
 const EXAMPLES_RESUME: &str = "\
 Examples:
   # Continue the latest run
   spectacular resume last
   # Continue a run with its mission as it is now
-  spectacular resume 01JD3Q --upgrade";
+  spectacular resume 01JD3Q --upgrade
+  # Take over a run whose coordinator died, from NATS (the whole run id)
+  spectacular resume 01JD3QZK6V8X4M2N5P7R9T1W3Y --nats nats://127.0.0.1:4222";
 const EXAMPLES_APPROVE: &str = "\
 Examples:
   # Approve the gate `review` of the latest run, and continue it
@@ -195,6 +199,12 @@ Examples:
   spectacular dashboard --open
   # On a fixed port, pages only (no approving or canceling)
   spectacular dashboard --port 8080 --read-only";
+const EXAMPLES_WORKER: &str = "\
+Examples:
+  # Run attempts that need no labels, two at a time
+  spectacular worker --nats nats://127.0.0.1:4222 --concurrency 2
+  # Run the attempts of phases with `runs_on: [linux, aider]` too
+  spectacular worker --nats nats://nats.internal:4222 --labels linux,aider";
 const EXAMPLES_AGENTS: &str = "\
 Examples:
   # The configured agents
@@ -367,6 +377,7 @@ pub enum Command {
     #[command(after_help = EXAMPLES_DASHBOARD)]
     Dashboard(dashboard::Args),
     /// Run attempts that coordinators (`run --nats`) publish to NATS JetStream.
+    #[command(after_help = EXAMPLES_WORKER)]
     Worker(worker::Args),
     /// The configured agents, and whether each can run here.
     #[command(after_help = EXAMPLES_AGENTS)]

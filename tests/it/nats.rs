@@ -528,3 +528,47 @@ fn an_unreachable_server_stops_run_and_worker_with_a_fix() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("label `Linux`"), "{stderr}");
 }
+
+#[test]
+fn files_from_a_peer_never_leave_the_attempt_directory() {
+    use spectacular::distributed::wire::{unpack, File};
+    let dir = tempfile::tempdir().unwrap();
+    let attempt = dir.path().join("attempt");
+    std::fs::create_dir(&attempt).unwrap();
+    let file = |path: &str| File {
+        path: path.into(),
+        data: "aGk=".into(),
+        executable: false,
+    };
+    for hostile in ["../escaped", "/etc/escaped", "a/../../escaped", ""] {
+        let refused = unpack(&attempt, &[file(hostile)]).unwrap_err();
+        assert!(
+            refused.to_string().contains("not a path inside"),
+            "{refused}"
+        );
+    }
+    // A link planted in the directory is not followed.
+    std::os::unix::fs::symlink(dir.path(), attempt.join("link")).unwrap();
+    assert!(unpack(&attempt, &[file("link/escaped")]).is_err());
+    assert!(!dir.path().join("escaped").exists());
+    unpack(&attempt, &[file("sub/ok.txt")]).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(attempt.join("sub/ok.txt")).unwrap(),
+        "hi"
+    );
+}
+
+#[test]
+fn a_bad_runs_on_label_is_reported_where_it_is() {
+    let p = Project::new(
+        "mission: labels\nphases:\n  a:\n    run: [echo, a]\n    runs_on: [linux, Big_GPU]\n",
+        &prefix("labels"),
+        "30s",
+    );
+    let out = p.command(&["validate", "mission.yaml"]).output().unwrap();
+    let shown =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(65), "{shown}");
+    assert!(shown.contains("mission.yaml:5:22"), "{shown}");
+    assert!(shown.contains("\"Big_GPU\" does not match"), "{shown}");
+}
