@@ -566,8 +566,11 @@ fn a_bad_runs_on_label_is_reported_where_it_is() {
         "30s",
     );
     let out = p.command(&["validate", "mission.yaml"]).output().unwrap();
-    let shown =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(out.status.code(), Some(65), "{shown}");
     assert!(shown.contains("mission.yaml:5:22"), "{shown}");
     assert!(shown.contains("\"Big_GPU\" does not match"), "{shown}");
