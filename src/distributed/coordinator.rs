@@ -47,7 +47,21 @@ pub struct Redelivered {
     pub delivery: u64,
 }
 
-type Waiting = HashMap<(String, u32), oneshot::Sender<(wire::Ended, Bundle)>>;
+type Key = (String, u32);
+type Reported = (wire::Ended, Bundle);
+
+/// The attempts waiting for their outcome, and outcomes that came before anyone waited: an
+/// attempt a dead coordinator started whose start never reached the stream is started again
+/// under the same number and message id (so JetStream does not queue it twice), and its
+/// outcome may already be there.
+#[derive(Default)]
+struct Waiting {
+    waiting: HashMap<Key, oneshot::Sender<Reported>>,
+    early: HashMap<Key, Reported>,
+}
+
+/// The most outcomes kept for attempts nobody waits for yet.
+const EARLY_MAX: usize = 1024;
 
 /// One run's attempts on the workers.
 pub struct Remote {
@@ -118,7 +132,15 @@ impl Remote {
         };
         let (tx, rx) = oneshot::channel();
         if let Ok(mut waiting) = self.waiting.lock() {
-            waiting.insert((phase.to_string(), attempt), tx);
+            let key = (phase.to_string(), attempt);
+            match waiting.early.remove(&key) {
+                Some(reported) => {
+                    let _ = tx.send(reported);
+                }
+                None => {
+                    waiting.waiting.insert(key, tx);
+                }
+            }
         }
         let subject = self.link.config.work_subject(labels);
         let payload = match serde_json::to_vec(&item) {
@@ -158,7 +180,7 @@ impl Remote {
 
     fn forget(&self, phase: &str, attempt: u32) {
         if let Ok(mut waiting) = self.waiting.lock() {
-            waiting.remove(&(phase.to_string(), attempt));
+            waiting.waiting.remove(&(phase.to_string(), attempt));
         }
     }
 
@@ -321,8 +343,9 @@ pub(crate) async fn get_bundle(link: &Link, bundle: Bundle) -> Result<Vec<wire::
     serde_json::from_slice(&bytes).map_err(|e| format!("`{key}` does not decode: {e}"))
 }
 
-/// Hand each outcome to the attempt waiting for it; outcomes nobody waits for (an attempt
-/// another coordinator recorded as interrupted, a second delivery's late report) are dropped.
+/// Hand each outcome to the attempt waiting for it; outcomes nobody waits for yet are kept
+/// (bounded) for an attempt started again under the same number; the rest (an attempt
+/// recorded as interrupted, a second delivery's late report) are never asked for.
 async fn dispatch(
     mut messages: consumer::pull::Ordered,
     waiting: Arc<Mutex<Waiting>>,
@@ -350,7 +373,7 @@ async fn dispatch(
             } => {
                 let waited = waiting
                     .lock()
-                    .is_ok_and(|w| w.contains_key(&(phase.clone(), attempt)));
+                    .is_ok_and(|w| w.waiting.contains_key(&(phase.clone(), attempt)));
                 if delivery > 1 && waited {
                     let _ = redelivered.send(Redelivered {
                         phase,
@@ -367,12 +390,19 @@ async fn dispatch(
                 files,
                 ..
             } => {
-                let tx = waiting
-                    .lock()
-                    .ok()
-                    .and_then(|mut w| w.remove(&(phase, attempt)));
-                if let Some(tx) = tx {
-                    let _ = tx.send((ended, files));
+                let Ok(mut w) = waiting.lock() else {
+                    continue;
+                };
+                let key = (phase, attempt);
+                match w.waiting.remove(&key) {
+                    Some(tx) => {
+                        let _ = tx.send((ended, files));
+                    }
+                    None if w.early.len() < EARLY_MAX => {
+                        // The first outcome of an attempt wins; a second delivery's is dropped.
+                        w.early.entry(key).or_insert((ended, files));
+                    }
+                    None => {}
                 }
             }
         }

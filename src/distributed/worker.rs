@@ -189,13 +189,17 @@ async fn handle(
             }
         }
     };
-    report(Report::Claimed {
-        phase: item.phase.clone(),
-        attempt: item.attempt,
-        worker: options.name.clone(),
-        delivery,
-    })
-    .await;
+    if delivery > 1 {
+        // An earlier worker went silent: the coordinator records the interruption. (A first
+        // delivery needs no report: its outcome says everything.)
+        report(Report::Claimed {
+            phase: item.phase.clone(),
+            attempt: item.attempt,
+            worker: options.name.clone(),
+            delivery,
+        })
+        .await;
+    }
     // Heartbeats: the attempt stays this worker's while it lives.
     let beat = {
         let every = link.config.ack_wait / 3;
