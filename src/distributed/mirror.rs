@@ -20,10 +20,11 @@ use super::{jetstream_error, Error};
 use crate::record::Event;
 
 /// Where the mirror of a run stands: the stream sequence and event `seq` of its last event.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Tip {
     pub stream_seq: u64,
     pub event_seq: u64,
+    pub event_id: String,
 }
 
 /// The tip of a run's mirror (`None`: nothing mirrored yet).
@@ -42,6 +43,7 @@ pub async fn tip(link: &Link, run_id: &str) -> Result<Option<Tip>, Error> {
             Ok(Some(Tip {
                 stream_seq: message.sequence,
                 event_seq: event.seq,
+                event_id: event.event_id,
             }))
         }
         Err(e)
@@ -154,6 +156,18 @@ impl Mirror {
         lost: impl FnOnce(Error) + Send + 'static,
     ) -> Result<Mirror, Error> {
         let tip = tip(&link, run_id).await?.unwrap_or_default();
+        // The stream's last event must be ours: else another coordinator appended since this
+        // one read the run, and this one must not go on.
+        let ours = tip.event_seq == 0
+            || local
+                .iter()
+                .any(|e| e.seq == tip.event_seq && e.event_id == tip.event_id);
+        if !ours {
+            return Err(Error::Superseded {
+                run_id: run_id.to_string(),
+                expected: tip.stream_seq,
+            });
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let _ = tx.send(local);
         let task = tokio::spawn(run(link, run_id.to_string(), tip, rx, lost));
@@ -209,6 +223,7 @@ async fn run(
                         tip = Tip {
                             stream_seq: ack.sequence,
                             event_seq: event.seq,
+                            event_id: event.event_id.clone(),
                         };
                         break;
                     }

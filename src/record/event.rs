@@ -145,9 +145,9 @@ impl EventData {
         "policy.decided",
         "fallback.activated",
         "budget.alert",
-        "attempt.redelivered",
         "merge.step",
         "clarification.answered",
+        "attempt.redelivered",
     ];
 
     /// Decode a payload from its type name and its `data` JSON: the same result as reading

@@ -39,7 +39,7 @@ fn golden_index(data: &EventData) -> usize {
         EventData::AttemptRedelivered(_) => 23,
     }
 }
-const TYPE_COUNT: usize = 23;
+const TYPE_COUNT: usize = 24;
 
 fn samples() -> Vec<EventData> {
     let s = String::from;
@@ -238,6 +238,12 @@ fn samples() -> Vec<EventData> {
             question: 1,
             text: s("FR-001: Auth method not specified - email/password, SSO, OAuth?"),
             answer: s("email and password; SSO later"),
+        }),
+        EventData::AttemptRedelivered(AttemptRedelivered {
+            phase: s("implement[wp-3]"),
+            attempt: 1,
+            worker: s("build-7:4121"),
+            delivery: 2,
         }),
     ]
 }
