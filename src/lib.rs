@@ -21,6 +21,7 @@ pub mod config;
 pub mod conform;
 pub mod dashboard;
 pub mod diag;
+pub mod distributed;
 pub mod execute;
 pub mod expr;
 pub mod forge;

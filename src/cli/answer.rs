@@ -170,6 +170,7 @@ pub fn run(context: &Context, args: Args) -> Outcome {
                 json: args.json,
                 interactive: false,
                 apply: false,
+                nats: std::env::var(crate::distributed::NATS_ENV).ok(),
             },
         );
     }

@@ -70,6 +70,7 @@ mod serve;
 mod spec_run;
 mod sync;
 mod validate;
+mod worker;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -114,13 +115,17 @@ Examples:
   # Run a built-in mission by name, with an input
   spectacular run software-dev --input spec=specs/auth.md
   # Stream the run's events as JSON lines
-  spectacular run examples/quickstart --json";
+  spectacular run examples/quickstart --json
+  # Run the attempts on workers through NATS JetStream
+  spectacular run examples/quickstart --nats nats://127.0.0.1:4222";
 const EXAMPLES_RESUME: &str = "\
 Examples:
   # Continue the latest run
   spectacular resume last
   # Continue a run with its mission as it is now
-  spectacular resume 01JD3Q --upgrade";
+  spectacular resume 01JD3Q --upgrade
+  # Take over a run whose coordinator died, from NATS (the whole run id)
+  spectacular resume 01JD3QZK6V8X4M2N5P7R9T1W3Y --nats nats://127.0.0.1:4222";
 const EXAMPLES_APPROVE: &str = "\
 Examples:
   # Approve the gate `review` of the latest run, and continue it
@@ -205,6 +210,12 @@ Examples:
   spectacular mcp
   # Serve another project's store
   spectacular mcp --store ../other/.spectacular";
+const EXAMPLES_WORKER: &str = "\
+Examples:
+  # Run attempts that need no labels, two at a time
+  spectacular worker --nats nats://127.0.0.1:4222 --concurrency 2
+  # Run the attempts of phases with `runs_on: [linux, aider]` too
+  spectacular worker --nats nats://nats.internal:4222 --labels linux,aider";
 const EXAMPLES_AGENTS: &str = "\
 Examples:
   # The configured agents
@@ -414,6 +425,9 @@ pub enum Command {
     /// start, follow and steer runs; resources for runs, events and reports.
     #[command(after_help = EXAMPLES_MCP)]
     Mcp(mcp::Args),
+    /// Run attempts that coordinators (`run --nats`) publish to NATS JetStream.
+    #[command(after_help = EXAMPLES_WORKER)]
+    Worker(worker::Args),
     /// The configured agents, and whether each can run here.
     #[command(after_help = EXAMPLES_AGENTS)]
     Agents(agents::Args),
@@ -478,6 +492,7 @@ pub fn main() -> ExitCode {
         Command::Cost(args) => cost::run(&context, args),
         Command::Dashboard(args) => dashboard::run(&context, args),
         Command::Mcp(args) => mcp::run(&context, args),
+        Command::Worker(args) => worker::run(&context, args),
         Command::Agents(args) => agents::run(&context, args),
         Command::Validate(args) => validate::run(&context, args),
         Command::Analyse(args) => analyse::run(&context, args),

@@ -214,6 +214,13 @@ impl Progress {
                     d.error.as_deref().unwrap_or("failed")
                 ));
             }
+            EventData::AttemptRedelivered(d) => {
+                let mark = self.paint("worker", anstyle::AnsiColor::Yellow);
+                self.line(&format!(
+                    "{mark}    {}: attempt {} taken again by {} (delivery {})",
+                    d.phase, d.attempt, d.worker, d.delivery
+                ));
+            }
             EventData::FallbackActivated(d) => {
                 let mark = self.paint("fallback", anstyle::AnsiColor::Yellow);
                 self.line(&format!(

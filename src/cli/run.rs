@@ -35,6 +35,10 @@ pub struct RunArgs {
     /// the answers and go on.
     #[arg(long, conflicts_with = "json")]
     pub interactive: bool,
+    /// Run the attempts on NATS workers (`spectacular worker`) through this server, and
+    /// mirror the run's log to JetStream, e.g. `nats://127.0.0.1:4222`.
+    #[arg(long, env = crate::distributed::NATS_ENV, value_name = "URL")]
+    pub nats: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -54,6 +58,10 @@ pub struct ResumeArgs {
     /// the answers and go on.
     #[arg(long, conflicts_with = "json")]
     pub interactive: bool,
+    /// Run the attempts on NATS workers (`spectacular worker`) through this server, and
+    /// mirror the run's log to JetStream, e.g. `nats://127.0.0.1:4222`.
+    #[arg(long, env = crate::distributed::NATS_ENV, value_name = "URL")]
+    pub nats: Option<String>,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
@@ -87,6 +95,7 @@ pub fn run(context: &Context, args: RunArgs) -> Outcome {
     let runtime = runtime()?;
     let project_root = context.project.root.clone();
     let mission_id = mission.id.clone();
+    let settings = nats_settings(&runtime, args.nats.as_deref())?;
     let engine = runtime.block_on(async {
         Engine::start(StartRequest {
             store,
@@ -94,7 +103,7 @@ pub fn run(context: &Context, args: RunArgs) -> Outcome {
             inputs,
             max_parallel: args.max_parallel,
             project_root,
-            settings: Settings::default(),
+            settings,
             observer,
         })
     });
@@ -130,11 +139,34 @@ pub fn run(context: &Context, args: RunArgs) -> Outcome {
 
 pub fn resume(context: &Context, args: ResumeArgs) -> Outcome {
     let store = context.store();
-    let run_id = store
-        .resolve_run(&args.run)
-        .map_err(|e| Failure::usage(e.to_string()))?;
-    let (progress, observer) = watch(context, &store, args.json);
     let runtime = runtime()?;
+    let settings = nats_settings(&runtime, args.nats.as_deref())?;
+    let run_id = match &settings.nats {
+        // With NATS the stream is the authority: the local log is rebuilt from it (this
+        // machine may never have seen the run).
+        Some(link) => {
+            let run_id = args.run.clone();
+            let run_dir = store
+                .checked_run_dir(&run_id)
+                .ok()
+                .filter(|_| crate::distributed::check_token(&run_id))
+                .ok_or_else(|| {
+                    Failure::usage(format!(
+                        "`{run_id}` is not a run id; with --nats, give the whole id"
+                    ))
+                })?;
+            let events = runtime
+                .block_on(crate::distributed::mirror::read(link, &run_id))
+                .map_err(|e| Failure::usage(e.to_string()))?;
+            crate::distributed::mirror::write_local(&run_dir, &events)
+                .map_err(|e| Failure::internal(e.to_string()))?;
+            run_id
+        }
+        None => store
+            .resolve_run(&args.run)
+            .map_err(|e| Failure::usage(e.to_string()))?,
+    };
+    let (progress, observer) = watch(context, &store, args.json);
     let engine = runtime.block_on(async {
         Engine::resume(
             store,
@@ -142,7 +174,7 @@ pub fn resume(context: &Context, args: ResumeArgs) -> Outcome {
             &context.cwd,
             &context.project,
             args.upgrade,
-            Settings::default(),
+            settings,
             observer,
         )
     });
@@ -225,8 +257,11 @@ fn drive(
     if let Ok(mut p) = progress.lock() {
         p.finish();
     }
-    let outcome = outcome.map_err(|e| {
-        Failure::internal(format!("{e}\nthe engine stopped; the log keeps everything recorded so far: `spectacular resume {run_id}` continues"))
+    let outcome = outcome.map_err(|e| match e {
+        execute::Error::Distributed(e @ crate::distributed::Error::Superseded { .. }) => {
+            Failure::usage(e.to_string())
+        }
+        e => Failure::internal(format!("{e}\nthe engine stopped; the log keeps everything recorded so far: `spectacular resume {run_id}` continues"))
     })?;
     let say = |text: String| {
         if !json {
@@ -306,6 +341,7 @@ fn drive(
                         json,
                         interactive,
                         apply,
+                        nats: None,
                     },
                 );
             }
@@ -329,6 +365,24 @@ fn drive(
         ));
     }
     Ok(exit)
+}
+
+/// The engine's settings, connected to NATS when `--nats` (or `SPECTACULAR_NATS`) names a
+/// server: an unreachable server stops the command before anything is recorded.
+fn nats_settings(
+    runtime: &tokio::runtime::Runtime,
+    url: Option<&str>,
+) -> Result<Settings, Failure> {
+    let mut settings = Settings::default();
+    if let Some(url) = url.filter(|u| !u.is_empty()) {
+        let config =
+            crate::distributed::Config::from_env(url).map_err(|e| Failure::usage(e.to_string()))?;
+        let link = runtime
+            .block_on(crate::distributed::coordinator::Link::connect(config))
+            .map_err(|e| Failure::usage(e.to_string()))?;
+        settings.nats = Some(Arc::new(link));
+    }
+    Ok(settings)
 }
 
 /// Check `--input name=value` against the mission's inputs; apply defaults.

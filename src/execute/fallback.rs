@@ -409,7 +409,7 @@ pub(super) async fn run_agent(
             }
             let _ = std::fs::write(path, content);
         }
-        let ended = process::run(spec, cancel.clone()).await;
+        let ended = super::jobs::run_process(job, spec, cancel.clone()).await;
         let (class, reason, code, usage) = match &ended {
             process::Ended::Canceled => {
                 return Err(AgentFailure {

@@ -180,7 +180,7 @@ async fn run_attempt(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
                     }
                 }
             } else {
-                let ended = process::run(spec.clone(), cancel.clone()).await;
+                let ended = run_process(&job, spec.clone(), cancel.clone()).await;
                 let printed = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.len() > 0);
                 if !job.redactor.is_empty() && (printed(&spec.stdout) || printed(&spec.stderr)) {
                     // A phase may print a secret it read elsewhere: its captured output is
@@ -417,6 +417,23 @@ async fn run_attempt(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
         git,
         integration_head,
     })
+}
+
+/// Run an attempt's process: here, or with NATS on a worker (the files it leaves in the
+/// attempt directory come back there), with the same outcome either way.
+pub(super) async fn run_process(
+    job: &Job,
+    spec: process::Spec,
+    cancel: watch::Receiver<u8>,
+) -> process::Ended {
+    match &job.remote {
+        Some((remote, labels)) if spec.cwd.starts_with(&job.dir) => {
+            remote
+                .run(spec, &job.dir, labels, (&job.phase, job.attempt), cancel)
+                .await
+        }
+        _ => process::run(spec, cancel).await,
+    }
 }
 
 /// An `attempt.failed` naming the files its failure is about.

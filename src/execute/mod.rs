@@ -89,6 +89,8 @@ pub enum Error {
     NoBase(String),
     #[error(transparent)]
     Notify(#[from] crate::notify::Error),
+    #[error(transparent)]
+    Distributed(#[from] crate::distributed::Error),
     #[error("failed to prepare `{path}`: {source}")]
     Io {
         path: String,
@@ -114,6 +116,8 @@ pub struct Settings {
     pub inbox_poll: Duration,
     /// Listen to Ctrl-C / SIGTERM (off in tests that drive the engine in-process).
     pub signals: bool,
+    /// Run attempts on NATS workers and mirror the log to JetStream (`--nats`).
+    pub nats: Option<Arc<crate::distributed::coordinator::Link>>,
 }
 
 impl Default for Settings {
@@ -126,6 +130,7 @@ impl Default for Settings {
             grace,
             inbox_poll: Duration::from_millis(100),
             signals: true,
+            nats: None,
         }
     }
 }
@@ -159,6 +164,10 @@ enum Msg {
     Interrupt,
     /// A webhook delivery ended: record it.
     Notified(crate::notify::Delivery),
+    /// A worker took an attempt after another went silent (NATS).
+    Redelivered(crate::distributed::coordinator::Redelivered),
+    /// Another coordinator appended to the run's stream first (NATS).
+    Superseded(crate::distributed::Error),
 }
 
 /// A run being driven.
@@ -217,6 +226,10 @@ pub struct Engine {
     /// engine's thread when Ctrl-C, SIGTERM or a `cancel` arrives: they cannot yield to the
     /// event loop, so the signal handler and the inbox watcher set this flag directly.
     interrupt: crate::expr::Interrupt,
+    /// With NATS: the run's attempts on the workers, and the mirror of its log.
+    remote: Option<Arc<crate::distributed::coordinator::Remote>>,
+    mirror: Option<crate::distributed::mirror::Mirror>,
+    superseded: Option<crate::distributed::Error>,
 }
 
 /// The secrets of a run: which variables hold them, the environment they were read from

@@ -10,12 +10,21 @@ use crate::agents::{AgentConfig, HttpProtocol};
 use crate::model::{Mission, PhaseKind};
 
 /// What keeps each agent phase of `mission` from running here; empty when all can run.
-pub(super) fn check(mission: &Mission, project_root: &Path) -> Vec<String> {
-    let agent_phases: Vec<(&String, Option<&str>, Option<&str>)> = mission
+/// With `remote` (NATS workers), a CLI client of a phase in its own attempt directory runs on
+/// a worker: its program is the worker's business (HTTP agents still run here).
+pub(super) fn check(mission: &Mission, project_root: &Path, remote: bool) -> Vec<String> {
+    let agent_phases: Vec<(&String, Option<&str>, Option<&str>, bool)> = mission
         .phases
         .iter()
         .filter_map(|(id, phase)| match &phase.kind {
-            PhaseKind::Agent { agent, role, .. } => Some((id, agent.as_deref(), role.as_deref())),
+            PhaseKind::Agent { agent, role, .. } => {
+                let on_worker = remote
+                    && matches!(
+                        phase.workspace,
+                        None | Some(crate::model::Workspace::Attempt)
+                    );
+                Some((id, agent.as_deref(), role.as_deref(), on_worker))
+            }
             _ => None,
         })
         .collect();
@@ -28,7 +37,7 @@ pub(super) fn check(mission: &Mission, project_root: &Path) -> Vec<String> {
         Err(e) => return vec![format!("agents.yaml: {e}")],
     };
     let mut problems = Vec::new();
-    for (id, agent, role) in agent_phases {
+    for (id, agent, role, on_worker) in agent_phases {
         let (name, chosen) = match super::agents::choose(&configured, agent, role) {
             Ok(chosen) => chosen,
             // A pinned agent that does not exist can never run; a role without an agent may
@@ -48,7 +57,13 @@ pub(super) fn check(mission: &Mission, project_root: &Path) -> Vec<String> {
         }));
         let reasons: Vec<String> = chain
             .iter()
-            .map(|(name, config)| unavailable(name, config))
+            .map(|(name, config)| {
+                let http = HttpProtocol::from_adapter(&config.adapter).is_some();
+                if on_worker && !http {
+                    return None;
+                }
+                unavailable(name, config)
+            })
             .collect::<Option<Vec<String>>>()
             .unwrap_or_default();
         if !reasons.is_empty() {

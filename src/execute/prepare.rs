@@ -44,6 +44,9 @@ pub(super) struct Job {
     /// directory inside the working directory (`outputs::WORKSPACE_OUT`), made empty before the
     /// attempt and moved into the attempt directory after it.
     pub(super) out_dir: Option<PathBuf>,
+    /// With NATS, for an attempt in its own directory: its processes run on a worker with
+    /// these labels.
+    pub(super) remote: Option<(Arc<crate::distributed::coordinator::Remote>, Vec<String>)>,
 }
 
 /// A reservation in the shared day and month budgets, made by the attempt's task.
@@ -541,6 +544,12 @@ impl Engine {
             integration,
             view,
             out_dir,
+            remote: match (&self.remote, phase.workspace) {
+                (Some(remote), crate::model::Workspace::Attempt) => {
+                    Some((remote.clone(), phase.runs_on.clone()))
+                }
+                _ => None,
+            },
         })
     }
 

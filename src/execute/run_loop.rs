@@ -93,6 +93,9 @@ impl Engine {
             (self.observer)(e);
         }
         self.offer_notifications(&events);
+        if let Some(mirror) = &self.mirror {
+            mirror.send(events);
+        }
         Ok(())
     }
 
@@ -116,12 +119,28 @@ impl Engine {
             // stops, within the configured wait.
             result = self.drain_notifications().await.map(|()| outcome);
         }
+        if let Some(mirror) = self.mirror.take() {
+            // Every event in the stream before the command ends (or the news that another
+            // coordinator took the run).
+            if let Err(e) = mirror.finish().await {
+                if result.is_ok() {
+                    result = Err(e.into());
+                }
+            }
+        }
         self.sync_projection();
         if let Some(projection) = &mut self.projection {
             projection.finish().await;
         }
-        if result.is_err() {
-            // The log refused a write: stop every attempt, record nothing more.
+        let superseded = matches!(
+            result,
+            Err(Error::Distributed(
+                crate::distributed::Error::Superseded { .. }
+            ))
+        );
+        if result.is_err() && !superseded {
+            // The log refused a write: stop every attempt, record nothing more. (A run another
+            // coordinator took over keeps its attempts: they are that coordinator's now.)
             for (phase, attempt) in self.scheduler.running() {
                 process::kill_orphan_group(
                     &self.run_dir.join("pids"),
@@ -139,7 +158,11 @@ impl Engine {
         // Every evaluation of this run happens on this thread; the flag stops them.
         let _installed = self.interrupt.install();
         let _handlers = self.spawn_watchers();
+        self.connect_nats().await?;
         loop {
+            if let Some(lost) = self.superseded.take() {
+                return Err(lost.into());
+            }
             self.step()?;
             let overdue = self
                 .oldest_uncommitted
@@ -260,6 +283,8 @@ impl Engine {
                 }
             }
             Msg::RetryDue(phase) => self.scheduler.retry_due(&phase),
+            Msg::Redelivered(again) => self.record_redelivery(again),
+            Msg::Superseded(lost) => self.superseded = Some(lost),
             Msg::ApprovalTimeout => {}
             Msg::Record { data, durable } => {
                 // The next candidate of a fallback chain reserves at its own price: the hard
@@ -481,6 +506,49 @@ impl Engine {
             }
             Action::Record(_) | Action::Start { .. } => {}
         }
+    }
+
+    /// With NATS: listen to the run's outcomes and start mirroring its log (what is already
+    /// committed first).
+    async fn connect_nats(&mut self) -> Result<(), Error> {
+        let Some(link) = self.settings.nats.clone() else {
+            return Ok(());
+        };
+        self.flush()?;
+        let run_id = self.log.run_id().to_string();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let engine = self.tx.clone();
+        tokio::spawn(async move {
+            while let Some(again) = rx.recv().await {
+                let _ = engine.send(Msg::Redelivered(again));
+            }
+        });
+        let remote = crate::distributed::coordinator::Remote::open(link.clone(), &run_id, tx);
+        self.remote = Some(Arc::new(remote.await?));
+        let local = self.store.read_events(&run_id)?;
+        let engine = self.tx.clone();
+        let lost = move |e| {
+            let _ = engine.send(Msg::Superseded(e));
+        };
+        let mirror = crate::distributed::mirror::Mirror::start(link, &run_id, local, lost);
+        self.mirror = Some(mirror.await?);
+        Ok(())
+    }
+
+    /// A worker took an attempt again: the earlier worker's interruption, recorded.
+    fn record_redelivery(&mut self, again: crate::distributed::coordinator::Redelivered) {
+        if !self.running.contains_key(&again.phase) {
+            return;
+        }
+        self.record(
+            EventData::AttemptRedelivered(AttemptRedelivered {
+                phase: again.phase,
+                attempt: again.attempt,
+                worker: again.worker,
+                delivery: again.delivery,
+            }),
+            "engine",
+        );
     }
 
     fn launch(&mut self, job: Job) {

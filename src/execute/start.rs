@@ -105,7 +105,11 @@ impl Engine {
     /// ([`Error::Unready`]) when an agent phase has no agent that can run here.
     pub fn start(request: StartRequest) -> Result<Engine, Error> {
         // Fail before spending: every problem at once, before anything is recorded.
-        let problems = preflight::check(&request.mission, &request.project_root);
+        let problems = preflight::check(
+            &request.mission,
+            &request.project_root,
+            request.settings.nats.is_some(),
+        );
         if !problems.is_empty() {
             return Err(Error::Unready { problems });
         }
@@ -270,7 +274,7 @@ impl Engine {
             pinned
         };
         let project_root = project.root.clone();
-        let problems = preflight::check(&mission, &project_root);
+        let problems = preflight::check(&mission, &project_root, settings.nats.is_some());
         if !problems.is_empty() {
             return Err(Error::Unready { problems });
         }
@@ -468,6 +472,9 @@ impl Engine {
             notifier,
             notify_pending: HashMap::new(),
             interrupt: crate::expr::Interrupt::new(),
+            remote: None,
+            mirror: None,
+            superseded: None,
         }
     }
 }

@@ -62,6 +62,7 @@ fn engine_child() {
         grace: Duration::from_millis(50),
         inbox_poll: Duration::from_millis(10),
         signals: false,
+        nats: None,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -529,6 +530,7 @@ fn an_instance_name_with_dot_dot_creates_nothing_outside_the_store() {
                 grace: Duration::from_millis(50),
                 inbox_poll: Duration::from_millis(10),
                 signals: false,
+                nats: None,
             },
             observer: Box::new(|_| {}),
         })

@@ -98,6 +98,8 @@ pub struct Phase {
     pub always: bool,
     pub outputs: IndexMap<String, Output>,
     pub workspace: Option<Workspace>,
+    /// Labels a NATS worker must have to run the phase (sorted, unique).
+    pub runs_on: Vec<String>,
     pub on_failure: Option<OnFailure>,
 }
 

@@ -346,6 +346,12 @@ pub struct RawPhase {
     /// Where attempts run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace: Option<Workspace>,
+    /// Labels a worker must have to run this phase's attempts when the run goes through NATS
+    /// (`spectacular worker --labels linux,aider`), e.g. `[linux, aider]`. Without NATS the
+    /// phase runs on this machine, as always.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8), inner(regex(pattern = r"^[a-z0-9][a-z0-9-]{0,31}$")))]
+    pub runs_on: Vec<String>,
     /// A bounded rework loop: when this phase fails, re-run from an upstream phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_failure: Option<RawOnFailure>,

@@ -60,6 +60,8 @@ pub struct PlannedPhase {
     pub always: bool,
     pub outputs: IndexMap<String, Output>,
     pub workspace: Workspace,
+    /// Labels a NATS worker must have to run the phase.
+    pub runs_on: Vec<String>,
     pub on_failure: Option<OnFailure>,
     /// 0 for phases that need nothing; otherwise 1 + the deepest need's layer.
     pub layer: usize,
@@ -155,6 +157,7 @@ pub fn plan(mission: Mission) -> Plan {
                 .workspace
                 .or(defaults.workspace)
                 .unwrap_or(Workspace::Attempt),
+            runs_on: phase.runs_on.clone(),
             on_failure: phase.on_failure.clone(),
             layer: 0,
         };

@@ -717,6 +717,10 @@ pub fn event_detail(event: &Event) -> String {
                 optional("reserved", d.reserved_usd).unwrap_or_default()
             )
         }
+        EventData::AttemptRedelivered(d) => format!(
+            "attempt {}: taken again by {} (delivery {})",
+            d.attempt, d.worker, d.delivery
+        ),
         EventData::BudgetAlert(d) => format!("{}: {}: {}", d.level, alert_numbers(d), d.message),
         EventData::NotificationSent(d) => format!(
             "{} told of event {} ({}) after {} request(s){}",

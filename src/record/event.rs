@@ -97,6 +97,8 @@ pub enum EventData {
     PrOpened(PullRequest),
     #[serde(rename = "pr.updated")]
     PrUpdated(PullRequest),
+    #[serde(rename = "attempt.redelivered")]
+    AttemptRedelivered(AttemptRedelivered),
 }
 
 impl EventData {
@@ -131,6 +133,7 @@ impl EventData {
             EventData::IssueCommented(_) => "issue.commented",
             EventData::PrOpened(_) => "pr.opened",
             EventData::PrUpdated(_) => "pr.updated",
+            EventData::AttemptRedelivered(_) => "attempt.redelivered",
         }
     }
 
@@ -164,6 +167,7 @@ impl EventData {
         "issue.commented",
         "pr.opened",
         "pr.updated",
+        "attempt.redelivered",
     ];
 
     /// Decode a payload from its type name and its `data` JSON: the same result as reading
@@ -207,6 +211,7 @@ impl EventData {
             "policy.decided" => read!(PolicyDecided),
             "fallback.activated" => read!(FallbackActivated),
             "budget.alert" => read!(BudgetAlert),
+            "attempt.redelivered" => read!(AttemptRedelivered),
             "merge.step" => read!(MergeStep),
             "clarification.answered" => read!(ClarificationAnswered),
             "notification.sent" => read!(NotificationSent),
@@ -240,6 +245,7 @@ impl EventData {
             EventData::ClarificationAnswered(d) => Some(&d.phase),
             EventData::PolicyDecided(d) => Some(&d.phase),
             EventData::FallbackActivated(d) => Some(&d.phase),
+            EventData::AttemptRedelivered(d) => Some(&d.phase),
             EventData::MergeStep(d) => Some(&d.phase),
             _ => None,
         }
@@ -713,6 +719,19 @@ pub struct FallbackActivated {
     /// place of the failed candidate's reservation); absent when the run has no budget.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reserved_usd: Option<f64>,
+}
+
+/// A NATS worker took a running attempt after the worker that had it went silent for longer
+/// than the work queue's ack wait (killed, or cut off): the earlier worker's interruption. The
+/// attempt goes on; only one outcome is recorded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRedelivered {
+    pub phase: String,
+    pub attempt: u32,
+    /// The worker that took it now (`--name`, else its host name and process id).
+    pub worker: String,
+    /// How many times the attempt was delivered to a worker (2 or more).
+    pub delivery: u64,
 }
 
 /// The run's spending crossed a threshold: `soft` (the mission's `soft_usd`, once per run) or

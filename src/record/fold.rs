@@ -384,6 +384,7 @@ impl RunSummary {
             | EventData::RunSuspended(_)
             | EventData::PolicyDecided(_)
             | EventData::FallbackActivated(_)
+            | EventData::AttemptRedelivered(_)
             | EventData::MergeStep(_)
             | EventData::BudgetAlert(_)
             | EventData::NotificationSent(_)

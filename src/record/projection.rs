@@ -891,6 +891,7 @@ fn phases_named(data: &EventData) -> Vec<Cow<'_, str>> {
         | EventData::RunSuspended(_)
         | EventData::PolicyDecided(_)
         | EventData::FallbackActivated(_)
+        | EventData::AttemptRedelivered(_)
         | EventData::BudgetAlert(_)
         | EventData::NotificationSent(_)
         | EventData::NotificationFailed(_)

@@ -239,6 +239,7 @@ impl Scheduler {
             // Decisions are facts for explain and replay; the engine acts on them itself.
             EventData::PolicyDecided(_)
             | EventData::FallbackActivated(_)
+            | EventData::AttemptRedelivered(_)
             | EventData::BudgetAlert(_) => {}
             // What was done outside the run (a webhook told, an issue commented, a pull request
             // opened).

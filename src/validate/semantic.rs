@@ -763,6 +763,12 @@ fn build_phase(
             })
             .collect(),
         workspace: p.workspace,
+        runs_on: {
+            let mut labels = p.runs_on.clone();
+            labels.sort();
+            labels.dedup();
+            labels
+        },
         on_failure: p.on_failure.as_ref().map(|o| OnFailure {
             goto: o.goto.clone(),
             max_loops: o.max_loops.unwrap_or(1),

@@ -931,6 +931,14 @@ const EVENT_DESCRIPTIONS: &[(&str, &str)] = &[
          a merge killed at any point resumes where it stopped.",
     ),
     (
+        "attempt.redelivered",
+        "A NATS worker took a running attempt after the worker that had it went silent for \
+         longer than the work queue's ack wait (killed, or cut off from the server): the \
+         earlier worker's interruption. `worker` names the worker that has it now and \
+         `delivery` counts the deliveries. The attempt keeps its number and runs again from \
+         the start; only one `attempt.succeeded` or `attempt.failed` follows.",
+    ),
+    (
         "fallback.activated",
         "An agent attempt moved to the next entry of its fallback chain (another model of the \
          same agent, or another agent) because the one it used was unavailable, rate-limited, \

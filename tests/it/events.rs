@@ -41,9 +41,10 @@ fn golden_index(data: &EventData) -> usize {
         EventData::IssueCommented(_) => 25,
         EventData::PrOpened(_) => 26,
         EventData::PrUpdated(_) => 27,
+        EventData::AttemptRedelivered(_) => 28,
     }
 }
-const TYPE_COUNT: usize = 28;
+const TYPE_COUNT: usize = 29;
 
 fn samples() -> Vec<EventData> {
     let s = String::from;
@@ -282,6 +283,12 @@ fn samples() -> Vec<EventData> {
             head: s("0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"),
             base: s("main"),
             issue: None,
+        }),
+        EventData::AttemptRedelivered(AttemptRedelivered {
+            phase: s("implement[wp-3]"),
+            attempt: 1,
+            worker: s("build-7:4121"),
+            delivery: 2,
         }),
     ]
 }

@@ -27,6 +27,7 @@ mod init;
 mod learn;
 mod mcp;
 mod missions;
+mod nats;
 mod notify;
 mod policy;
 mod read_side;
