@@ -340,11 +340,21 @@ pub(super) fn runs_software_dev(client: &str, parent: &Path, variant: Variant) {
     require(client);
     let program = program(client).expect("the client is installed");
     let server = FakeLlm::with_scenario(Scenario::Pipeline(Arc::new(script(variant))));
-    let agents = format!(
+    let mut agents = format!(
         "agents:\n  {client}:\n    adapter: {client}\n    binary: {}\n    base_url: {}\n    roles: [planner, executor, validator]\n",
         program.display(),
         base_url(client, &server)
     );
+    // `software-dev` has a budget: each agent names a model of the catalogue to reserve at
+    // (Claude Code's role models are the catalogue's Claude models).
+    let model = match client {
+        "claude-code" => None,
+        "gemini" => Some("gemini-pro"),
+        _ => Some("gpt"),
+    };
+    if let Some(model) = model {
+        agents.push_str(&format!("    model: {model}\n"));
+    }
     let piped = run_pipeline(parent, &agents);
     assert_pipeline(&piped, variant, Some(client));
 }
