@@ -99,6 +99,8 @@ struct State {
     /// edit), not the clients' side requests (titles, commit messages).
     conversation: u64,
     requests: Vec<Recorded>,
+    /// The tools a scenario's answers called, in order.
+    called: Vec<String>,
     hung: Vec<TcpStream>,
 }
 
@@ -163,6 +165,11 @@ impl FakeLlm {
     /// How many model requests were answered with a success, each reporting the fixed usage.
     pub fn answered(&self) -> u64 {
         self.state.lock().unwrap().answered
+    }
+
+    /// The tools the scenario's answers called, in order (`Write`, `apply_patch`…).
+    pub fn tools_called(&self) -> Vec<String> {
+        self.state.lock().unwrap().called.clone()
     }
 
     /// How many requests of the conversation a scenario drives were answered (see `State`).
@@ -602,6 +609,9 @@ fn serve_scenario(
     {
         let mut state = state.lock().unwrap();
         state.answered += 1;
+        if let Action::Tool { name, .. } | Action::Custom { name, .. } = &action {
+            state.called.push(name.clone());
+        }
         let tools = !tool_names(protocol, &body).is_empty();
         if tools || body.to_string().contains("SEARCH/REPLACE") {
             state.conversation += 1;

@@ -251,46 +251,58 @@ fn write_action(body: &Value, tools: &[(String, String)], path: &str, content: &
     shell_action(body, &has, &script)
 }
 
-/// Aider's turn: a read is a file named in the answer (Aider adds the files an answer names to
-/// the chat and asks again), consecutive writes are one answer in the edit format the system
-/// prompt asks for, with the final answer after them.
+/// Aider's turn, read from what the conversation holds: a read is a file named in the answer
+/// (Aider adds the files an answer names to the chat and asks again) unless its content is in
+/// the chat already; the writes are one answer in the edit format the system prompt asks for,
+/// with the final answer after them, given again when Aider added files instead of applying
+/// them (it applies no edit of an answer that names files it then adds).
 fn aider_action(body: &Value, text: &str, phase: &PhaseScript) -> Action {
-    let turns = aider_turns(&phase.steps);
-    let done = answers_since(body, &phase.marker);
-    if let Some(stop) = done
-        .checked_sub(1)
-        .and_then(|i| turns.get(i))
-        .and_then(|t| match t {
-            AiderTurn::Read(step) => unseen(text, Some(step)),
-            AiderTurn::Write(_) => None,
-        })
-    {
-        return stop;
-    }
-    match turns.get(done) {
-        Some(AiderTurn::Read(Step::Read { path, .. })) => Action::Text(format!(
-            "Before I change anything I need to read this file:\n\n{path}\n\nPlease add it to the chat."
-        )),
-        Some(AiderTurn::Write(files)) => {
-            let diff = text.contains("SEARCH/REPLACE");
-            let mut answer = String::new();
-            for (path, content) in files {
-                let content = content.trim_end();
-                if diff {
-                    answer.push_str(&format!(
-                        "{path}\n```\n<<<<<<< SEARCH\n=======\n{content}\n>>>>>>> REPLACE\n```\n\n"
-                    ));
-                } else {
-                    answer.push_str(&format!("{path}\n```\n{content}\n```\n\n"));
+    let answers = answers_since(body, &phase.marker);
+    for turn in aider_turns(&phase.steps) {
+        match turn {
+            AiderTurn::Read(step) => {
+                let Step::Read { path, expect } = &step else {
+                    continue;
+                };
+                if text.contains(expect.as_str()) {
+                    continue;
                 }
+                let ask = format!(
+                    "Before I change anything I need to read this file:\n\n{path}\n\nPlease add it to the chat."
+                );
+                if answers.iter().any(|a| a.contains(&ask)) {
+                    return unseen(text, Some(&step)).expect("not seen");
+                }
+                return Action::Text(ask);
             }
-            if done + 1 == turns.len() {
-                answer.push_str(&phase.answer);
+            AiderTurn::Write(files) => {
+                let given = answers.iter().any(|a| a.contains(&phase.answer));
+                if given && !last_user(body).contains("I added these files to the chat") {
+                    return Action::Text(phase.answer.clone());
+                }
+                return Action::Text(aider_edits(text, &files, &phase.answer));
             }
-            Action::Text(answer)
         }
-        _ => Action::Text(phase.answer.clone()),
     }
+    Action::Text(phase.answer.clone())
+}
+
+/// New files in Aider's edit format (an empty SEARCH/REPLACE block, or the whole file).
+fn aider_edits(text: &str, files: &[(String, String)], answer: &str) -> String {
+    let diff = text.contains("SEARCH/REPLACE");
+    let mut out = String::new();
+    for (path, content) in files {
+        let content = content.trim_end();
+        if diff {
+            out.push_str(&format!(
+                "{path}\n```\n<<<<<<< SEARCH\n=======\n{content}\n>>>>>>> REPLACE\n```\n\n"
+            ));
+        } else {
+            out.push_str(&format!("{path}\n```\n{content}\n```\n\n"));
+        }
+    }
+    out.push_str(answer);
+    out
 }
 
 enum AiderTurn {
@@ -313,10 +325,23 @@ fn aider_turns(steps: &[Step]) -> Vec<AiderTurn> {
     turns
 }
 
-/// How many answers the assistant gave after the (last) message that holds `marker`.
-fn answers_since(body: &Value, marker: &str) -> usize {
+/// The text of the conversation's last user message.
+fn last_user(body: &Value) -> String {
+    body.get("messages")
+        .and_then(Value::as_array)
+        .and_then(|m| {
+            m.iter()
+                .rev()
+                .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        })
+        .map(|m| m.to_string())
+        .unwrap_or_default()
+}
+
+/// The answers the assistant gave after the (last) message that holds `marker`.
+fn answers_since(body: &Value, marker: &str) -> Vec<String> {
     let Some(messages) = body.get("messages").and_then(Value::as_array) else {
-        return 0;
+        return Vec::new();
     };
     let start = messages
         .iter()
@@ -325,5 +350,10 @@ fn answers_since(body: &Value, marker: &str) -> usize {
     messages[start..]
         .iter()
         .filter(|m| m.get("role").and_then(Value::as_str) == Some("assistant"))
-        .count()
+        .map(|m| match m.get("content") {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        })
+        .collect()
 }

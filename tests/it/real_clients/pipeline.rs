@@ -280,7 +280,8 @@ impl Piped {
     pub fn transcript(&self) -> String {
         let mut out = text(&self.output);
         for file in walk(&self.project.path().join(".spectacular/runs")) {
-            if file.extension().is_some_and(|e| e == "log") {
+            let name = file.file_name().unwrap().to_string_lossy().to_string();
+            if name.ends_with(".log") || name.starts_with("aider.chat") {
                 let log = std::fs::read_to_string(&file).unwrap_or_default();
                 let tail: String = log
                     .chars()
@@ -357,6 +358,28 @@ pub(super) fn runs_software_dev(client: &str, parent: &Path, variant: Variant) {
     }
     let piped = run_pipeline(parent, &agents);
     assert_pipeline(&piped, variant, Some(client));
+    // Through the client's own tools: OpenCode and Codex write with `apply_patch` when the
+    // model is offered it; Aider has no tools, it edits in its answers' edit format.
+    let called = server.tools_called();
+    let (read, write): (&[&str], &[&str]) = match client {
+        "claude-code" => (&["Read"], &["Write"]),
+        "gemini" => (&["read_file"], &["write_file"]),
+        "opencode" => (&["read"], &["apply_patch"]),
+        "codex" => (
+            &["shell", "shell_command", "exec_command"],
+            &["apply_patch"],
+        ),
+        _ => (&[], &[]),
+    };
+    for wanted in [read, write] {
+        assert!(
+            wanted.is_empty() || called.iter().any(|c| wanted.contains(&c.as_str())),
+            "none of {wanted:?} was called: {called:?}"
+        );
+    }
+    if client == "aider" {
+        assert!(called.is_empty(), "{called:?}");
+    }
 }
 
 /// What every pipeline run must show (see [`runs_software_dev`]); `client` prices the usage
