@@ -81,6 +81,8 @@ pub(crate) fn action(protocol: Protocol, body: &Value, script: &Script) -> Actio
     if tools.is_empty() {
         return if is_aider(&text) {
             aider_action(body, &text, phase)
+        } else if is_bare(body) {
+            bare_action(phase)
         } else {
             side_answer(&text)
         };
@@ -97,6 +99,35 @@ pub(crate) fn action(protocol: Protocol, body: &Value, script: &Script) -> Actio
         Step::Read { path, .. } | Step::ReadMissing { path } => read_action(body, &has, path),
         Step::Write { path, content } => write_action(body, &tools, path, content),
     }
+}
+
+/// A bare request: the prompt as the one user message, no system prompt, no tools (an HTTP
+/// agent of the engine).
+fn is_bare(body: &Value) -> bool {
+    let messages = body.get("messages").and_then(Value::as_array);
+    body.get("system").is_none()
+        && messages.is_some_and(|m| {
+            m.len() == 1 && m[0].get("role").and_then(Value::as_str) == Some("user")
+        })
+}
+
+/// A model without tools reads nothing but its prompt: it answers every file whole, a line
+/// naming it then a fenced block, with its final answer.
+fn bare_action(phase: &PhaseScript) -> Action {
+    let files: Vec<(String, String)> = phase
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Write { path, content } => Some((path.clone(), content.clone())),
+            _ => None,
+        })
+        .collect();
+    let mut out = String::from("Here are the files.\n\n");
+    for (path, content) in &files {
+        out.push_str(&format!("{path}\n```\n{}\n```\n\n", content.trim_end()));
+    }
+    out.push_str(&phase.answer);
+    Action::Text(out)
 }
 
 /// A request that is not a phase's conversation (titles, topics, commit messages, a client's

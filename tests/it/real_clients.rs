@@ -653,6 +653,20 @@ macro_rules! client_tests {
     };
 }
 
+/// One HTTP model through the whole pipeline: no client to install, so these run with the
+/// other integration tests.
+mod http {
+    #[test]
+    fn real_clients_http_runs_software_dev() {
+        super::pipeline::runs_software_dev_on_http(super::pipeline::Variant::Plain);
+    }
+
+    #[test]
+    fn real_clients_http_runs_software_dev_answered_otherwise() {
+        super::pipeline::runs_software_dev_on_http(super::pipeline::Variant::Other);
+    }
+}
+
 client_tests!(claude_code, "claude-code");
 client_tests!(codex, "codex");
 client_tests!(gemini, "gemini");

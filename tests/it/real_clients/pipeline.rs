@@ -545,3 +545,17 @@ fn assert_no_canary(piped: &Piped) {
         }
     }
 }
+
+/// `software-dev` end to end on an HTTP model (the `openai-chat` adapter) with the script
+/// `variant`: a model without tools answers every file whole, and the engine writes the
+/// phase's outputs and a work package's code from its answer.
+pub(super) fn runs_software_dev_on_http(variant: Variant) {
+    let server = FakeLlm::with_scenario(Scenario::Pipeline(Arc::new(script(variant))));
+    let agents = format!(
+        "agents:\n  http-model:\n    adapter: openai-chat\n    base_url: {}\n    model: gpt\n    roles: [planner, executor, validator]\n",
+        server.openai_base()
+    );
+    let piped = run_pipeline(&std::env::temp_dir(), &agents);
+    assert_pipeline(&piped, variant, None);
+    assert!(server.tools_called().is_empty());
+}
