@@ -73,14 +73,15 @@ fn work(variant: Variant) -> Work {
                 ),
             ],
         },
-        // The dependent package first, other ids and file names.
+        // The dependent package first, other ids and file names. (No line of `=` in a file:
+        // Aider's SEARCH/REPLACE blocks take it for their divider.)
         Variant::Other => Work {
             packages: vec![
                 (
                     "usage.docs",
                     "Usage notes for both commands",
                     "docs/usage.md",
-                    "Usage\n=====\n\nGreet: `sh src/greet.sh Ada` prints `Hello, Ada!`.\nLeave: `sh src/greet.sh --bye Ada` prints `Goodbye, Ada!`.\n".into(),
+                    "## Usage\n\nGreet: `sh src/greet.sh Ada` prints `Hello, Ada!`.\nLeave: `sh src/greet.sh --bye Ada` prints `Goodbye, Ada!`.\n".into(),
                     vec!["hello", "farewell_2"],
                 ),
                 ("hello", "Hello by name", "src/greet.sh", greet("src/farewell.sh"), vec![]),
@@ -186,7 +187,7 @@ pub(super) fn script(variant: Variant) -> Script {
         &chatter("Every criterion passes."),
     ));
     let plan_md = if other {
-        "Plan\n====\n\nHello and farewell are independent files; the usage notes come last and need both.\n"
+        "Plan:\n\nHello and farewell are independent files; the usage notes come last and need both.\n"
     } else {
         "# Plan\n\nThe greeting and the farewell are written in parallel; the documentation waits for both.\n"
     };
@@ -358,16 +359,17 @@ pub(super) fn runs_software_dev(client: &str, parent: &Path, variant: Variant) {
     }
     let piped = run_pipeline(parent, &agents);
     assert_pipeline(&piped, variant, Some(client));
-    // Through the client's own tools: OpenCode and Codex write with `apply_patch` when the
-    // model is offered it; Aider has no tools, it edits in its answers' edit format.
+    // Through the client's own tools: OpenCode writes with `apply_patch`, which it offers GPT
+    // models; Aider has no tools, it edits in its answers' edit format.
     let called = server.tools_called();
     let (read, write): (&[&str], &[&str]) = match client {
         "claude-code" => (&["Read"], &["Write"]),
         "gemini" => (&["read_file"], &["write_file"]),
         "opencode" => (&["read"], &["apply_patch"]),
+        // Codex offers a `base_url` provider's model its shell and no `apply_patch`.
         "codex" => (
             &["shell", "shell_command", "exec_command"],
-            &["apply_patch"],
+            &["apply_patch", "shell", "shell_command", "exec_command"],
         ),
         _ => (&[], &[]),
     };
