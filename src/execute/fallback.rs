@@ -353,15 +353,23 @@ pub(super) async fn run_agent(
                 let _ = make_dir(&job.dir);
                 let _ = std::fs::write(&base.stdout, &text);
                 if outcome.ok {
-                    if let Some(first) = job
+                    // The files the answer gives whole: its outputs, and a work package's code.
+                    let first = job
                         .outputs
                         .keys()
                         .next()
-                        .and_then(|k| job.output_paths.get(k))
-                    {
-                        if let Ok(path) = super::outputs::relative_under(&job.dir, first) {
-                            let _ = std::fs::write(path, &text);
-                        }
+                        .and_then(|k| job.output_paths.get(k));
+                    let workspace = job.worktree.as_ref().map(|w| w.cwd.as_path());
+                    let written = super::answer::write(
+                        &text,
+                        &job.dir,
+                        &job.output_paths,
+                        first.map(String::as_str),
+                        workspace,
+                    );
+                    if let Err(e) = written {
+                        outcome.ok = false;
+                        outcome.failure = Some((crate::agents::FailureClass::Other, e.to_string()));
                     }
                 }
                 let (class, reason) = outcome

@@ -21,6 +21,7 @@
 //! - `crash.rs` and `tests.rs`: crash points and the crash tests of the side files.
 
 mod agents;
+mod answer;
 pub mod budget;
 mod builtin;
 mod crash;

@@ -84,6 +84,9 @@ pub enum Scenario {
     Status(u16),
     /// Read every request and never answer.
     Hang,
+    /// A scripted session per phase of a mission, through the client's own tools
+    /// ([`crate::fake_pipeline`]).
+    Pipeline(std::sync::Arc<crate::fake_pipeline::Script>),
 }
 
 #[derive(Default)]
@@ -96,6 +99,8 @@ struct State {
     /// edit), not the clients' side requests (titles, commit messages).
     conversation: u64,
     requests: Vec<Recorded>,
+    /// The tools a scenario's answers called, in order.
+    called: Vec<String>,
     hung: Vec<TcpStream>,
 }
 
@@ -160,6 +165,11 @@ impl FakeLlm {
     /// How many model requests were answered with a success, each reporting the fixed usage.
     pub fn answered(&self) -> u64 {
         self.state.lock().unwrap().answered
+    }
+
+    /// The tools the scenario's answers called, in order (`Write`, `apply_patch`…).
+    pub fn tools_called(&self) -> Vec<String> {
+        self.state.lock().unwrap().called.clone()
     }
 
     /// How many requests of the conversation a scenario drives were answered (see `State`).
@@ -498,7 +508,7 @@ fn stream_events(
 
 /// The protocol a request speaks, from its path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Protocol {
+pub(crate) enum Protocol {
     Anthropic,
     Chat,
     Responses,
@@ -531,7 +541,7 @@ impl Protocol {
 }
 
 /// What a scenario answers to one model request.
-enum Action {
+pub(crate) enum Action {
     Text(String),
     /// Call a tool with JSON arguments.
     Tool {
@@ -594,10 +604,14 @@ fn serve_scenario(
             content,
             answer,
         } => write_file_action(protocol, &body, &path, &content, &answer),
+        Scenario::Pipeline(script) => crate::fake_pipeline::action(protocol, &body, &script),
     };
     {
         let mut state = state.lock().unwrap();
         state.answered += 1;
+        if let Action::Tool { name, .. } | Action::Custom { name, .. } = &action {
+            state.called.push(name.clone());
+        }
         let tools = !tool_names(protocol, &body).is_empty();
         if tools || body.to_string().contains("SEARCH/REPLACE") {
             state.conversation += 1;
@@ -631,7 +645,7 @@ fn serve_scenario(
 }
 
 /// The names of the tools a request offers.
-fn tool_names(protocol: Protocol, body: &Value) -> Vec<(String, String)> {
+pub(crate) fn tool_names(protocol: Protocol, body: &Value) -> Vec<(String, String)> {
     let tools = body.get("tools").and_then(Value::as_array);
     let mut out = Vec::new();
     for tool in tools.into_iter().flatten() {
@@ -667,7 +681,7 @@ fn tool_names(protocol: Protocol, body: &Value) -> Vec<(String, String)> {
 }
 
 /// The first parameter of the function tool `name` (Chat Completions or Responses shape).
-fn tool_param(body: &Value, name: &str) -> Option<String> {
+pub(crate) fn tool_param(body: &Value, name: &str) -> Option<String> {
     let tool = body.get("tools")?.as_array()?.iter().find(|t| {
         t.get("name")
             .or_else(|| t.pointer("/function/name"))
@@ -715,7 +729,7 @@ fn has_tool_result(body: &Value) -> bool {
 
 /// The working directory a client told the model about, to make a path absolute for the tools
 /// that want one.
-fn workdir(body: &Value) -> Option<String> {
+pub(crate) fn workdir(body: &Value) -> Option<String> {
     let text = body.to_string();
     for marker in [
         "Working directory: ",
@@ -861,28 +875,37 @@ fn anthropic_usage() -> Value {
         "cache_read_input_tokens": CACHED_TOKENS, "cache_creation_input_tokens": 0})
 }
 
+/// A new number for the ids of one answer: clients keep the messages and tool calls of a
+/// conversation by id.
+fn next_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 fn anthropic_answer(model: &str, action: &Action) -> Value {
+    let n = next_id();
     let (content, stop) = match action {
         Action::Text(text) => (json!([{"type": "text", "text": text}]), "end_turn"),
         Action::Tool { name, args } => (
-            json!([{"type": "tool_use", "id": "toolu_fake_01", "name": name, "input": args}]),
+            json!([{"type": "tool_use", "id": format!("toolu_fake_{n}"), "name": name, "input": args}]),
             "tool_use",
         ),
         Action::Custom { name, input } => (
-            json!([{"type": "tool_use", "id": "toolu_fake_01", "name": name,
+            json!([{"type": "tool_use", "id": format!("toolu_fake_{n}"), "name": name,
                 "input": {"input": input}}]),
             "tool_use",
         ),
     };
-    json!({"id": "msg_fake_01", "type": "message", "role": "assistant", "model": model,
+    json!({"id": format!("msg_fake_{n}"), "type": "message", "role": "assistant", "model": model,
         "content": content, "stop_reason": stop, "stop_sequence": null,
         "usage": anthropic_usage()})
 }
 
 fn anthropic_stream(model: &str, action: &Action) -> Vec<(Option<&'static str>, Value)> {
+    let n = next_id();
     let mut events = vec![(
         Some("message_start"),
-        json!({"type": "message_start", "message": {"id": "msg_fake_stream", "type": "message",
+        json!({"type": "message_start", "message": {"id": format!("msg_fake_{n}"), "type": "message",
             "role": "assistant", "model": model, "content": [], "stop_reason": null,
             "usage": {"input_tokens": INPUT_TOKENS, "output_tokens": 1,
                 "cache_read_input_tokens": CACHED_TOKENS, "cache_creation_input_tokens": 0}}}),
@@ -905,7 +928,7 @@ fn anthropic_stream(model: &str, action: &Action) -> Vec<(Option<&'static str>, 
             events.push((
                 Some("content_block_start"),
                 json!({"type": "content_block_start",
-                "index": 0, "content_block": {"type": "tool_use", "id": "toolu_fake_01",
+                "index": 0, "content_block": {"type": "tool_use", "id": format!("toolu_fake_{n}"),
                 "name": name, "input": {}}}),
             ));
             events.push((
@@ -938,10 +961,11 @@ fn chat_usage() -> Value {
 }
 
 fn chat_answer(model: &str, action: &Action) -> Value {
+    let n = next_id();
     let (message, finish) = match action {
         Action::Text(text) => (json!({"role": "assistant", "content": text}), "stop"),
         Action::Tool { name, args } => (
-            json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_fake_01",
+            json!({"role": "assistant", "content": null, "tool_calls": [{"id": format!("call_fake_{n}"),
                 "type": "function", "function": {"name": name, "arguments": args.to_string()}}]}),
             "tool_calls",
         ),
@@ -953,6 +977,7 @@ fn chat_answer(model: &str, action: &Action) -> Value {
 }
 
 fn chat_stream(model: &str, action: &Action) -> Vec<(Option<&'static str>, Value)> {
+    let n = next_id();
     let chunk = |delta: Value, finish: Value| {
         json!({"id": "chatcmpl-fake-stream", "object": "chat.completion.chunk",
             "created": 1_700_000_000, "model": model,
@@ -971,7 +996,7 @@ fn chat_stream(model: &str, action: &Action) -> Vec<(Option<&'static str>, Value
             events.push((
                 None,
                 chunk(
-                    json!({"tool_calls": [{"index": 0, "id": "call_fake_01",
+                    json!({"tool_calls": [{"index": 0, "id": format!("call_fake_{n}"),
                 "type": "function", "function": {"name": name,
                 "arguments": args.to_string()}}]}),
                     Value::Null,
@@ -992,18 +1017,25 @@ fn chat_stream(model: &str, action: &Action) -> Vec<(Option<&'static str>, Value
 }
 
 fn responses_stream(model: &str, action: &Action) -> Vec<(Option<&'static str>, Value)> {
+    let n = next_id();
     let item = match action {
-        Action::Text(text) => json!({"type": "message", "id": "msg_fake_01", "role": "assistant",
+        Action::Text(text) => {
+            json!({"type": "message", "id": format!("msg_fake_{n}"), "role": "assistant",
             "status": "completed",
-            "content": [{"type": "output_text", "text": text, "annotations": []}]}),
-        Action::Tool { name, args } => json!({"type": "function_call", "id": "fc_fake_01",
-            "call_id": "call_fake_01", "name": name, "arguments": args.to_string(),
-            "status": "completed"}),
-        Action::Custom { name, input } => json!({"type": "custom_tool_call", "id": "ctc_fake_01",
-            "call_id": "call_fake_01", "name": name, "input": input, "status": "completed"}),
+            "content": [{"type": "output_text", "text": text, "annotations": []}]})
+        }
+        Action::Tool { name, args } => {
+            json!({"type": "function_call", "id": format!("fc_fake_{n}"),
+            "call_id": format!("call_fake_{n}"), "name": name, "arguments": args.to_string(),
+            "status": "completed"})
+        }
+        Action::Custom { name, input } => {
+            json!({"type": "custom_tool_call", "id": format!("ctc_fake_{n}"),
+            "call_id": format!("call_fake_{n}"), "name": name, "input": input, "status": "completed"})
+        }
     };
     let response = |status: &str, output: Value, usage: Value| {
-        json!({"id": "resp_fake_01", "object": "response", "created_at": 1_700_000_000,
+        json!({"id": format!("resp_fake_{n}"), "object": "response", "created_at": 1_700_000_000,
             "status": status, "model": model, "output": output, "usage": usage})
     };
     vec![

@@ -20,6 +20,7 @@ mod durability;
 mod events;
 mod expressions;
 mod fake_llm;
+mod fake_pipeline;
 mod forge;
 mod fuzz;
 mod hostile;

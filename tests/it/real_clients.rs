@@ -7,6 +7,8 @@
 //! not name fails: a client left out is never counted as passed (the script lists it as not
 //! run, and libtest counts its tests as filtered out).
 
+mod pipeline;
+
 use std::path::PathBuf;
 use std::process::Output;
 
@@ -616,8 +618,53 @@ macro_rules! client_tests {
                 // A directory writable by others above the project, as on a CI runner.
                 super::leaves_the_checkout_untouched($client, std::path::Path::new("/tmp"));
             }
+
+            #[test]
+            #[ignore = "needs the real clients: tests/real-clients/run"]
+            fn real_clients_runs_software_dev() {
+                // The tier's scratch directory, below $HOME.
+                super::pipeline::runs_software_dev(
+                    $client,
+                    &std::env::temp_dir(),
+                    super::pipeline::Variant::Plain,
+                );
+            }
+
+            #[test]
+            #[ignore = "needs the real clients: tests/real-clients/run"]
+            fn real_clients_runs_software_dev_under_tmp() {
+                super::pipeline::runs_software_dev(
+                    $client,
+                    std::path::Path::new("/tmp"),
+                    super::pipeline::Variant::Plain,
+                );
+            }
+
+            #[test]
+            #[ignore = "needs the real clients: tests/real-clients/run"]
+            fn real_clients_runs_software_dev_answered_otherwise() {
+                super::pipeline::runs_software_dev(
+                    $client,
+                    &std::env::temp_dir(),
+                    super::pipeline::Variant::Other,
+                );
+            }
         }
     };
+}
+
+/// One HTTP model through the whole pipeline: no client to install, so these run with the
+/// other integration tests.
+mod http {
+    #[test]
+    fn real_clients_http_runs_software_dev() {
+        super::pipeline::runs_software_dev_on_http(super::pipeline::Variant::Plain);
+    }
+
+    #[test]
+    fn real_clients_http_runs_software_dev_answered_otherwise() {
+        super::pipeline::runs_software_dev_on_http(super::pipeline::Variant::Other);
+    }
 }
 
 client_tests!(claude_code, "claude-code");
