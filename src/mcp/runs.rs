@@ -117,13 +117,12 @@ pub async fn follow(peer: Peer<RoleServer>, log: PathBuf, run_id: String, from: 
             .unwrap_or_default();
         offset += bytes.len();
         pending.extend_from_slice(&bytes);
-        let mut stopped = false;
         while let Some(end) = pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
             let Some(note) = notification(&run_id, &line) else {
                 continue;
             };
-            stopped |= is_stop(&note);
+            let stop = is_stop(&note);
             let level = level_of(&note);
             let sent = peer
                 .notify_logging_message(
@@ -133,12 +132,11 @@ pub async fn follow(peer: Peer<RoleServer>, log: PathBuf, run_id: String, from: 
             let updated = peer
                 .notify_resource_updated(ResourceUpdatedNotificationParam::new(uri.clone()))
                 .await;
-            if sent.is_err() || updated.is_err() {
+            // Stop at the event that stopped the run, even when more follows in what was read:
+            // what a resumed run appends is told by the follower its resume starts.
+            if sent.is_err() || updated.is_err() || stop {
                 return;
             }
-        }
-        if stopped {
-            return;
         }
         tokio::time::sleep(POLL).await;
     }
