@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::http::{escape, Auth, Client, Method, Token};
 use super::issue::Comment;
-use super::{Api, Error, Issue, Kind, Proposal, Request};
+use super::{labels, shape, text, Api, Error, Issue, Kind, Proposal, Request};
 
 pub struct GitHub {
     api: String,
@@ -30,18 +30,6 @@ impl GitHub {
     }
 }
 
-fn shape(method: &'static str, url: &str, what: &str) -> Error {
-    Error::Shape {
-        method,
-        url: url.to_string(),
-        what: what.to_string(),
-    }
-}
-
-fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or_default()
-}
-
 fn request(v: &Value, method: &'static str, url: &str) -> Result<Request, Error> {
     let number = v
         .get("number")
@@ -64,17 +52,7 @@ impl Api for GitHub {
         if !v.is_object() {
             return Err(shape("GET", &url, "not an issue"));
         }
-        let labels = v
-            .get("labels")
-            .and_then(Value::as_array)
-            .map(|labels| {
-                labels
-                    .iter()
-                    .filter_map(|l| l.get("name").and_then(Value::as_str).or(l.as_str()))
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let labels = labels(&v);
         let comments_url = format!("{url}/comments?per_page={}", super::issue::MAX_COMMENTS);
         let comments = match v.get("comments").and_then(Value::as_u64) {
             Some(0) => Vec::new(),

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::http::{escape, Auth, Client, Method, Token};
 use super::issue::Comment;
-use super::{Api, Error, Issue, Kind, Proposal, Request};
+use super::{labels, shape, text, Api, Error, Issue, Kind, Proposal, Request};
 
 pub struct GitLab {
     api: String,
@@ -30,18 +30,6 @@ impl GitLab {
     }
 }
 
-fn shape(method: &'static str, url: &str, what: &str) -> Error {
-    Error::Shape {
-        method,
-        url: url.to_string(),
-        what: what.to_string(),
-    }
-}
-
-fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or_default()
-}
-
 fn request(v: &Value, method: &'static str, url: &str) -> Result<Request, Error> {
     let number = v
         .get("iid")
@@ -64,17 +52,7 @@ impl Api for GitLab {
         if !v.is_object() {
             return Err(shape("GET", &url, "not an issue"));
         }
-        let labels = v
-            .get("labels")
-            .and_then(Value::as_array)
-            .map(|labels| {
-                labels
-                    .iter()
-                    .filter_map(|l| l.as_str().or_else(|| l.get("name").and_then(Value::as_str)))
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let labels = labels(&v);
         let notes_url = format!(
             "{url}/notes?sort=asc&order_by=created_at&per_page={}",
             super::issue::MAX_COMMENTS

@@ -151,6 +151,37 @@ pub enum Error {
     BadApiUrl { kind: Kind, url: String },
 }
 
+/// An answer of the forge's API that is not what the API documents.
+fn shape(method: &'static str, url: &str, what: &str) -> Error {
+    Error::Shape {
+        method,
+        url: url.to_string(),
+        what: what.to_string(),
+    }
+}
+
+/// A string field of an API answer (empty when missing).
+fn text<'a>(v: &'a serde_json::Value, key: &str) -> &'a str {
+    v.get(key)
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+}
+
+/// An issue's labels: names (GitLab) or objects with a `name` (GitHub).
+fn labels(v: &serde_json::Value) -> Vec<String> {
+    v.get("labels")
+        .and_then(serde_json::Value::as_array)
+        .map(|labels| {
+            labels
+                .iter()
+                .filter_map(|l| l.as_str().or_else(|| text(l, "name").into()))
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn status_help(status: u16) -> &'static str {
     match status {
         401 => "\n  help: the token was refused; check that it is valid and not expired",
