@@ -21,7 +21,6 @@ pub mod config;
 pub mod conform;
 pub mod dashboard;
 pub mod diag;
-pub mod distributed;
 pub mod execute;
 pub mod expr;
 pub mod forge;

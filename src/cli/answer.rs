@@ -170,7 +170,7 @@ pub fn run(context: &Context, args: Args) -> Outcome {
                 json: args.json,
                 interactive: false,
                 apply: false,
-                nats: std::env::var(crate::distributed::NATS_ENV).ok(),
+                nats: std::env::var(crate::execute::distributed::NATS_ENV).ok(),
             },
         );
     }

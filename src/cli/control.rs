@@ -99,7 +99,7 @@ pub fn approve(context: &Context, args: ApproveArgs) -> Outcome {
                         json: args.json,
                         apply: false,
                         interactive: false,
-                        nats: std::env::var(crate::distributed::NATS_ENV).ok(),
+                        nats: std::env::var(crate::execute::distributed::NATS_ENV).ok(),
                     },
                 );
             }

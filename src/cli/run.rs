@@ -37,7 +37,7 @@ pub struct RunArgs {
     pub interactive: bool,
     /// Run the attempts on NATS workers (`spectacular worker`) through this server, and
     /// mirror the run's log to JetStream, e.g. `nats://127.0.0.1:4222`.
-    #[arg(long, env = crate::distributed::NATS_ENV, value_name = "URL")]
+    #[arg(long, env = crate::execute::distributed::NATS_ENV, value_name = "URL")]
     pub nats: Option<String>,
 }
 
@@ -60,7 +60,7 @@ pub struct ResumeArgs {
     pub interactive: bool,
     /// Run the attempts on NATS workers (`spectacular worker`) through this server, and
     /// mirror the run's log to JetStream, e.g. `nats://127.0.0.1:4222`.
-    #[arg(long, env = crate::distributed::NATS_ENV, value_name = "URL")]
+    #[arg(long, env = crate::execute::distributed::NATS_ENV, value_name = "URL")]
     pub nats: Option<String>,
 }
 
@@ -149,16 +149,16 @@ pub fn resume(context: &Context, args: ResumeArgs) -> Outcome {
             let run_dir = store
                 .checked_run_dir(&run_id)
                 .ok()
-                .filter(|_| crate::distributed::check_token(&run_id))
+                .filter(|_| crate::execute::distributed::check_token(&run_id))
                 .ok_or_else(|| {
                     Failure::usage(format!(
                         "`{run_id}` is not a run id; with --nats, give the whole id"
                     ))
                 })?;
             let events = runtime
-                .block_on(crate::distributed::mirror::read(link, &run_id))
+                .block_on(crate::execute::distributed::mirror::read(link, &run_id))
                 .map_err(|e| Failure::usage(e.to_string()))?;
-            crate::distributed::mirror::write_local(&run_dir, &events)
+            crate::execute::distributed::mirror::write_local(&run_dir, &events)
                 .map_err(|e| Failure::internal(e.to_string()))?;
             run_id
         }
@@ -258,7 +258,7 @@ fn drive(
         p.finish();
     }
     let outcome = outcome.map_err(|e| match e {
-        execute::Error::Distributed(e @ crate::distributed::Error::Superseded { .. }) => {
+        execute::Error::Distributed(e @ crate::execute::distributed::Error::Superseded { .. }) => {
             Failure::usage(e.to_string())
         }
         e => Failure::internal(format!("{e}\nthe engine stopped; the log keeps everything recorded so far: `spectacular resume {run_id}` continues"))
@@ -375,10 +375,12 @@ fn nats_settings(
 ) -> Result<Settings, Failure> {
     let mut settings = Settings::default();
     if let Some(url) = url.filter(|u| !u.is_empty()) {
-        let config =
-            crate::distributed::Config::from_env(url).map_err(|e| Failure::usage(e.to_string()))?;
+        let config = crate::execute::distributed::Config::from_env(url)
+            .map_err(|e| Failure::usage(e.to_string()))?;
         let link = runtime
-            .block_on(crate::distributed::coordinator::Link::connect(config))
+            .block_on(crate::execute::distributed::coordinator::Link::connect(
+                config,
+            ))
             .map_err(|e| Failure::usage(e.to_string()))?;
         settings.nats = Some(Arc::new(link));
     }

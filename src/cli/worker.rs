@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::{Context, Exit, Failure, Outcome};
-use crate::distributed::{self, worker};
+use crate::execute::distributed::{self, worker};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

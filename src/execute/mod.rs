@@ -26,6 +26,7 @@ pub mod budget;
 mod builtin;
 mod crash;
 mod decide;
+pub mod distributed;
 mod fallback;
 pub mod identity;
 pub mod inbox;
@@ -91,7 +92,7 @@ pub enum Error {
     #[error(transparent)]
     Notify(#[from] crate::notify::Error),
     #[error(transparent)]
-    Distributed(#[from] crate::distributed::Error),
+    Distributed(#[from] distributed::Error),
     #[error("failed to prepare `{path}`: {source}")]
     Io {
         path: String,
@@ -118,7 +119,7 @@ pub struct Settings {
     /// Listen to Ctrl-C / SIGTERM (off in tests that drive the engine in-process).
     pub signals: bool,
     /// Run attempts on NATS workers and mirror the log to JetStream (`--nats`).
-    pub nats: Option<Arc<crate::distributed::coordinator::Link>>,
+    pub nats: Option<Arc<distributed::coordinator::Link>>,
 }
 
 impl Default for Settings {
@@ -166,9 +167,9 @@ enum Msg {
     /// A webhook delivery ended: record it.
     Notified(crate::notify::Delivery),
     /// A worker took an attempt after another went silent (NATS).
-    Redelivered(crate::distributed::coordinator::Redelivered),
+    Redelivered(distributed::coordinator::Redelivered),
     /// Another coordinator appended to the run's stream first (NATS).
-    Superseded(crate::distributed::Error),
+    Superseded(distributed::Error),
 }
 
 /// A run being driven.
@@ -228,9 +229,9 @@ pub struct Engine {
     /// event loop, so the signal handler and the inbox watcher set this flag directly.
     interrupt: crate::expr::Interrupt,
     /// With NATS: the run's attempts on the workers, and the mirror of its log.
-    remote: Option<Arc<crate::distributed::coordinator::Remote>>,
-    mirror: Option<crate::distributed::mirror::Mirror>,
-    superseded: Option<crate::distributed::Error>,
+    remote: Option<Arc<distributed::coordinator::Remote>>,
+    mirror: Option<distributed::mirror::Mirror>,
+    superseded: Option<distributed::Error>,
 }
 
 /// The secrets of a run: which variables hold them, the environment they were read from

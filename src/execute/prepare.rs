@@ -46,7 +46,10 @@ pub(super) struct Job {
     pub(super) out_dir: Option<PathBuf>,
     /// With NATS, for an attempt in its own directory: its processes run on a worker with
     /// these labels.
-    pub(super) remote: Option<(Arc<crate::distributed::coordinator::Remote>, Vec<String>)>,
+    pub(super) remote: Option<(
+        Arc<crate::execute::distributed::coordinator::Remote>,
+        Vec<String>,
+    )>,
 }
 
 /// A reservation in the shared day and month budgets, made by the attempt's task.

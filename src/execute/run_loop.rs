@@ -135,7 +135,7 @@ impl Engine {
         let superseded = matches!(
             result,
             Err(Error::Distributed(
-                crate::distributed::Error::Superseded { .. }
+                crate::execute::distributed::Error::Superseded { .. }
             ))
         );
         if result.is_err() && !superseded {
@@ -523,20 +523,21 @@ impl Engine {
                 let _ = engine.send(Msg::Redelivered(again));
             }
         });
-        let remote = crate::distributed::coordinator::Remote::open(link.clone(), &run_id, tx);
+        let remote =
+            crate::execute::distributed::coordinator::Remote::open(link.clone(), &run_id, tx);
         self.remote = Some(Arc::new(remote.await?));
         let local = self.store.read_events(&run_id)?;
         let engine = self.tx.clone();
         let lost = move |e| {
             let _ = engine.send(Msg::Superseded(e));
         };
-        let mirror = crate::distributed::mirror::Mirror::start(link, &run_id, local, lost);
+        let mirror = crate::execute::distributed::mirror::Mirror::start(link, &run_id, local, lost);
         self.mirror = Some(mirror.await?);
         Ok(())
     }
 
     /// A worker took an attempt again: the earlier worker's interruption, recorded.
-    fn record_redelivery(&mut self, again: crate::distributed::coordinator::Redelivered) {
+    fn record_redelivery(&mut self, again: crate::execute::distributed::coordinator::Redelivered) {
         if !self.running.contains_key(&again.phase) {
             return;
         }

@@ -531,7 +531,7 @@ fn an_unreachable_server_stops_run_and_worker_with_a_fix() {
 
 #[test]
 fn files_from_a_peer_never_leave_the_attempt_directory() {
-    use spectacular::distributed::wire::{unpack, File};
+    use spectacular::execute::distributed::wire::{unpack, File};
     let dir = tempfile::tempdir().unwrap();
     let attempt = dir.path().join("attempt");
     std::fs::create_dir(&attempt).unwrap();
