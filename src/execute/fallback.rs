@@ -40,7 +40,7 @@ pub(super) struct Candidate {
     pub(super) estimate: crate::agents::Usage,
     /// What it reserves against the budgets: `None` when the run has none, `Err` (why) when
     /// its model has no price to reserve at.
-    pub(super) reserve: Option<Result<f64, String>>,
+    pub(super) reserve: Option<Result<f64, super::prepare::Unpriced>>,
 }
 
 /// How a candidate runs: a CLI client in a process, or one HTTP call (text roles).

@@ -138,7 +138,7 @@ async fn run_attempt(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
         let view = view.clone();
         match git_blocking(&cancel, move || view.prepare()).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return failed(FailureKind::Spawn, e, None, None),
+            Ok(Err(e)) => return failed(FailureKind::Spawn, e.to_string(), None, None),
             Err(e) => return failed(FailureKind::Spawn, format!("view: {e}"), None, None),
         }
     }

@@ -61,6 +61,7 @@ use crate::schedule::Scheduler;
 
 use fallback::Cooldowns;
 pub use fallback::COOLDOWN;
+pub use worktree::BaseError;
 
 /// Why the engine could not run.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +88,7 @@ pub enum Error {
     Unready { problems: Vec<String> },
     /// A mission that works on branches, outside a git repository with a commit.
     #[error("this run cannot start here: {0}")]
-    NoBase(String),
+    NoBase(worktree::BaseError),
     #[error(transparent)]
     Notify(#[from] crate::notify::Error),
     #[error(transparent)]

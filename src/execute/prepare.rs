@@ -346,7 +346,7 @@ impl Engine {
                 started.prompt_digest = Some(pin::sha256(text.as_bytes()));
                 let dot_dir = self.project_root.join(crate::project::DOT_DIR);
                 let configured = agents::load(self.plan.mission.base.dir(), &dot_dir)
-                    .map_err(|e| (FailureKind::Spawn, e))?;
+                    .map_err(|e| (FailureKind::Spawn, e.to_string()))?;
                 // Policies route, govern and budget the phase; every decision is recorded.
                 let mut decisions =
                     self.decide_policies(instance, attempt, &phase, &configured, &text, &context);
@@ -412,7 +412,8 @@ impl Engine {
                         }
                     }
                 }
-                let (agent_name, chosen) = chosen_agent.map_err(|e| (FailureKind::Spawn, e))?;
+                let (agent_name, chosen) =
+                    chosen_agent.map_err(|e| (FailureKind::Spawn, e.to_string()))?;
                 let mut agent_context = context.clone();
                 agent_context["project_dir"] =
                     Value::String(self.project_root.display().to_string());
@@ -458,7 +459,7 @@ impl Engine {
                 // The chain: the chosen agent, its model's fallbacks (same provider), then its
                 // agent fallbacks. Entries cooling down after a recent failure go last.
                 let mut candidates = vec![make(agent_name, chosen, model_name.clone())
-                    .map_err(|e| (FailureKind::Spawn, e))?];
+                    .map_err(|e| (FailureKind::Spawn, e.to_string()))?];
                 if let Some(spec) = model_name.as_deref().and_then(|m| self.catalog.get(m)) {
                     for fallback in &spec.fallbacks {
                         let same_provider = self
@@ -489,7 +490,9 @@ impl Engine {
                 // refuse (an unpriced model cannot be reserved for: never a zero budget). Then
                 // the day and month budgets shared with other runs.
                 if let Some(reserve) = &candidates[0].reserve {
-                    let estimate = reserve.clone().map_err(|e| (FailureKind::Budget, e))?;
+                    let estimate = reserve
+                        .clone()
+                        .map_err(|e| (FailureKind::Budget, e.to_string()))?;
                     self.budget
                         .check(instance, estimate)
                         .map_err(|e| (FailureKind::Budget, e.to_string()))?;
@@ -579,7 +582,7 @@ impl Engine {
         git_worktree: bool,
         budgeted: bool,
         mcp: &Mcp,
-    ) -> Result<Candidate, String> {
+    ) -> Result<Candidate, CandidateError> {
         let spec = model.as_deref().and_then(|m| self.catalog.get(m));
         let model_id = model
             .as_ref()
@@ -628,10 +631,10 @@ impl Engine {
             )
         } else {
             crate::agents::cli_adapter(&config.adapter, config).ok_or_else(|| {
-                format!(
-                    "agent `{name}` uses adapter `{}`, which this engine does not run",
-                    config.adapter
-                )
+                CandidateError::Unsupported {
+                    name: name.to_string(),
+                    adapter: config.adapter.clone(),
+                }
             })?
         };
         let mut invocation = adapter.try_invocation(&request)?;
@@ -735,15 +738,33 @@ fn render_value(value: &Value, context: &Value) -> Result<Value, crate::expr::Er
 }
 
 /// Why an agent phase under a budget is refused when its model has no price.
-fn unpriced(model: Option<&str>) -> String {
+#[derive(Clone, Debug, thiserror::Error)]
+pub(super) enum Unpriced {
+    #[error(
+        "model `{0}` has no price in the model catalog, so the budget cannot reserve for it: add \
+         it to `.spectacular/models.yaml` with `price: {{ input: …, output: … }}` (dollars per \
+         million tokens)"
+    )]
+    Model(String),
+    #[error(
+        "the phase names no model, so the budget cannot reserve for it: set `model:` on the \
+         phase or the agent to a model of the catalog (`models.yaml`)"
+    )]
+    NoModel,
+}
+
+fn unpriced(model: Option<&str>) -> Unpriced {
     match model {
-        Some(m) => format!(
-            "model `{m}` has no price in the model catalog, so the budget cannot reserve for it: \
-             add it to `.spectacular/models.yaml` with `price: {{ input: …, output: … }}` \
-             (dollars per million tokens)"
-        ),
-        None => "the phase names no model, so the budget cannot reserve for it: set `model:` \
-                 on the phase or the agent to a model of the catalog (`models.yaml`)"
-            .to_string(),
+        Some(m) => Unpriced::Model(m.to_string()),
+        None => Unpriced::NoModel,
     }
+}
+
+/// Why an agent could not become a candidate of an attempt.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum CandidateError {
+    #[error("agent `{name}` uses adapter `{adapter}`, which this engine does not run")]
+    Unsupported { name: String, adapter: String },
+    #[error(transparent)]
+    Agent(#[from] crate::agents::Error),
 }
