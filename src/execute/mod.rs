@@ -160,7 +160,7 @@ enum Msg {
     /// `Err` (nothing recorded): the hard cap refuses the hop's reservation.
     Record {
         data: Box<EventData>,
-        durable: tokio::sync::oneshot::Sender<Result<(), String>>,
+        durable: tokio::sync::oneshot::Sender<Result<(), budget::Refused>>,
     },
     Inbox,
     Interrupt,
@@ -214,7 +214,7 @@ pub struct Engine {
     branches: worktree::Branches,
     running: HashMap<String, watch::Sender<u8>>,
     /// Attempts waiting for their events to be durable (see `Msg::Record`).
-    awaiting_commit: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    awaiting_commit: Vec<tokio::sync::oneshot::Sender<Result<(), budget::Refused>>>,
     /// Inbox commands acted on, deleted once their events are durable.
     claimed: Vec<inbox::Claimed>,
     tx: mpsc::UnboundedSender<Msg>,
