@@ -177,56 +177,10 @@ async fn run_attempt(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
             }
         }
     }
-    // Copying and fsyncing outputs is blocking work: off the event loop.
-    let promoted = {
-        let out_dir = job.out_dir.clone();
-        let (outputs, paths, dir, run_dir, phase, base, redactor) = (
-            job.outputs.clone(),
-            job.output_paths.clone(),
-            job.dir.clone(),
-            job.run_dir.clone(),
-            job.phase.clone(),
-            job.base.clone(),
-            job.redactor.clone(),
-        );
-        let model = usage.as_ref().and_then(|u| u.model.clone());
-        // An agent with no model and no reported cost (a `command` agent) is not priced: its
-        // plan gets no estimate from some other model's prices.
-        let unpriced = usage
-            .as_ref()
-            .is_some_and(|u| u.model.is_none() && u.cost_usd.is_none());
-        tokio::task::spawn_blocking(move || {
-            // Written inside the workspace: into the attempt directory, out of the commit.
-            if let Some(out) = &out_dir {
-                outputs::collect(out, &dir, &paths);
-            }
-            let mut promoted =
-                outputs::promote(&outputs, &paths, &dir, &run_dir, &phase, &base, &redactor);
-            if let Ok(promoted) = &mut promoted {
-                price_plan(&mut promoted.values, &run_dir, model.as_deref(), unpriced);
-            }
-            promoted
-        })
-        .await
-    };
-    let promoted = match promoted {
+    let mut promoted = match promote_outputs(&job, usage.as_deref()).await {
         Ok(promoted) => promoted,
-        Err(e) => {
-            return failed(
-                FailureKind::OutputInvalid,
-                format!("promoting the outputs failed: {e}; this is a bug in spectacular"),
-                exit_code,
-                usage,
-            )
-        }
-    };
-    let mut promoted = match promoted {
-        Ok(promoted) => promoted,
-        Err(e) => {
-            return with_files(
-                failed(e.failure_kind(), e.to_string(), exit_code, usage),
-                e.files(),
-            )
+        Err((kind, message, files)) => {
+            return with_files(failed(kind, message, exit_code, usage), files)
         }
     };
     for (name, value) in merge_values {
@@ -289,6 +243,53 @@ async fn run_attempt(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
 
 /// Before an attempt runs: the fleet's say, its reservation in the budgets shared with other
 /// runs, its workspace made ready (returned for a worktree attempt: it commits what the attempt
+/// Collect and promote the attempt's outputs, its plan priced at the model that ran (copying
+/// and fsyncing is blocking work: off the event loop); why they are not acceptable, with the
+/// files at fault.
+async fn promote_outputs(
+    job: &Job,
+    usage: Option<&crate::agents::Usage>,
+) -> Result<outputs::Promoted, (FailureKind, String, Vec<String>)> {
+    let promoted = {
+        let out_dir = job.out_dir.clone();
+        let (outputs, paths, dir, run_dir, phase, base, redactor) = (
+            job.outputs.clone(),
+            job.output_paths.clone(),
+            job.dir.clone(),
+            job.run_dir.clone(),
+            job.phase.clone(),
+            job.base.clone(),
+            job.redactor.clone(),
+        );
+        let model = usage.and_then(|u| u.model.clone());
+        // An agent with no model and no reported cost (a `command` agent) is not priced: its
+        // plan gets no estimate from some other model's prices.
+        let unpriced = usage.is_some_and(|u| u.model.is_none() && u.cost_usd.is_none());
+        tokio::task::spawn_blocking(move || {
+            // Written inside the workspace: into the attempt directory, out of the commit.
+            if let Some(out) = &out_dir {
+                outputs::collect(out, &dir, &paths);
+            }
+            let mut promoted =
+                outputs::promote(&outputs, &paths, &dir, &run_dir, &phase, &base, &redactor);
+            if let Ok(promoted) = &mut promoted {
+                price_plan(&mut promoted.values, &run_dir, model.as_deref(), unpriced);
+            }
+            promoted
+        })
+        .await
+    };
+    match promoted {
+        Ok(Ok(promoted)) => Ok(promoted),
+        Ok(Err(e)) => Err((e.failure_kind(), e.to_string(), e.files())),
+        Err(e) => Err((
+            FailureKind::OutputInvalid,
+            format!("promoting the outputs failed: {e}; this is a bug in spectacular"),
+            Vec::new(),
+        )),
+    }
+}
+
 /// leaves), and its outputs directory, empty. Off the event loop wherever it blocks.
 async fn prepare_attempt(
     job: &Job,
