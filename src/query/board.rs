@@ -359,29 +359,7 @@ pub fn board(events: &[Event]) -> Board {
                     card.succeeded = false;
                     card.enter(WpState::InProgress, event, "");
                 }
-                // Its attempt also reviews the packages upstream (a fan-out child of a review
-                // phase is a work package too).
-                let top = parent_of(&d.phase).unwrap_or_else(|| d.phase.clone());
-                let key = crate::git::work_of(&d.phase);
-                // A downstream fan-out child reviews the package of its own item only.
-                let candidates: Vec<usize> = if d.phase != top {
-                    by_work.get(key).cloned().unwrap_or_default()
-                } else {
-                    (0..cards.len()).collect()
-                };
-                for i in candidates {
-                    let card = &mut cards[i];
-                    if card.awaits_review()
-                        && card.state == WpState::ForReview
-                        && graph.reviews(&top, &card.phase)
-                    {
-                        card.enter(
-                            WpState::InReview,
-                            event,
-                            format!("`{}` is running", d.phase),
-                        );
-                    }
-                }
+                start_review(&mut cards, &by_work, &graph, &d.phase, event);
             }
             EventData::AttemptSucceeded(d) => {
                 if let Some(card) = cards.get_mut(&d.phase) {
@@ -685,6 +663,34 @@ impl Card {
             gate: None,
             before_blocked: WpState::Planned,
             attempt_since: None,
+        }
+    }
+}
+
+/// An attempt of `phase` started: it also reviews the packages upstream that wait for review
+/// (a fan-out child of a review phase is a work package too).
+fn start_review(
+    cards: &mut IndexMap<String, Card>,
+    by_work: &HashMap<String, Vec<usize>>,
+    graph: &Graph,
+    phase: &str,
+    event: &Event,
+) {
+    let top = crate::record::fold::parent_of(phase).unwrap_or(phase);
+    let key = crate::git::work_of(phase);
+    // A downstream fan-out child reviews the package of its own item only.
+    let candidates: Vec<usize> = if phase != top {
+        by_work.get(key).cloned().unwrap_or_default()
+    } else {
+        (0..cards.len()).collect()
+    };
+    for i in candidates {
+        let card = &mut cards[i];
+        if card.awaits_review()
+            && card.state == WpState::ForReview
+            && graph.reviews(top, &card.phase)
+        {
+            card.enter(WpState::InReview, event, format!("`{phase}` is running"));
         }
     }
 }
