@@ -21,7 +21,7 @@ pub(super) fn parse(
     // The last word on how the turn went: Ok after `turn.completed`, the reason after
     // `turn.failed`; errors in between are remembered but only count when no turn
     // completed after them.
-    let mut finished: Option<Result<(), String>> = None;
+    let mut finished: Option<TurnEnd> = None;
     let mut last_error: Option<String> = None;
     let mut saw_event = false;
     for event in json_lines(stdout) {
@@ -41,13 +41,13 @@ pub(super) fn parse(
                 usage.input_tokens += input.saturating_sub(cached);
                 usage.cache_read_tokens += cached.min(input);
                 usage.output_tokens += u64_at(&event, "/usage/output_tokens");
-                finished = Some(Ok(()));
+                finished = Some(TurnEnd::Completed);
             }
             "turn.failed" => {
                 let reason = str_at(&event, "/error/message")
                     .or(last_error.clone())
                     .unwrap_or_else(|| "codex reported turn.failed".into());
-                finished = Some(Err(reason));
+                finished = Some(TurnEnd::Failed(reason));
             }
             "error" => last_error = str_at(&event, "/message").or(last_error),
             _ => {}
@@ -57,8 +57,8 @@ pub(super) fn parse(
         usage.turns = Some(turns);
     }
     match (finished, exit_code) {
-        (Some(Ok(())), Some(0)) => AgentOutcome::success(text, usage),
-        (Some(Err(reason)), _) => {
+        (Some(TurnEnd::Completed), Some(0)) => AgentOutcome::success(text, usage),
+        (Some(TurnEnd::Failed(reason)), _) => {
             let class = cx.class(&[&reason, stderr]);
             AgentOutcome::failed(class, reason, usage)
         }
@@ -73,4 +73,10 @@ pub(super) fn parse(
             AgentOutcome::failed(class, reason, usage)
         }
     }
+}
+
+/// How codex's last turn ended: completed, or failed for the reason it gave.
+enum TurnEnd {
+    Completed,
+    Failed(String),
 }

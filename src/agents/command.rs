@@ -13,26 +13,14 @@ use super::{
     CliAdapter, FailureClass, Invocation, OutputFormat, OutputSpec, Request, Usage,
 };
 
-use super::config::{AgentConfig, AgentsFile};
+use super::config::AgentsFile;
 use super::Error;
 
-/// [`super::config::load`] with its error as text, as the engine records it.
-pub fn load(mission_dir: Option<&Path>, dot_dir: &Path) -> Result<AgentsFile, String> {
-    Ok(super::config::load(mission_dir, dot_dir)?)
-}
+pub use super::config::{choose, load};
 
-/// [`super::config::choose`] with its error as text, as the engine records it.
-pub fn choose<'a>(
-    file: &'a AgentsFile,
-    agent: Option<&str>,
-    role: Option<&str>,
-) -> Result<(&'a str, &'a AgentConfig), String> {
-    Ok(super::config::choose(file, agent, role)?)
-}
-
-/// [`super::config::parse`] with its error as text.
-pub fn parse_agents_file(text: &str, origin: &str) -> Result<AgentsFile, String> {
-    Ok(super::config::parse(text, origin)?)
+/// [`super::config::parse`] under the name the engine's callers know.
+pub fn parse_agents_file(text: &str, origin: &str) -> Result<AgentsFile, Error> {
+    super::config::parse(text, origin)
 }
 
 /// The argv and stdin of a `command` agent call, rendered against the phase context plus
@@ -193,6 +181,20 @@ impl CliAdapter for CommandAdapter {
     }
 }
 
+/// Why a `command` agent's `output` spec could not be applied to its output.
+#[derive(Debug, thiserror::Error)]
+enum OutputSpecError {
+    #[error("regex `{pattern}`: {source}")]
+    Regex {
+        pattern: String,
+        source: regex::Error,
+    },
+    #[error("cost `{text}` is not a number")]
+    Cost { text: String },
+    #[error("token count `{text}` is not a number")]
+    Count { text: String },
+}
+
 struct Extracted {
     text: Option<String>,
     usage: Usage,
@@ -201,7 +203,7 @@ struct Extracted {
     parsed: bool,
 }
 
-fn extract(spec: &OutputSpec, stdout: &str) -> Result<Extracted, String> {
+fn extract(spec: &OutputSpec, stdout: &str) -> Result<Extracted, OutputSpecError> {
     let mut out = Extracted {
         text: None,
         usage: Usage::default(),
@@ -217,11 +219,14 @@ fn extract(spec: &OutputSpec, stdout: &str) -> Result<Extracted, String> {
     match spec.format {
         OutputFormat::Text => {
             out.parsed = true;
-            let pick = |pattern: &Option<String>| -> Result<Option<String>, String> {
+            let pick = |pattern: &Option<String>| -> Result<Option<String>, OutputSpecError> {
                 let Some(pattern) = pattern else {
                     return Ok(None);
                 };
-                let re = Regex::new(pattern).map_err(|e| format!("regex `{pattern}`: {e}"))?;
+                let re = Regex::new(pattern).map_err(|source| OutputSpecError::Regex {
+                    pattern: pattern.clone(),
+                    source,
+                })?;
                 Ok(re.captures_iter(stdout).last().map(|c| {
                     c.get(1)
                         .or_else(|| c.get(0))
@@ -246,7 +251,7 @@ fn extract(spec: &OutputSpec, stdout: &str) -> Result<Extracted, String> {
                     .trim()
                     .trim_start_matches('$')
                     .parse::<f64>()
-                    .map_err(|_| format!("cost `{cost}` is not a number"))?;
+                    .map_err(|_| OutputSpecError::Cost { text: cost.clone() })?;
                 out.usage.reported_cost(cost);
             }
             out.usage.session_id = pick(&spec.session_id)?;
@@ -352,7 +357,7 @@ fn set_counts(usage: &mut Usage, [input, output, read, write]: [u64; 4]) {
 }
 
 /// `1234`, `1,234`, `2.2k`, `1.5M`.
-fn parse_count(text: &str) -> Result<u64, String> {
+fn parse_count(text: &str) -> Result<u64, OutputSpecError> {
     let t = text.trim().replace(',', "");
     let (number, scale) = match t.chars().last() {
         Some('k' | 'K') => (&t[..t.len() - 1], 1_000.0),
@@ -362,7 +367,9 @@ fn parse_count(text: &str) -> Result<u64, String> {
     number
         .parse::<f64>()
         .map(|n| (n * scale).round() as u64)
-        .map_err(|_| format!("token count `{text}` is not a number"))
+        .map_err(|_| OutputSpecError::Count {
+            text: text.to_string(),
+        })
 }
 
 fn number(v: &Value) -> Option<f64> {

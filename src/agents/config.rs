@@ -211,15 +211,6 @@ pub fn origins(
     Ok(merged)
 }
 
-/// [`origins`] with its error as text (what `agents list` prints).
-pub fn load_with_origins(
-    mission_dir: Option<&Path>,
-    dot_dir: &Path,
-    user_dir: Option<&Path>,
-) -> Result<IndexMap<String, (AgentConfig, String)>, String> {
-    Ok(origins(mission_dir, dot_dir, user_dir)?)
-}
-
 /// The agents a run can use: beside the mission, then the project's, the user's, built in.
 pub fn load(mission_dir: Option<&Path>, dot_dir: &Path) -> Result<AgentsFile, Error> {
     let user = crate::project::user_config_dir();

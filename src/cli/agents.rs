@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{Context, Exit, Failure, Outcome};
-use crate::agents::config::load_with_origins;
+use crate::agents::config::origins;
 use crate::agents::{cli_adapter, HttpProtocol};
 
 const EXAMPLES_LIST: &str = "\
@@ -76,11 +76,9 @@ pub fn run(context: &Context, args: Args) -> Outcome {
     let user = crate::project::user_config_dir();
     let mission_dir = mission_dir.map(|d| context.cwd.join(d));
     let agents =
-        load_with_origins(mission_dir.as_deref(), &dot_dir, user.as_deref()).map_err(|e| {
-            Failure {
-                exit: Exit::Invalid,
-                message: e,
-            }
+        origins(mission_dir.as_deref(), &dot_dir, user.as_deref()).map_err(|e| Failure {
+            exit: Exit::Invalid,
+            message: e.to_string(),
         })?;
     let rows: Vec<Row> = agents
         .iter()

@@ -114,7 +114,7 @@ pub struct Schema {
 struct Compiled {
     value: Value,
     /// `Err` holds why the schema does not compile (a bug, reported as a diagnostic).
-    validator: Result<Validator, String>,
+    validator: Result<Validator, jsonschema::ValidationError<'static>>,
 }
 
 impl Schema {
@@ -129,7 +129,7 @@ impl Schema {
     fn compiled(&self) -> &Compiled {
         self.compiled.get_or_init(|| {
             let value = (self.make)();
-            let validator = jsonschema::validator_for(&value).map_err(|e| e.to_string());
+            let validator = jsonschema::validator_for(&value);
             Compiled { value, validator }
         })
     }
@@ -161,7 +161,7 @@ impl Schema {
     }
 }
 
-fn not_compiling(e: &str) -> Diagnostic {
+fn not_compiling(e: &dyn std::fmt::Display) -> Diagnostic {
     Diagnostic::new(
         Code::WrongType,
         format!("a built-in schema does not compile ({e}); this is a bug in spectacular, please report it"),
@@ -184,7 +184,7 @@ pub fn check_document(root: &Node, schema: &Value, file: &str) -> Diagnostics {
                 &mut diagnostics,
             );
         }
-        Err(e) => diagnostics.push(not_compiling(&e.to_string())),
+        Err(e) => diagnostics.push(not_compiling(&e)),
     }
     diagnostics
 }

@@ -40,7 +40,7 @@ pub(super) struct Candidate {
     pub(super) estimate: crate::agents::Usage,
     /// What it reserves against the budgets: `None` when the run has none, `Err` (why) when
     /// its model has no price to reserve at.
-    pub(super) reserve: Option<Result<f64, String>>,
+    pub(super) reserve: Option<Result<f64, super::prepare::Unpriced>>,
 }
 
 /// How a candidate runs: a CLI client in a process, or one HTTP call (text roles).
@@ -105,7 +105,7 @@ pub(super) struct AgentFailure {
 enum Hop {
     /// Hand over to the next candidate once `fallback.activated` is durable (`Err`: the
     /// engine refused the hop, for the hard cap).
-    Next(tokio::sync::oneshot::Receiver<Result<(), String>>),
+    Next(tokio::sync::oneshot::Receiver<Result<(), budget::Refused>>),
     /// Give up with every reason.
     GiveUp(AgentFailure),
 }
@@ -158,7 +158,7 @@ async fn hand_over(
     job: &Job,
     agent: &AgentJob,
     i: usize,
-    durable: tokio::sync::oneshot::Receiver<Result<(), String>>,
+    durable: tokio::sync::oneshot::Receiver<Result<(), budget::Refused>>,
     spent: &[crate::agents::Usage],
     cost: Option<f64>,
 ) -> Result<(), AgentFailure> {
@@ -182,7 +182,7 @@ async fn hand_over(
                 usage,
             });
         }
-        Ok(Err(refused)) => return Err(budget_failure(refused)),
+        Ok(Err(refused)) => return Err(budget_failure(refused.to_string())),
         Ok(Ok(())) => {}
     }
     crash::point("fallback.next");

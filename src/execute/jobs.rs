@@ -81,79 +81,10 @@ async fn run_attempt(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
         .timeout
         .map(crate::model::format_duration)
         .unwrap_or_default();
-    if let Some(gate) = job.fleet.clone() {
-        // Off the event loop: the control plane may be slow to answer.
-        let asked = tokio::task::spawn_blocking(move || gate.check());
-        tokio::select! {
-            asked = asked => if let Ok(Err(refused)) = asked {
-                return failed(FailureKind::Budget, refused, None, None);
-            },
-            _ = canceled(cancel.clone()) => {
-                return failed(FailureKind::Canceled, "canceled".into(), None, None)
-            }
-        }
-    }
-    if let Some(reservation) = &job.reservation {
-        // Off the event loop: another run may hold the ledger's lock for a while.
-        let super::prepare::Reservation {
-            shared,
-            run_id,
-            key,
-            estimate,
-        } = reservation;
-        let (shared, run_id, key, estimate) =
-            (shared.clone(), run_id.clone(), key.clone(), *estimate);
-        let reserved = tokio::task::spawn_blocking(move || shared.reserve(&run_id, &key, estimate));
-        tokio::select! {
-            reserved = reserved => match reserved {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return failed(FailureKind::Budget, e.to_string(), None, None),
-                Err(e) => return failed(FailureKind::Budget, format!("budget: {e}"), None, None),
-            },
-            _ = canceled(cancel.clone()) => {
-                return failed(FailureKind::Canceled, "canceled".into(), None, None)
-            }
-        }
-    }
-    // For a worktree attempt: the worktree, reset, with what the attempt starts from merged in
-    // (off the event loop).
-    let mut worktree = None;
-    if let Some(prepared) = &job.worktree {
-        let mut prepared = prepared.clone();
-        match git_blocking(&cancel, move || prepared.prepare().map(|()| prepared)).await {
-            Ok(Ok(ready)) => worktree = Some(ready),
-            Ok(Err((kind, e))) => return failed(kind, e, None, None),
-            Err(e) => return failed(FailureKind::Spawn, format!("worktree: {e}"), None, None),
-        }
-    }
-    // For an integration attempt: the branch at the head the merge recorded.
-    if let Some(guard) = job.integration.clone() {
-        match git_blocking(&cancel, move || guard.verify(false)).await {
-            Ok(Ok(())) => {}
-            Ok(Err((kind, e))) => return failed(kind, e, None, None),
-            Err(e) => return failed(FailureKind::Spawn, format!("worktree: {e}"), None, None),
-        }
-    }
-    if let Some(view) = &job.view {
-        let view = view.clone();
-        match git_blocking(&cancel, move || view.prepare()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return failed(FailureKind::Spawn, e, None, None),
-            Err(e) => return failed(FailureKind::Spawn, format!("view: {e}"), None, None),
-        }
-    }
-    // The outputs directory inside a repository workspace, empty.
-    if let Some(out) = &job.out_dir {
-        let dir = out.clone();
-        match tokio::task::spawn_blocking(move || outputs::prepare_out(&dir)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                let message = format!("making the outputs directory `{}`: {e}", out.display());
-                return failed(FailureKind::Spawn, message, None, None);
-            }
-            Err(e) => return failed(FailureKind::Spawn, format!("outputs: {e}"), None, None),
-        }
-    }
+    let worktree = match prepare_attempt(&job, &cancel).await {
+        Ok(worktree) => worktree,
+        Err((kind, message)) => return failed(kind, message, None, None),
+    };
     let mut exit_code = None;
     let mut usage = None;
     // What `builtin/merge` reports (the integration branch, its head…).
@@ -180,72 +111,9 @@ async fn run_attempt(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
                     }
                 }
             } else {
-                let ended = run_process(&job, spec.clone(), cancel.clone()).await;
-                let printed = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.len() > 0);
-                if !job.redactor.is_empty() && (printed(&spec.stdout) || printed(&spec.stderr)) {
-                    // A phase may print a secret it read elsewhere: its captured output is
-                    // redacted like the record (off the event loop).
-                    let (files, redactor) = (
-                        [spec.stdout.clone(), spec.stderr.clone()],
-                        job.redactor.clone(),
-                    );
-                    let _ = tokio::task::spawn_blocking(move || {
-                        for file in &files {
-                            redact_file(file, &redactor);
-                        }
-                    })
-                    .await;
-                }
-                match ended {
-                    process::Ended::TimedOut => {
-                        return failed(
-                            FailureKind::Timeout,
-                            format!("timed out after {limit}"),
-                            None,
-                            None,
-                        )
-                    }
-                    process::Ended::Canceled => {
-                        return failed(FailureKind::Canceled, "canceled".into(), None, None)
-                    }
-                    process::Ended::SpawnFailed(message) => {
-                        // A program that is not there will not be there after a backoff.
-                        let kind = match spec.argv.first() {
-                            Some(program) if super::preflight::missing(program, &spec.cwd) => {
-                                FailureKind::Unavailable
-                            }
-                            _ => FailureKind::Spawn,
-                        };
-                        return failed(kind, message, None, None);
-                    }
-                    process::Ended::Exited { code: Some(0), .. } => exit_code = Some(0),
-                    process::Ended::Exited {
-                        code: Some(code), ..
-                    } => {
-                        let (stderr, redactor) = (spec.stderr.clone(), job.redactor.clone());
-                        let full_at = relative_to(&job.run_dir, &spec.stderr);
-                        // Up to `OUTPUT_CAP` bytes to read: off the event loop.
-                        let message = tokio::task::spawn_blocking(move || {
-                            with_tail(
-                                format!("exited with code {code}"),
-                                &stderr,
-                                &redactor,
-                                &full_at,
-                            )
-                        })
-                        .await
-                        .unwrap_or_else(|_| format!("exited with code {code}"));
-                        return failed(FailureKind::Exit, message, Some(code), None);
-                    }
-                    process::Ended::Exited { signal, .. } => {
-                        let signal = signal.unwrap_or(0);
-                        return failed(
-                            FailureKind::Exit,
-                            format!("killed by signal {signal}"),
-                            None,
-                            None,
-                        );
-                    }
+                match run_plain(&job, spec, &cancel, &limit).await {
+                    Ok(code) => exit_code = code,
+                    Err((kind, message, code)) => return failed(kind, message, code, None),
                 }
             }
         }
@@ -309,56 +177,10 @@ async fn run_attempt(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
             }
         }
     }
-    // Copying and fsyncing outputs is blocking work: off the event loop.
-    let promoted = {
-        let out_dir = job.out_dir.clone();
-        let (outputs, paths, dir, run_dir, phase, base, redactor) = (
-            job.outputs.clone(),
-            job.output_paths.clone(),
-            job.dir.clone(),
-            job.run_dir.clone(),
-            job.phase.clone(),
-            job.base.clone(),
-            job.redactor.clone(),
-        );
-        let model = usage.as_ref().and_then(|u| u.model.clone());
-        // An agent with no model and no reported cost (a `command` agent) is not priced: its
-        // plan gets no estimate from some other model's prices.
-        let unpriced = usage
-            .as_ref()
-            .is_some_and(|u| u.model.is_none() && u.cost_usd.is_none());
-        tokio::task::spawn_blocking(move || {
-            // Written inside the workspace: into the attempt directory, out of the commit.
-            if let Some(out) = &out_dir {
-                outputs::collect(out, &dir, &paths);
-            }
-            let mut promoted =
-                outputs::promote(&outputs, &paths, &dir, &run_dir, &phase, &base, &redactor);
-            if let Ok(promoted) = &mut promoted {
-                price_plan(&mut promoted.values, &run_dir, model.as_deref(), unpriced);
-            }
-            promoted
-        })
-        .await
-    };
-    let promoted = match promoted {
+    let mut promoted = match promote_outputs(&job, usage.as_deref()).await {
         Ok(promoted) => promoted,
-        Err(e) => {
-            return failed(
-                FailureKind::OutputInvalid,
-                format!("promoting the outputs failed: {e}; this is a bug in spectacular"),
-                exit_code,
-                usage,
-            )
-        }
-    };
-    let mut promoted = match promoted {
-        Ok(promoted) => promoted,
-        Err(e) => {
-            return with_files(
-                failed(e.failure_kind(), e.to_string(), exit_code, usage),
-                e.files(),
-            )
+        Err((kind, message, files)) => {
+            return with_files(failed(kind, message, exit_code, usage), files)
         }
     };
     for (name, value) in merge_values {
@@ -417,6 +239,207 @@ async fn run_attempt(job: Job, mut cancel: watch::Receiver<u8>) -> EventData {
         git,
         integration_head,
     })
+}
+
+/// Before an attempt runs: the fleet's say, its reservation in the budgets shared with other
+/// runs, its workspace made ready (returned for a worktree attempt: it commits what the attempt
+/// Collect and promote the attempt's outputs, its plan priced at the model that ran (copying
+/// and fsyncing is blocking work: off the event loop); why they are not acceptable, with the
+/// files at fault.
+async fn promote_outputs(
+    job: &Job,
+    usage: Option<&crate::agents::Usage>,
+) -> Result<outputs::Promoted, (FailureKind, String, Vec<String>)> {
+    let promoted = {
+        let out_dir = job.out_dir.clone();
+        let (outputs, paths, dir, run_dir, phase, base, redactor) = (
+            job.outputs.clone(),
+            job.output_paths.clone(),
+            job.dir.clone(),
+            job.run_dir.clone(),
+            job.phase.clone(),
+            job.base.clone(),
+            job.redactor.clone(),
+        );
+        let model = usage.and_then(|u| u.model.clone());
+        // An agent with no model and no reported cost (a `command` agent) is not priced: its
+        // plan gets no estimate from some other model's prices.
+        let unpriced = usage.is_some_and(|u| u.model.is_none() && u.cost_usd.is_none());
+        tokio::task::spawn_blocking(move || {
+            // Written inside the workspace: into the attempt directory, out of the commit.
+            if let Some(out) = &out_dir {
+                outputs::collect(out, &dir, &paths);
+            }
+            let mut promoted =
+                outputs::promote(&outputs, &paths, &dir, &run_dir, &phase, &base, &redactor);
+            if let Ok(promoted) = &mut promoted {
+                price_plan(&mut promoted.values, &run_dir, model.as_deref(), unpriced);
+            }
+            promoted
+        })
+        .await
+    };
+    match promoted {
+        Ok(Ok(promoted)) => Ok(promoted),
+        Ok(Err(e)) => Err((e.failure_kind(), e.to_string(), e.files())),
+        Err(e) => Err((
+            FailureKind::OutputInvalid,
+            format!("promoting the outputs failed: {e}; this is a bug in spectacular"),
+            Vec::new(),
+        )),
+    }
+}
+
+/// leaves), and its outputs directory, empty. Off the event loop wherever it blocks.
+async fn prepare_attempt(
+    job: &Job,
+    cancel: &watch::Receiver<u8>,
+) -> Result<Option<super::worktree::WorktreeJob>, (FailureKind, String)> {
+    if let Some(gate) = job.fleet.clone() {
+        // Off the event loop: the control plane may be slow to answer.
+        let asked = tokio::task::spawn_blocking(move || gate.check());
+        tokio::select! {
+            asked = asked => if let Ok(Err(refused)) = asked {
+                return Err((FailureKind::Budget, refused));
+            },
+            _ = canceled(cancel.clone()) => {
+                return Err((FailureKind::Canceled, "canceled".into()))
+            }
+        }
+    }
+    if let Some(reservation) = &job.reservation {
+        // Off the event loop: another run may hold the ledger's lock for a while.
+        let super::prepare::Reservation {
+            shared,
+            run_id,
+            key,
+            estimate,
+        } = reservation;
+        let (shared, run_id, key, estimate) =
+            (shared.clone(), run_id.clone(), key.clone(), *estimate);
+        let reserved = tokio::task::spawn_blocking(move || shared.reserve(&run_id, &key, estimate));
+        tokio::select! {
+            reserved = reserved => match reserved {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err((FailureKind::Budget, e.to_string())),
+                Err(e) => return Err((FailureKind::Budget, format!("budget: {e}"))),
+            },
+            _ = canceled(cancel.clone()) => {
+                return Err((FailureKind::Canceled, "canceled".into()))
+            }
+        }
+    }
+    // For a worktree attempt: the worktree, reset, with what the attempt starts from merged in
+    // (off the event loop).
+    let mut worktree = None;
+    if let Some(prepared) = &job.worktree {
+        let mut prepared = prepared.clone();
+        match git_blocking(cancel, move || prepared.prepare().map(|()| prepared)).await {
+            Ok(Ok(ready)) => worktree = Some(ready),
+            Ok(Err((kind, e))) => return Err((kind, e)),
+            Err(e) => return Err((FailureKind::Spawn, format!("worktree: {e}"))),
+        }
+    }
+    // For an integration attempt: the branch at the head the merge recorded.
+    if let Some(guard) = job.integration.clone() {
+        match git_blocking(cancel, move || guard.verify(false)).await {
+            Ok(Ok(())) => {}
+            Ok(Err((kind, e))) => return Err((kind, e)),
+            Err(e) => return Err((FailureKind::Spawn, format!("worktree: {e}"))),
+        }
+    }
+    if let Some(view) = &job.view {
+        let view = view.clone();
+        match git_blocking(cancel, move || view.prepare()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err((FailureKind::Spawn, e.to_string())),
+            Err(e) => return Err((FailureKind::Spawn, format!("view: {e}"))),
+        }
+    }
+    // The outputs directory inside a repository workspace, empty.
+    if let Some(out) = &job.out_dir {
+        let dir = out.clone();
+        match tokio::task::spawn_blocking(move || outputs::prepare_out(&dir)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let message = format!("making the outputs directory `{}`: {e}", out.display());
+                return Err((FailureKind::Spawn, message));
+            }
+            Err(e) => return Err((FailureKind::Spawn, format!("outputs: {e}"))),
+        }
+    }
+    Ok(worktree)
+}
+
+/// Run a `run:` or `shell:` phase's process: its exit code, or why the attempt failed (with
+/// the exit code it failed with). Its captured output is redacted of the run's secrets.
+async fn run_plain(
+    job: &Job,
+    spec: &process::Spec,
+    cancel: &watch::Receiver<u8>,
+    limit: &str,
+) -> Result<Option<i32>, (FailureKind, String, Option<i32>)> {
+    let ended = run_process(job, spec.clone(), cancel.clone()).await;
+    let printed = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.len() > 0);
+    if !job.redactor.is_empty() && (printed(&spec.stdout) || printed(&spec.stderr)) {
+        // A phase may print a secret it read elsewhere: its captured output is
+        // redacted like the record (off the event loop).
+        let (files, redactor) = (
+            [spec.stdout.clone(), spec.stderr.clone()],
+            job.redactor.clone(),
+        );
+        let _ = tokio::task::spawn_blocking(move || {
+            for file in &files {
+                redact_file(file, &redactor);
+            }
+        })
+        .await;
+    }
+    match ended {
+        process::Ended::TimedOut => Err((
+            FailureKind::Timeout,
+            format!("timed out after {limit}"),
+            None,
+        )),
+        process::Ended::Canceled => Err((FailureKind::Canceled, "canceled".into(), None)),
+        process::Ended::SpawnFailed(message) => {
+            // A program that is not there will not be there after a backoff.
+            let kind = match spec.argv.first() {
+                Some(program) if super::preflight::missing(program, &spec.cwd) => {
+                    FailureKind::Unavailable
+                }
+                _ => FailureKind::Spawn,
+            };
+            Err((kind, message, None))
+        }
+        process::Ended::Exited { code: Some(0), .. } => Ok(Some(0)),
+        process::Ended::Exited {
+            code: Some(code), ..
+        } => {
+            let (stderr, redactor) = (spec.stderr.clone(), job.redactor.clone());
+            let full_at = relative_to(&job.run_dir, &spec.stderr);
+            // Up to `OUTPUT_CAP` bytes to read: off the event loop.
+            let message = tokio::task::spawn_blocking(move || {
+                with_tail(
+                    format!("exited with code {code}"),
+                    &stderr,
+                    &redactor,
+                    &full_at,
+                )
+            })
+            .await
+            .unwrap_or_else(|_| format!("exited with code {code}"));
+            Err((FailureKind::Exit, message, Some(code)))
+        }
+        process::Ended::Exited { signal, .. } => {
+            let signal = signal.unwrap_or(0);
+            Err((
+                FailureKind::Exit,
+                format!("killed by signal {signal}"),
+                None,
+            ))
+        }
+    }
 }
 
 /// Run an attempt's process: here, or with NATS on a worker (the files it leaves in the

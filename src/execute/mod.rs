@@ -62,6 +62,7 @@ use crate::schedule::Scheduler;
 
 use fallback::Cooldowns;
 pub use fallback::COOLDOWN;
+pub use worktree::BaseError;
 
 /// Why the engine could not run.
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +89,7 @@ pub enum Error {
     Unready { problems: Vec<String> },
     /// A mission that works on branches, outside a git repository with a commit.
     #[error("this run cannot start here: {0}")]
-    NoBase(String),
+    NoBase(worktree::BaseError),
     #[error(transparent)]
     Notify(#[from] crate::notify::Error),
     #[error(transparent)]
@@ -160,7 +161,7 @@ enum Msg {
     /// `Err` (nothing recorded): the hard cap refuses the hop's reservation.
     Record {
         data: Box<EventData>,
-        durable: tokio::sync::oneshot::Sender<Result<(), String>>,
+        durable: tokio::sync::oneshot::Sender<Result<(), budget::Refused>>,
     },
     Inbox,
     Interrupt,
@@ -214,7 +215,7 @@ pub struct Engine {
     branches: worktree::Branches,
     running: HashMap<String, watch::Sender<u8>>,
     /// Attempts waiting for their events to be durable (see `Msg::Record`).
-    awaiting_commit: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    awaiting_commit: Vec<tokio::sync::oneshot::Sender<Result<(), budget::Refused>>>,
     /// Inbox commands acted on, deleted once their events are durable.
     claimed: Vec<inbox::Claimed>,
     tx: mpsc::UnboundedSender<Msg>,

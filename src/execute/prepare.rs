@@ -147,6 +147,31 @@ impl Engine {
         crate::spec::clarify::questions(&analysis, &proposed, &project.clarify())
     }
 
+    /// The answers a `builtin/clarify` step goes on with; its questions first, as an approval
+    /// to ask, while the spec is ambiguous and the phase is not approved.
+    fn clarifications(
+        &self,
+        instance: &str,
+        with: &Value,
+    ) -> Result<Vec<crate::schedule::Clarified>, NotStarted> {
+        if !self.scheduler.approved(instance) {
+            if let Some(questions) = self.clarify_questions(with) {
+                let n = questions.len();
+                let run = self.log.run_id().to_string();
+                return Err(NotStarted::NeedsApproval(
+                    format!(
+                        "the spec is ambiguous: {n} question{} to answer with \
+                         `spectacular answer {run} <number> \"…\"` (or approve \
+                         `{instance}` to go on without answers)",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                    questions,
+                ));
+            }
+        }
+        Ok(self.scheduler.clarifications(instance))
+    }
+
     fn prepare_job(
         &mut self,
         instance: &str,
@@ -179,32 +204,8 @@ impl Engine {
             crate::prompt::render(text, &context)
                 .map_err(|e| (FailureKind::Expression, e.to_string()))
         };
-        let mut output_paths = BTreeMap::new();
         let mut outputs = phase.outputs.clone();
-        for (name, output) in outputs.iter_mut() {
-            output_paths.insert(name.clone(), render(&output.path)?);
-            // A plan check's spec (a verdicts check's plan) is rendered now, and read from the
-            // project root.
-            if let Some(check) = output.check.as_mut() {
-                // A verdicts check's plan may name a recorded output, `<phase>.<output>`.
-                if let Some(plan) = check.plan.as_mut() {
-                    let rendered = render(plan)?;
-                    let recorded = rendered.split_once('.').and_then(|(phase, output)| {
-                        self.scheduler.artifacts_of(phase)?.get(output).cloned()
-                    });
-                    *plan = match recorded {
-                        Some(artifact) => self.run_dir.join(artifact),
-                        None => self.project_root.join(rendered),
-                    }
-                    .display()
-                    .to_string();
-                }
-                if let Some(spec) = check.spec.as_mut() {
-                    *spec = self.project_root.join(render(spec)?).display().to_string();
-                    check.started_spec = super::start::input_snapshot(&self.run_dir, spec);
-                }
-            }
-        }
+        let output_paths = self.render_outputs(&mut outputs, &context)?;
         let worktree = match phase.workspace {
             Workspace::Worktree => Some(self.worktree_job(instance)?),
             Workspace::Repo | Workspace::Attempt | Workspace::Integration | Workspace::View => None,
@@ -233,25 +234,7 @@ impl Engine {
             }
             Workspace::Attempt | Workspace::Repo => None,
         };
-        let mut env = vec![
-            (
-                "SPECTACULAR_RUN_ID".to_string(),
-                self.log.run_id().to_string(),
-            ),
-            ("SPECTACULAR_PHASE".to_string(), instance.to_string()),
-            ("SPECTACULAR_ATTEMPT".to_string(), attempt.to_string()),
-            (
-                "SPECTACULAR_OUTPUT_DIR".to_string(),
-                out_dir.as_deref().unwrap_or(dir).display().to_string(),
-            ),
-            (
-                "SPECTACULAR_RUN_DIR".to_string(),
-                self.run_dir.display().to_string(),
-            ),
-        ];
-        if let Some(item) = self.scheduler.item_of(instance) {
-            env.push(("SPECTACULAR_ITEM".to_string(), item.to_string()));
-        }
+        let env = self.attempt_env(instance, attempt, out_dir.as_deref().unwrap_or(dir));
         let grace = self.settings.grace;
         let ledger = self.run_dir.join("pids");
         // `run:` and `shell:` children keep no secret; agents get theirs per candidate.
@@ -293,22 +276,7 @@ impl Engine {
                     Work::Merge(self.merge_job(instance, attempt, &with)?)
                 } else {
                     let clarifications = if step == "builtin/clarify" {
-                        if !self.scheduler.approved(instance) {
-                            if let Some(questions) = self.clarify_questions(&with) {
-                                let n = questions.len();
-                                let run = self.log.run_id().to_string();
-                                return Err(NotStarted::NeedsApproval(
-                                    format!(
-                                        "the spec is ambiguous: {n} question{} to answer with \
-                                         `spectacular answer {run} <number> \"…\"` (or approve \
-                                         `{instance}` to go on without answers)",
-                                        if n == 1 { "" } else { "s" }
-                                    ),
-                                    questions,
-                                ));
-                            }
-                        }
-                        self.scheduler.clarifications(instance)
+                        self.clarifications(instance, &with)?
                     } else {
                         Vec::new()
                     };
@@ -324,201 +292,19 @@ impl Engine {
                     }
                 }
             }
-            PhaseKind::Agent {
-                role,
-                agent,
-                prompt,
-                model,
-            } => {
-                let template = match prompt {
-                    Some(p) => self
-                        .plan
-                        .mission
-                        .base
-                        .read(p)
-                        .map_err(|e| (FailureKind::Spawn, format!("prompt template: {e}")))?,
-                    None => format!(
-                        "You are the {} of this mission.\n",
-                        role.as_deref().unwrap_or("agent")
-                    ),
-                };
-                let text = render(&template)?;
-                let prompt_file = dir.join("prompt.md");
-                std::fs::write(&prompt_file, &text)
-                    .map_err(|e| (FailureKind::Spawn, format!("writing the prompt: {e}")))?;
-                started.prompt_digest = Some(pin::sha256(text.as_bytes()));
-                let dot_dir = self.project_root.join(crate::project::DOT_DIR);
-                let configured = agents::load(self.plan.mission.base.dir(), &dot_dir)
-                    .map_err(|e| (FailureKind::Spawn, e))?;
-                // Policies route, govern and budget the phase; every decision is recorded.
-                let mut decisions =
-                    self.decide_policies(instance, attempt, &phase, &configured, &text, &context);
-                // The agent: the phase's, else the route's, else the first serving the role.
-                let routed_agent = agent
-                    .clone()
-                    .or_else(|| decisions.agent().map(str::to_string));
-                let chosen_agent =
-                    agents::choose(&configured, routed_agent.as_deref(), role.as_deref());
-                // The model: a budget downgrade (it is what `govern` judged), else the phase's
-                // pinned model, else the route's when the agent accepts it, else the agent's own.
-                // A route not applied says why in its recorded decision.
-                let named = |d: &crate::policy::Decision| {
-                    d.result
-                        .get("model")
-                        .and_then(Value::as_str)
-                        .filter(|m| !m.is_empty())
-                        .map(str::to_string)
-                };
-                let downgrade = decisions
-                    .budget
-                    .iter()
-                    .rev()
-                    .find(|d| d.kind() == Some("downgrade"))
-                    .and_then(named);
-                let route_model = decisions.route.as_ref().and_then(named);
-                let applied = chosen_agent.as_ref().ok().map(|(name, config)| {
-                    crate::policy::choice::apply(
-                        agent.as_deref(),
-                        model.as_deref(),
-                        downgrade.as_deref(),
-                        decisions.agent(),
-                        route_model.as_deref(),
-                        &crate::policy::choice::Offer {
-                            agent: Some(name),
-                            adapter: Some(&config.adapter),
-                            model: config.model.as_deref(),
-                            models: &config.models,
-                        },
-                    )
-                });
-                decisions.ignored = applied.as_ref().and_then(|a| a.ignored.clone());
-                for event in decisions.events(instance) {
-                    self.record(event, "engine");
-                }
-                if let Some(ctx) = &decisions.context {
-                    self.routed.insert(instance.to_string(), ctx.clone());
-                }
-                match &decisions.govern {
-                    crate::policy::GovernOutcome::Allow => {}
-                    crate::policy::GovernOutcome::Deny { reason, pack } => {
-                        return Err(NotStarted::Failed(
-                            FailureKind::Denied,
-                            format!("denied by policy `{pack}`: {reason}"),
-                        ));
-                    }
-                    crate::policy::GovernOutcome::RequireApproval { reason, pack } => {
-                        if !self.scheduler.approved(instance) {
-                            return Err(NotStarted::NeedsApproval(
-                                format!("policy `{pack}`: {reason}"),
-                                Vec::new(),
-                            ));
-                        }
-                    }
-                }
-                let (agent_name, chosen) = chosen_agent.map_err(|e| (FailureKind::Spawn, e))?;
-                let mut agent_context = context.clone();
-                agent_context["project_dir"] =
-                    Value::String(self.project_root.display().to_string());
-                if let Some(mission_dir) = self.plan.mission.base.dir() {
-                    agent_context["mission_dir"] = Value::String(mission_dir.display().to_string());
-                }
-                // The catalog name (for prices) and the provider's id (for the client).
-                let model_name = applied.and_then(|a| a.model);
-                // Under a budget, every candidate of the chain reserves at its own model's price.
-                let budgeted = self.budget.enforced() || !self.shared.is_empty();
-                // The MCP servers and tools of `config.yaml`, as a govern decision narrows them.
-                let (project_config, _) = crate::config::project::load(&dot_dir);
-                let mission = &self.plan.mission;
-                let (servers, tools) = crate::config::mcp::combine(
-                    (
-                        &project_config.mcp_servers,
-                        &project_config.mcp_tools.unwrap_or_default(),
-                    ),
-                    (&mission.mcp_servers, &mission.mcp_tools),
-                );
-                let mcp = Mcp {
-                    servers,
-                    tools,
-                    role: role.clone(),
-                    narrow: decisions.mcp_tools(),
-                };
-                let make =
-                    |name: &str, config: &crate::agents::AdapterConfig, model: Option<String>| {
-                        self.candidate(
-                            name,
-                            config,
-                            model,
-                            &agent_context,
-                            &text,
-                            &prompt_file,
-                            &cwd,
-                            // The repository workspaces are the engine's own worktrees.
-                            out_dir.is_some(),
-                            budgeted,
-                            &mcp,
-                        )
-                    };
-                // The chain: the chosen agent, its model's fallbacks (same provider), then its
-                // agent fallbacks. Entries cooling down after a recent failure go last.
-                let mut candidates = vec![make(agent_name, chosen, model_name.clone())
-                    .map_err(|e| (FailureKind::Spawn, e))?];
-                if let Some(spec) = model_name.as_deref().and_then(|m| self.catalog.get(m)) {
-                    for fallback in &spec.fallbacks {
-                        let same_provider = self
-                            .catalog
-                            .get(fallback)
-                            .is_some_and(|f| f.provider == spec.provider);
-                        if same_provider && chosen.adapter != "command" {
-                            if let Ok(c) = make(agent_name, chosen, Some(fallback.clone())) {
-                                candidates.push(c);
-                            }
-                        }
-                    }
-                }
-                for fallback in &chosen.fallbacks {
-                    if let Some(config) = configured.agents.get(fallback) {
-                        let model = config.model.clone().or_else(|| model_name.clone());
-                        if let Ok(c) = make(fallback, config, model) {
-                            candidates.push(c);
-                        }
-                    }
-                }
-                if let Ok(cooling) = self.cooldowns.lock() {
-                    let now = Instant::now();
-                    candidates
-                        .sort_by_key(|c| cooling.get(&c.key()).is_some_and(|until| *until > now));
-                }
-                // The hard cap: reserve the first candidate's estimate before starting, or
-                // refuse (an unpriced model cannot be reserved for: never a zero budget). Then
-                // the day and month budgets shared with other runs.
-                if let Some(reserve) = &candidates[0].reserve {
-                    let estimate = reserve.clone().map_err(|e| (FailureKind::Budget, e))?;
-                    self.budget
-                        .check(instance, estimate)
-                        .map_err(|e| (FailureKind::Budget, e.to_string()))?;
-                    if !self.shared.is_empty() {
-                        // Reserved by the attempt's task, off the event loop: the ledger's
-                        // lock may be held by another run.
-                        let key = ledger::key(instance, attempt);
-                        self.shared_reserved.insert(key.clone());
-                        shared_reservation = Some(Reservation {
-                            shared: self.shared.clone(),
-                            run_id: self.log.run_id().to_string(),
-                            key,
-                            estimate,
-                        });
-                    }
-                    started.reserved_usd = Some(estimate);
-                }
-                started.argv = match &candidates[0].runner {
-                    Runner::Cli { invocation, .. } => Some(invocation.argv.clone()),
-                    Runner::Http { .. } => None,
-                };
-                agent_job = Some(AgentJob {
-                    candidates,
-                    cooldowns: self.cooldowns.clone(),
-                    tx: self.tx.clone(),
-                });
+            PhaseKind::Agent { .. } => {
+                let (job, reservation) = self.agent_job(
+                    instance,
+                    attempt,
+                    &phase,
+                    &context,
+                    dir,
+                    &cwd,
+                    out_dir.is_some(),
+                    started,
+                )?;
+                agent_job = Some(job);
+                shared_reservation = reservation;
                 Work::Process(spec(Vec::new(), None))
             }
             PhaseKind::Approval { .. } => {
@@ -556,6 +342,298 @@ impl Engine {
         })
     }
 
+    /// Render the outputs' paths (returned by name), and each check's plan and spec in place:
+    /// a verdicts check's plan may name a recorded output (`<phase>.<output>`), else it and a
+    /// plan check's spec are read from the project root.
+    fn render_outputs(
+        &self,
+        outputs: &mut indexmap::IndexMap<String, crate::model::Output>,
+        context: &Value,
+    ) -> Result<BTreeMap<String, String>, NotStarted> {
+        let render = |text: &str| {
+            crate::prompt::render(text, context)
+                .map_err(|e| (FailureKind::Expression, e.to_string()))
+        };
+        let mut output_paths = BTreeMap::new();
+        for (name, output) in outputs.iter_mut() {
+            output_paths.insert(name.clone(), render(&output.path)?);
+            // A plan check's spec (a verdicts check's plan) is rendered now, and read from the
+            // project root.
+            if let Some(check) = output.check.as_mut() {
+                // A verdicts check's plan may name a recorded output, `<phase>.<output>`.
+                if let Some(plan) = check.plan.as_mut() {
+                    let rendered = render(plan)?;
+                    let recorded = rendered.split_once('.').and_then(|(phase, output)| {
+                        self.scheduler.artifacts_of(phase)?.get(output).cloned()
+                    });
+                    *plan = match recorded {
+                        Some(artifact) => self.run_dir.join(artifact),
+                        None => self.project_root.join(rendered),
+                    }
+                    .display()
+                    .to_string();
+                }
+                if let Some(spec) = check.spec.as_mut() {
+                    *spec = self.project_root.join(render(spec)?).display().to_string();
+                    check.started_spec = super::start::input_snapshot(&self.run_dir, spec);
+                }
+            }
+        }
+        Ok(output_paths)
+    }
+
+    /// The environment of an attempt's process: which run, phase, attempt and item it is, and
+    /// where it writes its outputs.
+    fn attempt_env(
+        &self,
+        instance: &str,
+        attempt: u32,
+        output_dir: &Path,
+    ) -> Vec<(String, String)> {
+        let mut env = vec![
+            (
+                "SPECTACULAR_RUN_ID".to_string(),
+                self.log.run_id().to_string(),
+            ),
+            ("SPECTACULAR_PHASE".to_string(), instance.to_string()),
+            ("SPECTACULAR_ATTEMPT".to_string(), attempt.to_string()),
+            (
+                "SPECTACULAR_OUTPUT_DIR".to_string(),
+                output_dir.display().to_string(),
+            ),
+            (
+                "SPECTACULAR_RUN_DIR".to_string(),
+                self.run_dir.display().to_string(),
+            ),
+        ];
+        if let Some(item) = self.scheduler.item_of(instance) {
+            env.push(("SPECTACULAR_ITEM".to_string(), item.to_string()));
+        }
+        env
+    }
+    /// The job of an agent phase: its agent and fallback chain as the policies route, govern
+    /// and budget it (every decision is recorded), and the first candidate's reservation in
+    /// the budgets shared with other runs, when there are any.
+    #[allow(clippy::too_many_arguments)]
+    fn agent_job(
+        &mut self,
+        instance: &str,
+        attempt: u32,
+        phase: &crate::plan::PlannedPhase,
+        context: &Value,
+        dir: &Path,
+        cwd: &Path,
+        in_repository: bool,
+        started: &mut AttemptStarted,
+    ) -> Result<(AgentJob, Option<Reservation>), NotStarted> {
+        let PhaseKind::Agent {
+            role,
+            agent,
+            prompt,
+            model,
+        } = &phase.kind
+        else {
+            return Err(NotStarted::Failed(
+                FailureKind::Spawn,
+                format!("phase `{instance}` is not an agent phase; this is a bug in spectacular"),
+            ));
+        };
+        let text = self.agent_prompt(prompt.as_deref(), role.as_deref(), context)?;
+        let prompt_file = dir.join("prompt.md");
+        std::fs::write(&prompt_file, &text)
+            .map_err(|e| (FailureKind::Spawn, format!("writing the prompt: {e}")))?;
+        started.prompt_digest = Some(pin::sha256(text.as_bytes()));
+        let dot_dir = self.project_root.join(crate::project::DOT_DIR);
+        let configured = agents::load(self.plan.mission.base.dir(), &dot_dir)
+            .map_err(|e| (FailureKind::Spawn, e.to_string()))?;
+        // Policies route, govern and budget the phase; every decision is recorded.
+        let mut decisions =
+            self.decide_policies(instance, attempt, phase, &configured, &text, context);
+        // The agent: the phase's, else the route's, else the first serving the role.
+        let routed_agent = agent
+            .clone()
+            .or_else(|| decisions.agent().map(str::to_string));
+        let chosen_agent = agents::choose(&configured, routed_agent.as_deref(), role.as_deref());
+        let applied = chosen_agent.as_ref().ok().map(|(name, config)| {
+            model_choice(&decisions, agent.as_deref(), model.as_deref(), name, config)
+        });
+        decisions.ignored = applied.as_ref().and_then(|a| a.ignored.clone());
+        for event in decisions.events(instance) {
+            self.record(event, "engine");
+        }
+        if let Some(ctx) = &decisions.context {
+            self.routed.insert(instance.to_string(), ctx.clone());
+        }
+        self.check_govern(instance, &decisions.govern)?;
+        let (agent_name, chosen) = chosen_agent.map_err(|e| (FailureKind::Spawn, e.to_string()))?;
+        let mut agent_context = context.clone();
+        agent_context["project_dir"] = Value::String(self.project_root.display().to_string());
+        if let Some(mission_dir) = self.plan.mission.base.dir() {
+            agent_context["mission_dir"] = Value::String(mission_dir.display().to_string());
+        }
+        // The catalog name (for prices) and the provider's id (for the client).
+        let model_name = applied.and_then(|a| a.model);
+        // Under a budget, every candidate of the chain reserves at its own model's price.
+        let budgeted = self.budget.enforced() || !self.shared.is_empty();
+        let mcp = self.mcp(&dot_dir, role.clone(), decisions.mcp_tools());
+        let make = |name: &str, config: &crate::agents::AdapterConfig, model: Option<String>| {
+            self.candidate(
+                name,
+                config,
+                model,
+                &agent_context,
+                &text,
+                &prompt_file,
+                cwd,
+                // The repository workspaces are the engine's own worktrees.
+                in_repository,
+                budgeted,
+                &mcp,
+            )
+        };
+        // The chain: the chosen agent, its model's fallbacks (same provider), then its
+        // agent fallbacks. Entries cooling down after a recent failure go last.
+        let mut candidates = vec![make(agent_name, chosen, model_name.clone())
+            .map_err(|e| (FailureKind::Spawn, e.to_string()))?];
+        if let Some(spec) = model_name.as_deref().and_then(|m| self.catalog.get(m)) {
+            for fallback in &spec.fallbacks {
+                let same_provider = self
+                    .catalog
+                    .get(fallback)
+                    .is_some_and(|f| f.provider == spec.provider);
+                if same_provider && chosen.adapter != "command" {
+                    if let Ok(c) = make(agent_name, chosen, Some(fallback.clone())) {
+                        candidates.push(c);
+                    }
+                }
+            }
+        }
+        for fallback in &chosen.fallbacks {
+            if let Some(config) = configured.agents.get(fallback) {
+                let model = config.model.clone().or_else(|| model_name.clone());
+                if let Ok(c) = make(fallback, config, model) {
+                    candidates.push(c);
+                }
+            }
+        }
+        if let Ok(cooling) = self.cooldowns.lock() {
+            let now = Instant::now();
+            candidates.sort_by_key(|c| cooling.get(&c.key()).is_some_and(|until| *until > now));
+        }
+        let reservation = self.reserve_first(instance, attempt, &candidates[0], started)?;
+        started.argv = match &candidates[0].runner {
+            Runner::Cli { invocation, .. } => Some(invocation.argv.clone()),
+            Runner::Http { .. } => None,
+        };
+        let job = AgentJob {
+            candidates,
+            cooldowns: self.cooldowns.clone(),
+            tx: self.tx.clone(),
+        };
+        Ok((job, reservation))
+    }
+
+    /// The rendered prompt of an agent phase: its template (read beside the mission), else a
+    /// line naming its role.
+    fn agent_prompt(
+        &self,
+        prompt: Option<&str>,
+        role: Option<&str>,
+        context: &Value,
+    ) -> Result<String, NotStarted> {
+        let template = match prompt {
+            Some(p) => self
+                .plan
+                .mission
+                .base
+                .read(p)
+                .map_err(|e| (FailureKind::Spawn, format!("prompt template: {e}")))?,
+            None => format!("You are the {} of this mission.\n", role.unwrap_or("agent")),
+        };
+        Ok(crate::prompt::render(&template, context)
+            .map_err(|e| (FailureKind::Expression, e.to_string()))?)
+    }
+
+    /// What a `govern` decision says: go on, fail the attempt, or wait for an approval (once).
+    fn check_govern(
+        &self,
+        instance: &str,
+        govern: &crate::policy::GovernOutcome,
+    ) -> Result<(), NotStarted> {
+        match govern {
+            crate::policy::GovernOutcome::Allow => Ok(()),
+            crate::policy::GovernOutcome::Deny { reason, pack } => Err(NotStarted::Failed(
+                FailureKind::Denied,
+                format!("denied by policy `{pack}`: {reason}"),
+            )),
+            crate::policy::GovernOutcome::RequireApproval { reason, pack } => {
+                if self.scheduler.approved(instance) {
+                    Ok(())
+                } else {
+                    Err(NotStarted::NeedsApproval(
+                        format!("policy `{pack}`: {reason}"),
+                        Vec::new(),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// The MCP servers and tools of `config.yaml` and the mission, as a `govern` decision
+    /// narrows them.
+    fn mcp(&self, dot_dir: &Path, role: Option<String>, narrow: Option<Vec<String>>) -> Mcp {
+        let (project_config, _) = crate::config::project::load(dot_dir);
+        let mission = &self.plan.mission;
+        let (servers, tools) = crate::config::mcp::combine(
+            (
+                &project_config.mcp_servers,
+                &project_config.mcp_tools.unwrap_or_default(),
+            ),
+            (&mission.mcp_servers, &mission.mcp_tools),
+        );
+        Mcp {
+            servers,
+            tools,
+            role,
+            narrow,
+        }
+    }
+
+    /// The hard cap: reserve the first candidate's estimate before starting, or refuse (an
+    /// unpriced model cannot be reserved for: never a zero budget). Then the day and month
+    /// budgets shared with other runs, reserved by the attempt's task (returned).
+    fn reserve_first(
+        &mut self,
+        instance: &str,
+        attempt: u32,
+        first: &Candidate,
+        started: &mut AttemptStarted,
+    ) -> Result<Option<Reservation>, NotStarted> {
+        let Some(reserve) = &first.reserve else {
+            return Ok(None);
+        };
+        let estimate = reserve
+            .clone()
+            .map_err(|e| (FailureKind::Budget, e.to_string()))?;
+        self.budget
+            .check(instance, estimate)
+            .map_err(|e| (FailureKind::Budget, e.to_string()))?;
+        started.reserved_usd = Some(estimate);
+        if self.shared.is_empty() {
+            return Ok(None);
+        }
+        // Reserved by the attempt's task, off the event loop: the ledger's lock may be held
+        // by another run.
+        let key = ledger::key(instance, attempt);
+        self.shared_reserved.insert(key.clone());
+        Ok(Some(Reservation {
+            shared: self.shared.clone(),
+            run_id: self.log.run_id().to_string(),
+            key,
+            estimate,
+        }))
+    }
+
     /// Prices of a catalog model, for pricing usage and estimating reservations.
     fn prices(&self, model: Option<&str>) -> Option<crate::agents::Prices> {
         model
@@ -582,7 +660,7 @@ impl Engine {
         git_worktree: bool,
         budgeted: bool,
         mcp: &Mcp,
-    ) -> Result<Candidate, String> {
+    ) -> Result<Candidate, CandidateError> {
         let spec = model.as_deref().and_then(|m| self.catalog.get(m));
         let model_id = model
             .as_ref()
@@ -631,10 +709,10 @@ impl Engine {
             )
         } else {
             crate::agents::cli_adapter(&config.adapter, config).ok_or_else(|| {
-                format!(
-                    "agent `{name}` uses adapter `{}`, which this engine does not run",
-                    config.adapter
-                )
+                CandidateError::Unsupported {
+                    name: name.to_string(),
+                    adapter: config.adapter.clone(),
+                }
             })?
         };
         let mut invocation = adapter.try_invocation(&request)?;
@@ -661,6 +739,45 @@ impl Engine {
             },
         })
     }
+}
+
+/// The model of an agent phase on `name`: a budget downgrade (it is what `govern` judged),
+/// else the phase's pinned model, else the route's when the agent accepts it, else the
+/// agent's own. A route not applied says why in its recorded decision.
+fn model_choice(
+    decisions: &crate::policy::Decisions,
+    agent: Option<&str>,
+    model: Option<&str>,
+    name: &str,
+    config: &crate::agents::AdapterConfig,
+) -> crate::policy::choice::Applied {
+    let named = |d: &crate::policy::Decision| {
+        d.result
+            .get("model")
+            .and_then(Value::as_str)
+            .filter(|m| !m.is_empty())
+            .map(str::to_string)
+    };
+    let downgrade = decisions
+        .budget
+        .iter()
+        .rev()
+        .find(|d| d.kind() == Some("downgrade"))
+        .and_then(named);
+    let route_model = decisions.route.as_ref().and_then(named);
+    crate::policy::choice::apply(
+        agent,
+        model,
+        downgrade.as_deref(),
+        decisions.agent(),
+        route_model.as_deref(),
+        &crate::policy::choice::Offer {
+            agent: Some(name),
+            adapter: Some(&config.adapter),
+            model: config.model.as_deref(),
+            models: &config.models,
+        },
+    )
 }
 
 /// What decides an attempt's MCP servers and tools: `config.yaml`'s `mcp_servers` and
@@ -738,15 +855,33 @@ fn render_value(value: &Value, context: &Value) -> Result<Value, crate::expr::Er
 }
 
 /// Why an agent phase under a budget is refused when its model has no price.
-fn unpriced(model: Option<&str>) -> String {
+#[derive(Clone, Debug, thiserror::Error)]
+pub(super) enum Unpriced {
+    #[error(
+        "model `{0}` has no price in the model catalog, so the budget cannot reserve for it: add \
+         it to `.spectacular/models.yaml` with `price: {{ input: …, output: … }}` (dollars per \
+         million tokens)"
+    )]
+    Model(String),
+    #[error(
+        "the phase names no model, so the budget cannot reserve for it: set `model:` on the \
+         phase or the agent to a model of the catalog (`models.yaml`)"
+    )]
+    NoModel,
+}
+
+fn unpriced(model: Option<&str>) -> Unpriced {
     match model {
-        Some(m) => format!(
-            "model `{m}` has no price in the model catalog, so the budget cannot reserve for it: \
-             add it to `.spectacular/models.yaml` with `price: {{ input: …, output: … }}` \
-             (dollars per million tokens)"
-        ),
-        None => "the phase names no model, so the budget cannot reserve for it: set `model:` \
-                 on the phase or the agent to a model of the catalog (`models.yaml`)"
-            .to_string(),
+        Some(m) => Unpriced::Model(m.to_string()),
+        None => Unpriced::NoModel,
     }
+}
+
+/// Why an agent could not become a candidate of an attempt.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum CandidateError {
+    #[error("agent `{name}` uses adapter `{adapter}`, which this engine does not run")]
+    Unsupported { name: String, adapter: String },
+    #[error(transparent)]
+    Agent(#[from] crate::agents::Error),
 }

@@ -291,7 +291,7 @@ impl Engine {
                 // cap may refuse it (the attempt then fails, and nothing is recorded here).
                 if let EventData::FallbackActivated(hop) = data.as_ref() {
                     if let Err(refused) = self.budget.check_hop(hop) {
-                        let _ = durable.send(Err(refused.to_string()));
+                        let _ = durable.send(Err(refused));
                         return;
                     }
                 }

@@ -230,13 +230,7 @@ impl Engine {
             }
         }
         let located = locate_source(&started.mission_source, cwd);
-        let pinned =
-            validate_text(located.clone(), &pinned_text, cwd, project).map_err(|detail| {
-                Error::PinnedInvalid {
-                    run_id: run_id.into(),
-                    detail,
-                }
-            })?;
+        let pinned = validate_pinned(run_id, located.clone(), &pinned_text, cwd, project)?;
         let (current_digest, current) = match load::load(located.clone()) {
             Ok(loaded) => match crate::validate::validate_in(&loaded, cwd, project).mission {
                 Some(mission) => (pin::digest(&mission).0, Some(mission)),
@@ -515,20 +509,23 @@ pub(super) fn locate_source(source: &str, cwd: &Path) -> Located {
     }
 }
 
-fn validate_text(
+/// The mission run `run_id` pinned, validated again; its first error when it no longer is.
+fn validate_pinned(
+    run_id: &str,
     located: Located,
     text: &str,
     cwd: &Path,
     project: &crate::project::Project,
-) -> Result<Mission, String> {
+) -> Result<Mission, Error> {
     let loaded = load::load_bytes(located, text.as_bytes());
     let validated = crate::validate::validate_in(&loaded, cwd, project);
-    validated.mission.ok_or_else(|| {
-        validated
+    validated.mission.ok_or_else(|| Error::PinnedInvalid {
+        run_id: run_id.into(),
+        detail: validated
             .diagnostics
             .iter()
             .find(|d| d.is_error())
             .map(|d| d.message.clone())
-            .unwrap_or_else(|| "invalid".into())
+            .unwrap_or_else(|| "invalid".into()),
     })
 }

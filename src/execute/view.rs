@@ -40,9 +40,21 @@ pub(super) struct ViewJob {
     pub(super) within: PathBuf,
 }
 
+/// Why a view could not be made.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ViewError {
+    #[error("preparing the view of the repository: {0}")]
+    Prepare(guard::Tampered),
+    #[error("copying `{}` into the view: {source}", relative.display())]
+    Copy {
+        relative: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 impl ViewJob {
     /// Make the view (blocking).
-    pub(super) fn prepare(&self) -> Result<(), String> {
+    pub(super) fn prepare(&self) -> Result<(), ViewError> {
         self.registry
             .prepare(
                 &self.root,
@@ -52,15 +64,19 @@ impl ViewJob {
                 &self.commit,
                 Expect::Any,
             )
-            .map_err(|e| format!("preparing the view of the repository: {e}"))?;
+            .map_err(ViewError::Prepare)?;
         for (relative, source) in &self.files {
             let target = self.cwd.join(relative);
             if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| format!("copying `{}` into the view: {e}", relative.display()))?;
+                std::fs::create_dir_all(parent).map_err(|source| ViewError::Copy {
+                    relative: relative.clone(),
+                    source,
+                })?;
             }
-            std::fs::copy(source, &target)
-                .map_err(|e| format!("copying `{}` into the view: {e}", relative.display()))?;
+            std::fs::copy(source, &target).map_err(|source| ViewError::Copy {
+                relative: relative.clone(),
+                source,
+            })?;
         }
         Ok(())
     }

@@ -68,12 +68,31 @@ pub(super) fn works_on_branches(mission: &crate::model::Mission) -> bool {
     }) || from_base(mission.defaults.workspace)
 }
 
+/// Why a run that works on branches has no base to start from.
+#[derive(Debug, thiserror::Error)]
+pub enum BaseError {
+    #[error(transparent)]
+    Git(#[from] ops::Error),
+    #[error(
+        "the repository at `{}` has no commit yet; commit something first (work packages start \
+         from a commit)",
+        root.display()
+    )]
+    NoCommit { root: PathBuf },
+    #[error(
+        "input `base_branch` is `{branch}`, which is not a branch or commit of the repository at \
+         `{}`; pass `--input base_branch=<branch>`",
+        root.display()
+    )]
+    NotABranch { branch: String, root: PathBuf },
+}
+
 /// The run's base: input `base_branch` when set, else `HEAD`, resolved to a commit.
 pub(super) fn resolve_base(
     project_root: &Path,
     inputs: &std::collections::BTreeMap<String, Value>,
-) -> Result<(PathBuf, GitBase), String> {
-    let root = ops::toplevel(project_root).map_err(|e| e.to_string())?;
+) -> Result<(PathBuf, GitBase), BaseError> {
+    let root = ops::toplevel(project_root)?;
     let branch = match inputs.get("base_branch").and_then(Value::as_str) {
         Some(b) if !b.trim().is_empty() => b.trim().to_string(),
         // The branch checked out, or `HEAD` when it is detached.
@@ -84,17 +103,12 @@ pub(super) fn resolve_base(
     };
     let commit = ops::commit_of(&root, &branch).map_err(|_| {
         if branch == "HEAD" {
-            format!(
-                "the repository at `{}` has no commit yet; commit something first (work \
-                 packages start from a commit)",
-                root.display()
-            )
+            BaseError::NoCommit { root: root.clone() }
         } else {
-            format!(
-                "input `base_branch` is `{branch}`, which is not a branch or commit of the \
-                 repository at `{}`; pass `--input base_branch=<branch>`",
-                root.display()
-            )
+            BaseError::NotABranch {
+                branch: branch.clone(),
+                root: root.clone(),
+            }
         }
     })?;
     Ok((root, GitBase { branch, commit }))

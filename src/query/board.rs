@@ -345,64 +345,7 @@ pub fn board(events: &[Event]) -> Board {
                 }
             }
             EventData::PhaseExpanded(d) => {
-                let keep: HashSet<&str> = d.children.iter().map(|c| c.key.as_str()).collect();
-                let siblings = children.entry(d.phase.clone()).or_default();
-                for &i in siblings.iter() {
-                    let card = &mut cards[i];
-                    if !keep.contains(card.work.as_str()) && card.state != WpState::Canceled {
-                        card.enter(WpState::Canceled, event, "no longer in the plan");
-                    }
-                }
-                for child in &d.children {
-                    let instance = format!("{}[{}]", d.phase, child.key);
-                    let title = match &child.item {
-                        Value::Object(map) => map.get("title").and_then(Value::as_str),
-                        _ => None,
-                    }
-                    .map(str::to_string);
-                    let fresh = !cards.contains_key(&instance);
-                    let card = cards.entry(instance.clone()).or_insert_with(|| Card {
-                        instance: instance.clone(),
-                        phase: d.phase.clone(),
-                        work: child.key.clone(),
-                        title: None,
-                        lane: None,
-                        depends_on: Vec::new(),
-                        state: WpState::Planned,
-                        column: Column::Planned,
-                        since: event.ts.clone(),
-                        note: String::new(),
-                        agent: None,
-                        model: None,
-                        cost_usd: 0.0,
-                        attempts: 0,
-                        work_ms: 0,
-                        loops: 0,
-                        branch: None,
-                        transitions: vec![Transition {
-                            state: WpState::Planned,
-                            at: event.ts.clone(),
-                            seq: event.seq,
-                        }],
-                        succeeded: false,
-                        gate: None,
-                        before_blocked: WpState::Planned,
-                        attempt_since: None,
-                    });
-                    card.title = title;
-                    card.lane = child.lane;
-                    card.depends_on = child.depends_on.clone();
-                    if !fresh {
-                        card.succeeded = false;
-                        let note = card.note.clone();
-                        card.enter(WpState::Planned, event, note);
-                    }
-                    if fresh {
-                        let index = cards.get_index_of(&instance).unwrap_or_default();
-                        children.entry(d.phase.clone()).or_default().push(index);
-                        by_work.entry(child.key.clone()).or_default().push(index);
-                    }
-                }
+                expand(&mut cards, &mut children, &mut by_work, d, event);
             }
             EventData::PhaseReady(d) => {
                 if let Some(card) = cards.get_mut(&d.phase) {
@@ -416,29 +359,7 @@ pub fn board(events: &[Event]) -> Board {
                     card.succeeded = false;
                     card.enter(WpState::InProgress, event, "");
                 }
-                // Its attempt also reviews the packages upstream (a fan-out child of a review
-                // phase is a work package too).
-                let top = parent_of(&d.phase).unwrap_or_else(|| d.phase.clone());
-                let key = crate::git::work_of(&d.phase);
-                // A downstream fan-out child reviews the package of its own item only.
-                let candidates: Vec<usize> = if d.phase != top {
-                    by_work.get(key).cloned().unwrap_or_default()
-                } else {
-                    (0..cards.len()).collect()
-                };
-                for i in candidates {
-                    let card = &mut cards[i];
-                    if card.awaits_review()
-                        && card.state == WpState::ForReview
-                        && graph.reviews(&top, &card.phase)
-                    {
-                        card.enter(
-                            WpState::InReview,
-                            event,
-                            format!("`{}` is running", d.phase),
-                        );
-                    }
-                }
+                start_review(&mut cards, &by_work, &graph, &d.phase, event);
             }
             EventData::AttemptSucceeded(d) => {
                 if let Some(card) = cards.get_mut(&d.phase) {
@@ -617,23 +538,7 @@ pub fn board(events: &[Event]) -> Board {
             EventData::RunFailed(d) => {
                 board.status = "failed".into();
                 board.ended_at = Some(event.ts.clone());
-                let failed: Vec<String> = d.failed.iter().map(|f| format!("`{f}`")).collect();
-                for card in cards.values_mut() {
-                    match card.state {
-                        WpState::Planned | WpState::Claimed | WpState::InProgress => {
-                            card.stop(WpState::Canceled, event, "the run failed first")
-                        }
-                        WpState::ForReview | WpState::InReview | WpState::Approved => {
-                            let why = if failed.is_empty() {
-                                "the run failed".to_string()
-                            } else {
-                                format!("the run failed: {}", failed.join(", "))
-                            };
-                            card.enter(WpState::Blocked, event, why);
-                        }
-                        _ => {}
-                    }
-                }
+                fail_run(&mut cards, d, event);
             }
             EventData::RunCanceled(_) => {
                 board.status = "canceled".into();
@@ -657,6 +562,137 @@ pub fn board(events: &[Event]) -> Board {
     add_waiting_notes(&mut cards, &children);
     board.work_packages = cards.into_values().collect();
     board
+}
+
+/// A fan-out expanded: packages no longer in the plan are canceled, new ones planned, and the
+/// ones planned again start over.
+fn expand(
+    cards: &mut IndexMap<String, Card>,
+    children: &mut HashMap<String, Vec<usize>>,
+    by_work: &mut HashMap<String, Vec<usize>>,
+    d: &crate::record::event::PhaseExpanded,
+    event: &Event,
+) {
+    let keep: HashSet<&str> = d.children.iter().map(|c| c.key.as_str()).collect();
+    let siblings = children.entry(d.phase.clone()).or_default();
+    for &i in siblings.iter() {
+        let card = &mut cards[i];
+        if !keep.contains(card.work.as_str()) && card.state != WpState::Canceled {
+            card.enter(WpState::Canceled, event, "no longer in the plan");
+        }
+    }
+    for child in &d.children {
+        let instance = format!("{}[{}]", d.phase, child.key);
+        let title = match &child.item {
+            Value::Object(map) => map.get("title").and_then(Value::as_str),
+            _ => None,
+        }
+        .map(str::to_string);
+        let fresh = !cards.contains_key(&instance);
+        let card = cards
+            .entry(instance.clone())
+            .or_insert_with(|| Card::planned(&instance, &d.phase, &child.key, event));
+        card.title = title;
+        card.lane = child.lane;
+        card.depends_on = child.depends_on.clone();
+        if !fresh {
+            card.succeeded = false;
+            let note = card.note.clone();
+            card.enter(WpState::Planned, event, note);
+        }
+        if fresh {
+            let index = cards.get_index_of(&instance).unwrap_or_default();
+            children.entry(d.phase.clone()).or_default().push(index);
+            by_work.entry(child.key.clone()).or_default().push(index);
+        }
+    }
+}
+
+/// The run failed: packages not yet done are canceled, or blocked when their work was done.
+fn fail_run(
+    cards: &mut IndexMap<String, Card>,
+    d: &crate::record::event::RunFinished,
+    event: &Event,
+) {
+    let failed: Vec<String> = d.failed.iter().map(|f| format!("`{f}`")).collect();
+    for card in cards.values_mut() {
+        match card.state {
+            WpState::Planned | WpState::Claimed | WpState::InProgress => {
+                card.stop(WpState::Canceled, event, "the run failed first")
+            }
+            WpState::ForReview | WpState::InReview | WpState::Approved => {
+                let why = if failed.is_empty() {
+                    "the run failed".to_string()
+                } else {
+                    format!("the run failed: {}", failed.join(", "))
+                };
+                card.enter(WpState::Blocked, event, why);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Card {
+    /// A package just planned by its fan-out.
+    fn planned(instance: &str, phase: &str, work: &str, event: &Event) -> Card {
+        Card {
+            instance: instance.to_string(),
+            phase: phase.to_string(),
+            work: work.to_string(),
+            title: None,
+            lane: None,
+            depends_on: Vec::new(),
+            state: WpState::Planned,
+            column: Column::Planned,
+            since: event.ts.clone(),
+            note: String::new(),
+            agent: None,
+            model: None,
+            cost_usd: 0.0,
+            attempts: 0,
+            work_ms: 0,
+            loops: 0,
+            branch: None,
+            transitions: vec![Transition {
+                state: WpState::Planned,
+                at: event.ts.clone(),
+                seq: event.seq,
+            }],
+            succeeded: false,
+            gate: None,
+            before_blocked: WpState::Planned,
+            attempt_since: None,
+        }
+    }
+}
+
+/// An attempt of `phase` started: it also reviews the packages upstream that wait for review
+/// (a fan-out child of a review phase is a work package too).
+fn start_review(
+    cards: &mut IndexMap<String, Card>,
+    by_work: &HashMap<String, Vec<usize>>,
+    graph: &Graph,
+    phase: &str,
+    event: &Event,
+) {
+    let top = crate::record::fold::parent_of(phase).unwrap_or(phase);
+    let key = crate::git::work_of(phase);
+    // A downstream fan-out child reviews the package of its own item only.
+    let candidates: Vec<usize> = if phase != top {
+        by_work.get(key).cloned().unwrap_or_default()
+    } else {
+        (0..cards.len()).collect()
+    };
+    for i in candidates {
+        let card = &mut cards[i];
+        if card.awaits_review()
+            && card.state == WpState::ForReview
+            && graph.reviews(top, &card.phase)
+        {
+            card.enter(WpState::InReview, event, format!("`{phase}` is running"));
+        }
+    }
 }
 
 const CANCELED_RUN: &str = "the run was canceled";

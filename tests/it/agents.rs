@@ -1183,7 +1183,8 @@ fn command_agents_read_json_jsonl_and_text() {
 #[test]
 fn agents_yaml_rejects_unknown_adapters_and_fields() {
     let unknown = command::parse_agents_file("agents:\n  a:\n    adapter: claud\n", "agents.yaml")
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(
         unknown.contains("agents.yaml:3:14")
             && unknown.contains("`claud` is not a valid `adapter`"),
@@ -1193,7 +1194,8 @@ fn agents_yaml_rejects_unknown_adapters_and_fields() {
         "agents:\n  a:\n    adapter: codex\n    modle: x\n",
         "agents.yaml",
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(typo.contains("modle"), "{typo}");
     for name in agents::ADAPTERS {
         let yaml = format!("agents:\n  a:\n    adapter: {name}\n");

@@ -14,30 +14,7 @@ use crate::record::{fold, Event, EventData};
 pub fn report(events: &[Event]) -> Report {
     let summary = fold(events);
     let board = board::board(events);
-    let mut run = RunInfo {
-        run_id: summary.run_id.clone(),
-        mission: summary.mission.clone(),
-        mission_source: String::new(),
-        status: summary.status.as_str().to_string(),
-        started_at: summary.started_at.clone(),
-        ended_at: summary.ended_at.clone(),
-        duration_ms: None,
-        failed: Vec::new(),
-        inputs: summary.inputs.clone(),
-        engine_version: String::new(),
-        last_seq: summary.last_seq,
-    };
-    if !summary.status.is_terminal() {
-        // Written during the run (an `always` report after a failure): what failed so far.
-        run.failed = summary
-            .top_level()
-            .filter(|p| p.state == crate::record::PhaseState::Failed)
-            .map(|p| p.phase.clone())
-            .collect();
-    }
-    if let (Some(start), Some(end)) = (&run.started_at, &run.ended_at) {
-        run.duration_ms = fold::duration_ms(start, end);
-    }
+    let mut run = run_info(&summary);
     let mut spec = None;
     let mut plan_report: Option<(String, Value)> = None;
     let mut tasks: Option<(String, Value)> = None;
@@ -344,6 +321,36 @@ pub fn report(events: &[Event]) -> Report {
         timeline,
         timeline_omitted: events.len().saturating_sub(TIMELINE_MAX) as u64,
     }
+}
+
+/// The run's row of the report as its events fold: what failed so far while it runs, and how
+/// long it took once it ended.
+fn run_info(summary: &crate::record::RunSummary) -> RunInfo {
+    let mut run = RunInfo {
+        run_id: summary.run_id.clone(),
+        mission: summary.mission.clone(),
+        mission_source: String::new(),
+        status: summary.status.as_str().to_string(),
+        started_at: summary.started_at.clone(),
+        ended_at: summary.ended_at.clone(),
+        duration_ms: None,
+        failed: Vec::new(),
+        inputs: summary.inputs.clone(),
+        engine_version: String::new(),
+        last_seq: summary.last_seq,
+    };
+    if !summary.status.is_terminal() {
+        // Written during the run (an `always` report after a failure): what failed so far.
+        run.failed = summary
+            .top_level()
+            .filter(|p| p.state == crate::record::PhaseState::Failed)
+            .map(|p| p.phase.clone())
+            .collect();
+    }
+    if let (Some(start), Some(end)) = (&run.started_at, &run.ended_at) {
+        run.duration_ms = fold::duration_ms(start, end);
+    }
+    run
 }
 
 fn parent(phase: &str) -> String {
