@@ -687,6 +687,20 @@ pub(crate) fn tool_names(protocol: Protocol, body: &Value) -> Vec<(String, Strin
                     }
                 }
             }
+            // The Responses API's namespaces (Codex's MCP servers): `<namespace>/<tool>`.
+            _ if tool.get("type").and_then(Value::as_str) == Some("namespace") => {
+                let namespace = tool.get("name").and_then(Value::as_str).unwrap_or("");
+                for inner in tool
+                    .get("tools")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(name) = inner.get("name").and_then(Value::as_str) {
+                        out.push((format!("{namespace}/{name}"), "function".to_string()));
+                    }
+                }
+            }
             _ => {
                 let name = tool
                     .get("name")
@@ -1129,9 +1143,15 @@ fn responses_stream(model: &str, action: &Action) -> Vec<(Option<&'static str>, 
             "content": [{"type": "output_text", "text": text, "annotations": []}]})
         }
         Action::Tool { name, args } => {
-            json!({"type": "function_call", "id": format!("fc_fake_{n}"),
+            let mut call = json!({"type": "function_call", "id": format!("fc_fake_{n}"),
             "call_id": format!("call_fake_{n}"), "name": name, "arguments": args.to_string(),
-            "status": "completed"})
+            "status": "completed"});
+            // A tool of a namespace (`<namespace>/<tool>`, see `tool_names`).
+            if let Some((namespace, tool)) = name.split_once('/') {
+                call["namespace"] = json!(namespace);
+                call["name"] = json!(tool);
+            }
+            call
         }
         Action::Custom { name, input } => {
             json!({"type": "custom_tool_call", "id": format!("ctc_fake_{n}"),

@@ -619,8 +619,13 @@ fn calls_an_mcp_tool(client: &str) {
     let offered: Vec<String> = server
         .requests()
         .iter()
-        .flat_map(|r| crate::fake_llm::offered_tools(r))
+        .flat_map(crate::fake_llm::offered_tools)
         .collect();
+    if let Ok(dir) = std::env::var("MCP_DUMP") {
+        for (i, r) in server.requests().iter().enumerate() {
+            std::fs::write(format!("{dir}/{i}.json"), r.body.to_string()).unwrap();
+        }
+    }
     assert_eq!(code(&ran.output), 0, "{}", ran.transcript());
     let calls = std::fs::read_to_string(&log).unwrap_or_else(|e| {
         panic!(
@@ -778,6 +783,6 @@ mod http {
 
 client_tests!(claude_code, "claude-code", mcp);
 client_tests!(codex, "codex", mcp);
-client_tests!(gemini, "gemini");
+client_tests!(gemini, "gemini", mcp);
 client_tests!(opencode, "opencode");
 client_tests!(aider, "aider");
