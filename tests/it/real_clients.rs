@@ -784,5 +784,5 @@ mod http {
 client_tests!(claude_code, "claude-code", mcp);
 client_tests!(codex, "codex", mcp);
 client_tests!(gemini, "gemini", mcp);
-client_tests!(opencode, "opencode");
+client_tests!(opencode, "opencode", mcp);
 client_tests!(aider, "aider");
