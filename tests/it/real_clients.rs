@@ -583,6 +583,66 @@ fn takes_a_large_prompt(client: &str) {
 /// The arguments the scripted model calls the MCP tool with.
 const TICKET: &str = "SPEC-4217";
 
+/// The project configuration giving `client` the fake MCP server, which logs its calls to
+/// `log`, and only its tool `lookup_ticket`.
+fn mcp_config(client: &str, log: &std::path::Path) -> String {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mcp/fake_server.py");
+    format!(
+        "mcp_servers:\n  tickets:\n    command: python3\n    args: [{}, {}]\n\
+         mcp_tools:\n  agents:\n    {client}: [tickets.lookup_ticket]\n",
+        serde_json::Value::String(script.display().to_string()),
+        serde_json::Value::String(log.display().to_string()),
+    )
+}
+
+/// A model that calls the tool outside the allow-list (`delete_ticket`) whenever the client
+/// lets it (Claude Code names it, and its `ToolSearch` fetches its schema): the MCP server never
+/// gets the call, and the attempt still ends.
+fn refuses_an_mcp_tool_outside_the_list(client: &str) {
+    require(client);
+    let server = FakeLlm::with_scenario(Scenario::McpCall {
+        tool: "delete_ticket".into(),
+        args: serde_json::json!({ "ticket": TICKET }),
+        path: "hello.txt".into(),
+        content: "hello from the fake model".into(),
+        answer: "Done.".into(),
+    });
+    let scratch = tempfile::tempdir().unwrap();
+    let log = scratch.path().join("calls.jsonl");
+    let config = mcp_config(client, &log);
+    let prompt = format!("Delete ticket {TICKET}.\n");
+    let ran = run_configured(
+        client,
+        &Target::Server(&server),
+        "180s",
+        None,
+        &prompt,
+        Some(&config),
+    );
+    assert_eq!(code(&ran.output), 0, "{}", ran.transcript());
+    let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        !calls.contains("delete_ticket"),
+        "the MCP server got a call outside the allow-list: {calls}\ncalled: {:?}\n{}",
+        server.tools_called(),
+        ran.transcript()
+    );
+    // Claude Code let the model try (the refusal is what is tested); the others never
+    // offered the tool.
+    let tried = server
+        .tools_called()
+        .iter()
+        .any(|t| t.ends_with("delete_ticket"));
+    assert_eq!(
+        tried,
+        client == "claude-code",
+        "called: {:?}",
+        server.tools_called()
+    );
+    ran.assert_no_canary();
+}
+
 /// The fake MCP server (`tests/fixtures/mcp/fake_server.py`) offers `lookup_ticket` and
 /// `delete_ticket`; the agent may call `lookup_ticket` only. The scripted model calls it
 /// through the client, then writes a file: the server got the call with the model's arguments,
@@ -599,14 +659,7 @@ fn calls_an_mcp_tool(client: &str) {
     });
     let scratch = tempfile::tempdir().unwrap();
     let log = scratch.path().join("calls.jsonl");
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mcp/fake_server.py");
-    let config = format!(
-        "mcp_servers:\n  tickets:\n    command: python3\n    args: [{}, {}]\n\
-         mcp_tools:\n  agents:\n    {client}: [tickets.lookup_ticket]\n",
-        serde_json::Value::String(script.display().to_string()),
-        serde_json::Value::String(log.display().to_string()),
-    );
+    let config = mcp_config(client, &log);
     let prompt = format!("Look up ticket {TICKET}, then {WRITE_PROMPT}");
     let ran = run_configured(
         client,
@@ -621,11 +674,6 @@ fn calls_an_mcp_tool(client: &str) {
         .iter()
         .flat_map(crate::fake_llm::offered_tools)
         .collect();
-    if let Ok(dir) = std::env::var("MCP_DUMP") {
-        for (i, r) in server.requests().iter().enumerate() {
-            std::fs::write(format!("{dir}/{i}.json"), r.body.to_string()).unwrap();
-        }
-    }
     assert_eq!(code(&ran.output), 0, "{}", ran.transcript());
     let calls = std::fs::read_to_string(&log).unwrap_or_else(|e| {
         panic!(
@@ -651,6 +699,18 @@ fn calls_an_mcp_tool(client: &str) {
         !offered.iter().any(|t| t.contains("delete_ticket")),
         "a tool outside the allow-list was offered: {offered:?}"
     );
+    // Nor named anywhere else. Claude Code names every tool of its MCP servers in the prompt
+    // (its deferred tools, whose schema `ToolSearch` fetches): `--allowedTools` is a permission
+    // (a call of another tool is refused, `-p` cannot ask), not a filter of what it lists.
+    if client != "claude-code" {
+        for request in server.requests() {
+            assert!(
+                !request.body.to_string().contains("delete_ticket"),
+                "a tool outside the allow-list was named to the model: {}",
+                request.body
+            );
+        }
+    }
     assert!(
         server
             .tools_called()
@@ -680,6 +740,12 @@ macro_rules! client_tests {
                     // Only for the clients marked `mcp`.
                     let _ = stringify!($mcp);
                     super::calls_an_mcp_tool($client);
+                }
+
+                #[test]
+                #[ignore = "needs the real clients: tests/real-clients/run"]
+                fn real_clients_refuses_an_mcp_tool_outside_the_list() {
+                    super::refuses_an_mcp_tool_outside_the_list($client);
                 }
             )?
 
