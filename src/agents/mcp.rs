@@ -4,8 +4,8 @@
 //! - Claude Code: `--mcp-config=<attempt>/mcp.json` (`mcpServers`) with `--strict-mcp-config`
 //!   (no other server is loaded) and `--allowedTools=mcp__<server>__<tool>,…` (`mcp__<server>`
 //!   for every tool of a server);
-//! - Codex: `-c mcp_servers.<server>.command=…` (`args`, `env`, `env_vars`, `enabled_tools`),
-//!   before its `-` (prompt on stdin);
+//! - Codex: `-c mcp_servers.<server>.command=…` (`args`, `env`, `env_vars`, `enabled_tools`,
+//!   `default_tools_approval_mode="approve"`), before its `-` (prompt on stdin);
 //! - Gemini CLI: `mcpServers` (with `includeTools`) in the settings of the attempt's own HOME
 //!   (`<attempt>/home/.gemini/settings.json`), merged with what its `base_url` settings wrote;
 //! - OpenCode: `mcp` (`type: local`) and `tools` (`<server>_*: false`, `<server>_<tool>: true`)
@@ -160,6 +160,9 @@ fn codex(scope: &Scope, invocation: &mut Invocation) {
         if let Some(tools) = tools {
             set("enabled_tools", toml_array(&tools));
         }
+        // The scope's tools are the allowed ones: `codex exec` never asks, so a tool that
+        // wanted approval would be refused ("requires approval, but approval policy is never").
+        set("default_tools_approval_mode", toml_string("approve"));
     }
     // Before the `-` that makes Codex read the prompt on stdin.
     let at = match invocation.argv.last().map(String::as_str) {
@@ -343,6 +346,7 @@ mod tests {
             r#"-c mcp_servers.github.env={"GITHUB_HOST"="ghe.example.com"}"#,
             r#"-c mcp_servers.github.env_vars=["GITHUB_TOKEN"]"#,
             r#"-c mcp_servers.github.enabled_tools=["search_issues"]"#,
+            r#"-c mcp_servers.github.default_tools_approval_mode="approve""#,
             r#"-c mcp_servers.filesystem.command="npx""#,
         ] {
             assert!(joined.contains(expected), "{expected} in {joined}");

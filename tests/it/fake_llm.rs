@@ -80,6 +80,16 @@ pub enum Scenario {
         content: String,
         answer: String,
     },
+    /// Call the MCP tool whose name ends with `tool` (each client prefixes it its own way:
+    /// `mcp__<server>__<tool>`, `<server>_<tool>`…) with `args`; once its result is in the
+    /// conversation, write `path` as [`Scenario::WriteFile`] does, then answer `answer`.
+    McpCall {
+        tool: String,
+        args: Value,
+        path: String,
+        content: String,
+        answer: String,
+    },
     /// Every request gets this HTTP status with the protocol's error body.
     Status(u16),
     /// Read every request and never answer.
@@ -604,6 +614,13 @@ fn serve_scenario(
             content,
             answer,
         } => write_file_action(protocol, &body, &path, &content, &answer),
+        Scenario::McpCall {
+            tool,
+            args,
+            path,
+            content,
+            answer,
+        } => mcp_call_action(protocol, &body, &tool, &args, &path, &content, &answer),
         Scenario::Pipeline(script) => crate::fake_pipeline::action(protocol, &body, &script),
     };
     {
@@ -644,6 +661,14 @@ fn serve_scenario(
     let _ = stream.flush();
 }
 
+/// The names of the tools a recorded request offered the model.
+pub fn offered_tools(request: &Recorded) -> Vec<String> {
+    tool_names(Protocol::of(request), &request.body)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
+}
+
 /// The names of the tools a request offers.
 pub(crate) fn tool_names(protocol: Protocol, body: &Value) -> Vec<(String, String)> {
     let tools = body.get("tools").and_then(Value::as_array);
@@ -659,6 +684,20 @@ pub(crate) fn tool_names(protocol: Protocol, body: &Value) -> Vec<(String, Strin
                 {
                     if let Some(name) = f.get("name").and_then(Value::as_str) {
                         out.push((name.to_string(), "function".to_string()));
+                    }
+                }
+            }
+            // The Responses API's namespaces (Codex's MCP servers): `<namespace>/<tool>`.
+            _ if tool.get("type").and_then(Value::as_str) == Some("namespace") => {
+                let namespace = tool.get("name").and_then(Value::as_str).unwrap_or("");
+                for inner in tool
+                    .get("tools")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(name) = inner.get("name").and_then(Value::as_str) {
+                        out.push((format!("{namespace}/{name}"), "function".to_string()));
                     }
                 }
             }
@@ -708,23 +747,91 @@ pub(crate) fn tool_param(body: &Value, name: &str) -> Option<String> {
 
 /// Has a tool's result come back in this conversation?
 fn has_tool_result(body: &Value) -> bool {
-    fn walk(v: &Value) -> bool {
+    tool_results(body) > 0
+}
+
+/// How many tools' results have come back in this conversation.
+fn tool_results(body: &Value) -> usize {
+    fn walk(v: &Value) -> usize {
         match v {
             Value::Object(map) => {
                 let kind = map.get("type").and_then(Value::as_str).unwrap_or("");
-                kind == "tool_result"
+                if kind == "tool_result"
                     || kind.ends_with("call_output")
                     || map.get("role").and_then(Value::as_str) == Some("tool")
                     || map.contains_key("functionResponse")
-                    || map.values().any(walk)
+                {
+                    1
+                } else {
+                    map.values().map(walk).sum()
+                }
             }
-            Value::Array(items) => items.iter().any(walk),
-            _ => false,
+            Value::Array(items) => items.iter().map(walk).sum(),
+            _ => 0,
         }
     }
     ["messages", "input", "contents"]
         .iter()
-        .any(|k| body.get(*k).is_some_and(walk))
+        .map(|k| body.get(*k).map_or(0, walk))
+        .sum()
+}
+
+/// [`Scenario::McpCall`]: the MCP tool first, then the file, then the answer. A client that
+/// defers its MCP tools (Claude Code names them in the prompt, behind its `ToolSearch`) gets
+/// the tool's schema fetched first, as a model would. A request with neither (a client's side
+/// request) gets a plain text.
+fn mcp_call_action(
+    protocol: Protocol,
+    body: &Value,
+    tool: &str,
+    args: &Value,
+    path: &str,
+    content: &str,
+    answer: &str,
+) -> Action {
+    let tools = tool_names(protocol, body);
+    let callable = tools.iter().find(|(n, _)| n.ends_with(tool));
+    let history = ["messages", "input", "contents"]
+        .iter()
+        .filter_map(|k| body.get(*k))
+        .map(Value::to_string)
+        .collect::<String>();
+    let searched = usize::from(history.contains(r#""name":"ToolSearch""#));
+    match (tool_results(body).saturating_sub(searched), callable) {
+        (0, Some((name, _))) => Action::Tool {
+            name: name.clone(),
+            args: args.clone(),
+        },
+        (0, None) if searched == 0 && tools.iter().any(|(n, _)| n == "ToolSearch") => {
+            match deferred_name(&history, tool) {
+                Some(name) => Action::Tool {
+                    name: "ToolSearch".into(),
+                    args: json!({ "query": format!("select:{name}") }),
+                },
+                None => Action::Text(answer.to_string()),
+            }
+        }
+        (1, _) if !tools.is_empty() => write_tool_action(protocol, body, path, content, answer),
+        _ => Action::Text(answer.to_string()),
+    }
+}
+
+/// The full name of a tool ending with `tool` that a conversation names (`mcp__s__tool`).
+fn deferred_name(history: &str, tool: &str) -> Option<String> {
+    let name_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    // JSON escapes (`\\n`) are not part of a name.
+    let history = history.replace("\\n", " ").replace("\\t", " ");
+    history.match_indices(tool).find_map(|(at, _)| {
+        let end = at + tool.len();
+        if history[end..].starts_with(name_char) {
+            return None;
+        }
+        let start = history[..at]
+            .rfind(|c: char| !name_char(c))
+            .map_or(0, |i| i + 1);
+        let name = &history[start..end];
+        (name.len() > tool.len()).then(|| name.to_string())
+    })
 }
 
 /// The working directory a client told the model about, to make a path absolute for the tools
@@ -763,6 +870,17 @@ fn write_file_action(
     if has_tool_result(body) {
         return Action::Text(answer.to_string());
     }
+    write_tool_action(protocol, body, path, content, answer)
+}
+
+/// Write `path` with `content` through the client's own write-file tool (or shell).
+fn write_tool_action(
+    protocol: Protocol,
+    body: &Value,
+    path: &str,
+    content: &str,
+    answer: &str,
+) -> Action {
     let tools = tool_names(protocol, body);
     let absolute = match workdir(body) {
         Some(dir) if !path.starts_with('/') => format!("{dir}/{path}"),
@@ -1025,9 +1143,15 @@ fn responses_stream(model: &str, action: &Action) -> Vec<(Option<&'static str>, 
             "content": [{"type": "output_text", "text": text, "annotations": []}]})
         }
         Action::Tool { name, args } => {
-            json!({"type": "function_call", "id": format!("fc_fake_{n}"),
+            let mut call = json!({"type": "function_call", "id": format!("fc_fake_{n}"),
             "call_id": format!("call_fake_{n}"), "name": name, "arguments": args.to_string(),
-            "status": "completed"})
+            "status": "completed"});
+            // A tool of a namespace (`<namespace>/<tool>`, see `tool_names`).
+            if let Some((namespace, tool)) = name.split_once('/') {
+                call["namespace"] = json!(namespace);
+                call["name"] = json!(tool);
+            }
+            call
         }
         Action::Custom { name, input } => {
             json!({"type": "custom_tool_call", "id": format!("ctc_fake_{n}"),

@@ -154,6 +154,18 @@ fn run_prompt(
     fallback: Option<(&str, &FakeLlm)>,
     prompt: &str,
 ) -> Ran {
+    run_configured(client, target, timeout, fallback, prompt, None)
+}
+
+/// [`run_prompt`] with the project's `.spectacular/config.yaml`.
+fn run_configured(
+    client: &str,
+    target: &Target<'_>,
+    timeout: &str,
+    fallback: Option<(&str, &FakeLlm)>,
+    prompt: &str,
+    config: Option<&str>,
+) -> Ran {
     let program = program(client).expect("the client is installed");
     let mission = format!(
         "mission: real-{client}\nphases:\n  write:\n    agent: {client}\n    workspace: repo\n    timeout: {timeout}\n    prompt: prompt.md\n"
@@ -177,6 +189,9 @@ fn run_prompt(
         ));
     }
     std::fs::write(project.path().join(".spectacular/agents.yaml"), agents).unwrap();
+    if let Some(config) = config {
+        std::fs::write(project.path().join(".spectacular/config.yaml"), config).unwrap();
+    }
     let home = project.path().join(".home");
     let output = spectacular_run(&project, &home, &["run", "mission.yaml"]);
     let events = project.events();
@@ -565,10 +580,175 @@ fn takes_a_large_prompt(client: &str) {
     ran.assert_no_canary();
 }
 
-/// The `real_clients_<client>_<scenario>` tests of one client.
+/// The arguments the scripted model calls the MCP tool with.
+const TICKET: &str = "SPEC-4217";
+
+/// The project configuration giving `client` the fake MCP server, which logs its calls to
+/// `log`, and only its tool `lookup_ticket`.
+fn mcp_config(client: &str, log: &std::path::Path) -> String {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mcp/fake_server.py");
+    format!(
+        "mcp_servers:\n  tickets:\n    command: python3\n    args: [{}, {}]\n\
+         mcp_tools:\n  agents:\n    {client}: [tickets.lookup_ticket]\n",
+        serde_json::Value::String(script.display().to_string()),
+        serde_json::Value::String(log.display().to_string()),
+    )
+}
+
+/// A model that calls the tool outside the allow-list (`delete_ticket`) whenever the client
+/// lets it (Claude Code names it, and its `ToolSearch` fetches its schema): the MCP server never
+/// gets the call, and the attempt still ends.
+fn refuses_an_mcp_tool_outside_the_list(client: &str) {
+    require(client);
+    let server = FakeLlm::with_scenario(Scenario::McpCall {
+        tool: "delete_ticket".into(),
+        args: serde_json::json!({ "ticket": TICKET }),
+        path: "hello.txt".into(),
+        content: "hello from the fake model".into(),
+        answer: "Done.".into(),
+    });
+    let scratch = tempfile::tempdir().unwrap();
+    let log = scratch.path().join("calls.jsonl");
+    let config = mcp_config(client, &log);
+    let prompt = format!("Delete ticket {TICKET}.\n");
+    let ran = run_configured(
+        client,
+        &Target::Server(&server),
+        "180s",
+        None,
+        &prompt,
+        Some(&config),
+    );
+    assert_eq!(code(&ran.output), 0, "{}", ran.transcript());
+    let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        !calls.contains("delete_ticket"),
+        "the MCP server got a call outside the allow-list: {calls}\ncalled: {:?}\n{}",
+        server.tools_called(),
+        ran.transcript()
+    );
+    // Claude Code let the model try (the refusal is what is tested); the others never
+    // offered the tool.
+    let tried = server
+        .tools_called()
+        .iter()
+        .any(|t| t.ends_with("delete_ticket"));
+    assert_eq!(
+        tried,
+        client == "claude-code",
+        "called: {:?}",
+        server.tools_called()
+    );
+    ran.assert_no_canary();
+}
+
+/// The fake MCP server (`tests/fixtures/mcp/fake_server.py`) offers `lookup_ticket` and
+/// `delete_ticket`; the agent may call `lookup_ticket` only. The scripted model calls it
+/// through the client, then writes a file: the server got the call with the model's arguments,
+/// the client offered the model the allowed tool and never the other one, and the attempt
+/// succeeded with the file written.
+fn calls_an_mcp_tool(client: &str) {
+    require(client);
+    let server = FakeLlm::with_scenario(Scenario::McpCall {
+        tool: "lookup_ticket".into(),
+        args: serde_json::json!({ "ticket": TICKET }),
+        path: "hello.txt".into(),
+        content: "hello from the fake model".into(),
+        answer: "I looked the ticket up and wrote hello.txt.".into(),
+    });
+    let scratch = tempfile::tempdir().unwrap();
+    let log = scratch.path().join("calls.jsonl");
+    let config = mcp_config(client, &log);
+    let prompt = format!("Look up ticket {TICKET}, then {WRITE_PROMPT}");
+    let ran = run_configured(
+        client,
+        &Target::Server(&server),
+        "180s",
+        None,
+        &prompt,
+        Some(&config),
+    );
+    let offered: Vec<String> = server
+        .requests()
+        .iter()
+        .flat_map(crate::fake_llm::offered_tools)
+        .collect();
+    assert_eq!(code(&ran.output), 0, "{}", ran.transcript());
+    let calls = std::fs::read_to_string(&log).unwrap_or_else(|e| {
+        panic!(
+            "the MCP server was never called: {e}\noffered: {offered:?}\n{}",
+            ran.transcript()
+        )
+    });
+    let calls: Vec<serde_json::Value> = calls
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        calls,
+        vec![serde_json::json!({"tool": "lookup_ticket", "arguments": {"ticket": TICKET}})],
+        "{}",
+        ran.transcript()
+    );
+    assert!(
+        offered.iter().any(|t| t.ends_with("lookup_ticket")),
+        "the allowed tool was not offered: {offered:?}"
+    );
+    assert!(
+        !offered.iter().any(|t| t.contains("delete_ticket")),
+        "a tool outside the allow-list was offered: {offered:?}"
+    );
+    // Nor named anywhere else. Claude Code names every tool of its MCP servers in the prompt
+    // (its deferred tools, whose schema `ToolSearch` fetches): `--allowedTools` is a permission
+    // (a call of another tool is refused, `-p` cannot ask), not a filter of what it lists.
+    if client != "claude-code" {
+        for request in server.requests() {
+            assert!(
+                !request.body.to_string().contains("delete_ticket"),
+                "a tool outside the allow-list was named to the model: {}",
+                request.body
+            );
+        }
+    }
+    assert!(
+        server
+            .tools_called()
+            .iter()
+            .any(|t| t.ends_with("lookup_ticket")),
+        "{:?}",
+        server.tools_called()
+    );
+    let written = std::fs::read_to_string(ran.project.path().join("hello.txt"))
+        .unwrap_or_else(|e| panic!("hello.txt: {e}\n{}", ran.transcript()));
+    assert_eq!(written.trim_end(), "hello from the fake model");
+    let EventData::AttemptSucceeded(_) = ran.result() else {
+        panic!("{}", ran.transcript())
+    };
+    ran.assert_no_canary();
+}
+
+/// The `real_clients_<client>_<scenario>` tests of one client; `mcp` for a client that takes
+/// MCP servers.
 macro_rules! client_tests {
-    ($module:ident, $client:literal) => {
+    ($module:ident, $client:literal $(, $mcp:ident)?) => {
         mod $module {
+            $(
+                #[test]
+                #[ignore = "needs the real clients: tests/real-clients/run"]
+                fn real_clients_calls_an_mcp_tool() {
+                    // Only for the clients marked `mcp`.
+                    let _ = stringify!($mcp);
+                    super::calls_an_mcp_tool($client);
+                }
+
+                #[test]
+                #[ignore = "needs the real clients: tests/real-clients/run"]
+                fn real_clients_refuses_an_mcp_tool_outside_the_list() {
+                    super::refuses_an_mcp_tool_outside_the_list($client);
+                }
+            )?
+
             #[test]
             #[ignore = "needs the real clients: tests/real-clients/run"]
             fn real_clients_writes_a_file() {
@@ -667,8 +847,8 @@ mod http {
     }
 }
 
-client_tests!(claude_code, "claude-code");
-client_tests!(codex, "codex");
-client_tests!(gemini, "gemini");
-client_tests!(opencode, "opencode");
+client_tests!(claude_code, "claude-code", mcp);
+client_tests!(codex, "codex", mcp);
+client_tests!(gemini, "gemini", mcp);
+client_tests!(opencode, "opencode", mcp);
 client_tests!(aider, "aider");
