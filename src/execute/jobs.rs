@@ -300,7 +300,7 @@ async fn prepare_attempt(
         let asked = tokio::task::spawn_blocking(move || gate.check());
         tokio::select! {
             asked = asked => if let Ok(Err(refused)) = asked {
-                return Err((FailureKind::Budget, refused));
+                return Err((FailureKind::Budget, refused.to_string()));
             },
             _ = canceled(cancel.clone()) => {
                 return Err((FailureKind::Canceled, "canceled".into()))

@@ -113,27 +113,39 @@ fn origin(batch: &Batch) -> Result<Origin, Refusal> {
     })
 }
 
+/// Why the control plane rejects one event of a batch (the reason sent back for it).
+#[derive(Debug, thiserror::Error)]
+enum Rejected {
+    #[error("the event is {0} bytes, over the limit of {limit} KiB", limit = MAX_EVENT_BYTES / 1024)]
+    TooBig(usize),
+    #[error("{0}")]
+    NotAnEvent(String),
+    #[error("`{0}` is not a ULID")]
+    NotUlid(&'static str),
+    #[error("`ts` is not an RFC 3339 UTC time")]
+    BadTime,
+    #[error("`seq` starts at 1")]
+    ZeroSeq,
+}
+
 /// An event as the control plane takes it, or why not.
-fn check(raw: &RawValue) -> Result<Event, String> {
+fn check(raw: &RawValue) -> Result<Event, Rejected> {
     let text = raw.get();
     if text.len() > MAX_EVENT_BYTES {
-        return Err(format!(
-            "the event is {} bytes, over the limit of {} KiB",
-            text.len(),
-            MAX_EVENT_BYTES / 1024
-        ));
+        return Err(Rejected::TooBig(text.len()));
     }
-    let event = Event::from_json_line(text).map_err(|e| one_line(&format!("not an event: {e}")))?;
+    let event = Event::from_json_line(text)
+        .map_err(|e| Rejected::NotAnEvent(one_line(&format!("not an event: {e}"))))?;
     for (field, id) in [("event_id", &event.event_id), ("run_id", &event.run_id)] {
         if ulid::Ulid::from_string(id).is_err() || id.len() != 26 {
-            return Err(format!("`{field}` is not a ULID"));
+            return Err(Rejected::NotUlid(field));
         }
     }
     if humantime::parse_rfc3339(&event.ts).is_err() {
-        return Err("`ts` is not an RFC 3339 UTC time".into());
+        return Err(Rejected::BadTime);
     }
     if event.seq == 0 {
-        return Err("`seq` starts at 1".into());
+        return Err(Rejected::ZeroSeq);
     }
     Ok(event)
 }
@@ -192,7 +204,7 @@ async fn ingest_one(app: &App, origin: &Origin, raw: &RawValue) -> Result<EventR
             return Ok(EventResult {
                 event_id: id.chars().take(64).collect(),
                 status: Status::Rejected,
-                reason: Some(reason),
+                reason: Some(reason.to_string()),
             });
         }
     };

@@ -128,7 +128,7 @@ impl Remote {
     ) -> Ended {
         let item = match self.item(&spec, dir, labels, phase, attempt).await {
             Ok(item) => item,
-            Err(message) => return Ended::SpawnFailed(message),
+            Err(e) => return Ended::SpawnFailed(e.to_string()),
         };
         let (tx, rx) = oneshot::channel();
         if let Ok(mut waiting) = self.waiting.lock() {
@@ -203,18 +203,17 @@ impl Remote {
         labels: &[String],
         phase: &str,
         attempt: u32,
-    ) -> Result<WorkItem, String> {
-        let rel = |p: &Path| -> Result<String, String> {
+    ) -> Result<WorkItem, BundleError> {
+        let rel = |p: &Path| -> Result<String, BundleError> {
             p.strip_prefix(dir)
                 .map(|r| r.to_string_lossy().into_owned())
-                .map_err(|_| format!("`{}` is outside the attempt directory", p.display()))
+                .map_err(|_| BundleError::Outside(p.display().to_string()))
         };
         let packed = {
             let dir = dir.to_path_buf();
             tokio::task::spawn_blocking(move || wire::pack(&dir, &[]))
                 .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?
+                .map_err(|e| BundleError::Task(e.to_string()))??
         };
         let files = self
             .bundle(packed, &format!("{phase}/{attempt}/in"))
@@ -242,18 +241,38 @@ impl Remote {
     }
 
     /// Files inline when small, else through the object store.
-    async fn bundle(&self, files: Vec<wire::File>, name: &str) -> Result<Bundle, String> {
+    async fn bundle(&self, files: Vec<wire::File>, name: &str) -> Result<Bundle, BundleError> {
         put_bundle(&self.link, &self.run_id, files, name).await
     }
 
-    async fn unpack(&self, dir: &Path, bundle: Bundle) -> Result<(), String> {
+    async fn unpack(&self, dir: &Path, bundle: Bundle) -> Result<(), BundleError> {
         let files = get_bundle(&self.link, bundle).await?;
         let dir = dir.to_path_buf();
-        tokio::task::spawn_blocking(move || wire::unpack(&dir, &files))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())
+        Ok(
+            tokio::task::spawn_blocking(move || wire::unpack(&dir, &files))
+                .await
+                .map_err(|e| BundleError::Task(e.to_string()))??,
+        )
     }
+}
+
+/// Why an attempt's files could not travel between the engine and a worker.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("`{0}` is outside the attempt directory")]
+    Outside(String),
+    #[error(transparent)]
+    Files(#[from] wire::FilesError),
+    #[error("the object store `{bucket}`: {detail}")]
+    Store { bucket: String, detail: String },
+    #[error("putting `{key}` in the object store: {detail}")]
+    Put { key: String, detail: String },
+    #[error("reading `{key}` from the object store: {detail}")]
+    Get { key: String, detail: String },
+    #[error("`{key}` does not decode: {detail}")]
+    Decode { key: String, detail: String },
+    #[error("packing the files: {0}")]
+    Task(String),
 }
 
 /// Publish on JetStream with a message id, waiting for the stream's acknowledgement.
@@ -275,7 +294,7 @@ pub(crate) async fn publish(
 }
 
 /// The object store of the attempts' files (`<prefix>_FILES`).
-async fn files_store(link: &Link) -> Result<jetstream::object_store::ObjectStore, String> {
+async fn files_store(link: &Link) -> Result<jetstream::object_store::ObjectStore, BundleError> {
     let bucket = format!("{}_FILES", link.config.prefix);
     if let Ok(store) = link.js.get_object_store(&bucket).await {
         return Ok(store);
@@ -287,7 +306,10 @@ async fn files_store(link: &Link) -> Result<jetstream::object_store::ObjectStore
             ..Default::default()
         })
         .await
-        .map_err(|e| format!("the object store `{bucket}`: {e}"))
+        .map_err(|e| BundleError::Store {
+            bucket: bucket.clone(),
+            detail: e.to_string(),
+        })
 }
 
 /// Files as a bundle: inline when under `wire::INLINE_MAX` encoded, else put in the object
@@ -297,7 +319,7 @@ pub(crate) async fn put_bundle(
     run_id: &str,
     files: Vec<wire::File>,
     name: &str,
-) -> Result<Bundle, String> {
+) -> Result<Bundle, BundleError> {
     let size: usize = files.iter().map(|f| f.data.len() + f.path.len()).sum();
     if size <= wire::INLINE_MAX {
         return Ok(Bundle {
@@ -307,11 +329,14 @@ pub(crate) async fn put_bundle(
     }
     let store = files_store(link).await?;
     let key = format!("{run_id}/{name}/{}", ulid::Ulid::new());
-    let bytes = serde_json::to_vec(&files).map_err(|e| e.to_string())?;
+    let bytes = serde_json::to_vec(&files).map_err(|e| BundleError::Task(e.to_string()))?;
     store
         .put(key.as_str(), &mut bytes.as_slice())
         .await
-        .map_err(|e| format!("putting `{key}` in the object store: {e}"))?;
+        .map_err(|e| BundleError::Put {
+            key: key.clone(),
+            detail: e.to_string(),
+        })?;
     Ok(Bundle {
         files: Vec::new(),
         object: Some(key),
@@ -319,7 +344,10 @@ pub(crate) async fn put_bundle(
 }
 
 /// The files of a bundle, read from the object store when they are there (bounded).
-pub(crate) async fn get_bundle(link: &Link, bundle: Bundle) -> Result<Vec<wire::File>, String> {
+pub(crate) async fn get_bundle(
+    link: &Link,
+    bundle: Bundle,
+) -> Result<Vec<wire::File>, BundleError> {
     let Some(key) = bundle.object else {
         return Ok(bundle.files);
     };
@@ -327,7 +355,10 @@ pub(crate) async fn get_bundle(link: &Link, bundle: Bundle) -> Result<Vec<wire::
     let object = store
         .get(key.as_str())
         .await
-        .map_err(|e| format!("`{key}` in the object store: {e}"))?;
+        .map_err(|e| BundleError::Get {
+            key: key.clone(),
+            detail: e.to_string(),
+        })?;
     let mut bytes = Vec::new();
     // Base64 and JSON around at most `FILES_MAX` bytes of files.
     let limit = wire::FILES_MAX * 2;
@@ -335,12 +366,18 @@ pub(crate) async fn get_bundle(link: &Link, bundle: Bundle) -> Result<Vec<wire::
         .take(limit)
         .read_to_end(&mut bytes)
         .await
-        .map_err(|e| format!("reading `{key}` from the object store: {e}"))?;
+        .map_err(|e| BundleError::Get {
+            key: key.clone(),
+            detail: e.to_string(),
+        })?;
     if bytes.len() as u64 >= limit {
-        return Err(wire::FilesError::TooBig.to_string());
+        return Err(wire::FilesError::TooBig.into());
     }
     let _ = store.delete(key.as_str()).await;
-    serde_json::from_slice(&bytes).map_err(|e| format!("`{key}` does not decode: {e}"))
+    serde_json::from_slice(&bytes).map_err(|e| BundleError::Decode {
+        key,
+        detail: e.to_string(),
+    })
 }
 
 /// Hand each outcome to the attempt waiting for it; outcomes nobody waits for yet are kept
