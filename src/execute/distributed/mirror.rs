@@ -1,10 +1,13 @@
 //! A run's log mirrored to JetStream (one subject per run), and read back from it.
 //!
-//! Each event is published with `Nats-Msg-Id` = its `event_id` (a publish retried after a lost
-//! acknowledgement is not a second event) and `Nats-Expected-Last-Subject-Sequence` = the
-//! stream sequence of the run's last mirrored event: two coordinators that both think they
-//! own a run cannot both append; the second learns it at its first event and stops.
+//! A message holds one or more consecutive events as JSON lines (the events committed while
+//! the previous message waited for its acknowledgement). Each is published with
+//! `Nats-Msg-Id` = its last event's `event_id` (a publish retried after a lost
+//! acknowledgement is not a second copy) and `Nats-Expected-Last-Subject-Sequence` = the
+//! stream sequence of the run's last message: two coordinators that both think they own a run
+//! cannot both append; the second learns it at its first message and stops.
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +42,13 @@ pub async fn tip(link: &Link, run_id: &str) -> Result<Option<Tip>, Error> {
         .await
     {
         Ok(message) => {
-            let event = decode(run_id, message.sequence, &message.payload)?;
+            let event = decode(run_id, message.sequence, &message.payload)?
+                .pop()
+                .ok_or_else(|| Error::Damaged {
+                    run_id: run_id.into(),
+                    sequence: message.sequence,
+                    detail: "the message holds no event".into(),
+                })?;
             Ok(Some(Tip {
                 stream_seq: message.sequence,
                 event_seq: event.seq,
@@ -56,22 +65,23 @@ pub async fn tip(link: &Link, run_id: &str) -> Result<Option<Tip>, Error> {
     }
 }
 
-fn decode(run_id: &str, sequence: u64, payload: &[u8]) -> Result<Event, Error> {
+/// The events of one message of the run's subject: one or more JSON lines.
+fn decode(run_id: &str, sequence: u64, payload: &[u8]) -> Result<Vec<Event>, Error> {
     let damaged = |detail: String| Error::Damaged {
         run_id: run_id.into(),
         sequence,
         detail,
     };
-    let line = std::str::from_utf8(payload).map_err(|e| damaged(e.to_string()))?;
-    let event = Event::from_json_line(line).map_err(|e| damaged(e.to_string()))?;
-    if event.run_id != run_id {
-        return Err(Error::Damaged {
-            run_id: run_id.into(),
-            sequence,
-            detail: format!("it belongs to run `{}`", event.run_id),
-        });
+    let text = std::str::from_utf8(payload).map_err(|e| damaged(e.to_string()))?;
+    let mut events = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let event = Event::from_json_line(line).map_err(|e| damaged(e.to_string()))?;
+        if event.run_id != run_id {
+            return Err(damaged(format!("it belongs to run `{}`", event.run_id)));
+        }
+        events.push(event);
     }
-    Ok(event)
+    Ok(events)
 }
 
 /// Every event of a run in the stream, in order.
@@ -98,7 +108,7 @@ pub async fn read(link: &Link, run_id: &str) -> Result<Vec<Event>, Error> {
     while let Some(message) = messages.next().await {
         let message = message.map_err(|e| jetstream_error("the run consumer", e))?;
         let sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
-        events.push(decode(run_id, sequence, &message.payload)?);
+        events.extend(decode(run_id, sequence, &message.payload)?);
         if sequence >= tip.stream_seq {
             break;
         }
@@ -195,6 +205,16 @@ impl Mirror {
     }
 }
 
+/// The most bytes of events one mirror message carries (NATS's default `max_payload` is
+/// 1 MiB); an event larger than this travels alone.
+pub const GROUP_MAX: usize = 256 * 1024;
+
+/// Mirror what the engine commits, one conditional publish at a time: while one waits for
+/// its acknowledgement, the events committed meanwhile gather, and the next message carries
+/// them all (a group commit). The expected last subject sequence of each message is the
+/// previous one's, so two coordinators still never both append; a message's id is its last
+/// event's `event_id`, and a publish retried after a lost acknowledgement resends the very
+/// same message, which the stream deduplicates.
 async fn run(
     link: Arc<Link>,
     run_id: String,
@@ -203,47 +223,96 @@ async fn run(
     lost: impl FnOnce(Error),
 ) -> Result<(), Error> {
     let subject = link.config.run_subject(&run_id);
-    while let Some(events) = rx.recv().await {
-        for event in events {
-            if event.seq <= tip.event_seq {
-                continue;
+    let mut pending: VecDeque<Event> = VecDeque::new();
+    let mut open = true;
+    while open || !pending.is_empty() {
+        if pending.is_empty() {
+            match rx.recv().await {
+                Some(events) => pending.extend(events),
+                None => open = false,
             }
-            let mut backoff = Duration::from_millis(100);
-            loop {
-                let publish = Publish::build()
-                    .message_id(&event.event_id)
-                    .expected_last_subject_sequence(tip.stream_seq)
-                    .payload(event.to_json_line().into_bytes().into());
-                let acked = match link.js.send_publish(subject.clone(), publish).await {
-                    Ok(ack) => ack.await.map_err(|e| e.kind()),
-                    Err(e) => Err(e.kind()),
-                };
-                match acked {
-                    Ok(ack) => {
-                        tip = Tip {
-                            stream_seq: ack.sequence,
-                            event_seq: event.seq,
-                            event_id: event.event_id.clone(),
-                        };
-                        break;
-                    }
-                    Err(PublishErrorKind::WrongLastSequence) => {
-                        let superseded = || Error::Superseded {
-                            run_id: run_id.clone(),
-                            expected: tip.stream_seq,
-                        };
-                        lost(superseded());
-                        return Err(superseded());
-                    }
-                    Err(kind) => {
-                        // The server is away: the local log is durable, the mirror catches up.
-                        tracing::warn!("mirroring run {run_id} to NATS: {kind}; retrying");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                    }
+        }
+        while let Ok(events) = rx.try_recv() {
+            pending.extend(events);
+        }
+        pending.retain(|e| e.seq > tip.event_seq);
+        let Some((payload, last)) = group(&mut pending) else {
+            continue;
+        };
+        match append(&link, &subject, &run_id, &tip, &last, payload).await {
+            Ok(stream_seq) => {
+                tip = Tip {
+                    stream_seq,
+                    event_seq: last.seq,
+                    event_id: last.event_id,
                 }
+            }
+            Err(e) => {
+                let again = Error::Superseded {
+                    run_id: run_id.clone(),
+                    expected: tip.stream_seq,
+                };
+                lost(e);
+                return Err(again);
             }
         }
     }
     Ok(())
+}
+
+/// The next message: the first pending events up to [`GROUP_MAX`] bytes (at least one), as
+/// JSON lines, and its last event.
+fn group(pending: &mut VecDeque<Event>) -> Option<(Vec<u8>, Event)> {
+    let mut payload = Vec::new();
+    let mut last = None;
+    while let Some(event) = pending.front() {
+        let line = event.to_json_line();
+        if last.is_some() && payload.len() + line.len() + 1 > GROUP_MAX {
+            break;
+        }
+        if !payload.is_empty() {
+            payload.push(b'\n');
+        }
+        payload.extend_from_slice(line.as_bytes());
+        last = pending.pop_front();
+    }
+    last.map(|last| (payload, last))
+}
+
+/// Append one message to the run's subject after `tip`, retrying (the same message) while
+/// the server is away; its stream sequence, or `Superseded` if another coordinator appended.
+async fn append(
+    link: &Link,
+    subject: &str,
+    run_id: &str,
+    tip: &Tip,
+    last: &Event,
+    payload: Vec<u8>,
+) -> Result<u64, Error> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let publish = Publish::build()
+            .message_id(&last.event_id)
+            .expected_last_subject_sequence(tip.stream_seq)
+            .payload(payload.clone().into());
+        let acked = match link.js.send_publish(subject.to_string(), publish).await {
+            Ok(ack) => ack.await.map_err(|e| e.kind()),
+            Err(e) => Err(e.kind()),
+        };
+        match acked {
+            Ok(ack) => return Ok(ack.sequence),
+            Err(PublishErrorKind::WrongLastSequence) => {
+                return Err(Error::Superseded {
+                    run_id: run_id.to_string(),
+                    expected: tip.stream_seq,
+                })
+            }
+            Err(kind) => {
+                // The server is away: the local log is durable, the mirror catches up.
+                tracing::warn!("mirroring run {run_id} to NATS: {kind}; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
 }
