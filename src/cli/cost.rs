@@ -16,10 +16,14 @@ pub struct Args {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub nats: super::from_nats::NatsArgs,
 }
 
 pub fn run(context: &Context, args: Args) -> Outcome {
     let store = context.store();
+    let wanted: Vec<&str> = args.run.as_deref().into_iter().collect();
+    super::from_nats::fetch_missing(&store, args.nats.nats.as_deref(), &wanted)?;
     let since = args
         .since
         .as_deref()

@@ -23,9 +23,22 @@ pub struct Args {
     /// Show runs only: no approving, answering or canceling from the pages.
     #[arg(long)]
     pub read_only: bool,
+    /// With `--nats`: runs (whole ids) to read from NATS JetStream first, if this store
+    /// lacks them; repeat or separate with commas.
+    #[arg(
+        long = "run",
+        value_name = "RUN",
+        value_delimiter = ',',
+        requires = "nats"
+    )]
+    pub runs: Vec<String>,
+    #[command(flatten)]
+    pub nats: super::from_nats::NatsArgs,
 }
 
 pub fn run(context: &Context, args: Args) -> Outcome {
+    let wanted: Vec<&str> = args.runs.iter().map(String::as_str).collect();
+    super::from_nats::fetch_missing(&context.store(), args.nats.nats.as_deref(), &wanted)?;
     let token = match args.token {
         Some(token) => check_token(&token)?,
         None if !args.bind.is_loopback() => {

@@ -53,6 +53,7 @@ mod control;
 mod cost;
 mod dashboard;
 mod exit;
+mod from_nats;
 mod graph;
 mod init;
 mod mcp;

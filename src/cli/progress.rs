@@ -221,6 +221,13 @@ impl Progress {
                     d.phase, d.attempt, d.worker, d.delivery
                 ));
             }
+            EventData::AttemptRecalled(d) => {
+                let mark = self.paint("worker", anstyle::AnsiColor::Yellow);
+                self.line(&format!(
+                    "{mark}    {}: attempt {} recalled from the workers (the previous coordinator's)",
+                    d.phase, d.attempt
+                ));
+            }
             EventData::FallbackActivated(d) => {
                 let mark = self.paint("fallback", anstyle::AnsiColor::Yellow);
                 self.line(&format!(

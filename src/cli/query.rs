@@ -13,6 +13,8 @@ pub struct StatusArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub nats: super::from_nats::NatsArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -92,6 +94,8 @@ fn internal(e: impl std::fmt::Display) -> Failure {
 
 pub fn status(context: &Context, args: StatusArgs) -> Outcome {
     let store = context.store();
+    let wanted: Vec<&str> = args.run.as_deref().into_iter().collect();
+    super::from_nats::fetch_missing(&store, args.nats.nats.as_deref(), &wanted)?;
     let run_id = resolve(&store, args.run.as_deref())?;
     let summary = query::summary(&store, &run_id).map_err(internal)?;
     let events = store.read_events(&run_id).map_err(internal)?;

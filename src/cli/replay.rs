@@ -35,6 +35,8 @@ pub struct ReplayArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub nats: super::from_nats::NatsArgs,
 }
 
 fn internal(e: impl std::fmt::Display) -> Failure {
@@ -43,6 +45,8 @@ fn internal(e: impl std::fmt::Display) -> Failure {
 
 pub fn replay(context: &Context, args: ReplayArgs) -> Outcome {
     let store = context.store();
+    let wanted: Vec<&str> = args.run.as_deref().into_iter().collect();
+    super::from_nats::fetch_missing(&store, args.nats.nats.as_deref(), &wanted)?;
     let what_if = !args.policies.is_empty() || args.models.is_some();
     if args.all && !what_if {
         return Err(Failure::usage(

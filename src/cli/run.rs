@@ -95,7 +95,7 @@ pub fn run(context: &Context, args: RunArgs) -> Outcome {
     let runtime = runtime()?;
     let project_root = context.project.root.clone();
     let mission_id = mission.id.clone();
-    let settings = nats_settings(&runtime, args.nats.as_deref())?;
+    let settings = nats_settings(context, &runtime, args.nats.as_deref())?;
     let engine = runtime.block_on(async {
         Engine::start(StartRequest {
             store,
@@ -140,7 +140,7 @@ pub fn run(context: &Context, args: RunArgs) -> Outcome {
 pub fn resume(context: &Context, args: ResumeArgs) -> Outcome {
     let store = context.store();
     let runtime = runtime()?;
-    let settings = nats_settings(&runtime, args.nats.as_deref())?;
+    let settings = nats_settings(context, &runtime, args.nats.as_deref())?;
     let run_id = match &settings.nats {
         // With NATS the stream is the authority: the local log is rebuilt from it (this
         // machine may never have seen the run).
@@ -368,15 +368,30 @@ fn drive(
 }
 
 /// The engine's settings, connected to NATS when `--nats` (or `SPECTACULAR_NATS`) names a
-/// server: an unreachable server stops the command before anything is recorded.
+/// server: an unreachable server, or a `config.yaml` with errors, stops the command before
+/// anything is recorded.
 fn nats_settings(
+    context: &Context,
     runtime: &tokio::runtime::Runtime,
     url: Option<&str>,
 ) -> Result<Settings, Failure> {
     let mut settings = Settings::default();
     if let Some(url) = url.filter(|u| !u.is_empty()) {
-        let config = crate::execute::distributed::Config::from_env(url)
+        let mut config = crate::execute::distributed::Config::from_env(url)
             .map_err(|e| Failure::usage(e.to_string()))?;
+        let (project, diagnostics) = crate::config::project::load(&context.store().dir);
+        if diagnostics.has_errors() {
+            return Err(Failure {
+                exit: Exit::Invalid,
+                message: format!(
+                    "the project's config.yaml has errors\n{}",
+                    context.render_stderr(&diagnostics)
+                ),
+            });
+        }
+        if let Some(timeout) = project.nats.as_ref().and_then(|n| n.queue_timeout()) {
+            config.queue_timeout = timeout;
+        }
         let link = runtime
             .block_on(crate::execute::distributed::coordinator::Link::connect(
                 config,

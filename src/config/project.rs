@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -60,6 +61,67 @@ pub struct ProjectConfig {
     /// this section nothing is ever pushed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_requests: Option<PullRequestSection>,
+    /// Running attempts on NATS workers (`run --nats`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats: Option<NatsSection>,
+}
+
+/// The `nats` section.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSection {
+    /// How long an attempt waits in the queue for a worker with its labels (`10m`, the
+    /// default; from `1s` to `7d`): when no worker took it, and none took or ran any attempt
+    /// needing those labels in the last half of it, the attempt fails saying which worker to
+    /// start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub queue_timeout: Option<String>,
+}
+
+/// The shortest and longest `nats.queue_timeout`.
+pub const QUEUE_TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(7 * 24 * 3600));
+
+impl NatsSection {
+    /// The queue timeout, if set and valid.
+    pub fn queue_timeout(&self) -> Option<Duration> {
+        self.queue_timeout
+            .as_deref()
+            .and_then(|t| humantime::parse_duration(t.trim()).ok())
+            .filter(|d| (QUEUE_TIMEOUT_RANGE.0..=QUEUE_TIMEOUT_RANGE.1).contains(d))
+    }
+}
+
+/// What the schema cannot check about the `nats` section: the duration, located in `file`.
+fn check_nats(
+    root: &crate::load::yaml::Node,
+    section: &NatsSection,
+    file: &str,
+    diagnostics: &mut Diagnostics,
+) {
+    use crate::conform::Seg;
+    use crate::diag::{Code, Diagnostic};
+    let Some(text) = &section.queue_timeout else {
+        return;
+    };
+    if section.queue_timeout().is_some() {
+        return;
+    }
+    let path = [Seg::Key("nats".into()), Seg::Key("queue_timeout".into())];
+    let span = crate::conform::lookup(root, &path).map(|f| f.key_span.unwrap_or(f.node.span));
+    let problem = match humantime::parse_duration(text.trim()) {
+        Err(e) => format!("is not a duration: {e}"),
+        Ok(_) => "is out of range".into(),
+    };
+    diagnostics.push(
+        Diagnostic::new(
+            Code::InvalidDuration,
+            format!("`queue_timeout: {text}` {problem}"),
+        )
+        .at(file, span, crate::conform::path_text(&path))
+        .help("write a duration from `1s` to `7d`, such as `10m` (the default)"),
+    );
 }
 
 /// The `sync` section: where this project's events go, and under which names.
@@ -232,6 +294,11 @@ pub fn load(dot_dir: &Path) -> (ProjectConfig, Diagnostics) {
                 }
                 if diagnostics.has_errors() {
                     config.notify = None;
+                }
+            }
+            if let Some(section) = &config.nats {
+                if let Some(root) = crate::load::yaml::parse(&text, &file).root {
+                    check_nats(&root, section, &file, &mut diagnostics);
                 }
             }
             (config, diagnostics)

@@ -233,6 +233,9 @@ pub struct Engine {
     remote: Option<Arc<distributed::coordinator::Remote>>,
     mirror: Option<distributed::mirror::Mirror>,
     superseded: Option<distributed::Error>,
+    /// With NATS, after a failover: the attempts the previous coordinator had in flight,
+    /// which the workers are asked to stop once connected.
+    recall: Vec<(String, u32)>,
 }
 
 /// The secrets of a run: which variables hold them, the environment they were read from

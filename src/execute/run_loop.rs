@@ -525,7 +525,15 @@ impl Engine {
         });
         let remote =
             crate::execute::distributed::coordinator::Remote::open(link.clone(), &run_id, tx);
-        self.remote = Some(Arc::new(remote.await?));
+        let remote = Arc::new(remote.await?);
+        for (phase, attempt) in std::mem::take(&mut self.recall) {
+            remote.cancel(&phase, attempt).await;
+            self.record(
+                EventData::AttemptRecalled(AttemptRecalled { phase, attempt }),
+                "engine",
+            );
+        }
+        self.remote = Some(remote);
         let local = self.store.read_events(&run_id)?;
         let engine = self.tx.clone();
         let lost = move |e| {

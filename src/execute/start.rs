@@ -309,6 +309,10 @@ impl Engine {
             engine.shared.reconcile(run_id, &ended);
         }
         let interrupted = engine.scheduler.running();
+        if engine.settings.nats.is_some() {
+            // A dead coordinator's attempts may still run on workers: stop them.
+            engine.recall.clone_from(&interrupted);
+        }
         for (phase, attempt) in &interrupted {
             process::kill_orphan_group(
                 &engine.run_dir.join("pids"),
@@ -469,6 +473,7 @@ impl Engine {
             remote: None,
             mirror: None,
             superseded: None,
+            recall: Vec::new(),
         }
     }
 }

@@ -721,6 +721,10 @@ pub fn event_detail(event: &Event) -> String {
             "attempt {}: taken again by {} (delivery {})",
             d.attempt, d.worker, d.delivery
         ),
+        EventData::AttemptRecalled(d) => format!(
+            "attempt {}: the workers were asked to stop the previous coordinator's copy",
+            d.attempt
+        ),
         EventData::BudgetAlert(d) => format!("{}: {}: {}", d.level, alert_numbers(d), d.message),
         EventData::NotificationSent(d) => format!(
             "{} told of event {} ({}) after {} request(s){}",

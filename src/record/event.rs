@@ -99,6 +99,8 @@ pub enum EventData {
     PrUpdated(PullRequest),
     #[serde(rename = "attempt.redelivered")]
     AttemptRedelivered(AttemptRedelivered),
+    #[serde(rename = "attempt.recalled")]
+    AttemptRecalled(AttemptRecalled),
 }
 
 impl EventData {
@@ -134,6 +136,7 @@ impl EventData {
             EventData::PrOpened(_) => "pr.opened",
             EventData::PrUpdated(_) => "pr.updated",
             EventData::AttemptRedelivered(_) => "attempt.redelivered",
+            EventData::AttemptRecalled(_) => "attempt.recalled",
         }
     }
 
@@ -168,6 +171,7 @@ impl EventData {
         "pr.opened",
         "pr.updated",
         "attempt.redelivered",
+        "attempt.recalled",
     ];
 
     /// Decode a payload from its type name and its `data` JSON: the same result as reading
@@ -212,6 +216,7 @@ impl EventData {
             "fallback.activated" => read!(FallbackActivated),
             "budget.alert" => read!(BudgetAlert),
             "attempt.redelivered" => read!(AttemptRedelivered),
+            "attempt.recalled" => read!(AttemptRecalled),
             "merge.step" => read!(MergeStep),
             "clarification.answered" => read!(ClarificationAnswered),
             "notification.sent" => read!(NotificationSent),
@@ -246,6 +251,7 @@ impl EventData {
             EventData::PolicyDecided(d) => Some(&d.phase),
             EventData::FallbackActivated(d) => Some(&d.phase),
             EventData::AttemptRedelivered(d) => Some(&d.phase),
+            EventData::AttemptRecalled(d) => Some(&d.phase),
             EventData::MergeStep(d) => Some(&d.phase),
             _ => None,
         }
@@ -732,6 +738,16 @@ pub struct AttemptRedelivered {
     pub worker: String,
     /// How many times the attempt was delivered to a worker (2 or more).
     pub delivery: u64,
+}
+
+/// After a coordinator failover (`resume --nats`), the new coordinator asked the NATS workers
+/// to stop an attempt the previous coordinator had published and the run records as
+/// interrupted: its outcome would be dropped, so a worker still running it stops, and one
+/// that has not taken it yet never runs it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecalled {
+    pub phase: String,
+    pub attempt: u32,
 }
 
 /// The run's spending crossed a threshold: `soft` (the mission's `soft_usd`, once per run) or

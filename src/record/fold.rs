@@ -385,6 +385,7 @@ impl RunSummary {
             | EventData::PolicyDecided(_)
             | EventData::FallbackActivated(_)
             | EventData::AttemptRedelivered(_)
+            | EventData::AttemptRecalled(_)
             | EventData::MergeStep(_)
             | EventData::BudgetAlert(_)
             | EventData::NotificationSent(_)

@@ -283,6 +283,7 @@ fn slots(data: &mut EventData) -> Vec<Slot<'_>> {
         }
         EventData::FallbackActivated(d) => text(s, &mut d.reason),
         EventData::AttemptRedelivered(d) => text(s, &mut d.worker),
+        EventData::AttemptRecalled(_) => {}
         EventData::MergeStep(d) => {
             for conflict in &mut d.conflicts {
                 text(s, &mut conflict.file);

@@ -892,6 +892,7 @@ fn phases_named(data: &EventData) -> Vec<Cow<'_, str>> {
         | EventData::PolicyDecided(_)
         | EventData::FallbackActivated(_)
         | EventData::AttemptRedelivered(_)
+        | EventData::AttemptRecalled(_)
         | EventData::BudgetAlert(_)
         | EventData::NotificationSent(_)
         | EventData::NotificationFailed(_)

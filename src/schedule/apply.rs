@@ -240,6 +240,7 @@ impl Scheduler {
             EventData::PolicyDecided(_)
             | EventData::FallbackActivated(_)
             | EventData::AttemptRedelivered(_)
+            | EventData::AttemptRecalled(_)
             | EventData::BudgetAlert(_) => {}
             // What was done outside the run (a webhook told, an issue commented, a pull request
             // opened).

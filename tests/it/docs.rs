@@ -939,6 +939,14 @@ const EVENT_DESCRIPTIONS: &[(&str, &str)] = &[
          the start; only one `attempt.succeeded` or `attempt.failed` follows.",
     ),
     (
+        "attempt.recalled",
+        "After a coordinator failover (`resume --nats`), the new coordinator asked the NATS \
+         workers to stop an attempt the previous coordinator had published, which the run \
+         records as interrupted (`attempt.failed` with kind `interrupted`, then retried under \
+         the next number): a worker still running it stops it, and a worker that has not \
+         taken it yet drops it. Its outcome, if one comes, is never recorded.",
+    ),
+    (
         "fallback.activated",
         "An agent attempt moved to the next entry of its fallback chain (another model of the \
          same agent, or another agent) because the one it used was unavailable, rate-limited, \

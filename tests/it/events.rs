@@ -42,9 +42,10 @@ fn golden_index(data: &EventData) -> usize {
         EventData::PrOpened(_) => 26,
         EventData::PrUpdated(_) => 27,
         EventData::AttemptRedelivered(_) => 28,
+        EventData::AttemptRecalled(_) => 29,
     }
 }
-const TYPE_COUNT: usize = 29;
+const TYPE_COUNT: usize = 30;
 
 fn samples() -> Vec<EventData> {
     let s = String::from;
@@ -289,6 +290,10 @@ fn samples() -> Vec<EventData> {
             attempt: 1,
             worker: s("build-7:4121"),
             delivery: 2,
+        }),
+        EventData::AttemptRecalled(AttemptRecalled {
+            phase: s("implement[wp-3]"),
+            attempt: 1,
         }),
     ]
 }

@@ -366,6 +366,57 @@ fn a_killed_coordinator_is_resumed_elsewhere_from_the_stream() {
 }
 
 #[test]
+fn a_resumed_coordinator_recalls_the_dead_ones_attempts_from_the_workers() {
+    if !nats_up("a_resumed_coordinator_recalls_the_dead_ones_attempts_from_the_workers") {
+        return;
+    }
+    // The first attempt runs until it is stopped (and says so); the retry finishes.
+    let mission = r#"
+mission: recall
+phases:
+  long:
+    shell: 'if [ "$SPECTACULAR_ATTEMPT" = 1 ]; then trap "echo stopped > @DIR@/stopped; exit 1" INT TERM; echo $$ > @DIR@/first; while :; do sleep 0.05; done; fi; echo done > out.txt'
+    outputs: { out: { path: out.txt } }
+"#;
+    let p = Project::new(mission, &prefix("recall"), "30s");
+    let _worker = p.spawn(&[
+        "worker",
+        "--nats",
+        &url(),
+        "--concurrency",
+        "2",
+        "--name",
+        "w",
+    ]);
+    let mut coordinator = p.spawn(&["run", "mission.yaml", "--nats", &url()]);
+    until("the first attempt to run on the worker", || {
+        p.path().join("first").is_file()
+    });
+    let run_id = p.run_ids().pop().unwrap();
+    coordinator.kill();
+    let other = p.elsewhere();
+    let (code, stderr) = other.run(&["resume", &run_id, "--nats", &url()]);
+    assert_eq!(code, 0, "{stderr}");
+    // The dead coordinator's copy does not run on to its end: the worker stopped it.
+    until("the worker to stop the dead coordinator's attempt", || {
+        p.path().join("stopped").is_file()
+    });
+    let events = other.events(&run_id);
+    let recalled: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::AttemptRecalled(r) => Some((r.phase.clone(), r.attempt)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(recalled, vec![("long".to_string(), 1)]);
+    assert_eq!(count(&events, "attempt.succeeded", "long"), 1);
+    assert!(events
+        .iter()
+        .any(|e| matches!(e.data, EventData::RunSucceeded(_))));
+}
+
+#[test]
 fn two_coordinators_racing_on_one_run_one_wins() {
     if !nats_up("two_coordinators_racing_on_one_run_one_wins") {
         return;
@@ -574,4 +625,110 @@ fn a_bad_runs_on_label_is_reported_where_it_is() {
     assert_eq!(out.status.code(), Some(65), "{shown}");
     assert!(shown.contains("mission.yaml:5:22"), "{shown}");
     assert!(shown.contains("\"Big_GPU\" does not match"), "{shown}");
+}
+
+#[test]
+fn an_attempt_no_worker_serves_fails_after_the_queue_timeout_saying_which_worker_to_start() {
+    if !nats_up("an_attempt_no_worker_serves_fails_after_the_queue_timeout") {
+        return;
+    }
+    let p = Project::new(
+        "mission: gpu\nphases:\n  train:\n    run: [echo, trained]\n    runs_on: [gpu]\n",
+        &prefix("queuetimeout"),
+        "30s",
+    );
+    std::fs::write(
+        p.path().join(".spectacular/config.yaml"),
+        "nats:\n  queue_timeout: 1s\n",
+    )
+    .unwrap();
+    // A worker without the label: it never takes the attempt.
+    let _worker = p.worker("plain", "", &url());
+    let (code, stderr) = p.run(&["run", "mission.yaml", "--nats", &url()]);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("no worker serving the labels `gpu`"),
+        "warned at start: {stderr}"
+    );
+    let run_id = p.run_ids().pop().unwrap();
+    let failed: Vec<String> = p
+        .events(&run_id)
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::AttemptFailed(f) => Some(f.message.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(!failed.is_empty());
+    for message in &failed {
+        assert!(
+            message.contains("no NATS worker took this attempt within 1s"),
+            "{message}"
+        );
+        assert!(
+            message.contains("`spectacular worker --nats URL --labels gpu`"),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_queue_timeout_stops_run_with_its_place_in_config_yaml() {
+    let p = Project::new(
+        "mission: x\nphases:\n  a: { run: [echo, a] }\n",
+        &prefix("badqueuetimeout"),
+        "30s",
+    );
+    std::fs::write(
+        p.path().join(".spectacular/config.yaml"),
+        "nats:\n  queue_timeout: soon\n",
+    )
+    .unwrap();
+    let (code, stderr) = p.run(&["run", "mission.yaml", "--nats", &url()]);
+    assert_eq!(code, 65, "{stderr}");
+    assert!(stderr.contains("config.yaml:2:3"), "{stderr}");
+    assert!(
+        stderr.contains("`queue_timeout: soon` is not a duration"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("such as `10m`"), "{stderr}");
+    assert!(p.run_ids().is_empty(), "nothing is recorded");
+}
+
+#[test]
+fn status_cost_and_replay_read_a_run_from_the_stream_in_a_fresh_checkout() {
+    if !nats_up("status_cost_and_replay_read_a_run_from_the_stream") {
+        return;
+    }
+    let p = Project::new(
+        "mission: elsewhere\nphases:\n  a: { run: [echo, a] }\n  b: { run: [echo, b], needs: [a] }\n",
+        &prefix("readers"),
+        "30s",
+    );
+    let _worker = p.worker("w", "", &url());
+    let (code, stderr) = p.run(&["run", "mission.yaml", "--nats", &url()]);
+    assert_eq!(code, 0, "{stderr}");
+    let run_id = p.run_ids().pop().unwrap();
+    let fresh = p.elsewhere();
+    let (code, _) = fresh.run(&["status", &run_id]);
+    assert_ne!(code, 0, "the fresh checkout has no copy of the run");
+    let out = |args: &[&str]| {
+        let out = fresh.command(args).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stdout}{stderr}");
+        stdout
+    };
+    let status = out(&["status", &run_id, "--json", "--nats", &url()]);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["status"], "succeeded", "{status}");
+    // The copy is the stream's, event for event.
+    assert_eq!(fresh.events(&run_id), p.events(&run_id));
+    let cost = out(&["cost", &run_id, "--json", "--nats", &url()]);
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&cost).is_ok(),
+        "{cost}"
+    );
+    let replayed = out(&["replay", &run_id, "--verify", "--nats", &url()]);
+    assert!(!replayed.is_empty());
 }

@@ -68,6 +68,8 @@ pub struct Remote {
     link: Arc<Link>,
     run_id: String,
     waiting: Arc<Mutex<Waiting>>,
+    /// The label sets warned about (no worker serving them).
+    warned: Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Remote {
@@ -113,6 +115,7 @@ impl Remote {
             link,
             run_id: run_id.to_string(),
             waiting,
+            warned: Mutex::default(),
         })
     }
 
@@ -150,9 +153,11 @@ impl Remote {
         // The attempt's identity is its message id: a second coordinator publishing the same
         // attempt within the dedupe window is not a second attempt.
         let id = format!("{}/{phase}/{attempt}", self.run_id);
-        if let Err(e) = publish(&self.link.js, subject, &id, payload).await {
-            return Ended::SpawnFailed(format!("publishing the attempt to NATS: {e}"));
-        }
+        let queued = match publish_at(&self.link.js, subject, &id, payload).await {
+            Ok(sequence) => sequence,
+            Err(e) => return Ended::SpawnFailed(format!("publishing the attempt to NATS: {e}")),
+        };
+        self.warn_unserved(labels);
         let asked = async {
             while *cancel.borrow() < process::CANCEL {
                 if cancel.changed().await.is_err() {
@@ -170,12 +175,80 @@ impl Remote {
                 self.forget(phase, attempt);
                 return Ended::Canceled;
             }
+            message = self.unserved(labels, queued) => {
+                self.forget(phase, attempt);
+                return Ended::SpawnFailed(message);
+            }
         };
         self.forget(phase, attempt);
         if let Err(e) = self.unpack(dir, files).await {
             return Ended::SpawnFailed(format!("the worker's files: {e}"));
         }
         ended.into()
+    }
+
+    /// Resolves, with the reason, once the attempt queued at stream sequence `queued` is
+    /// given up (and taken off the queue): no worker took it, and in the last half of the
+    /// queue timeout no worker took or ran any attempt needing its labels. Never resolves
+    /// once a worker took it.
+    async fn unserved(&self, labels: &[String], queued: u64) -> String {
+        let timeout = self.link.config.queue_timeout;
+        let mut before = None;
+        loop {
+            tokio::time::sleep(timeout / 2).await;
+            // The server away: ask again later (the attempt waits in the queue meanwhile).
+            let Ok(state) = queue_state(&self.link, labels).await else {
+                continue;
+            };
+            let (delivered, busy) = state.unwrap_or((0, false));
+            if delivered >= queued {
+                return std::future::pending().await;
+            }
+            let idle = !busy && before == Some(delivered);
+            before = Some(delivered);
+            if idle && self.dequeue(queued).await {
+                return unserved_message(labels, timeout);
+            }
+        }
+    }
+
+    /// Take the attempt at `sequence` off the work queue: false if it is no longer there (a
+    /// worker took it and is done with it).
+    async fn dequeue(&self, sequence: u64) -> bool {
+        match self
+            .link
+            .js
+            .get_stream(self.link.config.work_stream())
+            .await
+        {
+            Ok(stream) => stream.delete_message(sequence).await.unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+
+    /// Warn, once per label set, when no worker with these labels ever came to this server.
+    fn warn_unserved(&self, labels: &[String]) {
+        let set = super::label_set(labels);
+        let first = self
+            .warned
+            .lock()
+            .is_ok_and(|mut warned| warned.insert(set.clone()));
+        if !first {
+            return;
+        }
+        let (link, labels) = (self.link.clone(), labels.to_vec());
+        tokio::spawn(async move {
+            if let Ok(None) = queue_state(&link, &labels).await {
+                let timeout = humantime::format_duration(link.config.queue_timeout);
+                tracing::warn!(
+                    "no worker serving {} has connected to NATS yet: the attempts needing them \
+                     wait in the queue (at most {timeout}, `nats.queue_timeout`); start one \
+                     with `spectacular worker --nats URL{}`",
+                    describe_labels(&labels),
+                    labels_flag(&labels)
+                );
+            }
+        });
     }
 
     fn forget(&self, phase: &str, attempt: u32) {
@@ -256,6 +329,63 @@ impl Remote {
     }
 }
 
+/// The work consumer of `labels`: the stream sequence of the last attempt it gave a worker,
+/// and whether any attempt it gave is still running; `None` if no worker with these labels
+/// ever came.
+async fn queue_state(link: &Link, labels: &[String]) -> Result<Option<(u64, bool)>, Error> {
+    let stream = link
+        .js
+        .get_stream(link.config.work_stream())
+        .await
+        .map_err(|e| jetstream_error("the work stream", e))?;
+    match stream
+        .consumer_info(super::work_consumer_name(labels))
+        .await
+    {
+        Ok(info) => Ok(Some((
+            info.delivered.stream_sequence,
+            info.num_ack_pending > 0,
+        ))),
+        Err(e)
+            if matches!(
+                e.kind(),
+                jetstream::context::ConsumerInfoErrorKind::NotFound
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(jetstream_error("the work consumer", e)),
+    }
+}
+
+fn describe_labels(labels: &[String]) -> String {
+    if labels.is_empty() {
+        "attempts without labels".into()
+    } else {
+        format!("the labels `{}`", labels.join(", "))
+    }
+}
+
+fn labels_flag(labels: &[String]) -> String {
+    if labels.is_empty() {
+        String::new()
+    } else {
+        format!(" --labels {}", labels.join(","))
+    }
+}
+
+/// The failure of an attempt no worker took.
+fn unserved_message(labels: &[String], timeout: Duration) -> String {
+    format!(
+        "no NATS worker took this attempt within {} (`nats.queue_timeout` in \
+         .spectacular/config.yaml), and none served {} meanwhile; start a worker that has them: \
+         `spectacular worker --nats URL{}`",
+        humantime::format_duration(timeout),
+        describe_labels(labels),
+        labels_flag(labels)
+    )
+}
+
 /// Why an attempt's files could not travel between the engine and a worker.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -275,13 +405,14 @@ pub enum BundleError {
     Task(String),
 }
 
-/// Publish on JetStream with a message id, waiting for the stream's acknowledgement.
-pub(crate) async fn publish(
+/// Publish on JetStream with a message id, waiting for the stream's acknowledgement: the
+/// message's stream sequence (the first copy's, for a duplicate).
+async fn publish_at(
     js: &jetstream::Context,
     subject: String,
     id: &str,
     payload: Vec<u8>,
-) -> Result<(), Error> {
+) -> Result<u64, Error> {
     let ack = js
         .send_publish(
             subject.clone(),
@@ -289,8 +420,18 @@ pub(crate) async fn publish(
         )
         .await
         .map_err(|e| jetstream_error(&subject, e))?;
-    ack.await.map_err(|e| jetstream_error(&subject, e))?;
-    Ok(())
+    let ack = ack.await.map_err(|e| jetstream_error(&subject, e))?;
+    Ok(ack.sequence)
+}
+
+/// Publish on JetStream with a message id, waiting for the stream's acknowledgement.
+pub(crate) async fn publish(
+    js: &jetstream::Context,
+    subject: String,
+    id: &str,
+    payload: Vec<u8>,
+) -> Result<(), Error> {
+    publish_at(js, subject, id, payload).await.map(|_| ())
 }
 
 /// The object store of the attempts' files (`<prefix>_FILES`).

@@ -32,8 +32,15 @@ pub const PREFIX_ENV: &str = "SPECTACULAR_NATS_PREFIX";
 /// The environment variable setting the work queue's ack wait (a worker's silence after which
 /// its attempt is given to another worker), e.g. `30s`.
 pub const ACK_WAIT_ENV: &str = "SPECTACULAR_NATS_ACK_WAIT";
+/// The environment variable choosing the streams' storage when they are made: `file` (the
+/// default, durable) or `memory` (lost when the server stops; for throwaway fleets and for
+/// measuring what the file store costs).
+pub const STORAGE_ENV: &str = "SPECTACULAR_NATS_STORAGE";
 /// The default ack wait: a worker heartbeats every third of it.
 pub const ACK_WAIT: Duration = Duration::from_secs(30);
+/// The default queue timeout (`nats.queue_timeout` in `config.yaml`): an attempt that no
+/// worker takes, while no worker takes or runs any attempt of its labels, fails after it.
+pub const QUEUE_TIMEOUT: Duration = Duration::from_secs(600);
 /// How many times an attempt is delivered to a worker before JetStream gives up on it.
 pub const MAX_DELIVER: i64 = 10;
 /// The most labels a worker or a phase has.
@@ -46,6 +53,8 @@ pub enum Error {
     Connect { url: String, detail: String },
     #[error("NATS JetStream refused `{what}`: {detail}")]
     JetStream { what: String, detail: String },
+    #[error("{STORAGE_ENV}=`{0}` is not a storage: use `file` (the default) or `memory`")]
+    Storage(String),
     #[error("the NATS prefix `{0}` is not valid: use 1 to 32 letters, digits, `_` or `-` ({PREFIX_ENV})")]
     Prefix(String),
     #[error("the label `{0}` is not valid: use 1 to 32 lowercase letters, digits or `-`, starting with a letter or digit")]
@@ -72,6 +81,9 @@ pub struct Config {
     pub url: String,
     pub prefix: String,
     pub ack_wait: Duration,
+    pub queue_timeout: Duration,
+    /// The storage of the streams this process makes (existing streams keep theirs).
+    pub storage: stream::StorageType,
 }
 
 impl Config {
@@ -95,6 +107,12 @@ impl Config {
             url: url.to_string(),
             prefix,
             ack_wait,
+            queue_timeout: QUEUE_TIMEOUT,
+            storage: match std::env::var(STORAGE_ENV).as_deref() {
+                Err(_) | Ok("file") | Ok("") => stream::StorageType::File,
+                Ok("memory") => stream::StorageType::Memory,
+                Ok(other) => return Err(Error::Storage(other.to_string())),
+            },
         })
     }
 
@@ -194,20 +212,20 @@ async fn make_streams(config: &Config, js: &jetstream::Context) -> Result<(), Er
             name: config.work_stream(),
             subjects: vec![format!("{}.work.>", config.prefix)],
             retention: stream::RetentionPolicy::WorkQueue,
-            storage: stream::StorageType::File,
+            storage: config.storage,
             ..Default::default()
         },
         stream::Config {
             name: config.outcome_stream(),
             subjects: vec![format!("{}.outcome.>", config.prefix)],
-            storage: stream::StorageType::File,
+            storage: config.storage,
             max_age: Duration::from_secs(14 * 24 * 3600),
             ..Default::default()
         },
         stream::Config {
             name: config.run_stream(),
             subjects: vec![format!("{}.run.>", config.prefix)],
-            storage: stream::StorageType::File,
+            storage: config.storage,
             ..Default::default()
         },
     ];
@@ -227,6 +245,11 @@ pub(crate) fn jetstream_error(what: &str, e: impl std::fmt::Display) -> Error {
     }
 }
 
+/// The name of the durable consumer of the attempts needing `labels`.
+pub fn work_consumer_name(labels: &[String]) -> String {
+    format!("work-{}", label_set(labels))
+}
+
 /// The durable consumer of the attempts needing `labels`: one per label set, shared by every
 /// worker that can run them, so that each attempt goes to one worker at a time.
 pub async fn work_consumer(
@@ -238,7 +261,7 @@ pub async fn work_consumer(
         .get_stream(config.work_stream())
         .await
         .map_err(|e| jetstream_error("the work stream", e))?;
-    let name = format!("work-{}", label_set(labels));
+    let name = work_consumer_name(labels);
     stream
         .get_or_create_consumer(
             &name,

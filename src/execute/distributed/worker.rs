@@ -33,6 +33,11 @@ pub struct Options {
 /// The attempts running here, by run, phase and attempt: what a cancel message stops.
 type Running = Arc<Mutex<HashMap<(String, String, u32), watch::Sender<u8>>>>;
 
+/// The attempts a cancel message named while they did not run here (oldest first, at most
+/// [`CANCELED_MAX`]): one still queued is dropped when this worker takes it.
+type Canceled = Arc<Mutex<std::collections::VecDeque<(String, String, u32)>>>;
+const CANCELED_MAX: usize = 4096;
+
 type Consumer = jetstream::consumer::Consumer<jetstream::consumer::pull::Config>;
 
 /// Serve until `stop` changes: then take no more attempts and let the running ones finish.
@@ -61,16 +66,18 @@ pub async fn serve(
         .subscribe(format!("{}.cancel.>", link.config.prefix))
         .await
         .map_err(|e| super::jetstream_error("the cancel subject", e))?;
-    tokio::spawn(listen_cancels(cancels, running.clone()));
+    let canceled: Canceled = Arc::default();
+    tokio::spawn(listen_cancels(cancels, running.clone(), canceled.clone()));
     let redactor = Arc::new(own_secrets());
     ready();
     let consumers = Arc::new(consumers);
     let mut slots = Vec::new();
     for slot in 0..options.concurrency.max(1) {
-        let (link, consumers, running, options, stop, redactor) = (
+        let (link, consumers, running, canceled, options, stop, redactor) = (
             link.clone(),
             consumers.clone(),
             running.clone(),
+            canceled.clone(),
             options.clone(),
             stop.clone(),
             redactor.clone(),
@@ -87,7 +94,8 @@ pub async fn serve(
                 };
                 match take(consumer, wait).await {
                     Ok(Some(message)) => {
-                        handle(&link, &options, &running, &redactor, message).await
+                        let here = (&running, &canceled);
+                        handle(&link, &options, here, &redactor, message).await
                     }
                     Ok(None) => {}
                     Err(e) => {
@@ -131,7 +139,7 @@ fn own_secrets() -> Redactor {
     Redactor::new(crate::agents::secret::secret_values(&names, &env))
 }
 
-async fn listen_cancels(mut cancels: async_nats::Subscriber, running: Running) {
+async fn listen_cancels(mut cancels: async_nats::Subscriber, running: Running, canceled: Canceled) {
     #[derive(serde::Deserialize)]
     struct Cancel {
         phase: String,
@@ -144,9 +152,16 @@ async fn listen_cancels(mut cancels: async_nats::Subscriber, running: Running) {
         let Ok(cancel) = serde_json::from_slice::<Cancel>(&message.payload) else {
             continue;
         };
-        if let Ok(running) = running.lock() {
-            if let Some(tx) = running.get(&(run_id.to_string(), cancel.phase, cancel.attempt)) {
-                tx.send_modify(|level| *level = (*level).max(process::CANCEL));
+        let key = (run_id.to_string(), cancel.phase, cancel.attempt);
+        if let (Ok(running), Ok(mut canceled)) = (running.lock(), canceled.lock()) {
+            match running.get(&key) {
+                Some(tx) => tx.send_modify(|level| *level = (*level).max(process::CANCEL)),
+                None => {
+                    if canceled.len() >= CANCELED_MAX {
+                        canceled.pop_front();
+                    }
+                    canceled.push_back(key);
+                }
             }
         }
     }
@@ -155,7 +170,7 @@ async fn listen_cancels(mut cancels: async_nats::Subscriber, running: Running) {
 async fn handle(
     link: &Arc<Link>,
     options: &Options,
-    running: &Running,
+    (running, canceled): (&Running, &Canceled),
     redactor: &Arc<Redactor>,
     message: jetstream::Message,
 ) {
@@ -213,7 +228,11 @@ async fn handle(
     };
     let key = (item.run_id.clone(), item.phase.clone(), item.attempt);
     let (cancel_tx, cancel_rx) = watch::channel(0u8);
-    if let Ok(mut running) = running.lock() {
+    if let (Ok(mut running), Ok(canceled)) = (running.lock(), canceled.lock()) {
+        if canceled.contains(&key) {
+            // Canceled before it ran here (a coordinator recalled it): it starts stopped.
+            cancel_tx.send_modify(|level| *level = process::CANCEL);
+        }
         running.insert(key.clone(), cancel_tx);
     }
     let dir = options
@@ -254,6 +273,9 @@ async fn run_item(
             wire::Bundle::default(),
         )
     };
+    if *cancel.borrow() >= process::CANCEL {
+        return (wire::Ended::Canceled, wire::Bundle::default());
+    }
     if let Err(e) = std::fs::create_dir_all(dir) {
         return failed(format!("worker: {}: {e}", dir.display()));
     }
