@@ -97,7 +97,7 @@ fn run(bin: &Path, mission: &Path, parallel: usize, nats: Option<(&str, &str)>) 
 
 /// CPU time (user + system) of this process's reaped children so far.
 fn children_cpu() -> Duration {
-    // SAFETY: getrusage writes into the struct it is given.
+    // SAFETY: a zeroed rusage is valid plain data, and getrusage only writes into it.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
     let time = |t: libc::timeval| {
@@ -109,6 +109,7 @@ fn children_cpu() -> Duration {
 /// CPU time of the NATS server so far (Linux: `/proc/<pid>/stat` of the process named
 /// `nats-server`), if it runs on this machine.
 fn server_cpu() -> Option<Duration> {
+    // SAFETY: sysconf reads a system setting.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else {
