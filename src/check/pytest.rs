@@ -159,7 +159,13 @@ pub(super) fn parse(text: &str, sink: &mut Sink<'_>) {
             found = sections.iter().position(|s| !s.used && s.name.is_empty());
             anonymous -= 1;
         }
-        let fallback = message.unwrap_or(if kind == "ERROR" { "error" } else { "failed" });
+        // `ERROR tests/test_x.py` alone (`--tb=no`, `-q`): the module did not even collect.
+        let collecting = format!("error collecting {id}");
+        let fallback = message.unwrap_or(match kind {
+            "ERROR" if !id.contains("::") => &collecting,
+            "ERROR" => "error",
+            _ => "failed",
+        });
         match found.map(|i| &mut sections[i]) {
             Some(section) => {
                 section.used = true;

@@ -16,6 +16,9 @@ struct Case {
     exit_code: i32,
     #[serde(default)]
     outcome: Option<String>,
+    /// The Go module the project's `go.mod` declares (it is not among the outputs).
+    #[serde(default)]
+    go_module: Option<String>,
     expect: Vec<String>,
 }
 
@@ -90,7 +93,10 @@ fn each_real_output_gives_the_errors_a_person_reads_in_it() {
         let command = command_of(case);
         let ctx = Context {
             workdirs: vec![PathBuf::from(&case.root)],
-            go_module: go_module_of(&case.root, &case.cwd, &command),
+            go_module: case
+                .go_module
+                .clone()
+                .or_else(|| go_module_of(&case.root, &case.cwd, &command)),
             base: None,
         };
         let mut found = Errors::default();

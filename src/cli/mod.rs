@@ -115,6 +115,8 @@ Examples:
   spectacular run examples/quickstart
   # Run a built-in mission by name, with an input
   spectacular run software-dev --input spec=specs/auth.md
+  # Implement a Spec Kit feature with the team's own tasks.md as the plan
+  spectacular run specs/001-greetings/spec.md --tasks specs/001-greetings/tasks.md
   # Stream the run's events as JSON lines
   spectacular run examples/quickstart --json
   # Run the attempts on workers through NATS JetStream

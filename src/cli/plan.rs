@@ -75,6 +75,10 @@ pub struct ImportArgs {
     /// Print the checked plan as JSON (work packages and report).
     #[arg(long)]
     pub json: bool,
+    /// Also write there, in Markdown, what was imported: the phases, the open tasks and the
+    /// plan summary (the `plan.md` of a run started with `run spec.md --tasks`).
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<std::path::PathBuf>,
 }
 
 /// `spectacular plan import`: a Spec Kit `tasks.md` as a checked `tasks.json`.
@@ -125,11 +129,14 @@ fn import(context: &Context, args: ImportArgs) -> Outcome {
         },
     };
     if let Some(out) = &args.out {
-        std::fs::write(context.cwd.join(out), &bytes)
-            .map_err(|e| Failure::internal(format!("cannot write `{}`: {e}", out.display())))?;
+        write_new(&context.cwd.join(out), &bytes)?;
     }
     match checked {
         Ok(report) => {
+            if let Some(summary) = &args.summary {
+                let text = import_summary(&shown, &text, &report);
+                write_new(&context.cwd.join(summary), text.as_bytes())?;
+            }
             if args.json {
                 let value = json!({ "tasks": plan, "plan": report });
                 outln!(
@@ -150,6 +157,45 @@ fn import(context: &Context, args: ImportArgs) -> Outcome {
             message: crate::tasks::problems_message(&shown, &problems),
         }),
     }
+}
+
+/// Write `bytes` at `path`, creating its directory.
+fn write_new(path: &std::path::Path, bytes: &[u8]) -> Result<(), Failure> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::internal(format!("cannot create `{}`: {e}", dir.display())))?;
+    }
+    std::fs::write(path, bytes)
+        .map_err(|e| Failure::internal(format!("cannot write `{}`: {e}", path.display())))
+}
+
+/// What a plan imported from `shown` holds, in Markdown: the plan summary, then each phase
+/// with its open tasks and how many were done already.
+fn import_summary(shown: &str, text: &str, report: &PlanReport) -> String {
+    use std::fmt::Write as _;
+    let tasks = crate::tasks::speckit::read_tasks(text);
+    let done = tasks.iter().filter(|t| t.done).count();
+    let mut out = format!(
+        "# Plan\n\nThe team's Spec Kit `{shown}`, taken as the plan without a planner agent: \
+         {} open tasks, {done} done already (skipped).\n\n```text\n{}```\n",
+        tasks.len() - done,
+        summary_text(report, Cost::Unknown)
+    );
+    let mut phase: Option<&str> = None;
+    for t in &tasks {
+        if phase != Some(t.phase.as_str()) {
+            phase = Some(t.phase.as_str());
+            let name = if t.phase.is_empty() {
+                "Tasks"
+            } else {
+                &t.phase
+            };
+            let _ = write!(out, "\n## {name}\n\n");
+        }
+        let mark = if t.done { "x" } else { " " };
+        let _ = writeln!(out, "- [{mark}] {} {}", t.id, t.text);
+    }
+    out
 }
 
 pub fn run(context: &Context, args: Args) -> Outcome {

@@ -21,6 +21,11 @@ pub struct RunArgs {
     /// `a,b,c` or a JSON array.
     #[arg(short, long = "input", value_name = "NAME=VALUE")]
     pub inputs: Vec<String>,
+    /// Take this Spec Kit `tasks.md` as the plan instead of asking a planner agent (a spec
+    /// target only): one work package per open task, dependencies from its phases and `[P]`,
+    /// done tasks skipped; `spectacular plan <run> --write` ticks what the run merged.
+    #[arg(long, value_name = "FILE")]
+    pub tasks: Option<PathBuf>,
     /// At most this many attempts run at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_parallel: u32,
@@ -74,7 +79,15 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 
 pub fn run(context: &Context, args: RunArgs) -> Outcome {
     // A Markdown file runs the project's spec mission with it as the `spec` input.
-    let spec_run = super::spec_run::target(context, &args.mission, &args.inputs)?;
+    let spec_run =
+        super::spec_run::target(context, &args.mission, &args.inputs, args.tasks.as_deref())?;
+    if spec_run.is_none() && args.tasks.is_some() {
+        return Err(Failure::usage(format!(
+            "--tasks takes the plan of a spec, and `{}` is not a Markdown spec\n  help: run \
+             `spectacular run specs/NNN-name/spec.md --tasks specs/NNN-name/tasks.md`",
+            args.mission
+        )));
+    }
     if !args.json {
         for note in spec_run.iter().flat_map(|s| &s.notes) {
             eoutln!("{note}");

@@ -30,6 +30,7 @@ fn issue_target(
     context: &Context,
     target: &str,
     inputs: &[String],
+    tasks: Option<&Path>,
 ) -> Option<Result<SpecRun, Failure>> {
     let reference = match crate::forge::IssueRef::parse(target)? {
         Ok(r) => r,
@@ -52,7 +53,7 @@ fn issue_target(
         let (path, issue) = crate::forge::publish::fetch_spec(&store.dir, api.as_ref(), &reference)
             .map_err(publish_failure)?;
         let shown = path.display().to_string();
-        let mut run = self::target(context, &shown, inputs)?.ok_or_else(|| {
+        let mut run = self::target(context, &shown, inputs, tasks)?.ok_or_else(|| {
             Failure::internal(format!(
                 "the spec of {reference} is not a Markdown file; this is a bug in spectacular"
             ))
@@ -114,13 +115,15 @@ pub fn publish_failure(e: crate::forge::publish::PublishError) -> Failure {
 }
 
 /// Is `target` a Markdown file? Then the mission and the inputs to run it with: the spec, the
-/// Spec Kit context, the configured `spec_inputs`, and `--input`s (which win).
+/// Spec Kit context, the configured `spec_inputs`, the team's `tasks.md` as the plan
+/// (`--tasks`), and `--input`s (which win).
 pub fn target(
     context: &Context,
     target: &str,
     inputs: &[String],
+    tasks: Option<&Path>,
 ) -> Result<Option<SpecRun>, Failure> {
-    if let Some(run) = issue_target(context, target, inputs) {
+    if let Some(run) = issue_target(context, target, inputs, tasks) {
         return run.map(Some);
     }
     let is_markdown = Path::new(target)
@@ -184,6 +187,24 @@ pub fn target(
         }
     }
     let mut notes = Vec::new();
+    if let Some(tasks) = tasks {
+        if given(speckit::TASKS_INPUT) {
+            return Err(Failure::usage(
+                "give the team's tasks.md once: `--tasks FILE` or `--input tasks=FILE`",
+            ));
+        }
+        if !declares(context, &mission, speckit::TASKS_INPUT) {
+            return Err(Failure::usage(format!(
+                "--tasks needs a spec mission with a `{}` input, and `{mission}` has none\n  \
+                 help: run with the built-in `software-dev` mission (`spec_mission` in \
+                 .spectacular/config.yaml), or add the input to yours",
+                speckit::TASKS_INPUT
+            )));
+        }
+        let (absolute, note) = team_tasks(context, tasks, &path)?;
+        notes.push(note);
+        all.push(format!("{}={}", speckit::TASKS_INPUT, absolute.display()));
+    }
     if !given(CHECK) && !config.spec_inputs.contains_key(CHECK) {
         if let Some(default) = input_default(context, &mission, CHECK) {
             let config_file = display_path(&context.store().dir.join("config.yaml"), &root);
@@ -211,6 +232,42 @@ pub fn target(
         notes,
         issue: None,
     }))
+}
+
+/// The team's Spec Kit `tasks.md` (`--tasks`), read and checked before the run starts: a
+/// file that cannot be a plan is refused with the line to fix. Returns its absolute path and
+/// what to tell the user.
+fn team_tasks(context: &Context, tasks: &Path, spec: &Path) -> Result<(PathBuf, String), Failure> {
+    let shown = tasks.display().to_string();
+    let path = context.cwd.join(tasks);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Failure::usage(format!(
+            "--tasks: cannot read `{shown}`: {e}\n  help: give the Spec Kit tasks.md of the \
+             feature (`specs/NNN-name/tasks.md`), relative to {}",
+            context.cwd.display()
+        ))
+    })?;
+    let invalid = |message: String| Failure {
+        exit: super::Exit::Invalid,
+        message,
+    };
+    let plan = speckit::import(&shown, &text).map_err(|e| invalid(e.to_string()))?;
+    let bytes = serde_json::to_vec(&plan).map_err(|e| Failure::internal(e.to_string()))?;
+    let report = crate::tasks::check(&bytes, None)
+        .map_err(|problems| invalid(crate::tasks::problems_message(&shown, &problems)))?;
+    let mut note = format!(
+        "planning with the team's {shown}: {} open tasks as work packages, no planner agent",
+        report.work_packages.len()
+    );
+    let spec_text = std::fs::read_to_string(spec).unwrap_or_default();
+    let refs = crate::tasks::refs_from_markdown(&spec_text);
+    if let Err(gaps) = crate::tasks::check(&bytes, Some(&refs)) {
+        note.push_str(&format!(
+            " ({} gaps against the spec; `spectacular plan import {shown}` lists them)",
+            gaps.len()
+        ));
+    }
+    Ok((path.canonicalize().unwrap_or(path), note))
 }
 
 /// The input that holds the command checking the work.

@@ -100,13 +100,26 @@ pub(super) fn input_snapshot(run_dir: &Path, path: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// `mission` with its planning phase importing the team's `tasks.md`, when the run's `tasks`
+/// input names one (see [`crate::tasks::speckit::with_team_tasks`]).
+fn team_tasks(
+    mission: &crate::model::Mission,
+    inputs: &BTreeMap<String, serde_json::Value>,
+) -> Option<crate::model::Mission> {
+    let exe = std::env::current_exe().ok()?;
+    crate::tasks::speckit::with_team_tasks(mission, inputs, &exe)
+}
+
 impl Engine {
     /// Create a new run: its directory, its log, and the pinning `run.started` event. Refused
     /// ([`Error::Unready`]) when an agent phase has no agent that can run here.
     pub fn start(request: StartRequest) -> Result<Engine, Error> {
+        // The team's own tasks.md as the plan (`run spec.md --tasks`): what runs differs from
+        // the mission as pinned only in its planning phase, derived again on resume.
+        let runnable = team_tasks(&request.mission, &request.inputs);
         // Fail before spending: every problem at once, before anything is recorded.
         let problems = preflight::check(
-            &request.mission,
+            runnable.as_ref().unwrap_or(&request.mission),
             &request.project_root,
             request.settings.nats.is_some(),
         );
@@ -151,7 +164,7 @@ impl Engine {
             engine_version: env!("CARGO_PKG_VERSION").to_string(),
             git_base: git_base.map(Box::new),
         };
-        let plan = Arc::new(plan::plan(request.mission));
+        let plan = Arc::new(plan::plan(runnable.unwrap_or(request.mission)));
         let scheduler = Scheduler::new(
             plan.clone(),
             Options {
@@ -268,6 +281,7 @@ impl Engine {
             pinned
         };
         let project_root = project.root.clone();
+        let mission = team_tasks(&mission, &started.inputs).unwrap_or(mission);
         let problems = preflight::check(&mission, &project_root, settings.nats.is_some());
         if !problems.is_empty() {
             return Err(Error::Unready { problems });

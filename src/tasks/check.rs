@@ -38,6 +38,10 @@ pub struct PlanReport {
     /// was when the run started).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec_changed: Option<String>,
+    /// The plan is the team's own Spec Kit `tasks.md`, read without a planner agent (every
+    /// package carries the `speckit` key the import writes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub imported: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -455,6 +459,10 @@ pub fn check(bytes: &[u8], spec: Option<&[SpecRef]>) -> Result<PlanReport, Vec<S
             .map(|work_packages| Lane { work_packages })
             .collect(),
         spec_changed: None,
+        imported: !items.is_empty()
+            && items
+                .iter()
+                .all(|i| i.get("speckit").is_some_and(Value::is_object)),
     })
 }
 

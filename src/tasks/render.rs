@@ -117,6 +117,13 @@ pub fn summary_text(report: &PlanReport, cost: Cost<'_>) -> String {
             .unwrap_or(0),
         report.lanes.len()
     );
+    if report.imported {
+        let _ = writeln!(
+            out,
+            "imported from the team's Spec Kit tasks.md (no planner agent): one work package per \
+             open task"
+        );
+    }
     if report.to_cover > 0 || !report.traceability.is_empty() {
         let _ = writeln!(
             out,
@@ -273,6 +280,7 @@ mod through_tests {
             more_overlaps: 0,
             lanes: Vec::new(),
             spec_changed: None,
+            imported: false,
         };
         let md = traceability_markdown(&report);
         assert!(md.contains("| through US1: wp-1 |"), "{md}");

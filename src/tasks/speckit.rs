@@ -566,6 +566,113 @@ pub fn import(path: &str, text: &str) -> Result<serde_json::Value, ImportError> 
     Ok(serde_json::Value::Array(packages))
 }
 
+/// The spec mission's input naming the team's `tasks.md` (`run spec.md --tasks FILE`).
+pub const TASKS_INPUT: &str = "tasks";
+
+/// The path of the first output of phase `id` other than `tasks_output`.
+fn plan_phase_other_output(
+    mission: &crate::model::Mission,
+    id: &str,
+    tasks_output: &str,
+) -> Option<String> {
+    mission
+        .phases
+        .get(id)?
+        .outputs
+        .values()
+        .find_map(|o| (o.path != tasks_output && o.check.is_none()).then(|| o.path.clone()))
+}
+
+/// `text` as one shell word.
+fn shell_word(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+/// The mission to run when the run's `tasks` input names the team's Spec Kit `tasks.md`: its
+/// planning phase (the phase whose output is checked as a plan) imports that file with
+/// `spectacular plan import` (the program `exe`) instead of asking the planner agent, and the
+/// agent phases of the same role it waits for (the research feeding the planner) are skipped.
+/// `None` when the input is not set or the mission has no planning phase.
+pub fn with_team_tasks(
+    mission: &crate::model::Mission,
+    inputs: &std::collections::BTreeMap<String, serde_json::Value>,
+    exe: &Path,
+) -> Option<crate::model::Mission> {
+    use crate::model::{OutputCheckKind, PhaseKind};
+    let tasks = inputs
+        .get(TASKS_INPUT)
+        .and_then(serde_json::Value::as_str)
+        .filter(|t| !t.is_empty())?;
+    let (plan_id, output) = mission.phases.iter().find_map(|(id, phase)| {
+        phase
+            .outputs
+            .values()
+            .find(|o| {
+                o.check
+                    .as_ref()
+                    .is_some_and(|c| c.kind == OutputCheckKind::Plan)
+            })
+            .map(|o| (id.clone(), o.path.clone()))
+    })?;
+    let mut mission = mission.clone();
+    let plan_phase = mission.phases.get(&plan_id)?;
+    let PhaseKind::Agent { role, .. } = &plan_phase.kind else {
+        return None;
+    };
+    let role = role.clone();
+    // What the planning phase waits for, transitively.
+    let mut before: Vec<String> = plan_phase.needs.clone();
+    let mut k = 0;
+    while k < before.len() {
+        let needs = mission
+            .phases
+            .get(&before[k])
+            .map(|p| p.needs.clone())
+            .unwrap_or_default();
+        for n in needs {
+            if !before.contains(&n) {
+                before.push(n);
+            }
+        }
+        k += 1;
+    }
+    for id in &before {
+        if let Some(phase) = mission.phases.get_mut(id) {
+            if matches!(&phase.kind, PhaseKind::Agent { role: r, .. } if *r == role) {
+                phase.kind = PhaseKind::Shell {
+                    script: ":".to_string(),
+                };
+                phase.condition = Some("false".to_string());
+            }
+        }
+    }
+    let spec = inputs.get("spec").and_then(serde_json::Value::as_str);
+    let mut script = format!(
+        "{} plan import {}",
+        shell_word(&exe.display().to_string()),
+        shell_word(tasks)
+    );
+    if let Some(spec) = spec {
+        script.push_str(&format!(" --spec {}", shell_word(spec)));
+    }
+    let out = |path: &str| format!("\"$SPECTACULAR_OUTPUT_DIR\"/{}", shell_word(path));
+    script.push_str(&format!(" --out {}", out(&output)));
+    // The phase's other output (Spec Kit's `plan.md`) says what was imported.
+    if let Some(other) = plan_phase_other_output(&mission, &plan_id, &output) {
+        script.push_str(&format!(" --summary {}", out(&other)));
+    }
+    let phase = mission.phases.get_mut(&plan_id)?;
+    phase.kind = PhaseKind::Shell { script };
+    // The team's plan is refused only when it cannot run; what it does not trace to the
+    // spec is said (on the attempt's stderr), not refused: the team decides.
+    for o in phase.outputs.values_mut() {
+        if let Some(check) = o.check.as_mut().filter(|c| c.kind == OutputCheckKind::Plan) {
+            check.spec = None;
+        }
+    }
+    Some(mission)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -726,3 +726,224 @@ fn a_run_with_the_teams_imported_tasks_md_ticks_only_what_it_did_in_their_own_fi
     assert_eq!(read(&tasks), expected);
     assert!(!root.join("specs/001-greetings/tasks.md.orig").exists());
 }
+
+/// A stand-in team without a planner: `run spec.md --tasks` takes its tasks.md as the plan.
+const TEAM_WITHOUT_PLANNER: &str = r##"#!/bin/sh
+set -eu
+out="$SPECTACULAR_OUTPUT_DIR"
+case "$SPECTACULAR_PHASE" in
+  "implement[T002]")
+    mkdir -p src
+    cat > src/greet.sh <<'CODE'
+if [ "${1:-}" = "--bye" ]; then . "$(dirname "$0")/bye.sh"; bye "$2"; else echo "Hello, $1!"; fi
+CODE
+    ;;
+  "implement[T003]") printf '# Greetings\n\n    sh src/greet.sh Ada\n    sh src/greet.sh --bye Ada\n' > README.md ;;
+  "implement[T004]") mkdir -p src; printf 'bye() {\n  echo "Goodbye, $1!"\n}\n' > src/bye.sh ;;
+  review)
+    printf '[{"criterion":"T002/1","verdict":"pass","evidence":[{"kind":"file","ref":"src/greet.sh"}],"reason":"ok"},{"criterion":"T003/1","verdict":"pass","evidence":[{"kind":"file","ref":"README.md"}],"reason":"ok"},{"criterion":"T004/1","verdict":"pass","evidence":[{"kind":"file","ref":"src/bye.sh"}],"reason":"ok"}]' > "$out/verdicts.json" ;;
+  *) echo "no planning here: asked for phase $SPECTACULAR_PHASE" >&2; exit 2 ;;
+esac
+"##;
+
+/// A project with `agents` as its only agents, `tasks` as the greetings' tasks.md, committed.
+fn team_project(agents: &str, tasks: &str) -> tempfile::TempDir {
+    let dir = greetings();
+    let root = dir.path();
+    std::fs::write(root.join("specs/001-greetings/tasks.md"), tasks).expect("write tasks.md");
+    std::fs::write(root.join(".spectacular/agents/team.sh"), agents).expect("agent");
+    std::fs::write(
+        root.join(".spectacular/agents.yaml"),
+        "agents:\n  team:\n    adapter: command\n    argv: [sh, \"{{ project_dir }}/.spectacular/agents/team.sh\"]\n    roles: [executor, validator]\n",
+    )
+    .expect("agents.yaml");
+    git(root, &["add", "-A"]);
+    git(
+        root,
+        &[
+            "-c",
+            "user.name=T",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "the team's tasks",
+        ],
+    );
+    dir
+}
+
+/// The checked plan the run recorded, and the instances of the phases that ran.
+fn recorded_plan(root: &Path, run: &str) -> (serde_json::Value, Vec<String>) {
+    let events = store(root).read_events(run).expect("events");
+    let report = events
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::AttemptSucceeded(d) => {
+                d.values.get(spectacular::tasks::REPORT_VALUE).cloned()
+            }
+            _ => None,
+        })
+        .expect("a checked plan");
+    let started = events
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::AttemptStarted(d) => Some(d.phase.clone()),
+            _ => None,
+        })
+        .collect();
+    (report, started)
+}
+
+#[test]
+fn run_with_tasks_takes_the_teams_tasks_md_as_the_plan_without_a_planner() {
+    let dir = team_project(TEAM_WITHOUT_PLANNER, TEAM_TASKS);
+    let root = dir.path();
+    let out = run_cli(
+        root,
+        &[
+            "run",
+            "specs/001-greetings/spec.md",
+            "--tasks",
+            "specs/001-greetings/tasks.md",
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    assert!(
+        out.stderr
+            .contains("planning with the team's specs/001-greetings/tasks.md: 3 open tasks"),
+        "{}",
+        out.stderr
+    );
+    let (run, run_dir) = last_run(root);
+    let (report, started) = recorded_plan(root, &run);
+    assert_eq!(report["imported"], true, "{report}");
+    let ids: Vec<&str> = report["work_packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .filter_map(|w| w["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["T002", "T003", "T004"]);
+    // No agent planned or researched: the planning phase was the import.
+    assert!(!started.iter().any(|p| p == "research"), "{started:?}");
+    let plan_md = read(&run_dir.join("artifacts/plan/plan.md"));
+    assert!(
+        plan_md.contains("- [x] T001 Create the project skeleton"),
+        "{plan_md}"
+    );
+    let shown = run_cli(root, &["plan", &run], &[]);
+    assert!(
+        shown
+            .stdout
+            .contains("imported from the team's Spec Kit tasks.md"),
+        "{}",
+        shown.transcript()
+    );
+    let into = spectacular::git::integration_branch(&run);
+    assert!(git(root, &["show", &format!("{into}:src/bye.sh")]).contains("Goodbye"));
+    let wrote = run_cli(root, &["plan", &run, "--write"], &[]);
+    assert!(
+        wrote
+            .stdout
+            .contains("ticked T002, T003, T004 in specs/001-greetings/tasks.md"),
+        "{}",
+        wrote.transcript()
+    );
+}
+
+#[test]
+fn run_with_tasks_refuses_a_tasks_md_that_cannot_be_a_plan_at_its_line() {
+    let tasks = format!("{TEAM_TASKS}- [ ] T003 Twice the same id\n");
+    let dir = team_project(TEAM_WITHOUT_PLANNER, &tasks);
+    let root = dir.path();
+    let args = [
+        "run",
+        "specs/001-greetings/spec.md",
+        "--tasks",
+        "specs/001-greetings/tasks.md",
+    ];
+    let out = run_cli(root, &args, &[]);
+    assert_eq!(out.code, 65, "{}", out.transcript());
+    assert!(
+        out.stderr.contains(
+            "specs/001-greetings/tasks.md:15: task `T003` is listed twice (first at line 10)"
+        ),
+        "{}",
+        out.stderr
+    );
+    let missing = run_cli(
+        root,
+        &["run", "specs/001-greetings/spec.md", "--tasks", "nope.md"],
+        &[],
+    );
+    assert_eq!(missing.code, 2, "{}", missing.transcript());
+    assert!(
+        missing.stderr.contains("--tasks: cannot read `nope.md`"),
+        "{}",
+        missing.stderr
+    );
+    let not_a_spec = run_cli(root, &["run", "software-dev", "--tasks", "x.md"], &[]);
+    assert_eq!(not_a_spec.code, 2, "{}", not_a_spec.transcript());
+    assert!(store(root).run_ids().expect("runs").is_empty());
+}
+
+/// A real Spec Kit feature (spec-kit's own `converge-command`: 25 open tasks in six phases)
+/// planned from its tasks.md; the run stops at the plan approval to show it.
+#[test]
+fn a_real_spec_kit_tasks_md_is_the_plan_of_its_spec() {
+    let dir = team_project(TEAM_WITHOUT_PLANNER, TEAM_TASKS);
+    let root = dir.path();
+    let feature = root.join("specs/002-converge-command");
+    std::fs::create_dir_all(&feature).expect("mkdir");
+    let from = repo_root().join("tests/fixtures/corpus/spec-kit/converge-command");
+    for name in ["spec.md", "plan.md", "tasks.md"] {
+        std::fs::copy(from.join(name), feature.join(name)).expect("copy");
+    }
+    let out = run_cli(
+        root,
+        &[
+            "run",
+            "specs/002-converge-command/spec.md",
+            "--tasks",
+            "specs/002-converge-command/tasks.md",
+            "--input",
+            "approve_plan=true",
+        ],
+        &[],
+    );
+    let (run, _) = last_run(root);
+    let (report, started) = recorded_plan(root, &run);
+    assert_eq!(out.code, 3, "{}", out.transcript());
+    assert!(!started.iter().any(|p| p == "research"), "{started:?}");
+    let packages = report["work_packages"].as_array().expect("packages");
+    assert_eq!(packages.len(), 25, "{report}");
+    let by_id = |id: &str| {
+        packages
+            .iter()
+            .find(|w| w["id"] == id)
+            .unwrap_or_else(|| panic!("{id} in {report}"))
+    };
+    // Phase 2's [P] tasks wait for phase 1, T011 (not [P]) for all of them.
+    let phase_1 = serde_json::json!(["T001", "T002"]);
+    assert_eq!(by_id("T003")["depends_on"], phase_1);
+    assert_eq!(by_id("T004")["depends_on"], phase_1);
+    assert_eq!(
+        by_id("T011")["depends_on"].as_array().map(Vec::len),
+        Some(8),
+        "{}",
+        by_id("T011")
+    );
+    assert_eq!(
+        by_id("T003")["owned_files"],
+        serde_json::json!(["src/specify_cli/__init__.py"])
+    );
+    assert!(
+        by_id("T012")["requirement_refs"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|x| x == "US1")),
+        "{}",
+        by_id("T012")
+    );
+}
