@@ -470,9 +470,26 @@ pub enum Command {
     Completions(completions::Args),
 }
 
+/// What `spectacular --version` prints: the line clap renders (a test holds them together).
+const VERSION_LINE: &str = concat!("spectacular ", env!("CARGO_PKG_VERSION"), "\n");
+
+/// Whether the command line is `--version` (or `-V`) and nothing else. That one answers
+/// without clap: parsing builds the command tree of every subcommand first, which costs more
+/// than the rest of the process's start.
+fn version_only() -> bool {
+    let mut args = std::env::args_os().skip(1);
+    let flag = args.next();
+    args.next().is_none() && flag.is_some_and(|f| f == "--version" || f == "-V")
+}
+
 /// Parse the command line, run the command, return the process exit code.
 pub fn main() -> ExitCode {
     completions::complete_if_asked();
+    if version_only() {
+        // As clap does, a version that cannot be written (stdout closed) still exits with 0.
+        let _ = write_stdout(format_args!("{VERSION_LINE}"));
+        return ExitCode::SUCCESS;
+    }
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     let context = Context::new(cli.color, cli.store);
@@ -729,6 +746,16 @@ fn init_tracing(verbose: u8) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .try_init();
+}
+
+#[cfg(test)]
+mod version_tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_quick_version_line_is_the_one_clap_prints() {
+        assert_eq!(super::Cli::command().render_version(), super::VERSION_LINE);
+    }
 }
 
 #[cfg(test)]

@@ -423,11 +423,21 @@ fn global_options_stand_apart() {
 #[test]
 fn version_and_help() {
     let root = repo_root();
-    let version = run_cli(&root, &["--version"], &[]);
+    for flag in ["--version", "-V"] {
+        let version = run_cli(&root, &[flag], &[]);
+        assert_eq!(version.code, 0, "{flag}");
+        assert_eq!(
+            version.stdout,
+            format!("spectacular {}\n", env!("CARGO_PKG_VERSION")),
+            "{flag}"
+        );
+    }
+    // With more on the line, clap answers (here for the subcommand).
+    let version = run_cli(&root, &["validate", "--version"], &[]);
     assert_eq!(version.code, 0);
     assert_eq!(
         version.stdout.trim(),
-        format!("spectacular {}", env!("CARGO_PKG_VERSION"))
+        format!("spectacular-validate {}", env!("CARGO_PKG_VERSION"))
     );
     let mut failures = Vec::new();
     let f = &mut failures;
