@@ -6,6 +6,9 @@
 //! release.
 //!
 //! `cargo bench --bench policy` (set `POLICY_BENCH_ITERS` for another count per round).
+//! `-- --decisions N` makes only N decisions with the three packs and prints nothing else: for
+//! counting instructions per decision under `valgrind --tool=callgrind`, which load does not
+//! move (run it with two counts and divide the difference).
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +28,14 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
     let names = ["default-routing", "budget-guard", "security-review"];
+    if let Some(count) = decisions_only() {
+        let packs = builtin(&names);
+        let contexts = contexts();
+        for i in 0..count {
+            std::hint::black_box(packs.decide(&contexts[i % contexts.len()]));
+        }
+        return;
+    }
     let started = Instant::now();
     let packs = builtin(&names);
     println!(
@@ -63,4 +74,11 @@ fn main() {
     let trivial_packs = trivial(tmp.path());
     let (median, p95) = measure(&trivial_packs, &contexts, iterations);
     println!("  engine overhead (3 packs answering at once): median {median:.2?}, p95 {p95:.2?}");
+}
+
+/// The count after `--decisions`, if given.
+fn decisions_only() -> Option<usize> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == "--decisions")?;
+    args.get(at + 1).and_then(|n| n.parse().ok())
 }
