@@ -7,24 +7,6 @@ use std::path::Path;
 fn main() {
     embed("missions", "builtin_missions.rs");
     embed("policies", "builtin_policies.rs");
-    link_options();
-}
-
-/// Linker options for the `spectacular` binary only (not the library, tests or benchmarks).
-///
-/// Linux with glibc: the binary's relative relocations (every pointer in its static data:
-/// vtables, string slices in tables, panic locations; about 100,000 of them) are packed into
-/// a bitmap (`DT_RELR`) instead of 24 bytes each, so the loader reads a few kilobytes at
-/// start instead of megabytes, and the file is smaller. GNU ld 2.38+, lld 15+ and mold pack
-/// them; older linkers ignore the option with a warning. The binary then needs glibc 2.36 or
-/// later where it runs (an older one refuses it naming `GLIBC_ABI_DT_RELR`). macOS's linker
-/// packs its fixups already.
-fn link_options() {
-    let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
-    let target_env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
-    if target_os == "linux" && target_env == "gnu" {
-        println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
-    }
 }
 
 /// Write `$OUT_DIR/<out_name>` with `FILES`: (path relative to `<dir>/`, contents), sorted.
