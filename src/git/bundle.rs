@@ -190,7 +190,7 @@ pub fn fetch_checked(root: &Path, file: &Path, expected: Expected) -> Result<Str
         }
     }
     let _ = ops::git(root, &["update-ref", "-d", expected.into]);
-    let fetched = fetch(root, file, expected).and_then(|tip| {
+    let fetched = fetch_into(root, file, expected.name, expected.into).and_then(|tip| {
         check_work(root, expected.start, &tip)?;
         Ok(tip)
     });
@@ -200,8 +200,10 @@ pub fn fetch_checked(root: &Path, file: &Path, expected: Expected) -> Result<Str
     fetched
 }
 
-fn fetch(root: &Path, file: &Path, expected: Expected) -> Result<String, Error> {
-    let refspec = format!("{}:{}", expected.name, expected.into);
+/// Fetch ref `name` of the bundle `file` into ref `into` of the repository at `root`, with
+/// git's checks of every object it brings (see the module's documentation): the commit.
+pub fn fetch_into(root: &Path, file: &Path, name: &str, into: &str) -> Result<String, Error> {
+    let refspec = format!("{name}:{into}");
     let args: Vec<&std::ffi::OsStr> = vec![
         "-c".as_ref(),
         "protocol.file.allow=always".as_ref(),
@@ -238,7 +240,7 @@ fn fetch(root: &Path, file: &Path, expected: Expected) -> Result<String, Error> 
         }
         .into());
     }
-    Ok(ops::commit_of(root, expected.into)?)
+    Ok(ops::commit_of(root, into)?)
 }
 
 /// The work from `start` to `tip`: descending from `start`, bounded, inside the repository.
