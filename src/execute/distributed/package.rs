@@ -284,16 +284,23 @@ pub(super) async fn checkout(
         if ops::git(&repo, &["check-ref-format", &name]).is_err() {
             return Err(PackageError::Name(wire::cut(&package.branch, 80)));
         }
+        // One ref at the start commit, needing nothing (its name is the first package's that
+        // started from this commit: the bundle is shared).
         let header = bundle::read_header(&path)?;
-        let names: Vec<&str> = header.refs.iter().map(|(_, n)| n.as_str()).collect();
-        if names != [name.as_str()] || !header.prerequisites.is_empty() {
-            return Err(bundle::Error::Refs {
-                found: names.join(", "),
-                expected: name,
+        let from = match &header.refs[..] {
+            [(commit, from)] if *commit == package.start && header.prerequisites.is_empty() => {
+                from.clone()
             }
-            .into());
-        }
-        bundle::fetch_into(&repo, &path, &name, &name)?;
+            _ => {
+                let found: Vec<&str> = header.refs.iter().map(|(_, n)| n.as_str()).collect();
+                return Err(bundle::Error::Refs {
+                    found: found.join(", "),
+                    expected: format!("one ref at {}", package.start),
+                }
+                .into());
+            }
+        };
+        bundle::fetch_into(&repo, &path, &from, &name)?;
         ops::git(&repo, &["checkout", "-q", &package.branch])?;
         if ops::commit_of(&repo, "HEAD")? != package.start {
             return Err(PackageError::Name(wire::cut(&package.start, 80)));
@@ -301,7 +308,9 @@ pub(super) async fn checkout(
         Ok(())
     })
     .await?;
-    std::fs::create_dir_all(&cwd).map_err(io_at(&cwd))?;
+    // The outputs directory, as the engine makes it for a local attempt (never committed).
+    let out = cwd.join(crate::execute::outputs::WORKSPACE_OUT);
+    std::fs::create_dir_all(&out).map_err(io_at(&out))?;
     Ok(cwd)
 }
 
