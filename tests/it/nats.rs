@@ -716,11 +716,11 @@ phases:
     let failed = |phase: &str| -> String {
         events
             .iter()
-            .filter_map(|e| match &e.data {
+            .rev()
+            .find_map(|e| match &e.data {
                 EventData::AttemptFailed(f) if f.phase == phase => Some(f.message.clone()),
                 _ => None,
             })
-            .last()
             .unwrap_or_else(|| panic!("{phase} did not fail"))
     };
     let link = failed("implement[link]");
