@@ -2,8 +2,7 @@
 //!
 //! The coordinator prepares the package's worktree as it does locally (reset, the work of its
 //! dependencies merged in), then sends the branch's history as a git bundle through the object
-//! store (`<run>/base/<commit>.bundle`, shared by every package starting from that commit and
-//! kept for a redelivery). The worker clones it into a private directory beside the attempt's,
+//! store (`<run>/<phase>/<attempt>/base-<commit>.bundle`, kept for a redelivery). The worker clones it into a private directory beside the attempt's,
 //! checks out the branch, runs the process there with the engine's runner, commits what the
 //! process left uncommitted (a *snapshot*) and sends the branch's new commits back as a bundle.
 //!
@@ -162,7 +161,15 @@ async fn run_remote(
         Ok(start)
     })
     .await?;
-    let key = format!("{}/base/{start}.bundle", remote.run_id());
+    // One object per attempt: concurrent puts of one name race in the object store (one
+    // put's clean-up removes the other's chunks). A redelivery or a coordinator taking the
+    // run over finds it again.
+    let key = format!(
+        "{}/{}/{}/base-{start}.bundle",
+        remote.run_id(),
+        job.phase,
+        job.attempt
+    );
     put_file(link, &key, &base.0, true).await?;
     drop(base);
     let cwd = spec
@@ -284,8 +291,7 @@ pub(super) async fn checkout(
         if ops::git(&repo, &["check-ref-format", &name]).is_err() {
             return Err(PackageError::Name(wire::cut(&package.branch, 80)));
         }
-        // One ref at the start commit, needing nothing (its name is the first package's that
-        // started from this commit: the bundle is shared).
+        // One ref at the start commit, needing nothing.
         let header = bundle::read_header(&path)?;
         let from = match &header.refs[..] {
             [(commit, from)] if *commit == package.start && header.prerequisites.is_empty() => {
