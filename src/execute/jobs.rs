@@ -449,8 +449,11 @@ pub(super) async fn run_process(
     spec: process::Spec,
     cancel: watch::Receiver<u8>,
 ) -> process::Ended {
-    match &job.remote {
-        Some((remote, labels)) if spec.cwd.starts_with(&job.dir) => {
+    match (&job.remote, &job.worktree) {
+        (Some((remote, labels)), Some(worktree)) => {
+            distributed::package::run(remote, job, worktree, spec, labels, cancel).await
+        }
+        (Some((remote, labels)), None) if spec.cwd.starts_with(&job.dir) => {
             remote
                 .run(spec, &job.dir, labels, (&job.phase, job.attempt), cancel)
                 .await

@@ -21,7 +21,9 @@ pub(super) fn check(mission: &Mission, project_root: &Path, remote: bool) -> Vec
                 let on_worker = remote
                     && matches!(
                         phase.workspace,
-                        None | Some(crate::model::Workspace::Attempt)
+                        None | Some(
+                            crate::model::Workspace::Attempt | crate::model::Workspace::Worktree
+                        )
                     );
                 Some((id, agent.as_deref(), role.as_deref(), on_worker))
             }

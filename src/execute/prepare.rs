@@ -44,8 +44,8 @@ pub(super) struct Job {
     /// directory inside the working directory (`outputs::WORKSPACE_OUT`), made empty before the
     /// attempt and moved into the attempt directory after it.
     pub(super) out_dir: Option<PathBuf>,
-    /// With NATS, for an attempt in its own directory: its processes run on a worker with
-    /// these labels.
+    /// With NATS, for an attempt in its own directory or a work package's worktree: its
+    /// processes run on a worker with these labels (a package in the worker's own clone).
     pub(super) remote: Option<(
         Arc<crate::execute::distributed::coordinator::Remote>,
         Vec<String>,
@@ -334,9 +334,10 @@ impl Engine {
             view,
             out_dir,
             remote: match (&self.remote, phase.workspace) {
-                (Some(remote), crate::model::Workspace::Attempt) => {
-                    Some((remote.clone(), phase.runs_on.clone()))
-                }
+                (
+                    Some(remote),
+                    crate::model::Workspace::Attempt | crate::model::Workspace::Worktree,
+                ) => Some((remote.clone(), phase.runs_on.clone())),
                 _ => None,
             },
         })

@@ -20,6 +20,7 @@
 //! The user's own working tree and current branch are never touched.
 
 pub mod apply;
+pub mod bundle;
 pub mod clean;
 pub mod guard;
 pub mod ops;

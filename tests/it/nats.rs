@@ -732,3 +732,215 @@ fn status_cost_and_replay_read_a_run_from_the_stream_in_a_fresh_checkout() {
     let replayed = out(&["replay", &run_id, "--verify", "--nats", &url()]);
     assert!(!replayed.is_empty());
 }
+
+/// A project of `mission` in a git repository (one commit on `main`, the engine's directory
+/// and the workers' ignored).
+fn git_project(mission: &str, prefix: &str, ack_wait: &str) -> Project {
+    let p = Project::new(mission, prefix, ack_wait);
+    std::fs::write(p.path().join("old.txt"), "old\n").unwrap();
+    std::fs::write(
+        p.path().join(".gitignore"),
+        ".spectacular/\n.user-config/\nworker-*/\nfirst\n",
+    )
+    .unwrap();
+    crate::support::git_init(p.path());
+    p
+}
+
+fn succeeded<'a>(
+    events: &'a [Event],
+    phase: &str,
+) -> Option<&'a spectacular::record::event::AttemptSucceeded> {
+    events.iter().find_map(|e| match &e.data {
+        EventData::AttemptSucceeded(s) if s.phase == phase => Some(s),
+        _ => None,
+    })
+}
+
+/// Three work packages: `a` writes a file, `b` needs `a`'s work, commits some itself and leaves
+/// more uncommitted, `c` changes and deletes; each writes where it ran as an output.
+const PACKAGES: &str = r#"
+mission: packages
+phases:
+  implement:
+    for_each: '[#{id: "a", title: "A"}, #{id: "b", title: "B", depends_on: ["a"]}, #{id: "c", title: "C"}]'
+    workspace: worktree
+    shell: |
+      set -eu
+      case "{{ item.id }}" in
+        a) mkdir -p src; echo add > src/a.txt ;;
+        b) test -f src/a.txt; echo mul > src/b.txt; git add src/b.txt
+           git -c user.name=Agent -c user.email=agent@example.com commit -qm "b by itself"
+           echo more >> src/b.txt ;;
+        c) echo doc > README.md; rm old.txt ;;
+      esac
+      pwd > "$SPECTACULAR_OUTPUT_DIR/where.txt"
+    outputs: { where: { path: where.txt } }
+  merge:
+    needs: [implement]
+    uses: builtin/merge
+    with: { work: implement }
+"#;
+
+#[test]
+fn work_packages_on_workers_make_the_same_integration_branch_as_locally() {
+    if !nats_up("work_packages_on_workers_make_the_same_integration_branch_as_locally") {
+        return;
+    }
+    let here = git_project(PACKAGES, &prefix("pkglocal"), "30s");
+    let (code, stderr) = here.run(&["run", "mission.yaml"]);
+    assert_eq!(code, 0, "{stderr}");
+    let local_run = here.run_ids().pop().unwrap();
+    let p = git_project(PACKAGES, &prefix("packages"), "30s");
+    let _w1 = p.worker("w1", "", &url());
+    let _w2 = p.worker("w2", "", &url());
+    let (code, stderr) = p.run(&["run", "mission.yaml", "--nats", &url()]);
+    assert_eq!(code, 0, "{stderr}");
+    let run_id = p.run_ids().pop().unwrap();
+    let events = p.events(&run_id);
+    // Each package ran once, in a worker's own clone, and its output came back.
+    for item in ["a", "b", "c"] {
+        let phase = format!("implement[{item}]");
+        assert_eq!(count(&events, "attempt.started", &phase), 1, "{phase}");
+        let done = succeeded(&events, &phase).expect("the package succeeded");
+        let artifact = done.artifacts.values().next().expect("its output").clone();
+        let ran_in = std::fs::read_to_string(p.store().run_dir(&run_id).join(artifact)).unwrap();
+        assert!(ran_in.contains("worker-w"), "{phase} ran in {ran_in}");
+        assert!(
+            ran_in.trim_end().ends_with(".repo"),
+            "{phase} ran in {ran_in}"
+        );
+    }
+    // The same integration branch, to the byte, as the run on this machine.
+    let tree = |p: &Project, run: &str| {
+        let branch = spectacular::git::integration_branch(run);
+        crate::support::git(p.path(), &["rev-parse", &format!("{branch}^{{tree}}")])
+    };
+    assert_eq!(tree(&p, &run_id), tree(&here, &local_run));
+    // `b`'s own commit came back, and what it left uncommitted was committed with provenance.
+    let b = succeeded(&events, "implement[b]")
+        .unwrap()
+        .git
+        .clone()
+        .unwrap();
+    let log = crate::support::git(
+        p.path(),
+        &["log", "--format=%s%n%b", &format!("{}..{}", b.base, b.head)],
+    );
+    assert!(log.contains("b by itself"), "{log}");
+    assert!(log.contains(&format!("Spectacular-Run: {run_id}")), "{log}");
+    assert!(!log.contains("Work left uncommitted"), "{log}");
+    // Nothing is left in the engine's incoming refs.
+    let left = crate::support::git(p.path(), &["for-each-ref", "refs/spectacular"]);
+    assert!(left.is_empty(), "{left}");
+}
+
+#[test]
+fn hostile_work_from_a_worker_is_refused_and_never_reaches_the_branch() {
+    if !nats_up("hostile_work_from_a_worker_is_refused_and_never_reaches_the_branch") {
+        return;
+    }
+    // What an agent on a worker can do to its clone: a link out of the repository, history
+    // from elsewhere in place of its branch, a tree with a `.git` directory made by hand.
+    let mission = r#"
+mission: hostile
+phases:
+  implement:
+    for_each: '[#{id: "link", title: "L"}, #{id: "orphan", title: "O"}, #{id: "dotgit", title: "D"}]'
+    workspace: worktree
+    retry: { max_attempts: 1 }
+    shell: |
+      set -eu
+      c() { git -c user.name=A -c user.email=a@example.com "$@"; }
+      case "{{ item.id }}" in
+        link) ln -s /etc/passwd passwd; c add passwd; c commit -qm link ;;
+        orphan) b=$(git symbolic-ref --short HEAD); c checkout -q --orphan other
+                c commit -q --allow-empty -m elsewhere; c branch -f "$b" other; c checkout -q "$b" ;;
+        dotgit) blob=$(echo '[core]' | git hash-object -w --stdin)
+                inner=$(printf '100644 blob %s\tconfig\n' "$blob" | git mktree)
+                tree=$(printf '040000 tree %s\t.git\n' "$inner" | git mktree)
+                commit=$(c commit-tree "$tree" -p HEAD -m evil)
+                c update-ref "refs/heads/$(git symbolic-ref --short HEAD)" "$commit" ;;
+      esac
+"#;
+    let p = git_project(mission, &prefix("hostile"), "30s");
+    let base = crate::support::git(p.path(), &["rev-parse", "HEAD"]);
+    let _w = p.worker("w1", "", &url());
+    let (code, stderr) = p.run(&["run", "mission.yaml", "--nats", &url()]);
+    assert_ne!(code, 0, "{stderr}");
+    let run_id = p.run_ids().pop().unwrap();
+    let events = p.events(&run_id);
+    let failed = |phase: &str| -> String {
+        events
+            .iter()
+            .rev()
+            .find_map(|e| match &e.data {
+                EventData::AttemptFailed(f) if f.phase == phase => Some(f.message.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{phase} did not fail"))
+    };
+    let link = failed("implement[link]");
+    assert!(
+        link.contains("refused") && link.contains("`passwd`: a symbolic link pointing out"),
+        "{link}"
+    );
+    let orphan = failed("implement[orphan]");
+    assert!(
+        orphan.contains("refused") && orphan.contains("does not descend from"),
+        "{orphan}"
+    );
+    let dotgit = failed("implement[dotgit]");
+    assert!(
+        dotgit.contains("refused") && dotgit.contains("hasDotgit"),
+        "{dotgit}"
+    );
+    // No package branch moved, no incoming ref is left.
+    for item in ["link", "orphan", "dotgit"] {
+        let branch = spectacular::git::work_branch(&run_id, item);
+        let head = crate::support::git(p.path(), &["rev-parse", &branch]);
+        assert_eq!(head, base, "{branch}");
+    }
+    let left = crate::support::git(p.path(), &["for-each-ref", "refs/spectacular"]);
+    assert!(left.is_empty(), "{left}");
+}
+
+#[test]
+fn a_killed_worker_s_work_package_is_redelivered_and_committed_once() {
+    if !nats_up("a_killed_worker_s_work_package_is_redelivered_and_committed_once") {
+        return;
+    }
+    let mission = r#"
+mission: redeliver-package
+phases:
+  implement:
+    for_each: '[#{id: "a", title: "A"}]'
+    workspace: worktree
+    shell: 'if [ -f @DIR@/first ]; then echo done >> work.txt; else echo $$ > @DIR@/first; echo half >> work.txt; sleep 600; fi'
+"#;
+    let p = git_project(mission, &prefix("pkgredeliver"), "1s");
+    let mut first = p.worker("first", "", &url());
+    let coordinator = p.spawn(&["run", "mission.yaml", "--nats", &url()]);
+    until("the first worker to start the package", || {
+        p.path().join("first").is_file()
+    });
+    first.kill();
+    kill_group_in(&p.path().join("first"));
+    let _second = p.worker("second", "", &url());
+    let (code, stderr) = coordinator.wait();
+    assert_eq!(code, 0, "{stderr}");
+    let run_id = p.run_ids().pop().unwrap();
+    let events = p.events(&run_id);
+    assert_eq!(count(&events, "attempt.started", "implement[a]"), 1);
+    assert_eq!(count(&events, "attempt.succeeded", "implement[a]"), 1);
+    assert_eq!(count(&events, "attempt.redelivered", "implement[a]"), 1);
+    // The second worker started from the base, not from what the first one left.
+    let git = succeeded(&events, "implement[a]")
+        .unwrap()
+        .git
+        .clone()
+        .unwrap();
+    let work = crate::support::git(p.path(), &["show", &format!("{}:work.txt", git.head)]);
+    assert_eq!(work, "done");
+    assert_eq!(git.commits.len(), 1, "{:?}", git.commits);
+}

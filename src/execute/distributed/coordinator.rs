@@ -48,7 +48,7 @@ pub struct Redelivered {
 }
 
 type Key = (String, u32);
-type Reported = (wire::Ended, Bundle);
+pub(super) type Reported = (wire::Ended, Bundle, Option<wire::PackageBack>);
 
 /// The attempts waiting for their outcome, and outcomes that came before anyone waited: an
 /// attempt a dead coordinator started whose start never reached the stream is started again
@@ -127,15 +127,33 @@ impl Remote {
         dir: &Path,
         labels: &[String],
         (phase, attempt): (&str, u32),
-        mut cancel: watch::Receiver<u8>,
+        cancel: watch::Receiver<u8>,
     ) -> Ended {
         let item = match self.item(&spec, dir, labels, phase, attempt).await {
             Ok(item) => item,
             Err(e) => return Ended::SpawnFailed(e.to_string()),
         };
+        let (ended, files, _) = match self.send(item, labels, cancel).await {
+            Ok(reported) => reported,
+            Err(ended) => return ended,
+        };
+        if let Err(e) = self.unpack(dir, files).await {
+            return Ended::SpawnFailed(format!("the worker's files: {e}"));
+        }
+        ended.into()
+    }
+
+    /// Publish `item` to the workers with `labels` and wait for its outcome (or cancel it).
+    pub(super) async fn send(
+        &self,
+        item: WorkItem,
+        labels: &[String],
+        mut cancel: watch::Receiver<u8>,
+    ) -> Result<Reported, Ended> {
+        let (phase, attempt) = (item.phase.clone(), item.attempt);
         let (tx, rx) = oneshot::channel();
         if let Ok(mut waiting) = self.waiting.lock() {
-            let key = (phase.to_string(), attempt);
+            let key = (phase.clone(), attempt);
             match waiting.early.remove(&key) {
                 Some(reported) => {
                     let _ = tx.send(reported);
@@ -146,16 +164,18 @@ impl Remote {
             }
         }
         let subject = self.link.config.work_subject(labels);
-        let payload = match serde_json::to_vec(&item) {
-            Ok(p) => p,
-            Err(e) => return Ended::SpawnFailed(format!("encoding the attempt: {e}")),
-        };
+        let payload = serde_json::to_vec(&item)
+            .map_err(|e| Ended::SpawnFailed(format!("encoding the attempt: {e}")))?;
         // The attempt's identity is its message id: a second coordinator publishing the same
         // attempt within the dedupe window is not a second attempt.
         let id = format!("{}/{phase}/{attempt}", self.run_id);
         let queued = match publish_at(&self.link.js, subject, &id, payload).await {
             Ok(sequence) => sequence,
-            Err(e) => return Ended::SpawnFailed(format!("publishing the attempt to NATS: {e}")),
+            Err(e) => {
+                return Err(Ended::SpawnFailed(format!(
+                    "publishing the attempt to NATS: {e}"
+                )))
+            }
         };
         self.warn_unserved(labels);
         let asked = async {
@@ -165,26 +185,31 @@ impl Remote {
                 }
             }
         };
-        let (ended, files) = tokio::select! {
+        let reported = tokio::select! {
             outcome = rx => match outcome {
                 Ok(outcome) => outcome,
-                Err(_) => return Ended::SpawnFailed("the outcome listener stopped".into()),
+                Err(_) => return Err(Ended::SpawnFailed("the outcome listener stopped".into())),
             },
             _ = asked => {
-                self.cancel(phase, attempt).await;
-                self.forget(phase, attempt);
-                return Ended::Canceled;
+                self.cancel(&phase, attempt).await;
+                self.forget(&phase, attempt);
+                return Err(Ended::Canceled);
             }
             message = self.unserved(labels, queued) => {
-                self.forget(phase, attempt);
-                return Ended::SpawnFailed(message);
+                self.forget(&phase, attempt);
+                return Err(Ended::SpawnFailed(message));
             }
         };
-        self.forget(phase, attempt);
-        if let Err(e) = self.unpack(dir, files).await {
-            return Ended::SpawnFailed(format!("the worker's files: {e}"));
-        }
-        ended.into()
+        self.forget(&phase, attempt);
+        Ok(reported)
+    }
+
+    pub(super) fn link(&self) -> &Arc<Link> {
+        &self.link
+    }
+
+    pub(super) fn run_id(&self) -> &str {
+        &self.run_id
     }
 
     /// Resolves, with the reason, once the attempt queued at stream sequence `queued` is
@@ -269,7 +294,7 @@ impl Remote {
         let _ = self.link.client.flush().await;
     }
 
-    async fn item(
+    pub(super) async fn item(
         &self,
         spec: &Spec,
         dir: &Path,
@@ -310,6 +335,7 @@ impl Remote {
             stdout: rel(&spec.stdout)?,
             stderr: rel(&spec.stderr)?,
             files,
+            package: None,
         })
     }
 
@@ -318,7 +344,7 @@ impl Remote {
         put_bundle(&self.link, &self.run_id, files, name).await
     }
 
-    async fn unpack(&self, dir: &Path, bundle: Bundle) -> Result<(), BundleError> {
+    pub(super) async fn unpack(&self, dir: &Path, bundle: Bundle) -> Result<(), BundleError> {
         let files = get_bundle(&self.link, bundle).await?;
         let dir = dir.to_path_buf();
         Ok(
@@ -435,7 +461,9 @@ pub(crate) async fn publish(
 }
 
 /// The object store of the attempts' files (`<prefix>_FILES`).
-async fn files_store(link: &Link) -> Result<jetstream::object_store::ObjectStore, BundleError> {
+pub(super) async fn files_store(
+    link: &Link,
+) -> Result<jetstream::object_store::ObjectStore, BundleError> {
     let bucket = format!("{}_FILES", link.config.prefix);
     if let Ok(store) = link.js.get_object_store(&bucket).await {
         return Ok(store);
@@ -566,6 +594,7 @@ async fn dispatch(
                 attempt,
                 ended,
                 files,
+                package,
                 ..
             } => {
                 let Ok(mut w) = waiting.lock() else {
@@ -574,11 +603,11 @@ async fn dispatch(
                 let key = (phase, attempt);
                 match w.waiting.remove(&key) {
                     Some(tx) => {
-                        let _ = tx.send((ended, files));
+                        let _ = tx.send((ended, files, package));
                     }
                     None if w.early.len() < EARLY_MAX => {
                         // The first outcome of an attempt wins; a second delivery's is dropped.
-                        w.early.entry(key).or_insert((ended, files));
+                        w.early.entry(key).or_insert((ended, files, package));
                     }
                     None => {}
                 }

@@ -18,6 +18,7 @@
 
 pub mod coordinator;
 pub mod mirror;
+pub mod package;
 pub mod wire;
 pub mod worker;
 

@@ -38,6 +38,42 @@ pub struct WorkItem {
     pub stderr: String,
     /// The attempt directory's files before the process runs.
     pub files: Bundle,
+    /// A work package (`workspace: worktree`): the worker runs the process in its own clone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<PackageItem>,
+}
+
+/// A work package on a worker: the repository up to the commit the package starts from, as a
+/// git bundle in the object store, and where the process works in it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PackageItem {
+    /// The package's branch: the bundle's one ref is `refs/heads/<branch>`.
+    pub branch: String,
+    /// The commit the package starts from (its branch's head on the coordinator).
+    pub start: String,
+    /// The bundle's name in the object store.
+    pub bundle: String,
+    /// The worktree on the coordinator: the worker puts its clone in its place in `argv` and
+    /// `env`.
+    pub worktree: String,
+    /// The working directory, relative to the worktree.
+    pub cwd: String,
+}
+
+/// What a worker sends back of a work package.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PackageBack {
+    /// The bundle of the branch's commits since the start, in the object store; none when the
+    /// branch did not move.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<String>,
+    /// The bundle's tip is the worker's commit of what the process left uncommitted (the
+    /// coordinator commits that work itself, with provenance, as it does locally).
+    #[serde(default)]
+    pub snapshot: bool,
+    /// The files of the outputs directory (`.spectacular/out`), which are never committed.
+    #[serde(default)]
+    pub out: Bundle,
 }
 
 /// Files, relative to a directory: inline, or a name in the object store.
@@ -77,6 +113,8 @@ pub enum Report {
         delivery: u64,
         ended: Ended,
         files: Bundle,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        package: Option<PackageBack>,
     },
 }
 

@@ -238,7 +238,9 @@ async fn handle(
     let dir = options
         .dir
         .join(format!("{}-{}", item.run_id, ulid::Ulid::new()));
-    let (ended, files) = run_item(link, &item, &dir, cancel_rx, redactor).await;
+    // A work package's clone: beside the attempt directory, never sent back as files.
+    let repo = dir.with_extension("repo");
+    let (ended, files, package) = run_item(link, &item, (&dir, &repo), cancel_rx, redactor).await;
     if let Ok(mut running) = running.lock() {
         running.remove(&key);
     }
@@ -249,28 +251,35 @@ async fn handle(
         delivery,
         ended,
         files,
+        package,
     })
     .await;
     beat.abort();
     // A lost ack only means a second delivery, whose outcome the coordinator drops.
     let _ = message.double_ack().await;
     let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&repo);
 }
 
-/// Run an attempt's process in `dir`; what it ended with and the files it left.
+/// What a worker reports of an attempt: how it ended, its files, a package's work.
+type Outcome = (wire::Ended, wire::Bundle, Option<wire::PackageBack>);
+
+/// Run an attempt's process in `dir` (a work package's in its clone at `repo`); what it ended
+/// with, the files it left and, for a package, its work.
 async fn run_item(
     link: &Link,
     item: &WorkItem,
-    dir: &Path,
+    (dir, repo): (&Path, &Path),
     cancel: watch::Receiver<u8>,
     redactor: &Redactor,
-) -> (wire::Ended, wire::Bundle) {
+) -> Outcome {
     let failed = |message: String| {
         (
             wire::Ended::SpawnFailed {
                 message: wire::cut(&message, 2000),
             },
             wire::Bundle::default(),
+            None,
         )
     };
     if *cancel.borrow() >= process::CANCEL {
@@ -286,7 +295,17 @@ async fn run_item(
     if let Err(e) = wire::unpack(dir, &files) {
         return failed(format!("worker: the attempt's files: {e}"));
     }
-    let spec = match spec(item, dir) {
+    let package = match &item.package {
+        Some(package) => match super::package::checkout(link, package, repo).await {
+            Ok(cwd) => Some((package, cwd)),
+            Err(e) => return failed(format!("worker: the work package: {e}")),
+        },
+        None => None,
+    };
+    let in_repo = package
+        .as_ref()
+        .map(|(p, cwd)| (p.worktree.as_str(), repo, cwd.as_path()));
+    let spec = match spec(item, dir, in_repo) {
         Ok(spec) => spec,
         Err(e) => return failed(format!("worker: {e}")),
     };
@@ -300,13 +319,22 @@ async fn run_item(
             }
         }
     }
+    let back = match &package {
+        Some((package, cwd)) => {
+            match super::package::send_back(link, item, package, repo, cwd).await {
+                Ok(back) => Some(back),
+                Err(e) => return failed(format!("worker: the work package: {e}")),
+            }
+        }
+        None => None,
+    };
     let packed = match wire::pack(dir, &[PIDS]) {
         Ok(packed) => packed,
         Err(e) => return failed(format!("worker: the attempt's files: {e}")),
     };
     let name = format!("{}/{}/out", item.phase, item.attempt);
     match put_bundle(link, &item.run_id, packed, &name).await {
-        Ok(bundle) => ((&ended).into(), bundle),
+        Ok(bundle) => ((&ended).into(), bundle, back),
         Err(e) => failed(format!("worker: the attempt's files: {e}")),
     }
 }
@@ -315,14 +343,25 @@ async fn run_item(
 const PIDS: &str = ".spectacular-pids";
 
 /// The process of `item`, in `dir`: the coordinator's attempt directory replaced by `dir` in
-/// its arguments and environment.
-fn spec(item: &WorkItem, dir: &Path) -> Result<Spec, wire::FilesError> {
+/// its arguments and environment (and for a work package, in `repo`: the coordinator's
+/// worktree replaced by the clone, which is the working directory).
+fn spec(
+    item: &WorkItem,
+    dir: &Path,
+    repo: Option<(&str, &Path, &Path)>,
+) -> Result<Spec, wire::FilesError> {
     let here = dir.to_string_lossy();
     let local = |s: &String| {
+        let s = match repo {
+            Some((worktree, clone, _)) if worktree.len() > 1 => {
+                s.replace(worktree, &clone.to_string_lossy())
+            }
+            _ => s.clone(),
+        };
         if item.dir.len() > 1 {
             s.replace(&item.dir, &here)
         } else {
-            s.clone()
+            s
         }
     };
     let under = |rel: &str| -> Result<PathBuf, wire::FilesError> {
@@ -332,7 +371,10 @@ fn spec(item: &WorkItem, dir: &Path) -> Result<Spec, wire::FilesError> {
             Ok(dir.join(wire::safe_relative(rel)?))
         }
     };
-    let cwd = under(&item.cwd)?;
+    let cwd = match repo {
+        Some((_, _, cwd)) => cwd.to_path_buf(),
+        None => under(&item.cwd)?,
+    };
     let _ = std::fs::create_dir_all(&cwd);
     let stdin = match &item.stdin {
         Some(data) => {
