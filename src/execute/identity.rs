@@ -127,9 +127,27 @@ mod imp {
         std::str::from_utf8(field).ok()?.trim().parse().ok()
     }
 
+    /// Read on every spawn: one `read` into a buffer on the stack (a stat line is a few
+    /// hundred bytes; `/proc` reports its size as 0, so `fs::read` would grow a buffer over
+    /// six reads).
     pub(super) fn process(pid: i32) -> Option<Process> {
-        let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-        parse_stat(&stat)
+        use std::io::Read as _;
+        let mut file = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+        let mut buffer = [0u8; 4096];
+        let mut len = 0;
+        while len < buffer.len() {
+            match file.read(&mut buffer[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+        }
+        if len == buffer.len() {
+            // Longer than any stat line the kernel writes: read it whole rather than guess.
+            return parse_stat(&std::fs::read(format!("/proc/{pid}/stat")).ok()?);
+        }
+        parse_stat(&buffer[..len])
     }
 
     /// Field 4 of `/proc/<pid>/stat`.

@@ -267,6 +267,11 @@ pub fn kill_orphan_group(pid_file: &Path, tag: &str) -> Vec<(i32, Verdict)> {
     seen
 }
 
+/// The ledger last appended to, kept open: a run appends two lines for every process it
+/// starts, to the one ledger in its run directory (which is not removed while its engine runs).
+static OPEN_LEDGER: std::sync::Mutex<Option<(PathBuf, std::fs::File)>> =
+    std::sync::Mutex::new(None);
+
 /// Append `line` to the ledger with one `write` on an `O_APPEND` file (whole, whatever other
 /// engines append at the same time). Not synced: a ledger outlives a dead engine in the page
 /// cache, and after a crash of the machine its groups are of an earlier boot.
@@ -274,11 +279,24 @@ fn append(pid_file: &Path, line: &Line) -> std::io::Result<()> {
     use std::io::Write as _;
     let mut text = serde_json::to_vec(line).map_err(std::io::Error::other)?;
     text.push(b'\n');
-    std::fs::OpenOptions::new()
+    let mut open = OPEN_LEDGER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((path, file)) = open.as_mut() {
+        if path == pid_file && file.write_all(&text).is_ok() {
+            return Ok(());
+        }
+    }
+    // Another ledger, or the open one refused the write: open it (again) and write there. A
+    // refused `write` of a line this size on an `O_APPEND` file wrote nothing.
+    *open = None;
+    let mut file = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
-        .open(pid_file)?
-        .write_all(&text)
+        .open(pid_file)?;
+    file.write_all(&text)?;
+    *open = Some((pid_file.to_path_buf(), file));
+    Ok(())
 }
 
 /// Copy a child's pipe into a file, keeping at most `OUTPUT_CAP` bytes. The pipe is read
@@ -293,11 +311,13 @@ async fn copy_capped(
     let Some(mut reader) = reader else {
         return Ok(0);
     };
-    let mut buffer = vec![0u8; 64 * 1024];
+    // Reserved, not zeroed: most phases print nothing, and their pages are never touched.
+    let mut buffer = Vec::with_capacity(64 * 1024);
     let mut written: u64 = 0;
     let mut truncated = false;
     loop {
-        let n = reader.read(&mut buffer).await?;
+        buffer.clear();
+        let n = reader.read_buf(&mut buffer).await?;
         if n == 0 {
             break;
         }
@@ -385,8 +405,12 @@ pub async fn run(spec: Spec, mut cancel: watch::Receiver<u8>) -> Ended {
         );
     }
     crash::point("process.recorded");
-    let out = tokio::spawn(copy_capped(child.stdout.take(), spec.stdout.clone()));
-    let err = tokio::spawn(copy_capped(child.stderr.take(), spec.stderr.clone()));
+    // Both streams in one task: one task to schedule for each process, not two.
+    let (out, err) = (
+        copy_capped(child.stdout.take(), spec.stdout.clone()),
+        copy_capped(child.stderr.take(), spec.stderr.clone()),
+    );
+    let streams = tokio::spawn(async move { tokio::join!(out, err) });
     if let (Some(mut stdin), Some(data)) = (child.stdin.take(), spec.stdin.clone()) {
         tokio::spawn(async move {
             let _ = stdin.write_all(&data).await;
@@ -431,8 +455,7 @@ pub async fn run(spec: Spec, mut cancel: watch::Receiver<u8>) -> Ended {
         signal_group(pgid, libc::SIGKILL);
     }
     let drain = Duration::from_secs(2);
-    let _ = tokio::time::timeout(drain, out).await;
-    let _ = tokio::time::timeout(drain, err).await;
+    let _ = tokio::time::timeout(drain, streams).await;
     ended
 }
 
