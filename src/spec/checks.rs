@@ -157,9 +157,26 @@ pub(crate) fn vague_terms(line: &str) -> Vec<(usize, usize, usize)> {
                 && after != Some(b'-')
                 && !lower[..m.start()].ends_with("fail ")
                 && !(quantified && SPEED_TERMS.contains(&term))
+                && !(RULE_TERMS.contains(&term) && states_rule(&lower[m.end()..]))
         })
         .map(|m| (m.pattern().as_usize(), m.start(), m.len()))
         .collect()
+}
+
+/// Terms whose fix is to name the rule that decides (`appropriate`, `reasonable`).
+const RULE_TERMS: &[&str] = &["appropriate", "as appropriate", "reasonable", "optimal"];
+
+/// Whether what follows a term names the rule that decides it: `the appropriate workflow
+/// based on the work item state`, `according to the mapping`.
+fn states_rule(rest: &str) -> bool {
+    const RULE: &[&str] = &[
+        " based on ",
+        " according to ",
+        " as defined in ",
+        " as configured ",
+        " defined by ",
+    ];
+    RULE.iter().any(|r| rest.contains(r))
 }
 
 /// Terms about speed or size that a number on the same line quantifies (`fast: under 200
@@ -440,6 +457,13 @@ fn cover(spec: &mut Spec) {
     }
     let n = req_stems.len().max(1) as f64;
     let weight = |s: &str| (1.0 + n / uses.get(s).copied().unwrap_or(1) as f64).ln();
+    // Each requirement's words, to find the one a criterion's heading names.
+    let phrases: Vec<String> = if overlap {
+        requirements.iter().map(|r| phrase(&r.text)).collect()
+    } else {
+        Vec::new()
+    };
+    let mut named_by_heading: HashMap<String, Option<usize>> = HashMap::new();
     // The one thing a spec asks is what its criteria check (an issue's single ask).
     let single = (requirements.len() == 1).then(|| requirements[0].id.clone());
     for c in spec.criteria.iter_mut() {
@@ -464,6 +488,14 @@ fn cover(spec: &mut Spec) {
         }
         if owned || !overlap {
             continue;
+        }
+        let named = named_by_heading
+            .entry(c.section.clone())
+            .or_insert_with(|| named_by(&c.section, &phrases));
+        if let Some(i) = *named {
+            if covered.insert(i) {
+                c.covers.push(requirements[i].id.clone());
+            }
         }
         let criterion_stems = stems(&c.text);
         // Each requirement this criterion shares enough with, by the weight of what is
@@ -497,6 +529,49 @@ fn cover(spec: &mut Spec) {
     }
 }
 
+/// `text`'s words, lowercase, each between single spaces (` pod to pod pid isolation `),
+/// for matching a phrase as whole words.
+fn phrase(text: &str) -> String {
+    let mut out = String::from(" ");
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        out.push_str(&word.to_lowercase());
+        out.push(' ');
+    }
+    out
+}
+
+/// The one requirement whose text holds a heading's words, in order (criteria grouped under
+/// `### Pod to Pod pid isolation` check the goal `provide pod-to-pod pid isolation`). The
+/// heading must be a topic of the spec's own, not one the reader knows (`Acceptance
+/// Criteria`), with at least two words one of which says something; a heading held by
+/// several requirements names none.
+fn named_by(heading: &str, phrases: &[String]) -> Option<usize> {
+    if super::ingest::known_heading(heading) || stems(heading).is_empty() {
+        return None;
+    }
+    // Without its numbering (`1.2`).
+    let all = phrase(heading);
+    let words: Vec<&str> = all
+        .split_whitespace()
+        .skip_while(|w| w.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    if words.len() < 2 {
+        return None;
+    }
+    let words = format!(" {} ", words.join(" "));
+    let mut found = phrases
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.contains(&words));
+    match (found.next(), found.next()) {
+        (Some((i, _)), None) => Some(i),
+        _ => None,
+    }
+}
+
 /// The most requirements one criterion covers by shared words (named ids are not limited).
 const MAX_OVERLAP_LINKS: usize = 4;
 
@@ -504,6 +579,38 @@ const MAX_OVERLAP_LINKS: usize = 4;
 #[cfg(test)]
 fn mentions(text: &str, id: &str) -> bool {
     ID_TOKEN.find_iter(text).any(|m| m.as_str() == id)
+}
+
+/// A list item that names a chosen thing and then describes it: `- **Fastify** — TypeScript-
+/// native, minimal, built-in JSON schema validation`.
+static CHOICE: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r"^\s*(?:[-*+]|\d{1,9}[.)])\s+(?:\*\*[^*]+\*\*|`[^`]+`)\s*(?:—|–|-|:)?\s")
+        .expect("valid regex")
+});
+
+/// Whether the vague term at `start..start + len` of a constraint's line is one of the bare
+/// attributes (a whole comma-separated part) of the thing the constraint chooses: it says
+/// why that library or tool was picked, it asks nothing of the work (`**Fastify** —
+/// TypeScript-native, minimal, …`). `**Docker-first** — minimal image` still asks.
+fn describes_choice(line: &str, start: usize, len: usize) -> bool {
+    let Some(label) = CHOICE.find(line) else {
+        return false;
+    };
+    if start < label.end() {
+        return false;
+    }
+    let description = &line[label.end()..];
+    let at = start - label.end();
+    let from = description[..at]
+        .rfind([',', ';', '(', ')'])
+        .map_or(0, |i| i + 1);
+    let to = description[at + len..]
+        .find([',', ';', '(', ')'])
+        .map_or(description.len(), |i| at + len + i);
+    description[from..to]
+        .trim()
+        .trim_end_matches('.')
+        .eq_ignore_ascii_case(&description[at..at + len])
 }
 
 /// A warning for each vague term on the lines of requirements and criteria.
@@ -519,6 +626,12 @@ fn vague(text: &str, path: &str, spec: &Spec, out: &mut Vec<Diagnostic>) {
     if lines.is_empty() {
         return;
     }
+    let constraints: Vec<u32> = spec
+        .requirements
+        .iter()
+        .filter(|r| r.kind == RequirementKind::Constraint)
+        .map(|r| r.location.line)
+        .collect();
     let names = named_terms(text);
     let mut wanted = lines.iter().peekable();
     for (i, line) in text.split('\n').enumerate() {
@@ -536,7 +649,9 @@ fn vague(text: &str, path: &str, spec: &Spec, out: &mut Vec<Diagnostic>) {
         );
         for (term, start, len) in vague_terms(line) {
             let (word, suggestion) = VAGUE_TERMS[term];
-            if names.contains(&word) {
+            if names.contains(&word)
+                || (constraints.contains(&no) && describes_choice(line, start, len))
+            {
                 continue;
             }
             // `etc.` with its dot.
@@ -575,6 +690,46 @@ mod tests {
             .map(|(t, _, _)| VAGUE_TERMS[t].0)
             .collect();
         assert_eq!(found, vec!["fast", "robust", "etc"]);
+    }
+
+    #[test]
+    fn an_appropriate_choice_by_a_stated_rule_is_checkable() {
+        let found = |line: &str| vague_terms(line).len();
+        assert_eq!(
+            found("THE router SHALL pick the appropriate workflow based on the item state"),
+            0
+        );
+        assert_eq!(found("The router SHALL pick the appropriate workflow"), 1);
+    }
+
+    #[test]
+    fn a_bare_attribute_of_a_chosen_library_is_no_ask() {
+        let line = "- **Fastify** — TypeScript-native, minimal, built-in JSON schema validation";
+        let at = line.find("minimal").unwrap();
+        assert!(describes_choice(line, at, 7));
+        let line = "- **Docker-first** — official `Dockerfile`, minimal image";
+        let at = line.find("minimal").unwrap();
+        assert!(
+            !describes_choice(line, at, 7),
+            "`minimal image` asks for a size"
+        );
+        let line = "- **Minimal** — only add a dependency when it pays";
+        assert!(!describes_choice(line, 4, 7), "the label itself");
+    }
+
+    #[test]
+    fn a_heading_names_the_one_requirement_holding_its_words() {
+        let phrases: Vec<String> = [
+            "enable administrator control to provide pod-to-pod pid isolation",
+            "enable administrator control to provide node-to-pod pid isolation",
+        ]
+        .iter()
+        .map(|t| phrase(t))
+        .collect();
+        assert_eq!(named_by("Pod to Pod pid isolation", &phrases), Some(0));
+        assert_eq!(named_by("2. Node to Pod pid isolation", &phrases), Some(1));
+        assert_eq!(named_by("pid isolation", &phrases), None, "both hold it");
+        assert_eq!(named_by("Acceptance Criteria", &phrases), None);
     }
 
     #[test]

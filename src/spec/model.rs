@@ -259,10 +259,15 @@ impl Spec {
             .filter(move |r| !covered.contains(r.id.as_str()))
     }
 
-    /// The requirements a criterion is expected to cover: constraints limit how, and an
-    /// issue's task-list items are the work its acceptance criteria check as a whole.
+    /// The requirements a criterion is expected to cover: constraints limit how, an issue's
+    /// task-list items are the work its acceptance criteria check as a whole, and so are the
+    /// goals a spec that lists no requirement is read by (a KEP's, a design's): aims broader
+    /// than any one criterion, checked in other words than theirs.
     pub fn expects_cover(r: &Requirement) -> bool {
-        !matches!(r.kind, RequirementKind::Constraint | RequirementKind::Task)
+        let goal = r.kind == RequirementKind::Functional
+            && !r.explicit_id
+            && super::text::names_goals(&r.section);
+        !goal && !matches!(r.kind, RequirementKind::Constraint | RequirementKind::Task)
     }
 
     /// The ids of the criteria that cover each requirement, by requirement id.

@@ -94,6 +94,21 @@ pub(crate) fn stems(text: &str) -> Vec<String> {
     out
 }
 
+/// Whether a heading is a Goals section (`Goals`, `Design goals`), not `Non-Goals`.
+pub(crate) fn is_goals(title: &str) -> bool {
+    let t = title.to_lowercase();
+    t.contains("goal") && !t.contains("non-goal") && !t.contains("non goal")
+}
+
+/// Whether a heading is a list of goals by its last word (`Goals`, `Design Goals:`), not a
+/// topic that starts with the word (`Goal tracking`).
+pub(crate) fn names_goals(title: &str) -> bool {
+    let t = title
+        .trim_end_matches(|c: char| !c.is_alphanumeric())
+        .to_lowercase();
+    is_goals(&t) && (t.ends_with("goals") || t.ends_with("goal"))
+}
+
 /// Whitespace-separated words.
 pub(crate) fn word_count(text: &str) -> u32 {
     // Chinese and Japanese put no spaces between words: each of their characters counts as

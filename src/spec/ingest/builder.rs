@@ -6,6 +6,12 @@ use super::*;
 /// The level of a bold label read as a heading: below every Markdown heading.
 pub(super) const LABEL_LEVEL: u8 = 7;
 
+/// An item that opens with a range of ids: `FR-021 to FR-027`, `FR-1–FR-4`, `SC-001..SC-003`.
+static ID_RANGE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\[?[A-Z][A-Z0-9]{0,11}(?:-[A-Z]{2,12})?-?\d{1,9}[A-Za-z]?(?:\s+(?:to|through|thru|-)\s+|\s*(?:–|—|\.\.|~)\s*)[A-Z][A-Z0-9]{0,11}(?:-[A-Z]{2,12})?-?\d{1,9}\b")
+        .expect("valid regex")
+});
+
 pub(super) static BOLD_LABEL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(?:\*\*|__)(?P<label>[^*_:]{2,60}?)[ \t]*:?(?:\*\*|__)[ \t]*:?[ \t]*$")
         .expect("valid regex")
@@ -368,7 +374,10 @@ impl<'a> Builder<'a> {
             && matches!(role, Role::Requirements { .. });
         // `see testing:` introduces what follows; it states nothing itself.
         let lead_in = shown.ends_with(':') && id.is_none();
-        if role == Role::Guidance || described || lead_in {
+        // `FR-021 to FR-027: …` (a change log's summary) refers to requirements stated
+        // elsewhere; it states none of its own.
+        let range = id.is_some() && ID_RANGE.is_match(&plain(body));
+        if role == Role::Guidance || described || lead_in || range {
             return self.item(shown, at);
         }
         // Explicit ids decide first: `SC-` is a success criterion and `AC-` an acceptance

@@ -6,13 +6,9 @@ use super::*;
 /// When the spec lists no requirements, the items of its Goals (a KEP's, a design's) are
 /// what it asks.
 pub(super) fn goal_requirements(spec: &mut Spec) {
-    let goals = |section: &str| {
-        let t = section.to_lowercase();
-        t.contains("goal") && !t.contains("non-goal") && !t.contains("non goal")
-    };
     let (taken, kept): (Vec<Item>, Vec<Item>) = std::mem::take(&mut spec.items)
         .into_iter()
-        .partition(|i| goals(&i.section));
+        .partition(|i| crate::spec::text::is_goals(&i.section));
     spec.items = kept;
     for item in taken {
         spec.requirements.push(Requirement {
@@ -24,6 +20,44 @@ pub(super) fn goal_requirements(spec: &mut Spec) {
             section: item.section,
             priority: None,
         });
+    }
+}
+
+/// When the spec lists no requirement and no goal but tells user stories (a Spec Kit spec
+/// without its Requirements section), each story is a requirement, checked by its own
+/// scenarios. Returns the requirement each story became, to link its scenarios once ids are
+/// given.
+pub(super) fn story_requirements(spec: &mut Spec) -> Vec<(usize, usize)> {
+    let mut made = Vec::new();
+    for (s, story) in spec.stories.iter().enumerate() {
+        made.push((spec.requirements.len(), s));
+        spec.requirements.push(Requirement {
+            id: String::new(),
+            explicit_id: false,
+            text: story.title.clone(),
+            kind: RequirementKind::Functional,
+            location: story.location,
+            section: section_at(&spec.sections, story.location.line),
+            priority: story.priority.clone(),
+        });
+    }
+    made
+}
+
+/// Each story's scenarios cover the requirement the story became.
+pub(super) fn link_story_scenarios(spec: &mut Spec, made: &[(usize, usize)]) {
+    for &(r, s) in made {
+        let id = spec.requirements[r].id.clone();
+        let scenarios = spec.stories[s].scenarios.clone();
+        for c in spec
+            .criteria
+            .iter_mut()
+            .filter(|c| scenarios.contains(&c.id))
+        {
+            if !c.covers.contains(&id) {
+                c.covers.push(id.clone());
+            }
+        }
     }
 }
 
@@ -164,6 +198,21 @@ pub(super) fn sentences(text: &str) -> Vec<(usize, usize)> {
     out
 }
 
+/// Whether a sentence says `must`, `shall`, `should`, `needs to`…, not as a need denied
+/// (`lambdas … when they do not need to capture`, `callers don't have to`).
+pub(super) fn asks(sentence: &str) -> bool {
+    MODAL.find_iter(sentence).any(|m| {
+        let word = m.as_str().to_lowercase();
+        let denied = ["not ", "n't ", "never ", "no "].iter().any(|n| {
+            sentence[..m.start()]
+                .to_lowercase()
+                .trim_end_matches(' ')
+                .ends_with(n.trim_end())
+        });
+        !(denied && (word.starts_with("need") || word.starts_with("ha")))
+    })
+}
+
 /// When the spec lists no requirements, the sentences of its prose that say `must`, `shall`,
 /// `should`, `needs to`…, or that open with an imperative (`Add …`, `Support …`), are its
 /// requirements: whole sentences, across the lines a paragraph is wrapped over, never code.
@@ -196,7 +245,7 @@ pub(super) fn prose_requirements(b: &mut Builder<'_>) {
                 .unwrap_or("")
                 .to_lowercase();
             let imperative = IMPERATIVES.contains(&first.as_str());
-            if !(MODAL.is_match(s) || imperative) {
+            if !(asks(s) || imperative) {
                 continue;
             }
             let at = start + lead;

@@ -134,6 +134,12 @@ fn detect(lines: &[(u32, &str)]) -> Format {
 
 /// Read `text` into the model. Never fails; the diagnostics are those of the text itself
 /// (empty, lines too long). `checks` adds the rest.
+/// Whether a heading is one the reader knows the role of (`Acceptance Criteria`, `Overview`…)
+/// rather than a topic of the spec's own (`Pod to Pod pid isolation`).
+pub(super) fn known_heading(title: &str) -> bool {
+    role_of(title) != Role::Unknown
+}
+
 pub(super) fn ingest(path: &str, text: &str) -> (Spec, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
     let mut spec = Spec::empty(path);
@@ -378,6 +384,22 @@ fn story_paragraph(b: &mut Builder<'_>, no: u32, line: &str, trimmed: &str) -> b
             return true;
         }
     }
+    // A KEP's `#### Story 1` tells its story as a paragraph: `As a user, I would like …`.
+    let lower = shown.to_lowercase();
+    if b.role() == Role::Stories
+        && b.paragraph.is_none()
+        && (lower.starts_with("as a ") || lower.starts_with("as an "))
+    {
+        let n = b.spec.stories.len() + 1;
+        let at = Location::new(no, col(line, offset_in(line, trimmed)), chars(trimmed));
+        b.spec.stories.push(UserStory {
+            id: format!("US{n}"),
+            title: shown,
+            priority: None,
+            location: at,
+            scenarios: Vec::new(),
+        });
+    }
     false
 }
 
@@ -396,10 +418,16 @@ fn finish(mut b: Builder<'_>, mut diagnostics: Vec<Diagnostic>) -> (Spec, Vec<Di
     if none(&b.spec) {
         goal_requirements(&mut b.spec);
     }
+    let stories = if none(&b.spec) {
+        story_requirements(&mut b.spec)
+    } else {
+        Vec::new()
+    };
     if none(&b.spec) {
         prose_requirements(&mut b);
     }
     assign_ids(&mut b.spec);
+    link_story_scenarios(&mut b.spec, &stories);
     for &(q, r) in &b.question_of {
         let id = b.spec.requirements.get(r).map(|r| r.id.clone());
         if let Some(q) = b.spec.clarifications.get_mut(q) {

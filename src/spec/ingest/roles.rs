@@ -109,6 +109,11 @@ pub(super) fn english_role(title: &str) -> Role {
         || has("constitution check")
         || has("constitutional compliance")
         || t == "section requirements"
+        // A KEP template's process: the release team's checklist and the production
+        // readiness questionnaire (its "Monitoring Requirements" ask the reviewers' questions).
+        || has("signoff checklist")
+        || has("sign-off checklist")
+        || has("production readiness review questionnaire")
     {
         return Role::Guidance;
     }
