@@ -250,6 +250,10 @@ async fn promote_outputs(
     job: &Job,
     usage: Option<&crate::agents::Usage>,
 ) -> Result<outputs::Promoted, (FailureKind, String, Vec<String>)> {
+    if job.outputs.is_empty() && job.out_dir.is_none() {
+        // Nothing declared, nothing to collect: no trip to the blocking pool.
+        return Ok(outputs::Promoted::default());
+    }
     let promoted = {
         let out_dir = job.out_dir.clone();
         let (outputs, paths, dir, run_dir, phase, base, redactor) = (

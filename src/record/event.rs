@@ -834,7 +834,44 @@ struct EnvelopeOut<'a> {
     ts: &'a str,
     causation_id: Option<&'a str>,
     actor: &'a str,
-    data: &'a serde_json::Value,
+    data: Option<PayloadOut<'a>>,
+}
+
+/// The payload of an event without its tag: the `data` of the envelope.
+pub struct PayloadOut<'a>(pub &'a EventData);
+
+impl Serialize for PayloadOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            EventData::RunStarted(d) => d.serialize(s),
+            EventData::RunResumed(d) => d.serialize(s),
+            EventData::PhaseReady(d) => d.serialize(s),
+            EventData::PhaseExpanded(d) => d.serialize(s),
+            EventData::AttemptStarted(d) => d.serialize(s),
+            EventData::AttemptSucceeded(d) => d.serialize(s),
+            EventData::AttemptFailed(d) => d.serialize(s),
+            EventData::PhaseSucceeded(d) => d.serialize(s),
+            EventData::PhaseFailed(d) => d.serialize(s),
+            EventData::PhaseSkipped(d) => d.serialize(s),
+            EventData::LoopStarted(d) => d.serialize(s),
+            EventData::ApprovalRequested(d) => d.serialize(s),
+            EventData::ApprovalDecided(d) => d.serialize(s),
+            EventData::ClarificationAnswered(d) => d.serialize(s),
+            EventData::CancelRequested(d) => d.serialize(s),
+            EventData::RunSuspended(d) => d.serialize(s),
+            EventData::RunSucceeded(d) | EventData::RunFailed(d) | EventData::RunCanceled(d) => {
+                d.serialize(s)
+            }
+            EventData::PolicyDecided(d) => d.serialize(s),
+            EventData::FallbackActivated(d) => d.serialize(s),
+            EventData::MergeStep(d) => d.serialize(s),
+            EventData::BudgetAlert(d) => d.serialize(s),
+            EventData::NotificationSent(d) | EventData::NotificationFailed(d) => d.serialize(s),
+            EventData::IssueCommented(d) => d.serialize(s),
+            EventData::PrOpened(d) | EventData::PrUpdated(d) => d.serialize(s),
+            EventData::AttemptRedelivered(d) => d.serialize(s),
+        }
+    }
 }
 
 /// The envelope as read: one pass over the line. `data` is decoded in place when `type` (and
@@ -956,12 +993,16 @@ impl<'de: 'a, 'a> serde::de::Visitor<'de> for EnvelopeVisitor<'a> {
 impl Event {
     /// The event as one JSON line (no trailing newline), fields in envelope order.
     pub fn to_json_line(&self) -> String {
-        let tagged = serde_json::to_value(&self.data).unwrap_or_default();
-        let data = tagged
-            .get("data")
-            .cloned()
-            .unwrap_or(serde_json::Value::Null);
-        let out = EnvelopeOut {
+        let mut line = Vec::with_capacity(256);
+        self.write_json_line(&mut line);
+        // serde_json writes UTF-8 only.
+        String::from_utf8(line).unwrap_or_default()
+    }
+
+    /// Append the event as one JSON line (no trailing newline) to `out`: one pass, straight
+    /// from the typed payload.
+    pub fn write_json_line(&self, out: &mut Vec<u8>) {
+        let envelope = EnvelopeOut {
             event_id: &self.event_id,
             kind: self.data.type_name(),
             schema: self.schema,
@@ -970,9 +1011,20 @@ impl Event {
             ts: &self.ts,
             causation_id: self.causation_id.as_deref(),
             actor: &self.actor,
-            data: &data,
+            data: Some(PayloadOut(&self.data)),
         };
-        serde_json::to_string(&out).unwrap_or_default()
+        let start = out.len();
+        if let Err(e) = serde_json::to_writer(&mut *out, &envelope) {
+            // Only a map with keys that are not strings could fail, and no payload has one:
+            // the envelope is still written, with a `null` payload.
+            tracing::error!("this is a bug in spectacular; please report it: the payload of an event could not be written as JSON: {e}");
+            out.truncate(start);
+            let envelope = EnvelopeOut {
+                data: None,
+                ..envelope
+            };
+            let _ = serde_json::to_writer(&mut *out, &envelope);
+        }
     }
 
     /// Read one line of a log, upcasting older schemas.
@@ -1018,6 +1070,29 @@ mod tests {
         let reordered = r#"{"data":{"phase":"plan"},"seq":1,"run_id":"R","actor":"engine","ts":"2026-11-21T10:00:00.000Z","schema":1,"type":"phase.ready","event_id":"E1","extra":[1]}"#;
         assert_eq!(Event::from_json_line(reordered).unwrap(), event);
         assert_eq!(event.to_json_line(), LINE);
+    }
+
+    /// The line written in one pass is the one the tagged form gives, for the golden sample
+    /// of every event type.
+    #[test]
+    fn payloads_are_written_as_their_tagged_form_says() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events");
+        let mut seen = std::collections::BTreeSet::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                let event = Event::from_json_line(line).unwrap();
+                let tagged = serde_json::to_value(&event.data).unwrap();
+                assert_eq!(
+                    serde_json::to_string(&PayloadOut(&event.data)).unwrap(),
+                    tagged["data"].to_string()
+                );
+                let again = Event::from_json_line(&event.to_json_line()).unwrap();
+                assert_eq!(again, event);
+                seen.insert(event.data.type_name());
+            }
+        }
+        assert_eq!(seen.len(), EventData::TYPE_NAMES.len(), "{seen:?}");
     }
 
     #[test]
