@@ -251,11 +251,8 @@ async fn promote_outputs(
     usage: Option<&crate::agents::Usage>,
 ) -> Result<outputs::Promoted, (FailureKind, String, Vec<String>)> {
     if job.outputs.is_empty() && job.out_dir.is_none() {
-        // Nothing to collect, check or promote: no trip to the blocking pool.
-        return Ok(outputs::Promoted {
-            artifacts: Default::default(),
-            values: Default::default(),
-        });
+        // Nothing declared, nothing to collect: no trip to the blocking pool.
+        return Ok(outputs::Promoted::default());
     }
     let promoted = {
         let out_dir = job.out_dir.clone();

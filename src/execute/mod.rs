@@ -171,6 +171,8 @@ enum Msg {
     Redelivered(distributed::coordinator::Redelivered),
     /// Another coordinator appended to the run's stream first (NATS).
     Superseded(distributed::Error),
+    /// The log's group in flight is durable (or failed): collect it.
+    Synced,
 }
 
 /// A run being driven.

@@ -18,6 +18,7 @@ use crate::record::store::{join_under, UnsafePath};
 /// Outputs up to this size are recorded as values (JSON, else text).
 pub const VALUE_LIMIT: u64 = 64 * 1024;
 
+#[derive(Default)]
 pub struct Promoted {
     /// name → artifact path relative to the run directory.
     pub artifacts: BTreeMap<String, String>,

@@ -826,8 +826,9 @@ fn knowledge(
                 .collect()
         })
         .unwrap_or_default();
-    let (config, _) = crate::config::project::load(&dot_dir);
+    // The budgets are per role: a phase without one reads no configuration.
     let budget = role.and_then(|r| {
+        let (config, _) = crate::config::project::load(&dot_dir);
         config
             .knowledge
             .as_ref()

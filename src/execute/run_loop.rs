@@ -85,18 +85,58 @@ impl Engine {
             }
         }
         let events = std::mem::take(&mut self.uncommitted);
-        self.projection_backlog.extend(events.iter().cloned());
-        if self.projection_synced.elapsed() >= PROJECTION_INTERVAL {
-            self.sync_projection();
+        self.after_durable(events);
+        Ok(())
+    }
+
+    /// Commit what is due. Without anything waiting on it (an attempt, an inbox command, the
+    /// shared ledgers), the group is made durable in the background while the loop goes on
+    /// with in-process work; whatever needs durable events calls [`Engine::flush`], which
+    /// waits for it.
+    fn commit_due(&mut self) -> Result<(), Error> {
+        if self.awaiting_commit.is_empty() && self.claimed.is_empty() && self.unsettled.is_empty() {
+            if self.log.in_flight() {
+                return Ok(());
+            }
+            if self.log.commit_in_background()? {
+                // The events recorded from now on wait for a group of their own.
+                self.oldest_uncommitted = None;
+                return Ok(());
+            }
         }
+        self.flush()
+    }
+
+    /// Hand on the events of a group that became durable in the background.
+    fn collect_durable(&mut self) -> Result<(), Error> {
+        let Some(seq) = self.log.durable()? else {
+            return Ok(());
+        };
+        let split = self.uncommitted.partition_point(|e| e.seq <= seq);
+        let durable: Vec<Event> = self.uncommitted.drain(..split).collect();
+        self.after_durable(durable);
+        Ok(())
+    }
+
+    /// Show durable events, offer them to the webhooks, mirror them and queue them for the
+    /// projection.
+    fn after_durable(&mut self, events: Vec<Event>) {
         for e in &events {
             (self.observer)(e);
         }
         self.offer_notifications(&events);
         if let Some(mirror) = &self.mirror {
-            mirror.send(events);
+            mirror.send(events.clone());
         }
-        Ok(())
+        // The events move on to the projection: no copy on the way.
+        if self.projection_backlog.is_empty() {
+            self.projection_backlog = events;
+        } else {
+            self.projection_backlog.extend(events);
+        }
+        if self.projection_synced.elapsed() >= PROJECTION_INTERVAL {
+            self.sync_projection();
+        }
     }
 
     /// Bring the projection up to the committed events. It lags the log by at most
@@ -158,6 +198,10 @@ impl Engine {
         // Every evaluation of this run happens on this thread; the flag stops them.
         let _installed = self.interrupt.install();
         let _handlers = self.spawn_watchers();
+        let tx = self.tx.clone();
+        self.log.set_waker(move || {
+            let _ = tx.send(Msg::Synced);
+        });
         self.connect_nats().await?;
         loop {
             if let Some(lost) = self.superseded.take() {
@@ -167,8 +211,10 @@ impl Engine {
             let overdue = self
                 .oldest_uncommitted
                 .is_some_and(|t| t.elapsed() >= COMMIT_DELAY);
-            if overdue || self.uncommitted.len() >= 4096 {
+            if self.uncommitted.len() >= 4096 {
                 self.flush()?;
+            } else if overdue {
+                self.commit_due()?;
             }
             if let Some(status) = self.scheduler.finished() {
                 self.flush()?;
@@ -187,7 +233,13 @@ impl Engine {
             // effect (a process start) that depends on them.
             // The projection follows committed events within `PROJECTION_INTERVAL` even when
             // nothing else is committed (a long attempt): wait no longer than that.
-            let commit_due = (!self.uncommitted.is_empty()).then_some(COMMIT_DELAY);
+            // A group in flight wakes the loop up when it is durable; the next one starts then.
+            let commit_due = if self.log.in_flight() {
+                None
+            } else {
+                self.oldest_uncommitted
+                    .map(|t| COMMIT_DELAY.saturating_sub(t.elapsed()))
+            };
             let projection_due = (!self.projection_backlog.is_empty())
                 .then(|| PROJECTION_INTERVAL.saturating_sub(self.projection_synced.elapsed()));
             let msg = match commit_due.into_iter().chain(projection_due).min() {
@@ -195,7 +247,9 @@ impl Engine {
                 Some(wait) => match tokio::time::timeout(wait, self.rx.recv()).await {
                     Ok(msg) => msg,
                     Err(_) => {
-                        self.flush()?;
+                        if self.oldest_uncommitted.is_some() {
+                            self.commit_due()?;
+                        }
                         if !self.projection_backlog.is_empty()
                             && self.projection_synced.elapsed() >= PROJECTION_INTERVAL
                         {
@@ -213,6 +267,7 @@ impl Engine {
             while let Ok(msg) = self.rx.try_recv() {
                 self.handle(msg);
             }
+            self.collect_durable()?;
             if !self.awaiting_commit.is_empty() {
                 // An attempt waits for these events before it starts its next process.
                 self.flush()?;
@@ -285,7 +340,7 @@ impl Engine {
             Msg::RetryDue(phase) => self.scheduler.retry_due(&phase),
             Msg::Redelivered(again) => self.record_redelivery(again),
             Msg::Superseded(lost) => self.superseded = Some(lost),
-            Msg::ApprovalTimeout => {}
+            Msg::ApprovalTimeout | Msg::Synced => {}
             Msg::Record { data, durable } => {
                 // The next candidate of a fallback chain reserves at its own price: the hard
                 // cap may refuse it (the attempt then fails, and nothing is recorded here).

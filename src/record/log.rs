@@ -1,10 +1,17 @@
 //! The run log writer: the single, locked writer of a run's `events.jsonl`. It assigns ids,
 //! sequence numbers and timestamps, group-commits buffered lines with one write and one
 //! `fdatasync`, repairs a torn last line on open, and stops for good after an I/O error.
+//!
+//! A group can also be committed in the background ([`RunLog::commit_in_background`]): its
+//! lines are written at once and made durable on the log's syncer thread while the caller goes
+//! on recording in-process work; [`RunLog::durable`] says when they are. Nothing waits for an
+//! `fdatasync` but what needs it: [`RunLog::commit`] first waits for the group in flight, so
+//! that an effect that follows it always follows durable events.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use super::event::{Event, EventData, SCHEMA_VERSION};
 use super::limits;
@@ -27,6 +34,8 @@ pub struct RunLog {
     committed_seq: u64,
     /// Length of the file up to the last durable line.
     committed_len: u64,
+    /// Length of the file up to the last written line (durable or not).
+    written_len: u64,
     last_event_id: Option<String>,
     /// Lines appended since the last commit, each ending with `\n`.
     buffer: Vec<u8>,
@@ -37,6 +46,56 @@ pub struct RunLog {
     repaired: Option<String>,
     /// The secrets replaced in every event before it is written.
     redactor: Redactor,
+    /// Called by the syncer thread each time a background group is durable.
+    waker: Option<Waker>,
+    /// The thread that makes background groups durable (started by the first one).
+    syncer: Option<Syncer>,
+    /// The group written and being made durable in the background, if any.
+    in_flight: Option<InFlight>,
+}
+
+/// What the syncer calls once a group is durable.
+struct Waker(Box<dyn Fn() + Send>);
+
+impl std::fmt::Debug for Waker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Waker")
+    }
+}
+
+/// A group written to the file and handed to the syncer.
+#[derive(Debug)]
+struct InFlight {
+    /// Its last seq, and the length of the file once it is durable.
+    seq: u64,
+    len: u64,
+}
+
+/// The log's syncer thread: `fdatasync` on a handle of the same file, one request at a time.
+#[derive(Debug)]
+struct Syncer {
+    requests: mpsc::Sender<()>,
+    results: mpsc::Receiver<std::io::Result<()>>,
+}
+
+impl Syncer {
+    fn start(file: &File, wake: Waker) -> std::io::Result<Syncer> {
+        let file = file.try_clone()?;
+        let (requests, rx) = mpsc::channel::<()>();
+        let (tx, results) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("log-sync".into())
+            .spawn(move || {
+                // Ends when the log is dropped (its sender with it).
+                for () in rx {
+                    if tx.send(file.sync_data()).is_err() {
+                        return;
+                    }
+                    (wake.0)();
+                }
+            })?;
+        Ok(Syncer { requests, results })
+    }
 }
 
 impl RunLog {
@@ -85,12 +144,16 @@ impl RunLog {
             last_seq: 0,
             committed_seq: 0,
             committed_len: 0,
+            written_len: 0,
             last_event_id: None,
             buffer: Vec::new(),
             pending_dir_syncs,
             poisoned: None,
             repaired: None,
             redactor: Redactor::default(),
+            waker: None,
+            syncer: None,
+            in_flight: None,
         })
     }
 
@@ -144,12 +207,16 @@ impl RunLog {
                 last_seq,
                 committed_seq: last_seq,
                 committed_len: parsed.valid_len,
+                written_len: parsed.valid_len,
                 last_event_id,
                 buffer: Vec::new(),
                 pending_dir_syncs: Vec::new(),
                 poisoned: None,
                 repaired,
                 redactor: Redactor::default(),
+                waker: None,
+                syncer: None,
+                in_flight: None,
             },
             events,
         ))
@@ -200,34 +267,155 @@ impl RunLog {
         self.last_seq = event.seq;
         self.last_event_id = Some(event.event_id.clone());
         if self.poisoned.is_none() {
-            self.buffer
-                .extend_from_slice(event.to_json_line().as_bytes());
+            event.write_json_line(&mut self.buffer);
             self.buffer.push(b'\n');
         }
         event
     }
 
     /// Group commit: write every buffered line in one write, then `fdatasync`. The first
-    /// commit of a new run also syncs the directories it created. After any write or sync
-    /// error the log is poisoned: this commit returns the I/O error and every later one
-    /// returns [`Error::Poisoned`]; nothing is ever retried as if it had succeeded.
+    /// commit of a new run also syncs the directories it created. A group committing in the
+    /// background is waited for first. After any write or sync error the log is poisoned:
+    /// this commit returns the I/O error and every later one returns [`Error::Poisoned`];
+    /// nothing is ever retried as if it had succeeded.
     pub fn commit(&mut self) -> Result<(), Error> {
-        if let Some(cause) = &self.poisoned {
-            return Err(Error::Poisoned {
-                run_id: self.run_id.clone(),
-                cause: cause.clone(),
-            });
+        self.check_poisoned()?;
+        if self.in_flight.is_some() {
+            // Its `fdatasync` must have succeeded before anything after it counts as durable:
+            // an error it reported is not reported again to a later one.
+            self.collect(true)?;
         }
-        if !self.buffer.is_empty() {
-            if let Err(e) = self.file.write_all(&self.buffer) {
-                return Err(self.poison("append to the run log", e));
-            }
+        self.write_buffer()?;
+        if self.committed_seq != self.last_seq {
             if let Err(e) = self.file.sync_data() {
                 return Err(self.poison("fsync the run log", e));
             }
-            self.committed_len += self.buffer.len() as u64;
-            self.buffer.clear();
+            self.committed_len = self.written_len;
         }
+        self.sync_dirs()?;
+        self.committed_seq = self.last_seq;
+        Ok(())
+    }
+
+    /// Say how to be told that a background group is durable (see
+    /// [`RunLog::commit_in_background`]): `wake` is called on the syncer thread.
+    pub fn set_waker(&mut self, wake: impl Fn() + Send + 'static) {
+        self.waker = Some(Waker(Box::new(wake)));
+    }
+
+    /// Start a group commit that does not wait: the buffered lines are written now and made
+    /// durable on the syncer thread, which then calls the waker (and [`RunLog::durable`]
+    /// tells). Returns `Ok(false)` when nothing was started: nothing buffered, a group already
+    /// in flight, no waker, or a first commit (its directories are synced in place, by
+    /// [`RunLog::commit`]).
+    pub fn commit_in_background(&mut self) -> Result<bool, Error> {
+        self.check_poisoned()?;
+        if self.buffer.is_empty() || self.in_flight.is_some() || !self.pending_dir_syncs.is_empty()
+        {
+            return Ok(false);
+        }
+        if self.syncer.is_none() {
+            let Some(wake) = self.waker.take() else {
+                return Ok(false);
+            };
+            match Syncer::start(&self.file, wake) {
+                Ok(syncer) => self.syncer = Some(syncer),
+                Err(e) => {
+                    tracing::warn!("no thread to commit the run log in the background ({e}); committing in place");
+                    return Ok(false);
+                }
+            }
+        }
+        self.write_buffer()?;
+        let requested = self
+            .syncer
+            .as_ref()
+            .is_some_and(|s| s.requests.send(()).is_ok());
+        if !requested {
+            // The lines are written; `commit` makes them durable.
+            return Ok(false);
+        }
+        self.in_flight = Some(InFlight {
+            seq: self.last_seq,
+            len: self.written_len,
+        });
+        Ok(true)
+    }
+
+    /// The seq up to which events are durable now, once the group in flight is (without
+    /// waiting; `None` while it is not done or when there is none). A failed `fdatasync`
+    /// poisons the log and is returned.
+    pub fn durable(&mut self) -> Result<Option<u64>, Error> {
+        if self.in_flight.is_none() {
+            return Ok(None);
+        }
+        self.collect(false)
+    }
+
+    /// Is a group being made durable in the background?
+    pub fn in_flight(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// Take the result of the group in flight (waiting for it with `wait`).
+    fn collect(&mut self, wait: bool) -> Result<Option<u64>, Error> {
+        let Some(syncer) = &self.syncer else {
+            return Ok(None);
+        };
+        let result = if wait {
+            syncer.results.recv().ok()
+        } else {
+            match syncer.results.try_recv() {
+                Ok(result) => Some(result),
+                Err(mpsc::TryRecvError::Empty) => return Ok(None),
+                Err(mpsc::TryRecvError::Disconnected) => None,
+            }
+        };
+        let Some(flight) = self.in_flight.take() else {
+            return Ok(None);
+        };
+        match result {
+            Some(Ok(())) => {
+                self.committed_seq = flight.seq;
+                self.committed_len = self.committed_len.max(flight.len);
+                Ok(Some(flight.seq))
+            }
+            Some(Err(e)) => Err(self.poison("fsync the run log", e)),
+            None => {
+                self.syncer = None;
+                Err(self.poison(
+                    "fsync the run log",
+                    std::io::Error::other("the syncer thread stopped"),
+                ))
+            }
+        }
+    }
+
+    fn check_poisoned(&self) -> Result<(), Error> {
+        match &self.poisoned {
+            Some(cause) => Err(Error::Poisoned {
+                run_id: self.run_id.clone(),
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Write the buffered lines (not durable yet: `written_len` grows, `committed_len` not).
+    fn write_buffer(&mut self) -> Result<(), Error> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.file.write_all(&self.buffer) {
+            return Err(self.poison("append to the run log", e));
+        }
+        self.written_len += self.buffer.len() as u64;
+        self.buffer.clear();
+        Ok(())
+    }
+
+    /// Make the directories a new run created durable.
+    fn sync_dirs(&mut self) -> Result<(), Error> {
         while let Some(dir) = self.pending_dir_syncs.pop() {
             if let Err(e) = sync_dir(&dir) {
                 self.pending_dir_syncs.push(dir.clone());
@@ -242,13 +430,14 @@ impl RunLog {
                 });
             }
         }
-        self.committed_seq = self.last_seq;
         Ok(())
     }
 
     fn poison(&mut self, action: &'static str, source: std::io::Error) -> Error {
         self.poisoned = Some(format!("failed to {action}: {source}"));
         self.buffer = Vec::new();
+        self.in_flight = None;
+        self.written_len = self.committed_len;
         // Best effort: take back the lines of the failed group that did reach the file, so
         // that what the caller was told failed does not reappear on the next open. If this
         // fails too, the next open still truncates a torn last line.
@@ -345,6 +534,63 @@ mod tests {
             format!("{}\n{}\n", a.to_json_line(), b.to_json_line())
         );
         assert_eq!(store.read_events("R1").unwrap(), vec![a, b]);
+    }
+
+    /// A background group is on disk at once, durable when the syncer says so, and the
+    /// events recorded meanwhile wait for a group of their own.
+    #[test]
+    fn a_background_group_becomes_durable_without_blocking_the_writer() {
+        let (_tmp, store) = store();
+        let mut log = RunLog::create(&store, "R1").unwrap();
+        let (woken, wakes) = std::sync::mpsc::channel();
+        log.set_waker(move || {
+            let _ = woken.send(());
+        });
+        log.append(ready("a"), "engine", None);
+        // The first commit of a run syncs its directories: in place.
+        assert!(!log.commit_in_background().unwrap());
+        log.commit().unwrap();
+        log.append(ready("b"), "engine", None);
+        assert!(log.commit_in_background().unwrap());
+        assert!(log.in_flight());
+        // One group at a time: the next waits.
+        log.append(ready("c"), "engine", None);
+        assert!(!log.commit_in_background().unwrap());
+        assert_eq!(store.read_events("R1").unwrap().len(), 2);
+        wakes.recv().unwrap();
+        assert_eq!(log.durable().unwrap(), Some(2));
+        assert_eq!(log.committed_seq(), 2);
+        assert!(!log.in_flight());
+        assert!(log.commit_in_background().unwrap());
+        // A commit in place waits for the group in flight, then makes the rest durable.
+        log.append(ready("d"), "engine", None);
+        log.commit().unwrap();
+        assert!(!log.in_flight());
+        assert_eq!(log.committed_seq(), 4);
+        let phases: Vec<_> = store
+            .read_events("R1")
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| e.data.phase().map(str::to_string))
+            .collect();
+        assert_eq!(phases, ["a", "b", "c", "d"]);
+    }
+
+    /// A write that fails in a background group poisons the log like one in place.
+    #[test]
+    fn a_failed_background_group_poisons_the_log() {
+        let (_tmp, store) = store();
+        let mut log = RunLog::create(&store, "R1").unwrap();
+        log.set_waker(|| {});
+        log.append(ready("a"), "engine", None);
+        log.commit().unwrap();
+        log.replace_file(File::open(log.path()).unwrap());
+        log.append(ready("b"), "engine", None);
+        let err = log.commit_in_background().unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err:?}");
+        assert!(log.is_poisoned());
+        assert!(matches!(log.commit(), Err(Error::Poisoned { .. })));
+        assert_eq!(store.read_events("R1").unwrap().len(), 1);
     }
 
     #[test]

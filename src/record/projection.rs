@@ -10,7 +10,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 
-use super::event::{Event, EventData};
+use super::event::{Event, EventData, PayloadOut};
 use super::fold::{
     failure_kind_str, fold, fold_attempts, AttemptSummary, PhaseState, PhaseSummary, RunStatus,
     RunSummary,
@@ -347,10 +347,8 @@ impl Projection {
                         found: event.seq,
                     });
                 }
-                let data = serde_json::to_value(&event.data)
-                    .ok()
-                    .and_then(|mut v| v.get_mut("data").map(serde_json::Value::take))
-                    .unwrap_or(serde_json::Value::Null);
+                let data = serde_json::to_string(&PayloadOut(&event.data))
+                    .unwrap_or_else(|_| "null".to_string());
                 insert_event
                     .execute(params![
                         event.run_id,
@@ -362,7 +360,7 @@ impl Projection {
                         event.causation_id,
                         event.actor,
                         event.data.phase(),
-                        data.to_string(),
+                        data,
                     ])
                     .map_err(e)?;
                 apply_attempt(&tx, event).map_err(e)?;

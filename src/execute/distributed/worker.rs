@@ -283,7 +283,7 @@ async fn run_item(
         )
     };
     if *cancel.borrow() >= process::CANCEL {
-        return (wire::Ended::Canceled, wire::Bundle::default());
+        return (wire::Ended::Canceled, wire::Bundle::default(), None);
     }
     if let Err(e) = std::fs::create_dir_all(dir) {
         return failed(format!("worker: {}: {e}", dir.display()));
