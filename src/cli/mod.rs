@@ -652,6 +652,22 @@ pub struct Context {
 }
 
 impl Context {
+    /// The project's configuration (`.spectacular/config.yaml`), refused with its located
+    /// diagnostics (exit 65) when it has errors.
+    pub(crate) fn project_config(&self) -> Result<crate::config::project::ProjectConfig, Failure> {
+        let (config, diagnostics) = crate::config::project::load(&self.store().dir);
+        if diagnostics.has_errors() {
+            return Err(Failure {
+                exit: Exit::Invalid,
+                message: format!(
+                    "the project's config.yaml has errors\n{}",
+                    self.render_stderr(&diagnostics)
+                ),
+            });
+        }
+        Ok(config)
+    }
+
     fn new(choice: ColorChoice, store_override: Option<PathBuf>) -> Context {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let decide = |is_terminal: bool| match choice {

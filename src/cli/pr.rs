@@ -20,25 +20,10 @@ pub fn run(context: &Context, args: Args) -> Outcome {
     let run_id = store
         .resolve_run(&args.run)
         .map_err(|e| Failure::usage(e.to_string()))?;
-    let config = config(context)?;
+    let config = context.project_config()?;
     let published = open(context, &config, &run_id).map_err(super::spec_run::publish_failure)?;
     outln!("{}", said(&published))?;
     Ok(Exit::Success)
-}
-
-/// The project's configuration, refused when it has errors.
-fn config(context: &Context) -> Result<project::ProjectConfig, Failure> {
-    let (config, diagnostics) = project::load(&context.store().dir);
-    if diagnostics.has_errors() {
-        return Err(Failure {
-            exit: Exit::Invalid,
-            message: format!(
-                "the project's config.yaml has errors\n{}",
-                context.render_stderr(&diagnostics)
-            ),
-        });
-    }
-    Ok(config)
 }
 
 fn open(
@@ -81,7 +66,7 @@ pub fn after_run(
     succeeded: bool,
 ) -> (Vec<String>, Option<String>) {
     let mut lines = Vec::new();
-    let Ok(config) = config(context) else {
+    let Ok(config) = context.project_config() else {
         return (lines, None);
     };
     let forge = ForgeConfig::from_project(&config);

@@ -392,16 +392,7 @@ fn nats_settings(
     if let Some(url) = url.filter(|u| !u.is_empty()) {
         let mut config = crate::execute::distributed::Config::from_env(url)
             .map_err(|e| Failure::usage(e.to_string()))?;
-        let (project, diagnostics) = crate::config::project::load(&context.store().dir);
-        if diagnostics.has_errors() {
-            return Err(Failure {
-                exit: Exit::Invalid,
-                message: format!(
-                    "the project's config.yaml has errors\n{}",
-                    context.render_stderr(&diagnostics)
-                ),
-            });
-        }
+        let project = context.project_config()?;
         if let Some(timeout) = project.nats.as_ref().and_then(|n| n.queue_timeout()) {
             config.queue_timeout = timeout;
         }

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{Context, Failure};
-use crate::config::project::{self, DEFAULT_SPEC_MISSION};
+use crate::config::project::DEFAULT_SPEC_MISSION;
 use crate::project::{display_path, Project};
 use crate::record::event::EventData;
 use crate::record::Store;
@@ -38,16 +38,7 @@ fn issue_target(
     };
     Some((|| {
         let store = context.store();
-        let (config, diagnostics) = project::load(&store.dir);
-        if diagnostics.has_errors() {
-            return Err(Failure {
-                exit: super::Exit::Invalid,
-                message: format!(
-                    "the project's config.yaml has errors\n{}",
-                    context.render_stderr(&diagnostics)
-                ),
-            });
-        }
+        let config = context.project_config()?;
         let forge = crate::forge::ForgeConfig::from_project(&config);
         let api = crate::forge::connect(reference.kind, &forge).map_err(forge_failure)?;
         let (path, issue) = crate::forge::publish::fetch_spec(&store.dir, api.as_ref(), &reference)
@@ -141,16 +132,7 @@ pub fn target(
         return Ok(None);
     }
     let root = context.project.root.clone();
-    let (config, diagnostics) = project::load(&context.store().dir);
-    if diagnostics.has_errors() {
-        return Err(Failure {
-            exit: super::Exit::Invalid,
-            message: format!(
-                "the project's config.yaml has errors\n{}",
-                context.render_stderr(&diagnostics)
-            ),
-        });
-    }
+    let config = context.project_config()?;
     let mission = config
         .spec_mission
         .clone()

@@ -83,16 +83,7 @@ pub fn create(dir: &Path, file: &Path, revs: &[&str]) -> Result<(), Error> {
     args.extend(revs.iter().map(|r| std::ffi::OsStr::new(*r)));
     let out = ops::run(dir, &args)?;
     if !out.status.success() {
-        return Err(ops::Error::Failed {
-            command: format!("bundle create {}", revs.join(" ")),
-            dir: dir.display().to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr)
-                .trim()
-                .chars()
-                .take(2000)
-                .collect(),
-        }
-        .into());
+        return Err(ops::failed(dir, &["bundle create", &revs.join(" ")], &out).into());
     }
     let size = std::fs::metadata(file).map_err(io(file))?.len();
     if size > BUNDLE_MAX {
@@ -229,16 +220,7 @@ pub fn fetch_into(root: &Path, file: &Path, name: &str, into: &str) -> Result<St
     ];
     let out = ops::run(root, &args)?;
     if !out.status.success() {
-        return Err(ops::Error::Failed {
-            command: "fetch <bundle>".into(),
-            dir: root.display().to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr)
-                .trim()
-                .chars()
-                .take(2000)
-                .collect(),
-        }
-        .into());
+        return Err(ops::failed(root, &["fetch", "<bundle>"], &out).into());
     }
     Ok(ops::commit_of(root, into)?)
 }

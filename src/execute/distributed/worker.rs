@@ -114,17 +114,21 @@ pub async fn serve(
 }
 
 /// At most one message from `consumer`, waiting up to `wait`.
-async fn take(consumer: &Consumer, wait: Duration) -> Result<Option<jetstream::Message>, String> {
+async fn take(consumer: &Consumer, wait: Duration) -> Result<Option<jetstream::Message>, Error> {
+    let pulled = |e: &dyn std::fmt::Display| Error::JetStream {
+        what: "pull of an attempt".into(),
+        detail: e.to_string(),
+    };
     let mut batch = consumer
         .fetch()
         .max_messages(1)
         .expires(wait)
         .messages()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| pulled(&e))?;
     match batch.next().await {
         Some(Ok(message)) => Ok(Some(message)),
-        Some(Err(e)) => Err(e.to_string()),
+        Some(Err(e)) => Err(pulled(&e)),
         None => Ok(None),
     }
 }

@@ -320,7 +320,7 @@ pub fn git(dir: &Path, args: &[&str]) -> Result<String, Error> {
     }
 }
 
-pub(super) fn failed(dir: &Path, args: &[&str], out: &Output) -> Error {
+pub(crate) fn failed(dir: &Path, args: &[&str], out: &Output) -> Error {
     let mut stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
     if stderr.is_empty() {
         stderr = String::from_utf8_lossy(&out.stdout).trim().to_string();
